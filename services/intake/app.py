@@ -1,0 +1,75 @@
+"""intake's composition root: everything is wired in the lifespan, so tests can build the app with their own
+settings (database file, broker, clock) and nothing happens at import time."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.intake import api
+from services.intake.application import IntakeApplication, IntakeDeps
+from services.intake.reactions import CONSUMES, handler_table
+from shared.auth import TokenVerifier
+from shared.clock import Clock, SystemClock
+from shared.domain import TimeRules
+from shared.eventstore.store import EventStore
+from shared.eventstore.tables import metadata
+from shared.http.app import create_service_app
+from shared.http.idempotency import IdempotencyStore
+from shared.observability.logging import configure_logging
+from shared.runtime import ServiceRuntime
+from shared.settings import ServiceSettings
+
+import services.intake.read_model  # noqa: F401  (registers intake's tables in `metadata`)
+
+SERVICE = "intake"
+
+
+class IntakeSettings(ServiceSettings):
+    service_name: str = SERVICE
+    port: int = 8001
+
+
+def create_app(settings: IntakeSettings | None = None, *, clock: Clock | None = None,
+               configure_logs: bool = True) -> FastAPI:
+    settings = settings or IntakeSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if configure_logs:
+            configure_logging(SERVICE, settings.log_level, settings.log_json)
+        db = ServiceRuntime.database(settings)
+        deps = IntakeDeps(
+            db=db,
+            store=EventStore(source=SERVICE),
+            clock=clock or SystemClock(),
+            time_rules=TimeRules(settings.max_backdate_days, settings.max_future_skew_seconds),
+        )
+        runtime = ServiceRuntime.build(settings, metadata=metadata, db=db, consumes=CONSUMES,
+                                       handlers=handler_table(deps))
+        await runtime.start()
+        app.state.settings = settings
+        app.state.runtime = runtime
+        app.state.intake = IntakeApplication(deps)
+        app.state.verifier = TokenVerifier(settings.auth_secret, settings.auth_public_key, settings.auth_issuer)
+        app.state.idempotency = IdempotencyStore(runtime.db, settings.idempotency_running_timeout_seconds)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    def readiness(app: FastAPI):
+        runtime: ServiceRuntime = app.state.runtime
+        return [runtime.database_reachable, runtime.kafka_reachable]
+
+    return create_service_app(
+        service=SERVICE,
+        title="Servicetrail intake",
+        description="Service requests from dealers, the hotline, the web and the app: triage, escalation, "
+        "cancellation, and the request's status as the field work goes on.",
+        version="1.0.0",
+        lifespan=lifespan,
+        routers=[api.router],
+        readiness=readiness,
+    )

@@ -1,0 +1,101 @@
+"""JWT auth: who is calling, with which roles, and for which dealer.
+
+Tokens are HS256 with `AUTH_SECRET` by default, RS256 with `AUTH_PUBLIC_KEY` in production. Claims: `sub`,
+`roles`, `dealer_id` (dealers only), `exp`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+import jwt
+
+from shared.clock import utcnow
+
+
+class Role(StrEnum):
+    admin = "admin"
+    agent = "agent"
+    dispatcher = "dispatcher"
+    technician = "technician"
+    warranty_officer = "warranty_officer"
+    complaints_officer = "complaints_officer"
+    analyst = "analyst"
+    dealer = "dealer"
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, expired, or its signature does not verify."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    roles: frozenset[Role]
+    dealer_id: str | None = None
+
+    @property
+    def is_dealer(self) -> bool:
+        """A dealer is scoped to its own data unless it also holds a staff role."""
+        return Role.dealer in self.roles and not (self.roles - {Role.dealer})
+
+    def has_any(self, *roles: Role) -> bool:
+        return Role.admin in self.roles or bool(self.roles & set(roles))
+
+    def can_see_dealer(self, dealer_id: str | None) -> bool:
+        return not self.is_dealer or (dealer_id is not None and dealer_id == self.dealer_id)
+
+
+class TokenVerifier:
+    def __init__(self, secret: str, public_key: str = "", issuer: str = "") -> None:
+        self.key = public_key or secret
+        self.algorithms = ["RS256"] if public_key else ["HS256"]
+        self.issuer = issuer or None
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self.key,
+                algorithms=self.algorithms,
+                issuer=self.issuer,
+                options={"require": ["sub", "exp"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidToken("the token has expired") from exc
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(f"the token is not valid: {exc}") from exc
+        raw_roles = claims.get("roles", [])
+        if isinstance(raw_roles, str):
+            raw_roles = raw_roles.split()
+        try:
+            roles = frozenset(Role(r) for r in raw_roles)
+        except ValueError as exc:
+            raise InvalidToken(f"the token names an unknown role: {exc}") from exc
+        if not roles:
+            raise InvalidToken("the token has no roles")
+        dealer_id = claims.get("dealer_id")
+        if Role.dealer in roles and not dealer_id:
+            raise InvalidToken("a dealer token needs a dealer_id claim")
+        return Principal(subject=str(claims["sub"]), roles=roles, dealer_id=dealer_id)
+
+
+def mint_token(
+    secret: str,
+    *,
+    subject: str,
+    roles: list[str],
+    dealer_id: str | None = None,
+    ttl: timedelta = timedelta(hours=12),
+    issuer: str = "",
+    algorithm: str = "HS256",
+) -> str:
+    """A signed token (for development, tests and the command-line tool)."""
+    now = utcnow()
+    claims: dict = {"sub": subject, "roles": [Role(r).value for r in roles], "iat": now, "exp": now + ttl}
+    if dealer_id:
+        claims["dealer_id"] = dealer_id
+    if issuer:
+        claims["iss"] = issuer
+    return jwt.encode(claims, secret, algorithm=algorithm)

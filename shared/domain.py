@@ -1,0 +1,114 @@
+"""The pure core every service's domain builds on: aggregates folded from their events, domain errors,
+and the rules for back-dated steps. Free of web, database and Kafka imports on purpose."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Iterable
+
+from shared.clock import as_utc
+from shared.contracts.base import EventData
+
+
+class DomainError(Exception):
+    """A rule of the business refused a command. Subclasses map to HTTP statuses at the edge."""
+
+    def __init__(self, detail: str, *, field: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.extra = extra
+
+
+class NotFound(DomainError):
+    """The aggregate does not exist (or is not visible to the caller)."""
+
+
+class InvalidTransition(DomainError):
+    """The current state does not allow the command (409)."""
+
+
+class Conflict(DomainError):
+    """The command collides with the current state or a concurrent command (409)."""
+
+
+class RuleViolation(DomainError):
+    """The command is well-formed but breaks a business rule, e.g. a time bound (422)."""
+
+
+class Forbidden(DomainError):
+    """The caller may not act on this aggregate (403)."""
+
+
+@dataclass(frozen=True)
+class TimeRules:
+    """Bounds on a command's `occurred_at` (design.md, Time)."""
+
+    max_backdate_days: int = 45
+    max_future_skew_seconds: int = 300
+
+    def check(self, occurred_at: datetime, now: datetime, previous: datetime | None) -> datetime:
+        occurred_at = as_utc(occurred_at)
+        if occurred_at > now + timedelta(seconds=self.max_future_skew_seconds):
+            raise RuleViolation(
+                f"occurred_at may be at most {self.max_future_skew_seconds // 60} minutes in the future",
+                field="occurred_at",
+            )
+        if occurred_at < now - timedelta(days=self.max_backdate_days):
+            raise RuleViolation(
+                f"occurred_at may be at most {self.max_backdate_days} days in the past",
+                field="occurred_at",
+            )
+        if previous is not None and occurred_at < previous:
+            raise RuleViolation(
+                "occurred_at may not be before the previous step of this case "
+                f"({previous.isoformat()})",
+                field="occurred_at",
+            )
+        return occurred_at
+
+
+@dataclass
+class PendingEvent:
+    data: EventData
+    occurred_at: datetime
+
+
+@dataclass
+class Aggregate:
+    """An aggregate is the fold of its stream. Commands check rules against the folded state and record new
+    events; `apply` is the only place where state changes, for old and new events alike."""
+
+    id: str
+    version: int = 0
+    last_occurred_at: datetime | None = None
+    pending: list[PendingEvent] = field(default_factory=list, repr=False)
+
+    stream_type: ClassVar[str] = "aggregate"
+
+    @classmethod
+    def rehydrate(cls, stream_id: str, history: Iterable[tuple[EventData, datetime]]):
+        aggregate = cls(id=stream_id)
+        for data, occurred_at in history:
+            aggregate._fold(data, occurred_at)
+        if aggregate.version == 0:
+            raise NotFound(f"{cls.stream_type} {stream_id} does not exist")
+        return aggregate
+
+    def _fold(self, data: EventData, occurred_at: datetime) -> None:
+        self.apply(data, as_utc(occurred_at))
+        self.version += 1
+        if self.last_occurred_at is None or occurred_at > self.last_occurred_at:
+            self.last_occurred_at = as_utc(occurred_at)
+
+    def record(self, data: EventData, occurred_at: datetime) -> None:
+        self._fold(data, occurred_at)
+        self.pending.append(PendingEvent(data, as_utc(occurred_at)))
+
+    def apply(self, data: EventData, occurred_at: datetime) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def take_pending(self) -> list[PendingEvent]:
+        pending, self.pending = self.pending, []
+        return pending

@@ -1,0 +1,85 @@
+"""One service's database: engines, SQLite tuning, transactions and a wake-up for the outbox relay."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+
+class Database:
+    """Writes run in `transaction()`; reads in `read()`.
+
+    On SQLite every write transaction starts with BEGIN IMMEDIATE: writers queue for the single write lock
+    (busy_timeout) instead of failing when a read snapshot turns stale, and a command's read-check-append runs
+    against the latest state. Reads use a second engine with ordinary deferred transactions, so they never
+    wait for writers (WAL)."""
+
+    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", echo: bool = False) -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.committed = asyncio.Event()
+        if self.is_sqlite:
+            database = self.url.database or ""
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = self._sqlite_engine(immediate=True, synchronous=sqlite_synchronous, echo=echo)
+            self.read_engine = self._sqlite_engine(immediate=False, synchronous=sqlite_synchronous, echo=echo)
+        else:
+            self.engine = create_async_engine(
+                self.url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
+            )
+            self.read_engine = self.engine
+
+    def _sqlite_engine(self, *, immediate: bool, synchronous: str, echo: bool) -> AsyncEngine:
+        engine = create_async_engine(self.url, echo=echo, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def on_connect(dbapi_connection, _record) -> None:
+            # Let SQLAlchemy, not the driver, decide when transactions begin.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def on_begin(connection) -> None:
+            connection.exec_driver_sql(begin)
+
+        return engine
+
+    async def create_all(self, metadata: MetaData) -> None:
+        """Create missing tables (development and tests; production runs migrations)."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; committed when the block ends without an exception."""
+        async with self.engine.begin() as conn:
+            yield conn
+        self.committed.set()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.read_engine.connect() as conn:
+            yield conn
+
+    async def ping(self) -> None:
+        async with self.read_engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()

@@ -1,0 +1,142 @@
+"""The event store: append with optimistic concurrency per stream, read a stream back, and make every
+appended event due for publication in the same transaction (transactional outbox)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Sequence
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.clock import utcnow
+from shared.contracts.base import REGISTRY, EventData, Registry
+from shared.events import EventEnvelope
+from shared.eventstore.tables import events, outbox
+
+
+class ConcurrencyError(Exception):
+    """Another writer appended to the stream first."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    data: EventData
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """Where a batch of new events comes from: the command (or event) that caused it."""
+
+    correlation_id: str
+    causation_id: str
+    traceparent: str | None = None
+
+
+def _envelope(row, source: str) -> EventEnvelope:
+    return EventEnvelope(
+        id=row.event_id,
+        source=source,
+        type=row.type,
+        subject=row.stream_id,
+        time=row.occurred_at,
+        dataschema=f"{row.type}/{row.schema_version}",
+        sequence=row.version,
+        recordedat=row.recorded_at,
+        correlationid=row.correlation_id,
+        causationid=row.causation_id,
+        data=row.data,
+        topic=row.topic,
+        traceparent=row.traceparent,
+        position=row.position,
+    )
+
+
+class EventStore:
+    def __init__(self, source: str, registry: Registry = REGISTRY) -> None:
+        self.source = source
+        self.registry = registry
+
+    async def load(self, conn: AsyncConnection, stream_id: str) -> list[tuple[EventData, datetime]]:
+        """The stream's events as (data, occurred_at), oldest first; empty when the stream does not exist."""
+        rows = await conn.execute(
+            select(events.c.type, events.c.schema_version, events.c.data, events.c.occurred_at)
+            .where(events.c.stream_id == stream_id)
+            .order_by(events.c.version)
+        )
+        history = []
+        for row in rows:
+            model = self.registry.get(row.type, row.schema_version)
+            if model is None:
+                raise LookupError(f"no contract for stored event {row.type}/{row.schema_version}")
+            history.append((model.model_validate_json(row.data), row.occurred_at))
+        return history
+
+    async def append(
+        self,
+        conn: AsyncConnection,
+        *,
+        stream_id: str,
+        stream_type: str,
+        expected_version: int,
+        new_events: Sequence[NewEvent],
+        metadata: Metadata,
+    ) -> list[EventEnvelope]:
+        """Append after `expected_version`; raise ConcurrencyError when the stream moved on meanwhile."""
+        if not new_events:
+            return []
+        recorded_at = utcnow()
+        rows = []
+        for offset, new in enumerate(new_events, start=1):
+            rows.append(
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "stream_id": stream_id,
+                    "stream_type": stream_type,
+                    "version": expected_version + offset,
+                    "type": new.data.event_type,
+                    "schema_version": new.data.version,
+                    "topic": new.data.topic,
+                    "data": new.data.model_dump_json(),
+                    "occurred_at": new.occurred_at,
+                    "recorded_at": recorded_at,
+                    "correlation_id": metadata.correlation_id,
+                    "causation_id": metadata.causation_id,
+                    "traceparent": metadata.traceparent,
+                }
+            )
+        try:
+            # A savepoint keeps the caller's transaction usable when the append loses the race.
+            async with conn.begin_nested():
+                result = await conn.execute(insert(events).returning(*events.c), rows)
+                stored = sorted(result.all(), key=lambda r: r.version)
+                await conn.execute(insert(outbox), [{"position": r.position} for r in stored])
+        except IntegrityError as exc:
+            raise ConcurrencyError(
+                f"stream {stream_id} is no longer at version {expected_version}"
+            ) from exc
+        return [_envelope(row, self.source) for row in stored]
+
+    async def read_all(
+        self, conn: AsyncConnection, *, after_position: int = 0, limit: int = 1000
+    ) -> list[EventEnvelope]:
+        """Every stream in global order (for rebuilding read models)."""
+        rows = await conn.execute(
+            select(events).where(events.c.position > after_position).order_by(events.c.position).limit(limit)
+        )
+        return [_envelope(row, self.source) for row in rows]
+
+
+def new_metadata(correlation_id: str | None = None, traceparent: str | None = None) -> Metadata:
+    """Metadata for a command coming from outside: it starts its own chain."""
+    command_id = correlation_id or str(uuid.uuid4())
+    return Metadata(correlation_id=command_id, causation_id=command_id, traceparent=traceparent)
+
+
+def caused_by(cause: EventEnvelope) -> Metadata:
+    """Metadata for events recorded in reaction to `cause`."""
+    return Metadata(correlation_id=cause.correlationid, causation_id=cause.id, traceparent=cause.traceparent)

@@ -1,0 +1,102 @@
+"""Tables every service has. Service read models add their own tables to the same `metadata`."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Table,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+from shared.clock import as_utc
+
+metadata = MetaData()
+
+# SQLite only makes INTEGER PRIMARY KEY an auto-incrementing rowid alias.
+Position = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator):
+    """Timezone-aware UTC on every backend (SQLite hands back naive datetimes)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else as_utc(value)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else as_utc(value)
+
+
+
+events = Table(
+    "events",
+    metadata,
+    Column("position", Position, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("stream_id", String(80), nullable=False),
+    Column("stream_type", String(40), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("type", String(80), nullable=False),
+    Column("schema_version", Integer, nullable=False),
+    Column("topic", String(80), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    Column("correlation_id", String(64), nullable=False),
+    Column("causation_id", String(64), nullable=False),
+    Column("traceparent", String(60)),
+    UniqueConstraint("stream_id", "version", name="uq_events_stream_version"),
+)
+
+# The outbox: a row per event that is due for publication, written in the append's transaction and
+# deleted by the relay once Kafka acknowledged it.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("position", Position, primary_key=True, autoincrement=False),
+)
+
+# Leases let several relay replicas share one outbox: one publishes, the others stand by.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(80), primary_key=True),
+    Column("owner", String(80), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+
+# Tracking records of idempotent consumers: an event id seen twice has one effect.
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("consumer", String(80), primary_key=True),
+    Column("event_id", String(36), primary_key=True),
+    Column("processed_at", UtcDateTime, nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(200), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("state", String(10), nullable=False),  # running | done
+    Column("status_code", Integer),
+    Column("content_type", String(80)),
+    Column("body", Text),
+    Column("headers", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+Index("ix_events_type_position", events.c.type, events.c.position)

@@ -1,0 +1,99 @@
+"""The FastAPI application every service is built on: problems, auth, metrics, health, correlation ids."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared.http.problems import Problem, install_problem_handlers, problem_response
+from shared.observability.logging import correlation_id, trace_id
+from shared.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+class ObservabilityMiddleware:
+    """Pure ASGI: sets the correlation id for logs and events, and records rate and latency per route."""
+
+    def __init__(self, app, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or ())
+        incoming = headers.get(b"x-correlation-id", b"").decode("latin-1")
+        cid = incoming if 0 < len(incoming) <= 64 else str(uuid.uuid4())
+        scope.setdefault("state", {})["correlation_id"] = cid
+        traceparent = headers.get(b"traceparent", b"").decode("latin-1")
+        token = correlation_id.set(cid)
+        trace_token = trace_id.set(traceparent.split("-")[1] if traceparent.count("-") == 3 else None)
+        status = {"code": 500}
+
+        async def send_wrapper(message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [(b"x-correlation-id", cid.encode())]
+            await send(message)
+
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            HTTP_REQUESTS.labels(self.service, scope["method"], path, str(status["code"])).inc()
+            HTTP_LATENCY.labels(self.service, scope["method"], path).observe(time.perf_counter() - start)
+            correlation_id.reset(token)
+            trace_id.reset(trace_token)
+
+
+def create_service_app(
+    *,
+    service: str,
+    title: str,
+    description: str,
+    version: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
+    routers: Sequence[APIRouter],
+    readiness: Callable[[FastAPI], Sequence[ReadinessCheck]],
+) -> FastAPI:
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    install_problem_handlers(app)
+    app.add_middleware(ObservabilityMiddleware, service=service)
+
+    @app.get("/healthz", tags=["ops"], summary="Process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="Database and Kafka are reachable")
+    async def readyz(request: Request) -> Response:
+        failures = {}
+        for check in readiness(request.app):
+            name = getattr(check, "__name__", "check")
+            try:
+                await asyncio.wait_for(check(), 2.0)
+            except Exception as exc:
+                failures[name] = str(exc) or type(exc).__name__
+        if failures:
+            return problem_response(Problem(503, "Not ready: " + "; ".join(f"{k}: {v}" for k, v in failures.items()),
+                                            slug="not-ready", checks=failures))
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,49 @@
+"""Auth dependencies: permissions are declared on routes, e.g.
+`dependencies=[Permission(Role.agent)]`, and `CurrentPrincipal` gives the caller to the route."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shared.auth import InvalidToken, Principal, Role, TokenVerifier
+from shared.http.problems import Problem
+
+_bearer = HTTPBearer(auto_error=False, description="JWT signed by the deployment's AUTH_SECRET")
+
+
+def _verifier(request: Request) -> TokenVerifier:
+    return request.app.state.verifier
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Problem(401, "A bearer token is required (Authorization: Bearer <JWT>).", slug="unauthorized",
+                      headers={"WWW-Authenticate": "Bearer"})
+    try:
+        principal = _verifier(request).verify(credentials.credentials)
+    except InvalidToken as exc:
+        raise Problem(401, str(exc), slug="invalid-token", title="Unauthorized",
+                      headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+
+
+def Permission(*roles: Role):  # noqa: N802 - reads as a declaration on the route
+    """A route dependency that lets through callers holding any of `roles` (admin always passes)."""
+
+    async def check(principal: CurrentPrincipal) -> Principal:
+        if not principal.has_any(*roles):
+            allowed = ", ".join(r.value for r in roles)
+            raise Problem(403, f"This action needs one of the roles: {allowed}.", slug="forbidden")
+        return principal
+
+    return Depends(check)

@@ -1,0 +1,1 @@
+"""Kafka plumbing: CloudEvents mapping, the outbox relay and the idempotent consumer runner."""

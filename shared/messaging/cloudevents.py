@@ -1,0 +1,86 @@
+"""CloudEvents 1.0, Kafka protocol binding, binary content mode: value = data JSON, attributes = headers,
+key = subject so that one aggregate's events stay in order on one partition."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Sequence
+
+from shared.clock import as_utc, rfc3339
+from shared.events import EventEnvelope
+
+Headers = list[tuple[str, bytes]]
+
+_REQUIRED = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time")
+
+
+class UnreadableEvent(Exception):
+    """A record that is not a CloudEvent we can read; the reason goes to the DLQ."""
+
+
+def to_record(event: EventEnvelope) -> tuple[str, bytes, bytes, Headers]:
+    """(topic, key, value, headers) of a stored event."""
+    headers: Headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", event.id.encode()),
+        ("ce_source", event.source.encode()),
+        ("ce_type", event.type.encode()),
+        ("ce_subject", event.subject.encode()),
+        ("ce_time", rfc3339(event.time).encode()),
+        ("ce_dataschema", event.dataschema.encode()),
+        ("content-type", b"application/json"),
+        ("ce_sequence", str(event.sequence).encode()),
+        ("ce_recordedat", rfc3339(event.recordedat).encode()),
+        ("ce_correlationid", event.correlationid.encode()),
+        ("ce_causationid", event.causationid.encode()),
+    ]
+    if event.traceparent:
+        headers.append(("traceparent", event.traceparent.encode()))
+    return event.topic, event.subject.encode(), event.data.encode(), headers
+
+
+def _parse_time(name: str, raw: str) -> datetime:
+    try:
+        return as_utc(datetime.fromisoformat(raw.replace("Z", "+00:00")))
+    except ValueError as exc:
+        raise UnreadableEvent(f"header {name} is not an RFC 3339 time: {raw!r}") from exc
+
+
+def from_record(topic: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> EventEnvelope:
+    """Read a binary-mode CloudEvent; raise UnreadableEvent with the reason when it is not one."""
+    try:
+        attrs = {name: raw.decode("utf-8") for name, raw in headers}
+    except UnicodeDecodeError as exc:
+        raise UnreadableEvent("a CloudEvents header is not UTF-8") from exc
+    missing = [name for name in _REQUIRED if not attrs.get(name)]
+    if missing:
+        raise UnreadableEvent(f"missing CloudEvents headers: {', '.join(missing)}")
+    if attrs["ce_specversion"] != "1.0":
+        raise UnreadableEvent(f"unsupported CloudEvents specversion {attrs['ce_specversion']!r}")
+    if value is None:
+        raise UnreadableEvent("the record has no value (data)")
+    try:
+        data = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableEvent("the record value is not UTF-8 JSON") from exc
+    try:
+        sequence = int(attrs.get("ce_sequence", "0"))
+    except ValueError as exc:
+        raise UnreadableEvent("header ce_sequence is not an integer") from exc
+    time = _parse_time("ce_time", attrs["ce_time"])
+    subject = attrs.get("ce_subject") or (key.decode("utf-8", "replace") if key else "")
+    return EventEnvelope(
+        id=attrs["ce_id"],
+        source=attrs["ce_source"],
+        type=attrs["ce_type"],
+        subject=subject,
+        time=time,
+        dataschema=attrs.get("ce_dataschema", f"{attrs['ce_type']}/1"),
+        sequence=sequence,
+        recordedat=_parse_time("ce_recordedat", attrs["ce_recordedat"]) if attrs.get("ce_recordedat") else time,
+        correlationid=attrs.get("ce_correlationid", attrs["ce_id"]),
+        causationid=attrs.get("ce_causationid", attrs["ce_id"]),
+        data=data,
+        topic=topic,
+        traceparent=attrs.get("traceparent"),
+    )

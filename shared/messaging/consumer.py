@@ -1,0 +1,223 @@
+"""The idempotent consumer runner: one place where events from Kafka become effects in a service.
+
+Per record: read the CloudEvent, look up the handler by `ce_type` (types the service does not react to are
+skipped), validate the data against its contract, then claim the event id and run the handler in one
+database transaction, so that an event seen twice has one effect. Offsets are committed after the effects
+are durable. A record that can never be handled (not a CloudEvent, unknown version, bad data, a handler that
+keeps failing while the database is fine) goes to `<topic>.dlq` with the reason in its headers, and the
+partition keeps flowing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import CommitFailedError
+from pydantic import ValidationError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.clock import rfc3339, utcnow
+from shared.contracts.base import REGISTRY, Registry
+from shared.contracts.topics import dlq_for
+from shared.events import IncomingEvent
+from shared.eventstore.database import Database
+from shared.eventstore.store import ConcurrencyError
+from shared.eventstore.tables import processed_events
+from shared.messaging.cloudevents import UnreadableEvent, from_record
+from shared.observability.logging import correlation_scope
+from shared.observability.metrics import CONSUMED, CONSUMER_LAG
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[IncomingEvent, AsyncConnection], Awaitable[None]]
+
+
+class PermanentFailure(Exception):
+    """A handler's verdict that the event can never be applied; it goes to the DLQ with this reason."""
+
+
+class IdempotentConsumer:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        name: str,
+        topics: list[str],
+        handlers: Mapping[str, Handler],
+        consumer_factory: Callable[[], AIOKafkaConsumer],
+        producer_factory: Callable[[], AIOKafkaProducer],
+        registry: Registry = REGISTRY,
+        batch_size: int = 500,
+        handler_attempts: int = 5,
+    ) -> None:
+        self.db = db
+        self.name = name
+        self.topics = topics
+        self.handlers = dict(handlers)
+        self.consumer_factory = consumer_factory
+        self.producer_factory = producer_factory
+        self.registry = registry
+        self.batch_size = batch_size
+        self.handler_attempts = handler_attempts
+        self._stopping = asyncio.Event()
+        self._dlq_producer: AIOKafkaProducer | None = None
+        self.counts: dict[str, int] = {"applied": 0, "duplicate": 0, "ignored": 0, "dlq": 0}
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            consumer = self.consumer_factory()
+            try:
+                await consumer.start()
+                backoff = 0.5
+                await self._consume(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Kafka away: start again, from the committed offsets.
+                log.warning("consumer %s stopped (%s); restarting in %.1fs", self.name, exc, backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                await _quietly(consumer.stop())
+        if self._dlq_producer is not None:
+            await _quietly(self._dlq_producer.stop())
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        while not self._stopping.is_set():
+            batches = await consumer.getmany(timeout_ms=200, max_records=self.batch_size)
+            for partition, records in batches.items():
+                for record in records:
+                    await self.handle_record(record)
+                    if self._stopping.is_set():
+                        break
+                else:
+                    try:
+                        await consumer.commit({partition: records[-1].offset + 1})
+                    except CommitFailedError as exc:
+                        # A rebalance took the partition; its new owner re-reads, and dedupe absorbs it.
+                        log.info("commit after rebalance failed for %s: %s", partition, exc)
+                    highwater = consumer.highwater(partition)
+                    if highwater is not None:
+                        CONSUMER_LAG.labels(self.name, partition.topic, str(partition.partition)).set(
+                            max(highwater - records[-1].offset - 1, 0)
+                        )
+                    continue
+                return
+
+    async def handle_record(self, record: ConsumerRecord) -> str:
+        """Handle one record; return the outcome (applied, duplicate, ignored, dlq)."""
+        try:
+            envelope = from_record(record.topic, record.key, record.value, record.headers or ())
+        except UnreadableEvent as exc:
+            return await self._to_dlq(record, f"unreadable: {exc}")
+        handler = self.handlers.get(envelope.type)
+        if handler is None:
+            return self._count(record, "ignored")
+        model = self.registry.get(envelope.type, envelope.schema_version)
+        if model is None:
+            return await self._to_dlq(record, f"unknown schema {envelope.dataschema}")
+        try:
+            data = model.model_validate_json(envelope.data)
+        except ValidationError as exc:
+            return await self._to_dlq(record, f"invalid data for {envelope.dataschema}: {_short(exc)}")
+        incoming = IncomingEvent(envelope, data)
+        with correlation_scope(envelope.correlationid):
+            return await self._apply(record, incoming, handler)
+
+    async def _apply(self, record: ConsumerRecord, incoming: IncomingEvent, handler: Handler) -> str:
+        delay = 0.1
+        for attempt in range(1, self.handler_attempts + 1):
+            try:
+                async with self.db.transaction() as conn:
+                    if not await self._claim(conn, incoming.id):
+                        return self._count(record, "duplicate")
+                    await handler(incoming, conn)
+                return self._count(record, "applied")
+            except ConcurrencyError:
+                continue  # a command changed the aggregate meanwhile: fold again and retry at once
+            except PermanentFailure as exc:
+                return await self._to_dlq(record, f"rejected: {exc}")
+            except Exception as exc:
+                if attempt == self.handler_attempts and await self._database_is_up():
+                    log.exception("handler for %s failed %d times", incoming.envelope.type, attempt)
+                    return await self._to_dlq(record, f"handler failed: {type(exc).__name__}: {exc}")
+                log.warning("handler for %s failed (%s); retrying", incoming.envelope.type, exc)
+                await self._sleep(delay)
+                delay = min(delay * 2, 5.0)
+        # Lost races, or the database is away: never skip the record, try again from the start.
+        return await self._apply(record, incoming, handler)
+
+    async def _claim(self, conn: AsyncConnection, event_id: str) -> bool:
+        dialect = sqlite if self.db.is_sqlite else postgresql
+        result = await conn.execute(
+            dialect.insert(processed_events)
+            .values(consumer=self.name, event_id=event_id, processed_at=utcnow())
+            .on_conflict_do_nothing()
+        )
+        return bool(result.rowcount)
+
+    async def _to_dlq(self, record: ConsumerRecord, reason: str) -> str:
+        log.warning("sending %s[%d]@%d to the DLQ: %s", record.topic, record.partition, record.offset, reason)
+        headers = list(record.headers or ()) + [
+            ("dlq_reason", reason.encode()[:4000]),
+            ("dlq_topic", record.topic.encode()),
+            ("dlq_partition", str(record.partition).encode()),
+            ("dlq_offset", str(record.offset).encode()),
+            ("dlq_consumer", self.name.encode()),
+            ("dlq_failed_at", rfc3339(utcnow()).encode()),
+        ]
+        while True:
+            try:
+                if self._dlq_producer is None:
+                    producer = self.producer_factory()
+                    await producer.start()
+                    self._dlq_producer = producer
+                await self._dlq_producer.send_and_wait(
+                    dlq_for(record.topic), value=record.value, key=record.key, headers=headers
+                )
+                break
+            except Exception as exc:  # the DLQ must hold it before the offset moves on
+                log.warning("DLQ publish failed (%s); retrying", exc)
+                if self._dlq_producer is not None:
+                    await _quietly(self._dlq_producer.stop())
+                    self._dlq_producer = None
+                if self._stopping.is_set():
+                    raise
+                await self._sleep(1.0)
+        return self._count(record, "dlq")
+
+    def _count(self, record: ConsumerRecord, outcome: str) -> str:
+        self.counts[outcome] += 1
+        CONSUMED.labels(self.name, record.topic, outcome).inc()
+        return outcome
+
+    async def _database_is_up(self) -> bool:
+        try:
+            await self.db.ping()
+            return True
+        except Exception:
+            return False
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def _quietly(awaitable: Awaitable[Any]) -> None:
+    try:
+        await asyncio.wait_for(awaitable, 10)
+    except Exception:
+        pass
+
+
+def _short(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])

@@ -1,0 +1,192 @@
+"""The outbox relay: publishes due events to Kafka in order, then marks them published.
+
+At-least-once: a crash between Kafka's acknowledgement and the delete publishes a batch again with the same
+`ce_id`s, which idempotent consumers drop. Several replicas may run: a lease in the database lets one
+publish at a time (so per-stream order holds), and another takes over when its lease runs out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import timedelta
+from typing import Callable
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from shared.clock import utcnow
+from shared.eventstore.database import Database
+from shared.eventstore.store import _envelope
+from shared.eventstore.tables import events, leases, outbox
+from shared.messaging.cloudevents import to_record
+from shared.observability.metrics import RELAY_ERRORS, RELAY_PUBLISHED, RELAY_BACKLOG
+
+log = logging.getLogger(__name__)
+
+ProducerFactory = Callable[[], AIOKafkaProducer]
+
+
+class Lease:
+    """A named lease in the database; `acquire` extends it when held, takes it when expired."""
+
+    def __init__(self, db: Database, name: str, owner: str, seconds: float) -> None:
+        self.db, self.name, self.owner, self.seconds = db, name, owner, seconds
+        self._held_until = None
+
+    async def hold(self) -> bool:
+        """True while this owner holds the lease; renews it when half of it has run out."""
+        if self._held_until is not None and utcnow() < self._held_until - timedelta(seconds=self.seconds / 2):
+            return True
+        self._held_until = None
+        now = utcnow()
+        if await self.acquire(now):
+            self._held_until = now + timedelta(seconds=self.seconds)
+            return True
+        return False
+
+    async def acquire(self, now=None) -> bool:
+        now = now or utcnow()
+        expires = now + timedelta(seconds=self.seconds)
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                update(leases)
+                .where(leases.c.name == self.name)
+                .where((leases.c.owner == self.owner) | (leases.c.expires_at < now))
+                .values(owner=self.owner, expires_at=expires)
+            )
+            if result.rowcount:
+                return True
+            dialect = postgresql if not self.db.is_sqlite else sqlite
+            inserted = await conn.execute(
+                dialect.insert(leases)
+                .values(name=self.name, owner=self.owner, expires_at=expires)
+                .on_conflict_do_nothing()
+            )
+            return bool(inserted.rowcount)
+
+    async def release(self) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(delete(leases).where(leases.c.name == self.name, leases.c.owner == self.owner))
+        self._held_until = None
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        producer_factory: ProducerFactory,
+        *,
+        source: str,
+        batch_size: int = 500,
+        poll_interval: float = 0.2,
+        lease_seconds: float = 10.0,
+        publish_timeout: float = 30.0,
+    ) -> None:
+        self.db = db
+        self.producer_factory = producer_factory
+        self.source = source
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.publish_timeout = publish_timeout
+        self.lease = Lease(db, f"relay:{source}", f"{source}-{uuid.uuid4()}", lease_seconds)
+        self._producer: AIOKafkaProducer | None = None
+        self._stopping = asyncio.Event()
+        self.published = 0
+
+    async def run(self) -> None:
+        backoff = 0.2
+        try:
+            while not self._stopping.is_set():
+                try:
+                    if not await self.lease.hold():
+                        await self._sleep(self.lease.seconds / 3)
+                        continue
+                    # Cleared before reading, so that a commit during the batch wakes the next round.
+                    self.db.committed.clear()
+                    sent = await self.publish_due()
+                    backoff = 0.2
+                    if sent < self.batch_size:
+                        await self._wait_for_work()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # Kafka or the database is away: keep going, catch up later.
+                    RELAY_ERRORS.labels(self.source).inc()
+                    log.warning("relay could not publish, retrying in %.1fs: %s", backoff, exc)
+                    await self._reset_producer()
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            await self._reset_producer()
+            try:
+                await self.lease.release()
+            except Exception:  # the lease runs out by itself
+                pass
+
+    async def publish_due(self) -> int:
+        """Publish one batch of due events in position order; return how many were published."""
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(events)
+                    .join(outbox, outbox.c.position == events.c.position)
+                    .order_by(outbox.c.position)
+                    .limit(self.batch_size)
+                )
+            ).all()
+        if not rows:
+            RELAY_BACKLOG.labels(self.source).set(0)
+            return 0
+        producer = await self._ensure_producer()
+        futures = []
+        for row in rows:
+            topic, key, value, headers = to_record(_envelope(row, self.source))
+            futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+        await asyncio.wait_for(asyncio.gather(*futures), self.publish_timeout)
+        async with self.db.transaction() as conn:
+            await conn.execute(delete(outbox).where(outbox.c.position.in_([r.position for r in rows])))
+        self.published += len(rows)
+        RELAY_PUBLISHED.labels(self.source).inc(len(rows))
+        return len(rows)
+
+    async def backlog(self) -> int:
+        async with self.db.read() as conn:
+            count = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
+        RELAY_BACKLOG.labels(self.source).set(count)
+        return count
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self.db.committed.set()
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = self.producer_factory()
+            try:
+                await asyncio.wait_for(producer.start(), self.publish_timeout)
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def _reset_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), 10)
+            except Exception:  # it is being thrown away
+                pass
+
+    async def _wait_for_work(self) -> None:
+        try:
+            await asyncio.wait_for(self.db.committed.wait(), self.poll_interval)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass

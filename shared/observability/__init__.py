@@ -1,0 +1,1 @@
+"""Metrics and logs shared by the services."""

@@ -1,0 +1,120 @@
+"""What every service process runs besides its routes: the database, the outbox relay and the idempotent
+consumer, started and stopped together in the FastAPI lifespan (the composition root calls this)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy import MetaData
+
+from shared.eventstore.database import Database
+from shared.messaging.consumer import Handler, IdempotentConsumer
+from shared.messaging.kafka import ensure_topics, manual_commit_consumer, reliable_producer
+from shared.messaging.relay import OutboxRelay
+from shared.contracts.topics import ALL_TOPICS
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceRuntime:
+    settings: ServiceSettings
+    db: Database
+    relay: OutboxRelay
+    consumer: IdempotentConsumer | None
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls,
+        settings: ServiceSettings,
+        *,
+        metadata: MetaData,
+        db: Database,
+        consumes: list[str],
+        handlers: Mapping[str, Handler] | None = None,
+    ) -> "ServiceRuntime":
+        """`handlers`: the event type → handler table of the service's consumer."""
+        name = settings.service_name
+        bootstrap = settings.kafka_bootstrap
+        prefix = f"{settings.kafka_client_id_prefix}-{name}"
+        relay = OutboxRelay(
+            db,
+            lambda: reliable_producer(bootstrap, f"{prefix}-relay"),
+            source=name,
+            batch_size=settings.relay_batch_size,
+            poll_interval=settings.relay_poll_interval_ms / 1000,
+            lease_seconds=settings.relay_lease_seconds,
+        )
+        consumer = None
+        if consumes:
+            consumer = IdempotentConsumer(
+                db=db,
+                name=name,
+                topics=consumes,
+                handlers=handlers or {},
+                consumer_factory=lambda: manual_commit_consumer(bootstrap, name, consumes, f"{prefix}-consumer"),
+                producer_factory=lambda: reliable_producer(bootstrap, f"{prefix}-dlq"),
+                batch_size=settings.consumer_batch_size,
+            )
+        runtime = cls(settings=settings, db=db, relay=relay, consumer=consumer)
+        runtime._metadata = metadata
+        return runtime
+
+    @staticmethod
+    def database(settings: ServiceSettings) -> Database:
+        return Database(settings.resolved_database_url(), sqlite_synchronous=settings.sqlite_synchronous)
+
+    async def start(self, *, create_tables: bool = True) -> None:
+        if create_tables:
+            await self.db.create_all(self._metadata)
+        self.tasks.append(asyncio.create_task(self._ensure_topics(), name="ensure-topics"))
+        self.tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        if self.consumer is not None:
+            self.tasks.append(asyncio.create_task(self.consumer.run(), name="consumer"))
+
+    async def _ensure_topics(self) -> None:
+        """Topics are normally created by ops (compose, `make run`); creating missing ones is harmless."""
+        delay = 1.0
+        while True:
+            try:
+                await ensure_topics(self.settings.kafka_bootstrap, ALL_TOPICS,
+                                    partitions=self.settings.kafka_topic_partitions)
+                return
+            except Exception as exc:
+                log.info("topics not ensured yet (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30)
+
+    async def stop(self) -> None:
+        await self.relay.stop()
+        if self.consumer is not None:
+            await self.consumer.stop()
+        for task in self.tasks:
+            if task.get_name() == "ensure-topics":
+                task.cancel()
+        done, pending = await asyncio.wait(self.tasks, timeout=15)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.db.dispose()
+
+    async def kafka_reachable(self) -> None:
+        """Readiness: a TCP connection to one bootstrap server opens."""
+        last: Exception | None = None
+        for server in self.settings.kafka_bootstrap.split(","):
+            host, _, port = server.strip().rpartition(":")
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(host or "127.0.0.1", int(port)), 1.5)
+                writer.close()
+                return
+            except Exception as exc:
+                last = exc
+        raise ConnectionError(f"no Kafka bootstrap server answers ({last})")
+
+    async def database_reachable(self) -> None:
+        await self.db.ping()

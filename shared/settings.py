@@ -1,0 +1,45 @@
+"""Settings read from the environment (12-factor): one place, one class, documented in the README."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service shares. A service may subclass it for its own knobs."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    host: str = Field("127.0.0.1", description="Interface the HTTP server binds")
+    service_name: str = Field("servicetrail", description="Name used as CloudEvents source and in logs")
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy async URL; empty means a SQLite file var/<service>.db (WAL mode)",
+    )
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated")
+    kafka_client_id_prefix: str = "servicetrail"
+    kafka_topic_partitions: int = Field(3, ge=1, description="Partitions of topics this service creates")
+    auth_secret: str = Field("dev-secret-change-me-please-32bytes!", description="HS256 signing secret")
+    auth_public_key: str = Field("", description="PEM public key: when set, tokens are verified with RS256")
+    auth_issuer: str = ""
+    max_backdate_days: int = Field(45, ge=0, description="How far back occurred_at may reach")
+    max_future_skew_seconds: int = Field(300, ge=0, description="How far ahead occurred_at may reach")
+    relay_batch_size: int = Field(500, ge=1, le=10_000)
+    relay_poll_interval_ms: int = Field(200, ge=5)
+    relay_lease_seconds: float = Field(10.0, gt=0)
+    consumer_batch_size: int = Field(500, ge=1)
+    idempotency_running_timeout_seconds: float = 60.0
+    sqlite_synchronous: str = Field("FULL", pattern="^(OFF|NORMAL|FULL|EXTRA)$")
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///var/{self.service_name}.db"
+
+
+@lru_cache
+def default_settings() -> ServiceSettings:
+    return ServiceSettings()
