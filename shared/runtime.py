@@ -51,13 +51,14 @@ class ServiceRuntime:
             lease_seconds=settings.relay_lease_seconds,
         )
         consumer = None
+        group = settings.consumer_group or name
         if consumes:
             consumer = IdempotentConsumer(
                 db=db,
-                name=name,
+                name=group,
                 topics=consumes,
                 handlers=handlers or {},
-                consumer_factory=lambda: manual_commit_consumer(bootstrap, name, consumes, f"{prefix}-consumer"),
+                consumer_factory=lambda: manual_commit_consumer(bootstrap, group, consumes, f"{prefix}-consumer"),
                 producer_factory=lambda: reliable_producer(bootstrap, f"{prefix}-dlq"),
                 batch_size=settings.consumer_batch_size,
             )

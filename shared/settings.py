@@ -21,6 +21,7 @@ class ServiceSettings(BaseSettings):
     )
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated")
     kafka_client_id_prefix: str = "servicetrail"
+    consumer_group: str = Field("", description="Kafka consumer group; empty means the service name")
     kafka_topic_partitions: int = Field(3, ge=1, description="Partitions of topics this service creates")
     auth_secret: str = Field("dev-secret-change-me-please-32bytes!", description="HS256 signing secret")
     auth_public_key: str = Field("", description="PEM public key: when set, tokens are verified with RS256")

@@ -141,7 +141,7 @@ class ServiceRequest(Aggregate):
             raise InvalidTransition(
                 f"cannot {action} a request that is {self.status}; allowed from: "
                 + ", ".join(s.value for s in allowed),
-                status=str(self.status),
+                current_status=str(self.status),
             )
 
     def apply(self, data: EventData, occurred_at: datetime) -> None:

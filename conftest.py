@@ -1,0 +1,20 @@
+"""Session-wide fixtures: one real Kafka broker for the whole test session (KAFKA_BOOTSTRAP, a Docker
+container when an engine answers, or Apache Kafka's own jars on loopback), with the contract's topics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from deploy.kafka.launcher import broker_for_tests
+from shared.contracts.topics import ALL_TOPICS
+from shared.messaging.kafka import ensure_topics
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    with broker_for_tests() as bootstrap:
+        asyncio.run(ensure_topics(bootstrap, ALL_TOPICS, partitions=3))
+        yield bootstrap

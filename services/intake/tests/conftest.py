@@ -1,0 +1,62 @@
+"""An intake service per test: its own SQLite file and consumer group, the session's real Kafka broker."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from services.intake.app import IntakeSettings, create_app
+from shared.testing.app import bearer, running
+
+
+@dataclass
+class Intake:
+    client: httpx.AsyncClient
+    settings: IntakeSettings
+    app: object
+
+    def auth(self, *roles: str, dealer_id: str | None = None, sub: str | None = None) -> dict[str, str]:
+        return bearer(self.settings, *roles, dealer_id=dealer_id, sub=sub)
+
+    @property
+    def agent(self) -> dict[str, str]:
+        return self.auth("agent")
+
+    async def open(self, serial: str | None = None, headers: dict | None = None, **fields) -> httpx.Response:
+        body = new_request_body(serial or f"SN-{uuid.uuid4().hex[:10]}", **fields)
+        return await self.client.post("/v1/service-requests", json=body, headers=headers or self.agent)
+
+
+def new_request_body(serial: str, **fields) -> dict:
+    body = {
+        "channel": "hotline",
+        "customer": {"name": "Ann Farmer", "phone": "+49 170 5550101", "region": "north"},
+        "product": {"serial": serial, "model": "T-100", "product_line": "tractor"},
+        "purchase_date": "2025-03-01",
+        "symptom": "Engine stalls when cold",
+    }
+    body.update(fields)
+    return body
+
+
+def intake_settings(tmp_path, kafka_bootstrap: str, **overrides) -> IntakeSettings:
+    values = dict(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/intake.db",
+        kafka_bootstrap=kafka_bootstrap,
+        consumer_group=f"intake-test-{uuid.uuid4().hex[:8]}",
+        relay_poll_interval_ms=50,
+        log_json=False,
+    )
+    values.update(overrides)
+    return IntakeSettings(**values)
+
+
+@pytest.fixture
+async def intake(tmp_path, kafka_bootstrap):
+    settings = intake_settings(tmp_path, kafka_bootstrap)
+    app = create_app(settings, configure_logs=False)
+    async with running(app) as client:
+        yield Intake(client, settings, app)

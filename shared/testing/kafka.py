@@ -1,0 +1,103 @@
+"""Read and write real Kafka topics from tests."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from shared.clock import utcnow
+from shared.contracts.base import EventData
+from shared.events import EventEnvelope
+from shared.messaging.cloudevents import to_record
+from shared.messaging.kafka import reliable_producer
+
+
+def envelope_for(data: EventData, *, source: str = "test", time: datetime | None = None, sequence: int = 1,
+                 event_id: str | None = None, correlation_id: str | None = None) -> EventEnvelope:
+    """A CloudEvent as another service would publish it."""
+    event_id = event_id or str(uuid.uuid4())
+    time = time or utcnow()
+    return EventEnvelope(
+        id=event_id, source=source, type=data.event_type, subject=data.subject, time=time,
+        dataschema=data.dataschema(), sequence=sequence, recordedat=utcnow(),
+        correlationid=correlation_id or event_id, causationid=event_id, data=data.model_dump_json(),
+        topic=data.topic,
+    )
+
+
+async def publish(bootstrap: str, *envelopes: EventEnvelope) -> None:
+    producer = reliable_producer(bootstrap, "test-publisher")
+    await producer.start()
+    try:
+        futures = []
+        for envelope in envelopes:
+            topic, key, value, headers = to_record(envelope)
+            futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def publish_raw(bootstrap: str, topic: str, value: bytes | None, *, key: bytes | None = None,
+                      headers: list[tuple[str, bytes]] | None = None) -> None:
+    producer = reliable_producer(bootstrap, "test-publisher")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value=value, key=key, headers=headers or [])
+    finally:
+        await producer.stop()
+
+
+async def collect(
+    bootstrap: str,
+    topic: str,
+    match: Callable[[ConsumerRecord], bool],
+    *,
+    expected: int,
+    timeout: float = 20.0,
+    settle: float = 0.0,
+) -> list[ConsumerRecord]:
+    """Read `topic` from the beginning (no group) until `expected` matching records arrived, then keep
+    reading `settle` seconds more so that extra (duplicate) records would show too."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    found: list[ConsumerRecord] = []
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            await consumer._client.force_metadata_update()  # topic just created
+            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        settle_until: float | None = None
+        while loop.time() < deadline:
+            if len(found) >= expected and settle_until is None:
+                settle_until = loop.time() + settle
+            if settle_until is not None and loop.time() >= settle_until:
+                break
+            batches = await consumer.getmany(timeout_ms=100)
+            for records in batches.values():
+                found.extend(r for r in records if match(r))
+    finally:
+        await consumer.stop()
+    return found
+
+
+def headers_of(record: ConsumerRecord) -> dict[str, str]:
+    return {k: v.decode() for k, v in (record.headers or ())}
+
+
+def subject_is(*subjects: str) -> Callable[[ConsumerRecord], bool]:
+    wanted = {s.encode() for s in subjects}
+    return lambda record: record.key in wanted
+
+
+__all__ = ["collect", "envelope_for", "headers_of", "publish", "publish_raw", "subject_is"]
