@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
-import fcntl
-import hashlib
 import os
 import shutil
 import signal
@@ -23,69 +21,18 @@ import tempfile
 import threading
 import time
 import uuid
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
+from deploy.kafka.jars import KAFKA_VERSION, LIBS_DIR, POM, ensure_jars
 from deploy.kafka.protocol import broker_is_ready
 
-KAFKA_DIR = Path(__file__).resolve().parent
-POM = KAFKA_DIR / "pom.xml"
-LIBS_DIR = KAFKA_DIR / "libs"
-_MARKER = LIBS_DIR / ".resolved"
+__all__ = ["KAFKA_VERSION", "LIBS_DIR", "POM", "LocalKafkaBroker", "broker_for_tests", "ensure_jars", "free_port",
+           "new_cluster_id", "main"]
+
 _HOST = "127.0.0.1"
-
-
-def _pom_property(name: str) -> str:
-    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
-    value = ET.parse(POM).getroot().findtext(f"m:properties/m:{name}", namespaces=ns)
-    if not value:
-        raise RuntimeError(f"{POM} has no <{name}> property")
-    return value.strip()
-
-
-KAFKA_VERSION = _pom_property("kafka.version")
-"""The pinned Kafka version; pom.xml is its only source."""
-
-
-def _marker_text() -> str:
-    return f"kafka {KAFKA_VERSION}\npom {hashlib.sha256(POM.read_bytes()).hexdigest()}\n"
-
-
-def _jars_resolved() -> bool:
-    try:
-        header, _, jars = _MARKER.read_text().partition("jars\n")
-    except OSError:
-        return False
-    return header == _marker_text() and all((LIBS_DIR / jar).is_file() for jar in jars.split())
-
-
-def ensure_jars() -> Path:
-    """Collect the broker's runtime jars into LIBS_DIR unless the marker says they already match the pom."""
-    if _jars_resolved():
-        return LIBS_DIR
-    LIBS_DIR.mkdir(parents=True, exist_ok=True)
-    with open(LIBS_DIR / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be resolving right now
-        if _jars_resolved():
-            return LIBS_DIR
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise RuntimeError("Maven (mvn) is needed to fetch the Kafka jars; install it or set KAFKA_BOOTSTRAP")
-        _MARKER.unlink(missing_ok=True)
-        for stale in LIBS_DIR.glob("*.jar"):
-            stale.unlink()
-        # The output directory must be absolute: with -f, Maven resolves relative paths against the pom's dir.
-        command = [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-                   "-DincludeScope=runtime", f"-DoutputDirectory={LIBS_DIR}"]
-        result = subprocess.run(command, capture_output=True, text=True)
-        jars = sorted(path.name for path in LIBS_DIR.glob("*.jar"))
-        if result.returncode != 0 or not any(jar.startswith("kafka_2.13-") for jar in jars):
-            raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
-        _MARKER.write_text(_marker_text() + "jars\n" + "\n".join(jars) + "\n")
-    return LIBS_DIR
 
 
 def free_port() -> int:
@@ -96,8 +43,14 @@ def free_port() -> int:
 
 
 def new_cluster_id() -> str:
-    """A random 22-character base64url cluster id, as ``kafka-storage.sh random-uuid`` prints."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random 22-character base64url cluster id, as ``kafka-storage.sh random-uuid`` prints.
+
+    Like Kafka's own ``Uuid.randomUuid``, never one starting with '-': the format tool's argument parser
+    would take it for an option (1 start in 64 failed before)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 _LOG4J2 = """\
@@ -135,6 +88,7 @@ class LocalKafkaBroker:
         self.num_partitions = num_partitions
         self.heap = heap
         self._process: subprocess.Popen[bytes] | None = None
+        self._log_offsets: dict[Path, int] = {}
 
     @property
     def bootstrap(self) -> str:
@@ -217,6 +171,7 @@ class LocalKafkaBroker:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
         self._format(config)
+        self._log_offsets = {path: path.stat().st_size for path in self.log_file.parent.glob("*.log")}
         with open(self.log_file.parent / "stdout.log", "ab") as out:
             self._process = subprocess.Popen(self._java("kafka.Kafka", str(config), heap=self.heap),
                                              stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -258,17 +213,29 @@ class LocalKafkaBroker:
         if self._owns_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    def log_tail(self, lines: int = 40) -> str:
-        """The last lines of the JVM output and of the broker log, for error messages."""
+    def log_tail(self, lines: int = 30) -> str:
+        """The first error and the last lines this run wrote to the JVM output and the broker log."""
         parts = []
         for path in (self.log_file.parent / "stdout.log", self.log_file):
-            if path.exists():
-                tail = path.read_text(errors="replace").splitlines()[-lines:]
-                parts.append(f"--- {path} ---\n" + "\n".join(tail))
+            if not path.exists():
+                continue
+            with open(path, "rb") as log:
+                log.seek(self._log_offsets.get(path, 0))
+                text = log.read().decode(errors="replace").splitlines()
+            if not text:
+                continue
+            errors = [i for i, line in enumerate(text) if " ERROR " in line or " FATAL " in line]
+            if errors and errors[0] < len(text) - lines:
+                parts.append(f"--- first error in {path} ---\n" + "\n".join(text[errors[0] : errors[0] + 6]))
+            parts.append(f"--- end of {path} ---\n" + "\n".join(text[-lines:]))
         return "\n".join(parts) or "(no broker output)"
 
     def __enter__(self) -> LocalKafkaBroker:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()  # __exit__ does not run when __enter__ fails: do not leak the temp dir
+            raise
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
