@@ -1,0 +1,55 @@
+# Servicetrail. `make run` starts everything; `make test` proves it. Both set themselves up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: help setup system-deps jars run kafka test test-fast bench contracts demo clean
+
+help:
+	@echo "make run        start Kafka and every service on SQLite, print URLs and an admin token"
+	@echo "make test       every test, against a real Kafka broker started from Apache Kafka's jars"
+	@echo "make test-fast  domain and contract unit tests only (no broker)"
+	@echo "make bench      HTTP and relay benchmarks; writes docs/benchmarks.md"
+	@echo "make kafka      a local Kafka broker on 127.0.0.1:9092 (data in var/kafka)"
+	@echo "make contracts  export event contracts to docs/contracts (JSON Schema + AsyncAPI)"
+
+# Java 17 runs the broker and Maven fetches its jars; install them from Debian when missing (root, as here).
+system-deps:
+	@if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then \
+		echo "installing Java 17 and Maven from Debian ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven; \
+	fi
+
+$(INSTALLED): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+setup: system-deps $(INSTALLED) jars
+
+jars: system-deps $(INSTALLED)
+	$(PY) -m deploy.kafka.launcher --jars-only
+
+run: setup
+	$(PY) -m deploy.run
+
+kafka: setup
+	$(PY) -m deploy.kafka.launcher --port 9092 --controller-port 9093 --data-dir var/kafka
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: $(INSTALLED)
+	$(PY) -m pytest shared/tests/test_contracts.py shared/tests/test_cloudevents.py shared/tests/test_auth.py services/intake/tests/test_domain.py
+
+bench: setup
+	$(PY) -m deploy.bench
+
+contracts: $(INSTALLED)
+	$(PY) -m shared.contracts.export
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,141 @@
+"""The idempotent consumer runner against a real broker and database: one effect per event id, offsets
+committed after the effect, poison records to the DLQ, and nothing lost or doubled when the process is
+killed mid-stream."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import func, select
+
+from shared.contracts.intake import ServiceRequestEscalated
+from shared.contracts.topics import dlq_for
+from shared.eventstore import Database
+from shared.messaging.kafka import ensure_topics
+from shared.testing.app import eventually
+from shared.testing.counting_consumer import counting_consumer, effects, prepare
+from shared.testing.kafka import collect, envelope_for, headers_of, publish, publish_raw, subject_is
+
+
+@pytest.fixture
+async def topic(kafka_bootstrap):
+    name = f"test-{uuid.uuid4().hex[:8]}.events"
+    await ensure_topics(kafka_bootstrap, [name, dlq_for(name)], partitions=2)
+    return name
+
+
+@pytest.fixture
+async def db(tmp_path):
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/consumer.db")
+    await prepare(database)
+    yield database
+    await database.dispose()
+
+
+def event(topic: str, subject: str, **options):
+    return replace(envelope_for(ServiceRequestEscalated(request_id=subject, reason="r"), **options), topic=topic)
+
+
+async def effect_count(db, subject: str | None = None) -> int:
+    query = select(func.count()).select_from(effects)
+    if subject:
+        query = query.where(effects.c.subject == subject)
+    async with db.read() as conn:
+        return (await conn.execute(query)).scalar_one()
+
+
+class Running:
+    def __init__(self, consumer):
+        self.consumer = consumer
+
+    async def __aenter__(self):
+        self.task = asyncio.create_task(self.consumer.run())
+        return self.consumer
+
+    async def __aexit__(self, *exc):
+        await self.consumer.stop()
+        await self.task
+
+
+async def test_an_event_delivered_twice_has_one_effect_even_across_a_restart(db, topic, kafka_bootstrap):
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    twice = event(topic, "dup-1")
+    await publish(kafka_bootstrap, twice, twice, event(topic, "other"))
+    async with Running(counting_consumer(db, kafka_bootstrap, group, topic)) as consumer:
+        await eventually(lambda: effect_count(db), until=lambda n: n == 2)
+    assert consumer.counts["duplicate"] == 1
+
+    await publish(kafka_bootstrap, twice, event(topic, "marker"))
+    async with Running(counting_consumer(db, kafka_bootstrap, group, topic)) as restarted:
+        await eventually(lambda: effect_count(db, "marker"), until=lambda n: n == 1)
+    assert await effect_count(db, "dup-1") == 1
+    assert restarted.counts == {"applied": 1, "duplicate": 1, "ignored": 0, "dlq": 0}, \
+        "committed offsets hold: the restarted consumer read only the two new records"
+
+
+async def test_poison_records_go_to_the_dlq_with_their_reason_and_the_partition_keeps_flowing(db, topic, kafka_bootstrap):
+    key = "poison-key"
+    await publish_raw(kafka_bootstrap, topic, b"\x00\x01 not an event", key=key.encode())
+    await publish(kafka_bootstrap, replace(event(topic, key), data='{"request_id": 42}'))
+    await publish(kafka_bootstrap, replace(event(topic, key), dataschema="service_request.escalated/7"))
+    await publish(kafka_bootstrap, event(topic, key))
+    async with Running(counting_consumer(db, kafka_bootstrap, f"g-{uuid.uuid4().hex[:6]}", topic)) as consumer:
+        await eventually(lambda: effect_count(db, key), until=lambda n: n == 1)
+    assert consumer.counts["dlq"] == 3
+    dead = await collect(kafka_bootstrap, dlq_for(topic), subject_is(key), expected=3)
+    reasons = [headers_of(r)["dlq_reason"] for r in dead]
+    assert reasons[0].startswith("unreadable: missing CloudEvents headers")
+    assert reasons[1].startswith("invalid data for service_request.escalated/1: request_id")
+    assert reasons[2] == "unknown schema service_request.escalated/7"
+    assert dead[0].value == b"\x00\x01 not an event"
+    assert {headers_of(r)["dlq_topic"] for r in dead} == {topic}
+
+
+async def test_an_event_whose_handler_keeps_failing_goes_to_the_dlq_after_its_retries(db, topic, kafka_bootstrap):
+    await publish(kafka_bootstrap, event(topic, "broken"), event(topic, "fine"))
+    consumer = counting_consumer(db, kafka_bootstrap, f"g-{uuid.uuid4().hex[:6]}", topic,
+                                 fail_subjects=frozenset({"broken"}))
+    async with Running(consumer):
+        await eventually(lambda: effect_count(db, "fine"), until=lambda n: n == 1)
+    dead = await collect(kafka_bootstrap, dlq_for(topic), subject_is("broken"), expected=1)
+    assert "handler failed: RuntimeError: cannot handle broken" in headers_of(dead[0])["dlq_reason"]
+    assert await effect_count(db, "broken") == 0, "the failed attempts were rolled back"
+
+
+async def test_killing_the_consumer_process_mid_stream_loses_nothing_and_counts_nothing_twice(tmp_path, topic,
+                                                                                              kafka_bootstrap):
+    url = f"sqlite+aiosqlite:///{tmp_path}/killed.db"
+    total = 300
+    await publish(kafka_bootstrap, *(event(topic, f"k-{i}") for i in range(total)))
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    command = [sys.executable, "-m", "shared.testing.counting_consumer", url, kafka_bootstrap, group, topic, "0.005"]
+    db = Database(url)
+    await prepare(db)
+    try:
+        for kill_at in (60, 160):
+            process = subprocess.Popen(command, start_new_session=True)
+            try:
+                await eventually(lambda: effect_count(db), until=lambda n: n >= kill_at, timeout=60)
+            finally:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        assert await effect_count(db) < total, "the kills landed mid-stream"
+        process = subprocess.Popen(command, start_new_session=True)
+        try:
+            await eventually(lambda: effect_count(db), until=lambda n: n >= total, timeout=60)
+            await asyncio.sleep(1.0)  # anything counted twice would show now
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        async with db.read() as conn:
+            distinct = (await conn.execute(select(func.count(func.distinct(effects.c.event_id))))).scalar_one()
+        assert await effect_count(db) == distinct == total
+    finally:
+        await db.dispose()
+
+
