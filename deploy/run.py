@@ -78,7 +78,9 @@ def main() -> int:
         print("Stop with Ctrl-C.", flush=True)
 
         stop = {"now": False}
-        signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+        # Both, explicitly: a shell that starts us in the background may have set SIGINT to be ignored.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.update(now=True))
         while not stop["now"]:
             for name, process in processes.items():
                 if process.poll() is not None:
