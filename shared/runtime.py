@@ -15,6 +15,8 @@ from shared.messaging.consumer import Handler, IdempotentConsumer
 from shared.messaging.kafka import ensure_topics, manual_commit_consumer, reliable_producer
 from shared.messaging.relay import OutboxRelay
 from shared.contracts.topics import ALL_TOPICS
+from shared.clock import Clock
+from shared.scheduling import DeadlineHandler, DeadlineScheduler
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,7 @@ class ServiceRuntime:
     db: Database
     relay: OutboxRelay
     consumer: IdempotentConsumer | None
+    scheduler: DeadlineScheduler | None = None
     tasks: list[asyncio.Task] = field(default_factory=list)
 
     @classmethod
@@ -37,8 +40,11 @@ class ServiceRuntime:
         db: Database,
         consumes: list[str],
         handlers: Mapping[str, Handler] | None = None,
+        deadline_handler: DeadlineHandler | None = None,
+        clock: Clock | None = None,
     ) -> "ServiceRuntime":
-        """`handlers`: the event type → handler table of the service's consumer."""
+        """`handlers`: the event type → handler table of the service's consumer; `deadline_handler`: what
+        a due deadline does (services with SLAs), run by a DeadlineScheduler."""
         name = settings.service_name
         bootstrap = settings.kafka_bootstrap
         prefix = f"{settings.kafka_client_id_prefix}-{name}"
@@ -62,7 +68,11 @@ class ServiceRuntime:
                 producer_factory=lambda: reliable_producer(bootstrap, f"{prefix}-dlq"),
                 batch_size=settings.consumer_batch_size,
             )
-        runtime = cls(settings=settings, db=db, relay=relay, consumer=consumer)
+        scheduler = None
+        if deadline_handler is not None:
+            scheduler = DeadlineScheduler(db, deadline_handler, source=name, clock=clock,
+                                          poll_interval=settings.deadline_poll_interval_ms / 1000)
+        runtime = cls(settings=settings, db=db, relay=relay, consumer=consumer, scheduler=scheduler)
         runtime._metadata = metadata
         return runtime
 
@@ -77,6 +87,8 @@ class ServiceRuntime:
         self.tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         if self.consumer is not None:
             self.tasks.append(asyncio.create_task(self.consumer.run(), name="consumer"))
+        if self.scheduler is not None:
+            self.tasks.append(asyncio.create_task(self.scheduler.run(), name="deadlines"))
 
     async def _ensure_topics(self) -> None:
         """Topics are normally created by ops (compose, `make run`); creating missing ones is harmless."""
@@ -95,6 +107,8 @@ class ServiceRuntime:
         await self.relay.stop()
         if self.consumer is not None:
             await self.consumer.stop()
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         for task in self.tasks:
             if task.get_name() == "ensure-topics":
                 task.cancel()

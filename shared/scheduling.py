@@ -1,0 +1,130 @@
+"""Durable deadlines: what must happen when a time passes (an SLA breach, a complaint's escalation).
+
+A service schedules a deadline in the same transaction as the events that create it, and cancels it the same
+way. A scheduler loop fires due deadlines: the handler's effect (usually appending an event) and the
+deadline's `fired` mark commit together, so a deadline fires exactly once, across restarts, and with several
+replicas (a lease lets one scheduler fire at a time)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Column, Index, String, Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.clock import Clock, SystemClock
+from shared.eventstore.database import Database
+from shared.eventstore.tables import UtcDateTime, metadata
+from shared.messaging.relay import Lease
+
+log = logging.getLogger(__name__)
+
+deadlines = Table(
+    "deadlines",
+    metadata,
+    Column("name", String(160), primary_key=True),
+    Column("stream_id", String(80), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("state", String(10), nullable=False),  # pending | fired | cancelled
+)
+Index("ix_deadlines_due", deadlines.c.state, deadlines.c.due_at)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    name: str
+    stream_id: str
+    kind: str
+    due_at: datetime
+
+
+DeadlineHandler = Callable[[Deadline, AsyncConnection], Awaitable[None]]
+
+
+def deadline_name(stream_id: str, kind: str) -> str:
+    return f"{stream_id}:{kind}"
+
+
+async def schedule(conn: AsyncConnection, *, stream_id: str, kind: str, due_at: datetime, is_sqlite: bool) -> None:
+    """Schedule (or move) the pending deadline `kind` of `stream_id`; a fired one is left as it is."""
+    name = deadline_name(stream_id, kind)
+    dialect = sqlite if is_sqlite else postgresql
+    statement = dialect.insert(deadlines).values(name=name, stream_id=stream_id, kind=kind, due_at=due_at,
+                                                 state="pending")
+    await conn.execute(statement.on_conflict_do_update(
+        index_elements=["name"], set_={"due_at": due_at}, where=deadlines.c.state == "pending"))
+
+
+async def cancel(conn: AsyncConnection, *, stream_id: str, kind: str) -> None:
+    await conn.execute(
+        update(deadlines)
+        .where(deadlines.c.name == deadline_name(stream_id, kind), deadlines.c.state == "pending")
+        .values(state="cancelled")
+    )
+
+
+class DeadlineScheduler:
+    def __init__(self, db: Database, handler: DeadlineHandler, *, source: str, clock: Clock | None = None,
+                 poll_interval: float = 0.5, batch_size: int = 200, lease_seconds: float = 10.0) -> None:
+        self.db = db
+        self.handler = handler
+        self.clock = clock or SystemClock()
+        self.poll_interval = poll_interval
+        self.batch_size = batch_size
+        self.lease = Lease(db, f"deadlines:{source}", f"{source}-{uuid.uuid4()}", lease_seconds)
+        self._stopping = asyncio.Event()
+        self.fired = 0
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if await self.lease.hold():
+                    await self.fire_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("deadline scheduler round failed (%s); retrying", exc)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
+            except asyncio.TimeoutError:
+                pass
+        try:
+            await self.lease.release()
+        except Exception:
+            pass
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def fire_due(self) -> int:
+        """Fire every pending deadline that is due now; return how many fired."""
+        now = self.clock.now()
+        async with self.db.read() as conn:
+            due = (await conn.execute(
+                select(deadlines).where(deadlines.c.state == "pending", deadlines.c.due_at <= now)
+                .order_by(deadlines.c.due_at).limit(self.batch_size)
+            )).all()
+        fired = 0
+        for row in due:
+            deadline = Deadline(row.name, row.stream_id, row.kind, row.due_at)
+            try:
+                async with self.db.transaction() as conn:
+                    claimed = await conn.execute(
+                        update(deadlines).where(deadlines.c.name == row.name, deadlines.c.state == "pending")
+                        .values(state="fired")
+                    )
+                    if not claimed.rowcount:
+                        continue  # cancelled or fired meanwhile
+                    await self.handler(deadline, conn)
+                fired += 1
+            except Exception as exc:  # the mark rolled back with the effect: it fires on a later round
+                log.warning("deadline %s could not fire yet: %s", row.name, exc)
+        self.fired += fired
+        return fired
