@@ -48,6 +48,13 @@ class TimeRules:
     max_backdate_days: int = 45
     max_future_skew_seconds: int = 300
 
+    def resolve(self, requested: datetime | None, now: datetime, previous: datetime | None) -> datetime:
+        """The time of a command's step: `requested` checked against the bounds, or now when absent (never
+        before the previous step, so a slightly fast clock elsewhere cannot make a step look early)."""
+        if requested is None:
+            return max(now, previous) if previous else now
+        return self.check(requested, now, previous)
+
     def check(self, occurred_at: datetime, now: datetime, previous: datetime | None) -> datetime:
         occurred_at = as_utc(occurred_at)
         if occurred_at > now + timedelta(seconds=self.max_future_skew_seconds):

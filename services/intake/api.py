@@ -22,7 +22,7 @@ from shared.auth import Principal, Role
 from shared.clock import utcnow
 from shared.contracts.enums import Channel, CustomerTier, Priority, ServiceMode
 from shared.contracts.intake import Customer, Product
-from shared.eventstore.store import Metadata, new_metadata
+from shared.http.commands import CommandMetadata, StrictBody
 from shared.http.idempotency import Idempotency
 from shared.http.pagination import Cursor, Limit, decode_cursor, encode_cursor
 from shared.http.problems import Problem
@@ -33,19 +33,15 @@ router = APIRouter(prefix="/v1/service-requests", tags=["service requests"])
 READERS = (Role.agent, Role.dispatcher, Role.analyst, Role.warranty_officer, Role.complaints_officer, Role.dealer)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class CustomerIn(Customer, _Strict):
+class CustomerIn(Customer, StrictBody):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
 
-class ProductIn(Product, _Strict):
+class ProductIn(Product, StrictBody):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
 
-class OpenRequestBody(_Strict):
+class OpenRequestBody(StrictBody):
     dealer_id: str | None = Field(None, min_length=1, max_length=80, description="Ignored for dealer tokens")
     channel: Channel
     customer: CustomerIn
@@ -64,14 +60,14 @@ class OpenRequestBody(_Strict):
         return value
 
 
-class TriageBody(_Strict):
+class TriageBody(StrictBody):
     mode: ServiceMode
     priority: Priority | None = Field(None, description="Defaults: urgent → P1, key account → P2, else P3")
     note: str | None = Field(None, max_length=2000)
     occurred_at: AwareDatetime | None = None
 
 
-class ReasonBody(_Strict):
+class ReasonBody(StrictBody):
     reason: str = Field(min_length=1, max_length=2000)
     occurred_at: AwareDatetime | None = None
 
@@ -124,10 +120,6 @@ def _actor(principal: Principal) -> Actor:
     return Actor(subject=principal.subject, dealer_scope=principal.dealer_id if principal.is_dealer else None)
 
 
-def _metadata(request: Request) -> Metadata:
-    return new_metadata(request.scope.get("state", {}).get("correlation_id"), request.headers.get("traceparent"))
-
-
 def _ok(view: dict[str, Any], status: int = 200) -> JSONResponse:
     headers = {"Location": f"/v1/service-requests/{view['id']}"} if status == 201 else None
     return JSONResponse(view, status_code=status, headers=headers)
@@ -135,7 +127,7 @@ def _ok(view: dict[str, Any], status: int = 200) -> JSONResponse:
 
 @router.post("", status_code=201, dependencies=[Permission(Role.agent, Role.dealer)],
              responses={201: {"model": ServiceRequestView}}, response_class=JSONResponse)
-async def open_service_request(body: OpenRequestBody, request: Request, principal: CurrentPrincipal,
+async def open_service_request(body: OpenRequestBody, meta: CommandMetadata, principal: CurrentPrincipal,
                                intake: Intake, idempotent: Idempotency) -> JSONResponse:
     """Open a customer's case. A dealer's requests belong to the dealer of its token. An open request for
     the same serial is a 409 that names it (`existing_id`)."""
@@ -153,7 +145,7 @@ async def open_service_request(body: OpenRequestBody, request: Request, principa
     )
 
     async def run() -> JSONResponse:
-        return _ok(await intake.handle(command, actor, _metadata(request)), 201)
+        return _ok(await intake.handle(command, actor, meta), 201)
 
     return await idempotent.run(run)
 
@@ -188,28 +180,28 @@ async def list_service_requests(
 
 
 @router.post("/{request_id}/triage", dependencies=[Permission(Role.agent)], response_model=ServiceRequestView)
-async def triage_service_request(request_id: RequestId, body: TriageBody, request: Request,
+async def triage_service_request(request_id: RequestId, body: TriageBody, meta: CommandMetadata,
                                  principal: CurrentPrincipal, intake: Intake) -> JSONResponse:
     """Decide the service mode and priority. Mode `phone` resolves and closes the request at once."""
     command = TriageServiceRequest(request_id, body.mode, body.priority, body.note, body.occurred_at)
-    return _ok(await intake.handle(command, _actor(principal), _metadata(request)))
+    return _ok(await intake.handle(command, _actor(principal), meta))
 
 
 @router.post("/{request_id}/escalate", dependencies=[Permission(Role.agent)], response_model=ServiceRequestView)
-async def escalate_service_request(request_id: RequestId, body: ReasonBody, request: Request,
+async def escalate_service_request(request_id: RequestId, body: ReasonBody, meta: CommandMetadata,
                                    principal: CurrentPrincipal, intake: Intake) -> JSONResponse:
     """Hand a received request up before triage."""
     command = EscalateServiceRequest(request_id, body.reason, body.occurred_at)
-    return _ok(await intake.handle(command, _actor(principal), _metadata(request)))
+    return _ok(await intake.handle(command, _actor(principal), meta))
 
 
 @router.post("/{request_id}/cancel", dependencies=[Permission(Role.agent, Role.dealer)],
              response_model=ServiceRequestView)
-async def cancel_service_request(request_id: RequestId, body: ReasonBody, request: Request,
+async def cancel_service_request(request_id: RequestId, body: ReasonBody, meta: CommandMetadata,
                                  principal: CurrentPrincipal, intake: Intake) -> JSONResponse:
     """Withdraw a request, until a technician has arrived. Final; frees the serial."""
     command = CancelServiceRequest(request_id, body.reason, body.occurred_at)
-    return _ok(await intake.handle(command, _actor(principal), _metadata(request)))
+    return _ok(await intake.handle(command, _actor(principal), meta))
 
 
 __all__ = ["router"]

@@ -34,7 +34,8 @@ from shared.contracts.intake import ServiceRequestReceived
 from shared.domain import Conflict, NotFound, TimeRules
 from shared.events import EventEnvelope
 from shared.eventstore.database import Database
-from shared.eventstore.store import EventStore, Metadata, NewEvent
+from shared.eventstore.repository import Repository
+from shared.eventstore.store import EventStore, Metadata
 
 
 @dataclass
@@ -52,24 +53,16 @@ class IntakeUnitOfWork:
         self.conn = conn
         self.deps = deps
 
+        self.requests = Repository(conn, deps.store, ServiceRequest)
+
     async def load(self, request_id: str) -> ServiceRequest:
-        history = await self.deps.store.load(self.conn, request_id)
-        if not history:
-            raise NotFound(f"service request {request_id} does not exist")
-        return ServiceRequest.rehydrate(request_id, history)
+        return await self.requests.load(request_id)
 
     async def save(self, request: ServiceRequest, metadata: Metadata) -> list[EventEnvelope]:
-        pending = request.take_pending()
-        if not pending:
+        """Append the request's new events and bring its read-model row up to date, in one transaction."""
+        stored = await self.requests.save(request, metadata)
+        if not stored:
             return []
-        stored = await self.deps.store.append(
-            self.conn,
-            stream_id=request.id,
-            stream_type=ServiceRequest.stream_type,
-            expected_version=request.version - len(pending),
-            new_events=[NewEvent(p.data, p.occurred_at) for p in pending],
-            metadata=metadata,
-        )
         first_position = stored[0].position if stored[0].sequence == 1 else None
         await save_view(self.conn, request, first_position, self.deps.db.is_sqlite)
         return stored
@@ -82,10 +75,7 @@ def _visible(request: ServiceRequest, actor: Actor) -> ServiceRequest:
 
 
 def _when(deps: IntakeDeps, requested: datetime | None, previous: datetime | None) -> datetime:
-    now = deps.clock.now()
-    if requested is None:
-        return max(now, previous) if previous else now
-    return deps.time_rules.check(requested, now, previous)
+    return deps.time_rules.resolve(requested, deps.clock.now(), previous)
 
 
 # --- command handlers -------------------------------------------------------------------------------------
