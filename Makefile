@@ -15,11 +15,16 @@ help:
 	@echo "make kafka      a local Kafka broker on 127.0.0.1:9092 (data in var/kafka)"
 	@echo "make contracts  export event contracts to docs/contracts (JSON Schema + AsyncAPI)"
 
-# Java 17 runs the broker and Maven fetches its jars; install them from Debian when missing (root, as here).
+# Java 17 runs the broker and Maven fetches its jars; the storage suites also run on a PostgreSQL server.
+# Install them from Debian when missing (root, as on our machines and CI).
 system-deps:
-	@if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then \
-		echo "installing Java 17 and Maven from Debian ..."; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven; \
+	@missing=""; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing from Debian:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
 $(INSTALLED): pyproject.toml

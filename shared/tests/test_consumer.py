@@ -30,8 +30,8 @@ async def topic(kafka_bootstrap):
 
 
 @pytest.fixture
-async def db(tmp_path):
-    database = Database(f"sqlite+aiosqlite:///{tmp_path}/consumer.db")
+async def db(database_url):
+    database = Database(database_url)
     await prepare(database)
     yield database
     await database.dispose()
@@ -107,9 +107,9 @@ async def test_an_event_whose_handler_keeps_failing_goes_to_the_dlq_after_its_re
     assert await effect_count(db, "broken") == 0, "the failed attempts were rolled back"
 
 
-async def test_killing_the_consumer_process_mid_stream_loses_nothing_and_counts_nothing_twice(tmp_path, topic,
+async def test_killing_the_consumer_process_mid_stream_loses_nothing_and_counts_nothing_twice(database_url, topic,
                                                                                               kafka_bootstrap):
-    url = f"sqlite+aiosqlite:///{tmp_path}/killed.db"
+    url = database_url
     total = 300
     await publish(kafka_bootstrap, *(event(topic, f"k-{i}") for i in range(total)))
     group = f"g-{uuid.uuid4().hex[:6]}"

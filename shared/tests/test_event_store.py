@@ -14,8 +14,8 @@ from shared.eventstore.tables import events, metadata, outbox
 
 
 @pytest.fixture
-async def db(tmp_path):
-    database = Database(f"sqlite+aiosqlite:///{tmp_path}/store.db")
+async def db(database_url):
+    database = Database(database_url)
     await database.create_all(metadata)
     yield database
     await database.dispose()

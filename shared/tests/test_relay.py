@@ -19,8 +19,8 @@ from shared.testing.kafka import collect, headers_of
 
 
 @pytest.fixture
-async def db(tmp_path):
-    database = Database(f"sqlite+aiosqlite:///{tmp_path}/relay.db")
+async def db(database_url):
+    database = Database(database_url)
     await database.create_all(metadata)
     yield database
     await database.dispose()
@@ -79,3 +79,33 @@ async def test_two_relay_replicas_publish_each_event_exactly_once(db, kafka_boot
     ids = [headers_of(r)["ce_id"] for r in records]
     assert len(ids) == len(set(ids)) == 30, "no duplicates, no gaps"
     assert sorted(r.published for r in relays)[0] == 0, "one replica held the lease, the other stood by"
+
+
+async def test_no_event_is_skipped_when_transactions_commit_out_of_order(db, kafka_bootstrap):
+    if db.is_sqlite:
+        pytest.skip("SQLite runs one write transaction at a time: commits cannot interleave")
+    store = EventStore(source="relay-test")
+    early, late = f"early-{uuid.uuid4()}", f"late-{uuid.uuid4()}"
+
+    def escalation(stream):
+        return [NewEvent(ServiceRequestEscalated(request_id=stream, reason="r"), utcnow())]
+
+    relay = relay_for(db, kafka_bootstrap)
+    task = asyncio.create_task(relay.run())
+    try:
+        async with db.engine.connect() as slow:
+            transaction = await slow.begin()
+            await store.append(slow, stream_id=early, stream_type="t", expected_version=0,
+                               new_events=escalation(early), metadata=new_metadata())  # the lower position
+            async with db.transaction() as fast:
+                await store.append(fast, stream_id=late, stream_type="t", expected_version=0,
+                                   new_events=escalation(late), metadata=new_metadata())
+            await eventually(lambda: outbox_size(db), until=lambda n: n == 0)  # the later one is out
+            await transaction.commit()
+        db.committed.set()
+        await eventually(lambda: outbox_size(db), until=lambda n: n == 0)
+    finally:
+        await relay.stop()
+        await task
+    records = await collect(kafka_bootstrap, INTAKE, lambda r: r.key.decode() in (early, late), expected=2)
+    assert sorted(r.key.decode() for r in records) == sorted([early, late])

@@ -1,0 +1,25 @@
+"""The storage and messaging suites run on SQLite and on PostgreSQL (a server from Debian's packages started
+once per session, or TEST_POSTGRES_URL); each test gets a database of its own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from deploy.postgres.launcher import create_database, postgres_for_tests
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    with postgres_for_tests() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/test.db"
+    server = request.getfixturevalue("postgres_server")
+    return await create_database(server, f"t_{uuid.uuid4().hex[:12]}")
