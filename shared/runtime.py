@@ -17,7 +17,7 @@ from shared.messaging.relay import OutboxRelay
 from shared.contracts.topics import ALL_TOPICS
 from shared.clock import Clock
 from shared.scheduling import DeadlineHandler, DeadlineScheduler
-from shared.settings import ServiceSettings
+from shared.settings import DEVELOPMENT_SECRET, ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,8 @@ class ServiceRuntime:
         return Database(settings.resolved_database_url(), sqlite_synchronous=settings.sqlite_synchronous)
 
     async def start(self, *, create_tables: bool = True) -> None:
+        if self.settings.auth_secret == DEVELOPMENT_SECRET and not self.settings.auth_public_key:
+            log.warning("AUTH_SECRET is the development default: anyone can mint tokens. Set it in production.")
         if create_tables:
             await self.db.create_all(self._metadata)
         self.tasks.append(asyncio.create_task(self._ensure_topics(), name="ensure-topics"))

@@ -8,6 +8,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+DEVELOPMENT_SECRET = "dev-secret-change-me-please-32bytes!"
+
+
 class ServiceSettings(BaseSettings):
     """Settings every service shares. A service may subclass it for its own knobs."""
 
@@ -23,7 +26,7 @@ class ServiceSettings(BaseSettings):
     kafka_client_id_prefix: str = "servicetrail"
     consumer_group: str = Field("", description="Kafka consumer group; empty means the service name")
     kafka_topic_partitions: int = Field(3, ge=1, description="Partitions of topics this service creates")
-    auth_secret: str = Field("dev-secret-change-me-please-32bytes!", description="HS256 signing secret")
+    auth_secret: str = Field(DEVELOPMENT_SECRET, description="HS256 signing secret")
     auth_public_key: str = Field("", description="PEM public key: when set, tokens are verified with RS256")
     auth_issuer: str = ""
     max_backdate_days: int = Field(45, ge=0, description="How far back occurred_at may reach")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -18,7 +20,15 @@ class StrictBody(BaseModel):
 
 
 def command_metadata(request: Request) -> Metadata:
-    return new_metadata(request.scope.get("state", {}).get("correlation_id"), request.headers.get("traceparent"))
+    """The caller's W3C `traceparent` is kept; without one, the command starts a trace of its own, so that
+    every event of the chain carries a trace id that consumers and logs can follow."""
+    traceparent = request.headers.get("traceparent")
+    if not _TRACEPARENT.fullmatch(traceparent or ""):
+        traceparent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    return new_metadata(request.scope.get("state", {}).get("correlation_id"), traceparent)
+
+
+_TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 
 
 CommandMetadata = Annotated[Metadata, Depends(command_metadata)]

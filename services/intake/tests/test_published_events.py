@@ -48,6 +48,8 @@ async def test_commands_publish_their_cloudevents_in_order_with_time_sequence_an
     assert headers[2]["ce_correlationid"] == headers[2]["ce_causationid"] != correlation
     assert headers[2]["ce_time"] == headers[3]["ce_time"] == headers[4]["ce_time"]
     assert len({h["ce_id"] for h in headers}) == 5
+    assert headers[0]["traceparent"].startswith("00-") and len(headers[0]["traceparent"]) == 55, \
+        "a command without a traceparent starts a trace of its own"
 
     import json
     data = json.loads(records[0].value)
