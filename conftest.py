@@ -18,3 +18,18 @@ def kafka_bootstrap() -> Iterator[str]:
     with broker_for_tests() as bootstrap:
         asyncio.run(ensure_topics(bootstrap, ALL_TOPICS, partitions=3))
         yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def recorded_spans():
+    """Record every span of the session in memory (the process-wide tracer provider can be set only once)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter

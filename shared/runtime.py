@@ -16,6 +16,7 @@ from shared.messaging.kafka import ensure_topics, manual_commit_consumer, reliab
 from shared.messaging.relay import OutboxRelay
 from shared.contracts.topics import ALL_TOPICS
 from shared.clock import Clock
+from shared.observability.tracing import configure_tracing
 from shared.scheduling import DeadlineHandler, DeadlineScheduler
 from shared.settings import DEVELOPMENT_SECRET, ServiceSettings
 
@@ -81,6 +82,7 @@ class ServiceRuntime:
         return Database(settings.resolved_database_url(), sqlite_synchronous=settings.sqlite_synchronous)
 
     async def start(self, *, create_tables: bool = True) -> None:
+        configure_tracing(self.settings.service_name, self.settings.otel_exporter_otlp_endpoint)
         if self.settings.auth_secret == DEVELOPMENT_SECRET and not self.settings.auth_public_key:
             log.warning("AUTH_SECRET is the development default: anyone can mint tokens. Set it in production.")
         if create_tables:

@@ -38,6 +38,7 @@ class ServiceSettings(BaseSettings):
     deadline_poll_interval_ms: int = Field(500, ge=10, description="How often due deadlines are looked for")
     idempotency_running_timeout_seconds: float = 60.0
     sqlite_synchronous: str = Field("FULL", pattern="^(OFF|NORMAL|FULL|EXTRA)$")
+    otel_exporter_otlp_endpoint: str = Field("", description="OTLP/HTTP endpoint for traces; empty: no export")
     log_level: str = "INFO"
     log_json: bool = True
 

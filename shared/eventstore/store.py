@@ -16,6 +16,7 @@ from shared.clock import utcnow
 from shared.contracts.base import REGISTRY, EventData, Registry
 from shared.events import EventEnvelope
 from shared.eventstore.tables import events, outbox
+from shared.observability.tracing import current_traceparent, span
 
 
 class ConcurrencyError(Exception):
@@ -110,11 +111,12 @@ class EventStore:
                 }
             )
         try:
-            # A savepoint keeps the caller's transaction usable when the append loses the race.
-            async with conn.begin_nested():
-                result = await conn.execute(insert(events).returning(*events.c), rows)
-                stored = sorted(result.all(), key=lambda r: r.version)
-                await conn.execute(insert(outbox), [{"position": r.position} for r in stored])
+            with span(self.source, "eventstore.append", attributes={"stream_id": stream_id, "events": len(rows)}):
+                # A savepoint keeps the caller's transaction usable when the append loses the race.
+                async with conn.begin_nested():
+                    result = await conn.execute(insert(events).returning(*events.c), rows)
+                    stored = sorted(result.all(), key=lambda r: r.version)
+                    await conn.execute(insert(outbox), [{"position": r.position} for r in stored])
         except IntegrityError as exc:
             raise ConcurrencyError(
                 f"stream {stream_id} is no longer at version {expected_version}"
@@ -138,5 +140,7 @@ def new_metadata(correlation_id: str | None = None, traceparent: str | None = No
 
 
 def caused_by(cause: EventEnvelope) -> Metadata:
-    """Metadata for events recorded in reaction to `cause`."""
-    return Metadata(correlation_id=cause.correlationid, causation_id=cause.id, traceparent=cause.traceparent)
+    """Metadata for events recorded in reaction to `cause`: same correlation, caused by it, and in the trace
+    of the consumer span that handles it (or the cause's own trace context when tracing is off)."""
+    return Metadata(correlation_id=cause.correlationid, causation_id=cause.id,
+                    traceparent=current_traceparent(cause.traceparent))

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared.http.problems import Problem, install_problem_handlers, problem_response
 from shared.observability.logging import correlation_id, trace_id
 from shared.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from shared.observability.tracing import trace_id_of
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 
@@ -34,9 +35,8 @@ class ObservabilityMiddleware:
         incoming = headers.get(b"x-correlation-id", b"").decode("latin-1")
         cid = incoming if 0 < len(incoming) <= 64 else str(uuid.uuid4())
         scope.setdefault("state", {})["correlation_id"] = cid
-        traceparent = headers.get(b"traceparent", b"").decode("latin-1")
+        traceparent = headers.get(b"traceparent", b"").decode("latin-1") or None
         token = correlation_id.set(cid)
-        trace_token = trace_id.set(traceparent.split("-")[1] if traceparent.count("-") == 3 else None)
         status = {"code": 500}
 
         async def send_wrapper(message) -> None:
@@ -47,6 +47,9 @@ class ObservabilityMiddleware:
             await send(message)
 
         start = time.perf_counter()
+        # The SERVER span itself is FastAPI's own (native OpenTelemetry, active when a tracer provider is
+        # configured); logs of this request carry the caller's trace id.
+        trace_token = trace_id.set(trace_id_of(traceparent))
         try:
             await self.app(scope, receive, send_wrapper)
         finally:

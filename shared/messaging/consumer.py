@@ -16,6 +16,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import CommitFailedError
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,6 +31,7 @@ from shared.eventstore.tables import processed_events
 from shared.messaging.cloudevents import UnreadableEvent, from_record
 from shared.observability.logging import correlation_scope
 from shared.observability.metrics import CONSUMED, CONSUMER_LAG
+from shared.observability.tracing import current_traceparent, span, trace_id_of
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +130,13 @@ class IdempotentConsumer:
         except ValidationError as exc:
             return await self._to_dlq(record, f"invalid data for {envelope.dataschema}: {_short(exc)}")
         incoming = IncomingEvent(envelope, data)
-        with correlation_scope(envelope.correlationid):
-            return await self._apply(record, incoming, handler)
+        with span(self.name, f"{record.topic} process {envelope.type}", kind=SpanKind.CONSUMER,
+                  parent=envelope.traceparent,
+                  attributes={"messaging.system": "kafka", "messaging.destination.name": record.topic,
+                              "messaging.message.id": envelope.id, "messaging.consumer.group.name": self.name}):
+            traceparent = current_traceparent(envelope.traceparent)
+            with correlation_scope(envelope.correlationid, trace_id_of(traceparent)):
+                return await self._apply(record, incoming, handler)
 
     async def _apply(self, record: ConsumerRecord, incoming: IncomingEvent, handler: Handler) -> str:
         delay = 0.1

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from typing import Callable
 
 from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import SpanKind
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -21,7 +23,8 @@ from shared.eventstore.database import Database
 from shared.eventstore.store import _envelope
 from shared.eventstore.tables import events, leases, outbox
 from shared.messaging.cloudevents import to_record
-from shared.observability.metrics import RELAY_ERRORS, RELAY_PUBLISHED, RELAY_BACKLOG
+from shared.observability.metrics import RELAY_BACKLOG, RELAY_ERRORS, RELAY_PUBLISHED
+from shared.observability.tracing import current_traceparent, span
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +144,13 @@ class OutboxRelay:
         producer = await self._ensure_producer()
         futures = []
         for row in rows:
-            topic, key, value, headers = to_record(_envelope(row, self.source))
+            envelope = _envelope(row, self.source)
+            # A producer span per event, child of the command's trace; its context travels in the header.
+            with span(self.source, f"{envelope.topic} publish", kind=SpanKind.PRODUCER, parent=envelope.traceparent,
+                      attributes={"messaging.system": "kafka", "messaging.destination.name": envelope.topic,
+                                  "messaging.message.id": envelope.id, "cloudevents.event_type": envelope.type}):
+                traced = replace(envelope, traceparent=current_traceparent(envelope.traceparent))
+            topic, key, value, headers = to_record(traced)
             futures.append(await producer.send(topic, value=value, key=key, headers=headers))
         await asyncio.wait_for(asyncio.gather(*futures), self.publish_timeout)
         async with self.db.transaction() as conn:
