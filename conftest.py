@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from deploy.kafka.launcher import broker_for_tests
+from deploy.postgres.launcher import postgres_for_tests
 from shared.contracts.topics import ALL_TOPICS
 from shared.messaging.kafka import ensure_topics
 
@@ -18,6 +19,13 @@ def kafka_bootstrap() -> Iterator[str]:
     with broker_for_tests() as bootstrap:
         asyncio.run(ensure_topics(bootstrap, ALL_TOPICS, partitions=3))
         yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server for the session (TEST_POSTGRES_URL, or Debian's binaries on a free port)."""
+    with postgres_for_tests() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -65,7 +65,10 @@ class ServiceRuntime:
                 name=group,
                 topics=consumes,
                 handlers=handlers or {},
-                consumer_factory=lambda: manual_commit_consumer(bootstrap, group, consumes, f"{prefix}-consumer"),
+                consumer_factory=lambda: manual_commit_consumer(
+                    bootstrap, group, consumes, f"{prefix}-consumer",
+                    session_timeout_ms=settings.consumer_session_timeout_ms,
+                    heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 6, 500)),
                 producer_factory=lambda: reliable_producer(bootstrap, f"{prefix}-dlq"),
                 batch_size=settings.consumer_batch_size,
             )

@@ -61,6 +61,9 @@ class Database:
     async def create_all(self, metadata: MetaData) -> None:
         """Create missing tables (development and tests; production runs migrations)."""
         async with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                # Replicas starting together would race on CREATE TABLE; one at a time, in a transaction.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(7320516)"))
             await conn.run_sync(metadata.create_all)
 
     @asynccontextmanager

@@ -4,17 +4,9 @@ once per session, or TEST_POSTGRES_URL); each test gets a database of its own.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-
 import pytest
 
-from deploy.postgres.launcher import create_database, postgres_for_tests
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    with postgres_for_tests() as url:
-        yield url
+from deploy.postgres.launcher import create_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
