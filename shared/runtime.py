@@ -88,7 +88,7 @@ class ServiceRuntime:
         configure_tracing(self.settings.service_name, self.settings.otel_exporter_otlp_endpoint)
         if self.settings.auth_secret == DEVELOPMENT_SECRET and not self.settings.auth_public_key:
             log.warning("AUTH_SECRET is the development default: anyone can mint tokens. Set it in production.")
-        if create_tables:
+        if create_tables and self.settings.database_auto_create:
             await self.db.create_all(self._metadata)
         self.tasks.append(asyncio.create_task(self._ensure_topics(), name="ensure-topics"))
         self.tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))

@@ -18,6 +18,8 @@ class ServiceSettings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Interface the HTTP server binds")
     service_name: str = Field("servicetrail", description="Name used as CloudEvents source and in logs")
+    database_auto_create: bool = Field(
+        True, description="Create missing tables at start (development); false when migrations run first")
     database_url: str = Field(
         "",
         description="SQLAlchemy async URL; empty means a SQLite file var/<service>.db (WAL mode)",

@@ -1,0 +1,103 @@
+"""Alembic migrations, one history per service (`services/<name>/migrations/`), run the same way everywhere:
+
+    python -m shared.migrations intake upgrade            # to head, on DATABASE_URL (or the SQLite default)
+    python -m shared.migrations intake revision "add x"   # autogenerate a revision from the models
+    python -m shared.migrations intake check              # fail when the models and the migrations differ
+
+A service's tables are the shared ones (events, outbox, leases, processed_events, idempotency_keys,
+deadlines) plus those its modules register; `services/<name>/migrations/env.py` only names the modules."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import create_async_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def service_metadata(service: str) -> MetaData:
+    """The tables of one service: shared ones plus the service's own (from its read-model modules)."""
+    from shared.eventstore import tables
+    import shared.scheduling  # noqa: F401  (registers `deadlines`)
+
+    module = importlib.import_module(f"services.{service}.migrations.models")
+    owned = set(module.TABLES) | {"events", "outbox", "leases", "processed_events", "idempotency_keys", "deadlines"}
+    selected = MetaData()
+    for name, table in tables.metadata.tables.items():
+        if name in owned:
+            table.to_metadata(selected)
+    return selected
+
+
+def alembic_config(service: str, url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(ROOT / "services" / service / "migrations"))
+    config.set_main_option("sqlalchemy.url", url)
+    config.attributes["service"] = service
+    return config
+
+
+def run_env(context) -> None:
+    """Body of every service's env.py: online migrations over an async engine."""
+    config = context.config
+    metadata = service_metadata(config.attributes["service"])
+    url = config.get_main_option("sqlalchemy.url")
+
+    def migrate(connection) -> None:
+        context.configure(connection=connection, target_metadata=metadata, render_as_batch=url.startswith("sqlite"),
+                          compare_type=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run() -> None:
+        engine = create_async_engine(url)
+        async with engine.connect() as connection:
+            await connection.run_sync(migrate)
+            await connection.commit()
+        await engine.dispose()
+
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=metadata, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    else:
+        asyncio.run(run())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.migrations", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("service")
+    parser.add_argument("action", choices=["upgrade", "revision", "check", "current"])
+    parser.add_argument("message", nargs="?", default="change")
+    parser.add_argument("--url", default=None, help="database URL (default: the service's DATABASE_URL)")
+    args = parser.parse_args(argv)
+    from shared.settings import ServiceSettings
+
+    url = args.url or ServiceSettings(service_name=args.service).resolved_database_url()
+    if url.startswith("sqlite"):
+        Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    config = alembic_config(args.service, url)
+    if args.action == "upgrade":
+        command.upgrade(config, "head")
+    elif args.action == "revision":
+        versions = ROOT / "services" / args.service / "migrations" / "versions"
+        rev_id = f"{len(list(versions.glob('[0-9]*.py'))) + 1:04d}"
+        command.revision(config, message=args.message, autogenerate=True, rev_id=rev_id)
+    elif args.action == "check":
+        command.check(config)
+    else:
+        command.current(config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
