@@ -1,0 +1,111 @@
+"""complaints' composition root: everything is wired in the lifespan, so tests can build the app with their
+own settings (database file, broker, clock, short deadlines) and nothing happens at import time."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI
+from pydantic import Field, field_validator
+
+from services.complaints import api
+from services.complaints.application import ComplaintsApplication, ComplaintsDeps
+from services.complaints.reactions import CONSUMES, handler_table
+from services.complaints.sla import ComplaintSla
+from services.complaints.timers import deadline_handler
+from shared.auth import TokenVerifier
+from shared.calendar import WorkingCalendar
+from shared.clock import Clock, SystemClock
+from shared.domain import TimeRules
+from shared.eventstore.store import EventStore
+from shared.eventstore.tables import metadata
+from shared.http.app import create_service_app
+from shared.http.idempotency import IdempotencyStore
+from shared.observability.logging import configure_logging
+from shared.runtime import ServiceRuntime
+from shared.settings import ServiceSettings
+
+import services.complaints.read_model  # noqa: F401  (registers complaints' tables in `metadata`)
+
+SERVICE = "complaints"
+
+
+class ComplaintsSettings(ServiceSettings):
+    service_name: str = SERVICE
+    port: int = 8004
+    complaint_acknowledge_within_seconds: float = Field(3600, gt=0, description="Acknowledge deadline")
+    complaint_resolve_general_within_seconds: float = Field(8 * 3600, gt=0,
+                                                            description="Resolve deadline of general complaints")
+    complaint_resolve_serious_working_days: float = Field(5, gt=0,
+                                                          description="Resolve deadline of serious complaints")
+    complaint_holidays: str = Field("", description="Days the working-day clock skips besides weekends: "
+                                                    "YYYY-MM-DD, comma separated")
+    complaint_timezone: str = Field("UTC", description="Time zone in which working days and holidays are judged")
+    complaint_low_satisfaction: int = Field(2, ge=1, le=5,
+                                            description="A revisit scored this or lower opens a complaint")
+
+    @field_validator("complaint_holidays", "complaint_timezone")
+    @classmethod
+    def _calendar_is_valid(cls, value: str, info) -> str:
+        if info.field_name == "complaint_holidays":
+            WorkingCalendar.from_settings(holidays=value)
+        else:
+            WorkingCalendar(timezone=value)
+        return value
+
+    def sla(self) -> ComplaintSla:
+        return ComplaintSla(
+            acknowledge_within=timedelta(seconds=self.complaint_acknowledge_within_seconds),
+            resolve_general_within=timedelta(seconds=self.complaint_resolve_general_within_seconds),
+            resolve_serious_working_days=self.complaint_resolve_serious_working_days,
+            calendar=WorkingCalendar.from_settings(self.complaint_holidays, self.complaint_timezone),
+        )
+
+
+def create_app(settings: ComplaintsSettings | None = None, *, clock: Clock | None = None,
+               configure_logs: bool = True) -> FastAPI:
+    settings = settings or ComplaintsSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if configure_logs:
+            configure_logging(SERVICE, settings.log_level, settings.log_json)
+        db = ServiceRuntime.database(settings)
+        deps = ComplaintsDeps(
+            db=db,
+            store=EventStore(source=SERVICE),
+            clock=clock or SystemClock(),
+            time_rules=TimeRules(settings.max_backdate_days, settings.max_future_skew_seconds),
+            sla=settings.sla(),
+            low_satisfaction=settings.complaint_low_satisfaction,
+        )
+        runtime = ServiceRuntime.build(settings, metadata=metadata, db=db, consumes=CONSUMES,
+                                       handlers=handler_table(deps), deadline_handler=deadline_handler(deps),
+                                       clock=deps.clock)
+        await runtime.start()
+        app.state.settings = settings
+        app.state.runtime = runtime
+        app.state.complaints = ComplaintsApplication(deps)
+        app.state.verifier = TokenVerifier(settings.auth_secret, settings.auth_public_key, settings.auth_issuer)
+        app.state.idempotency = IdempotencyStore(runtime.db, settings.idempotency_running_timeout_seconds)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    def readiness(app: FastAPI):
+        runtime: ServiceRuntime = app.state.runtime
+        return [runtime.database_reachable, runtime.kafka_reachable]
+
+    return create_service_app(
+        service=SERVICE,
+        title="Servicetrail complaints",
+        description="Complaints from customers, dealers and the hotline, and from low revisit scores: "
+        "acknowledgement and resolution deadlines on a working-day calendar, waiting on the customer, "
+        "escalation levels 1-3 (by hand, or by itself when a deadline passes), reopening and appeals.",
+        version="1.0.0",
+        lifespan=lifespan,
+        routers=[api.router],
+        readiness=readiness,
+    )

@@ -1,0 +1,229 @@
+"""complaints' read side: a row per complaint (its view as JSON plus the columns lists filter and sort on),
+and what complaints knows of other services' requests and jobs (to link complaints and scope dealers)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.complaints.domain import ACTIVE, TOP_LEVEL, Complaint, Status
+from shared.clock import rfc3339
+from shared.eventstore.tables import UtcDateTime, metadata
+
+complaints = Table(
+    "complaints",
+    metadata,
+    Column("complaint_id", String(36), primary_key=True),
+    Column("opened_position", BigInteger, nullable=False, unique=True),
+    Column("status", String(24), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("category", String(16), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("dealer_id", String(80)),
+    Column("request_id", String(80)),
+    Column("job_id", String(80)),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("next_due", UtcDateTime),
+    # Sorts a complaints officer's worklist: active first, highest level first, earliest deadline first.
+    Column("worklist_order", String(80), nullable=False, unique=True),
+    Column("version", BigInteger, nullable=False),
+    Column("view", Text, nullable=False),
+)
+Index("ix_complaints_status", complaints.c.status, complaints.c.opened_position)
+Index("ix_complaints_dealer", complaints.c.dealer_id, complaints.c.opened_position)
+Index("ix_complaints_request", complaints.c.request_id)
+Index("ix_complaints_job", complaints.c.job_id)
+
+# Learned from intake.events (service_request.received) and dispatch.events (job.created).
+known_requests = Table(
+    "known_requests",
+    metadata,
+    Column("request_id", String(80), primary_key=True),
+    Column("dealer_id", String(80)),
+)
+known_jobs = Table(
+    "known_jobs",
+    metadata,
+    Column("job_id", String(80), primary_key=True),
+    Column("request_id", String(80), nullable=False),
+    Column("dealer_id", String(80)),
+)
+
+
+def _time(value: datetime | None) -> str | None:
+    return rfc3339(value) if value else None
+
+
+def to_view(complaint: Complaint) -> dict[str, Any]:
+    """The complaint as the API shows it."""
+    c = complaint
+    return {
+        "id": c.id,
+        "status": str(c.status),
+        "level": c.level,
+        "category": str(c.category),
+        "severity": str(c.severity),
+        "source": str(c.source),
+        "description": c.details,
+        "satisfaction": c.satisfaction,
+        "request_id": c.request_id,
+        "job_id": c.job_id,
+        "dealer_id": c.dealer_id,
+        "opened_at": _time(c.opened_at),
+        "ack_due": _time(c.ack_due),
+        "acknowledged_at": _time(c.acknowledged_at),
+        "acknowledged_in_time": c.acknowledged_in_time,
+        "resolve_due": _time(c.resolve_due),
+        "waiting_on_customer_since": _time(c.waiting_since),
+        "resolved_at": _time(c.resolved_at),
+        "resolution": c.resolution,
+        "resolved_in_time": c.resolved_in_time,
+        "next_due": _time(c.next_due),
+        "closed_at": _time(c.closed_at),
+        "customer_confirmed": c.customer_confirmed,
+        "reopen_count": c.reopen_count,
+        "appeal_count": c.appeal_count,
+        "version": c.version,
+        "history": [{"type": t, "time": _time(at)} for t, at in c.history],
+    }
+
+
+def worklist_order(complaint: Complaint) -> str:
+    """A string whose order is the worklist's: active before done, level 3 before 1, earliest deadline first
+    (a complaint whose clock stands still last), then by id."""
+    due = complaint.next_due
+    due_key = due.strftime("%Y%m%dT%H%M%S%f") if due else "~"
+    return f"{0 if complaint.is_active else 1}{TOP_LEVEL - complaint.level}|{due_key}|{complaint.id}"
+
+
+async def save_view(conn: AsyncConnection, complaint: Complaint, opened_position: int | None,
+                    is_sqlite: bool) -> None:
+    row = {
+        "complaint_id": complaint.id,
+        "status": str(complaint.status),
+        "level": complaint.level,
+        "severity": str(complaint.severity),
+        "category": str(complaint.category),
+        "source": str(complaint.source),
+        "dealer_id": complaint.dealer_id,
+        "request_id": complaint.request_id,
+        "job_id": complaint.job_id,
+        "opened_at": complaint.opened_at,
+        "next_due": complaint.next_due,
+        "worklist_order": worklist_order(complaint),
+        "version": complaint.version,
+        "view": json.dumps(to_view(complaint), ensure_ascii=False),
+    }
+    if opened_position is not None:
+        dialect = sqlite if is_sqlite else postgresql
+        statement = dialect.insert(complaints).values(opened_position=opened_position, **row)
+        await conn.execute(statement.on_conflict_do_update(index_elements=["complaint_id"], set_=row))
+    else:
+        await conn.execute(complaints.update().where(complaints.c.complaint_id == complaint.id).values(**row))
+
+
+@dataclass(frozen=True)
+class ComplaintFilter:
+    status: Status | None = None
+    active: bool | None = None  # True: open, acknowledged or waiting on the customer
+    level: int | None = None
+    severity: str | None = None
+    category: str | None = None
+    source: str | None = None
+    dealer_id: str | None = None
+    request_id: str | None = None
+    job_id: str | None = None
+    due_before: datetime | None = None
+
+
+async def page_of_complaints(conn: AsyncConnection, where: ComplaintFilter, *, by_urgency: bool,
+                             after: int | str | None, limit: int) -> tuple[list[dict[str, Any]], int | str | None]:
+    """One page, newest first or in worklist order; returns the items and the key to continue after."""
+    order_column = complaints.c.worklist_order if by_urgency else complaints.c.opened_position
+    query = select(complaints.c.view, order_column.label("key"))
+    if where.status is not None:
+        query = query.where(complaints.c.status == where.status.value)
+    if where.active is not None:
+        active = complaints.c.status.in_([s.value for s in ACTIVE])
+        query = query.where(active if where.active else ~active)
+    for column, value in ((complaints.c.level, where.level), (complaints.c.severity, where.severity),
+                          (complaints.c.category, where.category), (complaints.c.source, where.source),
+                          (complaints.c.dealer_id, where.dealer_id), (complaints.c.request_id, where.request_id),
+                          (complaints.c.job_id, where.job_id)):
+        if value is not None:
+            query = query.where(column == value)
+    if where.due_before is not None:
+        query = query.where(complaints.c.next_due < where.due_before)
+    if after is not None:
+        query = query.where(order_column > after if by_urgency else order_column < after)
+    query = query.order_by(order_column.asc() if by_urgency else order_column.desc()).limit(limit + 1)
+    rows = (await conn.execute(query)).all()
+    page = rows[:limit]
+    return [json.loads(r.view) for r in page], (page[-1].key if len(rows) > limit else None)
+
+
+async def visible_view(conn: AsyncConnection, complaint_id: str) -> Row | None:
+    return (await conn.execute(select(complaints.c.view, complaints.c.dealer_id)
+                               .where(complaints.c.complaint_id == complaint_id))).first()
+
+
+# --- what complaints knows of other services' requests and jobs -----------------------------------------
+
+async def remember_request(conn: AsyncConnection, request_id: str, dealer_id: str | None, is_sqlite: bool) -> None:
+    dialect = sqlite if is_sqlite else postgresql
+    await conn.execute(dialect.insert(known_requests).values(request_id=request_id, dealer_id=dealer_id)
+                       .on_conflict_do_nothing())
+
+
+async def remember_job(conn: AsyncConnection, job_id: str, request_id: str, dealer_id: str | None,
+                       is_sqlite: bool) -> None:
+    dialect = sqlite if is_sqlite else postgresql
+    await conn.execute(dialect.insert(known_jobs).values(job_id=job_id, request_id=request_id, dealer_id=dealer_id)
+                       .on_conflict_do_nothing())
+
+
+async def known_request(conn: AsyncConnection, request_id: str) -> Row | None:
+    return (await conn.execute(select(known_requests).where(known_requests.c.request_id == request_id))).first()
+
+
+async def known_job(conn: AsyncConnection, job_id: str) -> Row | None:
+    return (await conn.execute(select(known_jobs).where(known_jobs.c.job_id == job_id))).first()
+
+
+async def rebuild(db, store) -> int:
+    """Replace the complaint rows with ones folded afresh from the event store; return how many.
+
+    Used by `python -m services.complaints.rebuild` and by the test that proves live == rebuilt."""
+    histories: dict[str, list] = {}
+    first_position: dict[str, int] = {}
+    after = 0
+    async with db.read() as conn:
+        while True:
+            batch = await store.read_all(conn, after_position=after, limit=2000)
+            if not batch:
+                break
+            for envelope in batch:
+                if not envelope.type.startswith("complaint."):
+                    continue
+                model = store.registry.get(envelope.type, envelope.schema_version)
+                histories.setdefault(envelope.subject, []).append((model.model_validate_json(envelope.data),
+                                                                   envelope.time))
+                first_position.setdefault(envelope.subject, envelope.position)
+            after = batch[-1].position
+    async with db.transaction() as conn:
+        await conn.execute(delete(complaints))
+        for complaint_id, history in histories.items():
+            complaint = Complaint.rehydrate(complaint_id, history)
+            await save_view(conn, complaint, first_position[complaint_id], db.is_sqlite)
+    return len(histories)
+
+
+__all__ = ["ACTIVE", "ComplaintFilter", "complaints", "known_jobs", "known_requests", "rebuild", "to_view"]
