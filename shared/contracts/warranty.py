@@ -1,11 +1,69 @@
-"""Events of `warranty.events` that other services read. The warranty issue completes this module."""
+"""Events of `warranty.events`: products sold, warranty policies, coverage checks, part swaps, repairs, claims,
+returns and the two-repair entitlement.
+
+Keys / CloudEvents subjects: a unit's events (`product.registered`, `part.swapped`, `unit.*`, `return.rejected`)
+are keyed by its `serial`, so that one unit's history stays in order on one partition; `warranty.checked` by
+`request_id`; claims by `claim_id`; a product line's policy by `policy:<product_line>` (so that a product line
+and a serial that share a name never share a stream).
+
+Dates are ISO dates; `expires_on` / `covered_until` are the last day covered (inclusive). Money is a decimal
+string (never a float) in the currency named beside it."""
 
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.base import EventData, event
 from shared.contracts.topics import WARRANTY
+
+
+class CoverageBasis(StrEnum):
+    """What a coverage verdict counted from."""
+
+    registered_sale = "registered_sale"
+    purchase_date = "purchase_date"  # the request's purchase date; the serial is not registered
+    none = "none"  # no sale date known at all
+
+
+class ReturnKind(StrEnum):
+    return_ = "return"
+    exchange = "exchange"
+
+
+class ClaimReason(BaseModel):
+    """One adjudication rule and its verdict on a claim (or an officer's override with its why)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    rule: str = Field(description="coverage_valid | swaps_belong_to_job | filed_within_limit | officer_override")
+    ok: bool
+    detail: str
+
+
+@event("product.registered", topic=WARRANTY, subject="serial")
+class ProductRegistered(EventData):
+    """A unit was sold: its serial, model, product line, sale date and selling dealer."""
+
+    serial: str
+    model: str
+    product_line: str
+    sold_on: date
+    dealer_id: str | None = None
+
+
+@event("warranty_policy.set", topic=WARRANTY, subject="product_line")
+class WarrantyPolicySet(EventData):
+    """A product line's warranty for units sold from `effective_from` on (null: all). Key `policy:<line>`."""
+
+    product_line: str
+    months: int
+    part_months: dict[str, int] = Field(default_factory=dict)
+    excluded_categories: list[str] = Field(default_factory=list)
+    effective_from: date | None = None
 
 
 @event("warranty.checked", topic=WARRANTY, subject="request_id")
@@ -17,3 +75,133 @@ class WarrantyChecked(EventData):
     covered: bool
     expires_on: date | None = None
     reason: str
+    basis: CoverageBasis | None = Field(None, description="Registered sale, the request's purchase date, or none")
+    judged_on: date | None = Field(None, description="The request's received date (UTC)")
+
+
+@event("part.swapped", topic=WARRANTY, subject="serial")
+class PartSwapped(EventData):
+    """A part of a unit was replaced in a job: covered or billable, decided on the swap date and category."""
+
+    swap_id: str
+    job_id: str
+    request_id: str
+    serial: str
+    part_number: str
+    part_category: str
+    quantity: int
+    old_part_serial: str | None = None
+    new_part_serial: str | None = None
+    covered: bool
+    covered_until: date | None = Field(None, description="Last day the part category is covered")
+    reason: str
+    unit_cost: Decimal
+    currency: str
+    dealer_id: str | None = Field(None, description="The job's dealer")
+    recorded_by: str
+
+
+@event("unit.repair_recorded", topic=WARRANTY, subject="serial")
+class UnitRepairRecorded(EventData):
+    """Warranty's repair record of a unit: a job for it was completed fixed (caused by `job.completed`)."""
+
+    serial: str
+    job_id: str
+    request_id: str
+    technician_id: str | None = None
+    dealer_id: str | None = None
+
+
+@event("unit.exchange_entitled", topic=WARRANTY, subject="serial")
+class UnitExchangeEntitled(EventData):
+    """Repaired twice in warranty for one fault (part category) that came back: exchange or return it."""
+
+    serial: str
+    fault_category: str
+    repair_job_ids: list[str]
+    failure_job_id: str
+    reason: str
+
+
+@event("unit.returned", topic=WARRANTY, subject="serial")
+class UnitReturned(EventData):
+    """The unit was taken back and the customer refunded."""
+
+    return_id: str
+    serial: str
+    reason: str
+    basis: str = Field(description="within_return_days | two_repair_rule")
+    days_since_sale: int
+    requested_by: str
+
+
+@event("unit.exchanged", topic=WARRANTY, subject="serial")
+class UnitExchanged(EventData):
+    """The unit was replaced by a new one."""
+
+    return_id: str
+    serial: str
+    reason: str
+    basis: str = Field(description="within_exchange_days | two_repair_rule")
+    days_since_sale: int
+    requested_by: str
+
+
+@event("return.rejected", topic=WARRANTY, subject="serial")
+class ReturnRejected(EventData):
+    """A return or exchange was refused, with the reasons and the remedy left (exchange or repair)."""
+
+    return_id: str
+    serial: str
+    kind: ReturnKind
+    reason: str
+    reasons: list[str]
+    remedy: str
+    days_since_sale: int
+    requested_by: str
+
+
+@event("claim.submitted", topic=WARRANTY, subject="claim_id")
+class ClaimSubmitted(EventData):
+    """A dealer claimed a job's labour and covered parts; the amounts are what the rules would pay."""
+
+    claim_id: str
+    job_id: str
+    request_id: str
+    serial: str | None = None
+    dealer_id: str
+    labour_minutes: int
+    swap_ids: list[str]
+    labour_amount: Decimal
+    parts_amount: Decimal
+    total_amount: Decimal
+    currency: str
+    submitted_by: str
+
+
+@event("claim.approved", topic=WARRANTY, subject="claim_id")
+class ClaimApproved(EventData):
+    """The claim will be paid: every rule held, or a warranty officer overrode it (who and why)."""
+
+    claim_id: str
+    job_id: str
+    dealer_id: str
+    reasons: list[ClaimReason]
+    decided_by: str = Field(description="`rules` for the automatic adjudication, else the officer's id")
+    override: bool = False
+    note: str | None = None
+    total_amount: Decimal
+
+
+@event("claim.rejected", topic=WARRANTY, subject="claim_id")
+class ClaimRejected(EventData):
+    """The claim will not be paid: the failed rules are in `reasons`, or a warranty officer overrode it."""
+
+    claim_id: str
+    job_id: str
+    dealer_id: str
+    reasons: list[ClaimReason]
+    decided_by: str = Field(description="`rules` for the automatic adjudication, else the officer's id")
+    override: bool = False
+    note: str | None = None
+    total_amount: Decimal

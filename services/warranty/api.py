@@ -1,0 +1,209 @@
+"""warranty's HTTP entry points for what was sold and how it is covered: products (one by one and in bulk),
+warranty policies, and coverage. Each route turns its input into a command or a query and calls it once."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from services.warranty.application import WarrantyApplication
+from services.warranty.bulk_import import ImportFormat, ImportRejected, ProductFields, parse
+from services.warranty.commands import Actor, ImportProducts, RegisterProduct, SetWarrantyPolicy
+from services.warranty.queries import WarrantyQueries
+from shared.auth import Principal, Role
+from shared.http.commands import CommandMetadata, StrictBody
+from shared.http.idempotency import Idempotency
+from shared.http.pagination import Cursor, Limit, decode_cursor, encode_cursor
+from shared.http.problems import Problem
+from shared.http.security import CurrentPrincipal, Permission
+
+router = APIRouter(tags=["products and coverage"])
+
+STAFF_READERS = (Role.agent, Role.dispatcher, Role.analyst, Role.warranty_officer, Role.complaints_officer)
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
+IMPORT_TYPES = {
+    "text/csv": ImportFormat.csv, "application/csv": ImportFormat.csv,
+    "application/x-ndjson": ImportFormat.jsonl, "application/jsonl": ImportFormat.jsonl,
+    "application/x-jsonlines": ImportFormat.jsonl, "application/json-lines": ImportFormat.jsonl,
+}
+
+
+def _application(request: Request) -> WarrantyApplication:
+    return request.app.state.warranty
+
+
+def _queries(request: Request) -> WarrantyQueries:
+    return request.app.state.warranty_queries
+
+
+Warranty = Annotated[WarrantyApplication, Depends(_application)]
+Queries = Annotated[WarrantyQueries, Depends(_queries)]
+Serial = Annotated[str, Path(min_length=1, max_length=80, description="The unit's serial")]
+
+
+def actor_of(principal: Principal) -> Actor:
+    """Dealers are scoped to their dealer_id; a technician-only token to the jobs assigned to its `sub`."""
+    technician = principal.subject if principal.roles == frozenset({Role.technician}) else None
+    return Actor(principal.subject, principal.dealer_id if principal.is_dealer else None, technician)
+
+
+def created(view: dict[str, Any], location: str | None = None) -> JSONResponse:
+    return JSONResponse(view, status_code=201, headers={"Location": location} if location else None)
+
+
+def page(items: list[dict[str, Any]], after: Any) -> JSONResponse:
+    return JSONResponse({"items": items, "next_cursor": encode_cursor(after) if after is not None else None})
+
+
+def cursor_value(cursor: str | None, kind: type) -> Any:
+    after = decode_cursor(cursor)
+    if after is not None and not isinstance(after, kind):
+        raise Problem(400, "The cursor is not one this API handed out.", slug="invalid-cursor",
+                      errors=[{"field": "cursor", "reason": "not a valid cursor"}])
+    return after
+
+
+def own_dealer(actor: Actor, requested: str | None, action: str) -> str | None:
+    """A dealer acts for itself: a different dealer_id in the input is refused (403)."""
+    if actor.dealer_scope is None:
+        return requested
+    if requested is not None and requested != actor.dealer_scope:
+        raise Problem(403, f"A dealer may only {action} for itself.", slug="forbidden",
+                      errors=[{"field": "dealer_id", "reason": "differs from the token's dealer_id"}])
+    return actor.dealer_scope
+
+
+class ProductBody(ProductFields, StrictBody):
+    """A unit sold."""
+
+
+class PolicyBody(StrictBody):
+    product_line: str = Field(min_length=1, max_length=72)
+    months: int = Field(ge=1, le=240, description="Months of coverage of the whole unit")
+    part_months: dict[Annotated[str, Field(min_length=1, max_length=80)], Annotated[int, Field(ge=1, le=240)]] = Field(
+        default_factory=dict, description="Months of coverage of named part categories, e.g. {\"compressor\": 60}")
+    excluded_categories: list[Annotated[str, Field(min_length=1, max_length=80)]] = Field(
+        default_factory=list, max_length=200, description="Wear-part categories never covered")
+    effective_from: date | None = Field(None, description="For units sold on or after this date (default: all)")
+
+
+@router.post("/v1/products", status_code=201, dependencies=[Permission(Role.warranty_officer, Role.dealer)])
+async def register_product(body: ProductBody, meta: CommandMetadata, principal: CurrentPrincipal,
+                           warranty: Warranty, idempotent: Idempotency) -> JSONResponse:
+    """Register a unit sold. A dealer registers its own sales (dealer_id from its token). A serial already
+    registered is a 409; a sale date in the future a 422."""
+    actor = actor_of(principal)
+    command = RegisterProduct(body.serial, body.model, body.product_line, body.sold_on,
+                              own_dealer(actor, body.dealer_id, "register sales"))
+
+    async def run() -> JSONResponse:
+        view = await warranty.handle(command, actor, meta)
+        return created(view, f"/v1/products/{view['serial']}")
+
+    return await idempotent.run(run)
+
+
+@router.post(
+    "/v1/products/import", status_code=201, dependencies=[Permission(Role.warranty_officer, Role.dealer)],
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "text/csv": {"schema": {"type": "string"}, "example": "serial,model,product_line,sold_on,dealer_id\n"
+                                                                "SN-1,T-100,tractor,2025-03-01,D1\n"},
+        "application/x-ndjson": {"schema": {"type": "string"}}}}},
+)
+async def import_products(request: Request, meta: CommandMetadata, principal: CurrentPrincipal, warranty: Warranty,
+                          idempotent: Idempotency,
+                          partial: Annotated[bool, Query(description="Import the valid rows even if others "
+                                                                     "are not")] = False) -> JSONResponse:
+    """Register many units sold: CSV with a header line (`serial,model,product_line,sold_on,dealer_id`) or
+    JSON lines, by Content-Type. Every row is validated; errors come back per row with its line number. With
+    any error nothing is imported (422), unless `partial=true`: then the valid rows are."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    fmt = IMPORT_TYPES.get(content_type)
+    if fmt is None:
+        raise Problem(415, "Send the rows as text/csv or application/x-ndjson (JSON lines).",
+                      slug="unsupported-media-type",
+                      errors=[{"field": "Content-Type", "reason": content_type or "none"}])
+    body = await request.body()
+    if len(body) > MAX_IMPORT_BYTES:
+        raise Problem(413, f"An import may hold at most {MAX_IMPORT_BYTES // (1024 * 1024)} MB.", slug="too-large")
+    actor = actor_of(principal)
+    try:
+        checked = parse(body, fmt, today=request.app.state.clock.now().date(), dealer_scope=actor.dealer_scope)
+    except ImportRejected as exc:
+        raise Problem(413 if exc.too_large else 422, f"The file cannot be imported: {exc.detail}",
+                      slug="import-rejected", errors=[e.as_dict() for e in exc.errors]) from exc
+    command = ImportProducts(tuple(checked.rows), tuple(checked.errors), allow_partial=partial)
+
+    async def run() -> JSONResponse:
+        return created(await warranty.handle(command, actor, meta))
+
+    return await idempotent.run(run)
+
+
+@router.get("/v1/products/{serial}", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
+async def get_product(serial: Serial, principal: CurrentPrincipal, queries: Queries) -> JSONResponse:
+    """A registered unit. Dealers see only their own sales (404 otherwise)."""
+    return JSONResponse(await queries.product(serial, actor_of(principal)))
+
+
+@router.get("/v1/products", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
+async def list_products(principal: CurrentPrincipal, queries: Queries,
+                        dealer_id: Annotated[str | None, Query(max_length=80)] = None,
+                        product_line: Annotated[str | None, Query(max_length=80)] = None,
+                        limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
+    """Registered units in registration order, by dealer and product line. Dealers list only their own."""
+    actor = actor_of(principal)
+    own_dealer(actor, dealer_id, "list sales")
+    items, after = await queries.products(actor, dealer_id=dealer_id, product_line=product_line, limit=limit,
+                                          after=cursor_value(cursor, int))
+    return page(items, after)
+
+
+@router.post("/v1/warranty-policies", status_code=201, dependencies=[Permission(Role.warranty_officer)])
+async def set_warranty_policy(body: PolicyBody, meta: CommandMetadata, principal: CurrentPrincipal,
+                              warranty: Warranty, idempotent: Idempotency) -> JSONResponse:
+    """Set a product line's warranty for units sold on or after `effective_from` (all units when absent): the
+    months, longer coverage for named part categories, and the excluded wear-part categories. Units already
+    sold keep the version in force on their sale date."""
+    command = SetWarrantyPolicy(body.product_line, body.months, dict(body.part_months), list(body.excluded_categories),
+                                body.effective_from)
+
+    async def run() -> JSONResponse:
+        view = await warranty.handle(command, actor_of(principal), meta)
+        return created(view, f"/v1/warranty-policies/{view['product_line']}")
+
+    return await idempotent.run(run)
+
+
+@router.get("/v1/warranty-policies/{product_line}", dependencies=[Permission(*STAFF_READERS, Role.dealer,
+                                                                             Role.technician)])
+async def get_warranty_policy(product_line: Annotated[str, Path(max_length=72)], queries: Queries) -> JSONResponse:
+    """A product line's policy versions."""
+    return JSONResponse(await queries.policy(product_line))
+
+
+@router.get("/v1/warranty-policies", dependencies=[Permission(*STAFF_READERS, Role.dealer, Role.technician)])
+async def list_warranty_policies(queries: Queries, limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
+    """Every product line's policy, by product line."""
+    items, after = await queries.policies(limit, cursor_value(cursor, str))
+    return page(items, after)
+
+
+@router.get("/v1/coverage", dependencies=[Permission(*STAFF_READERS, Role.dealer, Role.technician)])
+async def get_coverage(queries: Queries,
+                       serial: Annotated[str, Query(min_length=1, max_length=80)],
+                       on: Annotated[date | None, Query(description="The day to judge (default today, UTC)")] = None,
+                       category: Annotated[str | None, Query(min_length=1, max_length=80,
+                                                             description="Also judge this part category")] = None,
+                       ) -> JSONResponse:
+    """Is a registered unit covered on a day? With the last covered day (inclusive) of the unit and of each
+    named part category (null for excluded wear parts), and the reason. Any dealer may ask about any serial:
+    a unit is often repaired by another dealer than the one that sold it."""
+    return JSONResponse(await queries.coverage(serial, on, category))
+
+
+__all__ = ["router"]

@@ -1,0 +1,211 @@
+"""warranty's HTTP entry points for what happens to a unit after the sale: part swaps, dealer claims and their
+overrides, returns and exchanges, and the unit's history across dealers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, Field, field_validator
+
+from services.warranty.api import (
+    STAFF_READERS,
+    Queries,
+    Serial,
+    Warranty,
+    actor_of,
+    created,
+    cursor_value,
+    own_dealer,
+    page,
+)
+from services.warranty.application import WarrantyApplication
+from services.warranty.bulk_import import SERIAL_PATTERN
+from services.warranty.claims import ClaimStatus
+from services.warranty.commands import OverrideClaim, RecordPartSwap, RequestReturn, SubmitClaim
+from shared.auth import Principal, Role
+from shared.contracts.warranty import ReturnKind
+from shared.eventstore.store import Metadata
+from shared.http.commands import CommandMetadata, StrictBody
+from shared.http.idempotency import Idempotency
+from shared.http.pagination import Cursor, Limit, encode_cursor
+from shared.http.problems import Problem
+from shared.http.security import CurrentPrincipal, Permission
+
+router = APIRouter(tags=["swaps, claims, returns and history"])
+
+Id = Annotated[str, Field(min_length=1, max_length=80)]
+PathId = Annotated[str, Path(min_length=1, max_length=80)]
+
+
+class PartSwapBody(StrictBody):
+    job_id: Id
+    request_id: Id
+    serial: str = Field(pattern=SERIAL_PATTERN)
+    part_number: Id
+    part_category: Id = Field(description="e.g. compressor, pump, filter (case-insensitive)")
+    quantity: int = Field(ge=1, le=10_000)
+    old_part_serial: Id | None = None
+    new_part_serial: Id | None = None
+    unit_cost: Decimal = Field(ge=0, max_digits=12, decimal_places=2,
+                               description="Cost of one part, a decimal (string or number), at most 2 places")
+    occurred_at: AwareDatetime | None = Field(None, description="When the part was swapped (defaults to now)")
+
+
+class ClaimBody(StrictBody):
+    job_id: Id
+    labour_minutes: int = Field(ge=0, le=100_000)
+    swap_ids: list[Id] = Field(default_factory=list, max_length=500)
+
+    @field_validator("swap_ids")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a swap may be listed once")
+        return value
+
+
+class OverrideBody(StrictBody):
+    reason: str = Field(min_length=1, max_length=2000, description="Why the officer decides so (recorded)")
+
+
+class ReturnBody(StrictBody):
+    serial: str = Field(pattern=SERIAL_PATTERN)
+    kind: ReturnKind
+    reason: str = Field(min_length=1, max_length=2000)
+    occurred_at: AwareDatetime | None = Field(None, description="When the customer asked (defaults to now)")
+
+
+@router.post("/v1/part-swaps", status_code=201,
+             dependencies=[Permission(Role.technician, Role.dealer, Role.warranty_officer)])
+async def record_part_swap(body: PartSwapBody, meta: CommandMetadata, principal: CurrentPrincipal,
+                           warranty: Warranty, idempotent: Idempotency) -> JSONResponse:
+    """Record a part replaced during a job, with the old and new part serials. Warranty decides, on the swap
+    date and for the part's category, whether it is covered or billable, and says why. The job must be one
+    dispatch announced (a dealer's own, a technician's assigned one): otherwise 404."""
+    command = RecordPartSwap(body.job_id, body.request_id, body.serial, body.part_number, body.part_category,
+                             body.quantity, body.unit_cost, body.old_part_serial, body.new_part_serial,
+                             body.occurred_at)
+
+    async def run() -> JSONResponse:
+        view = await warranty.handle(command, actor_of(principal), meta)
+        return created(view, f"/v1/part-swaps/{view['id']}")
+
+    return await idempotent.run(run)
+
+
+@router.get("/v1/part-swaps/{swap_id}", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
+async def get_part_swap(swap_id: PathId, principal: CurrentPrincipal, queries: Queries) -> JSONResponse:
+    """One swap. Dealers see the swaps of their jobs only."""
+    return JSONResponse(await queries.swap(swap_id, actor_of(principal)))
+
+
+@router.get("/v1/part-swaps", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
+async def list_part_swaps(principal: CurrentPrincipal, queries: Queries,
+                          job_id: Annotated[str | None, Query(max_length=80)] = None,
+                          serial: Annotated[str | None, Query(max_length=80)] = None,
+                          limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
+    """Swaps in the order they were recorded, by job or serial. Dealers list the swaps of their jobs only."""
+    items, after = await queries.swaps(actor_of(principal), job_id=job_id, serial=serial, limit=limit,
+                                       after=cursor_value(cursor, int))
+    return page(items, after)
+
+
+@router.post("/v1/claims", status_code=201, dependencies=[Permission(Role.dealer)])
+async def submit_claim(body: ClaimBody, meta: CommandMetadata, principal: CurrentPrincipal, warranty: Warranty,
+                       idempotent: Idempotency) -> JSONResponse:
+    """Claim a completed job's labour and covered parts back. Adjudicated at once by the rules (coverage
+    valid, swaps belong to the job, filed within 30 days of the job's completion), each with its verdict in
+    `reasons`. Another dealer's job is a 404; a second claim for a job, or a job not completed yet, a 409."""
+    command = SubmitClaim(body.job_id, body.labour_minutes, tuple(body.swap_ids))
+
+    async def run() -> JSONResponse:
+        view = await warranty.handle(command, actor_of(principal), meta)
+        return created(view, f"/v1/claims/{view['id']}")
+
+    return await idempotent.run(run)
+
+
+@router.get("/v1/claims/{claim_id}", dependencies=[Permission(Role.warranty_officer, Role.analyst, Role.dealer)])
+async def get_claim(claim_id: PathId, principal: CurrentPrincipal, queries: Queries) -> JSONResponse:
+    """One claim with every decision on it (rules and overrides: who, why, when). Dealers see their own only."""
+    return JSONResponse(await queries.claim(claim_id, actor_of(principal)))
+
+
+@router.get("/v1/claims", dependencies=[Permission(Role.warranty_officer, Role.analyst, Role.dealer)])
+async def list_claims(principal: CurrentPrincipal, queries: Queries,
+                      status: Annotated[ClaimStatus | None, Query()] = None,
+                      job_id: Annotated[str | None, Query(max_length=80)] = None,
+                      dealer_id: Annotated[str | None, Query(max_length=80)] = None,
+                      limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
+    """Claims, newest first, by status, job and dealer. Dealers list their own only."""
+    actor = actor_of(principal)
+    own_dealer(actor, dealer_id, "list claims")
+    items, after = await queries.claims(actor, status=status.value if status else None, job_id=job_id,
+                                        dealer_id=dealer_id, limit=limit, after=cursor_value(cursor, int))
+    return page(items, after)
+
+
+async def _override(claim_id: str, approve: bool, body: OverrideBody, meta: Metadata, principal: Principal,
+                    warranty: WarrantyApplication) -> JSONResponse:
+    command = OverrideClaim(claim_id, approve, body.reason)
+    return JSONResponse(await warranty.handle(command, actor_of(principal), meta))
+
+
+@router.post("/v1/claims/{claim_id}/approve", dependencies=[Permission(Role.warranty_officer)])
+async def approve_claim(claim_id: PathId, body: OverrideBody, meta: CommandMetadata, principal: CurrentPrincipal,
+                        warranty: Warranty) -> JSONResponse:
+    """A warranty officer approves a rejected claim, recorded with who and why. Already approved: 409."""
+    return await _override(claim_id, True, body, meta, principal, warranty)
+
+
+@router.post("/v1/claims/{claim_id}/reject", dependencies=[Permission(Role.warranty_officer)])
+async def reject_claim(claim_id: PathId, body: OverrideBody, meta: CommandMetadata, principal: CurrentPrincipal,
+                       warranty: Warranty) -> JSONResponse:
+    """A warranty officer rejects an approved claim, recorded with who and why. Already rejected: 409."""
+    return await _override(claim_id, False, body, meta, principal, warranty)
+
+
+@router.post("/v1/returns", status_code=201,
+             dependencies=[Permission(Role.agent, Role.warranty_officer, Role.dealer)])
+async def request_return(body: ReturnBody, meta: CommandMetadata, principal: CurrentPrincipal, warranty: Warranty,
+                         idempotent: Idempotency) -> JSONResponse:
+    """Ask to return (refund) or exchange a registered unit. Decided at once and recorded either way: a
+    return within 7 days of the sale, an exchange within 15 (day 0 is the sale date; configurable), or at any
+    time once the two-repair rule entitles the unit; otherwise `rejected` with the remedy left (exchange or
+    repair). A dealer may ask for the units it sold only."""
+    command = RequestReturn(body.serial, body.kind, body.reason, body.occurred_at)
+
+    async def run() -> JSONResponse:
+        return created(await warranty.handle(command, actor_of(principal), meta))
+
+    return await idempotent.run(run)
+
+
+@router.get("/v1/units/{serial}/history", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
+async def unit_history(serial: Serial, principal: CurrentPrincipal, queries: Queries,
+                       limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
+    """One timeline per unit across dealers, oldest first: requests, jobs and visits, part swaps (old and new
+    part serials), repairs, claims, returns. A dealer sees only the entries that belong to it."""
+    items, next_after = await queries.history(serial, actor_of(principal), limit=limit,
+                                              after=_history_cursor(cursor))
+    return JSONResponse({"serial": serial, "items": items,
+                         "next_cursor": encode_cursor(list(next_after)) if next_after is not None else None})
+
+
+def _history_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    """A history cursor is the (time, sequence) of the last entry of the previous page."""
+    raw = cursor_value(cursor, list)
+    if raw is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(raw[0]).replace("Z", "+00:00")), int(raw[1])
+    except (ValueError, IndexError, TypeError) as exc:
+        raise Problem(400, "The cursor is not one this API handed out.", slug="invalid-cursor",
+                      errors=[{"field": "cursor", "reason": "not a valid cursor"}]) from exc
+
+
+__all__ = ["router"]

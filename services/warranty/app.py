@@ -1,0 +1,96 @@
+"""warranty's composition root: everything is wired in the lifespan, so tests can build the app with their own
+settings (database file, broker, clock, limits) and nothing happens at import time."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from decimal import Decimal
+
+from fastapi import FastAPI
+from pydantic import Field
+
+from services.warranty import api, api_repairs
+from services.warranty.application import WarrantyApplication, WarrantyDeps, WarrantyRules
+from services.warranty.domain import ReturnLimits
+from services.warranty.queries import WarrantyQueries
+from services.warranty.reactions import CONSUMES, handler_table
+from shared.auth import TokenVerifier
+from shared.clock import Clock, SystemClock
+from shared.domain import TimeRules
+from shared.eventstore.store import EventStore
+from shared.eventstore.tables import metadata
+from shared.http.app import create_service_app
+from shared.http.idempotency import IdempotencyStore
+from shared.observability.logging import configure_logging
+from shared.runtime import ServiceRuntime
+from shared.settings import ServiceSettings
+
+import services.warranty.read_model  # noqa: F401  (registers warranty's tables in `metadata`)
+import services.warranty.timeline  # noqa: F401
+
+SERVICE = "warranty"
+
+
+class WarrantySettings(ServiceSettings):
+    service_name: str = SERVICE
+    port: int = 8003
+    return_days: int = Field(7, ge=0, description="A unit may be returned up to this many days after its sale")
+    exchange_days: int = Field(15, ge=0, description="A unit may be exchanged up to this many days after its sale")
+    claim_days: int = Field(30, ge=0, description="A claim may be filed up to this many days after the job's "
+                                                  "completion")
+    labour_rate_per_hour: Decimal = Field(Decimal("60.00"), ge=0, description="What a claimed labour hour pays")
+    currency: str = Field("EUR", min_length=3, max_length=3)
+    default_warranty_months: int = Field(
+        12, ge=0, description="Coverage of a product line without a policy (0: such units are not covered)")
+
+    def rules(self) -> WarrantyRules:
+        return WarrantyRules(ReturnLimits(self.return_days, self.exchange_days), self.claim_days,
+                             self.labour_rate_per_hour, self.currency, self.default_warranty_months)
+
+
+def create_app(settings: WarrantySettings | None = None, *, clock: Clock | None = None,
+               configure_logs: bool = True) -> FastAPI:
+    settings = settings or WarrantySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if configure_logs:
+            configure_logging(SERVICE, settings.log_level, settings.log_json)
+        db = ServiceRuntime.database(settings)
+        deps = WarrantyDeps(
+            db=db,
+            store=EventStore(source=SERVICE),
+            clock=clock or SystemClock(),
+            time_rules=TimeRules(settings.max_backdate_days, settings.max_future_skew_seconds),
+            rules=settings.rules(),
+        )
+        runtime = ServiceRuntime.build(settings, metadata=metadata, db=db, consumes=CONSUMES,
+                                       handlers=handler_table(deps))
+        await runtime.start()
+        app.state.settings = settings
+        app.state.runtime = runtime
+        app.state.clock = deps.clock
+        app.state.warranty = WarrantyApplication(deps)
+        app.state.warranty_queries = WarrantyQueries(deps)
+        app.state.verifier = TokenVerifier(settings.auth_secret, settings.auth_public_key, settings.auth_issuer)
+        app.state.idempotency = IdempotencyStore(runtime.db, settings.idempotency_running_timeout_seconds)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    def readiness(app: FastAPI):
+        runtime: ServiceRuntime = app.state.runtime
+        return [runtime.database_reachable, runtime.kafka_reachable]
+
+    return create_service_app(
+        service=SERVICE,
+        title="Servicetrail warranty",
+        description="Who pays: products sold, warranty policies, coverage of a serial on a day, part swaps "
+        "(covered or billable), dealer claims adjudicated by explicit rules, returns and exchanges (三包), "
+        "and one history per unit across dealers.",
+        version="1.0.0",
+        lifespan=lifespan,
+        routers=[api.router, api_repairs.router],
+        readiness=readiness,
+    )

@@ -1,0 +1,94 @@
+"""What callers ask warranty to do (imperative names). Routes build these; the application handles them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from shared.contracts.warranty import ReturnKind
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting, as far as warranty cares: a dealer is confined to its own sales, jobs and claims; a
+    technician (sub = technician id) to the jobs assigned to it."""
+
+    subject: str
+    dealer_scope: str | None = None
+    technician_scope: str | None = None
+
+
+@dataclass(frozen=True)
+class RegisterProduct:
+    serial: str
+    model: str
+    product_line: str
+    sold_on: date
+    dealer_id: str | None
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    field: str
+    reason: str
+    serial: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"line": self.line, "field": self.field, "reason": self.reason, "serial": self.serial}
+
+
+@dataclass(frozen=True)
+class ImportProducts:
+    """Rows that passed their own validation (with their line numbers), the errors of those that did not, and
+    whether the valid rows may be imported despite the errors."""
+
+    rows: tuple[tuple[int, RegisterProduct], ...]
+    errors: tuple[RowError, ...]
+    allow_partial: bool = False
+
+
+@dataclass(frozen=True)
+class SetWarrantyPolicy:
+    product_line: str
+    months: int
+    part_months: dict[str, int]
+    excluded_categories: list[str]
+    effective_from: date | None = None
+
+
+@dataclass(frozen=True)
+class RecordPartSwap:
+    job_id: str
+    request_id: str
+    serial: str
+    part_number: str
+    part_category: str
+    quantity: int
+    unit_cost: Decimal
+    old_part_serial: str | None = None
+    new_part_serial: str | None = None
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SubmitClaim:
+    job_id: str
+    labour_minutes: int
+    swap_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OverrideClaim:
+    claim_id: str
+    approve: bool
+    note: str
+
+
+@dataclass(frozen=True)
+class RequestReturn:
+    serial: str
+    kind: ReturnKind
+    reason: str
+    occurred_at: datetime | None = None

@@ -1,0 +1,144 @@
+"""warranty's read side for the API: coverage of a serial on a day, products, policies, swaps, claims and a
+unit's history. Dealers see only their own sales, swaps on their jobs, their claims, and their part of a unit's
+history: anything else is a 404, never another dealer's data."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from services.warranty import timeline
+from services.warranty.application import WarrantyDeps, WarrantyUnitOfWork
+from services.warranty.commands import Actor
+from services.warranty.coverage import judge, unit_coverage
+from services.warranty.domain import Unit
+from services.warranty.read_model import claims, policies, product_view, products, swaps
+from shared.domain import NotFound
+
+Page = tuple[list[dict[str, Any]], Any]
+
+
+def _page(rows: list[Any], limit: int, render, cursor_of) -> Page:
+    page = rows[:limit]
+    return [render(r) for r in page], (cursor_of(page[-1]) if len(rows) > limit else None)
+
+
+class WarrantyQueries:
+    def __init__(self, deps: WarrantyDeps) -> None:
+        self.deps = deps
+
+    async def coverage(self, serial: str, on: date | None, category: str | None) -> dict[str, Any]:
+        """Coverage of a registered unit on a day (today by default), its parts' ends, and the reason."""
+        on = on or self.deps.clock.now().date()
+        async with self.deps.db.read() as conn:
+            uow = WarrantyUnitOfWork(conn, self.deps)
+            unit = await uow.find(Unit, serial)
+            sale = unit.sale() if unit is not None else None
+            if sale is None:
+                raise NotFound(f"serial {serial} is not registered", field="serial")
+            policy = (await uow.policy_book(unit.product_line)).for_sale(sale.sold_on)
+        view = unit_coverage(sale, policy, on)
+        body = {
+            "serial": serial, "on": on.isoformat(), "covered": view.verdict.covered,
+            "expires_on": view.verdict.expires_on.isoformat() if view.verdict.expires_on else None,
+            "parts": {c: (d.isoformat() if d else None) for c, d in view.parts.items()},
+            "excluded_categories": sorted(policy.excluded_categories), "reason": view.verdict.reason,
+            "basis": view.verdict.basis.value, "sold_on": sale.sold_on.isoformat(), "product_line": unit.product_line,
+            "policy": {"months": policy.months, "part_months": dict(policy.part_months),
+                       "effective_from": policy.effective_from.isoformat() if policy.effective_from else None,
+                       "default": policy.is_default},
+        }
+        if category is not None:  # the category's own verdict, by the same rules as a swap
+            part = judge(sale, policy, on, category, serial)
+            body["part"] = {"category": part.category, "covered": part.covered,
+                            "until": part.expires_on.isoformat() if part.expires_on else None, "reason": part.reason}
+        return body
+
+    async def product(self, serial: str, actor: Actor) -> dict[str, Any]:
+        async with self.deps.db.read() as conn:
+            row = (await conn.execute(select(products).where(products.c.serial == serial))).first()
+        if row is None or (actor.dealer_scope is not None and row.dealer_id != actor.dealer_scope):
+            raise NotFound(f"serial {serial} is not registered", field="serial")
+        return product_view(row)
+
+    async def products(self, actor: Actor, *, dealer_id: str | None, product_line: str | None, limit: int,
+                       after: int | None) -> Page:
+        query = select(products)
+        for column, value in ((products.c.dealer_id, actor.dealer_scope), (products.c.dealer_id, dealer_id),
+                              (products.c.product_line, product_line)):
+            if value is not None:
+                query = query.where(column == value)
+        if after is not None:
+            query = query.where(products.c.position > after)
+        async with self.deps.db.read() as conn:
+            rows = (await conn.execute(query.order_by(products.c.position).limit(limit + 1))).all()
+        return _page(rows, limit, product_view, lambda r: r.position)
+
+    async def policy(self, product_line: str) -> dict[str, Any]:
+        async with self.deps.db.read() as conn:
+            view = (await conn.execute(select(policies.c.view).where(policies.c.product_line == product_line))).scalar()
+        if view is None:
+            raise NotFound(f"product line {product_line} has no warranty policy "
+                           f"(the default of {self.deps.rules.default_months} months applies)")
+        return json.loads(view)
+
+    async def policies(self, limit: int, after: str | None) -> Page:
+        query = select(policies)
+        if after is not None:
+            query = query.where(policies.c.product_line > after)
+        async with self.deps.db.read() as conn:
+            rows = (await conn.execute(query.order_by(policies.c.product_line).limit(limit + 1))).all()
+        return _page(rows, limit, lambda r: json.loads(r.view), lambda r: r.product_line)
+
+    async def swap(self, swap_id: str, actor: Actor) -> dict[str, Any]:
+        async with self.deps.db.read() as conn:
+            row = (await conn.execute(select(swaps).where(swaps.c.swap_id == swap_id))).first()
+        if row is None or (actor.dealer_scope is not None and row.dealer_id != actor.dealer_scope):
+            raise NotFound(f"part swap {swap_id} does not exist")
+        return json.loads(row.view)
+
+    async def swaps(self, actor: Actor, *, job_id: str | None, serial: str | None, limit: int,
+                    after: int | None) -> Page:
+        query = select(swaps)
+        for column, value in ((swaps.c.dealer_id, actor.dealer_scope), (swaps.c.job_id, job_id),
+                              (swaps.c.serial, serial)):
+            if value is not None:
+                query = query.where(column == value)
+        if after is not None:
+            query = query.where(swaps.c.position > after)
+        async with self.deps.db.read() as conn:
+            rows = (await conn.execute(query.order_by(swaps.c.position).limit(limit + 1))).all()
+        return _page(rows, limit, lambda r: json.loads(r.view), lambda r: r.position)
+
+    async def claim(self, claim_id: str, actor: Actor) -> dict[str, Any]:
+        async with self.deps.db.read() as conn:
+            row = (await conn.execute(select(claims).where(claims.c.claim_id == claim_id))).first()
+        if row is None or (actor.dealer_scope is not None and row.dealer_id != actor.dealer_scope):
+            raise NotFound(f"claim {claim_id} does not exist")
+        return json.loads(row.view)
+
+    async def claims(self, actor: Actor, *, status: str | None, job_id: str | None, dealer_id: str | None,
+                     limit: int, after: int | None) -> Page:
+        """Newest first."""
+        query = select(claims)
+        for column, value in ((claims.c.dealer_id, actor.dealer_scope), (claims.c.dealer_id, dealer_id),
+                              (claims.c.status, status), (claims.c.job_id, job_id)):
+            if value is not None:
+                query = query.where(column == value)
+        if after is not None:
+            query = query.where(claims.c.position < after)
+        async with self.deps.db.read() as conn:
+            rows = (await conn.execute(query.order_by(claims.c.position.desc()).limit(limit + 1))).all()
+        return _page(rows, limit, lambda r: json.loads(r.view), lambda r: r.position)
+
+    async def history(self, serial: str, actor: Actor, *, limit: int, after: tuple[datetime, int] | None) -> Page:
+        async with self.deps.db.read() as conn:
+            items, cursor = await timeline.history(conn, serial, dealer_scope=actor.dealer_scope, after=after,
+                                                   limit=limit)
+        if not items and after is None:
+            raise NotFound(f"serial {serial} has no history" + (" of yours" if actor.dealer_scope else ""),
+                           field="serial")
+        return items, cursor

@@ -1,0 +1,57 @@
+"""Start many new streams at once: bulk imports of reference data (units sold, service centers, technicians)
+append the first events of thousands of aggregates in one transaction. `EventStore.append` costs a savepoint
+and two statements per stream; this costs one INSERT for all the events and one for their outbox rows.
+
+Every aggregate must be new (its stream empty): if any stream exists already, the unique (stream id, version)
+key refuses the whole batch with ConcurrencyError (nothing of it is appended; the caller's transaction stays
+usable).
+The rows are those `EventStore.append` writes, so the relay publishes them like any other events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.clock import utcnow
+from shared.domain import Aggregate
+from shared.events import EventEnvelope
+from shared.eventstore.store import ConcurrencyError, EventStore, Metadata, _envelope
+from shared.eventstore.tables import events, outbox
+
+BATCH = 1000  # rows per statement, well inside every backend's parameter limits
+
+
+async def start_streams(conn: AsyncConnection, store: EventStore, aggregates: Sequence[Aggregate],
+                        metadata: Metadata) -> list[EventEnvelope]:
+    """Append the pending events of new aggregates, in the given order; return them as stored."""
+    recorded_at = utcnow()
+    rows = []
+    for aggregate in aggregates:
+        pending = aggregate.take_pending()
+        if aggregate.version != len(pending):
+            raise ValueError(f"{aggregate.stream_type} {aggregate.id} is not a new stream")
+        for version, new in enumerate(pending, start=1):
+            rows.append({
+                "event_id": str(uuid.uuid4()), "stream_id": aggregate.id, "stream_type": aggregate.stream_type,
+                "version": version, "type": new.data.event_type, "schema_version": new.data.version,
+                "topic": new.data.topic, "data": new.data.model_dump_json(), "occurred_at": new.occurred_at,
+                "recorded_at": recorded_at, "correlation_id": metadata.correlation_id,
+                "causation_id": metadata.causation_id, "traceparent": metadata.traceparent,
+            })
+    stored = []
+    try:
+        # One savepoint for the whole batch: a refused batch leaves the caller's transaction usable.
+        async with conn.begin_nested():
+            for start in range(0, len(rows), BATCH):
+                result = await conn.execute(insert(events).returning(*events.c, sort_by_parameter_order=True),
+                                            rows[start:start + BATCH])
+                batch = result.all()
+                await conn.execute(insert(outbox), [{"position": r.position} for r in batch])
+                stored.extend(batch)
+    except IntegrityError as exc:
+        raise ConcurrencyError("a stream of the batch exists already; nothing of the batch was appended") from exc
+    return [_envelope(row, store.source) for row in stored]
