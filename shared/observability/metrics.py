@@ -20,3 +20,7 @@ CONSUMED = Counter(
     ["consumer", "topic", "outcome"],
 )
 CONSUMER_LAG = Gauge("servicetrail_consumer_lag", "Records behind the end of a partition", ["consumer", "topic", "partition"])
+SLA_BREACHES = Counter(
+    "servicetrail_sla_breaches_total", "Deadlines missed (job accept/arrive, complaint acknowledge/resolve)",
+    ["service", "kind"],
+)
