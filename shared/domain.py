@@ -48,6 +48,10 @@ class TimeRules:
     max_backdate_days: int = 45
     max_future_skew_seconds: int = 300
 
+    @classmethod
+    def from_settings(cls, settings) -> "TimeRules":
+        return cls(settings.max_backdate_days, settings.max_future_skew_seconds)
+
     def resolve(self, requested: datetime | None, now: datetime, previous: datetime | None) -> datetime:
         """The time of a command's step: `requested` checked against the bounds, or now when absent (never
         before the previous step, so a slightly fast clock elsewhere cannot make a step look early)."""

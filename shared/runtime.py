@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
 from dataclasses import dataclass, field
 
 from sqlalchemy import MetaData
 
+from shared.auth import TokenVerifier
 from shared.eventstore.database import Database
+from shared.http.idempotency import IdempotencyStore
 from shared.messaging.consumer import Handler, IdempotentConsumer
 from shared.messaging.kafka import ensure_topics, manual_commit_consumer, reliable_producer
 from shared.messaging.relay import OutboxRelay
@@ -124,6 +128,21 @@ class ServiceRuntime:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.db.dispose()
+
+    @asynccontextmanager
+    async def serving(self, app: Any) -> AsyncIterator[None]:
+        """For a FastAPI lifespan: start the runtime, hang on `app.state` what every route needs (settings,
+        runtime, token verifier, idempotency store), and stop it all on the way out."""
+        await self.start()
+        app.state.settings = self.settings
+        app.state.runtime = self
+        app.state.verifier = TokenVerifier(self.settings.auth_secret, self.settings.auth_public_key,
+                                           self.settings.auth_issuer)
+        app.state.idempotency = IdempotencyStore(self.db, self.settings.idempotency_running_timeout_seconds)
+        try:
+            yield
+        finally:
+            await self.stop()
 
     async def kafka_reachable(self) -> None:
         """Readiness: a TCP connection to one bootstrap server opens."""

@@ -14,14 +14,12 @@ from services.complaints.application import ComplaintsApplication, ComplaintsDep
 from services.complaints.reactions import CONSUMES, handler_table
 from services.complaints.sla import ComplaintSla
 from services.complaints.timers import deadline_handler
-from shared.auth import TokenVerifier
 from shared.calendar import WorkingCalendar
 from shared.clock import Clock, SystemClock
 from shared.domain import TimeRules
 from shared.eventstore.store import EventStore
 from shared.eventstore.tables import metadata
 from shared.http.app import create_service_app
-from shared.http.idempotency import IdempotencyStore
 from shared.observability.logging import configure_logging
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
@@ -76,27 +74,16 @@ def create_app(settings: ComplaintsSettings | None = None, *, clock: Clock | Non
             db=db,
             store=EventStore(source=SERVICE),
             clock=clock or SystemClock(),
-            time_rules=TimeRules(settings.max_backdate_days, settings.max_future_skew_seconds),
+            time_rules=TimeRules.from_settings(settings),
             sla=settings.sla(),
             low_satisfaction=settings.complaint_low_satisfaction,
         )
         runtime = ServiceRuntime.build(settings, metadata=metadata, db=db, consumes=CONSUMES,
                                        handlers=handler_table(deps), deadline_handler=deadline_handler(deps),
                                        clock=deps.clock)
-        await runtime.start()
-        app.state.settings = settings
-        app.state.runtime = runtime
         app.state.complaints = ComplaintsApplication(deps)
-        app.state.verifier = TokenVerifier(settings.auth_secret, settings.auth_public_key, settings.auth_issuer)
-        app.state.idempotency = IdempotencyStore(runtime.db, settings.idempotency_running_timeout_seconds)
-        try:
+        async with runtime.serving(app):
             yield
-        finally:
-            await runtime.stop()
-
-    def readiness(app: FastAPI):
-        runtime: ServiceRuntime = app.state.runtime
-        return [runtime.database_reachable, runtime.kafka_reachable]
 
     return create_service_app(
         service=SERVICE,
@@ -107,5 +94,4 @@ def create_app(settings: ComplaintsSettings | None = None, *, clock: Clock | Non
         version="1.0.0",
         lifespan=lifespan,
         routers=[api.router],
-        readiness=readiness,
     )

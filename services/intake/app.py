@@ -10,13 +10,11 @@ from fastapi import FastAPI
 from services.intake import api
 from services.intake.application import IntakeApplication, IntakeDeps
 from services.intake.reactions import CONSUMES, handler_table
-from shared.auth import TokenVerifier
 from shared.clock import Clock, SystemClock
 from shared.domain import TimeRules
 from shared.eventstore.store import EventStore
 from shared.eventstore.tables import metadata
 from shared.http.app import create_service_app
-from shared.http.idempotency import IdempotencyStore
 from shared.observability.logging import configure_logging
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
@@ -44,24 +42,13 @@ def create_app(settings: IntakeSettings | None = None, *, clock: Clock | None = 
             db=db,
             store=EventStore(source=SERVICE),
             clock=clock or SystemClock(),
-            time_rules=TimeRules(settings.max_backdate_days, settings.max_future_skew_seconds),
+            time_rules=TimeRules.from_settings(settings),
         )
         runtime = ServiceRuntime.build(settings, metadata=metadata, db=db, consumes=CONSUMES,
                                        handlers=handler_table(deps))
-        await runtime.start()
-        app.state.settings = settings
-        app.state.runtime = runtime
         app.state.intake = IntakeApplication(deps)
-        app.state.verifier = TokenVerifier(settings.auth_secret, settings.auth_public_key, settings.auth_issuer)
-        app.state.idempotency = IdempotencyStore(runtime.db, settings.idempotency_running_timeout_seconds)
-        try:
+        async with runtime.serving(app):
             yield
-        finally:
-            await runtime.stop()
-
-    def readiness(app: FastAPI):
-        runtime: ServiceRuntime = app.state.runtime
-        return [runtime.database_reachable, runtime.kafka_reachable]
 
     return create_service_app(
         service=SERVICE,
@@ -71,5 +58,4 @@ def create_app(settings: IntakeSettings | None = None, *, clock: Clock | None = 
         version="1.0.0",
         lifespan=lifespan,
         routers=[api.router],
-        readiness=readiness,
     )

@@ -14,13 +14,11 @@ from services.warranty.application import WarrantyApplication, WarrantyDeps, War
 from services.warranty.domain import ReturnLimits
 from services.warranty.queries import WarrantyQueries
 from services.warranty.reactions import CONSUMES, handler_table
-from shared.auth import TokenVerifier
 from shared.clock import Clock, SystemClock
 from shared.domain import TimeRules
 from shared.eventstore.store import EventStore
 from shared.eventstore.tables import metadata
 from shared.http.app import create_service_app
-from shared.http.idempotency import IdempotencyStore
 from shared.observability.logging import configure_logging
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
@@ -61,27 +59,16 @@ def create_app(settings: WarrantySettings | None = None, *, clock: Clock | None 
             db=db,
             store=EventStore(source=SERVICE),
             clock=clock or SystemClock(),
-            time_rules=TimeRules(settings.max_backdate_days, settings.max_future_skew_seconds),
+            time_rules=TimeRules.from_settings(settings),
             rules=settings.rules(),
         )
         runtime = ServiceRuntime.build(settings, metadata=metadata, db=db, consumes=CONSUMES,
                                        handlers=handler_table(deps))
-        await runtime.start()
-        app.state.settings = settings
-        app.state.runtime = runtime
         app.state.clock = deps.clock
         app.state.warranty = WarrantyApplication(deps)
         app.state.warranty_queries = WarrantyQueries(deps)
-        app.state.verifier = TokenVerifier(settings.auth_secret, settings.auth_public_key, settings.auth_issuer)
-        app.state.idempotency = IdempotencyStore(runtime.db, settings.idempotency_running_timeout_seconds)
-        try:
+        async with runtime.serving(app):
             yield
-        finally:
-            await runtime.stop()
-
-    def readiness(app: FastAPI):
-        runtime: ServiceRuntime = app.state.runtime
-        return [runtime.database_reachable, runtime.kafka_reachable]
 
     return create_service_app(
         service=SERVICE,
@@ -92,5 +79,4 @@ def create_app(settings: WarrantySettings | None = None, *, clock: Clock | None 
         version="1.0.0",
         lifespan=lifespan,
         routers=[api.router, api_repairs.router],
-        readiness=readiness,
     )

@@ -61,6 +61,11 @@ class ObservabilityMiddleware:
             trace_id.reset(trace_token)
 
 
+def _runtime_checks(app: FastAPI) -> Sequence[ReadinessCheck]:
+    runtime = app.state.runtime
+    return [runtime.database_reachable, runtime.kafka_reachable]
+
+
 def create_service_app(
     *,
     service: str,
@@ -69,8 +74,10 @@ def create_service_app(
     version: str,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
     routers: Sequence[APIRouter],
-    readiness: Callable[[FastAPI], Sequence[ReadinessCheck]],
+    readiness: Callable[[FastAPI], Sequence[ReadinessCheck]] | None = None,
 ) -> FastAPI:
+    """`readiness` lists the checks of /readyz; by default the runtime's database and Kafka checks."""
+    readiness = readiness or _runtime_checks
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     install_problem_handlers(app)
     app.add_middleware(ObservabilityMiddleware, service=service)
