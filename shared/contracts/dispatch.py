@@ -1,7 +1,10 @@
-"""Events of `dispatch.events`: jobs, their SLA, and the follow-up revisit.
+"""Events of `dispatch.events`: service centers and technicians, jobs, their SLA, and the follow-up revisit.
 
 Every job event carries `request_id` besides the contract's minimum, so that a consumer keyed by request
-(intake, analytics) needs no lookup table."""
+(intake, analytics) needs no lookup table. Centers and technicians are event-sourced reference data; their
+events carry the whole current record (a consumer keeps the latest one), and their record key / CloudEvents
+subject is `center:<center_id>` or `technician:<technician_id>`, so that a center and a technician that share
+a name never share a stream."""
 
 from __future__ import annotations
 
@@ -22,6 +25,12 @@ class AssignedBy(StrEnum):
 class SlaKind(StrEnum):
     accept = "accept"
     arrive = "arrive"
+
+
+class CenterKind(StrEnum):
+    repair_center = "repair_center"
+    branch = "branch"
+    authorized_dealer = "authorized_dealer"
 
 
 class RevisitChannel(StrEnum):
@@ -54,6 +63,9 @@ class JobAssigned(EventData):
     center_id: str
     technician_id: str
     by: AssignedBy
+    accept_due: UtcDateTime | None = Field(
+        None, description="The accept deadline, set by the job's first assignment (a re-assignment keeps it)")
+    previous_technician_id: str | None = Field(None, description="Set when this is a re-assignment")
 
 
 @event("job.accepted", topic=DISPATCH, subject="job_id")
@@ -103,6 +115,60 @@ class JobSlaBreachWithdrawn(EventData):
     request_id: str
     kind: SlaKind
     due: UtcDateTime
+
+
+@event("job.cancelled", topic=DISPATCH, subject="job_id")
+class JobCancelled(EventData):
+    """The job's request was cancelled before the job was completed fixed; its SLA timers stop."""
+
+    job_id: str
+    request_id: str
+    reason: str
+
+
+@event("service_center.registered", topic=DISPATCH, subject="center_id")
+class ServiceCenterRegistered(EventData):
+    """A repair center, branch or authorized dealer can now take jobs in its region. Key `center:<id>`."""
+
+    center_id: str
+    name: str
+    region: str
+    kind: CenterKind
+    dealer_id: str | None = None
+
+
+@event("service_center.updated", topic=DISPATCH, subject="center_id")
+class ServiceCenterUpdated(EventData):
+    """A center's record changed; carries the whole new record. Key `center:<id>`."""
+
+    center_id: str
+    name: str
+    region: str
+    kind: CenterKind
+    dealer_id: str | None = None
+
+
+@event("technician.registered", topic=DISPATCH, subject="technician_id")
+class TechnicianRegistered(EventData):
+    """A technician of a center, with the product lines they are skilled for. Key `technician:<id>`."""
+
+    technician_id: str
+    center_id: str
+    name: str
+    skills: list[str]
+    active: bool
+
+
+@event("technician.updated", topic=DISPATCH, subject="technician_id")
+class TechnicianUpdated(EventData):
+    """A technician's record changed (center, skills, active); carries the whole new record. Key
+    `technician:<id>`. Jobs already assigned stay with the technician."""
+
+    technician_id: str
+    center_id: str
+    name: str
+    skills: list[str]
+    active: bool
 
 
 @event("revisit.done", topic=DISPATCH, subject="job_id")

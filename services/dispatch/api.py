@@ -1,0 +1,226 @@
+"""dispatch's HTTP entry points for jobs: each route turns its input into a command and calls the application
+once. Centers, technicians and a technician's queue are in `api_workforce`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, Field
+
+from services.dispatch.application import DispatchApplication
+from services.dispatch.commands import AcceptJob, Actor, AssignJob, CompleteJob, RecordArrival, RecordRevisit
+from services.dispatch.domain import JobStatus
+from services.dispatch.queries import Page
+from shared.auth import Principal, Role
+from shared.contracts.dispatch import RevisitChannel
+from shared.contracts.enums import Priority, ServiceMode
+from shared.eventstore.store import Metadata
+from shared.http.commands import CommandMetadata, StrictBody
+from shared.http.idempotency import Idempotency, IdempotentCall
+from shared.http.pagination import Cursor, Limit, decode_cursor, encode_cursor
+from shared.http.problems import Problem
+from shared.http.security import CurrentPrincipal, Permission
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+STAFF = frozenset({Role.admin, Role.agent, Role.dispatcher, Role.analyst, Role.warranty_officer,
+                   Role.complaints_officer})
+JOB_READERS = (Role.dispatcher, Role.agent, Role.analyst, Role.warranty_officer, Role.complaints_officer,
+               Role.dealer, Role.technician)
+FIELD_WORK = (Role.technician, Role.dispatcher)  # a dispatcher may record a step on the technician's behalf
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+OccurredAt = Annotated[AwareDatetime | None, Field(
+    None, description="When it happened (offline devices sync later); at most 5 minutes ahead, not before the "
+                      "job's previous step, not older than MAX_BACKDATE_DAYS")]
+
+
+def actor_of(principal: Principal) -> Actor:
+    """Staff act without scope; a dealer is confined to its requests' jobs, a technician to their own."""
+    if principal.roles & STAFF:
+        return Actor(principal.subject)
+    return Actor(principal.subject,
+                 dealer_scope=principal.dealer_id if Role.dealer in principal.roles else None,
+                 technician_scope=principal.subject if Role.technician in principal.roles else None)
+
+
+def _dispatch(request: Request) -> DispatchApplication:
+    return request.app.state.dispatch
+
+
+Dispatch = Annotated[DispatchApplication, Depends(_dispatch)]
+JobId = Annotated[str, Path(min_length=1, max_length=64, description="The job's id")]
+
+
+def page_response(page: Page) -> JSONResponse:
+    next_cursor = encode_cursor(page.next_after) if page.next_after is not None else None
+    return JSONResponse({"items": page.items, "next_cursor": next_cursor})
+
+
+def cursor_position(cursor: str | None, kind: type) -> Any:
+    after = decode_cursor(cursor)
+    if after is not None and not isinstance(after, kind):
+        raise Problem(400, "The cursor is not one this API handed out.", slug="invalid-cursor",
+                      errors=[{"field": "cursor", "reason": "not a cursor of this list"}])
+    return after
+
+
+class AssignBody(StrictBody):
+    technician_id: str = Field(pattern=ID_PATTERN, description="Any active technician with the product line's skill")
+    occurred_at: OccurredAt = None
+
+
+class StepBody(StrictBody):
+    occurred_at: OccurredAt = None
+
+
+class CompleteBody(StrictBody):
+    fixed: bool = Field(description="false: another visit is needed")
+    resolution: str | None = Field(None, max_length=2000)
+    occurred_at: OccurredAt = None
+
+
+class RevisitBody(StrictBody):
+    satisfaction: int = Field(ge=1, le=5)
+    nps: int | None = Field(None, ge=0, le=10)
+    channel: RevisitChannel
+    comment: str | None = Field(None, max_length=2000)
+    occurred_at: OccurredAt = None
+
+
+class SlaView(BaseModel):
+    due: str | None
+    done_at: str | None
+    breached: bool
+
+
+class VisitView(BaseModel):
+    technician_id: str
+    arrived_at: str
+    completed_at: str | None
+    fixed: bool | None
+    resolution: str | None
+
+
+class RevisitView(BaseModel):
+    satisfaction: int
+    nps: int | None
+    channel: RevisitChannel
+    comment: str | None
+    time: str
+
+
+class HistoryEntry(BaseModel):
+    type: str
+    time: str
+
+
+class JobView(BaseModel):
+    id: str
+    request_id: str
+    status: JobStatus
+    mode: ServiceMode
+    priority: Priority
+    region: str
+    product_line: str
+    dealer_id: str | None
+    center_id: str | None
+    technician_id: str | None
+    created_at: str
+    accept_due: str | None
+    arrive_due: str
+    accepted_at: str | None
+    arrived_at: str | None
+    completed_at: str | None
+    sla: dict[str, SlaView]
+    visits: list[VisitView]
+    revisit: RevisitView | None
+    cancel_reason: str | None
+    version: int
+    history: list[HistoryEntry]
+
+
+class JobPage(BaseModel):
+    items: list[JobView]
+    next_cursor: str | None
+
+
+@router.get("", dependencies=[Permission(*JOB_READERS)], response_model=JobPage)
+async def list_jobs(
+    principal: CurrentPrincipal,
+    dispatch: Dispatch,
+    request_id: Annotated[str | None, Query(max_length=80)] = None,
+    technician_id: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[JobStatus | None, Query()] = None,
+    dealer_id: Annotated[str | None, Query(max_length=80)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> JSONResponse:
+    """Jobs, newest first, filtered by request, technician, status and dealer. A dealer lists the jobs of its
+    own requests, a technician the jobs assigned to them."""
+    page = await dispatch.jobs(actor_of(principal), request_id=request_id, technician_id=technician_id,
+                               status=status.value if status else None, dealer_id=dealer_id, limit=limit,
+                               after=cursor_position(cursor, int))
+    return page_response(page)
+
+
+@router.get("/{job_id}", dependencies=[Permission(*JOB_READERS)], response_model=JobView)
+async def get_job(job_id: JobId, principal: CurrentPrincipal, dispatch: Dispatch) -> JSONResponse:
+    """One job with its SLA, visits, revisit and history. Dealers and technicians see only their own (404)."""
+    return JSONResponse(await dispatch.job(job_id, actor_of(principal)))
+
+
+async def _run(command: Any, principal: Principal, meta: Metadata, dispatch: DispatchApplication,
+               idempotent: IdempotentCall) -> JSONResponse:
+    """Every job command: once per Idempotency-Key (a device that retries gets the first answer back)."""
+    async def run() -> JSONResponse:
+        return JSONResponse(await dispatch.handle(command, actor_of(principal), meta))
+
+    return await idempotent.run(run)
+
+
+@router.post("/{job_id}/assign", dependencies=[Permission(Role.dispatcher)], response_model=JobView)
+async def assign_job(job_id: JobId, body: AssignBody, meta: CommandMetadata, principal: CurrentPrincipal,
+                     dispatch: Dispatch, idempotent: Idempotency) -> JSONResponse:
+    """Assign, or re-assign until the job is accepted, to any active technician with the product line's skill
+    (in any region). The accept deadline stays the one set by the first assignment."""
+    return await _run(AssignJob(job_id, body.technician_id, body.occurred_at), principal, meta, dispatch, idempotent)
+
+
+@router.post("/{job_id}/accept", dependencies=[Permission(*FIELD_WORK)], response_model=JobView)
+async def accept_job(job_id: JobId, meta: CommandMetadata, principal: CurrentPrincipal, dispatch: Dispatch,
+                     idempotent: Idempotency, body: StepBody | None = None) -> JSONResponse:
+    """The assigned technician takes the job on. Judged against the accept deadline."""
+    command = AcceptJob(job_id, body.occurred_at if body else None)
+    return await _run(command, principal, meta, dispatch, idempotent)
+
+
+@router.post("/{job_id}/arrive", dependencies=[Permission(*FIELD_WORK)], response_model=JobView)
+async def arrive_at_job(job_id: JobId, meta: CommandMetadata, principal: CurrentPrincipal, dispatch: Dispatch,
+                        idempotent: Idempotency, body: StepBody | None = None) -> JSONResponse:
+    """Service starts: on site, or the unit is checked in. After acceptance, and again for a repeat visit. The
+    first arrival is judged against the arrive deadline."""
+    command = RecordArrival(job_id, body.occurred_at if body else None)
+    return await _run(command, principal, meta, dispatch, idempotent)
+
+
+@router.post("/{job_id}/complete", dependencies=[Permission(*FIELD_WORK)], response_model=JobView)
+async def complete_job(job_id: JobId, body: CompleteBody, meta: CommandMetadata, principal: CurrentPrincipal,
+                       dispatch: Dispatch, idempotent: Idempotency) -> JSONResponse:
+    """A visit ends. `fixed=false` leaves the job waiting for another visit."""
+    command = CompleteJob(job_id, body.fixed, body.resolution, body.occurred_at)
+    return await _run(command, principal, meta, dispatch, idempotent)
+
+
+@router.post("/{job_id}/revisit", dependencies=[Permission(Role.agent, Role.dealer)], response_model=JobView)
+async def record_revisit(job_id: JobId, body: RevisitBody, meta: CommandMetadata, principal: CurrentPrincipal,
+                         dispatch: Dispatch, idempotent: Idempotency) -> JSONResponse:
+    """The follow-up contact with the customer, once the job is completed fixed: satisfaction 1-5 and NPS 0-10.
+    A dealer records it for the jobs of its own requests."""
+    command = RecordRevisit(job_id, body.satisfaction, body.channel, body.nps, body.comment, body.occurred_at)
+    return await _run(command, principal, meta, dispatch, idempotent)
+
+
+__all__ = ["router"]

@@ -1,0 +1,193 @@
+"""dispatch's read side: a row per job, center and technician (the API's view as JSON plus the columns lists
+filter and sort on), the technicians' skills for the auto-assignment query, and the projection of intake's
+requests that a job is made from. Rows are written in the transaction that appends the events."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Column, Index, String, Table, Text, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.dispatch.domain import LOAD_STATUSES, Job
+from services.dispatch.workforce import ServiceCenter, Technician
+from shared.clock import rfc3339
+from shared.contracts.dispatch import SlaKind
+from shared.eventstore.tables import UtcDateTime, metadata
+
+# Intake's requests as dispatch needs them (from `service_request.received`); not in dispatch's event store
+# because they are intake's facts: replaying `intake.events` rebuilds them.
+dispatch_requests = Table(
+    "dispatch_requests",
+    metadata,
+    Column("request_id", String(80), primary_key=True),
+    Column("dealer_id", String(80)),
+    Column("region", String(80), nullable=False),
+    Column("product_line", String(80), nullable=False),
+    Column("customer_tier", String(20), nullable=False),
+    Column("urgent", Boolean, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("cancelled", Boolean, nullable=False, default=False),
+)
+
+dispatch_jobs = Table(
+    "dispatch_jobs",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("created_position", BigInteger, nullable=False, unique=True),
+    Column("request_id", String(80), nullable=False, unique=True),  # one job per request, even if all else fails
+    Column("status", String(24), nullable=False),
+    Column("dealer_id", String(80)),
+    Column("technician_id", String(64)),
+    Column("is_load", Boolean, nullable=False),  # counts toward its technician's open jobs
+    Column("queue_key", String(80), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("view", Text, nullable=False),
+)
+Index("ix_dispatch_jobs_load", dispatch_jobs.c.technician_id, dispatch_jobs.c.is_load)
+Index("ix_dispatch_jobs_queue", dispatch_jobs.c.technician_id, dispatch_jobs.c.queue_key)
+Index("ix_dispatch_jobs_status", dispatch_jobs.c.status, dispatch_jobs.c.created_position)
+Index("ix_dispatch_jobs_dealer", dispatch_jobs.c.dealer_id, dispatch_jobs.c.created_position)
+
+dispatch_centers = Table(
+    "dispatch_centers",
+    metadata,
+    Column("center_id", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False, unique=True),
+    Column("region", String(80), nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("dealer_id", String(80)),
+    Column("view", Text, nullable=False),
+)
+Index("ix_dispatch_centers_region", dispatch_centers.c.region)
+
+dispatch_technicians = Table(
+    "dispatch_technicians",
+    metadata,
+    Column("technician_id", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False, unique=True),
+    Column("center_id", String(64), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("view", Text, nullable=False),
+)
+Index("ix_dispatch_technicians_center", dispatch_technicians.c.center_id)
+
+dispatch_technician_skills = Table(
+    "dispatch_technician_skills",
+    metadata,
+    Column("technician_id", String(64), primary_key=True),
+    Column("product_line", String(80), primary_key=True),
+)
+Index("ix_dispatch_skills_line", dispatch_technician_skills.c.product_line)
+
+
+def _time(value: datetime | None) -> str | None:
+    return rfc3339(value) if value else None
+
+
+def queue_key(job: Job, created_position: int) -> str:
+    """Sorts a technician's queue as text: priority, then the next due time (none last), then age."""
+    due = job.next_due.strftime("%Y-%m-%dT%H:%M:%S.%f") if job.next_due else "~"
+    return f"{job.priority}|{due}|{created_position:020d}"
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    """The job as the API shows it."""
+    return {
+        "id": job.id,
+        "request_id": job.request_id,
+        "status": str(job.status),
+        "mode": str(job.mode),
+        "priority": str(job.priority),
+        "region": job.region,
+        "product_line": job.product_line,
+        "dealer_id": job.dealer_id,
+        "center_id": job.center_id,
+        "technician_id": job.technician_id,
+        "created_at": _time(job.created_at),
+        "accept_due": _time(job.accept_due),
+        "arrive_due": _time(job.arrive_due),
+        "accepted_at": _time(job.accepted_at),
+        "arrived_at": _time(job.arrived_at),
+        "completed_at": _time(job.completed_at),
+        "sla": {kind.value: {"due": _time(job.due(kind)), "done_at": _time(job.done_at(kind)),
+                             "breached": job.is_breached(kind)} for kind in SlaKind},
+        "visits": [{"technician_id": v.technician_id, "arrived_at": _time(v.arrived_at),
+                    "completed_at": _time(v.completed_at), "fixed": v.fixed, "resolution": v.resolution}
+                   for v in job.visits],
+        "revisit": None if job.revisit is None else {
+            "satisfaction": job.revisit.satisfaction, "nps": job.revisit.nps, "channel": str(job.revisit.channel),
+            "comment": job.revisit.comment, "time": _time(job.revisit.at)},
+        "cancel_reason": job.cancel_reason,
+        "version": job.version,
+        "history": [{"type": t, "time": _time(at)} for t, at in job.history],
+    }
+
+
+def center_view(center: ServiceCenter) -> dict[str, Any]:
+    return {"id": center.center_id, "name": center.name, "region": center.region, "kind": str(center.kind),
+            "dealer_id": center.dealer_id, "version": center.version}
+
+
+def technician_view(technician: Technician) -> dict[str, Any]:
+    return {"id": technician.technician_id, "center_id": technician.center_id, "name": technician.name,
+            "skills": list(technician.skills), "active": technician.active, "version": technician.version}
+
+
+# Rows are inserted when their aggregate's first event is appended and updated afterwards: plain statements,
+# because SQLAlchemy 2.0 cannot cache an INSERT .. ON CONFLICT and would compile one per event.
+
+async def save_job(conn: AsyncConnection, job: Job, created_position: int | None) -> None:
+    """Insert the job's row when `created_position` (its first event's) is given, else update it."""
+    first_save = created_position is not None
+    if not first_save:
+        created_position = (await conn.execute(
+            select(dispatch_jobs.c.created_position).where(dispatch_jobs.c.job_id == job.id))).scalar_one()
+    row = {
+        "status": str(job.status),
+        "dealer_id": job.dealer_id,
+        "technician_id": job.technician_id,
+        "is_load": job.technician_id is not None and job.status in LOAD_STATUSES,
+        "queue_key": queue_key(job, created_position),
+        "version": job.version,
+        "view": json.dumps(job_view(job), ensure_ascii=False),
+    }
+    if first_save:
+        await conn.execute(insert(dispatch_jobs).values(job_id=job.id, request_id=job.request_id,
+                                                        created_position=created_position, **row))
+    else:
+        await conn.execute(update(dispatch_jobs).where(dispatch_jobs.c.job_id == job.id).values(**row))
+
+
+async def save_center(conn: AsyncConnection, center: ServiceCenter, position: int | None) -> None:
+    row = {"region": center.region, "kind": str(center.kind), "dealer_id": center.dealer_id,
+           "view": json.dumps(center_view(center), ensure_ascii=False)}
+    if position is None:
+        await conn.execute(update(dispatch_centers).where(dispatch_centers.c.center_id == center.center_id)
+                           .values(**row))
+    else:
+        await conn.execute(insert(dispatch_centers).values(center_id=center.center_id, position=position, **row))
+
+
+async def save_technician(conn: AsyncConnection, technician: Technician, position: int | None) -> None:
+    """The technician's row and skills (replaced as a whole: a technician has a handful)."""
+    technician_id = technician.technician_id
+    row = {"center_id": technician.center_id, "active": technician.active,
+           "view": json.dumps(technician_view(technician), ensure_ascii=False)}
+    if position is None:
+        await conn.execute(update(dispatch_technicians)
+                           .where(dispatch_technicians.c.technician_id == technician_id).values(**row))
+    else:
+        await conn.execute(insert(dispatch_technicians).values(technician_id=technician_id, position=position, **row))
+    await conn.execute(delete(dispatch_technician_skills)
+                       .where(dispatch_technician_skills.c.technician_id == technician_id))
+    if technician.skills:
+        await conn.execute(insert(dispatch_technician_skills),
+                           [{"technician_id": technician_id, "product_line": s} for s in technician.skills])
+
+
+__all__ = ["dispatch_centers", "dispatch_jobs", "dispatch_requests", "dispatch_technician_skills",
+           "dispatch_technicians", "center_view", "job_view", "queue_key", "save_center", "save_job",
+           "save_technician", "technician_view"]
