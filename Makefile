@@ -5,13 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help setup system-deps jars run kafka test test-fast bench contracts demo clean
+.PHONY: help setup system-deps jars run kafka test test-fast bench bench-dispatch contracts demo clean
 
 help:
 	@echo "make run        start Kafka and every service on SQLite, print URLs and an admin token"
 	@echo "make test       every test, against a real Kafka broker started from Apache Kafka's jars"
 	@echo "make test-fast  domain and contract unit tests only (no broker)"
 	@echo "make bench      HTTP and relay benchmarks; writes docs/benchmarks.md"
+	@echo "make bench-dispatch  triaged -> job.assigned lag under load; writes docs/bench-dispatch.md"
 	@echo "make kafka      a local Kafka broker on 127.0.0.1:9092 (data in var/kafka)"
 	@echo "make contracts  export event contracts to docs/contracts (JSON Schema + AsyncAPI)"
 
@@ -51,7 +52,11 @@ test-fast: $(INSTALLED)
 	$(PY) -m pytest shared/tests/test_contracts.py shared/tests/test_cloudevents.py shared/tests/test_auth.py services/intake/tests/test_domain.py
 
 bench: setup
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	$(PY) -m deploy.bench
+
+bench-dispatch: setup
+	$(PY) -m deploy.bench.dispatch_lag
 
 contracts: $(INSTALLED)
 	$(PY) -m shared.contracts.export

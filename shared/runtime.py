@@ -75,6 +75,7 @@ class ServiceRuntime:
                     heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 6, 500)),
                 producer_factory=lambda: reliable_producer(bootstrap, f"{prefix}-dlq"),
                 batch_size=settings.consumer_batch_size,
+                transaction_size=settings.consumer_transaction_size,
             )
         scheduler = None
         if deadline_handler is not None:

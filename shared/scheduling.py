@@ -14,8 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Column, Index, String, Table, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Column, Index, String, Table, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import Clock, SystemClock
@@ -54,12 +53,16 @@ def deadline_name(stream_id: str, kind: str) -> str:
 
 async def schedule(conn: AsyncConnection, *, stream_id: str, kind: str, due_at: datetime, is_sqlite: bool) -> None:
     """Schedule (or move) the pending deadline `kind` of `stream_id`; a fired one is left as it is."""
-    name = deadline_name(stream_id, kind)
-    dialect = sqlite if is_sqlite else postgresql
-    statement = dialect.insert(deadlines).values(name=name, stream_id=stream_id, kind=kind, due_at=due_at,
-                                                 state="pending")
-    await conn.execute(statement.on_conflict_do_update(
-        index_elements=["name"], set_={"due_at": due_at}, where=deadlines.c.state == "pending"))
+    await conn.execute(_SCHEDULE, {"name": deadline_name(stream_id, kind), "stream_id": stream_id, "kind": kind,
+                                   "due_at": due_at})
+
+
+# Plain SQL: SQLAlchemy 2.0 cannot cache an INSERT .. ON CONFLICT and recompiled it on every call. SQLite and
+# PostgreSQL both take this form.
+_SCHEDULE = text(
+    "INSERT INTO deadlines (name, stream_id, kind, due_at, state) VALUES (:name, :stream_id, :kind, :due_at, 'pending') "
+    "ON CONFLICT (name) DO UPDATE SET due_at = excluded.due_at WHERE deadlines.state = 'pending'"
+).bindparams(bindparam("due_at", type_=UtcDateTime()))
 
 
 async def cancel(conn: AsyncConnection, *, stream_id: str, kind: str) -> None:

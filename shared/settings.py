@@ -37,6 +37,8 @@ class ServiceSettings(BaseSettings):
     relay_poll_interval_ms: int = Field(200, ge=5)
     relay_lease_seconds: float = Field(10.0, gt=0)
     consumer_batch_size: int = Field(500, ge=1)
+    consumer_transaction_size: int = Field(
+        100, ge=1, description="Events a consumer applies per database transaction (one commit for all)")
     consumer_session_timeout_ms: int = Field(
         10000, ge=6000, description="How soon a dead replica's partitions move to the others")
     deadline_poll_interval_ms: int = Field(500, ge=10, description="How often due deadlines are looked for")

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Index, String, Table, Text, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.intake.domain import ServiceRequest
@@ -86,10 +85,9 @@ async def save_view(conn: AsyncConnection, request: ServiceRequest, received_pos
         "version": request.version,
         "view": json.dumps(to_view(request), ensure_ascii=False),
     }
-    dialect = sqlite if is_sqlite else postgresql
     if received_position is not None:
-        statement = dialect.insert(service_requests).values(received_position=received_position, **row)
-        await conn.execute(statement.on_conflict_do_update(index_elements=["request_id"], set_=row))
+        # A plain INSERT for a new request: unlike an upsert, SQLAlchemy caches its compiled form.
+        await conn.execute(service_requests.insert().values(received_position=received_position, **row))
     else:
         await conn.execute(
             service_requests.update().where(service_requests.c.request_id == request.id).values(**row)

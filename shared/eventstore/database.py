@@ -11,6 +11,10 @@ from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from shared.eventstore import sqlite_driver
+
+_BUSY_TIMEOUT_SECONDS = 30
+
 
 class Database:
     """Writes run in `transaction()`; reads in `read()`.
@@ -18,12 +22,16 @@ class Database:
     On SQLite every write transaction starts with BEGIN IMMEDIATE: writers queue for the single write lock
     (busy_timeout) instead of failing when a read snapshot turns stale, and a command's read-check-append runs
     against the latest state. Reads use a second engine with ordinary deferred transactions, so they never
-    wait for writers (WAL)."""
+    wait for writers (WAL). Within one process, `transaction()` also queues writers on an asyncio lock before
+    BEGIN IMMEDIATE: SQLite's busy handler polls with sleeps of up to 100 ms, which under concurrent requests
+    made waits of seconds; other processes still meet the busy timeout."""
 
     def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", echo: bool = False) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.committed = asyncio.Event()
+        self._writer_loop: asyncio.AbstractEventLoop | None = None
+        self._writer_lock = asyncio.Lock()
         if self.is_sqlite:
             database = self.url.database or ""
             if database and database != ":memory:":
@@ -37,7 +45,8 @@ class Database:
             self.read_engine = self.engine
 
     def _sqlite_engine(self, *, immediate: bool, synchronous: str, echo: bool) -> AsyncEngine:
-        engine = create_async_engine(self.url, echo=echo, connect_args={"timeout": 30})
+        engine = create_async_engine(self.url, echo=echo,
+                                     connect_args={"timeout": 30, "async_creator_fn": sqlite_driver.connect})
 
         @event.listens_for(engine.sync_engine, "connect")
         def on_connect(dbapi_connection, _record) -> None:
@@ -46,7 +55,7 @@ class Database:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={synchronous}")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_SECONDS * 1000}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
@@ -69,9 +78,32 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction; committed when the block ends without an exception."""
-        async with self.engine.begin() as conn:
-            yield conn
+        async with self._writer():
+            async with self.engine.begin() as conn:
+                yield conn
         self.committed.set()
+
+    @asynccontextmanager
+    async def _writer(self) -> AsyncIterator[None]:
+        """On SQLite, one write transaction of this process at a time (FIFO). Waiting longer than the busy
+        timeout fails, as BEGIN IMMEDIATE would (a transaction opened inside another one waits for itself)."""
+        if not self.is_sqlite:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        if self._writer_loop is not loop:  # a lock serves one event loop
+            self._writer_loop, self._writer_lock = loop, asyncio.Lock()
+        lock = self._writer_lock
+        try:
+            async with asyncio.timeout(_BUSY_TIMEOUT_SECONDS):
+                await lock.acquire()
+        except TimeoutError:
+            raise TimeoutError(f"no write transaction of {self.url.database} ended within "
+                               f"{_BUSY_TIMEOUT_SECONDS} s (nested transaction()?)") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

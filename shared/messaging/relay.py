@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Callable
 
 from aiokafka import AIOKafkaProducer
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -73,6 +74,12 @@ class Lease:
         async with self.db.transaction() as conn:
             await conn.execute(delete(leases).where(leases.c.name == self.name, leases.c.owner == self.owner))
         self._held_until = None
+
+
+def _tracing_on() -> bool:
+    """Whether a tracer provider records spans. Without one (no OTLP endpoint), a producer span would only copy the
+    event's own traceparent into the header, for some 25-35 µs per event: more than the Kafka send itself."""
+    return not isinstance(trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
 
 
 class OutboxRelay:
@@ -143,14 +150,17 @@ class OutboxRelay:
             return 0
         producer = await self._ensure_producer()
         futures = []
+        tracing = _tracing_on()
         for row in rows:
             envelope = _envelope(row, self.source)
-            # A producer span per event, child of the command's trace; its context travels in the header.
-            with span(self.source, f"{envelope.topic} publish", kind=SpanKind.PRODUCER, parent=envelope.traceparent,
-                      attributes={"messaging.system": "kafka", "messaging.destination.name": envelope.topic,
-                                  "messaging.message.id": envelope.id, "cloudevents.event_type": envelope.type}):
-                traced = replace(envelope, traceparent=current_traceparent(envelope.traceparent))
-            topic, key, value, headers = to_record(traced)
+            if tracing:
+                # A producer span per event, child of the command's trace; its context travels in the header.
+                with span(self.source, f"{envelope.topic} publish", kind=SpanKind.PRODUCER,
+                          parent=envelope.traceparent,
+                          attributes={"messaging.system": "kafka", "messaging.destination.name": envelope.topic,
+                                      "messaging.message.id": envelope.id, "cloudevents.event_type": envelope.type}):
+                    envelope = replace(envelope, traceparent=current_traceparent(envelope.traceparent))
+            topic, key, value, headers = to_record(envelope)
             futures.append(await producer.send(topic, value=value, key=key, headers=headers))
         await asyncio.wait_for(asyncio.gather(*futures), self.publish_timeout)
         async with self.db.transaction() as conn:

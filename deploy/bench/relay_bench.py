@@ -1,0 +1,204 @@
+"""Relay part: OutboxRelay draining a pre-filled outbox, next to a raw aiokafka producer sending the same
+records (same size, key and CloudEvents headers) with the same producer settings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, insert, select
+
+from deploy.bench.kafka_util import end_offset_sum
+from deploy.bench.payloads import received_event
+from deploy.bench.procs import cpu_seconds
+from deploy.bench.sysinfo import busy_cpu_seconds
+from shared.clock import utcnow
+from shared.contracts.topics import INTAKE
+from shared.eventstore.database import Database
+from shared.eventstore.store import _envelope
+from shared.eventstore.tables import events, metadata, outbox
+from shared.messaging.cloudevents import Headers, to_record
+from shared.messaging.kafka import reliable_producer
+from shared.messaging.relay import OutboxRelay
+from shared.settings import ServiceSettings
+
+Record = tuple[str, bytes, bytes, Headers]
+Log = Callable[[str], None]
+
+
+@dataclass
+class Drain:
+    """One publisher's run: records sent, wall seconds, how many records the topic gained, and the CPU (in
+    cores) of this process, of the broker and of everything else on the machine meanwhile."""
+
+    records: int
+    seconds: float
+    offset_delta: int
+    own_cores: float = 0.0
+    broker_cores: float = 0.0
+    other_cores: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class RelayResults:
+    """The fastest raw and relay rounds, and what the runs were made of."""
+
+    events: int
+    fill_seconds: float
+    record_bytes: int
+    raw: Drain
+    relay: Drain
+    outbox_left: int
+    batch_size: int
+    rounds: int = 1
+
+
+def _event_row(recorded_at: datetime) -> dict[str, Any]:
+    """A row as EventStore.append writes it for a new request's `service_request.received`."""
+    data = received_event(f"SN-relay-{uuid.uuid4().hex[:12]}")
+    command = str(uuid.uuid4())
+    return {"event_id": str(uuid.uuid4()), "stream_id": data.request_id, "stream_type": "service_request",
+            "version": 1, "type": data.event_type, "schema_version": data.version, "topic": data.topic,
+            "data": data.model_dump_json(), "occurred_at": recorded_at, "recorded_at": recorded_at,
+            "correlation_id": command, "causation_id": command, "traceparent": None}
+
+
+async def fill(db: Database, count: int, chunk: int = 5000) -> None:
+    """Append `count` events and make them due, `chunk` per transaction (before any timing starts)."""
+    for start in range(0, count, chunk):
+        now = utcnow()
+        rows = [_event_row(now) for _ in range(min(chunk, count - start))]
+        async with db.transaction() as conn:
+            last = (await conn.execute(select(func.coalesce(func.max(events.c.position), 0)))).scalar_one()
+            await conn.execute(insert(events), rows)
+            await conn.execute(insert(outbox).from_select(["position"], select(events.c.position)
+                                                          .where(events.c.position > last)))
+
+
+async def stored_records(db: Database) -> list[Record]:
+    """The records the relay will publish, built the relay's way, for the raw producer to send."""
+    async with db.read() as conn:
+        rows = (await conn.execute(select(events).order_by(events.c.position))).all()
+    return [to_record(_envelope(row, "intake")) for row in rows]
+
+
+async def send_raw(bootstrap: str, records: list[Record], client_id: str) -> float:
+    """Send every record with send() and gather the futures; seconds from start() to the last ack."""
+    started = time.perf_counter()
+    producer = reliable_producer(bootstrap, client_id)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value=value, key=key, headers=headers)
+                   for topic, key, value, headers in records]
+        await asyncio.gather(*futures)
+        return time.perf_counter() - started
+    finally:
+        await producer.stop()
+
+
+async def drain_with_relay(db: Database, bootstrap: str, count: int, batch_size: int) -> float:
+    """Run OutboxRelay.run() until it has published `count` events; seconds from start to the last delete."""
+    relay = OutboxRelay(db, lambda: reliable_producer(bootstrap, "bench-relay"), source="intake",
+                        batch_size=batch_size)
+    started = time.perf_counter()
+    task = asyncio.create_task(relay.run())
+    while relay.published < count and not task.done():
+        await asyncio.sleep(0.002)
+    elapsed = time.perf_counter() - started
+    await relay.stop()
+    await task
+    return elapsed
+
+
+class CpuMeter:
+    """CPU used by this process, the broker and the rest of the machine between start() and stop()."""
+
+    def __init__(self, broker_pid: int | None) -> None:
+        self.broker_pid = broker_pid
+
+    def start(self) -> None:
+        self._marks = (time.monotonic(), time.process_time(), cpu_seconds(self.broker_pid), busy_cpu_seconds())
+
+    def stop(self, drain: Drain) -> Drain:
+        wall, own, broker, machine = self._marks
+        wall = time.monotonic() - wall
+        drain.own_cores = (time.process_time() - own) / wall
+        drain.broker_cores = (cpu_seconds(self.broker_pid) - broker) / wall
+        drain.other_cores = max(0.0, (busy_cpu_seconds() - machine) / wall - drain.own_cores - drain.broker_cores)
+        return drain
+
+
+async def _timed(meter: CpuMeter, bootstrap: str, label: str, count: int,
+                 publish: Callable[[], Awaitable[float]], log: Log) -> Drain:
+    """Run `publish()` (which returns its seconds) between two reads of the topic's end offsets."""
+    before = await end_offset_sum(bootstrap, INTAKE)
+    meter.start()
+    drain = meter.stop(Drain(count, await publish(), 0))
+    drain.offset_delta = await end_offset_sum(bootstrap, INTAKE) - before
+    log(f"  {label:6} {drain.rate:8.0f} records/s ({drain.seconds:.2f}s; cores: {drain.own_cores:.2f} here, "
+        f"{drain.broker_cores:.2f} broker, {drain.other_cores:.2f} other)")
+    return drain
+
+
+async def _round(bootstrap: str, meter: CpuMeter, db: Database, count: int, batch_size: int,
+                 log: Log) -> tuple[Drain, Drain, int, float, int]:
+    """Fill `db`, send its records raw, then drain it with the relay; also (outbox left, fill s, value bytes)."""
+    await db.create_all(metadata)
+    started = time.perf_counter()
+    await fill(db, count)
+    fill_seconds = time.perf_counter() - started
+    records = await stored_records(db)
+    log(f"  filled {count} events in {fill_seconds:.1f}s")
+    raw = await _timed(meter, bootstrap, "raw", count, lambda: send_raw(bootstrap, records, "bench-raw"), log)
+    relay = await _timed(meter, bootstrap, "relay", count,
+                         lambda: drain_with_relay(db, bootstrap, count, batch_size), log)
+    async with db.read() as conn:
+        left = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
+    return raw, relay, left, fill_seconds, len(records[0][2])
+
+
+async def _warm_up(bootstrap: str, workdir: Path, batch_size: int) -> None:
+    """A small raw send and relay drain first: the broker's JIT, the producer's metadata, SQLAlchemy's caches."""
+    db = Database(f"sqlite+aiosqlite:///{workdir / 'relay-warmup.db'}")
+    try:
+        await db.create_all(metadata)
+        await fill(db, 2000)
+        await send_raw(bootstrap, await stored_records(db), "bench-warmup")
+        await drain_with_relay(db, bootstrap, 2000, batch_size)
+    finally:
+        await db.dispose()
+
+
+def _fastest(drains: list[Drain]) -> Drain:
+    return max(drains, key=lambda drain: drain.rate)
+
+
+async def run_relay(bootstrap: str, broker_pid: int | None, workdir: Path, count: int, rounds: int = 2,
+                    log: Log = print) -> RelayResults:
+    """Per round: fill a fresh SQLite outbox (default durable settings), then time raw and relay on the same
+    records. The fastest round of each is kept: other work on the machine only ever slows a run down."""
+    batch_size = ServiceSettings().relay_batch_size
+    meter = CpuMeter(broker_pid)
+    await _warm_up(bootstrap, workdir, batch_size)
+    raws, relays, left, fill_seconds, size = [], [], 0, 0.0, 0
+    for number in range(rounds):
+        db = Database(f"sqlite+aiosqlite:///{workdir / f'relay{number}.db'}")
+        try:
+            raw, relay, round_left, fill_seconds, size = await _round(bootstrap, meter, db, count, batch_size, log)
+        finally:
+            await db.dispose()
+        raws.append(raw)
+        relays.append(relay)
+        left += round_left
+    return RelayResults(events=count, fill_seconds=fill_seconds, record_bytes=size, raw=_fastest(raws),
+                        relay=_fastest(relays), outbox_left=left, batch_size=batch_size, rounds=rounds)

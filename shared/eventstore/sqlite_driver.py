@@ -1,0 +1,112 @@
+"""aiosqlite with one trip to its worker thread per statement instead of four.
+
+SQLAlchemy's aiosqlite adapter runs every statement as cursor(), execute(), fetchall() and close(), and aiosqlite
+runs each of them as a separate call on the connection's thread; on a small VM each trip (queue, thread wake-up,
+loop wake-up) costs tens of microseconds, more than most statements. Here the cursor does all four in one trip,
+and the pool's reset-on-return rollback skips its trip when the connection is known to be outside a transaction.
+The same sqlite3 calls run on the same thread, in the same order; only the round trips are fewer."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import aiosqlite
+
+
+class OneTripCursor:
+    """The part of aiosqlite's Cursor that SQLAlchemy's adapter uses; rows are fetched with the execute."""
+
+    def __init__(self, connection: OneTripConnection) -> None:
+        self._connection = connection
+        self.description: Any = None
+        self.lastrowid: int | None = None
+        self.rowcount = -1
+        self.arraysize = 1
+        self._rows: list[Any] = []
+
+    async def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> OneTripCursor:
+        raw = self._connection._conn
+
+        def run() -> tuple[Any, list[Any], int | None, int]:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(sql, parameters)
+                rows = cursor.fetchall() if cursor.description else []
+                return cursor.description, rows, cursor.lastrowid, cursor.rowcount
+            finally:
+                cursor.close()
+
+        self.description, self._rows, self.lastrowid, self.rowcount = await self._connection._execute(run)
+        return self
+
+    async def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> OneTripCursor:
+        raw = self._connection._conn
+
+        def run() -> tuple[int | None, int]:
+            cursor = raw.cursor()
+            try:
+                cursor.executemany(sql, parameters)
+                return cursor.lastrowid, cursor.rowcount
+            finally:
+                cursor.close()
+
+        self.description, self._rows = None, []
+        self.lastrowid, self.rowcount = await self._connection._execute(run)
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        size = size or self.arraysize
+        rows, self._rows = self._rows[:size], self._rows[size:]
+        return rows
+
+    async def fetchall(self) -> list[Any]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    async def close(self) -> None:
+        self._rows = []
+
+
+class OneTripConnection(aiosqlite.Connection):
+    """An aiosqlite connection that knows, after every trip, whether SQLite is inside a transaction. Meant for
+    SQLAlchemy's aiosqlite adapter (`cursor()` is a plain coroutine here, not aiosqlite's context manager)."""
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
+        super().__init__(connector, iter_chunk_size)
+        self._in_transaction = False
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        def run() -> Any:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._in_transaction = _in_transaction(self._connection)
+
+        return await super()._execute(run)
+
+    async def cursor(self) -> OneTripCursor:  # type: ignore[override]  # no trip: the cursor opens in execute()
+        return OneTripCursor(self)
+
+    async def rollback(self) -> None:
+        if self._in_transaction:
+            await super().rollback()
+
+
+def _in_transaction(connection: sqlite3.Connection | None) -> bool:
+    try:
+        return connection is not None and connection.in_transaction
+    except sqlite3.ProgrammingError:  # closed
+        return False
+
+
+def connect(database: str, **kwargs: Any) -> OneTripConnection:
+    """Like `aiosqlite.connect`; pass as `connect_args={"async_creator_fn": connect}` to SQLAlchemy."""
+    connection = OneTripConnection(lambda: sqlite3.connect(database, **kwargs), 64)
+    # As SQLAlchemy does for aiosqlite's own connections; before aiosqlite 0.22 the connection is the thread.
+    getattr(connection, "_thread", connection).daemon = True
+    return connection
