@@ -42,7 +42,7 @@ def actor_of(principal: Principal) -> Actor:
     if principal.roles & STAFF:
         return Actor(principal.subject)
     return Actor(principal.subject,
-                 dealer_scope=principal.dealer_id if Role.dealer in principal.roles else None,
+                 dealer_scope=principal.dealer_id if principal.is_dealer else None,
                  technician_scope=principal.subject if Role.technician in principal.roles else None)
 
 

@@ -37,8 +37,9 @@ class Principal:
 
     @property
     def is_dealer(self) -> bool:
-        """A dealer is scoped to its own data unless it also holds a staff role."""
-        return Role.dealer in self.roles and not (self.roles - {Role.dealer})
+        """A token with the dealer role is confined to its dealer's data, whatever other roles it carries
+        (a dealer's own technician, say); only admin lifts the confinement."""
+        return Role.dealer in self.roles and Role.admin not in self.roles
 
     def has_any(self, *roles: Role) -> bool:
         return Role.admin in self.roles or bool(self.roles & set(roles))

@@ -20,6 +20,12 @@ def test_a_minted_token_verifies_to_its_subject_roles_and_dealer():
     assert principal.can_see_dealer("D1") and not principal.can_see_dealer("D2")
 
 
+def test_a_dealer_token_with_another_role_is_still_confined_to_its_dealer():
+    token = mint_token(SECRET, subject="T9", roles=["dealer", "technician"], dealer_id="D1")
+    principal = TokenVerifier(SECRET).verify(token)
+    assert principal.is_dealer and not principal.can_see_dealer("D2")
+
+
 def test_admin_passes_every_role_check_and_staff_see_every_dealer():
     admin = TokenVerifier(SECRET).verify(mint_token(SECRET, subject="root", roles=["admin"]))
     assert admin.has_any(Role.warranty_officer)
