@@ -9,6 +9,7 @@ from datetime import datetime
 
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.clock import utcnow
 from shared.contracts.base import EventData
@@ -91,6 +92,32 @@ async def collect(
     return found
 
 
+async def start_group_at_end(bootstrap: str, group: str, topics: list[str]) -> None:
+    """Commit `group`'s offsets at the end of `topics`, so that a test app's consumer reads only what comes
+    next instead of every earlier test's events."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.commit(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
+async def group_at_end(bootstrap: str, topics: list[str], prefix: str) -> str:
+    """A new consumer group named `<prefix>-<random>` whose committed offsets are the topics' current ends."""
+    group = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    await start_group_at_end(bootstrap, group, topics)
+    return group
+
+
 def headers_of(record: ConsumerRecord) -> dict[str, str]:
     return {k: v.decode() for k, v in (record.headers or ())}
 
@@ -100,4 +127,5 @@ def subject_is(*subjects: str) -> Callable[[ConsumerRecord], bool]:
     return lambda record: record.key in wanted
 
 
-__all__ = ["collect", "envelope_for", "headers_of", "publish", "publish_raw", "subject_is"]
+__all__ = ["collect", "envelope_for", "group_at_end", "headers_of", "publish", "publish_raw", "start_group_at_end",
+           "subject_is"]

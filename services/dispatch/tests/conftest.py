@@ -13,8 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+
 from sqlalchemy import select
 
 from deploy.postgres.launcher import create_database
@@ -31,26 +30,7 @@ from shared.contracts.intake import (
 from shared.contracts.topics import INTAKE
 from shared.eventstore.tables import events
 from shared.testing.app import bearer, eventually, running
-from shared.testing.kafka import envelope_for, publish
-
-
-async def start_group_at_end(bootstrap: str, group: str, topics: list[str]) -> None:
-    """Commit `group`'s offsets at the end of `topics`, so that its consumer reads only what comes next."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics(topics)
-    finally:
-        await admin.close()
-    partitions = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await consumer.commit({tp: offset for tp, offset in ends.items()})
-    finally:
-        await consumer.stop()
+from shared.testing.kafka import envelope_for, publish, start_group_at_end  # noqa: F401  (start_group_at_end: for the tests here)
 
 
 def dispatch_settings(tmp_path, kafka_bootstrap: str, name: str = "dispatch", **overrides: Any) -> DispatchSettings:

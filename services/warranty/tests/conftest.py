@@ -10,8 +10,7 @@ from datetime import date, datetime, timedelta
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+
 
 from services.warranty.app import WarrantySettings, create_app
 from shared.clock import FixedClock, utcnow
@@ -20,27 +19,7 @@ from shared.contracts.enums import Channel, CustomerTier, Priority, ServiceMode
 from shared.contracts.intake import Customer, Product, ServiceRequestReceived
 from shared.contracts.topics import DISPATCH, INTAKE
 from shared.testing.app import bearer, eventually, running
-from shared.testing.kafka import envelope_for, publish
-
-
-async def group_at_end(bootstrap: str, topics: list[str], prefix: str) -> str:
-    """A new consumer group whose committed offsets are the topics' current ends."""
-    group = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics(topics)
-    finally:
-        await admin.close()
-    partitions = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.commit(await consumer.end_offsets(partitions))
-    finally:
-        await consumer.stop()
-    return group
+from shared.testing.kafka import envelope_for, publish, group_at_end  # noqa: F401  (group_at_end: for the tests here)
 
 
 async def warranty_settings(tmp_path, kafka_bootstrap: str, **overrides) -> WarrantySettings:
