@@ -1,0 +1,200 @@
+"""analytics' HTTP entry points: the views (throughput, satisfaction, scorecard, and the dashboard's trend and
+durations), alerts, and the rebuild. Analysts and admins read everything; a dealer token reads the same views
+computed over its own requests only."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel
+
+from services.analytics.application import AnalyticsViews, Scope
+from services.analytics.metrics import Window
+from services.analytics.replay import RebuildRunning
+from services.analytics.views import GroupBy
+from shared.auth import Principal, Role
+from shared.http.pagination import Cursor, Limit, decode_cursor, encode_cursor
+from shared.http.problems import Problem
+from shared.http.security import CurrentPrincipal, Permission
+
+views = APIRouter(prefix="/v1/views", tags=["views"])
+admin = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+VIEWERS = (Role.analyst, Role.dealer)
+DEFAULT_DAYS = 30
+MAX_DAYS = 3660  # ten years: the daily trend of a longer window is no longer a chart
+
+
+class ThroughputRow(BaseModel):
+    key: str
+    received: int
+    resolved: int
+    backlog: int
+    phone_resolved_pct: float | None
+    escalated_pct: float | None
+    median_minutes_to_triage: float | None
+    median_minutes_to_assign: float | None
+    p90_minutes_to_assign: float | None
+    median_minutes_to_arrive: float | None
+    p90_minutes_to_arrive: float | None
+    median_minutes_to_resolve: float | None
+    p90_minutes_to_resolve: float | None
+    first_time_fix_pct: float | None
+    sla_met_pct: float | None
+    complaint_rate_pct: float | None
+
+
+class SatisfactionRow(BaseModel):
+    key: str
+    responses: int
+    avg_score: float | None
+    csat_pct: float | None
+    csi: float | None
+    nps: float | None
+    low_scores: int
+
+
+class ScorecardRow(BaseModel):
+    key: str
+    sla_met_pct: float | None
+    first_time_fix_pct: float | None
+    csat_pct: float | None
+    score: float | None
+
+
+class ThroughputView(BaseModel):
+    rows: list[ThroughputRow]
+
+
+class SatisfactionView(BaseModel):
+    rows: list[SatisfactionRow]
+
+
+class ScorecardView(BaseModel):
+    rows: list[ScorecardRow]
+
+
+class AlertState(StrEnum):
+    active = "active"
+    cleared = "cleared"
+
+
+def _views(request: Request) -> AnalyticsViews:
+    return request.app.state.views
+
+
+Views = Annotated[AnalyticsViews, Depends(_views)]
+GroupByParam = Annotated[GroupBy, Query(description="dealer, center, technician, region, product_line, day, "
+                                                    "month or all")]
+AsOf = Annotated[AwareDatetime | None, Query(description="RFC 3339: the numbers as they stood then (only events "
+                                                         "recorded by that moment)")]
+FromDate = Annotated[date | None, Query(alias="from", description="First UTC day of the window (default: 30 days "
+                                                                  "before `to`)")]
+ToDate = Annotated[date | None, Query(description="UTC day after the window (default: tomorrow)")]
+
+
+def window_of(first: date | None, end: date | None, analytics: AnalyticsViews) -> Window:
+    end = end or (analytics.clock.now().date() + timedelta(days=1))
+    first = first or (end - timedelta(days=DEFAULT_DAYS))
+    if first >= end:
+        raise Problem(422, f"The window is empty: `from` ({first}) must be before `to` ({end}).",
+                      slug="validation-error", title="Validation failed",
+                      errors=[{"field": "query.from", "location": "query", "reason": "must be before `to`"},
+                              {"field": "query.to", "location": "query", "reason": "must be after `from`"}])
+    if (end - first).days > MAX_DAYS:
+        raise Problem(422, f"The window is longer than {MAX_DAYS} days.", slug="validation-error",
+                      title="Validation failed",
+                      errors=[{"field": "query.from", "location": "query", "reason": f"at most {MAX_DAYS} days before `to`"}])
+    return Window.of_dates(first, end)
+
+
+def scope_of(principal: Principal) -> Scope:
+    return Scope(dealer_key=principal.dealer_id if principal.is_dealer else None)
+
+
+@views.get("/throughput", dependencies=[Permission(*VIEWERS)], response_model=ThroughputView)
+async def throughput(principal: CurrentPrincipal, analytics: Views, group_by: GroupByParam = GroupBy.all,
+                     from_: FromDate = None, to: ToDate = None, as_of: AsOf = None) -> JSONResponse:
+    """Requests per group over `[from, to)`: the cohort received in the window with its times to triage,
+    assignment, arrival and resolution (median, nearest-rank p90, minutes), first-time fix, SLA met and
+    complaints; resolutions in the window; the backlog at `to`. Percentages 0-100, 1 decimal, null where the
+    denominator is 0."""
+    rows = await analytics.throughput(window_of(from_, to, analytics), group_by, as_of, scope_of(principal))
+    return JSONResponse({"rows": rows})
+
+
+@views.get("/satisfaction", dependencies=[Permission(*VIEWERS)], response_model=SatisfactionView)
+async def satisfaction(principal: CurrentPrincipal, analytics: Views, group_by: GroupByParam = GroupBy.all,
+                       from_: FromDate = None, to: ToDate = None, as_of: AsOf = None) -> JSONResponse:
+    """Revisits in `[from, to)` by their own time: responses, average score, CSAT (share of 4-5), CSI, NPS
+    (promoters 9-10 minus detractors 0-6, among revisits that gave one) and low scores (1-2)."""
+    rows = await analytics.satisfaction(window_of(from_, to, analytics), group_by, as_of, scope_of(principal))
+    return JSONResponse({"rows": rows})
+
+
+@views.get("/scorecard", dependencies=[Permission(*VIEWERS)], response_model=ScorecardView)
+async def scorecard(principal: CurrentPrincipal, analytics: Views, group_by: GroupByParam = GroupBy.all,
+                    from_: FromDate = None, to: ToDate = None, as_of: AsOf = None) -> JSONResponse:
+    """SLA met, first-time fix and CSAT per group, and score = 0.2 × SLA met + 0.3 × first-time fix + 0.5 ×
+    CSAT from the unrounded parts (a missing part counts as 0; null when all three are missing)."""
+    rows = await analytics.scorecard(window_of(from_, to, analytics), group_by, as_of, scope_of(principal))
+    return JSONResponse({"rows": rows})
+
+
+@views.get("/trend", dependencies=[Permission(*VIEWERS)])
+async def trend(principal: CurrentPrincipal, analytics: Views, from_: FromDate = None, to: ToDate = None,
+                as_of: AsOf = None) -> JSONResponse:
+    """Per UTC day of the window: requests received that day, resolved that day, and the backlog at the day's
+    end (the dashboard's throughput-and-backlog chart)."""
+    return JSONResponse({"rows": await analytics.trend(window_of(from_, to, analytics), as_of, scope_of(principal))})
+
+
+@views.get("/durations", dependencies=[Permission(*VIEWERS)])
+async def durations(principal: CurrentPrincipal, analytics: Views, from_: FromDate = None, to: ToDate = None,
+                    as_of: AsOf = None) -> JSONResponse:
+    """How long the window's cohort took from received to triage, first assignment, first arrival and
+    resolution: counts per duration bucket, with median and p90 in minutes."""
+    return JSONResponse({"steps": await analytics.durations(window_of(from_, to, analytics), as_of, scope_of(principal))})
+
+
+@views.get("/alerts", dependencies=[Permission(*VIEWERS)])
+async def alerts(principal: CurrentPrincipal, analytics: Views,
+                 state: Annotated[AlertState, Query(description="active (default) or cleared")] = AlertState.active,
+                 limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
+    """Alerts, newest first: a dealer's or center's SLA met or CSAT below its threshold over the last days, and
+    growing backlogs. Raised and cleared as events arrive. Dealers see only their own."""
+    offset = decode_cursor(cursor) or 0
+    if not isinstance(offset, int) or offset < 0:
+        raise Problem(400, "The cursor is not one this API handed out.", slug="invalid-cursor",
+                      errors=[{"field": "cursor", "reason": "not a valid cursor"}])
+    items, more = await analytics.alerts(cleared=state == AlertState.cleared, scope=scope_of(principal),
+                                         limit=limit, offset=offset)
+    return JSONResponse({"items": items, "next_cursor": encode_cursor(offset + limit) if more else None})
+
+
+def _status(analytics: AnalyticsViews) -> dict:
+    return vars(analytics.rebuild_status).copy()
+
+
+@admin.post("/rebuild", status_code=202, dependencies=[Permission(Role.admin)])
+async def start_rebuild(analytics: Views) -> JSONResponse:
+    """Replay the four topics from their beginning into fresh tables, then switch the views to them. The views
+    keep answering from the current tables meanwhile. 409 while a rebuild runs; follow it with GET."""
+    try:
+        analytics.start_rebuild()
+    except RebuildRunning as exc:
+        raise Problem(409, str(exc), slug="rebuild-running") from exc
+    return JSONResponse(_status(analytics), status_code=202, headers={"Location": "/v1/admin/rebuild"})
+
+
+@admin.get("/rebuild", dependencies=[Permission(Role.admin)])
+async def rebuild_status(analytics: Views) -> JSONResponse:
+    """The last rebuild started by this process: state (idle, running, succeeded, failed) and its report."""
+    return JSONResponse(_status(analytics))
+
+
+routers = [views, admin]

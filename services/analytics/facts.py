@@ -1,0 +1,223 @@
+"""Folding stored events into the facts the views count, with no I/O.
+
+A request's facts are a pure function of the set of its events, whatever order they arrived in: every
+"first" is the minimum by business time, and the live projection simply folds a request again from all its
+stored events whenever one more arrives. The same fold, over the events recorded by a past moment, gives the
+facts as they stood then (`as_of`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from services.analytics.records import (
+    CANCELLED,
+    COMPLAINT_OPENED,
+    ESCALATED,
+    JOB_ARRIVED,
+    JOB_ASSIGNED,
+    JOB_COMPLETED,
+    JOB_CREATED,
+    RECEIVED,
+    REVISIT_DONE,
+    SLA_BREACH_WITHDRAWN,
+    SLA_BREACHED,
+    TRIAGED,
+    AnalyticsEvent,
+)
+
+DIRECT = "direct"  # the dealer key of requests opened without a dealer
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFact:
+    """One service request as the throughput and scorecard views see it (times in µs since the epoch)."""
+
+    request_id: str
+    received_at: int | None
+    dealer_key: str | None
+    region: str | None
+    product_line: str | None
+    triaged_at: int | None = None
+    phone_triaged: bool = False
+    escalated: bool = False
+    cancelled_at: int | None = None
+    first_assigned_at: int | None = None
+    first_arrived_at: int | None = None
+    resolved_at: int | None = None
+    center_id: str | None = None
+    technician_id: str | None = None
+    jobs_completed: int = 0
+    jobs_first_fixed: int = 0
+    jobs_sla_met: int = 0
+    complaints: int = 0
+
+    def open_at(self, instant: int) -> bool:
+        """In the backlog at `instant`: received before it, neither resolved nor cancelled before it."""
+        return (self.received_at is not None and self.received_at < instant
+                and not (self.resolved_at is not None and self.resolved_at < instant)
+                and not (self.cancelled_at is not None and self.cancelled_at < instant))
+
+
+@dataclass(frozen=True, slots=True)
+class RevisitFact:
+    """One follow-up contact, with the keys of its request and job."""
+
+    event_id: str
+    request_id: str
+    job_id: str
+    time: int
+    satisfaction: int
+    nps: int | None
+    dealer_key: str | None
+    region: str | None
+    product_line: str | None
+    center_id: str | None
+    technician_id: str | None
+
+
+@dataclass
+class _Job:
+    events: list[AnalyticsEvent] = field(default_factory=list)
+
+    def of(self, event_type: str) -> list[AnalyticsEvent]:
+        return sorted((e for e in self.events if e.type == event_type), key=lambda e: e.chronological)
+
+    @cached_property
+    def first_completion(self) -> AnalyticsEvent | None:
+        """(Read once all of the job's events are in.)"""
+        return _first(e for e in self.events if e.type == JOB_COMPLETED)
+
+    def worker_at_first_completion(self) -> tuple[str | None, str | None]:
+        """(center, technician) assigned when the job was first completed: the latest assignment at or before
+        that completion; without one, the completing technician (center unknown)."""
+        completion = self.first_completion
+        if completion is None:
+            return None, None
+        assignments = [a for a in self.of(JOB_ASSIGNED) if a.chronological <= completion.chronological]
+        if assignments:
+            latest = assignments[-1].data
+            return latest.get("center_id"), latest.get("technician_id")
+        return None, completion.data.get("technician_id")
+
+    def breached(self) -> bool:
+        """A breach counts unless withdrawn: per SLA kind, the source's latest decision wins (a late-synced step
+        that disproves the timer's breach is recorded as a withdrawal after it)."""
+        latest: dict[str, AnalyticsEvent] = {}
+        for event in self.events:
+            if event.type in (SLA_BREACHED, SLA_BREACH_WITHDRAWN):
+                kind = event.data.get("kind", "")
+                if kind not in latest or event.as_recorded > latest[kind].as_recorded:
+                    latest[kind] = event
+        return any(e.type == SLA_BREACHED for e in latest.values())
+
+
+def _first(events: Iterable[AnalyticsEvent]) -> AnalyticsEvent | None:
+    return min(events, key=lambda e: e.chronological, default=None)
+
+
+def fold_request(request_id: str, events: Iterable[AnalyticsEvent]) -> tuple[RequestFact, list[RevisitFact]]:
+    """The facts of one request from its events (and complaints linked to it through its jobs), in any order.
+
+    Duplicates by event id count once."""
+    unique = {e.event_id: e for e in events}
+    mine = [e for e in unique.values() if e.request_id == request_id or e.type == COMPLAINT_OPENED]
+    by_type: dict[str, list[AnalyticsEvent]] = defaultdict(list)
+    jobs: dict[str, _Job] = defaultdict(_Job)
+    for event in mine:
+        if event.type == COMPLAINT_OPENED:
+            continue
+        by_type[event.type].append(event)
+        if event.job_id is not None:
+            jobs[event.job_id].events.append(event)
+
+    received = _first(by_type[RECEIVED])
+    origin = received or _first(by_type[JOB_CREATED])  # the job carries the same keys until the request arrives
+    dealer_key = region = product_line = None
+    if origin is not None:
+        dealer_key = origin.data.get("dealer_id") or DIRECT
+        region, product_line = origin.data.get("region"), origin.data.get("product_line")
+
+    triage = _first(by_type[TRIAGED])
+    phone = triage is not None and triage.data.get("mode") == "phone"
+    fixed_completion = _first(e for e in by_type[JOB_COMPLETED] if e.data.get("fixed"))
+    resolutions = [t for t in (triage.time if phone else None, fixed_completion and fixed_completion.time)
+                   if t is not None]
+
+    completed_jobs = [job for job in jobs.values() if job.first_completion is not None]
+    first_done = min(completed_jobs, key=lambda job: job.first_completion.chronological, default=None)
+    center_id, technician_id = first_done.worker_at_first_completion() if first_done else (None, None)
+
+    complaint_ids = {
+        e.data.get("complaint_id") or e.event_id for e in mine
+        if e.type == COMPLAINT_OPENED
+        and (e.request_id == request_id or (e.request_id is None and e.job_id in jobs))
+    }
+    fact = RequestFact(
+        request_id=request_id,
+        received_at=received.time if received else None,
+        dealer_key=dealer_key,
+        region=region,
+        product_line=product_line,
+        triaged_at=triage.time if triage else None,
+        phone_triaged=phone,
+        escalated=bool(by_type[ESCALATED]),
+        cancelled_at=min((e.time for e in by_type[CANCELLED]), default=None),
+        first_assigned_at=min((e.time for e in by_type[JOB_ASSIGNED]), default=None),
+        first_arrived_at=min((e.time for e in by_type[JOB_ARRIVED]), default=None),
+        resolved_at=min(resolutions, default=None),
+        center_id=center_id,
+        technician_id=technician_id,
+        jobs_completed=len(completed_jobs),
+        jobs_first_fixed=sum(1 for job in completed_jobs if job.first_completion.data.get("fixed")),
+        jobs_sla_met=sum(1 for job in completed_jobs if not job.breached()),
+        complaints=len(complaint_ids),
+    )
+    revisits = []
+    for event in sorted(by_type[REVISIT_DONE], key=lambda e: e.chronological):
+        job = jobs.get(event.job_id)
+        center, technician = job.worker_at_first_completion() if job else (None, None)
+        if technician is None:
+            center, technician = center_id, technician_id
+        revisits.append(RevisitFact(
+            event_id=event.event_id, request_id=request_id, job_id=event.job_id or "", time=event.time,
+            satisfaction=int(event.data["satisfaction"]), nps=event.data.get("nps"), dealer_key=dealer_key,
+            region=region, product_line=product_line, center_id=center, technician_id=technician,
+        ))
+    return fact, revisits
+
+
+def owning_request(event: AnalyticsEvent, job_requests: dict[str, str]) -> str | None:
+    """The request an event counts for: its own `request_id`, or for a complaint that names only a job, the
+    job's request (None until a job event has told which request that is)."""
+    if event.request_id is not None:
+        return event.request_id
+    if event.type == COMPLAINT_OPENED and event.job_id is not None:
+        return job_requests.get(event.job_id)
+    return None
+
+
+def job_requests_of(events: Iterable[AnalyticsEvent]) -> dict[str, str]:
+    """job id → request id, from the job's own events (a complaint's pairing is not authoritative)."""
+    return {e.job_id: e.request_id for e in events
+            if e.job_id is not None and e.request_id is not None and e.type != COMPLAINT_OPENED}
+
+
+def fold_all(events: Iterable[AnalyticsEvent]) -> tuple[list[RequestFact], list[RevisitFact]]:
+    """The facts of every request in a set of events (the replay, and views `as_of` a past moment)."""
+    unique = list({e.event_id: e for e in events}.values())
+    job_requests = job_requests_of(unique)
+    grouped: dict[str, list[AnalyticsEvent]] = defaultdict(list)
+    for event in unique:
+        request_id = owning_request(event, job_requests)
+        if request_id is not None:
+            grouped[request_id].append(event)
+    requests: list[RequestFact] = []
+    revisits: list[RevisitFact] = []
+    for request_id, request_events in grouped.items():
+        fact, request_revisits = fold_request(request_id, request_events)
+        requests.append(fact)
+        revisits.extend(request_revisits)
+    return requests, revisits

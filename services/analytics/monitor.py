@@ -1,0 +1,95 @@
+"""The alert monitor: re-evaluates the alert rules soon after the projection changes (and now and then, since
+time alone moves the lookback window), raising new alerts and clearing those whose condition stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.analytics.alerts import AlertCondition, AlertPolicy, evaluate_alerts
+from services.analytics.metrics import MICROS_PER_DAY, rounded, to_micros
+from services.analytics.store import alert_samples, read_state
+from services.analytics.tables import active_alerts, alert_history, generation
+from shared.clock import Clock
+from shared.eventstore.database import Database
+
+log = logging.getLogger(__name__)
+
+
+async def sync_alerts(conn: AsyncConnection, conditions: list[AlertCondition], now: int) -> tuple[int, int]:
+    """Make the active alerts the given conditions; return (raised, cleared)."""
+    current = {(r.kind, r.scope, r.key): r for r in await conn.execute(select(active_alerts))}
+    wanted = {c.identity: c for c in conditions}
+    raised = cleared = 0
+    for identity, condition in wanted.items():
+        values = dict(value=rounded(condition.value), threshold=rounded(condition.threshold), detail=condition.detail,
+                      updated_at=now)
+        if identity in current:
+            kind, scope, key = identity
+            await conn.execute(update(active_alerts).where(
+                active_alerts.c.kind == kind, active_alerts.c.scope == scope, active_alerts.c.key == key)
+                .values(**values))
+        else:
+            await conn.execute(active_alerts.insert().values(kind=identity[0], scope=identity[1], key=identity[2],
+                                                             raised_at=now, **values))
+            raised += 1
+    for identity, row in current.items():
+        if identity not in wanted:
+            kind, scope, key = identity
+            await conn.execute(delete(active_alerts).where(
+                active_alerts.c.kind == kind, active_alerts.c.scope == scope, active_alerts.c.key == key))
+            await conn.execute(alert_history.insert().values(
+                kind=kind, scope=scope, key=key, value=row.value, threshold=row.threshold, detail=row.detail,
+                raised_at=row.raised_at, cleared_at=now))
+            cleared += 1
+    return raised, cleared
+
+
+class AlertMonitor:
+    def __init__(self, db: Database, clock: Clock, policy: AlertPolicy, changed: asyncio.Event, *,
+                 min_interval: float, sweep_interval: float) -> None:
+        self.db, self.clock, self.policy, self.changed = db, clock, policy, changed
+        self.min_interval, self.sweep_interval = min_interval, sweep_interval
+        self._stopping = asyncio.Event()
+
+    async def evaluate(self) -> tuple[int, int]:
+        """Evaluate every rule now; return (raised, cleared)."""
+        now = to_micros(self.clock.now())
+        since = now - self.policy.lookback_days * MICROS_PER_DAY
+        async with self.db.read() as conn:
+            samples = await alert_samples(conn, generation((await read_state(conn)).active), since, now)
+        conditions = evaluate_alerts(samples, self.policy)
+        async with self.db.transaction() as conn:
+            return await sync_alerts(conn, conditions, now)
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self.changed.wait(), self.sweep_interval)
+            except asyncio.TimeoutError:
+                pass
+            if self._stopping.is_set():
+                return
+            self.changed.clear()
+            try:
+                raised, cleared = await self.evaluate()
+                if raised or cleared:
+                    log.info("alerts: %d raised, %d cleared", raised, cleared)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database may be away for a moment; the next round catches up
+                log.warning("alert evaluation failed: %s", exc)
+            await self._pause(self.min_interval)
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self.changed.set()
