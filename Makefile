@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help setup system-deps jars run kafka test test-fast bench bench-dispatch contracts demo clean
+.PHONY: help setup system-deps jars run kafka test test-fast bench bench-dispatch bench-analytics contracts demo \
+	rebuild-analytics scale clean
 
 help:
 	@echo "make run        start Kafka and every service on SQLite, print URLs and an admin token"
@@ -14,15 +15,22 @@ help:
 	@echo "make bench      HTTP and relay benchmarks; writes docs/benchmarks.md"
 	@echo "make bench-dispatch  triaged -> job.assigned lag under load; writes docs/bench-dispatch.md"
 	@echo "make kafka      a local Kafka broker on 127.0.0.1:9092 (data in var/kafka)"
+	@echo "make bench-analytics  replay rate and 201-to-view lag; writes docs/bench-analytics.md"
+	@echo "make demo       fill a running system (make run) with a realistic month of traffic"
+	@echo "make rebuild-analytics  replay the topics into fresh analytics tables, then switch"
+	@echo "make scale      two replicas of each service in one consumer group (KAFKA_BOOTSTRAP, <SERVICE>_DATABASE_URL)"
 	@echo "make contracts  export event contracts to docs/contracts (JSON Schema + AsyncAPI)"
 
-# Java 17 runs the broker and Maven fetches its jars; the storage suites also run on a PostgreSQL server.
-# Install them from Debian when missing (root, as on our machines and CI).
+# Java 17 runs the broker and Maven fetches its jars; the storage suites also run on a PostgreSQL server;
+# the dashboard is tested in headless Chromium; compose-check (Go) validates docker-compose.yml.
+# Install what is missing from Debian (root, as on our machines and CI).
 system-deps:
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v go >/dev/null || missing="$$missing golang-go"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing from Debian:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -49,7 +57,13 @@ test: setup
 	$(PY) -m pytest
 
 test-fast: $(INSTALLED)
-	$(PY) -m pytest shared/tests/test_contracts.py shared/tests/test_cloudevents.py shared/tests/test_auth.py services/intake/tests/test_domain.py
+	$(PY) -m pytest shared/tests/test_contracts.py shared/tests/test_cloudevents.py shared/tests/test_auth.py \
+		shared/tests/test_calendar.py services/intake/tests/test_domain.py services/dispatch/tests/test_domain.py \
+		services/warranty/tests/test_coverage_rules.py services/warranty/tests/test_unit_rules.py \
+		services/warranty/tests/test_claim_rules.py services/warranty/tests/test_import_parsing.py \
+		services/complaints/tests/test_domain.py services/analytics/tests/test_metrics.py \
+		services/analytics/tests/test_facts.py services/analytics/tests/test_views.py \
+		services/analytics/tests/test_alert_rules.py
 
 bench: setup
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
@@ -57,6 +71,18 @@ bench: setup
 
 bench-dispatch: setup
 	$(PY) -m deploy.bench.dispatch_lag
+
+bench-analytics: setup
+	$(PY) -m deploy.bench.analytics
+
+demo: $(INSTALLED)
+	$(PY) -m deploy.demo
+
+rebuild-analytics: $(INSTALLED)
+	$(PY) -m services.analytics.rebuild
+
+scale: setup
+	$(PY) -m deploy.scale --replicas 2
 
 contracts: $(INSTALLED)
 	$(PY) -m shared.contracts.export
