@@ -76,6 +76,7 @@ class ServiceRuntime:
                 producer_factory=lambda: reliable_producer(bootstrap, f"{prefix}-dlq"),
                 batch_size=settings.consumer_batch_size,
                 transaction_size=settings.consumer_transaction_size,
+                service=name,
             )
         scheduler = None
         if deadline_handler is not None:

@@ -68,9 +68,11 @@ class IdempotentConsumer:
         batch_size: int = 500,
         transaction_size: int = 100,
         handler_attempts: int = 5,
+        service: str | None = None,
     ) -> None:
         self.db = db
         self.name = name
+        self.service = service or name  # whose spans these are (the group may be named otherwise)
         self.topics = topics
         self.handlers = dict(handlers)
         self.consumer_factory = consumer_factory
@@ -161,7 +163,7 @@ class IdempotentConsumer:
     @contextmanager
     def _traced(self, record: ConsumerRecord, incoming: IncomingEvent) -> Iterator[None]:
         envelope = incoming.envelope
-        with span(self.name, f"{record.topic} process {envelope.type}", kind=SpanKind.CONSUMER,
+        with span(self.service, f"{record.topic} process {envelope.type}", kind=SpanKind.CONSUMER,
                   parent=envelope.traceparent,
                   attributes={"messaging.system": "kafka", "messaging.destination.name": record.topic,
                               "messaging.message.id": envelope.id, "messaging.consumer.group.name": self.name}):

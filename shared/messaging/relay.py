@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 from typing import Callable
@@ -24,7 +25,7 @@ from shared.eventstore.database import Database
 from shared.eventstore.store import _envelope
 from shared.eventstore.tables import events, leases, outbox
 from shared.messaging.cloudevents import to_record
-from shared.observability.metrics import RELAY_BACKLOG, RELAY_ERRORS, RELAY_PUBLISHED
+from shared.observability.metrics import EVENTS_PUBLISHED, RELAY_BACKLOG, RELAY_ERRORS, RELAY_PUBLISHED
 from shared.observability.tracing import current_traceparent, span
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,8 @@ class OutboxRelay:
             await conn.execute(delete(outbox).where(outbox.c.position.in_([r.position for r in rows])))
         self.published += len(rows)
         RELAY_PUBLISHED.labels(self.source).inc(len(rows))
+        for event_type, count in Counter(row._mapping["type"] for row in rows).items():
+            EVENTS_PUBLISHED.labels(self.source, event_type).inc(count)
         return len(rows)
 
     async def backlog(self) -> int:

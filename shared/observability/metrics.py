@@ -20,7 +20,8 @@ CONSUMED = Counter(
     ["consumer", "topic", "outcome"],
 )
 CONSUMER_LAG = Gauge("servicetrail_consumer_lag", "Records behind the end of a partition", ["consumer", "topic", "partition"])
-SLA_BREACHES = Counter(
-    "servicetrail_sla_breaches_total", "Deadlines missed (job accept/arrive, complaint acknowledge/resolve)",
-    ["service", "kind"],
+EVENTS_PUBLISHED = Counter(
+    "servicetrail_events_published_total",
+    "Domain events published, by type: job.sla_breached counts SLA breaches, complaint.escalated escalations",
+    ["service", "type"],
 )

@@ -59,3 +59,44 @@ async def test_a_request_is_one_trace_from_http_through_kafka_to_the_consumer(re
     assert consumer.parent.span_id == publish_span.context.span_id
     assert server.parent.span_id == int(CALLER.split("-")[2], 16), "the server span continues the caller's trace"
     assert server in ancestors(publish_span), "the relay's publish span hangs under the request that caused it"
+
+
+async def test_one_service_request_is_one_trace_across_intake_warranty_and_dispatch(recorded_spans, tmp_path,
+                                                                                   kafka_bootstrap):
+    from services.dispatch.app import DispatchSettings, create_app as dispatch_app
+    from services.warranty.app import WarrantySettings, create_app as warranty_app
+    from shared.contracts.topics import DISPATCH
+    from shared.testing.kafka import group_at_end
+
+    trace_id = uuid.uuid4().hex
+    caller = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
+    common = dict(kafka_bootstrap=kafka_bootstrap, relay_poll_interval_ms=50, log_json=False)
+    intake_app = create_app(intake_settings(tmp_path, kafka_bootstrap), configure_logs=False)
+    warranty = warranty_app(WarrantySettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/w.db", **common,
+                                             consumer_group=await group_at_end(kafka_bootstrap, [INTAKE, DISPATCH], "w")),
+                            configure_logs=False)
+    dispatch = dispatch_app(DispatchSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/d.db", **common,
+                                             consumer_group=await group_at_end(kafka_bootstrap, [INTAKE], "d")),
+                            configure_logs=False)
+    async with running(warranty), running(dispatch), running(intake_app) as client:
+        intake = Intake(client, intake_app.state.settings, intake_app)
+        headers = {**intake.agent, "traceparent": caller}
+        created = await intake.client.post("/v1/service-requests", headers=headers, json={
+            "channel": "hotline", "customer": {"name": "T", "phone": "+100", "region": "south"},
+            "product": {"serial": f"SN-3S-{uuid.uuid4().hex[:6]}", "model": "M", "product_line": "pump"},
+            "purchase_date": "2025-06-01", "symptom": "noise"})
+        request_id = created.json()["id"]
+        await intake.client.post(f"/v1/service-requests/{request_id}/triage", json={"mode": "onsite"},
+                                 headers=headers)
+        view = await eventually(
+            lambda: intake.client.get(f"/v1/service-requests/{request_id}", headers=intake.agent),
+            until=lambda r: r.json()["coverage"] is not None and r.json()["status"] == "dispatched", timeout=30)
+        assert view.json()["job_id"]
+
+    spans = spans_of(recorded_spans, trace_id)
+    services = {s.attributes.get("servicetrail.service") for s in spans}
+    assert {"intake", "warranty", "dispatch"} <= services, services
+    names = {s.name for s in spans}
+    assert {"intake.events process service_request.received", "warranty.events publish",
+            "intake.events process service_request.triaged", "dispatch.events publish",
+            "warranty.events process warranty.checked", "dispatch.events process job.created"} <= names
