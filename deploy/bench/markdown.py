@@ -161,5 +161,13 @@ def render(report: Report) -> str:
         parts += ["", _http_section(report.http, report)]
     if report.relay:
         parts += ["", _relay_section(report.relay)]
-    parts += ["", "## What limits throughput", "", _interpretation(report), "", PROFILE_NOTES]
+    parts += ["", "## What limits throughput", "", _interpretation(report), "", PROFILE_NOTES, "", OTHER_BENCHMARKS]
     return "\n".join(parts) + "\n"
+
+
+OTHER_BENCHMARKS = """## The other benchmarks
+
+- Dispatch, lag from `service_request.triaged` to `job.assigned` under a steady load:
+  [bench-dispatch.md](bench-dispatch.md) (`make bench-dispatch`).
+- Analytics, replay rate next to a raw consumer, and lag from intake's 201 to the view:
+  [bench-analytics.md](bench-analytics.md) (`make bench-analytics`)."""
