@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.complaints.domain import ACTIVE, TOP_LEVEL, Complaint, Status
 from shared.clock import rfc3339
+from shared.eventstore.store import stored_streams
 from shared.eventstore.tables import UtcDateTime, metadata
 
 complaints = Table(
@@ -202,28 +203,14 @@ async def rebuild(db, store) -> int:
     """Replace the complaint rows with ones folded afresh from the event store; return how many.
 
     Used by `python -m services.complaints.rebuild` and by the test that proves live == rebuilt."""
-    histories: dict[str, list] = {}
-    first_position: dict[str, int] = {}
-    after = 0
     async with db.read() as conn:
-        while True:
-            batch = await store.read_all(conn, after_position=after, limit=2000)
-            if not batch:
-                break
-            for envelope in batch:
-                if not envelope.type.startswith("complaint."):
-                    continue
-                model = store.registry.get(envelope.type, envelope.schema_version)
-                histories.setdefault(envelope.subject, []).append((model.model_validate_json(envelope.data),
-                                                                   envelope.time))
-                first_position.setdefault(envelope.subject, envelope.position)
-            after = batch[-1].position
+        streams = await stored_streams(store, conn, stream_types={Complaint.stream_type})
     async with db.transaction() as conn:
         await conn.execute(delete(complaints))
-        for complaint_id, history in histories.items():
-            complaint = Complaint.rehydrate(complaint_id, history)
-            await save_view(conn, complaint, first_position[complaint_id], db.is_sqlite)
-    return len(histories)
+        for complaint_id, stream in streams.items():
+            complaint = Complaint.rehydrate(complaint_id, stream.history)
+            await save_view(conn, complaint, stream.first_position, db.is_sqlite)
+    return len(streams)
 
 
 __all__ = ["ACTIVE", "ComplaintFilter", "complaints", "known_jobs", "known_requests", "rebuild", "to_view"]

@@ -7,9 +7,8 @@ The request projection (`dispatch_requests`) holds intake's facts, not dispatch'
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from services.dispatch.domain import Job
 from services.dispatch.read_model import (
@@ -23,8 +22,7 @@ from services.dispatch.read_model import (
 )
 from services.dispatch.workforce import ServiceCenter, Technician
 from shared.eventstore.database import Database
-from shared.eventstore.store import EventStore
-from shared.eventstore.tables import events
+from shared.eventstore.store import EventStore, stored_streams
 from shared.scheduling import schedule
 
 AGGREGATES = {Job.stream_type: Job, ServiceCenter.stream_type: ServiceCenter, Technician.stream_type: Technician}
@@ -32,26 +30,16 @@ AGGREGATES = {Job.stream_type: Job, ServiceCenter.stream_type: ServiceCenter, Te
 
 async def rebuild(db: Database, store: EventStore) -> dict[str, int]:
     """Replace the read tables with ones folded from the events; return how many of each were rebuilt."""
-    histories: dict[str, list] = defaultdict(list)
-    first_position: dict[str, int] = {}
-    after = 0
     async with db.read() as conn:
-        while batch := await store.read_all(conn, after_position=after, limit=2000):
-            for envelope in batch:
-                model = store.registry.get(envelope.type, envelope.schema_version)
-                histories[envelope.subject].append((model.model_validate_json(envelope.data), envelope.time))
-                first_position.setdefault(envelope.subject, envelope.position)
-            after = batch[-1].position
-        rows = await conn.execute(select(events.c.stream_id, events.c.stream_type).where(events.c.version == 1))
-        kinds = {row.stream_id: row.stream_type for row in rows}
+        streams = await stored_streams(store, conn, stream_types=set(AGGREGATES))
     counts = {name: 0 for name in AGGREGATES}
     async with db.transaction() as conn:
         for table in (dispatch_jobs, dispatch_centers, dispatch_technicians, dispatch_technician_skills):
             await conn.execute(delete(table))
-        for stream_id, history in histories.items():
-            kind = kinds[stream_id]
-            aggregate = AGGREGATES[kind].rehydrate(stream_id, history)
-            position = first_position[stream_id]
+        for stream_id, stream in streams.items():
+            kind = stream.stream_type
+            aggregate = AGGREGATES[kind].rehydrate(stream_id, stream.history)
+            position = stream.first_position
             if isinstance(aggregate, Job):
                 await save_job(conn, aggregate, position)
                 for sla_kind, due in aggregate.pending_deadlines().items():

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.intake.domain import ServiceRequest
 from shared.clock import rfc3339
+from shared.eventstore.store import stored_streams
 from shared.eventstore.tables import UtcDateTime, metadata
 
 service_requests = Table(
@@ -113,28 +114,14 @@ async def rebuild(db, store) -> int:
     """Replace the read model with one folded afresh from the event store; return the number of requests.
 
     Used by `python -m services.intake.rebuild` and by the test that proves live == rebuilt."""
-    histories: dict[str, list] = {}
-    first_position: dict[str, int] = {}
-    after = 0
     async with db.read() as conn:
-        while True:
-            batch = await store.read_all(conn, after_position=after, limit=2000)
-            if not batch:
-                break
-            for envelope in batch:
-                if not envelope.type.startswith("service_request."):
-                    continue
-                model = store.registry.get(envelope.type, envelope.schema_version)
-                histories.setdefault(envelope.subject, []).append((model.model_validate_json(envelope.data),
-                                                                   envelope.time))
-                first_position.setdefault(envelope.subject, envelope.position)
-            after = batch[-1].position
+        streams = await stored_streams(store, conn, stream_types={ServiceRequest.stream_type})
     async with db.transaction() as conn:
         await conn.execute(delete(service_requests))
         await conn.execute(delete(open_serials))
-        for request_id, history in histories.items():
-            request = ServiceRequest.rehydrate(request_id, history)
-            await save_view(conn, request, first_position[request_id], db.is_sqlite)
+        for request_id, stream in streams.items():
+            request = ServiceRequest.rehydrate(request_id, stream.history)
+            await save_view(conn, request, stream.first_position, db.is_sqlite)
             if request.is_open and request.product is not None:
                 await reserve_serial(conn, request.product.serial, request_id)
-    return len(histories)
+    return len(streams)

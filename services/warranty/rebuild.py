@@ -6,7 +6,6 @@ group's offsets. Warranty's own timeline entries are re-added where missing (the
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 
 from sqlalchemy import delete
 
@@ -17,9 +16,8 @@ from services.warranty.claims import Claim
 from services.warranty.domain import CoverageCheck, ProductLinePolicy, Unit
 from services.warranty.read_model import claims, policies, products, save_views, swaps
 from shared.domain import Aggregate
-from shared.events import EventEnvelope
 from shared.eventstore.database import Database
-from shared.eventstore.store import EventStore
+from shared.eventstore.store import EventStore, stored_streams
 from shared.runtime import ServiceRuntime
 
 KINDS: dict[str, type[Aggregate]] = {
@@ -30,31 +28,18 @@ KINDS: dict[str, type[Aggregate]] = {
 }
 
 
-async def _streams(db: Database, store: EventStore) -> dict[str, list[EventEnvelope]]:
-    """Every stream's events in order, streams in the order they began."""
-    streams: dict[str, list[EventEnvelope]] = defaultdict(list)
-    after = 0
-    async with db.read() as conn:
-        while batch := await store.read_all(conn, after_position=after, limit=2000):
-            for envelope in batch:
-                streams[envelope.subject].append(envelope)
-            after = batch[-1].position
-    return streams
-
-
 async def rebuild(db: Database, store: EventStore) -> int:
     """Replace the rows of warranty's own aggregates; return the number of streams folded."""
-    streams = await _streams(db, store)
+    async with db.read() as conn:
+        streams = await stored_streams(store, conn)
     async with db.transaction() as conn:
         for table in (products, policies, swaps, claims):
             await conn.execute(delete(table))
-        for stream_id, envelopes in streams.items():
-            kind = KINDS[envelopes[0].type]
-            history = [(store.registry.get(e.type, e.schema_version).model_validate_json(e.data), e.time)
-                       for e in envelopes]
-            aggregate = kind.rehydrate(stream_id, history)
-            await save_views(conn, aggregate, envelopes, db.is_sqlite)
-            await timeline.add(conn, timeline.own_rows(envelopes, timeline_context(aggregate)), db.is_sqlite)
+        for stream_id, stream in streams.items():
+            aggregate = KINDS[stream.envelopes[0].type].rehydrate(stream_id, stream.history)
+            await save_views(conn, aggregate, stream.envelopes, db.is_sqlite)
+            await timeline.add(conn, timeline.own_rows(stream.envelopes, timeline_context(aggregate)),
+                               db.is_sqlite)
     return len(streams)
 
 

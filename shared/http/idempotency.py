@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Annotated, Awaitable, Callable
 
 from fastapi import Depends, Header, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
