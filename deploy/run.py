@@ -73,6 +73,8 @@ def main() -> int:
         for name in processes:
             base = f"http://127.0.0.1:{PORTS[name]}"
             print(f"  {name:<10} {base}   docs {base}/docs   log var/{name}.log")
+        if "analytics" in processes:
+            print(f"\n  dashboard  http://127.0.0.1:{PORTS['analytics']}/dashboard#token=<TOKEN>   (fill it: make demo)")
         print(f"\nAdmin token (12 h):\n  export TOKEN={token}\n")
         print("Try:  curl -s -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8001/v1/service-requests")
         print("Stop with Ctrl-C.", flush=True)
