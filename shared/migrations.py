@@ -1,6 +1,6 @@
 """Alembic migrations, one history per service (`services/<name>/migrations/`), run the same way everywhere:
 
-    python -m shared.migrations intake upgrade            # to head, on DATABASE_URL (or the SQLite default)
+    python -m shared.migrations intake upgrade            # to the heads (shared tables + the service's own)
     python -m shared.migrations intake revision "add x"   # autogenerate a revision from the models
     python -m shared.migrations intake check              # fail when the models and the migrations differ
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -39,7 +40,13 @@ def service_metadata(service: str) -> MetaData:
 
 def alembic_config(service: str, url: str) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(ROOT / "services" / service / "migrations"))
+    migrations = ROOT / "services" / service / "migrations"
+    config.set_main_option("script_location", str(migrations))
+    # The shared tables' history (shared/migrations_versions) beside the service's own; the service's first
+    # revision depends on it.
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations",
+                           os.pathsep.join([str(ROOT / "shared" / "migrations_versions"), str(migrations / "versions")]))
     config.set_main_option("sqlalchemy.url", url)
     config.attributes["service"] = service
     return config
@@ -72,6 +79,12 @@ def run_env(context) -> None:
         asyncio.run(run())
 
 
+def _has_branch(config: Config, label: str) -> bool:
+    from alembic.script import ScriptDirectory
+
+    return any(label in (rev.branch_labels or ()) for rev in ScriptDirectory.from_config(config).walk_revisions())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.migrations", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,11 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
     config = alembic_config(args.service, url)
     if args.action == "upgrade":
-        command.upgrade(config, "head")
+        command.upgrade(config, "heads")
     elif args.action == "revision":
         versions = ROOT / "services" / args.service / "migrations" / "versions"
         rev_id = f"{len(list(versions.glob('[0-9]*.py'))) + 1:04d}"
-        command.revision(config, message=args.message, autogenerate=True, rev_id=rev_id)
+        command.revision(config, message=args.message, autogenerate=True, rev_id=rev_id,
+                         head=f"{args.service}@head" if _has_branch(config, args.service) else "head",
+                         version_path=str(versions))
     elif args.action == "check":
         command.check(config)
     else:

@@ -15,7 +15,7 @@ async def test_upgrading_to_head_gives_the_schema_of_the_models_with_nothing_lef
     import asyncio
 
     config = alembic_config(service, database_url)
-    await asyncio.to_thread(command.upgrade, config, "head")
+    await asyncio.to_thread(command.upgrade, config, "heads")
     await asyncio.to_thread(command.check, config)  # raises when autogenerate would find a difference
 
     engine = create_async_engine(database_url)
