@@ -228,8 +228,12 @@ class IdempotentConsumer:
             return await self._apply(record, incoming, handler)
 
     async def _apply(self, record: ConsumerRecord, incoming: IncomingEvent, handler: Handler) -> str:
+        """Apply one record in a transaction of its own. A handler that keeps failing while the database is
+        up sends the record to the DLQ; while the database is away (or races keep being lost), the record is
+        retried without end: never skipped, never counted twice."""
         delay = 0.1
-        for attempt in range(1, self.handler_attempts + 1):
+        failures = 0
+        while True:
             try:
                 async with self.db.transaction() as conn:
                     if not await self._claim(conn, incoming.id):
@@ -241,14 +245,15 @@ class IdempotentConsumer:
             except PermanentFailure as exc:
                 return await self._to_dlq(record, f"rejected: {exc}")
             except Exception as exc:
-                if attempt == self.handler_attempts and await self._database_is_up():
-                    log.exception("handler for %s failed %d times", incoming.envelope.type, attempt)
+                failures += 1
+                if failures >= self.handler_attempts and await self._database_is_up():
+                    log.exception("handler for %s failed %d times", incoming.envelope.type, failures)
                     return await self._to_dlq(record, f"handler failed: {type(exc).__name__}: {exc}")
                 log.warning("handler for %s failed (%s); retrying", incoming.envelope.type, exc)
+                if self._stopping.is_set():
+                    raise  # stop without committing this record's offset: it is handled after the restart
                 await self._sleep(delay)
                 delay = min(delay * 2, 5.0)
-        # Lost races, or the database is away: never skip the record, try again from the start.
-        return await self._apply(record, incoming, handler)
 
     async def _claim(self, conn: AsyncConnection, event_id: str) -> bool:
         result = await conn.execute(_CLAIM, {"consumer": self.name, "event_id": event_id, "processed_at": utcnow()})
