@@ -51,7 +51,7 @@ def deadline_name(stream_id: str, kind: str) -> str:
     return f"{stream_id}:{kind}"
 
 
-async def schedule(conn: AsyncConnection, *, stream_id: str, kind: str, due_at: datetime, is_sqlite: bool) -> None:
+async def schedule(conn: AsyncConnection, *, stream_id: str, kind: str, due_at: datetime) -> None:
     """Schedule (or move) the pending deadline `kind` of `stream_id`; a fired one is left as it is."""
     await conn.execute(_SCHEDULE, {"name": deadline_name(stream_id, kind), "stream_id": stream_id, "kind": kind,
                                    "due_at": due_at})

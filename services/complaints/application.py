@@ -88,8 +88,7 @@ class ComplaintsUnitOfWork:
         for kind in set(watched) - set(wanted):
             await cancel(self.conn, stream_id=complaint.id, kind=kind)
         for kind, due in wanted.items():
-            await schedule(self.conn, stream_id=complaint.id, kind=kind, due_at=due,
-                           is_sqlite=self.deps.db.is_sqlite)
+            await schedule(self.conn, stream_id=complaint.id, kind=kind, due_at=due)
 
 
 def _visible(complaint: Complaint, actor: Actor) -> Complaint:

@@ -97,8 +97,7 @@ class DispatchUnitOfWork:
             if due == before.get(kind):
                 continue
             if due is not None:
-                await schedule(self.conn, stream_id=job.id, kind=kind.value, due_at=due,
-                               is_sqlite=self.deps.db.is_sqlite)
+                await schedule(self.conn, stream_id=job.id, kind=kind.value, due_at=due)
             else:
                 await cancel(self.conn, stream_id=job.id, kind=kind.value)
 

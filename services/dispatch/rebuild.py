@@ -44,8 +44,7 @@ async def rebuild(db: Database, store: EventStore) -> dict[str, int]:
                 await save_job(conn, aggregate, position)
                 for sla_kind, due in aggregate.pending_deadlines().items():
                     if due is not None:
-                        await schedule(conn, stream_id=stream_id, kind=sla_kind.value, due_at=due,
-                                       is_sqlite=db.is_sqlite)
+                        await schedule(conn, stream_id=stream_id, kind=sla_kind.value, due_at=due)
             elif isinstance(aggregate, ServiceCenter):
                 await save_center(conn, aggregate, position)
             else:

@@ -36,9 +36,9 @@ async def fired_names(db):
 
 async def test_a_deadline_fires_once_when_due_and_a_cancelled_one_never(db):
     async with db.transaction() as conn:
-        await schedule(conn, stream_id="job-1", kind="accept", due_at=T0 + timedelta(minutes=30), is_sqlite=db.is_sqlite)
-        await schedule(conn, stream_id="job-1", kind="arrive", due_at=T0 + timedelta(hours=4), is_sqlite=db.is_sqlite)
-        await schedule(conn, stream_id="job-2", kind="accept", due_at=T0 + timedelta(minutes=30), is_sqlite=db.is_sqlite)
+        await schedule(conn, stream_id="job-1", kind="accept", due_at=T0 + timedelta(minutes=30))
+        await schedule(conn, stream_id="job-1", kind="arrive", due_at=T0 + timedelta(hours=4))
+        await schedule(conn, stream_id="job-2", kind="accept", due_at=T0 + timedelta(minutes=30))
         await cancel(conn, stream_id="job-2", kind="accept")
     clock = FixedClock(T0 + timedelta(minutes=29, seconds=59))
     scheduler = DeadlineScheduler(db, record, source="test", clock=clock)
@@ -53,7 +53,7 @@ async def test_a_deadline_fires_once_when_due_and_a_cancelled_one_never(db):
 
 async def test_a_handler_that_fails_leaves_the_deadline_pending_for_the_next_round(db):
     async with db.transaction() as conn:
-        await schedule(conn, stream_id="c-1", kind="ack", due_at=T0, is_sqlite=db.is_sqlite)
+        await schedule(conn, stream_id="c-1", kind="ack", due_at=T0)
     attempts = []
 
     async def flaky(deadline, conn):
@@ -71,7 +71,7 @@ async def test_a_handler_that_fails_leaves_the_deadline_pending_for_the_next_rou
 async def test_two_scheduler_replicas_fire_each_deadline_once(db):
     async with db.transaction() as conn:
         for i in range(20):
-            await schedule(conn, stream_id=f"j{i}", kind="accept", due_at=T0 - timedelta(seconds=i), is_sqlite=db.is_sqlite)
+            await schedule(conn, stream_id=f"j{i}", kind="accept", due_at=T0 - timedelta(seconds=i))
     clock = FixedClock(T0)
     replicas = [DeadlineScheduler(db, record, source="test", clock=clock, poll_interval=0.02) for _ in range(2)]
     tasks = [asyncio.create_task(r.run()) for r in replicas]
