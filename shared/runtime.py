@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 from dataclasses import dataclass, field
@@ -14,6 +14,7 @@ from sqlalchemy import MetaData
 
 from shared.auth import TokenVerifier
 from shared.eventstore.database import Database
+from shared.eventstore.store import EventStore
 from shared.http.idempotency import IdempotencyStore
 from shared.messaging.consumer import Handler, IdempotentConsumer
 from shared.messaging.kafka import ensure_topics, manual_commit_consumer, reliable_producer
@@ -161,3 +162,24 @@ class ServiceRuntime:
 
     async def database_reachable(self) -> None:
         await self.db.ping()
+
+
+def serve(create_app: Callable[[Any], Any], settings: ServiceSettings) -> None:
+    """`python -m services.<name>`: one uvicorn worker on the service's HOST and PORT; our own JSON logging."""
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+
+
+def rebuild_from_event_store(settings: ServiceSettings, rebuild: Callable[[Database, EventStore], Awaitable[Any]],
+                             describe: Callable[[Any], str]) -> None:
+    """`python -m services.<name>.rebuild`: fold the service's read model afresh from its own event store."""
+
+    async def run() -> None:
+        db = ServiceRuntime.database(settings)
+        try:
+            print(describe(await rebuild(db, EventStore(source=settings.service_name))))
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())

@@ -6,8 +6,6 @@ The request projection (`dispatch_requests`) holds intake's facts, not dispatch'
 
 from __future__ import annotations
 
-import asyncio
-
 from sqlalchemy import delete
 
 from services.dispatch.domain import Job
@@ -53,17 +51,9 @@ async def rebuild(db: Database, store: EventStore) -> dict[str, int]:
     return counts
 
 
-async def main() -> None:
-    from services.dispatch.app import SERVICE, DispatchSettings
-    from shared.runtime import ServiceRuntime
-
-    db = ServiceRuntime.database(DispatchSettings())
-    try:
-        counts = await rebuild(db, EventStore(source=SERVICE))
-        print("rebuilt " + ", ".join(f"{n} {kind}s" for kind, n in counts.items()))
-    finally:
-        await db.dispose()
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    from services.dispatch.app import DispatchSettings
+    from shared.runtime import rebuild_from_event_store
+
+    rebuild_from_event_store(DispatchSettings(), rebuild,
+                             lambda counts: "rebuilt " + ", ".join(f"{n} {kind}s" for kind, n in counts.items()))

@@ -5,8 +5,6 @@ group's offsets. Warranty's own timeline entries are re-added where missing (the
 
 from __future__ import annotations
 
-import asyncio
-
 from sqlalchemy import delete
 
 from services.warranty import timeline
@@ -18,7 +16,7 @@ from services.warranty.read_model import claims, policies, products, save_views,
 from shared.domain import Aggregate
 from shared.eventstore.database import Database
 from shared.eventstore.store import EventStore, stored_streams
-from shared.runtime import ServiceRuntime
+from shared.runtime import rebuild_from_event_store
 
 KINDS: dict[str, type[Aggregate]] = {
     "product.registered": Unit, "part.swapped": Unit, "unit.repair_recorded": Unit,
@@ -43,15 +41,6 @@ async def rebuild(db: Database, store: EventStore) -> int:
     return len(streams)
 
 
-async def main() -> None:
-    settings = WarrantySettings()
-    db = ServiceRuntime.database(settings)
-    try:
-        count = await rebuild(db, EventStore(source=settings.service_name))
-        print(f"rebuilt the read model from {count} streams")
-    finally:
-        await db.dispose()
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    rebuild_from_event_store(WarrantySettings(), rebuild,
+                             lambda count: f"rebuilt the read model from {count} streams")
