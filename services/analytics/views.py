@@ -41,45 +41,35 @@ class GroupBy(StrEnum):
     all = "all"
 
 
-def request_key(fact: RequestFact, group_by: GroupBy) -> str | None:
-    """A request's key: day and month of its received time; center and technician of its first completion
-    (None — left out — when no job of it was completed)."""
+def _key(item: RequestFact | RevisitFact, group_by: GroupBy, when: int | None) -> str | None:
+    """The group of a request or revisit: day and month of `when`, the rest from its attributes (None — left
+    out — when it has none, e.g. the technician of a request whose job was never completed)."""
     match group_by:
-        case GroupBy.dealer:
-            return fact.dealer_key
-        case GroupBy.center:
-            return fact.center_id
-        case GroupBy.technician:
-            return fact.technician_id
-        case GroupBy.region:
-            return fact.region
-        case GroupBy.product_line:
-            return fact.product_line
         case GroupBy.day:
-            return day_key(fact.received_at) if fact.received_at is not None else None
+            return day_key(when) if when is not None else None
         case GroupBy.month:
-            return month_key(fact.received_at) if fact.received_at is not None else None
+            return month_key(when) if when is not None else None
+        case GroupBy.dealer:
+            return item.dealer_key
+        case GroupBy.center:
+            return item.center_id
+        case GroupBy.technician:
+            return item.technician_id
+        case GroupBy.region:
+            return item.region
+        case GroupBy.product_line:
+            return item.product_line
     return "all"
+
+
+def request_key(fact: RequestFact, group_by: GroupBy) -> str | None:
+    """A request's key: day and month of its received time; center and technician of its first completion."""
+    return _key(fact, group_by, fact.received_at)
 
 
 def revisit_key(revisit: RevisitFact, group_by: GroupBy) -> str | None:
     """A revisit's key: day and month of its own time; the rest through its request and job."""
-    match group_by:
-        case GroupBy.day:
-            return day_key(revisit.time)
-        case GroupBy.month:
-            return month_key(revisit.time)
-        case GroupBy.dealer:
-            return revisit.dealer_key
-        case GroupBy.center:
-            return revisit.center_id
-        case GroupBy.technician:
-            return revisit.technician_id
-        case GroupBy.region:
-            return revisit.region
-        case GroupBy.product_line:
-            return revisit.product_line
-    return "all"
+    return _key(revisit, group_by, revisit.time)
 
 
 def _grouped(items: Iterable, key: Callable[[Any], str | None]) -> dict[str, list]:
