@@ -11,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 help:
 	@echo "make run        start Kafka and every service on SQLite, print URLs and an admin token"
 	@echo "make test       every test, against a real Kafka broker started from Apache Kafka's jars"
-	@echo "make test-fast  domain and contract unit tests only (no broker)"
+	@echo "make test-fast  every test that needs no broker, PostgreSQL or browser"
 	@echo "make bench      HTTP and relay benchmarks; writes docs/benchmarks.md"
 	@echo "make bench-dispatch  triaged -> job.assigned lag under load; writes docs/bench-dispatch.md"
 	@echo "make kafka      a local Kafka broker on 127.0.0.1:9092 (data in var/kafka)"
@@ -56,14 +56,9 @@ kafka: setup
 test: setup
 	$(PY) -m pytest
 
+# The fast tier: every test that needs no broker, no PostgreSQL server and no browser (marked in conftest.py).
 test-fast: $(INSTALLED)
-	$(PY) -m pytest shared/tests/test_contracts.py shared/tests/test_cloudevents.py shared/tests/test_auth.py \
-		shared/tests/test_calendar.py services/intake/tests/test_domain.py services/dispatch/tests/test_domain.py \
-		services/warranty/tests/test_coverage_rules.py services/warranty/tests/test_unit_rules.py \
-		services/warranty/tests/test_claim_rules.py services/warranty/tests/test_import_parsing.py \
-		services/complaints/tests/test_domain.py services/analytics/tests/test_metrics.py \
-		services/analytics/tests/test_facts.py services/analytics/tests/test_views.py \
-		services/analytics/tests/test_alert_rules.py
+	$(PY) -m pytest -m "not kafka and not postgres and not browser"
 
 bench: setup
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)

@@ -13,6 +13,23 @@ from deploy.postgres.launcher import postgres_for_tests
 from shared.contracts.topics import ALL_TOPICS
 from shared.messaging.kafka import ensure_topics
 
+# The tiers: a test is marked by the real servers it uses, read from its fixtures, so that the fast tier
+# (`pytest -m "not kafka and not postgres and not browser"`) needs no marker kept by hand.
+_SERVER_FIXTURES = {"kafka_bootstrap": "kafka", "postgres_server": "postgres"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before the mark plugin deselects by -m
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in _SERVER_FIXTURES.items():
+            if fixture in names:
+                item.add_marker(marker)
+        callspec = getattr(item, "callspec", None)
+        # Suites parametrized over the backends ask for the PostgreSQL server lazily (getfixturevalue).
+        if callspec is not None and "postgresql" in [str(v) for v in callspec.params.values()]:
+            item.add_marker("postgres")
+
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:

@@ -26,6 +26,8 @@ from shared.settings import ServiceSettings
 from shared.testing.app import eventually
 from shared.testing.kafka import publish
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
