@@ -118,7 +118,7 @@ ComplaintId = Annotated[str, Path(min_length=1, max_length=64, description="The 
 
 
 def _actor(principal: Principal) -> Actor:
-    return Actor(subject=principal.subject, dealer_scope=principal.dealer_id if principal.is_dealer else None)
+    return Actor(subject=principal.subject, dealer_scope=principal.dealer_scope)
 
 
 def _ok(view: dict[str, Any], status: int = 200) -> JSONResponse:

@@ -38,12 +38,12 @@ OccurredAt = Annotated[AwareDatetime | None, Field(
 
 
 def actor_of(principal: Principal) -> Actor:
-    """Staff act without scope; a dealer is confined to its requests' jobs, a technician to their own."""
-    if principal.roles & STAFF:
-        return Actor(principal.subject)
+    """A dealer token is confined to its dealer's rows whatever other roles it carries (`Principal.dealer_scope`,
+    the one rule of shared.auth); staff roles lift only a technician's confinement to their own jobs."""
+    staff = bool(principal.roles & STAFF)
     return Actor(principal.subject,
-                 dealer_scope=principal.dealer_id if principal.is_dealer else None,
-                 technician_scope=principal.subject if Role.technician in principal.roles else None)
+                 dealer_scope=principal.dealer_scope,
+                 technician_scope=principal.subject if Role.technician in principal.roles and not staff else None)
 
 
 def _dispatch(request: Request) -> DispatchApplication:

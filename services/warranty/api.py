@@ -48,7 +48,7 @@ Serial = Annotated[str, Path(min_length=1, max_length=80, description="The unit'
 def actor_of(principal: Principal) -> Actor:
     """Dealers are scoped to their dealer_id; a technician-only token to the jobs assigned to its `sub`."""
     technician = principal.subject if principal.roles == frozenset({Role.technician}) else None
-    return Actor(principal.subject, principal.dealer_id if principal.is_dealer else None, technician)
+    return Actor(principal.subject, principal.dealer_scope, technician)
 
 
 def created(view: dict[str, Any], location: str | None = None) -> JSONResponse:

@@ -41,6 +41,13 @@ class Principal:
         (a dealer's own technician, say); only admin lifts the confinement."""
         return Role.dealer in self.roles and Role.admin not in self.roles
 
+    @property
+    def dealer_scope(self) -> str | None:
+        """The one confinement rule every service applies: the dealer whose rows alone this token may see and
+        change (404 for anything else), or None when unconfined. A dealer token stays confined whatever other
+        roles (agent, dispatcher, technician…) it also carries; only admin lifts it."""
+        return self.dealer_id if self.is_dealer else None
+
     def has_any(self, *roles: Role) -> bool:
         return Role.admin in self.roles or bool(self.roles & set(roles))
 
