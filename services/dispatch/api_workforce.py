@@ -18,7 +18,7 @@ from services.dispatch.commands import (
 )
 from shared.auth import Role
 from shared.contracts.dispatch import CenterKind
-from shared.http.commands import CommandMetadata, StrictBody
+from shared.http.commands import CommandMetadata, StrictBody, location
 from shared.http.idempotency import Idempotency
 from shared.http.pagination import Cursor, Limit
 from shared.http.security import CurrentPrincipal, Permission
@@ -112,7 +112,7 @@ class TechnicianPage(BaseModel):
 
 
 def _created(view: dict[str, Any], collection: str) -> JSONResponse:
-    return JSONResponse(view, status_code=201, headers={"Location": f"{collection}/{view['id']}"})
+    return JSONResponse(view, status_code=201, headers={"Location": location(collection, view["id"])})
 
 
 @centers.post("", status_code=201, dependencies=[Permission(Role.dispatcher)],

@@ -77,6 +77,8 @@ class TokenVerifier:
         raw_roles = claims.get("roles", [])
         if isinstance(raw_roles, str):
             raw_roles = raw_roles.split()
+        if not isinstance(raw_roles, list) or not all(isinstance(r, str) for r in raw_roles):
+            raise InvalidToken("the token's roles claim is not a list of role names")
         try:
             roles = frozenset(Role(r) for r in raw_roles)
         except ValueError as exc:
@@ -84,8 +86,12 @@ class TokenVerifier:
         if not roles:
             raise InvalidToken("the token has no roles")
         dealer_id = claims.get("dealer_id")
+        if dealer_id is not None and (not isinstance(dealer_id, str) or not 0 < len(dealer_id) <= 80):
+            raise InvalidToken("the token's dealer_id claim is not a dealer id (a string of 1-80 characters)")
         if Role.dealer in roles and not dealer_id:
             raise InvalidToken("a dealer token needs a dealer_id claim")
+        if not isinstance(claims["sub"], str) or not 0 < len(claims["sub"]) <= 200:
+            raise InvalidToken("the token's sub claim is not a subject (a string of 1-200 characters)")
         return Principal(subject=str(claims["sub"]), roles=roles, dealer_id=dealer_id)
 
 
