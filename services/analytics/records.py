@@ -1,7 +1,7 @@
 """What analytics keeps of an event: the ids that link it to a request, its business time (`time`), when its
 source recorded it (`recordedat`, for `as_of`), and the few data fields the views need — never the
-customer's name or phone. Only the types some view counts are kept (acceptances and `warranty.checked`, say,
-are not); a view that needs more starts with a rebuild, which replays the topics from their beginning.
+customer's name or phone. Only the types some view counts are kept (`warranty.checked`, say, is
+not); a view that needs more starts with a rebuild, which replays the topics from their beginning.
 
 The same extraction serves the live consumer and the replay, so both fold exactly the same facts."""
 
@@ -30,6 +30,8 @@ SLA_BREACHED = "job.sla_breached"
 SLA_BREACH_WITHDRAWN = "job.sla_breach_withdrawn"
 REVISIT_DONE = "revisit.done"
 COMPLAINT_OPENED = "complaint.opened"
+JOB_ACCEPTED = "job.accepted"
+COMPLAINT_REOPENED = "complaint.reopened"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +76,15 @@ EXTRACTORS: dict[str, Callable[[Any], dict]] = {
                             "mode": _v(d.mode), "priority": _v(d.priority)},
     JOB_ASSIGNED: lambda d: {"center_id": d.center_id, "technician_id": d.technician_id},
     JOB_ARRIVED: lambda d: {"technician_id": d.technician_id},
-    JOB_COMPLETED: lambda d: {"technician_id": d.technician_id, "fixed": d.fixed},
+    JOB_COMPLETED: lambda d: {"technician_id": d.technician_id, "fixed": d.fixed,
+                              "reason": _v(getattr(d, "reason", None))},
     SLA_BREACHED: lambda d: {"kind": _v(d.kind)},
     SLA_BREACH_WITHDRAWN: lambda d: {"kind": _v(d.kind)},
     REVISIT_DONE: lambda d: {"satisfaction": d.satisfaction, "nps": d.nps},
     COMPLAINT_OPENED: lambda d: {"complaint_id": d.complaint_id, "dealer_id": d.dealer_id},
+    # The process view (services/analytics/process.py): acceptances and reopened complaints.
+    JOB_ACCEPTED: lambda d: {"technician_id": d.technician_id},
+    COMPLAINT_REOPENED: lambda d: {"complaint_id": d.complaint_id},
 }
 
 HANDLED_TYPES = frozenset(EXTRACTORS)

@@ -14,7 +14,7 @@ from services.dispatch.commands import AcceptJob, Actor, AssignJob, CompleteJob,
 from services.dispatch.domain import JobStatus
 from services.dispatch.queries import Page
 from shared.auth import Principal, Role
-from shared.contracts.dispatch import RevisitChannel
+from shared.contracts.dispatch import RevisitChannel, VisitFailureReason
 from shared.contracts.enums import Priority, ServiceMode
 from shared.eventstore.store import Metadata
 from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime
@@ -79,6 +79,9 @@ class StepBody(StrictBody):
 class CompleteBody(StrictBody):
     fixed: bool = Field(description="false: another visit is needed")
     resolution: str | None = Field(None, max_length=2000)
+    reason: VisitFailureReason | None = Field(
+        None, description="Why a visit with fixed=false did not fix the unit (default `unspecified`); "
+                          "a reason with fixed=true is refused (422)")
     occurred_at: OccurredAt = None
 
 
@@ -102,6 +105,7 @@ class VisitView(BaseModel):
     completed_at: str | None
     fixed: bool | None
     resolution: str | None
+    reason: VisitFailureReason | None = None
 
 
 class RevisitView(BaseModel):
@@ -210,7 +214,7 @@ async def arrive_at_job(job_id: JobId, meta: CommandMetadata, principal: Current
 async def complete_job(job_id: JobId, body: CompleteBody, meta: CommandMetadata, principal: CurrentPrincipal,
                        dispatch: Dispatch, idempotent: Idempotency) -> JSONResponse:
     """A visit ends. `fixed=false` leaves the job waiting for another visit."""
-    command = CompleteJob(job_id, body.fixed, body.resolution, body.occurred_at)
+    command = CompleteJob(job_id, body.fixed, body.resolution, body.occurred_at, body.reason)
     return await _run(command, principal, meta, dispatch, idempotent)
 
 

@@ -236,7 +236,8 @@ async def arrive(cmd: RecordArrival, actor: Actor, uow: DispatchUnitOfWork, meta
 
 async def complete(cmd: CompleteJob, actor: Actor, uow: DispatchUnitOfWork, meta: Metadata) -> dict[str, Any]:
     job = await _job_for(uow, cmd.job_id, actor)
-    job.complete(actor.technician_scope, cmd.fixed, cmd.resolution, _when(uow, cmd.occurred_at, job.last_step_at))
+    job.complete(actor.technician_scope, cmd.fixed, cmd.resolution, _when(uow, cmd.occurred_at, job.last_step_at),
+                 cmd.reason)
     await uow.save_job(job, meta)
     return job_view(job)
 

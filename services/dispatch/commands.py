@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared.contracts.dispatch import CenterKind, RevisitChannel
+from shared.contracts.dispatch import CenterKind, RevisitChannel, VisitFailureReason
 from services.dispatch.workforce import UNCHANGED
 
 
@@ -81,6 +81,7 @@ class CompleteJob:
     fixed: bool
     resolution: str | None = None
     occurred_at: datetime | None = None
+    reason: VisitFailureReason | None = None
 
 
 @dataclass(frozen=True)

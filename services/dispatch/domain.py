@@ -28,6 +28,7 @@ from shared.contracts.dispatch import (
     RevisitChannel,
     RevisitDone,
     SlaKind,
+    VisitFailureReason,
 )
 from shared.contracts.enums import Priority, ServiceMode
 from shared.domain import Aggregate, Forbidden, InvalidTransition, RuleViolation
@@ -84,6 +85,7 @@ class Visit:
     completed_at: datetime | None = None
     fixed: bool | None = None
     resolution: str | None = None
+    reason: VisitFailureReason | None = None  # why it did not fix the unit
 
 
 @dataclass(frozen=True)
@@ -178,13 +180,19 @@ class Job(Aggregate):
         self._step(SlaKind.arrive, JobArrived(job_id=self.id, request_id=self.request_id,
                                               technician_id=self.technician_id), at)
 
-    def complete(self, technician: str | None, fixed: bool, resolution: str | None, at: datetime) -> None:
+    def complete(self, technician: str | None, fixed: bool, resolution: str | None, at: datetime,
+                 reason: VisitFailureReason | None = None) -> None:
+        """A visit ends; `reason` says why one that did not fix the unit failed (`unspecified` by default)."""
+        if fixed and reason is not None:
+            raise RuleViolation("a reason is given only for a visit that did not fix the unit (fixed=false)",
+                                field="reason")
         self._check_actor(technician)
         self._require(JobStatus.in_service, action="complete",
                       hint="arrive first" if self.status in (JobStatus.accepted, JobStatus.repeat_visit_needed)
                       else None)
         self.record(JobCompleted(job_id=self.id, request_id=self.request_id, technician_id=self.technician_id,
-                                 fixed=fixed, resolution=resolution), at)
+                                 fixed=fixed, resolution=resolution,
+                                 reason=None if fixed else reason or VisitFailureReason.unspecified), at)
 
     def record_revisit(self, satisfaction: int, nps: int | None, channel: RevisitChannel, comment: str | None,
                        at: datetime) -> None:
@@ -294,6 +302,7 @@ class Job(Aggregate):
                 if self.visits:
                     visit = self.visits[-1]
                     visit.completed_at, visit.fixed, visit.resolution = occurred_at, data.fixed, data.resolution
+                    visit.reason = data.reason
                 if data.fixed and self.completed_at is None:
                     self.completed_at = occurred_at
             case RevisitDone():

@@ -115,7 +115,8 @@ def job_view(job: Job) -> dict[str, Any]:
         "sla": {kind.value: {"due": _time(job.due(kind)), "done_at": _time(job.done_at(kind)),
                              "breached": job.is_breached(kind)} for kind in SlaKind},
         "visits": [{"technician_id": v.technician_id, "arrived_at": _time(v.arrived_at),
-                    "completed_at": _time(v.completed_at), "fixed": v.fixed, "resolution": v.resolution}
+                    "completed_at": _time(v.completed_at), "fixed": v.fixed, "resolution": v.resolution,
+                    "reason": v.reason and str(v.reason)}
                    for v in job.visits],
         "revisit": None if job.revisit is None else {
             "satisfaction": job.revisit.satisfaction, "nps": job.revisit.nps, "channel": str(job.revisit.channel),

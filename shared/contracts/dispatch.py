@@ -33,6 +33,18 @@ class CenterKind(StrEnum):
     authorized_dealer = "authorized_dealer"
 
 
+class VisitFailureReason(StrEnum):
+    """Why a visit did not fix the unit (a `job.completed` with `fixed=false`)."""
+
+    parts_unavailable = "parts_unavailable"
+    customer_absent = "customer_absent"
+    site_not_ready = "site_not_ready"  # no water, power or access
+    needs_expert = "needs_expert"
+    wrong_diagnosis = "wrong_diagnosis"
+    other = "other"
+    unspecified = "unspecified"  # fixed=false recorded without a reason
+
+
 class RevisitChannel(StrEnum):
     phone = "phone"
     sms = "sms"
@@ -95,6 +107,9 @@ class JobCompleted(EventData):
     technician_id: str
     fixed: bool
     resolution: str | None = None
+    reason: VisitFailureReason | None = Field(
+        None, description="Why the visit did not fix the unit: set (`unspecified` when not given) exactly when "
+                          "`fixed` is false; absent in events recorded before reasons existed")
 
 
 @event("job.sla_breached", topic=DISPATCH, subject="job_id")

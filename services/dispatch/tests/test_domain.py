@@ -8,7 +8,7 @@ from services.dispatch.assignment import Candidate, choose_technician
 from services.dispatch.domain import Assignee, Job, JobStatus, RequestFacts, job_id_for
 from services.dispatch.sla import SlaPolicy
 from services.dispatch.workforce import ServiceCenter, Technician
-from shared.contracts.dispatch import AssignedBy, CenterKind, RevisitChannel, SlaKind
+from shared.contracts.dispatch import AssignedBy, CenterKind, RevisitChannel, SlaKind, VisitFailureReason
 from shared.contracts.enums import Priority, ServiceMode
 from shared.domain import Forbidden, InvalidTransition, RuleViolation
 
@@ -109,6 +109,34 @@ def test_a_job_goes_through_visits_until_fixed_and_then_takes_one_revisit():
     assert job.status == JobStatus.revisited and job.revisit.satisfaction == 5
     with pytest.raises(InvalidTransition):
         job.record_revisit(4, None, RevisitChannel.sms, None, at(3100))
+
+
+def test_a_visit_that_did_not_fix_the_unit_says_why_and_unspecified_when_not_told():
+    job = new_job()
+    job.accept("T1", at(20))
+    job.arrive("T1", at(100))
+    job.complete("T1", False, "nobody home", at(110), VisitFailureReason.customer_absent)
+    job.arrive("T1", at(2000))
+    job.complete("T1", False, None, at(2010))
+    job.arrive("T1", at(3000))
+    job.complete("T1", True, "replaced the pump", at(3100))
+    history = [(p.data, p.occurred_at) for p in job.take_pending()]
+    completions = [data for data, _ in history if data.event_type == "job.completed"]
+    assert [c.reason for c in completions] == [VisitFailureReason.customer_absent, VisitFailureReason.unspecified,
+                                               None]
+    assert [v.reason for v in job.visits] == [VisitFailureReason.customer_absent, VisitFailureReason.unspecified,
+                                              None]
+    assert Job.rehydrate(job.id, history) == job
+
+
+def test_a_reason_for_a_visit_that_fixed_the_unit_is_refused_naming_the_field():
+    job = new_job()
+    job.accept("T1", at(20))
+    job.arrive("T1", at(100))
+    version = job.version
+    with pytest.raises(RuleViolation, match="fixed=false") as error:
+        job.complete("T1", True, "done", at(110), VisitFailureReason.parts_unavailable)
+    assert error.value.field == "reason" and job.version == version and job.status == JobStatus.in_service
 
 
 @pytest.mark.parametrize("steps, command, hint", [

@@ -1,6 +1,7 @@
 """Jobs over HTTP (design.md, dispatch :8002): the field steps, who may take them, and bad input refused with a
 problem document and nothing half-written. Jobs come from triaged requests on the real `intake.events`."""
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -8,8 +9,10 @@ from sqlalchemy import func, select
 
 from services.dispatch.tests.conftest import BACKENDS, assigned_job, triaged_request
 from shared.contracts.enums import Priority
+from shared.contracts.topics import DISPATCH
 from shared.eventstore.tables import events, outbox
 from shared.testing.app import eventually
+from shared.testing.kafka import collect
 
 
 def iso(moment: datetime) -> str:
@@ -66,6 +69,20 @@ async def test_the_assigned_technician_takes_the_job_through_two_visits_and_an_a
         "revisit.done"]
 
 
+async def test_a_visit_that_did_not_fix_the_unit_publishes_why_in_job_completed(staffed, kafka_bootstrap):
+    job = await assigned_job(staffed, kafka_bootstrap)
+    t1 = staffed.technician("T1")
+    for action, body in [("accept", {}), ("arrive", {}),
+                         ("complete", {"fixed": False, "reason": "parts_unavailable", "resolution": "pump on order"}),
+                         ("arrive", {}), ("complete", {"fixed": False}), ("arrive", {}), ("complete", {"fixed": True})]:
+        response = await staffed.step(job["id"], action, t1, **body)
+        assert response.status_code == 200, response.text
+    assert [v["reason"] for v in response.json()["visits"]] == ["parts_unavailable", "unspecified", None]
+    published = await collect(kafka_bootstrap, DISPATCH, expected=3, match=lambda r: dict(r.headers)["ce_type"] == b"job.completed"
+                              and json.loads(r.value)["job_id"] == job["id"])
+    assert [json.loads(r.value).get("reason") for r in published] == ["parts_unavailable", "unspecified", None]
+
+
 async def test_assigning_an_unknown_unskilled_or_inactive_technician_is_refused_and_nothing_is_written(
         staffed, kafka_bootstrap):
     await staffed.technician_in("T-washer", "C1", skills=["washer"])
@@ -110,6 +127,8 @@ async def test_bad_input_on_postgresql_is_refused_and_leaves_nothing_half_writte
 @pytest.mark.parametrize("done, action, body, status, says", [
     ([], "arrive", {}, 409, "accept it first"),
     (["accept"], "complete", {"fixed": True}, 409, "arrive first"),
+    (["accept", "arrive"], "complete", {"fixed": True, "reason": "customer_absent"}, 422, "reason"),
+    (["accept", "arrive"], "complete", {"fixed": False, "reason": "the dog bit me"}, 422, "reason"),
     (["accept", "arrive", "unfixed"], "revisit", {"satisfaction": 5, "channel": "phone"}, 409, "not fixed yet"),
     (["accept", "arrive", "fixed"], "revisit", {"satisfaction": 6, "channel": "phone"}, 422, "satisfaction"),
     (["accept", "arrive", "fixed"], "revisit", {"satisfaction": 3, "nps": 11, "channel": "phone"}, 422, "nps"),
