@@ -4,7 +4,8 @@ Added to the generated document rather than to each route, so that a new route c
 can answer follows from what it has — a bearer token (401, 403), a path parameter (404), a command method (409:
 a transition not allowed, a concurrent change, an Idempotency-Key in use), a body (400 malformed JSON, 413 over
 MAX_BODY_BYTES, 415 for a media type it does not take), parameters or a body (422, replacing FastAPI's own
-validation schema, which our problems do not follow), a cursor (400)."""
+validation schema, which our problems do not follow), a cursor or any /v1 route (400: a NUL in its path or
+query)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ PROBLEM_SCHEMA = {
 }
 
 _DESCRIPTIONS = {
-    400: "Malformed JSON body or cursor",
+    400: "Malformed JSON body or cursor, or a NUL character in the path or query",
     401: "Missing or invalid bearer token",
     403: "The token's roles do not allow this, or it acts for another dealer",
     404: "No such resource (or not one this caller may see)",
@@ -66,8 +67,8 @@ def statuses_of(path: str, method: str, operation: dict[str, Any]) -> set[int]:
             statuses.add(415)
     if parameters:
         statuses.add(422)
-    if any(p.get("name") == "cursor" for p in parameters):
-        statuses.add(400)
+    if any(p.get("name") == "cursor" for p in parameters) or path.startswith("/v1/"):
+        statuses.add(400)  # a forged cursor; a NUL in the path or query (any route, before routing)
     if path == "/readyz":
         statuses.add(503)
     return statuses

@@ -33,7 +33,7 @@ def test_every_operation_documents_its_error_statuses_as_problems(service):
         documented = problem_statuses(operation)
         where = f"{method.upper()} {path}: {sorted(documented)}"
         if path.startswith("/v1/"):
-            assert {401, 403} <= documented, where
+            assert {400, 401, 403} <= documented, where
         if "{" in path:
             assert 404 in documented, where
         if method == "post":
