@@ -133,9 +133,10 @@ def _roles(event_type: str) -> tuple[dict[str, tuple[str, str]], str | None, boo
 
 
 def _flattened(event: AnalyticsEvent) -> dict:
-    """The event's data with the customer's region and the product's fields lifted out (the rest of the
-    customer — name, phone — dropped), and its request and job ids."""
-    data = event.data
+    """The event's whole stored data (its payload; the folded fields when there is none) with the customer's
+    region and the product's fields lifted out (the rest of the customer — name, phone — dropped), and its
+    request and job ids."""
+    data = event.payload if event.payload is not None else event.data
     if "customer" in data or "product" in data:
         data = dict(data)
         customer, product = data.pop("customer", None), data.pop("product", None)
@@ -499,7 +500,8 @@ def _xes_trace(request_id: str, events: list[AnalyticsEvent]) -> str:
         dealer = next((oid for oid, otype in received.objects if otype == "dealer"), None)
         trace.append(_xes_attribute("string", "dealer", dealer.split(":", 1)[1] if dealer else "direct"))
     for stored, event in zip(events, converted):
-        resource = (stored.data.get("technician_id") or stored.data.get("center_id")
+        data = _flattened(stored)
+        resource = (data.get("technician_id") or data.get("center_id")
                     or OWNER_BY_PREFIX.get(event.type.split(".", 1)[0], "system"))
         parts = [_xes_attribute("string", "concept:name", event.type),
                  _xes_attribute("time", "time:timestamp", rfc3339(event.time)),

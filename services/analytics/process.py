@@ -216,9 +216,9 @@ def fold_trail(request_id: str, events: Iterable[AnalyticsEvent]) -> ProcessTrai
         assignments += e.type == JOB_ASSIGNED
     path_micros = path_events[-1].time - path_events[0].time if path_events else 0
 
-    complaint_ids = {e.data.get("complaint_id") for e in unique if e.type == COMPLAINT_OPENED}
-    reopened = {e.data.get("complaint_id") for e in unique
-                if e.type == COMPLAINT_REOPENED and e.data.get("complaint_id") in complaint_ids}
+    complaint_ids = {_complaint_id(e) for e in unique if e.type == COMPLAINT_OPENED}
+    reopened = {_complaint_id(e) for e in unique
+                if e.type == COMPLAINT_REOPENED and _complaint_id(e) in complaint_ids}
     return ProcessTrail(request=fact, steps=steps, path=tuple(path), path_micros=path_micros, jobs=jobs,
                         customer_micros=customer, reopened_complaints=len(reopened))
 
@@ -234,17 +234,23 @@ def process_trails(events: Iterable[AnalyticsEvent]) -> list[ProcessTrail]:
         if e.type == COMPLAINT_OPENED:
             owner = e.request_id or job_requests.get(e.job_id)
             if owner is not None:
-                complaint_requests[e.data.get("complaint_id")] = owner
+                complaint_requests[_complaint_id(e)] = owner
     grouped: dict[str, list[AnalyticsEvent]] = defaultdict(list)
     for e in unique:
         if e.type.startswith("complaint."):
             owner = (e.request_id or job_requests.get(e.job_id)
-                     or complaint_requests.get(e.data.get("complaint_id")))
+                     or complaint_requests.get(_complaint_id(e)))
             if owner is not None:
                 grouped[owner].append(e)
         elif e.request_id is not None:
             grouped[e.request_id].append(e)
     return [fold_trail(request_id, evs) for request_id, evs in sorted(grouped.items())]
+
+
+def _complaint_id(event: AnalyticsEvent) -> str | None:
+    """A complaint event's complaint: from the folded fields, else from the stored payload (a type the facts
+    do not fold, such as `complaint.reopened`, keeps only its payload)."""
+    return event.data.get("complaint_id") or (event.payload or {}).get("complaint_id")
 
 
 def recorded_by(events: Iterable[AnalyticsEvent], as_of: int | None) -> Iterable[AnalyticsEvent]:

@@ -76,11 +76,12 @@ OCEL2_JSON_SCHEMA = {
 
 
 def stored(envelope) -> AnalyticsEvent:
-    """The row the analytics store keeps of an event, data and all (the writers must drop the customer's name
-    and phone themselves, whatever the row holds)."""
+    """The row the analytics store keeps of an event, its payload holding the whole data — customer's name and
+    phone included, the worst case: the writers must drop them themselves, whatever the row holds."""
     return AnalyticsEvent(envelope.id, envelope.type, getattr_data(envelope, "request_id"),
                           getattr_data(envelope, "job_id"), to_micros(envelope.time),
-                          to_micros(envelope.recordedat), envelope.sequence, envelope.data_dict())
+                          to_micros(envelope.recordedat), envelope.sequence, {}, topic=envelope.topic,
+                          subject=envelope.subject, payload=envelope.data_dict())
 
 
 def getattr_data(envelope, name: str):
