@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.analytics import api, dashboard
+from services.analytics import api, dashboard, process_api
 from services.analytics.application import AnalyticsViews
 from services.analytics.consumer import BatchProjectionConsumer
 from services.analytics.monitor import AlertMonitor
@@ -47,6 +47,7 @@ def projection_consumer(settings: AnalyticsSettings, projection: Projection, db,
 def create_app(settings: AnalyticsSettings | None = None, *, clock: Clock | None = None,
                configure_logs: bool = True) -> FastAPI:
     settings = settings or AnalyticsSettings()
+    process_api.finding_rules()  # a HANDOFF_TARGETS naming no step fails the start, not the first request
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -96,5 +97,5 @@ def create_app(settings: AnalyticsSettings | None = None, *, clock: Clock | None
         "a replay that rebuilds every view from the topics; and a dashboard at /dashboard.",
         version="1.0.0",
         lifespan=lifespan,
-        routers=[*api.routers, dashboard.router],
+        routers=[*api.routers, process_api.router, dashboard.router],
     )
