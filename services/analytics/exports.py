@@ -417,11 +417,16 @@ def _ocel_json_parts(events: Iterable[AnalyticsEvent], store: OcelDatabase) -> I
     store._flush()
     yield '], "objects": ['
     separator = ""
-    links = store.db.cursor()
+    # objects and their links, both in id order, merged as they are read
+    links = store.db.cursor().execute("SELECT ocel_source_id, ocel_target_id, ocel_qualifier FROM object_object "
+                                      "ORDER BY ocel_source_id, ocel_target_id, ocel_qualifier")
+    link = links.fetchone()
     for oid, values in store.objects():
-        relationships = links.execute(
-            "SELECT ocel_target_id, ocel_qualifier FROM object_object WHERE ocel_source_id = ? "
-            "ORDER BY ocel_target_id, ocel_qualifier", (oid,)).fetchall()
+        relationships = []
+        while link is not None and link[0] <= oid:
+            if link[0] == oid:
+                relationships.append(link[1:])
+            link = links.fetchone()
         yield separator + dumps({
             "id": oid, "type": oid.split(":", 1)[0],
             "attributes": [{"name": n, "value": v, "time": rfc3339(t)} for n, v, t in values],

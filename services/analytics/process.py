@@ -13,6 +13,7 @@ step (whose meaning the contract fixes) and is shown beside it as `customer_minu
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -421,6 +422,7 @@ def finding_rows(trails: Iterable[ProcessTrail], window: Window, group_by: Group
     `request_ids` (sorted, at most `rules.request_id_limit`) and `requests` (how many in all)."""
     groups = cohort_by_key(trails, window, group_by)
     stats = {key: step_stats(group) for key, group in groups.items()}
+    everyone = {step: sorted(d for s in stats.values() for d in s[step].durations) for step in STEPS}
     found: list[dict] = []
     for key, group in groups.items():
         for step, target in rules.handoff_targets.items():
@@ -434,7 +436,7 @@ def finding_rows(trails: Iterable[ProcessTrail], window: Window, group_by: Group
                 step=step, owner=STEP_OWNERS[step], median_minutes=rounded_minutes(s.median),
                 target_minutes=target))
         if group_by not in (GroupBy.all, GroupBy.day, GroupBy.month):
-            found += _slower_than_peers(key, stats, rules)
+            found += _slower_than_peers(key, stats, rules, everyone)
         bouncing = [(t.request_id, job) for t in group for job in t.jobs if job.ping_pong]
         if bouncing:
             found.append(_finding(
@@ -445,14 +447,36 @@ def finding_rows(trails: Iterable[ProcessTrail], window: Window, group_by: Group
     return sorted(found, key=lambda f: (KIND_ORDER.index(f["kind"]), f["key"], f["step"] or "", f["reason"] or ""))
 
 
-def _slower_than_peers(key: str, stats: Mapping[str, Mapping[str, StepStats]], rules: FindingRules) -> list[dict]:
+def _kth_without(everyone: Sequence[int], mine: Sequence[int], rank: int) -> int:
+    """The `rank`-th smallest (1-based) of `everyone` once `mine` (a sub-multiset) is taken out; both sorted.
+    Binary search on `everyone`'s positions, counting with bisect: no copy of the others' values per key."""
+    low, high = 0, len(everyone) - 1
+    while low < high:
+        middle = (low + high) // 2
+        value = everyone[middle]
+        if bisect_right(everyone, value) - bisect_right(mine, value) >= rank:
+            high = middle
+        else:
+            low = middle + 1
+    return everyone[low]
+
+
+def _peer_median(everyone: Sequence[int], mine: Sequence[int]) -> Fraction:
+    n = len(everyone) - len(mine)
+    if n % 2:
+        return Fraction(_kth_without(everyone, mine, n // 2 + 1))
+    return Fraction(_kth_without(everyone, mine, n // 2) + _kth_without(everyone, mine, n // 2 + 1), 2)
+
+
+def _slower_than_peers(key: str, stats: Mapping[str, Mapping[str, StepStats]], rules: FindingRules,
+                       everyone: Mapping[str, Sequence[int]]) -> list[dict]:
     found = []
     for step in STEPS:
         mine = stats[key][step]
-        peers = [d for other, s in stats.items() if other != key for d in s[step].durations]
-        if mine.count < rules.peer_min_requests or len(peers) < rules.peer_min_requests:
+        peers = len(everyone[step]) - mine.count
+        if mine.count < rules.peer_min_requests or peers < rules.peer_min_requests:
             continue
-        peer_median = median(peers)
+        peer_median = _peer_median(everyone[step], sorted(mine.durations))
         bar = rules.peer_factor * peer_median
         if mine.median < bar or mine.median - peer_median < rules.peer_margin_minutes * MICROS_PER_MINUTE:
             continue
