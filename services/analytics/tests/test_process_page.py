@@ -2,8 +2,9 @@
 flow with each step's median and p90, the bottleneck marked, the filter to one dealer, the findings with links
 to their requests — checked in the DOM and in a screenshot.
 
-Until the analytics views are wired to the engine, the page is served by a small app that answers the four
-views it reads from the process view's reference functions over a known history (the shapes of the contract)."""
+The page is tested twice: served by a small app that answers the four views it reads from the reference
+functions over a hand-computed history (exact values, the screenshot), and on the running service with its
+real views behind it."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ import asyncio
 import dataclasses
 import os
 import shutil
+import sys
 import tempfile
 import threading
-from datetime import date, datetime, timezone
+import uuid
+from datetime import date, datetime, timedelta, timezone
 from io import BytesIO
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Query
@@ -26,8 +30,15 @@ from services.analytics.metrics import Window, to_micros
 from services.analytics.process import FindingRules, finding_rows, handoff_rows, process_trails, rework_rows, \
     variant_rows
 from services.analytics.tests.test_dashboard import CHROMIUM, Elements, dump_dom
+from services.analytics.tests import builders as ev
+from services.analytics.tests.conftest import unique
 from services.analytics.tests.test_process import everything, received, triaged
 from services.analytics.views import GroupBy
+from shared.auth import mint_token
+from shared.clock import utcnow
+from shared.settings import ServiceSettings
+from shared.testing.app import eventually
+from shared.testing.kafka import publish
 
 START = datetime(2026, 3, 2, tzinfo=timezone.utc)
 WINDOW = {"from": "2026-03-02", "to": "2026-03-06"}
@@ -170,3 +181,66 @@ async def test_filtered_to_another_dealer_the_page_marks_that_dealers_bottleneck
     assert [(a["data-key"], a["data-step"]) for a in slow] == [("D3", "triage")]
     steps_seen, bottleneck_seen = boxes_in(await screenshot(page_url(served, group_by="dealer", key="D3")))
     assert len(steps_seen) == 5 and len(bottleneck_seen) == 1 and bottleneck_seen[0] < steps_seen[0]
+
+
+@pytest.fixture(scope="module")
+async def service(tmp_path_factory, kafka_bootstrap):
+    """`python -m services.analytics` on a free port, as `make run` starts it: the real views behind the page."""
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("process-page")
+    env = {**os.environ, "PORT": str(port), "KAFKA_BOOTSTRAP": kafka_bootstrap, "LOG_JSON": "false",
+           "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/analytics.db", "SQLITE_SYNCHRONOUS": "NORMAL",
+           "ANALYTICS_DUCKDB_PATH": f"{workdir}/analytics.duckdb", "CONSUMER_GROUP": unique("analytics-process"),
+           "HANDOFF_TARGETS": '{"triage": 15, "assign": 5}'}
+    log = open(workdir / "analytics.log", "wb")
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.analytics", env=env, stdout=log,
+                                                   stderr=asyncio.subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base) as client:
+            async def healthy():
+                try:
+                    return (await client.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+            await eventually(healthy, until=bool, timeout=60, interval=0.2)
+        yield base
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 30)
+        log.close()
+
+
+@pytest.mark.skipif(os.environ.get("SERVICETRAIL_SKIP_BROWSER") == "1", reason="SERVICETRAIL_SKIP_BROWSER=1")
+async def test_the_page_on_the_running_service_draws_what_its_views_say(service, kafka_bootstrap):
+    dealer, center = unique("D"), unique("C")
+    t0 = (utcnow() - timedelta(days=2)).replace(hour=8, minute=0, second=0, microsecond=0)
+    keys = dict(dealer_id=dealer, region=unique("r"), product_line="washer")
+    events = []
+    for i in range(3):
+        rid, jid, start = str(uuid.uuid4()), str(uuid.uuid4()), t0 + timedelta(hours=i)
+        events += [ev.received(rid, start, **keys), ev.triaged(rid, start + timedelta(minutes=30 + i)),
+                   ev.job_created(jid, rid, start + timedelta(minutes=30 + i), **keys),
+                   ev.assigned(jid, rid, start + timedelta(minutes=40 + i), center_id=center, technician_id="T1"),
+                   ev.accepted(jid, rid, start + timedelta(minutes=50), "T1"),
+                   ev.arrived(jid, rid, start + timedelta(hours=2), "T1"),
+                   ev.completed(jid, rid, start + timedelta(hours=20), "T1", fixed=True)]
+    await publish(kafka_bootstrap, *events)
+    token = mint_token(ServiceSettings().auth_secret, subject="analyst", roles=["analyst"])
+    window = {"from": t0.date().isoformat(), "to": (utcnow() + timedelta(days=1)).date().isoformat()}
+    async with httpx.AsyncClient(base_url=service, headers={"Authorization": f"Bearer {token}"}) as client:
+        async def rows():
+            response = await client.get("/v1/views/handoffs", params={**window, "group_by": "dealer"})
+            return {r["step"]: r for r in response.json()["rows"] if r["key"] == dealer}
+        handoffs = await eventually(rows, until=lambda r: r.get("repair", {}).get("count") == 3, timeout=60)
+    fragment = f"token={token}&from={window['from']}&to={window['to']}&group_by=dealer&key={dealer}"
+    page = await dump_dom(f"{service}/dashboard/process#{fragment}")
+    dom = Elements()
+    dom.feed(page)
+    assert 'data-state="ready"' in page, page[-3000:]
+    steps = {a["data-step"]: a for tag, a, _ in dom.found if tag == "g" and a.get("class") == "step"}
+    assert {s: float(a["data-median"]) for s, a in steps.items() if a["data-median"]} == {
+        s: r["median_minutes"] for s, r in handoffs.items()}
+    assert [s for s, a in steps.items() if a["data-bottleneck"] == "true"] == ["repair"]  # 18 h of ~20
+    slow = {a.get("data-step") for tag, a, _ in dom.found if tag == "li" and a.get("data-kind") == "slow_handoff"}
+    assert slow == {"triage", "assign"}  # 31 min against 15, 10 min against 5 (HANDOFF_TARGETS)
