@@ -81,11 +81,12 @@ def create_app(settings: AnalyticsSettings | None = None, *, clock: Clock | None
                     await consumer.stop()
                     await monitor.stop()
                     await asyncio.gather(monitor_task, return_exceptions=True)
-                    try:
-                        await asyncio.wait_for(consumer_task, 15)
-                    except Exception:
-                        consumer_task.cancel()
-                        await asyncio.gather(consumer_task, return_exceptions=True)
+                    # The consumer finishes its batch and stops; one stuck on a broker that went away is cancelled
+                    # (its uncommitted batch is re-read and deduplicated at the next start).
+                    _, pending = await asyncio.wait({consumer_task}, timeout=15)
+                    for task in pending:
+                        task.cancel()
+                    await asyncio.gather(consumer_task, return_exceptions=True)
         finally:
             await asyncio.to_thread(projection.close)
 

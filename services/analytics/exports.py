@@ -137,6 +137,8 @@ def _flattened(event: AnalyticsEvent) -> dict:
     region and the product's fields lifted out (the rest of the customer — name, phone — dropped), and its
     request and job ids."""
     data = event.payload if event.payload is not None else event.data
+    if isinstance(data, str):  # the stored JSON text as it came
+        data = json.loads(data)
     if "customer" in data or "product" in data:
         data = dict(data)
         customer, product = data.pop("customer", None), data.pop("product", None)

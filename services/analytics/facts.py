@@ -31,6 +31,7 @@ from services.analytics.records import (
     SLA_BREACHED,
     TRIAGED,
     UNSPECIFIED_REASON,
+    HANDLED_TYPES,
     AnalyticsEvent,
 )
 
@@ -332,7 +333,9 @@ def fact_versions(request_id: str, events: Iterable[AnalyticsEvent]
                   ) -> tuple[list[Versioned], list[Versioned], list[Versioned]]:
     """Every version of a request's facts (request, revisits, jobs): the fold of the events recorded by each
     distinct recorded time, kept only where it differs from the version before."""
-    ordered = sorted({e.event_id: e for e in events}.values(), key=lambda e: e.recorded_at)
+    # Types the fold does not read (warranty checks, intake's own follow-ups…) change no fact: no version.
+    ordered = sorted((e for e in {e.event_id: e for e in events}.values() if e.type in HANDLED_TYPES),
+                     key=lambda e: e.recorded_at)
     out: tuple[list[Versioned], list[Versioned], list[Versioned]] = ([], [], [])
     current: list[dict[str, tuple[int, object]]] = [{}, {}, {}]  # per kind: id → (valid_from, fact)
     prefix: list[AnalyticsEvent] = []

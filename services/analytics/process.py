@@ -13,6 +13,7 @@ step (whose meaning the contract fixes) and is shown beside it as `customer_minu
 
 from __future__ import annotations
 
+import json
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -251,7 +252,10 @@ def process_trails(events: Iterable[AnalyticsEvent]) -> list[ProcessTrail]:
 def _complaint_id(event: AnalyticsEvent) -> str | None:
     """A complaint event's complaint: from the folded fields, else from the stored payload (a type the facts
     do not fold, such as `complaint.reopened`, keeps only its payload)."""
-    return event.data.get("complaint_id") or (event.payload or {}).get("complaint_id")
+    if event.data.get("complaint_id"):
+        return event.data["complaint_id"]
+    payload = json.loads(event.payload) if isinstance(event.payload, str) else (event.payload or {})
+    return payload.get("complaint_id")
 
 
 def recorded_by(events: Iterable[AnalyticsEvent], as_of: int | None) -> Iterable[AnalyticsEvent]:

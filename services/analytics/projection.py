@@ -25,7 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from services.analytics.facts import JobFact, RequestFact, RevisitFact, Versioned, fact_versions
-from services.analytics.records import COMPLAINT_OPENED, AnalyticsEvent
+from services.analytics.records import COMPLAINT_OPENED, HANDLED_TYPES, AnalyticsEvent
 
 _STRING, _INT, _BOOL = pa.string(), pa.int64(), pa.bool_()
 _SQL = {_STRING: "VARCHAR", _INT: "BIGINT", _BOOL: "BOOLEAN"}
@@ -108,7 +108,8 @@ def event_batch(events: Sequence[AnalyticsEvent], stored_at: int) -> pa.Table:
         columns["stored_at"].append(stored_at)
         for name in FOLD_FIELDS:
             columns[name].append(e.data.get(name))
-        columns["data"].append(json.dumps(e.payload if e.payload is not None else e.data, separators=(",", ":")))
+        payload = e.payload if e.payload is not None else e.data
+        columns["data"].append(payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":")))
     return pa.table({name: pa.array(values, type=EVENT_COLUMNS[name]) for name, values in columns.items()})
 
 
@@ -149,13 +150,15 @@ def _events_of_requests_sql(tables: Tables, requests: str | None) -> str:
     """(owner, event…) for the stored events of some requests (`requests`: a relation with a request_id
     column; None: every request), including complaints that name only one of their jobs."""
     cols = ", ".join(f'e."{c}"' for c in _READ_BACK)
+    folded = ", ".join(f"'{t}'" for t in sorted(HANDLED_TYPES))  # the others change no fact
     if requests is None:
         return (f"SELECT e.request_id AS owner, {cols} FROM {tables.events} e WHERE e.request_id IS NOT NULL "
+                f"AND e.type IN ({folded}) "
                 f"UNION ALL SELECT j.request_id AS owner, {cols} FROM {tables.events} e "
                 f"JOIN {tables.job_requests} j ON e.job_id = j.job_id "
                 f"WHERE e.request_id IS NULL AND e.type = '{COMPLAINT_OPENED}'")
     return (f"SELECT e.request_id AS owner, {cols} FROM {tables.events} e "
-            f"WHERE e.request_id IN (SELECT request_id FROM {requests}) "
+            f"WHERE e.request_id IN (SELECT request_id FROM {requests}) AND e.type IN ({folded}) "
             f"UNION ALL SELECT j.request_id AS owner, {cols} FROM {tables.events} e "
             f"JOIN {tables.job_requests} j ON e.job_id = j.job_id "
             f"WHERE e.request_id IS NULL AND e.type = '{COMPLAINT_OPENED}' "

@@ -52,7 +52,7 @@ class AnalyticsEvent:
     data: dict[str, Any] = field(default_factory=dict)
     topic: str = ""
     subject: str = ""
-    payload: dict[str, Any] | None = None
+    payload: dict[str, Any] | str | None = None  # a dict, or already its JSON text
 
     @property
     def chronological(self) -> tuple:
@@ -119,12 +119,19 @@ def without_personal_data(data: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def _may_carry_personal_data(text: str) -> bool:
+    return any(f'"{key}"' in text for key in (*PERSONAL_PARENTS, *PERSONAL_TOP_LEVEL))
+
+
 def analytics_event(envelope: EventEnvelope, data: EventData) -> AnalyticsEvent:
-    """The stored form of any validated event of the four topics."""
+    """The stored form of any validated event of the four topics. Its payload is the event's JSON as it came
+    (it was just validated against its contract), rewritten only when it may carry personal data."""
     extractor = EXTRACTORS.get(envelope.type)
     folded = extractor(data) if extractor is not None else {}
-    payload = without_personal_data(data.model_dump(mode="json"))
-    payload.update({k: v for k, v in folded.items() if k not in payload})
+    payload: dict[str, Any] | str = envelope.data
+    if _may_carry_personal_data(envelope.data):
+        payload = without_personal_data(data.model_dump(mode="json"))
+        payload.update({k: v for k, v in folded.items() if k not in payload})
     return AnalyticsEvent(
         event_id=envelope.id,
         type=envelope.type,

@@ -109,6 +109,8 @@ def reference(events: list[AnalyticsEvent], as_of: int | None, dealer: str | Non
 def moments(events: list[AnalyticsEvent], pick) -> list[int | None]:
     """Live, and a recorded moment: just before it and at it."""
     recorded = sorted({e.recorded_at for e in events})
+    if not recorded:
+        return [None]
     chosen = pick(st.sampled_from(recorded))
     return [None, chosen - 1, chosen]
 
