@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
 .PHONY: help setup system-deps jars run kafka test test-fast bench bench-dispatch bench-analytics contracts demo \
-	rebuild-analytics scale clean
+	demo-year rebuild-analytics scale clean
 
 help:
 	@echo "make run        start Kafka and every service on SQLite, print URLs and an admin token"
@@ -15,9 +15,10 @@ help:
 	@echo "make bench      HTTP and relay benchmarks; writes docs/benchmarks.md"
 	@echo "make bench-dispatch  triaged -> job.assigned lag under load; writes docs/bench-dispatch.md"
 	@echo "make kafka      a local Kafka broker on 127.0.0.1:9092 (data in var/kafka)"
-	@echo "make bench-analytics  replay rate and 201-to-view lag; writes docs/bench-analytics.md"
+	@echo "make bench-analytics  a year of 100k requests (REQUESTS=): views p50/p99, rebuild and catch-up vs raw, RSS, lag; writes docs/bench-analytics.md"
 	@echo "make demo       fill a running system (make run) with a realistic month of traffic"
-	@echo "make rebuild-analytics  replay the topics into fresh analytics tables, then switch"
+	@echo "make demo-year  publish a realistic year of 1M requests (REQUESTS=) straight to the topics"
+	@echo "make rebuild-analytics  replay the topics into a fresh generation of a stopped analytics' DuckDB file"
 	@echo "make scale      two replicas of each service in one consumer group (KAFKA_BOOTSTRAP, <SERVICE>_DATABASE_URL)"
 	@echo "make contracts  export event contracts to docs/contracts (JSON Schema + AsyncAPI)"
 
@@ -68,10 +69,13 @@ bench-dispatch: setup
 	$(PY) -m deploy.bench.dispatch_lag
 
 bench-analytics: setup
-	$(PY) -m deploy.bench.analytics
+	$(PY) -m deploy.bench.analytics --requests $(or $(REQUESTS),100000)
 
 demo: $(INSTALLED)
 	$(PY) -m deploy.demo
+
+demo-year: $(INSTALLED)
+	$(PY) -m deploy.demo_year --requests $(or $(REQUESTS),1000000)
 
 rebuild-analytics: $(INSTALLED)
 	$(PY) -m services.analytics.rebuild
