@@ -141,7 +141,7 @@ class ServiceRuntime:
         app.state.runtime = self
         app.state.verifier = TokenVerifier(self.settings.auth_secret, self.settings.auth_public_key,
                                            self.settings.auth_issuer)
-        app.state.idempotency = IdempotencyStore(self.db, self.settings.idempotency_running_timeout_seconds)
+        app.state.idempotency = IdempotencyStore(self.db)
         try:
             yield
         finally:

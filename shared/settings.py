@@ -42,7 +42,8 @@ class ServiceSettings(BaseSettings):
     consumer_session_timeout_ms: int = Field(
         10000, ge=6000, description="How soon a dead replica's partitions move to the others")
     deadline_poll_interval_ms: int = Field(500, ge=10, description="How often due deadlines are looked for")
-    idempotency_running_timeout_seconds: float = 60.0
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Larger request bodies get a 413 before they are "
+                                                                  "read (bulk imports allow more)")
     sqlite_synchronous: str = Field("FULL", pattern="^(OFF|NORMAL|FULL|EXTRA)$")
     otel_exporter_otlp_endpoint: str = Field("", description="OTLP/HTTP endpoint for traces; empty: no export")
     log_level: str = "INFO"

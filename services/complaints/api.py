@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, Field, StrictBool
+from pydantic import BaseModel, Field, StrictBool
 
 from services.complaints.application import ComplaintsApplication
 from services.complaints.commands import (
@@ -25,7 +25,7 @@ from services.complaints.read_model import ComplaintFilter
 from shared.auth import Principal, Role
 from shared.contracts.complaints import ComplaintCategory, ComplaintSeverity, ComplaintSource
 from shared.contracts.enums import Channel
-from shared.http.commands import CommandMetadata, StrictBody
+from shared.http.commands import CommandMetadata, StrictBody, location, UtcDatetime
 from shared.http.idempotency import Idempotency
 from shared.http.pagination import Cursor, Limit, decode_cursor, encode_cursor
 from shared.http.problems import Problem
@@ -46,27 +46,27 @@ class OpenComplaintBody(StrictBody):
     category: ComplaintCategory
     severity: ComplaintSeverity
     description: str = Field(min_length=1, max_length=4000)
-    occurred_at: AwareDatetime | None = Field(None, description="When the complaint was made (defaults to now)")
+    occurred_at: UtcDatetime | None = Field(None, description="When the complaint was made (defaults to now)")
 
 
 class NoteBody(StrictBody):
     note: str | None = Field(None, max_length=2000)
-    occurred_at: AwareDatetime | None = None
+    occurred_at: UtcDatetime | None = None
 
 
 class ReasonBody(StrictBody):
     reason: str = Field(min_length=1, max_length=2000)
-    occurred_at: AwareDatetime | None = None
+    occurred_at: UtcDatetime | None = None
 
 
 class ResolutionBody(StrictBody):
     resolution: str = Field(min_length=1, max_length=4000, description="What was done for the customer")
-    occurred_at: AwareDatetime | None = None
+    occurred_at: UtcDatetime | None = None
 
 
 class CloseBody(StrictBody):
     customer_confirmed: StrictBool = Field(description="Whether the customer confirmed the resolution")
-    occurred_at: AwareDatetime | None = None
+    occurred_at: UtcDatetime | None = None
 
 
 class HistoryEntry(BaseModel):
@@ -118,11 +118,11 @@ ComplaintId = Annotated[str, Path(min_length=1, max_length=64, description="The 
 
 
 def _actor(principal: Principal) -> Actor:
-    return Actor(subject=principal.subject, dealer_scope=principal.dealer_id if principal.is_dealer else None)
+    return Actor(subject=principal.subject, dealer_scope=principal.dealer_scope)
 
 
 def _ok(view: dict[str, Any], status: int = 200) -> JSONResponse:
-    headers = {"Location": f"/v1/complaints/{view['id']}"} if status == 201 else None
+    headers = {"Location": location("/v1/complaints", view["id"])} if status == 201 else None
     return JSONResponse(view, status_code=status, headers=headers)
 
 
@@ -176,7 +176,7 @@ async def list_complaints(
     request_id: Annotated[str | None, Query(max_length=80)] = None,
     job_id: Annotated[str | None, Query(max_length=80)] = None,
     dealer_id: Annotated[str | None, Query(max_length=80)] = None,
-    due_before: Annotated[AwareDatetime | None, Query(description="Next deadline before this moment "
+    due_before: Annotated[UtcDatetime | None, Query(description="Next deadline before this moment "
                                                                   "(e.g. now: the overdue ones)")] = None,
     sort: Annotated[Literal["newest", "urgency"], Query(description="`urgency`: the complaints officer's "
                     "worklist, open before finished, level 3 first, earliest deadline first")] = "newest",

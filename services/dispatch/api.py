@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from services.dispatch.application import DispatchApplication
 from services.dispatch.commands import AcceptJob, Actor, AssignJob, CompleteJob, RecordArrival, RecordRevisit
@@ -17,7 +17,7 @@ from shared.auth import Principal, Role
 from shared.contracts.dispatch import RevisitChannel
 from shared.contracts.enums import Priority, ServiceMode
 from shared.eventstore.store import Metadata
-from shared.http.commands import CommandMetadata, StrictBody
+from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime
 from shared.http.idempotency import Idempotency, IdempotentCall
 from shared.http.pagination import Cursor, Limit, decode_cursor, encode_cursor
 from shared.http.problems import Problem
@@ -32,18 +32,18 @@ JOB_READERS = (Role.dispatcher, Role.agent, Role.analyst, Role.warranty_officer,
 FIELD_WORK = (Role.technician, Role.dispatcher)  # a dispatcher may record a step on the technician's behalf
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-OccurredAt = Annotated[AwareDatetime | None, Field(
+OccurredAt = Annotated[UtcDatetime | None, Field(
     None, description="When it happened (offline devices sync later); at most 5 minutes ahead, not before the "
                       "job's previous step, not older than MAX_BACKDATE_DAYS")]
 
 
 def actor_of(principal: Principal) -> Actor:
-    """Staff act without scope; a dealer is confined to its requests' jobs, a technician to their own."""
-    if principal.roles & STAFF:
-        return Actor(principal.subject)
+    """A dealer token is confined to its dealer's rows whatever other roles it carries (`Principal.dealer_scope`,
+    the one rule of shared.auth); staff roles lift only a technician's confinement to their own jobs."""
+    staff = bool(principal.roles & STAFF)
     return Actor(principal.subject,
-                 dealer_scope=principal.dealer_id if principal.is_dealer else None,
-                 technician_scope=principal.subject if Role.technician in principal.roles else None)
+                 dealer_scope=principal.dealer_scope,
+                 technician_scope=principal.subject if Role.technician in principal.roles and not staff else None)
 
 
 def _dispatch(request: Request) -> DispatchApplication:

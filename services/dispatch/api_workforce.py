@@ -18,7 +18,7 @@ from services.dispatch.commands import (
 )
 from shared.auth import Role
 from shared.contracts.dispatch import CenterKind
-from shared.http.commands import CommandMetadata, StrictBody
+from shared.http.commands import CommandMetadata, StrictBody, location
 from shared.http.idempotency import Idempotency
 from shared.http.pagination import Cursor, Limit
 from shared.http.security import CurrentPrincipal, Permission
@@ -112,7 +112,7 @@ class TechnicianPage(BaseModel):
 
 
 def _created(view: dict[str, Any], collection: str) -> JSONResponse:
-    return JSONResponse(view, status_code=201, headers={"Location": f"{collection}/{view['id']}"})
+    return JSONResponse(view, status_code=201, headers={"Location": location(collection, view["id"])})
 
 
 @centers.post("", status_code=201, dependencies=[Permission(Role.dispatcher)],
@@ -130,6 +130,7 @@ async def register_service_center(body: CenterBody, meta: CommandMetadata, princ
 
 @centers.get("", dependencies=[Permission(*STAFF_READERS)], response_model=CenterPage)
 async def list_service_centers(
+    principal: CurrentPrincipal,
     dispatch: Dispatch,
     region: Annotated[str | None, Query(max_length=80)] = None,
     kind: Annotated[CenterKind | None, Query()] = None,
@@ -138,14 +139,14 @@ async def list_service_centers(
     cursor: Cursor = None,
 ) -> JSONResponse:
     """Centers in registration order, filtered by region, kind and dealer."""
-    return page_response(await dispatch.centers(region=region, kind=kind.value if kind else None, dealer_id=dealer_id,
+    return page_response(await dispatch.centers(actor_of(principal), region=region, kind=kind.value if kind else None, dealer_id=dealer_id,
                                                 limit=limit, after=cursor_position(cursor, int)))
 
 
 @centers.get("/{center_id}", dependencies=[Permission(*STAFF_READERS)], response_model=CenterView)
-async def get_service_center(center_id: CenterId, dispatch: Dispatch) -> JSONResponse:
-    """One center."""
-    return JSONResponse(await dispatch.center(center_id))
+async def get_service_center(center_id: CenterId, principal: CurrentPrincipal, dispatch: Dispatch) -> JSONResponse:
+    """One center. A dealer-scoped token sees only its dealer's centers."""
+    return JSONResponse(await dispatch.center(center_id, actor_of(principal)))
 
 
 @centers.patch("/{center_id}", dependencies=[Permission(Role.dispatcher)], response_model=CenterView)
@@ -171,6 +172,7 @@ async def register_technician(body: TechnicianBody, meta: CommandMetadata, princ
 
 @technicians.get("", dependencies=[Permission(*STAFF_READERS)], response_model=TechnicianPage)
 async def list_technicians(
+    principal: CurrentPrincipal,
     dispatch: Dispatch,
     center_id: Annotated[str | None, Query(max_length=64)] = None,
     skill: Annotated[str | None, Query(max_length=80, description="A product line")] = None,
@@ -179,7 +181,7 @@ async def list_technicians(
     cursor: Cursor = None,
 ) -> JSONResponse:
     """Technicians in registration order, filtered by center, skill and whether they are active."""
-    return page_response(await dispatch.technicians(center_id=center_id, skill=skill, active=active, limit=limit,
+    return page_response(await dispatch.technicians(actor_of(principal), center_id=center_id, skill=skill, active=active, limit=limit,
                                                     after=cursor_position(cursor, int)))
 
 

@@ -110,10 +110,14 @@ async def jobs_page(conn: AsyncConnection, *, request_id: str | None, technician
     return await _page(conn, query, j.c.created_position, limit, after, newest_first=True)
 
 
-async def queue_page(conn: AsyncConnection, technician_id: str, limit: int, after: str | None) -> Page:
-    """A technician's open jobs: priority first, then the next due time."""
+async def queue_page(conn: AsyncConnection, technician_id: str, limit: int, after: str | None,
+                     dealer_id: str | None = None) -> Page:
+    """A technician's open jobs: priority first, then the next due time (of one dealer's requests only, for a
+    dealer-scoped reader)."""
     j = dispatch_jobs
     query = select(j.c.view).where(j.c.technician_id == technician_id, j.c.is_load.is_(True))
+    if dealer_id is not None:
+        query = query.where(j.c.dealer_id == dealer_id)
     return await _page(conn, query, j.c.queue_key, limit, after)
 
 
@@ -139,10 +143,21 @@ async def technician_view(conn: AsyncConnection, technician_id: str) -> dict[str
     return json.loads(view) if view else None
 
 
+async def technician_of_dealer(conn: AsyncConnection, technician_id: str, dealer_id: str) -> bool:
+    """Whether the technician works at one of the dealer's centers."""
+    t, c = dispatch_technicians, dispatch_centers
+    row = (await conn.execute(select(t.c.technician_id).join(c, c.c.center_id == t.c.center_id)
+                              .where(t.c.technician_id == technician_id, c.c.dealer_id == dealer_id))).first()
+    return row is not None
+
+
 async def technicians_page(conn: AsyncConnection, *, center_id: str | None, skill: str | None, active: bool | None,
-                           limit: int, after: int | None) -> Page:
+                           limit: int, after: int | None, dealer_id: str | None = None) -> Page:
     t, s = dispatch_technicians, dispatch_technician_skills
     query = select(t.c.view)
+    if dealer_id is not None:
+        query = query.where(t.c.center_id.in_(select(dispatch_centers.c.center_id)
+                                              .where(dispatch_centers.c.dealer_id == dealer_id)))
     if center_id is not None:
         query = query.where(t.c.center_id == center_id)
     if active is not None:

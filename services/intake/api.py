@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.intake.application import IntakeApplication
 from services.intake.commands import (
@@ -22,7 +22,7 @@ from shared.auth import Principal, Role
 from shared.clock import utcnow
 from shared.contracts.enums import Channel, CustomerTier, Priority, ServiceMode
 from shared.contracts.intake import Customer, Product
-from shared.http.commands import CommandMetadata, StrictBody
+from shared.http.commands import CommandMetadata, StrictBody, location, UtcDatetime
 from shared.http.idempotency import Idempotency
 from shared.http.pagination import Cursor, Limit, decode_cursor, encode_cursor
 from shared.http.problems import Problem
@@ -50,7 +50,7 @@ class OpenRequestBody(StrictBody):
     symptom: str = Field(min_length=1, max_length=2000)
     customer_tier: CustomerTier = CustomerTier.standard
     urgent: bool = False
-    occurred_at: AwareDatetime | None = Field(None, description="When the call came in (defaults to now)")
+    occurred_at: UtcDatetime | None = Field(None, description="When the call came in (defaults to now)")
 
     @field_validator("purchase_date")
     @classmethod
@@ -64,12 +64,12 @@ class TriageBody(StrictBody):
     mode: ServiceMode
     priority: Priority | None = Field(None, description="Defaults: urgent → P1, key account → P2, else P3")
     note: str | None = Field(None, max_length=2000)
-    occurred_at: AwareDatetime | None = None
+    occurred_at: UtcDatetime | None = None
 
 
 class ReasonBody(StrictBody):
     reason: str = Field(min_length=1, max_length=2000)
-    occurred_at: AwareDatetime | None = None
+    occurred_at: UtcDatetime | None = None
 
 
 class CoverageView(BaseModel):
@@ -117,11 +117,11 @@ RequestId = Annotated[str, Path(min_length=1, max_length=64, description="The re
 
 
 def _actor(principal: Principal) -> Actor:
-    return Actor(subject=principal.subject, dealer_scope=principal.dealer_id if principal.is_dealer else None)
+    return Actor(subject=principal.subject, dealer_scope=principal.dealer_scope)
 
 
 def _ok(view: dict[str, Any], status: int = 200) -> JSONResponse:
-    headers = {"Location": f"/v1/service-requests/{view['id']}"} if status == 201 else None
+    headers = {"Location": location("/v1/service-requests", view["id"])} if status == 201 else None
     return JSONResponse(view, status_code=status, headers=headers)
 
 
@@ -173,7 +173,8 @@ async def list_service_requests(
                       errors=[{"field": "dealer_id", "reason": "differs from the token's dealer_id"}])
     after = decode_cursor(cursor)
     if after is not None and not isinstance(after, int):
-        raise Problem(400, "The cursor is not one this API handed out.", slug="invalid-cursor")
+        raise Problem(400, "The cursor is not one this API handed out.", slug="invalid-cursor",
+                      errors=[{"field": "cursor", "reason": "not a cursor of this list"}])
     items, next_after = await intake.list(actor, status=status, serial=serial, dealer_id=dealer_id,
                                           limit=limit, after=after)
     return JSONResponse({"items": items, "next_cursor": encode_cursor(next_after) if next_after else None})

@@ -15,7 +15,7 @@ from services.warranty.bulk_import import ImportFormat, ImportRejected, ProductF
 from services.warranty.commands import Actor, ImportProducts, RegisterProduct, SetWarrantyPolicy
 from services.warranty.queries import WarrantyQueries
 from shared.auth import Principal, Role
-from shared.http.commands import CommandMetadata, StrictBody
+from shared.http.commands import CommandMetadata, StrictBody, location
 from shared.http.idempotency import Idempotency
 from shared.http.pagination import Cursor, Limit, decode_cursor, encode_cursor
 from shared.http.problems import Problem
@@ -48,11 +48,11 @@ Serial = Annotated[str, Path(min_length=1, max_length=80, description="The unit'
 def actor_of(principal: Principal) -> Actor:
     """Dealers are scoped to their dealer_id; a technician-only token to the jobs assigned to its `sub`."""
     technician = principal.subject if principal.roles == frozenset({Role.technician}) else None
-    return Actor(principal.subject, principal.dealer_id if principal.is_dealer else None, technician)
+    return Actor(principal.subject, principal.dealer_scope, technician)
 
 
-def created(view: dict[str, Any], location: str | None = None) -> JSONResponse:
-    return JSONResponse(view, status_code=201, headers={"Location": location} if location else None)
+def created(view: dict[str, Any], at: str | None = None) -> JSONResponse:
+    return JSONResponse(view, status_code=201, headers={"Location": at} if at else None)
 
 
 def page(items: list[dict[str, Any]], after: Any) -> JSONResponse:
@@ -102,7 +102,7 @@ async def register_product(body: ProductBody, meta: CommandMetadata, principal: 
 
     async def run() -> JSONResponse:
         view = await warranty.handle(command, actor, meta)
-        return created(view, f"/v1/products/{view['serial']}")
+        return created(view, location("/v1/products", view["serial"]))
 
     return await idempotent.run(run)
 
@@ -174,7 +174,7 @@ async def set_warranty_policy(body: PolicyBody, meta: CommandMetadata, principal
 
     async def run() -> JSONResponse:
         view = await warranty.handle(command, actor_of(principal), meta)
-        return created(view, f"/v1/warranty-policies/{view['product_line']}")
+        return created(view, location("/v1/warranty-policies", view["product_line"]))
 
     return await idempotent.run(run)
 

@@ -3,13 +3,13 @@ overrides, returns and exchanges, and the unit's history across dealers."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, Field, field_validator
+from pydantic import Field, field_validator
 
 from services.warranty.api import (
     STAFF_READERS,
@@ -29,7 +29,7 @@ from services.warranty.commands import OverrideClaim, RecordPartSwap, RequestRet
 from shared.auth import Principal, Role
 from shared.contracts.warranty import ReturnKind
 from shared.eventstore.store import Metadata
-from shared.http.commands import CommandMetadata, StrictBody
+from shared.http.commands import CommandMetadata, StrictBody, location, UtcDatetime
 from shared.http.idempotency import Idempotency
 from shared.http.pagination import Cursor, Limit, encode_cursor
 from shared.http.problems import Problem
@@ -52,7 +52,7 @@ class PartSwapBody(StrictBody):
     new_part_serial: Id | None = None
     unit_cost: Decimal = Field(ge=0, max_digits=12, decimal_places=2,
                                description="Cost of one part, a decimal (string or number), at most 2 places")
-    occurred_at: AwareDatetime | None = Field(None, description="When the part was swapped (defaults to now)")
+    occurred_at: UtcDatetime | None = Field(None, description="When the part was swapped (defaults to now)")
 
 
 class ClaimBody(StrictBody):
@@ -76,7 +76,7 @@ class ReturnBody(StrictBody):
     serial: str = Field(pattern=SERIAL_PATTERN)
     kind: ReturnKind
     reason: str = Field(min_length=1, max_length=2000)
-    occurred_at: AwareDatetime | None = Field(None, description="When the customer asked (defaults to now)")
+    occurred_at: UtcDatetime | None = Field(None, description="When the customer asked (defaults to now)")
 
 
 @router.post("/v1/part-swaps", status_code=201,
@@ -92,7 +92,7 @@ async def record_part_swap(body: PartSwapBody, meta: CommandMetadata, principal:
 
     async def run() -> JSONResponse:
         view = await warranty.handle(command, actor_of(principal), meta)
-        return created(view, f"/v1/part-swaps/{view['id']}")
+        return created(view, location("/v1/part-swaps", view["id"]))
 
     return await idempotent.run(run)
 
@@ -124,7 +124,7 @@ async def submit_claim(body: ClaimBody, meta: CommandMetadata, principal: Curren
 
     async def run() -> JSONResponse:
         view = await warranty.handle(command, actor_of(principal), meta)
-        return created(view, f"/v1/claims/{view['id']}")
+        return created(view, location("/v1/claims", view["id"]))
 
     return await idempotent.run(run)
 
@@ -202,8 +202,11 @@ def _history_cursor(cursor: str | None) -> tuple[datetime, int] | None:
     if raw is None:
         return None
     try:
-        return datetime.fromisoformat(str(raw[0]).replace("Z", "+00:00")), int(raw[1])
-    except (ValueError, IndexError, TypeError) as exc:
+        moment = datetime.fromisoformat(str(raw[0]).replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            raise ValueError("a cursor's time has its offset")
+        return moment.astimezone(UTC), int(raw[1])
+    except (ValueError, IndexError, TypeError, OverflowError) as exc:
         raise Problem(400, "The cursor is not one this API handed out.", slug="invalid-cursor",
                       errors=[{"field": "cursor", "reason": "not a valid cursor"}]) from exc
 

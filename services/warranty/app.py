@@ -79,4 +79,5 @@ def create_app(settings: WarrantySettings | None = None, *, clock: Clock | None 
         version="1.0.0",
         lifespan=lifespan,
         routers=[api.router, api_repairs.router],
+        body_limits={"/v1/products/import": api.MAX_IMPORT_BYTES},
     )

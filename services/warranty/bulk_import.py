@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from services.warranty.commands import RegisterProduct, RowError
 
 # Serials name a stream and a URL path segment (`/v1/units/{serial}/history`): no whitespace, '/' or ':'.
-SERIAL_PATTERN = r"^[^\s/:]{1,80}$"
+SERIAL_PATTERN = r"^[^\s/:\x00-\x1f\x7f]{1,80}$"
 MAX_ROWS = 50_000
 MAX_REPORTED_ERRORS = 1_000
 COLUMNS = ("serial", "model", "product_line", "sold_on", "dealer_id")

@@ -41,6 +41,13 @@ class Principal:
         (a dealer's own technician, say); only admin lifts the confinement."""
         return Role.dealer in self.roles and Role.admin not in self.roles
 
+    @property
+    def dealer_scope(self) -> str | None:
+        """The one confinement rule every service applies: the dealer whose rows alone this token may see and
+        change (404 for anything else), or None when unconfined. A dealer token stays confined whatever other
+        roles (agent, dispatcher, technician…) it also carries; only admin lifts it."""
+        return self.dealer_id if self.is_dealer else None
+
     def has_any(self, *roles: Role) -> bool:
         return Role.admin in self.roles or bool(self.roles & set(roles))
 
@@ -70,6 +77,8 @@ class TokenVerifier:
         raw_roles = claims.get("roles", [])
         if isinstance(raw_roles, str):
             raw_roles = raw_roles.split()
+        if not isinstance(raw_roles, list) or not all(isinstance(r, str) for r in raw_roles):
+            raise InvalidToken("the token's roles claim is not a list of role names")
         try:
             roles = frozenset(Role(r) for r in raw_roles)
         except ValueError as exc:
@@ -77,8 +86,12 @@ class TokenVerifier:
         if not roles:
             raise InvalidToken("the token has no roles")
         dealer_id = claims.get("dealer_id")
+        if dealer_id is not None and (not isinstance(dealer_id, str) or not 0 < len(dealer_id) <= 80):
+            raise InvalidToken("the token's dealer_id claim is not a dealer id (a string of 1-80 characters)")
         if Role.dealer in roles and not dealer_id:
             raise InvalidToken("a dealer token needs a dealer_id claim")
+        if not isinstance(claims["sub"], str) or not 0 < len(claims["sub"]) <= 200:
+            raise InvalidToken("the token's sub claim is not a subject (a string of 1-200 characters)")
         return Principal(subject=str(claims["sub"]), roles=roles, dealer_id=dealer_id)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -14,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from shared.eventstore import sqlite_driver
 
 _BUSY_TIMEOUT_SECONDS = 30
+
+# The unit of work of the running task, joined by every transaction() of its database (see unit_of_work()).
+_ambient: ContextVar[tuple["Database", AsyncConnection] | None] = ContextVar("ambient_transaction", default=None)
 
 
 class Database:
@@ -77,11 +81,30 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction; committed when the block ends without an exception."""
+        """A write transaction; committed when the block ends without an exception.
+
+        Inside `unit_of_work()` of the same database (same task), it is that unit of work's transaction: what
+        the block writes commits or rolls back with everything else the unit of work does."""
+        ambient = _ambient.get()
+        if ambient is not None and ambient[0] is self:
+            yield ambient[1]
+            return
         async with self._writer():
             async with self.engine.begin() as conn:
                 yield conn
         self.committed.set()
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction that every `transaction()` opened inside it (in this task) joins: an HTTP
+        command's effects, its Idempotency-Key answer, and whatever fails after the append are committed or
+        rolled back together (a 500 leaves no write behind)."""
+        async with self.transaction() as conn:
+            token = _ambient.set((self, conn))
+            try:
+                yield conn
+            finally:
+                _ambient.reset(token)
 
     @asynccontextmanager
     async def _writer(self) -> AsyncIterator[None]:

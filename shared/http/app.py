@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shared.http.limits import BodySizeLimitMiddleware
 from shared.http.problems import Problem, install_problem_handlers, problem_response
 from shared.observability.logging import correlation_id, trace_id
 from shared.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -75,11 +76,14 @@ def create_service_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
     routers: Sequence[APIRouter],
     readiness: Callable[[FastAPI], Sequence[ReadinessCheck]] | None = None,
+    body_limits: dict[str, int] | None = None,
 ) -> FastAPI:
-    """`readiness` lists the checks of /readyz; by default the runtime's database and Kafka checks."""
+    """`readiness` lists the checks of /readyz; by default the runtime's database and Kafka checks.
+    `body_limits`: route paths allowed a larger body than `MAX_BODY_BYTES` (bulk imports)."""
     readiness = readiness or _runtime_checks
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     install_problem_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, overrides=body_limits)
     app.add_middleware(ObservabilityMiddleware, service=service)
 
     @app.get("/healthz", tags=["ops"], summary="Process is up")

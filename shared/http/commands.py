@@ -8,16 +8,63 @@ import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
-from pydantic import BaseModel, ConfigDict
+from urllib.parse import quote
+
+from datetime import UTC, datetime
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, field_validator
 
 from shared.eventstore.store import Metadata, new_metadata
 from shared.observability.tracing import current_traceparent
 
 
+# C0 control characters and DEL, except tab, line feed and carriage return (a description may have lines). NUL
+# is refused by PostgreSQL text columns, the others break headers and logs and mean nothing in a field.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _refuse_control_characters(value: object) -> None:
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            raise ValueError("may not contain control characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_control_characters(key)
+            _refuse_control_characters(item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_control_characters(item)
+
+
 class StrictBody(BaseModel):
-    """Request bodies refuse unknown fields (a typo such as `occured_at` is a 422, not silently ignored)."""
+    """Request bodies refuse unknown fields (a typo such as `occured_at` is a 422, not silently ignored) and
+    control characters in any string, nested ones included (a 422 naming the field, before anything is written)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_control_characters(cls, value: object) -> object:
+        _refuse_control_characters(value)
+        return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+"""A moment with its UTC offset, converted to UTC as it is read: `0001-01-01T00:00:00+14:00` has no UTC time, a
+422 naming the field rather than an overflow deep in a command."""
+
+
+def location(collection: str, resource_id: str) -> str:
+    """A `Location` header for a created resource: the id percent-encoded, since ids chosen by callers may hold
+    any character and a header carries only Latin-1 without controls."""
+    return f"{collection}/{quote(resource_id, safe='')}"
 
 
 def command_metadata(request: Request) -> Metadata:

@@ -1,20 +1,25 @@
-"""Idempotency-Key for creating POSTs, scoped to the caller and the endpoint.
+"""Idempotency-Key for creating POSTs, scoped to the caller and the endpoint, and the unit of work of every
+command route.
 
-Same key + same body replays the first answer; another body is a 422; while the first call is still
-running, a 409. A call that ended in a server error is forgotten, so the client may retry. A key whose first
-call died mid-way (process killed) is taken over after `running_timeout` seconds."""
+Same key + same body replays the first answer; another body is a 422. The answer is stored in the same
+transaction as the command's effects (`Database.unit_of_work`), so a retry after a crash replays the original
+answer: either both the effects and the answer were committed, or neither was and the retry runs afresh. While
+the first call runs, another with the key is a 409 (in this process by a set of running keys; across replicas on
+PostgreSQL by a transaction-scoped advisory lock on the key; across processes on one SQLite file the write lock
+makes it wait and replay). A call that ended in a server error leaves nothing behind (effects rolled back, key
+not stored), so the client may retry."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
 from typing import Annotated, Awaitable, Callable
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import Response
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import utcnow
 from shared.domain import DomainError
@@ -26,93 +31,126 @@ from shared.http.security import CurrentPrincipal
 Produce = Callable[[], Awaitable[Response]]
 
 
+def _in_use() -> Problem:
+    return Problem(409, "A request with this Idempotency-Key is still being processed.", slug="idempotency-key-in-use")
+
+
 class IdempotencyStore:
-    def __init__(self, db: Database, running_timeout: float = 60.0) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.running_timeout = timedelta(seconds=running_timeout)
+        self.running: set[tuple[str, str]] = set()  # keys whose first call runs in this process
 
-    async def begin(self, scope: str, key: str, request_hash: str) -> Response | None:
-        """Claim the key; return the stored answer to replay, or None when this call should run."""
+    async def lock(self, conn: AsyncConnection, scope: str, key: str) -> None:
+        """On PostgreSQL, hold the key for this transaction, or 409 when another replica's call holds it."""
+        if self.db.is_sqlite:
+            return
+        lock_id = int.from_bytes(hashlib.sha256(f"{scope}|{key}".encode()).digest()[:8], "big", signed=True)
+        if not (await conn.execute(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": lock_id})).scalar_one():
+            raise _in_use()
+
+    async def stored_answer(self, conn: AsyncConnection, scope: str, key: str, request_hash: str) -> Response | None:
+        """The answer stored for the key, to replay; None when the key is new. Another body: 422."""
+        row = (await conn.execute(select(idempotency_keys).where(idempotency_keys.c.scope == scope,
+                                                                 idempotency_keys.c.key == key))).first()
+        if row is None or row.state != "done":
+            return None  # a 'running' row is a leftover of a version that claimed keys in a transaction of its own
+        if row.request_hash != request_hash:
+            raise Problem(422, "This Idempotency-Key was used with a different request body.",
+                          slug="idempotency-key-reused",
+                          errors=[{"field": "Idempotency-Key", "reason": "used with another body"}])
+        headers = json.loads(row.headers or "{}")
+        headers["Idempotent-Replayed"] = "true"
+        return Response(row.body, status_code=row.status_code, media_type=row.content_type, headers=headers)
+
+    async def store_answer(self, conn: AsyncConnection, scope: str, key: str, request_hash: str,
+                           response: Response) -> None:
+        """In the caller's transaction. A concurrent call that stored the key first makes this raise
+        IntegrityError (unique key), which rolls this call's effects back."""
         now = utcnow()
-        try:
-            async with self.db.transaction() as conn:
-                row = (
-                    await conn.execute(
-                        select(idempotency_keys).where(idempotency_keys.c.scope == scope,
-                                                       idempotency_keys.c.key == key)
-                    )
-                ).first()
-                if row is None:
-                    await conn.execute(
-                        idempotency_keys.insert().values(scope=scope, key=key, request_hash=request_hash,
-                                                         state="running", created_at=now, updated_at=now)
-                    )
-                    return None
-                if row.request_hash != request_hash:
-                    raise Problem(422, "This Idempotency-Key was used with a different request body.",
-                                  slug="idempotency-key-reused",
-                                  errors=[{"field": "Idempotency-Key", "reason": "used with another body"}])
-                if row.state == "done":
-                    headers = json.loads(row.headers or "{}")
-                    headers["Idempotent-Replayed"] = "true"
-                    return Response(row.body, status_code=row.status_code, media_type=row.content_type,
-                                    headers=headers)
-                if now - row.updated_at < self.running_timeout:
-                    raise Problem(409, "A request with this Idempotency-Key is still being processed.",
-                                  slug="idempotency-key-in-use")
-                await conn.execute(
-                    update(idempotency_keys)
-                    .where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
-                    .values(updated_at=now)
-                )
-                return None
-        except IntegrityError as exc:  # another replica claimed it between our read and insert
-            raise Problem(409, "A request with this Idempotency-Key is still being processed.",
-                          slug="idempotency-key-in-use") from exc
+        values = dict(request_hash=request_hash, state="done", status_code=response.status_code,
+                      content_type=response.media_type, body=bytes(response.body).decode(),
+                      headers=json.dumps({k: v for k, v in response.headers.items() if k.lower() == "location"}),
+                      updated_at=now)
+        where = (idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
+        if (await conn.execute(update(idempotency_keys).where(*where).values(**values))).rowcount == 0:
+            await conn.execute(idempotency_keys.insert().values(scope=scope, key=key, created_at=now, **values))
 
-    async def complete(self, scope: str, key: str, response: Response) -> None:
-        headers = {k: v for k, v in response.headers.items() if k.lower() == "location"}
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                update(idempotency_keys)
-                .where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
-                .values(state="done", status_code=response.status_code, content_type=response.media_type,
-                        body=bytes(response.body).decode(), headers=json.dumps(headers), updated_at=utcnow())
-            )
 
-    async def forget(self, scope: str, key: str) -> None:
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                delete(idempotency_keys).where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
-            )
+class _Answered(Exception):
+    """Leave the unit of work without committing it, with the answer to give."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def _check_headers(response: Response) -> None:
+    """A header the server cannot send would drop the connection after the commit; fail inside the transaction."""
+    for name, value in response.raw_headers:
+        if any(b < 0x20 or b == 0x7F for b in value):
+            raise ValueError(f"response header {name.decode()!r} carries a control character")
 
 
 class IdempotentCall:
-    """What a creating route wraps its work in: `return await idempotent.run(lambda: ...)`."""
+    """What a command route wraps its work in: `return await idempotent.run(lambda: ...)`. The work runs in
+    one unit of work with the stored answer; whatever fails before the answer is ready rolls it all back."""
 
     def __init__(self, store: IdempotencyStore, scope: str, key: str | None, request_hash: str, path: str) -> None:
         self.store, self.scope, self.key, self.request_hash, self.path = store, scope, key, request_hash, path
 
     async def run(self, produce: Produce) -> Response:
         if self.key is None:
-            return await produce()
-        replay = await self.store.begin(self.scope, self.key, self.request_hash)
-        if replay is not None:
-            return replay
+            return await self._run(produce)
+        if (self.scope, self.key) in self.store.running:
+            raise _in_use()
+        self.store.running.add((self.scope, self.key))
         try:
-            response = await produce()
+            return await self._run(produce)
+        finally:
+            self.store.running.discard((self.scope, self.key))
+
+    async def _run(self, produce: Produce) -> Response:
+        try:
+            async with self.store.db.unit_of_work() as conn:
+                if self.key is not None:
+                    await self.store.lock(conn, self.scope, self.key)
+                    replay = await self.store.stored_answer(conn, self.scope, self.key, self.request_hash)
+                    if replay is not None:
+                        return replay
+                response = await produce()
+                _check_headers(response)
+                if response.status_code >= 400:
+                    raise _Answered(response)  # an answered error: nothing it may have written stays
+                if self.key is not None:
+                    await self.store.store_answer(conn, self.scope, self.key, self.request_hash, response)
+            return response
+        except _Answered as answered:
+            response = answered.response
         except DomainError as exc:
             response = problem_response(domain_problem(exc), self.path)
         except Problem as exc:
             response = problem_response(exc, self.path)
-        except BaseException:
-            await self.store.forget(self.scope, self.key)
-            raise
-        if response.status_code >= 500:
-            await self.store.forget(self.scope, self.key)
-        else:
-            await self.store.complete(self.scope, self.key, response)
-        return response
+        except IntegrityError:
+            if self.key is None:
+                raise
+            response = None  # another call stored this key first (PostgreSQL): its answer is the one to give
+        if self.key is None or (response is not None and response.status_code >= 500):
+            return response
+        return await self._store_error(response)
+
+    async def _store_error(self, response: Response | None) -> Response:
+        """Keep a refused call's answer for the key, unless a concurrent call with it has stored its own."""
+        try:
+            async with self.store.db.unit_of_work() as conn:
+                await self.store.lock(conn, self.scope, self.key)
+                replay = await self.store.stored_answer(conn, self.scope, self.key, self.request_hash)
+                if replay is not None:
+                    return replay
+                if response is None:
+                    raise _in_use()
+                await self.store.store_answer(conn, self.scope, self.key, self.request_hash, response)
+            return response
+        except IntegrityError:
+            raise _in_use() from None
 
 
 async def _idempotent_call(

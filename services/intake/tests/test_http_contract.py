@@ -249,11 +249,25 @@ async def test_the_same_idempotency_key_replays_the_first_answer(intake):
 async def test_an_idempotency_key_still_running_is_a_409(intake):
     from shared.http.problems import Problem
 
-    store = intake.app.state.idempotency
-    assert await store.begin("agent|scope", "k-running", "hash") is None
+    import asyncio
+
+    from fastapi.responses import JSONResponse
+
+    from shared.http.idempotency import IdempotentCall
+
+    store, release = intake.app.state.idempotency, asyncio.Event()
+
+    async def first_call() -> JSONResponse:
+        await release.wait()
+        return JSONResponse({}, status_code=201)
+
+    first = asyncio.create_task(IdempotentCall(store, "agent|scope", "k-running", "hash", "/").run(first_call))
+    await asyncio.sleep(0)
     with pytest.raises(Problem) as running:
-        await store.begin("agent|scope", "k-running", "hash")
+        await IdempotentCall(store, "agent|scope", "k-running", "hash", "/").run(first_call)
     assert running.value.status == 409
+    release.set()
+    await first
 
 
 async def test_health_readiness_metrics_and_openapi_are_served(intake):

@@ -1,0 +1,64 @@
+"""Request body size limit: a body larger than `MAX_BODY_BYTES` gets a 413 problem before it is read.
+
+A declared Content-Length over the limit is answered at once, without reading a byte of the body (and before
+authentication: a stranger's 100 MB upload costs nothing). A body without one (chunked) is counted as the app
+reads it; the chunk that crosses the limit ends the request with a 413 (raised as an HTTP exception from
+`receive`, which the app's problem handler renders). Bulk imports may allow more: `overrides` maps an exact
+route path to its own limit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.exceptions import HTTPException
+
+from shared.http.problems import Problem, problem_response
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+
+def _too_large(limit: int) -> str:
+    return f"The request body is larger than this endpoint accepts ({limit} bytes)."
+
+
+class BodySizeLimitMiddleware:
+    """Pure ASGI; the default limit is the running service's `max_body_bytes` setting (read per request, since
+    settings are attached in the lifespan)."""
+
+    def __init__(self, app, overrides: Mapping[str, int] | None = None) -> None:
+        self.app = app
+        self.overrides = dict(overrides or {})
+
+    def limit_for(self, scope) -> int:
+        if scope["path"] in self.overrides:
+            return self.overrides[scope["path"]]
+        settings = getattr(getattr(scope.get("app"), "state", None), "settings", None)
+        return getattr(settings, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self.limit_for(scope)
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None:
+            try:
+                too_large = int(declared) > limit
+            except ValueError:
+                too_large = False  # the server refuses a malformed Content-Length itself
+            if too_large:
+                response = problem_response(Problem(413, _too_large(limit), slug="body-too-large",
+                                                    title="Content too large", max_body_bytes=limit),
+                                            scope["path"])
+                return await response(scope, receive, send)
+        received = 0
+
+        async def counting_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, _too_large(limit))
+            return message
+
+        await self.app(scope, counting_receive, send)
