@@ -73,6 +73,7 @@ class Load:
     commands: list[Command] = field(default_factory=list)
     field_requests: list[str] = field(default_factory=list)
     progress: int = 0
+    killed: set[str] = field(default_factory=set)  # services killed -9 during this load
     _rng: random.Random = field(default_factory=lambda: random.Random(13))
 
     def __post_init__(self) -> None:
@@ -99,6 +100,11 @@ class Load:
                     await self._case(client, i, deadline)
 
             await asyncio.gather(*(worker() for _ in range(self.concurrency)))
+
+    @staticmethod
+    def sends_to(service: str) -> bool:
+        """Whether the load sends commands to `service` (analytics only consumes)."""
+        return any(s == service for s, _ in STORED_AS.values())
 
     def in_flight(self) -> dict[str, int]:
         """Commands sent and not yet answered, per service."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 
+from deploy.chaos.fuzz import FuzzReport, fuzz
 from deploy.chaos.invariants import RunReport, TopicLedger, check
 from deploy.chaos.load import Load, replay
 from deploy.chaos.system import System
@@ -72,7 +73,7 @@ class Chaos:
         poisoned = {k: v for k, v in self.injected.poison.items() if k not in poison_before}
         report = RunReport(name, description)
         await check(self.system, report, load.commands, load.field_requests, self.injected, poisoned,
-                    self.ledger, sample)
+                    self.ledger, sample, load.killed)
         report.seconds = time.monotonic() - started
         self.reports.append(report)
         self.log(f"{name}: {report.sent} sent, {report.acknowledged} acknowledged, {report.seconds:.0f}s, "
@@ -116,8 +117,10 @@ def broker_kill9(down: float = 3.0, at: int = 15) -> Fault:
 def service_kill9(name: str, at: int = 20) -> Fault:
     async def fault(system: System, load: Load, chaos: Chaos) -> str:
         await load.reached(at)
-        await load.busy_with(name)  # kill it with a command of the load inside, not between two
+        if load.sends_to(name):
+            await load.busy_with(name)  # kill it with a command of the load inside, not between two
         in_flight = load.in_flight()
+        load.killed.add(name)
         await asyncio.to_thread(system.services[name].restart)  # SIGKILL, then start on the same files
         chaos.log(f"  killed {name} at {load.progress} answers with {in_flight} commands in flight; restarted")
         return f"kill -9 {name}"
@@ -173,8 +176,11 @@ async def short_profile(log: Callable[[str], None] = print) -> list[RunReport]:
         return chaos.reports
 
 
-async def full_profile(log: Callable[[str], None] = print, cluster: bool = True) -> list[RunReport]:
+async def full_profile(log: Callable[[str], None] = print, cluster: bool = True,
+                       fuzz_examples: int = 5) -> tuple[list[RunReport], FuzzReport | None]:
+    """Every fault run on one single-broker system, then the fuzz stage on it; then the cluster run."""
     reports: list[RunReport] = []
+    fuzzed = None
     with System() as system:
         chaos = Chaos(system, log=log)
         await chaos.seed()
@@ -184,10 +190,13 @@ async def full_profile(log: Callable[[str], None] = print, cluster: bool = True)
             await chaos.run(f"kill-{name}", service_kill9(name), cases=40, seconds=60)
         await chaos.run("inject", injection(), cases=40, seconds=60)
         reports += chaos.reports
+        if fuzz_examples:
+            log(f"fuzz stage: {fuzz_examples} examples per operation and mode")
+            fuzzed = await asyncio.to_thread(fuzz, system, fuzz_examples)
     if cluster:
         with System(cluster=True) as system:
             chaos = Chaos(system, log=log)
             await chaos.seed()
             await chaos.run("leader-loss", leader_loss(), cases=60, seconds=90)
             reports += chaos.reports
-    return reports
+    return reports, fuzzed

@@ -241,8 +241,7 @@ class System:
                 backlog = await asyncio.to_thread(self.outbox_backlog)
                 lag = await self.consumer_lag()
             except Exception as exc:  # broker or a database briefly away: keep polling until the deadline
-                left = {"error": 1}
-                last_error = exc  # noqa: F841
+                left = {f"unreadable: {type(exc).__name__}": 1}
                 await asyncio.sleep(0.5)
                 continue
             left = {f"outbox:{k}": v for k, v in backlog.items() if v} | {f"lag:{k}": v for k, v in lag.items() if v}
