@@ -53,7 +53,10 @@ def main() -> int:
         print(f"starting Kafka on {broker.bootstrap} (data in {broker.data_dir}) ...", flush=True)
         broker.start()
         bootstrap = broker.bootstrap
-    asyncio.run(ensure_topics(bootstrap, ALL_TOPICS, partitions=int(os.environ.get("KAFKA_TOPIC_PARTITIONS", "3"))))
+    topic_settings = ServiceSettings()  # KAFKA_TOPIC_PARTITIONS, KAFKA_REPLICATION_FACTOR, KAFKA_MIN_INSYNC_REPLICAS
+    asyncio.run(ensure_topics(bootstrap, ALL_TOPICS, partitions=topic_settings.kafka_topic_partitions,
+                              replication=topic_settings.kafka_replication_factor,
+                              min_insync_replicas=topic_settings.kafka_min_insync_replicas))
 
     processes: dict[str, subprocess.Popen] = {}
     try:

@@ -86,6 +86,26 @@ class PendingEvent:
     occurred_at: datetime
 
 
+class Namespaced:
+    """For aggregates whose ids are chosen outside (serials, request ids, claim ids): the stream id is
+    `<namespace>:<id>`, so that no id a caller picks can land in another aggregate type's stream."""
+
+    namespace: ClassVar[str]
+    id: str
+
+    @classmethod
+    def stream_id(cls, business_id: str) -> str:
+        return f"{cls.namespace}:{business_id}"
+
+    @classmethod
+    def new(cls, business_id: str):
+        return cls(id=cls.stream_id(business_id))
+
+    @property
+    def business_id(self) -> str:
+        return self.id.removeprefix(f"{self.namespace}:")
+
+
 @dataclass
 class Aggregate:
     """An aggregate is the fold of its stream. Commands check rules against the folded state and record new

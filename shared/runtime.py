@@ -110,7 +110,9 @@ class ServiceRuntime:
         while True:
             try:
                 await ensure_topics(self.settings.kafka_bootstrap, ALL_TOPICS,
-                                    partitions=self.settings.kafka_topic_partitions)
+                                    partitions=self.settings.kafka_topic_partitions,
+                                    replication=self.settings.kafka_replication_factor,
+                                    min_insync_replicas=self.settings.kafka_min_insync_replicas)
                 return
             except Exception as exc:
                 log.info("topics not ensured yet (%s); retrying", exc)

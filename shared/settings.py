@@ -28,6 +28,10 @@ class ServiceSettings(BaseSettings):
     kafka_client_id_prefix: str = "servicetrail"
     consumer_group: str = Field("", description="Kafka consumer group; empty means the service name")
     kafka_topic_partitions: int = Field(3, ge=1, description="Partitions of topics this service creates")
+    kafka_replication_factor: int = Field(1, ge=1, description="Replicas per partition of topics this service "
+                                                                "creates (3 on a cluster)")
+    kafka_min_insync_replicas: int | None = Field(None, ge=1, description="min.insync.replicas of topics this "
+                                                  "service creates (2 on a cluster; unset: the broker's default)")
     auth_secret: str = Field(DEVELOPMENT_SECRET, description="HS256 signing secret")
     auth_public_key: str = Field("", description="PEM public key: when set, tokens are verified with RS256")
     auth_issuer: str = ""

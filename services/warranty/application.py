@@ -30,7 +30,7 @@ from services.warranty.commands import (
     SubmitClaim,
 )
 from services.warranty.coverage import PolicyBook, Sale, Verdict, judge, normalize_category
-from services.warranty.domain import CoverageCheck, ProductLinePolicy, ReturnLimits, Unit, policy_stream_id
+from services.warranty.domain import CoverageCheck, ProductLinePolicy, ReturnLimits, Unit
 from services.warranty.read_model import (
     claim_view,
     claims,
@@ -52,7 +52,7 @@ from shared.events import EventEnvelope
 from shared.eventstore.bulk import start_streams
 from shared.eventstore.database import Database
 from shared.eventstore.repository import Repository
-from shared.eventstore.store import EventStore, Metadata
+from shared.eventstore.store import EventStore, Metadata, publish_business_ids
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -77,6 +77,10 @@ class WarrantyDeps:
     rules: WarrantyRules
 
 
+for _kind in (Unit, Claim, CoverageCheck):  # their subjects on Kafka stay the serial, claim id and request id
+    publish_business_ids("warranty", _kind.stream_type, _kind.namespace)
+
+
 class WarrantyUnitOfWork:
     """Warranty's aggregates in, events and rows out, inside one transaction."""
 
@@ -84,15 +88,15 @@ class WarrantyUnitOfWork:
         self.conn = conn
         self.deps = deps
 
-    async def find(self, kind: type[A], stream_id: str) -> A | None:
-        """The aggregate folded from its stream, or None when the stream does not exist."""
+    async def find(self, kind: type[A], business_id: str) -> A | None:
+        """The aggregate of that kind and id folded from its (namespaced) stream, or None when there is none."""
         try:
-            return await Repository(self.conn, self.deps.store, kind).load(stream_id)
+            return await Repository(self.conn, self.deps.store, kind).load(kind.stream_id(business_id))
         except NotFound:
             return None
 
     async def policy_book(self, product_line: str) -> PolicyBook:
-        policy = await self.find(ProductLinePolicy, policy_stream_id(product_line))
+        policy = await self.find(ProductLinePolicy, product_line)
         if policy is None:
             return PolicyBook(product_line, (), self.deps.rules.default_months)
         return policy.book(product_line, self.deps.rules.default_months)
@@ -111,7 +115,7 @@ class WarrantyUnitOfWork:
 def timeline_context(aggregate: Aggregate) -> timeline.Context:
     """What an aggregate's timeline entries belong to when their data does not say."""
     if isinstance(aggregate, Unit):
-        return timeline.Context(serial=aggregate.id, dealer_id=aggregate.dealer_id)
+        return timeline.Context(serial=aggregate.serial, dealer_id=aggregate.dealer_id)
     if isinstance(aggregate, Claim) and aggregate.submitted is not None:
         s = aggregate.submitted
         return timeline.Context(serial=s.serial, request_id=s.request_id, job_id=s.job_id, dealer_id=s.dealer_id)
@@ -148,17 +152,17 @@ async def verdict_for(uow: WarrantyUnitOfWork, serial: str, request: Any, on: da
 async def record_repairs(uow: WarrantyUnitOfWork, unit: Unit) -> None:
     """Let the unit note every fixed completion of its jobs it has not noted yet (each stamped with its
     completion time), whichever arrived first: the job's completion, its request, or a swap."""
-    for job in await fixed_jobs_of(uow.conn, unit.id):
+    for job in await fixed_jobs_of(uow.conn, unit.serial):
         unit.note_repair(job.job_id, job.request_id, job.fixed_by, job.dealer_id, job.first_fixed_at)
 
 
 # --- command handlers -------------------------------------------------------------------------------------
 
 async def register_product(cmd: RegisterProduct, actor: Actor, uow: WarrantyUnitOfWork, meta: Metadata) -> dict:
-    unit = await uow.find(Unit, cmd.serial) or Unit(id=cmd.serial)
+    unit = await uow.find(Unit, cmd.serial) or Unit.new(cmd.serial)
     unit.register(cmd.model, cmd.product_line, cmd.sold_on, cmd.dealer_id, _now(uow))
     stored = await uow.save(unit, meta)
-    return {"serial": unit.id, "model": unit.model, "product_line": unit.product_line,
+    return {"serial": unit.serial, "model": unit.model, "product_line": unit.product_line,
             "sold_on": cmd.sold_on.isoformat(), "dealer_id": unit.dealer_id,
             "registered_at": rfc3339(stored[-1].time)}
 
@@ -181,7 +185,7 @@ async def import_products(cmd: ImportProducts, actor: Actor, uow: WarrantyUnitOf
     stored: list[EventEnvelope] = []
     new_units = []
     for _, row in valid:
-        unit = await repository.load(row.serial) if row.serial in started else Unit(id=row.serial)
+        unit = await repository.load(Unit.stream_id(row.serial)) if row.serial in started else Unit.new(row.serial)
         unit.register(row.model, row.product_line, row.sold_on, row.dealer_id, at)
         if row.serial in started:  # swapped before its sale was registered: append to its stream
             stored += await repository.save(unit, meta)
@@ -194,8 +198,7 @@ async def import_products(cmd: ImportProducts, actor: Actor, uow: WarrantyUnitOf
 
 
 async def set_policy(cmd: SetWarrantyPolicy, actor: Actor, uow: WarrantyUnitOfWork, meta: Metadata) -> dict:
-    stream_id = policy_stream_id(cmd.product_line)
-    policy = await uow.find(ProductLinePolicy, stream_id) or ProductLinePolicy(id=stream_id)
+    policy = await uow.find(ProductLinePolicy, cmd.product_line) or ProductLinePolicy.new(cmd.product_line)
     policy.set(cmd.product_line, cmd.months, cmd.part_months, cmd.excluded_categories, cmd.effective_from, _now(uow))
     await uow.save(policy, meta)
     return policy_view(policy)
@@ -218,7 +221,7 @@ async def record_part_swap(cmd: RecordPartSwap, actor: Actor, uow: WarrantyUnitO
     if unit is None and request is None:
         raise NotFound(f"serial {cmd.serial} is not registered and job {cmd.job_id}'s request has not reached "
                        "warranty", field="serial")
-    unit = unit or Unit(id=cmd.serial)
+    unit = unit or Unit.new(cmd.serial)
     category = normalize_category(cmd.part_category)
     verdict = await verdict_for(uow, cmd.serial, request, at.date(), category, unit)
     swap = PartSwapped(
@@ -290,7 +293,7 @@ async def request_return(cmd: RequestReturn, actor: Actor, uow: WarrantyUnitOfWo
     decision = unit.request_return(return_id, cmd.kind, cmd.reason, at, uow.deps.rules.return_limits, actor.subject)
     await uow.save(unit, meta)
     status = ("returned" if cmd.kind.value == "return" else "exchanged") if decision.accepted else "rejected"
-    return {"id": return_id, "serial": unit.id, "kind": cmd.kind.value, "status": status,
+    return {"id": return_id, "serial": unit.serial, "kind": cmd.kind.value, "status": status,
             "basis": decision.basis or None, "reasons": list(decision.reasons), "remedy": decision.remedy or None,
             "days_since_sale": decision.days_since_sale, "sold_on": unit.sold_on.isoformat() if unit.sold_on else None,
             "requested_at": rfc3339(at), "reason": cmd.reason}
@@ -331,7 +334,7 @@ class WarrantyApplication:
 async def judge_received_request(uow: WarrantyUnitOfWork, request: Any, at: datetime, meta: Metadata,
                                  dealer_id: str | None) -> None:
     """Record `warranty.checked` for a received request (once), judged on its received date."""
-    check = await uow.find(CoverageCheck, request.request_id) or CoverageCheck(id=request.request_id)
+    check = await uow.find(CoverageCheck, request.request_id) or CoverageCheck.new(request.request_id)
     if check.checked:
         return
     verdict = await verdict_for(uow, request.serial, request, at.date())

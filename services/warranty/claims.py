@@ -24,7 +24,7 @@ from enum import StrEnum
 from services.warranty.coverage import Verdict
 from shared.contracts.base import EventData
 from shared.contracts.warranty import ClaimApproved, ClaimReason, ClaimRejected, ClaimSubmitted
-from shared.domain import Aggregate, InvalidTransition
+from shared.domain import Aggregate, InvalidTransition, Namespaced
 
 CENT = Decimal("0.01")
 RULES = "rules"
@@ -114,8 +114,11 @@ class Decision:
 
 
 @dataclass
-class Claim(Aggregate):
+class Claim(Namespaced, Aggregate):
+    """A dealer's claim (stream `claim:<claim id>`)."""
+
     stream_type = "claim"
+    namespace = "claim"
 
     submitted: ClaimSubmitted | None = None
     submitted_at: datetime | None = None
@@ -124,10 +127,10 @@ class Claim(Aggregate):
     @classmethod
     def submit(cls, submitted: ClaimSubmitted, reasons: list[ClaimReason], at: datetime) -> "Claim":
         """File the claim and adjudicate it by the rules at once."""
-        claim = cls(id=submitted.claim_id)
+        claim = cls.new(submitted.claim_id)
         claim.record(submitted, at)
         decided = ClaimApproved if all(r.ok for r in reasons) else ClaimRejected
-        claim.record(decided(claim_id=claim.id, job_id=submitted.job_id, dealer_id=submitted.dealer_id,
+        claim.record(decided(claim_id=claim.claim_id, job_id=submitted.job_id, dealer_id=submitted.dealer_id,
                              reasons=reasons, decided_by=RULES, total_amount=submitted.total_amount), at)
         return claim
 
@@ -135,13 +138,17 @@ class Claim(Aggregate):
         """A warranty officer's decision against the current one, recorded with who and why."""
         target = ClaimStatus.approved if approve else ClaimStatus.rejected
         if self.status == target:
-            raise InvalidTransition(f"claim {self.id} is already {target.value}", current_status=target.value)
+            raise InvalidTransition(f"claim {self.claim_id} is already {target.value}", current_status=target.value)
         assert self.submitted is not None
         decided = ClaimApproved if approve else ClaimRejected
-        self.record(decided(claim_id=self.id, job_id=self.submitted.job_id, dealer_id=self.submitted.dealer_id,
+        self.record(decided(claim_id=self.claim_id, job_id=self.submitted.job_id, dealer_id=self.submitted.dealer_id,
                             reasons=[ClaimReason(rule="officer_override", ok=approve, detail=note)],
                             decided_by=officer, override=True, note=note,
                             total_amount=self.submitted.total_amount), at)
+
+    @property
+    def claim_id(self) -> str:
+        return self.business_id
 
     @property
     def status(self) -> ClaimStatus | None:

@@ -31,14 +31,7 @@ from shared.contracts.warranty import (
     WarrantyChecked,
     WarrantyPolicySet,
 )
-from shared.domain import Aggregate, Conflict, RuleViolation
-
-POLICY_STREAM_PREFIX = "policy:"
-
-
-def policy_stream_id(product_line: str) -> str:
-    return POLICY_STREAM_PREFIX + product_line
-
+from shared.domain import Aggregate, Conflict, Namespaced, RuleViolation
 
 @dataclass(frozen=True)
 class ReturnLimits:
@@ -116,11 +109,16 @@ def decide_return(kind: ReturnKind, sold_on: date, on: date, limits: ReturnLimit
 
 
 @dataclass
-class Unit(Aggregate):
-    """One physical unit by serial. It may exist before its sale is registered (a swap on an unregistered
-    unit, judged from the request's purchase date); registering it later is allowed once."""
+class Unit(Namespaced, Aggregate):
+    """One physical unit by serial (stream `product:<serial>`). It may exist before its sale is registered (a
+    swap on an unregistered unit, judged from the request's purchase date); registering it later is allowed once."""
 
     stream_type = "unit"
+    namespace = "product"
+
+    @property
+    def serial(self) -> str:
+        return self.business_id
 
     registered: bool = False
     model: str | None = None
@@ -136,10 +134,10 @@ class Unit(Aggregate):
 
     def register(self, model: str, product_line: str, sold_on: date, dealer_id: str | None, at: datetime) -> None:
         if self.registered:
-            raise Conflict(f"serial {self.id} is already registered (sold on {self.sold_on})", field="serial")
+            raise Conflict(f"serial {self.serial} is already registered (sold on {self.sold_on})", field="serial")
         if sold_on > at.date():
             raise RuleViolation(f"sold_on {sold_on.isoformat()} is in the future", field="sold_on")
-        self.record(ProductRegistered(serial=self.id, model=model, product_line=product_line, sold_on=sold_on,
+        self.record(ProductRegistered(serial=self.serial, model=model, product_line=product_line, sold_on=sold_on,
                                       dealer_id=dealer_id), at)
 
     def swap_part(self, swap: PartSwapped, at: datetime) -> None:
@@ -151,19 +149,19 @@ class Unit(Aggregate):
     def request_return(self, return_id: str, kind: ReturnKind, reason: str, at: datetime, limits: ReturnLimits,
                        requested_by: str) -> ReturnDecision:
         if not self.registered or self.sold_on is None:
-            raise RuleViolation(f"serial {self.id} has no registered sale to count the days from", field="serial")
+            raise RuleViolation(f"serial {self.serial} has no registered sale to count the days from", field="serial")
         if self.outcome is not None:
-            raise Conflict(f"serial {self.id} was already {self.outcome}", field="serial")
+            raise Conflict(f"serial {self.serial} was already {self.outcome}", field="serial")
         decision = decide_return(kind, self.sold_on, at.date(), limits, self.entitlement)
         if not decision.accepted:
-            self.record(ReturnRejected(return_id=return_id, serial=self.id, kind=kind, reason=reason,
+            self.record(ReturnRejected(return_id=return_id, serial=self.serial, kind=kind, reason=reason,
                                        reasons=list(decision.reasons), remedy=decision.remedy,
                                        days_since_sale=decision.days_since_sale, requested_by=requested_by), at)
         elif kind == ReturnKind.return_:
-            self.record(UnitReturned(return_id=return_id, serial=self.id, reason=reason, basis=decision.basis,
+            self.record(UnitReturned(return_id=return_id, serial=self.serial, reason=reason, basis=decision.basis,
                                      days_since_sale=decision.days_since_sale, requested_by=requested_by), at)
         else:
-            self.record(UnitExchanged(return_id=return_id, serial=self.id, reason=reason, basis=decision.basis,
+            self.record(UnitExchanged(return_id=return_id, serial=self.serial, reason=reason, basis=decision.basis,
                                       days_since_sale=decision.days_since_sale, requested_by=requested_by), at)
         return decision
 
@@ -174,7 +172,7 @@ class Unit(Aggregate):
         """A job for this unit was completed fixed: keep the repair record, then apply the two-repair rule."""
         if job_id in self.repaired_at:
             return
-        self.record(UnitRepairRecorded(serial=self.id, job_id=job_id, request_id=request_id,
+        self.record(UnitRepairRecorded(serial=self.serial, job_id=job_id, request_id=request_id,
                                        technician_id=technician_id, dealer_id=dealer_id), at)
         self._establish_entitlement()
 
@@ -184,7 +182,7 @@ class Unit(Aggregate):
             return
         found = two_repair_entitlement(self.swaps, self.repaired_at)
         if found is not None and found.failed_at is not None:
-            self.record(UnitExchangeEntitled(serial=self.id, fault_category=found.fault_category,
+            self.record(UnitExchangeEntitled(serial=self.serial, fault_category=found.fault_category,
                                              repair_job_ids=list(found.repair_job_ids),
                                              failure_job_id=found.failure_job_id, reason=found.describe()),
                         found.failed_at)
@@ -194,7 +192,7 @@ class Unit(Aggregate):
     def sale(self) -> Sale | None:
         if not self.registered or self.sold_on is None:
             return None
-        return Sale(self.id, self.sold_on, CoverageBasis.registered_sale)
+        return Sale(self.serial, self.sold_on, CoverageBasis.registered_sale)
 
     def apply(self, data: EventData, occurred_at: datetime) -> None:
         match data:
@@ -219,10 +217,11 @@ class Unit(Aggregate):
 
 
 @dataclass
-class ProductLinePolicy(Aggregate):
+class ProductLinePolicy(Namespaced, Aggregate):
     """The policy versions of one product line (stream `policy:<product_line>`)."""
 
     stream_type = "warranty_policy"
+    namespace = "policy"
 
     product_line: str | None = None
     versions: dict[date | None, Policy] = field(default_factory=dict)
@@ -250,17 +249,18 @@ class ProductLinePolicy(Aggregate):
 
 
 @dataclass
-class CoverageCheck(Aggregate):
-    """The coverage verdict of one received request (stream = the request id)."""
+class CoverageCheck(Namespaced, Aggregate):
+    """The coverage verdict of one received request (stream `coverage:<request id>`)."""
 
     stream_type = "coverage_check"
+    namespace = "coverage"
 
     checked: bool = False
 
     def note_received(self, serial: str, verdict: Verdict, judged_on: date, at: datetime) -> None:
         if self.checked:
             return
-        self.record(WarrantyChecked(request_id=self.id, serial=serial, covered=verdict.covered,
+        self.record(WarrantyChecked(request_id=self.business_id, serial=serial, covered=verdict.covered,
                                     expires_on=verdict.expires_on, reason=verdict.reason, basis=verdict.basis,
                                     judged_on=judged_on), at)
 

@@ -133,7 +133,7 @@ def claim_view(claim: Claim) -> dict[str, Any]:
     assert submitted is not None
     latest = claim.decisions[-1] if claim.decisions else None
     return {
-        "id": claim.id, "job_id": submitted.job_id, "request_id": submitted.request_id, "serial": submitted.serial,
+        "id": claim.claim_id, "job_id": submitted.job_id, "request_id": submitted.request_id, "serial": submitted.serial,
         "dealer_id": submitted.dealer_id, "status": claim.status.value if claim.status else None,
         "labour_minutes": submitted.labour_minutes, "swap_ids": submitted.swap_ids,
         "amounts": {"labour": str(submitted.labour_amount), "parts": str(submitted.parts_amount),
@@ -167,7 +167,7 @@ async def save_views(conn: AsyncConnection, aggregate: Any, stored: list[EventEn
     if isinstance(aggregate, Unit):
         await save_unit_rows(conn, stored)
     elif isinstance(aggregate, Claim):
-        row = {"claim_id": aggregate.id, "position": stored[0].position, "job_id": aggregate.submitted.job_id,
+        row = {"claim_id": aggregate.claim_id, "position": stored[0].position, "job_id": aggregate.submitted.job_id,
                "dealer_id": aggregate.dealer_id, "status": aggregate.status.value,
                "view": json.dumps(claim_view(aggregate), ensure_ascii=False)}
         await upsert(conn, claims, row, key="claim_id", update=["status", "view"], is_sqlite=is_sqlite)
@@ -211,9 +211,10 @@ async def unit_streams_among(conn: AsyncConnection, serials: list[str]) -> set[s
     """Which of `serials` have a unit stream already (swapped before their sale was registered)."""
     found: set[str] = set()
     for start in range(0, len(serials), 500):
+        streams = [Unit.stream_id(serial) for serial in serials[start:start + 500]]
         rows = await conn.execute(select(events.c.stream_id).distinct().where(
-            events.c.stream_id.in_(serials[start:start + 500]), events.c.stream_type == Unit.stream_type))
-        found.update(r.stream_id for r in rows)
+            events.c.stream_id.in_(streams), events.c.stream_type == Unit.stream_type))
+        found.update(r.stream_id.removeprefix(Unit.stream_id("")) for r in rows)
     return found
 
 

@@ -20,13 +20,13 @@ class Repository(Generic[A]):
         self.aggregate_type = aggregate_type
 
     async def load(self, aggregate_id: str) -> A:
-        history = await self.store.load(self.conn, aggregate_id)
+        history = await self.store.load(self.conn, aggregate_id, self.aggregate_type.stream_type)
         if not history:
             raise NotFound(f"{self.aggregate_type.stream_type.replace('_', ' ')} {aggregate_id} does not exist")
         return self.aggregate_type.rehydrate(aggregate_id, history)
 
     async def exists(self, aggregate_id: str) -> bool:
-        return bool(await self.store.load(self.conn, aggregate_id))
+        return bool(await self.store.load(self.conn, aggregate_id, self.aggregate_type.stream_type))
 
     async def save(self, aggregate: A, metadata: Metadata) -> list[EventEnvelope]:
         """Append the aggregate's pending events after the version it was loaded at (optimistic)."""

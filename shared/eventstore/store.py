@@ -38,14 +38,26 @@ class Metadata:
     traceparent: str | None = None
 
 
+# (source, stream type) → the namespace its stream ids carry ("product:" for warranty's units): events of such
+# streams are published with the business id as their subject (and Kafka key), as before namespacing.
+_SUBJECT_NAMESPACES: dict[tuple[str, str], str] = {}
+
+
+def publish_business_ids(source: str, stream_type: str, namespace: str) -> None:
+    """Declare that `source`'s streams of `stream_type` are named `<namespace>:<business id>`, and that their
+    events' subject is the business id alone (what consumers and partners have always keyed on)."""
+    _SUBJECT_NAMESPACES[(source, stream_type)] = f"{namespace}:"
+
+
 def _envelope(row, source: str) -> EventEnvelope:
     # By key through the row's mapping: a third of the cost of attribute access, which the relay pays per event.
     m = row._mapping
+    namespace = _SUBJECT_NAMESPACES.get((source, m["stream_type"])) if _SUBJECT_NAMESPACES else None
     return EventEnvelope(
         id=m["event_id"],
         source=source,
         type=m["type"],
-        subject=m["stream_id"],
+        subject=m["stream_id"].removeprefix(namespace) if namespace else m["stream_id"],
         time=m["occurred_at"],
         dataschema=f"{m['type']}/{m['schema_version']}",
         sequence=m["version"],
@@ -64,13 +76,15 @@ class EventStore:
         self.source = source
         self.registry = registry
 
-    async def load(self, conn: AsyncConnection, stream_id: str) -> list[tuple[EventData, datetime]]:
-        """The stream's events as (data, occurred_at), oldest first; empty when the stream does not exist."""
-        rows = await conn.execute(
-            select(events.c.type, events.c.schema_version, events.c.data, events.c.occurred_at)
-            .where(events.c.stream_id == stream_id)
-            .order_by(events.c.version)
-        )
+    async def load(self, conn: AsyncConnection, stream_id: str,
+                   stream_type: str | None = None) -> list[tuple[EventData, datetime]]:
+        """The stream's events as (data, occurred_at), oldest first; empty when the stream does not exist.
+        With `stream_type`, only events appended by that aggregate type: never fold another type's events."""
+        query = (select(events.c.type, events.c.schema_version, events.c.data, events.c.occurred_at)
+                 .where(events.c.stream_id == stream_id).order_by(events.c.version))
+        if stream_type is not None:
+            query = query.where(events.c.stream_type == stream_type)
+        rows = await conn.execute(query)
         history = []
         for row in rows:
             model = self.registry.get(row.type, row.schema_version)
@@ -165,10 +179,10 @@ async def stored_streams(store: "EventStore", conn: AsyncConnection, *, stream_t
             model = store.registry.get(envelope.type, envelope.schema_version)
             if model is None:
                 raise LookupError(f"no contract for stored event {envelope.dataschema}")
-            stream = streams.get(envelope.subject)
+            stream = streams.get(row.stream_id)
             if stream is None:
-                stream = streams[envelope.subject] = StoredStream(envelope.subject, row.stream_type,
-                                                                  envelope.position, [], [])
+                stream = streams[row.stream_id] = StoredStream(row.stream_id, row.stream_type,
+                                                               envelope.position, [], [])
             stream.envelopes.append(envelope)
             stream.history.append((model.model_validate_json(envelope.data), envelope.time))
 

@@ -43,7 +43,7 @@ events = Table(
     metadata,
     Column("position", Position, primary_key=True, autoincrement=True),
     Column("event_id", String(36), nullable=False, unique=True),
-    Column("stream_id", String(80), nullable=False),
+    Column("stream_id", String(120), nullable=False),  # `<namespace>:<id>` for ids of up to 80 characters
     Column("stream_type", String(40), nullable=False),
     Column("version", Integer, nullable=False),
     Column("type", String(80), nullable=False),

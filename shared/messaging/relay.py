@@ -2,7 +2,13 @@
 
 At-least-once: a crash between Kafka's acknowledgement and the delete publishes a batch again with the same
 `ce_id`s, which idempotent consumers drop. Several replicas may run: a lease in the database lets one
-publish at a time (so per-stream order holds), and another takes over when its lease runs out."""
+publish at a time (so per-stream order holds), and another takes over when its lease runs out.
+
+Through a broker stall (SIGSTOP, a slow or restarting leader) the relay keeps its one idempotent producer and
+the batch it handed to it: it waits for those very sends again rather than sending the rows anew, since a
+second send of a row is a second record (the producer's idempotence only dedupes its own retries of a batch,
+which it keeps making until the broker answers: with idempotence on, aiokafka never expires a batch). The
+producer is replaced only when a send has failed for good (see `_in_flight_failed`)."""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Callable
 
@@ -90,6 +96,14 @@ def _tracing_on() -> bool:
     return not isinstance(trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
 
 
+@dataclass
+class _InFlight:
+    """Rows handed to the producer, and the task awaiting Kafka's acknowledgement of each of them."""
+
+    rows: list
+    acknowledged: asyncio.Task
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -110,7 +124,9 @@ class OutboxRelay:
         self.publish_timeout = publish_timeout
         self.lease = Lease(db, f"relay:{source}", f"{source}-{uuid.uuid4()}", lease_seconds)
         self._producer: AIOKafkaProducer | None = None
+        self._in_flight: _InFlight | None = None
         self._prefetched: list | None = None
+        self.failures = 0  # rounds that failed (Kafka or the database away), for tests and logs
         self._stopping = asyncio.Event()
         self.published = 0
 
@@ -131,12 +147,16 @@ class OutboxRelay:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # Kafka or the database is away: keep going, catch up later.
+                    self.failures += 1
                     RELAY_ERRORS.labels(self.source).inc()
                     log.warning("relay could not publish, retrying in %.1fs: %s", backoff, exc)
-                    await self._reset_producer()
                     await self._sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:
+            if self._in_flight is not None:  # what Kafka has not acknowledged stays due; a later run sends it
+                self._in_flight.acknowledged.cancel()
+                await asyncio.gather(self._in_flight.acknowledged, return_exceptions=True)
+                self._in_flight = None
             await self._reset_producer()
             try:
                 await self.lease.release()
@@ -157,34 +177,34 @@ class OutboxRelay:
             ).all()
 
     async def publish_due(self) -> int:
-        """Publish one batch of due events in position order; return how many were published."""
-        prefetched, self._prefetched = self._prefetched, None
-        rows = prefetched or await self._due()
-        if not rows:
-            RELAY_BACKLOG.labels(self.source).set(0)
-            return 0
-        producer = await self._ensure_producer()
-        futures = []
-        tracing = _tracing_on()
-        for row in rows:
-            envelope = _envelope(row, self.source)
-            if tracing:
-                # A producer span per event, child of the command's trace; its context travels in the header.
-                with span(self.source, f"{envelope.topic} publish", kind=SpanKind.PRODUCER,
-                          parent=envelope.traceparent,
-                          attributes={"messaging.system": "kafka", "messaging.destination.name": envelope.topic,
-                                      "messaging.message.id": envelope.id, "cloudevents.event_type": envelope.type}):
-                    envelope = replace(envelope, traceparent=current_traceparent(envelope.traceparent))
-            topic, key, value, headers = to_record(envelope)
-            futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+        """Publish one batch of due events in position order; return how many were published. A batch handed
+        to the producer in an earlier round that Kafka has not acknowledged yet is waited for, not sent again."""
+        sent_now = self._in_flight is None
+        if sent_now:
+            prefetched, self._prefetched = self._prefetched, None
+            rows = prefetched or await self._due()
+            if not rows:
+                RELAY_BACKLOG.labels(self.source).set(0)
+                return 0
+            await self._hand_to_producer(rows)
+        in_flight = self._in_flight
+        rows = in_flight.rows
         # While Kafka acknowledges this batch, read the next one. Only rows after this batch: nothing is sent
         # before this batch is acknowledged, so a failure here can never put a later event ahead of it. A row
         # with a lower position that commits late is left for a later round, which reads from the start.
-        next_batch = asyncio.create_task(self._due(after=rows[-1].position)) if len(rows) == self.batch_size else None
+        next_batch = (asyncio.create_task(self._due(after=rows[-1].position))
+                      if sent_now and len(rows) == self.batch_size else None)
         try:
-            await asyncio.wait_for(_all_acknowledged(futures), self.publish_timeout)
+            try:
+                # shield: a timeout stops our wait, not the acknowledgements (the producer keeps retrying).
+                await asyncio.wait_for(asyncio.shield(in_flight.acknowledged), self.publish_timeout)
+            except Exception:
+                if in_flight.acknowledged.done():
+                    await self._in_flight_failed()
+                raise
             async with self.db.transaction() as conn:
                 await conn.execute(delete(outbox).where(outbox.c.position.in_([r.position for r in rows])))
+            self._in_flight = None
         except BaseException:
             if next_batch is not None:
                 next_batch.cancel()
@@ -197,6 +217,38 @@ class OutboxRelay:
         for event_type, count in Counter(row._mapping["type"] for row in rows).items():
             EVENTS_PUBLISHED.labels(self.source, event_type).inc(count)
         return len(rows)
+
+    async def _hand_to_producer(self, rows: list) -> None:
+        """Send the rows; whatever part of them the producer took is in flight, even when a send raised
+        midway (the rest stays due and goes in a later batch, after these are acknowledged)."""
+        producer = await self._ensure_producer()
+        futures: list[asyncio.Future] = []
+        tracing = _tracing_on()
+        try:
+            for row in rows:
+                envelope = _envelope(row, self.source)
+                if tracing:
+                    # A producer span per event, child of the command's trace; its context travels in the header.
+                    with span(self.source, f"{envelope.topic} publish", kind=SpanKind.PRODUCER,
+                              parent=envelope.traceparent,
+                              attributes={"messaging.system": "kafka", "messaging.destination.name": envelope.topic,
+                                          "messaging.message.id": envelope.id,
+                                          "cloudevents.event_type": envelope.type}):
+                        envelope = replace(envelope, traceparent=current_traceparent(envelope.traceparent))
+                topic, key, value, headers = to_record(envelope)
+                futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+        finally:
+            if futures:
+                self._in_flight = _InFlight(rows[:len(futures)], asyncio.ensure_future(_all_acknowledged(futures)))
+
+    async def _in_flight_failed(self) -> None:
+        """A send failed for good (the producer gave up: fenced, out-of-order sequence, unknown producer id,
+        a record too large, or it was stopped). Whether Kafka stored some of the batch cannot be known, so the
+        rows stay due and are sent again by a fresh producer: a row may then appear twice on its topic, with
+        the same `ce_id`, which consumers drop. This is the one place the relay can duplicate; a stall or a
+        timeout never gets here (the producer's own retries are deduplicated by the broker)."""
+        self._in_flight = None
+        await self._reset_producer()
 
     async def backlog(self) -> int:
         async with self.db.read() as conn:
