@@ -110,7 +110,7 @@ def broker_kill9(down: float = 3.0, at: int = 15) -> Fault:
         chaos.log(f"  broker killed at {load.progress} answers")
         await asyncio.sleep(down)
         await asyncio.to_thread(system.broker.start)
-        return "broker kill -9"
+        return f"broker kill -9, restarted after {down:.0f}s"
     return fault
 
 
@@ -123,7 +123,7 @@ def service_kill9(name: str, at: int = 20) -> Fault:
         load.killed.add(name)
         await asyncio.to_thread(system.services[name].restart)  # SIGKILL, then start on the same files
         chaos.log(f"  killed {name} at {load.progress} answers with {in_flight} commands in flight; restarted")
-        return f"kill -9 {name}"
+        return f"kill -9 {name} ({sum(in_flight.values())} commands in flight), restarted"
     return fault
 
 
@@ -132,17 +132,16 @@ def injection(duplicates: int = 10, at: int = 15) -> Fault:
         await load.reached(at)
         await inject_duplicates(system.bootstrap, list(DOMAIN_TOPICS), duplicates, chaos.injected)
         await inject_poison(system.bootstrap, list(DOMAIN_TOPICS), chaos.injected)
-        return "duplicates + poison"
+        return f"{duplicates} duplicates and 2 poison records per topic"
     return fault
 
 
 def combined_short() -> Fault:
     """The short profile's one run: broker SIGSTOP, then kill -9 of intake, then duplicates and poison."""
     async def fault(system: System, load: Load, chaos: Chaos) -> str:
-        await broker_sigstop(4, at=10)(system, load, chaos)
-        await service_kill9("intake", at=30)(system, load, chaos)
-        await injection(duplicates=5, at=40)(system, load, chaos)
-        return "SIGSTOP, kill intake, inject"
+        return "; ".join([await broker_sigstop(4, at=10)(system, load, chaos),
+                          await service_kill9("intake", at=30)(system, load, chaos),
+                          await injection(duplicates=5, at=40)(system, load, chaos)])
     return fault
 
 
@@ -162,7 +161,8 @@ def leader_loss(at: int = 15, down: float = 10.0) -> Fault:
         await asyncio.to_thread(node.kill)
         await asyncio.sleep(down)
         await asyncio.to_thread(node.start)
-        return f"kill -9 leader node {victim}"
+        return f"3-node cluster, RF 3, min ISR 2: kill -9 node {victim} (leads {leaders.count(victim)} of " \
+               f"{len(leaders)} intake.events partitions), back after {down:.0f}s"
     return fault
 
 
