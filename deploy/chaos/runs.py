@@ -123,7 +123,7 @@ def service_kill9(name: str, at: int = 20) -> Fault:
         load.killed.add(name)
         await asyncio.to_thread(system.services[name].restart)  # SIGKILL, then start on the same files
         chaos.log(f"  killed {name} at {load.progress} answers with {in_flight} commands in flight; restarted")
-        return f"kill -9 {name} ({sum(in_flight.values())} commands in flight), restarted"
+        return f"kill -9 {name} ({in_flight.get(name, 0)} of its commands in flight), restarted"
     return fault
 
 
