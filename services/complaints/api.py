@@ -86,6 +86,9 @@ class ComplaintView(BaseModel):
     request_id: str | None
     job_id: str | None
     dealer_id: str | None
+    link: str | None = Field(description="awaited: the request or job named is not known yet; linked: it arrived; "
+                                         "unresolved: it did not arrive within the grace period; null: nothing "
+                                         "awaited")
     opened_at: str
     ack_due: str
     acknowledged_at: str | None
@@ -130,8 +133,9 @@ def _ok(view: dict[str, Any], status: int = 200) -> JSONResponse:
              responses={201: {"model": ComplaintView}}, response_class=JSONResponse)
 async def open_complaint(body: OpenComplaintBody, meta: CommandMetadata, principal: CurrentPrincipal,
                          complaints: Complaints, idempotent: Idempotency) -> JSONResponse:
-    """Open a complaint, linked to a service request and/or job when known (they must be known, a job must
-    belong to the request; the dealer is the request's). Deadlines: acknowledge within 1 hour, resolve within
+    """Open a complaint about a service request and/or job: a job must belong to the request, and the dealer is
+    the request's. One complaints has not heard of yet is accepted and linked when its event arrives (`link`:
+    awaited, then linked), or flagged `unresolved` after COMPLAINT_UNKNOWN_LINK_GRACE_SECONDS. Deadlines: acknowledge within 1 hour, resolve within
     8 hours (general) or 5 working days (serious). A dealer complains through the `dealer` channel, for
     itself, about its own requests."""
     actor = _actor(principal)

@@ -42,6 +42,9 @@ class ComplaintsSettings(ServiceSettings):
     complaint_timezone: str = Field("UTC", description="Time zone in which working days and holidays are judged")
     complaint_low_satisfaction: int = Field(2, ge=1, le=5,
                                             description="A revisit scored this or lower opens a complaint")
+    complaint_unknown_link_grace_seconds: float = Field(
+        3600, gt=0, description="How long a request or job a complaint names may take to arrive before the link "
+                                "is flagged unresolved")
 
     @field_validator("complaint_holidays", "complaint_timezone")
     @classmethod
@@ -77,6 +80,7 @@ def create_app(settings: ComplaintsSettings | None = None, *, clock: Clock | Non
             time_rules=TimeRules.from_settings(settings),
             sla=settings.sla(),
             low_satisfaction=settings.complaint_low_satisfaction,
+            unknown_link_grace=timedelta(seconds=settings.complaint_unknown_link_grace_seconds),
         )
         runtime = ServiceRuntime.build(settings, metadata=metadata, db=db, consumes=CONSUMES,
                                        handlers=handler_table(deps), deadline_handler=deadline_handler(deps),

@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -25,9 +25,10 @@ from services.complaints.commands import (
     ResolveComplaint,
     WaitOnCustomer,
 )
-from services.complaints.domain import Complaint
+from services.complaints.domain import Complaint, Link
 from services.complaints.read_model import (
     ComplaintFilter,
+    complaints_naming,
     known_job,
     known_request,
     page_of_complaints,
@@ -54,6 +55,7 @@ class ComplaintsDeps:
     time_rules: TimeRules
     sla: ComplaintSla
     low_satisfaction: int = 2  # a revisit scored this or lower opens a complaint
+    unknown_link_grace: timedelta = timedelta(hours=1)  # how long a named request or job may take to arrive
 
 
 class ComplaintsUnitOfWork:
@@ -81,7 +83,7 @@ class ComplaintsUnitOfWork:
 
     async def _watch_deadlines(self, complaint: Complaint) -> None:
         """Make the timer's pending deadlines for this complaint exactly the ones its state calls for."""
-        wanted = complaint.pending_deadlines()
+        wanted = complaint.timer_deadlines()
         watched = (await self.conn.execute(
             select(deadlines.c.kind).where(deadlines.c.stream_id == complaint.id, deadlines.c.state == "pending")
         )).scalars().all()
@@ -105,43 +107,76 @@ def _owned(actor: Actor, dealer_id: str | None) -> bool:
     return actor.dealer_scope is None or dealer_id == actor.dealer_scope
 
 
-async def _linked_case(uow: ComplaintsUnitOfWork, cmd: OpenComplaint,
-                       actor: Actor) -> tuple[str | None, str | None, str | None]:
-    """(request_id, job_id, dealer_id) of the complaint: the ids must be known (and a dealer's own), a job
-    must belong to the request, and the dealer is the request's."""
+@dataclass(frozen=True)
+class CaseLink:
+    request_id: str | None
+    job_id: str | None
+    dealer_id: str | None
+    awaited: bool = False  # a named id is not known yet (or, for a dealer, not its own: the same answer)
+
+
+async def _linked_case(uow: ComplaintsUnitOfWork, cmd: OpenComplaint, actor: Actor) -> CaseLink:
+    """The complaint's request, job and dealer. Known ids must fit together (a job belongs to the request, the
+    dealer is the request's); an id complaints has not heard of yet is awaited, and so, for a dealer, is another
+    dealer's (a dealer learns nothing about ids that are not its own)."""
     request = job = None
     if cmd.request_id is not None:
         request = await known_request(uow.conn, cmd.request_id)
         if request is None or not _owned(actor, request.dealer_id):
-            raise RuleViolation(f"service request {cmd.request_id} is not known to complaints", field="request_id")
+            return CaseLink(cmd.request_id, cmd.job_id, cmd.dealer_id, awaited=True)
     if cmd.job_id is not None:
         job = await known_job(uow.conn, cmd.job_id)
         if job is None or not _owned(actor, job.dealer_id):
-            raise RuleViolation(f"job {cmd.job_id} is not known to complaints", field="job_id")
+            return CaseLink(cmd.request_id, cmd.job_id, cmd.dealer_id, awaited=True)
         if request is not None and job.request_id != request.request_id:
             raise RuleViolation(f"job {cmd.job_id} belongs to service request {job.request_id}, not to "
                                 f"{cmd.request_id}", field="job_id")
     if request is None and job is None:
-        return None, None, cmd.dealer_id
+        return CaseLink(None, None, cmd.dealer_id)
     if request is None:
         request = await known_request(uow.conn, job.request_id)
     dealer_id = request.dealer_id if request is not None else job.dealer_id
     if cmd.dealer_id is not None and cmd.dealer_id != dealer_id:
         raise RuleViolation(f"the complaint's service request belongs to dealer {dealer_id}, not to "
                             f"{cmd.dealer_id}", field="dealer_id")
-    return (request.request_id if request is not None else job.request_id), cmd.job_id, dealer_id
+    return CaseLink(request.request_id if request is not None else job.request_id, cmd.job_id, dealer_id)
+
+
+async def link_awaiting(uow: ComplaintsUnitOfWork, at: datetime, metadata: Metadata, *,
+                        request_id: str | None = None, job_id: str | None = None) -> None:
+    """A request or job just became known: confirm the links of the complaints that awaited it, once every id
+    they named is known and fits (same request, and the complaint's dealer, if it has one, is the request's)."""
+    for complaint_id in await complaints_naming(uow.conn, request_id=request_id, job_id=job_id):
+        complaint = await uow.load(complaint_id)
+        if complaint.link not in (Link.awaited, Link.unresolved):
+            continue
+        request = await known_request(uow.conn, complaint.request_id) if complaint.request_id else None
+        job = await known_job(uow.conn, complaint.job_id) if complaint.job_id else None
+        if (complaint.request_id and request is None) or (complaint.job_id and job is None):
+            continue  # the other id is still on its way
+        if request is not None and job is not None and job.request_id != request.request_id:
+            continue
+        if request is None:
+            request = await known_request(uow.conn, job.request_id)
+        dealer_id = request.dealer_id if request is not None else job.dealer_id
+        if complaint.dealer_id is not None and complaint.dealer_id != dealer_id:
+            continue  # another dealer's case: never linked, flagged when the grace period ends
+        complaint.confirm_link(request.request_id if request is not None else job.request_id, dealer_id, at)
+        await uow.save(complaint, metadata)
 
 
 # --- command handlers -------------------------------------------------------------------------------------
 
 async def open_complaint(cmd: OpenComplaint, actor: Actor, uow: ComplaintsUnitOfWork, meta: Metadata) -> Complaint:
     at = _when(uow.deps, cmd.occurred_at, None)
-    request_id, job_id, dealer_id = await _linked_case(uow, cmd, actor)
+    case = await _linked_case(uow, cmd, actor)
     complaint = Complaint.open(
-        str(uuid.uuid4()), request_id=request_id, job_id=job_id, dealer_id=dealer_id, category=cmd.category,
-        severity=cmd.severity, source=ComplaintSource(cmd.channel.value), details=cmd.description, at=at,
-        sla=uow.deps.sla,
+        str(uuid.uuid4()), request_id=case.request_id, job_id=case.job_id, dealer_id=case.dealer_id,
+        category=cmd.category, severity=cmd.severity, source=ComplaintSource(cmd.channel.value),
+        details=cmd.description, at=at, sla=uow.deps.sla,
     )
+    if case.awaited:  # the grace period counts from now, not from a backdated occurred_at
+        complaint.await_link(uow.deps.clock.now() + uow.deps.unknown_link_grace, at)
     await uow.save(complaint, meta)
     return complaint
 

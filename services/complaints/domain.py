@@ -25,6 +25,9 @@ from shared.contracts.complaints import (
     ComplaintDeadline,
     ComplaintEscalated,
     ComplaintEscalationWithdrawn,
+    ComplaintLinkAwaited,
+    ComplaintLinked,
+    ComplaintLinkUnresolved,
     ComplaintOpened,
     ComplaintReopened,
     ComplaintResolved,
@@ -45,6 +48,15 @@ class Status(StrEnum):
 
 
 ACTIVE = (Status.open, Status.acknowledged, Status.waiting_on_customer)
+LINK_DEADLINE = "link"
+
+
+class Link(StrEnum):
+    """Whether the request or job the complaint names is confirmed (None: it named none, or a known one)."""
+
+    awaited = "awaited"
+    linked = "linked"
+    unresolved = "unresolved"
 TOP_LEVEL = 3
 _REVISIT_COMPLAINTS = uuid.UUID("5b0c8a53-3f5e-4b8e-9d0a-6f1c2e7d4a91")
 
@@ -92,6 +104,8 @@ class Complaint(Aggregate):
     reopen_count: int = 0
     appeal_count: int = 0
     timer_escalations: list[TimerEscalation] = field(default_factory=list)
+    link: Link | None = None
+    link_until: datetime | None = None
     last_step_at: datetime | None = None  # the latest business step; the timer's guesses are not steps
     history: list[tuple[str, datetime]] = field(default_factory=list)
 
@@ -118,6 +132,15 @@ class Complaint(Aggregate):
         return cls.open(revisit_complaint_id(job_id), request_id=request_id, job_id=job_id, dealer_id=dealer_id,
                         category=ComplaintCategory.other, severity=ComplaintSeverity.general,
                         source=ComplaintSource.revisit, details=details, at=at, sla=sla, satisfaction=satisfaction)
+
+    def await_link(self, until: datetime, at: datetime) -> None:
+        """The request or job named is not known yet: wait for it until `until`."""
+        self.record(ComplaintLinkAwaited(**self._about(), until=until), at)
+
+    def confirm_link(self, request_id: str, dealer_id: str | None, at: datetime) -> None:
+        if self.link in (Link.awaited, Link.unresolved):
+            self.record(ComplaintLinked(complaint_id=self.id, request_id=request_id, job_id=self.job_id,
+                                        dealer_id=dealer_id), at)
 
     def acknowledge(self, note: str | None, at: datetime) -> None:
         self._require(Status.open, doing="acknowledging")
@@ -184,9 +207,24 @@ class Complaint(Aggregate):
             pending[self._resolve_kind] = self.resolve_due
         return pending
 
+    def timer_deadlines(self) -> dict[str, datetime]:
+        """What the timer watches: the SLA deadlines, and the end of the grace period of an awaited link
+        (whatever the complaint's status)."""
+        deadlines = self.pending_deadlines()
+        if self.link == Link.awaited:
+            deadlines[LINK_DEADLINE] = self.link_until
+        return deadlines
+
     def deadline_passed(self, kind: str) -> None:
         """The timer says deadline `kind` passed: escalate one level if it is still pending and was not
-        escalated for yet. At level 3 there is nowhere to go; the miss shows in the step times."""
+        escalated for yet. At level 3 there is nowhere to go; the miss shows in the step times. The link
+        deadline flags a link still awaited."""
+        if kind == LINK_DEADLINE:
+            if self.link == Link.awaited:
+                self.record(ComplaintLinkUnresolved(**self._about(), until=self.link_until,
+                                                    reason="no such service request or job arrived in time"),
+                            self.link_until)
+            return
         due = self.pending_deadlines().get(kind)
         if due is None or self.level >= TOP_LEVEL:
             return
@@ -318,10 +356,18 @@ class Complaint(Aggregate):
             case ComplaintClosed():
                 self.status, self.closed_at = Status.closed, occurred_at
                 self.customer_confirmed = data.customer_confirmed
+            case ComplaintLinkAwaited():
+                self.link, self.link_until = Link.awaited, data.until
+            case ComplaintLinked():
+                self.link, self.request_id, self.dealer_id = Link.linked, data.request_id, data.dealer_id
+            case ComplaintLinkUnresolved():
+                self.link = Link.unresolved
 
 
 def _is_timer_guess(data: EventData) -> bool:
-    """The timer's escalations (and their withdrawals) are not steps: a step synced late may precede them."""
-    if isinstance(data, ComplaintEscalationWithdrawn):
+    """The timer's escalations (and their withdrawals) are not steps: a step synced late may precede them. Nor
+    is what happens to a link: it follows other services' events, not the complaint's handling."""
+    if isinstance(data, (ComplaintEscalationWithdrawn, ComplaintLinkAwaited, ComplaintLinked,
+                         ComplaintLinkUnresolved)):
         return True
     return isinstance(data, ComplaintEscalated) and data.trigger != EscalationTrigger.manual

@@ -12,7 +12,7 @@ from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.complaints.application import ComplaintsDeps, ComplaintsUnitOfWork
+from services.complaints.application import ComplaintsDeps, ComplaintsUnitOfWork, link_awaiting
 from services.complaints.domain import Complaint, revisit_complaint_id
 from services.complaints.read_model import known_job, known_request, remember_job, remember_request
 from shared.contracts.dispatch import JobCreated, RevisitDone
@@ -30,11 +30,14 @@ Reaction = Callable[[ComplaintsDeps, IncomingEvent, AsyncConnection], Awaitable[
 async def remember_received_request(deps: ComplaintsDeps, event: IncomingEvent, conn: AsyncConnection) -> None:
     data: ServiceRequestReceived = event.data
     await remember_request(conn, data.request_id, data.dealer_id, deps.db.is_sqlite)
+    await link_awaiting(ComplaintsUnitOfWork(conn, deps), event.time, caused_by(event.envelope),
+                        request_id=data.request_id)
 
 
 async def remember_created_job(deps: ComplaintsDeps, event: IncomingEvent, conn: AsyncConnection) -> None:
     data: JobCreated = event.data
     await remember_job(conn, data.job_id, data.request_id, data.dealer_id, deps.db.is_sqlite)
+    await link_awaiting(ComplaintsUnitOfWork(conn, deps), event.time, caused_by(event.envelope), job_id=data.job_id)
 
 
 async def open_from_low_revisit(deps: ComplaintsDeps, event: IncomingEvent, conn: AsyncConnection) -> None:

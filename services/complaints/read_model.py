@@ -78,6 +78,7 @@ def to_view(complaint: Complaint) -> dict[str, Any]:
         "request_id": c.request_id,
         "job_id": c.job_id,
         "dealer_id": c.dealer_id,
+        "link": str(c.link) if c.link else None,
         "opened_at": _time(c.opened_at),
         "ack_due": _time(c.ack_due),
         "acknowledged_at": _time(c.acknowledged_at),
@@ -193,6 +194,15 @@ async def remember_job(conn: AsyncConnection, job_id: str, request_id: str, deal
 
 async def known_request(conn: AsyncConnection, request_id: str) -> Row | None:
     return (await conn.execute(select(known_requests).where(known_requests.c.request_id == request_id))).first()
+
+
+async def complaints_naming(conn: AsyncConnection, *, request_id: str | None, job_id: str | None) -> list[str]:
+    """Ids of the complaints that name the request or the job."""
+    found: list[str] = []
+    for column, value in ((complaints.c.request_id, request_id), (complaints.c.job_id, job_id)):
+        if value is not None:
+            found += (await conn.execute(select(complaints.c.complaint_id).where(column == value))).scalars().all()
+    return list(dict.fromkeys(found))
 
 
 async def known_job(conn: AsyncConnection, job_id: str) -> Row | None:

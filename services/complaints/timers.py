@@ -10,7 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.complaints.application import ComplaintsDeps, ComplaintsUnitOfWork
-from shared.contracts.complaints import ComplaintCustomerResponded, ComplaintOpened, ComplaintReopened
+from shared.contracts.complaints import (
+    ComplaintCustomerResponded,
+    ComplaintLinkAwaited,
+    ComplaintOpened,
+    ComplaintReopened,
+)
 from shared.domain import NotFound
 from shared.eventstore.store import Metadata
 from shared.eventstore.tables import events
@@ -22,6 +27,7 @@ log = logging.getLogger(__name__)
 _SET_BY = {
     "acknowledge": (ComplaintOpened.event_type, ComplaintReopened.event_type),
     "resolve": (ComplaintOpened.event_type, ComplaintReopened.event_type, ComplaintCustomerResponded.event_type),
+    "link": (ComplaintLinkAwaited.event_type,),
 }
 
 

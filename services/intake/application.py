@@ -154,8 +154,12 @@ class IntakeApplication:
             if isinstance(command, OpenServiceRequest):
                 async with self.deps.db.read() as conn:
                     existing = await open_request_for(conn, command.product.serial)
+                    owner = (await conn.execute(select(service_requests.c.dealer_id).where(
+                        service_requests.c.request_id == existing))).scalar_one_or_none()
+                # As without the race: a dealer learns the id of its own open request only.
+                shown = existing if actor.dealer_scope is None or owner == actor.dealer_scope else None
                 raise Conflict(f"serial {command.product.serial} already has an open service request",
-                               existing_id=existing) from exc
+                               existing_id=shown) from exc
             raise
         return to_view(request)
 

@@ -169,6 +169,9 @@ async def set_warranty_policy(body: PolicyBody, meta: CommandMetadata, principal
     """Set a product line's warranty for units sold on or after `effective_from` (all units when absent): the
     months, longer coverage for named part categories, and the excluded wear-part categories. Units already
     sold keep the version in force on their sale date."""
+    if principal.dealer_scope is not None:  # policies are the manufacturer's, no dealer's row
+        raise Problem(403, "A dealer token may not set warranty policies, whatever other roles it holds.",
+                      slug="forbidden")
     command = SetWarrantyPolicy(body.product_line, body.months, dict(body.part_months), list(body.excluded_categories),
                                 body.effective_from)
 

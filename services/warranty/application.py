@@ -160,6 +160,10 @@ async def record_repairs(uow: WarrantyUnitOfWork, unit: Unit) -> None:
 
 async def register_product(cmd: RegisterProduct, actor: Actor, uow: WarrantyUnitOfWork, meta: Metadata) -> dict:
     unit = await uow.find(Unit, cmd.serial) or Unit.new(cmd.serial)
+    if unit.registered and actor.dealer_scope is not None and unit.dealer_id != actor.dealer_scope:
+        # The serial is unique, so the 409 itself cannot be avoided; another dealer's sale date and the like
+        # stay unsaid.
+        raise Conflict(f"serial {cmd.serial} is already registered", field="serial")
     unit.register(cmd.model, cmd.product_line, cmd.sold_on, cmd.dealer_id, _now(uow))
     stored = await uow.save(unit, meta)
     return {"serial": unit.serial, "model": unit.model, "product_line": unit.product_line,

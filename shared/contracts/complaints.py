@@ -143,6 +143,34 @@ class ComplaintReopened(ComplaintEventData):
     resolve_due: UtcDateTime
 
 
+@event("complaint.link_awaited", topic=COMPLAINTS, subject="complaint_id")
+class ComplaintLinkAwaited(ComplaintEventData):
+    """The complaint names a request or job complaints has not heard of yet (its event is still on its way, e.g.
+    the hotline opened the request and the complaint in the same minute). The complaint goes on; the link is
+    confirmed by `complaint.linked` when the event arrives, or flagged by `complaint.link_unresolved` at `until`."""
+
+    until: UtcDateTime
+
+
+@event("complaint.linked", topic=COMPLAINTS, subject="complaint_id")
+class ComplaintLinked(ComplaintEventData):
+    """The request (and job) an awaited link named arrived and belong together: the link is confirmed, with the
+    request's id (a complaint that named only a job gets its request) and its dealer. Stamped with the time of
+    the event that completed it."""
+
+    dealer_id: str | None
+
+
+@event("complaint.link_unresolved", topic=COMPLAINTS, subject="complaint_id")
+class ComplaintLinkUnresolved(ComplaintEventData):
+    """No request or job matching what the complaint named arrived by `until` (the grace period,
+    COMPLAINT_UNKNOWN_LINK_GRACE_SECONDS): the complaint goes on without a confirmed link, for someone to look at.
+    A later arrival still links it. Stamped with `until`."""
+
+    until: UtcDateTime
+    reason: str
+
+
 @event("complaint.closed", topic=COMPLAINTS, subject="complaint_id")
 class ComplaintClosed(ComplaintEventData):
     """The resolved complaint is over, with or without the customer's confirmation."""

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.http.limits import BodySizeLimitMiddleware
+from shared.http.openapi import document_problems
 from shared.http.problems import Problem, install_problem_handlers, problem_response
 from shared.observability.logging import correlation_id, trace_id
 from shared.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -110,4 +111,5 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
+    document_problems(app)
     return app

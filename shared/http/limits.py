@@ -1,4 +1,5 @@
-"""Request body size limit: a body larger than `MAX_BODY_BYTES` gets a 413 problem before it is read.
+"""Request body size limit: a body larger than `MAX_BODY_BYTES` gets a 413 problem before it is read (and a
+NUL character in the path or query a 400).
 
 A declared Content-Length over the limit is answered at once, without reading a byte of the body (and before
 authentication: a stranger's 100 MB upload costs nothing). A body without one (chunked) is counted as the app
@@ -38,6 +39,14 @@ class BodySizeLimitMiddleware:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            # NUL is no character of any id or filter, and PostgreSQL refuses it in text: a 400, not a 500.
+            where = "path" if "\x00" in scope["path"] else "query"
+            response = problem_response(Problem(400, "The request's path or query holds a NUL character.",
+                                                slug="nul-character", errors=[{"field": where,
+                                                                               "reason": "holds a NUL"}]),
+                                        scope["path"].replace("\x00", "%00"))
+            return await response(scope, receive, send)
         limit = self.limit_for(scope)
         declared = dict(scope.get("headers") or ()).get(b"content-length")
         if declared is not None:

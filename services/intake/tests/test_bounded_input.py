@@ -19,3 +19,9 @@ async def test_an_occurred_at_with_no_utc_time_is_a_422_naming_the_field(intake,
     assert opened.status_code == 422 and opened.json()["errors"][0]["field"] == "occurred_at"
     listed = (await intake.client.get("/v1/service-requests", headers=intake.agent)).json()
     assert listed["items"] == []
+
+
+@pytest.mark.parametrize("url", ["/v1/service-requests?serial=SN%00-1", "/v1/service-requests/abc%00def"])
+async def test_a_nul_character_in_the_path_or_query_is_a_400(intake, url):
+    answer = await intake.client.get(url, headers=intake.agent)
+    assert answer.status_code == 400 and answer.headers["content-type"] == "application/problem+json"

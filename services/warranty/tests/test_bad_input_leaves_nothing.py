@@ -72,3 +72,16 @@ async def test_the_bulk_import_accepts_a_body_over_the_default_limit_and_a_produ
     product = await warranty.client.post("/v1/products", content=big.encode(),
                                          headers={**warranty.officer, "Content-Type": "application/json"})
     assert product.status_code == 413
+
+
+async def test_a_dealer_registering_another_dealers_serial_gets_a_409_that_says_nothing_about_that_sale(warranty):
+    serial = "SN-oracle-1"
+    assert (await warranty.register(serial, warranty.today - timedelta(days=40), dealer_id="D1")).status_code == 201
+    body = {"serial": serial, "model": "T-100", "product_line": "tractor",
+            "sold_on": (warranty.today - timedelta(days=1)).isoformat()}
+    conflict = await warranty.client.post("/v1/products", json=body, headers=warranty.dealer("D2"))
+    assert conflict.status_code == 409
+    assert (warranty.today - timedelta(days=40)).isoformat() not in conflict.text
+    assert "existing_id" not in conflict.json()
+    own = await warranty.client.post("/v1/products", json=body, headers=warranty.dealer("D1"))
+    assert own.status_code == 409 and "sold on" in own.json()["detail"], "its own sale is described"

@@ -1,0 +1,71 @@
+"""A complaint may name a request or job complaints has not heard of yet (design.md, complaints): it is
+accepted, linked when the event arrives, and flagged only when none arrives within the grace period."""
+
+import uuid
+
+import pytest
+
+from services.complaints.tests.conftest import Complaints, job_created, request_received, start
+from shared.contracts.topics import COMPLAINTS, DISPATCH, INTAKE
+from shared.testing.app import eventually, running
+from shared.testing.kafka import collect, envelope_for, group_at_end, headers_of, publish, subject_is
+
+
+@pytest.fixture
+async def short_grace(tmp_path, kafka_bootstrap):
+    group = await group_at_end(kafka_bootstrap, [INTAKE, DISPATCH], "complaints-test")
+    settings, app = start(tmp_path, kafka_bootstrap, consumer_group=group, complaint_unknown_link_grace_seconds=2)
+    async with running(app) as client:
+        yield Complaints(client, settings, app)
+
+
+async def test_a_complaint_about_a_request_not_yet_known_is_accepted_and_linked_when_it_arrives(
+        complaints, kafka_bootstrap):
+    request_id = str(uuid.uuid4())
+    opened = await complaints.open(request_id=request_id)
+    assert opened.status_code == 201, opened.text
+    complaint = opened.json()
+    assert (complaint["request_id"], complaint["dealer_id"], complaint["link"]) == (request_id, None, "awaited")
+
+    await publish(kafka_bootstrap, envelope_for(request_received(request_id, "D1"), source="intake"))
+    linked = await complaints.until(complaint["id"], lambda v: v.get("link") == "linked")
+    assert linked["dealer_id"] == "D1", "the dealer is the request's"
+    assert await complaints.stored_types(complaint["id"]) == ["complaint.opened", "complaint.link_awaited",
+                                                              "complaint.linked"]
+    mine = await complaints.get(complaint["id"], headers=complaints.auth("dealer", dealer_id="D1"))
+    assert mine.status_code == 200
+
+
+async def test_a_job_not_yet_known_is_linked_with_its_request(complaints, kafka_bootstrap):
+    request_id, job_id = str(uuid.uuid4()), f"job-{uuid.uuid4()}"
+    opened = (await complaints.open(job_id=job_id)).json()
+    await publish(kafka_bootstrap, envelope_for(request_received(request_id, "D3"), source="intake"),
+                  envelope_for(job_created(job_id, request_id, "D3"), source="dispatch"))
+    linked = await complaints.until(opened["id"], lambda v: v.get("link") == "linked")
+    assert (linked["request_id"], linked["job_id"], linked["dealer_id"]) == (request_id, job_id, "D3")
+
+
+async def test_an_id_that_never_arrives_is_flagged_after_the_grace_period_with_an_event(short_grace, kafka_bootstrap):
+    opened = (await short_grace.open(request_id=f"never-{uuid.uuid4()}")).json()
+    flagged = await short_grace.until(opened["id"], lambda v: v.get("link") == "unresolved")
+    assert flagged["status"] == "open", "the complaint itself goes on"
+    records = await collect(kafka_bootstrap, COMPLAINTS, subject_is(opened["id"]), expected=3)
+    assert [headers_of(r)["ce_type"] for r in records] == ["complaint.opened", "complaint.link_awaited",
+                                                           "complaint.link_unresolved"]
+    assert headers_of(records[2])["ce_dataschema"] == "complaint.link_unresolved/1"
+
+
+async def test_a_dealer_naming_another_dealers_request_learns_nothing_and_gets_no_link(short_grace, kafka_bootstrap):
+    request_id = str(uuid.uuid4())
+    await publish(kafka_bootstrap, envelope_for(request_received(request_id, "D1"), source="intake"))
+    await short_grace.knows(request_id=request_id)
+    d2 = short_grace.auth("dealer", dealer_id="D2")
+    foreign = await short_grace.open(request_id=request_id, channel="dealer", headers=d2)
+    unknown = await short_grace.open(request_id=str(uuid.uuid4()), channel="dealer", headers=d2)
+    assert foreign.status_code == unknown.status_code == 201, "the same answer as for an id nobody has"
+    assert foreign.json()["link"] == unknown.json()["link"] == "awaited"
+    flagged = await short_grace.until(foreign.json()["id"], lambda v: v.get("link") == "unresolved")
+    assert flagged["dealer_id"] == "D2"
+    d1 = short_grace.auth("dealer", dealer_id="D1")
+    assert (await short_grace.get(foreign.json()["id"], headers=d1)).status_code == 404
+    assert (await short_grace.client.get(f"/v1/complaints?request_id={request_id}", headers=d1)).json()["items"] == []
