@@ -186,8 +186,8 @@ async def check(system: System, report: RunReport, commands: list[Command], fiel
             figure.fail(f"{command.kind} {command.path} answered {command.status}: {str(command.response)[:120]}")
         elif len(stored) != 1 and command.kind in ("open_request", "complaint", "product"):
             figure.fail(f"{command.kind} {command.stream}: {len(stored)} stored")
-    if command_kinds := [c for c in commands if c.kind == "open_request" and c.acknowledged]:
-        serials = Counter(c.body["product"]["serial"] for c in command_kinds)
+    if opened := [c for c in commands if c.kind == "open_request" and c.acknowledged]:
+        serials = Counter(c.body["product"]["serial"] for c in opened)
         stored_serials = Counter(s for (s,) in await asyncio.to_thread(
             intake.query, "SELECT json_extract(data, '$.product.serial') FROM events "
                           "WHERE type = 'service_request.received'"))
