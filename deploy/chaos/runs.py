@@ -119,10 +119,10 @@ def service_kill9(name: str, at: int = 20) -> Fault:
         await load.reached(at)
         if load.sends_to(name):
             await load.busy_with(name)  # kill it with a command of the load inside, not between two
-        in_flight = load.in_flight()
+        in_flight, answered = load.in_flight(), load.progress
         load.killed.add(name)
         await asyncio.to_thread(system.services[name].restart)  # SIGKILL, then start on the same files
-        chaos.log(f"  killed {name} at {load.progress} answers with {in_flight} commands in flight; restarted")
+        chaos.log(f"  killed {name} at {answered} answers with {in_flight} commands in flight; restarted")
         return f"kill -9 {name} ({in_flight.get(name, 0)} of its commands in flight), restarted"
     return fault
 
