@@ -17,7 +17,9 @@ from shared.eventstore import sqlite_driver
 _BUSY_TIMEOUT_SECONDS = 30
 
 # The unit of work of the running task, joined by every transaction() of its database (see unit_of_work()).
-_ambient: ContextVar[tuple["Database", AsyncConnection] | None] = ContextVar("ambient_transaction", default=None)
+# A task started inside inherits the variable but not the transaction: the task is part of the key.
+_ambient: ContextVar[tuple["Database", AsyncConnection, object] | None] = ContextVar("ambient_transaction",
+                                                                                    default=None)
 
 
 class Database:
@@ -86,7 +88,7 @@ class Database:
         Inside `unit_of_work()` of the same database (same task), it is that unit of work's transaction: what
         the block writes commits or rolls back with everything else the unit of work does."""
         ambient = _ambient.get()
-        if ambient is not None and ambient[0] is self:
+        if ambient is not None and ambient[0] is self and ambient[2] is asyncio.current_task():
             yield ambient[1]
             return
         async with self._writer():
@@ -100,7 +102,7 @@ class Database:
         command's effects, its Idempotency-Key answer, and whatever fails after the append are committed or
         rolled back together (a 500 leaves no write behind)."""
         async with self.transaction() as conn:
-            token = _ambient.set((self, conn))
+            token = _ambient.set((self, conn, asyncio.current_task()))
             try:
                 yield conn
             finally:

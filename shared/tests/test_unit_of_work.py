@@ -144,3 +144,27 @@ async def test_a_call_of_another_replica_holding_the_key_is_a_409(db):
         assert await rows(db, effects) == 1
     finally:
         await other_db.dispose()
+
+
+async def test_a_task_started_inside_a_unit_of_work_has_a_transaction_of_its_own(db):
+    if not db.is_sqlite:
+        pytest.skip("the point is SQLite's single writer: joining would share one connection between tasks")
+
+    async def background_effect() -> None:
+        async with db.transaction() as conn:  # waits for the unit of work instead of riding on its connection
+            await conn.execute(effects.insert().values(id="background"))
+
+    started = []
+
+    async def produce() -> Response:
+        started.append(asyncio.create_task(background_effect()))
+        async with db.transaction() as conn:
+            await conn.execute(effects.insert().values(id="foreground"))
+        raise RuntimeError("the command fails after starting the task")
+
+    with pytest.raises(RuntimeError):
+        await call(db, None).run(produce)
+    await started[0]
+    assert await rows(db, effects) == 1
+    async with db.read() as conn:
+        assert (await conn.execute(select(effects.c.id))).scalars().all() == ["background"]
