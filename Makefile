@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
 .PHONY: help setup system-deps jars run kafka test test-fast bench bench-dispatch bench-analytics contracts demo \
-	demo-year rebuild-analytics scale clean
+	demo-year rebuild-analytics scale chaos fuzz clean
 
 help:
 	@echo "make run        start Kafka and every service on SQLite, print URLs and an admin token"
@@ -20,6 +20,9 @@ help:
 	@echo "make demo-year  publish a realistic year of 1M requests (REQUESTS=) straight to the topics"
 	@echo "make rebuild-analytics  replay the topics into a fresh generation of a stopped analytics' DuckDB file"
 	@echo "make scale      two replicas of each service in one consumer group (KAFKA_BOOTSTRAP, <SERVICE>_DATABASE_URL)"
+	@echo "make chaos      fault runs (broker kill -9/SIGSTOP, service kill -9, duplicates, poison, 3-node leader loss)"
+	@echo "                on their own broker(s) and services; prints the table of invariants"
+	@echo "make fuzz       schemathesis over every service's OpenAPI (more examples than make test runs)"
 	@echo "make contracts  export event contracts to docs/contracts (JSON Schema + AsyncAPI)"
 
 # Java 17 runs the broker and Maven fetches its jars; the storage suites also run on a PostgreSQL server;
@@ -82,6 +85,12 @@ rebuild-analytics: $(INSTALLED)
 
 scale: setup
 	$(PY) -m deploy.scale --replicas 2
+
+chaos: setup
+	$(PY) -m deploy.chaos --profile full
+
+fuzz: setup
+	$(PY) -m deploy.chaos.fuzz --examples 25
 
 contracts: $(INSTALLED)
 	$(PY) -m shared.contracts.export
