@@ -64,7 +64,7 @@ test-fast: $(INSTALLED)
 		services/warranty/tests/test_claim_rules.py services/warranty/tests/test_import_parsing.py \
 		services/complaints/tests/test_domain.py services/analytics/tests/test_metrics.py \
 		services/analytics/tests/test_facts.py services/analytics/tests/test_views.py \
-		services/analytics/tests/test_alert_rules.py
+		services/analytics/tests/test_alert_rules.py services/analytics/tests/test_sql_equals_reference.py
 
 bench: setup
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
