@@ -85,7 +85,10 @@ async def test_an_analytics_killed_mid_batch_loses_nothing_and_counts_nothing_tw
                       ev.completed(jid, rid, start + timedelta(minutes=90), "T", fixed=i % 4 != 0)]
     group = await group_at_end(kafka_bootstrap, ["intake.events", "dispatch.events", "warranty.events",
                                                  "complaints.events"], "analytics-killed")
-    await publish(kafka_bootstrap, *envelopes)
+    # The first half is on the topics before the start, the second half is published just before the kill:
+    # however fast the machine, the process is killed with events still to consume.
+    half = len(envelopes) // 2
+    await publish(kafka_bootstrap, *envelopes[:half])
     port = free_port()
     env = _settings_env(tmp_path, kafka_bootstrap, group, port)
     settings = AnalyticsSettings(kafka_bootstrap=kafka_bootstrap)
@@ -103,20 +106,28 @@ async def test_an_analytics_killed_mid_batch_loses_nothing_and_counts_nothing_tw
         process = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.analytics", env=env)
         try:
             partly = await eventually(lambda: received(client), until=lambda n: n > 0, timeout=60, interval=0.02)
+            await publish(kafka_bootstrap, *envelopes[half:])
         finally:
             process.send_signal(signal.SIGKILL)
             await process.wait()
         assert 0 < partly < 600, "the process was to be killed while it was still consuming"
+        events = [analytics_event(e, REGISTRY.get(e.type, e.schema_version).model_validate_json(e.data))
+                  for e in envelopes]
+        requests, _ = fold_all(events)
+        window = Window.of_dates(t0.date(), (t0 + timedelta(days=1)).date())
+        expected = throughput_rows(requests, window, GroupBy.region)
+
+        async def row(client) -> dict | None:
+            response = await client.get("/v1/views/throughput", params=params, headers=bearer(settings, "analyst"))
+            return {r["key"]: r for r in response.json()["rows"]}.get(region) if response.status_code == 200 else None
+
         process = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.analytics", env=env)
         try:
             await eventually(lambda: received(client), until=lambda n: n == 600, timeout=90)
-            response = await client.get("/v1/views/throughput", params=params, headers=bearer(settings, "analyst"))
-            live = {r["key"]: r for r in response.json()["rows"]}[region]
+            # Every event applied: the row stops changing once it equals the fold of all of them (or the deadline).
+            live = await eventually(lambda: row(client), until=lambda r: r == {**expected[0], "key": region},
+                                    timeout=60)
         finally:
             process.send_signal(signal.SIGTERM)
             await process.wait()
-    events = [analytics_event(e, REGISTRY.get(e.type, e.schema_version).model_validate_json(e.data))
-              for e in envelopes]
-    requests, _ = fold_all(events)
-    expected = throughput_rows(requests, Window.of_dates(t0.date(), (t0 + timedelta(days=1)).date()), GroupBy.region)
     assert live == {**expected[0], "key": region}
