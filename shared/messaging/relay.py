@@ -8,7 +8,11 @@ Through a broker stall (SIGSTOP, a slow or restarting leader) the relay keeps it
 the batch it handed to it: it waits for those very sends again rather than sending the rows anew, since a
 second send of a row is a second record (the producer's idempotence only dedupes its own retries of a batch,
 which it keeps making until the broker answers: with idempotence on, aiokafka never expires a batch). The
-producer is replaced only when a send has failed for good (see `_in_flight_failed`)."""
+producer is replaced only when a send has failed for good (see `_in_flight_failed`).
+
+Per event the relay copies as little as it can: the due rows come as the driver's tuples, the CloudEvents headers
+are encoded straight from their columns, and the records are appended to one producer batch per partition (the
+partition `send()` would pick) that goes over with `send_batch`, one future per batch rather than per record."""
 
 from __future__ import annotations
 
@@ -242,9 +246,10 @@ class OutboxRelay:
             try:
                 if next_batch is not None:
                     self._prefetched, next_batch = await next_batch, None
-                # The wait for the acknowledgement may have outlasted the lease: hand over only while holding it.
-                if self._prefetched and await self.lease.hold():
-                    rows, self._prefetched = self._prefetched, None
+                # The wait for the acknowledgement may have outlasted the lease: hand over only while holding it
+                # (rows read before losing it are dropped: another replica may publish them meanwhile).
+                rows, self._prefetched = self._prefetched, None
+                if rows and await self.lease.hold():
                     await self._hand_to_producer(rows)
             finally:
                 await deleting
