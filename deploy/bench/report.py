@@ -8,7 +8,7 @@ from deploy.bench.http_bench import HttpResults, Level
 from deploy.bench.relay_bench import RelayResults
 from deploy.bench.sysinfo import Machine
 
-HTTP_AIM, RELAY_AIM = 0.35, 0.6
+HTTP_AIM, RELAY_AIM = 0.35, 0.8
 
 
 @dataclass

@@ -49,6 +49,12 @@ def publish_business_ids(source: str, stream_type: str, namespace: str) -> None:
     _SUBJECT_NAMESPACES[(source, stream_type)] = f"{namespace}:"
 
 
+def subject_of(source: str, stream_type: str, stream_id: str) -> str:
+    """The subject (and Kafka key) of an event of `source`'s stream: its id, without a declared namespace."""
+    namespace = _SUBJECT_NAMESPACES.get((source, stream_type)) if _SUBJECT_NAMESPACES else None
+    return stream_id.removeprefix(namespace) if namespace else stream_id
+
+
 def _envelope(row, source: str) -> EventEnvelope:
     # By key through the row's mapping: a third of the cost of attribute access, which the relay pays per event.
     m = row._mapping

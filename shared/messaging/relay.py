@@ -8,7 +8,11 @@ Through a broker stall (SIGSTOP, a slow or restarting leader) the relay keeps it
 the batch it handed to it: it waits for those very sends again rather than sending the rows anew, since a
 second send of a row is a second record (the producer's idempotence only dedupes its own retries of a batch,
 which it keeps making until the broker answers: with idempotence on, aiokafka never expires a batch). The
-producer is replaced only when a send has failed for good (see `_in_flight_failed`)."""
+producer is replaced only when a send has failed for good (see `_in_flight_failed`).
+
+Per event the relay copies as little as it can: the due rows come as the driver's tuples, the CloudEvents headers
+are encoded straight from their columns, and the records are appended to one producer batch per partition (the
+partition `send()` would pick) that goes over with `send_batch`, one future per batch rather than per record."""
 
 from __future__ import annotations
 
@@ -16,21 +20,25 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Callable
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from shared.clock import utcnow
+from shared.clock import rfc3339, utcnow
 from shared.eventstore.database import Database
-from shared.eventstore.store import _envelope
-from shared.eventstore.tables import events, leases, outbox
-from shared.messaging.cloudevents import to_record
+from shared.eventstore.store import subject_of
+from shared.eventstore.tables import leases, outbox
+from shared.messaging.cloudevents import binary_headers
+from shared.messaging.partitioning import default_partition
 from shared.observability.metrics import EVENTS_PUBLISHED, RELAY_BACKLOG, RELAY_ERRORS, RELAY_PUBLISHED
 from shared.observability.tracing import current_traceparent, span
 
@@ -96,12 +104,49 @@ def _tracing_on() -> bool:
     return not isinstance(trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
 
 
+# The due events with the columns a record needs, as the driver returns them: plain tuples, no ORM rows and no
+# result processing (on SQLite the times stay the stored UTC text, which becomes the header as it is).
+_DUE = text(
+    "SELECT e.position, e.event_id, e.stream_id, e.stream_type, e.version, e.type, e.schema_version, e.topic,"
+    " e.data, e.occurred_at, e.recorded_at, e.correlation_id, e.causation_id, e.traceparent"
+    " FROM outbox o JOIN events e ON e.position = o.position"
+    " WHERE o.position > :after ORDER BY o.position LIMIT :limit"
+)
+_POSITION, _TYPE = 0, 5
+
+# aiokafka's default max_request_size: a record above it is refused by send(), so the relay refuses it too.
+_DEFAULT_MAX_REQUEST_SIZE = 1048576
+_HEADROOM = 4096
+
+
+def _rfc3339_stored(value: str | datetime) -> str:
+    """A stored time in RFC 3339, as `rfc3339` formats it. SQLite keeps a UTC time as text
+    'YYYY-MM-DD HH:MM:SS.ffffff' (SQLAlchemy's storage format), re-spelled here without parsing it;
+    PostgreSQL's driver hands back an aware datetime."""
+    if type(value) is str:
+        if len(value) == 26 and value[10] == " " and value[19] == ".":
+            return f"{value[:10]}T{value[11:19] if value.endswith('.000000') else value[11:]}Z"
+        value = datetime.fromisoformat(value)
+    return rfc3339(value)
+
+
+@dataclass
+class _Batch:
+    """One producer batch for one partition, and the outbox rows in it, in position order."""
+
+    builder: BatchBuilder
+    rows: list = field(default_factory=list)
+
+
 @dataclass
 class _InFlight:
-    """Rows handed to the producer, and the task awaiting Kafka's acknowledgement of each of them."""
+    """Rows handed to the producer, and the task awaiting Kafka's acknowledgement of all of them. `read_until`
+    is the last position read for this batch, `complete` whether every row read was handed over."""
 
     rows: list
     acknowledged: asyncio.Task
+    read_until: int = 0
+    complete: bool = False
 
 
 class OutboxRelay:
@@ -142,7 +187,7 @@ class OutboxRelay:
                     self.db.committed.clear()
                     sent = await self.publish_due()
                     backoff = 0.2
-                    if sent < self.batch_size:
+                    if sent < self.batch_size and self._in_flight is None:
                         await self._wait_for_work()
                 except asyncio.CancelledError:
                     raise
@@ -164,23 +209,21 @@ class OutboxRelay:
                 pass
 
     async def _due(self, after: int = 0) -> list:
-        """Up to a batch of due events after `after`, in position order."""
+        """Up to a batch of due events after `after`, in position order, as tuples (see `_DUE`)."""
         async with self.db.read() as conn:
-            return (
-                await conn.execute(
-                    select(events)
-                    .join(outbox, outbox.c.position == events.c.position)
-                    .where(outbox.c.position > after)
-                    .order_by(outbox.c.position)
-                    .limit(self.batch_size)
-                )
-            ).all()
+            return (await conn.execute(_DUE, {"after": after, "limit": self.batch_size})).all()
 
     async def publish_due(self) -> int:
-        """Publish one batch of due events in position order; return how many were published. A batch handed
-        to the producer in an earlier round that Kafka has not acknowledged yet is waited for, not sent again."""
-        sent_now = self._in_flight is None
-        if sent_now:
+        """Wait for Kafka's acknowledgement of the batch in flight (handing one over first when none is), delete
+        its rows, and hand the next batch to the producer while that delete commits; return how many events
+        were acknowledged. A batch handed over in an earlier round is waited for, never sent again.
+
+        Nothing is handed over before the batch ahead of it is acknowledged, so a failure can never put a later
+        event ahead of an earlier one. While Kafka acknowledges, the next rows are read: only rows after this
+        batch; a row with a lower position that commits late is left for a later round, which reads from the
+        start. If the delete then fails, its rows stay due and go out again later (after the next batch: they
+        were acknowledged first, and consumers drop the copies by `ce_id`), as after a crash at that point."""
+        if self._in_flight is None:
             prefetched, self._prefetched = self._prefetched, None
             rows = prefetched or await self._due()
             if not rows:
@@ -188,12 +231,9 @@ class OutboxRelay:
                 return 0
             await self._hand_to_producer(rows)
         in_flight = self._in_flight
-        rows = in_flight.rows
-        # While Kafka acknowledges this batch, read the next one. Only rows after this batch: nothing is sent
-        # before this batch is acknowledged, so a failure here can never put a later event ahead of it. A row
-        # with a lower position that commits late is left for a later round, which reads from the start.
-        next_batch = (asyncio.create_task(self._due(after=rows[-1].position))
-                      if sent_now and len(rows) == self.batch_size else None)
+        next_batch = (asyncio.create_task(self._due(after=in_flight.read_until))
+                      if in_flight.complete and len(in_flight.rows) == self.batch_size and self._prefetched is None
+                      else None)
         try:
             try:
                 # shield: a timeout stops our wait, not the acknowledgements (the producer keeps retrying).
@@ -202,44 +242,103 @@ class OutboxRelay:
                 if in_flight.acknowledged.done():
                     await self._in_flight_failed()
                 raise
-            async with self.db.transaction() as conn:
-                await conn.execute(delete(outbox).where(outbox.c.position.in_([r.position for r in rows])))
             self._in_flight = None
+            deleting = asyncio.create_task(self._delete(in_flight.rows))
+            try:
+                if next_batch is not None:
+                    self._prefetched, next_batch = await next_batch, None
+                # The wait for the acknowledgement may have outlasted the lease: hand over only while holding it
+                # (rows read before losing it are dropped: another replica may publish them meanwhile).
+                rows, self._prefetched = self._prefetched, None
+                if rows and await self.lease.hold():
+                    await self._hand_to_producer(rows)
+            finally:
+                await deleting
         except BaseException:
             if next_batch is not None:
                 next_batch.cancel()
                 await asyncio.gather(next_batch, return_exceptions=True)
             raise
-        if next_batch is not None:
-            self._prefetched = await next_batch
+        rows = in_flight.rows
         self.published += len(rows)
         RELAY_PUBLISHED.labels(self.source).inc(len(rows))
-        for event_type, count in Counter(row._mapping["type"] for row in rows).items():
+        for event_type, count in Counter(row[_TYPE] for row in rows).items():
             EVENTS_PUBLISHED.labels(self.source, event_type).inc(count)
         return len(rows)
 
+    async def _delete(self, rows: list) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(delete(outbox).where(outbox.c.position.in_([row[_POSITION] for row in rows])))
+
+    def _record(self, row, source: bytes, tracing: bool) -> tuple[str, bytes, bytes, list]:
+        """(topic, key, value, CloudEvents headers) of an outbox row, straight from its columns."""
+        (_, event_id, stream_id, stream_type, version, event_type, schema_version, topic, data, occurred_at,
+         recorded_at, correlation_id, causation_id, traceparent) = row
+        subject = subject_of(self.source, stream_type, stream_id)
+        if tracing:
+            # A producer span per event, child of the command's trace; its context travels in the header.
+            with span(self.source, f"{topic} publish", kind=SpanKind.PRODUCER, parent=traceparent,
+                      attributes={"messaging.system": "kafka", "messaging.destination.name": topic,
+                                  "messaging.message.id": event_id, "cloudevents.event_type": event_type}):
+                traceparent = current_traceparent(traceparent)
+        headers = binary_headers(id=event_id, source=source, type=event_type, subject=subject,
+                                 time=_rfc3339_stored(occurred_at), dataschema=f"{event_type}/{schema_version}",
+                                 sequence=version, recordedat=_rfc3339_stored(recorded_at),
+                                 correlationid=correlation_id, causationid=causation_id, traceparent=traceparent)
+        return topic, subject.encode(), data.encode(), headers
+
     async def _hand_to_producer(self, rows: list) -> None:
-        """Send the rows; whatever part of them the producer took is in flight, even when a send raised
-        midway (the rest stays due and goes in a later batch, after these are acknowledged)."""
+        """Put the rows in per-partition batches (the partition `send()` would choose, so one aggregate's events
+        stay on one partition, in order) of the producer's batch size, and hand them over with `send_batch`:
+        one future per batch instead of one per record. Whatever batches the producer took are in flight, even
+        when something raised midway; the rest stays due and goes in a later batch, after these are
+        acknowledged. Within a partition batches are handed over in order, so per key what is in flight is
+        always a prefix of that key's due events."""
         producer = await self._ensure_producer()
-        futures: list[asyncio.Future] = []
         tracing = _tracing_on()
+        source = self.source.encode()
+        max_record = getattr(producer, "_max_request_size", _DEFAULT_MAX_REQUEST_SIZE)
+        partitions: dict[str, list[int]] = {}
+        open_batches: dict[tuple[str, int], _Batch] = {}
+        handed: list[tuple[_Batch, asyncio.Future]] = []
         try:
+            too_large = None
             for row in rows:
-                envelope = _envelope(row, self.source)
-                if tracing:
-                    # A producer span per event, child of the command's trace; its context travels in the header.
-                    with span(self.source, f"{envelope.topic} publish", kind=SpanKind.PRODUCER,
-                              parent=envelope.traceparent,
-                              attributes={"messaging.system": "kafka", "messaging.destination.name": envelope.topic,
-                                          "messaging.message.id": envelope.id,
-                                          "cloudevents.event_type": envelope.type}):
-                        envelope = replace(envelope, traceparent=current_traceparent(envelope.traceparent))
-                topic, key, value, headers = to_record(envelope)
-                futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+                topic, key, value, headers = self._record(row, source, tracing)
+                # send() refuses a record above max_request_size; so does the relay. The exact estimate costs
+                # about 1 µs, so only for a record that could come near the limit: headers (columns of at most
+                # 120 characters) and the batch's own overhead stay far below _HEADROOM bytes.
+                if len(value) + len(key) + _HEADROOM > max_record:
+                    size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+                    if size > max_record:
+                        too_large = MessageSizeTooLargeError(f"event at position {row[_POSITION]} is {size} bytes "
+                                                             f"as a record, more than the producer's {max_record}")
+                        break  # what was put in batches before it still goes out
+                topic_partitions = partitions.get(topic)
+                if topic_partitions is None:
+                    topic_partitions = partitions[topic] = sorted(await producer.partitions_for(topic))
+                where = (topic, default_partition(key, topic_partitions))
+                batch = open_batches.get(where)
+                if batch is not None and batch.builder.append(timestamp=None, key=key, value=value,
+                                                              headers=headers) is not None:
+                    batch.rows.append(row)
+                    continue
+                if batch is not None:  # full: over to the producer, and on in a new one
+                    del open_batches[where]
+                    handed.append((batch, await producer.send_batch(batch.builder, where[0], partition=where[1])))
+                batch = open_batches[where] = _Batch(producer.create_batch(), [row])
+                batch.builder.append(timestamp=None, key=key, value=value, headers=headers)
+            for where, batch in open_batches.items():
+                handed.append((batch, await producer.send_batch(batch.builder, where[0], partition=where[1])))
+            if too_large is not None:
+                raise too_large
         finally:
-            if futures:
-                self._in_flight = _InFlight(rows[:len(futures)], asyncio.ensure_future(_all_acknowledged(futures)))
+            if handed:
+                in_flight_rows = [row for batch, _ in handed for row in batch.rows]
+                self._in_flight = _InFlight(in_flight_rows,
+                                            asyncio.ensure_future(_all_acknowledged([f for _, f in handed])),
+                                            read_until=rows[-1][_POSITION],
+                                            complete=len(in_flight_rows) == len(rows))
 
     async def _in_flight_failed(self) -> None:
         """A send failed for good (the producer gave up: fenced, out-of-order sequence, unknown producer id,

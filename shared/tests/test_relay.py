@@ -4,14 +4,16 @@ import asyncio
 import uuid
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy import func, select
 
 from shared.clock import utcnow
 from shared.contracts.intake import ServiceRequestEscalated
 from shared.contracts.topics import INTAKE
 from shared.eventstore import Database, EventStore, NewEvent
-from shared.eventstore.store import new_metadata
-from shared.eventstore.tables import metadata, outbox
+from shared.eventstore.store import _envelope, new_metadata
+from shared.eventstore.tables import events, metadata, outbox
+from shared.messaging.cloudevents import to_record
 from shared.messaging.kafka import reliable_producer
 from shared.messaging.relay import OutboxRelay
 from shared.testing.app import eventually
@@ -40,6 +42,15 @@ async def append_many(db, streams: list[str], per_stream: int) -> None:
 def relay_for(db, bootstrap, **options) -> OutboxRelay:
     return OutboxRelay(db, lambda: reliable_producer(bootstrap, "relay-test"), source="relay-test",
                        poll_interval=0.05, **options)
+
+
+async def partitions_of(bootstrap, topic) -> list[int]:
+    producer = reliable_producer(bootstrap, "relay-test-metadata")
+    await producer.start()
+    try:
+        return sorted(await producer.partitions_for(topic))
+    finally:
+        await producer.stop()
 
 
 async def outbox_size(db) -> int:
@@ -109,3 +120,71 @@ async def test_no_event_is_skipped_when_transactions_commit_out_of_order(db, kaf
         await task
     records = await collect(kafka_bootstrap, INTAKE, lambda r: r.key.decode() in (early, late), expected=2)
     assert sorted(r.key.decode() for r in records) == sorted([early, late])
+
+
+async def test_each_published_record_is_the_stored_event_as_to_record_builds_it_on_the_partition_send_would_pick(
+        db, kafka_bootstrap):
+    """The relay builds records from the outbox's columns without an envelope and batches them per partition
+    itself: key, value and every CloudEvents header must still be those of `to_record`, and the partition the
+    producer's own partitioner gives the key."""
+    streams = [f"same-{uuid.uuid4()}" for _ in range(12)]
+    await append_many(db, streams, per_stream=2)
+    async with db.read() as conn:
+        stored = (await conn.execute(select(events).where(events.c.stream_id.in_(streams)))).all()
+    expected = {row.event_id: to_record(_envelope(row, "relay-test")) for row in stored}
+    relay = relay_for(db, kafka_bootstrap, batch_size=5)
+    task = asyncio.create_task(relay.run())
+    try:
+        await eventually(lambda: outbox_size(db), until=lambda n: n == 0)
+    finally:
+        await relay.stop()
+        await task
+    records = await collect(kafka_bootstrap, INTAKE, lambda r: r.key.decode() in streams, expected=24)
+    partitions = await partitions_of(kafka_bootstrap, INTAKE)
+    assert len(records) == 24
+    for record in records:
+        topic, key, value, headers = expected[headers_of(record)["ce_id"]]
+        assert (record.topic, record.key, record.value, list(record.headers)) == (topic, key, value, headers)
+        assert record.partition == DefaultPartitioner()(key, partitions, partitions)
+
+
+async def test_a_round_spanning_several_producer_batches_per_partition_keeps_each_streams_order(db, kafka_bootstrap):
+    """With 2 KiB producer batches a round of 60 events fills several batches per partition, handed over one
+    after another: every stream's events still arrive once each, in order."""
+    streams = [f"split-{uuid.uuid4()}" for _ in range(6)]
+    await append_many(db, streams, per_stream=10)
+    relay = OutboxRelay(db, lambda: reliable_producer(kafka_bootstrap, "relay-test", max_batch_size=2048),
+                        source="relay-test", poll_interval=0.05, batch_size=60)
+    task = asyncio.create_task(relay.run())
+    try:
+        await eventually(lambda: outbox_size(db), until=lambda n: n == 0)
+    finally:
+        await relay.stop()
+        await task
+    records = await collect(kafka_bootstrap, INTAKE, lambda r: r.key.decode() in streams, expected=60, settle=0.5)
+    assert len(records) == 60
+    for stream in streams:
+        assert [int(headers_of(r)["ce_sequence"]) for r in records if r.key.decode() == stream] == list(range(1, 11))
+
+
+async def test_an_event_larger_than_the_producers_request_limit_stays_due_and_the_events_before_it_go_out(
+        db, kafka_bootstrap):
+    small, large = f"small-{uuid.uuid4()}", f"large-{uuid.uuid4()}"
+    await append_many(db, [small], per_stream=2)
+    store = EventStore(source="relay-test")
+    async with db.transaction() as conn:
+        await store.append(conn, stream_id=large, stream_type="t", expected_version=0,
+                           new_events=[NewEvent(ServiceRequestEscalated(request_id=large, reason="x" * 4000), utcnow())],
+                           metadata=new_metadata())
+    relay = OutboxRelay(db, lambda: reliable_producer(kafka_bootstrap, "relay-test", max_request_size=3000),
+                        source="relay-test", poll_interval=0.05)
+    task = asyncio.create_task(relay.run())
+    try:
+        await eventually(lambda: asyncio.sleep(0, relay.failures), until=lambda n: n >= 2)
+        assert await outbox_size(db) == 1, "only the oversized event is left"
+    finally:
+        await relay.stop()
+        await task
+    records = await collect(kafka_bootstrap, INTAKE, lambda r: r.key.decode() in (small, large), expected=2,
+                            settle=0.5)
+    assert [r.key.decode() for r in records] == [small, small]
