@@ -3,23 +3,24 @@ settings (database file, broker, clock) and nothing happens at import time."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from services.intake import api
-from services.intake.application import IntakeApplication, IntakeDeps
-from services.intake.reactions import CONSUMES, handler_table
+from services.intake.application import COMMANDS, integrity_conflict
+from services.intake.reactions import CONSUMES, REACTIONS
+from services.intake.read_model import PROJECTIONS, metadata
 from shared.clock import Clock, SystemClock
 from shared.domain import TimeRules
 from shared.eventstore.store import EventStore
-from shared.eventstore.tables import metadata
+from shared.eventstore.tables import service_schema
 from shared.http.app import create_service_app
+from shared.kernel import Application, Kernel
 from shared.observability.logging import configure_logging
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
-
-import services.intake.read_model  # noqa: F401  (registers intake's tables in `metadata`)
 
 SERVICE = "intake"
 
@@ -34,19 +35,18 @@ def create_app(settings: IntakeSettings | None = None, *, clock: Clock | None = 
     settings = settings or IntakeSettings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if configure_logs:
             configure_logging(SERVICE, settings.log_level, settings.log_json)
         db = ServiceRuntime.database(settings)
-        deps = IntakeDeps(
-            db=db,
-            store=EventStore(source=SERVICE),
-            clock=clock or SystemClock(),
-            time_rules=TimeRules.from_settings(settings),
-        )
-        runtime = ServiceRuntime.build(settings, metadata=metadata, db=db, consumes=CONSUMES,
-                                       handlers=handler_table(deps))
-        app.state.intake = IntakeApplication(deps)
+        application = Application(Kernel(
+            db=db, store=EventStore(source=SERVICE), clock=clock or SystemClock(),
+            time_rules=TimeRules.from_settings(settings), projections=PROJECTIONS,
+            commands=COMMANDS, reactions=REACTIONS, on_integrity_error=integrity_conflict(db),
+        ))
+        runtime = ServiceRuntime.build(settings, metadata=service_schema(metadata), db=db, consumes=CONSUMES,
+                                       handlers=application.handler_table())
+        app.state.application = application
         async with runtime.serving(app):
             yield
 
