@@ -100,7 +100,11 @@ class UnitOfWork:
         """The aggregate if `actor` may see it (its `dealer_id`, and `technician_id` where it has one, by the
         one rule `Actor.sees`); otherwise the same 404 as for one that does not exist."""
         aggregate = await self.get(aggregate_type, aggregate_id)
-        if not actor.sees(getattr(aggregate, "dealer_id", None), getattr(aggregate, "technician_id", None)):
+        dealer_id = getattr(aggregate, "dealer_id", None)
+        # Only what is assigned to a technician (a job) is confined to it; everything else by dealer alone.
+        visible = (actor.sees(dealer_id, getattr(aggregate, "technician_id"))
+                   if hasattr(aggregate, "technician_id") else actor.sees_dealer(dealer_id))
+        if not visible:
             name = aggregate_type.stream_type.replace("_", " ")
             raise NotFound(f"{name} {aggregate_id} does not exist")
         return aggregate
@@ -130,7 +134,7 @@ class UnitOfWork:
     def step_time(self, requested: datetime | None, after: Aggregate | None = None) -> datetime:
         """The one step-time rule: `requested` checked against the contract's bounds and not before `after`'s
         previous step, or now (`TimeRules.resolve`)."""
-        previous = after.last_occurred_at if after is not None else None
+        previous = after.previous_step_at if after is not None else None
         return self.time_rules.resolve(requested, self.clock.now(), previous)
 
     async def commit(self) -> list[EventEnvelope]:
