@@ -177,7 +177,7 @@ async def rebuild(db: Database, store: EventStore) -> int:
     """Replace the complaint rows with ones folded afresh from the event store; return how many.
 
     Used by `python -m services.complaints.rebuild` and by the test that proves live == rebuilt."""
-    return await rebuild_read_model(db, store, PROJECTIONS)
+    return sum((await rebuild_read_model(db, store, PROJECTIONS)).values())
 
 
 __all__ = ["ACTIVE", "PROJECTIONS", "ComplaintFilter", "complaints", "known_jobs", "known_requests", "metadata",

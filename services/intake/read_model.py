@@ -92,4 +92,4 @@ async def rebuild(db: Database, store: EventStore) -> int:
     """Replace the read model with one folded afresh from the event store; return the number of requests.
 
     Used by `python -m services.intake.rebuild` and by the test that proves live == rebuilt."""
-    return await rebuild_read_model(db, store, PROJECTIONS)
+    return sum((await rebuild_read_model(db, store, PROJECTIONS)).values())

@@ -22,7 +22,7 @@ from shared.eventstore.database import Database
 from shared.eventstore.store import ConcurrencyError, EventStore, Metadata, caused_by, stored_streams
 from shared.eventstore.tables import events
 from shared.kernel.handlers import BoundHandler, bind_commands, bind_reactions
-from shared.kernel.unit_of_work import Projections, UnitOfWork, clear
+from shared.kernel.unit_of_work import HasDeadlines, Projections, UnitOfWork, clear, reconcile_deadlines
 from shared.messaging.consumer import Handler
 from shared.scheduling import Deadline, DeadlineHandler
 
@@ -129,17 +129,19 @@ class Application(Generic[R]):
 
     # --- rebuild ----------------------------------------------------------------------------------------
 
-    async def rebuild(self) -> int:
+    async def rebuild(self) -> dict[str, int]:
         return await rebuild_read_model(self.db, self.kernel.store, self.kernel.projections)
 
 
-async def rebuild_read_model(db: Database, store: EventStore, projections: Projections) -> int:
+async def rebuild_read_model(db: Database, store: EventStore, projections: Projections) -> dict[str, int]:
     """The one rebuild: replace the read model with one folded afresh from the event store (each registered
-    aggregate type's tables emptied, every stream projected as if new, in the order the streams began);
-    return the number of aggregates. Deadlines are left alone: they are no read model."""
+    aggregate type's tables emptied, every stream projected as if new, in the order the streams began), and
+    make sure every deadline an aggregate still watches is scheduled; return how many aggregates of each
+    stream type were rebuilt."""
     kinds = projections.stream_types
     async with db.read() as conn:
         streams = await stored_streams(store, conn, stream_types=set(kinds))
+    counts = dict.fromkeys(kinds, 0)
     async with db.transaction() as conn:
         await clear(conn, reversed(projections.tables))
         for stream_id, stream in streams.items():
@@ -147,7 +149,10 @@ async def rebuild_read_model(db: Database, store: EventStore, projections: Proje
             projector = projections.projector_for(aggregate)
             if projector is not None:
                 await projector(conn, aggregate, stream.envelopes)
-    return len(streams)
+            if isinstance(aggregate, HasDeadlines):
+                await reconcile_deadlines(conn, stream_id, aggregate.due_deadlines())
+            counts[stream.stream_type] += 1
+    return counts
 
 
 async def deadline_metadata(conn: AsyncConnection, deadline: Deadline) -> Metadata:

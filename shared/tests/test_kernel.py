@@ -202,7 +202,7 @@ async def test_the_rebuild_projects_every_stream_afresh(db):
     await app.handle(Increase(("b",)), STAFF, new_metadata())
     async with db.read() as conn:
         live = sorted((await conn.execute(select(counters))).all())
-    assert await app.rebuild() == 2
+    assert await app.rebuild() == {"test_counter": 2}
     async with db.read() as conn:
         assert sorted((await conn.execute(select(counters))).all()) == live
 
