@@ -3,6 +3,7 @@ settings (database file, broker, clock, limits) and nothing happens at import ti
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 
@@ -10,21 +11,23 @@ from fastapi import FastAPI
 from pydantic import Field
 
 from services.warranty import api, api_repairs
-from services.warranty.application import WarrantyApplication, WarrantyDeps, WarrantyRules
+from services.warranty.application import COMMANDS, WarrantyRules, integrity_conflict
 from services.warranty.domain import ReturnLimits
+from services.warranty.projections import PROJECTIONS
 from services.warranty.queries import WarrantyQueries
-from services.warranty.reactions import CONSUMES, handler_table
+from services.warranty.reactions import CONSUMES, REACTIONS
+from services.warranty.read_model import metadata
 from shared.clock import Clock, SystemClock
 from shared.domain import TimeRules
 from shared.eventstore.store import EventStore
-from shared.eventstore.tables import metadata
+from shared.eventstore.tables import service_schema
 from shared.http.app import create_service_app
+from shared.kernel import Application, Kernel
 from shared.observability.logging import configure_logging
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
 
-import services.warranty.read_model  # noqa: F401  (registers warranty's tables in `metadata`)
-import services.warranty.timeline  # noqa: F401
+import services.warranty.timeline  # noqa: F401  (declares the timeline in warranty's metadata)
 
 SERVICE = "warranty"
 
@@ -51,22 +54,22 @@ def create_app(settings: WarrantySettings | None = None, *, clock: Clock | None 
     settings = settings or WarrantySettings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if configure_logs:
             configure_logging(SERVICE, settings.log_level, settings.log_json)
         db = ServiceRuntime.database(settings)
-        deps = WarrantyDeps(
-            db=db,
-            store=EventStore(source=SERVICE),
-            clock=clock or SystemClock(),
-            time_rules=TimeRules.from_settings(settings),
-            rules=settings.rules(),
-        )
-        runtime = ServiceRuntime.build(settings, metadata=metadata, db=db, consumes=CONSUMES,
-                                       handlers=handler_table(deps))
-        app.state.clock = deps.clock
-        app.state.warranty = WarrantyApplication(deps)
-        app.state.warranty_queries = WarrantyQueries(deps)
+        store, rules = EventStore(source=SERVICE), settings.rules()
+        application = Application(Kernel(
+            db=db, store=store, clock=clock or SystemClock(), time_rules=TimeRules.from_settings(settings),
+            projections=PROJECTIONS, commands=COMMANDS, reactions=REACTIONS, provided={WarrantyRules: rules},
+            on_integrity_error=integrity_conflict,
+        ))
+        runtime = ServiceRuntime.build(settings, metadata=service_schema(metadata), db=db, consumes=CONSUMES,
+                                       handlers=application.handler_table())
+        app.state.clock = application.clock
+        app.state.application = application
+        app.state.warranty = application
+        app.state.warranty_queries = WarrantyQueries(db, store, application.clock, rules)
         async with runtime.serving(app):
             yield
 
