@@ -37,7 +37,8 @@ class EventEnvelope:
             return 0
 
     def data_dict(self) -> dict[str, Any]:
-        return json.loads(self.data)
+        data: dict[str, Any] = json.loads(self.data)
+        return data
 
 
 E = TypeVar("E", bound=EventData, covariant=True)

@@ -155,7 +155,7 @@ def mint_token(
 ) -> str:
     """A signed token (for development, tests and the command-line tool)."""
     now = utcnow()
-    claims: dict = {"sub": subject, "roles": [Role(r).value for r in roles], "iat": now, "exp": now + ttl}
+    claims: dict[str, object] = {"sub": subject, "roles": [Role(r).value for r in roles], "iat": now, "exp": now + ttl}
     if dealer_id:
         claims["dealer_id"] = dealer_id
     if issuer:

@@ -65,7 +65,7 @@ def bind(key: type, function: Callable[..., Awaitable[Any]], *, message_annotati
         wanted = hints.get(parameter.name)
         if wanted in per_call:
             arguments.append((PER_CALL, wanted))
-        elif wanted in provided:
+        elif wanted is not None and wanted in provided:
             arguments.append(("static", provided[wanted]))
         else:
             raise HandlerMismatch(f"{function.__qualname__}: nothing provides parameter {parameter.name!r} "
@@ -84,8 +84,8 @@ def bind_commands(table: Mapping[type, Callable[..., Awaitable[Any]]], *, per_ca
 
 
 def bind_reactions(table: Mapping[type[EventData], Callable[..., Awaitable[Any]]], *,
-                   per_call: tuple[type, ...], provided: Mapping[type, Any]) -> dict[type, BoundHandler]:
-    bound = {}
+                   per_call: tuple[type, ...], provided: Mapping[type, Any]) -> dict[type[EventData], BoundHandler]:
+    bound: dict[type[EventData], BoundHandler] = {}
     for key, function in table.items():
         if not (isinstance(key, type) and issubclass(key, EventData) and getattr(key, "event_type", None)):
             raise HandlerMismatch(f"reaction keys are contract event classes, not {key!r}")
