@@ -12,14 +12,13 @@ from pydantic import BaseModel, Field
 from services.dispatch.application import DispatchReads
 from services.dispatch.commands import AcceptJob, AssignJob, CompleteJob, RecordArrival, RecordRevisit
 from services.dispatch.domain import JobStatus
-from services.dispatch.queries import Page
 from shared.auth import Actor, Role
 from shared.contracts.dispatch import RevisitChannel, VisitFailureReason
 from shared.contracts.enums import Priority, ServiceMode
 from shared.eventstore.store import Metadata
 from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime
 from shared.http.idempotency import Idempotency, IdempotentCall
-from shared.http.pagination import Cursor, Limit, decode_cursor, encode_cursor
+from shared.http.pagination import Cursor, Limit, Page, keyset_after
 from shared.http.problems import Problem
 from shared.http.dependencies import CurrentApplication
 from shared.http.security import CurrentActor, Permission
@@ -45,17 +44,10 @@ Dispatch = Annotated[DispatchReads, Depends(_dispatch)]
 JobId = Annotated[str, Path(min_length=1, max_length=64, description="The job's id")]
 
 
-def page_response(page: Page) -> JSONResponse:
-    next_cursor = encode_cursor(page.next_after) if page.next_after is not None else None
-    return JSONResponse({"items": page.items, "next_cursor": next_cursor})
-
-
-def cursor_position(cursor: str | None, kind: type) -> Any:
-    after = decode_cursor(cursor)
-    if after is not None and not isinstance(after, kind):
-        raise Problem(400, "The cursor is not one this API handed out.", slug="invalid-cursor",
-                      errors=[{"field": "cursor", "reason": "not a cursor of this list"}])
-    return after
+def validated(view: type[BaseModel], data: dict[str, Any], status_code: int = 200,
+              headers: dict[str, str] | None = None) -> JSONResponse:
+    """An answer kept as a response (an Idempotency-Key replays it), checked against its view model first."""
+    return JSONResponse(view.model_validate(data).model_dump(mode="json"), status_code=status_code, headers=headers)
 
 
 class AssignBody(StrictBody):
@@ -137,9 +129,7 @@ class JobView(BaseModel):
     history: list[HistoryEntry]
 
 
-class JobPage(BaseModel):
-    items: list[JobView]
-    next_cursor: str | None
+JobPage = Page[JobView]
 
 
 @router.get("", dependencies=[Permission(*JOB_READERS)], response_model=JobPage)
@@ -152,26 +142,26 @@ async def list_jobs(
     dealer_id: Annotated[str | None, Query(max_length=80)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> JSONResponse:
+) -> Page[dict[str, Any]]:
     """Jobs, newest first, filtered by request, technician, status and dealer. A dealer lists the jobs of its
     own requests, a technician the jobs assigned to them."""
     page = await dispatch.jobs(actor, request_id=request_id, technician_id=technician_id,
                                status=status.value if status else None, dealer_id=dealer_id, limit=limit,
-                               after=cursor_position(cursor, int))
-    return page_response(page)
+                               after=keyset_after(cursor, int))
+    return page
 
 
 @router.get("/{job_id}", dependencies=[Permission(*JOB_READERS)], response_model=JobView)
-async def get_job(job_id: JobId, actor: CurrentActor, dispatch: Dispatch) -> JSONResponse:
+async def get_job(job_id: JobId, actor: CurrentActor, dispatch: Dispatch) -> dict[str, Any]:
     """One job with its SLA, visits, revisit and history. Dealers and technicians see only their own (404)."""
-    return JSONResponse(await dispatch.job(job_id, actor))
+    return await dispatch.job(job_id, actor)
 
 
 async def _run(command: Any, actor: Actor, meta: Metadata, application: CurrentApplicationApplication,
                idempotent: IdempotentCall) -> JSONResponse:
     """Every job command: once per Idempotency-Key (a device that retries gets the first answer back)."""
     async def run() -> JSONResponse:
-        return JSONResponse(await application.handle(command, actor, meta))
+        return validated(JobView, await application.handle(command, actor, meta))
 
     return await idempotent.run(run)
 

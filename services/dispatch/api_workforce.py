@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from services.dispatch.api import ID_PATTERN, Dispatch, JobPage, cursor_position, page_response
+from services.dispatch.api import ID_PATTERN, Dispatch, JobPage, validated
 from services.dispatch.commands import (
     RegisterServiceCenter,
     RegisterTechnician,
@@ -20,7 +20,7 @@ from shared.auth import Role
 from shared.contracts.dispatch import CenterKind
 from shared.http.commands import CommandMetadata, StrictBody, location
 from shared.http.idempotency import Idempotency
-from shared.http.pagination import Cursor, Limit
+from shared.http.pagination import Cursor, Limit, Page, keyset_after
 from shared.http.dependencies import CurrentApplication
 from shared.http.security import CurrentActor, Permission
 
@@ -102,18 +102,14 @@ class TechnicianView(BaseModel):
     version: int
 
 
-class CenterPage(BaseModel):
-    items: list[CenterView]
-    next_cursor: str | None
+CenterPage = Page[CenterView]
 
 
-class TechnicianPage(BaseModel):
-    items: list[TechnicianView]
-    next_cursor: str | None
+TechnicianPage = Page[TechnicianView]
 
 
-def _created(view: dict[str, Any], collection: str) -> JSONResponse:
-    return JSONResponse(view, status_code=201, headers={"Location": location(collection, view["id"])})
+def _created(model: type[BaseModel], view: dict[str, Any], collection: str) -> JSONResponse:
+    return validated(model, view, 201, {"Location": location(collection, view["id"])})
 
 
 @centers.post("", status_code=201, dependencies=[Permission(Role.dispatcher)],
@@ -124,7 +120,7 @@ async def register_service_center(body: CenterBody, meta: CommandMetadata, actor
     command = RegisterServiceCenter(body.id, body.name, body.region, body.kind, body.dealer_id)
 
     async def run() -> JSONResponse:
-        return _created(await application.handle(command, actor, meta), "/v1/service-centers")
+        return _created(CenterView, await application.handle(command, actor, meta), "/v1/service-centers")
 
     return await idempotent.run(run)
 
@@ -138,24 +134,25 @@ async def list_service_centers(
     dealer_id: Annotated[str | None, Query(max_length=80)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> JSONResponse:
+) -> Page[dict[str, Any]]:
     """Centers in registration order, filtered by region, kind and dealer."""
-    return page_response(await dispatch.centers(actor, region=region, kind=kind.value if kind else None, dealer_id=dealer_id,
-                                                limit=limit, after=cursor_position(cursor, int)))
+    return (await dispatch.centers(actor, region=region, kind=kind.value if kind else None, dealer_id=dealer_id,
+                                                limit=limit, after=keyset_after(cursor, int)))
 
 
 @centers.get("/{center_id}", dependencies=[Permission(*STAFF_READERS)], response_model=CenterView)
-async def get_service_center(center_id: CenterId, actor: CurrentActor, dispatch: Dispatch) -> JSONResponse:
+async def get_service_center(center_id: CenterId, actor: CurrentActor, dispatch: Dispatch) -> dict[str, Any]:
     """One center. A dealer-scoped token sees only its dealer's centers."""
-    return JSONResponse(await dispatch.center(center_id, actor))
+    return await dispatch.center(center_id, actor)
 
 
 @centers.patch("/{center_id}", dependencies=[Permission(Role.dispatcher)], response_model=CenterView)
 async def update_service_center(center_id: CenterId, body: CenterPatch, meta: CommandMetadata,
-                                actor: CurrentActor, application: CurrentApplication) -> JSONResponse:
+                                actor: CurrentActor, application: CurrentApplication) -> dict[str, Any]:
     """Change a center's name, region, kind or dealer. Jobs already assigned stay where they are."""
     command = UpdateServiceCenter(center_id, **body.changes())
-    return JSONResponse(await application.handle(command, actor, meta))
+    result: dict[str, Any] = await application.handle(command, actor, meta)
+    return result
 
 
 @technicians.post("", status_code=201, dependencies=[Permission(Role.dispatcher)],
@@ -166,7 +163,7 @@ async def register_technician(body: TechnicianBody, meta: CommandMetadata, actor
     command = RegisterTechnician(body.id, body.center_id, body.name, list(body.skills), body.active)
 
     async def run() -> JSONResponse:
-        return _created(await application.handle(command, actor, meta), "/v1/technicians")
+        return _created(TechnicianView, await application.handle(command, actor, meta), "/v1/technicians")
 
     return await idempotent.run(run)
 
@@ -180,36 +177,37 @@ async def list_technicians(
     active: Annotated[bool | None, Query()] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> JSONResponse:
+) -> Page[dict[str, Any]]:
     """Technicians in registration order, filtered by center, skill and whether they are active."""
-    return page_response(await dispatch.technicians(actor, center_id=center_id, skill=skill, active=active, limit=limit,
-                                                    after=cursor_position(cursor, int)))
+    return (await dispatch.technicians(actor, center_id=center_id, skill=skill, active=active, limit=limit,
+                                                    after=keyset_after(cursor, int)))
 
 
 @technicians.get("/{technician_id}", dependencies=[Permission(*STAFF_READERS, Role.technician)],
                  response_model=TechnicianView)
-async def get_technician(technician_id: TechnicianId, actor: CurrentActor, dispatch: Dispatch) -> JSONResponse:
+async def get_technician(technician_id: TechnicianId, actor: CurrentActor, dispatch: Dispatch) -> dict[str, Any]:
     """One technician. A technician reads only their own record."""
-    return JSONResponse(await dispatch.technician(technician_id, actor))
+    return await dispatch.technician(technician_id, actor)
 
 
 @technicians.patch("/{technician_id}", dependencies=[Permission(Role.dispatcher)], response_model=TechnicianView)
 async def update_technician(technician_id: TechnicianId, body: TechnicianPatch, meta: CommandMetadata,
-                            actor: CurrentActor, application: CurrentApplication) -> JSONResponse:
+                            actor: CurrentActor, application: CurrentApplication) -> dict[str, Any]:
     """Move a technician to another center, change their skills, or (de)activate them. An inactive technician
     gets no new jobs; the jobs they hold stay theirs until a dispatcher re-assigns them."""
     command = UpdateTechnician(technician_id, **body.changes())
-    return JSONResponse(await application.handle(command, actor, meta))
+    result: dict[str, Any] = await application.handle(command, actor, meta)
+    return result
 
 
 @technicians.get("/{technician_id}/queue", dependencies=[Permission(Role.dispatcher, Role.technician)],
                  response_model=JobPage)
 async def technician_queue(technician_id: TechnicianId, actor: CurrentActor, dispatch: Dispatch,
-                           limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
+                           limit: Limit = 50, cursor: Cursor = None) -> Page[dict[str, Any]]:
     """A technician's open jobs (assigned, accepted, in service, waiting for a repeat visit): priority first,
     then the next due time. A technician reads only their own queue."""
-    page = await dispatch.queue(technician_id, actor, limit=limit, after=cursor_position(cursor, str))
-    return page_response(page)
+    page = await dispatch.queue(technician_id, actor, limit=limit, after=keyset_after(cursor, str))
+    return page
 
 
 __all__ = ["centers", "technicians"]

@@ -30,6 +30,7 @@ from shared.clock import Clock
 from shared.contracts.dispatch import AssignedBy
 from shared.domain import Conflict, Forbidden, NotFound, RuleViolation
 from shared.eventstore.database import Database
+from shared.http.pagination import Page
 from shared.kernel import UnitOfWork
 
 
@@ -179,7 +180,7 @@ class DispatchReads:
         return json.loads(row.view)
 
     async def jobs(self, actor: Actor, *, request_id: str | None, technician_id: str | None, status: str | None,
-                   dealer_id: str | None, limit: int, after: int | None) -> queries.Page:
+                   dealer_id: str | None, limit: int, after: int | None) -> Page[dict[str, Any]]:
         """Newest first. A dealer lists the jobs of its requests, a technician their own."""
         if actor.dealer_scope is not None:
             dealer_id = _own(dealer_id, actor.dealer_scope, "dealer_id")
@@ -189,7 +190,7 @@ class DispatchReads:
             return await queries.jobs_page(conn, request_id=request_id, technician_id=technician_id, status=status,
                                            dealer_id=dealer_id, limit=limit, after=after)
 
-    async def queue(self, technician_id: str, actor: Actor, *, limit: int, after: str | None) -> queries.Page:
+    async def queue(self, technician_id: str, actor: Actor, *, limit: int, after: str | None) -> Page[dict[str, Any]]:
         if actor.dealer_scope is None and actor.technician_scope is not None and technician_id != actor.technician_scope:
             raise Forbidden("a technician may only read their own queue")
         async with self.db.read() as conn:
@@ -205,7 +206,7 @@ class DispatchReads:
             raise NotFound(f"service center {center_id} does not exist")
         return view
 
-    async def centers(self, actor: Actor, *, dealer_id: str | None, **filters: Any) -> queries.Page:
+    async def centers(self, actor: Actor, *, dealer_id: str | None, **filters: Any) -> Page[dict[str, Any]]:
         if actor.dealer_scope is not None:
             dealer_id = _own(dealer_id, actor.dealer_scope, "dealer_id")
         async with self.db.read() as conn:
@@ -222,7 +223,7 @@ class DispatchReads:
             raise NotFound(f"technician {technician_id} does not exist")
         return view
 
-    async def technicians(self, actor: Actor, **filters: Any) -> queries.Page:
+    async def technicians(self, actor: Actor, **filters: Any) -> Page[dict[str, Any]]:
         async with self.db.read() as conn:
             return await queries.technicians_page(conn, dealer_id=actor.dealer_scope, **filters)
 
