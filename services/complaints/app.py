@@ -3,8 +3,6 @@ own settings (database file, broker, clock, short deadlines) and nothing happens
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -17,14 +15,10 @@ from services.complaints.read_model import PROJECTIONS, metadata
 from services.complaints.sla import ComplaintSla
 from services.complaints.timers import caused_by_deadline, on_deadline
 from shared.calendar import WorkingCalendar
-from shared.clock import Clock, SystemClock
-from shared.domain import TimeRules
-from shared.eventstore.store import EventStore
-from shared.eventstore.tables import service_schema
+from shared.clock import Clock
 from shared.http.app import create_service_app
 from shared.kernel import Application, Kernel
-from shared.observability.logging import configure_logging
-from shared.runtime import ServiceRuntime
+from shared.kernel.service import kernel_lifespan
 from shared.settings import ServiceSettings
 
 SERVICE = "complaints"
@@ -69,26 +63,16 @@ def create_app(settings: ComplaintsSettings | None = None, *, clock: Clock | Non
                configure_logs: bool = True) -> FastAPI:
     settings = settings or ComplaintsSettings()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if configure_logs:
-            configure_logging(SERVICE, settings.log_level, settings.log_json)
-        db = ServiceRuntime.database(settings)
-        application = Application(Kernel(
-            db=db, store=EventStore(source=SERVICE), clock=clock or SystemClock(),
-            time_rules=TimeRules.from_settings(settings), projections=PROJECTIONS,
-            commands=COMMANDS, reactions=REACTIONS,
+    lifespan = kernel_lifespan(
+        settings, metadata=metadata, consumes=CONSUMES, clock=clock, configure_logs=configure_logs,
+        build=lambda parts: Application(Kernel(
+            **parts.common(), projections=PROJECTIONS, commands=COMMANDS, reactions=REACTIONS,
             provided={ComplaintSla: settings.sla(), ComplaintPolicy: ComplaintPolicy(
                 low_satisfaction=settings.complaint_low_satisfaction,
                 unknown_link_grace=timedelta(seconds=settings.complaint_unknown_link_grace_seconds))},
             on_deadline=on_deadline, deadline_cause=caused_by_deadline,
-        ))
-        runtime = ServiceRuntime.build(settings, metadata=service_schema(metadata), db=db, consumes=CONSUMES,
-                                       handlers=application.handler_table(),
-                                       deadline_handler=application.deadline_handler(), clock=application.clock)
-        app.state.application = application
-        async with runtime.serving(app):
-            yield
+        )),
+    )
 
     return create_service_app(
         service=SERVICE,

@@ -3,8 +3,6 @@ settings (database file, broker, clock) and nothing happens at import time."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -12,14 +10,10 @@ from services.intake import api
 from services.intake.application import COMMANDS, integrity_conflict
 from services.intake.reactions import CONSUMES, REACTIONS
 from services.intake.read_model import PROJECTIONS, metadata
-from shared.clock import Clock, SystemClock
-from shared.domain import TimeRules
-from shared.eventstore.store import EventStore
-from shared.eventstore.tables import service_schema
+from shared.clock import Clock
 from shared.http.app import create_service_app
 from shared.kernel import Application, Kernel
-from shared.observability.logging import configure_logging
-from shared.runtime import ServiceRuntime
+from shared.kernel.service import kernel_lifespan
 from shared.settings import ServiceSettings
 
 SERVICE = "intake"
@@ -34,21 +28,13 @@ def create_app(settings: IntakeSettings | None = None, *, clock: Clock | None = 
                configure_logs: bool = True) -> FastAPI:
     settings = settings or IntakeSettings()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if configure_logs:
-            configure_logging(SERVICE, settings.log_level, settings.log_json)
-        db = ServiceRuntime.database(settings)
-        application = Application(Kernel(
-            db=db, store=EventStore(source=SERVICE), clock=clock or SystemClock(),
-            time_rules=TimeRules.from_settings(settings), projections=PROJECTIONS,
-            commands=COMMANDS, reactions=REACTIONS, on_integrity_error=integrity_conflict(db),
-        ))
-        runtime = ServiceRuntime.build(settings, metadata=service_schema(metadata), db=db, consumes=CONSUMES,
-                                       handlers=application.handler_table())
-        app.state.application = application
-        async with runtime.serving(app):
-            yield
+    lifespan = kernel_lifespan(
+        settings, metadata=metadata, consumes=CONSUMES, clock=clock, configure_logs=configure_logs,
+        build=lambda parts: Application(Kernel(
+            **parts.common(), projections=PROJECTIONS, commands=COMMANDS, reactions=REACTIONS,
+            on_integrity_error=integrity_conflict(parts.db),
+        )),
+    )
 
     return create_service_app(
         service=SERVICE,

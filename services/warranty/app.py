@@ -3,9 +3,8 @@ settings (database file, broker, clock, limits) and nothing happens at import ti
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
+from typing import Any
 
 from fastapi import FastAPI
 from pydantic import Field
@@ -17,14 +16,10 @@ from services.warranty.projections import PROJECTIONS
 from services.warranty.queries import WarrantyQueries
 from services.warranty.reactions import CONSUMES, REACTIONS
 from services.warranty.read_model import metadata
-from shared.clock import Clock, SystemClock
-from shared.domain import TimeRules
-from shared.eventstore.store import EventStore
-from shared.eventstore.tables import service_schema
+from shared.clock import Clock
 from shared.http.app import create_service_app
 from shared.kernel import Application, Kernel
-from shared.observability.logging import configure_logging
-from shared.runtime import ServiceRuntime
+from shared.kernel.service import ServiceParts, kernel_lifespan
 from shared.settings import ServiceSettings
 
 import services.warranty.timeline  # noqa: F401  (declares the timeline in warranty's metadata)
@@ -52,26 +47,21 @@ class WarrantySettings(ServiceSettings):
 def create_app(settings: WarrantySettings | None = None, *, clock: Clock | None = None,
                configure_logs: bool = True) -> FastAPI:
     settings = settings or WarrantySettings()
+    rules = settings.rules()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if configure_logs:
-            configure_logging(SERVICE, settings.log_level, settings.log_json)
-        db = ServiceRuntime.database(settings)
-        store, rules = EventStore(source=SERVICE), settings.rules()
-        application = Application(Kernel(
-            db=db, store=store, clock=clock or SystemClock(), time_rules=TimeRules.from_settings(settings),
-            projections=PROJECTIONS, commands=COMMANDS, reactions=REACTIONS, provided={WarrantyRules: rules},
-            on_integrity_error=integrity_conflict,
-        ))
-        runtime = ServiceRuntime.build(settings, metadata=service_schema(metadata), db=db, consumes=CONSUMES,
-                                       handlers=application.handler_table())
-        app.state.clock = application.clock
-        app.state.application = application
+    def expose_reads(app: FastAPI, parts: ServiceParts, application: Application[Any]) -> None:
+        app.state.clock = parts.clock
         app.state.warranty = application
-        app.state.warranty_queries = WarrantyQueries(db, store, application.clock, rules)
-        async with runtime.serving(app):
-            yield
+        app.state.warranty_queries = WarrantyQueries(parts.db, parts.store, parts.clock, rules)
+
+    lifespan = kernel_lifespan(
+        settings, metadata=metadata, consumes=CONSUMES, clock=clock, configure_logs=configure_logs,
+        build=lambda parts: Application(Kernel(
+            **parts.common(), projections=PROJECTIONS, commands=COMMANDS, reactions=REACTIONS,
+            provided={WarrantyRules: rules}, on_integrity_error=integrity_conflict,
+        )),
+        on_start=expose_reads,
+    )
 
     return create_service_app(
         service=SERVICE,
