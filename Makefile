@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
 .PHONY: help setup system-deps jars run kafka test test-fast bench bench-dispatch bench-analytics contracts demo \
-	rebuild-analytics scale clean
+	demo-year rebuild-analytics scale chaos fuzz clean
 
 help:
 	@echo "make run        start Kafka and every service on SQLite, print URLs and an admin token"
@@ -15,10 +15,14 @@ help:
 	@echo "make bench      HTTP and relay benchmarks; writes docs/benchmarks.md"
 	@echo "make bench-dispatch  triaged -> job.assigned lag under load; writes docs/bench-dispatch.md"
 	@echo "make kafka      a local Kafka broker on 127.0.0.1:9092 (data in var/kafka)"
-	@echo "make bench-analytics  replay rate and 201-to-view lag; writes docs/bench-analytics.md"
+	@echo "make bench-analytics  a year of 100k requests (REQUESTS=): views p50/p99, rebuild and catch-up vs raw, RSS, lag; writes docs/bench-analytics.md"
 	@echo "make demo       fill a running system (make run) with a realistic month of traffic"
-	@echo "make rebuild-analytics  replay the topics into fresh analytics tables, then switch"
+	@echo "make demo-year  publish a realistic year of 1M requests (REQUESTS=) straight to the topics"
+	@echo "make rebuild-analytics  replay the topics into a fresh generation of a stopped analytics' DuckDB file"
 	@echo "make scale      two replicas of each service in one consumer group (KAFKA_BOOTSTRAP, <SERVICE>_DATABASE_URL)"
+	@echo "make chaos      fault runs (broker kill -9/SIGSTOP, service kill -9, duplicates, poison, 3-node leader loss)"
+	@echo "                on their own broker(s) and services; prints the table of invariants"
+	@echo "make fuzz       schemathesis over every service's OpenAPI (more examples than make test runs)"
 	@echo "make contracts  export event contracts to docs/contracts (JSON Schema + AsyncAPI)"
 
 # Java 17 runs the broker and Maven fetches its jars; the storage suites also run on a PostgreSQL server;
@@ -68,16 +72,25 @@ bench-dispatch: setup
 	$(PY) -m deploy.bench.dispatch_lag
 
 bench-analytics: setup
-	$(PY) -m deploy.bench.analytics
+	$(PY) -m deploy.bench.analytics --requests $(or $(REQUESTS),100000)
 
 demo: $(INSTALLED)
 	$(PY) -m deploy.demo
+
+demo-year: $(INSTALLED)
+	$(PY) -m deploy.demo_year --requests $(or $(REQUESTS),1000000)
 
 rebuild-analytics: $(INSTALLED)
 	$(PY) -m services.analytics.rebuild
 
 scale: setup
 	$(PY) -m deploy.scale --replicas 2
+
+chaos: setup
+	$(PY) -m deploy.chaos --profile full
+
+fuzz: setup
+	$(PY) -m deploy.chaos.fuzz --examples 25
 
 contracts: $(INSTALLED)
 	$(PY) -m shared.contracts.export

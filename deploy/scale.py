@@ -1,5 +1,6 @@
 """Scale out on one machine: run several replicas of each service in one consumer group, sharing one
-database per service (PostgreSQL, given by `<SERVICE>_DATABASE_URL`, or the SQLite default file).
+database per service (PostgreSQL, given by `<SERVICE>_DATABASE_URL`, or the SQLite default file). Analytics'
+replicas each build their own DuckDB copy of the projection, in consumer groups of their own.
 
 `python -m deploy.scale --replicas 2 [--services intake,dispatch]`: replica r of a service listens on
 its contract port + 10·r (intake: 8001, 8011, ...). The Kafka broker is KAFKA_BOOTSTRAP (default
@@ -53,9 +54,13 @@ def start_replicas(service: str, replicas: int, env: dict[str, str], log_dir: Pa
     for index in range(replicas):
         port = ports[index] if ports else PORTS[service] + 10 * index
         log = open(log_dir / f"{service}-{index}.log", "ab")
+        own = {}
+        if service == "analytics":  # each replica its own DuckDB file and consumer group: it reads every partition
+            own = {"ANALYTICS_DUCKDB_PATH": str(log_dir / f"analytics-{index}-{port}.duckdb"),
+                   "CONSUMER_GROUP": f"{env.get('CONSUMER_GROUP', 'analytics')}-{index}"}
         process = subprocess.Popen(
             [sys.executable, "-m", f"services.{service}"], cwd=ROOT,
-            env={**os.environ, **env, "PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, **env, **own, "PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         started.append(Replica(service, index, port, process))

@@ -78,7 +78,8 @@ class LocalKafkaBroker:
     """One Kafka process in KRaft combined mode on loopback; data survives stop()/start()."""
 
     def __init__(self, port: int | None = None, controller_port: int | None = None,
-                 data_dir: Path | None = None, num_partitions: int = 3, heap: str = "512m") -> None:
+                 data_dir: Path | None = None, num_partitions: int = 3, heap: str = "512m",
+                 cluster_id: str | None = None) -> None:
         self.port = port or free_port()
         self.controller_port = controller_port or free_port()
         while self.controller_port == self.port:
@@ -87,6 +88,7 @@ class LocalKafkaBroker:
         self.data_dir = Path(tempfile.mkdtemp(prefix="kafka-")) if data_dir is None else Path(data_dir).resolve()
         self.num_partitions = num_partitions
         self.heap = heap
+        self.cluster_id = cluster_id  # None: a new one when the log dir is first formatted
         self._process: subprocess.Popen[bytes] | None = None
         self._log_offsets: dict[Path, int] = {}
 
@@ -103,9 +105,14 @@ class LocalKafkaBroker:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def _write_config(self) -> Path:
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def settings(self) -> dict[str, str]:
+        """The broker's server.properties; a cluster node overrides the quorum and replication keys."""
         kraft_dir = self.data_dir / "kraft"
-        settings = {
+        return {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{_HOST}:{self.controller_port}",
@@ -144,8 +151,10 @@ class LocalKafkaBroker:
             "num.recovery.threads.per.data.dir": "1",
             "background.threads": "4",
         }
+
+    def _write_config(self) -> Path:
         config = self.data_dir / "server.properties"
-        config.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+        config.write_text("".join(f"{key}={value}\n" for key, value in self.settings().items()))
         (self.data_dir / "log4j2.properties").write_text(_LOG4J2.format(log=self.log_file))
         return config
 
@@ -159,7 +168,8 @@ class LocalKafkaBroker:
         """Format the KRaft log dir once; an existing meta.properties means the data is kept."""
         if (self.data_dir / "kraft" / "meta.properties").exists():
             return
-        command = self._java("kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(config))
+        command = self._java("kafka.tools.StorageTool", "format", "-t", self.cluster_id or new_cluster_id(),
+                             "-c", str(config))
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
             raise RuntimeError(f"formatting {self.data_dir} failed:\n{result.stdout}\n{result.stderr}")
@@ -195,6 +205,10 @@ class LocalKafkaBroker:
         if process is None:
             return
         atexit.unregister(self.stop)
+        try:
+            os.killpg(process.pid, signal.SIGCONT)  # a suspended broker would not act on SIGTERM
+        except ProcessLookupError:
+            pass
         for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
             try:
                 os.killpg(process.pid, sig)
@@ -206,6 +220,29 @@ class LocalKafkaBroker:
             except subprocess.TimeoutExpired:
                 continue
         process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the broker's process group, as when its machine dies: no clean shutdown; start() again
+        recovers from the log dir."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        atexit.unregister(self.stop)
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
+
+    def suspend(self) -> None:
+        """SIGSTOP: the broker freezes (a long GC pause, a stalled disk) with its sockets open."""
+        if self._process is not None:
+            os.killpg(self._process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after suspend()."""
+        if self._process is not None:
+            os.killpg(self._process.pid, signal.SIGCONT)
 
     def close(self) -> None:
         """Stop, and delete the data dir if this broker created it."""

@@ -78,6 +78,16 @@ def test_the_services_read_only_variables_that_exist(project):
         assert extra <= own, f"{service} is given variables it does not read: {extra - own}"
 
 
+def test_analytics_keeps_its_duckdb_projection_on_a_volume_of_its_own(project):
+    spec = project["services"]["analytics"]
+    path = spec["environment"]["ANALYTICS_DUCKDB_PATH"]
+    mounts = [v for v in spec["volumes"] if v["type"] == "volume"]
+    assert any(path.startswith(m["target"].rstrip("/") + "/") and m["source"] == "analytics-data" for m in mounts)
+    assert "analytics-data" in project["volumes"]
+    dockerfile = (ROOT / "services" / "analytics" / "Dockerfile").read_text()
+    assert "chown servicetrail /var/lib/analytics" in dockerfile  # the non-root user may write the file
+
+
 def test_every_migration_history_the_migrate_step_runs_exists(project):
     command = " ".join(project["services"]["migrate"]["command"])
     for service in SERVICES:

@@ -26,7 +26,7 @@ admin = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 VIEWERS = (Role.analyst, Role.dealer)
 DEFAULT_DAYS = 30
-MAX_DAYS = 3660  # ten years: the daily trend of a longer window is no longer a chart
+MAX_DAYS = 1830  # five years: longer is no longer a view of the service process, and would scan for long
 
 
 class ThroughputRow(BaseModel):
@@ -113,7 +113,7 @@ def window_of(first: date | None, end: date | None, analytics: AnalyticsViews) -
 
 
 def scope_of(principal: Principal) -> Scope:
-    return Scope(dealer_key=principal.dealer_id if principal.is_dealer else None)
+    return Scope(dealer_id=principal.dealer_id if principal.is_dealer else None)
 
 
 @views.get("/throughput", dependencies=[Permission(*VIEWERS)], response_model=ThroughputView)

@@ -1,5 +1,5 @@
 """analytics' composition root: everything is wired in the lifespan, so tests can build the app with their own
-settings (database file, broker, consumer group, clock) and nothing happens at import time."""
+settings (DuckDB file, SQL database, broker, consumer group, clock) and nothing happens at import time."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.analytics import api, dashboard
+from services.analytics import api, dashboard, process_api
 from services.analytics.application import AnalyticsViews
+from services.analytics.consumer import BatchProjectionConsumer
 from services.analytics.monitor import AlertMonitor
-from services.analytics.reactions import CONSUMES, ProjectionDeps, handler_table
+from services.analytics.projection import Projection
+from services.analytics.records import CONSUMES
 from services.analytics.settings import SERVICE, AnalyticsSettings
-from services.analytics.store import prepare
 from shared.clock import Clock, SystemClock
 from shared.contracts.base import REGISTRY
 from shared.eventstore.tables import metadata
 from shared.http.app import create_service_app
+from shared.messaging.kafka import manual_commit_consumer, reliable_producer
 from shared.observability.logging import configure_logging
 from shared.runtime import ServiceRuntime
 
@@ -26,9 +28,26 @@ import services.analytics.tables  # noqa: F401  (registers analytics' fixed tabl
 __all__ = ["AnalyticsSettings", "create_app"]
 
 
+def projection_consumer(settings: AnalyticsSettings, projection: Projection, db, changed: asyncio.Event
+                        ) -> BatchProjectionConsumer:
+    bootstrap, group = settings.kafka_bootstrap, settings.consumer_group or SERVICE
+    prefix = f"{settings.kafka_client_id_prefix}-{SERVICE}"
+    return BatchProjectionConsumer(
+        projection=projection, changed=changed, db=db, name=group, topics=CONSUMES, service=SERVICE,
+        consumer_factory=lambda: manual_commit_consumer(
+            bootstrap, group, CONSUMES, f"{prefix}-consumer",
+            session_timeout_ms=settings.consumer_session_timeout_ms,
+            heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 6, 500),
+            max_partition_fetch_bytes=4 << 20, fetch_max_bytes=16 << 20),
+        producer_factory=lambda: reliable_producer(bootstrap, f"{prefix}-dlq"),
+        registry=REGISTRY, batch_size=settings.analytics_batch_size,
+    )
+
+
 def create_app(settings: AnalyticsSettings | None = None, *, clock: Clock | None = None,
                configure_logs: bool = True) -> FastAPI:
     settings = settings or AnalyticsSettings()
+    process_api.finding_rules()  # a HANDOFF_TARGETS naming no step fails the start, not the first request
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -36,28 +55,40 @@ def create_app(settings: AnalyticsSettings | None = None, *, clock: Clock | None
             configure_logging(SERVICE, settings.log_level, settings.log_json)
         clock_ = clock or SystemClock()
         db = ServiceRuntime.database(settings)
-        deps = ProjectionDeps()
-        runtime = ServiceRuntime.build(settings, metadata=metadata, db=db, consumes=CONSUMES,
-                                       handlers=handler_table(deps))
-        # Before the consumer starts: the fixed tables (unless migrations own them), the state row and the
-        # active generation's tables (data of the service, created and replaced by rebuilds).
-        if settings.database_auto_create:
-            await db.create_all(metadata)
-        await prepare(db)
-        monitor = AlertMonitor(db, clock_, settings.alert_policy(), deps.changed,
+        # The SQL database keeps what every service has (idempotency keys…) and the alerts; the projection is
+        # in DuckDB, fed by analytics' own batch consumer (the runtime's per-event consumer is not started).
+        runtime = ServiceRuntime.build(settings, metadata=metadata, db=db, consumes=[])
+        projection = await asyncio.to_thread(Projection, settings.duckdb_path(),
+                                             memory_limit=settings.analytics_duckdb_memory_limit)
+        changed = asyncio.Event()
+        consumer = projection_consumer(settings, projection, db, changed)
+        monitor = AlertMonitor(projection, db, clock_, settings.alert_policy(), changed,
                                min_interval=settings.alert_min_interval_seconds,
                                sweep_interval=settings.alert_sweep_seconds)
-        views = AnalyticsViews(db, clock_, bootstrap=settings.kafka_bootstrap, registry=REGISTRY,
+        views = AnalyticsViews(projection, db, clock_, bootstrap=settings.kafka_bootstrap, registry=REGISTRY,
                                batch_size=settings.rebuild_batch_size, monitor=monitor)
         app.state.views = views
-        async with runtime.serving(app):
-            monitor_task = asyncio.create_task(monitor.run(), name="alert-monitor")
-            try:
-                yield
-            finally:
-                await views.stop()
-                await monitor.stop()
-                await asyncio.gather(monitor_task, return_exceptions=True)
+        app.state.consumer = consumer
+        app.state.projection = projection
+        try:
+            async with runtime.serving(app):
+                consumer_task = asyncio.create_task(consumer.run(), name="projection-consumer")
+                monitor_task = asyncio.create_task(monitor.run(), name="alert-monitor")
+                try:
+                    yield
+                finally:
+                    await views.stop()
+                    await consumer.stop()
+                    await monitor.stop()
+                    await asyncio.gather(monitor_task, return_exceptions=True)
+                    # The consumer finishes its batch and stops; one stuck on a broker that went away is cancelled
+                    # (its uncommitted batch is re-read and deduplicated at the next start).
+                    _, pending = await asyncio.wait({consumer_task}, timeout=15)
+                    for task in pending:
+                        task.cancel()
+                    await asyncio.gather(consumer_task, return_exceptions=True)
+        finally:
+            await asyncio.to_thread(projection.close)
 
     return create_service_app(
         service=SERVICE,
@@ -67,5 +98,5 @@ def create_app(settings: AnalyticsSettings | None = None, *, clock: Clock | None
         "a replay that rebuilds every view from the topics; and a dashboard at /dashboard.",
         version="1.0.0",
         lifespan=lifespan,
-        routers=[*api.routers, dashboard.router],
+        routers=[*api.routers, process_api.router, dashboard.router],
     )

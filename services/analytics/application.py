@@ -1,37 +1,24 @@
-"""analytics' read side: each view loads the facts it needs — live from the fact tables, or, `as_of` a past
-moment, folded afresh from the events recorded by then — and hands them to the pure view functions."""
+"""analytics' read side: each view runs its SQL over the versioned facts in DuckDB — the versions that hold now,
+or `as_of` a past moment the versions that held then — in a worker thread with a cursor of its own, so that the
+event loop (the consumer, other requests) keeps its turns."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
-from services.analytics.facts import RequestFact, RevisitFact, fold_all
+from services.analytics import sqlviews
 from services.analytics.metrics import Window, from_micros, to_micros
 from services.analytics.monitor import AlertMonitor
+from services.analytics.projection import Projection
 from services.analytics.replay import RebuildReport, RebuildRunning, rebuild
-from services.analytics.store import (
-    cohort_condition,
-    load_events,
-    open_since_condition,
-    read_state,
-    requests_where,
-    revisits_in,
-    throughput_condition,
-)
-from services.analytics.tables import active_alerts, alert_history, generation
-from services.analytics.views import (
-    GroupBy,
-    duration_histograms,
-    satisfaction_rows,
-    scorecard_rows,
-    throughput_rows,
-    trend_rows,
-)
+from services.analytics.tables import active_alerts, alert_history
+from services.analytics.views import GroupBy
 from shared.clock import Clock, rfc3339
 from shared.contracts.base import Registry
 from shared.eventstore.database import Database
@@ -39,9 +26,10 @@ from shared.eventstore.database import Database
 
 @dataclass
 class Scope:
-    """Whose numbers: everyone's, or one dealer's requests only (a dealer token)."""
+    """Whose numbers: everyone's, or one dealer's requests only (a dealer token), by the requests' real
+    dealer_id — a dealer-less request is in no dealer's scope, whatever a dealer's id is."""
 
-    dealer_key: str | None = None
+    dealer_id: str | None = None
 
 
 @dataclass
@@ -56,66 +44,52 @@ class RebuildStatus:
 class AnalyticsViews:
     """The views, alerts and rebuild behind the routes (one per app, on `app.state.views`)."""
 
-    def __init__(self, db: Database, clock: Clock, *, bootstrap: str, registry: Registry, batch_size: int,
-                 monitor: AlertMonitor) -> None:
-        self.db, self.clock = db, clock
+    def __init__(self, projection: Projection, db: Database, clock: Clock, *, bootstrap: str, registry: Registry,
+                 batch_size: int, monitor: AlertMonitor) -> None:
+        self.projection, self.db, self.clock = projection, db, clock
         self.bootstrap, self.registry, self.batch_size = bootstrap, registry, batch_size
         self.monitor = monitor
         self.rebuild_status = RebuildStatus()
         self._rebuild_task: asyncio.Task | None = None
 
-    # --- facts -----------------------------------------------------------------------------------------
+    async def _query(self, view: Callable[..., Any], *args, **kwargs) -> Any:
+        def run():
+            cur = self.projection.reader()
+            try:
+                return view(cur, self.projection.active_tables(cur), *args, **kwargs)
+            finally:
+                cur.close()
+        return await asyncio.to_thread(run)
 
-    async def _facts(self, as_of: datetime | None, scope: Scope, requests_condition, revisit_window: Window | None
-                     ) -> tuple[list[RequestFact], list[RevisitFact]]:
-        async with self.db.read() as conn:
-            tables = generation((await read_state(conn)).active)
-            if as_of is not None:
-                events = await load_events(conn, tables, recorded_until=to_micros(as_of))
-            else:
-                requests = (await requests_where(conn, tables, requests_condition(tables), scope.dealer_key)
-                            if requests_condition else [])
-                revisits = (await revisits_in(conn, tables, revisit_window, scope.dealer_key)
-                            if revisit_window else [])
-                return requests, revisits
-        # Folding a long history takes a while: in a thread, so the consumer and other requests keep their turns.
-        requests, revisits = await asyncio.to_thread(fold_all, events)
-        if scope.dealer_key is not None:
-            requests = [f for f in requests if f.dealer_key == scope.dealer_key]
-            revisits = [r for r in revisits if r.dealer_key == scope.dealer_key]
-        return requests, revisits
+    @staticmethod
+    def _moment(as_of: datetime | None) -> int | None:
+        return None if as_of is None else to_micros(as_of)
 
     # --- views -----------------------------------------------------------------------------------------
 
     async def throughput(self, window: Window, group_by: GroupBy, as_of: datetime | None, scope: Scope) -> list[dict]:
-        requests, _ = await self._facts(as_of, scope, lambda t: throughput_condition(t, window), None)
-        return throughput_rows(requests, window, group_by)
+        return await self._query(sqlviews.throughput_rows, window, group_by, self._moment(as_of), scope.dealer_id)
 
     async def satisfaction(self, window: Window, group_by: GroupBy, as_of: datetime | None,
                            scope: Scope) -> list[dict]:
-        _, revisits = await self._facts(as_of, scope, None, window)
-        return satisfaction_rows(revisits, window, group_by)
+        return await self._query(sqlviews.satisfaction_rows, window, group_by, self._moment(as_of), scope.dealer_id)
 
     async def scorecard(self, window: Window, group_by: GroupBy, as_of: datetime | None, scope: Scope) -> list[dict]:
-        requests, revisits = await self._facts(as_of, scope, lambda t: cohort_condition(t, window), window)
-        return scorecard_rows(requests, revisits, window, group_by)
+        return await self._query(sqlviews.scorecard_rows, window, group_by, self._moment(as_of), scope.dealer_id)
 
     async def trend(self, window: Window, as_of: datetime | None, scope: Scope) -> list[dict]:
-        requests, _ = await self._facts(as_of, scope, lambda t: open_since_condition(t, window.start, window.end),
-                                        None)
-        return trend_rows(requests, window)
+        return await self._query(sqlviews.trend_rows, window, self._moment(as_of), scope.dealer_id)
 
     async def durations(self, window: Window, as_of: datetime | None, scope: Scope) -> dict[str, Any]:
-        requests, _ = await self._facts(as_of, scope, lambda t: cohort_condition(t, window), None)
-        return duration_histograms(requests, window)
+        return await self._query(sqlviews.duration_histograms, window, self._moment(as_of), scope.dealer_id)
 
     # --- alerts ----------------------------------------------------------------------------------------
 
     async def alerts(self, *, cleared: bool, scope: Scope, limit: int, offset: int) -> tuple[list[dict], bool]:
         table = alert_history if cleared else active_alerts
         query = select(table)
-        if scope.dealer_key is not None:
-            query = query.where(table.c.scope == "dealer", table.c.key == scope.dealer_key)
+        if scope.dealer_id is not None:
+            query = query.where(table.c.scope == "dealer", table.c.key == scope.dealer_id)
         order = table.c.cleared_at.desc() if cleared else table.c.raised_at.desc()
         query = query.order_by(order, table.c.kind, table.c.scope, table.c.key).offset(offset).limit(limit + 1)
         async with self.db.read() as conn:
@@ -136,7 +110,7 @@ class AnalyticsViews:
     async def _run_rebuild(self) -> None:
         status = self.rebuild_status
         try:
-            report: RebuildReport = await rebuild(self.db, self.bootstrap, registry=self.registry,
+            report: RebuildReport = await rebuild(self.projection, self.bootstrap, registry=self.registry,
                                                   batch_size=self.batch_size)
             status.state, status.report = "succeeded", report.as_dict()
             self.monitor.changed.set()

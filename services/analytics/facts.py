@@ -1,9 +1,13 @@
 """Folding stored events into the facts the views count, with no I/O.
 
 A request's facts are a pure function of the set of its events, whatever order they arrived in: every
-"first" is the minimum by business time, and the live projection simply folds a request again from all its
-stored events whenever one more arrives. The same fold, over the events recorded by a past moment, gives the
-facts as they stood then (`as_of`)."""
+"first" is the minimum by business time, and the projection folds a request again from all its stored events
+whenever more arrive. The facts as they stood at a past moment are the fold of the events recorded by then;
+`fact_versions` folds each such moment once, when the events arrive, so that `as_of` is a predicate on stored
+versions (each valid from one recorded time until the next) and never a refold at query time.
+
+Three kinds of fact per request: the request itself (the time of every step, its keys, per-job counts), its
+jobs and its revisits. `fold_all` over a set of events is the reference the SQL views are tested against."""
 
 from __future__ import annotations
 
@@ -20,11 +24,14 @@ from services.analytics.records import (
     JOB_ASSIGNED,
     JOB_COMPLETED,
     JOB_CREATED,
+    JOB_ACCEPTED,
     RECEIVED,
     REVISIT_DONE,
     SLA_BREACH_WITHDRAWN,
     SLA_BREACHED,
     TRIAGED,
+    UNSPECIFIED_REASON,
+    HANDLED_TYPES,
     AnalyticsEvent,
 )
 
@@ -53,6 +60,16 @@ class RequestFact:
     jobs_first_fixed: int = 0
     jobs_sla_met: int = 0
     complaints: int = 0
+    # The process view's steps and rework (README: the fact schema).
+    dealer_id: str | None = None  # the real dealer id (None: a direct request); dealer_key is its display key
+    triage_mode: str | None = None
+    priority: str | None = None
+    escalated_at: int | None = None
+    first_accepted_at: int | None = None
+    first_revisit_at: int | None = None
+    jobs: int = 0
+    jobs_reassigned: int = 0
+    repeat_visits: int = 0
 
     def open_at(self, instant: int) -> bool:
         """In the backlog at `instant`: received before it, neither resolved nor cancelled before it."""
@@ -75,6 +92,29 @@ class RevisitFact:
     region: str | None
     product_line: str | None
     center_id: str | None
+    technician_id: str | None
+    dealer_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobFact:
+    """One job: its steps, how often it was assigned and completed, why visits did not fix the unit."""
+
+    job_id: str
+    request_id: str
+    created_at: int | None
+    assignments: int
+    first_assigned_at: int | None
+    first_accepted_at: int | None
+    first_arrived_at: int | None
+    first_completed_at: int | None
+    first_fixed: bool | None  # was the first completion fixed (None: not completed yet)
+    fixed_at: int | None
+    completions: int
+    unfixed_completions: int
+    reasons: tuple[tuple[str, int], ...]  # (reason, fixed=false completions), sorted by reason
+    sla_breached: bool
+    center_id: str | None  # assigned at the first completion
     technician_id: str | None
 
 
@@ -122,6 +162,13 @@ def fold_request(request_id: str, events: Iterable[AnalyticsEvent]) -> tuple[Req
     """The facts of one request from its events (and complaints linked to it through its jobs), in any order.
 
     Duplicates by event id count once."""
+    fact, revisits, _ = fold_request_full(request_id, events)
+    return fact, revisits
+
+
+def fold_request_full(request_id: str, events: Iterable[AnalyticsEvent]
+                      ) -> tuple[RequestFact, list[RevisitFact], list[JobFact]]:
+    """`fold_request`, with the request's job facts."""
     unique = {e.event_id: e for e in events}
     mine = [e for e in unique.values() if e.request_id == request_id or e.type == COMPLAINT_OPENED]
     by_type: dict[str, list[AnalyticsEvent]] = defaultdict(list)
@@ -135,9 +182,10 @@ def fold_request(request_id: str, events: Iterable[AnalyticsEvent]) -> tuple[Req
 
     received = _first(by_type[RECEIVED])
     origin = received or _first(by_type[JOB_CREATED])  # the job carries the same keys until the request arrives
-    dealer_key = region = product_line = None
+    dealer_key = dealer_id = region = product_line = None
     if origin is not None:
-        dealer_key = origin.data.get("dealer_id") or DIRECT
+        dealer_id = origin.data.get("dealer_id") or None
+        dealer_key = dealer_id or DIRECT
         region, product_line = origin.data.get("region"), origin.data.get("product_line")
 
     triage = _first(by_type[TRIAGED])
@@ -150,6 +198,8 @@ def fold_request(request_id: str, events: Iterable[AnalyticsEvent]) -> tuple[Req
     first_done = min(completed_jobs, key=lambda job: job.first_completion.chronological, default=None)
     center_id, technician_id = first_done.worker_at_first_completion() if first_done else (None, None)
 
+    job_facts = [_job_fact(job_id, request_id, job) for job_id, job in sorted(jobs.items())
+                 if any(e.type != REVISIT_DONE for e in job.events)]
     complaint_ids = {
         e.data.get("complaint_id") or e.event_id for e in mine
         if e.type == COMPLAINT_OPENED
@@ -174,6 +224,15 @@ def fold_request(request_id: str, events: Iterable[AnalyticsEvent]) -> tuple[Req
         jobs_first_fixed=sum(1 for job in completed_jobs if job.first_completion.data.get("fixed")),
         jobs_sla_met=sum(1 for job in completed_jobs if not job.breached()),
         complaints=len(complaint_ids),
+        dealer_id=dealer_id,
+        triage_mode=triage.data.get("mode") if triage else None,
+        priority=triage.data.get("priority") if triage else None,
+        escalated_at=min((e.time for e in by_type[ESCALATED]), default=None),
+        first_accepted_at=min((e.time for e in by_type[JOB_ACCEPTED]), default=None),
+        first_revisit_at=min((e.time for e in by_type[REVISIT_DONE]), default=None),
+        jobs=len(job_facts),
+        jobs_reassigned=sum(1 for job in job_facts if job.assignments >= 2),
+        repeat_visits=sum(job.unfixed_completions for job in job_facts),
     )
     revisits = []
     for event in sorted(by_type[REVISIT_DONE], key=lambda e: e.chronological):
@@ -185,8 +244,34 @@ def fold_request(request_id: str, events: Iterable[AnalyticsEvent]) -> tuple[Req
             event_id=event.event_id, request_id=request_id, job_id=event.job_id or "", time=event.time,
             satisfaction=int(event.data["satisfaction"]), nps=event.data.get("nps"), dealer_key=dealer_key,
             region=region, product_line=product_line, center_id=center, technician_id=technician,
+            dealer_id=dealer_id,
         ))
-    return fact, revisits
+    return fact, revisits, job_facts
+
+
+def _job_fact(job_id: str, request_id: str, job: _Job) -> JobFact:
+    completions = job.of(JOB_COMPLETED)
+    first = job.first_completion
+    fixed = [c for c in completions if c.data.get("fixed")]
+    reasons: dict[str, int] = defaultdict(int)
+    for completion in completions:
+        if not completion.data.get("fixed"):
+            reasons[completion.data.get("reason") or UNSPECIFIED_REASON] += 1
+    center_id, technician_id = job.worker_at_first_completion()
+
+    def first_time(event_type: str) -> int | None:
+        return min((e.time for e in job.events if e.type == event_type), default=None)
+
+    return JobFact(
+        job_id=job_id, request_id=request_id, created_at=first_time(JOB_CREATED),
+        assignments=len(job.of(JOB_ASSIGNED)), first_assigned_at=first_time(JOB_ASSIGNED),
+        first_accepted_at=first_time(JOB_ACCEPTED), first_arrived_at=first_time(JOB_ARRIVED),
+        first_completed_at=first.time if first else None,
+        first_fixed=bool(first.data.get("fixed")) if first else None,
+        fixed_at=fixed[0].time if fixed else None, completions=len(completions),
+        unfixed_completions=len(completions) - len(fixed), reasons=tuple(sorted(reasons.items())),
+        sla_breached=job.breached(), center_id=center_id, technician_id=technician_id,
+    )
 
 
 def owning_request(event: AnalyticsEvent, job_requests: dict[str, str]) -> str | None:
@@ -221,3 +306,59 @@ def fold_all(events: Iterable[AnalyticsEvent]) -> tuple[list[RequestFact], list[
         requests.append(fact)
         revisits.extend(request_revisits)
     return requests, revisits
+
+
+# --- versions: the facts as they stood at every recorded moment ------------------------------------------
+
+FOREVER = 2**63 - 1  # valid_to of a version that still holds
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned:
+    """A fact that held from `valid_from` (inclusive) until `valid_to` (exclusive), both recorded times."""
+
+    valid_from: int
+    valid_to: int
+    fact: object
+
+
+def _owns_something(request_id: str, events: list[AnalyticsEvent]) -> bool:
+    """Whether the reference (`fold_all`) would give the request a fact: some event of its own, or a complaint
+    naming only one of its jobs once a job event has linked that job to it."""
+    jobs = {e.job_id for e in events if e.type != COMPLAINT_OPENED and e.job_id is not None}
+    return any(e.type != COMPLAINT_OPENED or e.request_id == request_id or e.job_id in jobs for e in events)
+
+
+def fact_versions(request_id: str, events: Iterable[AnalyticsEvent]
+                  ) -> tuple[list[Versioned], list[Versioned], list[Versioned]]:
+    """Every version of a request's facts (request, revisits, jobs): the fold of the events recorded by each
+    distinct recorded time, kept only where it differs from the version before."""
+    # Types the fold does not read (warranty checks, intake's own follow-ups…) change no fact: no version.
+    ordered = sorted((e for e in {e.event_id: e for e in events}.values() if e.type in HANDLED_TYPES),
+                     key=lambda e: e.recorded_at)
+    out: tuple[list[Versioned], list[Versioned], list[Versioned]] = ([], [], [])
+    current: list[dict[str, tuple[int, object]]] = [{}, {}, {}]  # per kind: id → (valid_from, fact)
+    prefix: list[AnalyticsEvent] = []
+    i = 0
+    while i < len(ordered):
+        moment = ordered[i].recorded_at
+        while i < len(ordered) and ordered[i].recorded_at == moment:
+            prefix.append(ordered[i])
+            i += 1
+        if not _owns_something(request_id, prefix):
+            continue
+        fact, revisits, jobs = fold_request_full(request_id, prefix)
+        folded = ({request_id: fact}, {r.event_id: r for r in revisits}, {j.job_id: j for j in jobs})
+        for kind in range(3):
+            held, now = current[kind], folded[kind]
+            for key in list(held):
+                if key not in now or now[key] != held[key][1]:
+                    since, old = held.pop(key)
+                    out[kind].append(Versioned(since, moment, old))
+            for key, value in now.items():
+                if key not in held:
+                    held[key] = (moment, value)
+    for kind in range(3):
+        for since, fact in current[kind].values():
+            out[kind].append(Versioned(since, FOREVER, fact))
+    return out

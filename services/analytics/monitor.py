@@ -1,5 +1,6 @@
 """The alert monitor: re-evaluates the alert rules soon after the projection changes (and now and then, since
-time alone moves the lookback window), raising new alerts and clearing those whose condition stopped."""
+time alone moves the lookback window), raising new alerts and clearing those whose condition stopped. The
+samples are summed in DuckDB; the alerts and their history live in the service's SQL database."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.analytics.alerts import AlertCondition, AlertPolicy, evaluate_alerts
 from services.analytics.metrics import MICROS_PER_DAY, rounded, to_micros
-from services.analytics.store import alert_samples, read_state
-from services.analytics.tables import active_alerts, alert_history, generation
+from services.analytics.projection import Projection
+from services.analytics.sqlviews import alert_samples
+from services.analytics.tables import active_alerts, alert_history
 from shared.clock import Clock
 from shared.eventstore.database import Database
 
@@ -49,8 +51,9 @@ async def sync_alerts(conn: AsyncConnection, conditions: list[AlertCondition], n
 
 
 class AlertMonitor:
-    def __init__(self, db: Database, clock: Clock, policy: AlertPolicy, changed: asyncio.Event, *,
-                 min_interval: float, sweep_interval: float) -> None:
+    def __init__(self, projection: Projection, db: Database, clock: Clock, policy: AlertPolicy,
+                 changed: asyncio.Event, *, min_interval: float, sweep_interval: float) -> None:
+        self.projection = projection
         self.db, self.clock, self.policy, self.changed = db, clock, policy, changed
         self.min_interval, self.sweep_interval = min_interval, sweep_interval
         self._stopping = asyncio.Event()
@@ -59,8 +62,15 @@ class AlertMonitor:
         """Evaluate every rule now; return (raised, cleared)."""
         now = to_micros(self.clock.now())
         since = now - self.policy.lookback_days * MICROS_PER_DAY
-        async with self.db.read() as conn:
-            samples = await alert_samples(conn, generation((await read_state(conn)).active), since, now)
+
+        def sample():
+            cur = self.projection.reader()
+            try:
+                return alert_samples(cur, self.projection.active_tables(cur), since, now)
+            finally:
+                cur.close()
+
+        samples = await asyncio.to_thread(sample)
         conditions = evaluate_alerts(samples, self.policy)
         async with self.db.transaction() as conn:
             return await sync_alerts(conn, conditions, now)

@@ -13,6 +13,8 @@ step (whose meaning the contract fixes) and is shown beside it as `customer_minu
 
 from __future__ import annotations
 
+import json
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -216,9 +218,9 @@ def fold_trail(request_id: str, events: Iterable[AnalyticsEvent]) -> ProcessTrai
         assignments += e.type == JOB_ASSIGNED
     path_micros = path_events[-1].time - path_events[0].time if path_events else 0
 
-    complaint_ids = {e.data.get("complaint_id") for e in unique if e.type == COMPLAINT_OPENED}
-    reopened = {e.data.get("complaint_id") for e in unique
-                if e.type == COMPLAINT_REOPENED and e.data.get("complaint_id") in complaint_ids}
+    complaint_ids = {_complaint_id(e) for e in unique if e.type == COMPLAINT_OPENED}
+    reopened = {_complaint_id(e) for e in unique
+                if e.type == COMPLAINT_REOPENED and _complaint_id(e) in complaint_ids}
     return ProcessTrail(request=fact, steps=steps, path=tuple(path), path_micros=path_micros, jobs=jobs,
                         customer_micros=customer, reopened_complaints=len(reopened))
 
@@ -234,17 +236,26 @@ def process_trails(events: Iterable[AnalyticsEvent]) -> list[ProcessTrail]:
         if e.type == COMPLAINT_OPENED:
             owner = e.request_id or job_requests.get(e.job_id)
             if owner is not None:
-                complaint_requests[e.data.get("complaint_id")] = owner
+                complaint_requests[_complaint_id(e)] = owner
     grouped: dict[str, list[AnalyticsEvent]] = defaultdict(list)
     for e in unique:
         if e.type.startswith("complaint."):
             owner = (e.request_id or job_requests.get(e.job_id)
-                     or complaint_requests.get(e.data.get("complaint_id")))
+                     or complaint_requests.get(_complaint_id(e)))
             if owner is not None:
                 grouped[owner].append(e)
         elif e.request_id is not None:
             grouped[e.request_id].append(e)
     return [fold_trail(request_id, evs) for request_id, evs in sorted(grouped.items())]
+
+
+def _complaint_id(event: AnalyticsEvent) -> str | None:
+    """A complaint event's complaint: from the folded fields, else from the stored payload (a type the facts
+    do not fold, such as `complaint.reopened`, keeps only its payload)."""
+    if event.data.get("complaint_id"):
+        return event.data["complaint_id"]
+    payload = json.loads(event.payload) if isinstance(event.payload, str) else (event.payload or {})
+    return payload.get("complaint_id")
 
 
 def recorded_by(events: Iterable[AnalyticsEvent], as_of: int | None) -> Iterable[AnalyticsEvent]:
@@ -415,6 +426,7 @@ def finding_rows(trails: Iterable[ProcessTrail], window: Window, group_by: Group
     `request_ids` (sorted, at most `rules.request_id_limit`) and `requests` (how many in all)."""
     groups = cohort_by_key(trails, window, group_by)
     stats = {key: step_stats(group) for key, group in groups.items()}
+    everyone = {step: sorted(d for s in stats.values() for d in s[step].durations) for step in STEPS}
     found: list[dict] = []
     for key, group in groups.items():
         for step, target in rules.handoff_targets.items():
@@ -428,7 +440,7 @@ def finding_rows(trails: Iterable[ProcessTrail], window: Window, group_by: Group
                 step=step, owner=STEP_OWNERS[step], median_minutes=rounded_minutes(s.median),
                 target_minutes=target))
         if group_by not in (GroupBy.all, GroupBy.day, GroupBy.month):
-            found += _slower_than_peers(key, stats, rules)
+            found += _slower_than_peers(key, stats, rules, everyone)
         bouncing = [(t.request_id, job) for t in group for job in t.jobs if job.ping_pong]
         if bouncing:
             found.append(_finding(
@@ -439,14 +451,36 @@ def finding_rows(trails: Iterable[ProcessTrail], window: Window, group_by: Group
     return sorted(found, key=lambda f: (KIND_ORDER.index(f["kind"]), f["key"], f["step"] or "", f["reason"] or ""))
 
 
-def _slower_than_peers(key: str, stats: Mapping[str, Mapping[str, StepStats]], rules: FindingRules) -> list[dict]:
+def _kth_without(everyone: Sequence[int], mine: Sequence[int], rank: int) -> int:
+    """The `rank`-th smallest (1-based) of `everyone` once `mine` (a sub-multiset) is taken out; both sorted.
+    Binary search on `everyone`'s positions, counting with bisect: no copy of the others' values per key."""
+    low, high = 0, len(everyone) - 1
+    while low < high:
+        middle = (low + high) // 2
+        value = everyone[middle]
+        if bisect_right(everyone, value) - bisect_right(mine, value) >= rank:
+            high = middle
+        else:
+            low = middle + 1
+    return everyone[low]
+
+
+def _peer_median(everyone: Sequence[int], mine: Sequence[int]) -> Fraction:
+    n = len(everyone) - len(mine)
+    if n % 2:
+        return Fraction(_kth_without(everyone, mine, n // 2 + 1))
+    return Fraction(_kth_without(everyone, mine, n // 2) + _kth_without(everyone, mine, n // 2 + 1), 2)
+
+
+def _slower_than_peers(key: str, stats: Mapping[str, Mapping[str, StepStats]], rules: FindingRules,
+                       everyone: Mapping[str, Sequence[int]]) -> list[dict]:
     found = []
     for step in STEPS:
         mine = stats[key][step]
-        peers = [d for other, s in stats.items() if other != key for d in s[step].durations]
-        if mine.count < rules.peer_min_requests or len(peers) < rules.peer_min_requests:
+        peers = len(everyone[step]) - mine.count
+        if mine.count < rules.peer_min_requests or peers < rules.peer_min_requests:
             continue
-        peer_median = median(peers)
+        peer_median = _peer_median(everyone[step], sorted(mine.durations))
         bar = rules.peer_factor * peer_median
         if mine.median < bar or mine.median - peer_median < rules.peer_margin_minutes * MICROS_PER_MINUTE:
             continue

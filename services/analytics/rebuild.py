@@ -1,31 +1,34 @@
-"""`python -m services.analytics.rebuild`: replay the four topics into fresh tables and switch analytics' views
-to them. Safe while the service runs (it keeps answering from the old tables until the switch)."""
+"""`python -m services.analytics.rebuild`: replay the four topics into a fresh generation of the projection and
+switch analytics' views to it, in the DuckDB file of a stopped analytics. A running analytics holds its file
+(DuckDB allows one read-write process per file): rebuild it in place with `POST /v1/admin/rebuild`, which
+keeps the views answering meanwhile."""
 
 import asyncio
 import json
+import sys
 
-from services.analytics.settings import AnalyticsSettings
+from services.analytics.projection import LockedByAnotherProcess, Projection
 from services.analytics.replay import rebuild
-from services.analytics.store import prepare
-from shared.eventstore.tables import metadata
-from shared.runtime import ServiceRuntime
-
-import services.analytics.tables  # noqa: F401  (registers analytics' fixed tables in `metadata`)
+from services.analytics.settings import AnalyticsSettings
 
 
-async def main() -> None:
+async def main() -> int:
     settings = AnalyticsSettings()
-    db = ServiceRuntime.database(settings)
     try:
-        if settings.database_auto_create:
-            await db.create_all(metadata)
-        await prepare(db)
-        report = await rebuild(db, settings.kafka_bootstrap, batch_size=settings.rebuild_batch_size,
+        projection = await asyncio.to_thread(Projection, settings.duckdb_path(),
+                                             memory_limit=settings.analytics_duckdb_memory_limit)
+    except LockedByAnotherProcess:
+        print(f"{settings.duckdb_path()} is open in a running analytics: rebuild it there with "
+              "POST /v1/admin/rebuild (admin token), or stop it first.", file=sys.stderr)
+        return 2
+    try:
+        report = await rebuild(projection, settings.kafka_bootstrap, batch_size=settings.rebuild_batch_size,
                                on_progress=lambda stage, message: print(message, flush=True))
         print(json.dumps(report.as_dict(), indent=2))
+        return 0
     finally:
-        await db.dispose()
+        projection.close()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

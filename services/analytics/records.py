@@ -1,7 +1,8 @@
 """What analytics keeps of an event: the ids that link it to a request, its business time (`time`), when its
-source recorded it (`recordedat`, for `as_of`), and the few data fields the views need — never the
-customer's name or phone. Only the types some view counts are kept (`warranty.checked`, say, is
-not); a view that needs more starts with a rebuild, which replays the topics from their beginning.
+source recorded it (`recordedat`, for `as_of`), the topic and subject, the few fields the facts are folded from
+(`data`, by `EXTRACTORS`), and the whole event data with the customer's name and phone taken out (`payload`, for
+process-mining exports). Every event type of the four topics is kept: a type without an extractor is stored
+with its payload only, so that a view or an export that starts to need it has it without a rebuild.
 
 The same extraction serves the live consumer and the replay, so both fold exactly the same facts."""
 
@@ -24,19 +25,22 @@ ESCALATED = "service_request.escalated"
 CANCELLED = "service_request.cancelled"
 JOB_CREATED = "job.created"
 JOB_ASSIGNED = "job.assigned"
+JOB_ACCEPTED = "job.accepted"
 JOB_ARRIVED = "job.arrived"
 JOB_COMPLETED = "job.completed"
 SLA_BREACHED = "job.sla_breached"
 SLA_BREACH_WITHDRAWN = "job.sla_breach_withdrawn"
 REVISIT_DONE = "revisit.done"
 COMPLAINT_OPENED = "complaint.opened"
-JOB_ACCEPTED = "job.accepted"
-COMPLAINT_REOPENED = "complaint.reopened"
+COMPLAINT_REOPENED = "complaint.reopened"  # no extractor: the process view reads its payload
+
+UNSPECIFIED_REASON = "unspecified"  # a fixed=false completion that names no reason (dispatch's default)
 
 
 @dataclass(frozen=True, slots=True)
 class AnalyticsEvent:
-    """One stored event. Times are microseconds since the epoch (UTC)."""
+    """One stored event. Times are microseconds since the epoch (UTC). `data` holds the fields the facts are
+    folded from; `payload` the event's whole data without personal data (None when not kept, e.g. in tests)."""
 
     event_id: str
     type: str
@@ -46,6 +50,9 @@ class AnalyticsEvent:
     recorded_at: int
     sequence: int
     data: dict[str, Any] = field(default_factory=dict)
+    topic: str = ""
+    subject: str = ""
+    payload: dict[str, Any] | str | None = None  # a dict, or already its JSON text
 
     @property
     def chronological(self) -> tuple:
@@ -67,6 +74,14 @@ def _received(d) -> dict:
     return {"dealer_id": d.dealer_id, "region": d.customer.region, "product_line": d.product.product_line}
 
 
+def _completed(d) -> dict:
+    fields = {"technician_id": d.technician_id, "fixed": d.fixed}
+    if not d.fixed:  # dispatch adds an optional `reason` to job.completed; older events have none
+        fields["reason"] = _v(getattr(d, "reason", None)) or UNSPECIFIED_REASON
+    return fields
+
+
+# event type → the fields the facts read. Types without an entry are kept with their payload only.
 EXTRACTORS: dict[str, Callable[[Any], dict]] = {
     RECEIVED: _received,
     TRIAGED: lambda d: {"mode": _v(d.mode), "priority": _v(d.priority)},
@@ -75,23 +90,48 @@ EXTRACTORS: dict[str, Callable[[Any], dict]] = {
     JOB_CREATED: lambda d: {"dealer_id": d.dealer_id, "region": d.region, "product_line": d.product_line,
                             "mode": _v(d.mode), "priority": _v(d.priority)},
     JOB_ASSIGNED: lambda d: {"center_id": d.center_id, "technician_id": d.technician_id},
+    JOB_ACCEPTED: lambda d: {"technician_id": d.technician_id},
     JOB_ARRIVED: lambda d: {"technician_id": d.technician_id},
-    JOB_COMPLETED: lambda d: {"technician_id": d.technician_id, "fixed": d.fixed,
-                              "reason": _v(getattr(d, "reason", None))},
+    JOB_COMPLETED: _completed,
     SLA_BREACHED: lambda d: {"kind": _v(d.kind)},
     SLA_BREACH_WITHDRAWN: lambda d: {"kind": _v(d.kind)},
     REVISIT_DONE: lambda d: {"satisfaction": d.satisfaction, "nps": d.nps},
     COMPLAINT_OPENED: lambda d: {"complaint_id": d.complaint_id, "dealer_id": d.dealer_id},
-    # The process view (services/analytics/process.py): acceptances and reopened complaints.
-    JOB_ACCEPTED: lambda d: {"technician_id": d.technician_id},
-    COMPLAINT_REOPENED: lambda d: {"complaint_id": d.complaint_id},
 }
 
-HANDLED_TYPES = frozenset(EXTRACTORS)
+HANDLED_TYPES = frozenset(EXTRACTORS)  # the types the facts are folded from
+
+# Personal data never stored: the customer's name and phone (and any e-mail), wherever an event carries them.
+PERSONAL_KEYS = frozenset({"name", "phone", "email"})
+PERSONAL_PARENTS = frozenset({"customer", "contact"})
+PERSONAL_TOP_LEVEL = frozenset({"customer_name", "customer_phone", "customer_email", "phone", "email"})
+
+
+def without_personal_data(data: dict[str, Any]) -> dict[str, Any]:
+    """The event data without the customer's name, phone and e-mail (a technician's or a part's name stays)."""
+    kept = {}
+    for key, value in data.items():
+        if key in PERSONAL_TOP_LEVEL:
+            continue
+        if key in PERSONAL_PARENTS and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k not in PERSONAL_KEYS}
+        kept[key] = value
+    return kept
+
+
+def _may_carry_personal_data(text: str) -> bool:
+    return any(f'"{key}"' in text for key in (*PERSONAL_PARENTS, *PERSONAL_TOP_LEVEL))
 
 
 def analytics_event(envelope: EventEnvelope, data: EventData) -> AnalyticsEvent:
-    """The stored form of a validated event of one of `HANDLED_TYPES`."""
+    """The stored form of any validated event of the four topics. Its payload is the event's JSON as it came
+    (it was just validated against its contract), rewritten only when it may carry personal data."""
+    extractor = EXTRACTORS.get(envelope.type)
+    folded = extractor(data) if extractor is not None else {}
+    payload: dict[str, Any] | str = envelope.data
+    if _may_carry_personal_data(envelope.data):
+        payload = without_personal_data(data.model_dump(mode="json"))
+        payload.update({k: v for k, v in folded.items() if k not in payload})
     return AnalyticsEvent(
         event_id=envelope.id,
         type=envelope.type,
@@ -100,5 +140,8 @@ def analytics_event(envelope: EventEnvelope, data: EventData) -> AnalyticsEvent:
         time=to_micros(envelope.time),
         recorded_at=to_micros(envelope.recordedat),
         sequence=envelope.sequence,
-        data=EXTRACTORS[envelope.type](data),
+        data=folded,
+        topic=envelope.topic,
+        subject=envelope.subject,
+        payload=payload,
     )

@@ -1,56 +1,45 @@
-"""Rebuild: replay the four topics from their beginning into a fresh generation of tables, then switch the
-views to it in one transaction. The views keep answering from the old generation meanwhile, and the live
-consumer keeps running: while a rebuild is under way it also stores each event it handles in the new
-generation, so that nothing published after the replay's end offsets is missed."""
+"""Rebuild: replay the four topics from their beginning into a fresh generation of tables in the same DuckDB
+file, then switch the views to it. The views keep answering from the old generation meanwhile, and the live
+consumer keeps applying events to it; at the switch, the events it stored since the rebuild began and the
+replay did not read (they came after the replay's end offsets) are copied into the new generation and their
+requests folded again, under the writer lock, so nothing published during the rebuild is missed.
+
+The replay appends the decoded events in bulk (Arrow batches into a load table with no index), deduplicates
+them by event id in one statement, then folds every request once, streaming the events sorted by request."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+import inspect
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from pydantic import ValidationError
 
-from services.analytics.facts import fold_all
-from services.analytics.metrics import to_micros
-from services.analytics.reactions import owner_of, refold
-from services.analytics.records import CONSUMES, HANDLED_TYPES, AnalyticsEvent, analytics_event
-from services.analytics.store import (
-    create_generation,
-    create_lookup_indexes,
-    drop_generation,
-    drop_lookup_indexes,
-    existing_generations,
-    insert_events,
-    last_position,
-    load_events,
-    read_state,
-    save_all,
-    set_state,
+from services.analytics.projection import (
+    EVENT_COLUMNS,
+    Projection,
+    Tables,
+    create_indexes,
+    create_tables,
+    drop_tables,
+    now_micros,
+    run,
 )
-from services.analytics.tables import generation
-from shared.clock import utcnow
+from services.analytics.records import COMPLAINT_OPENED, CONSUMES, AnalyticsEvent, analytics_event
 from shared.contracts.base import REGISTRY, Registry
-from shared.eventstore.database import Database
 from shared.messaging.cloudevents import UnreadableEvent, from_record
 
 log = logging.getLogger(__name__)
 
-STALE_AFTER_MICROS = 300_000_000  # a rebuild that has not reported for five minutes has died
 IDLE_LIMIT_SECONDS = 120.0  # no record for this long while partitions are still short of their end: give up
 
 
 class RebuildRunning(Exception):
-    """Another rebuild is filling a generation right now."""
-
-
-class RebuildSuperseded(Exception):
-    """This rebuild's claim was taken over (it stalled for longer than the stale limit)."""
+    """A rebuild is filling a generation right now."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +48,7 @@ class RebuildReport:
     records_read: int
     events_stored: int
     requests: int
-    revisits: int
+    fact_versions: int
     late_requests: int
     seconds: float
     read_seconds: float
@@ -73,86 +62,65 @@ class RebuildReport:
         return {**asdict(self), "records_per_second": round(self.records_per_second, 1)}
 
 
-def decode(record: ConsumerRecord, registry: Registry = REGISTRY) -> AnalyticsEvent | None:
-    """The stored form of a record, or None for one the live consumer would not apply either (a type analytics
-    does not use, not a CloudEvent, an unknown schema version, invalid data: those went to the DLQ)."""
-    event_type = next((v for k, v in record.headers or () if k == "ce_type"), b"").decode("utf-8", "replace")
-    if event_type not in HANDLED_TYPES:
-        return None
+def decode_record(record: ConsumerRecord, registry: Registry = REGISTRY) -> tuple[AnalyticsEvent | None, str | None]:
+    """(the stored form of a record, None) or (None, why it goes to the DLQ: not a CloudEvent, an unknown type
+    or schema version, data that does not match its contract)."""
     try:
-        envelope = from_record(record.topic, record.key, record.value, record.headers)
-    except UnreadableEvent:
-        return None
+        envelope = from_record(record.topic, record.key, record.value, record.headers or ())
+    except UnreadableEvent as exc:
+        return None, f"unreadable: {exc}"
     model = registry.get(envelope.type, envelope.schema_version)
     if model is None:
-        return None
+        return None, f"unknown schema {envelope.dataschema}"
     try:
-        return analytics_event(envelope, model.model_validate_json(envelope.data))
-    except ValidationError:
-        return None
+        return analytics_event(envelope, model.model_validate_json(envelope.data)), None
+    except ValidationError as exc:
+        return None, f"invalid data for {envelope.dataschema}: {exc.error_count()} error(s): {_short(exc)}"
 
 
-async def _claim(db: Database, owner: str) -> int:
-    """Reserve the next generation for this rebuild; drop superseded and abandoned ones."""
-    now = to_micros(utcnow())
-    async with db.transaction() as conn:
-        state = await read_state(conn, lock="update")
-        if (state.building is not None and state.rebuild_heartbeat is not None
-                and now - state.rebuild_heartbeat < STALE_AFTER_MICROS):
-            raise RebuildRunning(f"generation {state.building} is being rebuilt by {state.rebuild_owner}")
-        existing = await existing_generations(conn)
-        for number in existing:
+def _short(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+
+
+Progress = Callable[[str, str], Awaitable[None] | None]
+
+
+def _claim(projection: Projection) -> tuple[Tables, int]:
+    """Reserve the next generation; drop any other leftover (a rebuild that died with its process)."""
+    with projection.lock:
+        cur = projection.writer
+        state = projection.state()
+        for number in projection.generations(cur):
             if number != state.active:
-                await drop_generation(conn, number)
-        number = max([state.active, *existing]) + 1
-        await drop_lookup_indexes(conn, await create_generation(conn, number))
-        await set_state(conn, building_generation=number, rebuild_owner=owner, rebuild_heartbeat=now)
-    return number
+                drop_tables(cur, Tables(number))
+        tables = Tables(state.active + 1)
+        create_tables(cur, tables, indexes=False)  # the indexes are built once, after the load
+        run(cur, f"CREATE OR REPLACE TABLE {tables.events}_load AS SELECT * FROM {tables.events} LIMIT 0")
+        projection.set_state(cur, active=state.active, building=tables.number)
+        return tables, now_micros()
 
 
-async def _still_mine(conn, number: int, owner: str) -> None:
-    state = await read_state(conn, lock="update")
-    if state.building != number or state.rebuild_owner != owner:
-        raise RebuildSuperseded(f"rebuild of generation {number} was taken over")
-    await set_state(conn, rebuild_heartbeat=to_micros(utcnow()))
+def _abandon(projection: Projection, tables: Tables) -> None:
+    with projection.lock:
+        cur = projection.writer
+        state = projection.state()
+        drop_tables(cur, tables)
+        run(cur, f"DROP TABLE IF EXISTS {tables.events}_load")
+        if state.building == tables.number:
+            projection.set_state(cur, active=state.active, building=None)
 
 
-@dataclass
-class _Replayed:
-    records: int = 0
-    events: list[AnalyticsEvent] = field(default_factory=list)
-    # Positions (after, until] the replay's own inserts took: the rest was stored by the live consumer meanwhile.
-    ranges: list[tuple[int, int]] = field(default_factory=list)
-
-    def took(self, after: int, until: int) -> None:
-        if self.ranges and self.ranges[-1][1] == after:
-            self.ranges[-1] = (self.ranges[-1][0], until)
-        else:
-            self.ranges.append((after, until))
-
-
-async def _replay_topics(db: Database, bootstrap: str, number: int, owner: str, registry: Registry,
-                         batch_size: int) -> _Replayed:
-    """Read every partition of the topics from its beginning to its end offset at the start; store the events
-    analytics uses, and keep them for the fold."""
-    # Subscribed without a group: the consumer waits for the topics' metadata and takes every partition.
+async def _replay_topics(projection: Projection, bootstrap: str, tables: Tables, registry: Registry,
+                         batch_size: int) -> tuple[int, int]:
+    """Read every partition from its beginning to its end offset at the start; append what decodes."""
     consumer = AIOKafkaConsumer(*CONSUMES, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", isolation_level="read_committed",
-                                client_id=f"analytics-rebuild-{owner[:8]}")
+                                max_partition_fetch_bytes=4 << 20, fetch_max_bytes=16 << 20,
+                                client_id=f"analytics-rebuild-g{tables.number}")
     await consumer.start()
-    replayed = _Replayed()
-    tables = generation(number)
-
-    async def store(events: list[AnalyticsEvent]) -> None:
-        async with db.transaction() as conn:
-            await _still_mine(conn, number, owner)
-            if events:
-                after = await last_position(conn, tables)
-                await insert_events(conn, tables, events)
-                replayed.took(after, await last_position(conn, tables))
-        replayed.events += events
-
-    storing: asyncio.Task | None = None  # one batch is stored while the next one is fetched and decoded
+    loader = projection.reader()
+    records = stored = 0
+    storing: asyncio.Future | None = None  # one batch is appended while the next one is fetched and decoded
     try:
         partitions = sorted(consumer.assignment())
         if not partitions:
@@ -171,36 +139,89 @@ async def _replay_topics(db: Database, bootstrap: str, number: int, owner: str, 
             elif time.monotonic() - last_progress > IDLE_LIMIT_SECONDS:
                 raise RuntimeError(f"no records from {sorted(map(str, remaining))} for {IDLE_LIMIT_SECONDS:.0f}s")
             events = []
-            for tp, records in batches.items():
-                for n, record in enumerate(records):
+            for tp, batch in batches.items():
+                for record in batch:
                     if record.offset < end[tp]:
-                        replayed.records += 1
-                        event = decode(record, registry)
+                        records += 1
+                        event, _ = decode_record(record, registry)
                         if event is not None:
                             events.append(event)
-                    if n % 256 == 255:
-                        await asyncio.sleep(0)  # lets the previous batch's insert go on in the database thread
             for tp in list(remaining):
                 if await consumer.position(tp) >= end[tp]:
                     remaining.discard(tp)
                     consumer.pause(tp)
             if storing is not None:
                 await storing
-            storing = asyncio.create_task(store(events))
+            stored += len(events)
+            if events:
+                storing = asyncio.ensure_future(asyncio.to_thread(
+                    projection.append_events, loader, f"{tables.events}_load", events))
+            else:
+                storing = None
         if storing is not None:
             await storing
     finally:
         if storing is not None and not storing.done():
-            storing.cancel()
             await asyncio.gather(storing, return_exceptions=True)
+        loader.close()
         await consumer.stop()
-    return replayed
+    return records, stored
 
 
-Progress = Callable[[str, str], Awaitable[None] | None]
+def _fold(projection: Projection, tables: Tables) -> tuple[int, int]:
+    """Deduplicate the load, index it, link jobs to requests, fold every request."""
+    cur = projection.reader()
+    try:
+        names = ", ".join(f'"{n}"' for n in EVENT_COLUMNS)
+        run(cur, f"INSERT INTO {tables.events} SELECT DISTINCT ON (event_id) {names} FROM {tables.events}_load")
+        run(cur, f"DROP TABLE {tables.events}_load")
+        run(cur, f"INSERT INTO {tables.job_requests} SELECT job_id, min(request_id) FROM {tables.events} "
+                    f"WHERE job_id IS NOT NULL AND request_id IS NOT NULL AND type <> '{COMPLAINT_OPENED}' "
+                    "GROUP BY job_id")
+        folded = projection.fold_everything(cur, tables)
+        create_indexes(cur, tables)
+        return folded
+    finally:
+        cur.close()
 
 
-async def rebuild(db: Database, bootstrap: str, *, registry: Registry = REGISTRY, batch_size: int = 5000,
+def _switch(projection: Projection, tables: Tables, started_at: int) -> tuple[int, int]:
+    """Under the writer lock: take over what the live consumer stored since the start, then switch; return
+    (previous generation, requests folded again)."""
+    with projection.lock:
+        cur = projection.writer
+        old = Tables(projection.state().active)
+        run(cur, "BEGIN TRANSACTION")
+        try:
+            copied = [r[0] for r in cur.execute(
+                f"INSERT INTO {tables.events} SELECT * FROM {old.events} o WHERE o.stored_at >= $since "
+                f"AND NOT EXISTS (SELECT 1 FROM {tables.events} n WHERE n.event_id = o.event_id) RETURNING event_id",
+                {"since": started_at}).fetchall()]
+            touched: set[str] = set()
+            if copied:
+                run(cur, f"CREATE TEMP TABLE copied AS SELECT * FROM {tables.events} WHERE event_id IN "
+                            f"(SELECT unnest($ids))", {"ids": copied})
+                run(cur, f"INSERT INTO {tables.job_requests} SELECT job_id, min(request_id) FROM copied "
+                            f"WHERE job_id IS NOT NULL AND request_id IS NOT NULL AND type <> '{COMPLAINT_OPENED}' "
+                            "GROUP BY job_id ON CONFLICT DO NOTHING")
+                touched = {r[0] for r in cur.execute(
+                    f"SELECT request_id FROM copied WHERE request_id IS NOT NULL UNION SELECT j.request_id FROM "
+                    f"copied c JOIN {tables.job_requests} j ON c.job_id = j.job_id WHERE c.request_id IS NULL "
+                    f"AND c.type = '{COMPLAINT_OPENED}'").fetchall()}
+                run(cur, "DROP TABLE copied")
+                if touched:
+                    projection.refold(cur, tables, touched)
+            projection.set_state(cur, active=tables.number, building=None)
+            run(cur, "COMMIT")
+        except BaseException:
+            run(cur, "ROLLBACK")
+            raise
+        drop_tables(cur, old)
+        run(cur, "CHECKPOINT")
+        return old.number, len(touched)
+
+
+async def rebuild(projection: Projection, bootstrap: str, *, registry: Registry = REGISTRY, batch_size: int = 5000,
                   on_progress: Progress | None = None) -> RebuildReport:
     """Replay the topics into a new generation and make it the active one; return what it took.
 
@@ -213,43 +234,24 @@ async def rebuild(db: Database, bootstrap: str, *, registry: Registry = REGISTRY
             if inspect.isawaitable(outcome):
                 await outcome
 
-    owner = str(uuid.uuid4())
+    if projection.rebuilding:
+        raise RebuildRunning("a rebuild is already running")
+    projection.rebuilding = True
     started = time.perf_counter()
-    number = await _claim(db, owner)
+    tables, started_at = await asyncio.to_thread(_claim, projection)
     try:
-        await say("claimed", f"replaying {', '.join(CONSUMES)} into generation {number}")
-        replayed = await _replay_topics(db, bootstrap, number, owner, registry, batch_size)
-        read, stored = replayed.records, len(replayed.events)
+        await say("claimed", f"replaying {', '.join(CONSUMES)} into generation {tables.number}")
+        read, stored = await _replay_topics(projection, bootstrap, tables, registry, batch_size)
         read_done = time.perf_counter()
-        await say("replayed", f"read {read} records ({stored} events analytics uses); folding")
-        tables = generation(number)
-        async with db.transaction() as conn:
-            await create_lookup_indexes(conn, tables)
-        async with db.read() as conn:
-            folded_until = await last_position(conn, tables)
-            stored_live = await load_events(conn, tables, until_position=folded_until, except_ranges=replayed.ranges)
-        requests, revisits = fold_all(replayed.events + stored_live)
-        async with db.transaction() as conn:
-            await _still_mine(conn, number, owner)
-            await save_all(conn, tables, requests, revisits)
-        # The switch: fold again what the live consumer stored meanwhile, then point the views at the new tables.
-        async with db.transaction() as conn:
-            await _still_mine(conn, number, owner)
-            late = await load_events(conn, tables, after_position=folded_until)
-            touched = {await owner_of(conn, tables, event) for event in late} - {None}
-            for request_id in touched:
-                await refold(conn, tables, request_id)
-            previous = (await read_state(conn)).active
-            await set_state(conn, active_generation=number, building_generation=None, rebuild_owner=None,
-                            rebuild_heartbeat=None)
+        await say("replayed", f"read {read} records ({stored} events); folding")
+        requests, versions = await asyncio.to_thread(_fold, projection, tables)
+        previous, late = await asyncio.to_thread(_switch, projection, tables, started_at)
         finished = time.perf_counter()
-        await say("switched", f"generation {number} is active (was {previous})")
-        return RebuildReport(number, read, stored, len(requests), len(revisits), len(touched), finished - started,
+        await say("switched", f"generation {tables.number} is active (was {previous})")
+        return RebuildReport(tables.number, read, stored, requests, versions, late, finished - started,
                              read_done - started, finished - read_done)
     except BaseException:
-        async with db.transaction() as conn:
-            state = await read_state(conn, lock="update")
-            if state.building == number and state.rebuild_owner == owner:
-                await set_state(conn, building_generation=None, rebuild_owner=None, rebuild_heartbeat=None)
-                await drop_generation(conn, number)
+        await asyncio.to_thread(_abandon, projection, tables)
         raise
+    finally:
+        projection.rebuilding = False

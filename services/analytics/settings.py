@@ -27,6 +27,15 @@ class AnalyticsSettings(ServiceSettings):
     alert_min_interval_seconds: float = Field(1.0, ge=0, description="Alerts are evaluated at most this often")
     alert_sweep_seconds: float = Field(60.0, gt=0, description="…and at least this often (time moves windows)")
     rebuild_batch_size: int = Field(5000, ge=100, description="Records per batch when replaying the topics")
+    analytics_duckdb_path: str = Field(
+        "", description="The projection's DuckDB file (one read-write process per file: each replica its own, "
+        "with its own CONSUMER_GROUP); empty means var/analytics.duckdb")
+    analytics_duckdb_memory_limit: str = Field("600MB", description="DuckDB's memory limit (it spills beyond)")
+    analytics_batch_size: int = Field(10000, ge=1, description="Records per poll batch at most, applied in one "
+                                      "transaction (a catching-up replica amortizes each batch's scans over more)")
+
+    def duckdb_path(self) -> str:
+        return self.analytics_duckdb_path or "var/analytics.duckdb"
 
     def alert_policy(self) -> AlertPolicy:
         return AlertPolicy(

@@ -61,6 +61,13 @@ def cursor_value(cursor: str | None, kind: type) -> Any:
     return after
 
 
+# shared.http.openapi documents the statuses that follow from a route's shape (404 for a path parameter); a
+# route whose 404 comes from an id in its query or body (a serial, a job) documents it itself.
+UNKNOWN_REFERENCE: dict[int | str, dict] = {404: {
+    "description": "The serial or job the input names is not known (or not one this caller may see)",
+    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}}
+
+
 def own_dealer(actor: Actor, requested: str | None, action: str) -> str | None:
     """A dealer acts for itself: a different dealer_id in the input is refused (403)."""
     return dealer_for(actor, requested, action=f"{action} for itself")
@@ -182,7 +189,8 @@ async def list_warranty_policies(queries: Queries, limit: Limit = 50, cursor: Cu
     return page(items, after)
 
 
-@router.get("/v1/coverage", dependencies=[Permission(*STAFF_READERS, Role.dealer, Role.technician)])
+@router.get("/v1/coverage", dependencies=[Permission(*STAFF_READERS, Role.dealer, Role.technician)],
+            responses=UNKNOWN_REFERENCE)
 async def get_coverage(queries: Queries,
                        serial: Annotated[str, Query(min_length=1, max_length=80)],
                        on: Annotated[date | None, Query(description="The day to judge (default today, UTC)")] = None,

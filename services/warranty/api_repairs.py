@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 
 from services.warranty.api import (
     STAFF_READERS,
+    UNKNOWN_REFERENCE,
     Queries,
     Serial,
     Warranty,
@@ -78,7 +79,7 @@ class ReturnBody(StrictBody):
     occurred_at: UtcDatetime | None = Field(None, description="When the customer asked (defaults to now)")
 
 
-@router.post("/v1/part-swaps", status_code=201,
+@router.post("/v1/part-swaps", status_code=201, responses=UNKNOWN_REFERENCE,
              dependencies=[Permission(Role.technician, Role.dealer, Role.warranty_officer)])
 async def record_part_swap(body: PartSwapBody, meta: CommandMetadata, actor: CurrentActor,
                            warranty: Warranty, idempotent: Idempotency) -> JSONResponse:
@@ -113,7 +114,7 @@ async def list_part_swaps(actor: CurrentActor, queries: Queries,
     return page(items, after)
 
 
-@router.post("/v1/claims", status_code=201, dependencies=[Permission(Role.dealer)])
+@router.post("/v1/claims", status_code=201, dependencies=[Permission(Role.dealer)], responses=UNKNOWN_REFERENCE)
 async def submit_claim(body: ClaimBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty,
                        idempotent: Idempotency) -> JSONResponse:
     """Claim a completed job's labour and covered parts back. Adjudicated at once by the rules (coverage
@@ -167,7 +168,7 @@ async def reject_claim(claim_id: PathId, body: OverrideBody, meta: CommandMetada
     return await _override(claim_id, False, body, meta, actor, warranty)
 
 
-@router.post("/v1/returns", status_code=201,
+@router.post("/v1/returns", status_code=201, responses=UNKNOWN_REFERENCE,
              dependencies=[Permission(Role.agent, Role.warranty_officer, Role.dealer)])
 async def request_return(body: ReturnBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty,
                          idempotent: Idempotency) -> JSONResponse:

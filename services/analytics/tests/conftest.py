@@ -1,4 +1,4 @@
-"""An analytics service for the tests (its own SQLite file and consumer group), the session's real Kafka
+"""An analytics service for the tests (its own DuckDB and SQLite files and consumer group), the session's real Kafka
 broker, and builders for the events other services publish. Each test uses dealer, center and region ids of
 its own, because the session's topics hold every other test's events too."""
 
@@ -42,8 +42,10 @@ class Analytics:
 
 
 def analytics_settings(tmp_path, kafka_bootstrap: str, **overrides) -> AnalyticsSettings:
+    name = f"analytics-{uuid.uuid4().hex[:6]}"
     values = dict(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/analytics-{uuid.uuid4().hex[:6]}.db",
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/{name}.db",
+        analytics_duckdb_path=f"{tmp_path}/{name}.duckdb",
         kafka_bootstrap=kafka_bootstrap,
         consumer_group=f"analytics-test-{uuid.uuid4().hex[:8]}",
         sqlite_synchronous="NORMAL",

@@ -178,3 +178,58 @@ def scorecard(cases: list[Case], start: datetime, end: datetime, group_by: str) 
         rows[key] = {"key": key, "sla_met_pct": r1(sla), "first_time_fix_pct": r1(ftf), "csat_pct": r1(csat),
                      "score": r1(score)}
     return rows
+
+
+STEP_OWNERS = {"triage": "hotline", "assign": "dispatch", "accept": "technician", "travel": "technician",
+               "repair": "technician", "follow_up": "hotline"}
+
+
+def _step_minutes(c: Case) -> dict[str, Fraction]:
+    """Each hand-off of the case from its plan (the scenario has no acceptances: accept and travel are never
+    measured)."""
+    steps: dict[str, Fraction] = {}
+    if c.triage:
+        steps["triage"] = Fraction(c.triage[0])
+    job = c.job
+    if job is None:
+        return steps
+    if c.triage and c.triage[1] != "phone" and job.assignments:
+        steps["assign"] = Fraction(min(a[0] for a in job.assignments)) - Fraction(c.triage[0])
+    fixed = [m for m, ok in job.completions if ok]
+    if job.arrivals and fixed:
+        steps["repair"] = Fraction(min(fixed)) - Fraction(min(job.arrivals))
+    if fixed and job.revisits:
+        steps["follow_up"] = Fraction(min(m for m, _, _ in job.revisits)) - Fraction(min(fixed))
+    return steps
+
+
+def handoffs(cases: list[Case], start: datetime, end: datetime, group_by: str) -> dict[str, list[dict]]:
+    rows: dict[str, list[dict]] = {}
+    for key in {c.key(group_by) for c in cases} - {None}:
+        cohort = [_step_minutes(c) for c in cases if c.key(group_by) == key and start <= c.received < end]
+        totals = {s: sum((m[s] for m in cohort if s in m), Fraction(0)) for s in STEP_OWNERS}
+        grand = sum(totals.values())
+        for step, owner in STEP_OWNERS.items():
+            values = [m[step] for m in cohort if step in m]
+            if values:
+                rows.setdefault(key, []).append({
+                    "key": key, "step": step, "owner": owner, "count": len(values), "median_minutes": med(values),
+                    "p90_minutes": p90(values), "total_minutes": r1(totals[step]),
+                    "share_pct": r1(totals[step] * 100 / grand) if grand else None, "customer_minutes": 0.0})
+    return rows
+
+
+def rework(cases: list[Case], start: datetime, end: datetime, group_by: str) -> dict[str, dict]:
+    rows = {}
+    for key in {c.key(group_by) for c in cases} - {None}:
+        jobs = [c.job for c in cases if c.key(group_by) == key and start <= c.received < end and c.job]
+        if not jobs:
+            continue
+        done = [j for j in jobs if j.completions]
+        unfixed = sum(not ok for j in jobs for _, ok in j.completions)
+        rows[key] = {"key": key, "jobs": len(jobs), "reassigned_pct": pct(sum(len(j.assignments) >= 2 for j in jobs),
+                                                                         len(jobs)),
+                     "repeat_visit_pct": pct(sum(any(not ok for _, ok in j.completions) for j in done), len(done)),
+                     "repeat_visits": unfixed, "reasons": {"unspecified": unfixed} if unfixed else {},
+                     "reopened_complaints": 0}
+    return rows

@@ -14,6 +14,8 @@ import pytest
     ({"from": "2025-02-01", "to": "2025-02-01"}, "query.from"),
     ({"from": "2025-03-01", "to": "2025-02-01"}, "query.to"),
     ({"from": "1900-01-01", "to": "2025-02-01"}, "query.from"),
+    ({"from": "2005-01-01", "to": "2025-01-01"}, "query.from"),  # twenty years
+    ({"from": "2019-01-01", "to": "2025-01-01"}, "query.from"),  # six: more than five
 ])
 async def test_a_bad_parameter_is_a_problem_naming_it(analytics, params, field):
     for view in ("throughput", "satisfaction", "scorecard"):
@@ -23,6 +25,14 @@ async def test_a_bad_parameter_is_a_problem_naming_it(analytics, params, field):
         problem = response.json()
         assert field in [e["field"] for e in problem["errors"]], problem
         assert problem["status"] == 422 and problem["detail"]
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", "2026-06-01T12:00:00+14:00"])
+async def test_an_as_of_at_the_ends_of_time_answers_with_the_numbers_of_then(analytics, as_of):
+    for view in ("throughput", "satisfaction", "scorecard", "trend", "durations"):
+        response = await analytics.client.get(f"/v1/views/{view}", params={"as_of": as_of},
+                                              headers=analytics.analyst)
+        assert response.status_code == 200, response.text
 
 
 async def test_views_need_a_token_and_a_reading_role(analytics):

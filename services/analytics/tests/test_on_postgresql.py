@@ -1,5 +1,5 @@
-"""The same projection on PostgreSQL (production's database): upserts, the state row's locks, generation tables
-created and dropped by a rebuild, `as_of`, and alert sums — against a real server."""
+"""analytics with its SQL database on PostgreSQL (production's): the projection stays in DuckDB, the alerts and
+what every service keeps go to PostgreSQL — views, `as_of`, alerts and a rebuild against a real server."""
 
 from __future__ import annotations
 
@@ -7,15 +7,11 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
-
 from deploy.postgres.launcher import create_database
 from services.analytics.app import create_app
-from services.analytics.store import read_state
-from services.analytics.tables import generation
 from services.analytics.tests import builders as ev
 from services.analytics.tests.conftest import Analytics, analytics_settings, unique
-from services.analytics.tests.test_rebuild import quiet
+from services.analytics.tests.test_rebuild import quiet, snapshot, state_of
 from shared.clock import rfc3339, utcnow
 from shared.testing.app import eventually, running
 from shared.testing.kafka import publish
@@ -55,18 +51,15 @@ async def test_views_as_of_rebuild_and_alerts_work_the_same_on_postgresql(on_pos
                               until=lambda r: dealer in r.text)
     assert {a["kind"] for a in alerts.json()["items"] if a["key"] == dealer} == {"csat_below"}
 
-    db = analytics.app.state.runtime.db
-    await quiet(db)
-    async with db.read() as conn:
-        before = (await read_state(conn)).active
-        facts = (await conn.execute(select(generation(before).requests).order_by("request_id"))).all()
+    projection = analytics.app.state.projection
+    await quiet(analytics.app)
+    before = (await state_of(projection)).active
+    facts = await snapshot(projection, before)
     started = await analytics.client.post("/v1/admin/rebuild", headers=analytics.auth("admin"))
     assert started.status_code == 202
     status = await eventually(lambda: analytics.client.get("/v1/admin/rebuild", headers=analytics.auth("admin")),
                               until=lambda r: r.json()["state"] != "running", timeout=60)
     assert status.json()["state"] == "succeeded", status.json()
-    async with db.read() as conn:
-        assert (await read_state(conn)).active == before + 1
-        rebuilt = (await conn.execute(select(generation(before + 1).requests).order_by("request_id"))).all()
-    assert rebuilt == facts
+    assert (await state_of(projection)).active == before + 1
+    assert await snapshot(projection, before + 1) == facts
     assert (await analytics.rows("throughput", **window))[dealer] == live[dealer]

@@ -163,3 +163,12 @@ def test_rows_add_up_across_keys_and_shares_to_a_hundred(plans):
     variants = variant_rows(trails, WINDOW, GroupBy.dealer)
     for key, group in by_dealer.items():
         assert sum(r["requests"] for r in variants if r["key"] == key) == len(group)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 50), min_size=1, max_size=30), st.lists(st.integers(0, 50), min_size=1, max_size=30))
+def test_the_others_median_without_copying_them_is_the_median_of_the_others(mine, others):
+    from services.analytics.metrics import median
+    from services.analytics.process import _peer_median
+
+    assert _peer_median(sorted(mine + others), sorted(mine)) == median(others)

@@ -1,5 +1,6 @@
-"""Rebuild: replaying the topics from their beginning into fresh tables ends with the same numbers, while the
-views keep answering from the old tables; an event handled during the replay is not lost."""
+"""Rebuild: replaying the topics from their beginning into a fresh generation ends with the same fact versions
+as the live consumer folded, while the views keep answering from the old one; an event handled during the
+replay is not lost; the command rebuilds a stopped analytics' file and refuses a running one's."""
 
 from __future__ import annotations
 
@@ -9,15 +10,13 @@ import sys
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import func, select
-
+from services.analytics.app import create_app
+from services.analytics.projection import Projection, Tables
 from services.analytics.replay import rebuild
-from services.analytics.store import read_state
-from services.analytics.tables import generation
 from services.analytics.tests import builders as ev
-from services.analytics.tests.conftest import unique
+from services.analytics.tests.conftest import analytics_settings, unique
 from shared.clock import utcnow
-from shared.testing.app import eventually
+from shared.testing.app import bearer, eventually, running
 from shared.testing.kafka import publish
 
 
@@ -36,30 +35,34 @@ def small_history(dealer: str, region: str, t0, count: int = 4) -> list:
     return events
 
 
-async def snapshot(db, number: int) -> tuple[list, list]:
-    tables = generation(number)
-    async with db.read() as conn:
-        requests = (await conn.execute(select(tables.requests).order_by(tables.requests.c.request_id))).all()
-        revisits = (await conn.execute(select(tables.revisits).order_by(tables.revisits.c.event_id))).all()
-    return [tuple(r) for r in requests], [tuple(r) for r in revisits]
+def _rows(projection: Projection, number: int) -> tuple[list, ...]:
+    cur = projection.reader()
+    try:
+        tables = Tables(number)
+        return tuple(cur.execute(f"SELECT * FROM {getattr(tables, name)} ORDER BY ALL").fetchall()
+                     for name in ("requests", "jobs", "revisits"))
+    finally:
+        cur.close()
 
 
-async def state_of(db):
-    async with db.read() as conn:
-        return await read_state(conn)
+async def snapshot(projection: Projection, number: int) -> tuple[list, ...]:
+    """Every fact version of a generation (requests, jobs, revisits)."""
+    return await asyncio.to_thread(_rows, projection, number)
 
 
-async def quiet(db) -> None:
-    """Wait until the live consumer has stopped storing events (it has read everything published so far)."""
-    async def stored():
-        async with db.read() as conn:
-            tables = generation((await read_state(conn)).active)
-            count = (await conn.execute(select(func.count()).select_from(tables.events))).scalar_one()
+async def state_of(projection: Projection):
+    return await asyncio.to_thread(projection.state, projection.reader())
+
+
+async def quiet(app) -> None:
+    """Wait until the live consumer has read everything published so far (its counts stop moving)."""
+    consumer = app.state.consumer
+
+    async def settled():
+        before = dict(consumer.counts)
         await asyncio.sleep(0.7)
-        async with db.read() as conn:
-            again = (await conn.execute(select(func.count()).select_from(tables.events))).scalar_one()
-        return count == again
-    await eventually(stored, until=bool, timeout=30)
+        return consumer.counts == before
+    await eventually(settled, until=bool, timeout=30)
 
 
 async def test_a_rebuild_ends_with_the_same_numbers_and_the_views_answer_all_along(analytics, kafka_bootstrap):
@@ -68,11 +71,11 @@ async def test_a_rebuild_ends_with_the_same_numbers_and_the_views_answer_all_alo
     await publish(kafka_bootstrap, *small_history(dealer, region, t0))
     window = {"group_by": "dealer", "from_": t0.date().isoformat(), "to": (t0 + timedelta(days=2)).date().isoformat()}
     await analytics.rows_when("scorecard", lambda r: r.get(dealer, {}).get("first_time_fix_pct") == 50.0, **window)
-    db = analytics.app.state.runtime.db
-    await quiet(db)
+    projection = analytics.app.state.projection
+    await quiet(analytics.app)
     before = await analytics.rows("scorecard", **window)
-    old = (await state_of(db)).active
-    live_facts = await snapshot(db, old)
+    old = (await state_of(projection)).active
+    live_facts = await snapshot(projection, old)
 
     started = await analytics.client.post("/v1/admin/rebuild", headers=analytics.auth("admin"))
     assert started.status_code == 202 and started.json()["state"] == "running"
@@ -82,10 +85,10 @@ async def test_a_rebuild_ends_with_the_same_numbers_and_the_views_answer_all_alo
         assert (await analytics.rows("scorecard", **window))[dealer] == before[dealer]  # still the old tables
         await asyncio.sleep(0.02)
     assert status["state"] == "succeeded", status["error"]
-    assert status["report"]["generation"] == old + 1 == (await state_of(db)).active
+    assert status["report"]["generation"] == old + 1 == (await state_of(projection)).active
     assert status["report"]["records_read"] >= status["report"]["events_stored"] > 0
 
-    assert await snapshot(db, old + 1) == live_facts
+    assert await snapshot(projection, old + 1) == live_facts
     for view in ("throughput", "satisfaction", "scorecard"):
         assert (await analytics.rows(view, **window))[dealer] is not None
     assert (await analytics.rows("scorecard", **window))[dealer] == before[dealer]
@@ -95,7 +98,7 @@ async def test_an_event_the_live_consumer_handles_during_the_replay_reaches_the_
     dealer, region = unique("D"), unique("delta")
     t0 = (utcnow() - timedelta(days=1)).replace(hour=4, minute=0, second=0, microsecond=0)
     window = {"group_by": "dealer", "from_": t0.date().isoformat(), "to": (t0 + timedelta(days=1)).date().isoformat()}
-    db = analytics.app.state.runtime.db
+    projection = analytics.app.state.projection
 
     async def publish_while_replaying(stage, message):
         if stage == "replayed":  # the end offsets are behind us: only the live consumer will see this event
@@ -103,23 +106,51 @@ async def test_an_event_the_live_consumer_handles_during_the_replay_reaches_the_
                                                        product_line="pump"))
             await analytics.rows_when("throughput", lambda r: dealer in r, **window)
 
-    report = await rebuild(db, kafka_bootstrap, on_progress=publish_while_replaying)
-    assert (await state_of(db)).active == report.generation
+    report = await rebuild(projection, kafka_bootstrap, on_progress=publish_while_replaying)
+    assert (await state_of(projection)).active == report.generation
+    assert report.late_requests >= 1
     assert (await analytics.rows("throughput", **window))[dealer]["received"] == 1
 
 
-async def test_the_rebuild_command_replays_into_the_running_services_database(analytics, kafka_bootstrap):
-    settings = analytics.settings
-    db = analytics.app.state.runtime.db
-    await quiet(db)
-    before = (await state_of(db)).active
-    facts = await snapshot(db, before)
-    env = {**os.environ, "DATABASE_URL": settings.database_url, "KAFKA_BOOTSTRAP": kafka_bootstrap,
-           "LOG_JSON": "false"}
+async def run_rebuild_command(settings) -> tuple[int, str]:
+    env = {**os.environ, "ANALYTICS_DUCKDB_PATH": settings.analytics_duckdb_path,
+           "KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "LOG_JSON": "false"}
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.analytics.rebuild", env=env,
                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     output, _ = await asyncio.wait_for(process.communicate(), 90)
-    assert process.returncode == 0, output.decode()
-    assert f"generation {before + 1} is active" in output.decode()
-    assert (await state_of(db)).active == before + 1
-    assert await snapshot(db, before + 1) == facts
+    return process.returncode, output.decode()
+
+
+async def test_the_rebuild_command_rebuilds_a_stopped_analytics_and_refuses_the_file_of_a_running_one(
+        tmp_path, kafka_bootstrap):
+    dealer, region = unique("D"), unique("cove")
+    t0 = (utcnow() - timedelta(days=2)).replace(hour=6, minute=0, second=0, microsecond=0)
+    await publish(kafka_bootstrap, *small_history(dealer, region, t0))
+    settings = analytics_settings(tmp_path, kafka_bootstrap)
+    app = create_app(settings, configure_logs=False)
+    window = {"group_by": "dealer", "from_": t0.date().isoformat(), "to": (t0 + timedelta(days=2)).date().isoformat()}
+    async with running(app) as client:
+        params = {("from" if k == "from_" else k): v for k, v in window.items()}
+
+        async def scorecard():
+            response = await client.get("/v1/views/scorecard", params=params,
+                                        headers=bearer(settings, "analyst"))
+            return {r["key"]: r for r in response.json()["rows"]}
+        before = await eventually(scorecard, until=lambda r: r.get(dealer, {}).get("first_time_fix_pct") == 50.0)
+        await quiet(app)
+        code, output = await run_rebuild_command(settings)
+        assert code == 2 and "POST /v1/admin/rebuild" in output
+        facts = await snapshot(app.state.projection, 1)
+
+    code, output = await run_rebuild_command(settings)
+    assert code == 0, output
+    assert "generation 2 is active" in output
+    projection = Projection(settings.analytics_duckdb_path)
+    try:
+        assert projection.state(projection.reader()).active == 2
+        assert await snapshot(projection, 2) == facts
+    finally:
+        projection.close()
+    async with running(create_app(settings, configure_logs=False)) as client:
+        response = await client.get("/v1/views/scorecard", params=params, headers=bearer(settings, "analyst"))
+        assert {r["key"]: r for r in response.json()["rows"]}[dealer] == before[dealer]

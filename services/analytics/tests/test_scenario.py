@@ -203,3 +203,23 @@ async def test_the_dashboard_series_agree_with_the_throughput_view(played, analy
     assert durations["assign"]["p90_minutes"] == overall["p90_minutes_to_assign"]
     assert sum(b["count"] for b in durations["triage"]["buckets"]) == sum(
         1 for c in mine_ if c.triage and start <= c.received < end)
+
+
+@pytest.mark.parametrize("window", list(WINDOWS))
+async def test_the_month_hand_offs_and_rework_are_what_the_plan_implies(played, analytics, window):
+    base, cases, names = played
+    start, end = (base + timedelta(days=d) for d in WINDOWS[window])
+    params = {"from_": start.date().isoformat(), "to": end.date().isoformat()}
+    for group_by in ("dealer", "center", "technician", "region", "product_line"):
+        expected = oracle.handoffs(cases, start, end, group_by)
+        expected.pop("direct", None)
+        response = await analytics.get("handoffs", group_by=group_by, **params)
+        assert response.status_code == 200, response.text
+        got: dict[str, list] = {}
+        for row in response.json()["rows"]:
+            if row["key"] in names.values():
+                got.setdefault(row["key"], []).append(row)
+        assert got == expected, group_by
+        rework = oracle.rework(cases, start, end, group_by)
+        rework.pop("direct", None)
+        assert mine(await analytics.rows("rework", group_by=group_by, **params), set(names.values())) == rework
