@@ -137,6 +137,12 @@ class Aggregate:
         self._fold(data, occurred_at)
         self.pending.append(PendingEvent(data, as_utc(occurred_at)))
 
+    @property
+    def previous_step_at(self) -> datetime | None:
+        """What a new step's time may not precede (`TimeRules`): the latest event, unless the aggregate knows
+        better (a complaint's timer escalations are not steps)."""
+        return self.last_occurred_at
+
     def apply(self, data: EventData, occurred_at: datetime) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from shared.contracts.base import EventData
 
@@ -37,15 +37,21 @@ class EventEnvelope:
             return 0
 
     def data_dict(self) -> dict[str, Any]:
-        return json.loads(self.data)
+        data: dict[str, Any] = json.loads(self.data)
+        return data
+
+
+E = TypeVar("E", bound=EventData, covariant=True)
 
 
 @dataclass(frozen=True, slots=True)
-class IncomingEvent:
-    """An envelope whose data was validated against its contract."""
+class IncomingEvent(Generic[E]):
+    """An envelope whose data was validated against its contract. A reaction declares the contract class it
+    takes (`IncomingEvent[WarrantyChecked]`), so `event.data` is typed and the handler table is checked
+    against it at start-up (`shared.kernel.handlers`)."""
 
     envelope: EventEnvelope
-    data: EventData
+    data: E
 
     @property
     def id(self) -> str:

@@ -5,7 +5,8 @@
     python -m shared.migrations intake check              # fail when the models and the migrations differ
 
 A service's tables are the shared ones (events, outbox, leases, processed_events, idempotency_keys,
-deadlines) plus those its modules register; `services/<name>/migrations/env.py` only names the modules."""
+deadlines) plus those of the service's own `MetaData`, which `services/<name>/migrations/models.py` exposes as
+`metadata`."""
 
 from __future__ import annotations
 
@@ -25,12 +26,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def service_metadata(service: str) -> MetaData:
-    """The tables of one service: shared ones plus the service's own (from its read-model modules)."""
+    """The tables of one service: shared ones plus the service's own `MetaData`."""
     from shared.eventstore import tables
-    import shared.scheduling  # noqa: F401  (registers `deadlines`)
 
     module = importlib.import_module(f"services.{service}.migrations.models")
-    owned = set(module.TABLES) | {"events", "outbox", "leases", "processed_events", "idempotency_keys", "deadlines"}
+    own = getattr(module, "metadata", None)
+    if isinstance(own, MetaData):
+        return tables.service_schema(own)
+    # A service still adding its tables to the shared metadata names them (until it owns a MetaData).
+    import shared.scheduling  # noqa: F401  (registers `deadlines`)
+
+    owned = set(module.TABLES) | set(tables.SHARED_TABLES)
     selected = MetaData()
     for name, table in tables.metadata.tables.items():
         if name in owned:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -16,10 +16,10 @@ from services.analytics.application import AnalyticsViews, Scope
 from services.analytics.metrics import Window
 from services.analytics.replay import RebuildRunning
 from services.analytics.views import GroupBy
-from shared.auth import Principal, Role
-from shared.http.pagination import Cursor, Limit, decode_cursor, encode_cursor
+from shared.auth import Actor, Role
+from shared.http.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from shared.http.problems import Problem
-from shared.http.security import CurrentPrincipal, Permission
+from shared.http.security import CurrentActor, Permission
 
 views = APIRouter(prefix="/v1/views", tags=["views"])
 admin = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -112,57 +112,58 @@ def window_of(first: date | None, end: date | None, analytics: AnalyticsViews) -
     return Window.of_dates(first, end)
 
 
-def scope_of(principal: Principal) -> Scope:
-    return Scope(dealer_id=principal.dealer_id if principal.is_dealer else None)
+def scope_of(actor: Actor) -> Scope:
+    """The one confinement rule of shared.auth: a dealer token sees its own requests' numbers only."""
+    return Scope(dealer_id=actor.dealer_scope)
 
 
 @views.get("/throughput", dependencies=[Permission(*VIEWERS)], response_model=ThroughputView)
-async def throughput(principal: CurrentPrincipal, analytics: Views, group_by: GroupByParam = GroupBy.all,
+async def throughput(actor: CurrentActor, analytics: Views, group_by: GroupByParam = GroupBy.all,
                      from_: FromDate = None, to: ToDate = None, as_of: AsOf = None) -> JSONResponse:
     """Requests per group over `[from, to)`: the cohort received in the window with its times to triage,
     assignment, arrival and resolution (median, nearest-rank p90, minutes), first-time fix, SLA met and
     complaints; resolutions in the window; the backlog at `to`. Percentages 0-100, 1 decimal, null where the
     denominator is 0."""
-    rows = await analytics.throughput(window_of(from_, to, analytics), group_by, as_of, scope_of(principal))
+    rows = await analytics.throughput(window_of(from_, to, analytics), group_by, as_of, scope_of(actor))
     return JSONResponse({"rows": rows})
 
 
 @views.get("/satisfaction", dependencies=[Permission(*VIEWERS)], response_model=SatisfactionView)
-async def satisfaction(principal: CurrentPrincipal, analytics: Views, group_by: GroupByParam = GroupBy.all,
+async def satisfaction(actor: CurrentActor, analytics: Views, group_by: GroupByParam = GroupBy.all,
                        from_: FromDate = None, to: ToDate = None, as_of: AsOf = None) -> JSONResponse:
     """Revisits in `[from, to)` by their own time: responses, average score, CSAT (share of 4-5), CSI, NPS
     (promoters 9-10 minus detractors 0-6, among revisits that gave one) and low scores (1-2)."""
-    rows = await analytics.satisfaction(window_of(from_, to, analytics), group_by, as_of, scope_of(principal))
+    rows = await analytics.satisfaction(window_of(from_, to, analytics), group_by, as_of, scope_of(actor))
     return JSONResponse({"rows": rows})
 
 
 @views.get("/scorecard", dependencies=[Permission(*VIEWERS)], response_model=ScorecardView)
-async def scorecard(principal: CurrentPrincipal, analytics: Views, group_by: GroupByParam = GroupBy.all,
+async def scorecard(actor: CurrentActor, analytics: Views, group_by: GroupByParam = GroupBy.all,
                     from_: FromDate = None, to: ToDate = None, as_of: AsOf = None) -> JSONResponse:
     """SLA met, first-time fix and CSAT per group, and score = 0.2 × SLA met + 0.3 × first-time fix + 0.5 ×
     CSAT from the unrounded parts (a missing part counts as 0; null when all three are missing)."""
-    rows = await analytics.scorecard(window_of(from_, to, analytics), group_by, as_of, scope_of(principal))
+    rows = await analytics.scorecard(window_of(from_, to, analytics), group_by, as_of, scope_of(actor))
     return JSONResponse({"rows": rows})
 
 
 @views.get("/trend", dependencies=[Permission(*VIEWERS)])
-async def trend(principal: CurrentPrincipal, analytics: Views, from_: FromDate = None, to: ToDate = None,
+async def trend(actor: CurrentActor, analytics: Views, from_: FromDate = None, to: ToDate = None,
                 as_of: AsOf = None) -> JSONResponse:
     """Per UTC day of the window: requests received that day, resolved that day, and the backlog at the day's
     end (the dashboard's throughput-and-backlog chart)."""
-    return JSONResponse({"rows": await analytics.trend(window_of(from_, to, analytics), as_of, scope_of(principal))})
+    return JSONResponse({"rows": await analytics.trend(window_of(from_, to, analytics), as_of, scope_of(actor))})
 
 
 @views.get("/durations", dependencies=[Permission(*VIEWERS)])
-async def durations(principal: CurrentPrincipal, analytics: Views, from_: FromDate = None, to: ToDate = None,
+async def durations(actor: CurrentActor, analytics: Views, from_: FromDate = None, to: ToDate = None,
                     as_of: AsOf = None) -> JSONResponse:
     """How long the window's cohort took from received to triage, first assignment, first arrival and
     resolution: counts per duration bucket, with median and p90 in minutes."""
-    return JSONResponse({"steps": await analytics.durations(window_of(from_, to, analytics), as_of, scope_of(principal))})
+    return JSONResponse({"steps": await analytics.durations(window_of(from_, to, analytics), as_of, scope_of(actor))})
 
 
 @views.get("/alerts", dependencies=[Permission(*VIEWERS)])
-async def alerts(principal: CurrentPrincipal, analytics: Views,
+async def alerts(actor: CurrentActor, analytics: Views,
                  state: Annotated[AlertState, Query(description="active (default) or cleared")] = AlertState.active,
                  limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
     """Alerts, newest first: a dealer's or center's SLA met or CSAT below its threshold over the last days, and
@@ -171,9 +172,10 @@ async def alerts(principal: CurrentPrincipal, analytics: Views,
     if not isinstance(offset, int) or offset < 0:
         raise Problem(400, "The cursor is not one this API handed out.", slug="invalid-cursor",
                       errors=[{"field": "cursor", "reason": "not a valid cursor"}])
-    items, more = await analytics.alerts(cleared=state == AlertState.cleared, scope=scope_of(principal),
+    items, more = await analytics.alerts(cleared=state == AlertState.cleared, scope=scope_of(actor),
                                          limit=limit, offset=offset)
-    return JSONResponse({"items": items, "next_cursor": encode_cursor(offset + limit) if more else None})
+    page = Page[dict[str, Any]](items=items, next_cursor=encode_cursor(offset + limit) if more else None)
+    return JSONResponse(page.model_dump(mode="json"))
 
 
 def _status(analytics: AnalyticsViews) -> dict:

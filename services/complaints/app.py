@@ -3,28 +3,23 @@ own settings (database file, broker, clock, short deadlines) and nothing happens
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
 from pydantic import Field, field_validator
 
 from services.complaints import api
-from services.complaints.application import ComplaintsApplication, ComplaintsDeps
-from services.complaints.reactions import CONSUMES, handler_table
+from services.complaints.application import COMMANDS, ComplaintPolicy
+from services.complaints.reactions import CONSUMES, REACTIONS
+from services.complaints.read_model import PROJECTIONS, metadata
 from services.complaints.sla import ComplaintSla
-from services.complaints.timers import deadline_handler
+from services.complaints.timers import caused_by_deadline, on_deadline
 from shared.calendar import WorkingCalendar
-from shared.clock import Clock, SystemClock
-from shared.domain import TimeRules
-from shared.eventstore.store import EventStore
-from shared.eventstore.tables import metadata
+from shared.clock import Clock
 from shared.http.app import create_service_app
-from shared.observability.logging import configure_logging
-from shared.runtime import ServiceRuntime
+from shared.kernel import Application, Kernel
+from shared.kernel.service import kernel_lifespan
 from shared.settings import ServiceSettings
-
-import services.complaints.read_model  # noqa: F401  (registers complaints' tables in `metadata`)
 
 SERVICE = "complaints"
 
@@ -68,26 +63,16 @@ def create_app(settings: ComplaintsSettings | None = None, *, clock: Clock | Non
                configure_logs: bool = True) -> FastAPI:
     settings = settings or ComplaintsSettings()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        if configure_logs:
-            configure_logging(SERVICE, settings.log_level, settings.log_json)
-        db = ServiceRuntime.database(settings)
-        deps = ComplaintsDeps(
-            db=db,
-            store=EventStore(source=SERVICE),
-            clock=clock or SystemClock(),
-            time_rules=TimeRules.from_settings(settings),
-            sla=settings.sla(),
-            low_satisfaction=settings.complaint_low_satisfaction,
-            unknown_link_grace=timedelta(seconds=settings.complaint_unknown_link_grace_seconds),
-        )
-        runtime = ServiceRuntime.build(settings, metadata=metadata, db=db, consumes=CONSUMES,
-                                       handlers=handler_table(deps), deadline_handler=deadline_handler(deps),
-                                       clock=deps.clock)
-        app.state.complaints = ComplaintsApplication(deps)
-        async with runtime.serving(app):
-            yield
+    lifespan = kernel_lifespan(
+        settings, metadata=metadata, consumes=CONSUMES, clock=clock, configure_logs=configure_logs,
+        build=lambda parts: Application(Kernel(
+            **parts.common(), projections=PROJECTIONS, commands=COMMANDS, reactions=REACTIONS,
+            provided={ComplaintSla: settings.sla(), ComplaintPolicy: ComplaintPolicy(
+                low_satisfaction=settings.complaint_low_satisfaction,
+                unknown_link_grace=timedelta(seconds=settings.complaint_unknown_link_grace_seconds))},
+            on_deadline=on_deadline, deadline_cause=caused_by_deadline,
+        )),
+    )
 
     return create_service_app(
         service=SERVICE,

@@ -10,14 +10,6 @@ from shared.contracts.enums import Channel
 
 
 @dataclass(frozen=True)
-class Actor:
-    """Who is acting, as far as complaints cares: a dealer is confined to complaints about its own requests."""
-
-    subject: str
-    dealer_scope: str | None = None  # set for dealer tokens
-
-
-@dataclass(frozen=True)
 class OpenComplaint:
     request_id: str | None
     job_id: str | None

@@ -215,6 +215,14 @@ class Complaint(Aggregate):
             deadlines[LINK_DEADLINE] = self.link_until
         return deadlines
 
+    @property
+    def previous_step_at(self) -> datetime | None:
+        return self.last_step_at
+
+    def due_deadlines(self) -> dict[str, datetime]:
+        """The timer's deadlines, as the unit of work reconciles them (`shared.kernel.HasDeadlines`)."""
+        return self.timer_deadlines()
+
     def deadline_passed(self, kind: str) -> None:
         """The timer says deadline `kind` passed: escalate one level if it is still pending and was not
         escalated for yet. At level 3 there is nowhere to go; the miss shows in the step times. The link

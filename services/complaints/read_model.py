@@ -3,20 +3,25 @@ and what complaints knows of other services' requests and jobs (to link complain
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.complaints.domain import ACTIVE, TOP_LEVEL, Complaint, Status
-from shared.clock import rfc3339
-from shared.eventstore.store import stored_streams
-from shared.eventstore.tables import UtcDateTime, metadata
+from services.complaints.views import ComplaintView, to_view
+from shared.events import EventEnvelope
+from shared.eventstore.database import Database
+from shared.eventstore.store import EventStore
+from shared.eventstore.tables import UtcDateTime
+from shared.eventstore.upsert import upsert
+from shared.http.pagination import Page
+from shared.kernel import Projections, rebuild_read_model
+
+metadata = MetaData()
 
 complaints = Table(
     "complaints",
@@ -59,45 +64,6 @@ known_jobs = Table(
 )
 
 
-def _time(value: datetime | None) -> str | None:
-    return rfc3339(value) if value else None
-
-
-def to_view(complaint: Complaint) -> dict[str, Any]:
-    """The complaint as the API shows it."""
-    c = complaint
-    return {
-        "id": c.id,
-        "status": str(c.status),
-        "level": c.level,
-        "category": str(c.category),
-        "severity": str(c.severity),
-        "source": str(c.source),
-        "description": c.details,
-        "satisfaction": c.satisfaction,
-        "request_id": c.request_id,
-        "job_id": c.job_id,
-        "dealer_id": c.dealer_id,
-        "link": str(c.link) if c.link else None,
-        "opened_at": _time(c.opened_at),
-        "ack_due": _time(c.ack_due),
-        "acknowledged_at": _time(c.acknowledged_at),
-        "acknowledged_in_time": c.acknowledged_in_time,
-        "resolve_due": _time(c.resolve_due),
-        "waiting_on_customer_since": _time(c.waiting_since),
-        "resolved_at": _time(c.resolved_at),
-        "resolution": c.resolution,
-        "resolved_in_time": c.resolved_in_time,
-        "next_due": _time(c.next_due),
-        "closed_at": _time(c.closed_at),
-        "customer_confirmed": c.customer_confirmed,
-        "reopen_count": c.reopen_count,
-        "appeal_count": c.appeal_count,
-        "version": c.version,
-        "history": [{"type": t, "time": _time(at)} for t, at in c.history],
-    }
-
-
 def worklist_order(complaint: Complaint) -> str:
     """A string whose order is the worklist's: active before done, level 3 before 1, earliest deadline first
     (a complaint whose clock stands still last), then by id."""
@@ -106,8 +72,8 @@ def worklist_order(complaint: Complaint) -> str:
     return f"{0 if complaint.is_active else 1}{TOP_LEVEL - complaint.level}|{due_key}|{complaint.id}"
 
 
-async def save_view(conn: AsyncConnection, complaint: Complaint, opened_position: int | None,
-                    is_sqlite: bool) -> None:
+async def project(conn: AsyncConnection, complaint: Complaint, stored: Sequence[EventEnvelope]) -> None:
+    """Upsert the complaint's row (a new one keyed by the position of its first event)."""
     row = {
         "complaint_id": complaint.id,
         "status": str(complaint.status),
@@ -122,14 +88,17 @@ async def save_view(conn: AsyncConnection, complaint: Complaint, opened_position
         "next_due": complaint.next_due,
         "worklist_order": worklist_order(complaint),
         "version": complaint.version,
-        "view": json.dumps(to_view(complaint), ensure_ascii=False),
+        "view": to_view(complaint).model_dump_json(),
     }
-    if opened_position is not None:
-        dialect = sqlite if is_sqlite else postgresql
-        statement = dialect.insert(complaints).values(opened_position=opened_position, **row)
-        await conn.execute(statement.on_conflict_do_update(index_elements=["complaint_id"], set_=row))
+    if stored[0].sequence == 1:
+        await upsert(conn, complaints, {"opened_position": stored[0].position, **row}, key="complaint_id",
+                     update=list(row))
     else:
         await conn.execute(complaints.update().where(complaints.c.complaint_id == complaint.id).values(**row))
+
+
+PROJECTIONS = Projections()
+PROJECTIONS.register(Complaint, project, complaints)
 
 
 @dataclass(frozen=True)
@@ -147,8 +116,8 @@ class ComplaintFilter:
 
 
 async def page_of_complaints(conn: AsyncConnection, where: ComplaintFilter, *, by_urgency: bool,
-                             after: int | str | None, limit: int) -> tuple[list[dict[str, Any]], int | str | None]:
-    """One page, newest first or in worklist order; returns the items and the key to continue after."""
+                             after: int | str | None, limit: int) -> Page[ComplaintView]:
+    """One page, newest first or in worklist order (keyset on the sort column)."""
     order_column = complaints.c.worklist_order if by_urgency else complaints.c.opened_position
     query = select(complaints.c.view, order_column.label("key"))
     if where.status is not None:
@@ -168,8 +137,8 @@ async def page_of_complaints(conn: AsyncConnection, where: ComplaintFilter, *, b
         query = query.where(order_column > after if by_urgency else order_column < after)
     query = query.order_by(order_column.asc() if by_urgency else order_column.desc()).limit(limit + 1)
     rows = (await conn.execute(query)).all()
-    page = rows[:limit]
-    return [json.loads(r.view) for r in page], (page[-1].key if len(rows) > limit else None)
+    return Page[ComplaintView].of(rows, limit, item=lambda r: ComplaintView.model_validate_json(r.view),
+                                  key=lambda r: r.key)
 
 
 async def visible_view(conn: AsyncConnection, complaint_id: str) -> Row | None:
@@ -179,17 +148,12 @@ async def visible_view(conn: AsyncConnection, complaint_id: str) -> Row | None:
 
 # --- what complaints knows of other services' requests and jobs -----------------------------------------
 
-async def remember_request(conn: AsyncConnection, request_id: str, dealer_id: str | None, is_sqlite: bool) -> None:
-    dialect = sqlite if is_sqlite else postgresql
-    await conn.execute(dialect.insert(known_requests).values(request_id=request_id, dealer_id=dealer_id)
-                       .on_conflict_do_nothing())
+async def remember_request(conn: AsyncConnection, request_id: str, dealer_id: str | None) -> None:
+    await upsert(conn, known_requests, {"request_id": request_id, "dealer_id": dealer_id})
 
 
-async def remember_job(conn: AsyncConnection, job_id: str, request_id: str, dealer_id: str | None,
-                       is_sqlite: bool) -> None:
-    dialect = sqlite if is_sqlite else postgresql
-    await conn.execute(dialect.insert(known_jobs).values(job_id=job_id, request_id=request_id, dealer_id=dealer_id)
-                       .on_conflict_do_nothing())
+async def remember_job(conn: AsyncConnection, job_id: str, request_id: str, dealer_id: str | None) -> None:
+    await upsert(conn, known_jobs, {"job_id": job_id, "request_id": request_id, "dealer_id": dealer_id})
 
 
 async def known_request(conn: AsyncConnection, request_id: str) -> Row | None:
@@ -209,18 +173,12 @@ async def known_job(conn: AsyncConnection, job_id: str) -> Row | None:
     return (await conn.execute(select(known_jobs).where(known_jobs.c.job_id == job_id))).first()
 
 
-async def rebuild(db, store) -> int:
+async def rebuild(db: Database, store: EventStore) -> int:
     """Replace the complaint rows with ones folded afresh from the event store; return how many.
 
     Used by `python -m services.complaints.rebuild` and by the test that proves live == rebuilt."""
-    async with db.read() as conn:
-        streams = await stored_streams(store, conn, stream_types={Complaint.stream_type})
-    async with db.transaction() as conn:
-        await conn.execute(delete(complaints))
-        for complaint_id, stream in streams.items():
-            complaint = Complaint.rehydrate(complaint_id, stream.history)
-            await save_view(conn, complaint, stream.first_position, db.is_sqlite)
-    return len(streams)
+    return sum((await rebuild_read_model(db, store, PROJECTIONS)).values())
 
 
-__all__ = ["ACTIVE", "ComplaintFilter", "complaints", "known_jobs", "known_requests", "rebuild", "to_view"]
+__all__ = ["ACTIVE", "PROJECTIONS", "ComplaintFilter", "complaints", "known_jobs", "known_requests", "metadata",
+           "rebuild"]

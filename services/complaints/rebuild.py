@@ -1,5 +1,5 @@
 """`python -m services.complaints.rebuild`: fold every complaint afresh from the event store into the read
-model (the deadlines table is state of its own and is left as it is)."""
+model, and schedule every deadline a complaint still watches."""
 
 from services.complaints.app import ComplaintsSettings
 from services.complaints.read_model import rebuild

@@ -1,6 +1,6 @@
-"""What a due deadline does: the runtime's DeadlineScheduler calls `deadline_handler` once per deadline, in a
-transaction with its `fired` mark, so an escalation is recorded exactly once, also across restarts and
-replicas. The complaint decides whether the deadline still stands (met, moved or from an earlier round: no)."""
+"""What a due deadline does: the runtime's DeadlineScheduler calls the kernel's deadline handler once per
+deadline, in a transaction with its `fired` mark, and that runs `on_deadline` in a unit of work, so an
+escalation is recorded exactly once, also across restarts and replicas. The complaint decides whether the deadline still stands (met, moved or from an earlier round: no)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.complaints.application import ComplaintsDeps, ComplaintsUnitOfWork
+from services.complaints.domain import Complaint
 from shared.contracts.complaints import (
     ComplaintCustomerResponded,
     ComplaintLinkAwaited,
     ComplaintOpened,
     ComplaintReopened,
 )
-from shared.domain import NotFound
 from shared.eventstore.store import Metadata
 from shared.eventstore.tables import events
-from shared.scheduling import Deadline, DeadlineHandler
+from shared.kernel import UnitOfWork
+from shared.scheduling import Deadline
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ _SET_BY = {
 }
 
 
-async def _caused_by_deadline(conn: AsyncConnection, deadline: Deadline) -> Metadata:
+async def caused_by_deadline(conn: AsyncConnection, deadline: Deadline) -> Metadata:
     """The escalation continues the complaint's chain: correlated with, and caused by, the event that set
     the deadline."""
     kinds = _SET_BY.get(deadline.kind.split(".", 1)[0], ())
@@ -45,18 +45,12 @@ async def _caused_by_deadline(conn: AsyncConnection, deadline: Deadline) -> Meta
     return Metadata(correlation_id=row.correlation_id, causation_id=row.event_id, traceparent=row.traceparent)
 
 
-def deadline_handler(deps: ComplaintsDeps) -> DeadlineHandler:
-    async def on_deadline(deadline: Deadline, conn: AsyncConnection) -> None:
-        uow = ComplaintsUnitOfWork(conn, deps)
-        try:
-            complaint = await uow.load(deadline.stream_id)
-        except NotFound:
-            log.warning("deadline %s names a complaint that does not exist; dropped", deadline.name)
-            return
-        complaint.deadline_passed(deadline.kind)
-        await uow.save(complaint, await _caused_by_deadline(conn, deadline))
-
-    return on_deadline
+async def on_deadline(deadline: Deadline, uow: UnitOfWork) -> None:
+    complaint = await uow.find(Complaint, deadline.stream_id)
+    if complaint is None:
+        log.warning("deadline %s names a complaint that does not exist; dropped", deadline.name)
+        return
+    complaint.deadline_passed(deadline.kind)
 
 
-__all__ = ["deadline_handler"]
+__all__ = ["caused_by_deadline", "on_deadline"]

@@ -9,24 +9,22 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from services.dispatch.application import DispatchApplication
-from services.dispatch.commands import AcceptJob, Actor, AssignJob, CompleteJob, RecordArrival, RecordRevisit
+from services.dispatch.application import DispatchReads
+from services.dispatch.commands import AcceptJob, AssignJob, CompleteJob, RecordArrival, RecordRevisit
 from services.dispatch.domain import JobStatus
-from services.dispatch.queries import Page
-from shared.auth import Principal, Role
+from shared.auth import Actor, Role
 from shared.contracts.dispatch import RevisitChannel, VisitFailureReason
 from shared.contracts.enums import Priority, ServiceMode
 from shared.eventstore.store import Metadata
 from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime
 from shared.http.idempotency import Idempotency, IdempotentCall
-from shared.http.pagination import Cursor, Limit, decode_cursor, encode_cursor
+from shared.http.pagination import Cursor, Limit, Page, keyset_after
 from shared.http.problems import Problem
-from shared.http.security import CurrentPrincipal, Permission
+from shared.http.dependencies import CurrentApplication
+from shared.http.security import CurrentActor, Permission
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-STAFF = frozenset({Role.admin, Role.agent, Role.dispatcher, Role.analyst, Role.warranty_officer,
-                   Role.complaints_officer})
 JOB_READERS = (Role.dispatcher, Role.agent, Role.analyst, Role.warranty_officer, Role.complaints_officer,
                Role.dealer, Role.technician)
 FIELD_WORK = (Role.technician, Role.dispatcher)  # a dispatcher may record a step on the technician's behalf
@@ -37,34 +35,19 @@ OccurredAt = Annotated[UtcDatetime | None, Field(
                       "job's previous step, not older than MAX_BACKDATE_DAYS")]
 
 
-def actor_of(principal: Principal) -> Actor:
-    """A dealer token is confined to its dealer's rows whatever other roles it carries (`Principal.dealer_scope`,
-    the one rule of shared.auth); staff roles lift only a technician's confinement to their own jobs."""
-    staff = bool(principal.roles & STAFF)
-    return Actor(principal.subject,
-                 dealer_scope=principal.dealer_scope,
-                 technician_scope=principal.subject if Role.technician in principal.roles and not staff else None)
+def _dispatch(request: Request) -> DispatchReads:
+    reads: DispatchReads = request.app.state.dispatch
+    return reads
 
 
-def _dispatch(request: Request) -> DispatchApplication:
-    return request.app.state.dispatch
-
-
-Dispatch = Annotated[DispatchApplication, Depends(_dispatch)]
+Dispatch = Annotated[DispatchReads, Depends(_dispatch)]
 JobId = Annotated[str, Path(min_length=1, max_length=64, description="The job's id")]
 
 
-def page_response(page: Page) -> JSONResponse:
-    next_cursor = encode_cursor(page.next_after) if page.next_after is not None else None
-    return JSONResponse({"items": page.items, "next_cursor": next_cursor})
-
-
-def cursor_position(cursor: str | None, kind: type) -> Any:
-    after = decode_cursor(cursor)
-    if after is not None and not isinstance(after, kind):
-        raise Problem(400, "The cursor is not one this API handed out.", slug="invalid-cursor",
-                      errors=[{"field": "cursor", "reason": "not a cursor of this list"}])
-    return after
+def validated(view: type[BaseModel], data: dict[str, Any], status_code: int = 200,
+              headers: dict[str, str] | None = None) -> JSONResponse:
+    """An answer kept as a response (an Idempotency-Key replays it), checked against its view model first."""
+    return JSONResponse(view.model_validate(data).model_dump(mode="json"), status_code=status_code, headers=headers)
 
 
 class AssignBody(StrictBody):
@@ -146,14 +129,12 @@ class JobView(BaseModel):
     history: list[HistoryEntry]
 
 
-class JobPage(BaseModel):
-    items: list[JobView]
-    next_cursor: str | None
+JobPage = Page[JobView]
 
 
 @router.get("", dependencies=[Permission(*JOB_READERS)], response_model=JobPage)
 async def list_jobs(
-    principal: CurrentPrincipal,
+    actor: CurrentActor,
     dispatch: Dispatch,
     request_id: Annotated[str | None, Query(max_length=80)] = None,
     technician_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -161,70 +142,70 @@ async def list_jobs(
     dealer_id: Annotated[str | None, Query(max_length=80)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> JSONResponse:
+) -> Page[dict[str, Any]]:
     """Jobs, newest first, filtered by request, technician, status and dealer. A dealer lists the jobs of its
     own requests, a technician the jobs assigned to them."""
-    page = await dispatch.jobs(actor_of(principal), request_id=request_id, technician_id=technician_id,
+    page = await dispatch.jobs(actor, request_id=request_id, technician_id=technician_id,
                                status=status.value if status else None, dealer_id=dealer_id, limit=limit,
-                               after=cursor_position(cursor, int))
-    return page_response(page)
+                               after=keyset_after(cursor, int))
+    return page
 
 
 @router.get("/{job_id}", dependencies=[Permission(*JOB_READERS)], response_model=JobView)
-async def get_job(job_id: JobId, principal: CurrentPrincipal, dispatch: Dispatch) -> JSONResponse:
+async def get_job(job_id: JobId, actor: CurrentActor, dispatch: Dispatch) -> dict[str, Any]:
     """One job with its SLA, visits, revisit and history. Dealers and technicians see only their own (404)."""
-    return JSONResponse(await dispatch.job(job_id, actor_of(principal)))
+    return await dispatch.job(job_id, actor)
 
 
-async def _run(command: Any, principal: Principal, meta: Metadata, dispatch: DispatchApplication,
+async def _run(command: Any, actor: Actor, meta: Metadata, application: CurrentApplicationApplication,
                idempotent: IdempotentCall) -> JSONResponse:
     """Every job command: once per Idempotency-Key (a device that retries gets the first answer back)."""
     async def run() -> JSONResponse:
-        return JSONResponse(await dispatch.handle(command, actor_of(principal), meta))
+        return validated(JobView, await application.handle(command, actor, meta))
 
     return await idempotent.run(run)
 
 
 @router.post("/{job_id}/assign", dependencies=[Permission(Role.dispatcher)], response_model=JobView)
-async def assign_job(job_id: JobId, body: AssignBody, meta: CommandMetadata, principal: CurrentPrincipal,
-                     dispatch: Dispatch, idempotent: Idempotency) -> JSONResponse:
+async def assign_job(job_id: JobId, body: AssignBody, meta: CommandMetadata, actor: CurrentActor,
+                     application: CurrentApplication, idempotent: Idempotency) -> JSONResponse:
     """Assign, or re-assign until the job is accepted, to any active technician with the product line's skill
     (in any region). The accept deadline stays the one set by the first assignment."""
-    return await _run(AssignJob(job_id, body.technician_id, body.occurred_at), principal, meta, dispatch, idempotent)
+    return await _run(AssignJob(job_id, body.technician_id, body.occurred_at), actor, meta, application, idempotent)
 
 
 @router.post("/{job_id}/accept", dependencies=[Permission(*FIELD_WORK)], response_model=JobView)
-async def accept_job(job_id: JobId, meta: CommandMetadata, principal: CurrentPrincipal, dispatch: Dispatch,
+async def accept_job(job_id: JobId, meta: CommandMetadata, actor: CurrentActor, application: CurrentApplication,
                      idempotent: Idempotency, body: StepBody | None = None) -> JSONResponse:
     """The assigned technician takes the job on. Judged against the accept deadline."""
     command = AcceptJob(job_id, body.occurred_at if body else None)
-    return await _run(command, principal, meta, dispatch, idempotent)
+    return await _run(command, actor, meta, application, idempotent)
 
 
 @router.post("/{job_id}/arrive", dependencies=[Permission(*FIELD_WORK)], response_model=JobView)
-async def arrive_at_job(job_id: JobId, meta: CommandMetadata, principal: CurrentPrincipal, dispatch: Dispatch,
+async def arrive_at_job(job_id: JobId, meta: CommandMetadata, actor: CurrentActor, application: CurrentApplication,
                         idempotent: Idempotency, body: StepBody | None = None) -> JSONResponse:
     """Service starts: on site, or the unit is checked in. After acceptance, and again for a repeat visit. The
     first arrival is judged against the arrive deadline."""
     command = RecordArrival(job_id, body.occurred_at if body else None)
-    return await _run(command, principal, meta, dispatch, idempotent)
+    return await _run(command, actor, meta, application, idempotent)
 
 
 @router.post("/{job_id}/complete", dependencies=[Permission(*FIELD_WORK)], response_model=JobView)
-async def complete_job(job_id: JobId, body: CompleteBody, meta: CommandMetadata, principal: CurrentPrincipal,
-                       dispatch: Dispatch, idempotent: Idempotency) -> JSONResponse:
+async def complete_job(job_id: JobId, body: CompleteBody, meta: CommandMetadata, actor: CurrentActor,
+                       application: CurrentApplication, idempotent: Idempotency) -> JSONResponse:
     """A visit ends. `fixed=false` leaves the job waiting for another visit."""
     command = CompleteJob(job_id, body.fixed, body.resolution, body.occurred_at, body.reason)
-    return await _run(command, principal, meta, dispatch, idempotent)
+    return await _run(command, actor, meta, application, idempotent)
 
 
 @router.post("/{job_id}/revisit", dependencies=[Permission(Role.agent, Role.dealer)], response_model=JobView)
-async def record_revisit(job_id: JobId, body: RevisitBody, meta: CommandMetadata, principal: CurrentPrincipal,
-                         dispatch: Dispatch, idempotent: Idempotency) -> JSONResponse:
+async def record_revisit(job_id: JobId, body: RevisitBody, meta: CommandMetadata, actor: CurrentActor,
+                         application: CurrentApplication, idempotent: Idempotency) -> JSONResponse:
     """The follow-up contact with the customer, once the job is completed fixed: satisfaction 1-5 and NPS 0-10.
     A dealer records it for the jobs of its own requests."""
     command = RecordRevisit(job_id, body.satisfaction, body.channel, body.nps, body.comment, body.occurred_at)
-    return await _run(command, principal, meta, dispatch, idempotent)
+    return await _run(command, actor, meta, application, idempotent)
 
 
 __all__ = ["router"]

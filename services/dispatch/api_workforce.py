@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from services.dispatch.api import ID_PATTERN, Dispatch, JobPage, actor_of, cursor_position, page_response
+from services.dispatch.api import ID_PATTERN, Dispatch, JobPage, validated
 from services.dispatch.commands import (
     RegisterServiceCenter,
     RegisterTechnician,
@@ -20,8 +20,9 @@ from shared.auth import Role
 from shared.contracts.dispatch import CenterKind
 from shared.http.commands import CommandMetadata, StrictBody, location
 from shared.http.idempotency import Idempotency
-from shared.http.pagination import Cursor, Limit
-from shared.http.security import CurrentPrincipal, Permission
+from shared.http.pagination import Cursor, Limit, Page, keyset_after
+from shared.http.dependencies import CurrentApplication
+from shared.http.security import CurrentActor, Permission
 
 centers = APIRouter(prefix="/v1/service-centers", tags=["service centers"])
 technicians = APIRouter(prefix="/v1/technicians", tags=["technicians"])
@@ -101,114 +102,112 @@ class TechnicianView(BaseModel):
     version: int
 
 
-class CenterPage(BaseModel):
-    items: list[CenterView]
-    next_cursor: str | None
+CenterPage = Page[CenterView]
 
 
-class TechnicianPage(BaseModel):
-    items: list[TechnicianView]
-    next_cursor: str | None
+TechnicianPage = Page[TechnicianView]
 
 
-def _created(view: dict[str, Any], collection: str) -> JSONResponse:
-    return JSONResponse(view, status_code=201, headers={"Location": location(collection, view["id"])})
+def _created(model: type[BaseModel], view: dict[str, Any], collection: str) -> JSONResponse:
+    return validated(model, view, 201, {"Location": location(collection, view["id"])})
 
 
 @centers.post("", status_code=201, dependencies=[Permission(Role.dispatcher)],
               responses={201: {"model": CenterView}}, response_class=JSONResponse)
-async def register_service_center(body: CenterBody, meta: CommandMetadata, principal: CurrentPrincipal,
-                                  dispatch: Dispatch, idempotent: Idempotency) -> JSONResponse:
+async def register_service_center(body: CenterBody, meta: CommandMetadata, actor: CurrentActor,
+                                  application: CurrentApplication, idempotent: Idempotency) -> JSONResponse:
     """Register a repair center, branch or authorized dealer. Its region decides which jobs it is offered."""
     command = RegisterServiceCenter(body.id, body.name, body.region, body.kind, body.dealer_id)
 
     async def run() -> JSONResponse:
-        return _created(await dispatch.handle(command, actor_of(principal), meta), "/v1/service-centers")
+        return _created(CenterView, await application.handle(command, actor, meta), "/v1/service-centers")
 
     return await idempotent.run(run)
 
 
 @centers.get("", dependencies=[Permission(*STAFF_READERS)], response_model=CenterPage)
 async def list_service_centers(
-    principal: CurrentPrincipal,
+    actor: CurrentActor,
     dispatch: Dispatch,
     region: Annotated[str | None, Query(max_length=80)] = None,
     kind: Annotated[CenterKind | None, Query()] = None,
     dealer_id: Annotated[str | None, Query(max_length=80)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> JSONResponse:
+) -> Page[dict[str, Any]]:
     """Centers in registration order, filtered by region, kind and dealer."""
-    return page_response(await dispatch.centers(actor_of(principal), region=region, kind=kind.value if kind else None, dealer_id=dealer_id,
-                                                limit=limit, after=cursor_position(cursor, int)))
+    return (await dispatch.centers(actor, region=region, kind=kind.value if kind else None, dealer_id=dealer_id,
+                                                limit=limit, after=keyset_after(cursor, int)))
 
 
 @centers.get("/{center_id}", dependencies=[Permission(*STAFF_READERS)], response_model=CenterView)
-async def get_service_center(center_id: CenterId, principal: CurrentPrincipal, dispatch: Dispatch) -> JSONResponse:
+async def get_service_center(center_id: CenterId, actor: CurrentActor, dispatch: Dispatch) -> dict[str, Any]:
     """One center. A dealer-scoped token sees only its dealer's centers."""
-    return JSONResponse(await dispatch.center(center_id, actor_of(principal)))
+    return await dispatch.center(center_id, actor)
 
 
 @centers.patch("/{center_id}", dependencies=[Permission(Role.dispatcher)], response_model=CenterView)
 async def update_service_center(center_id: CenterId, body: CenterPatch, meta: CommandMetadata,
-                                principal: CurrentPrincipal, dispatch: Dispatch) -> JSONResponse:
+                                actor: CurrentActor, application: CurrentApplication) -> dict[str, Any]:
     """Change a center's name, region, kind or dealer. Jobs already assigned stay where they are."""
     command = UpdateServiceCenter(center_id, **body.changes())
-    return JSONResponse(await dispatch.handle(command, actor_of(principal), meta))
+    result: dict[str, Any] = await application.handle(command, actor, meta)
+    return result
 
 
 @technicians.post("", status_code=201, dependencies=[Permission(Role.dispatcher)],
                   responses={201: {"model": TechnicianView}}, response_class=JSONResponse)
-async def register_technician(body: TechnicianBody, meta: CommandMetadata, principal: CurrentPrincipal,
-                              dispatch: Dispatch, idempotent: Idempotency) -> JSONResponse:
+async def register_technician(body: TechnicianBody, meta: CommandMetadata, actor: CurrentActor,
+                              application: CurrentApplication, idempotent: Idempotency) -> JSONResponse:
     """Register a technician of an existing center, with the product lines they are skilled for."""
     command = RegisterTechnician(body.id, body.center_id, body.name, list(body.skills), body.active)
 
     async def run() -> JSONResponse:
-        return _created(await dispatch.handle(command, actor_of(principal), meta), "/v1/technicians")
+        return _created(TechnicianView, await application.handle(command, actor, meta), "/v1/technicians")
 
     return await idempotent.run(run)
 
 
 @technicians.get("", dependencies=[Permission(*STAFF_READERS)], response_model=TechnicianPage)
 async def list_technicians(
-    principal: CurrentPrincipal,
+    actor: CurrentActor,
     dispatch: Dispatch,
     center_id: Annotated[str | None, Query(max_length=64)] = None,
     skill: Annotated[str | None, Query(max_length=80, description="A product line")] = None,
     active: Annotated[bool | None, Query()] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> JSONResponse:
+) -> Page[dict[str, Any]]:
     """Technicians in registration order, filtered by center, skill and whether they are active."""
-    return page_response(await dispatch.technicians(actor_of(principal), center_id=center_id, skill=skill, active=active, limit=limit,
-                                                    after=cursor_position(cursor, int)))
+    return (await dispatch.technicians(actor, center_id=center_id, skill=skill, active=active, limit=limit,
+                                                    after=keyset_after(cursor, int)))
 
 
 @technicians.get("/{technician_id}", dependencies=[Permission(*STAFF_READERS, Role.technician)],
                  response_model=TechnicianView)
-async def get_technician(technician_id: TechnicianId, principal: CurrentPrincipal, dispatch: Dispatch) -> JSONResponse:
+async def get_technician(technician_id: TechnicianId, actor: CurrentActor, dispatch: Dispatch) -> dict[str, Any]:
     """One technician. A technician reads only their own record."""
-    return JSONResponse(await dispatch.technician(technician_id, actor_of(principal)))
+    return await dispatch.technician(technician_id, actor)
 
 
 @technicians.patch("/{technician_id}", dependencies=[Permission(Role.dispatcher)], response_model=TechnicianView)
 async def update_technician(technician_id: TechnicianId, body: TechnicianPatch, meta: CommandMetadata,
-                            principal: CurrentPrincipal, dispatch: Dispatch) -> JSONResponse:
+                            actor: CurrentActor, application: CurrentApplication) -> dict[str, Any]:
     """Move a technician to another center, change their skills, or (de)activate them. An inactive technician
     gets no new jobs; the jobs they hold stay theirs until a dispatcher re-assigns them."""
     command = UpdateTechnician(technician_id, **body.changes())
-    return JSONResponse(await dispatch.handle(command, actor_of(principal), meta))
+    result: dict[str, Any] = await application.handle(command, actor, meta)
+    return result
 
 
 @technicians.get("/{technician_id}/queue", dependencies=[Permission(Role.dispatcher, Role.technician)],
                  response_model=JobPage)
-async def technician_queue(technician_id: TechnicianId, principal: CurrentPrincipal, dispatch: Dispatch,
-                           limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
+async def technician_queue(technician_id: TechnicianId, actor: CurrentActor, dispatch: Dispatch,
+                           limit: Limit = 50, cursor: Cursor = None) -> Page[dict[str, Any]]:
     """A technician's open jobs (assigned, accepted, in service, waiting for a repeat visit): priority first,
     then the next due time. A technician reads only their own queue."""
-    page = await dispatch.queue(technician_id, actor_of(principal), limit=limit, after=cursor_position(cursor, str))
-    return page_response(page)
+    page = await dispatch.queue(technician_id, actor, limit=limit, after=keyset_after(cursor, str))
+    return page
 
 
 __all__ = ["centers", "technicians"]

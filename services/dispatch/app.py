@@ -3,26 +3,21 @@ settings (database file, broker, SLAs, clock) and nothing happens at import time
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from pydantic import Field
 
 from services.dispatch import api, api_workforce
-from services.dispatch.application import DispatchApplication, DispatchDeps
-from services.dispatch.reactions import CONSUMES, deadline_handler, handler_table
+from services.dispatch.application import COMMANDS, DispatchReads
+from services.dispatch.reactions import CONSUMES, REACTIONS, sla_deadline_passed
+from services.dispatch.read_model import PROJECTIONS, metadata
 from services.dispatch.sla import DEFAULT_ACCEPT_MINUTES, DEFAULT_ARRIVE_MINUTES, SlaPolicy
-from shared.clock import Clock, SystemClock
 from shared.contracts.enums import Priority
-from shared.domain import TimeRules
-from shared.eventstore.store import EventStore
-from shared.eventstore.tables import metadata
+from shared.clock import Clock
 from shared.http.app import create_service_app
-from shared.observability.logging import configure_logging
-from shared.runtime import ServiceRuntime
+from shared.kernel import Application, Kernel
+from shared.kernel.service import kernel_lifespan
 from shared.settings import ServiceSettings
-
-import services.dispatch.read_model  # noqa: F401  (registers dispatch's tables in `metadata`)
 
 SERVICE = "dispatch"
 
@@ -46,24 +41,14 @@ def create_app(settings: DispatchSettings | None = None, *, clock: Clock | None 
     settings = settings or DispatchSettings()
     sla = settings.sla_policy()  # refuses an incomplete policy before anything starts
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        if configure_logs:
-            configure_logging(SERVICE, settings.log_level, settings.log_json)
-        db = ServiceRuntime.database(settings)
-        deps = DispatchDeps(
-            db=db,
-            store=EventStore(source=SERVICE),
-            clock=clock or SystemClock(),
-            time_rules=TimeRules.from_settings(settings),
-            sla=sla,
-        )
-        runtime = ServiceRuntime.build(settings, metadata=metadata, db=db, consumes=CONSUMES,
-                                       handlers=handler_table(deps), deadline_handler=deadline_handler(deps),
-                                       clock=deps.clock)
-        app.state.dispatch = DispatchApplication(deps)
-        async with runtime.serving(app):
-            yield
+    lifespan = kernel_lifespan(
+        settings, metadata=metadata, consumes=CONSUMES, clock=clock, configure_logs=configure_logs,
+        build=lambda parts: Application(Kernel(
+            **parts.common(), projections=PROJECTIONS, commands=COMMANDS, reactions=REACTIONS,
+            provided={SlaPolicy: sla}, on_deadline=sla_deadline_passed,
+        )),
+        on_start=lambda app, parts, application: setattr(app.state, "dispatch", DispatchReads(parts.db)),
+    )
 
     return create_service_app(
         service=SERVICE,

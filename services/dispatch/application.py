@@ -1,22 +1,17 @@
-"""dispatch's use cases: each command runs in one transaction that loads its aggregate from its events, lets it
-decide, and appends the new events (outbox included) together with the read-model rows and the SLA timers."""
+"""dispatch's use cases: one handler per command, keyed by the command's class, run by the kernel in one unit
+of work (`shared.kernel`): the aggregate is loaded from its events and decides, and the commit appends the new
+events (outbox included) together with the read-model rows and the job's SLA timers. Reads (`DispatchReads`)
+answer from the read model."""
 
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.dispatch import queries
 from services.dispatch.commands import (
     AcceptJob,
-    Actor,
     AssignJob,
     CompleteJob,
     RecordArrival,
@@ -27,115 +22,16 @@ from services.dispatch.commands import (
     UpdateTechnician,
 )
 from services.dispatch.domain import Assignee, Job
-from services.dispatch.read_model import center_view, job_view, save_center, save_job, save_technician, technician_view
+from services.dispatch.read_model import center_view, job_view, technician_view
 from services.dispatch.sla import SlaPolicy
 from services.dispatch.workforce import UNCHANGED, ServiceCenter, Technician
+from shared.auth import Actor
 from shared.clock import Clock
-from shared.contracts.dispatch import AssignedBy, SlaKind
-from shared.domain import Conflict, Forbidden, NotFound, RuleViolation, TimeRules
+from shared.contracts.dispatch import AssignedBy
+from shared.domain import Conflict, Forbidden, NotFound, RuleViolation
 from shared.eventstore.database import Database
-from shared.eventstore.repository import Repository
-from shared.eventstore.store import EventStore, Metadata
-from shared.eventstore.tables import events
-from shared.scheduling import cancel, schedule
-
-
-@dataclass
-class DispatchDeps:
-    db: Database
-    store: EventStore
-    clock: Clock
-    time_rules: TimeRules
-    sla: SlaPolicy
-
-
-class DispatchUnitOfWork:
-    """Jobs, centers and technicians in and out, inside one transaction."""
-
-    def __init__(self, conn: AsyncConnection, deps: DispatchDeps) -> None:
-        self.conn = conn
-        self.deps = deps
-        self.jobs = Repository(conn, deps.store, Job)
-        self.centers = Repository(conn, deps.store, ServiceCenter)
-        self.technicians = Repository(conn, deps.store, Technician)
-        self._watched: dict[str, dict[SlaKind, datetime | None]] = {}  # job id → deadlines watched when loaded
-
-    async def job(self, job_id: str) -> Job:
-        job = await self.jobs.load(job_id)
-        self._watched[job_id] = job.pending_deadlines()
-        return job
-
-    async def center(self, center_id: str, *, referenced_as: str | None = None) -> ServiceCenter:
-        """`referenced_as`: the body field naming it, when an unknown center is bad input (422), not a 404."""
-        return await self._load(self.centers, ServiceCenter.stream_id(center_id), f"service center {center_id}",
-                                referenced_as)
-
-    async def technician(self, technician_id: str, *, referenced_as: str | None = None) -> Technician:
-        return await self._load(self.technicians, Technician.stream_id(technician_id), f"technician {technician_id}",
-                                referenced_as)
-
-    async def own_center(self, center_id: str, actor: Actor, *, referenced_as: str | None = None) -> ServiceCenter:
-        """A center the actor may act on: a dealer-scoped actor only its dealer's centers; any other is as
-        unknown to it as one that does not exist (404, or 422 when named in a body)."""
-        center = await self.center(center_id, referenced_as=referenced_as)
-        if actor.dealer_scope is not None and center.dealer_id != actor.dealer_scope:
-            raise _missing(f"service center {center_id}", referenced_as)
-        return center
-
-    async def own_technician(self, technician_id: str, actor: Actor, *,
-                             referenced_as: str | None = None) -> Technician:
-        """A technician the actor may act on: a dealer-scoped actor only the technicians of its centers."""
-        technician = await self.technician(technician_id, referenced_as=referenced_as)
-        if actor.dealer_scope is not None:
-            center_stream = ServiceCenter.stream_id(technician.center_id)
-            center = await self.centers.load(center_stream) if await self.centers.exists(center_stream) else None
-            if center is None or center.dealer_id != actor.dealer_scope:
-                raise _missing(f"technician {technician_id}", referenced_as)
-        return technician
-
-    @staticmethod
-    async def _load(repository: Repository, stream_id: str, what: str, referenced_as: str | None):
-        try:
-            return await repository.load(stream_id)
-        except NotFound:
-            raise _missing(what, referenced_as) from None
-
-    async def save_job(self, job: Job, metadata: Metadata) -> None:
-        """The job's new events, its row, and its live SLA timers, which follow the job's state: a deadline is
-        scheduled when the job starts watching it, cancelled when it stops (met, announced, or cancelled)."""
-        stored = await self.jobs.save(job, metadata)
-        if not stored:
-            return
-        created_position = stored[0].position if stored[0].sequence == 1 else None
-        await save_job(self.conn, job, created_position)
-        before = self._watched.get(job.id, {})
-        self._watched[job.id] = after = job.pending_deadlines()
-        for kind, due in after.items():
-            if due == before.get(kind):
-                continue
-            if due is not None:
-                await schedule(self.conn, stream_id=job.id, kind=kind.value, due_at=due)
-            else:
-                await cancel(self.conn, stream_id=job.id, kind=kind.value)
-
-    async def save_center(self, center: ServiceCenter, metadata: Metadata) -> None:
-        stored = await self.centers.save(center, metadata)
-        if stored:
-            position = stored[0].position if stored[0].sequence == 1 else None
-            await save_center(self.conn, center, position)
-
-    async def save_technician(self, technician: Technician, metadata: Metadata) -> None:
-        stored = await self.technicians.save(technician, metadata)
-        if stored:
-            position = stored[0].position if stored[0].sequence == 1 else None
-            await save_technician(self.conn, technician, position)
-
-    async def timer_metadata(self, job_id: str, deadline_name: str) -> Metadata:
-        """A timer's events continue the chain that created the job; the deadline is their cause."""
-        correlation = (await self.conn.execute(
-            select(events.c.correlation_id).where(events.c.stream_id == job_id, events.c.version == 1)
-        )).scalar_one()
-        return Metadata(correlation_id=correlation, causation_id=str(uuid.uuid5(uuid.NAMESPACE_URL, deadline_name)))
+from shared.http.pagination import Page
+from shared.kernel import UnitOfWork
 
 
 def _missing(what: str, referenced_as: str | None) -> Exception:
@@ -144,115 +40,120 @@ def _missing(what: str, referenced_as: str | None) -> Exception:
     return NotFound(f"{what} does not exist")
 
 
-def _when(uow: DispatchUnitOfWork, requested: datetime | None, previous: datetime | None) -> datetime:
-    return uow.deps.time_rules.resolve(requested, uow.deps.clock.now(), previous)
+async def _center(uow: UnitOfWork, center_id: str, referenced_as: str | None = None) -> ServiceCenter:
+    """`referenced_as`: the body field naming it, when an unknown center is bad input (422), not a 404."""
+    center = await uow.find(ServiceCenter, ServiceCenter.stream_id(center_id))
+    if center is None:
+        raise _missing(f"service center {center_id}", referenced_as)
+    return center
 
 
-def visible(actor: Actor, dealer_id: str | None, technician_id: str | None) -> bool:
-    """A dealer-scoped token sees the jobs of its dealer's requests and nothing else, whatever its other roles;
-    a technician the jobs assigned to them; staff everything."""
+async def own_center(uow: UnitOfWork, center_id: str, actor: Actor, *,
+                     referenced_as: str | None = None) -> ServiceCenter:
+    """A center the actor may act on: a dealer-scoped actor only its dealer's centers; any other is as
+    unknown to it as one that does not exist (404, or 422 when named in a body)."""
+    center = await _center(uow, center_id, referenced_as)
+    if not actor.sees_dealer(center.dealer_id):
+        raise _missing(f"service center {center_id}", referenced_as)
+    return center
+
+
+async def own_technician(uow: UnitOfWork, technician_id: str, actor: Actor, *,
+                         referenced_as: str | None = None) -> Technician:
+    """A technician the actor may act on: a dealer-scoped actor only the technicians of its centers."""
+    technician = await uow.find(Technician, Technician.stream_id(technician_id))
+    if technician is None:
+        raise _missing(f"technician {technician_id}", referenced_as)
     if actor.dealer_scope is not None:
-        return dealer_id == actor.dealer_scope
-    return actor.technician_scope is None or technician_id == actor.technician_scope
+        center = await uow.find(ServiceCenter, ServiceCenter.stream_id(technician.center_id))
+        if center is None or not actor.sees_dealer(center.dealer_id):
+            raise _missing(f"technician {technician_id}", referenced_as)
+    return technician
 
 
-async def _job_for(uow: DispatchUnitOfWork, job_id: str, actor: Actor) -> Job:
-    job = await uow.job(job_id)
+async def _job_for(uow: UnitOfWork, job_id: str, actor: Actor) -> Job:
+    job = await uow.get(Job, job_id)
     # A dealer never learns that another dealer's job exists (404); a technician acting on a job that is not
     # theirs is refused by the job itself (403), which is clearer when it was just re-assigned away from them.
-    if actor.dealer_scope is not None and not visible(actor, job.dealer_id, job.technician_id):
+    if not actor.sees_dealer(job.dealer_id):
         raise NotFound(f"job {job_id} does not exist")
     return job
 
 
 # --- command handlers: reference data -----------------------------------------------------------------------
 
-async def register_center(cmd: RegisterServiceCenter, actor: Actor, uow: DispatchUnitOfWork,
-                          meta: Metadata) -> dict[str, Any]:
+async def register_center(cmd: RegisterServiceCenter, actor: Actor, uow: UnitOfWork,
+                          clock: Clock) -> dict[str, Any]:
     cmd = replace(cmd, dealer_id=_own_dealer(actor, cmd.dealer_id))
-    if await uow.centers.exists(ServiceCenter.stream_id(cmd.center_id)):
+    if await uow.exists(ServiceCenter, ServiceCenter.stream_id(cmd.center_id)):
         raise Conflict(f"service center {cmd.center_id} is already registered", existing_id=cmd.center_id)
-    center = ServiceCenter.register(cmd.center_id, cmd.name, cmd.region, cmd.kind, cmd.dealer_id, uow.deps.clock.now())
-    await uow.save_center(center, meta)
+    center = uow.add(ServiceCenter.register(cmd.center_id, cmd.name, cmd.region, cmd.kind, cmd.dealer_id,
+                                            clock.now()))
     return center_view(center)
 
 
-async def update_center(cmd: UpdateServiceCenter, actor: Actor, uow: DispatchUnitOfWork,
-                        meta: Metadata) -> dict[str, Any]:
-    center = await uow.own_center(cmd.center_id, actor)
+async def update_center(cmd: UpdateServiceCenter, actor: Actor, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
+    center = await own_center(uow, cmd.center_id, actor)
     if cmd.dealer_id is not UNCHANGED:
         _own_dealer(actor, cmd.dealer_id)
-    center.update(uow.deps.clock.now(), name=cmd.name, region=cmd.region, kind=cmd.kind, dealer_id=cmd.dealer_id)
-    await uow.save_center(center, meta)
+    center.update(clock.now(), name=cmd.name, region=cmd.region, kind=cmd.kind, dealer_id=cmd.dealer_id)
     return center_view(center)
 
 
-async def register_technician(cmd: RegisterTechnician, actor: Actor, uow: DispatchUnitOfWork,
-                              meta: Metadata) -> dict[str, Any]:
-    await uow.own_center(cmd.center_id, actor, referenced_as="center_id")
-    if await uow.technicians.exists(Technician.stream_id(cmd.technician_id)):
+async def register_technician(cmd: RegisterTechnician, actor: Actor, uow: UnitOfWork,
+                              clock: Clock) -> dict[str, Any]:
+    await own_center(uow, cmd.center_id, actor, referenced_as="center_id")
+    if await uow.exists(Technician, Technician.stream_id(cmd.technician_id)):
         raise Conflict(f"technician {cmd.technician_id} is already registered", existing_id=cmd.technician_id)
-    technician = Technician.register(cmd.technician_id, cmd.center_id, cmd.name, cmd.skills, cmd.active,
-                                     uow.deps.clock.now())
-    await uow.save_technician(technician, meta)
+    technician = uow.add(Technician.register(cmd.technician_id, cmd.center_id, cmd.name, cmd.skills, cmd.active,
+                                             clock.now()))
     return technician_view(technician)
 
 
-async def update_technician(cmd: UpdateTechnician, actor: Actor, uow: DispatchUnitOfWork,
-                            meta: Metadata) -> dict[str, Any]:
-    technician = await uow.own_technician(cmd.technician_id, actor)
+async def update_technician(cmd: UpdateTechnician, actor: Actor, uow: UnitOfWork,
+                            clock: Clock) -> dict[str, Any]:
+    technician = await own_technician(uow, cmd.technician_id, actor)
     if isinstance(cmd.center_id, str):
-        await uow.own_center(cmd.center_id, actor, referenced_as="center_id")
-    technician.update(uow.deps.clock.now(), center_id=cmd.center_id, name=cmd.name, skills=cmd.skills,
-                      active=cmd.active)
-    await uow.save_technician(technician, meta)
+        await own_center(uow, cmd.center_id, actor, referenced_as="center_id")
+    technician.update(clock.now(), center_id=cmd.center_id, name=cmd.name, skills=cmd.skills, active=cmd.active)
     return technician_view(technician)
 
 
 # --- command handlers: jobs -----------------------------------------------------------------------------------
 
-async def assign(cmd: AssignJob, actor: Actor, uow: DispatchUnitOfWork, meta: Metadata) -> dict[str, Any]:
+async def assign(cmd: AssignJob, actor: Actor, uow: UnitOfWork, sla: SlaPolicy) -> dict[str, Any]:
     job = await _job_for(uow, cmd.job_id, actor)
-    technician = await uow.own_technician(cmd.technician_id, actor, referenced_as="technician_id")
+    technician = await own_technician(uow, cmd.technician_id, actor, referenced_as="technician_id")
     assignee = Assignee(technician.technician_id, technician.center_id, technician.active, frozenset(technician.skills))
-    job.assign(assignee, AssignedBy.manual, uow.deps.sla, _when(uow, cmd.occurred_at, job.last_step_at))
-    await uow.save_job(job, meta)
+    job.assign(assignee, AssignedBy.manual, sla, uow.step_time(cmd.occurred_at, job))
     return job_view(job)
 
 
-async def accept(cmd: AcceptJob, actor: Actor, uow: DispatchUnitOfWork, meta: Metadata) -> dict[str, Any]:
+async def accept(cmd: AcceptJob, actor: Actor, uow: UnitOfWork) -> dict[str, Any]:
     job = await _job_for(uow, cmd.job_id, actor)
-    job.accept(actor.technician_scope, _when(uow, cmd.occurred_at, job.last_step_at))
-    await uow.save_job(job, meta)
+    job.accept(actor.technician_scope, uow.step_time(cmd.occurred_at, job))
     return job_view(job)
 
 
-async def arrive(cmd: RecordArrival, actor: Actor, uow: DispatchUnitOfWork, meta: Metadata) -> dict[str, Any]:
+async def arrive(cmd: RecordArrival, actor: Actor, uow: UnitOfWork) -> dict[str, Any]:
     job = await _job_for(uow, cmd.job_id, actor)
-    job.arrive(actor.technician_scope, _when(uow, cmd.occurred_at, job.last_step_at))
-    await uow.save_job(job, meta)
+    job.arrive(actor.technician_scope, uow.step_time(cmd.occurred_at, job))
     return job_view(job)
 
 
-async def complete(cmd: CompleteJob, actor: Actor, uow: DispatchUnitOfWork, meta: Metadata) -> dict[str, Any]:
+async def complete(cmd: CompleteJob, actor: Actor, uow: UnitOfWork) -> dict[str, Any]:
     job = await _job_for(uow, cmd.job_id, actor)
-    job.complete(actor.technician_scope, cmd.fixed, cmd.resolution, _when(uow, cmd.occurred_at, job.last_step_at),
-                 cmd.reason)
-    await uow.save_job(job, meta)
+    job.complete(actor.technician_scope, cmd.fixed, cmd.resolution, uow.step_time(cmd.occurred_at, job), cmd.reason)
     return job_view(job)
 
 
-async def revisit(cmd: RecordRevisit, actor: Actor, uow: DispatchUnitOfWork, meta: Metadata) -> dict[str, Any]:
+async def revisit(cmd: RecordRevisit, actor: Actor, uow: UnitOfWork) -> dict[str, Any]:
     job = await _job_for(uow, cmd.job_id, actor)
-    job.record_revisit(cmd.satisfaction, cmd.nps, cmd.channel, cmd.comment,
-                       _when(uow, cmd.occurred_at, job.last_step_at))
-    await uow.save_job(job, meta)
+    job.record_revisit(cmd.satisfaction, cmd.nps, cmd.channel, cmd.comment, uow.step_time(cmd.occurred_at, job))
     return job_view(job)
 
 
-CommandHandler = Callable[[Any, Actor, DispatchUnitOfWork, Metadata], Awaitable[dict[str, Any]]]
-
-COMMAND_HANDLERS: dict[type, CommandHandler] = {
+COMMANDS = {
     RegisterServiceCenter: register_center,
     UpdateServiceCenter: update_center,
     RegisterTechnician: register_technician,
@@ -265,59 +166,54 @@ COMMAND_HANDLERS: dict[type, CommandHandler] = {
 }
 
 
-class DispatchApplication:
-    """The one entry point of dispatch's use cases and reads, for routes and tests alike."""
+class DispatchReads:
+    """dispatch's reads, answered from the read model within the actor's scope (404 outside it)."""
 
-    def __init__(self, deps: DispatchDeps) -> None:
-        self.deps = deps
-
-    async def handle(self, command: Any, actor: Actor, meta: Metadata) -> dict[str, Any]:
-        handler = COMMAND_HANDLERS[type(command)]
-        async with self.deps.db.transaction() as conn:
-            return await handler(command, actor, DispatchUnitOfWork(conn, self.deps), meta)
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     async def job(self, job_id: str, actor: Actor) -> dict[str, Any]:
-        async with self.deps.db.read() as conn:
+        async with self.db.read() as conn:
             row = await queries.job_row(conn, job_id)
-        if row is None or not visible(actor, row.dealer_id, row.technician_id):
+        if row is None or not actor.sees(row.dealer_id, row.technician_id):
             raise NotFound(f"job {job_id} does not exist")
         return json.loads(row.view)
 
     async def jobs(self, actor: Actor, *, request_id: str | None, technician_id: str | None, status: str | None,
-                   dealer_id: str | None, limit: int, after: int | None) -> queries.Page:
+                   dealer_id: str | None, limit: int, after: int | None) -> Page[dict[str, Any]]:
         """Newest first. A dealer lists the jobs of its requests, a technician their own."""
         if actor.dealer_scope is not None:
             dealer_id = _own(dealer_id, actor.dealer_scope, "dealer_id")
         elif actor.technician_scope is not None:
             technician_id = _own(technician_id, actor.technician_scope, "technician_id")
-        async with self.deps.db.read() as conn:
+        async with self.db.read() as conn:
             return await queries.jobs_page(conn, request_id=request_id, technician_id=technician_id, status=status,
                                            dealer_id=dealer_id, limit=limit, after=after)
 
-    async def queue(self, technician_id: str, actor: Actor, *, limit: int, after: str | None) -> queries.Page:
+    async def queue(self, technician_id: str, actor: Actor, *, limit: int, after: str | None) -> Page[dict[str, Any]]:
         if actor.dealer_scope is None and actor.technician_scope is not None and technician_id != actor.technician_scope:
             raise Forbidden("a technician may only read their own queue")
-        async with self.deps.db.read() as conn:
+        async with self.db.read() as conn:
             if actor.dealer_scope is not None and not await queries.technician_of_dealer(conn, technician_id,
                                                                                           actor.dealer_scope):
                 raise NotFound(f"technician {technician_id} does not exist")
             return await queries.queue_page(conn, technician_id, limit, after, dealer_id=actor.dealer_scope)
 
     async def center(self, center_id: str, actor: Actor) -> dict[str, Any]:
-        async with self.deps.db.read() as conn:
+        async with self.db.read() as conn:
             view = await queries.center_view(conn, center_id)
         if view is None or (actor.dealer_scope is not None and view["dealer_id"] != actor.dealer_scope):
             raise NotFound(f"service center {center_id} does not exist")
         return view
 
-    async def centers(self, actor: Actor, *, dealer_id: str | None, **filters: Any) -> queries.Page:
+    async def centers(self, actor: Actor, *, dealer_id: str | None, **filters: Any) -> Page[dict[str, Any]]:
         if actor.dealer_scope is not None:
             dealer_id = _own(dealer_id, actor.dealer_scope, "dealer_id")
-        async with self.deps.db.read() as conn:
+        async with self.db.read() as conn:
             return await queries.centers_page(conn, dealer_id=dealer_id, **filters)
 
     async def technician(self, technician_id: str, actor: Actor) -> dict[str, Any]:
-        async with self.deps.db.read() as conn:
+        async with self.db.read() as conn:
             view = await queries.technician_view(conn, technician_id)
             if view is not None and actor.dealer_scope is not None and not await queries.technician_of_dealer(
                     conn, technician_id, actor.dealer_scope):
@@ -327,8 +223,8 @@ class DispatchApplication:
             raise NotFound(f"technician {technician_id} does not exist")
         return view
 
-    async def technicians(self, actor: Actor, **filters: Any) -> queries.Page:
-        async with self.deps.db.read() as conn:
+    async def technicians(self, actor: Actor, **filters: Any) -> Page[dict[str, Any]]:
+        async with self.db.read() as conn:
             return await queries.technicians_page(conn, dealer_id=actor.dealer_scope, **filters)
 
 

@@ -11,16 +11,6 @@ from services.dispatch.workforce import UNCHANGED
 
 
 @dataclass(frozen=True)
-class Actor:
-    """Who is acting, as far as dispatch cares: a dealer is confined to the jobs of its own requests, a
-    technician to the jobs assigned to them."""
-
-    subject: str
-    dealer_scope: str | None = None  # set for dealer tokens
-    technician_scope: str | None = None  # set for technician tokens (the technician id is the token's sub)
-
-
-@dataclass(frozen=True)
 class RegisterServiceCenter:
     center_id: str
     name: str

@@ -238,6 +238,14 @@ class Job(Aggregate):
             watched[kind] = due if waiting else None
         return watched
 
+    def due_deadlines(self) -> dict[str, datetime]:
+        """The SLA deadlines a live timer watches, as the unit of work reconciles them."""
+        return {kind.value: due for kind, due in self.pending_deadlines().items() if due is not None}
+
+    @property
+    def previous_step_at(self) -> datetime | None:
+        return self.last_step_at
+
     def _step(self, kind: SlaKind, step: EventData, at: datetime) -> None:
         """Record an accept or arrive step and what it proves about its SLA (only the first one counts)."""
         due = self.due(kind)

@@ -21,6 +21,7 @@ from services.dispatch.read_model import (
     dispatch_technicians,
 )
 from shared.contracts.intake import ServiceRequestReceived
+from shared.http.pagination import Page
 
 
 @dataclass(frozen=True)
@@ -77,20 +78,14 @@ async def candidates(conn: AsyncConnection, region: str, product_line: str) -> l
 
 # --- the API's reads -----------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Page:
-    items: list[dict[str, Any]]
-    next_after: Any  # the sort key to continue after; None at the end
-
-
 async def _page(conn: AsyncConnection, query: Select, key: ColumnElement, limit: int, after: Any,
-                newest_first: bool = False) -> Page:
+                newest_first: bool = False) -> Page[dict[str, Any]]:
+    """A keyset page on `key` (the views as stored; the routes validate them against their models)."""
     if after is not None:
         query = query.where(key < after if newest_first else key > after)
     query = query.order_by(key.desc() if newest_first else key).limit(limit + 1)
     rows = (await conn.execute(query.add_columns(key.label("sort_key")))).all()
-    page = rows[:limit]
-    return Page([json.loads(r.view) for r in page], page[-1].sort_key if len(rows) > limit else None)
+    return Page[dict[str, Any]].of(rows, limit, item=lambda r: json.loads(r.view), key=lambda r: r.sort_key)
 
 
 async def job_row(conn: AsyncConnection, job_id: str):
@@ -99,7 +94,7 @@ async def job_row(conn: AsyncConnection, job_id: str):
 
 
 async def jobs_page(conn: AsyncConnection, *, request_id: str | None, technician_id: str | None, status: str | None,
-                    dealer_id: str | None, limit: int, after: int | None) -> Page:
+                    dealer_id: str | None, limit: int, after: int | None) -> Page[dict[str, Any]]:
     """Jobs, newest first."""
     j = dispatch_jobs
     query = select(j.c.view)
@@ -111,7 +106,7 @@ async def jobs_page(conn: AsyncConnection, *, request_id: str | None, technician
 
 
 async def queue_page(conn: AsyncConnection, technician_id: str, limit: int, after: str | None,
-                     dealer_id: str | None = None) -> Page:
+                     dealer_id: str | None = None) -> Page[dict[str, Any]]:
     """A technician's open jobs: priority first, then the next due time (of one dealer's requests only, for a
     dealer-scoped reader)."""
     j = dispatch_jobs
@@ -128,7 +123,7 @@ async def center_view(conn: AsyncConnection, center_id: str) -> dict[str, Any] |
 
 
 async def centers_page(conn: AsyncConnection, *, region: str | None, kind: str | None, dealer_id: str | None,
-                       limit: int, after: int | None) -> Page:
+                       limit: int, after: int | None) -> Page[dict[str, Any]]:
     c = dispatch_centers
     query = select(c.c.view)
     for column, value in ((c.c.region, region), (c.c.kind, kind), (c.c.dealer_id, dealer_id)):
@@ -152,7 +147,7 @@ async def technician_of_dealer(conn: AsyncConnection, technician_id: str, dealer
 
 
 async def technicians_page(conn: AsyncConnection, *, center_id: str | None, skill: str | None, active: bool | None,
-                           limit: int, after: int | None, dealer_id: str | None = None) -> Page:
+                           limit: int, after: int | None, dealer_id: str | None = None) -> Page[dict[str, Any]]:
     t, s = dispatch_technicians, dispatch_technician_skills
     query = select(t.c.view)
     if dealer_id is not None:

@@ -8,14 +8,21 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, String, Table, Text, delete, insert, select, update
+from collections.abc import Sequence
+
+from sqlalchemy import (BigInteger, Boolean, Column, Index, MetaData, String, Table, Text, delete, insert, select,
+                        update)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.dispatch.domain import LOAD_STATUSES, Job
 from services.dispatch.workforce import ServiceCenter, Technician
 from shared.clock import rfc3339
 from shared.contracts.dispatch import SlaKind
-from shared.eventstore.tables import UtcDateTime, metadata
+from shared.events import EventEnvelope
+from shared.eventstore.tables import UtcDateTime
+from shared.kernel import Projections
+
+metadata = MetaData()
 
 # Intake's requests as dispatch needs them (from `service_request.received`); not in dispatch's event store
 # because they are intake's facts: replaying `intake.events` rebuilds them.
@@ -189,6 +196,32 @@ async def save_technician(conn: AsyncConnection, technician: Technician, positio
                            [{"technician_id": technician_id, "product_line": s} for s in technician.skills])
 
 
-__all__ = ["dispatch_centers", "dispatch_jobs", "dispatch_requests", "dispatch_technician_skills",
+# The unit of work runs these after each append (and the rebuild for every stream): a new aggregate's first
+# event has sequence 1 and its position keys the new row.
+
+def _first_position(stored: Sequence[EventEnvelope]) -> int | None:
+    return stored[0].position if stored[0].sequence == 1 else None
+
+
+async def project_job(conn: AsyncConnection, job: Job, stored: Sequence[EventEnvelope]) -> None:
+    await save_job(conn, job, _first_position(stored))
+
+
+async def project_center(conn: AsyncConnection, center: ServiceCenter, stored: Sequence[EventEnvelope]) -> None:
+    await save_center(conn, center, _first_position(stored))
+
+
+async def project_technician(conn: AsyncConnection, technician: Technician,
+                             stored: Sequence[EventEnvelope]) -> None:
+    await save_technician(conn, technician, _first_position(stored))
+
+
+PROJECTIONS = Projections()
+PROJECTIONS.register(Job, project_job, dispatch_jobs)
+PROJECTIONS.register(ServiceCenter, project_center, dispatch_centers)
+PROJECTIONS.register(Technician, project_technician, dispatch_technicians, dispatch_technician_skills)
+
+
+__all__ = ["PROJECTIONS", "metadata", "dispatch_centers", "dispatch_jobs", "dispatch_requests", "dispatch_technician_skills",
            "dispatch_technicians", "center_view", "job_view", "queue_key", "save_center", "save_job",
            "save_technician", "technician_view"]

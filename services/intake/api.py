@@ -1,32 +1,33 @@
-"""intake's HTTP entry points: each route turns its input into a command and calls the application once."""
+"""intake's HTTP entry points: each route turns its input into a command and calls the application once, and
+returns the request's view (validated against `response_model`)."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
-from services.intake.application import IntakeApplication
 from services.intake.commands import (
-    Actor,
     CancelServiceRequest,
     EscalateServiceRequest,
     OpenServiceRequest,
     TriageServiceRequest,
 )
 from services.intake.domain import Status
-from shared.auth import Principal, Role
+from services.intake.queries import list_requests, request_view
+from services.intake.views import ServiceRequestView
+from shared.auth import Role
 from shared.clock import utcnow
 from shared.contracts.enums import Channel, CustomerTier, Priority, ServiceMode
 from shared.contracts.intake import Customer, Product
-from shared.http.commands import CommandMetadata, StrictBody, location, UtcDatetime
+from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime, created
+from shared.http.dependencies import CurrentApplication, ReadDatabase
 from shared.http.idempotency import Idempotency
-from shared.http.pagination import Cursor, Limit, decode_cursor, encode_cursor
-from shared.http.problems import Problem
-from shared.http.security import CurrentPrincipal, Permission
+from shared.http.pagination import Cursor, Limit, Page, keyset_after
+from shared.http.security import CurrentActor, Permission, dealer_for
 
 router = APIRouter(prefix="/v1/service-requests", tags=["service requests"])
 
@@ -72,137 +73,85 @@ class ReasonBody(StrictBody):
     occurred_at: UtcDatetime | None = None
 
 
-class CoverageView(BaseModel):
-    covered: bool
-    expires_on: date | None
-    reason: str | None = None
-
-
-class HistoryEntry(BaseModel):
-    type: str
-    time: str
-
-
-class ServiceRequestView(BaseModel):
-    id: str
-    status: Status
-    dealer_id: str | None
-    channel: Channel
-    customer: Customer
-    product: Product
-    purchase_date: date | None
-    symptom: str
-    customer_tier: CustomerTier
-    urgent: bool
-    received_at: str
-    mode: ServiceMode | None
-    priority: Priority | None
-    coverage: CoverageView | None
-    job_id: str | None
-    version: int
-    history: list[HistoryEntry]
-
-
-class ServiceRequestPage(BaseModel):
-    items: list[ServiceRequestView]
-    next_cursor: str | None
-
-
-def _intake(request: Request) -> IntakeApplication:
-    return request.app.state.intake
-
-
-Intake = Annotated[IntakeApplication, Depends(_intake)]
 RequestId = Annotated[str, Path(min_length=1, max_length=64, description="The request's id")]
 
 
-def _actor(principal: Principal) -> Actor:
-    return Actor(subject=principal.subject, dealer_scope=principal.dealer_scope)
+async def visible_request(request_id: RequestId, actor: CurrentActor, db: ReadDatabase) -> ServiceRequestView:
+    """The request named in the path, if the caller may see it (404 otherwise, as for one that does not exist)."""
+    return await request_view(db, request_id, actor)
 
 
-def _ok(view: dict[str, Any], status: int = 200) -> JSONResponse:
-    headers = {"Location": location("/v1/service-requests", view["id"])} if status == 201 else None
-    return JSONResponse(view, status_code=status, headers=headers)
+VisibleRequest = Annotated[ServiceRequestView, Depends(visible_request)]
 
 
 @router.post("", status_code=201, dependencies=[Permission(Role.agent, Role.dealer)],
              responses={201: {"model": ServiceRequestView}}, response_class=JSONResponse)
-async def open_service_request(body: OpenRequestBody, meta: CommandMetadata, principal: CurrentPrincipal,
-                               intake: Intake, idempotent: Idempotency) -> JSONResponse:
+async def open_service_request(body: OpenRequestBody, meta: CommandMetadata, actor: CurrentActor,
+                               application: CurrentApplication, idempotent: Idempotency) -> JSONResponse:
     """Open a customer's case. A dealer's requests belong to the dealer of its token. An open request for
     the same serial is a 409 that names it (`existing_id`)."""
-    actor = _actor(principal)
-    dealer_id = body.dealer_id
-    if actor.dealer_scope is not None:
-        if dealer_id is not None and dealer_id != actor.dealer_scope:
-            raise Problem(403, "A dealer may only open requests for itself.", slug="forbidden",
-                          errors=[{"field": "dealer_id", "reason": "differs from the token's dealer_id"}])
-        dealer_id = actor.dealer_scope
     command = OpenServiceRequest(
-        dealer_id=dealer_id, channel=body.channel, customer=Customer(**body.customer.model_dump()),
-        product=Product(**body.product.model_dump()), purchase_date=body.purchase_date, symptom=body.symptom,
-        customer_tier=body.customer_tier, urgent=body.urgent, occurred_at=body.occurred_at,
+        dealer_id=dealer_for(actor, body.dealer_id, action="open requests for itself"), channel=body.channel,
+        customer=Customer(**body.customer.model_dump()), product=Product(**body.product.model_dump()),
+        purchase_date=body.purchase_date, symptom=body.symptom, customer_tier=body.customer_tier,
+        urgent=body.urgent, occurred_at=body.occurred_at,
     )
 
     async def run() -> JSONResponse:
-        return _ok(await intake.handle(command, actor, meta), 201)
+        view: ServiceRequestView = await application.handle(command, actor, meta)
+        return created(view, "/v1/service-requests", view.id)
 
     return await idempotent.run(run)
 
 
 @router.get("/{request_id}", dependencies=[Permission(*READERS)], response_model=ServiceRequestView)
-async def get_service_request(request_id: RequestId, principal: CurrentPrincipal, intake: Intake) -> JSONResponse:
+async def get_service_request(request: VisibleRequest) -> ServiceRequestView:
     """One request with its coverage, job and history. Dealers see only their own (404 otherwise)."""
-    return _ok(await intake.get(request_id, _actor(principal)))
+    return request
 
 
-@router.get("", dependencies=[Permission(*READERS)], response_model=ServiceRequestPage)
+@router.get("", dependencies=[Permission(*READERS)], response_model=Page[ServiceRequestView])
 async def list_service_requests(
-    principal: CurrentPrincipal,
-    intake: Intake,
+    actor: CurrentActor,
+    db: ReadDatabase,
     status: Annotated[Status | None, Query()] = None,
     serial: Annotated[str | None, Query(max_length=80)] = None,
     dealer_id: Annotated[str | None, Query(max_length=80)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> JSONResponse:
+) -> Page[ServiceRequestView]:
     """Requests, newest first, filtered by status, serial and dealer. Dealers list only their own."""
-    actor = _actor(principal)
-    if actor.dealer_scope is not None and dealer_id is not None and dealer_id != actor.dealer_scope:
-        raise Problem(403, "A dealer may only list its own requests.", slug="forbidden",
-                      errors=[{"field": "dealer_id", "reason": "differs from the token's dealer_id"}])
-    after = decode_cursor(cursor)
-    if after is not None and not isinstance(after, int):
-        raise Problem(400, "The cursor is not one this API handed out.", slug="invalid-cursor",
-                      errors=[{"field": "cursor", "reason": "not a cursor of this list"}])
-    items, next_after = await intake.list(actor, status=status, serial=serial, dealer_id=dealer_id,
-                                          limit=limit, after=after)
-    return JSONResponse({"items": items, "next_cursor": encode_cursor(next_after) if next_after else None})
+    dealer_for(actor, dealer_id, action="list its own requests")
+    return await list_requests(db, actor, status=status, serial=serial, dealer_id=dealer_id, limit=limit,
+                               after=keyset_after(cursor, int))
 
 
 @router.post("/{request_id}/triage", dependencies=[Permission(Role.agent)], response_model=ServiceRequestView)
 async def triage_service_request(request_id: RequestId, body: TriageBody, meta: CommandMetadata,
-                                 principal: CurrentPrincipal, intake: Intake) -> JSONResponse:
+                                 actor: CurrentActor, application: CurrentApplication) -> ServiceRequestView:
     """Decide the service mode and priority. Mode `phone` resolves and closes the request at once."""
     command = TriageServiceRequest(request_id, body.mode, body.priority, body.note, body.occurred_at)
-    return _ok(await intake.handle(command, _actor(principal), meta))
+    view: ServiceRequestView = await application.handle(command, actor, meta)
+    return view
 
 
 @router.post("/{request_id}/escalate", dependencies=[Permission(Role.agent)], response_model=ServiceRequestView)
 async def escalate_service_request(request_id: RequestId, body: ReasonBody, meta: CommandMetadata,
-                                   principal: CurrentPrincipal, intake: Intake) -> JSONResponse:
+                                   actor: CurrentActor, application: CurrentApplication) -> ServiceRequestView:
     """Hand a received request up before triage."""
-    command = EscalateServiceRequest(request_id, body.reason, body.occurred_at)
-    return _ok(await intake.handle(command, _actor(principal), meta))
+    view: ServiceRequestView = await application.handle(EscalateServiceRequest(request_id, body.reason,
+                                                                               body.occurred_at), actor, meta)
+    return view
 
 
 @router.post("/{request_id}/cancel", dependencies=[Permission(Role.agent, Role.dealer)],
              response_model=ServiceRequestView)
 async def cancel_service_request(request_id: RequestId, body: ReasonBody, meta: CommandMetadata,
-                                 principal: CurrentPrincipal, intake: Intake) -> JSONResponse:
+                                 actor: CurrentActor, application: CurrentApplication) -> ServiceRequestView:
     """Withdraw a request, until a technician has arrived. Final; frees the serial."""
-    command = CancelServiceRequest(request_id, body.reason, body.occurred_at)
-    return _ok(await intake.handle(command, _actor(principal), meta))
+    view: ServiceRequestView = await application.handle(CancelServiceRequest(request_id, body.reason,
+                                                                             body.occurred_at), actor, meta)
+    return view
 
 
 __all__ = ["router"]

@@ -3,23 +3,18 @@ settings (database file, broker, clock) and nothing happens at import time."""
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from services.intake import api
-from services.intake.application import IntakeApplication, IntakeDeps
-from services.intake.reactions import CONSUMES, handler_table
-from shared.clock import Clock, SystemClock
-from shared.domain import TimeRules
-from shared.eventstore.store import EventStore
-from shared.eventstore.tables import metadata
+from services.intake.application import COMMANDS, integrity_conflict
+from services.intake.reactions import CONSUMES, REACTIONS
+from services.intake.read_model import PROJECTIONS, metadata
+from shared.clock import Clock
 from shared.http.app import create_service_app
-from shared.observability.logging import configure_logging
-from shared.runtime import ServiceRuntime
+from shared.kernel import Application, Kernel
+from shared.kernel.service import kernel_lifespan
 from shared.settings import ServiceSettings
-
-import services.intake.read_model  # noqa: F401  (registers intake's tables in `metadata`)
 
 SERVICE = "intake"
 
@@ -33,22 +28,13 @@ def create_app(settings: IntakeSettings | None = None, *, clock: Clock | None = 
                configure_logs: bool = True) -> FastAPI:
     settings = settings or IntakeSettings()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        if configure_logs:
-            configure_logging(SERVICE, settings.log_level, settings.log_json)
-        db = ServiceRuntime.database(settings)
-        deps = IntakeDeps(
-            db=db,
-            store=EventStore(source=SERVICE),
-            clock=clock or SystemClock(),
-            time_rules=TimeRules.from_settings(settings),
-        )
-        runtime = ServiceRuntime.build(settings, metadata=metadata, db=db, consumes=CONSUMES,
-                                       handlers=handler_table(deps))
-        app.state.intake = IntakeApplication(deps)
-        async with runtime.serving(app):
-            yield
+    lifespan = kernel_lifespan(
+        settings, metadata=metadata, consumes=CONSUMES, clock=clock, configure_logs=configure_logs,
+        build=lambda parts: Application(Kernel(
+            **parts.common(), projections=PROJECTIONS, commands=COMMANDS, reactions=REACTIONS,
+            on_integrity_error=integrity_conflict(parts.db),
+        )),
+    )
 
     return create_service_app(
         service=SERVICE,

@@ -1,4 +1,5 @@
-"""What callers ask intake to do (imperative names). Entry points build these; application handles them."""
+"""What callers ask intake to do (imperative names). Entry points build these; application handles them (who
+asks is a `shared.auth.Actor`)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,6 @@ from datetime import date, datetime
 
 from shared.contracts.enums import Channel, CustomerTier, Priority, ServiceMode
 from shared.contracts.intake import Customer, Product
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is acting, as far as intake cares: a dealer is confined to its own requests."""
-
-    subject: str
-    dealer_scope: str | None = None  # set for dealer tokens
 
 
 @dataclass(frozen=True)

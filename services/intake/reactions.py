@@ -1,74 +1,57 @@
-"""How intake follows the other services: event type → handler, the one table the consumer runs.
+"""How intake follows the other services: a reaction per contract event class, run by the kernel in a unit of
+work over the consumer's transaction, stamped with the cause's time and chained to it (`caused_by`).
 
-Each reaction loads the request, lets the aggregate take note (a fact already reflected changes nothing),
-and saves in the consumer's transaction, stamped with the cause's time and chained to it."""
+Each reaction loads the request and lets the aggregate take note (a fact already reflected changes nothing)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-from functools import partial
-
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from services.intake.application import IntakeDeps, IntakeUnitOfWork
 from services.intake.domain import ServiceRequest
 from shared.contracts.dispatch import JobArrived, JobCompleted, JobCreated, RevisitDone
 from shared.contracts.topics import DISPATCH, WARRANTY
 from shared.contracts.warranty import WarrantyChecked
 from shared.domain import NotFound
 from shared.events import IncomingEvent
-from shared.eventstore.store import caused_by
-from shared.messaging.consumer import Handler, PermanentFailure
+from shared.kernel import UnitOfWork
+from shared.messaging.consumer import PermanentFailure
 
 CONSUMES = [WARRANTY, DISPATCH]
 
-Note = Callable[[ServiceRequest, IncomingEvent, datetime], None]
 
-
-def _coverage(request: ServiceRequest, event: IncomingEvent, at: datetime) -> None:
-    data: WarrantyChecked = event.data
-    request.note_coverage(data.covered, data.expires_on, data.reason, at)
-
-
-def _job_created(request: ServiceRequest, event: IncomingEvent, at: datetime) -> None:
-    request.note_job_created(event.data.job_id, at)
-
-
-def _arrived(request: ServiceRequest, event: IncomingEvent, at: datetime) -> None:
-    request.note_arrival(event.data.job_id, at)
-
-
-def _completed(request: ServiceRequest, event: IncomingEvent, at: datetime) -> None:
-    data: JobCompleted = event.data
-    request.note_completion(data.job_id, data.fixed, at)
-
-
-def _revisit(request: ServiceRequest, event: IncomingEvent, at: datetime) -> None:
-    request.note_revisit(at)
-
-
-REACTIONS: dict[str, Note] = {
-    WarrantyChecked.event_type: _coverage,
-    JobCreated.event_type: _job_created,
-    JobArrived.event_type: _arrived,
-    JobCompleted.event_type: _completed,
-    RevisitDone.event_type: _revisit,
-}
-
-
-async def react(note: Note, deps: IntakeDeps, event: IncomingEvent, conn: AsyncConnection) -> None:
-    uow = IntakeUnitOfWork(conn, deps)
+async def _request(uow: UnitOfWork, request_id: str) -> ServiceRequest:
     try:
-        request = await uow.load(event.data.request_id)
+        return await uow.get(ServiceRequest, request_id)
     except NotFound as exc:
         raise PermanentFailure(str(exc)) from exc
-    note(request, event, event.time)
-    await uow.save(request, caused_by(event.envelope))
 
 
-def handler_table(deps: IntakeDeps) -> dict[str, Handler]:
-    return {event_type: partial(react, note, deps) for event_type, note in REACTIONS.items()}
+async def note_coverage(event: IncomingEvent[WarrantyChecked], uow: UnitOfWork) -> None:
+    data = event.data
+    (await _request(uow, data.request_id)).note_coverage(data.covered, data.expires_on, data.reason, event.time)
 
 
-__all__ = ["CONSUMES", "REACTIONS", "handler_table"]
+async def note_job_created(event: IncomingEvent[JobCreated], uow: UnitOfWork) -> None:
+    (await _request(uow, event.data.request_id)).note_job_created(event.data.job_id, event.time)
+
+
+async def note_arrival(event: IncomingEvent[JobArrived], uow: UnitOfWork) -> None:
+    (await _request(uow, event.data.request_id)).note_arrival(event.data.job_id, event.time)
+
+
+async def note_completion(event: IncomingEvent[JobCompleted], uow: UnitOfWork) -> None:
+    data = event.data
+    (await _request(uow, data.request_id)).note_completion(data.job_id, data.fixed, event.time)
+
+
+async def note_revisit(event: IncomingEvent[RevisitDone], uow: UnitOfWork) -> None:
+    (await _request(uow, event.data.request_id)).note_revisit(event.time)
+
+
+REACTIONS = {
+    WarrantyChecked: note_coverage,
+    JobCreated: note_job_created,
+    JobArrived: note_arrival,
+    JobCompleted: note_completion,
+    RevisitDone: note_revisit,
+}
+
+__all__ = ["CONSUMES", "REACTIONS"]

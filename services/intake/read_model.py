@@ -1,19 +1,23 @@
 """intake's read side: a row per request (its current view as JSON plus the columns lists filter on), and the
-open-serial reservations that make duplicate detection safe under concurrency."""
+open-serial reservations that make duplicate detection safe under concurrency. Kept up to date by `project`,
+which the unit of work runs after each append (and the rebuild for every stream)."""
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
-from typing import Any
+from collections.abc import Sequence
 
-from sqlalchemy import BigInteger, Column, Index, String, Table, Text, delete, select
+from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, Text, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.intake.domain import ServiceRequest
-from shared.clock import rfc3339
-from shared.eventstore.store import stored_streams
-from shared.eventstore.tables import UtcDateTime, metadata
+from services.intake.views import to_view
+from shared.events import EventEnvelope
+from shared.eventstore.database import Database
+from shared.eventstore.store import EventStore
+from shared.eventstore.tables import UtcDateTime
+from shared.kernel import Projections, rebuild_read_model
+
+metadata = MetaData()
 
 service_requests = Table(
     "service_requests",
@@ -40,43 +44,9 @@ open_serials = Table(
 )
 
 
-def _time(value: datetime | None) -> str | None:
-    return rfc3339(value) if value else None
-
-
-def to_view(request: ServiceRequest) -> dict[str, Any]:
-    """The request as the API shows it (design.md, GET /v1/service-requests/{id})."""
-    coverage = request.coverage
-    return {
-        "id": request.id,
-        "status": str(request.status),
-        "dealer_id": request.dealer_id,
-        "channel": str(request.channel),
-        "customer": request.customer.model_dump(mode="json") if request.customer else None,
-        "product": request.product.model_dump(mode="json") if request.product else None,
-        "purchase_date": request.purchase_date.isoformat() if request.purchase_date else None,
-        "symptom": request.symptom,
-        "customer_tier": str(request.customer_tier),
-        "urgent": request.urgent,
-        "received_at": _time(request.received_at),
-        "mode": str(request.mode) if request.mode else None,
-        "priority": str(request.priority) if request.priority else None,
-        "coverage": None
-        if coverage is None
-        else {
-            "covered": coverage.covered,
-            "expires_on": coverage.expires_on.isoformat() if coverage.expires_on else None,
-            "reason": coverage.reason,
-        },
-        "job_id": request.job_id,
-        "version": request.version,
-        "history": [{"type": t, "time": _time(at)} for t, at in request.history],
-    }
-
-
-async def save_view(conn: AsyncConnection, request: ServiceRequest, received_position: int | None,
-                    is_sqlite: bool) -> None:
-    """Upsert the request's row and keep its serial reservation in step with its status."""
+async def project(conn: AsyncConnection, request: ServiceRequest, stored: Sequence[EventEnvelope]) -> None:
+    """Upsert the request's row and keep its serial reservation in step with its status: a new open request
+    reserves its serial (a second open one for the serial breaks the key: a 409), a closed one frees it."""
     row = {
         "request_id": request.id,
         "status": str(request.status),
@@ -84,11 +54,13 @@ async def save_view(conn: AsyncConnection, request: ServiceRequest, received_pos
         "serial": request.product.serial if request.product else "",
         "received_at": request.received_at,
         "version": request.version,
-        "view": json.dumps(to_view(request), ensure_ascii=False),
+        "view": to_view(request).model_dump_json(),
     }
-    if received_position is not None:
+    if stored[0].sequence == 1:
         # A plain INSERT for a new request: unlike an upsert, SQLAlchemy caches its compiled form.
-        await conn.execute(service_requests.insert().values(received_position=received_position, **row))
+        await conn.execute(service_requests.insert().values(received_position=stored[0].position, **row))
+        if request.is_open and request.product is not None:
+            await conn.execute(open_serials.insert().values(serial=request.product.serial, request_id=request.id))
     else:
         await conn.execute(
             service_requests.update().where(service_requests.c.request_id == request.id).values(**row)
@@ -100,28 +72,24 @@ async def save_view(conn: AsyncConnection, request: ServiceRequest, received_pos
         )
 
 
+PROJECTIONS = Projections()
+PROJECTIONS.register(ServiceRequest, project, service_requests, open_serials)
+
+
 async def open_request_for(conn: AsyncConnection, serial: str) -> str | None:
     return (
         await conn.execute(select(open_serials.c.request_id).where(open_serials.c.serial == serial))
     ).scalar_one_or_none()
 
 
-async def reserve_serial(conn: AsyncConnection, serial: str, request_id: str) -> None:
-    await conn.execute(open_serials.insert().values(serial=serial, request_id=request_id))
+async def dealer_of(conn: AsyncConnection, request_id: str | None) -> str | None:
+    return (await conn.execute(
+        select(service_requests.c.dealer_id).where(service_requests.c.request_id == request_id)
+    )).scalar_one_or_none()
 
 
-async def rebuild(db, store) -> int:
+async def rebuild(db: Database, store: EventStore) -> int:
     """Replace the read model with one folded afresh from the event store; return the number of requests.
 
     Used by `python -m services.intake.rebuild` and by the test that proves live == rebuilt."""
-    async with db.read() as conn:
-        streams = await stored_streams(store, conn, stream_types={ServiceRequest.stream_type})
-    async with db.transaction() as conn:
-        await conn.execute(delete(service_requests))
-        await conn.execute(delete(open_serials))
-        for request_id, stream in streams.items():
-            request = ServiceRequest.rehydrate(request_id, stream.history)
-            await save_view(conn, request, stream.first_position, db.is_sqlite)
-            if request.is_open and request.product is not None:
-                await reserve_serial(conn, request.product.serial, request_id)
-    return len(streams)
+    return sum((await rebuild_read_model(db, store, PROJECTIONS)).values())

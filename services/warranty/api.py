@@ -10,16 +10,16 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from services.warranty.application import WarrantyApplication
+from shared.kernel import Application
 from services.warranty.bulk_import import ImportFormat, ImportRejected, ProductFields, parse
-from services.warranty.commands import Actor, ImportProducts, RegisterProduct, SetWarrantyPolicy
+from services.warranty.commands import ImportProducts, RegisterProduct, SetWarrantyPolicy
 from services.warranty.queries import WarrantyQueries
-from shared.auth import Principal, Role
+from shared.auth import Actor, Role
 from shared.http.commands import CommandMetadata, StrictBody, location
 from shared.http.idempotency import Idempotency
 from shared.http.pagination import Cursor, Limit, decode_cursor, encode_cursor
 from shared.http.problems import Problem
-from shared.http.security import CurrentPrincipal, Permission
+from shared.http.security import CurrentActor, Permission, dealer_for
 
 router = APIRouter(tags=["products and coverage"])
 
@@ -32,7 +32,7 @@ IMPORT_TYPES = {
 }
 
 
-def _application(request: Request) -> WarrantyApplication:
+def _application(request: Request) -> Application[Any]:
     return request.app.state.warranty
 
 
@@ -40,15 +40,9 @@ def _queries(request: Request) -> WarrantyQueries:
     return request.app.state.warranty_queries
 
 
-Warranty = Annotated[WarrantyApplication, Depends(_application)]
+Warranty = Annotated[Application[Any], Depends(_application)]
 Queries = Annotated[WarrantyQueries, Depends(_queries)]
 Serial = Annotated[str, Path(min_length=1, max_length=80, description="The unit's serial")]
-
-
-def actor_of(principal: Principal) -> Actor:
-    """Dealers are scoped to their dealer_id; a technician-only token to the jobs assigned to its `sub`."""
-    technician = principal.subject if principal.roles == frozenset({Role.technician}) else None
-    return Actor(principal.subject, principal.dealer_scope, technician)
 
 
 def created(view: dict[str, Any], at: str | None = None) -> JSONResponse:
@@ -76,12 +70,7 @@ UNKNOWN_REFERENCE: dict[int | str, dict] = {404: {
 
 def own_dealer(actor: Actor, requested: str | None, action: str) -> str | None:
     """A dealer acts for itself: a different dealer_id in the input is refused (403)."""
-    if actor.dealer_scope is None:
-        return requested
-    if requested is not None and requested != actor.dealer_scope:
-        raise Problem(403, f"A dealer may only {action} for itself.", slug="forbidden",
-                      errors=[{"field": "dealer_id", "reason": "differs from the token's dealer_id"}])
-    return actor.dealer_scope
+    return dealer_for(actor, requested, action=f"{action} for itself")
 
 
 class ProductBody(ProductFields, StrictBody):
@@ -99,11 +88,10 @@ class PolicyBody(StrictBody):
 
 
 @router.post("/v1/products", status_code=201, dependencies=[Permission(Role.warranty_officer, Role.dealer)])
-async def register_product(body: ProductBody, meta: CommandMetadata, principal: CurrentPrincipal,
+async def register_product(body: ProductBody, meta: CommandMetadata, actor: CurrentActor,
                            warranty: Warranty, idempotent: Idempotency) -> JSONResponse:
     """Register a unit sold. A dealer registers its own sales (dealer_id from its token). A serial already
     registered is a 409; a sale date in the future a 422."""
-    actor = actor_of(principal)
     command = RegisterProduct(body.serial, body.model, body.product_line, body.sold_on,
                               own_dealer(actor, body.dealer_id, "register sales"))
 
@@ -121,7 +109,7 @@ async def register_product(body: ProductBody, meta: CommandMetadata, principal: 
                                                                 "SN-1,T-100,tractor,2025-03-01,D1\n"},
         "application/x-ndjson": {"schema": {"type": "string"}}}}},
 )
-async def import_products(request: Request, meta: CommandMetadata, principal: CurrentPrincipal, warranty: Warranty,
+async def import_products(request: Request, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty,
                           idempotent: Idempotency,
                           partial: Annotated[bool, Query(description="Import the valid rows even if others "
                                                                      "are not")] = False) -> JSONResponse:
@@ -137,7 +125,6 @@ async def import_products(request: Request, meta: CommandMetadata, principal: Cu
     body = await request.body()
     if len(body) > MAX_IMPORT_BYTES:
         raise Problem(413, f"An import may hold at most {MAX_IMPORT_BYTES // (1024 * 1024)} MB.", slug="too-large")
-    actor = actor_of(principal)
     try:
         checked = parse(body, fmt, today=request.app.state.clock.now().date(), dealer_scope=actor.dealer_scope)
     except ImportRejected as exc:
@@ -152,18 +139,17 @@ async def import_products(request: Request, meta: CommandMetadata, principal: Cu
 
 
 @router.get("/v1/products/{serial}", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
-async def get_product(serial: Serial, principal: CurrentPrincipal, queries: Queries) -> JSONResponse:
+async def get_product(serial: Serial, actor: CurrentActor, queries: Queries) -> JSONResponse:
     """A registered unit. Dealers see only their own sales (404 otherwise)."""
-    return JSONResponse(await queries.product(serial, actor_of(principal)))
+    return JSONResponse(await queries.product(serial, actor))
 
 
 @router.get("/v1/products", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
-async def list_products(principal: CurrentPrincipal, queries: Queries,
+async def list_products(actor: CurrentActor, queries: Queries,
                         dealer_id: Annotated[str | None, Query(max_length=80)] = None,
                         product_line: Annotated[str | None, Query(max_length=80)] = None,
                         limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
     """Registered units in registration order, by dealer and product line. Dealers list only their own."""
-    actor = actor_of(principal)
     own_dealer(actor, dealer_id, "list sales")
     items, after = await queries.products(actor, dealer_id=dealer_id, product_line=product_line, limit=limit,
                                           after=cursor_value(cursor, int))
@@ -171,19 +157,19 @@ async def list_products(principal: CurrentPrincipal, queries: Queries,
 
 
 @router.post("/v1/warranty-policies", status_code=201, dependencies=[Permission(Role.warranty_officer)])
-async def set_warranty_policy(body: PolicyBody, meta: CommandMetadata, principal: CurrentPrincipal,
+async def set_warranty_policy(body: PolicyBody, meta: CommandMetadata, actor: CurrentActor,
                               warranty: Warranty, idempotent: Idempotency) -> JSONResponse:
     """Set a product line's warranty for units sold on or after `effective_from` (all units when absent): the
     months, longer coverage for named part categories, and the excluded wear-part categories. Units already
     sold keep the version in force on their sale date."""
-    if principal.dealer_scope is not None:  # policies are the manufacturer's, no dealer's row
+    if actor.dealer_scope is not None:  # policies are the manufacturer's, no dealer's row
         raise Problem(403, "A dealer token may not set warranty policies, whatever other roles it holds.",
                       slug="forbidden")
     command = SetWarrantyPolicy(body.product_line, body.months, dict(body.part_months), list(body.excluded_categories),
                                 body.effective_from)
 
     async def run() -> JSONResponse:
-        view = await warranty.handle(command, actor_of(principal), meta)
+        view = await warranty.handle(command, actor, meta)
         return created(view, location("/v1/warranty-policies", view["product_line"]))
 
     return await idempotent.run(run)

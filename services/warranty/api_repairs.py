@@ -17,24 +17,23 @@ from services.warranty.api import (
     Queries,
     Serial,
     Warranty,
-    actor_of,
     created,
     cursor_value,
     own_dealer,
     page,
 )
-from services.warranty.application import WarrantyApplication
+from shared.kernel import Application
 from services.warranty.bulk_import import SERIAL_PATTERN
 from services.warranty.claims import ClaimStatus
 from services.warranty.commands import OverrideClaim, RecordPartSwap, RequestReturn, SubmitClaim
-from shared.auth import Principal, Role
+from shared.auth import Actor, Role
 from shared.contracts.warranty import ReturnKind
 from shared.eventstore.store import Metadata
 from shared.http.commands import CommandMetadata, StrictBody, location, UtcDatetime
 from shared.http.idempotency import Idempotency
 from shared.http.pagination import Cursor, Limit, encode_cursor
 from shared.http.problems import Problem
-from shared.http.security import CurrentPrincipal, Permission
+from shared.http.security import CurrentActor, Permission, dealer_for
 
 router = APIRouter(tags=["swaps, claims, returns and history"])
 
@@ -82,7 +81,7 @@ class ReturnBody(StrictBody):
 
 @router.post("/v1/part-swaps", status_code=201, responses=UNKNOWN_REFERENCE,
              dependencies=[Permission(Role.technician, Role.dealer, Role.warranty_officer)])
-async def record_part_swap(body: PartSwapBody, meta: CommandMetadata, principal: CurrentPrincipal,
+async def record_part_swap(body: PartSwapBody, meta: CommandMetadata, actor: CurrentActor,
                            warranty: Warranty, idempotent: Idempotency) -> JSONResponse:
     """Record a part replaced during a job, with the old and new part serials. Warranty decides, on the swap
     date and for the part's category, whether it is covered or billable, and says why. The job must be one
@@ -92,31 +91,31 @@ async def record_part_swap(body: PartSwapBody, meta: CommandMetadata, principal:
                              body.occurred_at)
 
     async def run() -> JSONResponse:
-        view = await warranty.handle(command, actor_of(principal), meta)
+        view = await warranty.handle(command, actor, meta)
         return created(view, location("/v1/part-swaps", view["id"]))
 
     return await idempotent.run(run)
 
 
 @router.get("/v1/part-swaps/{swap_id}", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
-async def get_part_swap(swap_id: PathId, principal: CurrentPrincipal, queries: Queries) -> JSONResponse:
+async def get_part_swap(swap_id: PathId, actor: CurrentActor, queries: Queries) -> JSONResponse:
     """One swap. Dealers see the swaps of their jobs only."""
-    return JSONResponse(await queries.swap(swap_id, actor_of(principal)))
+    return JSONResponse(await queries.swap(swap_id, actor))
 
 
 @router.get("/v1/part-swaps", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
-async def list_part_swaps(principal: CurrentPrincipal, queries: Queries,
+async def list_part_swaps(actor: CurrentActor, queries: Queries,
                           job_id: Annotated[str | None, Query(max_length=80)] = None,
                           serial: Annotated[str | None, Query(max_length=80)] = None,
                           limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
     """Swaps in the order they were recorded, by job or serial. Dealers list the swaps of their jobs only."""
-    items, after = await queries.swaps(actor_of(principal), job_id=job_id, serial=serial, limit=limit,
+    items, after = await queries.swaps(actor, job_id=job_id, serial=serial, limit=limit,
                                        after=cursor_value(cursor, int))
     return page(items, after)
 
 
 @router.post("/v1/claims", status_code=201, dependencies=[Permission(Role.dealer)], responses=UNKNOWN_REFERENCE)
-async def submit_claim(body: ClaimBody, meta: CommandMetadata, principal: CurrentPrincipal, warranty: Warranty,
+async def submit_claim(body: ClaimBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty,
                        idempotent: Idempotency) -> JSONResponse:
     """Claim a completed job's labour and covered parts back. Adjudicated at once by the rules (coverage
     valid, swaps belong to the job, filed within 30 days of the job's completion), each with its verdict in
@@ -124,55 +123,54 @@ async def submit_claim(body: ClaimBody, meta: CommandMetadata, principal: Curren
     command = SubmitClaim(body.job_id, body.labour_minutes, tuple(body.swap_ids))
 
     async def run() -> JSONResponse:
-        view = await warranty.handle(command, actor_of(principal), meta)
+        view = await warranty.handle(command, actor, meta)
         return created(view, location("/v1/claims", view["id"]))
 
     return await idempotent.run(run)
 
 
 @router.get("/v1/claims/{claim_id}", dependencies=[Permission(Role.warranty_officer, Role.analyst, Role.dealer)])
-async def get_claim(claim_id: PathId, principal: CurrentPrincipal, queries: Queries) -> JSONResponse:
+async def get_claim(claim_id: PathId, actor: CurrentActor, queries: Queries) -> JSONResponse:
     """One claim with every decision on it (rules and overrides: who, why, when). Dealers see their own only."""
-    return JSONResponse(await queries.claim(claim_id, actor_of(principal)))
+    return JSONResponse(await queries.claim(claim_id, actor))
 
 
 @router.get("/v1/claims", dependencies=[Permission(Role.warranty_officer, Role.analyst, Role.dealer)])
-async def list_claims(principal: CurrentPrincipal, queries: Queries,
+async def list_claims(actor: CurrentActor, queries: Queries,
                       status: Annotated[ClaimStatus | None, Query()] = None,
                       job_id: Annotated[str | None, Query(max_length=80)] = None,
                       dealer_id: Annotated[str | None, Query(max_length=80)] = None,
                       limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
     """Claims, newest first, by status, job and dealer. Dealers list their own only."""
-    actor = actor_of(principal)
     own_dealer(actor, dealer_id, "list claims")
     items, after = await queries.claims(actor, status=status.value if status else None, job_id=job_id,
                                         dealer_id=dealer_id, limit=limit, after=cursor_value(cursor, int))
     return page(items, after)
 
 
-async def _override(claim_id: str, approve: bool, body: OverrideBody, meta: Metadata, principal: Principal,
-                    warranty: WarrantyApplication) -> JSONResponse:
+async def _override(claim_id: str, approve: bool, body: OverrideBody, meta: Metadata, actor: Actor,
+                    warranty: Application[Any]) -> JSONResponse:
     command = OverrideClaim(claim_id, approve, body.reason)
-    return JSONResponse(await warranty.handle(command, actor_of(principal), meta))
+    return JSONResponse(await warranty.handle(command, actor, meta))
 
 
 @router.post("/v1/claims/{claim_id}/approve", dependencies=[Permission(Role.warranty_officer)])
-async def approve_claim(claim_id: PathId, body: OverrideBody, meta: CommandMetadata, principal: CurrentPrincipal,
+async def approve_claim(claim_id: PathId, body: OverrideBody, meta: CommandMetadata, actor: CurrentActor,
                         warranty: Warranty) -> JSONResponse:
     """A warranty officer approves a rejected claim, recorded with who and why. Already approved: 409."""
-    return await _override(claim_id, True, body, meta, principal, warranty)
+    return await _override(claim_id, True, body, meta, actor, warranty)
 
 
 @router.post("/v1/claims/{claim_id}/reject", dependencies=[Permission(Role.warranty_officer)])
-async def reject_claim(claim_id: PathId, body: OverrideBody, meta: CommandMetadata, principal: CurrentPrincipal,
+async def reject_claim(claim_id: PathId, body: OverrideBody, meta: CommandMetadata, actor: CurrentActor,
                        warranty: Warranty) -> JSONResponse:
     """A warranty officer rejects an approved claim, recorded with who and why. Already rejected: 409."""
-    return await _override(claim_id, False, body, meta, principal, warranty)
+    return await _override(claim_id, False, body, meta, actor, warranty)
 
 
 @router.post("/v1/returns", status_code=201, responses=UNKNOWN_REFERENCE,
              dependencies=[Permission(Role.agent, Role.warranty_officer, Role.dealer)])
-async def request_return(body: ReturnBody, meta: CommandMetadata, principal: CurrentPrincipal, warranty: Warranty,
+async def request_return(body: ReturnBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty,
                          idempotent: Idempotency) -> JSONResponse:
     """Ask to return (refund) or exchange a registered unit. Decided at once and recorded either way: a
     return within 7 days of the sale, an exchange within 15 (day 0 is the sale date; configurable), or at any
@@ -181,17 +179,17 @@ async def request_return(body: ReturnBody, meta: CommandMetadata, principal: Cur
     command = RequestReturn(body.serial, body.kind, body.reason, body.occurred_at)
 
     async def run() -> JSONResponse:
-        return created(await warranty.handle(command, actor_of(principal), meta))
+        return created(await warranty.handle(command, actor, meta))
 
     return await idempotent.run(run)
 
 
 @router.get("/v1/units/{serial}/history", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
-async def unit_history(serial: Serial, principal: CurrentPrincipal, queries: Queries,
+async def unit_history(serial: Serial, actor: CurrentActor, queries: Queries,
                        limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
     """One timeline per unit across dealers, oldest first: requests, jobs and visits, part swaps (old and new
     part serials), repairs, claims, returns. A dealer sees only the entries that belong to it."""
-    items, next_after = await queries.history(serial, actor_of(principal), limit=limit,
+    items, next_after = await queries.history(serial, actor, limit=limit,
                                               after=_history_cursor(cursor))
     return JSONResponse({"serial": serial, "items": items,
                          "next_cursor": encode_cursor(list(next_after)) if next_after is not None else None})

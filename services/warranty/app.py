@@ -3,28 +3,26 @@ settings (database file, broker, clock, limits) and nothing happens at import ti
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 from decimal import Decimal
+from typing import Any
 
 from fastapi import FastAPI
 from pydantic import Field
 
 from services.warranty import api, api_repairs
-from services.warranty.application import WarrantyApplication, WarrantyDeps, WarrantyRules
+from services.warranty.application import COMMANDS, WarrantyRules, integrity_conflict
 from services.warranty.domain import ReturnLimits
+from services.warranty.projections import PROJECTIONS
 from services.warranty.queries import WarrantyQueries
-from services.warranty.reactions import CONSUMES, handler_table
-from shared.clock import Clock, SystemClock
-from shared.domain import TimeRules
-from shared.eventstore.store import EventStore
-from shared.eventstore.tables import metadata
+from services.warranty.reactions import CONSUMES, REACTIONS
+from services.warranty.read_model import metadata
+from shared.clock import Clock
 from shared.http.app import create_service_app
-from shared.observability.logging import configure_logging
-from shared.runtime import ServiceRuntime
+from shared.kernel import Application, Kernel
+from shared.kernel.service import ServiceParts, kernel_lifespan
 from shared.settings import ServiceSettings
 
-import services.warranty.read_model  # noqa: F401  (registers warranty's tables in `metadata`)
-import services.warranty.timeline  # noqa: F401
+import services.warranty.timeline  # noqa: F401  (declares the timeline in warranty's metadata)
 
 SERVICE = "warranty"
 
@@ -49,26 +47,21 @@ class WarrantySettings(ServiceSettings):
 def create_app(settings: WarrantySettings | None = None, *, clock: Clock | None = None,
                configure_logs: bool = True) -> FastAPI:
     settings = settings or WarrantySettings()
+    rules = settings.rules()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        if configure_logs:
-            configure_logging(SERVICE, settings.log_level, settings.log_json)
-        db = ServiceRuntime.database(settings)
-        deps = WarrantyDeps(
-            db=db,
-            store=EventStore(source=SERVICE),
-            clock=clock or SystemClock(),
-            time_rules=TimeRules.from_settings(settings),
-            rules=settings.rules(),
-        )
-        runtime = ServiceRuntime.build(settings, metadata=metadata, db=db, consumes=CONSUMES,
-                                       handlers=handler_table(deps))
-        app.state.clock = deps.clock
-        app.state.warranty = WarrantyApplication(deps)
-        app.state.warranty_queries = WarrantyQueries(deps)
-        async with runtime.serving(app):
-            yield
+    def expose_reads(app: FastAPI, parts: ServiceParts, application: Application[Any]) -> None:
+        app.state.clock = parts.clock
+        app.state.warranty = application
+        app.state.warranty_queries = WarrantyQueries(parts.db, parts.store, parts.clock, rules)
+
+    lifespan = kernel_lifespan(
+        settings, metadata=metadata, consumes=CONSUMES, clock=clock, configure_logs=configure_logs,
+        build=lambda parts: Application(Kernel(
+            **parts.common(), projections=PROJECTIONS, commands=COMMANDS, reactions=REACTIONS,
+            provided={WarrantyRules: rules}, on_integrity_error=integrity_conflict,
+        )),
+        on_start=expose_reads,
+    )
 
     return create_service_app(
         service=SERVICE,

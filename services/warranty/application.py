@@ -5,7 +5,6 @@ refused command leaves nothing behind."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -19,7 +18,6 @@ from services.warranty import timeline
 from services.warranty.bulk_import import MAX_REPORTED_ERRORS
 from services.warranty.claims import Claim, ClaimFacts, SwapLine, adjudicate, amounts
 from services.warranty.commands import (
-    Actor,
     ImportProducts,
     OverrideClaim,
     RegisterProduct,
@@ -40,19 +38,17 @@ from services.warranty.read_model import (
     registered_among,
     request_facts,
     save_unit_rows,
-    save_views,
     swap_view,
     swaps,
     unit_streams_among,
 )
+from shared.auth import Actor
 from shared.clock import Clock, rfc3339
 from shared.contracts.warranty import ClaimSubmitted, CoverageBasis, PartSwapped
-from shared.domain import Aggregate, Conflict, NotFound, RuleViolation, TimeRules
-from shared.events import EventEnvelope
+from shared.domain import Aggregate, Conflict, NotFound, RuleViolation
 from shared.eventstore.bulk import start_streams
-from shared.eventstore.database import Database
-from shared.eventstore.repository import Repository
-from shared.eventstore.store import EventStore, Metadata, publish_business_ids
+from shared.eventstore.store import EventStore, publish_business_ids
+from shared.kernel import UnitOfWork
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -68,88 +64,38 @@ class WarrantyRules:
     default_months: int = 12
 
 
-@dataclass
-class WarrantyDeps:
-    db: Database
-    store: EventStore
-    clock: Clock
-    time_rules: TimeRules
-    rules: WarrantyRules
-
-
 for _kind in (Unit, Claim, CoverageCheck):  # their subjects on Kafka stay the serial, claim id and request id
     publish_business_ids("warranty", _kind.stream_type, _kind.namespace)
 
 
-class WarrantyUnitOfWork:
-    """Warranty's aggregates in, events and rows out, inside one transaction."""
-
-    def __init__(self, conn: AsyncConnection, deps: WarrantyDeps) -> None:
-        self.conn = conn
-        self.deps = deps
-
-    async def find(self, kind: type[A], business_id: str) -> A | None:
-        """The aggregate of that kind and id folded from its (namespaced) stream, or None when there is none."""
-        try:
-            return await Repository(self.conn, self.deps.store, kind).load(kind.stream_id(business_id))
-        except NotFound:
-            return None
-
-    async def policy_book(self, product_line: str) -> PolicyBook:
-        policy = await self.find(ProductLinePolicy, product_line)
-        if policy is None:
-            return PolicyBook(product_line, (), self.deps.rules.default_months)
-        return policy.book(product_line, self.deps.rules.default_months)
-
-    async def save(self, aggregate: Aggregate, metadata: Metadata,
-                   context: timeline.Context | None = None) -> list[EventEnvelope]:
-        """Append the aggregate's new events, then its rows and its unit-timeline entries."""
-        stored = await Repository(self.conn, self.deps.store, type(aggregate)).save(aggregate, metadata)
-        if stored:
-            await save_views(self.conn, aggregate, stored, self.deps.db.is_sqlite)
-            await timeline.add(self.conn, timeline.own_rows(stored, context or timeline_context(aggregate)),
-                               self.deps.db.is_sqlite)
-        return stored
+async def find(uow: UnitOfWork, kind: Any, business_id: str) -> Any:
+    """The aggregate of that kind and id folded from its (namespaced) stream, or None when there is none."""
+    return await uow.find(kind, kind.stream_id(business_id))
 
 
-def timeline_context(aggregate: Aggregate) -> timeline.Context:
-    """What an aggregate's timeline entries belong to when their data does not say."""
-    if isinstance(aggregate, Unit):
-        return timeline.Context(serial=aggregate.serial, dealer_id=aggregate.dealer_id)
-    if isinstance(aggregate, Claim) and aggregate.submitted is not None:
-        s = aggregate.submitted
-        return timeline.Context(serial=s.serial, request_id=s.request_id, job_id=s.job_id, dealer_id=s.dealer_id)
-    return timeline.Context()
+async def policy_book(uow: UnitOfWork, product_line: str, rules: WarrantyRules) -> PolicyBook:
+    policy = await find(uow, ProductLinePolicy, product_line)
+    if policy is None:
+        return PolicyBook(product_line, (), rules.default_months)
+    return policy.book(product_line, rules.default_months)
 
 
-def _now(uow: WarrantyUnitOfWork) -> datetime:
-    return uow.deps.clock.now()
-
-
-def job_visible(job: Any, actor: Actor) -> bool:
-    if actor.dealer_scope is not None:
-        return job.dealer_id == actor.dealer_scope
-    if actor.technician_scope is not None:
-        return job.technician_id == actor.technician_scope
-    return True
-
-
-async def verdict_for(uow: WarrantyUnitOfWork, serial: str, request: Any, on: date, category: str | None = None,
-                      unit: Unit | None = None) -> Verdict:
+async def verdict_for(uow: UnitOfWork, rules: WarrantyRules, serial: str, request: Any, on: date,
+                      category: str | None = None, unit: Unit | None = None) -> Verdict:
     """Coverage on `on`: from the registered sale when the serial is known, else from the request's purchase
     date (`request` is a known-request row, or None; `unit` the unit when the caller has loaded it)."""
-    unit = unit or await uow.find(Unit, serial)
+    unit = unit or await find(uow, Unit, serial)
     sale = unit.sale() if unit is not None else None
     product_line = unit.product_line if sale is not None else None
     if sale is None and request is not None and request.purchase_date is not None:
         sale, product_line = Sale(serial, request.purchase_date, CoverageBasis.purchase_date), request.product_line
     if sale is None or product_line is None:
         return judge(None, None, on, category, serial)
-    policy = (await uow.policy_book(product_line)).for_sale(sale.sold_on)
+    policy = (await policy_book(uow, product_line, rules)).for_sale(sale.sold_on)
     return judge(sale, policy, on, category, serial)
 
 
-async def record_repairs(uow: WarrantyUnitOfWork, unit: Unit) -> None:
+async def record_repairs(uow: UnitOfWork, unit: Unit) -> None:
     """Let the unit note every fixed completion of its jobs it has not noted yet (each stamped with its
     completion time), whichever arrived first: the job's completion, its request, or a swap."""
     for job in await fixed_jobs_of(uow.conn, unit.serial):
@@ -158,21 +104,23 @@ async def record_repairs(uow: WarrantyUnitOfWork, unit: Unit) -> None:
 
 # --- command handlers -------------------------------------------------------------------------------------
 
-async def register_product(cmd: RegisterProduct, actor: Actor, uow: WarrantyUnitOfWork, meta: Metadata) -> dict:
-    unit = await uow.find(Unit, cmd.serial) or Unit.new(cmd.serial)
+async def register_product(cmd: RegisterProduct, actor: Actor, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
+    unit = await find(uow, Unit, cmd.serial) or uow.add(Unit.new(cmd.serial))
     if unit.registered and actor.dealer_scope is not None and unit.dealer_id != actor.dealer_scope:
         # The serial is unique, so the 409 itself cannot be avoided; another dealer's sale date and the like
         # stay unsaid.
         raise Conflict(f"serial {cmd.serial} is already registered", field="serial")
-    unit.register(cmd.model, cmd.product_line, cmd.sold_on, cmd.dealer_id, _now(uow))
-    stored = await uow.save(unit, meta)
+    at = clock.now()
+    unit.register(cmd.model, cmd.product_line, cmd.sold_on, cmd.dealer_id, at)
     return {"serial": unit.serial, "model": unit.model, "product_line": unit.product_line,
-            "sold_on": cmd.sold_on.isoformat(), "dealer_id": unit.dealer_id,
-            "registered_at": rfc3339(stored[-1].time)}
+            "sold_on": cmd.sold_on.isoformat(), "dealer_id": unit.dealer_id, "registered_at": rfc3339(at)}
 
 
-async def import_products(cmd: ImportProducts, actor: Actor, uow: WarrantyUnitOfWork, meta: Metadata) -> dict:
-    """All rows or none, unless partial import was asked for; every error with its line."""
+async def import_products(cmd: ImportProducts, actor: Actor, uow: UnitOfWork, clock: Clock,
+                          store: EventStore) -> dict[str, Any]:
+    """All rows or none, unless partial import was asked for; every error with its line. The new units'
+    streams are started in one batch (`start_streams`) and projected together: thousands of units cost a few
+    statements, not a savepoint each; units swapped before their sale go through the unit of work."""
     already = await registered_among(uow.conn, [row.serial for _, row in cmd.rows])
     errors = list(cmd.errors) + [RowError(line, "serial", "already registered", row.serial)
                                  for line, row in cmd.rows if row.serial in already]
@@ -183,35 +131,33 @@ async def import_products(cmd: ImportProducts, actor: Actor, uow: WarrantyUnitOf
     if (errors and not cmd.allow_partial) or not valid:
         what = "no row is valid" if not valid else f"{report['rejected']} of {report['rows']} rows are not valid"
         raise RuleViolation(f"{what}; nothing was imported", **report)
-    at = _now(uow)
+    at = clock.now()
     started = await unit_streams_among(uow.conn, [row.serial for _, row in valid])
-    repository = Repository(uow.conn, uow.deps.store, Unit)
-    stored: list[EventEnvelope] = []
     new_units = []
     for _, row in valid:
-        unit = await repository.load(Unit.stream_id(row.serial)) if row.serial in started else Unit.new(row.serial)
+        unit = await find(uow, Unit, row.serial) if row.serial in started else Unit.new(row.serial)
         unit.register(row.model, row.product_line, row.sold_on, row.dealer_id, at)
-        if row.serial in started:  # swapped before its sale was registered: append to its stream
-            stored += await repository.save(unit, meta)
-        else:
+        if row.serial not in started:  # a unit swapped before its sale is appended by the unit of work
             new_units.append(unit)
-    stored += await start_streams(uow.conn, uow.deps.store, new_units, meta)
+    stored = await start_streams(uow.conn, store, new_units, uow.metadata)
     await save_unit_rows(uow.conn, stored)
-    await timeline.add(uow.conn, timeline.own_rows(stored, timeline.Context()), uow.deps.db.is_sqlite)
+    await timeline.add(uow.conn, timeline.own_rows(stored, timeline.Context()))
     return {"imported": len(valid), **report}
 
 
-async def set_policy(cmd: SetWarrantyPolicy, actor: Actor, uow: WarrantyUnitOfWork, meta: Metadata) -> dict:
-    policy = await uow.find(ProductLinePolicy, cmd.product_line) or ProductLinePolicy.new(cmd.product_line)
-    policy.set(cmd.product_line, cmd.months, cmd.part_months, cmd.excluded_categories, cmd.effective_from, _now(uow))
-    await uow.save(policy, meta)
+async def set_policy(cmd: SetWarrantyPolicy, actor: Actor, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
+    policy = (await find(uow, ProductLinePolicy, cmd.product_line)
+              or uow.add(ProductLinePolicy.new(cmd.product_line)))
+    policy.set(cmd.product_line, cmd.months, cmd.part_months, cmd.excluded_categories, cmd.effective_from,
+               clock.now())
     return policy_view(policy)
 
 
-async def record_part_swap(cmd: RecordPartSwap, actor: Actor, uow: WarrantyUnitOfWork, meta: Metadata) -> dict:
+async def record_part_swap(cmd: RecordPartSwap, actor: Actor, uow: UnitOfWork, clock: Clock,
+                           rules: WarrantyRules) -> dict[str, Any]:
     """Covered or billable, decided on the swap date for the part's category."""
     job = await job_facts(uow.conn, cmd.job_id)
-    if job is None or not job_visible(job, actor):
+    if job is None or not actor.sees(job.dealer_id, job.technician_id):
         raise NotFound(f"job {cmd.job_id} does not exist", field="job_id")
     if job.request_id != cmd.request_id:
         raise RuleViolation(f"job {cmd.job_id} is for request {job.request_id}, not {cmd.request_id}",
@@ -220,30 +166,30 @@ async def record_part_swap(cmd: RecordPartSwap, actor: Actor, uow: WarrantyUnitO
     if request is not None and request.serial != cmd.serial:
         raise RuleViolation(f"request {job.request_id} is about serial {request.serial}, not {cmd.serial}",
                             field="serial")
-    at = uow.deps.time_rules.resolve(cmd.occurred_at, _now(uow), job.created_at)
-    unit = await uow.find(Unit, cmd.serial)
+    at = uow.time_rules.resolve(cmd.occurred_at, clock.now(), job.created_at)  # not before the job
+    unit = await find(uow, Unit, cmd.serial)
     if unit is None and request is None:
         raise NotFound(f"serial {cmd.serial} is not registered and job {cmd.job_id}'s request has not reached "
                        "warranty", field="serial")
-    unit = unit or Unit.new(cmd.serial)
+    unit = unit or uow.add(Unit.new(cmd.serial))
     category = normalize_category(cmd.part_category)
-    verdict = await verdict_for(uow, cmd.serial, request, at.date(), category, unit)
+    verdict = await verdict_for(uow, rules, cmd.serial, request, at.date(), category, unit)
     swap = PartSwapped(
         swap_id=str(uuid.uuid4()), job_id=cmd.job_id, request_id=cmd.request_id, serial=cmd.serial,
         part_number=cmd.part_number, part_category=category, quantity=cmd.quantity,
         old_part_serial=cmd.old_part_serial, new_part_serial=cmd.new_part_serial, covered=verdict.covered,
         covered_until=verdict.expires_on, reason=verdict.reason, unit_cost=cmd.unit_cost,
-        currency=uow.deps.rules.currency, dealer_id=job.dealer_id, recorded_by=actor.subject,
+        currency=rules.currency, dealer_id=job.dealer_id, recorded_by=actor.subject,
     )
     unit.swap_part(swap, at)
     await record_repairs(uow, unit)
-    await uow.save(unit, meta)
     return swap_view(swap, at)
 
 
-async def submit_claim(cmd: SubmitClaim, actor: Actor, uow: WarrantyUnitOfWork, meta: Metadata) -> dict:
+async def submit_claim(cmd: SubmitClaim, actor: Actor, uow: UnitOfWork, clock: Clock,
+                       rules: WarrantyRules) -> dict[str, Any]:
     job = await job_facts(uow.conn, cmd.job_id)
-    if job is None or not job_visible(job, actor):
+    if job is None or not actor.sees(job.dealer_id, job.technician_id):
         raise NotFound(f"job {cmd.job_id} does not exist", field="job_id")
     dealer_id = actor.dealer_scope or job.dealer_id
     if dealer_id is None:
@@ -257,45 +203,41 @@ async def submit_claim(cmd: SubmitClaim, actor: Actor, uow: WarrantyUnitOfWork, 
     request = await request_facts(uow.conn, job.request_id)
     coverage = None
     if request is not None:
-        coverage = await verdict_for(uow, request.serial, request, request.received_at.date())
+        coverage = await verdict_for(uow, rules, request.serial, request, request.received_at.date())
     rows = (await uow.conn.execute(select(swaps).where(swaps.c.swap_id.in_(cmd.swap_ids)))).all()
     found = {r.swap_id: SwapLine(r.swap_id, r.job_id, r.covered, r.quantity, Decimal(r.unit_cost)) for r in rows}
     lines = tuple(found.get(swap_id, SwapLine(swap_id, None)) for swap_id in cmd.swap_ids)
-    filed_at = _now(uow)
+    filed_at = clock.now()
     facts = ClaimFacts(cmd.job_id, job.request_id, job.last_completed_at, coverage, lines)
-    worth = amounts(cmd.labour_minutes, uow.deps.rules.labour_rate_per_hour, lines, cmd.job_id)
+    worth = amounts(cmd.labour_minutes, rules.labour_rate_per_hour, lines, cmd.job_id)
     submitted = ClaimSubmitted(
         claim_id=str(uuid.uuid4()), job_id=cmd.job_id, request_id=job.request_id,
         serial=request.serial if request is not None else None, dealer_id=dealer_id,
         labour_minutes=cmd.labour_minutes, swap_ids=list(cmd.swap_ids), labour_amount=worth.labour,
-        parts_amount=worth.parts, total_amount=worth.total, currency=uow.deps.rules.currency,
+        parts_amount=worth.parts, total_amount=worth.total, currency=rules.currency,
         submitted_by=actor.subject,
     )
-    claim = Claim.submit(submitted, adjudicate(facts, filed_at, uow.deps.rules.claim_days), filed_at)
-    await uow.save(claim, meta)
+    claim = uow.add(Claim.submit(submitted, adjudicate(facts, filed_at, rules.claim_days), filed_at))
     return claim_view(claim)
 
 
-async def override_claim(cmd: OverrideClaim, actor: Actor, uow: WarrantyUnitOfWork, meta: Metadata) -> dict:
-    claim = await uow.find(Claim, cmd.claim_id)
-    if claim is None or (actor.dealer_scope is not None and claim.dealer_id != actor.dealer_scope):
+async def override_claim(cmd: OverrideClaim, actor: Actor, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
+    claim = await find(uow, Claim, cmd.claim_id)
+    if claim is None or not actor.sees_dealer(claim.dealer_id):
         raise NotFound(f"claim {cmd.claim_id} does not exist")
     # Never before the claim's last decision, so its stream reads in order even if clocks disagree.
-    at = max(filter(None, (_now(uow), claim.last_occurred_at)))
+    at = max(filter(None, (clock.now(), claim.last_occurred_at)))
     claim.override(cmd.approve, actor.subject, cmd.note, at)
-    await uow.save(claim, meta)
     return claim_view(claim)
 
 
-async def request_return(cmd: RequestReturn, actor: Actor, uow: WarrantyUnitOfWork, meta: Metadata) -> dict:
-    unit = await uow.find(Unit, cmd.serial)
-    if unit is None or not unit.registered or (actor.dealer_scope is not None
-                                               and unit.dealer_id != actor.dealer_scope):
+async def request_return(cmd: RequestReturn, actor: Actor, uow: UnitOfWork, rules: WarrantyRules) -> dict[str, Any]:
+    unit = await find(uow, Unit, cmd.serial)
+    if unit is None or not unit.registered or not actor.sees_dealer(unit.dealer_id):
         raise NotFound(f"serial {cmd.serial} is not registered", field="serial")
-    at = uow.deps.time_rules.resolve(cmd.occurred_at, _now(uow), None)
+    at = uow.step_time(cmd.occurred_at)
     return_id = str(uuid.uuid4())
-    decision = unit.request_return(return_id, cmd.kind, cmd.reason, at, uow.deps.rules.return_limits, actor.subject)
-    await uow.save(unit, meta)
+    decision = unit.request_return(return_id, cmd.kind, cmd.reason, at, rules.return_limits, actor.subject)
     status = ("returned" if cmd.kind.value == "return" else "exchanged") if decision.accepted else "rejected"
     return {"id": return_id, "serial": unit.serial, "kind": cmd.kind.value, "status": status,
             "basis": decision.basis or None, "reasons": list(decision.reasons), "remedy": decision.remedy or None,
@@ -303,9 +245,7 @@ async def request_return(cmd: RequestReturn, actor: Actor, uow: WarrantyUnitOfWo
             "requested_at": rfc3339(at), "reason": cmd.reason}
 
 
-CommandHandler = Callable[[Any, Actor, WarrantyUnitOfWork, Metadata], Awaitable[dict]]
-
-COMMAND_HANDLERS: dict[type, CommandHandler] = {
+COMMANDS = {
     RegisterProduct: register_product,
     ImportProducts: import_products,
     SetWarrantyPolicy: set_policy,
@@ -316,32 +256,17 @@ COMMAND_HANDLERS: dict[type, CommandHandler] = {
 }
 
 
-class WarrantyApplication:
-    """The one entry point of warranty's use cases, for routes and tests alike."""
-
-    def __init__(self, deps: WarrantyDeps) -> None:
-        self.deps = deps
-
-    async def handle(self, command: Any, actor: Actor, meta: Metadata) -> dict:
-        handler = COMMAND_HANDLERS[type(command)]
-        try:
-            async with self.deps.db.transaction() as conn:
-                return await handler(command, actor, WarrantyUnitOfWork(conn, self.deps), meta)
-        except IntegrityError as exc:
-            # A concurrent command got there first; the table's key stopped this one, and nothing was written.
-            if isinstance(command, SubmitClaim):
-                raise Conflict(f"job {command.job_id} already has a claim; one claim per job",
-                               field="job_id") from exc
-            raise Conflict("a concurrent change to the same record was saved first; read it again and retry") from exc
+async def integrity_conflict(command: Any, actor: Actor, exc: IntegrityError) -> Exception | None:
+    """A concurrent command got there first; the table's key stopped this one, and nothing was written."""
+    if isinstance(command, SubmitClaim):
+        return Conflict(f"job {command.job_id} already has a claim; one claim per job", field="job_id")
+    return Conflict("a concurrent change to the same record was saved first; read it again and retry")
 
 
-async def judge_received_request(uow: WarrantyUnitOfWork, request: Any, at: datetime, meta: Metadata,
-                                 dealer_id: str | None) -> None:
+async def judge_received_request(uow: UnitOfWork, rules: WarrantyRules, request: Any, at: datetime) -> None:
     """Record `warranty.checked` for a received request (once), judged on its received date."""
-    check = await uow.find(CoverageCheck, request.request_id) or CoverageCheck.new(request.request_id)
+    check = await find(uow, CoverageCheck, request.request_id) or uow.add(CoverageCheck.new(request.request_id))
     if check.checked:
         return
-    verdict = await verdict_for(uow, request.serial, request, at.date())
+    verdict = await verdict_for(uow, rules, request.serial, request, at.date())
     check.note_received(request.serial, verdict, at.date(), at)
-    await uow.save(check, meta, timeline.Context(serial=request.serial, request_id=request.request_id,
-                                                 dealer_id=dealer_id))

@@ -10,16 +10,6 @@ from shared.contracts.warranty import ReturnKind
 
 
 @dataclass(frozen=True)
-class Actor:
-    """Who is acting, as far as warranty cares: a dealer is confined to its own sales, jobs and claims; a
-    technician (sub = technician id) to the jobs assigned to it."""
-
-    subject: str
-    dealer_scope: str | None = None
-    technician_scope: str | None = None
-
-
-@dataclass(frozen=True)
 class RegisterProduct:
     serial: str
     model: str

@@ -11,12 +11,17 @@ from typing import Any
 from sqlalchemy import select
 
 from services.warranty import timeline
-from services.warranty.application import WarrantyDeps, WarrantyUnitOfWork
-from services.warranty.commands import Actor
+from services.warranty.application import WarrantyRules, find, policy_book
+from services.warranty.projections import PROJECTIONS
 from services.warranty.coverage import judge, unit_coverage
 from services.warranty.domain import Unit
 from services.warranty.read_model import claims, policies, product_view, products, swaps
-from shared.domain import NotFound
+from shared.auth import Actor
+from shared.clock import Clock
+from shared.domain import NotFound, TimeRules
+from shared.eventstore.database import Database
+from shared.eventstore.store import EventStore, new_metadata
+from shared.kernel import UnitOfWork
 
 Page = tuple[list[dict[str, Any]], Any]
 
@@ -27,19 +32,21 @@ def _page(rows: list[Any], limit: int, render, cursor_of) -> Page:
 
 
 class WarrantyQueries:
-    def __init__(self, deps: WarrantyDeps) -> None:
-        self.deps = deps
+    def __init__(self, db: Database, store: EventStore, clock: Clock, rules: WarrantyRules) -> None:
+        self.db, self.store, self.clock, self.rules = db, store, clock, rules
 
     async def coverage(self, serial: str, on: date | None, category: str | None) -> dict[str, Any]:
         """Coverage of a registered unit on a day (today by default), its parts' ends, and the reason."""
-        on = on or self.deps.clock.now().date()
-        async with self.deps.db.read() as conn:
-            uow = WarrantyUnitOfWork(conn, self.deps)
-            unit = await uow.find(Unit, serial)
+        on = on or self.clock.now().date()
+        async with self.db.read() as conn:
+            # Aggregates folded on a read connection: a unit of work that is never committed.
+            uow = UnitOfWork(conn, store=self.store, projections=PROJECTIONS, clock=self.clock,
+                             time_rules=TimeRules(), metadata=new_metadata())
+            unit = await find(uow, Unit, serial)
             sale = unit.sale() if unit is not None else None
             if sale is None:
                 raise NotFound(f"serial {serial} is not registered", field="serial")
-            policy = (await uow.policy_book(unit.product_line)).for_sale(sale.sold_on)
+            policy = (await policy_book(uow, unit.product_line, self.rules)).for_sale(sale.sold_on)
         view = unit_coverage(sale, policy, on)
         body = {
             "serial": serial, "on": on.isoformat(), "covered": view.verdict.covered,
@@ -58,9 +65,9 @@ class WarrantyQueries:
         return body
 
     async def product(self, serial: str, actor: Actor) -> dict[str, Any]:
-        async with self.deps.db.read() as conn:
+        async with self.db.read() as conn:
             row = (await conn.execute(select(products).where(products.c.serial == serial))).first()
-        if row is None or (actor.dealer_scope is not None and row.dealer_id != actor.dealer_scope):
+        if row is None or not actor.sees_dealer(row.dealer_id):
             raise NotFound(f"serial {serial} is not registered", field="serial")
         return product_view(row)
 
@@ -73,30 +80,30 @@ class WarrantyQueries:
                 query = query.where(column == value)
         if after is not None:
             query = query.where(products.c.position > after)
-        async with self.deps.db.read() as conn:
+        async with self.db.read() as conn:
             rows = (await conn.execute(query.order_by(products.c.position).limit(limit + 1))).all()
         return _page(rows, limit, product_view, lambda r: r.position)
 
     async def policy(self, product_line: str) -> dict[str, Any]:
-        async with self.deps.db.read() as conn:
+        async with self.db.read() as conn:
             view = (await conn.execute(select(policies.c.view).where(policies.c.product_line == product_line))).scalar()
         if view is None:
             raise NotFound(f"product line {product_line} has no warranty policy "
-                           f"(the default of {self.deps.rules.default_months} months applies)")
+                           f"(the default of {self.rules.default_months} months applies)")
         return json.loads(view)
 
     async def policies(self, limit: int, after: str | None) -> Page:
         query = select(policies)
         if after is not None:
             query = query.where(policies.c.product_line > after)
-        async with self.deps.db.read() as conn:
+        async with self.db.read() as conn:
             rows = (await conn.execute(query.order_by(policies.c.product_line).limit(limit + 1))).all()
         return _page(rows, limit, lambda r: json.loads(r.view), lambda r: r.product_line)
 
     async def swap(self, swap_id: str, actor: Actor) -> dict[str, Any]:
-        async with self.deps.db.read() as conn:
+        async with self.db.read() as conn:
             row = (await conn.execute(select(swaps).where(swaps.c.swap_id == swap_id))).first()
-        if row is None or (actor.dealer_scope is not None and row.dealer_id != actor.dealer_scope):
+        if row is None or not actor.sees_dealer(row.dealer_id):
             raise NotFound(f"part swap {swap_id} does not exist")
         return json.loads(row.view)
 
@@ -109,14 +116,14 @@ class WarrantyQueries:
                 query = query.where(column == value)
         if after is not None:
             query = query.where(swaps.c.position > after)
-        async with self.deps.db.read() as conn:
+        async with self.db.read() as conn:
             rows = (await conn.execute(query.order_by(swaps.c.position).limit(limit + 1))).all()
         return _page(rows, limit, lambda r: json.loads(r.view), lambda r: r.position)
 
     async def claim(self, claim_id: str, actor: Actor) -> dict[str, Any]:
-        async with self.deps.db.read() as conn:
+        async with self.db.read() as conn:
             row = (await conn.execute(select(claims).where(claims.c.claim_id == claim_id))).first()
-        if row is None or (actor.dealer_scope is not None and row.dealer_id != actor.dealer_scope):
+        if row is None or not actor.sees_dealer(row.dealer_id):
             raise NotFound(f"claim {claim_id} does not exist")
         return json.loads(row.view)
 
@@ -130,12 +137,12 @@ class WarrantyQueries:
                 query = query.where(column == value)
         if after is not None:
             query = query.where(claims.c.position < after)
-        async with self.deps.db.read() as conn:
+        async with self.db.read() as conn:
             rows = (await conn.execute(query.order_by(claims.c.position.desc()).limit(limit + 1))).all()
         return _page(rows, limit, lambda r: json.loads(r.view), lambda r: r.position)
 
     async def history(self, serial: str, actor: Actor, *, limit: int, after: tuple[datetime, int] | None) -> Page:
-        async with self.deps.db.read() as conn:
+        async with self.db.read() as conn:
             items, cursor = await timeline.history(conn, serial, dealer_scope=actor.dealer_scope, after=after,
                                                    limit=limit)
         if not items and after is None:

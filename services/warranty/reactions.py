@@ -13,26 +13,19 @@ repair record) is settled by whichever of them comes second."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from functools import partial
-
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import Any
 
 from services.warranty import timeline
-from services.warranty.application import (
-    WarrantyDeps,
-    WarrantyUnitOfWork,
-    judge_received_request,
-    record_repairs,
-)
+from services.warranty.application import WarrantyRules, find, judge_received_request, record_repairs
 from services.warranty.domain import Unit
-from services.warranty.read_model import job_facts, known_jobs, known_requests, request_facts, upsert
-from shared.contracts.base import REGISTRY
+from services.warranty.read_model import job_facts, known_jobs, known_requests, request_facts
+from shared.contracts.base import REGISTRY, EventData
 from shared.contracts.dispatch import JobAssigned, JobCompleted, JobCreated
 from shared.contracts.intake import ServiceRequestReceived
 from shared.contracts.topics import DISPATCH, INTAKE
 from shared.events import IncomingEvent
-from shared.eventstore.store import Metadata, caused_by
-from shared.messaging.consumer import Handler
+from shared.eventstore.upsert import upsert
+from shared.kernel import UnitOfWork
 
 CONSUMES = [INTAKE, DISPATCH]
 
@@ -43,45 +36,42 @@ TIMELINE_ONLY = (
     "job.accepted", "job.arrived", "job.cancelled", "revisit.done",
 )
 
-Reaction = Callable[[WarrantyDeps, IncomingEvent, AsyncConnection], Awaitable[None]]
 
-
-async def request_received(deps: WarrantyDeps, event: IncomingEvent, conn: AsyncConnection) -> None:
-    data: ServiceRequestReceived = event.data
+async def request_received(event: IncomingEvent[ServiceRequestReceived], uow: UnitOfWork,
+                           rules: WarrantyRules) -> None:
+    data = event.data
     serial = data.product.serial
-    await upsert(conn, known_requests, {
+    await upsert(uow.conn, known_requests, {
         "request_id": data.request_id, "serial": serial, "dealer_id": data.dealer_id,
         "product_line": data.product.product_line, "purchase_date": data.purchase_date, "received_at": event.time,
-    }, key="request_id", update=[], is_sqlite=deps.db.is_sqlite)
-    await timeline.add(conn, [timeline.incoming_row(event, dealer_id=data.dealer_id)], deps.db.is_sqlite)
-    uow = WarrantyUnitOfWork(conn, deps)
-    meta = caused_by(event.envelope)
-    await judge_received_request(uow, await request_facts(conn, data.request_id), event.time, meta, data.dealer_id)
-    await _settle_repairs(uow, serial, meta)
+    }, key="request_id")
+    await timeline.add(uow.conn, [timeline.incoming_row(event, dealer_id=data.dealer_id)])
+    await judge_received_request(uow, rules, await request_facts(uow.conn, data.request_id), event.time)
+    await _settle_repairs(uow, serial)
 
 
-async def job_created(deps: WarrantyDeps, event: IncomingEvent, conn: AsyncConnection) -> None:
-    data: JobCreated = event.data
-    await upsert(conn, known_jobs, {"job_id": data.job_id, "request_id": data.request_id, "dealer_id": data.dealer_id,
-                                    "created_at": event.time},
-                 key="job_id", update=["dealer_id", "created_at"], is_sqlite=deps.db.is_sqlite)
-    await timeline.add(conn, [timeline.incoming_row(event)], deps.db.is_sqlite)
+async def job_created(event: IncomingEvent[JobCreated], uow: UnitOfWork) -> None:
+    data = event.data
+    await upsert(uow.conn, known_jobs, {"job_id": data.job_id, "request_id": data.request_id,
+                                        "dealer_id": data.dealer_id, "created_at": event.time},
+                 key="job_id", update=["dealer_id", "created_at"])
+    await timeline.add(uow.conn, [timeline.incoming_row(event)])
 
 
-async def job_assigned(deps: WarrantyDeps, event: IncomingEvent, conn: AsyncConnection) -> None:
-    data: JobAssigned = event.data
-    await upsert(conn, known_jobs, {"job_id": data.job_id, "request_id": data.request_id,
-                                    "technician_id": data.technician_id},
-                 key="job_id", update=["technician_id"], is_sqlite=deps.db.is_sqlite)
-    await _on_timeline(deps, event, conn)
+async def job_assigned(event: IncomingEvent[JobAssigned], uow: UnitOfWork) -> None:
+    data = event.data
+    await upsert(uow.conn, known_jobs, {"job_id": data.job_id, "request_id": data.request_id,
+                                        "technician_id": data.technician_id},
+                 key="job_id", update=["technician_id"])
+    await on_timeline(event, uow)
 
 
-async def job_completed(deps: WarrantyDeps, event: IncomingEvent, conn: AsyncConnection) -> None:
-    data: JobCompleted = event.data
+async def job_completed(event: IncomingEvent[JobCompleted], uow: UnitOfWork) -> None:
+    data = event.data
+    conn = uow.conn
     job = await job_facts(conn, data.job_id)
     if job is None:
-        await upsert(conn, known_jobs, {"job_id": data.job_id, "request_id": data.request_id},
-                     key="job_id", update=[], is_sqlite=deps.db.is_sqlite)
+        await upsert(conn, known_jobs, {"job_id": data.job_id, "request_id": data.request_id}, key="job_id")
         job = await job_facts(conn, data.job_id)
     changes = {}
     # Completions may be synced late from offline devices: keep the latest one and the first fixed one.
@@ -91,43 +81,53 @@ async def job_completed(deps: WarrantyDeps, event: IncomingEvent, conn: AsyncCon
         changes.update(first_fixed_at=event.time, fixed_by=data.technician_id)
     if changes:
         await conn.execute(known_jobs.update().where(known_jobs.c.job_id == data.job_id).values(**changes))
-    await _on_timeline(deps, event, conn)
+    await on_timeline(event, uow)
     request = await request_facts(conn, data.request_id)
     if data.fixed and request is not None:
-        await _settle_repairs(WarrantyUnitOfWork(conn, deps), request.serial, caused_by(event.envelope))
+        await _settle_repairs(uow, request.serial)
 
 
-async def _settle_repairs(uow: WarrantyUnitOfWork, serial: str, meta: Metadata) -> None:
+async def _settle_repairs(uow: UnitOfWork, serial: str) -> None:
     """A unit warranty tracks (sold or swapped) notes the fixed completions of its jobs it has not noted."""
-    unit = await uow.find(Unit, serial)
+    unit = await find(uow, Unit, serial)
     if unit is not None:
         await record_repairs(uow, unit)
-        await uow.save(unit, meta)
 
 
-async def _on_timeline(deps: WarrantyDeps, event: IncomingEvent, conn: AsyncConnection) -> None:
+async def on_timeline(event: IncomingEvent[Any], uow: UnitOfWork) -> None:
     """A step of a request or job, on the unit's timeline under the dealer it belongs to."""
     data = event.data
     owner = None
     if getattr(data, "job_id", None):
-        owner = await job_facts(conn, data.job_id)
+        owner = await job_facts(uow.conn, data.job_id)
     elif getattr(data, "request_id", None):
-        owner = await request_facts(conn, data.request_id)
-    await timeline.add(conn, [timeline.incoming_row(event, dealer_id=owner.dealer_id if owner else None)],
-                       deps.db.is_sqlite)
+        owner = await request_facts(uow.conn, data.request_id)
+    await timeline.add(uow.conn, [timeline.incoming_row(event, dealer_id=owner.dealer_id if owner else None)])
 
 
-REACTIONS: dict[str, Reaction] = {
-    ServiceRequestReceived.event_type: request_received,
-    JobCreated.event_type: job_created,
-    JobAssigned.event_type: job_assigned,
-    JobCompleted.event_type: job_completed,
-    **{event_type: _on_timeline for event_type in TIMELINE_ONLY if REGISTRY.knows_type(event_type)},
+def _timeline_only(event_class: type[EventData]) -> Callable[..., Awaitable[None]]:
+    """`on_timeline`, annotated for one contract class (the start-up check holds each reaction to its key)."""
+
+    async def put_on_timeline(event: IncomingEvent[Any], uow: UnitOfWork) -> None:
+        await on_timeline(event, uow)
+
+    put_on_timeline.__annotations__ = {"event": IncomingEvent[event_class], "uow": UnitOfWork,  # type: ignore[valid-type]
+                                       "return": None}
+    return put_on_timeline
+
+
+def _latest(event_type: str) -> type[EventData] | None:
+    versions = [model for model in REGISTRY.all() if model.event_type == event_type]
+    return versions[-1] if versions else None
+
+
+REACTIONS: dict[type[EventData], Callable[..., Awaitable[None]]] = {
+    ServiceRequestReceived: request_received,
+    JobCreated: job_created,
+    JobAssigned: job_assigned,
+    JobCompleted: job_completed,
+    **{model: _timeline_only(model) for model in map(_latest, TIMELINE_ONLY) if model is not None},
 }
 
 
-def handler_table(deps: WarrantyDeps) -> dict[str, Handler]:
-    return {event_type: partial(reaction, deps) for event_type, reaction in REACTIONS.items()}
-
-
-__all__ = ["CONSUMES", "REACTIONS", "handler_table"]
+__all__ = ["CONSUMES", "REACTIONS"]

@@ -1,8 +1,8 @@
 """warranty's read side: rows of its own aggregates (products, policies, swaps, claims) kept in step with their
 events, and the facts it learns from other services (requests from intake, jobs from dispatch).
 
-Tables are prefixed `warranty_`: every service registers its tables in the one shared `metadata`, and an
-end-to-end test runs several services in one process."""
+The tables are warranty's own `metadata`; their names keep the `warranty_` prefix they were created with (an
+end-to-end test runs several services in one process, and renaming them would need a migration)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Date, Index, String, Table, Text, select
-from sqlalchemy.dialects import postgresql, sqlite
+from collections.abc import Sequence
+
+from sqlalchemy import BigInteger, Boolean, Column, Date, Index, MetaData, String, Table, Text, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.warranty.claims import Claim, money
@@ -19,7 +20,10 @@ from services.warranty.domain import ProductLinePolicy, Unit
 from shared.clock import rfc3339
 from shared.contracts.warranty import PartSwapped, ProductRegistered
 from shared.events import EventEnvelope
-from shared.eventstore.tables import UtcDateTime, events, metadata
+from shared.eventstore.tables import UtcDateTime, events
+from shared.eventstore.upsert import upsert
+
+metadata = MetaData()
 
 products = Table(
     "warranty_products",
@@ -103,16 +107,6 @@ def _time(value: datetime | None) -> str | None:
     return rfc3339(value) if value else None
 
 
-async def upsert(conn: AsyncConnection, table: Table, values: dict[str, Any], *, key: str,
-                 update: list[str], is_sqlite: bool) -> None:
-    """Insert the row, or update `update` columns of the existing one (SQLite and PostgreSQL alike)."""
-    dialect = sqlite if is_sqlite else postgresql
-    statement = dialect.insert(table).values(**values)
-    changes = {name: statement.excluded[name] for name in update}
-    await conn.execute(statement.on_conflict_do_update(index_elements=[key], set_=changes) if changes
-                       else statement.on_conflict_do_nothing(index_elements=[key]))
-
-
 # --- own aggregates -----------------------------------------------------------------------------------
 
 def swap_view(data: PartSwapped, at: datetime) -> dict[str, Any]:
@@ -162,21 +156,19 @@ def product_view(row: Any) -> dict[str, Any]:
             "sold_on": row.sold_on.isoformat(), "dealer_id": row.dealer_id, "registered_at": _time(row.registered_at)}
 
 
-async def save_views(conn: AsyncConnection, aggregate: Any, stored: list[EventEnvelope], is_sqlite: bool) -> None:
-    """Bring the aggregate's rows up to date with the events just appended."""
-    if isinstance(aggregate, Unit):
-        await save_unit_rows(conn, stored)
-    elif isinstance(aggregate, Claim):
-        row = {"claim_id": aggregate.claim_id, "position": stored[0].position, "job_id": aggregate.submitted.job_id,
-               "dealer_id": aggregate.dealer_id, "status": aggregate.status.value,
-               "view": json.dumps(claim_view(aggregate), ensure_ascii=False)}
-        await upsert(conn, claims, row, key="claim_id", update=["status", "view"], is_sqlite=is_sqlite)
-    elif isinstance(aggregate, ProductLinePolicy):
-        row = {"product_line": aggregate.product_line, "view": json.dumps(policy_view(aggregate), ensure_ascii=False)}
-        await upsert(conn, policies, row, key="product_line", update=["view"], is_sqlite=is_sqlite)
+async def save_claim_row(conn: AsyncConnection, claim: Claim, stored: Sequence[EventEnvelope]) -> None:
+    row = {"claim_id": claim.claim_id, "position": stored[0].position, "job_id": claim.submitted.job_id,
+           "dealer_id": claim.dealer_id, "status": claim.status.value,
+           "view": json.dumps(claim_view(claim), ensure_ascii=False)}
+    await upsert(conn, claims, row, key="claim_id", update=["status", "view"])
 
 
-async def save_unit_rows(conn: AsyncConnection, stored: list[EventEnvelope]) -> None:
+async def save_policy_row(conn: AsyncConnection, policy: ProductLinePolicy) -> None:
+    row = {"product_line": policy.product_line, "view": json.dumps(policy_view(policy), ensure_ascii=False)}
+    await upsert(conn, policies, row, key="product_line", update=["view"])
+
+
+async def save_unit_rows(conn: AsyncConnection, stored: Sequence[EventEnvelope]) -> None:
     """Rows for registrations and swaps among `stored` (many units at once for a bulk import)."""
     registered, swapped = [], []
     for envelope in stored:

@@ -9,18 +9,19 @@ life."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Index, String, Table, Text, and_, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.warranty.read_model import known_requests
+from services.warranty.read_model import known_requests, metadata
 from shared.clock import as_utc, rfc3339
 from shared.events import EventEnvelope, IncomingEvent
-from shared.eventstore.tables import Position, UtcDateTime, metadata
+from shared.eventstore.tables import Position, UtcDateTime
+from shared.eventstore.upsert import upsert
 
 timeline = Table(
     "warranty_timeline",
@@ -68,7 +69,7 @@ def _row(envelope: EventEnvelope, data: dict[str, Any], context: Context) -> dic
     }
 
 
-def own_rows(stored: list[EventEnvelope], context: Context) -> list[dict[str, Any]]:
+def own_rows(stored: Sequence[EventEnvelope], context: Context) -> list[dict[str, Any]]:
     return [_row(e, e.data_dict(), context) for e in stored if e.type not in NOT_ON_TIMELINE]
 
 
@@ -79,11 +80,9 @@ def incoming_row(event: IncomingEvent, *, serial: str | None = None, dealer_id: 
     return _row(event.envelope, data, Context(serial=serial, dealer_id=dealer_id))
 
 
-async def add(conn: AsyncConnection, rows: list[dict[str, Any]], is_sqlite: bool) -> None:
-    if not rows:
-        return
-    dialect = sqlite if is_sqlite else postgresql
-    await conn.execute(dialect.insert(timeline).on_conflict_do_nothing(index_elements=["event_id"]), rows)
+async def add(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Entries not there yet (keyed by event id: an entry added twice is one)."""
+    await upsert(conn, timeline, rows, key="event_id")
 
 
 def entry_view(row: Any) -> dict[str, Any]:

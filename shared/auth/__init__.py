@@ -55,6 +55,54 @@ class Principal:
         return not self.is_dealer or (dealer_id is not None and dealer_id == self.dealer_id)
 
 
+# Roles whose holders work on every job: with one of them, a technician token is not confined to its own jobs.
+STAFF_ROLES: frozenset[Role] = frozenset({Role.admin, Role.agent, Role.dispatcher, Role.analyst,
+                                          Role.warranty_officer, Role.complaints_officer})
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, as the application layer of every service sees it: the one place the scope rules live.
+
+    - `dealer_scope`: the dealer whose rows alone the actor may see and change (`Principal.dealer_scope`: a
+      dealer token stays confined whatever other roles it carries; only admin lifts it).
+    - `technician_scope`: a technician token without a staff role is confined to the jobs assigned to its
+      `sub` (for a dealer's own technician the dealer confinement is the one that decides visibility).
+    Rows outside the scope are answered as if they did not exist (404)."""
+
+    subject: str
+    roles: frozenset[Role] = frozenset()
+    dealer_scope: str | None = None
+    technician_scope: str | None = None
+
+    @classmethod
+    def of(cls, principal: Principal) -> "Actor":
+        technician = Role.technician in principal.roles and not principal.roles & STAFF_ROLES
+        return cls(principal.subject, principal.roles, principal.dealer_scope,
+                   principal.subject if technician else None)
+
+    @classmethod
+    def system(cls, subject: str = "system") -> "Actor":
+        """The service itself (reactions, deadlines, tools): unconfined."""
+        return cls(subject, frozenset({Role.admin}))
+
+    def sees_dealer(self, dealer_id: str | None) -> bool:
+        """Whether a row of `dealer_id` is visible to this actor."""
+        return self.dealer_scope is None or dealer_id == self.dealer_scope
+
+    def sees_technician(self, technician_id: str | None) -> bool:
+        """Whether a job assigned to `technician_id` is visible to this actor."""
+        return self.technician_scope is None or technician_id == self.technician_scope
+
+    def sees(self, dealer_id: str | None, technician_id: str | None = None) -> bool:
+        """The one visibility rule of a row (a request, a job, a claim…): a dealer-confined actor sees its
+        dealer's rows and nothing else, whatever its other roles (its own technicians' too); otherwise a
+        technician sees the jobs assigned to them; staff see everything."""
+        if self.dealer_scope is not None:
+            return dealer_id == self.dealer_scope
+        return self.sees_technician(technician_id)
+
+
 class TokenVerifier:
     def __init__(self, secret: str, public_key: str = "", issuer: str = "") -> None:
         self.key = public_key or secret
@@ -107,7 +155,7 @@ def mint_token(
 ) -> str:
     """A signed token (for development, tests and the command-line tool)."""
     now = utcnow()
-    claims: dict = {"sub": subject, "roles": [Role(r).value for r in roles], "iat": now, "exp": now + ttl}
+    claims: dict[str, object] = {"sub": subject, "roles": [Role(r).value for r in roles], "iat": now, "exp": now + ttl}
     if dealer_id:
         claims["dealer_id"] = dealer_id
     if issuer:

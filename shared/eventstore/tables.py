@@ -1,4 +1,5 @@
-"""Tables every service has. Service read models add their own tables to the same `metadata`."""
+"""Tables every service has (`metadata`). Each service declares its own tables in a `MetaData` of its own;
+`service_schema(own)` is the whole schema of one service (what tests create and migrations compare with)."""
 
 from __future__ import annotations
 
@@ -100,3 +101,18 @@ idempotency_keys = Table(
 )
 
 Index("ix_events_type_position", events.c.type, events.c.position)
+
+
+SHARED_TABLES = ("events", "outbox", "leases", "processed_events", "idempotency_keys", "deadlines")
+
+
+def service_schema(own: MetaData) -> MetaData:
+    """One service's schema: the shared tables and the service's own, in one fresh `MetaData`."""
+    import shared.scheduling  # noqa: F401  (declares `deadlines` in the shared metadata)
+
+    schema = MetaData()
+    for name in SHARED_TABLES:
+        metadata.tables[name].to_metadata(schema)
+    for table in own.tables.values():
+        table.to_metadata(schema)
+    return schema

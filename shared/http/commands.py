@@ -8,6 +8,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
 from urllib.parse import quote
 
 from datetime import UTC, datetime
@@ -59,6 +60,13 @@ def _in_utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 """A moment with its UTC offset, converted to UTC as it is read: `0001-01-01T00:00:00+14:00` has no UTC time, a
 422 naming the field rather than an overflow deep in a command."""
+
+
+def created(view: BaseModel, collection: str, resource_id: str) -> JSONResponse:
+    """The answer of a creating command: 201, the view (validated when it was built), and its `Location`. A
+    response object rather than the model, because an Idempotency-Key stores and replays it as it is."""
+    return JSONResponse(view.model_dump(mode="json"), status_code=201,
+                        headers={"Location": location(collection, resource_id)})
 
 
 def location(collection: str, resource_id: str) -> str:

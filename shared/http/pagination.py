@@ -1,9 +1,11 @@
-"""Cursor pagination: `?limit=` (default 50, max 500) and an opaque `?cursor=`."""
+"""Keyset pagination, the one way every list pages: `?limit=` (default 50, max 500) and an opaque `?cursor=`
+naming the key of the last row handed out; a list answers a `Page[ItemView]`."""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -12,11 +14,21 @@ from pydantic import BaseModel
 from shared.http.problems import Problem
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Page(BaseModel, Generic[T]):
+    """One page of a list: its items, and the cursor of the next page (None on the last)."""
+
     items: list[T]
     next_cursor: str | None
+
+    @classmethod
+    def of(cls, rows: Sequence[R], limit: int, *, item: Callable[[R], T], key: Callable[[R], Any]) -> "Page[T]":
+        """The page of `rows` (queried with `limit + 1` so that a further row says there is a next page)."""
+        shown = rows[:limit]
+        more = len(rows) > limit and bool(shown)
+        return cls(items=[item(row) for row in shown], next_cursor=encode_cursor(key(shown[-1])) if more else None)
 
 
 def encode_cursor(position: Any) -> str:
@@ -59,3 +71,13 @@ def decode_cursor(cursor: str | None) -> Any:
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size (default 50, max 500)")]
 Cursor = Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page")]
+
+
+def keyset_after(cursor: str | None, kind: type | tuple[type, ...]) -> Any:
+    """The key a list's cursor names, checked to be of `kind` (a position, a sort key): a cursor of another
+    list is a 400 naming the field, not a query error."""
+    after = decode_cursor(cursor)
+    if after is not None and (not isinstance(after, kind) or isinstance(after, bool)):
+        raise Problem(400, "The cursor is not one this API handed out.", slug="invalid-cursor",
+                      errors=[{"field": "cursor", "reason": "not a cursor of this list"}])
+    return after

@@ -1,5 +1,6 @@
 """Auth dependencies: permissions are declared on routes, e.g.
-`dependencies=[Permission(Role.agent)]`, and `CurrentPrincipal` gives the caller to the route."""
+`dependencies=[Permission(Role.agent)]`; `CurrentActor` gives the caller to the route as the application's
+`Actor` (its dealer and technician scope decided once, in `shared.auth.Actor.of`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shared.auth import InvalidToken, Principal, Role, TokenVerifier
+from shared.auth import Actor, InvalidToken, Principal, Role, TokenVerifier
 from shared.http.problems import Problem
 
 _bearer = HTTPBearer(auto_error=False, description="JWT signed by the deployment's AUTH_SECRET")
@@ -47,3 +48,21 @@ def Permission(*roles: Role):  # noqa: N802 - reads as a declaration on the rout
         return principal
 
     return Depends(check)
+
+
+def current_actor(principal: CurrentPrincipal) -> Actor:
+    return Actor.of(principal)
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def dealer_for(actor: Actor, requested: str | None, *, action: str) -> str | None:
+    """The dealer a confined actor acts for: its own, whatever it asked for; asking for another dealer is a
+    403 naming the field (`action`: "open requests", "list its own complaints"…)."""
+    if actor.dealer_scope is None:
+        return requested
+    if requested is not None and requested != actor.dealer_scope:
+        raise Problem(403, f"A dealer may only {action}.", slug="forbidden",
+                      errors=[{"field": "dealer_id", "reason": "differs from the token's dealer_id"}])
+    return actor.dealer_scope

@@ -1,5 +1,5 @@
-"""The tables complaints owns besides the shared ones (importing the module registers them)."""
+"""complaints' own tables, for its migrations (the shared ones are added by `shared.migrations`)."""
 
-import services.complaints.read_model  # noqa: F401
+from services.complaints.read_model import metadata
 
-TABLES = ["complaints", "known_requests", "known_jobs"]
+__all__ = ["metadata"]

@@ -32,7 +32,7 @@ async def test_an_agent_opens_a_complaint_about_a_job_and_it_is_linked_to_the_re
     assert (body["status"], body["level"], body["source"], body["severity"]) == ("open", 1, "hotline", "serious")
     opened_at = parse(body["opened_at"])
     assert parse(body["ack_due"]) == opened_at + timedelta(hours=1)
-    assert parse(body["resolve_due"]) == complaints.app.state.complaints.deps.sla.resolve_due("serious", opened_at)
+    assert parse(body["resolve_due"]) == complaints.settings.sla().resolve_due("serious", opened_at)
     assert body["next_due"] == body["ack_due"]
     assert [h["type"] for h in body["history"]] == ["complaint.opened"]
     assert (await complaints.get(body["id"], complaints.auth("analyst"))).json() == body

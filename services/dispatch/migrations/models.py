@@ -1,5 +1,5 @@
-"""The tables dispatch owns besides the shared ones (importing the module registers them)."""
+"""dispatch's own tables, for its migrations (the shared ones are added by `shared.migrations`)."""
 
-import services.dispatch.read_model  # noqa: F401
+from services.dispatch.read_model import metadata
 
-TABLES = ["dispatch_requests", "dispatch_jobs", "dispatch_centers", "dispatch_technicians", "dispatch_technician_skills"]
+__all__ = ["metadata"]

@@ -1,5 +1,5 @@
-"""The tables intake owns besides the shared ones (importing the module registers them)."""
+"""intake's own tables, for its migrations (the shared ones are added by `shared.migrations`)."""
 
-import services.intake.read_model  # noqa: F401
+from services.intake.read_model import metadata
 
-TABLES = ["service_requests", "open_serials"]
+__all__ = ["metadata"]

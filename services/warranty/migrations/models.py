@@ -1,7 +1,6 @@
-"""The tables warranty owns besides the shared ones (importing the modules registers them)."""
+"""warranty's own tables, for its migrations (the shared ones are added by `shared.migrations`)."""
 
-import services.warranty.read_model  # noqa: F401
-import services.warranty.timeline  # noqa: F401
+import services.warranty.timeline  # noqa: F401  (declares the timeline in warranty's metadata)
+from services.warranty.read_model import metadata
 
-TABLES = ["warranty_products", "warranty_policies", "warranty_swaps", "warranty_claims", "warranty_requests",
-          "warranty_jobs", "warranty_timeline"]
+__all__ = ["metadata"]

@@ -41,7 +41,7 @@ async def test_a_product_whose_serial_is_another_dealers_claim_id_gets_a_stream_
                                          headers=warranty.officer)
     assert approve.status_code == 404, approve.text
 
-    assert await rebuild(warranty.app.state.runtime.db, warranty.app.state.warranty.deps.store) >= 2
+    assert await rebuild(warranty.app.state.runtime.db, warranty.app.state.application.kernel.store) >= 2
     assert (await warranty.client.get(f"/v1/products/{claim_id}", headers=warranty.dealer("D1"))).status_code == 200
     assert (await warranty.client.get(f"/v1/claims/{claim_id}", headers=warranty.dealer("D2"))).json()["status"] == \
         "approved"

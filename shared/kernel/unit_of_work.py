@@ -1,0 +1,177 @@
+"""The unit of work every service uses: it remembers the aggregates a command (or reaction, or deadline) loaded
+or created, and on commit appends their new events (event store + outbox), runs the projector registered for
+each aggregate type (read-model rows) and reconciles their deadlines, all in the caller's one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from sqlalchemy import Table, delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.auth import Actor
+from shared.clock import Clock
+from shared.domain import Aggregate, NotFound, TimeRules
+from shared.events import EventEnvelope
+from shared.eventstore.store import EventStore, Metadata, NewEvent
+from shared.scheduling import cancel, deadlines, schedule
+
+A = TypeVar("A", bound=Aggregate)
+A_contra = TypeVar("A_contra", bound=Aggregate, contravariant=True)
+
+
+class Projector(Protocol[A_contra]):
+    """Brings an aggregate's read-model rows up to date after `stored` (its newly appended events; the first
+    one has `sequence == 1` when the aggregate is new, as in a rebuild) were appended."""
+
+    def __call__(self, conn: AsyncConnection, aggregate: A_contra,
+                 stored: Sequence[EventEnvelope]) -> Awaitable[None]: ...
+
+
+@runtime_checkable
+class HasDeadlines(Protocol):
+    """An aggregate that says which deadlines a timer should watch for it now (kind → due time). The unit of
+    work makes the pending deadlines of its stream exactly these: new kinds are scheduled, moved ones moved,
+    the others cancelled (a fired deadline stays fired)."""
+
+    def due_deadlines(self) -> Mapping[str, datetime]: ...
+
+
+@dataclass(frozen=True)
+class Projection:
+    """How one aggregate type is seen: its projector and the read-model tables it alone writes (emptied by a
+    rebuild before the streams are folded afresh)."""
+
+    aggregate_type: type[Aggregate]
+    projector: Projector[Any]
+    tables: tuple[Table, ...] = ()
+
+
+@dataclass
+class Projections:
+    """The projector of each aggregate type of a service (one registry per service)."""
+
+    by_type: dict[type[Aggregate], Projection] = field(default_factory=dict)
+
+    def register(self, aggregate_type: type[A], projector: Projector[A], *tables: Table) -> None:
+        if aggregate_type in self.by_type:
+            raise ValueError(f"{aggregate_type.__name__} already has a projector")
+        self.by_type[aggregate_type] = Projection(aggregate_type, projector, tuple(tables))
+
+    def projector_for(self, aggregate: Aggregate) -> Projector[Any] | None:
+        projection = self.by_type.get(type(aggregate))
+        return projection.projector if projection else None
+
+    @property
+    def stream_types(self) -> dict[str, type[Aggregate]]:
+        return {t.stream_type: t for t in self.by_type}
+
+    @property
+    def tables(self) -> list[Table]:
+        return [table for projection in self.by_type.values() for table in projection.tables]
+
+
+class UnitOfWork:
+    """Aggregates in, events out, inside one transaction (`conn`). `metadata` is what caused the work (a
+    command, an incoming event, a deadline): every event appended on commit carries it."""
+
+    def __init__(self, conn: AsyncConnection, *, store: EventStore, projections: Projections, clock: Clock,
+                 time_rules: TimeRules, metadata: Metadata) -> None:
+        self.conn = conn
+        self.store = store
+        self.projections = projections
+        self.clock = clock
+        self.time_rules = time_rules
+        self.metadata = metadata
+        self._seen: dict[str, Aggregate] = {}
+
+    async def get(self, aggregate_type: type[A], aggregate_id: str) -> A:
+        """The aggregate folded from its stream (once per unit of work), or NotFound (404)."""
+        found = await self.find(aggregate_type, aggregate_id)
+        if found is None:
+            name = aggregate_type.stream_type.replace("_", " ")
+            raise NotFound(f"{name} {aggregate_id} does not exist")
+        return found
+
+    async def get_visible(self, aggregate_type: type[A], aggregate_id: str, actor: Actor) -> A:
+        """The aggregate if `actor` may see it (its `dealer_id`, and `technician_id` where it has one, by the
+        one rule `Actor.sees`); otherwise the same 404 as for one that does not exist."""
+        aggregate = await self.get(aggregate_type, aggregate_id)
+        dealer_id = getattr(aggregate, "dealer_id", None)
+        # Only what is assigned to a technician (a job) is confined to it; everything else by dealer alone.
+        visible = (actor.sees(dealer_id, getattr(aggregate, "technician_id"))
+                   if hasattr(aggregate, "technician_id") else actor.sees_dealer(dealer_id))
+        if not visible:
+            name = aggregate_type.stream_type.replace("_", " ")
+            raise NotFound(f"{name} {aggregate_id} does not exist")
+        return aggregate
+
+    async def find(self, aggregate_type: type[A], aggregate_id: str) -> A | None:
+        seen = self._seen.get(aggregate_id)
+        if seen is not None:
+            if not isinstance(seen, aggregate_type):
+                return None
+            return seen
+        history = await self.store.load(self.conn, aggregate_id, aggregate_type.stream_type)
+        if not history:
+            return None
+        aggregate: A = aggregate_type.rehydrate(aggregate_id, history)
+        self._seen[aggregate_id] = aggregate
+        return aggregate
+
+    async def exists(self, aggregate_type: type[A], aggregate_id: str) -> bool:
+        return await self.find(aggregate_type, aggregate_id) is not None
+
+    def add(self, aggregate: A) -> A:
+        """A new aggregate: its recorded events are appended on commit (a ConcurrencyError if its stream
+        exists meanwhile)."""
+        self._seen[aggregate.id] = aggregate
+        return aggregate
+
+    def step_time(self, requested: datetime | None, after: Aggregate | None = None) -> datetime:
+        """The one step-time rule: `requested` checked against the contract's bounds and not before `after`'s
+        previous step, or now (`TimeRules.resolve`)."""
+        previous = after.previous_step_at if after is not None else None
+        return self.time_rules.resolve(requested, self.clock.now(), previous)
+
+    async def commit(self) -> list[EventEnvelope]:
+        """Append every remembered aggregate's new events, project them, reconcile their deadlines; return
+        what was appended. The transaction itself is the caller's."""
+        appended: list[EventEnvelope] = []
+        for aggregate in list(self._seen.values()):
+            pending = aggregate.take_pending()
+            if not pending:
+                continue
+            stored = await self.store.append(
+                self.conn, stream_id=aggregate.id, stream_type=aggregate.stream_type,
+                expected_version=aggregate.version - len(pending),
+                new_events=[NewEvent(p.data, p.occurred_at) for p in pending], metadata=self.metadata)
+            projector = self.projections.projector_for(aggregate)
+            if projector is not None:
+                await projector(self.conn, aggregate, stored)
+            if isinstance(aggregate, HasDeadlines):
+                await reconcile_deadlines(self.conn, aggregate.id, aggregate.due_deadlines())
+            appended.extend(stored)
+        return appended
+
+
+async def reconcile_deadlines(conn: AsyncConnection, stream_id: str, wanted: Mapping[str, datetime]) -> None:
+    """Make the pending deadlines of `stream_id` exactly `wanted` (the one deadline mechanism)."""
+    watched = (await conn.execute(
+        select(deadlines.c.kind).where(deadlines.c.stream_id == stream_id, deadlines.c.state == "pending")
+    )).scalars().all()
+    for kind in set(watched) - set(wanted):
+        await cancel(conn, stream_id=stream_id, kind=kind)
+    for kind, due in wanted.items():
+        await schedule(conn, stream_id=stream_id, kind=kind, due_at=due)
+
+
+async def clear(conn: AsyncConnection, tables: Iterable[Table]) -> None:
+    for table in tables:
+        await conn.execute(delete(table))
+
+
+UnitOfWorkFactory = Callable[[AsyncConnection, Metadata], UnitOfWork]
