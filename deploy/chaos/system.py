@@ -69,7 +69,9 @@ class ServiceProcess:
 
     def start(self) -> None:
         env = {**os.environ, **self.env, "PORT": str(self.port), "HOST": HOST,
-               "DATABASE_URL": f"sqlite+aiosqlite:///{self.database}"}
+               "DATABASE_URL": f"sqlite+aiosqlite:///{self.database}",
+               # analytics' projection file: beside the database, never the repository's var/ of another run.
+               "ANALYTICS_DUCKDB_PATH": str(self.database.with_suffix(".duckdb"))}
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen([sys.executable, "-m", f"services.{self.name}"], cwd=ROOT, env=env,
                                             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
