@@ -23,6 +23,7 @@ from services.analytics.projection import (
     EVENT_COLUMNS,
     Projection,
     Tables,
+    create_indexes,
     create_tables,
     drop_tables,
     now_micros,
@@ -93,7 +94,7 @@ def _claim(projection: Projection) -> tuple[Tables, int]:
             if number != state.active:
                 drop_tables(cur, Tables(number))
         tables = Tables(state.active + 1)
-        create_tables(cur, tables, event_index=False)  # the unique index is built once, after the load
+        create_tables(cur, tables, indexes=False)  # the indexes are built once, after the load
         run(cur, f"CREATE OR REPLACE TABLE {tables.events}_load AS SELECT * FROM {tables.events} LIMIT 0")
         projection.set_state(cur, active=state.active, building=tables.number)
         return tables, now_micros()
@@ -174,11 +175,12 @@ def _fold(projection: Projection, tables: Tables) -> tuple[int, int]:
         names = ", ".join(f'"{n}"' for n in EVENT_COLUMNS)
         run(cur, f"INSERT INTO {tables.events} SELECT DISTINCT ON (event_id) {names} FROM {tables.events}_load")
         run(cur, f"DROP TABLE {tables.events}_load")
-        run(cur, f"CREATE UNIQUE INDEX IF NOT EXISTS {tables.events}_id ON {tables.events} (event_id)")
         run(cur, f"INSERT INTO {tables.job_requests} SELECT job_id, min(request_id) FROM {tables.events} "
                     f"WHERE job_id IS NOT NULL AND request_id IS NOT NULL AND type <> '{COMPLAINT_OPENED}' "
                     "GROUP BY job_id")
-        return projection.fold_everything(cur, tables)
+        folded = projection.fold_everything(cur, tables)
+        create_indexes(cur, tables)
+        return folded
     finally:
         cur.close()
 

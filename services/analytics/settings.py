@@ -31,7 +31,8 @@ class AnalyticsSettings(ServiceSettings):
         "", description="The projection's DuckDB file (one read-write process per file: each replica its own, "
         "with its own CONSUMER_GROUP); empty means var/analytics.duckdb")
     analytics_duckdb_memory_limit: str = Field("600MB", description="DuckDB's memory limit (it spills beyond)")
-    analytics_batch_size: int = Field(2000, ge=1, description="Records per poll batch, applied in one transaction")
+    analytics_batch_size: int = Field(10000, ge=1, description="Records per poll batch at most, applied in one "
+                                      "transaction (a catching-up replica amortizes each batch's scans over more)")
 
     def duckdb_path(self) -> str:
         return self.analytics_duckdb_path or "var/analytics.duckdb"
