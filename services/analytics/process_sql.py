@@ -159,25 +159,44 @@ def variant_rows(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window,
 
 # --- findings --------------------------------------------------------------------------------------------
 
-def _kth_without(everyone: np.ndarray, mine: np.ndarray, rank: int) -> int:
-    """The `rank`-th smallest (1-based) of `everyone` once `mine` (a sorted sub-multiset) is taken out: a binary
-    search over `everyone`'s positions, counting with searchsorted (no copy of the others' values per key)."""
-    low, high = 0, len(everyone) - 1
-    while low < high:
+def _kth_without(everyone: np.ndarray, keyed: np.ndarray, span: int, lowest: int, keys: np.ndarray,
+                 firsts: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """For each key, the `rank`-th smallest (1-based) of `everyone` once the key's own durations are taken out.
+
+    One binary search over `everyone`'s positions for all keys at once: the others at or below a value are
+    everyone's (searchsorted on `everyone`) less the key's own (searchsorted on `keyed`, the rows ordered by
+    key then duration, encoded key × span + duration - lowest so that one sorted array holds every key's slice)."""
+    low, high = np.zeros(len(keys), dtype=np.int64), np.full(len(keys), len(everyone) - 1, dtype=np.int64)
+    while (active := low < high).any():
         middle = (low + high) // 2
         value = everyone[middle]
-        if (np.searchsorted(everyone, value, "right") - np.searchsorted(mine, value, "right")) >= rank:
-            high = middle
-        else:
-            low = middle + 1
-    return int(everyone[low])
+        mine = np.searchsorted(keyed, keys * span + (value - lowest), "right") - firsts
+        enough = np.searchsorted(everyone, value, "right") - mine >= ranks
+        high = np.where(active & enough, middle, high)
+        low = np.where(active & ~enough, middle + 1, low)
+    return everyone[low]
 
 
-def _peer_median(everyone: np.ndarray, mine: np.ndarray) -> Fraction:
-    n = len(everyone) - len(mine)
-    if n % 2:
-        return Fraction(_kth_without(everyone, mine, n // 2 + 1))
-    return Fraction(_kth_without(everyone, mine, n // 2) + _kth_without(everyone, mine, n // 2 + 1), 2)
+def _peer_medians(durations: np.ndarray, counts: list[int], chosen: list[int]) -> list[Fraction]:
+    """The median of everyone else's durations for each chosen key (an index into `counts`): `durations` are the
+    rows ordered by key then duration, `counts` each key's number of rows in that order."""
+    everyone = np.sort(durations)
+    lowest, span = int(everyone[0]), int(everyone[-1]) - int(everyone[0]) + 1
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    if len(counts) * span >= 2**62:  # the encoding would overflow (never at real scales): one key at a time
+        medians = []
+        for i in chosen:
+            others = np.sort(np.concatenate([durations[:starts[i]], durations[starts[i] + counts[i]:]]))
+            medians.append(Fraction(int(others[(len(others) - 1) // 2]) + int(others[len(others) // 2]), 2))
+        return medians
+    key_of_row = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    keyed = key_of_row * span + (durations - lowest)
+    keys = np.array(chosen, dtype=np.int64)
+    firsts = starts[keys]
+    n = len(everyone) - np.array(counts, dtype=np.int64)[keys]
+    low = _kth_without(everyone, keyed, span, lowest, keys, firsts, (n + 1) // 2)
+    high = _kth_without(everyone, keyed, span, lowest, keys, firsts, n // 2 + 1)
+    return [Fraction(int(a) + int(b), 2) for a, b in zip(low, high)]
 
 
 def _over(cur: duckdb.DuckDBPyConnection, tables: Tables, group_by: GroupBy, dealer_id: str | None,
@@ -186,14 +205,15 @@ def _over(cur: duckdb.DuckDBPyConnection, tables: Tables, group_by: GroupBy, dea
     and the first `limit` of their ids (sorted)."""
     if not bars:
         return []
-    cases = " UNION ALL ".join(
-        f"SELECT {i} AS i, request_id FROM f WHERE k IS NOT DISTINCT FROM $k{i} AND {_duration(step)} > {int(bar)}"
-        for i, (_, step, bar) in enumerate(bars))
-    sql = (f"WITH f AS ({_cohort(tables, group_by, dealer_id, _STEP_COLUMNS)}) "
-           f"SELECT i, count(DISTINCT request_id), list_sort(list(DISTINCT request_id))[1:{int(limit)}] "
-           f"FROM ({cases}) GROUP BY i")
-    found = {i: (n, list(ids)) for i, n, ids in cur.execute(
-        sql, {**params, **{f"k{i}": key for i, (key, _, _) in enumerate(bars)}}).fetchall()}
+    durations = " ".join(f"WHEN '{step}' THEN {_duration(step)}" for step in STEPS)
+    sql = (f"WITH f AS ({_cohort(tables, group_by, dealer_id, _STEP_COLUMNS)}), "
+           f"b AS (SELECT unnest($bar_i) AS i, unnest($bar_k) AS k, unnest($bar_step) AS step, "
+           f"unnest($bar_micros) AS bar) "
+           f"SELECT b.i, count(*), list_sort(list(f.request_id))[1:{int(limit)}] FROM f "
+           f"JOIN b ON f.k IS NOT DISTINCT FROM b.k AND (CASE b.step {durations} END) > b.bar GROUP BY b.i")
+    found = {i: (n, list(ids)) for i, n, ids in cur.execute(sql, {
+        **params, "bar_i": list(range(len(bars))), "bar_k": [key for key, _, _ in bars],
+        "bar_step": [step for _, step, _ in bars], "bar_micros": [bar for _, _, bar in bars]}).fetchall()}
     return [found.get(i, (0, [])) for i in range(len(bars))]
 
 
@@ -277,15 +297,11 @@ def _slower_than_peers(cur: duckdb.DuckDBPyConnection, tables: Tables, group_by:
         sql = (f"WITH f AS ({_cohort(tables, group_by, dealer_id, _STEP_COLUMNS)}) "
                f"SELECT k, {_duration(step)} AS d FROM f WHERE d IS NOT NULL ORDER BY k NULLS LAST, d")
         durations = cur.execute(sql, params).fetchnumpy()["d"].astype(np.int64)
-        everyone = np.sort(durations)
-        offsets, first = {}, 0  # each key's slice of the rows, which come ordered by key (NULL last)
-        for key in sorted((k for k in medians if k is not None)) + ([None] if None in medians else []):
-            offsets[key] = (first, first + medians[key][step][0])
-            first += medians[key][step][0]
-        for key in keys:
-            first, end = offsets[key]
-            mine = durations[first:end]
-            peer_median = _peer_median(everyone, mine)
+        order = sorted((k for k in medians if k is not None)) + ([None] if None in medians else [])  # as the rows
+        position = {key: i for i, key in enumerate(order)}
+        peer_medians = _peer_medians(durations, [medians[key][step][0] for key in order],
+                                     [position[key] for key in keys])
+        for key, peer_median in zip(keys, peer_medians):
             count, median = medians[key][step]
             bar = rules.peer_factor * peer_median
             if median < bar or median - peer_median < rules.peer_margin_minutes * MICROS_PER_MINUTE:
