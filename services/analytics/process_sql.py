@@ -143,7 +143,7 @@ def variant_rows(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window,
     sql = f"""
         WITH f AS ({_cohort(tables, group_by, dealer_id, 'request_id, path, path_micros')}),
         p AS (SELECT k, path, count(*) AS n, list_sort(list(path_micros)) AS d,
-                     list_sort(list(request_id))[1:{int(request_id_limit)}] AS ids FROM f GROUP BY k, path)
+                     min(request_id, {int(request_id_limit)}) AS ids FROM f GROUP BY k, path)
         SELECT k, path, n, {_order_stats('d')}, ids, sum(n) OVER (PARTITION BY k) FROM p"""
     rows = []
     for k, path, n, _, low, high, p90_value, ids, cohort in cur.execute(
@@ -209,7 +209,7 @@ def _over(cur: duckdb.DuckDBPyConnection, tables: Tables, group_by: GroupBy, dea
     sql = (f"WITH f AS ({_cohort(tables, group_by, dealer_id, _STEP_COLUMNS)}), "
            f"b AS (SELECT unnest($bar_i) AS i, unnest($bar_k) AS k, unnest($bar_step) AS step, "
            f"unnest($bar_micros) AS bar) "
-           f"SELECT b.i, count(*), list_sort(list(f.request_id))[1:{int(limit)}] FROM f "
+           f"SELECT b.i, count(*), min(f.request_id, {int(limit)}) FROM f "
            f"JOIN b ON f.k IS NOT DISTINCT FROM b.k AND (CASE b.step {durations} END) > b.bar GROUP BY b.i")
     found = {i: (n, list(ids)) for i, n, ids in cur.execute(sql, {
         **params, "bar_i": list(range(len(bars))), "bar_k": [key for key, _, _ in bars],
@@ -253,7 +253,7 @@ def finding_rows(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window,
     cohort = f"FROM {tables.requests} WHERE {_VALID} AND {has_key}{_scope(dealer_id)} AND {_COHORT}"
     for k, jobs, n, ids in cur.execute(
             f"SELECT {key} AS k, sum(jobs_ping_pong), count(*), "
-            f"list_sort(list(request_id))[1:{int(rules.request_id_limit)}] {cohort} AND jobs_ping_pong > 0 "
+            f"min(request_id, {int(rules.request_id_limit)}) {cohort} AND jobs_ping_pong > 0 "
             f"GROUP BY k", params).fetchall():
         found.append(_finding_of("ping_pong", _present(k, group_by), int(jobs), ids, rules,
                                  f"{int(jobs)} job(s) bounced between technicians (3+ assignments or A→B→A)",
@@ -262,7 +262,7 @@ def finding_rows(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window,
         WITH r AS (SELECT {key} AS k, request_id, failed_visit_reasons AS fr, customer_waits AS cw,
                           unnest(json_keys(failed_visit_reasons)) AS reason {cohort} AND repeat_visits > 0)
         SELECT k, reason, sum(CAST(json_extract(fr, '$."' || reason || '"') AS BIGINT)), count(*),
-               list_sort(list(request_id))[1:{int(rules.request_id_limit)}],
+               min(request_id, {int(rules.request_id_limit)}),
                coalesce(sum(CAST(json_extract(cw, '$."' || reason || '"') AS BIGINT)), 0)
         FROM r GROUP BY k, reason"""
     for k, reason, visits, n, ids, waited in cur.execute(sql, params).fetchall():
