@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
 
+from services.analytics.facts import DIRECT
 from services.analytics.metrics import percentage, rounded
 
 
@@ -17,6 +18,11 @@ class AlertKind(StrEnum):
     sla_met_below = "sla_met_below"
     csat_below = "csat_below"
     backlog_growing = "backlog_growing"
+    # The process view's findings (process.FindingRules), one alert per finding, naming its requests.
+    slow_handoff = "slow_handoff"
+    slower_than_peers = "slower_than_peers"
+    ping_pong = "ping_pong"
+    repeat_visits = "repeat_visits"
 
 
 @dataclass(frozen=True)
@@ -60,10 +66,13 @@ class AlertCondition:
     value: Fraction
     threshold: Fraction
     detail: str
+    subject: str | None = None  # a finding's step or reason: part of the alert's kind ("slow_handoff:triage")
+    request_ids: tuple[str, ...] | None = None  # a finding's requests (None: a rule that names none)
 
     @property
     def identity(self) -> tuple[str, str, str]:
-        return (self.kind.value, self.scope, self.key)
+        kind = self.kind.value if self.subject is None else f"{self.kind.value}:{self.subject}"
+        return (kind, self.scope, self.key)
 
 
 def _below(kind: AlertKind, metric: str, label: str, scope_key: ScopeKey, counts: tuple[int, int], minimum: int,
@@ -98,3 +107,27 @@ def evaluate_alerts(samples: AlertSamples, policy: AlertPolicy) -> list[AlertCon
                 f"backlog of {scope} {key} grew from {before} to {now} open requests over the last "
                 f"{policy.lookback_days} days"))
     return [condition for condition in found if condition is not None]
+
+
+def finding_alerts(findings: Mapping[str, list[dict]]) -> list[AlertCondition]:
+    """An alert per process finding (rows of `GET /v1/views/process-findings`), per scope (dealer, center):
+    the finding's step or reason in its kind, the request ids behind it. Value and threshold: the median and
+    its target (slow_handoff), the median and the peers' (slower_than_peers), else the count and 0. A
+    dealer-less request has no dealer to alert."""
+    found = []
+    for scope, rows in sorted(findings.items()):
+        for row in rows:
+            if scope == "dealer" and row["key"] == DIRECT:
+                continue
+            kind = AlertKind(row["kind"])
+            if kind == AlertKind.slow_handoff:
+                value, threshold = row["median_minutes"], row["target_minutes"]
+            elif kind == AlertKind.slower_than_peers:
+                value, threshold = row["median_minutes"], row["peer_median_minutes"]
+            else:
+                value, threshold = row["count"], 0
+            found.append(AlertCondition(kind, scope, row["key"], Fraction(str(value)), Fraction(str(threshold)),
+                                        f"{scope} {row['key']}: {row['detail']}",
+                                        subject=row.get("step") if kind != AlertKind.repeat_visits else row["reason"],
+                                        request_ids=tuple(row["request_ids"])))
+    return found

@@ -64,7 +64,8 @@ def create_app(settings: AnalyticsSettings | None = None, *, clock: Clock | None
         consumer = projection_consumer(settings, projection, db, changed)
         monitor = AlertMonitor(projection, db, clock_, settings.alert_policy(), changed,
                                min_interval=settings.alert_min_interval_seconds,
-                               sweep_interval=settings.alert_sweep_seconds)
+                               sweep_interval=settings.alert_sweep_seconds,
+                               finding_rules=process_api.finding_rules())
         views = AnalyticsViews(projection, db, clock_, bootstrap=settings.kafka_bootstrap, registry=REGISTRY,
                                batch_size=settings.rebuild_batch_size, monitor=monitor)
         app.state.views = views

@@ -5,6 +5,7 @@ event loop (the consumer, other requests) keeps its turns."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -129,6 +130,8 @@ def _alert(row, cleared: bool) -> dict:
         "kind": row.kind, "scope": row.scope, "key": row.key, "value": row.value, "threshold": row.threshold,
         "detail": row.detail, "raised_at": rfc3339(from_micros(row.raised_at)),
     }
+    if row.request_ids is not None:  # a process finding: the requests behind it
+        item["request_ids"] = json.loads(row.request_ids)
     if cleared:
         item["cleared_at"] = rfc3339(from_micros(row.cleared_at))
     return item

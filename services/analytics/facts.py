@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 
+from services.analytics.process_facts import ProcessFields, process_fields
 from services.analytics.records import (
     CANCELLED,
     COMPLAINT_OPENED,
@@ -70,6 +71,16 @@ class RequestFact:
     jobs: int = 0
     jobs_reassigned: int = 0
     repeat_visits: int = 0
+    # The process view's SQL (process_facts.ProcessFields, folded with the rest so they are versioned alike).
+    first_fixed_at: int | None = None
+    repair_customer_micros: int = 0
+    path: str = "[]"
+    path_micros: int = 0
+    jobs_seen: int = 0
+    jobs_repeat_visited: int = 0
+    jobs_ping_pong: int = 0
+    failed_visit_reasons: str = "{}"
+    customer_waits: str = "{}"
 
     def open_at(self, instant: int) -> bool:
         """In the backlog at `instant`: received before it, neither resolved nor cancelled before it."""
@@ -154,6 +165,11 @@ class _Job:
         return any(e.type == SLA_BREACHED for e in latest.values())
 
 
+def _process_fields(mine: list[AnalyticsEvent]) -> dict:
+    own = process_fields(e for e in mine if not e.type.startswith("complaint."))
+    return {f.name: getattr(own, f.name) for f in fields(ProcessFields)}
+
+
 def _first(events: Iterable[AnalyticsEvent]) -> AnalyticsEvent | None:
     return min(events, key=lambda e: e.chronological, default=None)
 
@@ -233,6 +249,7 @@ def fold_request_full(request_id: str, events: Iterable[AnalyticsEvent]
         jobs=len(job_facts),
         jobs_reassigned=sum(1 for job in job_facts if job.assignments >= 2),
         repeat_visits=sum(job.unfixed_completions for job in job_facts),
+        **_process_fields(mine),
     )
     revisits = []
     for event in sorted(by_type[REVISIT_DONE], key=lambda e: e.chronological):

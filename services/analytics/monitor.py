@@ -5,15 +5,19 @@ samples are summed in DuckDB; the alerts and their history live in the service's
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.analytics.alerts import AlertCondition, AlertPolicy, evaluate_alerts
-from services.analytics.metrics import MICROS_PER_DAY, rounded, to_micros
+from services.analytics import process_sql
+from services.analytics.alerts import AlertCondition, AlertPolicy, evaluate_alerts, finding_alerts
+from services.analytics.metrics import MICROS_PER_DAY, Window, rounded, to_micros
+from services.analytics.process import FindingRules
 from services.analytics.projection import Projection
 from services.analytics.sqlviews import alert_samples
+from services.analytics.views import GroupBy
 from services.analytics.tables import active_alerts, alert_history
 from shared.clock import Clock
 from shared.eventstore.database import Database
@@ -28,7 +32,8 @@ async def sync_alerts(conn: AsyncConnection, conditions: list[AlertCondition], n
     raised = cleared = 0
     for identity, condition in wanted.items():
         values = dict(value=rounded(condition.value), threshold=rounded(condition.threshold), detail=condition.detail,
-                      updated_at=now)
+                      updated_at=now, request_ids=None if condition.request_ids is None
+                      else json.dumps(list(condition.request_ids)))
         if identity in current:
             kind, scope, key = identity
             await conn.execute(update(active_alerts).where(
@@ -45,15 +50,17 @@ async def sync_alerts(conn: AsyncConnection, conditions: list[AlertCondition], n
                 active_alerts.c.kind == kind, active_alerts.c.scope == scope, active_alerts.c.key == key))
             await conn.execute(alert_history.insert().values(
                 kind=kind, scope=scope, key=key, value=row.value, threshold=row.threshold, detail=row.detail,
-                raised_at=row.raised_at, cleared_at=now))
+                raised_at=row.raised_at, cleared_at=now, request_ids=row.request_ids))
             cleared += 1
     return raised, cleared
 
 
 class AlertMonitor:
     def __init__(self, projection: Projection, db: Database, clock: Clock, policy: AlertPolicy,
-                 changed: asyncio.Event, *, min_interval: float, sweep_interval: float) -> None:
+                 changed: asyncio.Event, *, min_interval: float, sweep_interval: float,
+                 finding_rules: FindingRules | None = None) -> None:
         self.projection = projection
+        self.finding_rules = finding_rules or FindingRules()
         self.db, self.clock, self.policy, self.changed = db, clock, policy, changed
         self.min_interval, self.sweep_interval = min_interval, sweep_interval
         self._stopping = asyncio.Event()
@@ -66,12 +73,17 @@ class AlertMonitor:
         def sample():
             cur = self.projection.reader()
             try:
-                return alert_samples(cur, self.projection.active_tables(cur), since, now)
+                tables = self.projection.active_tables(cur)
+                # The process findings over the requests received in the lookback, per dealer and center.
+                findings = {scope.value: process_sql.finding_rows(cur, tables, Window(since, now + 1), scope,
+                                                                  rules=self.finding_rules)
+                            for scope in (GroupBy.dealer, GroupBy.center)}
+                return alert_samples(cur, tables, since, now), findings
             finally:
                 cur.close()
 
-        samples = await asyncio.to_thread(sample)
-        conditions = evaluate_alerts(samples, self.policy)
+        samples, findings = await asyncio.to_thread(sample)
+        conditions = evaluate_alerts(samples, self.policy) + finding_alerts(findings)
         async with self.db.transaction() as conn:
             return await sync_alerts(conn, conditions, now)
 

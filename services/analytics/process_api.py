@@ -2,8 +2,8 @@
 findings over a window's cohort, and the exports for process-mining tools (OCEL 2.0 JSON or SQLite, XES),
 streamed. Each takes `as_of`; a dealer token gets its own requests only.
 
-The views run the reference definitions of `process.py` over the cohort's stored events, read from the DuckDB
-projection in a worker thread."""
+The views are SQL over the versioned facts in DuckDB (`process_sql`, held equal to the reference definitions of
+`process.py` by property tests), run in a worker thread."""
 
 from __future__ import annotations
 
@@ -17,19 +17,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.analytics import exports
+from services.analytics import exports, process_sql
 from services.analytics.api import VIEWERS, AsOf, FromDate, GroupByParam, ToDate, Views, scope_of, window_of
 from services.analytics.metrics import Window, to_micros
-from services.analytics.process import (
-    STEPS,
-    FindingRules,
-    finding_rows,
-    handoff_rows,
-    process_trails,
-    rework_rows,
-    variant_rows,
-)
-from services.analytics.process_store import cohort_events, window_events
+from services.analytics.process import STEPS, FindingRules
+from services.analytics.process_store import window_events
 from services.analytics.views import GroupBy
 from shared.auth import Actor
 from shared.http.security import CurrentActor, Permission
@@ -113,10 +105,9 @@ async def _process_view(analytics, view: Callable[..., list[dict]], window: Wind
     def run() -> list[dict]:
         cur = projection.reader()
         try:
-            events = cohort_events(cur, projection.active_tables(cur), window, moment, dealer_id)
+            return view(cur, projection.active_tables(cur), window, group_by, moment, dealer_id, **kw)
         finally:
             cur.close()
-        return view(process_trails(events), window, group_by, **kw)
     return JSONResponse({"rows": await asyncio.to_thread(run)})
 
 
@@ -128,7 +119,8 @@ async def handoffs(actor: CurrentActor, analytics: Views, group_by: GroupByParam
     of its end, count, median and nearest-rank p90 minutes, total minutes, its share of the six steps' total,
     and `customer_minutes`, the part spent waiting on the customer (after a visit failed because the customer
     was absent or the site not ready)."""
-    return await _process_view(analytics, handoff_rows, window_of(from_, to, analytics), group_by, as_of, actor)
+    return await _process_view(analytics, process_sql.handoff_rows, window_of(from_, to, analytics), group_by,
+                               as_of, actor)
 
 
 @router.get("/v1/views/rework", dependencies=[Permission(*VIEWERS)], response_model=_rows_model(ReworkRow))
@@ -136,7 +128,8 @@ async def rework(actor: CurrentActor, analytics: Views, group_by: GroupByParam =
                  from_: FromDate = None, to: ToDate = None, as_of: AsOf = None) -> JSONResponse:
     """Over the jobs of the requests received in `[from, to)`: jobs assigned twice or more, jobs with a visit
     that did not fix the unit (repeat visits, by reason), and complaints reopened."""
-    return await _process_view(analytics, rework_rows, window_of(from_, to, analytics), group_by, as_of, actor)
+    return await _process_view(analytics, process_sql.rework_rows, window_of(from_, to, analytics), group_by,
+                               as_of, actor)
 
 
 @router.get("/v1/views/variants", dependencies=[Permission(*VIEWERS)], response_model=_rows_model(VariantRow))
@@ -145,7 +138,8 @@ async def variants(actor: CurrentActor, analytics: Views, group_by: GroupByParam
     """The paths the requests received in `[from, to)` took (their steps in business order), most frequent
     first: how many took each, their share, the median and p90 minutes from first to last step, and up to 20
     of their request ids."""
-    return await _process_view(analytics, variant_rows, window_of(from_, to, analytics), group_by, as_of, actor)
+    return await _process_view(analytics, process_sql.variant_rows, window_of(from_, to, analytics), group_by,
+                               as_of, actor)
 
 
 @router.get("/v1/views/process-findings", dependencies=[Permission(*VIEWERS)],
@@ -156,7 +150,8 @@ async def process_findings(actor: CurrentActor, analytics: Views, group_by: Grou
     (`HANDOFF_TARGETS`, e.g. triage within 15 minutes); a key whose median for a step is at least twice the
     others' and 10 minutes more (5+ requests each side); jobs bounced between technicians (3+ assignments or
     A→B→A); visits that did not fix the unit, by reason, with the time spent waiting on the customer."""
-    return await _process_view(analytics, finding_rows, window_of(from_, to, analytics), group_by, as_of, actor,
+    return await _process_view(analytics, process_sql.finding_rows, window_of(from_, to, analytics), group_by,
+                               as_of, actor,
                                rules=finding_rules())
 
 

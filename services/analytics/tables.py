@@ -21,6 +21,7 @@ active_alerts = Table(
     Column("detail", Text, nullable=False),
     Column("raised_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("request_ids", Text, nullable=True),  # JSON list: the requests behind a process finding
 )
 
 alert_history = Table(
@@ -35,5 +36,6 @@ alert_history = Table(
     Column("detail", Text, nullable=False),
     Column("raised_at", BigInteger, nullable=False),
     Column("cleared_at", BigInteger, nullable=False),
+    Column("request_ids", Text, nullable=True),
 )
 Index("ix_analytics_alert_history_cleared", alert_history.c.cleared_at)

@@ -107,3 +107,31 @@ async def test_a_growing_backlog_raises_an_alert_that_clears_once_the_requests_a
         4.0, 1.0)
     await publish(kafka_bootstrap, *[ev.triaged(rid, now - timedelta(hours=1), mode="phone") for rid in new[:2]])
     await eventually(lambda: alerts_of(watched, dealer), until=lambda a: ("backlog_growing", "dealer") not in a)
+
+
+async def test_a_process_finding_is_raised_as_an_alert_naming_its_requests_and_cleared_when_it_stops(
+        watched, kafka_bootstrap):
+    dealer = unique("D")
+    keys = dict(dealer_id=dealer, region=unique("r"), product_line="fridge")
+    t0 = utcnow() - timedelta(days=1)
+
+    def triaged_after(minutes: int) -> tuple[str, list]:
+        rid = str(uuid.uuid4())
+        return rid, [ev.received(rid, t0, **keys), ev.triaged(rid, t0 + timedelta(minutes=minutes))]
+
+    slow, events = triaged_after(60)  # against the default HANDOFF_TARGETS of 15 minutes for triage
+    await publish(kafka_bootstrap, *events)
+    raised = await eventually(lambda: alerts_of(watched, dealer),
+                              until=lambda a: ("slow_handoff:triage", "dealer") in a, timeout=30)
+    alert = raised[("slow_handoff:triage", "dealer")]
+    assert (alert["value"], alert["threshold"], alert["request_ids"]) == (60.0, 15.0, [slow])
+    someone_else = await watched.client.get("/v1/views/alerts", params={"limit": 500},
+                                            headers=watched.auth("dealer", dealer_id=unique("D")))
+    assert dealer not in {a["key"] for a in someone_else.json()["items"]}
+
+    fast = [e for _ in range(2) for e in triaged_after(5)[1]]  # median 5 minutes: on target again
+    await publish(kafka_bootstrap, *fast)
+    await eventually(lambda: alerts_of(watched, dealer), until=lambda a: ("slow_handoff:triage", "dealer") not in a,
+                     timeout=30)
+    cleared = await alerts_of(watched, dealer, state="cleared")
+    assert cleared[("slow_handoff:triage", "dealer")]["request_ids"] == [slow]

@@ -1,0 +1,81 @@
+"""Property: the process view's SQL over the DuckDB facts (`process_sql`) equals the pure reference
+(`process.py` over the stored events) row by row — hand-offs, rework, variants and findings, for random
+histories delivered in any order, in any batches, with duplicates, live and `as_of` random recorded moments,
+for every key and for one dealer's scope."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.analytics import process, process_sql
+from services.analytics.process import FindingRules, process_trails
+from services.analytics.projection import Projection
+from services.analytics.records import AnalyticsEvent
+from services.analytics.tests.test_sql_equals_reference import BASE, MIN, WINDOWS, moments, request_history
+from services.analytics.views import GroupBy
+
+# Tight enough rules that random histories raise every kind of finding.
+RULES = FindingRules(handoff_targets={"triage": 15, "repair": 300}, peer_min_requests=2, peer_margin_minutes=1)
+
+
+@st.composite
+def deliveries(draw) -> tuple[list[AnalyticsEvent], list[list[AnalyticsEvent]]]:
+    """Histories of a few requests, some complaints reopened later (by an event naming only the complaint),
+    delivered shuffled, in random batches, some events twice."""
+    events = [e for n in range(draw(st.integers(1, 8))) for e in draw(request_history(n))]
+    complaints = sorted({e.data["complaint_id"] for e in events if e.type == "complaint.opened"})
+    for i, complaint_id in enumerate(complaints):
+        for _ in range(draw(st.integers(0, 2))):
+            minute, delay = draw(st.integers(0, 4000)), draw(st.sampled_from([0, 10, 3000]))
+            events.append(AnalyticsEvent(f"{complaint_id}-reopened-{minute}-{delay}", "complaint.reopened", None,
+                                         None, BASE + minute * MIN, BASE + (minute + delay) * MIN, 1,
+                                         {"complaint_id": complaint_id}))
+    events = list({e.event_id: e for e in events}.values())
+    duplicates = draw(st.lists(st.sampled_from(events), max_size=5)) if events else []
+    arriving = draw(st.permutations(events + duplicates))
+    batches, i = [], 0
+    while i < len(arriving):
+        size = draw(st.integers(1, 12))
+        batches.append(arriving[i:i + size])
+        i += size
+    return events, batches
+
+
+def reference_trails(events: list[AnalyticsEvent], as_of: int | None, dealer: str | None):
+    trails = process_trails(process.recorded_by(events, as_of))
+    return [t for t in trails if dealer is None or t.request.dealer_id == dealer]
+
+
+def assert_process_views_equal(projection: Projection, events: list[AnalyticsEvent], pick) -> None:
+    cur = projection.reader()
+    tables = projection.active_tables(cur)
+    dealer = pick(st.sampled_from([None, "D1"]))
+    window = pick(st.sampled_from(WINDOWS))
+    try:
+        for as_of in moments(events, pick):
+            trails = reference_trails(events, as_of, dealer)
+            for group_by in GroupBy:
+                args = (cur, tables, window, group_by, as_of, dealer)
+                assert process_sql.handoff_rows(*args) == process.handoff_rows(trails, window, group_by)
+                assert process_sql.rework_rows(*args) == process.rework_rows(trails, window, group_by)
+                assert process_sql.variant_rows(*args) == process.variant_rows(trails, window, group_by)
+                assert process_sql.finding_rows(*args, rules=RULES) == \
+                    process.finding_rows(trails, window, group_by, RULES)
+    finally:
+        cur.close()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@pytest.mark.timeout(600)
+@given(deliveries(), st.data())
+def test_the_process_sql_equals_the_reference_for_any_history_arrival_order_batching_and_duplicates(delivery,
+                                                                                                     data):
+    events, batches = delivery
+    projection = Projection(":memory:")
+    try:
+        assert sum(projection.apply(batch) for batch in batches) == len(events)
+        assert_process_views_equal(projection, events, data.draw)
+    finally:
+        projection.close()
