@@ -19,7 +19,7 @@ import sys
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -56,7 +56,7 @@ class Demo:
                    **kw) -> dict | None:
         """One call; failures are counted and reported at the end, never fatal. `eventually`: a 404 may only
         mean that the service has not yet read the event that tells it of the thing (a job): try again."""
-        for attempt in range(20 if eventually else 1):
+        for _ in range(20 if eventually else 1):
             try:
                 response = await client.request(method, self.urls[service] + path, headers=headers or self.admin,
                                                 **kw)
@@ -226,7 +226,7 @@ async def run(args: argparse.Namespace) -> int:
     settings = ServiceSettings()
     demo = Demo(urls, settings.auth_secret, random.Random(args.seed))
     days = min(args.days, settings.max_backdate_days - 1)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     start = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
     async with httpx.AsyncClient(timeout=30) as client:
         print("Servicetrail demo: checking the services ...")

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from shared.contracts import complaints, dispatch, intake, warranty
 from shared.contracts.topics import ALL_TOPICS
@@ -130,7 +130,7 @@ def records(requests: int, *, months: int = 12, seed: int = 2026, now: datetime 
     """(topic, key, value, headers) of the history, request by request (received times spread over the
     months before `now`; steps that would lie in the future are not there yet)."""
     rng = random.Random(seed)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     span = months * 30 * 1440
     for _ in range(requests):
         sequences: dict[str, int] = {}

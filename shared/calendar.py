@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.clock import as_utc
@@ -62,12 +62,12 @@ class WorkingCalendar:
         object.__setattr__(self, "weekend", frozenset(self.weekend))
 
     @classmethod
-    def around_the_clock(cls) -> "WorkingCalendar":
+    def around_the_clock(cls) -> WorkingCalendar:
         """Every day counts: elapsed time, with pauses still subtracted (e.g. an 8-hour SLA)."""
         return cls(weekend=frozenset())
 
     @classmethod
-    def from_settings(cls, holidays: str = "", timezone: str = "UTC") -> "WorkingCalendar":
+    def from_settings(cls, holidays: str = "", timezone: str = "UTC") -> WorkingCalendar:
         return cls(holidays=parse_holidays(holidays), timezone=timezone)
 
     # --- questions ----------------------------------------------------------------------------------------
@@ -107,7 +107,7 @@ class WorkingCalendar:
         return as_utc(moment).astimezone(self._zone).replace(tzinfo=None)
 
     def _instant(self, wall: datetime) -> datetime:
-        return wall.replace(tzinfo=self._zone).astimezone(timezone.utc)
+        return wall.replace(tzinfo=self._zone).astimezone(UTC)
 
     def _wall_pauses(self, pauses: Iterable[Pause]) -> list[tuple[datetime, datetime | None]]:
         """Pauses on the wall clock, sorted and merged; an open one swallows everything after it."""

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def as_utc(value: datetime) -> datetime:
     """Naive datetimes are taken as UTC (SQLite returns them so); aware ones are converted."""
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def rfc3339(value: datetime) -> str:
     """RFC 3339 in UTC with a 'Z' and microseconds only when there are some. (isoformat is C code and omits
     zero microseconds by itself; the relay formats two of these per event.)"""
-    if value.tzinfo is not timezone.utc:
+    if value.tzinfo is not UTC:
         value = as_utc(value)
     return value.isoformat().replace("+00:00", "Z")
 

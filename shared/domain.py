@@ -3,9 +3,10 @@ and the rules for back-dated steps. Free of web, database and Kafka imports on p
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
 from shared.clock import as_utc
 from shared.contracts.base import EventData
@@ -49,7 +50,7 @@ class TimeRules:
     max_future_skew_seconds: int = 300
 
     @classmethod
-    def from_settings(cls, settings) -> "TimeRules":
+    def from_settings(cls, settings) -> TimeRules:
         return cls(settings.max_backdate_days, settings.max_future_skew_seconds)
 
     def resolve(self, requested: datetime | None, now: datetime, previous: datetime | None) -> datetime:

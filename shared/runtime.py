@@ -7,20 +7,20 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import MetaData
 
 from shared.auth import TokenVerifier
+from shared.clock import Clock
+from shared.contracts.topics import ALL_TOPICS
 from shared.eventstore.database import Database
 from shared.eventstore.store import EventStore
 from shared.http.idempotency import IdempotencyStore
 from shared.messaging.consumer import Handler, IdempotentConsumer
 from shared.messaging.kafka import ensure_topics, manual_commit_consumer, reliable_producer
 from shared.messaging.relay import OutboxRelay
-from shared.contracts.topics import ALL_TOPICS
-from shared.clock import Clock
 from shared.observability.tracing import configure_tracing
 from shared.scheduling import DeadlineHandler, DeadlineScheduler
 from shared.settings import DEVELOPMENT_SECRET, ServiceSettings
@@ -48,7 +48,7 @@ class ServiceRuntime:
         handlers: Mapping[str, Handler] | None = None,
         deadline_handler: DeadlineHandler | None = None,
         clock: Clock | None = None,
-    ) -> "ServiceRuntime":
+    ) -> ServiceRuntime:
         """`handlers`: the event type → handler table of the service's consumer; `deadline_handler`: what
         a due deadline does (services with SLAs), run by a DeadlineScheduler."""
         name = settings.service_name

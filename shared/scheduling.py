@@ -96,7 +96,7 @@ class DeadlineScheduler:
                 log.warning("deadline scheduler round failed (%s); retrying", exc)
             try:
                 await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         try:
             await self.lease.release()

@@ -7,7 +7,6 @@ from functools import lru_cache
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 DEVELOPMENT_SECRET = "dev-secret-change-me-please-32bytes!"
 
 

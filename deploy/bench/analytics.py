@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -87,7 +87,7 @@ class Service:
         self.process = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env,
                                         stdout=self.log, stderr=subprocess.STDOUT)
 
-    async def healthy(self, timeout: float = 60) -> "Service":
+    async def healthy(self, timeout: float = 60) -> Service:
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient() as client:
             while time.monotonic() < deadline:
@@ -135,7 +135,7 @@ def percentile(values: list[float], pct: int) -> float:
 async def measure_lag(intake_url: str, analytics_url: str, rate: float, seconds: float) -> dict:
     """Probe lags (ms) from intake's 201 to the probe's dealer row in analytics, under `rate` requests/s."""
     agent = {"Authorization": f"Bearer {mint_token(SECRET, subject='bench', roles=['agent'])}"}
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     window = {"group_by": "all", "from": today.isoformat(), "to": (today + timedelta(days=1)).isoformat()}
     lags: list[float] = []
     load = {"created": 0, "failed": 0}
@@ -190,7 +190,7 @@ async def measure_lag(intake_url: str, analytics_url: str, rate: float, seconds:
 async def wait_caught_up(analytics_url: str, bootstrap: str, timeout: float = 3600) -> float:
     """Publish markers (one dealer, many keys so every partition gets some) and wait until all show."""
     dealer = f"MARK-{uuid.uuid4().hex[:8]}"
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     producer = reliable_producer(bootstrap, "bench-analytics-marker")
     await producer.start()
     try:
@@ -259,8 +259,8 @@ async def time_calls(client: httpx.AsyncClient, url: str, calls: list[tuple[str,
 
 async def measure_views(analytics_url: str, repeat: int) -> tuple[list[dict], dict]:
     analyst = {"Authorization": f"Bearer {mint_token(SECRET, subject='bench', roles=['analyst'])}"}
-    today = datetime.now(timezone.utc).date()
-    as_of = (datetime.now(timezone.utc) - timedelta(days=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    today = datetime.now(UTC).date()
+    as_of = (datetime.now(UTC) - timedelta(days=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
     rows = []
     async with httpx.AsyncClient(timeout=120) as client:
         for window_name, window in windows(today).items():
@@ -382,7 +382,7 @@ def report(r: dict, out: Path) -> str:
 
 async def run(args, bootstrap: str, broker_name: str, workdir: Path) -> dict:
     await ensure_topics(bootstrap, ALL_TOPICS, partitions=3)
-    results: dict = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "broker": broker_name,
+    results: dict = {"when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "broker": broker_name,
                      "requests": args.requests, "repeat": args.repeat, "load_before": os.getloadavg()[0]}
     print(f"publishing {args.requests} requests ...", flush=True)
     started = time.perf_counter()

@@ -54,7 +54,7 @@ def run_wrk(url: str, concurrency: int, seconds: float, token: str, prefix: str)
     before = _children_cpu()
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     cpu = _children_cpu() - before
-    line = next((l for l in done.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
+    line = next((out for out in done.stdout.splitlines() if out.startswith("BENCH_JSON ")), None)
     if done.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     data = json.loads(line.removeprefix("BENCH_JSON "))

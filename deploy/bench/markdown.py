@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from deploy.bench.http_bench import NOISY_CORES, HttpResults
 from deploy.bench.relay_bench import RelayResults
-from deploy.bench.report import (HTTP_AIM, HTTP_HEAD, RELAY_AIM, RELAY_HEAD, Report, ratio, verdict,
-                                 http_ratio_range, http_rows, relay_rows, table)
+from deploy.bench.report import (
+    HTTP_AIM,
+    HTTP_HEAD,
+    RELAY_AIM,
+    RELAY_HEAD,
+    Report,
+    http_ratio_range,
+    http_rows,
+    ratio,
+    relay_rows,
+    table,
+    verdict,
+)
 
 
 def _machine(report: Report) -> str:
@@ -162,7 +173,7 @@ rounds was inconclusive under this load."""
 
 
 def render(report: Report) -> str:
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "# Benchmarks",
         "",

@@ -45,7 +45,7 @@ class Server:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
-    def start(self, timeout: float = 60) -> "Server":
+    def start(self, timeout: float = 60) -> Server:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "deploy.bench.serve", self.kind, str(self.port)],
@@ -81,7 +81,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 continue
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -48,7 +48,7 @@ class LocalPostgres:
     def _command(self, *args: str) -> list[str]:
         return ["runuser", "-u", "postgres", "--", *args] if self.run_as_postgres else list(args)
 
-    def start(self, timeout: float = 30) -> "LocalPostgres":
+    def start(self, timeout: float = 30) -> LocalPostgres:
         if self.run_as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
         subprocess.run(self._command(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -92,7 +92,7 @@ def test_the_clickhouse_ddl_keeps_every_event_once_and_its_facts_as_of_any_momen
         for statement in statements((DDL / "02_facts.sql").read_text()):
             session.query(statement)
 
-        t0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+        t0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
         envelopes = history(t0)
         rows = [kafka_row(e) for e in envelopes] + [kafka_row(envelopes[0])]  # one record delivered twice
         session.query("INSERT INTO servicetrail_events_kafka FORMAT JSONEachRow\n" + "\n".join(rows))

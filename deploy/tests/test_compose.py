@@ -62,7 +62,7 @@ def test_each_dockerfile_is_small_non_root_one_worker_with_a_health_check(servic
     dockerfile = (ROOT / "services" / service / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim", dockerfile, re.M)
     assert re.search(r"^USER (?!root)\S+", dockerfile, re.M)
-    assert f"/healthz" in dockerfile and "HEALTHCHECK" in dockerfile
+    assert "/healthz" in dockerfile and "HEALTHCHECK" in dockerfile
     assert f'CMD ["python", "-m", "services.{service}"]' in dockerfile
 
 

@@ -53,7 +53,7 @@ async def test_killing_one_of_two_replicas_mid_load_loses_nothing_and_counts_not
             await publish(kafka_bootstrap, *verdicts[20:], *verdicts[:10])  # and some again, as after a crash
 
             survivor = replicas[1]
-            for i in range(5):
+            for _ in range(5):
                 response = await client.post(f"{survivor.url}/v1/service-requests", json={
                     "channel": "app", "customer": {"name": "S", "phone": "+300", "region": "east"},
                     "product": {"serial": f"SC-late-{uuid.uuid4().hex[:8]}", "model": "M", "product_line": "mower"},

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+import services.analytics.tables  # noqa: F401  (registers analytics' fixed tables in `metadata`)
 from services.analytics import api, dashboard, process_api
 from services.analytics.application import AnalyticsViews
 from services.analytics.consumer import BatchProjectionConsumer
@@ -22,8 +23,6 @@ from shared.http.app import create_service_app
 from shared.messaging.kafka import manual_commit_consumer, reliable_producer
 from shared.observability.logging import configure_logging
 from shared.runtime import ServiceRuntime
-
-import services.analytics.tables  # noqa: F401  (registers analytics' fixed tables in `metadata`)
 
 __all__ = ["AnalyticsSettings", "create_app"]
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
 Number = int | Fraction
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROS_PER_MINUTE = 60_000_000
 MICROS_PER_DAY = 86_400_000_000
 
@@ -52,7 +52,7 @@ class Window:
     end: int
 
     @classmethod
-    def of_dates(cls, first: date, end: date) -> "Window":
+    def of_dates(cls, first: date, end: date) -> Window:
         """`[first 00:00Z, end 00:00Z)`: the contract's `from`/`to` dates."""
         return cls(date_micros(first), date_micros(end))
 

@@ -91,7 +91,7 @@ class AlertMonitor:
         while not self._stopping.is_set():
             try:
                 await asyncio.wait_for(self.changed.wait(), self.sweep_interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             if self._stopping.is_set():
                 return
@@ -109,7 +109,7 @@ class AlertMonitor:
     async def _pause(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self._stopping.wait(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def stop(self) -> None:

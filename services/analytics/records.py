@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.analytics.metrics import to_micros
 from shared.contracts.base import EventData
 from shared.contracts.topics import COMPLAINTS, DISPATCH, INTAKE, WARRANTY
 from shared.events import EventEnvelope
-from services.analytics.metrics import to_micros
 
 CONSUMES = [INTAKE, DISPATCH, WARRANTY, COMPLAINTS]
 

@@ -10,11 +10,11 @@ them by event id in one statement, then folds every request once, streaming the 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-import inspect
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from pydantic import ValidationError

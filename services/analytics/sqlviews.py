@@ -131,11 +131,11 @@ def throughput_rows(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Wind
          complaints) = r[:11]
         stats = {step: r[11 + 4 * i: 15 + 4 * i] for i, step in enumerate(_STEPS)}
 
-        def median_of(step: str) -> float | None:
+        def median_of(step: str, stats: dict = stats) -> float | None:
             n, low, high, _ = stats[step]
             return rounded_minutes(_median(n, low, high))
 
-        def p90_of(step: str) -> float | None:
+        def p90_of(step: str, stats: dict = stats) -> float | None:
             n, _, _, value = stats[step]
             return rounded_minutes(_p90(n, value))
 
@@ -252,7 +252,7 @@ def duration_histograms(cur: duckdb.DuckDBPyConnection, tables: Tables, window: 
     """For each step, how long the window's cohort took from received to it: counts per bucket, median, p90."""
     uppers = [upper for _, upper in DURATION_BUCKETS]
     parts = []
-    for step, column in _STEPS.items():
+    for column in _STEPS.values():
         duration = f"({column} - received_at)"
         parts.append(_order_stats(f"list_sort(list({duration}) FILTER (WHERE {column} IS NOT NULL))"))
         lower = None

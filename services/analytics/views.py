@@ -94,7 +94,7 @@ class JobStats:
     sla_met: int
 
     @classmethod
-    def of(cls, cohort: Sequence[RequestFact]) -> "JobStats":
+    def of(cls, cohort: Sequence[RequestFact]) -> JobStats:
         return cls(sum(f.jobs_completed for f in cohort), sum(f.jobs_first_fixed for f in cohort),
                    sum(f.jobs_sla_met for f in cohort))
 
@@ -151,7 +151,7 @@ class SatisfactionStats:
     low_scores: int
 
     @classmethod
-    def of(cls, revisits: Sequence[RevisitFact]) -> "SatisfactionStats":
+    def of(cls, revisits: Sequence[RevisitFact]) -> SatisfactionStats:
         scores = [r.satisfaction for r in revisits]
         rated = [r.nps for r in revisits if r.nps is not None]
         nps = None

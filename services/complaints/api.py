@@ -20,7 +20,8 @@ from services.complaints.commands import (
     WaitOnCustomer,
 )
 from services.complaints.domain import Status
-from services.complaints.queries import complaint_view, list_complaints as page_of_complaints
+from services.complaints.queries import complaint_view
+from services.complaints.queries import list_complaints as page_of_complaints
 from services.complaints.read_model import ComplaintFilter
 from services.complaints.views import ComplaintView
 from shared.auth import Actor, Role

@@ -114,7 +114,7 @@ class Complaint(Aggregate):
     @classmethod
     def open(cls, complaint_id: str, *, request_id: str | None, job_id: str | None, dealer_id: str | None,
              category: ComplaintCategory, severity: ComplaintSeverity, source: ComplaintSource, details: str,
-             at: datetime, sla: ComplaintSla, satisfaction: int | None = None) -> "Complaint":
+             at: datetime, sla: ComplaintSla, satisfaction: int | None = None) -> Complaint:
         complaint = cls(id=complaint_id)
         complaint.record(ComplaintOpened(
             complaint_id=complaint_id, request_id=request_id, job_id=job_id, dealer_id=dealer_id,
@@ -125,7 +125,7 @@ class Complaint(Aggregate):
 
     @classmethod
     def open_from_revisit(cls, *, job_id: str, request_id: str, dealer_id: str | None, satisfaction: int,
-                          channel: str, comment: str | None, at: datetime, sla: ComplaintSla) -> "Complaint":
+                          channel: str, comment: str | None, at: datetime, sla: ComplaintSla) -> Complaint:
         """A low score at the follow-up is a complaint of its own: general, category other (the score
         does not say what went wrong; the comment may)."""
         details = f"Satisfaction {satisfaction}/5 at the follow-up ({channel})" + (f": {comment}" if comment else "")

@@ -17,10 +17,9 @@ from shared.contracts.dispatch import RevisitChannel, VisitFailureReason
 from shared.contracts.enums import Priority, ServiceMode
 from shared.eventstore.store import Metadata
 from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime
+from shared.http.dependencies import CurrentApplication
 from shared.http.idempotency import Idempotency, IdempotentCall
 from shared.http.pagination import Cursor, Limit, Page, keyset_after
-from shared.http.problems import Problem
-from shared.http.dependencies import CurrentApplication
 from shared.http.security import CurrentActor, Permission
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -157,7 +156,7 @@ async def get_job(job_id: JobId, actor: CurrentActor, dispatch: Dispatch) -> dic
     return await dispatch.job(job_id, actor)
 
 
-async def _run(command: Any, actor: Actor, meta: Metadata, application: CurrentApplicationApplication,
+async def _run(command: Any, actor: Actor, meta: Metadata, application: CurrentApplication,
                idempotent: IdempotentCall) -> JSONResponse:
     """Every job command: once per Idempotency-Key (a device that retries gets the first answer back)."""
     async def run() -> JSONResponse:

@@ -19,9 +19,9 @@ from services.dispatch.commands import (
 from shared.auth import Role
 from shared.contracts.dispatch import CenterKind
 from shared.http.commands import CommandMetadata, StrictBody, location
+from shared.http.dependencies import CurrentApplication
 from shared.http.idempotency import Idempotency
 from shared.http.pagination import Cursor, Limit, Page, keyset_after
-from shared.http.dependencies import CurrentApplication
 from shared.http.security import CurrentActor, Permission
 
 centers = APIRouter(prefix="/v1/service-centers", tags=["service centers"])

@@ -3,7 +3,6 @@ settings (database file, broker, SLAs, clock) and nothing happens at import time
 
 from __future__ import annotations
 
-
 from fastapi import FastAPI
 from pydantic import Field
 
@@ -12,8 +11,8 @@ from services.dispatch.application import COMMANDS, DispatchReads
 from services.dispatch.reactions import CONSUMES, REACTIONS, sla_deadline_passed
 from services.dispatch.read_model import PROJECTIONS, metadata
 from services.dispatch.sla import DEFAULT_ACCEPT_MINUTES, DEFAULT_ARRIVE_MINUTES, SlaPolicy
-from shared.contracts.enums import Priority
 from shared.clock import Clock
+from shared.contracts.enums import Priority
 from shared.http.app import create_service_app
 from shared.kernel import Application, Kernel
 from shared.kernel.service import kernel_lifespan

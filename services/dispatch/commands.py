@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared.contracts.dispatch import CenterKind, RevisitChannel, VisitFailureReason
 from services.dispatch.workforce import UNCHANGED
+from shared.contracts.dispatch import CenterKind, RevisitChannel, VisitFailureReason
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,7 @@ class Job(Aggregate):
 
     @classmethod
     def create(cls, request: RequestFacts, mode: ServiceMode, priority: Priority, sla: SlaPolicy, at: datetime,
-               assignee: Assignee | None) -> "Job":
+               assignee: Assignee | None) -> Job:
         if mode == ServiceMode.phone:
             raise RuleViolation("a request resolved by phone has no job", field="mode")
         job = cls(id=job_id_for(request.request_id))

@@ -10,7 +10,7 @@ import logging
 
 from services.dispatch.assignment import choose_technician
 from services.dispatch.domain import Assignee, Job, job_id_for
-from services.dispatch.queries import candidates, mark_request_cancelled, known_request, remember_request
+from services.dispatch.queries import candidates, known_request, mark_request_cancelled, remember_request
 from services.dispatch.sla import SlaPolicy
 from shared.contracts.dispatch import SlaKind
 from shared.contracts.enums import ServiceMode

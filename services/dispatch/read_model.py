@@ -5,13 +5,11 @@ requests that a job is made from. Rows are written in the transaction that appen
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from collections.abc import Sequence
-
-from sqlalchemy import (BigInteger, Boolean, Column, Index, MetaData, String, Table, Text, delete, insert, select,
-                        update)
+from sqlalchemy import BigInteger, Boolean, Column, Index, MetaData, String, Table, Text, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.dispatch.domain import LOAD_STATUSES, Job

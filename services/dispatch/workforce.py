@@ -57,7 +57,7 @@ class ServiceCenter(Aggregate):
 
     @classmethod
     def register(cls, center_id: str, name: str, region: str, kind: CenterKind, dealer_id: str | None,
-                 at: datetime) -> "ServiceCenter":
+                 at: datetime) -> ServiceCenter:
         _check_dealer_link(kind, dealer_id)
         center = cls(id=cls.stream_id(center_id))
         center.record(ServiceCenterRegistered(center_id=center_id, name=name, region=region, kind=kind,
@@ -104,7 +104,7 @@ class Technician(Aggregate):
 
     @classmethod
     def register(cls, technician_id: str, center_id: str, name: str, skills: list[str], active: bool,
-                 at: datetime) -> "Technician":
+                 at: datetime) -> Technician:
         technician = cls(id=cls.stream_id(technician_id))
         technician.record(TechnicianRegistered(technician_id=technician_id, center_id=center_id, name=name,
                                                skills=normalized_skills(skills), active=active), at)

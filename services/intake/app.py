@@ -3,7 +3,6 @@ settings (database file, broker, clock) and nothing happens at import time."""
 
 from __future__ import annotations
 
-
 from fastapi import FastAPI
 
 from services.intake import api

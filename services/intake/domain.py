@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
+from shared.contracts.base import EventData
 from shared.contracts.enums import Channel, CustomerTier, Priority, ServiceMode
 from shared.contracts.intake import (
     Customer,
@@ -22,7 +23,6 @@ from shared.contracts.intake import (
     ServiceRequestTriaged,
 )
 from shared.domain import Aggregate, InvalidTransition
-from shared.contracts.base import EventData
 
 
 class Status(StrEnum):
@@ -79,7 +79,7 @@ class ServiceRequest(Aggregate):
     # --- commands -------------------------------------------------------------------------------------
 
     @classmethod
-    def receive(cls, request_id: str, received: ServiceRequestReceived, occurred_at: datetime) -> "ServiceRequest":
+    def receive(cls, request_id: str, received: ServiceRequestReceived, occurred_at: datetime) -> ServiceRequest:
         request = cls(id=request_id)
         request.record(received, occurred_at)
         return request

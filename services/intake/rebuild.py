@@ -4,6 +4,5 @@ from services.intake.app import IntakeSettings
 from services.intake.read_model import rebuild
 from shared.runtime import rebuild_from_event_store
 
-
 if __name__ == "__main__":
     rebuild_from_event_store(IntakeSettings(), rebuild, lambda count: f"rebuilt {count} service requests")

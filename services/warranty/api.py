@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from shared.kernel import Application
 from services.warranty.bulk_import import ImportFormat, ImportRejected, ProductFields, parse
 from services.warranty.commands import ImportProducts, RegisterProduct, SetWarrantyPolicy
 from services.warranty.queries import WarrantyQueries
@@ -20,6 +19,7 @@ from shared.http.idempotency import Idempotency
 from shared.http.pagination import Cursor, Limit, decode_cursor, encode_cursor
 from shared.http.problems import Problem
 from shared.http.security import CurrentActor, Permission, dealer_for
+from shared.kernel import Application
 
 router = APIRouter(tags=["products and coverage"])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
@@ -22,18 +22,18 @@ from services.warranty.api import (
     own_dealer,
     page,
 )
-from shared.kernel import Application
 from services.warranty.bulk_import import SERIAL_PATTERN
 from services.warranty.claims import ClaimStatus
 from services.warranty.commands import OverrideClaim, RecordPartSwap, RequestReturn, SubmitClaim
 from shared.auth import Actor, Role
 from shared.contracts.warranty import ReturnKind
 from shared.eventstore.store import Metadata
-from shared.http.commands import CommandMetadata, StrictBody, location, UtcDatetime
+from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime, location
 from shared.http.idempotency import Idempotency
 from shared.http.pagination import Cursor, Limit, encode_cursor
 from shared.http.problems import Problem
-from shared.http.security import CurrentActor, Permission, dealer_for
+from shared.http.security import CurrentActor, Permission
+from shared.kernel import Application
 
 router = APIRouter(tags=["swaps, claims, returns and history"])
 

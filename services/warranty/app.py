@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import Field
 
+import services.warranty.timeline  # noqa: F401  (declares the timeline in warranty's metadata)
 from services.warranty import api, api_repairs
 from services.warranty.application import COMMANDS, WarrantyRules, integrity_conflict
 from services.warranty.domain import ReturnLimits
@@ -21,8 +22,6 @@ from shared.http.app import create_service_app
 from shared.kernel import Application, Kernel
 from shared.kernel.service import ServiceParts, kernel_lifespan
 from shared.settings import ServiceSettings
-
-import services.warranty.timeline  # noqa: F401  (declares the timeline in warranty's metadata)
 
 SERVICE = "warranty"
 

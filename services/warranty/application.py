@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.warranty import timeline
 from services.warranty.bulk_import import MAX_REPORTED_ERRORS
@@ -20,9 +19,9 @@ from services.warranty.claims import Claim, ClaimFacts, SwapLine, adjudicate, am
 from services.warranty.commands import (
     ImportProducts,
     OverrideClaim,
+    RecordPartSwap,
     RegisterProduct,
     RequestReturn,
-    RecordPartSwap,
     RowError,
     SetWarrantyPolicy,
     SubmitClaim,

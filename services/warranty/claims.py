@@ -125,7 +125,7 @@ class Claim(Namespaced, Aggregate):
     decisions: list[Decision] = field(default_factory=list)
 
     @classmethod
-    def submit(cls, submitted: ClaimSubmitted, reasons: list[ClaimReason], at: datetime) -> "Claim":
+    def submit(cls, submitted: ClaimSubmitted, reasons: list[ClaimReason], at: datetime) -> Claim:
         """File the claim and adjudicate it by the rules at once."""
         claim = cls.new(submitted.claim_id)
         claim.record(submitted, at)

@@ -33,6 +33,7 @@ from shared.contracts.warranty import (
 )
 from shared.domain import Aggregate, Conflict, Namespaced, RuleViolation
 
+
 @dataclass(frozen=True)
 class ReturnLimits:
     """Statutory 三包 defaults: return within 7 days of sale, exchange within 15 (configurable)."""

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from services.warranty import timeline
 from services.warranty.application import WarrantyRules, find, policy_book
-from services.warranty.projections import PROJECTIONS
 from services.warranty.coverage import judge, unit_coverage
 from services.warranty.domain import Unit
+from services.warranty.projections import PROJECTIONS
 from services.warranty.read_model import claims, policies, product_view, products, swaps
 from shared.auth import Actor
 from shared.clock import Clock

@@ -7,10 +7,9 @@ end-to-end test runs several services in one process, and renaming them would ne
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-
-from collections.abc import Sequence
 
 from sqlalchemy import BigInteger, Boolean, Column, Date, Index, MetaData, String, Table, Text, select
 from sqlalchemy.ext.asyncio import AsyncConnection

@@ -76,13 +76,13 @@ class Actor:
     technician_scope: str | None = None
 
     @classmethod
-    def of(cls, principal: Principal) -> "Actor":
+    def of(cls, principal: Principal) -> Actor:
         technician = Role.technician in principal.roles and not principal.roles & STAFF_ROLES
         return cls(principal.subject, principal.roles, principal.dealer_scope,
                    principal.subject if technician else None)
 
     @classmethod
-    def system(cls, subject: str = "system") -> "Actor":
+    def system(cls, subject: str = "system") -> Actor:
         """The service itself (reactions, deadlines, tools): unconfined."""
         return cls(subject, frozenset({Role.admin}))
 

@@ -8,6 +8,7 @@ settings to tell whether a step was in time."""
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field
 
@@ -49,7 +50,7 @@ class ComplaintDeadline(StrEnum):
     resolve = "resolve"
 
 
-def _level():
+def _level() -> Any:
     return Field(ge=1, le=3, description="Escalation level: 1 (first line) to 3 (management)")
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import AsyncIterator
 
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import make_url
@@ -18,7 +18,7 @@ _BUSY_TIMEOUT_SECONDS = 30
 
 # The unit of work of the running task, joined by every transaction() of its database (see unit_of_work()).
 # A task started inside inherits the variable but not the transaction: the task is part of the key.
-_ambient: ContextVar[tuple["Database", AsyncConnection, object] | None] = ContextVar("ambient_transaction",
+_ambient: ContextVar[tuple[Database, AsyncConnection, object] | None] = ContextVar("ambient_transaction",
                                                                                     default=None)
 
 

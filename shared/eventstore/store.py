@@ -4,9 +4,9 @@ appended event due for publication in the same transaction (transactional outbox
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Sequence
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
@@ -166,7 +166,7 @@ class StoredStream:
     history: list[tuple[EventData, datetime]]
 
 
-async def stored_streams(store: "EventStore", conn: AsyncConnection, *, stream_types: set[str] | None = None,
+async def stored_streams(store: EventStore, conn: AsyncConnection, *, stream_types: set[str] | None = None,
                          page: int = 2000) -> dict[str, StoredStream]:
     """Every stream (of `stream_types`, or all), in the order the streams began, decoded: what a rebuild of a
     read model folds afresh."""

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
-    Table,
     Column,
     DateTime,
     Index,
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,

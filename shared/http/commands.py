@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import UTC, datetime
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
-from urllib.parse import quote
-
-from datetime import UTC, datetime
-
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, field_validator
 
 from shared.eventstore.store import Metadata, new_metadata
 from shared.observability.tracing import current_traceparent
-
 
 # C0 control characters and DEL, except tab, line feed and carriage return (a description may have lines). NUL
 # is refused by PostgreSQL text columns, the others break headers and logs and mean nothing in a field.

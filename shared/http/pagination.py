@@ -24,7 +24,7 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None
 
     @classmethod
-    def of(cls, rows: Sequence[R], limit: int, *, item: Callable[[R], T], key: Callable[[R], Any]) -> "Page[T]":
+    def of(cls, rows: Sequence[R], limit: int, *, item: Callable[[R], T], key: Callable[[R], Any]) -> Page[T]:
         """The page of `rows` (queried with `limit + 1` so that a further row says there is a next page)."""
         shown = rows[:limit]
         more = len(rows) > limit and bool(shown)

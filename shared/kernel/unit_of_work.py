@@ -102,7 +102,7 @@ class UnitOfWork:
         aggregate = await self.get(aggregate_type, aggregate_id)
         dealer_id = getattr(aggregate, "dealer_id", None)
         # Only what is assigned to a technician (a job) is confined to it; everything else by dealer alone.
-        visible = (actor.sees(dealer_id, getattr(aggregate, "technician_id"))
+        visible = (actor.sees(dealer_id, aggregate.technician_id)
                    if hasattr(aggregate, "technician_id") else actor.sees_dealer(dealer_id))
         if not visible:
             name = aggregate_type.stream_type.replace("_", " ")

@@ -3,8 +3,8 @@ key = subject so that one aggregate's events stay in order on one partition."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Sequence
 
 from shared.clock import as_utc, rfc3339
 from shared.events import EventEnvelope

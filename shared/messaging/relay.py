@@ -20,9 +20,9 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
@@ -381,11 +381,11 @@ class OutboxRelay:
     async def _wait_for_work(self) -> None:
         try:
             await asyncio.wait_for(self.db.committed.wait(), self.poll_interval)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def _sleep(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self._stopping.wait(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass

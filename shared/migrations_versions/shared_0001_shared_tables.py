@@ -3,10 +3,10 @@
 One history for them, on which every service's history depends, so that a change to a shared table is written
 once (a new revision here), not once per service.
 """
-from alembic import op
 import sqlalchemy as sa
-import shared.eventstore.tables
+from alembic import op
 
+import shared.eventstore.tables
 
 revision = "shared_0001"
 down_revision = None

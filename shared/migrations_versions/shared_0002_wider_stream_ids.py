@@ -1,9 +1,8 @@
 """events.stream_id holds 120 characters: stream ids are namespaced by aggregate type (`product:<serial>`), and
 the ids they wrap (serials) may have 80.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "shared_0002"
 down_revision = "shared_0001"

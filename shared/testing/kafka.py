@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 

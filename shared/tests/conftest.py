@@ -4,6 +4,7 @@ once per session, or TEST_POSTGRES_URL); each test gets a database of its own.""
 from __future__ import annotations
 
 import uuid
+
 import pytest
 
 from deploy.postgres.launcher import create_database

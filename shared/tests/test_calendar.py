@@ -1,12 +1,12 @@
 """The working-day calendar: weekends, holidays, pauses and time zones, on fixed instants (no clock, no I/O)."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from shared.calendar import WorkingCalendar, parse_holidays
 
-UTC = timezone.utc
+UTC = UTC
 WEEKDAYS = WorkingCalendar()
 CHRISTMAS = WorkingCalendar(holidays=parse_holidays("2026-12-25,2026-12-26"))
 

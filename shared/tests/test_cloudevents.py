@@ -1,6 +1,6 @@
 """CloudEvents binary mode: what we put in headers comes back out; what is not a CloudEvent is refused."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -9,8 +9,8 @@ from shared.messaging.cloudevents import UnreadableEvent, from_record, to_record
 
 EVENT = EventEnvelope(
     id="6f2c1f7e-0000-4000-8000-000000000001", source="intake", type="service_request.triaged",
-    subject="req-1", time=datetime(2026, 3, 1, 8, 30, tzinfo=timezone.utc), dataschema="service_request.triaged/1",
-    sequence=2, recordedat=datetime(2026, 3, 1, 8, 31, 5, 250000, tzinfo=timezone.utc),
+    subject="req-1", time=datetime(2026, 3, 1, 8, 30, tzinfo=UTC), dataschema="service_request.triaged/1",
+    sequence=2, recordedat=datetime(2026, 3, 1, 8, 31, 5, 250000, tzinfo=UTC),
     correlationid="corr-1", causationid="cause-1", data='{"request_id":"req-1"}', topic="intake.events",
     traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
 )

@@ -21,7 +21,7 @@ from shared.contracts.warranty import WarrantyChecked
 from shared.domain import Aggregate, NotFound, TimeRules
 from shared.events import EventEnvelope, IncomingEvent
 from shared.eventstore.database import Database
-from shared.eventstore.store import ConcurrencyError, EventStore, Metadata, new_metadata
+from shared.eventstore.store import ConcurrencyError, EventStore, new_metadata
 from shared.eventstore.tables import events, service_schema
 from shared.kernel import Application, HandlerMismatch, Kernel, Projections, UnitOfWork
 from shared.scheduling import deadlines

@@ -2,7 +2,7 @@
 again after a restart or with a second scheduler."""
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
@@ -13,7 +13,7 @@ from shared.eventstore.tables import metadata
 from shared.scheduling import DeadlineScheduler, cancel, schedule
 
 fired_table = Table("fired", MetaData(), Column("seq", Integer, primary_key=True), Column("name", String(160)))
-T0 = datetime(2026, 7, 1, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture

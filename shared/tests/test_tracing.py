@@ -2,8 +2,8 @@
 
 import uuid
 
-from services.intake.tests.conftest import Intake, intake_settings
 from services.intake.app import create_app
+from services.intake.tests.conftest import Intake, intake_settings
 from shared.contracts.topics import INTAKE
 from shared.contracts.warranty import WarrantyChecked
 from shared.testing.app import eventually, running
@@ -63,8 +63,10 @@ async def test_a_request_is_one_trace_from_http_through_kafka_to_the_consumer(re
 
 async def test_one_service_request_is_one_trace_across_intake_warranty_and_dispatch(recorded_spans, tmp_path,
                                                                                    kafka_bootstrap):
-    from services.dispatch.app import DispatchSettings, create_app as dispatch_app
-    from services.warranty.app import WarrantySettings, create_app as warranty_app
+    from services.dispatch.app import DispatchSettings
+    from services.dispatch.app import create_app as dispatch_app
+    from services.warranty.app import WarrantySettings
+    from services.warranty.app import create_app as warranty_app
     from shared.contracts.topics import DISPATCH
     from shared.testing.kafka import group_at_end
 

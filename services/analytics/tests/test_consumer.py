@@ -15,12 +15,13 @@ from datetime import timedelta
 import httpx
 
 from deploy.kafka.launcher import free_port
+from services.analytics.app import AnalyticsSettings
 from services.analytics.facts import fold_all
+from services.analytics.metrics import Window
 from services.analytics.records import analytics_event
 from services.analytics.tests import builders as ev
 from services.analytics.tests.conftest import unique
 from services.analytics.views import GroupBy, throughput_rows
-from services.analytics.metrics import Window
 from shared.clock import utcnow
 from shared.contracts.base import REGISTRY
 from shared.contracts.topics import INTAKE, dlq_for
@@ -28,7 +29,6 @@ from shared.contracts.warranty import WarrantyChecked
 from shared.messaging.cloudevents import to_record
 from shared.testing.app import bearer, eventually
 from shared.testing.kafka import collect, group_at_end, headers_of, publish, publish_raw
-from services.analytics.app import AnalyticsSettings
 
 
 async def test_every_event_is_kept_without_personal_data_and_a_malformed_one_goes_to_the_dlq(analytics,

@@ -9,8 +9,7 @@ import io
 import json
 import sqlite3
 import tracemalloc
-import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from xml.etree import ElementTree
 
@@ -32,7 +31,7 @@ from services.analytics.tests import builders as ev
 from shared.contracts.dispatch import JobCompleted
 from shared.contracts.warranty import ClaimSubmitted, PartSwapped, WarrantyChecked
 
-T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 CUSTOMER_NAME, CUSTOMER_PHONE = "Ann Farmer", "+49 170 5550101"  # what builders.received puts in every request
 
 # The constraints of the published OCEL 2.0 JSON schema (ocel-standard.org, 2.0/ocel20-schema-json.json), written

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from fractions import Fraction
 
@@ -96,7 +96,7 @@ def test_the_score_weighs_unrounded_parts_counts_a_missing_part_as_zero_and_is_n
 
 def test_a_window_of_dates_is_half_open_in_utc():
     window = Window.of_dates(date(2025, 3, 1), date(2025, 3, 2))
-    start = to_micros(datetime(2025, 3, 1, tzinfo=timezone.utc))
+    start = to_micros(datetime(2025, 3, 1, tzinfo=UTC))
     assert start in window and start - 1 not in window
     assert start + 86_400_000_000 - 1 in window and start + 86_400_000_000 not in window
     assert None not in window
@@ -104,7 +104,7 @@ def test_a_window_of_dates_is_half_open_in_utc():
 
 
 def test_times_convert_exactly_and_keys_are_utc_days_and_months():
-    moment = datetime(2024, 2, 29, 23, 59, 59, 999_999, tzinfo=timezone.utc)
+    moment = datetime(2024, 2, 29, 23, 59, 59, 999_999, tzinfo=UTC)
     assert from_micros(to_micros(moment)) == moment
     assert (day_key(to_micros(moment)), month_key(to_micros(moment))) == ("2024-02-29", "2024-02")
     assert day_key(to_micros(moment) + 1) == "2024-03-01"

@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+
 from deploy.postgres.launcher import create_database
 from services.analytics.app import create_app
 from services.analytics.tests import builders as ev

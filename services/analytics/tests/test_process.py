@@ -8,8 +8,15 @@ import random
 import uuid
 
 from services.analytics.metrics import Window
-from services.analytics.process import FindingRules, finding_rows, handoff_rows, process_trails, recorded_by, \
-    rework_rows, variant_rows
+from services.analytics.process import (
+    FindingRules,
+    finding_rows,
+    handoff_rows,
+    process_trails,
+    recorded_by,
+    rework_rows,
+    variant_rows,
+)
 from services.analytics.records import AnalyticsEvent
 from services.analytics.views import GroupBy
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from io import BytesIO
 
 import httpx
@@ -27,11 +27,17 @@ from fastapi import FastAPI, Query
 from deploy.kafka.launcher import free_port
 from services.analytics import dashboard
 from services.analytics.metrics import Window, to_micros
-from services.analytics.process import FindingRules, finding_rows, handoff_rows, process_trails, rework_rows, \
-    variant_rows
-from services.analytics.tests.test_dashboard import CHROMIUM, Elements, dump_dom
+from services.analytics.process import (
+    FindingRules,
+    finding_rows,
+    handoff_rows,
+    process_trails,
+    rework_rows,
+    variant_rows,
+)
 from services.analytics.tests import builders as ev
 from services.analytics.tests.conftest import unique
+from services.analytics.tests.test_dashboard import CHROMIUM, Elements, dump_dom
 from services.analytics.tests.test_process import everything, received, triaged
 from services.analytics.views import GroupBy
 from shared.auth import mint_token
@@ -40,7 +46,7 @@ from shared.settings import ServiceSettings
 from shared.testing.app import eventually
 from shared.testing.kafka import publish
 
-START = datetime(2026, 3, 2, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, tzinfo=UTC)
 WINDOW = {"from": "2026-03-02", "to": "2026-03-06"}
 STEP_FILL, BOTTLENECK_FILL = (0xEE, 0xF4, 0xFE), (0xFD, 0xEC, 0xEA)  # process.css
 

@@ -14,8 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.analytics.metrics import Window
-from services.analytics.process import STEPS, cohort_by_key, finding_rows, handoff_rows, \
-    process_trails, rework_rows, step_stats, variant_rows
+from services.analytics.process import (
+    STEPS,
+    cohort_by_key,
+    finding_rows,
+    handoff_rows,
+    process_trails,
+    rework_rows,
+    step_stats,
+    variant_rows,
+)
 from services.analytics.records import AnalyticsEvent
 from services.analytics.views import GroupBy
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,7 +15,8 @@ from services.analytics.tests import builders as ev
 from services.analytics.tests import oracle
 from services.analytics.tests.conftest import unique
 from services.analytics.tests.oracle import Case, Job
-from services.intake.app import IntakeSettings, create_app as create_intake
+from services.intake.app import IntakeSettings
+from services.intake.app import create_app as create_intake
 from shared.clock import rfc3339, utcnow
 from shared.testing.app import bearer, eventually, running
 from shared.testing.kafka import publish
@@ -192,7 +193,7 @@ async def test_the_dashboard_series_agree_with_the_throughput_view(played, analy
     trend = (await analytics.client.get("/v1/views/trend", params=params, headers=headers)).json()["rows"]
     mine_ = [c for c in cases if c.dealer == names["DA"]]
     for row in trend:
-        day_start = datetime.fromisoformat(row["day"]).replace(tzinfo=timezone.utc)
+        day_start = datetime.fromisoformat(row["day"]).replace(tzinfo=UTC)
         day_end = day_start + timedelta(days=1)
         assert row["received"] == sum(day_start <= c.received < day_end for c in mine_), row
         assert row["resolved"] == sum(c.resolved is not None and day_start <= c.resolved < day_end for c in mine_)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from services.analytics.facts import RequestFact, RevisitFact
 from services.analytics.metrics import MICROS_PER_DAY, Window, to_micros
@@ -16,7 +16,7 @@ from services.analytics.views import (
 )
 
 MIN = 60_000_000
-DAY1 = to_micros(datetime(2025, 3, 1, tzinfo=timezone.utc))
+DAY1 = to_micros(datetime(2025, 3, 1, tzinfo=UTC))
 WINDOW = Window.of_dates(date(2025, 3, 1), date(2025, 3, 3))  # two days
 
 

@@ -17,9 +17,9 @@ from shared.clock import Clock
 from shared.contracts.dispatch import JobCreated, RevisitDone
 from shared.contracts.enums import Channel, CustomerTier, Priority, ServiceMode
 from shared.contracts.intake import Customer, Product, ServiceRequestReceived
+from shared.contracts.topics import DISPATCH, INTAKE
 from shared.eventstore.tables import events
 from shared.testing.app import bearer, eventually, running
-from shared.contracts.topics import DISPATCH, INTAKE
 from shared.testing.kafka import envelope_for, group_at_end, publish
 
 

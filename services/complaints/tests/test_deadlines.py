@@ -3,7 +3,7 @@ waiting on the customer holds it; a late-synced step withdraws the timer's escal
 Kafka; short deadlines with the system clock, or a fixed clock moved by hand where the test must be exact."""
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from services.complaints.tests.conftest import Complaints, iso, start
 from shared.clock import FixedClock
@@ -57,7 +57,7 @@ async def test_an_acknowledged_complaint_escalates_only_when_its_resolution_is_l
 
 
 async def test_waiting_on_the_customer_holds_the_timer_and_the_response_moves_the_deadline(tmp_path, kafka_bootstrap):
-    clock = FixedClock(datetime.now(timezone.utc))
+    clock = FixedClock(datetime.now(UTC))
     settings, app = start(tmp_path, kafka_bootstrap, clock=clock)
     async with running(app) as client:
         service, scheduler = Complaints(client, settings, app), app.state.runtime.scheduler
@@ -82,7 +82,7 @@ async def test_waiting_on_the_customer_holds_the_timer_and_the_response_moves_th
 
 
 async def test_a_late_synced_acknowledgement_withdraws_the_live_timers_escalation(tmp_path, kafka_bootstrap):
-    clock = FixedClock(datetime.now(timezone.utc))
+    clock = FixedClock(datetime.now(UTC))
     settings, app = start(tmp_path, kafka_bootstrap, clock=clock)
     async with running(app) as client:
         service = Complaints(client, settings, app)

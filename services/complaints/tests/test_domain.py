@@ -1,6 +1,6 @@
 """The complaint aggregate on its own, on fixed instants: no database, no Kafka, no web, no clock."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,7 +10,7 @@ from shared.calendar import WorkingCalendar, parse_holidays
 from shared.contracts.complaints import ComplaintCategory, ComplaintSeverity, ComplaintSource
 from shared.domain import InvalidTransition, TimeRules
 
-UTC = timezone.utc
+UTC = UTC
 MONDAY_9 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 SLA = ComplaintSla(calendar=WorkingCalendar(holidays=parse_holidays("2026-12-25,2026-12-26")))
 

@@ -1,7 +1,7 @@
 """complaints' HTTP contract (design.md, complaints :8004) against a real database and Kafka broker."""
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from services.complaints.tests.conftest import iso, known_case
 from shared.eventstore.tables import events
 
-NOW = lambda: datetime.now(timezone.utc)  # noqa: E731
+NOW = lambda: datetime.now(UTC)  # noqa: E731
 
 
 def parse(text: str) -> datetime:

@@ -7,7 +7,7 @@ import pytest
 
 from services.complaints.tests.conftest import Complaints, job_created, request_received, start
 from shared.contracts.topics import COMPLAINTS, DISPATCH, INTAKE
-from shared.testing.app import eventually, running
+from shared.testing.app import running
 from shared.testing.kafka import collect, envelope_for, group_at_end, headers_of, publish, subject_is
 
 

@@ -2,7 +2,7 @@
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from services.complaints.domain import revisit_complaint_id
 from services.complaints.tests.conftest import iso, job_created, known_case, revisit_done
@@ -13,7 +13,7 @@ from shared.testing.kafka import collect, envelope_for, headers_of, publish, sub
 async def test_a_low_revisit_opens_a_complaint_linked_to_the_job_stamped_with_the_revisits_time_and_chained_to_it(
         complaints, kafka_bootstrap):
     request_id, job_id = await known_case(complaints, kafka_bootstrap, dealer_id="D3")
-    revisit_time = (datetime.now(timezone.utc) - timedelta(minutes=20)).replace(microsecond=0)
+    revisit_time = (datetime.now(UTC) - timedelta(minutes=20)).replace(microsecond=0)
     cause = envelope_for(revisit_done(job_id, request_id, 2, "the technician left a mess"), source="dispatch",
                          time=revisit_time)
     await publish(kafka_bootstrap, cause)

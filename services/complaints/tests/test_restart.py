@@ -3,7 +3,7 @@ is opened twice, and every missed deadline escalates exactly once, whether it fe
 the restart."""
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
@@ -27,7 +27,7 @@ async def rows_among(service: Complaints, ids: list[str], *, level: int | None =
 
 async def test_a_restart_neither_repeats_an_escalation_nor_loses_one_that_fell_due_while_down(
         tmp_path, kafka_bootstrap):
-    clock = FixedClock(datetime.now(timezone.utc))
+    clock = FixedClock(datetime.now(UTC))
     settings, app = start(tmp_path, kafka_bootstrap, clock=clock)
     async with running(app) as client:
         before = Complaints(client, settings, app)

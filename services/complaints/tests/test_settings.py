@@ -1,6 +1,6 @@
 """complaints' deadlines are configured by environment variables, and a bad calendar stops the start."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -13,10 +13,10 @@ def test_the_deadlines_and_the_holiday_calendar_come_from_the_environment(monkey
     monkeypatch.setenv("COMPLAINT_ACKNOWLEDGE_WITHIN_SECONDS", "1800")
     monkeypatch.setenv("COMPLAINT_RESOLVE_SERIOUS_WORKING_DAYS", "3")
     sla = ComplaintsSettings().sla()
-    wednesday = datetime(2026, 12, 23, 10, 0, tzinfo=timezone.utc)
+    wednesday = datetime(2026, 12, 23, 10, 0, tzinfo=UTC)
     assert sla.acknowledge_due(wednesday) == wednesday + timedelta(minutes=30)
     assert sla.resolve_due("general", wednesday) == wednesday + timedelta(hours=8)
-    assert sla.resolve_due("serious", wednesday) == datetime(2026, 12, 29, 10, 0, tzinfo=timezone.utc)
+    assert sla.resolve_due("serious", wednesday) == datetime(2026, 12, 29, 10, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("variable, value", [("COMPLAINT_HOLIDAYS", "2026-12-25,Christmas"),

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from sqlalchemy import select
 
 from deploy.postgres.launcher import create_database

@@ -1,6 +1,6 @@
 """Jobs, their SLA, the assignment rule and the workforce on their own: no database, no Kafka, no web."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from shared.contracts.dispatch import AssignedBy, CenterKind, RevisitChannel, Sl
 from shared.contracts.enums import Priority, ServiceMode
 from shared.domain import Forbidden, InvalidTransition, RuleViolation
 
-RECEIVED = datetime(2026, 5, 4, 9, 0, tzinfo=timezone.utc)
+RECEIVED = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 SLA = SlaPolicy()
 T1 = Assignee("T1", "C1", active=True, skills=frozenset({"tractor"}))
 T2 = Assignee("T2", "C2", active=True, skills=frozenset({"tractor", "washer"}))

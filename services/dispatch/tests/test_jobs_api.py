@@ -2,7 +2,7 @@
 problem document and nothing half-written. Jobs come from triaged requests on the real `intake.events`."""
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -181,10 +181,10 @@ async def test_a_dealer_sees_the_jobs_of_its_own_requests_only(staffed, kafka_bo
 
 
 async def test_occurred_at_is_bounded_by_the_future_and_the_jobs_previous_step(staffed, kafka_bootstrap):
-    triaged_at = datetime.now(timezone.utc) - timedelta(hours=1)
+    triaged_at = datetime.now(UTC) - timedelta(hours=1)
     job = await assigned_job(staffed, kafka_bootstrap, triaged_at=triaged_at)
     t1 = staffed.technician("T1")
-    future = await staffed.step(job["id"], "accept", t1, occurred_at=iso(datetime.now(timezone.utc) + timedelta(hours=1)))
+    future = await staffed.step(job["id"], "accept", t1, occurred_at=iso(datetime.now(UTC) + timedelta(hours=1)))
     assert_problem(future, 422, field="occurred_at", says="future")
     before = await staffed.step(job["id"], "accept", t1, occurred_at=iso(triaged_at - timedelta(minutes=1)))
     assert_problem(before, 422, field="occurred_at", says="previous step")
@@ -215,7 +215,7 @@ async def test_a_job_nobody_qualifies_for_waits_unassigned_until_a_dispatcher_as
 
 
 async def test_a_technicians_queue_lists_open_jobs_by_priority_then_due_time(staffed, kafka_bootstrap):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     p3 = await assigned_job(staffed, kafka_bootstrap, priority=Priority.P3)
     p1_later = await assigned_job(staffed, kafka_bootstrap, priority=Priority.P1, triaged_at=now - timedelta(minutes=1))
     p1_sooner = await assigned_job(staffed, kafka_bootstrap, priority=Priority.P1, triaged_at=now - timedelta(minutes=9))

@@ -4,7 +4,7 @@ rule, cancelled with its request; and what it publishes in return, chained to th
 import json
 import uuid
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -23,7 +23,7 @@ def iso(moment: datetime) -> str:
 
 async def test_a_triaged_request_becomes_a_job_auto_assigned_and_published_chained_to_the_triage(
         staffed, kafka_bootstrap):
-    received_at = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=30)
+    received_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
     triaged_at = received_at + timedelta(minutes=10)
     received, triaged = request_events(dealer_id="D1", priority=Priority.P1, received_at=received_at,
                                        triaged_at=triaged_at)
@@ -94,7 +94,7 @@ async def test_a_cancelled_request_cancels_its_open_job_and_stops_its_timers(sta
     request_id = await triaged_request(kafka_bootstrap)
     job = await staffed.job_of(request_id)
     await staffed.step(job["id"], "accept", staffed.technician("T1"))
-    cancelled_at = datetime.now(timezone.utc).replace(microsecond=0)
+    cancelled_at = datetime.now(UTC).replace(microsecond=0)
     await publish(kafka_bootstrap, cancelled_event(request_id, cancelled_at))
     view = await eventually(lambda: staffed.get_json(f"/v1/jobs/{job['id']}"),
                             until=lambda j: j["status"] == "cancelled")

@@ -4,7 +4,12 @@ import json
 
 from sqlalchemy import select
 
-from services.dispatch.read_model import dispatch_centers, dispatch_jobs, dispatch_technician_skills, dispatch_technicians
+from services.dispatch.read_model import (
+    dispatch_centers,
+    dispatch_jobs,
+    dispatch_technician_skills,
+    dispatch_technicians,
+)
 from services.dispatch.rebuild import rebuild
 from services.dispatch.tests.conftest import assigned_job, cancelled_event
 from shared.eventstore.store import EventStore

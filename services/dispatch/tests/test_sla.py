@@ -4,7 +4,7 @@ lost nor repeated across restarts."""
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -92,7 +92,7 @@ async def test_the_live_timer_announces_a_missed_acceptance_once_stamped_with_it
 
 
 async def test_a_deadline_that_passes_while_dispatch_is_down_fires_once_after_the_restart(tmp_path, kafka_bootstrap):
-    clock = FixedClock(datetime.now(timezone.utc))
+    clock = FixedClock(datetime.now(UTC))
     settings = dispatch_settings(tmp_path, kafka_bootstrap)
     await start_group_at_end(kafka_bootstrap, settings.consumer_group, [INTAKE])
     app, context = await running_dispatch(settings, clock)
@@ -116,7 +116,7 @@ async def test_a_step_recorded_late_announces_the_breach_itself_before_the_timer
     # The timer looks once at start-up and then not for ten minutes: whatever breach appears is the step's.
     settings = dispatch_settings(tmp_path, kafka_bootstrap, deadline_poll_interval_ms=600_000)
     await start_group_at_end(kafka_bootstrap, settings.consumer_group, [INTAKE])
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     received_at = now - timedelta(hours=5)  # P1: arrive within 4 hours of the receipt; due an hour ago
     app, context = await running_dispatch(settings)
     async with context as client:

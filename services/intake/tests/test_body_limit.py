@@ -1,7 +1,6 @@
 """Bodies larger than MAX_BODY_BYTES get a 413 problem before they are read (design.md, HTTP API), even
 from a caller without a token."""
 
-import httpx
 
 
 class CountingBody:

@@ -23,7 +23,7 @@ async def stream_types(intake, request_id):
 
 
 async def test_two_concurrent_commands_on_one_request_one_wins_and_the_other_gets_409(intake):
-    for attempt in range(5):
+    for _ in range(5):
         request_id = (await intake.open()).json()["id"]
         url = f"/v1/service-requests/{request_id}"
         results = await asyncio.gather(

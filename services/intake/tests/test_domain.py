@@ -1,6 +1,6 @@
 """The service request aggregate on its own: no database, no Kafka, no web."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -9,7 +9,7 @@ from shared.contracts.enums import Channel, CustomerTier, Priority, ServiceMode
 from shared.contracts.intake import Customer, Product, ServiceRequestReceived
 from shared.domain import InvalidTransition, NotFound, RuleViolation, TimeRules
 
-T0 = datetime(2026, 5, 4, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 
 
 def received(urgent=False, tier=CustomerTier.standard) -> ServiceRequest:
@@ -137,7 +137,7 @@ def test_a_request_without_events_does_not_exist():
 
 
 RULES = TimeRules(max_backdate_days=45, max_future_skew_seconds=300)
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("occurred_at, previous, ok", [

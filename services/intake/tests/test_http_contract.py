@@ -1,6 +1,6 @@
 """intake's HTTP contract (design.md, intake :8001) against a real database and Kafka broker."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,7 +11,7 @@ def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-NOW = lambda: datetime.now(timezone.utc)  # noqa: E731
+NOW = lambda: datetime.now(UTC)  # noqa: E731
 
 
 async def test_an_agent_opens_a_request_and_reads_it_back(intake):
@@ -247,13 +247,12 @@ async def test_the_same_idempotency_key_replays_the_first_answer(intake):
 
 
 async def test_an_idempotency_key_still_running_is_a_409(intake):
-    from shared.http.problems import Problem
-
     import asyncio
 
     from fastapi.responses import JSONResponse
 
     from shared.http.idempotency import IdempotentCall
+    from shared.http.problems import Problem
 
     store, release = intake.app.state.idempotency, asyncio.Event()
 

@@ -1,7 +1,7 @@
 """Each intake command publishes exactly the right CloudEvents, in order per request, through the outbox."""
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from shared.contracts.topics import INTAKE
 from shared.testing.kafka import collect, headers_of, subject_is
@@ -12,7 +12,7 @@ def iso(moment: datetime) -> str:
 
 
 async def test_commands_publish_their_cloudevents_in_order_with_time_sequence_and_correlation(intake, kafka_bootstrap):
-    received_at = (datetime.now(timezone.utc) - timedelta(hours=2)).replace(microsecond=0)
+    received_at = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
     correlation = str(uuid.uuid4())
     created = (await intake.client.post(
         "/v1/service-requests",

@@ -11,7 +11,6 @@ from datetime import date, datetime, timedelta
 import httpx
 import pytest
 
-
 from services.warranty.app import WarrantySettings, create_app
 from shared.clock import FixedClock, utcnow
 from shared.contracts.dispatch import AssignedBy, JobAssigned, JobCompleted, JobCreated
@@ -19,7 +18,7 @@ from shared.contracts.enums import Channel, CustomerTier, Priority, ServiceMode
 from shared.contracts.intake import Customer, Product, ServiceRequestReceived
 from shared.contracts.topics import DISPATCH, INTAKE
 from shared.testing.app import bearer, eventually, running
-from shared.testing.kafka import envelope_for, publish, group_at_end  # noqa: F401  (group_at_end: for the tests here)
+from shared.testing.kafka import envelope_for, group_at_end, publish  # noqa: F401  (group_at_end: for the tests here)
 
 
 async def warranty_settings(tmp_path, kafka_bootstrap: str, **overrides) -> WarrantySettings:
@@ -80,7 +79,7 @@ class Warranty:
 
         return await eventually(entries, until=predicate)
 
-    async def swap(self, job: "Job", *, category: str = "pump", unit_cost: str = "120.00", quantity: int = 1,
+    async def swap(self, job: Job, *, category: str = "pump", unit_cost: str = "120.00", quantity: int = 1,
                    headers: dict | None = None, **fields) -> httpx.Response:
         body = {"job_id": job.job_id, "request_id": job.request_id, "serial": job.serial,
                 "part_number": f"P-{category}", "part_category": category, "quantity": quantity,

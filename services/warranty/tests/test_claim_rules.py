@@ -1,6 +1,6 @@
 """Claim adjudication and money on their own, with fixed clocks."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -10,7 +10,7 @@ from services.warranty.coverage import Verdict
 from shared.contracts.warranty import ClaimSubmitted, CoverageBasis
 from shared.domain import InvalidTransition
 
-COMPLETED = datetime(2026, 3, 1, 16, 30, tzinfo=timezone.utc)
+COMPLETED = datetime(2026, 3, 1, 16, 30, tzinfo=UTC)
 COVERED = Verdict(True, date(2027, 1, 1), "covered: within ...", CoverageBasis.registered_sale)
 EXPIRED = Verdict(False, date(2026, 1, 1), "not covered: the 12-month warranty ... ended on 2026-01-01",
                   CoverageBasis.registered_sale)
@@ -25,7 +25,7 @@ def verdicts(reasons) -> dict[str, bool]:
 
 
 def filed_on_day(n: int, hour: int = 23) -> datetime:
-    return datetime.combine(COMPLETED.date() + timedelta(days=n), datetime.min.time(), timezone.utc) + timedelta(
+    return datetime.combine(COMPLETED.date() + timedelta(days=n), datetime.min.time(), UTC) + timedelta(
         hours=hour)
 
 

@@ -2,7 +2,7 @@
 reasons, officers' overrides with who and why, one claim per job, and a dealer sees only its own."""
 
 import json
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import func, select
 
@@ -65,7 +65,7 @@ async def test_a_claim_within_the_rules_is_approved_with_labour_and_covered_part
 
 async def test_a_claim_filed_on_the_30th_day_passes_and_on_the_31st_is_rejected_then_overridden(warranty):
     on_time, late = await completed_job(warranty), await completed_job(warranty)
-    completed_at = datetime.combine(warranty.today, time(0, 0, 1), timezone.utc)  # whatever the hour now
+    completed_at = datetime.combine(warranty.today, time(0, 0, 1), UTC)  # whatever the hour now
     await complete_job(warranty, on_time, at=completed_at)
     await complete_job(warranty, late, at=completed_at)
 

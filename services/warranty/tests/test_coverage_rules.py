@@ -1,6 +1,6 @@
 """Coverage on its own, with fixed dates: no database, no Kafka, no web."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -124,7 +124,7 @@ def test_unit_coverage_lists_each_named_categorys_last_day_and_excluded_ones_as_
 
 
 def test_setting_a_policy_again_for_the_same_effective_date_replaces_it():
-    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
     aggregate = ProductLinePolicy(id="policy:tractor")
     aggregate.set("tractor", 24, {}, [], None, at)
     aggregate.set("tractor", 36, {}, ["filter"], None, at)
@@ -137,7 +137,7 @@ def test_setting_a_policy_again_for_the_same_effective_date_replaces_it():
 def test_a_category_both_excluded_and_given_months_is_refused():
     with pytest.raises(RuleViolation) as refused:
         ProductLinePolicy(id="policy:x").set("x", 12, {"filter": 6}, ["FILTER"], None,
-                                             datetime(2026, 1, 1, tzinfo=timezone.utc))
+                                             datetime(2026, 1, 1, tzinfo=UTC))
     assert refused.value.field == "excluded_categories"
 
 

@@ -2,7 +2,7 @@
 billable on the swap date, scoped to the dealer's and technician's own jobs, bad input refused whole."""
 
 import json
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, select
 
@@ -13,7 +13,7 @@ from shared.testing.kafka import collect, headers_of, subject_is
 
 
 def noon(day: date) -> str:
-    return datetime.combine(day, time(12), timezone.utc).isoformat()
+    return datetime.combine(day, time(12), UTC).isoformat()
 
 
 async def stored_events(warranty) -> int:
@@ -58,7 +58,7 @@ async def test_a_swap_on_the_last_covered_day_is_covered_and_the_next_day_billab
     sn = await sold_unit(warranty, sold_on=warranty.today - timedelta(days=375), months=12)
     coverage = (await warranty.client.get(f"/v1/coverage?serial={sn}", headers=warranty.officer)).json()
     last_day = date.fromisoformat(coverage["expires_on"])
-    job = await open_job(warranty, sn, at=datetime.combine(last_day - timedelta(days=1), time(9), timezone.utc))
+    job = await open_job(warranty, sn, at=datetime.combine(last_day - timedelta(days=1), time(9), UTC))
 
     on_last_day = (await warranty.swap(job, occurred_at=noon(last_day))).json()
     day_after = (await warranty.swap(job, occurred_at=noon(last_day + timedelta(days=1)))).json()

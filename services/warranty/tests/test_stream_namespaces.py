@@ -6,8 +6,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from services.warranty.rebuild import rebuild
-from services.warranty.tests.test_claims import claim, completed_job
 from services.warranty.tests.conftest import complete_job
+from services.warranty.tests.test_claims import claim, completed_job
 from shared.contracts.topics import WARRANTY
 from shared.eventstore.tables import events
 from shared.testing.kafka import collect, headers_of, subject_is

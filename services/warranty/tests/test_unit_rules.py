@@ -1,7 +1,7 @@
 """The unit aggregate on its own, with fixed clocks: registration, returns and exchanges at their day
 boundaries, and the two-repair rule from a unit's own history."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,7 +11,7 @@ from shared.contracts.warranty import PartSwapped, ReturnKind
 from shared.domain import Conflict, RuleViolation
 
 SOLD = date(2026, 3, 1)
-T0 = datetime(2026, 3, 1, 15, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
 LIMITS = ReturnLimits(return_days=7, exchange_days=15)
 
 
@@ -23,7 +23,7 @@ def sold_unit(sold_on: date = SOLD) -> Unit:
 
 def day(n: int, hour: int = 12) -> datetime:
     """Noon (by default) of the n-th day after the sale date (day 0 is the sale date)."""
-    return datetime.combine(SOLD + timedelta(days=n), datetime.min.time(), timezone.utc) + timedelta(hours=hour)
+    return datetime.combine(SOLD + timedelta(days=n), datetime.min.time(), UTC) + timedelta(hours=hour)
 
 
 def swap(unit: Unit, job_id: str, at: datetime, *, category: str = "compressor", covered: bool = True) -> None:

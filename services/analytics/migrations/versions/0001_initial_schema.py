@@ -1,13 +1,11 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-21 08:08:03.779101
 """
-from alembic import op
 import sqlalchemy as sa
-import shared.eventstore.tables
-
+from alembic import op
 
 revision = '0001'
 down_revision = None

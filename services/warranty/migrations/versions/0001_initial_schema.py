@@ -1,13 +1,13 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-21 07:32:43.498727
 """
-from alembic import op
 import sqlalchemy as sa
-import shared.eventstore.tables
+from alembic import op
 
+import shared.eventstore.tables
 
 revision = '0001'
 down_revision = None

@@ -13,9 +13,8 @@ Warranty policies were already namespaced (`policy:<product line>`).
 Revision ID: 0002
 Revises: 0001
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0002"
 down_revision = "0001"
@@ -42,7 +41,7 @@ def _renumber_split_streams(bind) -> None:
     streams: dict[str, list[tuple[int, int]]] = {}
     for stream_id, position, version in rows:
         streams.setdefault(stream_id, []).append((position, version))
-    for stream_id, stored in streams.items():
+    for stored in streams.values():
         if [version for _, version in stored] == list(range(1, len(stored) + 1)):
             continue
         # Through negative versions first: (stream_id, version) is unique at every step.
