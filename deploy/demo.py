@@ -51,15 +51,23 @@ class Demo:
     def admin(self) -> dict[str, str]:
         return self.token("admin")
 
-    async def call(self, client: httpx.AsyncClient, service: str, method: str, path: str, *,
-                   headers: dict | None = None, ok: tuple[int, ...] = (200, 201), eventually: bool = False,
-                   **kw) -> dict | None:
+    async def call(
+        self,
+        client: httpx.AsyncClient,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        headers: dict | None = None,
+        ok: tuple[int, ...] = (200, 201),
+        eventually: bool = False,
+        **kw,
+    ) -> dict | None:
         """One call; failures are counted and reported at the end, never fatal. `eventually`: a 404 may only
         mean that the service has not yet read the event that tells it of the thing (a job): try again."""
         for _ in range(20 if eventually else 1):
             try:
-                response = await client.request(method, self.urls[service] + path, headers=headers or self.admin,
-                                                **kw)
+                response = await client.request(method, self.urls[service] + path, headers=headers or self.admin, **kw)
             except httpx.HTTPError as exc:
                 self.counts[f"{service}: {type(exc).__name__}"] += 1
                 return None
@@ -94,24 +102,53 @@ async def check_services(demo: Demo, client: httpx.AsyncClient) -> None:
 async def reference_data(demo: Demo, client: httpx.AsyncClient) -> None:
     if "dispatch" in demo.up:
         for region in REGIONS:
-            centers = [(f"RC-{region.upper()}", "repair_center", None),
-                       (f"AD-{region.upper()}", "authorized_dealer", demo.rng.choice(DEALERS))]
+            centers = [
+                (f"RC-{region.upper()}", "repair_center", None),
+                (f"AD-{region.upper()}", "authorized_dealer", demo.rng.choice(DEALERS)),
+            ]
             demo.technicians[region] = []
             for center_id, kind, dealer in centers:
-                await demo.call(client, "dispatch", "POST", "/v1/service-centers", ok=(201, 409), json={
-                    "id": center_id, "name": f"{kind.replace('_', ' ').title()} {region}", "region": region,
-                    "kind": kind, "dealer_id": dealer})
+                await demo.call(
+                    client,
+                    "dispatch",
+                    "POST",
+                    "/v1/service-centers",
+                    ok=(201, 409),
+                    json={
+                        "id": center_id,
+                        "name": f"{kind.replace('_', ' ').title()} {region}",
+                        "region": region,
+                        "kind": kind,
+                        "dealer_id": dealer,
+                    },
+                )
                 for n in range(2):
                     tech = f"TECH-{region[:2].upper()}{center_id[:2]}{n}"
                     skills = list(LINES) if n == 0 else demo.rng.sample(list(LINES), 2)
-                    await demo.call(client, "dispatch", "POST", "/v1/technicians", ok=(201, 409), json={
-                        "id": tech, "center_id": center_id, "name": f"Technician {tech}", "skills": skills})
+                    await demo.call(
+                        client,
+                        "dispatch",
+                        "POST",
+                        "/v1/technicians",
+                        ok=(201, 409),
+                        json={"id": tech, "center_id": center_id, "name": f"Technician {tech}", "skills": skills},
+                    )
                     demo.technicians[region].append(tech)
     if "warranty" in demo.up:
         for line in LINES:
-            await demo.call(client, "warranty", "POST", "/v1/warranty-policies", ok=(201, 409), json={
-                "product_line": line, "months": 24, "part_months": {"motor": 60},
-                "excluded_categories": ["filter", "belt"]})
+            await demo.call(
+                client,
+                "warranty",
+                "POST",
+                "/v1/warranty-policies",
+                ok=(201, 409),
+                json={
+                    "product_line": line,
+                    "months": 24,
+                    "part_months": {"motor": 60},
+                    "excluded_categories": ["filter", "belt"],
+                },
+            )
 
 
 async def wait_for_job(demo: Demo, client: httpx.AsyncClient, request_id: str) -> dict | None:
@@ -125,48 +162,84 @@ async def wait_for_job(demo: Demo, client: httpx.AsyncClient, request_id: str) -
     return None
 
 
-async def field_work(demo: Demo, client: httpx.AsyncClient, job: dict, request: dict, t: datetime,
-                     now: datetime, dealer: str | None) -> None:
+async def field_work(
+    demo: Demo, client: httpx.AsyncClient, job: dict, request: dict, t: datetime, now: datetime, dealer: str | None
+) -> None:
     """Accept, visit (once or twice), swap parts, complete, revisit, claim, complain — as far as time has come."""
     rng, job_url = demo.rng, f"/v1/jobs/{job['id']}"
     if not job.get("technician_id"):
         candidates = demo.technicians.get(request["customer"]["region"]) or [None]
-        if candidates[0] is None or not await demo.call(client, "dispatch", "POST", f"{job_url}/assign", json={
-                "technician_id": rng.choice(candidates), "occurred_at": at(t + timedelta(minutes=5))}):
+        if candidates[0] is None or not await demo.call(
+            client,
+            "dispatch",
+            "POST",
+            f"{job_url}/assign",
+            json={"technician_id": rng.choice(candidates), "occurred_at": at(t + timedelta(minutes=5))},
+        ):
             return
         t += timedelta(minutes=5)
     steps = [("accept", {}, rng.expovariate(1 / 25))]
     visits = 2 if rng.random() < 0.18 else 1
     for visit in range(visits):
         steps.append(("arrive", {}, rng.expovariate(1 / 300) + 20))
-        steps.append(("complete", {"fixed": visit == visits - 1, "resolution": "replaced part"},
-                      rng.expovariate(1 / 70) + 15))
+        steps.append(
+            ("complete", {"fixed": visit == visits - 1, "resolution": "replaced part"}, rng.expovariate(1 / 70) + 15)
+        )
     swap_ids = []
     for action, body, minutes in steps:
         t += timedelta(minutes=minutes)
         if t > now:
             return  # the future: the job stays open in the backlog
-        if not await demo.call(client, "dispatch", "POST", f"{job_url}/{action}",
-                               json={**body, "occurred_at": at(t)}):
+        if not await demo.call(client, "dispatch", "POST", f"{job_url}/{action}", json={**body, "occurred_at": at(t)}):
             return
         if action == "arrive" and "warranty" in demo.up and rng.random() < 0.5:
-            swap = await demo.call(client, "warranty", "POST", "/v1/part-swaps", eventually=True, headers=demo.token(
-                "warranty_officer"), json={
-                "job_id": job["id"], "request_id": request["id"], "serial": request["product"]["serial"],
-                "part_number": f"P-{rng.randrange(100, 999)}", "part_category": rng.choice(["motor", "pump", "belt"]),
-                "quantity": 1, "unit_cost": f"{rng.uniform(5, 400):.2f}", "occurred_at": at(t + timedelta(minutes=5))})
+            swap = await demo.call(
+                client,
+                "warranty",
+                "POST",
+                "/v1/part-swaps",
+                eventually=True,
+                headers=demo.token("warranty_officer"),
+                json={
+                    "job_id": job["id"],
+                    "request_id": request["id"],
+                    "serial": request["product"]["serial"],
+                    "part_number": f"P-{rng.randrange(100, 999)}",
+                    "part_category": rng.choice(["motor", "pump", "belt"]),
+                    "quantity": 1,
+                    "unit_cost": f"{rng.uniform(5, 400):.2f}",
+                    "occurred_at": at(t + timedelta(minutes=5)),
+                },
+            )
             if swap:
                 swap_ids.append(swap["id"])
     revisit_at = t + timedelta(hours=rng.uniform(20, 60))
     if revisit_at <= now and rng.random() < 0.8:
         score = rng.choices([s for s, _ in SATISFACTION], [w for _, w in SATISFACTION])[0]
-        await demo.call(client, "dispatch", "POST", f"{job_url}/revisit", headers=demo.token("agent"), json={
-            "satisfaction": score, "nps": min(10, max(0, score * 2 + rng.randrange(-1, 2))), "channel": "phone",
-            "occurred_at": at(revisit_at)})
+        await demo.call(
+            client,
+            "dispatch",
+            "POST",
+            f"{job_url}/revisit",
+            headers=demo.token("agent"),
+            json={
+                "satisfaction": score,
+                "nps": min(10, max(0, score * 2 + rng.randrange(-1, 2))),
+                "channel": "phone",
+                "occurred_at": at(revisit_at),
+            },
+        )
     if dealer and "warranty" in demo.up and rng.random() < 0.7:
-        await demo.call(client, "warranty", "POST", "/v1/claims", eventually=True,
-                        headers=demo.token("dealer", sub=dealer, dealer_id=dealer), ok=(201, 409, 422), json={"job_id": job["id"], "labour_minutes": rng.randrange(30, 240),
-                                                  "swap_ids": swap_ids})
+        await demo.call(
+            client,
+            "warranty",
+            "POST",
+            "/v1/claims",
+            eventually=True,
+            headers=demo.token("dealer", sub=dealer, dealer_id=dealer),
+            ok=(201, 409, 422),
+            json={"job_id": job["id"], "labour_minutes": rng.randrange(30, 240), "swap_ids": swap_ids},
+        )
 
 
 async def one_request(demo: Demo, client: httpx.AsyncClient, received: datetime, now: datetime) -> None:
@@ -175,35 +248,72 @@ async def one_request(demo: Demo, client: httpx.AsyncClient, received: datetime,
     line = rng.choice(list(LINES))
     serial = f"SN-{line[:2].upper()}-{uuid.uuid4().hex[:8]}"
     if "warranty" in demo.up and rng.random() < 0.8:
-        await demo.call(client, "warranty", "POST", "/v1/products", headers=demo.token("warranty_officer"), json={
-            "serial": serial, "model": LINES[line], "product_line": line, "dealer_id": dealer,
-            "sold_on": (received - timedelta(days=rng.randrange(30, 1000))).date().isoformat()})
-    request = await demo.call(client, "intake", "POST", "/v1/service-requests", headers=demo.token("agent"), json={
-        "dealer_id": dealer, "channel": "dealer" if dealer else rng.choice(["hotline", "web", "app"]),
-        "customer": {"name": f"Customer {rng.randrange(10_000)}", "phone": f"+49 170 {rng.randrange(10**7):07d}",
-                     "region": rng.choice(REGIONS)},
-        "product": {"serial": serial, "model": LINES[line], "product_line": line},
-        "purchase_date": (received - timedelta(days=rng.randrange(30, 900))).date().isoformat(),
-        "symptom": rng.choice(["does not start", "leaks water", "loud noise", "error E4", "stops after 10 min"]),
-        "customer_tier": rng.choice(["standard", "standard", "farmer", "key_account"]),
-        "urgent": rng.random() < 0.1, "occurred_at": at(received)})
+        await demo.call(
+            client,
+            "warranty",
+            "POST",
+            "/v1/products",
+            headers=demo.token("warranty_officer"),
+            json={
+                "serial": serial,
+                "model": LINES[line],
+                "product_line": line,
+                "dealer_id": dealer,
+                "sold_on": (received - timedelta(days=rng.randrange(30, 1000))).date().isoformat(),
+            },
+        )
+    request = await demo.call(
+        client,
+        "intake",
+        "POST",
+        "/v1/service-requests",
+        headers=demo.token("agent"),
+        json={
+            "dealer_id": dealer,
+            "channel": "dealer" if dealer else rng.choice(["hotline", "web", "app"]),
+            "customer": {
+                "name": f"Customer {rng.randrange(10_000)}",
+                "phone": f"+49 170 {rng.randrange(10**7):07d}",
+                "region": rng.choice(REGIONS),
+            },
+            "product": {"serial": serial, "model": LINES[line], "product_line": line},
+            "purchase_date": (received - timedelta(days=rng.randrange(30, 900))).date().isoformat(),
+            "symptom": rng.choice(["does not start", "leaks water", "loud noise", "error E4", "stops after 10 min"]),
+            "customer_tier": rng.choice(["standard", "standard", "farmer", "key_account"]),
+            "urgent": rng.random() < 0.1,
+            "occurred_at": at(received),
+        },
+    )
     if request is None:
         return
     url, agent, t = f"/v1/service-requests/{request['id']}", demo.token("agent"), received
     if rng.random() < 0.06:
         t += timedelta(minutes=rng.uniform(2, 20))
-        await demo.call(client, "intake", "POST", f"{url}/escalate", headers=agent,
-                        json={"reason": "needs second-level support", "occurred_at": at(t)})
+        await demo.call(
+            client,
+            "intake",
+            "POST",
+            f"{url}/escalate",
+            headers=agent,
+            json={"reason": "needs second-level support", "occurred_at": at(t)},
+        )
     t += timedelta(minutes=rng.expovariate(1 / 12) + 1)
     if t > now:
         return
     if rng.random() < 0.03:
-        await demo.call(client, "intake", "POST", f"{url}/cancel", headers=agent,
-                        json={"reason": "customer fixed it", "occurred_at": at(t)})
+        await demo.call(
+            client,
+            "intake",
+            "POST",
+            f"{url}/cancel",
+            headers=agent,
+            json={"reason": "customer fixed it", "occurred_at": at(t)},
+        )
         return
     mode = rng.choices(["phone", "onsite", "carry_in", "mail_in"], [22, 55, 15, 8])[0]
-    if not await demo.call(client, "intake", "POST", f"{url}/triage", headers=agent,
-                           json={"mode": mode, "occurred_at": at(t)}):
+    if not await demo.call(
+        client, "intake", "POST", f"{url}/triage", headers=agent, json={"mode": mode, "occurred_at": at(t)}
+    ):
         return
     job = None
     if mode != "phone" and "dispatch" in demo.up:
@@ -213,16 +323,29 @@ async def one_request(demo: Demo, client: httpx.AsyncClient, received: datetime,
     if "complaints" in demo.up and rng.random() < 0.05:
         complained = t + timedelta(hours=rng.uniform(1, 72))
         if complained <= now:
-            await demo.call(client, "complaints", "POST", "/v1/complaints", headers=agent, json={
-                "request_id": request["id"], "job_id": job["id"] if job else None, "channel": "hotline",
-                "category": rng.choice(["delay", "attitude", "quality", "fee"]), "severity": rng.choice(
-                    ["general", "general", "serious"]), "description": "The customer is unhappy",
-                "occurred_at": at(complained)})
+            await demo.call(
+                client,
+                "complaints",
+                "POST",
+                "/v1/complaints",
+                headers=agent,
+                json={
+                    "request_id": request["id"],
+                    "job_id": job["id"] if job else None,
+                    "channel": "hotline",
+                    "category": rng.choice(["delay", "attitude", "quality", "fee"]),
+                    "severity": rng.choice(["general", "general", "serious"]),
+                    "description": "The customer is unhappy",
+                    "occurred_at": at(complained),
+                },
+            )
 
 
 async def run(args: argparse.Namespace) -> int:
-    urls = {name: os.environ.get(f"{name.upper()}_URL", f"http://127.0.0.1:{port}").rstrip("/")
-            for name, port in SERVICES.items()}
+    urls = {
+        name: os.environ.get(f"{name.upper()}_URL", f"http://127.0.0.1:{port}").rstrip("/")
+        for name, port in SERVICES.items()
+    }
     settings = ServiceSettings()
     demo = Demo(urls, settings.auth_secret, random.Random(args.seed))
     days = min(args.days, settings.max_backdate_days - 1)
@@ -235,9 +358,11 @@ async def run(args: argparse.Namespace) -> int:
             print("intake is not up: there is nothing to fill (start everything with `make run`).")
             return 0
         await reference_data(demo, client)
-        arrivals = sorted(start + timedelta(days=d, hours=demo.rng.uniform(7, 19))
-                          for d in range(days + 1) for _ in range(demo.rng.randrange(args.per_day // 2,
-                                                                                     args.per_day * 3 // 2 + 1)))
+        arrivals = sorted(
+            start + timedelta(days=d, hours=demo.rng.uniform(7, 19))
+            for d in range(days + 1)
+            for _ in range(demo.rng.randrange(args.per_day // 2, args.per_day * 3 // 2 + 1))
+        )
         arrivals = [a for a in arrivals if a < now]
         print(f"opening {len(arrivals)} requests over {days} days ({args.concurrency} at a time) ...")
         gate = asyncio.Semaphore(args.concurrency)

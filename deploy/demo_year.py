@@ -40,10 +40,16 @@ REASONS = ["parts_unavailable", "customer_absent", "site_not_ready", "needs_expe
 
 def _received(rid: str, dealer: str | None, region: str, line: str, serial: str, urgent: bool):
     return intake.ServiceRequestReceived(
-        request_id=rid, dealer_id=dealer, channel="dealer" if dealer else "hotline",
+        request_id=rid,
+        dealer_id=dealer,
+        channel="dealer" if dealer else "hotline",
         customer=intake.Customer(name="A Customer", phone="+49 170 5550101", region=region),
-        product=intake.Product(serial=serial, model="M-1", product_line=line), purchase_date=None,
-        symptom="does not start", customer_tier="standard", urgent=urgent)
+        product=intake.Product(serial=serial, model="M-1", product_line=line),
+        purchase_date=None,
+        symptom="does not start",
+        customer_tier="standard",
+        urgent=urgent,
+    )
 
 
 def _completed(jid: str, rid: str, tech: str, fixed: bool, reason: str | None):
@@ -87,8 +93,18 @@ def lifecycle(rng: random.Random, received_at: datetime) -> list[tuple[object, d
     when = later(15)
     priority = rng.choices(["P1", "P2", "P3"], [1, 3, 6])[0]
     at(intake.ServiceRequestTriaged(request_id=rid, mode="onsite", priority=priority), when)
-    at(dispatch.JobCreated(job_id=jid, request_id=rid, mode="onsite", priority=priority, region=region,
-                           product_line=line, dealer_id=dealer), when)
+    at(
+        dispatch.JobCreated(
+            job_id=jid,
+            request_id=rid,
+            mode="onsite",
+            priority=priority,
+            region=region,
+            product_line=line,
+            dealer_id=dealer,
+        ),
+        when,
+    )
     at(intake.ServiceRequestDispatched(request_id=rid, job_id=jid), when)
     center = rng.choice(BY_REGION[region])
     tech = rng.choice(TECHNICIANS[center])
@@ -96,8 +112,10 @@ def lifecycle(rng: random.Random, received_at: datetime) -> list[tuple[object, d
     if rng.random() < 0.08:  # re-assigned before acceptance
         center = rng.choice(BY_REGION[region])
         tech = rng.choice(TECHNICIANS[center])
-        at(dispatch.JobAssigned(job_id=jid, request_id=rid, center_id=center, technician_id=tech, by="manual"),
-           later(30))
+        at(
+            dispatch.JobAssigned(job_id=jid, request_id=rid, center_id=center, technician_id=tech, by="manual"),
+            later(30),
+        )
     at(dispatch.JobAccepted(job_id=jid, request_id=rid, technician_id=tech), later(20))
     offline = rng.random() < 0.1  # this technician's app syncs its steps later
     if rng.random() < 0.1:
@@ -113,20 +131,38 @@ def lifecycle(rng: random.Random, received_at: datetime) -> list[tuple[object, d
             break
     if rng.random() < 0.7:
         score = rng.choices([1, 2, 3, 4, 5], [3, 5, 12, 40, 40])[0]
-        at(dispatch.RevisitDone(job_id=jid, request_id=rid, satisfaction=score, nps=rng.randrange(11),
-                                channel="phone"), later(1440))
+        at(
+            dispatch.RevisitDone(
+                job_id=jid, request_id=rid, satisfaction=score, nps=rng.randrange(11), channel="phone"
+            ),
+            later(1440),
+        )
         at(intake.ServiceRequestClosed(request_id=rid, outcome="resolved_and_revisited"), t)
     if rng.random() < 0.05:
         opened = later(120)
-        at(complaints.ComplaintOpened.model_validate(dict(
-            complaint_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)), request_id=rid, job_id=jid,
-            dealer_id=dealer, category="delay", severity="general", source="hotline", level=1,
-            ack_due=opened + timedelta(hours=1), resolve_due=opened + timedelta(hours=8))), opened)
+        at(
+            complaints.ComplaintOpened.model_validate(
+                dict(
+                    complaint_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    request_id=rid,
+                    job_id=jid,
+                    dealer_id=dealer,
+                    category="delay",
+                    severity="general",
+                    source="hotline",
+                    level=1,
+                    ack_due=opened + timedelta(hours=1),
+                    resolve_due=opened + timedelta(hours=8),
+                )
+            ),
+            opened,
+        )
     return out
 
 
-def records(requests: int, *, months: int = 12, seed: int = 2026, now: datetime | None = None
-            ) -> Iterator[tuple[str, bytes, bytes, list]]:
+def records(
+    requests: int, *, months: int = 12, seed: int = 2026, now: datetime | None = None
+) -> Iterator[tuple[str, bytes, bytes, list]]:
     """(topic, key, value, headers) of the history, request by request (received times spread over the
     months before `now`; steps that would lie in the future are not there yet)."""
     rng = random.Random(seed)
@@ -139,13 +175,16 @@ def records(requests: int, *, months: int = 12, seed: int = 2026, now: datetime 
                 break
             subject = data.subject
             sequences[subject] = sequences.get(subject, 0) + 1
-            envelope = replace(envelope_for(data, source=data.topic.split(".")[0], time=when,
-                                            sequence=sequences[subject]), recordedat=min(recorded, now))
+            envelope = replace(
+                envelope_for(data, source=data.topic.split(".")[0], time=when, sequence=sequences[subject]),
+                recordedat=min(recorded, now),
+            )
             yield to_record(envelope)
 
 
-async def publish_year(bootstrap: str, requests: int, *, months: int = 12, seed: int = 2026,
-                       progress: bool = False) -> int:
+async def publish_year(
+    bootstrap: str, requests: int, *, months: int = 12, seed: int = 2026, progress: bool = False
+) -> int:
     """Publish the history; return the number of records."""
     await ensure_topics(bootstrap, ALL_TOPICS, partitions=int(os.environ.get("KAFKA_TOPIC_PARTITIONS", "3")))
     producer = reliable_producer(bootstrap, "demo-year", linger_ms=50, max_batch_size=1 << 20)
@@ -174,10 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    sent = asyncio.run(publish_year(args.bootstrap, args.requests, months=args.months, seed=args.seed,
-                                    progress=True))
-    print(f"published {sent} records for {args.requests} requests over {args.months} months to {args.bootstrap} "
-          f"in {time.perf_counter() - started:.0f} s")
+    sent = asyncio.run(publish_year(args.bootstrap, args.requests, months=args.months, seed=args.seed, progress=True))
+    print(
+        f"published {sent} records for {args.requests} requests over {args.months} months to {args.bootstrap} "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
     return 0
 
 

@@ -47,16 +47,24 @@ def main() -> int:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
     if not bootstrap:
         ensure_jars()
-        broker = LocalKafkaBroker(port=int(os.environ.get("KAFKA_PORT", "9092")),
-                                  controller_port=int(os.environ.get("KAFKA_CONTROLLER_PORT", "9093")),
-                                  data_dir=VAR / "kafka")
+        broker = LocalKafkaBroker(
+            port=int(os.environ.get("KAFKA_PORT", "9092")),
+            controller_port=int(os.environ.get("KAFKA_CONTROLLER_PORT", "9093")),
+            data_dir=VAR / "kafka",
+        )
         print(f"starting Kafka on {broker.bootstrap} (data in {broker.data_dir}) ...", flush=True)
         broker.start()
         bootstrap = broker.bootstrap
     topic_settings = ServiceSettings()  # KAFKA_TOPIC_PARTITIONS, KAFKA_REPLICATION_FACTOR, KAFKA_MIN_INSYNC_REPLICAS
-    asyncio.run(ensure_topics(bootstrap, ALL_TOPICS, partitions=topic_settings.kafka_topic_partitions,
-                              replication=topic_settings.kafka_replication_factor,
-                              min_insync_replicas=topic_settings.kafka_min_insync_replicas))
+    asyncio.run(
+        ensure_topics(
+            bootstrap,
+            ALL_TOPICS,
+            partitions=topic_settings.kafka_topic_partitions,
+            replication=topic_settings.kafka_replication_factor,
+            min_insync_replicas=topic_settings.kafka_min_insync_replicas,
+        )
+    )
 
     processes: dict[str, subprocess.Popen] = {}
     try:
@@ -65,8 +73,14 @@ def main() -> int:
             env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "PORT": str(port)}
             env.setdefault("DATABASE_URL", "")
             log = open(VAR / f"{name}.log", "ab")
-            processes[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env,
-                                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            processes[name] = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         for name, process in processes.items():
             wait_healthy(f"http://127.0.0.1:{PORTS[name]}/healthz", process)
 
@@ -77,9 +91,11 @@ def main() -> int:
             base = f"http://127.0.0.1:{PORTS[name]}"
             print(f"  {name:<10} {base}   docs {base}/docs   log var/{name}.log")
         if "analytics" in processes:
-            print(f"\n  dashboard  http://127.0.0.1:{PORTS['analytics']}/dashboard#token=<TOKEN>   (fill it: make demo)")
+            print(
+                f"\n  dashboard  http://127.0.0.1:{PORTS['analytics']}/dashboard#token=<TOKEN>   (fill it: make demo)"
+            )
         print(f"\nAdmin token (12 h):\n  export TOKEN={token}\n")
-        print("Try:  curl -s -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8001/v1/service-requests")
+        print('Try:  curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8001/v1/service-requests')
         print("Stop with Ctrl-C.", flush=True)
 
         stop = {"now": False}

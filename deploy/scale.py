@@ -46,8 +46,9 @@ class Replica:
                 self.kill()
 
 
-def start_replicas(service: str, replicas: int, env: dict[str, str], log_dir: Path,
-                   ports: list[int] | None = None) -> list[Replica]:
+def start_replicas(
+    service: str, replicas: int, env: dict[str, str], log_dir: Path, ports: list[int] | None = None
+) -> list[Replica]:
     """Start the replicas and wait until each is healthy; if one fails, stop those already started."""
     started = []
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -56,11 +57,16 @@ def start_replicas(service: str, replicas: int, env: dict[str, str], log_dir: Pa
         log = open(log_dir / f"{service}-{index}.log", "ab")
         own = {}
         if service == "analytics":  # each replica its own DuckDB file and consumer group: it reads every partition
-            own = {"ANALYTICS_DUCKDB_PATH": str(log_dir / f"analytics-{index}-{port}.duckdb"),
-                   "CONSUMER_GROUP": f"{env.get('CONSUMER_GROUP', 'analytics')}-{index}"}
+            own = {
+                "ANALYTICS_DUCKDB_PATH": str(log_dir / f"analytics-{index}-{port}.duckdb"),
+                "CONSUMER_GROUP": f"{env.get('CONSUMER_GROUP', 'analytics')}-{index}",
+            }
         process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service}"], cwd=ROOT,
-            env={**os.environ, **env, **own, "PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", f"services.{service}"],
+            cwd=ROOT,
+            env={**os.environ, **env, **own, "PORT": str(port)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         started.append(Replica(service, index, port, process))

@@ -125,8 +125,9 @@ class WorkingCalendar:
                 merged.append((begin, finish))
         return merged
 
-    def _running(self, start: datetime, pauses: list[tuple[datetime, datetime | None]],
-                 until: datetime | None = None) -> Iterator[tuple[datetime, datetime]]:
+    def _running(
+        self, start: datetime, pauses: list[tuple[datetime, datetime | None]], until: datetime | None = None
+    ) -> Iterator[tuple[datetime, datetime]]:
         """The wall-clock stretches, in order from `start`, in which the clock runs. Ends when an open pause
         begins, or once past `until`."""
         day, idle = start.date(), 0

@@ -74,8 +74,7 @@ class TimeRules:
             )
         if previous is not None and occurred_at < previous:
             raise RuleViolation(
-                "occurred_at may not be before the previous step of this case "
-                f"({previous.isoformat()})",
+                f"occurred_at may not be before the previous step of this case ({previous.isoformat()})",
                 field="occurred_at",
             )
         return occurred_at

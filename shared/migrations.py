@@ -51,8 +51,10 @@ def alembic_config(service: str, url: str) -> Config:
     # The shared tables' history (shared/migrations_versions) beside the service's own; the service's first
     # revision depends on it.
     config.set_main_option("path_separator", "os")
-    config.set_main_option("version_locations",
-                           os.pathsep.join([str(ROOT / "shared" / "migrations_versions"), str(migrations / "versions")]))
+    config.set_main_option(
+        "version_locations",
+        os.pathsep.join([str(ROOT / "shared" / "migrations_versions"), str(migrations / "versions")]),
+    )
     config.set_main_option("sqlalchemy.url", url)
     config.attributes["service"] = service
     return config
@@ -65,8 +67,9 @@ def run_env(context) -> None:
     url = config.get_main_option("sqlalchemy.url")
 
     def migrate(connection) -> None:
-        context.configure(connection=connection, target_metadata=metadata, render_as_batch=url.startswith("sqlite"),
-                          compare_type=True)
+        context.configure(
+            connection=connection, target_metadata=metadata, render_as_batch=url.startswith("sqlite"), compare_type=True
+        )
         with context.begin_transaction():
             context.run_migrations()
 
@@ -92,8 +95,9 @@ def _has_branch(config: Config, label: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.migrations", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.migrations", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("service")
     parser.add_argument("action", choices=["upgrade", "revision", "check", "current"])
     parser.add_argument("message", nargs="?", default="change")
@@ -110,9 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     elif args.action == "revision":
         versions = ROOT / "services" / args.service / "migrations" / "versions"
         rev_id = f"{len(list(versions.glob('[0-9]*.py'))) + 1:04d}"
-        command.revision(config, message=args.message, autogenerate=True, rev_id=rev_id,
-                         head=f"{args.service}@head" if _has_branch(config, args.service) else "head",
-                         version_path=str(versions))
+        command.revision(
+            config,
+            message=args.message,
+            autogenerate=True,
+            rev_id=rev_id,
+            head=f"{args.service}@head" if _has_branch(config, args.service) else "head",
+            version_path=str(versions),
+        )
     elif args.action == "check":
         command.check(config)
     else:

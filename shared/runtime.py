@@ -71,9 +71,13 @@ class ServiceRuntime:
                 topics=consumes,
                 handlers=handlers or {},
                 consumer_factory=lambda: manual_commit_consumer(
-                    bootstrap, group, consumes, f"{prefix}-consumer",
+                    bootstrap,
+                    group,
+                    consumes,
+                    f"{prefix}-consumer",
                     session_timeout_ms=settings.consumer_session_timeout_ms,
-                    heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 6, 500)),
+                    heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 6, 500),
+                ),
                 producer_factory=lambda: reliable_producer(bootstrap, f"{prefix}-dlq"),
                 batch_size=settings.consumer_batch_size,
                 transaction_size=settings.consumer_transaction_size,
@@ -81,8 +85,9 @@ class ServiceRuntime:
             )
         scheduler = None
         if deadline_handler is not None:
-            scheduler = DeadlineScheduler(db, deadline_handler, source=name, clock=clock,
-                                          poll_interval=settings.deadline_poll_interval_ms / 1000)
+            scheduler = DeadlineScheduler(
+                db, deadline_handler, source=name, clock=clock, poll_interval=settings.deadline_poll_interval_ms / 1000
+            )
         runtime = cls(settings=settings, db=db, relay=relay, consumer=consumer, scheduler=scheduler)
         runtime._metadata = metadata
         return runtime
@@ -109,10 +114,13 @@ class ServiceRuntime:
         delay = 1.0
         while True:
             try:
-                await ensure_topics(self.settings.kafka_bootstrap, ALL_TOPICS,
-                                    partitions=self.settings.kafka_topic_partitions,
-                                    replication=self.settings.kafka_replication_factor,
-                                    min_insync_replicas=self.settings.kafka_min_insync_replicas)
+                await ensure_topics(
+                    self.settings.kafka_bootstrap,
+                    ALL_TOPICS,
+                    partitions=self.settings.kafka_topic_partitions,
+                    replication=self.settings.kafka_replication_factor,
+                    min_insync_replicas=self.settings.kafka_min_insync_replicas,
+                )
                 return
             except Exception as exc:
                 log.info("topics not ensured yet (%s); retrying", exc)
@@ -141,8 +149,9 @@ class ServiceRuntime:
         await self.start()
         app.state.settings = self.settings
         app.state.runtime = self
-        app.state.verifier = TokenVerifier(self.settings.auth_secret, self.settings.auth_public_key,
-                                           self.settings.auth_issuer)
+        app.state.verifier = TokenVerifier(
+            self.settings.auth_secret, self.settings.auth_public_key, self.settings.auth_issuer
+        )
         app.state.idempotency = IdempotencyStore(self.db)
         try:
             yield
@@ -173,8 +182,9 @@ def serve(create_app: Callable[[Any], Any], settings: ServiceSettings) -> None:
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
 
 
-def rebuild_from_event_store(settings: ServiceSettings, rebuild: Callable[[Database, EventStore], Awaitable[Any]],
-                             describe: Callable[[Any], str]) -> None:
+def rebuild_from_event_store(
+    settings: ServiceSettings, rebuild: Callable[[Database, EventStore], Awaitable[Any]], describe: Callable[[Any], str]
+) -> None:
     """`python -m services.<name>.rebuild`: fold the service's read model afresh from its own event store."""
 
     async def run() -> None:

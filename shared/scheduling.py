@@ -53,8 +53,9 @@ def deadline_name(stream_id: str, kind: str) -> str:
 
 async def schedule(conn: AsyncConnection, *, stream_id: str, kind: str, due_at: datetime) -> None:
     """Schedule (or move) the pending deadline `kind` of `stream_id`; a fired one is left as it is."""
-    await conn.execute(_SCHEDULE, {"name": deadline_name(stream_id, kind), "stream_id": stream_id, "kind": kind,
-                                   "due_at": due_at})
+    await conn.execute(
+        _SCHEDULE, {"name": deadline_name(stream_id, kind), "stream_id": stream_id, "kind": kind, "due_at": due_at}
+    )
 
 
 # Plain SQL: SQLAlchemy 2.0 cannot cache an INSERT .. ON CONFLICT and recompiled it on every call. SQLite and
@@ -74,8 +75,17 @@ async def cancel(conn: AsyncConnection, *, stream_id: str, kind: str) -> None:
 
 
 class DeadlineScheduler:
-    def __init__(self, db: Database, handler: DeadlineHandler, *, source: str, clock: Clock | None = None,
-                 poll_interval: float = 0.5, batch_size: int = 200, lease_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        handler: DeadlineHandler,
+        *,
+        source: str,
+        clock: Clock | None = None,
+        poll_interval: float = 0.5,
+        batch_size: int = 200,
+        lease_seconds: float = 10.0,
+    ) -> None:
         self.db = db
         self.handler = handler
         self.clock = clock or SystemClock()
@@ -110,17 +120,22 @@ class DeadlineScheduler:
         """Fire every pending deadline that is due now; return how many fired."""
         now = self.clock.now()
         async with self.db.read() as conn:
-            due = (await conn.execute(
-                select(deadlines).where(deadlines.c.state == "pending", deadlines.c.due_at <= now)
-                .order_by(deadlines.c.due_at).limit(self.batch_size)
-            )).all()
+            due = (
+                await conn.execute(
+                    select(deadlines)
+                    .where(deadlines.c.state == "pending", deadlines.c.due_at <= now)
+                    .order_by(deadlines.c.due_at)
+                    .limit(self.batch_size)
+                )
+            ).all()
         fired = 0
         for row in due:
             deadline = Deadline(row.name, row.stream_id, row.kind, row.due_at)
             try:
                 async with self.db.transaction() as conn:
                     claimed = await conn.execute(
-                        update(deadlines).where(deadlines.c.name == row.name, deadlines.c.state == "pending")
+                        update(deadlines)
+                        .where(deadlines.c.name == row.name, deadlines.c.state == "pending")
                         .values(state="fired")
                     )
                     if not claimed.rowcount:

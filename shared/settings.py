@@ -18,7 +18,8 @@ class ServiceSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface the HTTP server binds")
     service_name: str = Field("servicetrail", description="Name used as CloudEvents source and in logs")
     database_auto_create: bool = Field(
-        True, description="Create missing tables at start (development); false when migrations run first")
+        True, description="Create missing tables at start (development); false when migrations run first"
+    )
     database_url: str = Field(
         "",
         description="SQLAlchemy async URL; empty means a SQLite file var/<service>.db (WAL mode)",
@@ -27,10 +28,14 @@ class ServiceSettings(BaseSettings):
     kafka_client_id_prefix: str = "servicetrail"
     consumer_group: str = Field("", description="Kafka consumer group; empty means the service name")
     kafka_topic_partitions: int = Field(3, ge=1, description="Partitions of topics this service creates")
-    kafka_replication_factor: int = Field(1, ge=1, description="Replicas per partition of topics this service "
-                                                                "creates (3 on a cluster)")
-    kafka_min_insync_replicas: int | None = Field(None, ge=1, description="min.insync.replicas of topics this "
-                                                  "service creates (2 on a cluster; unset: the broker's default)")
+    kafka_replication_factor: int = Field(
+        1, ge=1, description="Replicas per partition of topics this service creates (3 on a cluster)"
+    )
+    kafka_min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="min.insync.replicas of topics this service creates (2 on a cluster; unset: the broker's default)",
+    )
     auth_secret: str = Field(DEVELOPMENT_SECRET, description="HS256 signing secret")
     auth_public_key: str = Field("", description="PEM public key: when set, tokens are verified with RS256")
     auth_issuer: str = ""
@@ -41,12 +46,17 @@ class ServiceSettings(BaseSettings):
     relay_lease_seconds: float = Field(10.0, gt=0)
     consumer_batch_size: int = Field(500, ge=1)
     consumer_transaction_size: int = Field(
-        100, ge=1, description="Events a consumer applies per database transaction (one commit for all)")
+        100, ge=1, description="Events a consumer applies per database transaction (one commit for all)"
+    )
     consumer_session_timeout_ms: int = Field(
-        10000, ge=6000, description="How soon a dead replica's partitions move to the others")
+        10000, ge=6000, description="How soon a dead replica's partitions move to the others"
+    )
     deadline_poll_interval_ms: int = Field(500, ge=10, description="How often due deadlines are looked for")
-    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Larger request bodies get a 413 before they are "
-                                                                  "read (bulk imports allow more)")
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Larger request bodies get a 413 before they are read (bulk imports allow more)",
+    )
     sqlite_synchronous: str = Field("FULL", pattern="^(OFF|NORMAL|FULL|EXTRA)$")
     otel_exporter_otlp_endpoint: str = Field("", description="OTLP/HTTP endpoint for traces; empty: no export")
     log_level: str = "INFO"

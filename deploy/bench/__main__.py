@@ -36,11 +36,20 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2, help="relay rounds; the fastest is kept (default 2)")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-relay", action="store_true")
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md",
-                        help="markdown report (default docs/benchmarks.md)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=ROOT / "docs" / "benchmarks.md",
+        help="markdown report (default docs/benchmarks.md)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only, do not write the report")
-    parser.add_argument("--wait-idle", type=float, default=30, metavar="SECONDS",
-                        help="first wait up to this long for other work on the machine to stop (default 30)")
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=30,
+        metavar="SECONDS",
+        help="first wait up to this long for other work on the machine to stop (default 30)",
+    )
     return parser.parse_args(argv)
 
 
@@ -85,8 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     levels = [int(level) for level in args.levels.split(",")]
     generator = _generator()
     if args.wait_idle > 0 and (used := wait_for_quiet(args.wait_idle)) >= 0.25:
-        _log(f"note: other processes use {used:.2f} cores (load average {load_average():.2f}); they compete "
-             "with the bench and skew its numbers (see the 'other' columns)")
+        _log(
+            f"note: other processes use {used:.2f} cores (load average {load_average():.2f}); they compete "
+            "with the bench and skew its numbers (see the 'other' columns)"
+        )
     workdir = Path(tempfile.mkdtemp(prefix="servicetrail-bench-"))
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, workdir, True)
@@ -97,18 +108,29 @@ def main(argv: list[str] | None = None) -> int:
             _log(f"HTTP: concurrency {levels}, {args.seconds:.0f}s each")
             http = run_http(bootstrap, broker_pid, workdir, levels, args.seconds, args.warmup, _log)
             check = http.relay
-            _log(f"  relay caught up: {'yes' if check.ok else 'NO'} ({check.received_events} received events, "
-                 f"outbox {check.outbox_left}, intake.events +{check.offset_delta}); "
-                 f"all intake responses 201: {'yes' if http.intake_2xx_only else 'NO'}")
+            _log(
+                f"  relay caught up: {'yes' if check.ok else 'NO'} ({check.received_events} received events, "
+                f"outbox {check.outbox_left}, intake.events +{check.offset_delta}); "
+                f"all intake responses 201: {'yes' if http.intake_2xx_only else 'NO'}"
+            )
         if not args.skip_relay:
             _log(f"relay: {args.events} events, {args.rounds} rounds")
             relay = _run_async(run_relay(bootstrap, broker_pid, workdir, args.events, args.rounds, _log))
-        report = Report(machine=machine(), generator=generator, seconds=args.seconds, warmup=args.warmup,
-                        fsync_ms=fsync_ms(workdir), http=http, relay=relay)
+        report = Report(
+            machine=machine(),
+            generator=generator,
+            seconds=args.seconds,
+            warmup=args.warmup,
+            fsync_ms=fsync_ms(workdir),
+            http=http,
+            relay=relay,
+        )
     report.total_seconds = time.monotonic() - started
     _log("\n" + console(report) + "\n")
-    _log(f"aiokafka C extensions: {'loaded' if report.machine.aiokafka_c else 'NOT loaded'} "
-         f"({report.machine.aiokafka_c_detail})")
+    _log(
+        f"aiokafka C extensions: {'loaded' if report.machine.aiokafka_c else 'NOT loaded'} "
+        f"({report.machine.aiokafka_c_detail})"
+    )
     if not args.no_write:
         args.output.write_text(render(report))
         _log(f"wrote {args.output}")

@@ -49,11 +49,18 @@ SECRET = ServiceSettings().auth_secret
 
 # --- replay ----------------------------------------------------------------------------------------------
 
+
 async def raw_read(bootstrap: str) -> tuple[int, float]:
     """A bare aiokafka consumer reading the same topics from their beginning to their end: (records, seconds)."""
     started = time.perf_counter()
-    consumer = AIOKafkaConsumer(*CONSUMES, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", isolation_level="read_committed")
+    consumer = AIOKafkaConsumer(
+        *CONSUMES,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
     await consumer.start()
     count = 0
     try:
@@ -75,17 +82,26 @@ async def raw_read(bootstrap: str) -> tuple[int, float]:
 
 # --- services as processes -------------------------------------------------------------------------------
 
+
 class Service:
     def __init__(self, name: str, workdir: Path, bootstrap: str) -> None:
         self.name, self.port = name, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.duckdb = workdir / f"{name}-{self.port}.duckdb"
-        env = {**os.environ, "PORT": str(self.port), "KAFKA_BOOTSTRAP": bootstrap, "LOG_JSON": "false",
-               "LOG_LEVEL": "WARNING", "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/{name}-{self.port}.db",
-               "ANALYTICS_DUCKDB_PATH": str(self.duckdb), "CONSUMER_GROUP": f"bench-{name}-{uuid.uuid4().hex[:6]}"}
+        env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "KAFKA_BOOTSTRAP": bootstrap,
+            "LOG_JSON": "false",
+            "LOG_LEVEL": "WARNING",
+            "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/{name}-{self.port}.db",
+            "ANALYTICS_DUCKDB_PATH": str(self.duckdb),
+            "CONSUMER_GROUP": f"bench-{name}-{uuid.uuid4().hex[:6]}",
+        }
         self.log = open(workdir / f"{name}-{self.port}.log", "wb")
-        self.process = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env,
-                                        stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
 
     async def healthy(self, timeout: float = 60) -> Service:
         deadline = time.monotonic() + timeout
@@ -122,9 +138,14 @@ class Service:
 
 
 def _body(dealer: str) -> dict:
-    return {"dealer_id": dealer, "channel": "dealer", "symptom": "noise", "purchase_date": "2025-01-01",
-            "customer": {"name": "B", "phone": "+49 170 5550101", "region": "north"},
-            "product": {"serial": f"SN-{uuid.uuid4().hex[:12]}", "model": "M", "product_line": "tractor"}}
+    return {
+        "dealer_id": dealer,
+        "channel": "dealer",
+        "symptom": "noise",
+        "purchase_date": "2025-01-01",
+        "customer": {"name": "B", "phone": "+49 170 5550101", "region": "north"},
+        "product": {"serial": f"SN-{uuid.uuid4().hex[:12]}", "model": "M", "product_line": "tractor"},
+    }
 
 
 def percentile(values: list[float], pct: int) -> float:
@@ -141,22 +162,27 @@ async def measure_lag(intake_url: str, analytics_url: str, rate: float, seconds:
     load = {"created": 0, "failed": 0}
     limits = httpx.Limits(max_connections=64)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
         async def background(dealer_no: int) -> None:
-            response = await client.post(f"{intake_url}/v1/service-requests", json=_body(f"LOAD{dealer_no % 50}"),
-                                         headers=agent)
+            response = await client.post(
+                f"{intake_url}/v1/service-requests", json=_body(f"LOAD{dealer_no % 50}"), headers=agent
+            )
             load["created" if response.status_code == 201 else "failed"] += 1
 
         async def probe() -> None:
             dealer = f"PROBE-{uuid.uuid4().hex[:10]}"
-            viewer = {"Authorization": f"Bearer {mint_token(SECRET, subject=dealer, roles=['dealer'], dealer_id=dealer)}"}
+            viewer = {
+                "Authorization": f"Bearer {mint_token(SECRET, subject=dealer, roles=['dealer'], dealer_id=dealer)}"
+            }
             response = await client.post(f"{intake_url}/v1/service-requests", json=_body(dealer), headers=agent)
             created = time.perf_counter()
             if response.status_code != 201:
                 load["failed"] += 1
                 return
             while time.perf_counter() - created < 10:
-                rows = (await client.get(f"{analytics_url}/v1/views/throughput", params=window,
-                                         headers=viewer)).json()["rows"]
+                rows = (await client.get(f"{analytics_url}/v1/views/throughput", params=window, headers=viewer)).json()[
+                    "rows"
+                ]
                 if rows and rows[0]["received"] == 1:
                     lags.append((time.perf_counter() - created) * 1000)
                     return
@@ -180,11 +206,15 @@ async def measure_lag(intake_url: str, analytics_url: str, rate: float, seconds:
         started = time.perf_counter()
         await asyncio.gather(probes(), *([steady_load()] if rate else []))
         elapsed = time.perf_counter() - started
-    return {"rate": rate, "achieved_rps": round(load["created"] / elapsed, 1), "failed": load["failed"],
-            "probes": len(lags), "p50_ms": round(percentile(lags, 50), 1), "p99_ms": round(percentile(lags, 99), 1),
-            "max_ms": round(max(lags), 1)}
-
-
+    return {
+        "rate": rate,
+        "achieved_rps": round(load["created"] / elapsed, 1),
+        "failed": load["failed"],
+        "probes": len(lags),
+        "p50_ms": round(percentile(lags, 50), 1),
+        "p99_ms": round(percentile(lags, 99), 1),
+        "max_ms": round(max(lags), 1),
+    }
 
 
 async def wait_caught_up(analytics_url: str, bootstrap: str, timeout: float = 3600) -> float:
@@ -217,18 +247,30 @@ async def wait_caught_up(analytics_url: str, bootstrap: str, timeout: float = 36
 
 # --- rebuild in its own process --------------------------------------------------------------------------
 
+
 def rebuild_process(bootstrap: str, workdir: Path) -> dict:
     """`python -m services.analytics.rebuild` into a fresh file: its report, peak RSS and file size."""
     path = workdir / f"rebuild-{uuid.uuid4().hex[:6]}.duckdb"
-    env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "ANALYTICS_DUCKDB_PATH": str(path), "LOG_JSON": "false",
-           "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP": bootstrap,
+        "ANALYTICS_DUCKDB_PATH": str(path),
+        "LOG_JSON": "false",
+        "LOG_LEVEL": "WARNING",
+    }
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    result = subprocess.run([sys.executable, "-m", "services.analytics.rebuild"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=7200)
+    result = subprocess.run(
+        [sys.executable, "-m", "services.analytics.rebuild"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=7200,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"rebuild failed: {result.stdout}{result.stderr}")
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    report = json.loads(result.stdout[result.stdout.index("{"):])
+    report = json.loads(result.stdout[result.stdout.index("{") :])
     report["peak_rss_mb"] = round(max(peak, before) / 1024, 0) if peak > before else None
     report["file_mb"] = round(sum(f.stat().st_size for f in workdir.glob(path.name + "*")) / 1e6, 1)
     return report
@@ -236,20 +278,25 @@ def rebuild_process(bootstrap: str, workdir: Path) -> dict:
 
 # --- views -----------------------------------------------------------------------------------------------
 
+
 def windows(today) -> dict[str, dict]:
     end = today + timedelta(days=1)
-    return {"30 days": {"from": (end - timedelta(days=30)).isoformat(), "to": end.isoformat()},
-            "12 months": {"from": (end - timedelta(days=365)).isoformat(), "to": end.isoformat()}}
+    return {
+        "30 days": {"from": (end - timedelta(days=30)).isoformat(), "to": end.isoformat()},
+        "12 months": {"from": (end - timedelta(days=365)).isoformat(), "to": end.isoformat()},
+    }
 
 
-async def time_calls(client: httpx.AsyncClient, url: str, calls: list[tuple[str, dict]], repeat: int,
-                     headers: dict) -> list[float]:
+async def time_calls(
+    client: httpx.AsyncClient, url: str, calls: list[tuple[str, dict]], repeat: int, headers: dict
+) -> list[float]:
     """Milliseconds per round of `calls` (issued together, as a page does), `repeat` rounds."""
     timings = []
     for _ in range(repeat):
         started = time.perf_counter()
-        responses = await asyncio.gather(*(client.get(f"{url}{path}", params=params, headers=headers)
-                                           for path, params in calls))
+        responses = await asyncio.gather(
+            *(client.get(f"{url}{path}", params=params, headers=headers) for path, params in calls)
+        )
         timings.append((time.perf_counter() - started) * 1000)
         for response in responses:
             if response.status_code != 200:
@@ -268,16 +315,30 @@ async def measure_views(analytics_url: str, repeat: int) -> tuple[list[dict], di
                 for group_by in ("all", "dealer", "technician", "day"):
                     for moment in (None, as_of):
                         params = {**window, "group_by": group_by, **({"as_of": moment} if moment else {})}
-                        timings = await time_calls(client, analytics_url, [(f"/v1/views/{view}", params)], repeat,
-                                                   analyst)
-                        rows.append({"view": view, "group_by": group_by, "window": window_name,
-                                     "as_of": bool(moment), "p50": percentile(timings, 50),
-                                     "p99": percentile(timings, 99)})
+                        timings = await time_calls(
+                            client, analytics_url, [(f"/v1/views/{view}", params)], repeat, analyst
+                        )
+                        rows.append(
+                            {
+                                "view": view,
+                                "group_by": group_by,
+                                "window": window_name,
+                                "as_of": bool(moment),
+                                "p50": percentile(timings, 50),
+                                "p99": percentile(timings, 99),
+                            }
+                        )
         # The dashboard's calls, issued together as the page does (dealer grouping, default 30-day window).
-        page = [("/v1/views/throughput", {"group_by": "dealer"}), ("/v1/views/throughput", {"group_by": "all"}),
-                ("/v1/views/satisfaction", {"group_by": "dealer"}), ("/v1/views/satisfaction", {"group_by": "all"}),
-                ("/v1/views/scorecard", {"group_by": "dealer"}), ("/v1/views/trend", {}),
-                ("/v1/views/durations", {}), ("/v1/views/alerts", {"limit": 100})]
+        page = [
+            ("/v1/views/throughput", {"group_by": "dealer"}),
+            ("/v1/views/throughput", {"group_by": "all"}),
+            ("/v1/views/satisfaction", {"group_by": "dealer"}),
+            ("/v1/views/satisfaction", {"group_by": "all"}),
+            ("/v1/views/scorecard", {"group_by": "dealer"}),
+            ("/v1/views/trend", {}),
+            ("/v1/views/durations", {}),
+            ("/v1/views/alerts", {"limit": 100}),
+        ]
         timings = await time_calls(client, analytics_url, page, repeat, analyst)
     return rows, {"p50": percentile(timings, 50), "p99": percentile(timings, 99)}
 
@@ -291,8 +352,8 @@ async def measure_process(analytics_url: str, repeat: int) -> dict:
     """Each process view over HTTP (group_by all/dealer/technician × 30 days/12 months, live and `as_of`),
     p50/p99; then the 12-month OCEL 2.0 JSON export streamed once (MB, seconds)."""
     analyst = {"Authorization": f"Bearer {mint_token(SECRET, subject='bench', roles=['analyst'])}"}
-    today = datetime.now(timezone.utc).date()
-    as_of = (datetime.now(timezone.utc) - timedelta(days=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    today = datetime.now(UTC).date()
+    as_of = (datetime.now(UTC) - timedelta(days=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
     rows = []
     async with httpx.AsyncClient(timeout=600) as client:
         for window_name, window in windows(today).items():
@@ -300,14 +361,23 @@ async def measure_process(analytics_url: str, repeat: int) -> dict:
                 for group_by in ("all", "dealer", "technician"):
                     for moment in (None, as_of):
                         params = {**window, "group_by": group_by, **({"as_of": moment} if moment else {})}
-                        timings = await time_calls(client, analytics_url, [(f"/v1/views/{view}", params)], repeat,
-                                                   analyst)
-                        rows.append({"view": view, "group_by": group_by, "window": window_name,
-                                     "as_of": bool(moment), "p50": percentile(timings, 50),
-                                     "p99": percentile(timings, 99)})
+                        timings = await time_calls(
+                            client, analytics_url, [(f"/v1/views/{view}", params)], repeat, analyst
+                        )
+                        rows.append(
+                            {
+                                "view": view,
+                                "group_by": group_by,
+                                "window": window_name,
+                                "as_of": bool(moment),
+                                "p50": percentile(timings, 50),
+                                "p99": percentile(timings, 99),
+                            }
+                        )
         started, size = time.perf_counter(), 0
-        async with client.stream("GET", f"{analytics_url}/v1/exports/ocel", params=windows(today)["12 months"],
-                                 headers=analyst) as response:
+        async with client.stream(
+            "GET", f"{analytics_url}/v1/exports/ocel", params=windows(today)["12 months"], headers=analyst
+        ) as response:
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
         seconds = time.perf_counter() - started
@@ -318,60 +388,91 @@ def process_report(r: dict) -> list[str]:
     p = r["process"]
     ocel_rate = r["records"] / p["ocel_seconds"]
     return [
-        "## The process view and the exports over HTTP", "",
+        "## The process view and the exports over HTTP",
+        "",
         f"Each call {r['repeat']} times, as above. Aims at 1M requests: every process view p50 ≤ 150 ms; a 12-month "
         "OCEL export ≥ 50k events/s with flat memory. Baseline (before this run's code, the Python fold per "
-        "query): hand-offs ~180 ms at 5k requests, seconds at a year's scale.", "",
-        "| view | group_by | window | as_of | p50 ms | p99 ms |", "|---|---|---|---|---|---|",
-        *[f"| {x['view']} | {x['group_by']} | {x['window']} | {'yes' if x['as_of'] else 'no'} | {x['p50']:.0f} | "
-          f"{x['p99']:.0f} |" for x in p["views"]], "",
+        "query): hand-offs ~180 ms at 5k requests, seconds at a year's scale.",
+        "",
+        "| view | group_by | window | as_of | p50 ms | p99 ms |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {x['view']} | {x['group_by']} | {x['window']} | {'yes' if x['as_of'] else 'no'} | {x['p50']:.0f} | "
+            f"{x['p99']:.0f} |"
+            for x in p["views"]
+        ],
+        "",
         f"OCEL 2.0 JSON, 12 months: {p['ocel_mb']:.1f} MB in {p['ocel_seconds']:.1f} s, ~{ocel_rate:.0f} "
-        "records/s (the topics' record count over the export's time).", "",
+        "records/s (the topics' record count over the export's time).",
+        "",
     ]
 
 
 # --- report ----------------------------------------------------------------------------------------------
 
+
 def report(r: dict, out: Path) -> str:
     views = r["views"]
     worst = max(views, key=lambda x: x["p99"])
     lines = [
-        "# Analytics benchmark", "",
+        "# Analytics benchmark",
+        "",
         f"`python -m deploy.bench.analytics --requests {r['requests']}` on {platform.node()} ({os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}), {r['when']}. Kafka: {r['broker']}, 3 partitions per topic. The "
         "load generator, the services and the broker share the machine's cores with other work (load average "
-        f"{r['load_before']:.1f} at the start, {r['load_after']:.1f} at the end).", "",
+        f"{r['load_before']:.1f} at the start, {r['load_after']:.1f} at the end).",
+        "",
         f"History: {r['requests']} service requests over 12 months (`deploy/demo_year.py`: 20 dealers and direct "
         f"customers, 200 technicians), **{r['records']} records** in the four topics, published in "
-        f"{r['publish_seconds']:.0f} s.", "",
-        "## Reading the topics from the beginning", "",
-        "| reader | records/s | ratio to raw | peak RSS | DuckDB file |", "|---|---|---|---|---|",
+        f"{r['publish_seconds']:.0f} s.",
+        "",
+        "## Reading the topics from the beginning",
+        "",
+        "| reader | records/s | ratio to raw | peak RSS | DuckDB file |",
+        "|---|---|---|---|---|",
         f"| raw aiokafka consumer (read only, baseline) | {r['raw_rate']:.0f} | 1.00 | | |",
         f"| rebuild (`python -m services.analytics.rebuild`) | {r['rebuild']['records_per_second']:.0f} | "
         f"{r['rebuild']['records_per_second'] / r['raw_rate']:.2f} | {r['rebuild']['peak_rss_mb']} MB | "
         f"{r['rebuild']['file_mb']} MB |",
         f"| live catch-up (a fresh analytics process, batch consumer) | {r['catchup_rate']:.0f} | "
-        f"{r['catchup_rate'] / r['raw_rate']:.2f} | {r['catchup_rss_mb']:.0f} MB | {r['catchup_file_mb']:.1f} MB |", "",
+        f"{r['catchup_rate'] / r['raw_rate']:.2f} | {r['catchup_rss_mb']:.0f} MB | {r['catchup_file_mb']:.1f} MB |",
+        "",
         f"Rebuild: read and stored {r['rebuild']['read_seconds']:.1f} s, deduplicated, indexed and folded "
         f"{r['rebuild']['requests']} requests into {r['rebuild']['fact_versions']} fact versions in "
         f"{r['rebuild']['fold_seconds']:.1f} s. Aims at 1M requests: catch-up ≥ 0.3 of raw, rebuild ≥ 0.5, "
-        "RSS ≤ 1 GB.", "",
-        "## Views over HTTP (analyst token, the caught-up process)", "",
+        "RSS ≤ 1 GB.",
+        "",
+        "## Views over HTTP (analyst token, the caught-up process)",
+        "",
         f"Each call {r['repeat']} times; `as_of` = 60 days ago (the versions that held then). Aims at 1M requests: "
-        "p50 ≤ 100 ms, p99 ≤ 300 ms.", "",
-        "| view | group_by | window | as_of | p50 ms | p99 ms |", "|---|---|---|---|---|---|",
-        *[f"| {x['view']} | {x['group_by']} | {x['window']} | {'yes' if x['as_of'] else 'no'} | {x['p50']:.0f} | "
-          f"{x['p99']:.0f} |" for x in views], "",
+        "p50 ≤ 100 ms, p99 ≤ 300 ms.",
+        "",
+        "| view | group_by | window | as_of | p50 ms | p99 ms |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {x['view']} | {x['group_by']} | {x['window']} | {'yes' if x['as_of'] else 'no'} | {x['p50']:.0f} | "
+            f"{x['p99']:.0f} |"
+            for x in views
+        ],
+        "",
         f"Slowest p99: {worst['view']} by {worst['group_by']} over {worst['window']}"
         f"{' as_of' if worst['as_of'] else ''}: {worst['p99']:.0f} ms. The dashboard's eight calls issued together "
-        f"(as the page does): p50 {r['dashboard']['p50']:.0f} ms, p99 {r['dashboard']['p99']:.0f} ms.", "",
-        "## Lag from intake's HTTP 201 to the change being visible in a view", "",
+        f"(as the page does): p50 {r['dashboard']['p50']:.0f} ms, p99 {r['dashboard']['p99']:.0f} ms.",
+        "",
+        "## Lag from intake's HTTP 201 to the change being visible in a view",
+        "",
         "Probe requests (one dealer each, one at a time, 100 ms apart) opened at intake during a steady background",
         "load, with the history above in analytics; each probe polls the throughput view with its dealer's token",
-        "every 10 ms until its request shows. Aim: p99 ≤ 250 ms at 100 requests/s.", "",
-        "| background load (req/s asked → achieved) | probes | p50 | p99 | max |", "|---|---|---|---|---|",
-        *[f"| {x['rate']} → {x['achieved_rps']} | {x['probes']} | {x['p50_ms']} ms | {x['p99_ms']} ms | "
-          f"{x['max_ms']} ms |" for x in r["lag"]], "",
+        "every 10 ms until its request shows. Aim: p99 ≤ 250 ms at 100 requests/s.",
+        "",
+        "| background load (req/s asked → achieved) | probes | p50 | p99 | max |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {x['rate']} → {x['achieved_rps']} | {x['probes']} | {x['p50_ms']} ms | {x['p99_ms']} ms | "
+            f"{x['max_ms']} ms |"
+            for x in r["lag"]
+        ],
+        "",
         *(process_report(r) if "process" in r else []),
     ]
     text = "\n".join(lines)
@@ -382,8 +483,13 @@ def report(r: dict, out: Path) -> str:
 
 async def run(args, bootstrap: str, broker_name: str, workdir: Path) -> dict:
     await ensure_topics(bootstrap, ALL_TOPICS, partitions=3)
-    results: dict = {"when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "broker": broker_name,
-                     "requests": args.requests, "repeat": args.repeat, "load_before": os.getloadavg()[0]}
+    results: dict = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "broker": broker_name,
+        "requests": args.requests,
+        "repeat": args.repeat,
+        "load_before": os.getloadavg()[0],
+    }
     print(f"publishing {args.requests} requests ...", flush=True)
     started = time.perf_counter()
     await publish_year(bootstrap, args.requests, progress=True)
@@ -427,8 +533,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=11, help="calls per view for the percentiles")
-    parser.add_argument("--rates", type=float, nargs="+", default=[100],
-                        help="background requests per second at intake during the lag probes")
+    parser.add_argument(
+        "--rates",
+        type=float,
+        nargs="+",
+        default=[100],
+        help="background requests per second at intake during the lag probes",
+    )
     parser.add_argument("--seconds", type=float, default=20, help="length of each lag run")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench-analytics.md")
     args = parser.parse_args(argv)
@@ -441,8 +552,9 @@ def main(argv: list[str] | None = None) -> int:
         broker.start()
         bootstrap = broker.bootstrap
     try:
-        results = asyncio.run(run(args, bootstrap, "local single-node Apache Kafka (KRaft)" if broker else bootstrap,
-                                  workdir))
+        results = asyncio.run(
+            run(args, bootstrap, "local single-node Apache Kafka (KRaft)" if broker else bootstrap, workdir)
+        )
     finally:
         if broker is not None:
             broker.stop()

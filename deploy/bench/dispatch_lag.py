@@ -59,8 +59,9 @@ class Run:
 
     def lags(self) -> list[tuple[int, int]]:
         """(triaged ms, lag ms) of every measured request that was assigned, in publication order."""
-        return sorted((sent, self.assigned_at[rid] - sent) for rid, sent in self.triaged_at.items()
-                      if rid in self.assigned_at)
+        return sorted(
+            (sent, self.assigned_at[rid] - sent) for rid, sent in self.triaged_at.items() if rid in self.assigned_at
+        )
 
 
 def percentile(sorted_values: list[int], pct: float) -> float:
@@ -96,9 +97,15 @@ class DispatchProcess:
     def __init__(self, workdir: Path, bootstrap: str) -> None:
         self.port = free_port()
         self.group = f"bench-dispatch-{uuid.uuid4().hex[:8]}"
-        self.env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/dispatch.db",
-                    "KAFKA_BOOTSTRAP": bootstrap, "CONSUMER_GROUP": self.group, "PORT": str(self.port),
-                    "AUTH_SECRET": SECRET, "LOG_LEVEL": "WARNING"}
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/dispatch.db",
+            "KAFKA_BOOTSTRAP": bootstrap,
+            "CONSUMER_GROUP": self.group,
+            "PORT": str(self.port),
+            "AUTH_SECRET": SECRET,
+            "LOG_LEVEL": "WARNING",
+        }
         self.log = workdir / "dispatch.log"
         self.process: subprocess.Popen | None = None
 
@@ -108,8 +115,14 @@ class DispatchProcess:
 
     async def start(self) -> None:
         with open(self.log, "ab") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "services.dispatch"], cwd=ROOT, env=self.env,
-                                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "services.dispatch"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         async with httpx.AsyncClient(base_url=self.url, timeout=2) as client:
             for _ in range(300):
                 if self.process.poll() is not None:
@@ -144,8 +157,12 @@ async def staff(url: str, technicians: int) -> None:
         center = {"id": "BENCH-C1", "name": "Bench center", "region": CUSTOMER["region"], "kind": "repair_center"}
         (await client.post("/v1/service-centers", json=center)).raise_for_status()
         for i in range(technicians):
-            body = {"id": f"BENCH-T{i:03d}", "center_id": "BENCH-C1", "name": f"Technician {i}",
-                    "skills": [MODEL["product_line"]]}
+            body = {
+                "id": f"BENCH-T{i:03d}",
+                "center_id": "BENCH-C1",
+                "name": f"Technician {i}",
+                "skills": [MODEL["product_line"]],
+            }
             (await client.post("/v1/technicians", json=body)).raise_for_status()
 
 
@@ -183,13 +200,13 @@ async def publish_paced(bootstrap: str, run: Run) -> None:
             if delay > 0:
                 await asyncio.sleep(delay)
             received = received_event(f"SN-BENCH-{uuid.uuid4().hex[:12]}")
-            triaged = ServiceRequestTriaged(request_id=received.request_id, mode=ServiceMode.onsite,
-                                            priority=Priority.P3, note=None)
+            triaged = ServiceRequestTriaged(
+                request_id=received.request_id, mode=ServiceMode.onsite, priority=Priority.P3, note=None
+            )
             stamp = int(time.time() * 1000)
             for data, sequence in ((received, 1), (triaged, 2)):
                 topic, key, value, headers = to_record(envelope_for(data, source="intake", sequence=sequence))
-                deliveries.append(await producer.send(topic, value=value, key=key, headers=headers,
-                                                      timestamp_ms=stamp))
+                deliveries.append(await producer.send(topic, value=value, key=key, headers=headers, timestamp_ms=stamp))
             if i >= warmup:
                 run.triaged_at[received.request_id] = stamp
             if len(deliveries) >= 2000:
@@ -234,11 +251,17 @@ async def measure(bootstrap: str, workdir: Path, run: Run, log) -> None:
 
 def summary(run: Run) -> dict[str, float]:
     lags = sorted(lag for _, lag in run.lags())
-    return {"measured": len(run.triaged_at), "assigned": len(lags), "missing": len(run.triaged_at) - len(lags),
-            "p50": percentile(lags, 50), "p90": percentile(lags, 90), "p99": percentile(lags, 99),
-            "max": float(lags[-1]) if lags else float("nan"),
-            "rate": run.published / run.publish_seconds if run.publish_seconds else 0.0,
-            "throughput": len(run.assigned_at) / run.drained_seconds if run.drained_seconds else 0.0}
+    return {
+        "measured": len(run.triaged_at),
+        "assigned": len(lags),
+        "missing": len(run.triaged_at) - len(lags),
+        "p50": percentile(lags, 50),
+        "p90": percentile(lags, 90),
+        "p99": percentile(lags, 99),
+        "max": float(lags[-1]) if lags else float("nan"),
+        "rate": run.published / run.publish_seconds if run.publish_seconds else 0.0,
+        "throughput": len(run.assigned_at) / run.drained_seconds if run.drained_seconds else 0.0,
+    }
 
 
 def slices(run: Run, width_s: int = 10) -> list[tuple[int, float, float]]:
@@ -256,21 +279,24 @@ def slices(run: Run, width_s: int = 10) -> list[tuple[int, float, float]]:
 def _section(run: Run, numbers: dict[str, float]) -> str:
     rows = "\n".join(f"| {start}-{start + 10} s | {p50:.0f} | {p99:.0f} |" for start, p50, p99 in slices(run))
     steady = numbers["throughput"] >= 0.95 * numbers["rate"]
-    verdict = ("dispatch kept up: the lag is its own" if steady else
-               f"**dispatch did not keep up** (it assigned {numbers['throughput']:.0f}/s): the lag is mostly the queue "
-               "growing in front of it, and its percentiles say how long the run was rather than how fast a job is "
-               "assigned")
+    verdict = (
+        "dispatch kept up: the lag is its own"
+        if steady
+        else f"**dispatch did not keep up** (it assigned {numbers['throughput']:.0f}/s): the lag is mostly the queue "
+        "growing in front of it, and its percentiles say how long the run was rather than how fast a job is "
+        "assigned"
+    )
     return f"""## {run.rate:.0f} requests/s
 
 | | |
 |---|---|
-| requests measured | {numbers['measured']:.0f} ({numbers['missing']:.0f} never assigned) |
-| publish rate achieved | {numbers['rate']:.0f} requests/s ({2 * numbers['rate']:.0f} records/s on `intake.events`) |
-| assignments per second, until drained | {numbers['throughput']:.0f} ({verdict}) |
-| **lag p50** | **{numbers['p50']:.0f} ms** |
-| lag p90 | {numbers['p90']:.0f} ms |
-| **lag p99** | **{numbers['p99']:.0f} ms** |
-| lag max | {numbers['max']:.0f} ms |
+| requests measured | {numbers["measured"]:.0f} ({numbers["missing"]:.0f} never assigned) |
+| publish rate achieved | {numbers["rate"]:.0f} requests/s ({2 * numbers["rate"]:.0f} records/s on `intake.events`) |
+| assignments per second, until drained | {numbers["throughput"]:.0f} ({verdict}) |
+| **lag p50** | **{numbers["p50"]:.0f} ms** |
+| lag p90 | {numbers["p90"]:.0f} ms |
+| **lag p99** | **{numbers["p99"]:.0f} ms** |
+| lag max | {numbers["max"]:.0f} ms |
 | dispatch process CPU | {run.dispatch_cores:.2f} cores |
 | whole machine busy | {run.machine_cores_busy:.2f} cores (broker, generator, dispatch, anything else) |
 | load average before | {run.load_before:.2f} |
@@ -286,11 +312,13 @@ Per 10 s of the measured phase (ms):
 def markdown(runs: list[tuple[Run, dict[str, float]]], fsync: float, external_broker: bool) -> str:
     m = machine()
     first = runs[0][0]
-    summary_rows = "\n".join(f"| {run.rate:.0f} | {n['throughput']:.0f} | {n['p50']:.0f} | {n['p99']:.0f} | "
-                              f"{n['missing']:.0f} |" for run, n in runs)
+    summary_rows = "\n".join(
+        f"| {run.rate:.0f} | {n['throughput']:.0f} | {n['p50']:.0f} | {n['p99']:.0f} | {n['missing']:.0f} |"
+        for run, n in runs
+    )
     return f"""# Dispatch: lag from triage to assignment
 
-`python -m deploy.bench.dispatch_lag --rate {','.join(f'{run.rate:.0f}' for run, _ in runs)}` ({first.warmup:.0f} s
+`python -m deploy.bench.dispatch_lag --rate {",".join(f"{run.rate:.0f}" for run, _ in runs)}` ({first.warmup:.0f} s
 warm-up, then {first.seconds:.0f} s measured, per rate). Lag = Kafka timestamp of `job.assigned` on `dispatch.events`
 minus the timestamp of its `service_request.triaged` on `intake.events` (both CreateTime, set by the producing clients on
 this machine), matched by request_id. Every request is auto-assigned ({first.technicians} technicians in the request's
@@ -301,7 +329,7 @@ region). Each rate runs against a fresh dispatch process and database.
 {summary_rows}
 
 Setup: {m.cores} cores ({m.cpu_model}), {m.memory_gb:.0f} GB, Python {m.python}, Kafka {m.kafka}
-({'the broker at KAFKA_BOOTSTRAP' if external_broker else 'a single local broker started by the bench'}), topics with 3
+({"the broker at KAFKA_BOOTSTRAP" if external_broker else "a single local broker started by the bench"}), topics with 3
 partitions, dispatch as one uvicorn process on SQLite (WAL, synchronous=FULL; a 4 KiB write+fsync takes {fsync:.2f} ms
 here), the consumer applying up to 100 events per transaction (each in a savepoint), the outbox relay publishing with acks=all. The load generator, the broker and
 dispatch share the machine; other work may have been running on it too (see the load average and busy cores).
@@ -322,8 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "bench-dispatch.md")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
-    runs = [Run(rate=float(rate), seconds=args.seconds, warmup=args.warmup, technicians=args.technicians)
-            for rate in args.rate.split(",")]
+    runs = [
+        Run(rate=float(rate), seconds=args.seconds, warmup=args.warmup, technicians=args.technicians)
+        for rate in args.rate.split(",")
+    ]
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
     broker = None
     with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as tmp:
@@ -338,11 +368,14 @@ def main(argv: list[str] | None = None) -> int:
                 rundir.mkdir()
                 asyncio.run(measure(bootstrap, rundir, run, lambda message: print(message, flush=True)))
                 numbers = summary(run)
-                print(f"{run.rate:.0f}/s: triaged -> job.assigned over {numbers['assigned']:.0f} requests: "
-                      f"p50 {numbers['p50']:.0f} ms, p90 {numbers['p90']:.0f} ms, p99 {numbers['p99']:.0f} ms, "
-                      f"max {numbers['max']:.0f} ms; missing {numbers['missing']:.0f}; dispatch assigned "
-                      f"{numbers['throughput']:.0f}/s on {run.dispatch_cores:.2f} cores (machine busy "
-                      f"{run.machine_cores_busy:.2f} cores, load before {run.load_before:.2f})", flush=True)
+                print(
+                    f"{run.rate:.0f}/s: triaged -> job.assigned over {numbers['assigned']:.0f} requests: "
+                    f"p50 {numbers['p50']:.0f} ms, p90 {numbers['p90']:.0f} ms, p99 {numbers['p99']:.0f} ms, "
+                    f"max {numbers['max']:.0f} ms; missing {numbers['missing']:.0f}; dispatch assigned "
+                    f"{numbers['throughput']:.0f}/s on {run.dispatch_cores:.2f} cores (machine busy "
+                    f"{run.machine_cores_busy:.2f} cores, load before {run.load_before:.2f})",
+                    flush=True,
+                )
                 for start, p50, p99 in slices(run):
                     print(f"  {start:3d}-{start + 10:<3d} s  p50 {p50:6.0f} ms  p99 {p99:6.0f} ms")
             fsync = fsync_ms(workdir)

@@ -65,25 +65,41 @@ class HttpResults:
     intake_2xx_only: bool = False
 
 
-def _measure(server: Server, broker_pid: int | None, concurrency: int, seconds: float, token: str,
-             prefix: str) -> Level:
+def _measure(
+    server: Server, broker_pid: int | None, concurrency: int, seconds: float, token: str, prefix: str
+) -> Level:
     server_before, broker_before = cpu_seconds(server.pid), cpu_seconds(broker_pid)
     machine_before, started = busy_cpu_seconds(), time.monotonic()
     load = run_load(server.url, concurrency, seconds, token, prefix)
     machine_cores = (busy_cpu_seconds() - machine_before) / (time.monotonic() - started)
-    return Level(load=load, server_cores=(cpu_seconds(server.pid) - server_before) / load.seconds,
-                 broker_cores=(cpu_seconds(broker_pid) - broker_before) / load.seconds, machine_cores=machine_cores)
+    return Level(
+        load=load,
+        server_cores=(cpu_seconds(server.pid) - server_before) / load.seconds,
+        broker_cores=(cpu_seconds(broker_pid) - broker_before) / load.seconds,
+        machine_cores=machine_cores,
+    )
 
 
 def _log_level(log: Log, kind: str, concurrency: int, level: Level) -> None:
-    log(f"  {kind:6} c={concurrency:<3} {level.load.rps:8.0f} req/s  p50 {level.load.p50_ms:6.2f} ms  "
+    log(
+        f"  {kind:6} c={concurrency:<3} {level.load.rps:8.0f} req/s  p50 {level.load.p50_ms:6.2f} ms  "
         f"p99 {level.load.p99_ms:7.2f} ms  cores: server {level.server_cores:.2f} broker "
         f"{level.broker_cores:.2f} load {level.generator_cores:.2f} other {level.other_cores:.2f}  "
-        f"{'all 201' if level.load.all_created else 'NOT ALL 201'}")
+        f"{'all 201' if level.load.all_created else 'NOT ALL 201'}"
+    )
 
 
-def _run_pairs(bare: Server, intake: Server, broker_pid: int | None, levels: list[int], seconds: float,
-               warmup: float, token: str, results: HttpResults, log: Log) -> list[LoadResult]:
+def _run_pairs(
+    bare: Server,
+    intake: Server,
+    broker_pid: int | None,
+    levels: list[int],
+    seconds: float,
+    warmup: float,
+    token: str,
+    results: HttpResults,
+    log: Log,
+) -> list[LoadResult]:
     """Per concurrency, bare then intake right after it, so that both meet the same machine. A pair during
     which other processes took more than `NOISY_CORES` is measured once more, and the quieter pair kept.
     Returns every intake load, kept or not (each of its responses must have been a 201)."""
@@ -95,8 +111,10 @@ def _run_pairs(bare: Server, intake: Server, broker_pid: int | None, levels: lis
         pairs = []
         for attempt in range(2):
             prefix = f"{run}c{concurrency}a{attempt}"
-            pair = (_measure(bare, broker_pid, concurrency, seconds, token, prefix),
-                    _measure(intake, broker_pid, concurrency, seconds, token, prefix))
+            pair = (
+                _measure(bare, broker_pid, concurrency, seconds, token, prefix),
+                _measure(intake, broker_pid, concurrency, seconds, token, prefix),
+            )
             intake_loads.append(pair[1].load)
             for kind, level in zip(("bare", "intake"), pair):
                 _log_level(log, kind, concurrency, level)
@@ -105,7 +123,8 @@ def _run_pairs(bare: Server, intake: Server, broker_pid: int | None, levels: lis
                 break
             log(f"  other processes were busy: measuring c={concurrency} once more")
         results.bare[concurrency], results.intake[concurrency] = min(
-            pairs, key=lambda pair: max(level.other_cores for level in pair))
+            pairs, key=lambda pair: max(level.other_cores for level in pair)
+        )
     return intake_loads
 
 
@@ -126,21 +145,36 @@ def _wait_for_relay(db_file: Path, timeout: float = 60) -> tuple[int, int, float
         time.sleep(0.1)
 
 
-def run_http(bootstrap: str, broker_pid: int | None, workdir: Path, levels: list[int], seconds: float,
-             warmup: float, log: Log = print) -> HttpResults:
+def run_http(
+    bootstrap: str,
+    broker_pid: int | None,
+    workdir: Path,
+    levels: list[int],
+    seconds: float,
+    warmup: float,
+    log: Log = print,
+) -> HttpResults:
     """Both servers up, intake on a fresh SQLite file; pairs of runs per concurrency; finally check that
     intake's relay caught up."""
     token = mint_token(SECRET, subject="bench", roles=["agent"])
     results = HttpResults()
     db_file = workdir / "intake.db"
-    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{db_file}", "KAFKA_BOOTSTRAP": bootstrap, "AUTH_SECRET": SECRET,
-           "CONSUMER_GROUP": f"bench-intake-{uuid.uuid4().hex[:8]}"}
+    env = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{db_file}",
+        "KAFKA_BOOTSTRAP": bootstrap,
+        "AUTH_SECRET": SECRET,
+        "CONSUMER_GROUP": f"bench-intake-{uuid.uuid4().hex[:8]}",
+    }
     offsets_before = asyncio.run(end_offset_sum(bootstrap, INTAKE))
     with Server("bare", workdir) as bare, Server("intake", workdir, env) as intake:
         intake_loads = _run_pairs(bare, intake, broker_pid, levels, seconds, warmup, token, results, log)
         received, left, drained = _wait_for_relay(db_file)
     offsets_after = asyncio.run(end_offset_sum(bootstrap, INTAKE))
-    results.relay = RelayCheck(received_events=received, outbox_left=left,
-                               offset_delta=offsets_after - offsets_before, seconds_to_drain=drained)
+    results.relay = RelayCheck(
+        received_events=received,
+        outbox_left=left,
+        offset_delta=offsets_after - offsets_before,
+        seconds_to_drain=drained,
+    )
     results.intake_2xx_only = all(load.all_created for load in intake_loads)
     return results

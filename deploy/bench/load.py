@@ -49,8 +49,21 @@ def _children_cpu() -> float:
 
 def run_wrk(url: str, concurrency: int, seconds: float, token: str, prefix: str) -> LoadResult:
     """wrk, one thread, `concurrency` keep-alive connections; every request has a serial of its own."""
-    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
-               "-s", str(LUA), url, "--", token, prefix, request_body_template()]
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{concurrency}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        url,
+        "--",
+        token,
+        prefix,
+        request_body_template(),
+    ]
     before = _children_cpu()
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     cpu = _children_cpu() - before
@@ -58,9 +71,17 @@ def run_wrk(url: str, concurrency: int, seconds: float, token: str, prefix: str)
     if done.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     data = json.loads(line.removeprefix("BENCH_JSON "))
-    return LoadResult(concurrency=concurrency, requests=data["requests"], seconds=data["duration_us"] / 1e6,
-                      created=data["created"], other=data["other"], errors=data["errors"],
-                      p50_ms=data["p50_us"] / 1000, p99_ms=data["p99_us"] / 1000, generator_cpu=cpu)
+    return LoadResult(
+        concurrency=concurrency,
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        created=data["created"],
+        other=data["other"],
+        errors=data["errors"],
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        generator_cpu=cpu,
+    )
 
 
 def run_load(url: str, concurrency: int, seconds: float, token: str, prefix: str) -> LoadResult:

@@ -24,59 +24,65 @@ from deploy.bench.report import (
 def _machine(report: Report) -> str:
     m = report.machine
     versions = ", ".join(f"{name} {version}" for name, version in m.packages.items())
-    return "\n".join([
-        f"- **Machine**: {m.cores} vCPU ({m.cpu_model}), {m.memory_gb:.1f} GiB RAM, Linux {m.kernel}; "
-        f"4 KiB write+fsync in the temp dir: {report.fsync_ms:.2f} ms",
-        f"- **Versions**: Python {m.python}, Apache Kafka {m.kafka} (local KRaft broker from jars), {versions}",
-        f"- **aiokafka C extensions**: {'loaded' if m.aiokafka_c else 'NOT loaded'} ({m.aiokafka_c_detail})",
-        f"- **Load generator**: {report.generator}",
-    ])
+    return "\n".join(
+        [
+            f"- **Machine**: {m.cores} vCPU ({m.cpu_model}), {m.memory_gb:.1f} GiB RAM, Linux {m.kernel}; "
+            f"4 KiB write+fsync in the temp dir: {report.fsync_ms:.2f} ms",
+            f"- **Versions**: Python {m.python}, Apache Kafka {m.kafka} (local KRaft broker from jars), {versions}",
+            f"- **aiokafka C extensions**: {'loaded' if m.aiokafka_c else 'NOT loaded'} ({m.aiokafka_c_detail})",
+            f"- **Load generator**: {report.generator}",
+        ]
+    )
 
 
 def _http_section(http: HttpResults, report: Report) -> str:
     low, high = http_ratio_range(http)
     check = http.relay
-    return "\n".join([
-        "## HTTP: POST /v1/service-requests",
-        "",
-        "Two servers, each one uvicorn worker (uvloop, httptools, no access log): intake on a fresh SQLite file with "
-        "its default durable settings (WAL, `synchronous=FULL`), its relay and consumer connected to the broker; and "
-        "a bare FastAPI app that reads the JSON body and answers 201. Every request has a new serial. After a "
-        f"{report.warmup:.0f} s warm-up of each, per concurrency the bare app ran {report.seconds:.0f} s and intake "
-        f"{report.seconds:.0f} s right after it, so that both met the same machine; a pair during which other "
-        f"processes took more than {NOISY_CORES} cores ran once more and the quieter pair is shown. CPU is in cores "
-        "(1.00 = one core busy for the whole run).",
-        "",
-        table(HTTP_HEAD, http_rows(http)),
-        "",
-        f"- intake/bare: {low:.3f}–{high:.3f}; aim ≥ {HTTP_AIM}: **{verdict(low >= HTTP_AIM)}**",
-        f"- every intake response was 201: **{'yes' if http.intake_2xx_only else 'NO'}**",
-        f"- relay caught up: {check.received_events:,} `service_request.received` events stored (warm-ups included), "
-        f"{check.outbox_left} left in the outbox {check.seconds_to_drain:.1f} s after the load stopped, "
-        f"`intake.events` grew by {check.offset_delta:,} records: **{'yes' if check.ok else 'NO'}**",
-    ])
+    return "\n".join(
+        [
+            "## HTTP: POST /v1/service-requests",
+            "",
+            "Two servers, each one uvicorn worker (uvloop, httptools, no access log): intake on a fresh SQLite file with "
+            "its default durable settings (WAL, `synchronous=FULL`), its relay and consumer connected to the broker; and "
+            "a bare FastAPI app that reads the JSON body and answers 201. Every request has a new serial. After a "
+            f"{report.warmup:.0f} s warm-up of each, per concurrency the bare app ran {report.seconds:.0f} s and intake "
+            f"{report.seconds:.0f} s right after it, so that both met the same machine; a pair during which other "
+            f"processes took more than {NOISY_CORES} cores ran once more and the quieter pair is shown. CPU is in cores "
+            "(1.00 = one core busy for the whole run).",
+            "",
+            table(HTTP_HEAD, http_rows(http)),
+            "",
+            f"- intake/bare: {low:.3f}–{high:.3f}; aim ≥ {HTTP_AIM}: **{verdict(low >= HTTP_AIM)}**",
+            f"- every intake response was 201: **{'yes' if http.intake_2xx_only else 'NO'}**",
+            f"- relay caught up: {check.received_events:,} `service_request.received` events stored (warm-ups included), "
+            f"{check.outbox_left} left in the outbox {check.seconds_to_drain:.1f} s after the load stopped, "
+            f"`intake.events` grew by {check.offset_delta:,} records: **{'yes' if check.ok else 'NO'}**",
+        ]
+    )
 
 
 def _relay_section(relay: RelayResults) -> str:
     relay_ratio = ratio(relay.relay.rate, relay.raw.rate)
-    return "\n".join([
-        "## Relay: draining a full outbox",
-        "",
-        f"{relay.events:,} `service_request.received` events ({relay.record_bytes} B of JSON data each, 12 CloudEvents "
-        f"headers) were appended to a fresh SQLite outbox in transactions of 5,000 ({relay.fill_seconds:.1f} s, before "
-        f"timing). The raw producer sent the same records (same keys, values and headers) with `send()` and one "
-        f"gather of the futures; then `OutboxRelay.run()` (batch size {relay.batch_size}, the service default) "
-        "drained the outbox, handing the producer one batch per partition with `send_batch()`. Both use "
-        "`reliable_producer` (idempotent, acks=all, linger 2 ms, 256 KiB batches); the "
-        f"times include the producer's start. After a small warm-up, {relay.rounds} rounds; the fastest of each is "
-        "shown.",
-        "",
-        table(RELAY_HEAD, relay_rows(relay)),
-        "",
-        f"- relay/raw: {relay_ratio:.3f}; aim ≥ {RELAY_AIM}: **{verdict(relay_ratio >= RELAY_AIM)}**",
-        f"- topic grew by {relay.raw.offset_delta:,} (raw) and {relay.relay.offset_delta:,} (relay) records; "
-        f"outbox left: {relay.outbox_left}",
-    ])
+    return "\n".join(
+        [
+            "## Relay: draining a full outbox",
+            "",
+            f"{relay.events:,} `service_request.received` events ({relay.record_bytes} B of JSON data each, 12 CloudEvents "
+            f"headers) were appended to a fresh SQLite outbox in transactions of 5,000 ({relay.fill_seconds:.1f} s, before "
+            f"timing). The raw producer sent the same records (same keys, values and headers) with `send()` and one "
+            f"gather of the futures; then `OutboxRelay.run()` (batch size {relay.batch_size}, the service default) "
+            "drained the outbox, handing the producer one batch per partition with `send_batch()`. Both use "
+            "`reliable_producer` (idempotent, acks=all, linger 2 ms, 256 KiB batches); the "
+            f"times include the producer's start. After a small warm-up, {relay.rounds} rounds; the fastest of each is "
+            "shown.",
+            "",
+            table(RELAY_HEAD, relay_rows(relay)),
+            "",
+            f"- relay/raw: {relay_ratio:.3f}; aim ≥ {RELAY_AIM}: **{verdict(relay_ratio >= RELAY_AIM)}**",
+            f"- topic grew by {relay.raw.offset_delta:,} (raw) and {relay.relay.offset_delta:,} (relay) records; "
+            f"outbox left: {relay.outbox_left}",
+        ]
+    )
 
 
 def _http_sentences(report: Report, http: HttpResults) -> list[str]:
@@ -85,23 +91,28 @@ def _http_sentences(report: Report, http: HttpResults) -> list[str]:
     sentences = [
         f"At concurrency {top} intake's one worker used {intake.server_cores:.2f} cores, "
         f"{1000 * ratio(intake.server_cores, intake.load.rps):.1f} ms of CPU per request against "
-        f"{1000 * ratio(bare.server_cores, bare.load.rps):.2f} ms for the bare app."]
+        f"{1000 * ratio(bare.server_cores, bare.load.rps):.2f} ms for the bare app."
+    ]
     if intake.other_cores >= 0.25:
         sentences.append(
             f"Other processes took {intake.other_cores:.2f} of the {report.machine.cores} cores meanwhile, so the "
             "worker got less than a core and the absolute numbers are lower than on an idle machine; the CPU per "
-            "request and the ratio are the steadier figures.")
+            "request and the ratio are the steadier figures."
+        )
     elif intake.server_cores >= 0.85:
         sentences.append("The worker is CPU-bound: a single Python process cannot use more than one core.")
     else:
-        sentences.append(f"With {1 - intake.server_cores:.2f} of its core idle, the worker also waited (for the "
-                         "write lock, the fsync or the relay's round trips).")
+        sentences.append(
+            f"With {1 - intake.server_cores:.2f} of its core idle, the worker also waited (for the "
+            "write lock, the fsync or the relay's round trips)."
+        )
     sentences.append(
         f"Durability is not the limit: a request is one SQLite commit, and an fsync takes about "
         f"{report.fsync_ms:.2f} ms here, room for some {1000 / max(report.fsync_ms, 1e-3):,.0f} commits/s against "
         f"the {intake.load.rps:,.0f} requests/s made. Neither is the load generator ({intake.generator_cores:.2f} "
         f"cores) nor the broker ({intake.broker_cores:.2f}). More throughput needs less CPU per request in the "
-        "service (see the profile notes) or more worker processes, of limited use with SQLite's single writer.")
+        "service (see the profile notes) or more worker processes, of limited use with SQLite's single writer."
+    )
     return sentences
 
 
@@ -115,7 +126,8 @@ def _interpretation(report: Report) -> str:
             f"The relay spent {per_event:.0f} µs of CPU per event against {per_record:.0f} µs per record for the raw "
             "producer: it reads the rows from SQLite, builds the CloudEvents headers, partitions and appends the "
             "records to per-partition batches itself (no `send()` per record), waits for each batch's "
-            "acknowledgement before handing over the next, and commits the delete durably.")
+            "acknowledgement before handing over the next, and commits the delete durably."
+        )
     return " ".join(sentences)
 
 

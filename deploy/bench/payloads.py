@@ -31,7 +31,13 @@ def request_body_template() -> str:
 def received_event(serial: str) -> ServiceRequestReceived:
     """The `service_request.received` data intake would record for the body above."""
     return ServiceRequestReceived(
-        request_id=str(uuid.uuid4()), dealer_id=None, channel=Channel.dealer, customer=Customer(**CUSTOMER),
-        product=Product(serial=serial, **MODEL), purchase_date=date.fromisoformat(PURCHASE_DATE),
-        symptom=SYMPTOM, customer_tier=CustomerTier.standard, urgent=False,
+        request_id=str(uuid.uuid4()),
+        dealer_id=None,
+        channel=Channel.dealer,
+        customer=Customer(**CUSTOMER),
+        product=Product(serial=serial, **MODEL),
+        purchase_date=date.fromisoformat(PURCHASE_DATE),
+        symptom=SYMPTOM,
+        customer_tier=CustomerTier.standard,
+        urgent=False,
     )

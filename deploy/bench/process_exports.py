@@ -37,11 +37,19 @@ def history(requests: int, seed: int = 1) -> Iterator[AnalyticsEvent]:
         def event(kind: str, at: int, job: bool = False, **fields) -> AnalyticsEvent:
             payload = {"request_id": rid, **({"job_id": jid} if job else {}), **fields}
             folded = {**fields, **fields.get("customer", {}), **fields.get("product", {})}  # what the facts read
-            return AnalyticsEvent(f"{rid}-{kind}-{at}", kind, rid, jid if job else None, at, at + 1000, next(seq),
-                                  folded, payload=payload)
-        yield event("service_request.received", t, dealer_id=dealer, channel="dealer",
-                    customer={"region": f"r{rnd.randrange(12)}"},
-                    product={"serial": f"SN{i}", "model": "M1", "product_line": "washer"}, customer_tier="standard")
+            return AnalyticsEvent(
+                f"{rid}-{kind}-{at}", kind, rid, jid if job else None, at, at + 1000, next(seq), folded, payload=payload
+            )
+
+        yield event(
+            "service_request.received",
+            t,
+            dealer_id=dealer,
+            channel="dealer",
+            customer={"region": f"r{rnd.randrange(12)}"},
+            product={"serial": f"SN{i}", "model": "M1", "product_line": "washer"},
+            customer_tier="standard",
+        )
         t += rnd.randrange(1, 60) * MICROS_PER_MINUTE
         if rnd.random() < 0.2:
             yield event("service_request.triaged", t, mode="phone", priority="P3")
@@ -57,14 +65,28 @@ def history(requests: int, seed: int = 1) -> Iterator[AnalyticsEvent]:
             t += rnd.randrange(30, 1440) * MICROS_PER_MINUTE
             yield event("job.arrived", t, True, technician_id=tech)
             t += rnd.randrange(20, 180) * MICROS_PER_MINUTE
-            yield event("job.completed", t, True, technician_id=tech, fixed=fixed,
-                        **({} if fixed else {"reason": "parts_unavailable"}))
+            yield event(
+                "job.completed",
+                t,
+                True,
+                technician_id=tech,
+                fixed=fixed,
+                **({} if fixed else {"reason": "parts_unavailable"}),
+            )
         if rnd.random() < 0.8:
-            yield event("revisit.done", t + 1440 * MICROS_PER_MINUTE, True, satisfaction=rnd.randrange(1, 6),
-                        channel="phone")
+            yield event(
+                "revisit.done", t + 1440 * MICROS_PER_MINUTE, True, satisfaction=rnd.randrange(1, 6), channel="phone"
+            )
         if i % 10 == 0:
-            yield event("complaint.opened", t + 2000 * MICROS_PER_MINUTE, True, complaint_id=f"K{i}",
-                        dealer_id=dealer, category="delay", severity="general")
+            yield event(
+                "complaint.opened",
+                t + 2000 * MICROS_PER_MINUTE,
+                True,
+                complaint_id=f"K{i}",
+                dealer_id=dealer,
+                category="delay",
+                severity="general",
+            )
 
 
 def rate(name: str, consume: Callable[[Iterator[AnalyticsEvent]], int], requests: int) -> float:
@@ -81,8 +103,7 @@ def drain(writer) -> Callable[[Iterator[AnalyticsEvent]], int]:
 
 
 def baseline(events: Iterator[AnalyticsEvent]) -> int:
-    return sum(len(json.dumps({"id": e.event_id, "type": e.type, "time": e.time, "data": e.payload}))
-               for e in events)
+    return sum(len(json.dumps({"id": e.event_id, "type": e.type, "time": e.time, "data": e.payload})) for e in events)
 
 
 def peak_mib(writer, requests: int) -> float:
@@ -102,8 +123,11 @@ def main() -> None:
     n = args.requests
     print(f"process-mining exports over {n:,} requests ({sum(1 for _ in history(n)):,} events)")
     base = rate("baseline: json.dumps per event", baseline, n)
-    for name, writer in (("OCEL 2.0 JSON", ocel_json_chunks), ("OCEL 2.0 SQLite", ocel_sqlite_chunks),
-                         ("XES", xes_chunks)):
+    for name, writer in (
+        ("OCEL 2.0 JSON", ocel_json_chunks),
+        ("OCEL 2.0 SQLite", ocel_sqlite_chunks),
+        ("XES", xes_chunks),
+    ):
         measured = rate(name, drain(writer), n)
         print(f"  {'':<34} {measured / base:>10.2f} × baseline")
     small = max(n // 5, 100)

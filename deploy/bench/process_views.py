@@ -38,11 +38,17 @@ def load(path: Path, requests: int) -> Projection:
             stored, batch = stored + len(batch), []
     projection.append_events(cur, tables.events, batch)
     stored += len(batch)
-    run(cur, f"INSERT INTO {tables.job_requests} SELECT job_id, min(request_id) FROM {tables.events} "
-             "WHERE job_id IS NOT NULL AND request_id IS NOT NULL AND type <> 'complaint.opened' GROUP BY 1")
+    run(
+        cur,
+        f"INSERT INTO {tables.job_requests} SELECT job_id, min(request_id) FROM {tables.events} "
+        "WHERE job_id IS NOT NULL AND request_id IS NOT NULL AND type <> 'complaint.opened' GROUP BY 1",
+    )
     requests_, versions = projection.fold_everything(cur, tables)
-    print(f"loaded {stored:,} events, folded {requests_:,} requests into {versions:,} fact versions in "
-          f"{time.perf_counter() - began:.0f} s", flush=True)
+    print(
+        f"loaded {stored:,} events, folded {requests_:,} requests into {versions:,} fact versions in "
+        f"{time.perf_counter() - began:.0f} s",
+        flush=True,
+    )
     cur.close()
     return projection
 
@@ -74,28 +80,41 @@ def main() -> None:
             for group_by in (GroupBy.all, GroupBy.dealer, GroupBy.technician):
                 for window_name, window in (("30 days", month), ("12 months", year)):
                     for moment in (None, as_of):
-                        p50, worst = timed(lambda: getattr(process_sql, name)(
-                            cur, tables, window, group_by, moment), args.repeat)
+                        p50, worst = timed(
+                            lambda: getattr(process_sql, name)(cur, tables, window, group_by, moment), args.repeat
+                        )
                         base = ""
                         # The fold costs the same per key and as_of; over a year, hand-offs only (minutes each).
-                        if group_by == GroupBy.dealer and moment is None and (window is month
-                                                                               or name == "handoff_rows"):
+                        if (
+                            group_by == GroupBy.dealer
+                            and moment is None
+                            and (window is month or name == "handoff_rows")
+                        ):
+
                             def fold():
                                 reader = projection.reader()
                                 events = cohort_events(reader, tables, window, moment, None)
                                 reader.close()
                                 getattr(process, name)(process.process_trails(events), window, group_by)
+
                             base = f"{timed(fold, args.baseline_repeat)[0]:.0f}"
-                        print(f"| {name.removesuffix('_rows')} | {group_by.value} | {window_name} | "
-                              f"{'yes' if moment else 'no'} | {p50:.0f} | {worst:.0f} | {base} |", flush=True)
+                        print(
+                            f"| {name.removesuffix('_rows')} | {group_by.value} | {window_name} | "
+                            f"{'yes' if moment else 'no'} | {p50:.0f} | {worst:.0f} | {base} |",
+                            flush=True,
+                        )
         events = cur.execute(f"SELECT count(*) FROM {tables.events}").fetchone()[0]
         began = time.perf_counter()
-        size = sum(len(chunk) for chunk in exports.ocel_json_chunks(
-            window_events(projection.reader(), tables, year, None, None)))
+        size = sum(
+            len(chunk)
+            for chunk in exports.ocel_json_chunks(window_events(projection.reader(), tables, year, None, None))
+        )
         seconds = time.perf_counter() - began
-        print(f"OCEL 2.0 JSON export, 12 months from DuckDB: {events:,} events, {size / 1e6:.1f} MB in "
-              f"{seconds:.1f} s = {events / seconds:,.0f} events/s (memory: python -m deploy.bench.process_exports)",
-              flush=True)
+        print(
+            f"OCEL 2.0 JSON export, 12 months from DuckDB: {events:,} events, {size / 1e6:.1f} MB in "
+            f"{seconds:.1f} s = {events / seconds:,.0f} events/s (memory: python -m deploy.bench.process_exports)",
+            flush=True,
+        )
         cur.close()
         projection.close()
 

@@ -49,8 +49,13 @@ class Server:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "deploy.bench.serve", self.kind, str(self.port)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
-                cwd=Path(__file__).resolve().parents[2], start_new_session=True)
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                cwd=Path(__file__).resolve().parents[2],
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while not self._ready():
             if self.process.poll() is not None or time.monotonic() > deadline:

@@ -17,8 +17,17 @@ def _percentile(sorted_values: list[float], pct: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * pct / 100))]
 
 
-async def _connection(host: str, port: int, head: str, template: str, prefix: str, worker: int,
-                      deadline: float, latencies: list[float], statuses: list[int]) -> None:
+async def _connection(
+    host: str,
+    port: int,
+    head: str,
+    template: str,
+    prefix: str,
+    worker: int,
+    deadline: float,
+    latencies: list[float],
+    statuses: list[int],
+) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     counter = 0
     try:
@@ -41,16 +50,30 @@ async def _connection(host: str, port: int, head: str, template: str, prefix: st
 
 async def _run(url: str, concurrency: int, seconds: float, token: str, prefix: str) -> tuple[list, list, float]:
     parts = urlsplit(url)
-    head = (f"POST /v1/service-requests HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
-            f"Authorization: Bearer {token}\r\nContent-Length: {{}}\r\n\r\n")
+    head = (
+        f"POST /v1/service-requests HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Length: {{}}\r\n\r\n"
+    )
     latencies: list[float] = []
     statuses: list[int] = []
     started = time.perf_counter()
     deadline = started + seconds
-    await asyncio.gather(*(
-        _connection(parts.hostname or "127.0.0.1", parts.port or 80, head, request_body_template(), prefix,
-                    worker, deadline, latencies, statuses)
-        for worker in range(1, concurrency + 1)))
+    await asyncio.gather(
+        *(
+            _connection(
+                parts.hostname or "127.0.0.1",
+                parts.port or 80,
+                head,
+                request_body_template(),
+                prefix,
+                worker,
+                deadline,
+                latencies,
+                statuses,
+            )
+            for worker in range(1, concurrency + 1)
+        )
+    )
     return latencies, statuses, time.perf_counter() - started
 
 
@@ -61,6 +84,14 @@ def run_python_load(url: str, concurrency: int, seconds: float, token: str, pref
     cpu = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
     latencies.sort()
     created = sum(1 for s in statuses if s == 201)
-    return LoadResult(concurrency=concurrency, requests=len(statuses), seconds=elapsed, created=created,
-                      other=len(statuses) - created, errors=0, p50_ms=_percentile(latencies, 50) * 1000,
-                      p99_ms=_percentile(latencies, 99) * 1000, generator_cpu=cpu)
+    return LoadResult(
+        concurrency=concurrency,
+        requests=len(statuses),
+        seconds=elapsed,
+        created=created,
+        other=len(statuses) - created,
+        errors=0,
+        p50_ms=_percentile(latencies, 50) * 1000,
+        p99_ms=_percentile(latencies, 99) * 1000,
+        generator_cpu=cpu,
+    )

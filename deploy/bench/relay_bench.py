@@ -67,10 +67,21 @@ def _event_row(recorded_at: datetime) -> dict[str, Any]:
     """A row as EventStore.append writes it for a new request's `service_request.received`."""
     data = received_event(f"SN-relay-{uuid.uuid4().hex[:12]}")
     command = str(uuid.uuid4())
-    return {"event_id": str(uuid.uuid4()), "stream_id": data.request_id, "stream_type": "service_request",
-            "version": 1, "type": data.event_type, "schema_version": data.version, "topic": data.topic,
-            "data": data.model_dump_json(), "occurred_at": recorded_at, "recorded_at": recorded_at,
-            "correlation_id": command, "causation_id": command, "traceparent": None}
+    return {
+        "event_id": str(uuid.uuid4()),
+        "stream_id": data.request_id,
+        "stream_type": "service_request",
+        "version": 1,
+        "type": data.event_type,
+        "schema_version": data.version,
+        "topic": data.topic,
+        "data": data.model_dump_json(),
+        "occurred_at": recorded_at,
+        "recorded_at": recorded_at,
+        "correlation_id": command,
+        "causation_id": command,
+        "traceparent": None,
+    }
 
 
 async def fill(db: Database, count: int, chunk: int = 5000) -> None:
@@ -81,8 +92,9 @@ async def fill(db: Database, count: int, chunk: int = 5000) -> None:
         async with db.transaction() as conn:
             last = (await conn.execute(select(func.coalesce(func.max(events.c.position), 0)))).scalar_one()
             await conn.execute(insert(events), rows)
-            await conn.execute(insert(outbox).from_select(["position"], select(events.c.position)
-                                                          .where(events.c.position > last)))
+            await conn.execute(
+                insert(outbox).from_select(["position"], select(events.c.position).where(events.c.position > last))
+            )
 
 
 async def stored_records(db: Database) -> list[Record]:
@@ -98,8 +110,9 @@ async def send_raw(bootstrap: str, records: list[Record], client_id: str) -> flo
     producer = reliable_producer(bootstrap, client_id)
     await producer.start()
     try:
-        futures = [await producer.send(topic, value=value, key=key, headers=headers)
-                   for topic, key, value, headers in records]
+        futures = [
+            await producer.send(topic, value=value, key=key, headers=headers) for topic, key, value, headers in records
+        ]
         await asyncio.gather(*futures)
         return time.perf_counter() - started
     finally:
@@ -108,8 +121,7 @@ async def send_raw(bootstrap: str, records: list[Record], client_id: str) -> flo
 
 async def drain_with_relay(db: Database, bootstrap: str, count: int, batch_size: int) -> float:
     """Run OutboxRelay.run() until it has published `count` events; seconds from start to the last delete."""
-    relay = OutboxRelay(db, lambda: reliable_producer(bootstrap, "bench-relay"), source="intake",
-                        batch_size=batch_size)
+    relay = OutboxRelay(db, lambda: reliable_producer(bootstrap, "bench-relay"), source="intake", batch_size=batch_size)
     started = time.perf_counter()
     task = asyncio.create_task(relay.run())
     while relay.published < count and not task.done():
@@ -138,20 +150,24 @@ class CpuMeter:
         return drain
 
 
-async def _timed(meter: CpuMeter, bootstrap: str, label: str, count: int,
-                 publish: Callable[[], Awaitable[float]], log: Log) -> Drain:
+async def _timed(
+    meter: CpuMeter, bootstrap: str, label: str, count: int, publish: Callable[[], Awaitable[float]], log: Log
+) -> Drain:
     """Run `publish()` (which returns its seconds) between two reads of the topic's end offsets."""
     before = await end_offset_sum(bootstrap, INTAKE)
     meter.start()
     drain = meter.stop(Drain(count, await publish(), 0))
     drain.offset_delta = await end_offset_sum(bootstrap, INTAKE) - before
-    log(f"  {label:6} {drain.rate:8.0f} records/s ({drain.seconds:.2f}s; cores: {drain.own_cores:.2f} here, "
-        f"{drain.broker_cores:.2f} broker, {drain.other_cores:.2f} other)")
+    log(
+        f"  {label:6} {drain.rate:8.0f} records/s ({drain.seconds:.2f}s; cores: {drain.own_cores:.2f} here, "
+        f"{drain.broker_cores:.2f} broker, {drain.other_cores:.2f} other)"
+    )
     return drain
 
 
-async def _round(bootstrap: str, meter: CpuMeter, db: Database, count: int, batch_size: int,
-                 log: Log) -> tuple[Drain, Drain, int, float, int]:
+async def _round(
+    bootstrap: str, meter: CpuMeter, db: Database, count: int, batch_size: int, log: Log
+) -> tuple[Drain, Drain, int, float, int]:
     """Fill `db`, send its records raw, then drain it with the relay; also (outbox left, fill s, value bytes)."""
     await db.create_all(metadata)
     started = time.perf_counter()
@@ -160,8 +176,9 @@ async def _round(bootstrap: str, meter: CpuMeter, db: Database, count: int, batc
     records = await stored_records(db)
     log(f"  filled {count} events in {fill_seconds:.1f}s")
     raw = await _timed(meter, bootstrap, "raw", count, lambda: send_raw(bootstrap, records, "bench-raw"), log)
-    relay = await _timed(meter, bootstrap, "relay", count,
-                         lambda: drain_with_relay(db, bootstrap, count, batch_size), log)
+    relay = await _timed(
+        meter, bootstrap, "relay", count, lambda: drain_with_relay(db, bootstrap, count, batch_size), log
+    )
     async with db.read() as conn:
         left = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
     return raw, relay, left, fill_seconds, len(records[0][2])
@@ -183,8 +200,9 @@ def _fastest(drains: list[Drain]) -> Drain:
     return max(drains, key=lambda drain: drain.rate)
 
 
-async def run_relay(bootstrap: str, broker_pid: int | None, workdir: Path, count: int, rounds: int = 2,
-                    log: Log = print) -> RelayResults:
+async def run_relay(
+    bootstrap: str, broker_pid: int | None, workdir: Path, count: int, rounds: int = 2, log: Log = print
+) -> RelayResults:
     """Per round: fill a fresh SQLite outbox (default durable settings), then time raw and relay on the same
     records. The fastest round of each is kept: other work on the machine only ever slows a run down."""
     batch_size = ServiceSettings().relay_batch_size
@@ -200,5 +218,13 @@ async def run_relay(bootstrap: str, broker_pid: int | None, workdir: Path, count
         raws.append(raw)
         relays.append(relay)
         left += round_left
-    return RelayResults(events=count, fill_seconds=fill_seconds, record_bytes=size, raw=_fastest(raws),
-                        relay=_fastest(relays), outbox_left=left, batch_size=batch_size, rounds=rounds)
+    return RelayResults(
+        events=count,
+        fill_seconds=fill_seconds,
+        record_bytes=size,
+        raw=_fastest(raws),
+        relay=_fastest(relays),
+        outbox_left=left,
+        batch_size=batch_size,
+        rounds=rounds,
+    )

@@ -37,27 +37,53 @@ def http_rows(http: HttpResults) -> list[list[str]]:
     rows = []
     for concurrency, intake in http.intake.items():
         bare: Level = http.bare[concurrency]
-        rows.append([str(concurrency), f"{bare.load.rps:,.0f}", f"{bare.load.p50_ms:.2f}", f"{bare.load.p99_ms:.2f}",
-                     f"{intake.load.rps:,.0f}", f"{intake.load.p50_ms:.2f}", f"{intake.load.p99_ms:.2f}",
-                     f"**{ratio(intake.load.rps, bare.load.rps):.3f}**",
-                     f"{intake.server_cores:.2f} / {intake.broker_cores:.2f} / {intake.generator_cores:.2f} / "
-                     f"{intake.other_cores:.2f}",
-                     f"{1000 * ratio(intake.server_cores, intake.load.rps):.2f} / "
-                     f"{1000 * ratio(bare.server_cores, bare.load.rps):.2f}"])
+        rows.append(
+            [
+                str(concurrency),
+                f"{bare.load.rps:,.0f}",
+                f"{bare.load.p50_ms:.2f}",
+                f"{bare.load.p99_ms:.2f}",
+                f"{intake.load.rps:,.0f}",
+                f"{intake.load.p50_ms:.2f}",
+                f"{intake.load.p99_ms:.2f}",
+                f"**{ratio(intake.load.rps, bare.load.rps):.3f}**",
+                f"{intake.server_cores:.2f} / {intake.broker_cores:.2f} / {intake.generator_cores:.2f} / "
+                f"{intake.other_cores:.2f}",
+                f"{1000 * ratio(intake.server_cores, intake.load.rps):.2f} / "
+                f"{1000 * ratio(bare.server_cores, bare.load.rps):.2f}",
+            ]
+        )
     return rows
 
 
-HTTP_HEAD = ["conc.", "bare req/s", "bare p50 ms", "bare p99 ms", "intake req/s", "intake p50 ms", "intake p99 ms",
-             "intake/bare", "intake run, cores: server / broker / load / other", "server CPU ms per request: intake / bare"]
+HTTP_HEAD = [
+    "conc.",
+    "bare req/s",
+    "bare p50 ms",
+    "bare p99 ms",
+    "intake req/s",
+    "intake p50 ms",
+    "intake p99 ms",
+    "intake/bare",
+    "intake run, cores: server / broker / load / other",
+    "server CPU ms per request: intake / bare",
+]
 RELAY_HEAD = ["publisher", "records", "seconds", "records/s", "vs raw", "cores: this process / broker / other"]
 
 
 def relay_rows(relay: RelayResults) -> list[list[str]]:
     rows = []
     for name, drain in (("raw aiokafka producer", relay.raw), ("OutboxRelay", relay.relay)):
-        rows.append([name, f"{drain.records:,}", f"{drain.seconds:.2f}", f"{drain.rate:,.0f}",
-                     f"**{ratio(drain.rate, relay.raw.rate):.3f}**",
-                     f"{drain.own_cores:.2f} / {drain.broker_cores:.2f} / {drain.other_cores:.2f}"])
+        rows.append(
+            [
+                name,
+                f"{drain.records:,}",
+                f"{drain.seconds:.2f}",
+                f"{drain.rate:,.0f}",
+                f"**{ratio(drain.rate, relay.raw.rate):.3f}**",
+                f"{drain.own_cores:.2f} / {drain.broker_cores:.2f} / {drain.other_cores:.2f}",
+            ]
+        )
     return rows
 
 

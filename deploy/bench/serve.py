@@ -38,8 +38,17 @@ def intake_app() -> FastAPI:
 def main(argv: list[str]) -> None:
     kind, port = argv[0], int(argv[1])
     app = {"bare": bare_app, "intake": intake_app}[kind]()
-    uvicorn.run(app, host="127.0.0.1", port=port, workers=1, loop="uvloop", http="httptools",
-                access_log=False, log_config=None, log_level="warning")
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        workers=1,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        log_level="warning",
+    )
 
 
 if __name__ == "__main__":

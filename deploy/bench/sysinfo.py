@@ -59,8 +59,10 @@ def aiokafka_extensions() -> tuple[bool, str]:
     except ImportError:
         importable = False
     loaded = importable and not util.NO_EXTENSIONS and builder is not default_records._DefaultRecordBatchBuilderPy
-    detail = (f"NO_EXTENSIONS={util.NO_EXTENSIONS}, _crecords importable={importable}, "
-              f"DefaultRecordBatchBuilder from {builder.__module__}")
+    detail = (
+        f"NO_EXTENSIONS={util.NO_EXTENSIONS}, _crecords importable={importable}, "
+        f"DefaultRecordBatchBuilder from {builder.__module__}"
+    )
     return loaded, detail
 
 
@@ -68,10 +70,17 @@ def machine() -> Machine:
     from deploy.kafka.launcher import KAFKA_VERSION
 
     loaded, detail = aiokafka_extensions()
-    return Machine(cores=os.cpu_count() or 0, cpu_model=_cpu_model(), memory_gb=_memory_gb(),
-                   kernel=platform.release(), python=platform.python_version(), kafka=KAFKA_VERSION,
-                   packages={name: _version(name) for name in PACKAGES}, aiokafka_c=loaded,
-                   aiokafka_c_detail=detail)
+    return Machine(
+        cores=os.cpu_count() or 0,
+        cpu_model=_cpu_model(),
+        memory_gb=_memory_gb(),
+        kernel=platform.release(),
+        python=platform.python_version(),
+        kafka=KAFKA_VERSION,
+        packages={name: _version(name) for name in PACKAGES},
+        aiokafka_c=loaded,
+        aiokafka_c_detail=detail,
+    )
 
 
 def busy_cpu_seconds() -> float:

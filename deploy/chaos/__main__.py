@@ -27,16 +27,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile == "short":
         reports = asyncio.run(short_profile(log))
     else:
-        reports, fuzzed = asyncio.run(full_profile(log, cluster=not args.no_cluster,
-                                                   fuzz_examples=args.fuzz_examples))
+        reports, fuzzed = asyncio.run(full_profile(log, cluster=not args.no_cluster, fuzz_examples=args.fuzz_examples))
     print()
     print(table(reports))
     broken = [r for r in reports if not r.ok]
     if fuzzed is not None:
         print("\nfuzz stage\n" + fuzzed.summary())
-    print(f"\n{len(reports)} runs in {time.monotonic() - started:.0f}s; "
-          + ("every invariant held" if not broken else f"{len(broken)} run(s) broke an invariant")
-          + ("" if fuzzed is None else f"; fuzz: {len(fuzzed.failures)} failures"))
+    print(
+        f"\n{len(reports)} runs in {time.monotonic() - started:.0f}s; "
+        + ("every invariant held" if not broken else f"{len(broken)} run(s) broke an invariant")
+        + ("" if fuzzed is None else f"; fuzz: {len(fuzzed.failures)} failures")
+    )
     return 1 if broken or (fuzzed is not None and fuzzed.failures) else 0
 
 

@@ -28,8 +28,11 @@ from schemathesis.transport.prepare import get_exclude_headers
 from deploy.chaos.system import System
 
 SERVER_ERROR, UNDOCUMENTED_STATUS = "Server error", "Undocumented status code"
-CHECKS = [not_a_server_error, schemathesis.checks.status_code_conformance,
-          schemathesis.checks.response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    schemathesis.checks.status_code_conformance,
+    schemathesis.checks.response_schema_conformance,
+]
 
 
 @dataclass(frozen=True)
@@ -56,26 +59,39 @@ class FuzzReport:
     def of(self, *checks: str, other_than: tuple[str, ...] = ()) -> list[FuzzFailure]:
         """Failures of the named checks (or of any check but `other_than`); a dropped connection counts as a
         server error."""
-        return [f for f in self.failures
-                if (f.check in checks or (SERVER_ERROR in checks and f.check.startswith("no response"))
-                    or (other_than and f.check not in other_than and not f.check.startswith("no response")))]
+        return [
+            f
+            for f in self.failures
+            if (
+                f.check in checks
+                or (SERVER_ERROR in checks and f.check.startswith("no response"))
+                or (other_than and f.check not in other_than and not f.check.startswith("no response"))
+            )
+        ]
 
     def summary(self) -> str:
         lines = [f"{'service':<12}{'operations':>11}{'requests':>10}{'failures':>10}"]
         by_service = Counter(f.service for f in self.failures)
         for service in self.operations:
-            lines.append(f"{service:<12}{self.operations[service]:>11}{self.requests[service]:>10}"
-                         f"{by_service[service]:>10}")
+            lines.append(
+                f"{service:<12}{self.operations[service]:>11}{self.requests[service]:>10}{by_service[service]:>10}"
+            )
         server_errors = sum(n for status, n in self.statuses.items() if status >= 500)
-        lines.append(f"total: {sum(self.operations.values())} operations, {sum(self.requests.values())} requests, "
-                     f"{server_errors} server errors, {len(self.failures)} failures in {self.seconds:.0f}s; "
-                     f"statuses {dict(sorted(self.statuses.items()))}")
+        lines.append(
+            f"total: {sum(self.operations.values())} operations, {sum(self.requests.values())} requests, "
+            f"{server_errors} server errors, {len(self.failures)} failures in {self.seconds:.0f}s; "
+            f"statuses {dict(sorted(self.statuses.items()))}"
+        )
         distinct = Counter((f.service, f.operation, f.check, f.status) for f in self.failures)
         for (service, operation, check, status), n in distinct.most_common():
-            example = next(f for f in self.failures if (f.service, f.operation, f.check, f.status)
-                           == (service, operation, check, status))
-            lines.append(f"  {n:>4} × {service} {operation} {check} -> {status}   e.g. [{example.token}] "
-                         f"{example.request}")
+            example = next(
+                f
+                for f in self.failures
+                if (f.service, f.operation, f.check, f.status) == (service, operation, check, status)
+            )
+            lines.append(
+                f"  {n:>4} × {service} {operation} {check} -> {status}   e.g. [{example.token}] {example.request}"
+            )
         return "\n".join(lines)
 
 
@@ -101,8 +117,13 @@ def _failed_checks(exc: BaseException) -> list[str]:
     return sorted({(getattr(e, "title", None) or type(e).__name__).split("\n")[0][:80] for e in inner})
 
 
-def fuzz_service(system: System, service: str, examples: int, report: FuzzReport,
-                 modes: tuple[GenerationMode, ...] = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)) -> None:
+def fuzz_service(
+    system: System,
+    service: str,
+    examples: int,
+    report: FuzzReport,
+    modes: tuple[GenerationMode, ...] = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE),
+) -> None:
     url = system.services[service].url
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
     tokens = {"admin": system.token("admin"), "dealer D1": system.token("dealer", dealer_id="D1")}
@@ -112,27 +133,38 @@ def fuzz_service(system: System, service: str, examples: int, report: FuzzReport
         label = f"{operation.method.upper()} {operation.path}"
         report.operations[service] += 1
         for mode in modes:
-            @hypothesis.settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-                                 phases=[Phase.explicit, Phase.generate],
-                                 suppress_health_check=list(HealthCheck))
+
+            @hypothesis.settings(
+                max_examples=examples,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
             @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
             def run(case) -> None:
                 for token_name, token in tokens.items():
                     report.requests[service] += 1
                     try:
-                        response = case.call(base_url=url, session=session, timeout=15,
-                                             headers={"Authorization": f"Bearer {token}"})
+                        response = case.call(
+                            base_url=url, session=session, timeout=15, headers={"Authorization": f"Bearer {token}"}
+                        )
                     except requests.RequestException as exc:
-                        report.failures.append(FuzzFailure(service, label, token_name,
-                                                           f"no response ({type(exc).__name__})", None, _describe(case)))
+                        report.failures.append(
+                            FuzzFailure(
+                                service, label, token_name, f"no response ({type(exc).__name__})", None, _describe(case)
+                            )
+                        )
                         continue
                     report.statuses[response.status_code] += 1
                     try:
                         case.validate_response(response, checks=CHECKS)
                     except (Exception, FailureGroup) as exc:  # schemathesis raises its failures
                         for check in _failed_checks(exc):
-                            report.failures.append(FuzzFailure(service, label, token_name, check,
-                                                               response.status_code, _describe(case)))
+                            report.failures.append(
+                                FuzzFailure(service, label, token_name, check, response.status_code, _describe(case))
+                            )
 
             try:
                 run()

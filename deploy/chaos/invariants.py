@@ -19,8 +19,11 @@ INVARIANTS = (
     ("acknowledged → stored", "acknowledged commands whose event is in the service's event store"),
     ("stored → on its topic", "events in the services' event stores (commands' and reactions') on their topic"),
     ("no event id twice", "event ids on the topics; broken: extra copies from a live relay, not injected"),
-    ("re-sent by a killed relay", "(informational) copies a relay killed -9 between Kafka's ack and its outbox "
-                                  "delete sent again after restart; consumers must absorb them"),
+    (
+        "re-sent by a killed relay",
+        "(informational) copies a relay killed -9 between Kafka's ack and its outbox "
+        "delete sent again after restart; consumers must absorb them",
+    ),
     ("outboxes drained", "services; broken: events left in an outbox"),
     ("consumers caught up", "consumer groups; broken: records not committed"),
     ("one job per field request", "field-triaged requests; broken: not exactly one job.created"),
@@ -59,8 +62,9 @@ class RunReport:
         return all(f.broken == 0 for f in self.figures.values())
 
     def failures(self) -> list[str]:
-        return [f"{name}: {f.broken} of {f.checked} ({'; '.join(f.notes)})"
-                for name, f in self.figures.items() if f.broken]
+        return [
+            f"{name}: {f.broken} of {f.checked} ({'; '.join(f.notes)})" for name, f in self.figures.items() if f.broken
+        ]
 
 
 class TopicLedger:
@@ -91,9 +95,17 @@ def _index_store(system: System, service: str) -> dict[tuple[str, str], list[str
     return index
 
 
-async def check(system: System, report: RunReport, commands: list[Command], field_requests: list[str],
-                injected: Injected, poisoned: dict[str, tuple[str, str]], ledger: TopicLedger,
-                replayed: list[Command], killed: set[str]) -> RunReport:
+async def check(
+    system: System,
+    report: RunReport,
+    commands: list[Command],
+    field_requests: list[str],
+    injected: Injected,
+    poisoned: dict[str, tuple[str, str]],
+    ledger: TopicLedger,
+    replayed: list[Command],
+    killed: set[str],
+) -> RunReport:
     """Wait until the system is quiet (bounded), then count every invariant for this run's commands.
     `injected`: every duplicate injected into this system so far; `poisoned`: this run's poison; `killed`: the
     services killed -9 in this run (their relay may rightly send its last batch again)."""
@@ -117,8 +129,10 @@ async def check(system: System, report: RunReport, commands: list[Command], fiel
         f["consumers caught up"].notes.append(f"quiet only after the deadline: {left}")
 
     # Every acknowledged command stored, and its events on the topic.
-    indexes = {service: await asyncio.to_thread(_index_store, system, service)
-               for service in {s for s, _ in STORED_AS.values()}}
+    indexes = {
+        service: await asyncio.to_thread(_index_store, system, service)
+        for service in {s for s, _ in STORED_AS.values()}
+    }
     counts, ids_by_topic = await ledger.count(system)
     on_topics = set().union(*ids_by_topic.values())
     stored_ids: list[str] = []
@@ -132,8 +146,11 @@ async def check(system: System, report: RunReport, commands: list[Command], fiel
             f["acknowledged → stored"].fail(f"{command.kind} {command.stream}")
         stored_ids += ids
     # Not only the commands' own events: every event any service stored (reactions, timers) is on its topic.
-    everything = {event_id for service in system.services.values()
-                  for (event_id,) in await asyncio.to_thread(service.query, "SELECT event_id FROM events")}
+    everything = {
+        event_id
+        for service in system.services.values()
+        for (event_id,) in await asyncio.to_thread(service.query, "SELECT event_id FROM events")
+    }
     for event_id in everything | set(stored_ids):
         f["stored → on its topic"].checked += 1
         if event_id not in on_topics:
@@ -154,18 +171,30 @@ async def check(system: System, report: RunReport, commands: list[Command], fiel
     ledger.seen = counts
 
     # Exactly one job per field-triaged request; exactly one coverage verdict per stored request.
-    jobs = Counter(r for (r,) in await asyncio.to_thread(
-        system.services["dispatch"].query,
-        "SELECT json_extract(data, '$.request_id') FROM events WHERE type = 'job.created'"))
+    jobs = Counter(
+        r
+        for (r,) in await asyncio.to_thread(
+            system.services["dispatch"].query,
+            "SELECT json_extract(data, '$.request_id') FROM events WHERE type = 'job.created'",
+        )
+    )
     for request_id in field_requests:
         f["one job per field request"].checked += 1
         if jobs.get(request_id, 0) != 1:
             f["one job per field request"].fail(f"{request_id}: {jobs.get(request_id, 0)}")
     intake = system.services["intake"]
-    requests = [r for (r,) in await asyncio.to_thread(
-        intake.query, "SELECT stream_id FROM events WHERE type = 'service_request.received'")]
-    coverage = Counter(r for (r,) in await asyncio.to_thread(
-        intake.query, "SELECT stream_id FROM events WHERE type = 'service_request.coverage_recorded'"))
+    requests = [
+        r
+        for (r,) in await asyncio.to_thread(
+            intake.query, "SELECT stream_id FROM events WHERE type = 'service_request.received'"
+        )
+    ]
+    coverage = Counter(
+        r
+        for (r,) in await asyncio.to_thread(
+            intake.query, "SELECT stream_id FROM events WHERE type = 'service_request.coverage_recorded'"
+        )
+    )
     for request_id in requests:
         f["one coverage per request"].checked += 1
         if coverage.get(request_id, 0) != 1:
@@ -188,9 +217,13 @@ async def check(system: System, report: RunReport, commands: list[Command], fiel
             figure.fail(f"{command.kind} {command.stream}: {len(stored)} stored")
     if opened := [c for c in commands if c.kind == "open_request" and c.acknowledged]:
         serials = Counter(c.body["product"]["serial"] for c in opened)
-        stored_serials = Counter(s for (s,) in await asyncio.to_thread(
-            intake.query, "SELECT json_extract(data, '$.product.serial') FROM events "
-                          "WHERE type = 'service_request.received'"))
+        stored_serials = Counter(
+            s
+            for (s,) in await asyncio.to_thread(
+                intake.query,
+                "SELECT json_extract(data, '$.product.serial') FROM events WHERE type = 'service_request.received'",
+            )
+        )
         for serial in serials:
             if stored_serials.get(serial, 0) > 1:
                 f["retried key → original"].fail(f"serial {serial} opened {stored_serials[serial]} times")
@@ -206,9 +239,13 @@ async def _check_analytics(system: System, report: RunReport, stored_requests: i
     f = report.figures
     analytics = system.services["analytics"]
     headers = {"Authorization": f"Bearer {system.token('admin')}"}
-    window = {"from": (date.today() - timedelta(days=2)).isoformat(), "to": (date.today() + timedelta(days=1)).isoformat()}
+    window = {
+        "from": (date.today() - timedelta(days=2)).isoformat(),
+        "to": (date.today() + timedelta(days=1)).isoformat(),
+    }
     views = [("throughput", "dealer"), ("satisfaction", "dealer"), ("scorecard", "dealer"), ("throughput", "all")]
     async with httpx.AsyncClient(base_url=analytics.url, headers=headers, timeout=30) as client:
+
         async def snapshot() -> list:
             out = []
             for view, group_by in views:
@@ -225,8 +262,9 @@ async def _check_analytics(system: System, report: RunReport, stored_requests: i
         received = sum(row.get("received", 0) for row in totals)
         f["analytics counts once"].checked = stored_requests
         if received != stored_requests:
-            f["analytics counts once"].fail(f"analytics {received}, intake {stored_requests}",
-                                            abs(received - stored_requests))
+            f["analytics counts once"].fail(
+                f"analytics {received}, intake {stored_requests}", abs(received - stored_requests)
+            )
         started = await client.post("/v1/admin/rebuild")
         state = {"state": f"not started: {started.status_code}"}
         deadline = time.monotonic() + 120
@@ -274,8 +312,9 @@ def table(reports: list[RunReport]) -> str:
     width = max(len(name) for name, _ in INVARIANTS) + 2
     cols = [max(len(r.name), 9) + 2 for r in reports]
     lines = ["".ljust(width) + "".join(r.name.rjust(c) for r, c in zip(reports, cols))]
-    lines.append("sent/acknowledged".ljust(width)
-                 + "".join(f"{r.sent}/{r.acknowledged}".rjust(c) for r, c in zip(reports, cols)))
+    lines.append(
+        "sent/acknowledged".ljust(width) + "".join(f"{r.sent}/{r.acknowledged}".rjust(c) for r, c in zip(reports, cols))
+    )
     lines.append("seconds".ljust(width) + "".join(f"{r.seconds:.0f}".rjust(c) for r, c in zip(reports, cols)))
     lines.append("-" * (width + sum(cols)))
     for name, _ in INVARIANTS:
@@ -285,8 +324,11 @@ def table(reports: list[RunReport]) -> str:
             if name == "re-sent by a killed relay":
                 cells.append((str(fig.checked) if fig.checked else "-").rjust(c))
                 continue
-            cell = "-" if fig.checked == 0 and fig.broken == 0 else (
-                f"ok {fig.checked}" if fig.broken == 0 else f"BROKEN {fig.broken}/{fig.checked}")
+            cell = (
+                "-"
+                if fig.checked == 0 and fig.broken == 0
+                else (f"ok {fig.checked}" if fig.broken == 0 else f"BROKEN {fig.broken}/{fig.checked}")
+            )
             cells.append(cell.rjust(c))
         lines.append(name.ljust(width) + "".join(cells))
     lines.append("")

@@ -78,9 +78,14 @@ class Load:
 
     def __post_init__(self) -> None:
         s = self.system
-        self.tokens = {"admin": s.token("admin"), "agent": s.token("agent"),
-                       "dealer:D1": s.token("dealer", dealer_id="D1"), "dealer:D2": s.token("dealer", dealer_id="D2"),
-                       "warranty": s.token("warranty_officer"), "complaints": s.token("complaints_officer")}
+        self.tokens = {
+            "admin": s.token("admin"),
+            "agent": s.token("agent"),
+            "dealer:D1": s.token("dealer", dealer_id="D1"),
+            "dealer:D2": s.token("dealer", dealer_id="D2"),
+            "warranty": s.token("warranty_officer"),
+            "complaints": s.token("complaints_officer"),
+        }
         self._progressed = asyncio.Event()
 
     async def run_all(self) -> None:
@@ -141,25 +146,66 @@ class Load:
         dealer = (None, "D1", "D2")[i % 3]
         opener = "agent" if dealer is None else f"dealer:{dealer}"
         serial = f"CH-{self.run}-{uuid.uuid4().hex[:10]}"
-        opened = await self._send(client, "open_request", "intake", "/v1/service-requests", opener, {
-            "channel": "hotline" if dealer is None else "dealer",
-            "customer": {"name": f"Customer {i}", "phone": "+10000000", "region": REGION},
-            "product": {"serial": serial, "model": "M-1", "product_line": PRODUCT_LINE},
-            "symptom": "does not start", "customer_tier": "standard", "urgent": i % 5 == 0})
+        opened = await self._send(
+            client,
+            "open_request",
+            "intake",
+            "/v1/service-requests",
+            opener,
+            {
+                "channel": "hotline" if dealer is None else "dealer",
+                "customer": {"name": f"Customer {i}", "phone": "+10000000", "region": REGION},
+                "product": {"serial": serial, "model": "M-1", "product_line": PRODUCT_LINE},
+                "symptom": "does not start",
+                "customer_tier": "standard",
+                "urgent": i % 5 == 0,
+            },
+        )
         if i % 3 == 1:
-            await self._send(client, "product", "warranty", "/v1/products", "warranty", {
-                "serial": f"P-{serial}", "model": "M-1", "product_line": PRODUCT_LINE,
-                "sold_on": date.today().isoformat(), "dealer_id": dealer}, stream=f"P-{serial}")
+            await self._send(
+                client,
+                "product",
+                "warranty",
+                "/v1/products",
+                "warranty",
+                {
+                    "serial": f"P-{serial}",
+                    "model": "M-1",
+                    "product_line": PRODUCT_LINE,
+                    "sold_on": date.today().isoformat(),
+                    "dealer_id": dealer,
+                },
+                stream=f"P-{serial}",
+            )
         if i % 3 == 2 and self.known_requests:
-            await self._send(client, "complaint", "complaints", "/v1/complaints", "complaints", {
-                "request_id": self._rng.choice(self.known_requests), "channel": "hotline", "category": "delay",
-                "severity": "general", "description": f"chaos {self.run} {i}"})
+            await self._send(
+                client,
+                "complaint",
+                "complaints",
+                "/v1/complaints",
+                "complaints",
+                {
+                    "request_id": self._rng.choice(self.known_requests),
+                    "channel": "hotline",
+                    "category": "delay",
+                    "severity": "general",
+                    "description": f"chaos {self.run} {i}",
+                },
+            )
         if not opened.acknowledged:
             return
         request_id = opened.response["id"]
         field_work = self._rng.random() < self.field_ratio
-        triage = await self._send(client, "triage", "intake", f"/v1/service-requests/{request_id}/triage", "admin",
-                                  {"mode": "onsite" if field_work else "phone"}, stream=request_id, keyed=False)
+        triage = await self._send(
+            client,
+            "triage",
+            "intake",
+            f"/v1/service-requests/{request_id}/triage",
+            "admin",
+            {"mode": "onsite" if field_work else "phone"},
+            stream=request_id,
+            keyed=False,
+        )
         if not triage.acknowledged or not field_work:
             return
         self.field_requests.append(request_id)
@@ -171,9 +217,15 @@ class Load:
             sent = await self._send(client, step, "dispatch", f"/v1/jobs/{job_id}/{step}", "admin", body, stream=job_id)
             if not sent.acknowledged:
                 return
-        await self._send(client, "revisit", "dispatch", f"/v1/jobs/{job_id}/revisit", "admin",
-                         {"satisfaction": self._rng.randint(1, 5), "nps": self._rng.randint(0, 10),
-                          "channel": "phone"}, stream=job_id)
+        await self._send(
+            client,
+            "revisit",
+            "dispatch",
+            f"/v1/jobs/{job_id}/revisit",
+            "admin",
+            {"satisfaction": self._rng.randint(1, 5), "nps": self._rng.randint(0, 10), "channel": "phone"},
+            stream=job_id,
+        )
 
     async def _job_of(self, client: httpx.AsyncClient, request_id: str, until: float) -> dict | None:
         """The request's job once dispatch created and assigned it (polled until `until`)."""
@@ -190,10 +242,21 @@ class Load:
             await asyncio.sleep(0.2)
         return None
 
-    async def _send(self, client: httpx.AsyncClient, kind: str, service: str, path: str, token: str,
-                    body: dict[str, Any], *, stream: str | None = None, keyed: bool = True) -> Command:
-        command = Command(self.run, kind, service, path, body, str(uuid.uuid4()) if keyed else None,
-                          self.tokens[token], stream=stream)
+    async def _send(
+        self,
+        client: httpx.AsyncClient,
+        kind: str,
+        service: str,
+        path: str,
+        token: str,
+        body: dict[str, Any],
+        *,
+        stream: str | None = None,
+        keyed: bool = True,
+    ) -> Command:
+        command = Command(
+            self.run, kind, service, path, body, str(uuid.uuid4()) if keyed else None, self.tokens[token], stream=stream
+        )
         self.commands.append(command)
         await send(client, self.system, command, self.command_deadline)
         if command.acknowledged and command.stream is None and isinstance(command.response, dict):
@@ -214,8 +277,9 @@ async def send(client: httpx.AsyncClient, system: System, command: Command, dead
     while True:
         command.attempts += 1
         try:
-            response = await client.post(f"{system.services[command.service].url}{command.path}", json=command.body,
-                                         headers=headers)
+            response = await client.post(
+                f"{system.services[command.service].url}{command.path}", json=command.body, headers=headers
+            )
         except httpx.TransportError:
             command.transport_errors += 1
             if time.monotonic() > deadline:
@@ -241,8 +305,9 @@ async def replay(system: System, commands: list[Command]) -> None:
     async with httpx.AsyncClient(timeout=10) as client:
         for command in commands:
             headers = {"Authorization": f"Bearer {command.token}", "Idempotency-Key": command.key}
-            response = await client.post(f"{system.services[command.service].url}{command.path}",
-                                         json=command.body, headers=headers)
+            response = await client.post(
+                f"{system.services[command.service].url}{command.path}", json=command.body, headers=headers
+            )
             command.replay_status = response.status_code
             try:
                 command.replay_response = response.json()

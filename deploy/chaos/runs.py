@@ -39,28 +39,50 @@ class Chaos:
         admin = {"Authorization": f"Bearer {s.token('admin')}"}
         async with httpx.AsyncClient(headers=admin, timeout=30) as client:
             dispatch, warranty, intake = (s.services[n].url for n in ("dispatch", "warranty", "intake"))
-            await _created(client.post(f"{dispatch}/v1/service-centers", json={
-                "id": "C-north", "name": "North", "region": "north", "kind": "repair_center"}))
+            await _created(
+                client.post(
+                    f"{dispatch}/v1/service-centers",
+                    json={"id": "C-north", "name": "North", "region": "north", "kind": "repair_center"},
+                )
+            )
             for i in range(3):
-                await _created(client.post(f"{dispatch}/v1/technicians", json={
-                    "id": f"T{i}", "center_id": "C-north", "name": f"Tech {i}", "skills": ["mower"]}))
-            await _created(client.post(f"{warranty}/v1/warranty-policies", json={
-                "product_line": "mower", "months": 24}))
+                await _created(
+                    client.post(
+                        f"{dispatch}/v1/technicians",
+                        json={"id": f"T{i}", "center_id": "C-north", "name": f"Tech {i}", "skills": ["mower"]},
+                    )
+                )
+            await _created(
+                client.post(f"{warranty}/v1/warranty-policies", json={"product_line": "mower", "months": 24})
+            )
             for i in range(requests):
-                response = await _created(client.post(f"{intake}/v1/service-requests", json={
-                    "channel": "hotline", "customer": {"name": f"Seed {i}", "phone": "+100200", "region": "north"},
-                    "product": {"serial": f"SEED-{i}-{random.randrange(10**9)}", "model": "M-1",
-                                "product_line": "mower"}, "symptom": "noise"}))
+                response = await _created(
+                    client.post(
+                        f"{intake}/v1/service-requests",
+                        json={
+                            "channel": "hotline",
+                            "customer": {"name": f"Seed {i}", "phone": "+100200", "region": "north"},
+                            "product": {
+                                "serial": f"SEED-{i}-{random.randrange(10**9)}",
+                                "model": "M-1",
+                                "product_line": "mower",
+                            },
+                            "symptom": "noise",
+                        },
+                    )
+                )
                 self.known_requests.append(response.json()["id"])
         left = await s.wait_quiet(timeout=90)
         if left:
             raise RuntimeError(f"the seeded system did not settle: {left}")
 
-    async def run(self, name: str, fault: Fault, *, cases: int, seconds: float, concurrency: int = 4,
-                  replays: int = 8) -> RunReport:
+    async def run(
+        self, name: str, fault: Fault, *, cases: int, seconds: float, concurrency: int = 4, replays: int = 8
+    ) -> RunReport:
         started = time.monotonic()
-        load = Load(self.system, name, cases, concurrency=concurrency, seconds=seconds,
-                    known_requests=self.known_requests)
+        load = Load(
+            self.system, name, cases, concurrency=concurrency, seconds=seconds, known_requests=self.known_requests
+        )
         poison_before = set(self.injected.poison)
         task = asyncio.create_task(load.run_all())
         try:
@@ -72,12 +94,23 @@ class Chaos:
         await replay(self.system, sample)
         poisoned = {k: v for k, v in self.injected.poison.items() if k not in poison_before}
         report = RunReport(name, description)
-        await check(self.system, report, load.commands, load.field_requests, self.injected, poisoned,
-                    self.ledger, sample, load.killed)
+        await check(
+            self.system,
+            report,
+            load.commands,
+            load.field_requests,
+            self.injected,
+            poisoned,
+            self.ledger,
+            sample,
+            load.killed,
+        )
         report.seconds = time.monotonic() - started
         self.reports.append(report)
-        self.log(f"{name}: {report.sent} sent, {report.acknowledged} acknowledged, {report.seconds:.0f}s, "
-                 f"{'ok' if report.ok else 'BROKEN: ' + ' | '.join(report.failures())}")
+        self.log(
+            f"{name}: {report.sent} sent, {report.acknowledged} acknowledged, {report.seconds:.0f}s, "
+            f"{'ok' if report.ok else 'BROKEN: ' + ' | '.join(report.failures())}"
+        )
         return report
 
 
@@ -90,6 +123,7 @@ async def _created(call: Awaitable[httpx.Response]) -> httpx.Response:
 
 # Faults ---------------------------------------------------------------------------------------------------
 
+
 def broker_sigstop(seconds: float, at: int = 15) -> Fault:
     async def fault(system: System, load: Load, chaos: Chaos) -> str:
         await load.reached(at)
@@ -100,6 +134,7 @@ def broker_sigstop(seconds: float, at: int = 15) -> Fault:
         finally:
             system.broker.resume()
         return f"broker SIGSTOP {seconds:.0f}s"
+
     return fault
 
 
@@ -111,6 +146,7 @@ def broker_kill9(down: float = 3.0, at: int = 15) -> Fault:
         await asyncio.sleep(down)
         await asyncio.to_thread(system.broker.start)
         return f"broker kill -9, restarted after {down:.0f}s"
+
     return fault
 
 
@@ -124,6 +160,7 @@ def service_kill9(name: str, at: int = 20) -> Fault:
         await asyncio.to_thread(system.services[name].restart)  # SIGKILL, then start on the same files
         chaos.log(f"  killed {name} at {answered} answers with {in_flight} commands in flight; restarted")
         return f"kill -9 {name} ({in_flight.get(name, 0)} of its commands in flight), restarted"
+
     return fault
 
 
@@ -133,20 +170,28 @@ def injection(duplicates: int = 10, at: int = 15) -> Fault:
         await inject_duplicates(system.bootstrap, list(DOMAIN_TOPICS), duplicates, chaos.injected)
         await inject_poison(system.bootstrap, list(DOMAIN_TOPICS), chaos.injected)
         return f"{duplicates} duplicates and 2 poison records per topic"
+
     return fault
 
 
 def combined_short() -> Fault:
     """The short profile's one run: broker SIGSTOP, then kill -9 of intake, then duplicates and poison."""
+
     async def fault(system: System, load: Load, chaos: Chaos) -> str:
-        return "; ".join([await broker_sigstop(4, at=10)(system, load, chaos),
-                          await service_kill9("intake", at=30)(system, load, chaos),
-                          await injection(duplicates=5, at=40)(system, load, chaos)])
+        return "; ".join(
+            [
+                await broker_sigstop(4, at=10)(system, load, chaos),
+                await service_kill9("intake", at=30)(system, load, chaos),
+                await injection(duplicates=5, at=40)(system, load, chaos),
+            ]
+        )
+
     return fault
 
 
 def leader_loss(at: int = 15, down: float = 10.0) -> Fault:
     """Kill -9 the node that leads most partitions of intake.events, keep it down a while, then bring it back."""
+
     async def fault(system: System, load: Load, chaos: Chaos) -> str:
         await load.reached(at)
         admin = AIOKafkaAdminClient(bootstrap_servers=system.bootstrap)
@@ -161,12 +206,16 @@ def leader_loss(at: int = 15, down: float = 10.0) -> Fault:
         await asyncio.to_thread(node.kill)
         await asyncio.sleep(down)
         await asyncio.to_thread(node.start)
-        return f"3-node cluster, RF 3, min ISR 2: kill -9 node {victim} (leads {leaders.count(victim)} of " \
-               f"{len(leaders)} intake.events partitions), back after {down:.0f}s"
+        return (
+            f"3-node cluster, RF 3, min ISR 2: kill -9 node {victim} (leads {leaders.count(victim)} of "
+            f"{len(leaders)} intake.events partitions), back after {down:.0f}s"
+        )
+
     return fault
 
 
 # Profiles -------------------------------------------------------------------------------------------------
+
 
 async def short_profile(log: Callable[[str], None] = print) -> list[RunReport]:
     with System() as system:
@@ -176,8 +225,9 @@ async def short_profile(log: Callable[[str], None] = print) -> list[RunReport]:
         return chaos.reports
 
 
-async def full_profile(log: Callable[[str], None] = print, cluster: bool = True,
-                       fuzz_examples: int = 5) -> tuple[list[RunReport], FuzzReport | None]:
+async def full_profile(
+    log: Callable[[str], None] = print, cluster: bool = True, fuzz_examples: int = 5
+) -> tuple[list[RunReport], FuzzReport | None]:
     """Every fault run on one single-broker system, then the fuzz stage on it; then the cluster run."""
     reports: list[RunReport] = []
     fuzzed = None

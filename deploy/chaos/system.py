@@ -46,8 +46,13 @@ def consumed_topics() -> dict[str, list[str]]:
     from services.intake.reactions import CONSUMES as intake
     from services.warranty.reactions import CONSUMES as warranty
 
-    return {"intake": list(intake), "dispatch": list(dispatch), "warranty": list(warranty),
-            "complaints": list(complaints), "analytics": list(analytics)}
+    return {
+        "intake": list(intake),
+        "dispatch": list(dispatch),
+        "warranty": list(warranty),
+        "complaints": list(complaints),
+        "analytics": list(analytics),
+    }
 
 
 @dataclass
@@ -68,14 +73,25 @@ class ServiceProcess:
         return f"http://{HOST}:{self.port}"
 
     def start(self) -> None:
-        env = {**os.environ, **self.env, "PORT": str(self.port), "HOST": HOST,
-               "DATABASE_URL": f"sqlite+aiosqlite:///{self.database}",
-               # analytics' projection file: beside the database, never the repository's var/ of another run.
-               "ANALYTICS_DUCKDB_PATH": str(self.database.with_suffix(".duckdb"))}
+        env = {
+            **os.environ,
+            **self.env,
+            "PORT": str(self.port),
+            "HOST": HOST,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{self.database}",
+            # analytics' projection file: beside the database, never the repository's var/ of another run.
+            "ANALYTICS_DUCKDB_PATH": str(self.database.with_suffix(".duckdb")),
+        }
         with open(self.log, "ab") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", f"services.{self.name}"], cwd=ROOT, env=env,
-                                            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", f"services.{self.name}"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def wait_ready(self, timeout: float = 60) -> None:
         """Until /readyz answers 200 (database and Kafka reachable) or the deadline passes."""
@@ -149,25 +165,39 @@ class System:
         return 2 if self.cluster else 1
 
     def token(self, *roles: str, subject: str | None = None, dealer_id: str | None = None) -> str:
-        return mint_token(self.secret, subject=subject or (f"dealer:{dealer_id}" if dealer_id else roles[0]),
-                          roles=list(roles), dealer_id=dealer_id)
+        return mint_token(
+            self.secret,
+            subject=subject or (f"dealer:{dealer_id}" if dealer_id else roles[0]),
+            roles=list(roles),
+            dealer_id=dealer_id,
+        )
 
     def start(self) -> System:
         ensure_jars()
         if self.cluster:
-            self.kafka_cluster = LocalKafkaCluster(3, replication=3, min_insync=2,
-                                                   data_dir=self.work_dir / "kafka").start()
+            self.kafka_cluster = LocalKafkaCluster(
+                3, replication=3, min_insync=2, data_dir=self.work_dir / "kafka"
+            ).start()
         else:
             self.broker = LocalKafkaBroker(data_dir=self.work_dir / "kafka").start()
         _run_in_thread(self.create_topics())  # callable from inside a running event loop too
-        env = {"KAFKA_BOOTSTRAP": self.bootstrap, "AUTH_SECRET": self.secret, "LOG_JSON": "false",
-               "LOG_LEVEL": "WARNING", "RELAY_POLL_INTERVAL_MS": "50", "RELAY_LEASE_SECONDS": "2",
-               "CONSUMER_SESSION_TIMEOUT_MS": "6000", "DEADLINE_POLL_INTERVAL_MS": "1000",
-               "KAFKA_TOPIC_PARTITIONS": str(self.partitions),
-               "KAFKA_REPLICATION_FACTOR": str(self.replication), "KAFKA_MIN_INSYNC_REPLICAS": str(self.min_insync)}
+        env = {
+            "KAFKA_BOOTSTRAP": self.bootstrap,
+            "AUTH_SECRET": self.secret,
+            "LOG_JSON": "false",
+            "LOG_LEVEL": "WARNING",
+            "RELAY_POLL_INTERVAL_MS": "50",
+            "RELAY_LEASE_SECONDS": "2",
+            "CONSUMER_SESSION_TIMEOUT_MS": "6000",
+            "DEADLINE_POLL_INTERVAL_MS": "1000",
+            "KAFKA_TOPIC_PARTITIONS": str(self.partitions),
+            "KAFKA_REPLICATION_FACTOR": str(self.replication),
+            "KAFKA_MIN_INSYNC_REPLICAS": str(self.min_insync),
+        }
         for name in SERVICES:
-            self.services[name] = ServiceProcess(name, free_port(), self.work_dir / f"{name}.db", dict(env),
-                                                 self.work_dir / f"{name}.log")
+            self.services[name] = ServiceProcess(
+                name, free_port(), self.work_dir / f"{name}.db", dict(env), self.work_dir / f"{name}.log"
+            )
         for service in self.services.values():
             service.start()
         for service in self.services.values():
@@ -179,10 +209,17 @@ class System:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=30000)
         await admin.start()
         try:
-            await admin.create_topics([
-                NewTopic(name=topic, num_partitions=self.partitions, replication_factor=self.replication,
-                         topic_configs={"min.insync.replicas": str(self.min_insync)})
-                for topic in ALL_TOPICS])
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        name=topic,
+                        num_partitions=self.partitions,
+                        replication_factor=self.replication,
+                        topic_configs={"min.insync.replicas": str(self.min_insync)},
+                    )
+                    for topic in ALL_TOPICS
+                ]
+            )
         finally:
             await admin.close()
 
@@ -223,8 +260,9 @@ class System:
                 committed = await admin.list_consumer_group_offsets(group)
                 partitions = [TopicPartition(t, p) for t in topics for p in range(self.partitions)]
                 ends = await consumer.end_offsets(partitions)
-                lag[group] = sum(max(0, ends[tp] - (committed[tp].offset if tp in committed else 0))
-                                 for tp in partitions)
+                lag[group] = sum(
+                    max(0, ends[tp] - (committed[tp].offset if tp in committed else 0)) for tp in partitions
+                )
             return lag
         finally:
             await consumer.stop()

@@ -16,14 +16,23 @@ from shared.messaging.kafka import reliable_producer
 
 POISON_HEADER = "chaos_poison"
 # A type some consumer of the topic handles, so that its bad data is judged rather than skipped.
-HANDLED_TYPE = {INTAKE: "service_request.triaged", DISPATCH: "job.completed", WARRANTY: "warranty.checked",
-                COMPLAINTS: "complaint.opened"}
+HANDLED_TYPE = {
+    INTAKE: "service_request.triaged",
+    DISPATCH: "job.completed",
+    WARRANTY: "warranty.checked",
+    COMPLAINTS: "complaint.opened",
+}
 
 
 async def read_topic(bootstrap: str, topic: str, timeout: float = 60) -> list[ConsumerRecord]:
     """Every record of `topic` up to its end offsets at the time of the call."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                                auto_offset_reset="earliest", request_timeout_ms=15000)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
+        request_timeout_ms=15000,
+    )
     await consumer.start()
     records: list[ConsumerRecord] = []
     try:
@@ -72,8 +81,9 @@ async def inject_duplicates(bootstrap: str, topics: list[str], per_topic: int, i
             step = max(1, len(records) // max(per_topic, 1))
             chosen = records[::step][:per_topic]
             for record in chosen:
-                await producer.send_and_wait(topic, value=record.value, key=record.key,
-                                           headers=list(record.headers or ()))
+                await producer.send_and_wait(
+                    topic, value=record.value, key=record.key, headers=list(record.headers or ())
+                )
                 injected.duplicate_ids.setdefault(topic, []).append(headers_of(record)["ce_id"])
     finally:
         await producer.stop()
@@ -87,17 +97,33 @@ async def inject_poison(bootstrap: str, topics: list[str], injected: Injected) -
     try:
         for topic in topics:
             unreadable = f"poison-{uuid.uuid4().hex[:12]}"
-            await producer.send_and_wait(topic, value=b"\xff\xfe not a cloud event", key=unreadable.encode(),
-                                         headers=[(POISON_HEADER, unreadable.encode())])
+            await producer.send_and_wait(
+                topic,
+                value=b"\xff\xfe not a cloud event",
+                key=unreadable.encode(),
+                headers=[(POISON_HEADER, unreadable.encode())],
+            )
             injected.poison[unreadable] = (topic, "unreadable")
             bad = f"poison-{uuid.uuid4().hex[:12]}"
             event_type = HANDLED_TYPE[topic]
-            headers = {"ce_specversion": "1.0", "ce_id": str(uuid.uuid4()), "ce_source": "chaos",
-                       "ce_type": event_type, "ce_subject": bad, "ce_time": rfc3339(utcnow()),
-                       "ce_dataschema": f"{event_type}/1", "ce_sequence": "1", "content-type": "application/json",
-                       POISON_HEADER: bad}
-            await producer.send_and_wait(topic, value=json.dumps({"unexpected": True}).encode(), key=bad.encode(),
-                                         headers=[(k, v.encode()) for k, v in headers.items()])
+            headers = {
+                "ce_specversion": "1.0",
+                "ce_id": str(uuid.uuid4()),
+                "ce_source": "chaos",
+                "ce_type": event_type,
+                "ce_subject": bad,
+                "ce_time": rfc3339(utcnow()),
+                "ce_dataschema": f"{event_type}/1",
+                "ce_sequence": "1",
+                "content-type": "application/json",
+                POISON_HEADER: bad,
+            }
+            await producer.send_and_wait(
+                topic,
+                value=json.dumps({"unexpected": True}).encode(),
+                key=bad.encode(),
+                headers=[(k, v.encode()) for k, v in headers.items()],
+            )
             injected.poison[bad] = (topic, "bad_data")
     finally:
         await producer.stop()

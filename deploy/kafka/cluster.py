@@ -24,8 +24,19 @@ _HOST = "127.0.0.1"
 class ClusterNode(LocalKafkaBroker):
     """One combined node of a LocalKafkaCluster: its own ports and log dir, the cluster's id and quorum."""
 
-    def __init__(self, node_id: int, *, port: int, controller_port: int, data_dir: Path, cluster_id: str,
-                 voters: str, replication: int, min_insync: int, heap: str) -> None:
+    def __init__(
+        self,
+        node_id: int,
+        *,
+        port: int,
+        controller_port: int,
+        data_dir: Path,
+        cluster_id: str,
+        voters: str,
+        replication: int,
+        min_insync: int,
+        heap: str,
+    ) -> None:
         super().__init__(port, controller_port, data_dir, heap=heap, cluster_id=cluster_id)
         self.node_id = node_id
         self.voters = voters
@@ -35,28 +46,37 @@ class ClusterNode(LocalKafkaBroker):
     def settings(self) -> dict[str, str]:
         settings = super().settings()
         replicas, min_isr = str(self.replication), str(self.min_insync)
-        settings.update({
-            "node.id": str(self.node_id),
-            "controller.quorum.voters": self.voters,
-            "default.replication.factor": replicas,
-            "min.insync.replicas": min_isr,
-            "offsets.topic.replication.factor": replicas,
-            "transaction.state.log.replication.factor": replicas,
-            "transaction.state.log.min.isr": min_isr,
-            "share.coordinator.state.topic.replication.factor": replicas,
-            "share.coordinator.state.topic.min.isr": min_isr,
-            # Leadership moves back to the preferred replica soon after a killed node returns.
-            "leader.imbalance.check.interval.seconds": "5",
-            "replica.lag.time.max.ms": "10000",
-        })
+        settings.update(
+            {
+                "node.id": str(self.node_id),
+                "controller.quorum.voters": self.voters,
+                "default.replication.factor": replicas,
+                "min.insync.replicas": min_isr,
+                "offsets.topic.replication.factor": replicas,
+                "transaction.state.log.replication.factor": replicas,
+                "transaction.state.log.min.isr": min_isr,
+                "share.coordinator.state.topic.replication.factor": replicas,
+                "share.coordinator.state.topic.min.isr": min_isr,
+                # Leadership moves back to the preferred replica soon after a killed node returns.
+                "leader.imbalance.check.interval.seconds": "5",
+                "replica.lag.time.max.ms": "10000",
+            }
+        )
         return settings
 
 
 class LocalKafkaCluster:
     """``nodes`` combined KRaft nodes on free loopback ports, each with its own temp log dir."""
 
-    def __init__(self, nodes: int = 3, *, replication: int | None = None, min_insync: int | None = None,
-                 heap: str = "384m", data_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        nodes: int = 3,
+        *,
+        replication: int | None = None,
+        min_insync: int | None = None,
+        heap: str = "384m",
+        data_dir: Path | None = None,
+    ) -> None:
         self._owns_dir = data_dir is None
         self.data_dir = Path(tempfile.mkdtemp(prefix="kafka-cluster-")) if data_dir is None else Path(data_dir)
         self.replication = replication or min(nodes, 3)
@@ -69,9 +89,17 @@ class LocalKafkaCluster:
         client_ports, controller_ports = ports_list[:nodes], ports_list[nodes:]
         voters = ",".join(f"{i + 1}@{_HOST}:{controller_ports[i]}" for i in range(nodes))
         self.nodes = [
-            ClusterNode(i + 1, port=client_ports[i], controller_port=controller_ports[i],
-                        data_dir=self.data_dir / f"node-{i + 1}", cluster_id=cluster_id, voters=voters,
-                        replication=self.replication, min_insync=self.min_insync, heap=heap)
+            ClusterNode(
+                i + 1,
+                port=client_ports[i],
+                controller_port=controller_ports[i],
+                data_dir=self.data_dir / f"node-{i + 1}",
+                cluster_id=cluster_id,
+                voters=voters,
+                replication=self.replication,
+                min_insync=self.min_insync,
+                heap=heap,
+            )
             for i in range(nodes)
         ]
 
@@ -93,10 +121,14 @@ class LocalKafkaCluster:
         for node in self.nodes:
             node._log_offsets = {p: p.stat().st_size for p in node.log_file.parent.glob("*.log")}
             with open(node.log_file.parent / "stdout.log", "ab") as out:
-                node._process = subprocess.Popen(node._java("kafka.Kafka", str(node.data_dir / "server.properties"),
-                                                            heap=node.heap),
-                                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                 cwd=node.data_dir, start_new_session=True)
+                node._process = subprocess.Popen(
+                    node._java("kafka.Kafka", str(node.data_dir / "server.properties"), heap=node.heap),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=node.data_dir,
+                    start_new_session=True,
+                )
         deadline = time.monotonic() + timeout
         for node in self.nodes:
             while not broker_is_ready(_HOST, node.port):
@@ -127,6 +159,7 @@ class LocalKafkaCluster:
             self.close()
             raise
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

@@ -55,8 +55,16 @@ def ensure_jars() -> Path:
         for stale in LIBS_DIR.glob("*.jar"):
             stale.unlink()
         # The output directory must be absolute: with -f, Maven resolves relative paths against the pom's dir.
-        command = [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-                   "-DincludeScope=runtime", f"-DoutputDirectory={LIBS_DIR}"]
+        command = [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={LIBS_DIR}",
+        ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=900)
         jars = sorted(path.name for path in LIBS_DIR.glob("*.jar"))
         if result.returncode != 0 or not any(jar.startswith("kafka_2.13-") for jar in jars):

@@ -29,8 +29,17 @@ from types import TracebackType
 from deploy.kafka.jars import KAFKA_VERSION, LIBS_DIR, POM, ensure_jars
 from deploy.kafka.protocol import broker_is_ready
 
-__all__ = ["KAFKA_VERSION", "LIBS_DIR", "POM", "LocalKafkaBroker", "broker_for_tests", "ensure_jars", "free_port",
-           "new_cluster_id", "main"]
+__all__ = [
+    "KAFKA_VERSION",
+    "LIBS_DIR",
+    "POM",
+    "LocalKafkaBroker",
+    "broker_for_tests",
+    "ensure_jars",
+    "free_port",
+    "new_cluster_id",
+    "main",
+]
 
 _HOST = "127.0.0.1"
 
@@ -77,9 +86,15 @@ logger.chatty.level = WARN
 class LocalKafkaBroker:
     """One Kafka process in KRaft combined mode on loopback; data survives stop()/start()."""
 
-    def __init__(self, port: int | None = None, controller_port: int | None = None,
-                 data_dir: Path | None = None, num_partitions: int = 3, heap: str = "512m",
-                 cluster_id: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        controller_port: int | None = None,
+        data_dir: Path | None = None,
+        num_partitions: int = 3,
+        heap: str = "512m",
+        cluster_id: str | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.controller_port = controller_port or free_port()
         while self.controller_port == self.port:
@@ -160,16 +175,26 @@ class LocalKafkaBroker:
 
     def _java(self, *args: str, heap: str = "256m") -> list[str]:
         log4j = self.data_dir / "log4j2.properties"
-        return ["java", f"-Xmx{heap}", "-Xss1m", "-XX:+UseSerialGC", "-XX:+ExitOnOutOfMemoryError",
-                "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}",
-                "-cp", str(ensure_jars() / "*"), *args]
+        return [
+            "java",
+            f"-Xmx{heap}",
+            "-Xss1m",
+            "-XX:+UseSerialGC",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp",
+            str(ensure_jars() / "*"),
+            *args,
+        ]
 
     def _format(self, config: Path) -> None:
         """Format the KRaft log dir once; an existing meta.properties means the data is kept."""
         if (self.data_dir / "kraft" / "meta.properties").exists():
             return
-        command = self._java("kafka.tools.StorageTool", "format", "-t", self.cluster_id or new_cluster_id(),
-                             "-c", str(config))
+        command = self._java(
+            "kafka.tools.StorageTool", "format", "-t", self.cluster_id or new_cluster_id(), "-c", str(config)
+        )
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
             raise RuntimeError(f"formatting {self.data_dir} failed:\n{result.stdout}\n{result.stderr}")
@@ -183,9 +208,14 @@ class LocalKafkaBroker:
         self._format(config)
         self._log_offsets = {path: path.stat().st_size for path in self.log_file.parent.glob("*.log")}
         with open(self.log_file.parent / "stdout.log", "ab") as out:
-            self._process = subprocess.Popen(self._java("kafka.Kafka", str(config), heap=self.heap),
-                                             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             cwd=self.data_dir, start_new_session=True)
+            self._process = subprocess.Popen(
+                self._java("kafka.Kafka", str(config), heap=self.heap),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.data_dir,
+                start_new_session=True,
+            )
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout
         while not broker_is_ready(_HOST, self.port):
@@ -274,8 +304,9 @@ class LocalKafkaBroker:
             self.close()  # __exit__ does not run when __enter__ fails: do not leak the temp dir
             raise
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -316,8 +347,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         broker.start()
-        print(f"Kafka ready on {broker.bootstrap} after {time.monotonic() - started:.1f}s "
-              f"(data {broker.data_dir}, log {broker.log_file})", flush=True)
+        print(
+            f"Kafka ready on {broker.bootstrap} after {time.monotonic() - started:.1f}s "
+            f"(data {broker.data_dir}, log {broker.log_file})",
+            flush=True,
+        )
         while not stop.wait(1.0):
             if not broker.running:
                 print(f"Kafka died:\n{broker.log_tail()}", file=sys.stderr)

@@ -51,20 +51,46 @@ class LocalPostgres:
     def start(self, timeout: float = 30) -> LocalPostgres:
         if self.run_as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
-        subprocess.run(self._command(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
-                                     "--auth=trust", "--encoding=UTF8", "--no-instructions"),
-                       check=True, capture_output=True)
+        subprocess.run(
+            self._command(
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ),
+            check=True,
+            capture_output=True,
+        )
         options = [
-            "-p", str(self.port), "-k", str(self.root), "-h", "127.0.0.1",
-            "-c", "fsync=on", "-c", "max_connections=200", "-c", "shared_buffers=64MB",
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.root),
+            "-h",
+            "127.0.0.1",
+            "-c",
+            "fsync=on",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "shared_buffers=64MB",
         ]
         log = open(self.root / "postgres.log", "ab")
-        self._process = subprocess.Popen(self._command(str(self.bin / "postgres"), "-D", str(self.data), *options),
-                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._process = subprocess.Popen(
+            self._command(str(self.bin / "postgres"), "-D", str(self.data), *options),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            ready = subprocess.run([str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
-                                   capture_output=True)
+            ready = subprocess.run(
+                [str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)], capture_output=True
+            )
             if ready.returncode == 0:
                 return self
             if self._process.poll() is not None:

@@ -23,8 +23,9 @@ def resolved(*profiles: str) -> dict:
     assert go, "Go is needed to build compose-check (it is on our machines)"
     binary = ROOT / "deploy" / "compose-check" / "compose-check"
     subprocess.run([go, "build", "-o", str(binary), "."], cwd=binary.parent, check=True, timeout=600)
-    result = subprocess.run([str(binary), str(ROOT / "docker-compose.yml"), *profiles], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [str(binary), str(ROOT / "docker-compose.yml"), *profiles], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -51,9 +52,11 @@ def test_each_service_has_its_image_port_database_and_start_order(project, servi
     assert spec["environment"]["PORT"] == str(PORTS[service])
     assert spec["environment"]["DATABASE_URL"].endswith(f"@postgres:5432/{service}")
     assert spec["environment"]["DATABASE_AUTO_CREATE"] == "false"
-    assert {"kafka": "service_healthy", "topics": "service_completed_successfully",
-            "migrate": "service_completed_successfully"}.items() <= \
-        {name: dep["condition"] for name, dep in spec["depends_on"].items()}.items()
+    assert {
+        "kafka": "service_healthy",
+        "topics": "service_completed_successfully",
+        "migrate": "service_completed_successfully",
+    }.items() <= {name: dep["condition"] for name, dep in spec["depends_on"].items()}.items()
     assert any(p["target"] == PORTS[service] for p in spec["ports"])
 
 
@@ -72,8 +75,11 @@ def test_the_services_read_only_variables_that_exist(project):
         extra = set(project["services"][service]["environment"]) - known
         # service-specific settings (e.g. COMPLAINT_*) must be fields of that service's settings class
         module = __import__(f"services.{service}.app", fromlist=["*"])
-        settings_classes = [v for v in vars(module).values()
-                            if isinstance(v, type) and issubclass(v, ServiceSettings) and v is not ServiceSettings]
+        settings_classes = [
+            v
+            for v in vars(module).values()
+            if isinstance(v, type) and issubclass(v, ServiceSettings) and v is not ServiceSettings
+        ]
         own = {name.upper() for cls in settings_classes for name in cls.model_fields}
         assert extra <= own, f"{service} is given variables it does not read: {extra - own}"
 
@@ -103,6 +109,10 @@ def test_the_monitoring_profile_adds_prometheus_scraping_every_service_and_grafa
         assert f"{service}:{PORTS[service]}" in scrape
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "servicetrail.json").read_text())
     metrics = " ".join(p["targets"][0]["expr"] for p in dashboard["panels"])
-    for name in ("servicetrail_http_requests_total", "servicetrail_relay_backlog", "servicetrail_consumer_lag",
-                 "servicetrail_events_published_total{type=~\"job.sla_breached"):
+    for name in (
+        "servicetrail_http_requests_total",
+        "servicetrail_relay_backlog",
+        "servicetrail_consumer_lag",
+        'servicetrail_events_published_total{type=~"job.sla_breached',
+    ):
         assert name in metrics

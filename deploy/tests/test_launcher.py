@@ -37,8 +37,12 @@ def test_ensure_jars_is_a_quick_no_op_once_the_jars_match_the_pom() -> None:
     started = time.monotonic()
     assert ensure_jars() == LIBS_DIR
     assert time.monotonic() - started < 0.5
-    for jar in (f"kafka_2.13-{KAFKA_VERSION}.jar", f"kafka-group-coordinator-{KAFKA_VERSION}.jar",
-                f"kafka-transaction-coordinator-{KAFKA_VERSION}.jar", "log4j-core-2.24.3.jar"):
+    for jar in (
+        f"kafka_2.13-{KAFKA_VERSION}.jar",
+        f"kafka-group-coordinator-{KAFKA_VERSION}.jar",
+        f"kafka-transaction-coordinator-{KAFKA_VERSION}.jar",
+        "log4j-core-2.24.3.jar",
+    ):
         assert (LIBS_DIR / jar).is_file(), jar
 
 
@@ -84,10 +88,20 @@ def _read_until(process: subprocess.Popen[str], text: str, timeout: float) -> st
 @pytest.mark.kafka
 def test_the_cli_serves_until_sigterm_then_stops_the_broker_and_keeps_the_data(tmp_path: Path) -> None:
     port, controller_port, data_dir = free_port(), free_port(), tmp_path / "kafka"
-    command = [sys.executable, "-m", "deploy.kafka.launcher", "--port", str(port),
-               "--controller-port", str(controller_port), "--data-dir", str(data_dir)]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "deploy.kafka.launcher",
+        "--port",
+        str(port),
+        "--controller-port",
+        str(controller_port),
+        "--data-dir",
+        str(data_dir),
+    ]
+    process = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     try:
         output = _read_until(process, "Kafka ready on", timeout=90)
         assert f"127.0.0.1:{port}" in output

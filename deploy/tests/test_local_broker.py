@@ -48,8 +48,13 @@ def idempotent_producer(broker: LocalKafkaBroker) -> AIOKafkaProducer:
 
 
 def group_consumer(broker: LocalKafkaBroker, topic: str, group: str) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group,
-                            auto_offset_reset="earliest", enable_auto_commit=False)
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=broker.bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
 
 
 async def send_batch(producer: AIOKafkaProducer, topic: str, rounds: int, first: int = 0) -> None:

@@ -23,11 +23,18 @@ pytestmark = pytest.mark.kafka
 
 
 async def test_killing_one_of_two_replicas_mid_load_loses_nothing_and_counts_nothing_twice(
-        postgres_server, kafka_bootstrap, tmp_path):
+    postgres_server, kafka_bootstrap, tmp_path
+):
     database_url = await create_database(postgres_server, f"scale_{uuid.uuid4().hex[:8]}")
-    env = {"KAFKA_BOOTSTRAP": kafka_bootstrap, "DATABASE_URL": database_url,
-           "CONSUMER_GROUP": f"intake-scale-{uuid.uuid4().hex[:6]}", "CONSUMER_SESSION_TIMEOUT_MS": "6000",
-           "RELAY_LEASE_SECONDS": "2", "RELAY_POLL_INTERVAL_MS": "50", "LOG_JSON": "false"}
+    env = {
+        "KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "DATABASE_URL": database_url,
+        "CONSUMER_GROUP": f"intake-scale-{uuid.uuid4().hex[:6]}",
+        "CONSUMER_SESSION_TIMEOUT_MS": "6000",
+        "RELAY_LEASE_SECONDS": "2",
+        "RELAY_POLL_INTERVAL_MS": "50",
+        "LOG_JSON": "false",
+    }
     ports = [free_port(), free_port()]
     replicas = await asyncio.to_thread(start_replicas, "intake", 2, env, tmp_path / "logs", ports)
     token = mint_token(ServiceSettings().auth_secret, subject="agent", roles=["agent"])
@@ -38,15 +45,24 @@ async def test_killing_one_of_two_replicas_mid_load_loses_nothing_and_counts_not
             ids = []
             for i in range(40):
                 replica = replicas[i % 2]
-                response = await client.post(f"{replica.url}/v1/service-requests", json={
-                    "channel": "app", "customer": {"name": "S", "phone": "+300", "region": "east"},
-                    "product": {"serial": f"SC-{uuid.uuid4().hex[:8]}", "model": "M", "product_line": "mower"},
-                    "symptom": "blade stuck"})
+                response = await client.post(
+                    f"{replica.url}/v1/service-requests",
+                    json={
+                        "channel": "app",
+                        "customer": {"name": "S", "phone": "+300", "region": "east"},
+                        "product": {"serial": f"SC-{uuid.uuid4().hex[:8]}", "model": "M", "product_line": "mower"},
+                        "symptom": "blade stuck",
+                    },
+                )
                 assert response.status_code == 201, response.text
                 ids.append(response.json()["id"])
 
-            verdicts = [envelope_for(WarrantyChecked(request_id=i, serial="s", covered=True, reason="in warranty"),
-                                     source="warranty") for i in ids]
+            verdicts = [
+                envelope_for(
+                    WarrantyChecked(request_id=i, serial="s", covered=True, reason="in warranty"), source="warranty"
+                )
+                for i in ids
+            ]
             await publish(kafka_bootstrap, *verdicts[:20])
             await eventually(lambda: coverage_count(db, ids), until=lambda n: n >= 5, timeout=30)
             replicas[0].kill()
@@ -54,10 +70,15 @@ async def test_killing_one_of_two_replicas_mid_load_loses_nothing_and_counts_not
 
             survivor = replicas[1]
             for _ in range(5):
-                response = await client.post(f"{survivor.url}/v1/service-requests", json={
-                    "channel": "app", "customer": {"name": "S", "phone": "+300", "region": "east"},
-                    "product": {"serial": f"SC-late-{uuid.uuid4().hex[:8]}", "model": "M", "product_line": "mower"},
-                    "symptom": "blade stuck"})
+                response = await client.post(
+                    f"{survivor.url}/v1/service-requests",
+                    json={
+                        "channel": "app",
+                        "customer": {"name": "S", "phone": "+300", "region": "east"},
+                        "product": {"serial": f"SC-late-{uuid.uuid4().hex[:8]}", "model": "M", "product_line": "mower"},
+                        "symptom": "blade stuck",
+                    },
+                )
                 assert response.status_code == 201
                 ids.append(response.json()["id"])
 
@@ -67,8 +88,14 @@ async def test_killing_one_of_two_replicas_mid_load_loses_nothing_and_counts_not
             assert per_request == {i: 1 for i in ids[:40]}, "every verdict applied exactly once"
             await eventually(lambda: outbox_size(db), until=lambda n: n == 0, timeout=30)
 
-        records = await collect(kafka_bootstrap, INTAKE, lambda r: r.key.decode() in set(ids),
-                                expected=len(ids) + 40, timeout=30, settle=1.0)
+        records = await collect(
+            kafka_bootstrap,
+            INTAKE,
+            lambda r: r.key.decode() in set(ids),
+            expected=len(ids) + 40,
+            timeout=30,
+            settle=1.0,
+        )
         by_type: dict[str, set[str]] = {}
         for record in records:
             h = headers_of(record)
@@ -88,9 +115,12 @@ async def coverage_count(db, ids) -> int:
 
 async def coverage_events_per_request(db, ids) -> dict[str, int]:
     async with db.read() as conn:
-        rows = await conn.execute(text(
-            "SELECT stream_id, count(*) AS n FROM events WHERE type = 'service_request.coverage_recorded' "
-            "GROUP BY stream_id"))
+        rows = await conn.execute(
+            text(
+                "SELECT stream_id, count(*) AS n FROM events WHERE type = 'service_request.coverage_recorded' "
+                "GROUP BY stream_id"
+            )
+        )
         return {r.stream_id: r.n for r in rows if r.stream_id in set(ids)}
 
 

@@ -75,8 +75,15 @@ class AlertCondition:
         return (kind, self.scope, self.key)
 
 
-def _below(kind: AlertKind, metric: str, label: str, scope_key: ScopeKey, counts: tuple[int, int], minimum: int,
-           policy: AlertPolicy) -> AlertCondition | None:
+def _below(
+    kind: AlertKind,
+    metric: str,
+    label: str,
+    scope_key: ScopeKey,
+    counts: tuple[int, int],
+    minimum: int,
+    policy: AlertPolicy,
+) -> AlertCondition | None:
     sample, good = counts
     value = percentage(good, sample)
     if value is None or sample < minimum:
@@ -85,27 +92,44 @@ def _below(kind: AlertKind, metric: str, label: str, scope_key: ScopeKey, counts
     threshold = policy.threshold(scope, key, metric)
     if value >= threshold:
         return None
-    return AlertCondition(kind, scope, key, value, threshold,
-                          f"{label} of {scope} {key} is {rounded(value)}% over the last {policy.lookback_days} "
-                          f"days ({sample} in the sample), below its threshold of {rounded(threshold)}%")
+    return AlertCondition(
+        kind,
+        scope,
+        key,
+        value,
+        threshold,
+        f"{label} of {scope} {key} is {rounded(value)}% over the last {policy.lookback_days} "
+        f"days ({sample} in the sample), below its threshold of {rounded(threshold)}%",
+    )
 
 
 def evaluate_alerts(samples: AlertSamples, policy: AlertPolicy) -> list[AlertCondition]:
     """Every alert condition the samples show."""
     found = [
-        *(_below(AlertKind.sla_met_below, "sla_met_pct", "SLA met", scope_key, counts, policy.min_jobs, policy)
-          for scope_key, counts in sorted(samples.jobs.items())),
-        *(_below(AlertKind.csat_below, "csat_pct", "CSAT", scope_key, counts, policy.min_responses, policy)
-          for scope_key, counts in sorted(samples.answers.items())),
+        *(
+            _below(AlertKind.sla_met_below, "sla_met_pct", "SLA met", scope_key, counts, policy.min_jobs, policy)
+            for scope_key, counts in sorted(samples.jobs.items())
+        ),
+        *(
+            _below(AlertKind.csat_below, "csat_pct", "CSAT", scope_key, counts, policy.min_responses, policy)
+            for scope_key, counts in sorted(samples.answers.items())
+        ),
     ]
     growth_pct = Fraction(str(policy.backlog_growth_pct))
     for (scope, key), (now, before) in sorted(samples.backlog.items()):
         growth = now - before
         if growth >= policy.backlog_growth_min and growth * 100 >= before * growth_pct:
-            found.append(AlertCondition(
-                AlertKind.backlog_growing, scope, key, Fraction(now), Fraction(before),
-                f"backlog of {scope} {key} grew from {before} to {now} open requests over the last "
-                f"{policy.lookback_days} days"))
+            found.append(
+                AlertCondition(
+                    AlertKind.backlog_growing,
+                    scope,
+                    key,
+                    Fraction(now),
+                    Fraction(before),
+                    f"backlog of {scope} {key} grew from {before} to {now} open requests over the last "
+                    f"{policy.lookback_days} days",
+                )
+            )
     return [condition for condition in found if condition is not None]
 
 
@@ -126,8 +150,16 @@ def finding_alerts(findings: Mapping[str, list[dict]]) -> list[AlertCondition]:
                 value, threshold = row["median_minutes"], row["peer_median_minutes"]
             else:
                 value, threshold = row["count"], 0
-            found.append(AlertCondition(kind, scope, row["key"], Fraction(str(value)), Fraction(str(threshold)),
-                                        f"{scope} {row['key']}: {row['detail']}",
-                                        subject=row.get("step") if kind != AlertKind.repeat_visits else row["reason"],
-                                        request_ids=tuple(row["request_ids"])))
+            found.append(
+                AlertCondition(
+                    kind,
+                    scope,
+                    row["key"],
+                    Fraction(str(value)),
+                    Fraction(str(threshold)),
+                    f"{scope} {row['key']}: {row['detail']}",
+                    subject=row.get("step") if kind != AlertKind.repeat_visits else row["reason"],
+                    request_ids=tuple(row["request_ids"]),
+                )
+            )
     return found

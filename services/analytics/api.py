@@ -88,12 +88,16 @@ def _views(request: Request) -> AnalyticsViews:
 
 
 Views = Annotated[AnalyticsViews, Depends(_views)]
-GroupByParam = Annotated[GroupBy, Query(description="dealer, center, technician, region, product_line, day, "
-                                                    "month or all")]
-AsOf = Annotated[AwareDatetime | None, Query(description="RFC 3339: the numbers as they stood then (only events "
-                                                         "recorded by that moment)")]
-FromDate = Annotated[date | None, Query(alias="from", description="First UTC day of the window (default: 30 days "
-                                                                  "before `to`)")]
+GroupByParam = Annotated[
+    GroupBy, Query(description="dealer, center, technician, region, product_line, day, month or all")
+]
+AsOf = Annotated[
+    AwareDatetime | None,
+    Query(description="RFC 3339: the numbers as they stood then (only events recorded by that moment)"),
+]
+FromDate = Annotated[
+    date | None, Query(alias="from", description="First UTC day of the window (default: 30 days before `to`)")
+]
 ToDate = Annotated[date | None, Query(description="UTC day after the window (default: tomorrow)")]
 
 
@@ -101,14 +105,24 @@ def window_of(first: date | None, end: date | None, analytics: AnalyticsViews) -
     end = end or (analytics.clock.now().date() + timedelta(days=1))
     first = first or (end - timedelta(days=DEFAULT_DAYS))
     if first >= end:
-        raise Problem(422, f"The window is empty: `from` ({first}) must be before `to` ({end}).",
-                      slug="validation-error", title="Validation failed",
-                      errors=[{"field": "query.from", "location": "query", "reason": "must be before `to`"},
-                              {"field": "query.to", "location": "query", "reason": "must be after `from`"}])
+        raise Problem(
+            422,
+            f"The window is empty: `from` ({first}) must be before `to` ({end}).",
+            slug="validation-error",
+            title="Validation failed",
+            errors=[
+                {"field": "query.from", "location": "query", "reason": "must be before `to`"},
+                {"field": "query.to", "location": "query", "reason": "must be after `from`"},
+            ],
+        )
     if (end - first).days > MAX_DAYS:
-        raise Problem(422, f"The window is longer than {MAX_DAYS} days.", slug="validation-error",
-                      title="Validation failed",
-                      errors=[{"field": "query.from", "location": "query", "reason": f"at most {MAX_DAYS} days before `to`"}])
+        raise Problem(
+            422,
+            f"The window is longer than {MAX_DAYS} days.",
+            slug="validation-error",
+            title="Validation failed",
+            errors=[{"field": "query.from", "location": "query", "reason": f"at most {MAX_DAYS} days before `to`"}],
+        )
     return Window.of_dates(first, end)
 
 
@@ -118,8 +132,14 @@ def scope_of(actor: Actor) -> Scope:
 
 
 @views.get("/throughput", dependencies=[Permission(*VIEWERS)], response_model=ThroughputView)
-async def throughput(actor: CurrentActor, analytics: Views, group_by: GroupByParam = GroupBy.all,
-                     from_: FromDate = None, to: ToDate = None, as_of: AsOf = None) -> JSONResponse:
+async def throughput(
+    actor: CurrentActor,
+    analytics: Views,
+    group_by: GroupByParam = GroupBy.all,
+    from_: FromDate = None,
+    to: ToDate = None,
+    as_of: AsOf = None,
+) -> JSONResponse:
     """Requests per group over `[from, to)`: the cohort received in the window with its times to triage,
     assignment, arrival and resolution (median, nearest-rank p90, minutes), first-time fix, SLA met and
     complaints; resolutions in the window; the backlog at `to`. Percentages 0-100, 1 decimal, null where the
@@ -129,8 +149,14 @@ async def throughput(actor: CurrentActor, analytics: Views, group_by: GroupByPar
 
 
 @views.get("/satisfaction", dependencies=[Permission(*VIEWERS)], response_model=SatisfactionView)
-async def satisfaction(actor: CurrentActor, analytics: Views, group_by: GroupByParam = GroupBy.all,
-                       from_: FromDate = None, to: ToDate = None, as_of: AsOf = None) -> JSONResponse:
+async def satisfaction(
+    actor: CurrentActor,
+    analytics: Views,
+    group_by: GroupByParam = GroupBy.all,
+    from_: FromDate = None,
+    to: ToDate = None,
+    as_of: AsOf = None,
+) -> JSONResponse:
     """Revisits in `[from, to)` by their own time: responses, average score, CSAT (share of 4-5), CSI, NPS
     (promoters 9-10 minus detractors 0-6, among revisits that gave one) and low scores (1-2)."""
     rows = await analytics.satisfaction(window_of(from_, to, analytics), group_by, as_of, scope_of(actor))
@@ -138,8 +164,14 @@ async def satisfaction(actor: CurrentActor, analytics: Views, group_by: GroupByP
 
 
 @views.get("/scorecard", dependencies=[Permission(*VIEWERS)], response_model=ScorecardView)
-async def scorecard(actor: CurrentActor, analytics: Views, group_by: GroupByParam = GroupBy.all,
-                    from_: FromDate = None, to: ToDate = None, as_of: AsOf = None) -> JSONResponse:
+async def scorecard(
+    actor: CurrentActor,
+    analytics: Views,
+    group_by: GroupByParam = GroupBy.all,
+    from_: FromDate = None,
+    to: ToDate = None,
+    as_of: AsOf = None,
+) -> JSONResponse:
     """SLA met, first-time fix and CSAT per group, and score = 0.2 × SLA met + 0.3 × first-time fix + 0.5 ×
     CSAT from the unrounded parts (a missing part counts as 0; null when all three are missing)."""
     rows = await analytics.scorecard(window_of(from_, to, analytics), group_by, as_of, scope_of(actor))
@@ -147,33 +179,44 @@ async def scorecard(actor: CurrentActor, analytics: Views, group_by: GroupByPara
 
 
 @views.get("/trend", dependencies=[Permission(*VIEWERS)])
-async def trend(actor: CurrentActor, analytics: Views, from_: FromDate = None, to: ToDate = None,
-                as_of: AsOf = None) -> JSONResponse:
+async def trend(
+    actor: CurrentActor, analytics: Views, from_: FromDate = None, to: ToDate = None, as_of: AsOf = None
+) -> JSONResponse:
     """Per UTC day of the window: requests received that day, resolved that day, and the backlog at the day's
     end (the dashboard's throughput-and-backlog chart)."""
     return JSONResponse({"rows": await analytics.trend(window_of(from_, to, analytics), as_of, scope_of(actor))})
 
 
 @views.get("/durations", dependencies=[Permission(*VIEWERS)])
-async def durations(actor: CurrentActor, analytics: Views, from_: FromDate = None, to: ToDate = None,
-                    as_of: AsOf = None) -> JSONResponse:
+async def durations(
+    actor: CurrentActor, analytics: Views, from_: FromDate = None, to: ToDate = None, as_of: AsOf = None
+) -> JSONResponse:
     """How long the window's cohort took from received to triage, first assignment, first arrival and
     resolution: counts per duration bucket, with median and p90 in minutes."""
     return JSONResponse({"steps": await analytics.durations(window_of(from_, to, analytics), as_of, scope_of(actor))})
 
 
 @views.get("/alerts", dependencies=[Permission(*VIEWERS)])
-async def alerts(actor: CurrentActor, analytics: Views,
-                 state: Annotated[AlertState, Query(description="active (default) or cleared")] = AlertState.active,
-                 limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
+async def alerts(
+    actor: CurrentActor,
+    analytics: Views,
+    state: Annotated[AlertState, Query(description="active (default) or cleared")] = AlertState.active,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> JSONResponse:
     """Alerts, newest first: a dealer's or center's SLA met or CSAT below its threshold over the last days, and
     growing backlogs. Raised and cleared as events arrive. Dealers see only their own."""
     offset = decode_cursor(cursor) or 0
     if not isinstance(offset, int) or offset < 0:
-        raise Problem(400, "The cursor is not one this API handed out.", slug="invalid-cursor",
-                      errors=[{"field": "cursor", "reason": "not a valid cursor"}])
-    items, more = await analytics.alerts(cleared=state == AlertState.cleared, scope=scope_of(actor),
-                                         limit=limit, offset=offset)
+        raise Problem(
+            400,
+            "The cursor is not one this API handed out.",
+            slug="invalid-cursor",
+            errors=[{"field": "cursor", "reason": "not a valid cursor"}],
+        )
+    items, more = await analytics.alerts(
+        cleared=state == AlertState.cleared, scope=scope_of(actor), limit=limit, offset=offset
+    )
     page = Page[dict[str, Any]](items=items, next_cursor=encode_cursor(offset + limit) if more else None)
     return JSONResponse(page.model_dump(mode="json"))
 

@@ -27,24 +27,37 @@ from shared.runtime import ServiceRuntime
 __all__ = ["AnalyticsSettings", "create_app"]
 
 
-def projection_consumer(settings: AnalyticsSettings, projection: Projection, db, changed: asyncio.Event
-                        ) -> BatchProjectionConsumer:
+def projection_consumer(
+    settings: AnalyticsSettings, projection: Projection, db, changed: asyncio.Event
+) -> BatchProjectionConsumer:
     bootstrap, group = settings.kafka_bootstrap, settings.consumer_group or SERVICE
     prefix = f"{settings.kafka_client_id_prefix}-{SERVICE}"
     return BatchProjectionConsumer(
-        projection=projection, changed=changed, db=db, name=group, topics=CONSUMES, service=SERVICE,
+        projection=projection,
+        changed=changed,
+        db=db,
+        name=group,
+        topics=CONSUMES,
+        service=SERVICE,
         consumer_factory=lambda: manual_commit_consumer(
-            bootstrap, group, CONSUMES, f"{prefix}-consumer",
+            bootstrap,
+            group,
+            CONSUMES,
+            f"{prefix}-consumer",
             session_timeout_ms=settings.consumer_session_timeout_ms,
             heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 6, 500),
-            max_partition_fetch_bytes=4 << 20, fetch_max_bytes=16 << 20),
+            max_partition_fetch_bytes=4 << 20,
+            fetch_max_bytes=16 << 20,
+        ),
         producer_factory=lambda: reliable_producer(bootstrap, f"{prefix}-dlq"),
-        registry=REGISTRY, batch_size=settings.analytics_batch_size,
+        registry=REGISTRY,
+        batch_size=settings.analytics_batch_size,
     )
 
 
-def create_app(settings: AnalyticsSettings | None = None, *, clock: Clock | None = None,
-               configure_logs: bool = True) -> FastAPI:
+def create_app(
+    settings: AnalyticsSettings | None = None, *, clock: Clock | None = None, configure_logs: bool = True
+) -> FastAPI:
     settings = settings or AnalyticsSettings()
     process_api.finding_rules()  # a HANDOFF_TARGETS naming no step fails the start, not the first request
 
@@ -57,16 +70,30 @@ def create_app(settings: AnalyticsSettings | None = None, *, clock: Clock | None
         # The SQL database keeps what every service has (idempotency keys…) and the alerts; the projection is
         # in DuckDB, fed by analytics' own batch consumer (the runtime's per-event consumer is not started).
         runtime = ServiceRuntime.build(settings, metadata=metadata, db=db, consumes=[])
-        projection = await asyncio.to_thread(Projection, settings.duckdb_path(),
-                                             memory_limit=settings.analytics_duckdb_memory_limit)
+        projection = await asyncio.to_thread(
+            Projection, settings.duckdb_path(), memory_limit=settings.analytics_duckdb_memory_limit
+        )
         changed = asyncio.Event()
         consumer = projection_consumer(settings, projection, db, changed)
-        monitor = AlertMonitor(projection, db, clock_, settings.alert_policy(), changed,
-                               min_interval=settings.alert_min_interval_seconds,
-                               sweep_interval=settings.alert_sweep_seconds,
-                               finding_rules=process_api.finding_rules())
-        views = AnalyticsViews(projection, db, clock_, bootstrap=settings.kafka_bootstrap, registry=REGISTRY,
-                               batch_size=settings.rebuild_batch_size, monitor=monitor)
+        monitor = AlertMonitor(
+            projection,
+            db,
+            clock_,
+            settings.alert_policy(),
+            changed,
+            min_interval=settings.alert_min_interval_seconds,
+            sweep_interval=settings.alert_sweep_seconds,
+            finding_rules=process_api.finding_rules(),
+        )
+        views = AnalyticsViews(
+            projection,
+            db,
+            clock_,
+            bootstrap=settings.kafka_bootstrap,
+            registry=REGISTRY,
+            batch_size=settings.rebuild_batch_size,
+            monitor=monitor,
+        )
         app.state.views = views
         app.state.consumer = consumer
         app.state.projection = projection

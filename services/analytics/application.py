@@ -45,8 +45,17 @@ class RebuildStatus:
 class AnalyticsViews:
     """The views, alerts and rebuild behind the routes (one per app, on `app.state.views`)."""
 
-    def __init__(self, projection: Projection, db: Database, clock: Clock, *, bootstrap: str, registry: Registry,
-                 batch_size: int, monitor: AlertMonitor) -> None:
+    def __init__(
+        self,
+        projection: Projection,
+        db: Database,
+        clock: Clock,
+        *,
+        bootstrap: str,
+        registry: Registry,
+        batch_size: int,
+        monitor: AlertMonitor,
+    ) -> None:
         self.projection, self.db, self.clock = projection, db, clock
         self.bootstrap, self.registry, self.batch_size = bootstrap, registry, batch_size
         self.monitor = monitor
@@ -60,6 +69,7 @@ class AnalyticsViews:
                 return view(cur, self.projection.active_tables(cur), *args, **kwargs)
             finally:
                 cur.close()
+
         return await asyncio.to_thread(run)
 
     @staticmethod
@@ -71,8 +81,7 @@ class AnalyticsViews:
     async def throughput(self, window: Window, group_by: GroupBy, as_of: datetime | None, scope: Scope) -> list[dict]:
         return await self._query(sqlviews.throughput_rows, window, group_by, self._moment(as_of), scope.dealer_id)
 
-    async def satisfaction(self, window: Window, group_by: GroupBy, as_of: datetime | None,
-                           scope: Scope) -> list[dict]:
+    async def satisfaction(self, window: Window, group_by: GroupBy, as_of: datetime | None, scope: Scope) -> list[dict]:
         return await self._query(sqlviews.satisfaction_rows, window, group_by, self._moment(as_of), scope.dealer_id)
 
     async def scorecard(self, window: Window, group_by: GroupBy, as_of: datetime | None, scope: Scope) -> list[dict]:
@@ -111,8 +120,9 @@ class AnalyticsViews:
     async def _run_rebuild(self) -> None:
         status = self.rebuild_status
         try:
-            report: RebuildReport = await rebuild(self.projection, self.bootstrap, registry=self.registry,
-                                                  batch_size=self.batch_size)
+            report: RebuildReport = await rebuild(
+                self.projection, self.bootstrap, registry=self.registry, batch_size=self.batch_size
+            )
             status.state, status.report = "succeeded", report.as_dict()
             self.monitor.changed.set()
         except Exception as exc:
@@ -127,8 +137,13 @@ class AnalyticsViews:
 
 def _alert(row, cleared: bool) -> dict:
     item = {
-        "kind": row.kind, "scope": row.scope, "key": row.key, "value": row.value, "threshold": row.threshold,
-        "detail": row.detail, "raised_at": rfc3339(from_micros(row.raised_at)),
+        "kind": row.kind,
+        "scope": row.scope,
+        "key": row.key,
+        "value": row.value,
+        "threshold": row.threshold,
+        "detail": row.detail,
+        "raised_at": rfc3339(from_micros(row.raised_at)),
     }
     if row.request_ids is not None:  # a process finding: the requests behind it
         item["request_ids"] = json.loads(row.request_ids)

@@ -15,21 +15,27 @@ STATIC = Path(__file__).parent / "static"
 
 router = APIRouter(tags=["dashboard"])
 
-_FILES = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8",
-          "process.js": "text/javascript; charset=utf-8", "process.css": "text/css; charset=utf-8"}
+_FILES = {
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.css": "text/css; charset=utf-8",
+    "process.js": "text/javascript; charset=utf-8",
+    "process.css": "text/css; charset=utf-8",
+}
 
 
 @router.get("/dashboard", include_in_schema=False)
 async def dashboard_page() -> FileResponse:
-    return FileResponse(STATIC / "dashboard.html", media_type="text/html; charset=utf-8",
-                        headers={"Cache-Control": "no-cache"})
+    return FileResponse(
+        STATIC / "dashboard.html", media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"}
+    )
 
 
 @router.get("/dashboard/process", include_in_schema=False)
 async def process_page() -> FileResponse:
     """The Process page: the chain of hand-offs with their waiting times, the bottleneck, the findings."""
-    return FileResponse(STATIC / "process.html", media_type="text/html; charset=utf-8",
-                        headers={"Cache-Control": "no-cache"})
+    return FileResponse(
+        STATIC / "process.html", media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"}
+    )
 
 
 @router.get("/dashboard/{name}", include_in_schema=False)

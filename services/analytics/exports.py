@@ -46,8 +46,17 @@ ID_FIELDS: dict[str, tuple[str, str]] = {
     "claim_id": ("claim", "claim"),
     "part_number": ("part", "part"),
 }
-OBJECT_TYPES = ("service_request", "job", "unit", "dealer", "service_center", "technician", "complaint", "claim",
-                "part")
+OBJECT_TYPES = (
+    "service_request",
+    "job",
+    "unit",
+    "dealer",
+    "service_center",
+    "technician",
+    "complaint",
+    "claim",
+    "part",
+)
 # Sharper qualifiers where the event says what the role is.
 QUALIFIERS: dict[tuple[str, str], str] = {
     ("service_request.received", "dealer_id"): "opened for dealer",
@@ -61,18 +70,44 @@ QUALIFIERS: dict[tuple[str, str], str] = {
 }
 # The aggregate an event belongs to: the source of its object-to-object links.
 SUBJECT_FIELD: dict[str, str] = {
-    "service_request": "request_id", "job": "job_id", "revisit": "job_id", "complaint": "complaint_id",
-    "claim": "claim_id", "warranty": "request_id", "unit": "serial", "product": "serial",
-    "service_center": "center_id", "technician": "technician_id", "part_request": "job_id",
+    "service_request": "request_id",
+    "job": "job_id",
+    "revisit": "job_id",
+    "complaint": "complaint_id",
+    "claim": "claim_id",
+    "warranty": "request_id",
+    "unit": "serial",
+    "product": "serial",
+    "service_center": "center_id",
+    "technician": "technician_id",
+    "part_request": "job_id",
 }
 SUBJECT_BY_TYPE = {"part.swapped": "job_id", "part.registered": "part_number"}
 # Never exported: free text (may name or reach a person) and personal data.
-PRIVATE_FIELDS = frozenset({"name", "phone", "symptom", "comment", "description", "details", "note", "resolution",
-                            "customer", "email", "address"})
+PRIVATE_FIELDS = frozenset(
+    {
+        "name",
+        "phone",
+        "symptom",
+        "comment",
+        "description",
+        "details",
+        "note",
+        "resolution",
+        "customer",
+        "email",
+        "address",
+    }
+)
 # Attributes of objects, from the events that tell them (object type → data field → attribute name).
 OBJECT_ATTRIBUTES: dict[str, dict[str, str]] = {
-    "service_request": {"region": "region", "product_line": "product_line", "mode": "mode", "priority": "priority",
-                        "customer_tier": "customer_tier"},
+    "service_request": {
+        "region": "region",
+        "product_line": "product_line",
+        "mode": "mode",
+        "priority": "priority",
+        "customer_tier": "customer_tier",
+    },
     "unit": {"model": "model", "product_line": "product_line"},
 }
 
@@ -126,8 +161,9 @@ def object_id(object_type: str, raw: str) -> str:
 def _roles(event_type: str) -> tuple[dict[str, tuple[str, str]], str | None, bool]:
     """Per event type: field → (object type, qualifier); the field naming its aggregate; whether it describes
     a service request (only a request's own events do)."""
-    roles = {name: (otype, QUALIFIERS.get((event_type, name), qualifier))
-             for name, (otype, qualifier) in ID_FIELDS.items()}
+    roles = {
+        name: (otype, QUALIFIERS.get((event_type, name), qualifier)) for name, (otype, qualifier) in ID_FIELDS.items()
+    }
     prefix = event_type.split(".", 1)[0]
     return roles, SUBJECT_BY_TYPE.get(event_type) or SUBJECT_FIELD.get(prefix), prefix == "service_request"
 
@@ -149,9 +185,13 @@ def _flattened(event: AnalyticsEvent) -> dict:
                 if product.get(name) is not None:
                     data.setdefault(name, product[name])
     if (event.request_id is not None and "request_id" not in data) or (
-            event.job_id is not None and "job_id" not in data):
-        data = {**data, "request_id": data.get("request_id") or event.request_id,
-                "job_id": data.get("job_id") or event.job_id}
+        event.job_id is not None and "job_id" not in data
+    ):
+        data = {
+            **data,
+            "request_id": data.get("request_id") or event.request_id,
+            "job_id": data.get("job_id") or event.job_id,
+        }
     return data
 
 
@@ -190,11 +230,13 @@ def ocel_event(event: AnalyticsEvent) -> OcelEvent:
                 typed = _typed(data.get(source))
                 if typed is not None:
                     object_attributes.append((named[name], attribute, typed[0], typed[1]))
-    return OcelEvent(event.event_id, event.type, event.time, attributes, relationships, objects, links,
-                     object_attributes)
+    return OcelEvent(
+        event.event_id, event.type, event.time, attributes, relationships, objects, links, object_attributes
+    )
 
 
 # --- the object store beside the stream: the OCEL 2.0 SQLite layout ------------------------------------------
+
 
 def table_suffix(type_name: str) -> str:
     """`job.assigned` → `JobAssigned`: the OCEL 2.0 SQLite layout's per-type table name part."""
@@ -258,19 +300,25 @@ class OcelDatabase:
             object_types[otype][name] = _wider(object_types[otype].get(name), atype)
         self._queue("INSERT OR IGNORE INTO object VALUES (?, ?)", self._recent.fresh(event.objects))
         self._queue("INSERT OR IGNORE INTO object_object VALUES (?, ?, ?)", self._recent.fresh(event.links))
-        self._queue("INSERT OR IGNORE INTO object_value VALUES (?, ?, ?, ?)",
-                    ((oid, name, value, event.time) for oid, name, _, value in event.object_attributes))
+        self._queue(
+            "INSERT OR IGNORE INTO object_value VALUES (?, ?, ?, ?)",
+            ((oid, name, value, event.time) for oid, name, _, value in event.object_attributes),
+        )
         if not self.with_events:
             return
         self._queue("INSERT OR IGNORE INTO event VALUES (?, ?)", [(event.id, event.type)])
-        self._queue("INSERT OR IGNORE INTO event_object VALUES (?, ?, ?)",
-                    ((event.id, oid, qualifier) for oid, qualifier in event.relationships))
+        self._queue(
+            "INSERT OR IGNORE INTO event_object VALUES (?, ?, ?)",
+            ((event.id, oid, qualifier) for oid, qualifier in event.relationships),
+        )
         columns = self._event_table(event.type, [name for name, _, _ in event.attributes])
         values = dict((name, value) for name, _, value in event.attributes)
         table = _quoted("event_" + table_suffix(event.type))
         marks = ", ".join("?" * (len(columns) + 2))
-        self._queue(f"INSERT OR IGNORE INTO {table} VALUES ({marks})",
-                    [(event.id, rfc3339(event.time), *(values.get(c) for c in columns))])
+        self._queue(
+            f"INSERT OR IGNORE INTO {table} VALUES ({marks})",
+            [(event.id, rfc3339(event.time), *(values.get(c) for c in columns))],
+        )
 
     def _event_table(self, event_type: str, names: list[str]) -> list[str]:
         columns = self._event_columns.get(event_type)
@@ -298,8 +346,9 @@ class OcelDatabase:
         self._flush()
         db = self.db
         db.execute("CREATE TABLE event_map_type (ocel_type TEXT PRIMARY KEY, ocel_type_map TEXT NOT NULL)")
-        db.executemany("INSERT INTO event_map_type VALUES (?, ?)",
-                       [(t, table_suffix(t)) for t in sorted(self._event_columns)])
+        db.executemany(
+            "INSERT INTO event_map_type VALUES (?, ?)", [(t, table_suffix(t)) for t in sorted(self._event_columns)]
+        )
         db.execute("CREATE TABLE object_map_type (ocel_type TEXT PRIMARY KEY, ocel_type_map TEXT NOT NULL)")
         present = [row[0] for row in db.execute("SELECT DISTINCT ocel_type FROM object ORDER BY ocel_type")]
         db.executemany("INSERT INTO object_map_type VALUES (?, ?)", [(t, table_suffix(t)) for t in present])
@@ -307,8 +356,10 @@ class OcelDatabase:
             names = sorted(self.object_attribute_types.get(otype, {}))
             table = _quoted("object_" + table_suffix(otype))
             columns = "".join(f", {_quoted(n)} TEXT" for n in names)
-            db.execute(f"CREATE TABLE {table} (ocel_id TEXT NOT NULL, ocel_time TEXT NOT NULL, "
-                       f"ocel_changed_field TEXT{columns})")
+            db.execute(
+                f"CREATE TABLE {table} (ocel_id TEXT NOT NULL, ocel_time TEXT NOT NULL, "
+                f"ocel_changed_field TEXT{columns})"
+            )
             marks = ", ".join("?" * (len(names) + 3))
             rows = self._object_rows(otype, names)
             while batch := [row for _, row in zip(range(self.BATCH), rows)]:
@@ -336,7 +387,9 @@ class OcelDatabase:
         where = "WHERE o.ocel_type = ?" if otype else ""
         rows = reader.execute(
             f"SELECT o.ocel_id, v.name, v.value, v.time FROM object o LEFT JOIN object_value v ON v.ocel_id = o.ocel_id "
-            f"{where} ORDER BY o.ocel_id, v.time, v.name", (otype,) if otype else ())
+            f"{where} ORDER BY o.ocel_id, v.time, v.name",
+            (otype,) if otype else (),
+        )
         current, values = None, []
         for oid, name, value, time in rows:
             if oid != current:
@@ -391,8 +444,9 @@ def _chunked(parts: Iterable[str], size: int) -> Iterator[bytes]:
         yield "".join(buffer).encode()
 
 
-def ocel_json_chunks(events: Iterable[AnalyticsEvent], workdir: str | None = None,
-                     chunk_bytes: int = 1 << 16) -> Iterator[bytes]:
+def ocel_json_chunks(
+    events: Iterable[AnalyticsEvent], workdir: str | None = None, chunk_bytes: int = 1 << 16
+) -> Iterator[bytes]:
     """OCEL 2.0 JSON as chunks of bytes: the events as they come, then the objects (deduplicated on disk),
     then the declared event and object types."""
     with tempfile.TemporaryDirectory(prefix="ocel-", dir=workdir) as scratch:
@@ -413,15 +467,19 @@ def _ocel_json_parts(events: Iterable[AnalyticsEvent], store: OcelDatabase) -> I
         # by hand: json.dumps of the nested structure is the slowest step of the export
         attributes = ",".join(f'{{"name":{text(n)},"value":{text(v)}}}' for n, _, v in event.attributes)
         relationships = ",".join(f'{{"objectId":{text(o)},"qualifier":{text(q)}}}' for o, q in event.relationships)
-        yield (f'{separator}{{"id":{text(event.id)},"type":{text(event.type)},"time":"{rfc3339(event.time)}",'
-               f'"attributes":[{attributes}],"relationships":[{relationships}]}}')
+        yield (
+            f'{separator}{{"id":{text(event.id)},"type":{text(event.type)},"time":"{rfc3339(event.time)}",'
+            f'"attributes":[{attributes}],"relationships":[{relationships}]}}'
+        )
         separator = ","
     store._flush()
     yield '], "objects": ['
     separator = ""
     # objects and their links, both in id order, merged as they are read
-    links = store.db.cursor().execute("SELECT ocel_source_id, ocel_target_id, ocel_qualifier FROM object_object "
-                                      "ORDER BY ocel_source_id, ocel_target_id, ocel_qualifier")
+    links = store.db.cursor().execute(
+        "SELECT ocel_source_id, ocel_target_id, ocel_qualifier FROM object_object "
+        "ORDER BY ocel_source_id, ocel_target_id, ocel_qualifier"
+    )
     link = links.fetchone()
     for oid, values in store.objects():
         relationships = []
@@ -429,21 +487,38 @@ def _ocel_json_parts(events: Iterable[AnalyticsEvent], store: OcelDatabase) -> I
             if link[0] == oid:
                 relationships.append(link[1:])
             link = links.fetchone()
-        yield separator + dumps({
-            "id": oid, "type": oid.split(":", 1)[0],
-            "attributes": [{"name": n, "value": v, "time": rfc3339(t)} for n, v, t in values],
-            "relationships": [{"objectId": t, "qualifier": q} for t, q in relationships],
-        })
+        yield separator + dumps(
+            {
+                "id": oid,
+                "type": oid.split(":", 1)[0],
+                "attributes": [{"name": n, "value": v, "time": rfc3339(t)} for n, v, t in values],
+                "relationships": [{"objectId": t, "qualifier": q} for t, q in relationships],
+            }
+        )
         separator = ", "
-    yield '], "eventTypes": ' + dumps([
-        {"name": t, "attributes": [{"name": n, "type": a} for n, a in sorted(attrs.items())]}
-        for t, attrs in sorted(store.event_attribute_types.items())])
-    yield ', "objectTypes": ' + dumps([
-        {"name": t, "attributes": [{"name": n, "type": a} for n, a in sorted(store.object_attribute_types[t].items())]}
-        for t in OBJECT_TYPES]) + "}"
+    yield '], "eventTypes": ' + dumps(
+        [
+            {"name": t, "attributes": [{"name": n, "type": a} for n, a in sorted(attrs.items())]}
+            for t, attrs in sorted(store.event_attribute_types.items())
+        ]
+    )
+    yield (
+        ', "objectTypes": '
+        + dumps(
+            [
+                {
+                    "name": t,
+                    "attributes": [{"name": n, "type": a} for n, a in sorted(store.object_attribute_types[t].items())],
+                }
+                for t in OBJECT_TYPES
+            ]
+        )
+        + "}"
+    )
 
 
 # --- OCEL 2.0 SQLite -----------------------------------------------------------------------------------------
+
 
 def write_ocel_sqlite(events: Iterable[AnalyticsEvent], path: str) -> int:
     """Write the OCEL 2.0 SQLite layout of the events into a new file at `path`; the number of events."""
@@ -458,8 +533,9 @@ def write_ocel_sqlite(events: Iterable[AnalyticsEvent], path: str) -> int:
     return store.events
 
 
-def ocel_sqlite_chunks(events: Iterable[AnalyticsEvent], workdir: str | None = None,
-                       chunk_bytes: int = 1 << 16) -> Iterator[bytes]:
+def ocel_sqlite_chunks(
+    events: Iterable[AnalyticsEvent], workdir: str | None = None, chunk_bytes: int = 1 << 16
+) -> Iterator[bytes]:
     """The OCEL 2.0 SQLite file as chunks of bytes: written into a temporary file first (a database file is
     only whole once written), then read out; the file is removed when the stream ends."""
     with tempfile.TemporaryDirectory(prefix="ocel-", dir=workdir) as scratch:
@@ -487,8 +563,16 @@ XES_HEADER = """<?xml version="1.0" encoding="UTF-8"?>
 """
 XES_TAGS = {"string": "string", "integer": "int", "float": "float", "boolean": "boolean", "time": "date"}
 # Who did it, when no technician is named: the party owning the step.
-OWNER_BY_PREFIX = {"service_request": "hotline", "job": "dispatch", "revisit": "hotline", "complaint": "complaints",
-                   "claim": "warranty", "warranty": "warranty", "part": "warranty", "unit": "warranty"}
+OWNER_BY_PREFIX = {
+    "service_request": "hotline",
+    "job": "dispatch",
+    "revisit": "hotline",
+    "complaint": "complaints",
+    "claim": "warranty",
+    "warranty": "warranty",
+    "part": "warranty",
+    "unit": "warranty",
+}
 
 
 def _xes_attribute(tag: str, key: str, value: str) -> str:
@@ -508,15 +592,23 @@ def _xes_trace(request_id: str, events: list[AnalyticsEvent]) -> str:
         trace.append(_xes_attribute("string", "dealer", dealer.split(":", 1)[1] if dealer else "direct"))
     for stored, event in zip(events, converted):
         data = _flattened(stored)
-        resource = (data.get("technician_id") or data.get("center_id")
-                    or OWNER_BY_PREFIX.get(event.type.split(".", 1)[0], "system"))
-        parts = [_xes_attribute("string", "concept:name", event.type),
-                 _xes_attribute("time", "time:timestamp", rfc3339(event.time)),
-                 _xes_attribute("string", "lifecycle:transition", "complete"),
-                 _xes_attribute("string", "org:resource", str(resource)),
-                 _xes_attribute("string", "event_id", event.id)]
-        parts += [_xes_attribute(atype, name, value) for name, atype, value in event.attributes
-                  if not name.startswith(("concept:", "time:", "lifecycle:", "org:"))]
+        resource = (
+            data.get("technician_id")
+            or data.get("center_id")
+            or OWNER_BY_PREFIX.get(event.type.split(".", 1)[0], "system")
+        )
+        parts = [
+            _xes_attribute("string", "concept:name", event.type),
+            _xes_attribute("time", "time:timestamp", rfc3339(event.time)),
+            _xes_attribute("string", "lifecycle:transition", "complete"),
+            _xes_attribute("string", "org:resource", str(resource)),
+            _xes_attribute("string", "event_id", event.id),
+        ]
+        parts += [
+            _xes_attribute(atype, name, value)
+            for name, atype, value in event.attributes
+            if not name.startswith(("concept:", "time:", "lifecycle:", "org:"))
+        ]
         trace.append("<event>" + "".join(parts) + "</event>")
     trace.append("</trace>\n")
     return "".join(trace)
@@ -526,6 +618,7 @@ def xes_chunks(events_by_request: Iterable[AnalyticsEvent], chunk_bytes: int = 1
     """IEEE 1849 XES, one trace per service request, as chunks of bytes. The events must come grouped by
     request (each request's events consecutive, e.g. `ORDER BY request_id, time`); events without a request
     belong to no trace and are left out. One request's events are held at a time."""
+
     def parts() -> Iterator[str]:
         yield XES_HEADER
         current, trace = None, []
@@ -540,6 +633,7 @@ def xes_chunks(events_by_request: Iterable[AnalyticsEvent], chunk_bytes: int = 1
         if current is not None:
             yield _xes_trace(current, trace)
         yield "</log>\n"
+
     return _chunked(parts(), chunk_bytes)
 
 

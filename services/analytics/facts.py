@@ -84,9 +84,12 @@ class RequestFact:
 
     def open_at(self, instant: int) -> bool:
         """In the backlog at `instant`: received before it, neither resolved nor cancelled before it."""
-        return (self.received_at is not None and self.received_at < instant
-                and not (self.resolved_at is not None and self.resolved_at < instant)
-                and not (self.cancelled_at is not None and self.cancelled_at < instant))
+        return (
+            self.received_at is not None
+            and self.received_at < instant
+            and not (self.resolved_at is not None and self.resolved_at < instant)
+            and not (self.cancelled_at is not None and self.cancelled_at < instant)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +185,9 @@ def fold_request(request_id: str, events: Iterable[AnalyticsEvent]) -> tuple[Req
     return fact, revisits
 
 
-def fold_request_full(request_id: str, events: Iterable[AnalyticsEvent]
-                      ) -> tuple[RequestFact, list[RevisitFact], list[JobFact]]:
+def fold_request_full(
+    request_id: str, events: Iterable[AnalyticsEvent]
+) -> tuple[RequestFact, list[RevisitFact], list[JobFact]]:
     """`fold_request`, with the request's job facts."""
     unique = {e.event_id: e for e in events}
     mine = [e for e in unique.values() if e.request_id == request_id or e.type == COMPLAINT_OPENED]
@@ -207,19 +211,23 @@ def fold_request_full(request_id: str, events: Iterable[AnalyticsEvent]
     triage = _first(by_type[TRIAGED])
     phone = triage is not None and triage.data.get("mode") == "phone"
     fixed_completion = _first(e for e in by_type[JOB_COMPLETED] if e.data.get("fixed"))
-    resolutions = [t for t in (triage.time if phone else None, fixed_completion and fixed_completion.time)
-                   if t is not None]
+    resolutions = [
+        t for t in (triage.time if phone else None, fixed_completion and fixed_completion.time) if t is not None
+    ]
 
     completed_jobs = [job for job in jobs.values() if job.first_completion is not None]
     first_done = min(completed_jobs, key=lambda job: job.first_completion.chronological, default=None)
     center_id, technician_id = first_done.worker_at_first_completion() if first_done else (None, None)
 
-    job_facts = [_job_fact(job_id, request_id, job) for job_id, job in sorted(jobs.items())
-                 if any(e.type != REVISIT_DONE for e in job.events)]
+    job_facts = [
+        _job_fact(job_id, request_id, job)
+        for job_id, job in sorted(jobs.items())
+        if any(e.type != REVISIT_DONE for e in job.events)
+    ]
     complaint_ids = {
-        e.data.get("complaint_id") or e.event_id for e in mine
-        if e.type == COMPLAINT_OPENED
-        and (e.request_id == request_id or (e.request_id is None and e.job_id in jobs))
+        e.data.get("complaint_id") or e.event_id
+        for e in mine
+        if e.type == COMPLAINT_OPENED and (e.request_id == request_id or (e.request_id is None and e.job_id in jobs))
     }
     fact = RequestFact(
         request_id=request_id,
@@ -257,12 +265,22 @@ def fold_request_full(request_id: str, events: Iterable[AnalyticsEvent]
         center, technician = job.worker_at_first_completion() if job else (None, None)
         if technician is None:
             center, technician = center_id, technician_id
-        revisits.append(RevisitFact(
-            event_id=event.event_id, request_id=request_id, job_id=event.job_id or "", time=event.time,
-            satisfaction=int(event.data["satisfaction"]), nps=event.data.get("nps"), dealer_key=dealer_key,
-            region=region, product_line=product_line, center_id=center, technician_id=technician,
-            dealer_id=dealer_id,
-        ))
+        revisits.append(
+            RevisitFact(
+                event_id=event.event_id,
+                request_id=request_id,
+                job_id=event.job_id or "",
+                time=event.time,
+                satisfaction=int(event.data["satisfaction"]),
+                nps=event.data.get("nps"),
+                dealer_key=dealer_key,
+                region=region,
+                product_line=product_line,
+                center_id=center,
+                technician_id=technician,
+                dealer_id=dealer_id,
+            )
+        )
     return fact, revisits, job_facts
 
 
@@ -280,14 +298,22 @@ def _job_fact(job_id: str, request_id: str, job: _Job) -> JobFact:
         return min((e.time for e in job.events if e.type == event_type), default=None)
 
     return JobFact(
-        job_id=job_id, request_id=request_id, created_at=first_time(JOB_CREATED),
-        assignments=len(job.of(JOB_ASSIGNED)), first_assigned_at=first_time(JOB_ASSIGNED),
-        first_accepted_at=first_time(JOB_ACCEPTED), first_arrived_at=first_time(JOB_ARRIVED),
+        job_id=job_id,
+        request_id=request_id,
+        created_at=first_time(JOB_CREATED),
+        assignments=len(job.of(JOB_ASSIGNED)),
+        first_assigned_at=first_time(JOB_ASSIGNED),
+        first_accepted_at=first_time(JOB_ACCEPTED),
+        first_arrived_at=first_time(JOB_ARRIVED),
         first_completed_at=first.time if first else None,
         first_fixed=bool(first.data.get("fixed")) if first else None,
-        fixed_at=fixed[0].time if fixed else None, completions=len(completions),
-        unfixed_completions=len(completions) - len(fixed), reasons=tuple(sorted(reasons.items())),
-        sla_breached=job.breached(), center_id=center_id, technician_id=technician_id,
+        fixed_at=fixed[0].time if fixed else None,
+        completions=len(completions),
+        unfixed_completions=len(completions) - len(fixed),
+        reasons=tuple(sorted(reasons.items())),
+        sla_breached=job.breached(),
+        center_id=center_id,
+        technician_id=technician_id,
     )
 
 
@@ -303,8 +329,11 @@ def owning_request(event: AnalyticsEvent, job_requests: dict[str, str]) -> str |
 
 def job_requests_of(events: Iterable[AnalyticsEvent]) -> dict[str, str]:
     """job id → request id, from the job's own events (a complaint's pairing is not authoritative)."""
-    return {e.job_id: e.request_id for e in events
-            if e.job_id is not None and e.request_id is not None and e.type != COMPLAINT_OPENED}
+    return {
+        e.job_id: e.request_id
+        for e in events
+        if e.job_id is not None and e.request_id is not None and e.type != COMPLAINT_OPENED
+    }
 
 
 def fold_all(events: Iterable[AnalyticsEvent]) -> tuple[list[RequestFact], list[RevisitFact]]:
@@ -346,13 +375,15 @@ def _owns_something(request_id: str, events: list[AnalyticsEvent]) -> bool:
     return any(e.type != COMPLAINT_OPENED or e.request_id == request_id or e.job_id in jobs for e in events)
 
 
-def fact_versions(request_id: str, events: Iterable[AnalyticsEvent]
-                  ) -> tuple[list[Versioned], list[Versioned], list[Versioned]]:
+def fact_versions(
+    request_id: str, events: Iterable[AnalyticsEvent]
+) -> tuple[list[Versioned], list[Versioned], list[Versioned]]:
     """Every version of a request's facts (request, revisits, jobs): the fold of the events recorded by each
     distinct recorded time, kept only where it differs from the version before."""
     # Types the fold does not read (warranty checks, intake's own follow-ups…) change no fact: no version.
-    ordered = sorted((e for e in {e.event_id: e for e in events}.values() if e.type in HANDLED_TYPES),
-                     key=lambda e: e.recorded_at)
+    ordered = sorted(
+        (e for e in {e.event_id: e for e in events}.values() if e.type in HANDLED_TYPES), key=lambda e: e.recorded_at
+    )
     out: tuple[list[Versioned], list[Versioned], list[Versioned]] = ([], [], [])
     current: list[dict[str, tuple[int, object]]] = [{}, {}, {}]  # per kind: id → (valid_from, fact)
     prefix: list[AnalyticsEvent] = []

@@ -21,6 +21,7 @@ MICROS_PER_DAY = 86_400_000_000
 
 # --- time ----------------------------------------------------------------------------------------------
 
+
 def to_micros(value: datetime) -> int:
     """Microseconds since the epoch of an aware datetime (exact: no float on the way)."""
     delta = value - EPOCH  # aware arithmetic: any offset is accounted for
@@ -67,6 +68,7 @@ class Window:
 
 # --- statistics ----------------------------------------------------------------------------------------
 
+
 def nearest_rank_90(count: int) -> int:
     """The 1-based rank of the 90th percentile by nearest rank, ⌈0.9·n⌉, in integers (floats say 64 for 70)."""
     return (9 * count + 9) // 10
@@ -103,8 +105,9 @@ def minutes(micros: Number | None) -> Fraction | None:
     return None if micros is None else Fraction(micros, MICROS_PER_MINUTE)
 
 
-def weighted_score(sla_met_pct: Fraction | None, first_time_fix_pct: Fraction | None,
-                   csat_pct: Fraction | None) -> Fraction | None:
+def weighted_score(
+    sla_met_pct: Fraction | None, first_time_fix_pct: Fraction | None, csat_pct: Fraction | None
+) -> Fraction | None:
     """0.2 × SLA met + 0.3 × first-time fix + 0.5 × CSAT from unrounded parts; a missing part counts as 0,
     and the score is None only when all three are missing."""
     parts = (sla_met_pct, first_time_fix_pct, csat_pct)
@@ -115,6 +118,7 @@ def weighted_score(sla_met_pct: Fraction | None, first_time_fix_pct: Fraction | 
 
 
 # --- presentation --------------------------------------------------------------------------------------
+
 
 def round_half_away(value: Number) -> Decimal:
     """To one decimal, half away from zero (12.25 → 12.3, -12.25 → -12.3), from the exact value."""

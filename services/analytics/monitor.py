@@ -17,8 +17,8 @@ from services.analytics.metrics import MICROS_PER_DAY, Window, rounded, to_micro
 from services.analytics.process import FindingRules
 from services.analytics.projection import Projection
 from services.analytics.sqlviews import alert_samples
-from services.analytics.views import GroupBy
 from services.analytics.tables import active_alerts, alert_history
+from services.analytics.views import GroupBy
 from shared.clock import Clock
 from shared.eventstore.database import Database
 
@@ -31,34 +31,65 @@ async def sync_alerts(conn: AsyncConnection, conditions: list[AlertCondition], n
     wanted = {c.identity: c for c in conditions}
     raised = cleared = 0
     for identity, condition in wanted.items():
-        values = dict(value=rounded(condition.value), threshold=rounded(condition.threshold), detail=condition.detail,
-                      updated_at=now, request_ids=None if condition.request_ids is None
-                      else json.dumps(list(condition.request_ids)))
+        values = dict(
+            value=rounded(condition.value),
+            threshold=rounded(condition.threshold),
+            detail=condition.detail,
+            updated_at=now,
+            request_ids=None if condition.request_ids is None else json.dumps(list(condition.request_ids)),
+        )
         if identity in current:
             kind, scope, key = identity
-            await conn.execute(update(active_alerts).where(
-                active_alerts.c.kind == kind, active_alerts.c.scope == scope, active_alerts.c.key == key)
-                .values(**values))
+            await conn.execute(
+                update(active_alerts)
+                .where(active_alerts.c.kind == kind, active_alerts.c.scope == scope, active_alerts.c.key == key)
+                .values(**values)
+            )
         else:
-            await conn.execute(active_alerts.insert().values(kind=identity[0], scope=identity[1], key=identity[2],
-                                                             raised_at=now, **values))
+            await conn.execute(
+                active_alerts.insert().values(
+                    kind=identity[0], scope=identity[1], key=identity[2], raised_at=now, **values
+                )
+            )
             raised += 1
     for identity, row in current.items():
         if identity not in wanted:
             kind, scope, key = identity
-            await conn.execute(delete(active_alerts).where(
-                active_alerts.c.kind == kind, active_alerts.c.scope == scope, active_alerts.c.key == key))
-            await conn.execute(alert_history.insert().values(
-                kind=kind, scope=scope, key=key, value=row.value, threshold=row.threshold, detail=row.detail,
-                raised_at=row.raised_at, cleared_at=now, request_ids=row.request_ids))
+            await conn.execute(
+                delete(active_alerts).where(
+                    active_alerts.c.kind == kind, active_alerts.c.scope == scope, active_alerts.c.key == key
+                )
+            )
+            await conn.execute(
+                alert_history.insert().values(
+                    kind=kind,
+                    scope=scope,
+                    key=key,
+                    value=row.value,
+                    threshold=row.threshold,
+                    detail=row.detail,
+                    raised_at=row.raised_at,
+                    cleared_at=now,
+                    request_ids=row.request_ids,
+                )
+            )
             cleared += 1
     return raised, cleared
 
 
 class AlertMonitor:
-    def __init__(self, projection: Projection, db: Database, clock: Clock, policy: AlertPolicy,
-                 changed: asyncio.Event, *, min_interval: float, sweep_interval: float,
-                 finding_rules: FindingRules | None = None) -> None:
+    def __init__(
+        self,
+        projection: Projection,
+        db: Database,
+        clock: Clock,
+        policy: AlertPolicy,
+        changed: asyncio.Event,
+        *,
+        min_interval: float,
+        sweep_interval: float,
+        finding_rules: FindingRules | None = None,
+    ) -> None:
         self.projection = projection
         self.finding_rules = finding_rules or FindingRules()
         self.db, self.clock, self.policy, self.changed = db, clock, policy, changed
@@ -75,9 +106,12 @@ class AlertMonitor:
             try:
                 tables = self.projection.active_tables(cur)
                 # The process findings over the requests received in the lookback, per dealer and center.
-                findings = {scope.value: process_sql.finding_rows(cur, tables, Window(since, now + 1), scope,
-                                                                  rules=self.finding_rules)
-                            for scope in (GroupBy.dealer, GroupBy.center)}
+                findings = {
+                    scope.value: process_sql.finding_rows(
+                        cur, tables, Window(since, now + 1), scope, rules=self.finding_rules
+                    )
+                    for scope in (GroupBy.dealer, GroupBy.center)
+                }
                 return alert_samples(cur, tables, since, now), findings
             finally:
                 cur.close()

@@ -56,6 +56,7 @@ CUSTOMER_SIDE_REASONS = frozenset({"customer_absent", "site_not_ready"})
 
 # --- one request's trail -------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class Assignment:
     time: int
@@ -162,21 +163,31 @@ def _activity(event: AnalyticsEvent, assignments_before: int) -> str | None:
     return None
 
 
-PATH_TYPES = frozenset({RECEIVED, ESCALATED, TRIAGED, CANCELLED, JOB_ASSIGNED, JOB_ACCEPTED, JOB_ARRIVED,
-                        JOB_COMPLETED, REVISIT_DONE})
+PATH_TYPES = frozenset(
+    {RECEIVED, ESCALATED, TRIAGED, CANCELLED, JOB_ASSIGNED, JOB_ACCEPTED, JOB_ARRIVED, JOB_COMPLETED, REVISIT_DONE}
+)
 
 
 def _job_trail(job_id: str, events: Sequence[AnalyticsEvent]) -> JobTrail:
     ordered = sorted(events, key=lambda e: e.chronological)
     return JobTrail(
         job_id=job_id,
-        assignments=tuple(Assignment(e.time, e.sequence, e.data.get("technician_id"), e.data.get("center_id"))
-                          for e in ordered if e.type == JOB_ASSIGNED),
+        assignments=tuple(
+            Assignment(e.time, e.sequence, e.data.get("technician_id"), e.data.get("center_id"))
+            for e in ordered
+            if e.type == JOB_ASSIGNED
+        ),
         arrivals=tuple((e.time, e.sequence) for e in ordered if e.type == JOB_ARRIVED),
         completions=tuple(
-            Completion(e.time, e.sequence, bool(e.data.get("fixed")),
-                       None if e.data.get("fixed") else (e.data.get("reason") or UNSPECIFIED))
-            for e in ordered if e.type == JOB_COMPLETED),
+            Completion(
+                e.time,
+                e.sequence,
+                bool(e.data.get("fixed")),
+                None if e.data.get("fixed") else (e.data.get("reason") or UNSPECIFIED),
+            )
+            for e in ordered
+            if e.type == JOB_COMPLETED
+        ),
     )
 
 
@@ -219,18 +230,27 @@ def fold_trail(request_id: str, events: Iterable[AnalyticsEvent]) -> ProcessTrai
     path_micros = path_events[-1].time - path_events[0].time if path_events else 0
 
     complaint_ids = {_complaint_id(e) for e in unique if e.type == COMPLAINT_OPENED}
-    reopened = {_complaint_id(e) for e in unique
-                if e.type == COMPLAINT_REOPENED and _complaint_id(e) in complaint_ids}
-    return ProcessTrail(request=fact, steps=steps, path=tuple(path), path_micros=path_micros, jobs=jobs,
-                        customer_micros=customer, reopened_complaints=len(reopened))
+    reopened = {_complaint_id(e) for e in unique if e.type == COMPLAINT_REOPENED and _complaint_id(e) in complaint_ids}
+    return ProcessTrail(
+        request=fact,
+        steps=steps,
+        path=tuple(path),
+        path_micros=path_micros,
+        jobs=jobs,
+        customer_micros=customer,
+        reopened_complaints=len(reopened),
+    )
 
 
 def process_trails(events: Iterable[AnalyticsEvent]) -> list[ProcessTrail]:
     """Every request's trail. A complaint counts for the request it names, else for its job's request; a
     later complaint event (reopened…) that names neither follows its complaint's `complaint.opened`."""
     unique = list({e.event_id: e for e in events}.values())
-    job_requests = {e.job_id: e.request_id for e in unique if e.job_id is not None and e.request_id is not None
-                    and not e.type.startswith("complaint.")}
+    job_requests = {
+        e.job_id: e.request_id
+        for e in unique
+        if e.job_id is not None and e.request_id is not None and not e.type.startswith("complaint.")
+    }
     complaint_requests: dict[str, str] = {}
     for e in unique:
         if e.type == COMPLAINT_OPENED:
@@ -240,8 +260,7 @@ def process_trails(events: Iterable[AnalyticsEvent]) -> list[ProcessTrail]:
     grouped: dict[str, list[AnalyticsEvent]] = defaultdict(list)
     for e in unique:
         if e.type.startswith("complaint."):
-            owner = (e.request_id or job_requests.get(e.job_id)
-                     or complaint_requests.get(_complaint_id(e)))
+            owner = e.request_id or job_requests.get(e.job_id) or complaint_requests.get(_complaint_id(e))
             if owner is not None:
                 grouped[owner].append(e)
         elif e.request_id is not None:
@@ -265,6 +284,7 @@ def recorded_by(events: Iterable[AnalyticsEvent], as_of: int | None) -> Iterable
 
 # --- grouping ------------------------------------------------------------------------------------------
 
+
 def cohort_by_key(trails: Iterable[ProcessTrail], window: Window, group_by: GroupBy) -> dict[str, list[ProcessTrail]]:
     """The window's cohort (requests received in it) by the throughput view's key, keys sorted."""
     groups: dict[str, list[ProcessTrail]] = defaultdict(list)
@@ -277,6 +297,7 @@ def cohort_by_key(trails: Iterable[ProcessTrail], window: Window, group_by: Grou
 
 
 # --- handoffs ------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class StepStats:
@@ -307,8 +328,11 @@ def step_stats(trails: Sequence[ProcessTrail]) -> dict[str, StepStats]:
     result = {}
     for step in STEPS:
         measured = [t for t in trails if step in t.steps]
-        result[step] = StepStats(tuple(t.steps[step] for t in measured), tuple(t.request_id for t in measured),
-                                 sum(t.customer_micros for t in measured) if step == "repair" else 0)
+        result[step] = StepStats(
+            tuple(t.steps[step] for t in measured),
+            tuple(t.request_id for t in measured),
+            sum(t.customer_micros for t in measured) if step == "repair" else 0,
+        )
     return result
 
 
@@ -324,16 +348,24 @@ def handoff_rows(trails: Iterable[ProcessTrail], window: Window, group_by: Group
         for step, s in stats.items():
             if s.count == 0:
                 continue
-            rows.append({
-                "key": key, "step": step, "owner": STEP_OWNERS[step], "count": s.count,
-                "median_minutes": rounded_minutes(s.median), "p90_minutes": rounded_minutes(s.p90),
-                "total_minutes": rounded_minutes(s.total), "share_pct": rounded(percentage(s.total, grand)),
-                "customer_minutes": rounded_minutes(s.customer_micros),
-            })
+            rows.append(
+                {
+                    "key": key,
+                    "step": step,
+                    "owner": STEP_OWNERS[step],
+                    "count": s.count,
+                    "median_minutes": rounded_minutes(s.median),
+                    "p90_minutes": rounded_minutes(s.p90),
+                    "total_minutes": rounded_minutes(s.total),
+                    "share_pct": rounded(percentage(s.total, grand)),
+                    "customer_minutes": rounded_minutes(s.customer_micros),
+                }
+            )
     return rows
 
 
 # --- rework --------------------------------------------------------------------------------------------
+
 
 def rework_rows(trails: Iterable[ProcessTrail], window: Window, group_by: GroupBy) -> list[dict]:
     """Rows of `GET /v1/views/rework`, over the jobs of each key's cohort (keys with at least one job).
@@ -347,22 +379,28 @@ def rework_rows(trails: Iterable[ProcessTrail], window: Window, group_by: GroupB
             continue
         completed = [job for job in jobs if job.completions]
         reasons = Counter(c.reason for job in jobs for c in job.failed_visits)
-        rows.append({
-            "key": key, "jobs": len(jobs),
-            "reassigned_pct": rounded(percentage(sum(job.reassigned for job in jobs), len(jobs))),
-            "repeat_visit_pct": rounded(percentage(sum(bool(job.failed_visits) for job in completed),
-                                                   len(completed))),
-            "repeat_visits": sum(reasons.values()),
-            "reasons": dict(sorted(reasons.items())),
-            "reopened_complaints": sum(t.reopened_complaints for t in group),
-        })
+        rows.append(
+            {
+                "key": key,
+                "jobs": len(jobs),
+                "reassigned_pct": rounded(percentage(sum(job.reassigned for job in jobs), len(jobs))),
+                "repeat_visit_pct": rounded(
+                    percentage(sum(bool(job.failed_visits) for job in completed), len(completed))
+                ),
+                "repeat_visits": sum(reasons.values()),
+                "reasons": dict(sorted(reasons.items())),
+                "reopened_complaints": sum(t.reopened_complaints for t in group),
+            }
+        )
     return rows
 
 
 # --- variants ------------------------------------------------------------------------------------------
 
-def variant_rows(trails: Iterable[ProcessTrail], window: Window, group_by: GroupBy,
-                 request_id_limit: int = 20) -> list[dict]:
+
+def variant_rows(
+    trails: Iterable[ProcessTrail], window: Window, group_by: GroupBy, request_id_limit: int = 20
+) -> list[dict]:
     """The paths the cohort's requests took, per key: how many took each (and their share of the key's
     cohort), and how long from the first to the last step (median, p90). Most frequent first; the request
     ids behind each path, up to `request_id_limit` (sorted)."""
@@ -373,16 +411,22 @@ def variant_rows(trails: Iterable[ProcessTrail], window: Window, group_by: Group
             paths[trail.path].append(trail)
         for path, took in sorted(paths.items(), key=lambda item: (-len(item[1]), item[0])):
             durations = [t.path_micros for t in took]
-            rows.append({
-                "key": key, "path": list(path), "requests": len(took),
-                "share_pct": rounded(percentage(len(took), len(group))),
-                "median_minutes": rounded_minutes(median(durations)), "p90_minutes": rounded_minutes(p90(durations)),
-                "request_ids": sorted(t.request_id for t in took)[:request_id_limit],
-            })
+            rows.append(
+                {
+                    "key": key,
+                    "path": list(path),
+                    "requests": len(took),
+                    "share_pct": rounded(percentage(len(took), len(group))),
+                    "median_minutes": rounded_minutes(median(durations)),
+                    "p90_minutes": rounded_minutes(p90(durations)),
+                    "request_ids": sorted(t.request_id for t in took)[:request_id_limit],
+                }
+            )
     return rows
 
 
 # --- findings ------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class FindingRules:
@@ -412,16 +456,26 @@ def _ids(ids: Iterable[str], limit: int) -> list[str]:
     return sorted(set(ids))[:limit]
 
 
-def _finding(kind: str, key: str, count: int, ids: Iterable[str], rules: FindingRules, detail: str,
-             **extra) -> dict:
+def _finding(kind: str, key: str, count: int, ids: Iterable[str], rules: FindingRules, detail: str, **extra) -> dict:
     all_ids = set(ids)
-    return {"kind": kind, "key": key, "step": None, "owner": None, "reason": None, "side": "ours", **extra,
-            "count": count, "requests": len(all_ids), "detail": detail,
-            "request_ids": _ids(all_ids, rules.request_id_limit)}
+    return {
+        "kind": kind,
+        "key": key,
+        "step": None,
+        "owner": None,
+        "reason": None,
+        "side": "ours",
+        **extra,
+        "count": count,
+        "requests": len(all_ids),
+        "detail": detail,
+        "request_ids": _ids(all_ids, rules.request_id_limit),
+    }
 
 
-def finding_rows(trails: Iterable[ProcessTrail], window: Window, group_by: GroupBy,
-                 rules: FindingRules = FindingRules()) -> list[dict]:
+def finding_rows(
+    trails: Iterable[ProcessTrail], window: Window, group_by: GroupBy, rules: FindingRules = FindingRules()
+) -> list[dict]:
     """Findings over the window's cohort by key (see `FindingRules`), each with the requests behind it:
     `request_ids` (sorted, at most `rules.request_id_limit`) and `requests` (how many in all)."""
     groups = cohort_by_key(trails, window, group_by)
@@ -434,19 +488,35 @@ def finding_rows(trails: Iterable[ProcessTrail], window: Window, group_by: Group
             if s is None or s.count == 0 or s.median <= Fraction(target) * MICROS_PER_MINUTE:
                 continue
             slow = [rid for rid, d in zip(s.request_ids, s.durations) if d > Fraction(target) * MICROS_PER_MINUTE]
-            found.append(_finding(
-                "slow_handoff", key, s.count, slow, rules,
-                f"{step} takes {rounded_minutes(s.median)} min (median) against a target of {target} min",
-                step=step, owner=STEP_OWNERS[step], median_minutes=rounded_minutes(s.median),
-                target_minutes=target))
+            found.append(
+                _finding(
+                    "slow_handoff",
+                    key,
+                    s.count,
+                    slow,
+                    rules,
+                    f"{step} takes {rounded_minutes(s.median)} min (median) against a target of {target} min",
+                    step=step,
+                    owner=STEP_OWNERS[step],
+                    median_minutes=rounded_minutes(s.median),
+                    target_minutes=target,
+                )
+            )
         if group_by not in (GroupBy.all, GroupBy.day, GroupBy.month):
             found += _slower_than_peers(key, stats, rules, everyone)
         bouncing = [(t.request_id, job) for t in group for job in t.jobs if job.ping_pong]
         if bouncing:
-            found.append(_finding(
-                "ping_pong", key, len(bouncing), (rid for rid, _ in bouncing), rules,
-                f"{len(bouncing)} job(s) bounced between technicians (3+ assignments or A→B→A)",
-                owner="dispatch"))
+            found.append(
+                _finding(
+                    "ping_pong",
+                    key,
+                    len(bouncing),
+                    (rid for rid, _ in bouncing),
+                    rules,
+                    f"{len(bouncing)} job(s) bounced between technicians (3+ assignments or A→B→A)",
+                    owner="dispatch",
+                )
+            )
         found += _repeat_visits(key, group, rules)
     return sorted(found, key=lambda f: (KIND_ORDER.index(f["kind"]), f["key"], f["step"] or "", f["reason"] or ""))
 
@@ -472,8 +542,9 @@ def _peer_median(everyone: Sequence[int], mine: Sequence[int]) -> Fraction:
     return Fraction(_kth_without(everyone, mine, n // 2) + _kth_without(everyone, mine, n // 2 + 1), 2)
 
 
-def _slower_than_peers(key: str, stats: Mapping[str, Mapping[str, StepStats]], rules: FindingRules,
-                       everyone: Mapping[str, Sequence[int]]) -> list[dict]:
+def _slower_than_peers(
+    key: str, stats: Mapping[str, Mapping[str, StepStats]], rules: FindingRules, everyone: Mapping[str, Sequence[int]]
+) -> list[dict]:
     found = []
     for step in STEPS:
         mine = stats[key][step]
@@ -485,11 +556,21 @@ def _slower_than_peers(key: str, stats: Mapping[str, Mapping[str, StepStats]], r
         if mine.median < bar or mine.median - peer_median < rules.peer_margin_minutes * MICROS_PER_MINUTE:
             continue
         slow = [rid for rid, d in zip(mine.request_ids, mine.durations) if d > bar]
-        found.append(_finding(
-            "slower_than_peers", key, mine.count, slow, rules,
-            f"{step} takes {rounded_minutes(mine.median)} min (median) against {rounded_minutes(peer_median)} min "
-            f"for the others", step=step, owner=STEP_OWNERS[step], median_minutes=rounded_minutes(mine.median),
-            peer_median_minutes=rounded_minutes(peer_median)))
+        found.append(
+            _finding(
+                "slower_than_peers",
+                key,
+                mine.count,
+                slow,
+                rules,
+                f"{step} takes {rounded_minutes(mine.median)} min (median) against {rounded_minutes(peer_median)} min "
+                f"for the others",
+                step=step,
+                owner=STEP_OWNERS[step],
+                median_minutes=rounded_minutes(mine.median),
+                peer_median_minutes=rounded_minutes(peer_median),
+            )
+        )
     return found
 
 
@@ -508,8 +589,18 @@ def _repeat_visits(key: str, group: Sequence[ProcessTrail], rules: FindingRules)
         detail = f"{len(ids)} visit(s) did not fix the unit: {reason}"
         if customer:
             detail += f"; {rounded_minutes(waits[reason])} min waiting on the customer until the next visit"
-        found.append(_finding("repeat_visits", key, len(ids), ids, rules, detail, reason=reason,
-                              owner="customer" if customer else "technician",
-                              side="customer" if customer else "ours",
-                              customer_minutes=rounded_minutes(waits[reason]) if customer else None))
+        found.append(
+            _finding(
+                "repeat_visits",
+                key,
+                len(ids),
+                ids,
+                rules,
+                detail,
+                reason=reason,
+                owner="customer" if customer else "technician",
+                side="customer" if customer else "ours",
+                customer_minutes=rounded_minutes(waits[reason]) if customer else None,
+            )
+        )
     return found

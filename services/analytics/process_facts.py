@@ -29,8 +29,9 @@ from services.analytics.records import (
 
 # Reasons of a failed visit that leave the wait until the next arrival on the customer's side.
 CUSTOMER_SIDE = frozenset({"customer_absent", "site_not_ready"})
-_PATH_TYPES = frozenset({RECEIVED, ESCALATED, TRIAGED, CANCELLED, JOB_ASSIGNED, JOB_ACCEPTED, JOB_ARRIVED,
-                         JOB_COMPLETED, REVISIT_DONE})
+_PATH_TYPES = frozenset(
+    {RECEIVED, ESCALATED, TRIAGED, CANCELLED, JOB_ASSIGNED, JOB_ACCEPTED, JOB_ARRIVED, JOB_COMPLETED, REVISIT_DONE}
+)
 
 
 def _json(value: object) -> str:
@@ -60,8 +61,14 @@ def _activity(event: AnalyticsEvent, assigned_before: bool) -> str:
         return "reassigned" if assigned_before else "assigned"
     if kind == JOB_COMPLETED:
         return "fixed" if event.data.get("fixed") else "not_fixed"
-    return {RECEIVED: "received", ESCALATED: "escalated", CANCELLED: "cancelled", JOB_ACCEPTED: "accepted",
-            JOB_ARRIVED: "arrived", REVISIT_DONE: "follow_up"}[kind]
+    return {
+        RECEIVED: "received",
+        ESCALATED: "escalated",
+        CANCELLED: "cancelled",
+        JOB_ACCEPTED: "accepted",
+        JOB_ARRIVED: "arrived",
+        REVISIT_DONE: "follow_up",
+    }[kind]
 
 
 def _bounces(technicians: list[str | None]) -> bool:
@@ -98,8 +105,9 @@ def process_fields(own: Iterable[AnalyticsEvent]) -> ProcessFields:
             if reason not in CUSTOMER_SIDE:
                 continue
             after = (completion.time, completion.sequence)
-            next_arrival = min((e.time for e in job_events if e.type == JOB_ARRIVED and (e.time, e.sequence) > after),
-                               default=None)
+            next_arrival = min(
+                (e.time for e in job_events if e.type == JOB_ARRIVED and (e.time, e.sequence) > after), default=None
+            )
             if next_arrival is None:
                 continue
             waits[reason] += next_arrival - completion.time

@@ -11,7 +11,6 @@ sees — a complaint reopened by an event naming only the complaint — is count
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from fractions import Fraction
 
 import duckdb
@@ -49,43 +48,61 @@ def _duration(step: str) -> str:
 
 def _cohort(tables: Tables, group_by: GroupBy, dealer_id: str | None, columns: str) -> str:
     key, has_key = _REQUEST_KEYS[group_by]
-    return (f"SELECT {key} AS k, {columns} FROM {tables.requests} "
-            f"WHERE {_VALID} AND {has_key}{_scope(dealer_id)} AND {_COHORT}")
+    return (
+        f"SELECT {key} AS k, {columns} FROM {tables.requests} "
+        f"WHERE {_VALID} AND {has_key}{_scope(dealer_id)} AND {_COHORT}"
+    )
 
 
-_STEP_COLUMNS = ("request_id, received_at, triaged_at, phone_triaged, first_assigned_at, first_accepted_at, "
-                 "first_arrived_at, first_fixed_at, first_revisit_at, repair_customer_micros")
+_STEP_COLUMNS = (
+    "request_id, received_at, triaged_at, phone_triaged, first_assigned_at, first_accepted_at, "
+    "first_arrived_at, first_fixed_at, first_revisit_at, repair_customer_micros"
+)
 
 
 def _step_lists(tables: Tables, group_by: GroupBy, dealer_id: str | None) -> str:
     """Per key: each step's sorted durations (d_<step>), their sum (t_<step>) and the repair's customer time."""
-    lists = ", ".join(f"list_sort(list({_duration(s)}) FILTER (WHERE {_duration(s)} IS NOT NULL)) AS d_{s}"
-                      for s in STEPS)
-    return (f"WITH f AS ({_cohort(tables, group_by, dealer_id, _STEP_COLUMNS)}) "
-            f"SELECT k, {lists}, coalesce(sum(repair_customer_micros) FILTER "
-            f"(WHERE {_duration('repair')} IS NOT NULL), 0) AS customer FROM f GROUP BY k")
+    lists = ", ".join(
+        f"list_sort(list({_duration(s)}) FILTER (WHERE {_duration(s)} IS NOT NULL)) AS d_{s}" for s in STEPS
+    )
+    return (
+        f"WITH f AS ({_cohort(tables, group_by, dealer_id, _STEP_COLUMNS)}) "
+        f"SELECT k, {lists}, coalesce(sum(repair_customer_micros) FILTER "
+        f"(WHERE {_duration('repair')} IS NOT NULL), 0) AS customer FROM f GROUP BY k"
+    )
 
 
-def handoff_rows(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window, group_by: GroupBy,
-                 as_of: int | None = None, dealer_id: str | None = None) -> list[dict]:
+def handoff_rows(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    window: Window,
+    group_by: GroupBy,
+    as_of: int | None = None,
+    dealer_id: str | None = None,
+) -> list[dict]:
     """`GET /v1/views/handoffs` (see `process.handoff_rows`)."""
     stats = ", ".join(f"{_order_stats(f'd_{s}')}, list_sum(d_{s})" for s in STEPS)
     sql = f"SELECT k, {stats}, customer FROM ({_step_lists(tables, group_by, dealer_id)})"
     rows = []
     for r in cur.execute(sql, _params(as_of, window, dealer_id)).fetchall():
-        per_step = {s: r[1 + 5 * i: 6 + 5 * i] for i, s in enumerate(STEPS)}
+        per_step = {s: r[1 + 5 * i : 6 + 5 * i] for i, s in enumerate(STEPS)}
         grand = sum(int(v[4] or 0) for v in per_step.values())
         for step, (n, low, high, p90_value, total) in per_step.items():
             if not n:
                 continue
-            rows.append({
-                "key": _present(r[0], group_by), "step": step, "owner": STEP_OWNERS[step], "count": n,
-                "median_minutes": rounded_minutes(_median(n, low, high)),
-                "p90_minutes": rounded_minutes(_p90(n, p90_value)),
-                "total_minutes": rounded_minutes(int(total)),
-                "share_pct": rounded(percentage(int(total), grand)),
-                "customer_minutes": rounded_minutes(int(r[-1]) if step == "repair" else 0),
-            })
+            rows.append(
+                {
+                    "key": _present(r[0], group_by),
+                    "step": step,
+                    "owner": STEP_OWNERS[step],
+                    "count": n,
+                    "median_minutes": rounded_minutes(_median(n, low, high)),
+                    "p90_minutes": rounded_minutes(_p90(n, p90_value)),
+                    "total_minutes": rounded_minutes(int(total)),
+                    "share_pct": rounded(percentage(int(total), grand)),
+                    "customer_minutes": rounded_minutes(int(r[-1]) if step == "repair" else 0),
+                }
+            )
     return sorted(rows, key=lambda row: (row["key"], STEPS.index(row["step"])))
 
 
@@ -104,11 +121,19 @@ def _reopened(tables: Tables) -> str:
         GROUP BY o.owner"""
 
 
-def rework_rows(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window, group_by: GroupBy,
-                as_of: int | None = None, dealer_id: str | None = None) -> list[dict]:
+def rework_rows(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    window: Window,
+    group_by: GroupBy,
+    as_of: int | None = None,
+    dealer_id: str | None = None,
+) -> list[dict]:
     """`GET /v1/views/rework` (see `process.rework_rows`)."""
-    columns = ("request_id, jobs_seen, jobs_reassigned, jobs_completed, jobs_repeat_visited, repeat_visits, "
-               "failed_visit_reasons")
+    columns = (
+        "request_id, jobs_seen, jobs_reassigned, jobs_completed, jobs_repeat_visited, repeat_visits, "
+        "failed_visit_reasons"
+    )
     sql = f"""
         WITH f AS ({_cohort(tables, group_by, dealer_id, columns)}),
         reopened AS ({_reopened(tables)}),
@@ -125,42 +150,67 @@ def rework_rows(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window, 
                      WHERE reasons.k IS NOT DISTINCT FROM g.k) FROM g"""
     rows = []
     for k, jobs, reassigned, completed, repeated, visits, reopened, reasons in cur.execute(
-            sql, _params(as_of, window, dealer_id)).fetchall():
-        rows.append({
-            "key": _present(k, group_by), "jobs": int(jobs),
-            "reassigned_pct": rounded(percentage(int(reassigned), int(jobs))),
-            "repeat_visit_pct": rounded(percentage(int(repeated), int(completed))),
-            "repeat_visits": int(visits),
-            "reasons": {reason: int(n) for reason, n in sorted((reasons or {}).items())},
-            "reopened_complaints": int(reopened),
-        })
+        sql, _params(as_of, window, dealer_id)
+    ).fetchall():
+        rows.append(
+            {
+                "key": _present(k, group_by),
+                "jobs": int(jobs),
+                "reassigned_pct": rounded(percentage(int(reassigned), int(jobs))),
+                "repeat_visit_pct": rounded(percentage(int(repeated), int(completed))),
+                "repeat_visits": int(visits),
+                "reasons": {reason: int(n) for reason, n in sorted((reasons or {}).items())},
+                "reopened_complaints": int(reopened),
+            }
+        )
     return sorted(rows, key=lambda row: row["key"])
 
 
-def variant_rows(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window, group_by: GroupBy,
-                 as_of: int | None = None, dealer_id: str | None = None, request_id_limit: int = 20) -> list[dict]:
+def variant_rows(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    window: Window,
+    group_by: GroupBy,
+    as_of: int | None = None,
+    dealer_id: str | None = None,
+    request_id_limit: int = 20,
+) -> list[dict]:
     """`GET /v1/views/variants` (see `process.variant_rows`)."""
     sql = f"""
-        WITH f AS ({_cohort(tables, group_by, dealer_id, 'request_id, path, path_micros')}),
+        WITH f AS ({_cohort(tables, group_by, dealer_id, "request_id, path, path_micros")}),
         p AS (SELECT k, path, count(*) AS n, list_sort(list(path_micros)) AS d,
                      min(request_id, {int(request_id_limit)}) AS ids FROM f GROUP BY k, path)
-        SELECT k, path, n, {_order_stats('d')}, ids, sum(n) OVER (PARTITION BY k) FROM p"""
+        SELECT k, path, n, {_order_stats("d")}, ids, sum(n) OVER (PARTITION BY k) FROM p"""
     rows = []
     for k, path, n, _, low, high, p90_value, ids, cohort in cur.execute(
-            sql, _params(as_of, window, dealer_id)).fetchall():
-        rows.append({
-            "key": _present(k, group_by), "path": json.loads(path), "requests": n,
-            "share_pct": rounded(percentage(n, int(cohort))),
-            "median_minutes": rounded_minutes(_median(n, low, high)),
-            "p90_minutes": rounded_minutes(_p90(n, p90_value)), "request_ids": list(ids),
-        })
+        sql, _params(as_of, window, dealer_id)
+    ).fetchall():
+        rows.append(
+            {
+                "key": _present(k, group_by),
+                "path": json.loads(path),
+                "requests": n,
+                "share_pct": rounded(percentage(n, int(cohort))),
+                "median_minutes": rounded_minutes(_median(n, low, high)),
+                "p90_minutes": rounded_minutes(_p90(n, p90_value)),
+                "request_ids": list(ids),
+            }
+        )
     return sorted(rows, key=lambda row: (row["key"], -row["requests"], row["path"]))
 
 
 # --- findings --------------------------------------------------------------------------------------------
 
-def _kth_without(everyone: np.ndarray, keyed: np.ndarray, span: int, lowest: int, keys: np.ndarray,
-                 firsts: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+
+def _kth_without(
+    everyone: np.ndarray,
+    keyed: np.ndarray,
+    span: int,
+    lowest: int,
+    keys: np.ndarray,
+    firsts: np.ndarray,
+    ranks: np.ndarray,
+) -> np.ndarray:
     """For each key, the `rank`-th smallest (1-based) of `everyone` once the key's own durations are taken out.
 
     One binary search over `everyone`'s positions for all keys at once: the others at or below a value are
@@ -186,7 +236,7 @@ def _peer_medians(durations: np.ndarray, counts: list[int], chosen: list[int]) -
     if len(counts) * span >= 2**62:  # the encoding would overflow (never at real scales): one key at a time
         medians = []
         for i in chosen:
-            others = np.sort(np.concatenate([durations[:starts[i]], durations[starts[i] + counts[i]:]]))
+            others = np.sort(np.concatenate([durations[: starts[i]], durations[starts[i] + counts[i] :]]))
             medians.append(Fraction(int(others[(len(others) - 1) // 2]) + int(others[len(others) // 2]), 2))
         return medians
     key_of_row = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
@@ -199,21 +249,40 @@ def _peer_medians(durations: np.ndarray, counts: list[int], chosen: list[int]) -
     return [Fraction(int(a) + int(b), 2) for a, b in zip(low, high)]
 
 
-def _over(cur: duckdb.DuckDBPyConnection, tables: Tables, group_by: GroupBy, dealer_id: str | None,
-          params: dict, bars: list[tuple[object, str, int]], limit: int) -> list[tuple[int, list[str]]]:
+def _over(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    group_by: GroupBy,
+    dealer_id: str | None,
+    params: dict,
+    bars: list[tuple[object, str, int]],
+    limit: int,
+) -> list[tuple[int, list[str]]]:
     """For each (raw key, step, bar in µs): how many of the key's requests took longer than the bar on the step,
     and the first `limit` of their ids (sorted)."""
     if not bars:
         return []
     durations = " ".join(f"WHEN '{step}' THEN {_duration(step)}" for step in STEPS)
-    sql = (f"WITH f AS ({_cohort(tables, group_by, dealer_id, _STEP_COLUMNS)}), "
-           f"b AS (SELECT unnest($bar_i) AS i, unnest($bar_k) AS k, unnest($bar_step) AS step, "
-           f"unnest($bar_micros) AS bar) "
-           f"SELECT b.i, count(*), min(f.request_id, {int(limit)}) FROM f "
-           f"JOIN b ON f.k IS NOT DISTINCT FROM b.k AND (CASE b.step {durations} END) > b.bar GROUP BY b.i")
-    found = {i: (n, list(ids)) for i, n, ids in cur.execute(sql, {
-        **params, "bar_i": list(range(len(bars))), "bar_k": [key for key, _, _ in bars],
-        "bar_step": [step for _, step, _ in bars], "bar_micros": [bar for _, _, bar in bars]}).fetchall()}
+    sql = (
+        f"WITH f AS ({_cohort(tables, group_by, dealer_id, _STEP_COLUMNS)}), "
+        f"b AS (SELECT unnest($bar_i) AS i, unnest($bar_k) AS k, unnest($bar_step) AS step, "
+        f"unnest($bar_micros) AS bar) "
+        f"SELECT b.i, count(*), min(f.request_id, {int(limit)}) FROM f "
+        f"JOIN b ON f.k IS NOT DISTINCT FROM b.k AND (CASE b.step {durations} END) > b.bar GROUP BY b.i"
+    )
+    found = {
+        i: (n, list(ids))
+        for i, n, ids in cur.execute(
+            sql,
+            {
+                **params,
+                "bar_i": list(range(len(bars))),
+                "bar_k": [key for key, _, _ in bars],
+                "bar_step": [step for _, step, _ in bars],
+                "bar_micros": [bar for _, _, bar in bars],
+            },
+        ).fetchall()
+    }
     return [found.get(i, (0, [])) for i in range(len(bars))]
 
 
@@ -222,29 +291,55 @@ def _floor(bar: Fraction) -> int:
     return bar.numerator // bar.denominator
 
 
-def finding_rows(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window, group_by: GroupBy,
-                 as_of: int | None = None, dealer_id: str | None = None,
-                 rules: FindingRules = FindingRules()) -> list[dict]:
+def finding_rows(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    window: Window,
+    group_by: GroupBy,
+    as_of: int | None = None,
+    dealer_id: str | None = None,
+    rules: FindingRules | None = None,
+) -> list[dict]:
     """`GET /v1/views/process-findings` (see `process.finding_rows`)."""
+    rules = FindingRules() if rules is None else rules
     params = _params(as_of, window, dealer_id)
     stats = ", ".join(_order_stats(f"d_{s}") for s in STEPS)
     medians: dict[object, dict[str, tuple[int, Fraction | None]]] = {}
     for r in cur.execute(f"SELECT k, {stats} FROM ({_step_lists(tables, group_by, dealer_id)})", params).fetchall():
-        medians[r[0]] = {s: (r[1 + 4 * i] or 0, _median(r[1 + 4 * i] or 0, *r[2 + 4 * i: 4 + 4 * i]))
-                          for i, s in enumerate(STEPS)}
+        medians[r[0]] = {
+            s: (r[1 + 4 * i] or 0, _median(r[1 + 4 * i] or 0, *r[2 + 4 * i : 4 + 4 * i])) for i, s in enumerate(STEPS)
+        }
     found: list[dict] = []
 
-    slow = [(key, step, Fraction(target) * MICROS_PER_MINUTE) for key in medians
-            for step, target in rules.handoff_targets.items()
-            if medians[key][step][0] and medians[key][step][1] > Fraction(target) * MICROS_PER_MINUTE]
-    for (key, step, _), (n, ids) in zip(slow, _over(cur, tables, group_by, dealer_id, params,
-                                                    [(k, s, _floor(b)) for k, s, b in slow], rules.request_id_limit)):
+    slow = [
+        (key, step, Fraction(target) * MICROS_PER_MINUTE)
+        for key in medians
+        for step, target in rules.handoff_targets.items()
+        if medians[key][step][0] and medians[key][step][1] > Fraction(target) * MICROS_PER_MINUTE
+    ]
+    for (key, step, _), (n, ids) in zip(
+        slow,
+        _over(
+            cur, tables, group_by, dealer_id, params, [(k, s, _floor(b)) for k, s, b in slow], rules.request_id_limit
+        ),
+    ):
         count, median = medians[key][step]
         target = rules.handoff_targets[step]
-        found.append(_finding_of("slow_handoff", _present(key, group_by), count, ids, rules,
-                                 f"{step} takes {rounded_minutes(median)} min (median) against a target of "
-                                 f"{target} min", step=step, owner=STEP_OWNERS[step],
-                                 median_minutes=rounded_minutes(median), target_minutes=target, total=n))
+        found.append(
+            _finding_of(
+                "slow_handoff",
+                _present(key, group_by),
+                count,
+                ids,
+                rules,
+                f"{step} takes {rounded_minutes(median)} min (median) against a target of {target} min",
+                step=step,
+                owner=STEP_OWNERS[step],
+                median_minutes=rounded_minutes(median),
+                target_minutes=target,
+                total=n,
+            )
+        )
 
     if group_by not in (GroupBy.all, GroupBy.day, GroupBy.month):
         found += _slower_than_peers(cur, tables, group_by, dealer_id, params, medians, rules)
@@ -252,12 +347,23 @@ def finding_rows(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window,
     key, has_key = _REQUEST_KEYS[group_by]
     cohort = f"FROM {tables.requests} WHERE {_VALID} AND {has_key}{_scope(dealer_id)} AND {_COHORT}"
     for k, jobs, n, ids in cur.execute(
-            f"SELECT {key} AS k, sum(jobs_ping_pong), count(*), "
-            f"min(request_id, {int(rules.request_id_limit)}) {cohort} AND jobs_ping_pong > 0 "
-            f"GROUP BY k", params).fetchall():
-        found.append(_finding_of("ping_pong", _present(k, group_by), int(jobs), ids, rules,
-                                 f"{int(jobs)} job(s) bounced between technicians (3+ assignments or A→B→A)",
-                                 owner="dispatch", total=n))
+        f"SELECT {key} AS k, sum(jobs_ping_pong), count(*), "
+        f"min(request_id, {int(rules.request_id_limit)}) {cohort} AND jobs_ping_pong > 0 "
+        f"GROUP BY k",
+        params,
+    ).fetchall():
+        found.append(
+            _finding_of(
+                "ping_pong",
+                _present(k, group_by),
+                int(jobs),
+                ids,
+                rules,
+                f"{int(jobs)} job(s) bounced between technicians (3+ assignments or A→B→A)",
+                owner="dispatch",
+                total=n,
+            )
+        )
     sql = f"""
         WITH r AS (SELECT {key} AS k, request_id, failed_visit_reasons AS fr, customer_waits AS cw,
                           unnest(json_keys(failed_visit_reasons)) AS reason {cohort} AND repeat_visits > 0)
@@ -270,37 +376,62 @@ def finding_rows(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window,
         detail = f"{int(visits)} visit(s) did not fix the unit: {reason}"
         if customer:
             detail += f"; {rounded_minutes(int(waited))} min waiting on the customer until the next visit"
-        found.append(_finding_of("repeat_visits", _present(k, group_by), int(visits), ids, rules, detail,
-                                 reason=reason, owner="customer" if customer else "technician",
-                                 side="customer" if customer else "ours",
-                                 customer_minutes=rounded_minutes(int(waited)) if customer else None, total=n))
+        found.append(
+            _finding_of(
+                "repeat_visits",
+                _present(k, group_by),
+                int(visits),
+                ids,
+                rules,
+                detail,
+                reason=reason,
+                owner="customer" if customer else "technician",
+                side="customer" if customer else "ours",
+                customer_minutes=rounded_minutes(int(waited)) if customer else None,
+                total=n,
+            )
+        )
     return sorted(found, key=lambda f: (KIND_ORDER.index(f["kind"]), f["key"], f["step"] or "", f["reason"] or ""))
 
 
-def _finding_of(kind: str, key: str, count: int, ids: list[str], rules: FindingRules, detail: str,
-                total: int | None = None, **extra) -> dict:
+def _finding_of(
+    kind: str, key: str, count: int, ids: list[str], rules: FindingRules, detail: str, total: int | None = None, **extra
+) -> dict:
     row = _finding(kind, key, count, ids, rules, detail, **extra)
     if total is not None:
         row["requests"] = total
     return row
 
 
-def _slower_than_peers(cur: duckdb.DuckDBPyConnection, tables: Tables, group_by: GroupBy, dealer_id: str | None,
-                       params: dict, medians: dict, rules: FindingRules) -> list[dict]:
+def _slower_than_peers(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    group_by: GroupBy,
+    dealer_id: str | None,
+    params: dict,
+    medians: dict,
+    rules: FindingRules,
+) -> list[dict]:
     candidates = []
     for step in STEPS:
         everyone_n = sum(m[step][0] for m in medians.values())
-        keys = [k for k, m in medians.items()
-                if m[step][0] >= rules.peer_min_requests and everyone_n - m[step][0] >= rules.peer_min_requests]
+        keys = [
+            k
+            for k, m in medians.items()
+            if m[step][0] >= rules.peer_min_requests and everyone_n - m[step][0] >= rules.peer_min_requests
+        ]
         if not keys:
             continue
-        sql = (f"WITH f AS ({_cohort(tables, group_by, dealer_id, _STEP_COLUMNS)}) "
-               f"SELECT k, {_duration(step)} AS d FROM f WHERE d IS NOT NULL ORDER BY k NULLS LAST, d")
+        sql = (
+            f"WITH f AS ({_cohort(tables, group_by, dealer_id, _STEP_COLUMNS)}) "
+            f"SELECT k, {_duration(step)} AS d FROM f WHERE d IS NOT NULL ORDER BY k NULLS LAST, d"
+        )
         durations = cur.execute(sql, params).fetchnumpy()["d"].astype(np.int64)
-        order = sorted((k for k in medians if k is not None)) + ([None] if None in medians else [])  # as the rows
+        order = sorted(k for k in medians if k is not None) + ([None] if None in medians else [])  # as the rows
         position = {key: i for i, key in enumerate(order)}
-        peer_medians = _peer_medians(durations, [medians[key][step][0] for key in order],
-                                     [position[key] for key in keys])
+        peer_medians = _peer_medians(
+            durations, [medians[key][step][0] for key in order], [position[key] for key in keys]
+        )
         for key, peer_median in zip(keys, peer_medians):
             count, median = medians[key][step]
             bar = rules.peer_factor * peer_median
@@ -308,14 +439,33 @@ def _slower_than_peers(cur: duckdb.DuckDBPyConnection, tables: Tables, group_by:
                 continue
             candidates.append((key, step, bar, peer_median))
     found = []
-    for (key, step, _, peer_median), (n, ids) in zip(candidates, _over(
-            cur, tables, group_by, dealer_id, params, [(k, s, _floor(b)) for k, s, b, _ in candidates],
-            rules.request_id_limit)):
+    for (key, step, _, peer_median), (n, ids) in zip(
+        candidates,
+        _over(
+            cur,
+            tables,
+            group_by,
+            dealer_id,
+            params,
+            [(k, s, _floor(b)) for k, s, b, _ in candidates],
+            rules.request_id_limit,
+        ),
+    ):
         count, median = medians[key][step]
-        found.append(_finding_of(
-            "slower_than_peers", _present(key, group_by), count, ids, rules,
-            f"{step} takes {rounded_minutes(median)} min (median) against {rounded_minutes(peer_median)} min "
-            f"for the others", step=step, owner=STEP_OWNERS[step], median_minutes=rounded_minutes(median),
-            peer_median_minutes=rounded_minutes(peer_median), total=n))
+        found.append(
+            _finding_of(
+                "slower_than_peers",
+                _present(key, group_by),
+                count,
+                ids,
+                rules,
+                f"{step} takes {rounded_minutes(median)} min (median) against {rounded_minutes(peer_median)} min "
+                f"for the others",
+                step=step,
+                owner=STEP_OWNERS[step],
+                median_minutes=rounded_minutes(median),
+                peer_median_minutes=rounded_minutes(peer_median),
+                total=n,
+            )
+        )
     return found
-

@@ -22,8 +22,9 @@ def _as_of(as_of: int | None) -> tuple[str, dict]:
     return ("", {}) if as_of is None else (" AND e.recorded_at <= $t", {"t": as_of})
 
 
-def cohort_events(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window, as_of: int | None,
-                  dealer_id: str | None) -> list[AnalyticsEvent]:
+def cohort_events(
+    cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window, as_of: int | None, dealer_id: str | None
+) -> list[AnalyticsEvent]:
     """Every stored event of the requests received in the window (the cohort of the views), their jobs'
     events, and the events of the complaints about them (`complaint.reopened`… that name only their complaint
     included), as recorded by `as_of`."""
@@ -50,14 +51,29 @@ def cohort_events(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window
     for row in cur.execute(sql, params).fetchall():
         event = event_of(row[:-1])
         if event.type.startswith("complaint."):  # complaint events the facts do not fold keep only a payload
-            event = AnalyticsEvent(event.event_id, event.type, event.request_id, event.job_id, event.time,
-                                   event.recorded_at, event.sequence, event.data, payload=json.loads(row[-1]))
+            event = AnalyticsEvent(
+                event.event_id,
+                event.type,
+                event.request_id,
+                event.job_id,
+                event.time,
+                event.recorded_at,
+                event.sequence,
+                event.data,
+                payload=json.loads(row[-1]),
+            )
         events.append(event)
     return events
 
 
-def window_events(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window, as_of: int | None,
-                  dealer_id: str | None, by_request: bool = False) -> Iterator[AnalyticsEvent]:
+def window_events(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    window: Window,
+    as_of: int | None,
+    dealer_id: str | None,
+    by_request: bool = False,
+) -> Iterator[AnalyticsEvent]:
     """Every stored event whose business time is in the window, streamed in business order — or, with
     `by_request`, grouped by the request it belongs to (its own, its job's, or for a complaint event naming
     neither, its complaint's) then in business order, each event's `request_id` set to that request. The cursor
@@ -67,25 +83,39 @@ def window_events(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window
     owner = "COALESCE(e.request_id, j.request_id, c.request_id)"
     scope = ""
     if dealer_id is not None:
-        scope = (f" AND {owner} IN (SELECT r.request_id FROM {tables.events} r WHERE r.type = '{RECEIVED}' "
-                 f"AND r.dealer_id = $dealer)")
+        scope = (
+            f" AND {owner} IN (SELECT r.request_id FROM {tables.events} r WHERE r.type = '{RECEIVED}' "
+            f"AND r.dealer_id = $dealer)"
+        )
         params["dealer"] = dealer_id
     order = f"{owner}, e.time, e.sequence, e.event_id" if by_request else "e.time, e.sequence, e.event_id"
-    sql = (f"SELECT {owner}, {_COLUMNS}, e.topic, e.subject, e.data FROM {tables.events} e "
-           f"LEFT JOIN {tables.job_requests} j ON e.job_id = j.job_id "
-           f"LEFT JOIN (SELECT json_extract_string(o.data, '$.complaint_id') AS complaint_id, "
-           f"any_value(COALESCE(o.request_id, oj.request_id)) AS request_id FROM {tables.events} o "
-           f"LEFT JOIN {tables.job_requests} oj ON o.job_id = oj.job_id WHERE o.type = 'complaint.opened' "
-           f"GROUP BY 1) c ON e.request_id IS NULL AND e.job_id IS NULL AND e.type LIKE 'complaint.%' "
-           f"AND json_extract_string(e.data, '$.complaint_id') = c.complaint_id "
-           f"WHERE e.time >= $s AND e.time < $e{recorded}{scope} ORDER BY {order}")
+    sql = (
+        f"SELECT {owner}, {_COLUMNS}, e.topic, e.subject, e.data FROM {tables.events} e "
+        f"LEFT JOIN {tables.job_requests} j ON e.job_id = j.job_id "
+        f"LEFT JOIN (SELECT json_extract_string(o.data, '$.complaint_id') AS complaint_id, "
+        f"any_value(COALESCE(o.request_id, oj.request_id)) AS request_id FROM {tables.events} o "
+        f"LEFT JOIN {tables.job_requests} oj ON o.job_id = oj.job_id WHERE o.type = 'complaint.opened' "
+        f"GROUP BY 1) c ON e.request_id IS NULL AND e.job_id IS NULL AND e.type LIKE 'complaint.%' "
+        f"AND json_extract_string(e.data, '$.complaint_id') = c.complaint_id "
+        f"WHERE e.time >= $s AND e.time < $e{recorded}{scope} ORDER BY {order}"
+    )
     try:
         result = cur.execute(sql, params)
         while rows := result.fetchmany(FETCH_ROWS):
             for row in rows:
                 event = event_of(row[1:-3])
-                yield AnalyticsEvent(event.event_id, event.type, row[0] if by_request else event.request_id,
-                                     event.job_id, event.time, event.recorded_at, event.sequence, event.data,
-                                     topic=row[-3], subject=row[-2], payload=json.loads(row[-1]))
+                yield AnalyticsEvent(
+                    event.event_id,
+                    event.type,
+                    row[0] if by_request else event.request_id,
+                    event.job_id,
+                    event.time,
+                    event.recorded_at,
+                    event.sequence,
+                    event.data,
+                    topic=row[-3],
+                    subject=row[-2],
+                    payload=json.loads(row[-1]),
+                )
     finally:
         cur.close()

@@ -32,14 +32,33 @@ _SQL = {_STRING: "VARCHAR", _INT: "BIGINT", _BOOL: "BOOLEAN"}
 
 # The fields of AnalyticsEvent.data the facts read, each a column of the events table.
 FOLD_FIELDS: dict[str, pa.DataType] = {
-    "dealer_id": _STRING, "region": _STRING, "product_line": _STRING, "mode": _STRING, "priority": _STRING,
-    "center_id": _STRING, "technician_id": _STRING, "fixed": _BOOL, "reason": _STRING, "kind": _STRING,
-    "satisfaction": _INT, "nps": _INT, "complaint_id": _STRING,
+    "dealer_id": _STRING,
+    "region": _STRING,
+    "product_line": _STRING,
+    "mode": _STRING,
+    "priority": _STRING,
+    "center_id": _STRING,
+    "technician_id": _STRING,
+    "fixed": _BOOL,
+    "reason": _STRING,
+    "kind": _STRING,
+    "satisfaction": _INT,
+    "nps": _INT,
+    "complaint_id": _STRING,
 }
 EVENT_COLUMNS: dict[str, pa.DataType] = {
-    "event_id": _STRING, "type": _STRING, "topic": _STRING, "subject": _STRING, "request_id": _STRING,
-    "job_id": _STRING, "time": _INT, "recorded_at": _INT, "sequence": _INT, "stored_at": _INT,
-    **FOLD_FIELDS, "data": _STRING,
+    "event_id": _STRING,
+    "type": _STRING,
+    "topic": _STRING,
+    "subject": _STRING,
+    "request_id": _STRING,
+    "job_id": _STRING,
+    "time": _INT,
+    "recorded_at": _INT,
+    "sequence": _INT,
+    "stored_at": _INT,
+    **FOLD_FIELDS,
+    "data": _STRING,
 }
 _READ_BACK = ["event_id", "type", "request_id", "job_id", "time", "recorded_at", "sequence", *FOLD_FIELDS]
 
@@ -71,15 +90,20 @@ class Tables:
 
 def _ddl(table: str, columns: dict[str, pa.DataType]) -> str:
     types = {"data": "JSON"}
-    return f"CREATE TABLE IF NOT EXISTS {table} (" + ", ".join(
-        f'"{name}" {types.get(name, _SQL[kind])}' for name, kind in columns.items()) + ")"
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table} ("
+        + ", ".join(f'"{name}" {types.get(name, _SQL[kind])}' for name, kind in columns.items())
+        + ")"
+    )
 
 
 def create_tables(cur: duckdb.DuckDBPyConnection, tables: Tables, *, indexes: bool = True) -> None:
     """The generation's tables; `indexes=False` for a bulk load, which builds them afterwards (`create_indexes`)."""
     run(cur, _ddl(tables.events, EVENT_COLUMNS))
-    run(cur, f"CREATE TABLE IF NOT EXISTS {tables.job_requests} (job_id VARCHAR PRIMARY KEY, "
-             "request_id VARCHAR NOT NULL)")
+    run(
+        cur,
+        f"CREATE TABLE IF NOT EXISTS {tables.job_requests} (job_id VARCHAR PRIMARY KEY, request_id VARCHAR NOT NULL)",
+    )
     run(cur, _ddl(tables.requests, REQUEST_COLUMNS))
     run(cur, _ddl(tables.revisits, REVISIT_COLUMNS))
     run(cur, _ddl(tables.jobs, JOB_COLUMNS))
@@ -102,6 +126,7 @@ def drop_tables(cur: duckdb.DuckDBPyConnection, tables: Tables) -> None:
 
 
 # --- rows ------------------------------------------------------------------------------------------------
+
 
 def event_batch(events: Sequence[AnalyticsEvent], stored_at: int) -> pa.Table:
     columns: dict[str, list] = {name: [] for name in EVENT_COLUMNS}
@@ -134,8 +159,11 @@ class FactRows:
     """Versions of facts gathered column by column, to be appended as Arrow tables."""
 
     def __init__(self) -> None:
-        self.columns = [{n: [] for n in REQUEST_COLUMNS}, {n: [] for n in REVISIT_COLUMNS},
-                        {n: [] for n in JOB_COLUMNS}]
+        self.columns = [
+            {n: [] for n in REQUEST_COLUMNS},
+            {n: [] for n in REVISIT_COLUMNS},
+            {n: [] for n in JOB_COLUMNS},
+        ]
         self.size = 0
 
     def add(self, versions: tuple[list[Versioned], list[Versioned], list[Versioned]]) -> None:
@@ -152,8 +180,10 @@ class FactRows:
                 self.size += 1
 
     def tables(self) -> tuple[pa.Table, pa.Table, pa.Table]:
-        return tuple(pa.table({n: pa.array(v, type=spec[n]) for n, v in columns.items()})
-                     for columns, spec in zip(self.columns, (REQUEST_COLUMNS, REVISIT_COLUMNS, JOB_COLUMNS)))
+        return tuple(
+            pa.table({n: pa.array(v, type=spec[n]) for n, v in columns.items()})
+            for columns, spec in zip(self.columns, (REQUEST_COLUMNS, REVISIT_COLUMNS, JOB_COLUMNS))
+        )
 
 
 def _events_of_requests_sql(tables: Tables, requests: str | None) -> str:
@@ -162,17 +192,21 @@ def _events_of_requests_sql(tables: Tables, requests: str | None) -> str:
     cols = ", ".join(f'e."{c}"' for c in _READ_BACK)
     folded = ", ".join(f"'{t}'" for t in sorted(HANDLED_TYPES))  # the others change no fact
     if requests is None:
-        return (f"SELECT e.request_id AS owner, {cols} FROM {tables.events} e WHERE e.request_id IS NOT NULL "
-                f"AND e.type IN ({folded}) "
-                f"UNION ALL SELECT j.request_id AS owner, {cols} FROM {tables.events} e "
-                f"JOIN {tables.job_requests} j ON e.job_id = j.job_id "
-                f"WHERE e.request_id IS NULL AND e.type = '{COMPLAINT_OPENED}'")
-    return (f"SELECT e.request_id AS owner, {cols} FROM {tables.events} e "
-            f"WHERE e.request_id IN (SELECT request_id FROM {requests}) AND e.type IN ({folded}) "
+        return (
+            f"SELECT e.request_id AS owner, {cols} FROM {tables.events} e WHERE e.request_id IS NOT NULL "
+            f"AND e.type IN ({folded}) "
             f"UNION ALL SELECT j.request_id AS owner, {cols} FROM {tables.events} e "
             f"JOIN {tables.job_requests} j ON e.job_id = j.job_id "
-            f"WHERE e.request_id IS NULL AND e.type = '{COMPLAINT_OPENED}' "
-            f"AND j.request_id IN (SELECT request_id FROM {requests})")
+            f"WHERE e.request_id IS NULL AND e.type = '{COMPLAINT_OPENED}'"
+        )
+    return (
+        f"SELECT e.request_id AS owner, {cols} FROM {tables.events} e "
+        f"WHERE e.request_id IN (SELECT request_id FROM {requests}) AND e.type IN ({folded}) "
+        f"UNION ALL SELECT j.request_id AS owner, {cols} FROM {tables.events} e "
+        f"JOIN {tables.job_requests} j ON e.job_id = j.job_id "
+        f"WHERE e.request_id IS NULL AND e.type = '{COMPLAINT_OPENED}' "
+        f"AND j.request_id IN (SELECT request_id FROM {requests})"
+    )
 
 
 def fold_grouped(rows: Iterable[tuple]) -> Iterator[tuple[str, list[AnalyticsEvent]]]:
@@ -209,6 +243,7 @@ def now_micros() -> int:
 
 # --- the projection --------------------------------------------------------------------------------------
 
+
 class LockedByAnotherProcess(RuntimeError):
     """The DuckDB file is open read-write in another process (DuckDB allows one)."""
 
@@ -228,16 +263,20 @@ class Projection:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.con = duckdb.connect(self.path, config={"threads": threads, "memory_limit": memory_limit,
-                                                         "preserve_insertion_order": False})
+            self.con = duckdb.connect(
+                self.path, config={"threads": threads, "memory_limit": memory_limit, "preserve_insertion_order": False}
+            )
         except duckdb.IOException as exc:
             raise LockedByAnotherProcess(f"{self.path} is held by another process: {exc}") from exc
         self.lock = threading.RLock()
         self.rebuilding = False
         self.writer = self.con.cursor()
         with self.lock:
-            run(self.writer, "CREATE TABLE IF NOT EXISTS analytics_state (id INTEGER PRIMARY KEY, "
-                                "active_generation INTEGER NOT NULL, building_generation INTEGER)")
+            run(
+                self.writer,
+                "CREATE TABLE IF NOT EXISTS analytics_state (id INTEGER PRIMARY KEY, "
+                "active_generation INTEGER NOT NULL, building_generation INTEGER)",
+            )
             run(self.writer, "INSERT INTO analytics_state VALUES (1, 1, NULL) ON CONFLICT DO NOTHING")
             create_tables(self.writer, Tables(self.state().active))
 
@@ -250,8 +289,11 @@ class Projection:
         return self.con.cursor()
 
     def state(self, cur: duckdb.DuckDBPyConnection | None = None) -> State:
-        active, building = (cur or self.writer).execute(
-            "SELECT active_generation, building_generation FROM analytics_state WHERE id = 1").fetchall()[0]
+        active, building = (
+            (cur or self.writer)
+            .execute("SELECT active_generation, building_generation FROM analytics_state WHERE id = 1")
+            .fetchall()[0]
+        )
         return State(active, building)
 
     def active_tables(self, cur: duckdb.DuckDBPyConnection) -> Tables:
@@ -276,8 +318,9 @@ class Projection:
 
     def _apply(self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]) -> int:
         with registered(cur, "batch", event_batch(events, now_micros())):
-            inserted = cur.execute(f"INSERT INTO {tables.events} SELECT * FROM batch ON CONFLICT DO NOTHING "
-                                   "RETURNING event_id").fetchall()
+            inserted = cur.execute(
+                f"INSERT INTO {tables.events} SELECT * FROM batch ON CONFLICT DO NOTHING RETURNING event_id"
+            ).fetchall()
         if not inserted:
             return 0
         fresh = {row[0] for row in inserted}
@@ -292,20 +335,30 @@ class Projection:
                 orphans.append(event.job_id)
         if orphans:
             with registered(cur, "found", pa.table({"job_id": pa.array(orphans, type=_STRING)})):
-                touched.update(r[0] for r in cur.execute(
-                    f"SELECT request_id FROM {tables.job_requests} WHERE job_id IN (SELECT job_id FROM found)"
-                ).fetchall())
+                touched.update(
+                    r[0]
+                    for r in cur.execute(
+                        f"SELECT request_id FROM {tables.job_requests} WHERE job_id IN (SELECT job_id FROM found)"
+                    ).fetchall()
+                )
         if touched:
             self.refold(cur, tables, touched)
         return len(new)
 
     def _link_jobs(self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]) -> None:
         """job id → request id, from the job's own events (a complaint's pairing is not authoritative)."""
-        pairs = {e.job_id: e.request_id for e in events
-                 if e.job_id is not None and e.request_id is not None and e.type != COMPLAINT_OPENED}
+        pairs = {
+            e.job_id: e.request_id
+            for e in events
+            if e.job_id is not None and e.request_id is not None and e.type != COMPLAINT_OPENED
+        }
         if pairs:
-            links = pa.table({"job_id": pa.array(list(pairs), type=_STRING),
-                              "request_id": pa.array(list(pairs.values()), type=_STRING)})
+            links = pa.table(
+                {
+                    "job_id": pa.array(list(pairs), type=_STRING),
+                    "request_id": pa.array(list(pairs.values()), type=_STRING),
+                }
+            )
             with registered(cur, "links", links):
                 run(cur, f"INSERT INTO {tables.job_requests} SELECT * FROM links ON CONFLICT DO NOTHING")
 
@@ -368,12 +421,19 @@ class Projection:
         return requests, versions
 
     def set_state(self, cur: duckdb.DuckDBPyConnection, *, active: int, building: int | None) -> None:
-        run(cur, "UPDATE analytics_state SET active_generation = ?, building_generation = ? WHERE id = 1",
-                    [active, building])
+        run(
+            cur,
+            "UPDATE analytics_state SET active_generation = ?, building_generation = ? WHERE id = 1",
+            [active, building],
+        )
 
     def generations(self, cur: duckdb.DuckDBPyConnection) -> list[int]:
-        names = [r[0] for r in cur.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'g%\\_events' "
-                                           "ESCAPE '\\'").fetchall()]
+        names = [
+            r[0]
+            for r in cur.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'g%\\_events' ESCAPE '\\'"
+            ).fetchall()
+        ]
         return sorted(int(n[1:].split("_")[0]) for n in names if n[1:].split("_")[0].isdigit())
 
     def file_bytes(self) -> int:

@@ -110,13 +110,21 @@ def _abandon(projection: Projection, tables: Tables) -> None:
             projection.set_state(cur, active=state.active, building=None)
 
 
-async def _replay_topics(projection: Projection, bootstrap: str, tables: Tables, registry: Registry,
-                         batch_size: int) -> tuple[int, int]:
+async def _replay_topics(
+    projection: Projection, bootstrap: str, tables: Tables, registry: Registry, batch_size: int
+) -> tuple[int, int]:
     """Read every partition from its beginning to its end offset at the start; append what decodes."""
-    consumer = AIOKafkaConsumer(*CONSUMES, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", isolation_level="read_committed",
-                                max_partition_fetch_bytes=4 << 20, fetch_max_bytes=16 << 20,
-                                client_id=f"analytics-rebuild-g{tables.number}")
+    consumer = AIOKafkaConsumer(
+        *CONSUMES,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=4 << 20,
+        fetch_max_bytes=16 << 20,
+        client_id=f"analytics-rebuild-g{tables.number}",
+    )
     await consumer.start()
     loader = projection.reader()
     records = stored = 0
@@ -154,8 +162,9 @@ async def _replay_topics(projection: Projection, bootstrap: str, tables: Tables,
                 await storing
             stored += len(events)
             if events:
-                storing = asyncio.ensure_future(asyncio.to_thread(
-                    projection.append_events, loader, f"{tables.events}_load", events))
+                storing = asyncio.ensure_future(
+                    asyncio.to_thread(projection.append_events, loader, f"{tables.events}_load", events)
+                )
             else:
                 storing = None
         if storing is not None:
@@ -175,9 +184,12 @@ def _fold(projection: Projection, tables: Tables) -> tuple[int, int]:
         names = ", ".join(f'"{n}"' for n in EVENT_COLUMNS)
         run(cur, f"INSERT INTO {tables.events} SELECT DISTINCT ON (event_id) {names} FROM {tables.events}_load")
         run(cur, f"DROP TABLE {tables.events}_load")
-        run(cur, f"INSERT INTO {tables.job_requests} SELECT job_id, min(request_id) FROM {tables.events} "
-                    f"WHERE job_id IS NOT NULL AND request_id IS NOT NULL AND type <> '{COMPLAINT_OPENED}' "
-                    "GROUP BY job_id")
+        run(
+            cur,
+            f"INSERT INTO {tables.job_requests} SELECT job_id, min(request_id) FROM {tables.events} "
+            f"WHERE job_id IS NOT NULL AND request_id IS NOT NULL AND type <> '{COMPLAINT_OPENED}' "
+            "GROUP BY job_id",
+        )
         folded = projection.fold_everything(cur, tables)
         create_indexes(cur, tables)
         return folded
@@ -193,21 +205,36 @@ def _switch(projection: Projection, tables: Tables, started_at: int) -> tuple[in
         old = Tables(projection.state().active)
         run(cur, "BEGIN TRANSACTION")
         try:
-            copied = [r[0] for r in cur.execute(
-                f"INSERT INTO {tables.events} SELECT * FROM {old.events} o WHERE o.stored_at >= $since "
-                f"AND NOT EXISTS (SELECT 1 FROM {tables.events} n WHERE n.event_id = o.event_id) RETURNING event_id",
-                {"since": started_at}).fetchall()]
+            copied = [
+                r[0]
+                for r in cur.execute(
+                    f"INSERT INTO {tables.events} SELECT * FROM {old.events} o WHERE o.stored_at >= $since "
+                    f"AND NOT EXISTS (SELECT 1 FROM {tables.events} n WHERE n.event_id = o.event_id) RETURNING event_id",
+                    {"since": started_at},
+                ).fetchall()
+            ]
             touched: set[str] = set()
             if copied:
-                run(cur, f"CREATE TEMP TABLE copied AS SELECT * FROM {tables.events} WHERE event_id IN "
-                            f"(SELECT unnest($ids))", {"ids": copied})
-                run(cur, f"INSERT INTO {tables.job_requests} SELECT job_id, min(request_id) FROM copied "
-                            f"WHERE job_id IS NOT NULL AND request_id IS NOT NULL AND type <> '{COMPLAINT_OPENED}' "
-                            "GROUP BY job_id ON CONFLICT DO NOTHING")
-                touched = {r[0] for r in cur.execute(
-                    f"SELECT request_id FROM copied WHERE request_id IS NOT NULL UNION SELECT j.request_id FROM "
-                    f"copied c JOIN {tables.job_requests} j ON c.job_id = j.job_id WHERE c.request_id IS NULL "
-                    f"AND c.type = '{COMPLAINT_OPENED}'").fetchall()}
+                run(
+                    cur,
+                    f"CREATE TEMP TABLE copied AS SELECT * FROM {tables.events} WHERE event_id IN "
+                    f"(SELECT unnest($ids))",
+                    {"ids": copied},
+                )
+                run(
+                    cur,
+                    f"INSERT INTO {tables.job_requests} SELECT job_id, min(request_id) FROM copied "
+                    f"WHERE job_id IS NOT NULL AND request_id IS NOT NULL AND type <> '{COMPLAINT_OPENED}' "
+                    "GROUP BY job_id ON CONFLICT DO NOTHING",
+                )
+                touched = {
+                    r[0]
+                    for r in cur.execute(
+                        f"SELECT request_id FROM copied WHERE request_id IS NOT NULL UNION SELECT j.request_id FROM "
+                        f"copied c JOIN {tables.job_requests} j ON c.job_id = j.job_id WHERE c.request_id IS NULL "
+                        f"AND c.type = '{COMPLAINT_OPENED}'"
+                    ).fetchall()
+                }
                 run(cur, "DROP TABLE copied")
                 if touched:
                     projection.refold(cur, tables, touched)
@@ -221,8 +248,14 @@ def _switch(projection: Projection, tables: Tables, started_at: int) -> tuple[in
         return old.number, len(touched)
 
 
-async def rebuild(projection: Projection, bootstrap: str, *, registry: Registry = REGISTRY, batch_size: int = 5000,
-                  on_progress: Progress | None = None) -> RebuildReport:
+async def rebuild(
+    projection: Projection,
+    bootstrap: str,
+    *,
+    registry: Registry = REGISTRY,
+    batch_size: int = 5000,
+    on_progress: Progress | None = None,
+) -> RebuildReport:
     """Replay the topics into a new generation and make it the active one; return what it took.
 
     `on_progress(stage, message)` hears of each stage: claimed, replayed, switched."""
@@ -248,8 +281,17 @@ async def rebuild(projection: Projection, bootstrap: str, *, registry: Registry 
         previous, late = await asyncio.to_thread(_switch, projection, tables, started_at)
         finished = time.perf_counter()
         await say("switched", f"generation {tables.number} is active (was {previous})")
-        return RebuildReport(tables.number, read, stored, requests, versions, late, finished - started,
-                             read_done - started, finished - read_done)
+        return RebuildReport(
+            tables.number,
+            read,
+            stored,
+            requests,
+            versions,
+            late,
+            finished - started,
+            read_done - started,
+            finished - read_done,
+        )
     except BaseException:
         await asyncio.to_thread(_abandon, projection, tables)
         raise

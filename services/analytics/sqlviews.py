@@ -77,8 +77,10 @@ def _params(as_of: int | None, window: Window | None, dealer_id: str | None, **m
 
 def _order_stats(column: str) -> str:
     """n, the two middle values and the nearest-rank p90 of a sorted list (1-based indexes)."""
-    return (f"len({column}), {column}[(len({column}) + 1) // 2], {column}[len({column}) // 2 + 1], "
-            f"{column}[(9 * len({column}) + 9) // 10]")
+    return (
+        f"len({column}), {column}[(len({column}) + 1) // 2], {column}[len({column}) // 2 + 1], "
+        f"{column}[(9 * len({column}) + 9) // 10]"
+    )
 
 
 def _median(n: int, low: int | None, high: int | None) -> Fraction | None:
@@ -90,18 +92,25 @@ def _p90(n: int, value: int | None) -> Fraction | None:
 
 
 _COHORT = "(received_at >= $s AND received_at < $e)"
-_OPEN_AT_END = ("(received_at < $e AND (resolved_at IS NULL OR resolved_at >= $e) "
-                "AND (cancelled_at IS NULL OR cancelled_at >= $e))")
-_STEPS = {"triage": "triaged_at", "assign": "first_assigned_at", "arrive": "first_arrived_at",
-          "resolve": "resolved_at"}
+_OPEN_AT_END = (
+    "(received_at < $e AND (resolved_at IS NULL OR resolved_at >= $e) AND (cancelled_at IS NULL OR cancelled_at >= $e))"
+)
+_STEPS = {"triage": "triaged_at", "assign": "first_assigned_at", "arrive": "first_arrived_at", "resolve": "resolved_at"}
 
 
-def throughput_rows(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window, group_by: GroupBy,
-                    as_of: int | None = None, dealer_id: str | None = None) -> list[dict]:
+def throughput_rows(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    window: Window,
+    group_by: GroupBy,
+    as_of: int | None = None,
+    dealer_id: str | None = None,
+) -> list[dict]:
     key, has_key = _REQUEST_KEYS[group_by]
     durations = ", ".join(
         f"list_sort(list({column} - received_at) FILTER (WHERE cohort AND {column} IS NOT NULL)) AS d_{step}"
-        for step, column in _STEPS.items())
+        for step, column in _STEPS.items()
+    )
     sql = f"""
         WITH f AS (
             SELECT {key} AS k, *, {_COHORT} AS cohort FROM {tables.requests}
@@ -123,13 +132,14 @@ def throughput_rows(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Wind
             FROM f GROUP BY k
         )
         SELECT k, received, resolved, backlog, triaged, phone, escalated, completed, first_fixed, sla_met,
-               complaints, {', '.join(_order_stats(f'd_{step}') for step in _STEPS)}
+               complaints, {", ".join(_order_stats(f"d_{step}") for step in _STEPS)}
         FROM g"""
     rows = []
     for r in cur.execute(sql, _params(as_of, window, dealer_id)).fetchall():
-        (k, received, resolved, backlog, triaged, phone, escalated, completed, first_fixed, sla_met,
-         complaints) = r[:11]
-        stats = {step: r[11 + 4 * i: 15 + 4 * i] for i, step in enumerate(_STEPS)}
+        (k, received, resolved, backlog, triaged, phone, escalated, completed, first_fixed, sla_met, complaints) = r[
+            :11
+        ]
+        stats = {step: r[11 + 4 * i : 15 + 4 * i] for i, step in enumerate(_STEPS)}
 
         def median_of(step: str, stats: dict = stats) -> float | None:
             n, low, high, _ = stats[step]
@@ -139,31 +149,40 @@ def throughput_rows(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Wind
             n, _, _, value = stats[step]
             return rounded_minutes(_p90(n, value))
 
-        rows.append({
-            "key": _present(k, group_by),
-            "received": received,
-            "resolved": resolved,
-            "backlog": backlog,
-            "phone_resolved_pct": rounded(percentage(phone, triaged)),
-            "escalated_pct": rounded(percentage(escalated, received)),
-            "median_minutes_to_triage": median_of("triage"),
-            "median_minutes_to_assign": median_of("assign"),
-            "p90_minutes_to_assign": p90_of("assign"),
-            "median_minutes_to_arrive": median_of("arrive"),
-            "p90_minutes_to_arrive": p90_of("arrive"),
-            "median_minutes_to_resolve": median_of("resolve"),
-            "p90_minutes_to_resolve": p90_of("resolve"),
-            "first_time_fix_pct": rounded(percentage(int(first_fixed), int(completed))),
-            "sla_met_pct": rounded(percentage(int(sla_met), int(completed))),
-            "complaint_rate_pct": rounded(percentage(int(complaints), received)),
-        })
+        rows.append(
+            {
+                "key": _present(k, group_by),
+                "received": received,
+                "resolved": resolved,
+                "backlog": backlog,
+                "phone_resolved_pct": rounded(percentage(phone, triaged)),
+                "escalated_pct": rounded(percentage(escalated, received)),
+                "median_minutes_to_triage": median_of("triage"),
+                "median_minutes_to_assign": median_of("assign"),
+                "p90_minutes_to_assign": p90_of("assign"),
+                "median_minutes_to_arrive": median_of("arrive"),
+                "p90_minutes_to_arrive": p90_of("arrive"),
+                "median_minutes_to_resolve": median_of("resolve"),
+                "p90_minutes_to_resolve": p90_of("resolve"),
+                "first_time_fix_pct": rounded(percentage(int(first_fixed), int(completed))),
+                "sla_met_pct": rounded(percentage(int(sla_met), int(completed))),
+                "complaint_rate_pct": rounded(percentage(int(complaints), received)),
+            }
+        )
     return sorted(rows, key=lambda row: row["key"])
 
 
 # --- satisfaction ----------------------------------------------------------------------------------------
 
-def _satisfaction_stats(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window, group_by: GroupBy,
-                        as_of: int | None, dealer_id: str | None) -> dict[str, dict]:
+
+def _satisfaction_stats(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    window: Window,
+    group_by: GroupBy,
+    as_of: int | None,
+    dealer_id: str | None,
+) -> dict[str, dict]:
     key, has_key = _REVISIT_KEYS[group_by]
     sql = f"""
         SELECT {key} AS k, count(*), sum(satisfaction), count(*) FILTER (WHERE satisfaction >= 4),
@@ -174,48 +193,91 @@ def _satisfaction_stats(cur: duckdb.DuckDBPyConnection, tables: Tables, window: 
         GROUP BY k"""
     stats = {}
     for k, responses, total, satisfied, low, rated, promoters, detractors in cur.execute(
-            sql, _params(as_of, window, dealer_id)).fetchall():
+        sql, _params(as_of, window, dealer_id)
+    ).fetchall():
         average = Fraction(int(total), responses)
         nps = percentage(promoters, rated) - percentage(detractors, rated) if rated else None
-        stats[_present(k, group_by)] = {"responses": responses, "avg_score": average,
-                                        "csat_pct": percentage(satisfied, responses), "nps": nps,
-                                        "low_scores": low, "csi": average / 5 * 100}
+        stats[_present(k, group_by)] = {
+            "responses": responses,
+            "avg_score": average,
+            "csat_pct": percentage(satisfied, responses),
+            "nps": nps,
+            "low_scores": low,
+            "csi": average / 5 * 100,
+        }
     return stats
 
 
-def satisfaction_rows(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window, group_by: GroupBy,
-                      as_of: int | None = None, dealer_id: str | None = None) -> list[dict]:
+def satisfaction_rows(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    window: Window,
+    group_by: GroupBy,
+    as_of: int | None = None,
+    dealer_id: str | None = None,
+) -> list[dict]:
     stats = _satisfaction_stats(cur, tables, window, group_by, as_of, dealer_id)
-    return [{"key": k, "responses": s["responses"], "avg_score": rounded(s["avg_score"]),
-             "csat_pct": rounded(s["csat_pct"]), "csi": rounded(s["csi"]), "nps": rounded(s["nps"]),
-             "low_scores": s["low_scores"]} for k, s in sorted(stats.items())]
+    return [
+        {
+            "key": k,
+            "responses": s["responses"],
+            "avg_score": rounded(s["avg_score"]),
+            "csat_pct": rounded(s["csat_pct"]),
+            "csi": rounded(s["csi"]),
+            "nps": rounded(s["nps"]),
+            "low_scores": s["low_scores"],
+        }
+        for k, s in sorted(stats.items())
+    ]
 
 
 # --- scorecard -------------------------------------------------------------------------------------------
 
-def scorecard_rows(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window, group_by: GroupBy,
-                   as_of: int | None = None, dealer_id: str | None = None) -> list[dict]:
+
+def scorecard_rows(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    window: Window,
+    group_by: GroupBy,
+    as_of: int | None = None,
+    dealer_id: str | None = None,
+) -> list[dict]:
     key, has_key = _REQUEST_KEYS[group_by]
     sql = f"""
         SELECT {key} AS k, sum(jobs_completed), sum(jobs_first_fixed), sum(jobs_sla_met)
         FROM {tables.requests} WHERE {_VALID} AND {_COHORT} AND {has_key}{_scope(dealer_id)} GROUP BY k"""
-    jobs = {_present(k, group_by): (int(done), int(fixed), int(met))
-            for k, done, fixed, met in cur.execute(sql, _params(as_of, window, dealer_id)).fetchall()}
+    jobs = {
+        _present(k, group_by): (int(done), int(fixed), int(met))
+        for k, done, fixed, met in cur.execute(sql, _params(as_of, window, dealer_id)).fetchall()
+    }
     satisfaction = _satisfaction_stats(cur, tables, window, group_by, as_of, dealer_id)
     rows = []
     for k in sorted(jobs.keys() | satisfaction.keys()):
         done, fixed, met = jobs.get(k, (0, 0, 0))
         sla, ftf = percentage(met, done), percentage(fixed, done)
         csat = satisfaction[k]["csat_pct"] if k in satisfaction else None
-        rows.append({"key": k, "sla_met_pct": rounded(sla), "first_time_fix_pct": rounded(ftf),
-                     "csat_pct": rounded(csat), "score": rounded(weighted_score(sla, ftf, csat))})
+        rows.append(
+            {
+                "key": k,
+                "sla_met_pct": rounded(sla),
+                "first_time_fix_pct": rounded(ftf),
+                "csat_pct": rounded(csat),
+                "score": rounded(weighted_score(sla, ftf, csat)),
+            }
+        )
     return rows
 
 
 # --- dashboard series ------------------------------------------------------------------------------------
 
-def trend_rows(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window, as_of: int | None = None,
-               dealer_id: str | None = None) -> list[dict]:
+
+def trend_rows(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    window: Window,
+    as_of: int | None = None,
+    dealer_id: str | None = None,
+) -> list[dict]:
     """Per UTC day of the window: received, resolved, and the backlog at the day's end (open at the end of
     day d iff received on or before d and neither resolved nor cancelled on or before d)."""
     days = window.days()
@@ -235,20 +297,35 @@ def trend_rows(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window, a
             {base} AND (resolved_at IS NOT NULL OR cancelled_at IS NOT NULL) AND received_at // {d} <= $last
               AND greatest(least(resolved_at, cancelled_at) // {d}, received_at // {d}) <= $last
         ) GROUP BY day"""
-    per_day = {day: (int(received), int(resolved), int(change)) for day, received, resolved, change in
-               cur.execute(sql, _params(as_of, None, dealer_id, first=first, last=last)).fetchall()}
+    per_day = {
+        day: (int(received), int(resolved), int(change))
+        for day, received, resolved, change in cur.execute(
+            sql, _params(as_of, None, dealer_id, first=first, last=last)
+        ).fetchall()
+    }
     backlog = per_day.get(first - 1, (0, 0, 0))[2]
     rows = []
     for number in range(first, last + 1):
         received, resolved, change = per_day.get(number, (0, 0, 0))
         backlog += change
-        rows.append({"day": day_key(number * d), "received": received if number >= first else 0,
-                     "resolved": resolved, "backlog": backlog})
+        rows.append(
+            {
+                "day": day_key(number * d),
+                "received": received if number >= first else 0,
+                "resolved": resolved,
+                "backlog": backlog,
+            }
+        )
     return rows
 
 
-def duration_histograms(cur: duckdb.DuckDBPyConnection, tables: Tables, window: Window,
-                        as_of: int | None = None, dealer_id: str | None = None) -> dict[str, dict]:
+def duration_histograms(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    window: Window,
+    as_of: int | None = None,
+    dealer_id: str | None = None,
+) -> dict[str, dict]:
     """For each step, how long the window's cohort took from received to it: counts per bucket, median, p90."""
     uppers = [upper for _, upper in DURATION_BUCKETS]
     parts = []
@@ -264,12 +341,11 @@ def duration_histograms(cur: duckdb.DuckDBPyConnection, tables: Tables, window: 
                 conditions.append(f"{duration} < {upper * MICROS_PER_MINUTE}")
             parts.append(f"count(*) FILTER (WHERE {' AND '.join(conditions)})")
             lower = upper
-    sql = (f"SELECT {', '.join(parts)} FROM {tables.requests} "
-           f"WHERE {_VALID} AND {_COHORT}{_scope(dealer_id)}")
+    sql = f"SELECT {', '.join(parts)} FROM {tables.requests} WHERE {_VALID} AND {_COHORT}{_scope(dealer_id)}"
     row = cur.execute(sql, _params(as_of, window, dealer_id)).fetchall()[0]
     result, width = {}, 4 + len(uppers)
     for i, step in enumerate(_STEPS):
-        n, low, high, p90_value, *counts = row[i * width:(i + 1) * width]
+        n, low, high, p90_value, *counts = row[i * width : (i + 1) * width]
         n = n or 0  # no rows at all: the list is NULL
         result[step] = {
             "count": n,
@@ -282,31 +358,38 @@ def duration_histograms(cur: duckdb.DuckDBPyConnection, tables: Tables, window: 
 
 # --- alert samples ---------------------------------------------------------------------------------------
 
+
 def alert_samples(cur: duckdb.DuckDBPyConnection, tables: Tables, since: int, now: int) -> AlertSamples:
     """Counts over `[since, now]` per dealer (dealer-less requests have none) and center, and the backlog."""
     samples = AlertSamples()
     live = {"t": LIVE, "since": since, "now": now}
     for scope, column in (("dealer", "dealer_id"), ("center", "center_id")):
         for key, done, met in cur.execute(
-                f"SELECT {column}, sum(jobs_completed), sum(jobs_sla_met) FROM {tables.requests} "
-                f"WHERE {_VALID} AND received_at BETWEEN $since AND $now AND {column} IS NOT NULL GROUP BY 1",
-                live).fetchall():
+            f"SELECT {column}, sum(jobs_completed), sum(jobs_sla_met) FROM {tables.requests} "
+            f"WHERE {_VALID} AND received_at BETWEEN $since AND $now AND {column} IS NOT NULL GROUP BY 1",
+            live,
+        ).fetchall():
             samples.jobs[(scope, key)] = (int(done or 0), int(met or 0))
         for key, responses, satisfied in cur.execute(
-                f"SELECT {column}, count(*), count(*) FILTER (WHERE satisfaction >= 4) FROM {tables.revisits} "
-                f"WHERE {_VALID} AND time BETWEEN $since AND $now AND {column} IS NOT NULL GROUP BY 1",
-                live).fetchall():
+            f"SELECT {column}, count(*), count(*) FILTER (WHERE satisfaction >= 4) FROM {tables.revisits} "
+            f"WHERE {_VALID} AND time BETWEEN $since AND $now AND {column} IS NOT NULL GROUP BY 1",
+            live,
+        ).fetchall():
             samples.answers[(scope, key)] = (int(responses), int(satisfied))
 
     def open_at(instant: str) -> str:
-        return (f"count(*) FILTER (WHERE received_at < {instant} AND (resolved_at IS NULL OR resolved_at >= "
-                f"{instant}) AND (cancelled_at IS NULL OR cancelled_at >= {instant}))")
+        return (
+            f"count(*) FILTER (WHERE received_at < {instant} AND (resolved_at IS NULL OR resolved_at >= "
+            f"{instant}) AND (cancelled_at IS NULL OR cancelled_at >= {instant}))"
+        )
 
     overall = [0, 0]
     for key, open_now, open_then in cur.execute(
-            f"SELECT dealer_id, {open_at('$now + 1')}, {open_at('$since')} FROM {tables.requests} "
-            f"WHERE {_VALID} AND received_at <= $now AND (resolved_at IS NULL OR resolved_at >= $since) "
-            f"AND (cancelled_at IS NULL OR cancelled_at >= $since) GROUP BY 1", live).fetchall():
+        f"SELECT dealer_id, {open_at('$now + 1')}, {open_at('$since')} FROM {tables.requests} "
+        f"WHERE {_VALID} AND received_at <= $now AND (resolved_at IS NULL OR resolved_at >= $since) "
+        f"AND (cancelled_at IS NULL OR cancelled_at >= $since) GROUP BY 1",
+        live,
+    ).fetchall():
         overall[0] += open_now
         overall[1] += open_then
         if key is not None:

@@ -83,6 +83,7 @@ def _grouped(items: Iterable, key: Callable[[Any], str | None]) -> dict[str, lis
 
 # --- throughput ------------------------------------------------------------------------------------------
 
+
 def _since_received(cohort: Sequence[RequestFact], step: Callable[[RequestFact], int | None]) -> list[int]:
     return [step(f) - f.received_at for f in cohort if step(f) is not None]
 
@@ -95,8 +96,11 @@ class JobStats:
 
     @classmethod
     def of(cls, cohort: Sequence[RequestFact]) -> JobStats:
-        return cls(sum(f.jobs_completed for f in cohort), sum(f.jobs_first_fixed for f in cohort),
-                   sum(f.jobs_sla_met for f in cohort))
+        return cls(
+            sum(f.jobs_completed for f in cohort),
+            sum(f.jobs_first_fixed for f in cohort),
+            sum(f.jobs_sla_met for f in cohort),
+        )
 
     @property
     def first_time_fix_pct(self) -> Fraction | None:
@@ -109,8 +113,7 @@ class JobStats:
 
 def throughput_rows(requests: Iterable[RequestFact], window: Window, group_by: GroupBy) -> list[dict]:
     """Rows of `GET /v1/views/throughput` (design.md, Definitions)."""
-    relevant = (f for f in requests
-                if f.received_at in window or f.resolved_at in window or f.open_at(window.end))
+    relevant = (f for f in requests if f.received_at in window or f.resolved_at in window or f.open_at(window.end))
     rows = []
     for key, facts in sorted(_grouped(relevant, lambda f: request_key(f, group_by)).items()):
         cohort = [f for f in facts if f.received_at in window]
@@ -119,28 +122,31 @@ def throughput_rows(requests: Iterable[RequestFact], window: Window, group_by: G
         to_arrive = _since_received(cohort, lambda f: f.first_arrived_at)
         to_resolve = _since_received(cohort, lambda f: f.resolved_at)
         jobs = JobStats.of(cohort)
-        rows.append({
-            "key": key,
-            "received": len(cohort),
-            "resolved": sum(1 for f in facts if f.resolved_at in window),
-            "backlog": sum(1 for f in facts if f.open_at(window.end)),
-            "phone_resolved_pct": rounded(percentage(sum(f.phone_triaged for f in triaged), len(triaged))),
-            "escalated_pct": rounded(percentage(sum(f.escalated for f in cohort), len(cohort))),
-            "median_minutes_to_triage": rounded_minutes(median(_since_received(cohort, lambda f: f.triaged_at))),
-            "median_minutes_to_assign": rounded_minutes(median(to_assign)),
-            "p90_minutes_to_assign": rounded_minutes(p90(to_assign)),
-            "median_minutes_to_arrive": rounded_minutes(median(to_arrive)),
-            "p90_minutes_to_arrive": rounded_minutes(p90(to_arrive)),
-            "median_minutes_to_resolve": rounded_minutes(median(to_resolve)),
-            "p90_minutes_to_resolve": rounded_minutes(p90(to_resolve)),
-            "first_time_fix_pct": rounded(jobs.first_time_fix_pct),
-            "sla_met_pct": rounded(jobs.sla_met_pct),
-            "complaint_rate_pct": rounded(percentage(sum(f.complaints for f in cohort), len(cohort))),
-        })
+        rows.append(
+            {
+                "key": key,
+                "received": len(cohort),
+                "resolved": sum(1 for f in facts if f.resolved_at in window),
+                "backlog": sum(1 for f in facts if f.open_at(window.end)),
+                "phone_resolved_pct": rounded(percentage(sum(f.phone_triaged for f in triaged), len(triaged))),
+                "escalated_pct": rounded(percentage(sum(f.escalated for f in cohort), len(cohort))),
+                "median_minutes_to_triage": rounded_minutes(median(_since_received(cohort, lambda f: f.triaged_at))),
+                "median_minutes_to_assign": rounded_minutes(median(to_assign)),
+                "p90_minutes_to_assign": rounded_minutes(p90(to_assign)),
+                "median_minutes_to_arrive": rounded_minutes(median(to_arrive)),
+                "p90_minutes_to_arrive": rounded_minutes(p90(to_arrive)),
+                "median_minutes_to_resolve": rounded_minutes(median(to_resolve)),
+                "p90_minutes_to_resolve": rounded_minutes(p90(to_resolve)),
+                "first_time_fix_pct": rounded(jobs.first_time_fix_pct),
+                "sla_met_pct": rounded(jobs.sla_met_pct),
+                "complaint_rate_pct": rounded(percentage(sum(f.complaints for f in cohort), len(cohort))),
+            }
+        )
     return rows
 
 
 # --- satisfaction ----------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SatisfactionStats:
@@ -157,32 +163,49 @@ class SatisfactionStats:
         nps = None
         if rated:
             nps = percentage(sum(1 for n in rated if n >= 9), len(rated)) - percentage(
-                sum(1 for n in rated if n <= 6), len(rated))
-        return cls(len(scores), mean(scores), percentage(sum(1 for s in scores if s >= 4), len(scores)), nps,
-                   sum(1 for s in scores if s <= 2))
+                sum(1 for n in rated if n <= 6), len(rated)
+            )
+        return cls(
+            len(scores),
+            mean(scores),
+            percentage(sum(1 for s in scores if s >= 4), len(scores)),
+            nps,
+            sum(1 for s in scores if s <= 2),
+        )
 
     @property
     def csi(self) -> Fraction | None:
         return None if self.avg_score is None else self.avg_score / 5 * 100
 
 
-def satisfaction_by_key(revisits: Iterable[RevisitFact], window: Window,
-                        group_by: GroupBy) -> dict[str, SatisfactionStats]:
+def satisfaction_by_key(
+    revisits: Iterable[RevisitFact], window: Window, group_by: GroupBy
+) -> dict[str, SatisfactionStats]:
     in_window = (r for r in revisits if r.time in window)
-    return {key: SatisfactionStats.of(group)
-            for key, group in _grouped(in_window, lambda r: revisit_key(r, group_by)).items()}
+    return {
+        key: SatisfactionStats.of(group)
+        for key, group in _grouped(in_window, lambda r: revisit_key(r, group_by)).items()
+    }
 
 
 def satisfaction_rows(revisits: Iterable[RevisitFact], window: Window, group_by: GroupBy) -> list[dict]:
     """Rows of `GET /v1/views/satisfaction`: revisits by their own time."""
     return [
-        {"key": key, "responses": s.responses, "avg_score": rounded(s.avg_score), "csat_pct": rounded(s.csat_pct),
-         "csi": rounded(s.csi), "nps": rounded(s.nps), "low_scores": s.low_scores}
+        {
+            "key": key,
+            "responses": s.responses,
+            "avg_score": rounded(s.avg_score),
+            "csat_pct": rounded(s.csat_pct),
+            "csi": rounded(s.csi),
+            "nps": rounded(s.nps),
+            "low_scores": s.low_scores,
+        }
         for key, s in sorted(satisfaction_by_key(revisits, window, group_by).items())
     ]
 
 
 # --- scorecard -------------------------------------------------------------------------------------------
+
 
 def jobs_by_key(requests: Iterable[RequestFact], window: Window, group_by: GroupBy) -> dict[str, JobStats]:
     """Job statistics of each key's cohort (requests received in the window)."""
@@ -190,8 +213,9 @@ def jobs_by_key(requests: Iterable[RequestFact], window: Window, group_by: Group
     return {key: JobStats.of(group) for key, group in _grouped(cohort, lambda f: request_key(f, group_by)).items()}
 
 
-def scorecard_rows(requests: Iterable[RequestFact], revisits: Iterable[RevisitFact], window: Window,
-                   group_by: GroupBy) -> list[dict]:
+def scorecard_rows(
+    requests: Iterable[RequestFact], revisits: Iterable[RevisitFact], window: Window, group_by: GroupBy
+) -> list[dict]:
     """Rows of `GET /v1/views/scorecard`; the score is weighed from the unrounded parts."""
     jobs = jobs_by_key(requests, window, group_by)
     satisfaction = satisfaction_by_key(revisits, window, group_by)
@@ -201,12 +225,20 @@ def scorecard_rows(requests: Iterable[RequestFact], revisits: Iterable[RevisitFa
         sla = job.sla_met_pct if job else None
         ftf = job.first_time_fix_pct if job else None
         csat = satisfaction[key].csat_pct if key in satisfaction else None
-        rows.append({"key": key, "sla_met_pct": rounded(sla), "first_time_fix_pct": rounded(ftf),
-                     "csat_pct": rounded(csat), "score": rounded(weighted_score(sla, ftf, csat))})
+        rows.append(
+            {
+                "key": key,
+                "sla_met_pct": rounded(sla),
+                "first_time_fix_pct": rounded(ftf),
+                "csat_pct": rounded(csat),
+                "score": rounded(weighted_score(sla, ftf, csat)),
+            }
+        )
     return rows
 
 
 # --- dashboard series ------------------------------------------------------------------------------------
+
 
 def trend_rows(requests: Iterable[RequestFact], window: Window) -> list[dict]:
     """Per UTC day of the window: requests received that day, resolved that day, and the backlog at its end."""
@@ -232,14 +264,26 @@ def trend_rows(requests: Iterable[RequestFact], window: Window) -> list[dict]:
         while i < len(pending) and pending[i][0] <= day:
             backlog += pending[i][1]
             i += 1
-        rows.append({"day": day_key(day), "received": received.get(day, 0), "resolved": resolved.get(day, 0),
-                     "backlog": backlog})
+        rows.append(
+            {
+                "day": day_key(day),
+                "received": received.get(day, 0),
+                "resolved": resolved.get(day, 0),
+                "backlog": backlog,
+            }
+        )
     return rows
 
 
 DURATION_BUCKETS: tuple[tuple[str, int], ...] = (
-    ("<15m", 15), ("15m-1h", 60), ("1-4h", 240), ("4-8h", 480), ("8-24h", 1440), ("1-3d", 4320),
-    ("3-7d", 10080), (">7d", 0),
+    ("<15m", 15),
+    ("15m-1h", 60),
+    ("1-4h", 240),
+    ("4-8h", 480),
+    ("8-24h", 1440),
+    ("1-3d", 4320),
+    ("3-7d", 10080),
+    (">7d", 0),
 )
 STEPS: dict[str, Callable[[RequestFact], int | None]] = {
     "triage": lambda f: f.triaged_at,
@@ -257,8 +301,10 @@ def duration_histograms(requests: Iterable[RequestFact], window: Window) -> dict
         durations = _since_received(cohort, at)
         counts = [0] * len(DURATION_BUCKETS)
         for micros in durations:
-            index = next((i for i, (_, upper) in enumerate(DURATION_BUCKETS)
-                          if upper and micros < upper * MICROS_PER_MINUTE), len(DURATION_BUCKETS) - 1)
+            index = next(
+                (i for i, (_, upper) in enumerate(DURATION_BUCKETS) if upper and micros < upper * MICROS_PER_MINUTE),
+                len(DURATION_BUCKETS) - 1,
+            )
             counts[index] += 1
         result[step] = {
             "count": len(durations),

@@ -43,8 +43,9 @@ OFFICER = Role.complaints_officer
 class OpenComplaintBody(StrictBody):
     request_id: str | None = Field(None, min_length=1, max_length=80, description="The service request, if known")
     job_id: str | None = Field(None, min_length=1, max_length=80, description="The job, if known (implies its request)")
-    dealer_id: str | None = Field(None, min_length=1, max_length=80,
-                                  description="Taken from the request when linked; ignored for dealer tokens")
+    dealer_id: str | None = Field(
+        None, min_length=1, max_length=80, description="Taken from the request when linked; ignored for dealer tokens"
+    )
     channel: Channel
     category: ComplaintCategory
     severity: ComplaintSeverity
@@ -88,10 +89,20 @@ async def _run(command: object, actor: Actor, meta: CommandMetadata, application
     return view
 
 
-@router.post("", status_code=201, dependencies=[Permission(Role.agent, OFFICER, Role.dealer)],
-             responses={201: {"model": ComplaintView}}, response_class=JSONResponse)
-async def open_complaint(body: OpenComplaintBody, meta: CommandMetadata, actor: CurrentActor,
-                         application: CurrentApplication, idempotent: Idempotency) -> JSONResponse:
+@router.post(
+    "",
+    status_code=201,
+    dependencies=[Permission(Role.agent, OFFICER, Role.dealer)],
+    responses={201: {"model": ComplaintView}},
+    response_class=JSONResponse,
+)
+async def open_complaint(
+    body: OpenComplaintBody,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+    idempotent: Idempotency,
+) -> JSONResponse:
     """Open a complaint about a service request and/or job: a job must belong to the request, and the dealer is
     the request's. One complaints has not heard of yet is accepted and linked when its event arrives (`link`:
     awaited, then linked), or flagged `unresolved` after COMPLAINT_UNKNOWN_LINK_GRACE_SECONDS. Deadlines: acknowledge within 1 hour, resolve within
@@ -100,12 +111,23 @@ async def open_complaint(body: OpenComplaintBody, meta: CommandMetadata, actor: 
     dealer_id = dealer_for(actor, body.dealer_id, action="open complaints for itself")
     if actor.dealer_scope is not None:
         if body.channel != Channel.dealer:
-            raise Problem(422, "A dealer's complaints come through the dealer channel.", slug="validation-error",
-                          title="Validation failed",
-                          errors=[{"field": "channel", "reason": "must be 'dealer' for a dealer token"}])
-    command = OpenComplaint(request_id=body.request_id, job_id=body.job_id, dealer_id=dealer_id,
-                            channel=body.channel, category=body.category, severity=body.severity,
-                            description=body.description, occurred_at=body.occurred_at)
+            raise Problem(
+                422,
+                "A dealer's complaints come through the dealer channel.",
+                slug="validation-error",
+                title="Validation failed",
+                errors=[{"field": "channel", "reason": "must be 'dealer' for a dealer token"}],
+            )
+    command = OpenComplaint(
+        request_id=body.request_id,
+        job_id=body.job_id,
+        dealer_id=dealer_id,
+        channel=body.channel,
+        category=body.category,
+        severity=body.severity,
+        description=body.description,
+        occurred_at=body.occurred_at,
+    )
 
     async def run() -> JSONResponse:
         view = await _run(command, actor, meta, application)
@@ -125,8 +147,9 @@ async def get_complaint(complaint: VisibleComplaint) -> ComplaintView:
 async def list_complaints(
     actor: CurrentActor,
     db: ReadDatabase,
-    active: Annotated[bool | None, Query(alias="open", description="Only open (true) or only finished (false) "
-                                                                   "complaints")] = None,
+    active: Annotated[
+        bool | None, Query(alias="open", description="Only open (true) or only finished (false) complaints")
+    ] = None,
     status: Annotated[Status | None, Query()] = None,
     level: Annotated[int | None, Query(ge=1, le=3)] = None,
     severity: Annotated[ComplaintSeverity | None, Query()] = None,
@@ -135,10 +158,16 @@ async def list_complaints(
     request_id: Annotated[str | None, Query(max_length=80)] = None,
     job_id: Annotated[str | None, Query(max_length=80)] = None,
     dealer_id: Annotated[str | None, Query(max_length=80)] = None,
-    due_before: Annotated[UtcDatetime | None, Query(description="Next deadline before this moment "
-                                                                  "(e.g. now: the overdue ones)")] = None,
-    sort: Annotated[Literal["newest", "urgency"], Query(description="`urgency`: the complaints officer's "
-                    "worklist, open before finished, level 3 first, earliest deadline first")] = "newest",
+    due_before: Annotated[
+        UtcDatetime | None, Query(description="Next deadline before this moment (e.g. now: the overdue ones)")
+    ] = None,
+    sort: Annotated[
+        Literal["newest", "urgency"],
+        Query(
+            description="`urgency`: the complaints officer's "
+            "worklist, open before finished, level 3 first, earliest deadline first"
+        ),
+    ] = "newest",
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[ComplaintView]:
@@ -148,17 +177,35 @@ async def list_complaints(
     by_urgency = sort == "urgency"
     after = decode_cursor(cursor)
     if after is not None and not isinstance(after, str if by_urgency else int):
-        raise Problem(400, "The cursor is not one this API handed out for this sort.", slug="invalid-cursor",
-                      errors=[{"field": "cursor", "reason": f"not a cursor of sort={sort}"}])
-    where = ComplaintFilter(status=status, active=active, level=level, severity=severity, category=category,
-                            source=source, dealer_id=dealer_id, request_id=request_id, job_id=job_id,
-                            due_before=due_before)
+        raise Problem(
+            400,
+            "The cursor is not one this API handed out for this sort.",
+            slug="invalid-cursor",
+            errors=[{"field": "cursor", "reason": f"not a cursor of sort={sort}"}],
+        )
+    where = ComplaintFilter(
+        status=status,
+        active=active,
+        level=level,
+        severity=severity,
+        category=category,
+        source=source,
+        dealer_id=dealer_id,
+        request_id=request_id,
+        job_id=job_id,
+        due_before=due_before,
+    )
     return await page_of_complaints(db, actor, where, by_urgency=by_urgency, after=after, limit=limit)
 
 
 @router.post("/{complaint_id}/acknowledge", dependencies=[Permission(OFFICER)], response_model=ComplaintView)
-async def acknowledge_complaint(complaint_id: ComplaintId, meta: CommandMetadata, actor: CurrentActor,
-                                application: CurrentApplication, body: NoteBody | None = None) -> ComplaintView:
+async def acknowledge_complaint(
+    complaint_id: ComplaintId,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+    body: NoteBody | None = None,
+) -> ComplaintView:
     """Take an open complaint on (due within 1 hour of opening). A late-synced acknowledgement within the
     deadline withdraws the timer's escalation."""
     body = body or NoteBody()
@@ -166,27 +213,42 @@ async def acknowledge_complaint(complaint_id: ComplaintId, meta: CommandMetadata
     return await _run(command, actor, meta, application)
 
 
-@router.post("/{complaint_id}/escalate", dependencies=[Permission(OFFICER, Role.agent)],
-             response_model=ComplaintView)
-async def escalate_complaint(complaint_id: ComplaintId, body: ReasonBody, meta: CommandMetadata,
-                             actor: CurrentActor, application: CurrentApplication) -> ComplaintView:
+@router.post("/{complaint_id}/escalate", dependencies=[Permission(OFFICER, Role.agent)], response_model=ComplaintView)
+async def escalate_complaint(
+    complaint_id: ComplaintId,
+    body: ReasonBody,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+) -> ComplaintView:
     """Hand an unfinished complaint up one level (1 -> 2 -> 3)."""
     command = EscalateComplaint(complaint_id, body.reason, body.occurred_at)
     return await _run(command, actor, meta, application)
 
 
 @router.post("/{complaint_id}/wait-on-customer", dependencies=[Permission(OFFICER)], response_model=ComplaintView)
-async def wait_on_customer(complaint_id: ComplaintId, body: ReasonBody, meta: CommandMetadata,
-                           actor: CurrentActor, application: CurrentApplication) -> ComplaintView:
+async def wait_on_customer(
+    complaint_id: ComplaintId,
+    body: ReasonBody,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+) -> ComplaintView:
     """The acknowledged complaint waits for the customer: the resolution clock stops until they respond."""
     command = WaitOnCustomer(complaint_id, body.reason, body.occurred_at)
     return await _run(command, actor, meta, application)
 
 
-@router.post("/{complaint_id}/customer-responded", dependencies=[Permission(OFFICER, Role.agent)],
-             response_model=ComplaintView)
-async def customer_responded(complaint_id: ComplaintId, meta: CommandMetadata, actor: CurrentActor,
-                             application: CurrentApplication, body: NoteBody | None = None) -> ComplaintView:
+@router.post(
+    "/{complaint_id}/customer-responded", dependencies=[Permission(OFFICER, Role.agent)], response_model=ComplaintView
+)
+async def customer_responded(
+    complaint_id: ComplaintId,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+    body: NoteBody | None = None,
+) -> ComplaintView:
     """The customer answered: the resolution clock runs again, its deadline moved by the wait."""
     body = body or NoteBody()
     command = RecordCustomerResponse(complaint_id, body.note, body.occurred_at)
@@ -194,16 +256,26 @@ async def customer_responded(complaint_id: ComplaintId, meta: CommandMetadata, a
 
 
 @router.post("/{complaint_id}/resolve", dependencies=[Permission(OFFICER)], response_model=ComplaintView)
-async def resolve_complaint(complaint_id: ComplaintId, body: ResolutionBody, meta: CommandMetadata,
-                            actor: CurrentActor, application: CurrentApplication) -> ComplaintView:
+async def resolve_complaint(
+    complaint_id: ComplaintId,
+    body: ResolutionBody,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+) -> ComplaintView:
     """Give the customer a resolution (an unacknowledged complaint is acknowledged by it)."""
     command = ResolveComplaint(complaint_id, body.resolution, body.occurred_at)
     return await _run(command, actor, meta, application)
 
 
 @router.post("/{complaint_id}/reopen", dependencies=[Permission(OFFICER, Role.agent)], response_model=ComplaintView)
-async def reopen_complaint(complaint_id: ComplaintId, body: ReasonBody, meta: CommandMetadata,
-                           actor: CurrentActor, application: CurrentApplication) -> ComplaintView:
+async def reopen_complaint(
+    complaint_id: ComplaintId,
+    body: ReasonBody,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+) -> ComplaintView:
     """Take a resolved complaint up again at its level, or appeal a closed one: reopened one level up. Both
     deadlines start again."""
     command = ReopenComplaint(complaint_id, body.reason, body.occurred_at)
@@ -211,8 +283,13 @@ async def reopen_complaint(complaint_id: ComplaintId, body: ReasonBody, meta: Co
 
 
 @router.post("/{complaint_id}/close", dependencies=[Permission(OFFICER)], response_model=ComplaintView)
-async def close_complaint(complaint_id: ComplaintId, body: CloseBody, meta: CommandMetadata,
-                          actor: CurrentActor, application: CurrentApplication) -> ComplaintView:
+async def close_complaint(
+    complaint_id: ComplaintId,
+    body: CloseBody,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+) -> ComplaintView:
     """Close a resolved complaint, recording whether the customer confirmed the resolution. A complaint
     without a resolution cannot be closed (409)."""
     command = CloseComplaint(complaint_id, body.customer_confirmed, body.occurred_at)

@@ -28,18 +28,23 @@ class ComplaintsSettings(ServiceSettings):
     service_name: str = SERVICE
     port: int = 8004
     complaint_acknowledge_within_seconds: float = Field(3600, gt=0, description="Acknowledge deadline")
-    complaint_resolve_general_within_seconds: float = Field(8 * 3600, gt=0,
-                                                            description="Resolve deadline of general complaints")
-    complaint_resolve_serious_working_days: float = Field(5, gt=0,
-                                                          description="Resolve deadline of serious complaints")
-    complaint_holidays: str = Field("", description="Days the working-day clock skips besides weekends: "
-                                                    "YYYY-MM-DD, comma separated")
+    complaint_resolve_general_within_seconds: float = Field(
+        8 * 3600, gt=0, description="Resolve deadline of general complaints"
+    )
+    complaint_resolve_serious_working_days: float = Field(5, gt=0, description="Resolve deadline of serious complaints")
+    complaint_holidays: str = Field(
+        "", description="Days the working-day clock skips besides weekends: YYYY-MM-DD, comma separated"
+    )
     complaint_timezone: str = Field("UTC", description="Time zone in which working days and holidays are judged")
-    complaint_low_satisfaction: int = Field(2, ge=1, le=5,
-                                            description="A revisit scored this or lower opens a complaint")
+    complaint_low_satisfaction: int = Field(
+        2, ge=1, le=5, description="A revisit scored this or lower opens a complaint"
+    )
     complaint_unknown_link_grace_seconds: float = Field(
-        3600, gt=0, description="How long a request or job a complaint names may take to arrive before the link "
-                                "is flagged unresolved")
+        3600,
+        gt=0,
+        description="How long a request or job a complaint names may take to arrive before the link "
+        "is flagged unresolved",
+    )
 
     @field_validator("complaint_holidays", "complaint_timezone")
     @classmethod
@@ -59,19 +64,34 @@ class ComplaintsSettings(ServiceSettings):
         )
 
 
-def create_app(settings: ComplaintsSettings | None = None, *, clock: Clock | None = None,
-               configure_logs: bool = True) -> FastAPI:
+def create_app(
+    settings: ComplaintsSettings | None = None, *, clock: Clock | None = None, configure_logs: bool = True
+) -> FastAPI:
     settings = settings or ComplaintsSettings()
 
     lifespan = kernel_lifespan(
-        settings, metadata=metadata, consumes=CONSUMES, clock=clock, configure_logs=configure_logs,
-        build=lambda parts: Application(Kernel(
-            **parts.common(), projections=PROJECTIONS, commands=COMMANDS, reactions=REACTIONS,
-            provided={ComplaintSla: settings.sla(), ComplaintPolicy: ComplaintPolicy(
-                low_satisfaction=settings.complaint_low_satisfaction,
-                unknown_link_grace=timedelta(seconds=settings.complaint_unknown_link_grace_seconds))},
-            on_deadline=on_deadline, deadline_cause=caused_by_deadline,
-        )),
+        settings,
+        metadata=metadata,
+        consumes=CONSUMES,
+        clock=clock,
+        configure_logs=configure_logs,
+        build=lambda parts: Application(
+            Kernel(
+                **parts.common(),
+                projections=PROJECTIONS,
+                commands=COMMANDS,
+                reactions=REACTIONS,
+                provided={
+                    ComplaintSla: settings.sla(),
+                    ComplaintPolicy: ComplaintPolicy(
+                        low_satisfaction=settings.complaint_low_satisfaction,
+                        unknown_link_grace=timedelta(seconds=settings.complaint_unknown_link_grace_seconds),
+                    ),
+                },
+                on_deadline=on_deadline,
+                deadline_cause=caused_by_deadline,
+            )
+        ),
     )
 
     return create_service_app(

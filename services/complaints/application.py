@@ -60,21 +60,24 @@ async def _linked_case(uow: UnitOfWork, cmd: OpenComplaint, actor: Actor) -> Cas
         if job is None or not actor.sees_dealer(job.dealer_id):
             return CaseLink(cmd.request_id, cmd.job_id, cmd.dealer_id, awaited=True)
         if request is not None and job.request_id != request.request_id:
-            raise RuleViolation(f"job {cmd.job_id} belongs to service request {job.request_id}, not to "
-                                f"{cmd.request_id}", field="job_id")
+            raise RuleViolation(
+                f"job {cmd.job_id} belongs to service request {job.request_id}, not to {cmd.request_id}", field="job_id"
+            )
     if request is None and job is None:
         return CaseLink(None, None, cmd.dealer_id)
     if request is None:
         request = await known_request(uow.conn, job.request_id)
     dealer_id = request.dealer_id if request is not None else job.dealer_id
     if cmd.dealer_id is not None and cmd.dealer_id != dealer_id:
-        raise RuleViolation(f"the complaint's service request belongs to dealer {dealer_id}, not to "
-                            f"{cmd.dealer_id}", field="dealer_id")
+        raise RuleViolation(
+            f"the complaint's service request belongs to dealer {dealer_id}, not to {cmd.dealer_id}", field="dealer_id"
+        )
     return CaseLink(request.request_id if request is not None else job.request_id, cmd.job_id, dealer_id)
 
 
-async def link_awaiting(uow: UnitOfWork, at: datetime, *, request_id: str | None = None,
-                        job_id: str | None = None) -> None:
+async def link_awaiting(
+    uow: UnitOfWork, at: datetime, *, request_id: str | None = None, job_id: str | None = None
+) -> None:
     """A request or job just became known: confirm the links of the complaints that awaited it, once every id
     they named is known and fits (same request, and the complaint's dealer, if it has one, is the request's)."""
     for complaint_id in await complaints_naming(uow.conn, request_id=request_id, job_id=job_id):
@@ -97,15 +100,26 @@ async def link_awaiting(uow: UnitOfWork, at: datetime, *, request_id: str | None
 
 # --- command handlers -------------------------------------------------------------------------------------
 
-async def open_complaint(command: OpenComplaint, actor: Actor, uow: UnitOfWork, sla: ComplaintSla,
-                         policy: ComplaintPolicy, clock: Clock) -> ComplaintView:
+
+async def open_complaint(
+    command: OpenComplaint, actor: Actor, uow: UnitOfWork, sla: ComplaintSla, policy: ComplaintPolicy, clock: Clock
+) -> ComplaintView:
     at = uow.step_time(command.occurred_at)
     case = await _linked_case(uow, command, actor)
-    complaint = uow.add(Complaint.open(
-        str(uuid.uuid4()), request_id=case.request_id, job_id=case.job_id, dealer_id=case.dealer_id,
-        category=command.category, severity=command.severity, source=ComplaintSource(command.channel.value),
-        details=command.description, at=at, sla=sla,
-    ))
+    complaint = uow.add(
+        Complaint.open(
+            str(uuid.uuid4()),
+            request_id=case.request_id,
+            job_id=case.job_id,
+            dealer_id=case.dealer_id,
+            category=command.category,
+            severity=command.severity,
+            source=ComplaintSource(command.channel.value),
+            details=command.description,
+            at=at,
+            sla=sla,
+        )
+    )
     if case.awaited:  # the grace period counts from now, not from a backdated occurred_at
         complaint.await_link(clock.now() + policy.unknown_link_grace, at)
     return to_view(complaint)
@@ -114,8 +128,9 @@ async def open_complaint(command: OpenComplaint, actor: Actor, uow: UnitOfWork, 
 Change = Callable[[Complaint, datetime], None]
 
 
-async def _change(uow: UnitOfWork, actor: Actor, complaint_id: str, requested_at: datetime | None,
-                  change: Change) -> ComplaintView:
+async def _change(
+    uow: UnitOfWork, actor: Actor, complaint_id: str, requested_at: datetime | None, change: Change
+) -> ComplaintView:
     """Load, let the complaint decide at the step's time (checked against its previous step)."""
     complaint = await uow.get_visible(Complaint, complaint_id, actor)
     change(complaint, uow.step_time(requested_at, complaint))
@@ -123,40 +138,51 @@ async def _change(uow: UnitOfWork, actor: Actor, complaint_id: str, requested_at
 
 
 async def acknowledge(command: AcknowledgeComplaint, actor: Actor, uow: UnitOfWork) -> ComplaintView:
-    return await _change(uow, actor, command.complaint_id, command.occurred_at,
-                         lambda c, at: c.acknowledge(command.note, at))
+    return await _change(
+        uow, actor, command.complaint_id, command.occurred_at, lambda c, at: c.acknowledge(command.note, at)
+    )
 
 
 async def escalate(command: EscalateComplaint, actor: Actor, uow: UnitOfWork) -> ComplaintView:
-    return await _change(uow, actor, command.complaint_id, command.occurred_at,
-                         lambda c, at: c.escalate(command.reason, at))
+    return await _change(
+        uow, actor, command.complaint_id, command.occurred_at, lambda c, at: c.escalate(command.reason, at)
+    )
 
 
-async def wait_on_customer(command: WaitOnCustomer, actor: Actor, uow: UnitOfWork,
-                           sla: ComplaintSla) -> ComplaintView:
-    return await _change(uow, actor, command.complaint_id, command.occurred_at,
-                         lambda c, at: c.wait_on_customer(command.reason, at, sla))
+async def wait_on_customer(command: WaitOnCustomer, actor: Actor, uow: UnitOfWork, sla: ComplaintSla) -> ComplaintView:
+    return await _change(
+        uow, actor, command.complaint_id, command.occurred_at, lambda c, at: c.wait_on_customer(command.reason, at, sla)
+    )
 
 
-async def record_customer_response(command: RecordCustomerResponse, actor: Actor, uow: UnitOfWork,
-                                   sla: ComplaintSla) -> ComplaintView:
-    return await _change(uow, actor, command.complaint_id, command.occurred_at,
-                         lambda c, at: c.record_customer_response(command.note, at, sla))
+async def record_customer_response(
+    command: RecordCustomerResponse, actor: Actor, uow: UnitOfWork, sla: ComplaintSla
+) -> ComplaintView:
+    return await _change(
+        uow,
+        actor,
+        command.complaint_id,
+        command.occurred_at,
+        lambda c, at: c.record_customer_response(command.note, at, sla),
+    )
 
 
 async def resolve(command: ResolveComplaint, actor: Actor, uow: UnitOfWork) -> ComplaintView:
-    return await _change(uow, actor, command.complaint_id, command.occurred_at,
-                         lambda c, at: c.resolve(command.resolution, at))
+    return await _change(
+        uow, actor, command.complaint_id, command.occurred_at, lambda c, at: c.resolve(command.resolution, at)
+    )
 
 
 async def reopen(command: ReopenComplaint, actor: Actor, uow: UnitOfWork, sla: ComplaintSla) -> ComplaintView:
-    return await _change(uow, actor, command.complaint_id, command.occurred_at,
-                         lambda c, at: c.reopen(command.reason, at, sla))
+    return await _change(
+        uow, actor, command.complaint_id, command.occurred_at, lambda c, at: c.reopen(command.reason, at, sla)
+    )
 
 
 async def close(command: CloseComplaint, actor: Actor, uow: UnitOfWork) -> ComplaintView:
-    return await _change(uow, actor, command.complaint_id, command.occurred_at,
-                         lambda c, at: c.close(command.customer_confirmed, at))
+    return await _change(
+        uow, actor, command.complaint_id, command.occurred_at, lambda c, at: c.close(command.customer_confirmed, at)
+    )
 
 
 COMMANDS = {

@@ -57,6 +57,8 @@ class Link(StrEnum):
     awaited = "awaited"
     linked = "linked"
     unresolved = "unresolved"
+
+
 TOP_LEVEL = 3
 _REVISIT_COMPLAINTS = uuid.UUID("5b0c8a53-3f5e-4b8e-9d0a-6f1c2e7d4a91")
 
@@ -112,26 +114,70 @@ class Complaint(Aggregate):
     # --- commands -------------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, complaint_id: str, *, request_id: str | None, job_id: str | None, dealer_id: str | None,
-             category: ComplaintCategory, severity: ComplaintSeverity, source: ComplaintSource, details: str,
-             at: datetime, sla: ComplaintSla, satisfaction: int | None = None) -> Complaint:
+    def open(
+        cls,
+        complaint_id: str,
+        *,
+        request_id: str | None,
+        job_id: str | None,
+        dealer_id: str | None,
+        category: ComplaintCategory,
+        severity: ComplaintSeverity,
+        source: ComplaintSource,
+        details: str,
+        at: datetime,
+        sla: ComplaintSla,
+        satisfaction: int | None = None,
+    ) -> Complaint:
         complaint = cls(id=complaint_id)
-        complaint.record(ComplaintOpened(
-            complaint_id=complaint_id, request_id=request_id, job_id=job_id, dealer_id=dealer_id,
-            category=category, severity=severity, source=source, details=details, level=1,
-            ack_due=sla.acknowledge_due(at), resolve_due=sla.resolve_due(severity, at), satisfaction=satisfaction,
-        ), at)
+        complaint.record(
+            ComplaintOpened(
+                complaint_id=complaint_id,
+                request_id=request_id,
+                job_id=job_id,
+                dealer_id=dealer_id,
+                category=category,
+                severity=severity,
+                source=source,
+                details=details,
+                level=1,
+                ack_due=sla.acknowledge_due(at),
+                resolve_due=sla.resolve_due(severity, at),
+                satisfaction=satisfaction,
+            ),
+            at,
+        )
         return complaint
 
     @classmethod
-    def open_from_revisit(cls, *, job_id: str, request_id: str, dealer_id: str | None, satisfaction: int,
-                          channel: str, comment: str | None, at: datetime, sla: ComplaintSla) -> Complaint:
+    def open_from_revisit(
+        cls,
+        *,
+        job_id: str,
+        request_id: str,
+        dealer_id: str | None,
+        satisfaction: int,
+        channel: str,
+        comment: str | None,
+        at: datetime,
+        sla: ComplaintSla,
+    ) -> Complaint:
         """A low score at the follow-up is a complaint of its own: general, category other (the score
         does not say what went wrong; the comment may)."""
         details = f"Satisfaction {satisfaction}/5 at the follow-up ({channel})" + (f": {comment}" if comment else "")
-        return cls.open(revisit_complaint_id(job_id), request_id=request_id, job_id=job_id, dealer_id=dealer_id,
-                        category=ComplaintCategory.other, severity=ComplaintSeverity.general,
-                        source=ComplaintSource.revisit, details=details, at=at, sla=sla, satisfaction=satisfaction)
+        return cls.open(
+            revisit_complaint_id(job_id),
+            request_id=request_id,
+            job_id=job_id,
+            dealer_id=dealer_id,
+            category=ComplaintCategory.other,
+            severity=ComplaintSeverity.general,
+            source=ComplaintSource.revisit,
+            details=details,
+            at=at,
+            sla=sla,
+            satisfaction=satisfaction,
+        )
 
     def await_link(self, until: datetime, at: datetime) -> None:
         """The request or job named is not known yet: wait for it until `until`."""
@@ -139,8 +185,10 @@ class Complaint(Aggregate):
 
     def confirm_link(self, request_id: str, dealer_id: str | None, at: datetime) -> None:
         if self.link in (Link.awaited, Link.unresolved):
-            self.record(ComplaintLinked(complaint_id=self.id, request_id=request_id, job_id=self.job_id,
-                                        dealer_id=dealer_id), at)
+            self.record(
+                ComplaintLinked(complaint_id=self.id, request_id=request_id, job_id=self.job_id, dealer_id=dealer_id),
+                at,
+            )
 
     def acknowledge(self, note: str | None, at: datetime) -> None:
         self._require(Status.open, doing="acknowledging")
@@ -150,10 +198,15 @@ class Complaint(Aggregate):
     def escalate(self, reason: str, at: datetime) -> None:
         self._require(*ACTIVE, doing="escalating")
         if self.level >= TOP_LEVEL:
-            raise InvalidTransition(f"the complaint is already at level {TOP_LEVEL}, the highest",
-                                    current_status=str(self.status), level=self.level)
-        self.record(ComplaintEscalated(**self._about(), level=self.level + 1, trigger=EscalationTrigger.manual,
-                                       reason=reason), at)
+            raise InvalidTransition(
+                f"the complaint is already at level {TOP_LEVEL}, the highest",
+                current_status=str(self.status),
+                level=self.level,
+            )
+        self.record(
+            ComplaintEscalated(**self._about(), level=self.level + 1, trigger=EscalationTrigger.manual, reason=reason),
+            at,
+        )
 
     def wait_on_customer(self, reason: str, at: datetime, sla: ComplaintSla) -> None:
         self._require(Status.acknowledged, doing="waiting on the customer")
@@ -182,14 +235,24 @@ class Complaint(Aggregate):
         self._require(Status.resolved, Status.closed, doing="reopening")
         appeal = self.status == Status.closed
         level = min(TOP_LEVEL, self.level + 1) if appeal else self.level
-        self.record(ComplaintReopened(**self._about(), reason=reason, appeal=appeal, level=level,
-                                      ack_due=sla.acknowledge_due(at),
-                                      resolve_due=sla.resolve_due(self.severity, at)), at)
+        self.record(
+            ComplaintReopened(
+                **self._about(),
+                reason=reason,
+                appeal=appeal,
+                level=level,
+                ack_due=sla.acknowledge_due(at),
+                resolve_due=sla.resolve_due(self.severity, at),
+            ),
+            at,
+        )
 
     def close(self, customer_confirmed: bool, at: datetime) -> None:
         if self.status in ACTIVE:
-            raise InvalidTransition("a complaint is closed only once it is resolved, and this one has no "
-                                    "resolution yet", current_status=str(self.status))
+            raise InvalidTransition(
+                "a complaint is closed only once it is resolved, and this one has no resolution yet",
+                current_status=str(self.status),
+            )
         self._require(Status.resolved, doing="closing")
         self.record(ComplaintClosed(**self._about(), customer_confirmed=customer_confirmed), at)
 
@@ -229,9 +292,12 @@ class Complaint(Aggregate):
         deadline flags a link still awaited."""
         if kind == LINK_DEADLINE:
             if self.link == Link.awaited:
-                self.record(ComplaintLinkUnresolved(**self._about(), until=self.link_until,
-                                                    reason="no such service request or job arrived in time"),
-                            self.link_until)
+                self.record(
+                    ComplaintLinkUnresolved(
+                        **self._about(), until=self.link_until, reason="no such service request or job arrived in time"
+                    ),
+                    self.link_until,
+                )
             return
         due = self.pending_deadlines().get(kind)
         if due is None or self.level >= TOP_LEVEL:
@@ -243,8 +309,9 @@ class Complaint(Aggregate):
             trigger, reason = EscalationTrigger.acknowledge_overdue, f"not acknowledged by {rfc3339(due)}"
         else:
             trigger, reason = EscalationTrigger.resolve_overdue, f"not resolved by {rfc3339(due)}"
-        self.record(ComplaintEscalated(**self._about(), level=self.level + 1, trigger=trigger, reason=reason,
-                                       due=due), due)
+        self.record(
+            ComplaintEscalated(**self._about(), level=self.level + 1, trigger=trigger, reason=reason, due=due), due
+        )
 
     @property
     def _acknowledge_kind(self) -> str:
@@ -263,10 +330,16 @@ class Complaint(Aggregate):
                 continue
             reason = self._disproof(escalation)
             if reason:
-                self.record(ComplaintEscalationWithdrawn(
-                    **self._about(), level=max(1, self.level - 1), deadline=escalation.deadline,
-                    due=escalation.due, reason=reason,
-                ), escalation.due)
+                self.record(
+                    ComplaintEscalationWithdrawn(
+                        **self._about(),
+                        level=max(1, self.level - 1),
+                        deadline=escalation.deadline,
+                        due=escalation.due,
+                        reason=reason,
+                    ),
+                    escalation.due,
+                )
 
     def _disproof(self, escalation: TimerEscalation) -> str | None:
         """Why the step times now show that `escalation` should not have happened, if they do."""
@@ -335,15 +408,22 @@ class Complaint(Aggregate):
                 self.level = data.level
                 if data.trigger != EscalationTrigger.manual:
                     overdue_ack = data.trigger == EscalationTrigger.acknowledge_overdue
-                    self.timer_escalations.append(TimerEscalation(
-                        deadline=ComplaintDeadline.acknowledge if overdue_ack else ComplaintDeadline.resolve,
-                        round=self.round, due=data.due or occurred_at,
-                    ))
+                    self.timer_escalations.append(
+                        TimerEscalation(
+                            deadline=ComplaintDeadline.acknowledge if overdue_ack else ComplaintDeadline.resolve,
+                            round=self.round,
+                            due=data.due or occurred_at,
+                        )
+                    )
             case ComplaintEscalationWithdrawn():
                 self.level = data.level
                 for escalation in self.timer_escalations:
                     if (escalation.round, escalation.deadline, escalation.due, escalation.withdrawn) == (
-                            self.round, data.deadline, data.due, False):
+                        self.round,
+                        data.deadline,
+                        data.due,
+                        False,
+                    ):
                         escalation.withdrawn = True
                         break
             case ComplaintWaitingOnCustomer():
@@ -375,7 +455,6 @@ class Complaint(Aggregate):
 def _is_timer_guess(data: EventData) -> bool:
     """The timer's escalations (and their withdrawals) are not steps: a step synced late may precede them. Nor
     is what happens to a link: it follows other services' events, not the complaint's handling."""
-    if isinstance(data, (ComplaintEscalationWithdrawn, ComplaintLinkAwaited, ComplaintLinked,
-                         ComplaintLinkUnresolved)):
+    if isinstance(data, (ComplaintEscalationWithdrawn, ComplaintLinkAwaited, ComplaintLinked, ComplaintLinkUnresolved)):
         return True
     return isinstance(data, ComplaintEscalated) and data.trigger != EscalationTrigger.manual

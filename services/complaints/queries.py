@@ -21,8 +21,9 @@ async def complaint_view(db: Database, complaint_id: str, actor: Actor) -> Compl
     return ComplaintView.model_validate_json(row.view)
 
 
-async def list_complaints(db: Database, actor: Actor, where: ComplaintFilter, *, by_urgency: bool,
-                          after: int | str | None, limit: int) -> Page[ComplaintView]:
+async def list_complaints(
+    db: Database, actor: Actor, where: ComplaintFilter, *, by_urgency: bool, after: int | str | None, limit: int
+) -> Page[ComplaintView]:
     """A dealer lists only complaints about its own requests, whatever it asks for."""
     if actor.dealer_scope is not None:
         where = replace(where, dealer_id=actor.dealer_scope)

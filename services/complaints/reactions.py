@@ -33,8 +33,9 @@ async def remember_created_job(event: IncomingEvent[JobCreated], uow: UnitOfWork
     await link_awaiting(uow, event.time, job_id=data.job_id)
 
 
-async def open_from_low_revisit(event: IncomingEvent[RevisitDone], uow: UnitOfWork, sla: ComplaintSla,
-                                policy: ComplaintPolicy) -> None:
+async def open_from_low_revisit(
+    event: IncomingEvent[RevisitDone], uow: UnitOfWork, sla: ComplaintSla, policy: ComplaintPolicy
+) -> None:
     data = event.data
     if data.satisfaction > policy.low_satisfaction:
         return
@@ -44,10 +45,18 @@ async def open_from_low_revisit(event: IncomingEvent[RevisitDone], uow: UnitOfWo
     job = await known_job(uow.conn, data.job_id)
     request = None if job is not None else await known_request(uow.conn, data.request_id)
     dealer_id = job.dealer_id if job is not None else (request.dealer_id if request is not None else None)
-    uow.add(Complaint.open_from_revisit(
-        job_id=data.job_id, request_id=data.request_id, dealer_id=dealer_id, satisfaction=data.satisfaction,
-        channel=str(data.channel), comment=data.comment, at=event.time, sla=sla,
-    ))
+    uow.add(
+        Complaint.open_from_revisit(
+            job_id=data.job_id,
+            request_id=data.request_id,
+            dealer_id=dealer_id,
+            satisfaction=data.satisfaction,
+            channel=str(data.channel),
+            comment=data.comment,
+            at=event.time,
+            sla=sla,
+        )
+    )
 
 
 REACTIONS = {

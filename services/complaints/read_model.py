@@ -91,8 +91,9 @@ async def project(conn: AsyncConnection, complaint: Complaint, stored: Sequence[
         "view": to_view(complaint).model_dump_json(),
     }
     if stored[0].sequence == 1:
-        await upsert(conn, complaints, {"opened_position": stored[0].position, **row}, key="complaint_id",
-                     update=list(row))
+        await upsert(
+            conn, complaints, {"opened_position": stored[0].position, **row}, key="complaint_id", update=list(row)
+        )
     else:
         await conn.execute(complaints.update().where(complaints.c.complaint_id == complaint.id).values(**row))
 
@@ -115,8 +116,9 @@ class ComplaintFilter:
     due_before: datetime | None = None
 
 
-async def page_of_complaints(conn: AsyncConnection, where: ComplaintFilter, *, by_urgency: bool,
-                             after: int | str | None, limit: int) -> Page[ComplaintView]:
+async def page_of_complaints(
+    conn: AsyncConnection, where: ComplaintFilter, *, by_urgency: bool, after: int | str | None, limit: int
+) -> Page[ComplaintView]:
     """One page, newest first or in worklist order (keyset on the sort column)."""
     order_column = complaints.c.worklist_order if by_urgency else complaints.c.opened_position
     query = select(complaints.c.view, order_column.label("key"))
@@ -125,10 +127,15 @@ async def page_of_complaints(conn: AsyncConnection, where: ComplaintFilter, *, b
     if where.active is not None:
         active = complaints.c.status.in_([s.value for s in ACTIVE])
         query = query.where(active if where.active else ~active)
-    for column, value in ((complaints.c.level, where.level), (complaints.c.severity, where.severity),
-                          (complaints.c.category, where.category), (complaints.c.source, where.source),
-                          (complaints.c.dealer_id, where.dealer_id), (complaints.c.request_id, where.request_id),
-                          (complaints.c.job_id, where.job_id)):
+    for column, value in (
+        (complaints.c.level, where.level),
+        (complaints.c.severity, where.severity),
+        (complaints.c.category, where.category),
+        (complaints.c.source, where.source),
+        (complaints.c.dealer_id, where.dealer_id),
+        (complaints.c.request_id, where.request_id),
+        (complaints.c.job_id, where.job_id),
+    ):
         if value is not None:
             query = query.where(column == value)
     if where.due_before is not None:
@@ -137,16 +144,21 @@ async def page_of_complaints(conn: AsyncConnection, where: ComplaintFilter, *, b
         query = query.where(order_column > after if by_urgency else order_column < after)
     query = query.order_by(order_column.asc() if by_urgency else order_column.desc()).limit(limit + 1)
     rows = (await conn.execute(query)).all()
-    return Page[ComplaintView].of(rows, limit, item=lambda r: ComplaintView.model_validate_json(r.view),
-                                  key=lambda r: r.key)
+    return Page[ComplaintView].of(
+        rows, limit, item=lambda r: ComplaintView.model_validate_json(r.view), key=lambda r: r.key
+    )
 
 
 async def visible_view(conn: AsyncConnection, complaint_id: str) -> Row | None:
-    return (await conn.execute(select(complaints.c.view, complaints.c.dealer_id)
-                               .where(complaints.c.complaint_id == complaint_id))).first()
+    return (
+        await conn.execute(
+            select(complaints.c.view, complaints.c.dealer_id).where(complaints.c.complaint_id == complaint_id)
+        )
+    ).first()
 
 
 # --- what complaints knows of other services' requests and jobs -----------------------------------------
+
 
 async def remember_request(conn: AsyncConnection, request_id: str, dealer_id: str | None) -> None:
     await upsert(conn, known_requests, {"request_id": request_id, "dealer_id": dealer_id})
@@ -180,5 +192,13 @@ async def rebuild(db: Database, store: EventStore) -> int:
     return sum((await rebuild_read_model(db, store, PROJECTIONS)).values())
 
 
-__all__ = ["ACTIVE", "PROJECTIONS", "ComplaintFilter", "complaints", "known_jobs", "known_requests", "metadata",
-           "rebuild"]
+__all__ = [
+    "ACTIVE",
+    "PROJECTIONS",
+    "ComplaintFilter",
+    "complaints",
+    "known_jobs",
+    "known_requests",
+    "metadata",
+    "rebuild",
+]

@@ -30,8 +30,9 @@ class ComplaintSla:
     def acknowledge_due(self, opened_at: datetime) -> datetime:
         return opened_at + self.acknowledge_within
 
-    def resolve_due(self, severity: ComplaintSeverity, started_at: datetime,
-                    pauses: Sequence[Pause] = ()) -> datetime | None:
+    def resolve_due(
+        self, severity: ComplaintSeverity, started_at: datetime, pauses: Sequence[Pause] = ()
+    ) -> datetime | None:
         """When the resolution clock started at `started_at` runs out; None while a pause that began before
         then is still going."""
         if severity == ComplaintSeverity.serious:

@@ -35,11 +35,14 @@ async def caused_by_deadline(conn: AsyncConnection, deadline: Deadline) -> Metad
     """The escalation continues the complaint's chain: correlated with, and caused by, the event that set
     the deadline."""
     kinds = _SET_BY.get(deadline.kind.split(".", 1)[0], ())
-    row = (await conn.execute(
-        select(events.c.event_id, events.c.correlation_id, events.c.traceparent)
-        .where(events.c.stream_id == deadline.stream_id, events.c.type.in_(kinds))
-        .order_by(events.c.version.desc()).limit(1)
-    )).first()
+    row = (
+        await conn.execute(
+            select(events.c.event_id, events.c.correlation_id, events.c.traceparent)
+            .where(events.c.stream_id == deadline.stream_id, events.c.type.in_(kinds))
+            .order_by(events.c.version.desc())
+            .limit(1)
+        )
+    ).first()
     if row is None:
         return Metadata(correlation_id=deadline.name[:64], causation_id=deadline.name[:64])
     return Metadata(correlation_id=row.correlation_id, causation_id=row.event_id, traceparent=row.traceparent)

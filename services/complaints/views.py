@@ -29,9 +29,11 @@ class ComplaintView(BaseModel):
     request_id: str | None
     job_id: str | None
     dealer_id: str | None
-    link: str | None = Field(description="awaited: the request or job named is not known yet; linked: it arrived; "
-                                         "unresolved: it did not arrive within the grace period; null: nothing "
-                                         "awaited")
+    link: str | None = Field(
+        description="awaited: the request or job named is not known yet; linked: it arrived; "
+        "unresolved: it did not arrive within the grace period; null: nothing "
+        "awaited"
+    )
     opened_at: str
     ack_due: str
     acknowledged_at: str | None
@@ -57,33 +59,35 @@ def _time(value: datetime | None) -> str | None:
 def to_view(complaint: Complaint) -> ComplaintView:
     """The complaint as the API shows it."""
     c = complaint
-    return ComplaintView.model_validate({
-        "id": c.id,
-        "status": str(c.status),
-        "level": c.level,
-        "category": str(c.category),
-        "severity": str(c.severity),
-        "source": str(c.source),
-        "description": c.details,
-        "satisfaction": c.satisfaction,
-        "request_id": c.request_id,
-        "job_id": c.job_id,
-        "dealer_id": c.dealer_id,
-        "link": str(c.link) if c.link else None,
-        "opened_at": _time(c.opened_at),
-        "ack_due": _time(c.ack_due),
-        "acknowledged_at": _time(c.acknowledged_at),
-        "acknowledged_in_time": c.acknowledged_in_time,
-        "resolve_due": _time(c.resolve_due),
-        "waiting_on_customer_since": _time(c.waiting_since),
-        "resolved_at": _time(c.resolved_at),
-        "resolution": c.resolution,
-        "resolved_in_time": c.resolved_in_time,
-        "next_due": _time(c.next_due),
-        "closed_at": _time(c.closed_at),
-        "customer_confirmed": c.customer_confirmed,
-        "reopen_count": c.reopen_count,
-        "appeal_count": c.appeal_count,
-        "version": c.version,
-        "history": [{"type": t, "time": _time(at)} for t, at in c.history],
-    })
+    return ComplaintView.model_validate(
+        {
+            "id": c.id,
+            "status": str(c.status),
+            "level": c.level,
+            "category": str(c.category),
+            "severity": str(c.severity),
+            "source": str(c.source),
+            "description": c.details,
+            "satisfaction": c.satisfaction,
+            "request_id": c.request_id,
+            "job_id": c.job_id,
+            "dealer_id": c.dealer_id,
+            "link": str(c.link) if c.link else None,
+            "opened_at": _time(c.opened_at),
+            "ack_due": _time(c.ack_due),
+            "acknowledged_at": _time(c.acknowledged_at),
+            "acknowledged_in_time": c.acknowledged_in_time,
+            "resolve_due": _time(c.resolve_due),
+            "waiting_on_customer_since": _time(c.waiting_since),
+            "resolved_at": _time(c.resolved_at),
+            "resolution": c.resolution,
+            "resolved_in_time": c.resolved_in_time,
+            "next_due": _time(c.next_due),
+            "closed_at": _time(c.closed_at),
+            "customer_confirmed": c.customer_confirmed,
+            "reopen_count": c.reopen_count,
+            "appeal_count": c.appeal_count,
+            "version": c.version,
+            "history": [{"type": t, "time": _time(at)} for t, at in c.history],
+        }
+    )

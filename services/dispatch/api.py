@@ -24,14 +24,26 @@ from shared.http.security import CurrentActor, Permission
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-JOB_READERS = (Role.dispatcher, Role.agent, Role.analyst, Role.warranty_officer, Role.complaints_officer,
-               Role.dealer, Role.technician)
+JOB_READERS = (
+    Role.dispatcher,
+    Role.agent,
+    Role.analyst,
+    Role.warranty_officer,
+    Role.complaints_officer,
+    Role.dealer,
+    Role.technician,
+)
 FIELD_WORK = (Role.technician, Role.dispatcher)  # a dispatcher may record a step on the technician's behalf
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-OccurredAt = Annotated[UtcDatetime | None, Field(
-    None, description="When it happened (offline devices sync later); at most 5 minutes ahead, not before the "
-                      "job's previous step, not older than MAX_BACKDATE_DAYS")]
+OccurredAt = Annotated[
+    UtcDatetime | None,
+    Field(
+        None,
+        description="When it happened (offline devices sync later); at most 5 minutes ahead, not before the "
+        "job's previous step, not older than MAX_BACKDATE_DAYS",
+    ),
+]
 
 
 def _dispatch(request: Request) -> DispatchReads:
@@ -43,8 +55,9 @@ Dispatch = Annotated[DispatchReads, Depends(_dispatch)]
 JobId = Annotated[str, Path(min_length=1, max_length=64, description="The job's id")]
 
 
-def validated(view: type[BaseModel], data: dict[str, Any], status_code: int = 200,
-              headers: dict[str, str] | None = None) -> JSONResponse:
+def validated(
+    view: type[BaseModel], data: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """An answer kept as a response (an Idempotency-Key replays it), checked against its view model first."""
     return JSONResponse(view.model_validate(data).model_dump(mode="json"), status_code=status_code, headers=headers)
 
@@ -62,8 +75,10 @@ class CompleteBody(StrictBody):
     fixed: bool = Field(description="false: another visit is needed")
     resolution: str | None = Field(None, max_length=2000)
     reason: VisitFailureReason | None = Field(
-        None, description="Why a visit with fixed=false did not fix the unit (default `unspecified`); "
-                          "a reason with fixed=true is refused (422)")
+        None,
+        description="Why a visit with fixed=false did not fix the unit (default `unspecified`); "
+        "a reason with fixed=true is refused (422)",
+    )
     occurred_at: OccurredAt = None
 
 
@@ -144,9 +159,15 @@ async def list_jobs(
 ) -> Page[dict[str, Any]]:
     """Jobs, newest first, filtered by request, technician, status and dealer. A dealer lists the jobs of its
     own requests, a technician the jobs assigned to them."""
-    page = await dispatch.jobs(actor, request_id=request_id, technician_id=technician_id,
-                               status=status.value if status else None, dealer_id=dealer_id, limit=limit,
-                               after=keyset_after(cursor, int))
+    page = await dispatch.jobs(
+        actor,
+        request_id=request_id,
+        technician_id=technician_id,
+        status=status.value if status else None,
+        dealer_id=dealer_id,
+        limit=limit,
+        after=keyset_after(cursor, int),
+    )
     return page
 
 
@@ -156,9 +177,11 @@ async def get_job(job_id: JobId, actor: CurrentActor, dispatch: Dispatch) -> dic
     return await dispatch.job(job_id, actor)
 
 
-async def _run(command: Any, actor: Actor, meta: Metadata, application: CurrentApplication,
-               idempotent: IdempotentCall) -> JSONResponse:
+async def _run(
+    command: Any, actor: Actor, meta: Metadata, application: CurrentApplication, idempotent: IdempotentCall
+) -> JSONResponse:
     """Every job command: once per Idempotency-Key (a device that retries gets the first answer back)."""
+
     async def run() -> JSONResponse:
         return validated(JobView, await application.handle(command, actor, meta))
 
@@ -166,24 +189,42 @@ async def _run(command: Any, actor: Actor, meta: Metadata, application: CurrentA
 
 
 @router.post("/{job_id}/assign", dependencies=[Permission(Role.dispatcher)], response_model=JobView)
-async def assign_job(job_id: JobId, body: AssignBody, meta: CommandMetadata, actor: CurrentActor,
-                     application: CurrentApplication, idempotent: Idempotency) -> JSONResponse:
+async def assign_job(
+    job_id: JobId,
+    body: AssignBody,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+    idempotent: Idempotency,
+) -> JSONResponse:
     """Assign, or re-assign until the job is accepted, to any active technician with the product line's skill
     (in any region). The accept deadline stays the one set by the first assignment."""
     return await _run(AssignJob(job_id, body.technician_id, body.occurred_at), actor, meta, application, idempotent)
 
 
 @router.post("/{job_id}/accept", dependencies=[Permission(*FIELD_WORK)], response_model=JobView)
-async def accept_job(job_id: JobId, meta: CommandMetadata, actor: CurrentActor, application: CurrentApplication,
-                     idempotent: Idempotency, body: StepBody | None = None) -> JSONResponse:
+async def accept_job(
+    job_id: JobId,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+    idempotent: Idempotency,
+    body: StepBody | None = None,
+) -> JSONResponse:
     """The assigned technician takes the job on. Judged against the accept deadline."""
     command = AcceptJob(job_id, body.occurred_at if body else None)
     return await _run(command, actor, meta, application, idempotent)
 
 
 @router.post("/{job_id}/arrive", dependencies=[Permission(*FIELD_WORK)], response_model=JobView)
-async def arrive_at_job(job_id: JobId, meta: CommandMetadata, actor: CurrentActor, application: CurrentApplication,
-                        idempotent: Idempotency, body: StepBody | None = None) -> JSONResponse:
+async def arrive_at_job(
+    job_id: JobId,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+    idempotent: Idempotency,
+    body: StepBody | None = None,
+) -> JSONResponse:
     """Service starts: on site, or the unit is checked in. After acceptance, and again for a repeat visit. The
     first arrival is judged against the arrive deadline."""
     command = RecordArrival(job_id, body.occurred_at if body else None)
@@ -191,16 +232,28 @@ async def arrive_at_job(job_id: JobId, meta: CommandMetadata, actor: CurrentActo
 
 
 @router.post("/{job_id}/complete", dependencies=[Permission(*FIELD_WORK)], response_model=JobView)
-async def complete_job(job_id: JobId, body: CompleteBody, meta: CommandMetadata, actor: CurrentActor,
-                       application: CurrentApplication, idempotent: Idempotency) -> JSONResponse:
+async def complete_job(
+    job_id: JobId,
+    body: CompleteBody,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+    idempotent: Idempotency,
+) -> JSONResponse:
     """A visit ends. `fixed=false` leaves the job waiting for another visit."""
     command = CompleteJob(job_id, body.fixed, body.resolution, body.occurred_at, body.reason)
     return await _run(command, actor, meta, application, idempotent)
 
 
 @router.post("/{job_id}/revisit", dependencies=[Permission(Role.agent, Role.dealer)], response_model=JobView)
-async def record_revisit(job_id: JobId, body: RevisitBody, meta: CommandMetadata, actor: CurrentActor,
-                         application: CurrentApplication, idempotent: Idempotency) -> JSONResponse:
+async def record_revisit(
+    job_id: JobId,
+    body: RevisitBody,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+    idempotent: Idempotency,
+) -> JSONResponse:
     """The follow-up contact with the customer, once the job is completed fixed: satisfaction 1-5 and NPS 0-10.
     A dealer records it for the jobs of its own requests."""
     command = RecordRevisit(job_id, body.satisfaction, body.channel, body.nps, body.comment, body.occurred_at)

@@ -40,8 +40,12 @@ class CenterBody(StrictBody):
     name: str = Field(min_length=1, max_length=200)
     region: str = Field(min_length=1, max_length=80, description="Matched against the customer's region")
     kind: CenterKind
-    dealer_id: str | None = Field(None, min_length=1, max_length=80,
-                                  description="The dealer an authorized_dealer center belongs to (required then)")
+    dealer_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=80,
+        description="The dealer an authorized_dealer center belongs to (required then)",
+    )
 
 
 class TechnicianBody(StrictBody):
@@ -112,10 +116,20 @@ def _created(model: type[BaseModel], view: dict[str, Any], collection: str) -> J
     return validated(model, view, 201, {"Location": location(collection, view["id"])})
 
 
-@centers.post("", status_code=201, dependencies=[Permission(Role.dispatcher)],
-              responses={201: {"model": CenterView}}, response_class=JSONResponse)
-async def register_service_center(body: CenterBody, meta: CommandMetadata, actor: CurrentActor,
-                                  application: CurrentApplication, idempotent: Idempotency) -> JSONResponse:
+@centers.post(
+    "",
+    status_code=201,
+    dependencies=[Permission(Role.dispatcher)],
+    responses={201: {"model": CenterView}},
+    response_class=JSONResponse,
+)
+async def register_service_center(
+    body: CenterBody,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+    idempotent: Idempotency,
+) -> JSONResponse:
     """Register a repair center, branch or authorized dealer. Its region decides which jobs it is offered."""
     command = RegisterServiceCenter(body.id, body.name, body.region, body.kind, body.dealer_id)
 
@@ -136,8 +150,14 @@ async def list_service_centers(
     cursor: Cursor = None,
 ) -> Page[dict[str, Any]]:
     """Centers in registration order, filtered by region, kind and dealer."""
-    return (await dispatch.centers(actor, region=region, kind=kind.value if kind else None, dealer_id=dealer_id,
-                                                limit=limit, after=keyset_after(cursor, int)))
+    return await dispatch.centers(
+        actor,
+        region=region,
+        kind=kind.value if kind else None,
+        dealer_id=dealer_id,
+        limit=limit,
+        after=keyset_after(cursor, int),
+    )
 
 
 @centers.get("/{center_id}", dependencies=[Permission(*STAFF_READERS)], response_model=CenterView)
@@ -147,18 +167,29 @@ async def get_service_center(center_id: CenterId, actor: CurrentActor, dispatch:
 
 
 @centers.patch("/{center_id}", dependencies=[Permission(Role.dispatcher)], response_model=CenterView)
-async def update_service_center(center_id: CenterId, body: CenterPatch, meta: CommandMetadata,
-                                actor: CurrentActor, application: CurrentApplication) -> dict[str, Any]:
+async def update_service_center(
+    center_id: CenterId, body: CenterPatch, meta: CommandMetadata, actor: CurrentActor, application: CurrentApplication
+) -> dict[str, Any]:
     """Change a center's name, region, kind or dealer. Jobs already assigned stay where they are."""
     command = UpdateServiceCenter(center_id, **body.changes())
     result: dict[str, Any] = await application.handle(command, actor, meta)
     return result
 
 
-@technicians.post("", status_code=201, dependencies=[Permission(Role.dispatcher)],
-                  responses={201: {"model": TechnicianView}}, response_class=JSONResponse)
-async def register_technician(body: TechnicianBody, meta: CommandMetadata, actor: CurrentActor,
-                              application: CurrentApplication, idempotent: Idempotency) -> JSONResponse:
+@technicians.post(
+    "",
+    status_code=201,
+    dependencies=[Permission(Role.dispatcher)],
+    responses={201: {"model": TechnicianView}},
+    response_class=JSONResponse,
+)
+async def register_technician(
+    body: TechnicianBody,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+    idempotent: Idempotency,
+) -> JSONResponse:
     """Register a technician of an existing center, with the product lines they are skilled for."""
     command = RegisterTechnician(body.id, body.center_id, body.name, list(body.skills), body.active)
 
@@ -179,20 +210,27 @@ async def list_technicians(
     cursor: Cursor = None,
 ) -> Page[dict[str, Any]]:
     """Technicians in registration order, filtered by center, skill and whether they are active."""
-    return (await dispatch.technicians(actor, center_id=center_id, skill=skill, active=active, limit=limit,
-                                                    after=keyset_after(cursor, int)))
+    return await dispatch.technicians(
+        actor, center_id=center_id, skill=skill, active=active, limit=limit, after=keyset_after(cursor, int)
+    )
 
 
-@technicians.get("/{technician_id}", dependencies=[Permission(*STAFF_READERS, Role.technician)],
-                 response_model=TechnicianView)
+@technicians.get(
+    "/{technician_id}", dependencies=[Permission(*STAFF_READERS, Role.technician)], response_model=TechnicianView
+)
 async def get_technician(technician_id: TechnicianId, actor: CurrentActor, dispatch: Dispatch) -> dict[str, Any]:
     """One technician. A technician reads only their own record."""
     return await dispatch.technician(technician_id, actor)
 
 
 @technicians.patch("/{technician_id}", dependencies=[Permission(Role.dispatcher)], response_model=TechnicianView)
-async def update_technician(technician_id: TechnicianId, body: TechnicianPatch, meta: CommandMetadata,
-                            actor: CurrentActor, application: CurrentApplication) -> dict[str, Any]:
+async def update_technician(
+    technician_id: TechnicianId,
+    body: TechnicianPatch,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+) -> dict[str, Any]:
     """Move a technician to another center, change their skills, or (de)activate them. An inactive technician
     gets no new jobs; the jobs they hold stay theirs until a dispatcher re-assigns them."""
     command = UpdateTechnician(technician_id, **body.changes())
@@ -200,10 +238,12 @@ async def update_technician(technician_id: TechnicianId, body: TechnicianPatch, 
     return result
 
 
-@technicians.get("/{technician_id}/queue", dependencies=[Permission(Role.dispatcher, Role.technician)],
-                 response_model=JobPage)
-async def technician_queue(technician_id: TechnicianId, actor: CurrentActor, dispatch: Dispatch,
-                           limit: Limit = 50, cursor: Cursor = None) -> Page[dict[str, Any]]:
+@technicians.get(
+    "/{technician_id}/queue", dependencies=[Permission(Role.dispatcher, Role.technician)], response_model=JobPage
+)
+async def technician_queue(
+    technician_id: TechnicianId, actor: CurrentActor, dispatch: Dispatch, limit: Limit = 50, cursor: Cursor = None
+) -> Page[dict[str, Any]]:
     """A technician's open jobs (assigned, accepted, in service, waiting for a repeat visit): priority first,
     then the next due time. A technician reads only their own queue."""
     page = await dispatch.queue(technician_id, actor, limit=limit, after=keyset_after(cursor, str))

@@ -26,26 +26,39 @@ class DispatchSettings(ServiceSettings):
     port: int = 8002
     sla_accept_minutes: dict[Priority, float] = Field(
         default_factory=lambda: dict(DEFAULT_ACCEPT_MINUTES),
-        description='Minutes from the first assignment to acceptance, per priority (JSON, e.g. {"P1": 30, ...})')
+        description='Minutes from the first assignment to acceptance, per priority (JSON, e.g. {"P1": 30, ...})',
+    )
     sla_arrive_minutes: dict[Priority, float] = Field(
         default_factory=lambda: dict(DEFAULT_ARRIVE_MINUTES),
-        description="Minutes from the request's receipt to the first arrival, per priority (JSON)")
+        description="Minutes from the request's receipt to the first arrival, per priority (JSON)",
+    )
 
     def sla_policy(self) -> SlaPolicy:
         return SlaPolicy(accept_minutes=self.sla_accept_minutes, arrive_minutes=self.sla_arrive_minutes)
 
 
-def create_app(settings: DispatchSettings | None = None, *, clock: Clock | None = None,
-               configure_logs: bool = True) -> FastAPI:
+def create_app(
+    settings: DispatchSettings | None = None, *, clock: Clock | None = None, configure_logs: bool = True
+) -> FastAPI:
     settings = settings or DispatchSettings()
     sla = settings.sla_policy()  # refuses an incomplete policy before anything starts
 
     lifespan = kernel_lifespan(
-        settings, metadata=metadata, consumes=CONSUMES, clock=clock, configure_logs=configure_logs,
-        build=lambda parts: Application(Kernel(
-            **parts.common(), projections=PROJECTIONS, commands=COMMANDS, reactions=REACTIONS,
-            provided={SlaPolicy: sla}, on_deadline=sla_deadline_passed,
-        )),
+        settings,
+        metadata=metadata,
+        consumes=CONSUMES,
+        clock=clock,
+        configure_logs=configure_logs,
+        build=lambda parts: Application(
+            Kernel(
+                **parts.common(),
+                projections=PROJECTIONS,
+                commands=COMMANDS,
+                reactions=REACTIONS,
+                provided={SlaPolicy: sla},
+                on_deadline=sla_deadline_passed,
+            )
+        ),
         on_start=lambda app, parts, application: setattr(app.state, "dispatch", DispatchReads(parts.db)),
     )
 

@@ -48,8 +48,9 @@ async def _center(uow: UnitOfWork, center_id: str, referenced_as: str | None = N
     return center
 
 
-async def own_center(uow: UnitOfWork, center_id: str, actor: Actor, *,
-                     referenced_as: str | None = None) -> ServiceCenter:
+async def own_center(
+    uow: UnitOfWork, center_id: str, actor: Actor, *, referenced_as: str | None = None
+) -> ServiceCenter:
     """A center the actor may act on: a dealer-scoped actor only its dealer's centers; any other is as
     unknown to it as one that does not exist (404, or 422 when named in a body)."""
     center = await _center(uow, center_id, referenced_as)
@@ -58,8 +59,9 @@ async def own_center(uow: UnitOfWork, center_id: str, actor: Actor, *,
     return center
 
 
-async def own_technician(uow: UnitOfWork, technician_id: str, actor: Actor, *,
-                         referenced_as: str | None = None) -> Technician:
+async def own_technician(
+    uow: UnitOfWork, technician_id: str, actor: Actor, *, referenced_as: str | None = None
+) -> Technician:
     """A technician the actor may act on: a dealer-scoped actor only the technicians of its centers."""
     technician = await uow.find(Technician, Technician.stream_id(technician_id))
     if technician is None:
@@ -82,13 +84,12 @@ async def _job_for(uow: UnitOfWork, job_id: str, actor: Actor) -> Job:
 
 # --- command handlers: reference data -----------------------------------------------------------------------
 
-async def register_center(cmd: RegisterServiceCenter, actor: Actor, uow: UnitOfWork,
-                          clock: Clock) -> dict[str, Any]:
+
+async def register_center(cmd: RegisterServiceCenter, actor: Actor, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
     cmd = replace(cmd, dealer_id=_own_dealer(actor, cmd.dealer_id))
     if await uow.exists(ServiceCenter, ServiceCenter.stream_id(cmd.center_id)):
         raise Conflict(f"service center {cmd.center_id} is already registered", existing_id=cmd.center_id)
-    center = uow.add(ServiceCenter.register(cmd.center_id, cmd.name, cmd.region, cmd.kind, cmd.dealer_id,
-                                            clock.now()))
+    center = uow.add(ServiceCenter.register(cmd.center_id, cmd.name, cmd.region, cmd.kind, cmd.dealer_id, clock.now()))
     return center_view(center)
 
 
@@ -100,18 +101,17 @@ async def update_center(cmd: UpdateServiceCenter, actor: Actor, uow: UnitOfWork,
     return center_view(center)
 
 
-async def register_technician(cmd: RegisterTechnician, actor: Actor, uow: UnitOfWork,
-                              clock: Clock) -> dict[str, Any]:
+async def register_technician(cmd: RegisterTechnician, actor: Actor, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
     await own_center(uow, cmd.center_id, actor, referenced_as="center_id")
     if await uow.exists(Technician, Technician.stream_id(cmd.technician_id)):
         raise Conflict(f"technician {cmd.technician_id} is already registered", existing_id=cmd.technician_id)
-    technician = uow.add(Technician.register(cmd.technician_id, cmd.center_id, cmd.name, cmd.skills, cmd.active,
-                                             clock.now()))
+    technician = uow.add(
+        Technician.register(cmd.technician_id, cmd.center_id, cmd.name, cmd.skills, cmd.active, clock.now())
+    )
     return technician_view(technician)
 
 
-async def update_technician(cmd: UpdateTechnician, actor: Actor, uow: UnitOfWork,
-                            clock: Clock) -> dict[str, Any]:
+async def update_technician(cmd: UpdateTechnician, actor: Actor, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
     technician = await own_technician(uow, cmd.technician_id, actor)
     if isinstance(cmd.center_id, str):
         await own_center(uow, cmd.center_id, actor, referenced_as="center_id")
@@ -120,6 +120,7 @@ async def update_technician(cmd: UpdateTechnician, actor: Actor, uow: UnitOfWork
 
 
 # --- command handlers: jobs -----------------------------------------------------------------------------------
+
 
 async def assign(cmd: AssignJob, actor: Actor, uow: UnitOfWork, sla: SlaPolicy) -> dict[str, Any]:
     job = await _job_for(uow, cmd.job_id, actor)
@@ -179,23 +180,44 @@ class DispatchReads:
             raise NotFound(f"job {job_id} does not exist")
         return json.loads(row.view)
 
-    async def jobs(self, actor: Actor, *, request_id: str | None, technician_id: str | None, status: str | None,
-                   dealer_id: str | None, limit: int, after: int | None) -> Page[dict[str, Any]]:
+    async def jobs(
+        self,
+        actor: Actor,
+        *,
+        request_id: str | None,
+        technician_id: str | None,
+        status: str | None,
+        dealer_id: str | None,
+        limit: int,
+        after: int | None,
+    ) -> Page[dict[str, Any]]:
         """Newest first. A dealer lists the jobs of its requests, a technician their own."""
         if actor.dealer_scope is not None:
             dealer_id = _own(dealer_id, actor.dealer_scope, "dealer_id")
         elif actor.technician_scope is not None:
             technician_id = _own(technician_id, actor.technician_scope, "technician_id")
         async with self.db.read() as conn:
-            return await queries.jobs_page(conn, request_id=request_id, technician_id=technician_id, status=status,
-                                           dealer_id=dealer_id, limit=limit, after=after)
+            return await queries.jobs_page(
+                conn,
+                request_id=request_id,
+                technician_id=technician_id,
+                status=status,
+                dealer_id=dealer_id,
+                limit=limit,
+                after=after,
+            )
 
     async def queue(self, technician_id: str, actor: Actor, *, limit: int, after: str | None) -> Page[dict[str, Any]]:
-        if actor.dealer_scope is None and actor.technician_scope is not None and technician_id != actor.technician_scope:
+        if (
+            actor.dealer_scope is None
+            and actor.technician_scope is not None
+            and technician_id != actor.technician_scope
+        ):
             raise Forbidden("a technician may only read their own queue")
         async with self.db.read() as conn:
-            if actor.dealer_scope is not None and not await queries.technician_of_dealer(conn, technician_id,
-                                                                                          actor.dealer_scope):
+            if actor.dealer_scope is not None and not await queries.technician_of_dealer(
+                conn, technician_id, actor.dealer_scope
+            ):
                 raise NotFound(f"technician {technician_id} does not exist")
             return await queries.queue_page(conn, technician_id, limit, after, dealer_id=actor.dealer_scope)
 
@@ -215,11 +237,17 @@ class DispatchReads:
     async def technician(self, technician_id: str, actor: Actor) -> dict[str, Any]:
         async with self.db.read() as conn:
             view = await queries.technician_view(conn, technician_id)
-            if view is not None and actor.dealer_scope is not None and not await queries.technician_of_dealer(
-                    conn, technician_id, actor.dealer_scope):
+            if (
+                view is not None
+                and actor.dealer_scope is not None
+                and not await queries.technician_of_dealer(conn, technician_id, actor.dealer_scope)
+            ):
                 view = None
-        if view is None or (actor.dealer_scope is None and actor.technician_scope is not None
-                            and technician_id != actor.technician_scope):
+        if view is None or (
+            actor.dealer_scope is None
+            and actor.technician_scope is not None
+            and technician_id != actor.technician_scope
+        ):
             raise NotFound(f"technician {technician_id} does not exist")
         return view
 

@@ -54,8 +54,7 @@ class JobStatus(StrEnum):
 
 
 # A technician's load for auto-assignment: "assigned and not yet completed fixed".
-LOAD_STATUSES = frozenset({JobStatus.assigned, JobStatus.accepted, JobStatus.in_service,
-                           JobStatus.repeat_visit_needed})
+LOAD_STATUSES = frozenset({JobStatus.assigned, JobStatus.accepted, JobStatus.in_service, JobStatus.repeat_visit_needed})
 OPEN_STATUSES = LOAD_STATUSES | {JobStatus.unassigned}
 
 
@@ -127,17 +126,32 @@ class Job(Aggregate):
     # --- creation (a reaction to a triage: stamped with the triage's time) ------------------------------
 
     @classmethod
-    def create(cls, request: RequestFacts, mode: ServiceMode, priority: Priority, sla: SlaPolicy, at: datetime,
-               assignee: Assignee | None) -> Job:
+    def create(
+        cls,
+        request: RequestFacts,
+        mode: ServiceMode,
+        priority: Priority,
+        sla: SlaPolicy,
+        at: datetime,
+        assignee: Assignee | None,
+    ) -> Job:
         if mode == ServiceMode.phone:
             raise RuleViolation("a request resolved by phone has no job", field="mode")
         job = cls(id=job_id_for(request.request_id))
-        job.record(JobCreated(
-            job_id=job.id, request_id=request.request_id, mode=mode, priority=priority, region=request.region,
-            product_line=request.product_line, dealer_id=request.dealer_id,
-            accept_due=sla.accept_due(priority, at) if assignee else None,
-            arrive_due=sla.arrive_due(priority, request.received_at),
-        ), at)
+        job.record(
+            JobCreated(
+                job_id=job.id,
+                request_id=request.request_id,
+                mode=mode,
+                priority=priority,
+                region=request.region,
+                product_line=request.product_line,
+                dealer_id=request.dealer_id,
+                accept_due=sla.accept_due(priority, at) if assignee else None,
+                arrive_due=sla.arrive_due(priority, request.received_at),
+            ),
+            at,
+        )
         if assignee is not None:
             job.assign(assignee, AssignedBy.auto, sla, at)
         return job
@@ -148,63 +162,112 @@ class Job(Aggregate):
         """Manual or automatic; a re-assignment is allowed until the job is accepted and keeps the accept
         deadline of the first assignment."""
         if self.status not in (JobStatus.unassigned, JobStatus.assigned):
-            reason = ("re-assignment is allowed only until the job is accepted"
-                      if self.status in LOAD_STATUSES else f"the job is {self.status}")
+            reason = (
+                "re-assignment is allowed only until the job is accepted"
+                if self.status in LOAD_STATUSES
+                else f"the job is {self.status}"
+            )
             raise InvalidTransition(f"cannot assign job {self.id}: {reason}", current_status=str(self.status))
         if not assignee.active:
             raise RuleViolation(f"technician {assignee.technician_id} is inactive", field="technician_id")
         if self.product_line not in assignee.skills:
-            raise RuleViolation(f"technician {assignee.technician_id} has no skill for product line "
-                                f"{self.product_line!r}", field="technician_id")
+            raise RuleViolation(
+                f"technician {assignee.technician_id} has no skill for product line {self.product_line!r}",
+                field="technician_id",
+            )
         if assignee.technician_id == self.technician_id:
             return  # already theirs: nothing happened
-        self.record(JobAssigned(
-            job_id=self.id, request_id=self.request_id, center_id=assignee.center_id,
-            technician_id=assignee.technician_id, by=by,
-            accept_due=self.accept_due or sla.accept_due(self.priority, at),
-            previous_technician_id=self.technician_id,
-        ), at)
+        self.record(
+            JobAssigned(
+                job_id=self.id,
+                request_id=self.request_id,
+                center_id=assignee.center_id,
+                technician_id=assignee.technician_id,
+                by=by,
+                accept_due=self.accept_due or sla.accept_due(self.priority, at),
+                previous_technician_id=self.technician_id,
+            ),
+            at,
+        )
 
     def accept(self, technician: str | None, at: datetime) -> None:
         """`technician`: the acting technician, or None for a dispatcher recording it on their behalf."""
         self._check_actor(technician)
         self._require(JobStatus.assigned, action="accept")
-        self._step(SlaKind.accept, JobAccepted(job_id=self.id, request_id=self.request_id,
-                                               technician_id=self.technician_id), at)
+        self._step(
+            SlaKind.accept,
+            JobAccepted(job_id=self.id, request_id=self.request_id, technician_id=self.technician_id),
+            at,
+        )
 
     def arrive(self, technician: str | None, at: datetime) -> None:
         """Service starts: on site, or the unit is checked in. Again after a visit that did not fix it."""
         self._check_actor(technician)
-        self._require(JobStatus.accepted, JobStatus.repeat_visit_needed, action="arrive at",
-                      hint="accept it first" if self.status == JobStatus.assigned else None)
-        self._step(SlaKind.arrive, JobArrived(job_id=self.id, request_id=self.request_id,
-                                              technician_id=self.technician_id), at)
+        self._require(
+            JobStatus.accepted,
+            JobStatus.repeat_visit_needed,
+            action="arrive at",
+            hint="accept it first" if self.status == JobStatus.assigned else None,
+        )
+        self._step(
+            SlaKind.arrive, JobArrived(job_id=self.id, request_id=self.request_id, technician_id=self.technician_id), at
+        )
 
-    def complete(self, technician: str | None, fixed: bool, resolution: str | None, at: datetime,
-                 reason: VisitFailureReason | None = None) -> None:
+    def complete(
+        self,
+        technician: str | None,
+        fixed: bool,
+        resolution: str | None,
+        at: datetime,
+        reason: VisitFailureReason | None = None,
+    ) -> None:
         """A visit ends; `reason` says why one that did not fix the unit failed (`unspecified` by default)."""
         if fixed and reason is not None:
-            raise RuleViolation("a reason is given only for a visit that did not fix the unit (fixed=false)",
-                                field="reason")
+            raise RuleViolation(
+                "a reason is given only for a visit that did not fix the unit (fixed=false)", field="reason"
+            )
         self._check_actor(technician)
-        self._require(JobStatus.in_service, action="complete",
-                      hint="arrive first" if self.status in (JobStatus.accepted, JobStatus.repeat_visit_needed)
-                      else None)
-        self.record(JobCompleted(job_id=self.id, request_id=self.request_id, technician_id=self.technician_id,
-                                 fixed=fixed, resolution=resolution,
-                                 reason=None if fixed else reason or VisitFailureReason.unspecified), at)
+        self._require(
+            JobStatus.in_service,
+            action="complete",
+            hint="arrive first" if self.status in (JobStatus.accepted, JobStatus.repeat_visit_needed) else None,
+        )
+        self.record(
+            JobCompleted(
+                job_id=self.id,
+                request_id=self.request_id,
+                technician_id=self.technician_id,
+                fixed=fixed,
+                resolution=resolution,
+                reason=None if fixed else reason or VisitFailureReason.unspecified,
+            ),
+            at,
+        )
 
-    def record_revisit(self, satisfaction: int, nps: int | None, channel: RevisitChannel, comment: str | None,
-                       at: datetime) -> None:
+    def record_revisit(
+        self, satisfaction: int, nps: int | None, channel: RevisitChannel, comment: str | None, at: datetime
+    ) -> None:
         """The follow-up contact, once, after the job was completed fixed."""
         if not 1 <= satisfaction <= 5:
             raise RuleViolation("satisfaction must be between 1 and 5", field="satisfaction")
         if nps is not None and not 0 <= nps <= 10:
             raise RuleViolation("nps must be between 0 and 10", field="nps")
-        self._require(JobStatus.completed, action="record a revisit for",
-                      hint="the job is not fixed yet" if self.status == JobStatus.repeat_visit_needed else None)
-        self.record(RevisitDone(job_id=self.id, request_id=self.request_id, satisfaction=satisfaction, nps=nps,
-                                channel=channel, comment=comment), at)
+        self._require(
+            JobStatus.completed,
+            action="record a revisit for",
+            hint="the job is not fixed yet" if self.status == JobStatus.repeat_visit_needed else None,
+        )
+        self.record(
+            RevisitDone(
+                job_id=self.id,
+                request_id=self.request_id,
+                satisfaction=satisfaction,
+                nps=nps,
+                channel=channel,
+                comment=comment,
+            ),
+            at,
+        )
 
     # --- reactions (no-ops when the fact is already reflected) ------------------------------------------
 
@@ -279,8 +342,10 @@ class Job(Aggregate):
     def _require(self, *allowed: JobStatus, action: str, hint: str | None = None) -> None:
         if self.status not in allowed:
             raise InvalidTransition(
-                f"cannot {action} a job that is {self.status}" + (f" ({hint})" if hint else "")
-                + "; allowed from: " + ", ".join(s.value for s in allowed),
+                f"cannot {action} a job that is {self.status}"
+                + (f" ({hint})" if hint else "")
+                + "; allowed from: "
+                + ", ".join(s.value for s in allowed),
                 current_status=str(self.status),
             )
 

@@ -39,14 +39,18 @@ async def request_triaged(event: IncomingEvent[ServiceRequestTriaged], uow: Unit
     request = await known_request(uow.conn, data.request_id)
     if request is None:
         # Same topic and key as `received`, so it cannot be merely late: it was never published.
-        raise PermanentFailure(f"service request {data.request_id} was triaged, but its service_request.received "
-                               "never reached dispatch")
+        raise PermanentFailure(
+            f"service request {data.request_id} was triaged, but its service_request.received never reached dispatch"
+        )
     if request.cancelled or await uow.exists(Job, job_id_for(data.request_id)):
         return
     facts = request.facts
     chosen = choose_technician(await candidates(uow.conn, facts.region, facts.product_line), facts.dealer_id)
-    assignee = None if chosen is None else Assignee(chosen.technician_id, chosen.center_id, active=True,
-                                                    skills=frozenset({facts.product_line}))
+    assignee = (
+        None
+        if chosen is None
+        else Assignee(chosen.technician_id, chosen.center_id, active=True, skills=frozenset({facts.product_line}))
+    )
     uow.add(Job.create(facts, data.mode, data.priority, sla, event.time, assignee))
 
 

@@ -117,15 +117,34 @@ def job_view(job: Job) -> dict[str, Any]:
         "accepted_at": _time(job.accepted_at),
         "arrived_at": _time(job.arrived_at),
         "completed_at": _time(job.completed_at),
-        "sla": {kind.value: {"due": _time(job.due(kind)), "done_at": _time(job.done_at(kind)),
-                             "breached": job.is_breached(kind)} for kind in SlaKind},
-        "visits": [{"technician_id": v.technician_id, "arrived_at": _time(v.arrived_at),
-                    "completed_at": _time(v.completed_at), "fixed": v.fixed, "resolution": v.resolution,
-                    "reason": v.reason and str(v.reason)}
-                   for v in job.visits],
-        "revisit": None if job.revisit is None else {
-            "satisfaction": job.revisit.satisfaction, "nps": job.revisit.nps, "channel": str(job.revisit.channel),
-            "comment": job.revisit.comment, "time": _time(job.revisit.at)},
+        "sla": {
+            kind.value: {
+                "due": _time(job.due(kind)),
+                "done_at": _time(job.done_at(kind)),
+                "breached": job.is_breached(kind),
+            }
+            for kind in SlaKind
+        },
+        "visits": [
+            {
+                "technician_id": v.technician_id,
+                "arrived_at": _time(v.arrived_at),
+                "completed_at": _time(v.completed_at),
+                "fixed": v.fixed,
+                "resolution": v.resolution,
+                "reason": v.reason and str(v.reason),
+            }
+            for v in job.visits
+        ],
+        "revisit": None
+        if job.revisit is None
+        else {
+            "satisfaction": job.revisit.satisfaction,
+            "nps": job.revisit.nps,
+            "channel": str(job.revisit.channel),
+            "comment": job.revisit.comment,
+            "time": _time(job.revisit.at),
+        },
         "cancel_reason": job.cancel_reason,
         "version": job.version,
         "history": [{"type": t, "time": _time(at)} for t, at in job.history],
@@ -133,24 +152,38 @@ def job_view(job: Job) -> dict[str, Any]:
 
 
 def center_view(center: ServiceCenter) -> dict[str, Any]:
-    return {"id": center.center_id, "name": center.name, "region": center.region, "kind": str(center.kind),
-            "dealer_id": center.dealer_id, "version": center.version}
+    return {
+        "id": center.center_id,
+        "name": center.name,
+        "region": center.region,
+        "kind": str(center.kind),
+        "dealer_id": center.dealer_id,
+        "version": center.version,
+    }
 
 
 def technician_view(technician: Technician) -> dict[str, Any]:
-    return {"id": technician.technician_id, "center_id": technician.center_id, "name": technician.name,
-            "skills": list(technician.skills), "active": technician.active, "version": technician.version}
+    return {
+        "id": technician.technician_id,
+        "center_id": technician.center_id,
+        "name": technician.name,
+        "skills": list(technician.skills),
+        "active": technician.active,
+        "version": technician.version,
+    }
 
 
 # Rows are inserted when their aggregate's first event is appended and updated afterwards: plain statements,
 # because SQLAlchemy 2.0 cannot cache an INSERT .. ON CONFLICT and would compile one per event.
 
+
 async def save_job(conn: AsyncConnection, job: Job, created_position: int | None) -> None:
     """Insert the job's row when `created_position` (its first event's) is given, else update it."""
     first_save = created_position is not None
     if not first_save:
-        created_position = (await conn.execute(
-            select(dispatch_jobs.c.created_position).where(dispatch_jobs.c.job_id == job.id))).scalar_one()
+        created_position = (
+            await conn.execute(select(dispatch_jobs.c.created_position).where(dispatch_jobs.c.job_id == job.id))
+        ).scalar_one()
     row = {
         "status": str(job.status),
         "dealer_id": job.dealer_id,
@@ -161,18 +194,26 @@ async def save_job(conn: AsyncConnection, job: Job, created_position: int | None
         "view": json.dumps(job_view(job), ensure_ascii=False),
     }
     if first_save:
-        await conn.execute(insert(dispatch_jobs).values(job_id=job.id, request_id=job.request_id,
-                                                        created_position=created_position, **row))
+        await conn.execute(
+            insert(dispatch_jobs).values(
+                job_id=job.id, request_id=job.request_id, created_position=created_position, **row
+            )
+        )
     else:
         await conn.execute(update(dispatch_jobs).where(dispatch_jobs.c.job_id == job.id).values(**row))
 
 
 async def save_center(conn: AsyncConnection, center: ServiceCenter, position: int | None) -> None:
-    row = {"region": center.region, "kind": str(center.kind), "dealer_id": center.dealer_id,
-           "view": json.dumps(center_view(center), ensure_ascii=False)}
+    row = {
+        "region": center.region,
+        "kind": str(center.kind),
+        "dealer_id": center.dealer_id,
+        "view": json.dumps(center_view(center), ensure_ascii=False),
+    }
     if position is None:
-        await conn.execute(update(dispatch_centers).where(dispatch_centers.c.center_id == center.center_id)
-                           .values(**row))
+        await conn.execute(
+            update(dispatch_centers).where(dispatch_centers.c.center_id == center.center_id).values(**row)
+        )
     else:
         await conn.execute(insert(dispatch_centers).values(center_id=center.center_id, position=position, **row))
 
@@ -180,22 +221,30 @@ async def save_center(conn: AsyncConnection, center: ServiceCenter, position: in
 async def save_technician(conn: AsyncConnection, technician: Technician, position: int | None) -> None:
     """The technician's row and skills (replaced as a whole: a technician has a handful)."""
     technician_id = technician.technician_id
-    row = {"center_id": technician.center_id, "active": technician.active,
-           "view": json.dumps(technician_view(technician), ensure_ascii=False)}
+    row = {
+        "center_id": technician.center_id,
+        "active": technician.active,
+        "view": json.dumps(technician_view(technician), ensure_ascii=False),
+    }
     if position is None:
-        await conn.execute(update(dispatch_technicians)
-                           .where(dispatch_technicians.c.technician_id == technician_id).values(**row))
+        await conn.execute(
+            update(dispatch_technicians).where(dispatch_technicians.c.technician_id == technician_id).values(**row)
+        )
     else:
         await conn.execute(insert(dispatch_technicians).values(technician_id=technician_id, position=position, **row))
-    await conn.execute(delete(dispatch_technician_skills)
-                       .where(dispatch_technician_skills.c.technician_id == technician_id))
+    await conn.execute(
+        delete(dispatch_technician_skills).where(dispatch_technician_skills.c.technician_id == technician_id)
+    )
     if technician.skills:
-        await conn.execute(insert(dispatch_technician_skills),
-                           [{"technician_id": technician_id, "product_line": s} for s in technician.skills])
+        await conn.execute(
+            insert(dispatch_technician_skills),
+            [{"technician_id": technician_id, "product_line": s} for s in technician.skills],
+        )
 
 
 # The unit of work runs these after each append (and the rebuild for every stream): a new aggregate's first
 # event has sequence 1 and its position keys the new row.
+
 
 def _first_position(stored: Sequence[EventEnvelope]) -> int | None:
     return stored[0].position if stored[0].sequence == 1 else None
@@ -209,8 +258,7 @@ async def project_center(conn: AsyncConnection, center: ServiceCenter, stored: S
     await save_center(conn, center, _first_position(stored))
 
 
-async def project_technician(conn: AsyncConnection, technician: Technician,
-                             stored: Sequence[EventEnvelope]) -> None:
+async def project_technician(conn: AsyncConnection, technician: Technician, stored: Sequence[EventEnvelope]) -> None:
     await save_technician(conn, technician, _first_position(stored))
 
 
@@ -220,6 +268,19 @@ PROJECTIONS.register(ServiceCenter, project_center, dispatch_centers)
 PROJECTIONS.register(Technician, project_technician, dispatch_technicians, dispatch_technician_skills)
 
 
-__all__ = ["PROJECTIONS", "metadata", "dispatch_centers", "dispatch_jobs", "dispatch_requests", "dispatch_technician_skills",
-           "dispatch_technicians", "center_view", "job_view", "queue_key", "save_center", "save_job",
-           "save_technician", "technician_view"]
+__all__ = [
+    "PROJECTIONS",
+    "metadata",
+    "dispatch_centers",
+    "dispatch_jobs",
+    "dispatch_requests",
+    "dispatch_technician_skills",
+    "dispatch_technicians",
+    "center_view",
+    "job_view",
+    "queue_key",
+    "save_center",
+    "save_job",
+    "save_technician",
+    "technician_view",
+]

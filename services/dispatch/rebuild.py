@@ -21,5 +21,6 @@ if __name__ == "__main__":
     from services.dispatch.app import DispatchSettings
     from shared.runtime import rebuild_from_event_store
 
-    rebuild_from_event_store(DispatchSettings(), rebuild,
-                             lambda counts: "rebuilt " + ", ".join(f"{n} {kind}s" for kind, n in counts.items()))
+    rebuild_from_event_store(
+        DispatchSettings(), rebuild, lambda counts: "rebuilt " + ", ".join(f"{n} {kind}s" for kind, n in counts.items())
+    )

@@ -24,8 +24,9 @@ class SlaPolicy:
         for name, table in (("accept", self.accept_minutes), ("arrive", self.arrive_minutes)):
             missing = [p.value for p in Priority if p not in table]
             if missing or any(minutes <= 0 for minutes in table.values()):
-                raise ValueError(f"the {name} SLA needs a positive number of minutes for every priority; "
-                                 f"missing: {missing}")
+                raise ValueError(
+                    f"the {name} SLA needs a positive number of minutes for every priority; missing: {missing}"
+                )
 
     def accept_due(self, priority: Priority, first_assigned_at: datetime) -> datetime:
         return first_assigned_at + timedelta(minutes=self.accept_minutes[priority])

@@ -56,20 +56,34 @@ class ServiceCenter(Aggregate):
         return self.id.removeprefix(CENTER_PREFIX)
 
     @classmethod
-    def register(cls, center_id: str, name: str, region: str, kind: CenterKind, dealer_id: str | None,
-                 at: datetime) -> ServiceCenter:
+    def register(
+        cls, center_id: str, name: str, region: str, kind: CenterKind, dealer_id: str | None, at: datetime
+    ) -> ServiceCenter:
         _check_dealer_link(kind, dealer_id)
         center = cls(id=cls.stream_id(center_id))
-        center.record(ServiceCenterRegistered(center_id=center_id, name=name, region=region, kind=kind,
-                                              dealer_id=dealer_id), at)
+        center.record(
+            ServiceCenterRegistered(center_id=center_id, name=name, region=region, kind=kind, dealer_id=dealer_id), at
+        )
         return center
 
-    def update(self, at: datetime, *, name: str = UNCHANGED, region: str = UNCHANGED,
-               kind: CenterKind = UNCHANGED, dealer_id: str | None = UNCHANGED) -> None:
+    def update(
+        self,
+        at: datetime,
+        *,
+        name: str = UNCHANGED,
+        region: str = UNCHANGED,
+        kind: CenterKind = UNCHANGED,
+        dealer_id: str | None = UNCHANGED,
+    ) -> None:
         """Record the new whole record when something actually changed."""
         new = {"name": self.name, "region": self.region, "kind": self.kind, "dealer_id": self.dealer_id}
-        new.update({k: v for k, v in {"name": name, "region": region, "kind": kind, "dealer_id": dealer_id}.items()
-                    if v is not UNCHANGED})
+        new.update(
+            {
+                k: v
+                for k, v in {"name": name, "region": region, "kind": kind, "dealer_id": dealer_id}.items()
+                if v is not UNCHANGED
+            }
+        )
         _check_dealer_link(new["kind"], new["dealer_id"])
         if new != {"name": self.name, "region": self.region, "kind": self.kind, "dealer_id": self.dealer_id}:
             self.record(ServiceCenterUpdated(center_id=self.center_id, **new), at)
@@ -103,21 +117,42 @@ class Technician(Aggregate):
         return self.id.removeprefix(TECHNICIAN_PREFIX)
 
     @classmethod
-    def register(cls, technician_id: str, center_id: str, name: str, skills: list[str], active: bool,
-                 at: datetime) -> Technician:
+    def register(
+        cls, technician_id: str, center_id: str, name: str, skills: list[str], active: bool, at: datetime
+    ) -> Technician:
         technician = cls(id=cls.stream_id(technician_id))
-        technician.record(TechnicianRegistered(technician_id=technician_id, center_id=center_id, name=name,
-                                               skills=normalized_skills(skills), active=active), at)
+        technician.record(
+            TechnicianRegistered(
+                technician_id=technician_id,
+                center_id=center_id,
+                name=name,
+                skills=normalized_skills(skills),
+                active=active,
+            ),
+            at,
+        )
         return technician
 
-    def update(self, at: datetime, *, center_id: str = UNCHANGED, name: str = UNCHANGED,
-               skills: list[str] = UNCHANGED, active: bool = UNCHANGED) -> None:
+    def update(
+        self,
+        at: datetime,
+        *,
+        center_id: str = UNCHANGED,
+        name: str = UNCHANGED,
+        skills: list[str] = UNCHANGED,
+        active: bool = UNCHANGED,
+    ) -> None:
         current = {"center_id": self.center_id, "name": self.name, "skills": list(self.skills), "active": self.active}
         new = dict(current)
         if skills is not UNCHANGED:
             skills = normalized_skills(skills)
-        new.update({k: v for k, v in {"center_id": center_id, "name": name, "skills": skills, "active": active}.items()
-                    if v is not UNCHANGED})
+        new.update(
+            {
+                k: v
+                for k, v in {"center_id": center_id, "name": name, "skills": skills, "active": active}.items()
+                if v is not UNCHANGED
+            }
+        )
         if new != current:
             self.record(TechnicianUpdated(technician_id=self.technician_id, **new), at)
 

@@ -84,17 +84,32 @@ async def visible_request(request_id: RequestId, actor: CurrentActor, db: ReadDa
 VisibleRequest = Annotated[ServiceRequestView, Depends(visible_request)]
 
 
-@router.post("", status_code=201, dependencies=[Permission(Role.agent, Role.dealer)],
-             responses={201: {"model": ServiceRequestView}}, response_class=JSONResponse)
-async def open_service_request(body: OpenRequestBody, meta: CommandMetadata, actor: CurrentActor,
-                               application: CurrentApplication, idempotent: Idempotency) -> JSONResponse:
+@router.post(
+    "",
+    status_code=201,
+    dependencies=[Permission(Role.agent, Role.dealer)],
+    responses={201: {"model": ServiceRequestView}},
+    response_class=JSONResponse,
+)
+async def open_service_request(
+    body: OpenRequestBody,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+    idempotent: Idempotency,
+) -> JSONResponse:
     """Open a customer's case. A dealer's requests belong to the dealer of its token. An open request for
     the same serial is a 409 that names it (`existing_id`)."""
     command = OpenServiceRequest(
-        dealer_id=dealer_for(actor, body.dealer_id, action="open requests for itself"), channel=body.channel,
-        customer=Customer(**body.customer.model_dump()), product=Product(**body.product.model_dump()),
-        purchase_date=body.purchase_date, symptom=body.symptom, customer_tier=body.customer_tier,
-        urgent=body.urgent, occurred_at=body.occurred_at,
+        dealer_id=dealer_for(actor, body.dealer_id, action="open requests for itself"),
+        channel=body.channel,
+        customer=Customer(**body.customer.model_dump()),
+        product=Product(**body.product.model_dump()),
+        purchase_date=body.purchase_date,
+        symptom=body.symptom,
+        customer_tier=body.customer_tier,
+        urgent=body.urgent,
+        occurred_at=body.occurred_at,
     )
 
     async def run() -> JSONResponse:
@@ -122,13 +137,15 @@ async def list_service_requests(
 ) -> Page[ServiceRequestView]:
     """Requests, newest first, filtered by status, serial and dealer. Dealers list only their own."""
     dealer_for(actor, dealer_id, action="list its own requests")
-    return await list_requests(db, actor, status=status, serial=serial, dealer_id=dealer_id, limit=limit,
-                               after=keyset_after(cursor, int))
+    return await list_requests(
+        db, actor, status=status, serial=serial, dealer_id=dealer_id, limit=limit, after=keyset_after(cursor, int)
+    )
 
 
 @router.post("/{request_id}/triage", dependencies=[Permission(Role.agent)], response_model=ServiceRequestView)
-async def triage_service_request(request_id: RequestId, body: TriageBody, meta: CommandMetadata,
-                                 actor: CurrentActor, application: CurrentApplication) -> ServiceRequestView:
+async def triage_service_request(
+    request_id: RequestId, body: TriageBody, meta: CommandMetadata, actor: CurrentActor, application: CurrentApplication
+) -> ServiceRequestView:
     """Decide the service mode and priority. Mode `phone` resolves and closes the request at once."""
     command = TriageServiceRequest(request_id, body.mode, body.priority, body.note, body.occurred_at)
     view: ServiceRequestView = await application.handle(command, actor, meta)
@@ -136,21 +153,26 @@ async def triage_service_request(request_id: RequestId, body: TriageBody, meta: 
 
 
 @router.post("/{request_id}/escalate", dependencies=[Permission(Role.agent)], response_model=ServiceRequestView)
-async def escalate_service_request(request_id: RequestId, body: ReasonBody, meta: CommandMetadata,
-                                   actor: CurrentActor, application: CurrentApplication) -> ServiceRequestView:
+async def escalate_service_request(
+    request_id: RequestId, body: ReasonBody, meta: CommandMetadata, actor: CurrentActor, application: CurrentApplication
+) -> ServiceRequestView:
     """Hand a received request up before triage."""
-    view: ServiceRequestView = await application.handle(EscalateServiceRequest(request_id, body.reason,
-                                                                               body.occurred_at), actor, meta)
+    view: ServiceRequestView = await application.handle(
+        EscalateServiceRequest(request_id, body.reason, body.occurred_at), actor, meta
+    )
     return view
 
 
-@router.post("/{request_id}/cancel", dependencies=[Permission(Role.agent, Role.dealer)],
-             response_model=ServiceRequestView)
-async def cancel_service_request(request_id: RequestId, body: ReasonBody, meta: CommandMetadata,
-                                 actor: CurrentActor, application: CurrentApplication) -> ServiceRequestView:
+@router.post(
+    "/{request_id}/cancel", dependencies=[Permission(Role.agent, Role.dealer)], response_model=ServiceRequestView
+)
+async def cancel_service_request(
+    request_id: RequestId, body: ReasonBody, meta: CommandMetadata, actor: CurrentActor, application: CurrentApplication
+) -> ServiceRequestView:
     """Withdraw a request, until a technician has arrived. Final; frees the serial."""
-    view: ServiceRequestView = await application.handle(CancelServiceRequest(request_id, body.reason,
-                                                                             body.occurred_at), actor, meta)
+    view: ServiceRequestView = await application.handle(
+        CancelServiceRequest(request_id, body.reason, body.occurred_at), actor, meta
+    )
     return view
 
 

@@ -23,16 +23,26 @@ class IntakeSettings(ServiceSettings):
     port: int = 8001
 
 
-def create_app(settings: IntakeSettings | None = None, *, clock: Clock | None = None,
-               configure_logs: bool = True) -> FastAPI:
+def create_app(
+    settings: IntakeSettings | None = None, *, clock: Clock | None = None, configure_logs: bool = True
+) -> FastAPI:
     settings = settings or IntakeSettings()
 
     lifespan = kernel_lifespan(
-        settings, metadata=metadata, consumes=CONSUMES, clock=clock, configure_logs=configure_logs,
-        build=lambda parts: Application(Kernel(
-            **parts.common(), projections=PROJECTIONS, commands=COMMANDS, reactions=REACTIONS,
-            on_integrity_error=integrity_conflict(parts.db),
-        )),
+        settings,
+        metadata=metadata,
+        consumes=CONSUMES,
+        clock=clock,
+        configure_logs=configure_logs,
+        build=lambda parts: Application(
+            Kernel(
+                **parts.common(),
+                projections=PROJECTIONS,
+                commands=COMMANDS,
+                reactions=REACTIONS,
+                on_integrity_error=integrity_conflict(parts.db),
+            )
+        ),
     )
 
     return create_service_app(

@@ -40,9 +40,15 @@ async def open_request(command: OpenServiceRequest, actor: Actor, uow: UnitOfWor
         raise _already_open(serial, existing, actor, await dealer_of(uow.conn, existing))
     request_id = str(uuid.uuid4())
     received = ServiceRequestReceived(
-        request_id=request_id, dealer_id=command.dealer_id, channel=command.channel, customer=command.customer,
-        product=command.product, purchase_date=command.purchase_date, symptom=command.symptom,
-        customer_tier=command.customer_tier, urgent=command.urgent,
+        request_id=request_id,
+        dealer_id=command.dealer_id,
+        channel=command.channel,
+        customer=command.customer,
+        product=command.product,
+        purchase_date=command.purchase_date,
+        symptom=command.symptom,
+        customer_tier=command.customer_tier,
+        urgent=command.urgent,
     )
     return to_view(uow.add(ServiceRequest.receive(request_id, received, at)))
 

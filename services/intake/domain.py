@@ -107,8 +107,10 @@ class ServiceRequest(Aggregate):
         current = self.coverage
         if current and (current.covered, current.expires_on, current.reason) == (covered, expires_on, reason):
             return
-        self.record(ServiceRequestCoverageRecorded(request_id=self.id, covered=covered, expires_on=expires_on,
-                                                   reason=reason), at)
+        self.record(
+            ServiceRequestCoverageRecorded(request_id=self.id, covered=covered, expires_on=expires_on, reason=reason),
+            at,
+        )
 
     def note_job_created(self, job_id: str, at: datetime) -> None:
         if self.status == Status.triaged and self.job_id is None:

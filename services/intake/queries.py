@@ -16,17 +16,28 @@ from shared.http.pagination import Page
 
 async def request_view(db: Database, request_id: str, actor: Actor) -> ServiceRequestView:
     async with db.read() as conn:
-        row = (await conn.execute(
-            select(service_requests.c.view, service_requests.c.dealer_id)
-            .where(service_requests.c.request_id == request_id)
-        )).first()
+        row = (
+            await conn.execute(
+                select(service_requests.c.view, service_requests.c.dealer_id).where(
+                    service_requests.c.request_id == request_id
+                )
+            )
+        ).first()
     if row is None or not actor.sees(row.dealer_id):
         raise NotFound(f"service request {request_id} does not exist")
     return ServiceRequestView.model_validate_json(row.view)
 
 
-async def list_requests(db: Database, actor: Actor, *, status: Status | None, serial: str | None,
-                        dealer_id: str | None, limit: int, after: int | None) -> Page[ServiceRequestView]:
+async def list_requests(
+    db: Database,
+    actor: Actor,
+    *,
+    status: Status | None,
+    serial: str | None,
+    dealer_id: str | None,
+    limit: int,
+    after: int | None,
+) -> Page[ServiceRequestView]:
     """Newest first (keyset on the position the request was received at). A dealer lists only its own."""
     query = select(service_requests.c.view, service_requests.c.received_position)
     if actor.dealer_scope is not None:
@@ -42,5 +53,6 @@ async def list_requests(db: Database, actor: Actor, *, status: Status | None, se
     query = query.order_by(service_requests.c.received_position.desc()).limit(limit + 1)
     async with db.read() as conn:
         rows = (await conn.execute(query)).all()
-    return Page[ServiceRequestView].of(rows, limit, item=lambda r: ServiceRequestView.model_validate_json(r.view),
-                                       key=lambda r: r.received_position)
+    return Page[ServiceRequestView].of(
+        rows, limit, item=lambda r: ServiceRequestView.model_validate_json(r.view), key=lambda r: r.received_position
+    )

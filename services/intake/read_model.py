@@ -62,13 +62,12 @@ async def project(conn: AsyncConnection, request: ServiceRequest, stored: Sequen
         if request.is_open and request.product is not None:
             await conn.execute(open_serials.insert().values(serial=request.product.serial, request_id=request.id))
     else:
-        await conn.execute(
-            service_requests.update().where(service_requests.c.request_id == request.id).values(**row)
-        )
+        await conn.execute(service_requests.update().where(service_requests.c.request_id == request.id).values(**row))
     if not request.is_open and request.product is not None:
         await conn.execute(
-            delete(open_serials).where(open_serials.c.serial == request.product.serial,
-                                       open_serials.c.request_id == request.id)
+            delete(open_serials).where(
+                open_serials.c.serial == request.product.serial, open_serials.c.request_id == request.id
+            )
         )
 
 
@@ -83,9 +82,9 @@ async def open_request_for(conn: AsyncConnection, serial: str) -> str | None:
 
 
 async def dealer_of(conn: AsyncConnection, request_id: str | None) -> str | None:
-    return (await conn.execute(
-        select(service_requests.c.dealer_id).where(service_requests.c.request_id == request_id)
-    )).scalar_one_or_none()
+    return (
+        await conn.execute(select(service_requests.c.dealer_id).where(service_requests.c.request_id == request_id))
+    ).scalar_one_or_none()
 
 
 async def rebuild(db: Database, store: EventStore) -> int:

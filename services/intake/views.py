@@ -51,24 +51,26 @@ def _time(value: datetime | None) -> str | None:
 def to_view(request: ServiceRequest) -> ServiceRequestView:
     """The request as the API shows it."""
     coverage = request.coverage
-    return ServiceRequestView.model_validate({
-        "id": request.id,
-        "status": request.status,
-        "dealer_id": request.dealer_id,
-        "channel": request.channel,
-        "customer": request.customer,
-        "product": request.product,
-        "purchase_date": request.purchase_date,
-        "symptom": request.symptom,
-        "customer_tier": request.customer_tier,
-        "urgent": request.urgent,
-        "received_at": _time(request.received_at),
-        "mode": request.mode,
-        "priority": request.priority,
-        "coverage": None if coverage is None else CoverageView(covered=coverage.covered,
-                                                               expires_on=coverage.expires_on,
-                                                               reason=coverage.reason),
-        "job_id": request.job_id,
-        "version": request.version,
-        "history": [HistoryEntry(type=t, time=_time(at) or "") for t, at in request.history],
-    })
+    return ServiceRequestView.model_validate(
+        {
+            "id": request.id,
+            "status": request.status,
+            "dealer_id": request.dealer_id,
+            "channel": request.channel,
+            "customer": request.customer,
+            "product": request.product,
+            "purchase_date": request.purchase_date,
+            "symptom": request.symptom,
+            "customer_tier": request.customer_tier,
+            "urgent": request.urgent,
+            "received_at": _time(request.received_at),
+            "mode": request.mode,
+            "priority": request.priority,
+            "coverage": None
+            if coverage is None
+            else CoverageView(covered=coverage.covered, expires_on=coverage.expires_on, reason=coverage.reason),
+            "job_id": request.job_id,
+            "version": request.version,
+            "history": [HistoryEntry(type=t, time=_time(at) or "") for t, at in request.history],
+        }
+    )

@@ -26,9 +26,12 @@ router = APIRouter(tags=["products and coverage"])
 STAFF_READERS = (Role.agent, Role.dispatcher, Role.analyst, Role.warranty_officer, Role.complaints_officer)
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 IMPORT_TYPES = {
-    "text/csv": ImportFormat.csv, "application/csv": ImportFormat.csv,
-    "application/x-ndjson": ImportFormat.jsonl, "application/jsonl": ImportFormat.jsonl,
-    "application/x-jsonlines": ImportFormat.jsonl, "application/json-lines": ImportFormat.jsonl,
+    "text/csv": ImportFormat.csv,
+    "application/csv": ImportFormat.csv,
+    "application/x-ndjson": ImportFormat.jsonl,
+    "application/jsonl": ImportFormat.jsonl,
+    "application/x-jsonlines": ImportFormat.jsonl,
+    "application/json-lines": ImportFormat.jsonl,
 }
 
 
@@ -56,16 +59,23 @@ def page(items: list[dict[str, Any]], after: Any) -> JSONResponse:
 def cursor_value(cursor: str | None, kind: type) -> Any:
     after = decode_cursor(cursor)
     if after is not None and not isinstance(after, kind):
-        raise Problem(400, "The cursor is not one this API handed out.", slug="invalid-cursor",
-                      errors=[{"field": "cursor", "reason": "not a valid cursor"}])
+        raise Problem(
+            400,
+            "The cursor is not one this API handed out.",
+            slug="invalid-cursor",
+            errors=[{"field": "cursor", "reason": "not a valid cursor"}],
+        )
     return after
 
 
 # shared.http.openapi documents the statuses that follow from a route's shape (404 for a path parameter); a
 # route whose 404 comes from an id in its query or body (a serial, a job) documents it itself.
-UNKNOWN_REFERENCE: dict[int | str, dict] = {404: {
-    "description": "The serial or job the input names is not known (or not one this caller may see)",
-    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}}
+UNKNOWN_REFERENCE: dict[int | str, dict] = {
+    404: {
+        "description": "The serial or job the input names is not known (or not one this caller may see)",
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+}
 
 
 def own_dealer(actor: Actor, requested: str | None, action: str) -> str | None:
@@ -81,19 +91,23 @@ class PolicyBody(StrictBody):
     product_line: str = Field(min_length=1, max_length=72)
     months: int = Field(ge=1, le=240, description="Months of coverage of the whole unit")
     part_months: dict[Annotated[str, Field(min_length=1, max_length=80)], Annotated[int, Field(ge=1, le=240)]] = Field(
-        default_factory=dict, description="Months of coverage of named part categories, e.g. {\"compressor\": 60}")
+        default_factory=dict, description='Months of coverage of named part categories, e.g. {"compressor": 60}'
+    )
     excluded_categories: list[Annotated[str, Field(min_length=1, max_length=80)]] = Field(
-        default_factory=list, max_length=200, description="Wear-part categories never covered")
+        default_factory=list, max_length=200, description="Wear-part categories never covered"
+    )
     effective_from: date | None = Field(None, description="For units sold on or after this date (default: all)")
 
 
 @router.post("/v1/products", status_code=201, dependencies=[Permission(Role.warranty_officer, Role.dealer)])
-async def register_product(body: ProductBody, meta: CommandMetadata, actor: CurrentActor,
-                           warranty: Warranty, idempotent: Idempotency) -> JSONResponse:
+async def register_product(
+    body: ProductBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+) -> JSONResponse:
     """Register a unit sold. A dealer registers its own sales (dealer_id from its token). A serial already
     registered is a 409; a sale date in the future a 422."""
-    command = RegisterProduct(body.serial, body.model, body.product_line, body.sold_on,
-                              own_dealer(actor, body.dealer_id, "register sales"))
+    command = RegisterProduct(
+        body.serial, body.model, body.product_line, body.sold_on, own_dealer(actor, body.dealer_id, "register sales")
+    )
 
     async def run() -> JSONResponse:
         view = await warranty.handle(command, actor, meta)
@@ -103,33 +117,54 @@ async def register_product(body: ProductBody, meta: CommandMetadata, actor: Curr
 
 
 @router.post(
-    "/v1/products/import", status_code=201, dependencies=[Permission(Role.warranty_officer, Role.dealer)],
-    openapi_extra={"requestBody": {"required": True, "content": {
-        "text/csv": {"schema": {"type": "string"}, "example": "serial,model,product_line,sold_on,dealer_id\n"
-                                                                "SN-1,T-100,tractor,2025-03-01,D1\n"},
-        "application/x-ndjson": {"schema": {"type": "string"}}}}},
+    "/v1/products/import",
+    status_code=201,
+    dependencies=[Permission(Role.warranty_officer, Role.dealer)],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": "serial,model,product_line,sold_on,dealer_id\nSN-1,T-100,tractor,2025-03-01,D1\n",
+                },
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    },
 )
-async def import_products(request: Request, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty,
-                          idempotent: Idempotency,
-                          partial: Annotated[bool, Query(description="Import the valid rows even if others "
-                                                                     "are not")] = False) -> JSONResponse:
+async def import_products(
+    request: Request,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    warranty: Warranty,
+    idempotent: Idempotency,
+    partial: Annotated[bool, Query(description="Import the valid rows even if others are not")] = False,
+) -> JSONResponse:
     """Register many units sold: CSV with a header line (`serial,model,product_line,sold_on,dealer_id`) or
     JSON lines, by Content-Type. Every row is validated; errors come back per row with its line number. With
     any error nothing is imported (422), unless `partial=true`: then the valid rows are."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     fmt = IMPORT_TYPES.get(content_type)
     if fmt is None:
-        raise Problem(415, "Send the rows as text/csv or application/x-ndjson (JSON lines).",
-                      slug="unsupported-media-type",
-                      errors=[{"field": "Content-Type", "reason": content_type or "none"}])
+        raise Problem(
+            415,
+            "Send the rows as text/csv or application/x-ndjson (JSON lines).",
+            slug="unsupported-media-type",
+            errors=[{"field": "Content-Type", "reason": content_type or "none"}],
+        )
     body = await request.body()
     if len(body) > MAX_IMPORT_BYTES:
         raise Problem(413, f"An import may hold at most {MAX_IMPORT_BYTES // (1024 * 1024)} MB.", slug="too-large")
     try:
         checked = parse(body, fmt, today=request.app.state.clock.now().date(), dealer_scope=actor.dealer_scope)
     except ImportRejected as exc:
-        raise Problem(413 if exc.too_large else 422, f"The file cannot be imported: {exc.detail}",
-                      slug="import-rejected", errors=[e.as_dict() for e in exc.errors]) from exc
+        raise Problem(
+            413 if exc.too_large else 422,
+            f"The file cannot be imported: {exc.detail}",
+            slug="import-rejected",
+            errors=[e.as_dict() for e in exc.errors],
+        ) from exc
     command = ImportProducts(tuple(checked.rows), tuple(checked.errors), allow_partial=partial)
 
     async def run() -> JSONResponse:
@@ -145,28 +180,36 @@ async def get_product(serial: Serial, actor: CurrentActor, queries: Queries) -> 
 
 
 @router.get("/v1/products", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
-async def list_products(actor: CurrentActor, queries: Queries,
-                        dealer_id: Annotated[str | None, Query(max_length=80)] = None,
-                        product_line: Annotated[str | None, Query(max_length=80)] = None,
-                        limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
+async def list_products(
+    actor: CurrentActor,
+    queries: Queries,
+    dealer_id: Annotated[str | None, Query(max_length=80)] = None,
+    product_line: Annotated[str | None, Query(max_length=80)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> JSONResponse:
     """Registered units in registration order, by dealer and product line. Dealers list only their own."""
     own_dealer(actor, dealer_id, "list sales")
-    items, after = await queries.products(actor, dealer_id=dealer_id, product_line=product_line, limit=limit,
-                                          after=cursor_value(cursor, int))
+    items, after = await queries.products(
+        actor, dealer_id=dealer_id, product_line=product_line, limit=limit, after=cursor_value(cursor, int)
+    )
     return page(items, after)
 
 
 @router.post("/v1/warranty-policies", status_code=201, dependencies=[Permission(Role.warranty_officer)])
-async def set_warranty_policy(body: PolicyBody, meta: CommandMetadata, actor: CurrentActor,
-                              warranty: Warranty, idempotent: Idempotency) -> JSONResponse:
+async def set_warranty_policy(
+    body: PolicyBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+) -> JSONResponse:
     """Set a product line's warranty for units sold on or after `effective_from` (all units when absent): the
     months, longer coverage for named part categories, and the excluded wear-part categories. Units already
     sold keep the version in force on their sale date."""
     if actor.dealer_scope is not None:  # policies are the manufacturer's, no dealer's row
-        raise Problem(403, "A dealer token may not set warranty policies, whatever other roles it holds.",
-                      slug="forbidden")
-    command = SetWarrantyPolicy(body.product_line, body.months, dict(body.part_months), list(body.excluded_categories),
-                                body.effective_from)
+        raise Problem(
+            403, "A dealer token may not set warranty policies, whatever other roles it holds.", slug="forbidden"
+        )
+    command = SetWarrantyPolicy(
+        body.product_line, body.months, dict(body.part_months), list(body.excluded_categories), body.effective_from
+    )
 
     async def run() -> JSONResponse:
         view = await warranty.handle(command, actor, meta)
@@ -175,8 +218,9 @@ async def set_warranty_policy(body: PolicyBody, meta: CommandMetadata, actor: Cu
     return await idempotent.run(run)
 
 
-@router.get("/v1/warranty-policies/{product_line}", dependencies=[Permission(*STAFF_READERS, Role.dealer,
-                                                                             Role.technician)])
+@router.get(
+    "/v1/warranty-policies/{product_line}", dependencies=[Permission(*STAFF_READERS, Role.dealer, Role.technician)]
+)
 async def get_warranty_policy(product_line: Annotated[str, Path(max_length=72)], queries: Queries) -> JSONResponse:
     """A product line's policy versions."""
     return JSONResponse(await queries.policy(product_line))
@@ -189,14 +233,17 @@ async def list_warranty_policies(queries: Queries, limit: Limit = 50, cursor: Cu
     return page(items, after)
 
 
-@router.get("/v1/coverage", dependencies=[Permission(*STAFF_READERS, Role.dealer, Role.technician)],
-            responses=UNKNOWN_REFERENCE)
-async def get_coverage(queries: Queries,
-                       serial: Annotated[str, Query(min_length=1, max_length=80)],
-                       on: Annotated[date | None, Query(description="The day to judge (default today, UTC)")] = None,
-                       category: Annotated[str | None, Query(min_length=1, max_length=80,
-                                                             description="Also judge this part category")] = None,
-                       ) -> JSONResponse:
+@router.get(
+    "/v1/coverage", dependencies=[Permission(*STAFF_READERS, Role.dealer, Role.technician)], responses=UNKNOWN_REFERENCE
+)
+async def get_coverage(
+    queries: Queries,
+    serial: Annotated[str, Query(min_length=1, max_length=80)],
+    on: Annotated[date | None, Query(description="The day to judge (default today, UTC)")] = None,
+    category: Annotated[
+        str | None, Query(min_length=1, max_length=80, description="Also judge this part category")
+    ] = None,
+) -> JSONResponse:
     """Is a registered unit covered on a day? With the last covered day (inclusive) of the unit and of each
     named part category (null for excluded wear parts), and the reason. Any dealer may ask about any serial:
     a unit is often repaired by another dealer than the one that sold it."""

@@ -50,8 +50,12 @@ class PartSwapBody(StrictBody):
     quantity: int = Field(ge=1, le=10_000)
     old_part_serial: Id | None = None
     new_part_serial: Id | None = None
-    unit_cost: Decimal = Field(ge=0, max_digits=12, decimal_places=2,
-                               description="Cost of one part, a decimal (string or number), at most 2 places")
+    unit_cost: Decimal = Field(
+        ge=0,
+        max_digits=12,
+        decimal_places=2,
+        description="Cost of one part, a decimal (string or number), at most 2 places",
+    )
     occurred_at: UtcDatetime | None = Field(None, description="When the part was swapped (defaults to now)")
 
 
@@ -79,16 +83,30 @@ class ReturnBody(StrictBody):
     occurred_at: UtcDatetime | None = Field(None, description="When the customer asked (defaults to now)")
 
 
-@router.post("/v1/part-swaps", status_code=201, responses=UNKNOWN_REFERENCE,
-             dependencies=[Permission(Role.technician, Role.dealer, Role.warranty_officer)])
-async def record_part_swap(body: PartSwapBody, meta: CommandMetadata, actor: CurrentActor,
-                           warranty: Warranty, idempotent: Idempotency) -> JSONResponse:
+@router.post(
+    "/v1/part-swaps",
+    status_code=201,
+    responses=UNKNOWN_REFERENCE,
+    dependencies=[Permission(Role.technician, Role.dealer, Role.warranty_officer)],
+)
+async def record_part_swap(
+    body: PartSwapBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+) -> JSONResponse:
     """Record a part replaced during a job, with the old and new part serials. Warranty decides, on the swap
     date and for the part's category, whether it is covered or billable, and says why. The job must be one
     dispatch announced (a dealer's own, a technician's assigned one): otherwise 404."""
-    command = RecordPartSwap(body.job_id, body.request_id, body.serial, body.part_number, body.part_category,
-                             body.quantity, body.unit_cost, body.old_part_serial, body.new_part_serial,
-                             body.occurred_at)
+    command = RecordPartSwap(
+        body.job_id,
+        body.request_id,
+        body.serial,
+        body.part_number,
+        body.part_category,
+        body.quantity,
+        body.unit_cost,
+        body.old_part_serial,
+        body.new_part_serial,
+        body.occurred_at,
+    )
 
     async def run() -> JSONResponse:
         view = await warranty.handle(command, actor, meta)
@@ -104,19 +122,25 @@ async def get_part_swap(swap_id: PathId, actor: CurrentActor, queries: Queries) 
 
 
 @router.get("/v1/part-swaps", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
-async def list_part_swaps(actor: CurrentActor, queries: Queries,
-                          job_id: Annotated[str | None, Query(max_length=80)] = None,
-                          serial: Annotated[str | None, Query(max_length=80)] = None,
-                          limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
+async def list_part_swaps(
+    actor: CurrentActor,
+    queries: Queries,
+    job_id: Annotated[str | None, Query(max_length=80)] = None,
+    serial: Annotated[str | None, Query(max_length=80)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> JSONResponse:
     """Swaps in the order they were recorded, by job or serial. Dealers list the swaps of their jobs only."""
-    items, after = await queries.swaps(actor, job_id=job_id, serial=serial, limit=limit,
-                                       after=cursor_value(cursor, int))
+    items, after = await queries.swaps(
+        actor, job_id=job_id, serial=serial, limit=limit, after=cursor_value(cursor, int)
+    )
     return page(items, after)
 
 
 @router.post("/v1/claims", status_code=201, dependencies=[Permission(Role.dealer)], responses=UNKNOWN_REFERENCE)
-async def submit_claim(body: ClaimBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty,
-                       idempotent: Idempotency) -> JSONResponse:
+async def submit_claim(
+    body: ClaimBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+) -> JSONResponse:
     """Claim a completed job's labour and covered parts back. Adjudicated at once by the rules (coverage
     valid, swaps belong to the job, filed within 30 days of the job's completion), each with its verdict in
     `reasons`. Another dealer's job is a 404; a second claim for a job, or a job not completed yet, a 409."""
@@ -136,42 +160,60 @@ async def get_claim(claim_id: PathId, actor: CurrentActor, queries: Queries) -> 
 
 
 @router.get("/v1/claims", dependencies=[Permission(Role.warranty_officer, Role.analyst, Role.dealer)])
-async def list_claims(actor: CurrentActor, queries: Queries,
-                      status: Annotated[ClaimStatus | None, Query()] = None,
-                      job_id: Annotated[str | None, Query(max_length=80)] = None,
-                      dealer_id: Annotated[str | None, Query(max_length=80)] = None,
-                      limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
+async def list_claims(
+    actor: CurrentActor,
+    queries: Queries,
+    status: Annotated[ClaimStatus | None, Query()] = None,
+    job_id: Annotated[str | None, Query(max_length=80)] = None,
+    dealer_id: Annotated[str | None, Query(max_length=80)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> JSONResponse:
     """Claims, newest first, by status, job and dealer. Dealers list their own only."""
     own_dealer(actor, dealer_id, "list claims")
-    items, after = await queries.claims(actor, status=status.value if status else None, job_id=job_id,
-                                        dealer_id=dealer_id, limit=limit, after=cursor_value(cursor, int))
+    items, after = await queries.claims(
+        actor,
+        status=status.value if status else None,
+        job_id=job_id,
+        dealer_id=dealer_id,
+        limit=limit,
+        after=cursor_value(cursor, int),
+    )
     return page(items, after)
 
 
-async def _override(claim_id: str, approve: bool, body: OverrideBody, meta: Metadata, actor: Actor,
-                    warranty: Application[Any]) -> JSONResponse:
+async def _override(
+    claim_id: str, approve: bool, body: OverrideBody, meta: Metadata, actor: Actor, warranty: Application[Any]
+) -> JSONResponse:
     command = OverrideClaim(claim_id, approve, body.reason)
     return JSONResponse(await warranty.handle(command, actor, meta))
 
 
 @router.post("/v1/claims/{claim_id}/approve", dependencies=[Permission(Role.warranty_officer)])
-async def approve_claim(claim_id: PathId, body: OverrideBody, meta: CommandMetadata, actor: CurrentActor,
-                        warranty: Warranty) -> JSONResponse:
+async def approve_claim(
+    claim_id: PathId, body: OverrideBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty
+) -> JSONResponse:
     """A warranty officer approves a rejected claim, recorded with who and why. Already approved: 409."""
     return await _override(claim_id, True, body, meta, actor, warranty)
 
 
 @router.post("/v1/claims/{claim_id}/reject", dependencies=[Permission(Role.warranty_officer)])
-async def reject_claim(claim_id: PathId, body: OverrideBody, meta: CommandMetadata, actor: CurrentActor,
-                       warranty: Warranty) -> JSONResponse:
+async def reject_claim(
+    claim_id: PathId, body: OverrideBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty
+) -> JSONResponse:
     """A warranty officer rejects an approved claim, recorded with who and why. Already rejected: 409."""
     return await _override(claim_id, False, body, meta, actor, warranty)
 
 
-@router.post("/v1/returns", status_code=201, responses=UNKNOWN_REFERENCE,
-             dependencies=[Permission(Role.agent, Role.warranty_officer, Role.dealer)])
-async def request_return(body: ReturnBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty,
-                         idempotent: Idempotency) -> JSONResponse:
+@router.post(
+    "/v1/returns",
+    status_code=201,
+    responses=UNKNOWN_REFERENCE,
+    dependencies=[Permission(Role.agent, Role.warranty_officer, Role.dealer)],
+)
+async def request_return(
+    body: ReturnBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+) -> JSONResponse:
     """Ask to return (refund) or exchange a registered unit. Decided at once and recorded either way: a
     return within 7 days of the sale, an exchange within 15 (day 0 is the sale date; configurable), or at any
     time once the two-repair rule entitles the unit; otherwise `rejected` with the remedy left (exchange or
@@ -185,14 +227,19 @@ async def request_return(body: ReturnBody, meta: CommandMetadata, actor: Current
 
 
 @router.get("/v1/units/{serial}/history", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
-async def unit_history(serial: Serial, actor: CurrentActor, queries: Queries,
-                       limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
+async def unit_history(
+    serial: Serial, actor: CurrentActor, queries: Queries, limit: Limit = 50, cursor: Cursor = None
+) -> JSONResponse:
     """One timeline per unit across dealers, oldest first: requests, jobs and visits, part swaps (old and new
     part serials), repairs, claims, returns. A dealer sees only the entries that belong to it."""
-    items, next_after = await queries.history(serial, actor, limit=limit,
-                                              after=_history_cursor(cursor))
-    return JSONResponse({"serial": serial, "items": items,
-                         "next_cursor": encode_cursor(list(next_after)) if next_after is not None else None})
+    items, next_after = await queries.history(serial, actor, limit=limit, after=_history_cursor(cursor))
+    return JSONResponse(
+        {
+            "serial": serial,
+            "items": items,
+            "next_cursor": encode_cursor(list(next_after)) if next_after is not None else None,
+        }
+    )
 
 
 def _history_cursor(cursor: str | None) -> tuple[datetime, int] | None:
@@ -206,8 +253,12 @@ def _history_cursor(cursor: str | None) -> tuple[datetime, int] | None:
             raise ValueError("a cursor's time has its offset")
         return moment.astimezone(UTC), int(raw[1])
     except (ValueError, IndexError, TypeError, OverflowError) as exc:
-        raise Problem(400, "The cursor is not one this API handed out.", slug="invalid-cursor",
-                      errors=[{"field": "cursor", "reason": "not a valid cursor"}]) from exc
+        raise Problem(
+            400,
+            "The cursor is not one this API handed out.",
+            slug="invalid-cursor",
+            errors=[{"field": "cursor", "reason": "not a valid cursor"}],
+        ) from exc
 
 
 __all__ = ["router"]

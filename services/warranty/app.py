@@ -31,20 +31,28 @@ class WarrantySettings(ServiceSettings):
     port: int = 8003
     return_days: int = Field(7, ge=0, description="A unit may be returned up to this many days after its sale")
     exchange_days: int = Field(15, ge=0, description="A unit may be exchanged up to this many days after its sale")
-    claim_days: int = Field(30, ge=0, description="A claim may be filed up to this many days after the job's "
-                                                  "completion")
+    claim_days: int = Field(
+        30, ge=0, description="A claim may be filed up to this many days after the job's completion"
+    )
     labour_rate_per_hour: Decimal = Field(Decimal("60.00"), ge=0, description="What a claimed labour hour pays")
     currency: str = Field("EUR", min_length=3, max_length=3)
     default_warranty_months: int = Field(
-        12, ge=0, description="Coverage of a product line without a policy (0: such units are not covered)")
+        12, ge=0, description="Coverage of a product line without a policy (0: such units are not covered)"
+    )
 
     def rules(self) -> WarrantyRules:
-        return WarrantyRules(ReturnLimits(self.return_days, self.exchange_days), self.claim_days,
-                             self.labour_rate_per_hour, self.currency, self.default_warranty_months)
+        return WarrantyRules(
+            ReturnLimits(self.return_days, self.exchange_days),
+            self.claim_days,
+            self.labour_rate_per_hour,
+            self.currency,
+            self.default_warranty_months,
+        )
 
 
-def create_app(settings: WarrantySettings | None = None, *, clock: Clock | None = None,
-               configure_logs: bool = True) -> FastAPI:
+def create_app(
+    settings: WarrantySettings | None = None, *, clock: Clock | None = None, configure_logs: bool = True
+) -> FastAPI:
     settings = settings or WarrantySettings()
     rules = settings.rules()
 
@@ -54,11 +62,21 @@ def create_app(settings: WarrantySettings | None = None, *, clock: Clock | None 
         app.state.warranty_queries = WarrantyQueries(parts.db, parts.store, parts.clock, rules)
 
     lifespan = kernel_lifespan(
-        settings, metadata=metadata, consumes=CONSUMES, clock=clock, configure_logs=configure_logs,
-        build=lambda parts: Application(Kernel(
-            **parts.common(), projections=PROJECTIONS, commands=COMMANDS, reactions=REACTIONS,
-            provided={WarrantyRules: rules}, on_integrity_error=integrity_conflict,
-        )),
+        settings,
+        metadata=metadata,
+        consumes=CONSUMES,
+        clock=clock,
+        configure_logs=configure_logs,
+        build=lambda parts: Application(
+            Kernel(
+                **parts.common(),
+                projections=PROJECTIONS,
+                commands=COMMANDS,
+                reactions=REACTIONS,
+                provided={WarrantyRules: rules},
+                on_integrity_error=integrity_conflict,
+            )
+        ),
         on_start=expose_reads,
     )
 

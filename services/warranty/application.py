@@ -79,8 +79,15 @@ async def policy_book(uow: UnitOfWork, product_line: str, rules: WarrantyRules) 
     return policy.book(product_line, rules.default_months)
 
 
-async def verdict_for(uow: UnitOfWork, rules: WarrantyRules, serial: str, request: Any, on: date,
-                      category: str | None = None, unit: Unit | None = None) -> Verdict:
+async def verdict_for(
+    uow: UnitOfWork,
+    rules: WarrantyRules,
+    serial: str,
+    request: Any,
+    on: date,
+    category: str | None = None,
+    unit: Unit | None = None,
+) -> Verdict:
     """Coverage on `on`: from the registered sale when the serial is known, else from the request's purchase
     date (`request` is a known-request row, or None; `unit` the unit when the caller has loaded it)."""
     unit = unit or await find(uow, Unit, serial)
@@ -103,6 +110,7 @@ async def record_repairs(uow: UnitOfWork, unit: Unit) -> None:
 
 # --- command handlers -------------------------------------------------------------------------------------
 
+
 async def register_product(cmd: RegisterProduct, actor: Actor, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
     unit = await find(uow, Unit, cmd.serial) or uow.add(Unit.new(cmd.serial))
     if unit.registered and actor.dealer_scope is not None and unit.dealer_id != actor.dealer_scope:
@@ -111,22 +119,34 @@ async def register_product(cmd: RegisterProduct, actor: Actor, uow: UnitOfWork, 
         raise Conflict(f"serial {cmd.serial} is already registered", field="serial")
     at = clock.now()
     unit.register(cmd.model, cmd.product_line, cmd.sold_on, cmd.dealer_id, at)
-    return {"serial": unit.serial, "model": unit.model, "product_line": unit.product_line,
-            "sold_on": cmd.sold_on.isoformat(), "dealer_id": unit.dealer_id, "registered_at": rfc3339(at)}
+    return {
+        "serial": unit.serial,
+        "model": unit.model,
+        "product_line": unit.product_line,
+        "sold_on": cmd.sold_on.isoformat(),
+        "dealer_id": unit.dealer_id,
+        "registered_at": rfc3339(at),
+    }
 
 
-async def import_products(cmd: ImportProducts, actor: Actor, uow: UnitOfWork, clock: Clock,
-                          store: EventStore) -> dict[str, Any]:
+async def import_products(
+    cmd: ImportProducts, actor: Actor, uow: UnitOfWork, clock: Clock, store: EventStore
+) -> dict[str, Any]:
     """All rows or none, unless partial import was asked for; every error with its line. The new units'
     streams are started in one batch (`start_streams`) and projected together: thousands of units cost a few
     statements, not a savepoint each; units swapped before their sale go through the unit of work."""
     already = await registered_among(uow.conn, [row.serial for _, row in cmd.rows])
-    errors = list(cmd.errors) + [RowError(line, "serial", "already registered", row.serial)
-                                 for line, row in cmd.rows if row.serial in already]
+    errors = list(cmd.errors) + [
+        RowError(line, "serial", "already registered", row.serial) for line, row in cmd.rows if row.serial in already
+    ]
     valid = [(line, row) for line, row in cmd.rows if row.serial not in already]
     errors.sort(key=lambda e: e.line)
-    report = {"rows": len(valid) + len({e.line for e in errors}), "rejected": len({e.line for e in errors}),
-              "error_count": len(errors), "errors": [e.as_dict() for e in errors[:MAX_REPORTED_ERRORS]]}
+    report = {
+        "rows": len(valid) + len({e.line for e in errors}),
+        "rejected": len({e.line for e in errors}),
+        "error_count": len(errors),
+        "errors": [e.as_dict() for e in errors[:MAX_REPORTED_ERRORS]],
+    }
     if (errors and not cmd.allow_partial) or not valid:
         what = "no row is valid" if not valid else f"{report['rejected']} of {report['rows']} rows are not valid"
         raise RuleViolation(f"{what}; nothing was imported", **report)
@@ -145,48 +165,63 @@ async def import_products(cmd: ImportProducts, actor: Actor, uow: UnitOfWork, cl
 
 
 async def set_policy(cmd: SetWarrantyPolicy, actor: Actor, uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
-    policy = (await find(uow, ProductLinePolicy, cmd.product_line)
-              or uow.add(ProductLinePolicy.new(cmd.product_line)))
-    policy.set(cmd.product_line, cmd.months, cmd.part_months, cmd.excluded_categories, cmd.effective_from,
-               clock.now())
+    policy = await find(uow, ProductLinePolicy, cmd.product_line) or uow.add(ProductLinePolicy.new(cmd.product_line))
+    policy.set(cmd.product_line, cmd.months, cmd.part_months, cmd.excluded_categories, cmd.effective_from, clock.now())
     return policy_view(policy)
 
 
-async def record_part_swap(cmd: RecordPartSwap, actor: Actor, uow: UnitOfWork, clock: Clock,
-                           rules: WarrantyRules) -> dict[str, Any]:
+async def record_part_swap(
+    cmd: RecordPartSwap, actor: Actor, uow: UnitOfWork, clock: Clock, rules: WarrantyRules
+) -> dict[str, Any]:
     """Covered or billable, decided on the swap date for the part's category."""
     job = await job_facts(uow.conn, cmd.job_id)
     if job is None or not actor.sees(job.dealer_id, job.technician_id):
         raise NotFound(f"job {cmd.job_id} does not exist", field="job_id")
     if job.request_id != cmd.request_id:
-        raise RuleViolation(f"job {cmd.job_id} is for request {job.request_id}, not {cmd.request_id}",
-                            field="request_id")
+        raise RuleViolation(
+            f"job {cmd.job_id} is for request {job.request_id}, not {cmd.request_id}", field="request_id"
+        )
     request = await request_facts(uow.conn, job.request_id)
     if request is not None and request.serial != cmd.serial:
-        raise RuleViolation(f"request {job.request_id} is about serial {request.serial}, not {cmd.serial}",
-                            field="serial")
+        raise RuleViolation(
+            f"request {job.request_id} is about serial {request.serial}, not {cmd.serial}", field="serial"
+        )
     at = uow.time_rules.resolve(cmd.occurred_at, clock.now(), job.created_at)  # not before the job
     unit = await find(uow, Unit, cmd.serial)
     if unit is None and request is None:
-        raise NotFound(f"serial {cmd.serial} is not registered and job {cmd.job_id}'s request has not reached "
-                       "warranty", field="serial")
+        raise NotFound(
+            f"serial {cmd.serial} is not registered and job {cmd.job_id}'s request has not reached warranty",
+            field="serial",
+        )
     unit = unit or uow.add(Unit.new(cmd.serial))
     category = normalize_category(cmd.part_category)
     verdict = await verdict_for(uow, rules, cmd.serial, request, at.date(), category, unit)
     swap = PartSwapped(
-        swap_id=str(uuid.uuid4()), job_id=cmd.job_id, request_id=cmd.request_id, serial=cmd.serial,
-        part_number=cmd.part_number, part_category=category, quantity=cmd.quantity,
-        old_part_serial=cmd.old_part_serial, new_part_serial=cmd.new_part_serial, covered=verdict.covered,
-        covered_until=verdict.expires_on, reason=verdict.reason, unit_cost=cmd.unit_cost,
-        currency=rules.currency, dealer_id=job.dealer_id, recorded_by=actor.subject,
+        swap_id=str(uuid.uuid4()),
+        job_id=cmd.job_id,
+        request_id=cmd.request_id,
+        serial=cmd.serial,
+        part_number=cmd.part_number,
+        part_category=category,
+        quantity=cmd.quantity,
+        old_part_serial=cmd.old_part_serial,
+        new_part_serial=cmd.new_part_serial,
+        covered=verdict.covered,
+        covered_until=verdict.expires_on,
+        reason=verdict.reason,
+        unit_cost=cmd.unit_cost,
+        currency=rules.currency,
+        dealer_id=job.dealer_id,
+        recorded_by=actor.subject,
     )
     unit.swap_part(swap, at)
     await record_repairs(uow, unit)
     return swap_view(swap, at)
 
 
-async def submit_claim(cmd: SubmitClaim, actor: Actor, uow: UnitOfWork, clock: Clock,
-                       rules: WarrantyRules) -> dict[str, Any]:
+async def submit_claim(
+    cmd: SubmitClaim, actor: Actor, uow: UnitOfWork, clock: Clock, rules: WarrantyRules
+) -> dict[str, Any]:
     job = await job_facts(uow.conn, cmd.job_id)
     if job is None or not actor.sees(job.dealer_id, job.technician_id):
         raise NotFound(f"job {cmd.job_id} does not exist", field="job_id")
@@ -195,8 +230,9 @@ async def submit_claim(cmd: SubmitClaim, actor: Actor, uow: UnitOfWork, clock: C
         raise RuleViolation(f"job {cmd.job_id} belongs to no dealer; there is nobody to pay", field="job_id")
     existing = (await uow.conn.execute(select(claims.c.claim_id).where(claims.c.job_id == cmd.job_id))).scalar()
     if existing is not None:
-        raise Conflict(f"job {cmd.job_id} already has claim {existing}; one claim per job", field="job_id",
-                       existing_id=existing)
+        raise Conflict(
+            f"job {cmd.job_id} already has claim {existing}; one claim per job", field="job_id", existing_id=existing
+        )
     if job.last_completed_at is None:
         raise Conflict(f"job {cmd.job_id} has not been completed; claim it once it is", field="job_id")
     request = await request_facts(uow.conn, job.request_id)
@@ -210,10 +246,17 @@ async def submit_claim(cmd: SubmitClaim, actor: Actor, uow: UnitOfWork, clock: C
     facts = ClaimFacts(cmd.job_id, job.request_id, job.last_completed_at, coverage, lines)
     worth = amounts(cmd.labour_minutes, rules.labour_rate_per_hour, lines, cmd.job_id)
     submitted = ClaimSubmitted(
-        claim_id=str(uuid.uuid4()), job_id=cmd.job_id, request_id=job.request_id,
-        serial=request.serial if request is not None else None, dealer_id=dealer_id,
-        labour_minutes=cmd.labour_minutes, swap_ids=list(cmd.swap_ids), labour_amount=worth.labour,
-        parts_amount=worth.parts, total_amount=worth.total, currency=rules.currency,
+        claim_id=str(uuid.uuid4()),
+        job_id=cmd.job_id,
+        request_id=job.request_id,
+        serial=request.serial if request is not None else None,
+        dealer_id=dealer_id,
+        labour_minutes=cmd.labour_minutes,
+        swap_ids=list(cmd.swap_ids),
+        labour_amount=worth.labour,
+        parts_amount=worth.parts,
+        total_amount=worth.total,
+        currency=rules.currency,
         submitted_by=actor.subject,
     )
     claim = uow.add(Claim.submit(submitted, adjudicate(facts, filed_at, rules.claim_days), filed_at))
@@ -238,10 +281,19 @@ async def request_return(cmd: RequestReturn, actor: Actor, uow: UnitOfWork, rule
     return_id = str(uuid.uuid4())
     decision = unit.request_return(return_id, cmd.kind, cmd.reason, at, rules.return_limits, actor.subject)
     status = ("returned" if cmd.kind.value == "return" else "exchanged") if decision.accepted else "rejected"
-    return {"id": return_id, "serial": unit.serial, "kind": cmd.kind.value, "status": status,
-            "basis": decision.basis or None, "reasons": list(decision.reasons), "remedy": decision.remedy or None,
-            "days_since_sale": decision.days_since_sale, "sold_on": unit.sold_on.isoformat() if unit.sold_on else None,
-            "requested_at": rfc3339(at), "reason": cmd.reason}
+    return {
+        "id": return_id,
+        "serial": unit.serial,
+        "kind": cmd.kind.value,
+        "status": status,
+        "basis": decision.basis or None,
+        "reasons": list(decision.reasons),
+        "remedy": decision.remedy or None,
+        "days_since_sale": decision.days_since_sale,
+        "sold_on": unit.sold_on.isoformat() if unit.sold_on else None,
+        "requested_at": rfc3339(at),
+        "reason": cmd.reason,
+    }
 
 
 COMMANDS = {

@@ -38,8 +38,12 @@ class ProductFields(BaseModel):
     model: str = Field(min_length=1, max_length=120)
     product_line: str = Field(min_length=1, max_length=72)
     sold_on: date = Field(description="The sale date; not in the future")
-    dealer_id: str | None = Field(None, min_length=1, max_length=80,
-                                  description="The selling dealer (null: a direct sale); for dealer tokens, its own")
+    dealer_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=80,
+        description="The selling dealer (null: a direct sale); for dealer tokens, its own",
+    )
 
 
 class ImportRejected(Exception):
@@ -61,8 +65,9 @@ class RowChecker:
 
     def check(self, line: int, raw: object) -> None:
         if len(self.rows) + len(self.errors) >= MAX_ROWS:
-            raise ImportRejected(f"an import holds at most {MAX_ROWS} rows", [RowError(line, "body", "too many rows")],
-                                 too_large=True)
+            raise ImportRejected(
+                f"an import holds at most {MAX_ROWS} rows", [RowError(line, "body", "too many rows")], too_large=True
+            )
         if not isinstance(raw, dict):
             self.errors.append(RowError(line, "row", "a row must be a JSON object"))
             return
@@ -83,15 +88,17 @@ class RowChecker:
                 problems.append(RowError(line, "dealer_id", "differs from the token's dealer_id", fields.serial))
             dealer_id = self.dealer_scope
         if fields.serial in self.first_line:
-            problems.append(RowError(line, "serial", f"serial repeated from line {self.first_line[fields.serial]}",
-                                     fields.serial))
+            problems.append(
+                RowError(line, "serial", f"serial repeated from line {self.first_line[fields.serial]}", fields.serial)
+            )
         else:
             self.first_line[fields.serial] = line
         if problems:
             self.errors.extend(problems)
             return
-        self.rows.append((line, RegisterProduct(fields.serial, fields.model, fields.product_line, fields.sold_on,
-                                                dealer_id)))
+        self.rows.append(
+            (line, RegisterProduct(fields.serial, fields.model, fields.product_line, fields.sold_on, dealer_id))
+        )
 
 
 def parse(body: bytes, fmt: ImportFormat, *, today: date, dealer_scope: str | None) -> RowChecker:
@@ -126,11 +133,14 @@ def _read_csv(text: str, checker: RowChecker) -> None:
             if len(record) != len(header):
                 checker.errors.append(RowError(line, "row", f"{len(record)} fields where the header has {len(header)}"))
                 continue
-            checker.check(line, {name: value for name, value in zip(header, record)
-                                 if not (name == "dealer_id" and not value.strip())})
+            checker.check(
+                line,
+                {name: value for name, value in zip(header, record) if not (name == "dealer_id" and not value.strip())},
+            )
     except csv.Error as exc:
-        raise ImportRejected(f"the CSV cannot be read after line {previous_end}: {exc}",
-                             [RowError(previous_end + 1, "row", str(exc))]) from exc
+        raise ImportRejected(
+            f"the CSV cannot be read after line {previous_end}: {exc}", [RowError(previous_end + 1, "row", str(exc))]
+        ) from exc
 
 
 def _check_header(header: list[str], line: int) -> None:

@@ -69,20 +69,34 @@ def adjudicate(facts: ClaimFacts, filed_at: datetime, claim_days: int) -> list[C
     """Every rule with its verdict; the claim is approved when all hold."""
     reasons = []
     if facts.coverage is None:
-        reasons.append(ClaimReason(rule="coverage_valid", ok=False,
-                                   detail=f"request {facts.request_id} of job {facts.job_id} is unknown to warranty"))
+        reasons.append(
+            ClaimReason(
+                rule="coverage_valid",
+                ok=False,
+                detail=f"request {facts.request_id} of job {facts.job_id} is unknown to warranty",
+            )
+        )
     else:
         reasons.append(ClaimReason(rule="coverage_valid", ok=facts.coverage.covered, detail=facts.coverage.reason))
     foreign = [s.swap_id for s in facts.swaps if s.job_id != facts.job_id]
-    reasons.append(ClaimReason(
-        rule="swaps_belong_to_job", ok=not foreign,
-        detail=f"swaps not recorded for job {facts.job_id}: {', '.join(foreign)}" if foreign
-        else f"all {len(facts.swaps)} swap(s) were recorded for job {facts.job_id}"))
+    reasons.append(
+        ClaimReason(
+            rule="swaps_belong_to_job",
+            ok=not foreign,
+            detail=f"swaps not recorded for job {facts.job_id}: {', '.join(foreign)}"
+            if foreign
+            else f"all {len(facts.swaps)} swap(s) were recorded for job {facts.job_id}",
+        )
+    )
     days = (filed_at.date() - facts.completed_at.date()).days
     completed = facts.completed_at.date().isoformat()
-    reasons.append(ClaimReason(
-        rule="filed_within_limit", ok=days <= claim_days,
-        detail=f"filed {days} day(s) after the job's completion on {completed}; the limit is {claim_days}"))
+    reasons.append(
+        ClaimReason(
+            rule="filed_within_limit",
+            ok=days <= claim_days,
+            detail=f"filed {days} day(s) after the job's completion on {completed}; the limit is {claim_days}",
+        )
+    )
     return reasons
 
 
@@ -130,8 +144,17 @@ class Claim(Namespaced, Aggregate):
         claim = cls.new(submitted.claim_id)
         claim.record(submitted, at)
         decided = ClaimApproved if all(r.ok for r in reasons) else ClaimRejected
-        claim.record(decided(claim_id=claim.claim_id, job_id=submitted.job_id, dealer_id=submitted.dealer_id,
-                             reasons=reasons, decided_by=RULES, total_amount=submitted.total_amount), at)
+        claim.record(
+            decided(
+                claim_id=claim.claim_id,
+                job_id=submitted.job_id,
+                dealer_id=submitted.dealer_id,
+                reasons=reasons,
+                decided_by=RULES,
+                total_amount=submitted.total_amount,
+            ),
+            at,
+        )
         return claim
 
     def override(self, approve: bool, officer: str, note: str, at: datetime) -> None:
@@ -141,10 +164,19 @@ class Claim(Namespaced, Aggregate):
             raise InvalidTransition(f"claim {self.claim_id} is already {target.value}", current_status=target.value)
         assert self.submitted is not None
         decided = ClaimApproved if approve else ClaimRejected
-        self.record(decided(claim_id=self.claim_id, job_id=self.submitted.job_id, dealer_id=self.submitted.dealer_id,
-                            reasons=[ClaimReason(rule="officer_override", ok=approve, detail=note)],
-                            decided_by=officer, override=True, note=note,
-                            total_amount=self.submitted.total_amount), at)
+        self.record(
+            decided(
+                claim_id=self.claim_id,
+                job_id=self.submitted.job_id,
+                dealer_id=self.submitted.dealer_id,
+                reasons=[ClaimReason(rule="officer_override", ok=approve, detail=note)],
+                decided_by=officer,
+                override=True,
+                note=note,
+                total_amount=self.submitted.total_amount,
+            ),
+            at,
+        )
 
     @property
     def claim_id(self) -> str:
@@ -164,5 +196,6 @@ class Claim(Namespaced, Aggregate):
                 self.submitted, self.submitted_at = data, occurred_at
             case ClaimApproved() | ClaimRejected():
                 status = ClaimStatus.approved if isinstance(data, ClaimApproved) else ClaimStatus.rejected
-                self.decisions.append(Decision(status, list(data.reasons), data.decided_by, data.override,
-                                               data.note, occurred_at))
+                self.decisions.append(
+                    Decision(status, list(data.reasons), data.decided_by, data.override, data.note, occurred_at)
+                )

@@ -89,8 +89,10 @@ class Sale:
     def describe(self) -> str:
         if self.basis == CoverageBasis.registered_sale:
             return f"the registered sale on {self.sold_on.isoformat()}"
-        return (f"the purchase date {self.sold_on.isoformat()} given on the request "
-                f"(serial {self.serial} is not registered)")
+        return (
+            f"the purchase date {self.sold_on.isoformat()} given on the request "
+            f"(serial {self.serial} is not registered)"
+        )
 
 
 @dataclass(frozen=True)
@@ -112,18 +114,27 @@ class UnitCoverage:
     parts: dict[str, date | None]
 
 
-def judge(sale: Sale | None, policy: Policy | None, on: date, category: str | None = None,
-          serial: str = "") -> Verdict:
+def judge(sale: Sale | None, policy: Policy | None, on: date, category: str | None = None, serial: str = "") -> Verdict:
     """Is the unit (or its part `category`) covered on day `on`? Always with the reason."""
     if sale is None or policy is None:
-        return Verdict(False, None, f"not covered: serial {serial or '?'} is not registered and the request gives "
-                                    "no purchase date", CoverageBasis.none, category)
+        return Verdict(
+            False,
+            None,
+            f"not covered: serial {serial or '?'} is not registered and the request gives no purchase date",
+            CoverageBasis.none,
+            category,
+        )
     months, subject = policy.months, "the unit"
     if category is not None:
         category = normalize_category(category)
         if category in policy.excluded_categories:
-            return Verdict(False, None, f"not covered: part category {category} is an excluded wear part of "
-                                        f"product line {policy.product_line}", sale.basis, category)
+            return Verdict(
+                False,
+                None,
+                f"not covered: part category {category} is an excluded wear part of product line {policy.product_line}",
+                sale.basis,
+                category,
+            )
         if category in policy.part_months:
             months, subject = policy.part_months[category], f"part category {category}"
     terms = policy.describe() if subject == "the unit" else f"{months}-month coverage of {subject}"
@@ -131,25 +142,43 @@ def judge(sale: Sale | None, policy: Policy | None, on: date, category: str | No
         return Verdict(False, None, f"not covered: {policy.describe()}", sale.basis, category)
     expires_on = coverage_end(sale.sold_on, months)
     if on < sale.sold_on:
-        return Verdict(False, expires_on, f"not covered: {on.isoformat()} is before {sale.describe()}",
-                       sale.basis, category)
+        return Verdict(
+            False, expires_on, f"not covered: {on.isoformat()} is before {sale.describe()}", sale.basis, category
+        )
     if on > expires_on:
-        return Verdict(False, expires_on, f"not covered: the {terms} from {sale.describe()} ended on "
-                                          f"{expires_on.isoformat()}", sale.basis, category)
-    return Verdict(True, expires_on, f"covered: {on.isoformat()} is within the {terms} from {sale.describe()} "
-                                     f"(through {expires_on.isoformat()})", sale.basis, category)
+        return Verdict(
+            False,
+            expires_on,
+            f"not covered: the {terms} from {sale.describe()} ended on {expires_on.isoformat()}",
+            sale.basis,
+            category,
+        )
+    return Verdict(
+        True,
+        expires_on,
+        f"covered: {on.isoformat()} is within the {terms} from {sale.describe()} (through {expires_on.isoformat()})",
+        sale.basis,
+        category,
+    )
 
 
 def unit_coverage(sale: Sale, policy: Policy, on: date) -> UnitCoverage:
     """The unit's verdict on `on` plus the last covered day of every category the policy names (None for an
     excluded wear part)."""
-    parts: dict[str, date | None] = {c: coverage_end(sale.sold_on, m) if m > 0 else None
-                                     for c, m in sorted(policy.part_months.items())}
+    parts: dict[str, date | None] = {
+        c: coverage_end(sale.sold_on, m) if m > 0 else None for c, m in sorted(policy.part_months.items())
+    }
     parts.update({c: None for c in sorted(policy.excluded_categories)})
     return UnitCoverage(judge(sale, policy, on, serial=sale.serial), sale, policy, parts)
 
 
-def policy_from(product_line: str, months: int, part_months: Mapping[str, int], excluded: Iterable[str],
-                effective_from: date | None) -> Policy:
-    return Policy(product_line, months, {normalize_category(c): m for c, m in part_months.items()},
-                  frozenset(normalize_category(c) for c in excluded), effective_from)
+def policy_from(
+    product_line: str, months: int, part_months: Mapping[str, int], excluded: Iterable[str], effective_from: date | None
+) -> Policy:
+    return Policy(
+        product_line,
+        months,
+        {normalize_category(c): m for c, m in part_months.items()},
+        frozenset(normalize_category(c) for c in excluded),
+        effective_from,
+    )

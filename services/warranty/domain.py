@@ -60,8 +60,10 @@ class Entitlement:
 
     def describe(self) -> str:
         first, second = self.repair_job_ids
-        return (f"repaired twice within warranty for the same fault (part category {self.fault_category}: jobs "
-                f"{first} and {second}, both completed fixed) and it failed again (job {self.failure_job_id})")
+        return (
+            f"repaired twice within warranty for the same fault (part category {self.fault_category}: jobs "
+            f"{first} and {second}, both completed fixed) and it failed again (job {self.failure_job_id})"
+        )
 
 
 def two_repair_entitlement(swaps: list[SwapFact], repaired_at: dict[str, datetime]) -> Entitlement | None:
@@ -88,14 +90,16 @@ class ReturnDecision:
     days_since_sale: int
 
 
-def decide_return(kind: ReturnKind, sold_on: date, on: date, limits: ReturnLimits,
-                  entitlement: Entitlement | None) -> ReturnDecision:
+def decide_return(
+    kind: ReturnKind, sold_on: date, on: date, limits: ReturnLimits, entitlement: Entitlement | None
+) -> ReturnDecision:
     """Return within `return_days` days of sale, exchange within `exchange_days`, otherwise repair, unless the
     two-repair rule entitles the unit. Day 0 is the sale date, so with 7 days a unit sold on the 1st may be
     returned through the 8th."""
     if on < sold_on:
-        raise RuleViolation(f"the return date {on.isoformat()} is before the sale on {sold_on.isoformat()}",
-                            field="occurred_at")
+        raise RuleViolation(
+            f"the return date {on.isoformat()} is before the sale on {sold_on.isoformat()}", field="occurred_at"
+        )
     days = (on - sold_on).days
     window = limits.return_days if kind == ReturnKind.return_ else limits.exchange_days
     if days <= window:
@@ -103,8 +107,10 @@ def decide_return(kind: ReturnKind, sold_on: date, on: date, limits: ReturnLimit
         return ReturnDecision(True, f"within_{kind.value}_days", (why,), "", days)
     if entitlement is not None:
         return ReturnDecision(True, "two_repair_rule", (entitlement.describe(),), "", days)
-    reasons = [f"{kind.value} window of {window} days after the sale on {sold_on.isoformat()} has passed "
-               f"({days} days)", "the unit has no two-repair entitlement"]
+    reasons = [
+        f"{kind.value} window of {window} days after the sale on {sold_on.isoformat()} has passed ({days} days)",
+        "the unit has no two-repair entitlement",
+    ]
     remedy = "exchange" if kind == ReturnKind.return_ and days <= limits.exchange_days else "repair"
     return ReturnDecision(False, "", tuple(reasons), remedy, days)
 
@@ -138,8 +144,12 @@ class Unit(Namespaced, Aggregate):
             raise Conflict(f"serial {self.serial} is already registered (sold on {self.sold_on})", field="serial")
         if sold_on > at.date():
             raise RuleViolation(f"sold_on {sold_on.isoformat()} is in the future", field="sold_on")
-        self.record(ProductRegistered(serial=self.serial, model=model, product_line=product_line, sold_on=sold_on,
-                                      dealer_id=dealer_id), at)
+        self.record(
+            ProductRegistered(
+                serial=self.serial, model=model, product_line=product_line, sold_on=sold_on, dealer_id=dealer_id
+            ),
+            at,
+        )
 
     def swap_part(self, swap: PartSwapped, at: datetime) -> None:
         if any(s.swap_id == swap.swap_id for s in self.swaps):
@@ -147,34 +157,72 @@ class Unit(Namespaced, Aggregate):
         self.record(swap, at)
         self._establish_entitlement()
 
-    def request_return(self, return_id: str, kind: ReturnKind, reason: str, at: datetime, limits: ReturnLimits,
-                       requested_by: str) -> ReturnDecision:
+    def request_return(
+        self, return_id: str, kind: ReturnKind, reason: str, at: datetime, limits: ReturnLimits, requested_by: str
+    ) -> ReturnDecision:
         if not self.registered or self.sold_on is None:
             raise RuleViolation(f"serial {self.serial} has no registered sale to count the days from", field="serial")
         if self.outcome is not None:
             raise Conflict(f"serial {self.serial} was already {self.outcome}", field="serial")
         decision = decide_return(kind, self.sold_on, at.date(), limits, self.entitlement)
         if not decision.accepted:
-            self.record(ReturnRejected(return_id=return_id, serial=self.serial, kind=kind, reason=reason,
-                                       reasons=list(decision.reasons), remedy=decision.remedy,
-                                       days_since_sale=decision.days_since_sale, requested_by=requested_by), at)
+            self.record(
+                ReturnRejected(
+                    return_id=return_id,
+                    serial=self.serial,
+                    kind=kind,
+                    reason=reason,
+                    reasons=list(decision.reasons),
+                    remedy=decision.remedy,
+                    days_since_sale=decision.days_since_sale,
+                    requested_by=requested_by,
+                ),
+                at,
+            )
         elif kind == ReturnKind.return_:
-            self.record(UnitReturned(return_id=return_id, serial=self.serial, reason=reason, basis=decision.basis,
-                                     days_since_sale=decision.days_since_sale, requested_by=requested_by), at)
+            self.record(
+                UnitReturned(
+                    return_id=return_id,
+                    serial=self.serial,
+                    reason=reason,
+                    basis=decision.basis,
+                    days_since_sale=decision.days_since_sale,
+                    requested_by=requested_by,
+                ),
+                at,
+            )
         else:
-            self.record(UnitExchanged(return_id=return_id, serial=self.serial, reason=reason, basis=decision.basis,
-                                      days_since_sale=decision.days_since_sale, requested_by=requested_by), at)
+            self.record(
+                UnitExchanged(
+                    return_id=return_id,
+                    serial=self.serial,
+                    reason=reason,
+                    basis=decision.basis,
+                    days_since_sale=decision.days_since_sale,
+                    requested_by=requested_by,
+                ),
+                at,
+            )
         return decision
 
     # --- reactions (idempotent: a fact already reflected changes nothing) ------------------------------
 
-    def note_repair(self, job_id: str, request_id: str, technician_id: str | None, dealer_id: str | None,
-                    at: datetime) -> None:
+    def note_repair(
+        self, job_id: str, request_id: str, technician_id: str | None, dealer_id: str | None, at: datetime
+    ) -> None:
         """A job for this unit was completed fixed: keep the repair record, then apply the two-repair rule."""
         if job_id in self.repaired_at:
             return
-        self.record(UnitRepairRecorded(serial=self.serial, job_id=job_id, request_id=request_id,
-                                       technician_id=technician_id, dealer_id=dealer_id), at)
+        self.record(
+            UnitRepairRecorded(
+                serial=self.serial,
+                job_id=job_id,
+                request_id=request_id,
+                technician_id=technician_id,
+                dealer_id=dealer_id,
+            ),
+            at,
+        )
         self._establish_entitlement()
 
     def _establish_entitlement(self) -> None:
@@ -183,10 +231,16 @@ class Unit(Namespaced, Aggregate):
             return
         found = two_repair_entitlement(self.swaps, self.repaired_at)
         if found is not None and found.failed_at is not None:
-            self.record(UnitExchangeEntitled(serial=self.serial, fault_category=found.fault_category,
-                                             repair_job_ids=list(found.repair_job_ids),
-                                             failure_job_id=found.failure_job_id, reason=found.describe()),
-                        found.failed_at)
+            self.record(
+                UnitExchangeEntitled(
+                    serial=self.serial,
+                    fault_category=found.fault_category,
+                    repair_job_ids=list(found.repair_job_ids),
+                    failure_job_id=found.failure_job_id,
+                    reason=found.describe(),
+                ),
+                found.failed_at,
+            )
 
     # --- state ----------------------------------------------------------------------------------------
 
@@ -207,8 +261,7 @@ class Unit(Namespaced, Aggregate):
                 self.repaired_at[data.job_id] = occurred_at
             case UnitExchangeEntitled():
                 first, second = data.repair_job_ids[:2]
-                self.entitlement = Entitlement(data.fault_category, (first, second), data.failure_job_id,
-                                               occurred_at)
+                self.entitlement = Entitlement(data.fault_category, (first, second), data.failure_job_id, occurred_at)
             case UnitReturned():
                 self.outcome = "returned"
             case UnitExchanged():
@@ -227,16 +280,31 @@ class ProductLinePolicy(Namespaced, Aggregate):
     product_line: str | None = None
     versions: dict[date | None, Policy] = field(default_factory=dict)
 
-    def set(self, product_line: str, months: int, part_months: dict[str, int], excluded: list[str],
-            effective_from: date | None, at: datetime) -> None:
+    def set(
+        self,
+        product_line: str,
+        months: int,
+        part_months: dict[str, int],
+        excluded: list[str],
+        effective_from: date | None,
+        at: datetime,
+    ) -> None:
         policy = policy_from(product_line, months, part_months, excluded, effective_from)
         overlap = set(policy.part_months) & policy.excluded_categories
         if overlap:
-            raise RuleViolation(f"categories both excluded and given months: {', '.join(sorted(overlap))}",
-                                field="excluded_categories")
-        self.record(WarrantyPolicySet(product_line=product_line, months=months, part_months=dict(policy.part_months),
-                                      excluded_categories=sorted(policy.excluded_categories),
-                                      effective_from=effective_from), at)
+            raise RuleViolation(
+                f"categories both excluded and given months: {', '.join(sorted(overlap))}", field="excluded_categories"
+            )
+        self.record(
+            WarrantyPolicySet(
+                product_line=product_line,
+                months=months,
+                part_months=dict(policy.part_months),
+                excluded_categories=sorted(policy.excluded_categories),
+                effective_from=effective_from,
+            ),
+            at,
+        )
 
     def book(self, product_line: str, default_months: int) -> PolicyBook:
         return PolicyBook(product_line, tuple(self.versions.values()), default_months)
@@ -245,8 +313,9 @@ class ProductLinePolicy(Namespaced, Aggregate):
         if isinstance(data, WarrantyPolicySet):
             self.product_line = data.product_line
             # A version for the same effective date replaces the earlier one.
-            self.versions[data.effective_from] = policy_from(data.product_line, data.months, data.part_months,
-                                                             data.excluded_categories, data.effective_from)
+            self.versions[data.effective_from] = policy_from(
+                data.product_line, data.months, data.part_months, data.excluded_categories, data.effective_from
+            )
 
 
 @dataclass
@@ -261,9 +330,18 @@ class CoverageCheck(Namespaced, Aggregate):
     def note_received(self, serial: str, verdict: Verdict, judged_on: date, at: datetime) -> None:
         if self.checked:
             return
-        self.record(WarrantyChecked(request_id=self.business_id, serial=serial, covered=verdict.covered,
-                                    expires_on=verdict.expires_on, reason=verdict.reason, basis=verdict.basis,
-                                    judged_on=judged_on), at)
+        self.record(
+            WarrantyChecked(
+                request_id=self.business_id,
+                serial=serial,
+                covered=verdict.covered,
+                expires_on=verdict.expires_on,
+                reason=verdict.reason,
+                basis=verdict.basis,
+                judged_on=judged_on,
+            ),
+            at,
+        )
 
     def apply(self, data: EventData, occurred_at: datetime) -> None:
         if isinstance(data, WarrantyChecked):

@@ -57,9 +57,15 @@ async def project_policy(conn: AsyncConnection, policy: ProductLinePolicy, store
 async def project_check(conn: AsyncConnection, check: CoverageCheck, stored: Sequence[EventEnvelope]) -> None:
     """A coverage check has no row; its entry belongs to the request's unit and dealer (as intake said)."""
     request = await request_facts(conn, check.business_id)
-    await _on_timeline(conn, stored, timeline.Context(
-        serial=request.serial if request else None, request_id=check.business_id,
-        dealer_id=request.dealer_id if request else None))
+    await _on_timeline(
+        conn,
+        stored,
+        timeline.Context(
+            serial=request.serial if request else None,
+            request_id=check.business_id,
+            dealer_id=request.dealer_id if request else None,
+        ),
+    )
 
 
 PROJECTIONS = Projections()

@@ -40,8 +40,14 @@ class WarrantyQueries:
         on = on or self.clock.now().date()
         async with self.db.read() as conn:
             # Aggregates folded on a read connection: a unit of work that is never committed.
-            uow = UnitOfWork(conn, store=self.store, projections=PROJECTIONS, clock=self.clock,
-                             time_rules=TimeRules(), metadata=new_metadata())
+            uow = UnitOfWork(
+                conn,
+                store=self.store,
+                projections=PROJECTIONS,
+                clock=self.clock,
+                time_rules=TimeRules(),
+                metadata=new_metadata(),
+            )
             unit = await find(uow, Unit, serial)
             sale = unit.sale() if unit is not None else None
             if sale is None:
@@ -49,19 +55,31 @@ class WarrantyQueries:
             policy = (await policy_book(uow, unit.product_line, self.rules)).for_sale(sale.sold_on)
         view = unit_coverage(sale, policy, on)
         body = {
-            "serial": serial, "on": on.isoformat(), "covered": view.verdict.covered,
+            "serial": serial,
+            "on": on.isoformat(),
+            "covered": view.verdict.covered,
             "expires_on": view.verdict.expires_on.isoformat() if view.verdict.expires_on else None,
             "parts": {c: (d.isoformat() if d else None) for c, d in view.parts.items()},
-            "excluded_categories": sorted(policy.excluded_categories), "reason": view.verdict.reason,
-            "basis": view.verdict.basis.value, "sold_on": sale.sold_on.isoformat(), "product_line": unit.product_line,
-            "policy": {"months": policy.months, "part_months": dict(policy.part_months),
-                       "effective_from": policy.effective_from.isoformat() if policy.effective_from else None,
-                       "default": policy.is_default},
+            "excluded_categories": sorted(policy.excluded_categories),
+            "reason": view.verdict.reason,
+            "basis": view.verdict.basis.value,
+            "sold_on": sale.sold_on.isoformat(),
+            "product_line": unit.product_line,
+            "policy": {
+                "months": policy.months,
+                "part_months": dict(policy.part_months),
+                "effective_from": policy.effective_from.isoformat() if policy.effective_from else None,
+                "default": policy.is_default,
+            },
         }
         if category is not None:  # the category's own verdict, by the same rules as a swap
             part = judge(sale, policy, on, category, serial)
-            body["part"] = {"category": part.category, "covered": part.covered,
-                            "until": part.expires_on.isoformat() if part.expires_on else None, "reason": part.reason}
+            body["part"] = {
+                "category": part.category,
+                "covered": part.covered,
+                "until": part.expires_on.isoformat() if part.expires_on else None,
+                "reason": part.reason,
+            }
         return body
 
     async def product(self, serial: str, actor: Actor) -> dict[str, Any]:
@@ -71,11 +89,15 @@ class WarrantyQueries:
             raise NotFound(f"serial {serial} is not registered", field="serial")
         return product_view(row)
 
-    async def products(self, actor: Actor, *, dealer_id: str | None, product_line: str | None, limit: int,
-                       after: int | None) -> Page:
+    async def products(
+        self, actor: Actor, *, dealer_id: str | None, product_line: str | None, limit: int, after: int | None
+    ) -> Page:
         query = select(products)
-        for column, value in ((products.c.dealer_id, actor.dealer_scope), (products.c.dealer_id, dealer_id),
-                              (products.c.product_line, product_line)):
+        for column, value in (
+            (products.c.dealer_id, actor.dealer_scope),
+            (products.c.dealer_id, dealer_id),
+            (products.c.product_line, product_line),
+        ):
             if value is not None:
                 query = query.where(column == value)
         if after is not None:
@@ -88,8 +110,10 @@ class WarrantyQueries:
         async with self.db.read() as conn:
             view = (await conn.execute(select(policies.c.view).where(policies.c.product_line == product_line))).scalar()
         if view is None:
-            raise NotFound(f"product line {product_line} has no warranty policy "
-                           f"(the default of {self.rules.default_months} months applies)")
+            raise NotFound(
+                f"product line {product_line} has no warranty policy "
+                f"(the default of {self.rules.default_months} months applies)"
+            )
         return json.loads(view)
 
     async def policies(self, limit: int, after: str | None) -> Page:
@@ -107,11 +131,15 @@ class WarrantyQueries:
             raise NotFound(f"part swap {swap_id} does not exist")
         return json.loads(row.view)
 
-    async def swaps(self, actor: Actor, *, job_id: str | None, serial: str | None, limit: int,
-                    after: int | None) -> Page:
+    async def swaps(
+        self, actor: Actor, *, job_id: str | None, serial: str | None, limit: int, after: int | None
+    ) -> Page:
         query = select(swaps)
-        for column, value in ((swaps.c.dealer_id, actor.dealer_scope), (swaps.c.job_id, job_id),
-                              (swaps.c.serial, serial)):
+        for column, value in (
+            (swaps.c.dealer_id, actor.dealer_scope),
+            (swaps.c.job_id, job_id),
+            (swaps.c.serial, serial),
+        ):
             if value is not None:
                 query = query.where(column == value)
         if after is not None:
@@ -127,12 +155,24 @@ class WarrantyQueries:
             raise NotFound(f"claim {claim_id} does not exist")
         return json.loads(row.view)
 
-    async def claims(self, actor: Actor, *, status: str | None, job_id: str | None, dealer_id: str | None,
-                     limit: int, after: int | None) -> Page:
+    async def claims(
+        self,
+        actor: Actor,
+        *,
+        status: str | None,
+        job_id: str | None,
+        dealer_id: str | None,
+        limit: int,
+        after: int | None,
+    ) -> Page:
         """Newest first."""
         query = select(claims)
-        for column, value in ((claims.c.dealer_id, actor.dealer_scope), (claims.c.dealer_id, dealer_id),
-                              (claims.c.status, status), (claims.c.job_id, job_id)):
+        for column, value in (
+            (claims.c.dealer_id, actor.dealer_scope),
+            (claims.c.dealer_id, dealer_id),
+            (claims.c.status, status),
+            (claims.c.job_id, job_id),
+        ):
             if value is not None:
                 query = query.where(column == value)
         if after is not None:
@@ -143,9 +183,11 @@ class WarrantyQueries:
 
     async def history(self, serial: str, actor: Actor, *, limit: int, after: tuple[datetime, int] | None) -> Page:
         async with self.db.read() as conn:
-            items, cursor = await timeline.history(conn, serial, dealer_scope=actor.dealer_scope, after=after,
-                                                   limit=limit)
+            items, cursor = await timeline.history(
+                conn, serial, dealer_scope=actor.dealer_scope, after=after, limit=limit
+            )
         if not items and after is None:
-            raise NotFound(f"serial {serial} has no history" + (" of yours" if actor.dealer_scope else ""),
-                           field="serial")
+            raise NotFound(
+                f"serial {serial} has no history" + (" of yours" if actor.dealer_scope else ""), field="serial"
+            )
         return items, cursor

@@ -31,20 +31,34 @@ CONSUMES = [INTAKE, DISPATCH]
 
 # Steps that only go on the unit's timeline. A type the contract registry does not know is left out.
 TIMELINE_ONLY = (
-    "service_request.triaged", "service_request.escalated", "service_request.cancelled",
-    "service_request.resolved", "service_request.closed",
-    "job.accepted", "job.arrived", "job.cancelled", "revisit.done",
+    "service_request.triaged",
+    "service_request.escalated",
+    "service_request.cancelled",
+    "service_request.resolved",
+    "service_request.closed",
+    "job.accepted",
+    "job.arrived",
+    "job.cancelled",
+    "revisit.done",
 )
 
 
-async def request_received(event: IncomingEvent[ServiceRequestReceived], uow: UnitOfWork,
-                           rules: WarrantyRules) -> None:
+async def request_received(event: IncomingEvent[ServiceRequestReceived], uow: UnitOfWork, rules: WarrantyRules) -> None:
     data = event.data
     serial = data.product.serial
-    await upsert(uow.conn, known_requests, {
-        "request_id": data.request_id, "serial": serial, "dealer_id": data.dealer_id,
-        "product_line": data.product.product_line, "purchase_date": data.purchase_date, "received_at": event.time,
-    }, key="request_id")
+    await upsert(
+        uow.conn,
+        known_requests,
+        {
+            "request_id": data.request_id,
+            "serial": serial,
+            "dealer_id": data.dealer_id,
+            "product_line": data.product.product_line,
+            "purchase_date": data.purchase_date,
+            "received_at": event.time,
+        },
+        key="request_id",
+    )
     await timeline.add(uow.conn, [timeline.incoming_row(event, dealer_id=data.dealer_id)])
     await judge_received_request(uow, rules, await request_facts(uow.conn, data.request_id), event.time)
     await _settle_repairs(uow, serial)
@@ -52,17 +66,25 @@ async def request_received(event: IncomingEvent[ServiceRequestReceived], uow: Un
 
 async def job_created(event: IncomingEvent[JobCreated], uow: UnitOfWork) -> None:
     data = event.data
-    await upsert(uow.conn, known_jobs, {"job_id": data.job_id, "request_id": data.request_id,
-                                        "dealer_id": data.dealer_id, "created_at": event.time},
-                 key="job_id", update=["dealer_id", "created_at"])
+    await upsert(
+        uow.conn,
+        known_jobs,
+        {"job_id": data.job_id, "request_id": data.request_id, "dealer_id": data.dealer_id, "created_at": event.time},
+        key="job_id",
+        update=["dealer_id", "created_at"],
+    )
     await timeline.add(uow.conn, [timeline.incoming_row(event)])
 
 
 async def job_assigned(event: IncomingEvent[JobAssigned], uow: UnitOfWork) -> None:
     data = event.data
-    await upsert(uow.conn, known_jobs, {"job_id": data.job_id, "request_id": data.request_id,
-                                        "technician_id": data.technician_id},
-                 key="job_id", update=["technician_id"])
+    await upsert(
+        uow.conn,
+        known_jobs,
+        {"job_id": data.job_id, "request_id": data.request_id, "technician_id": data.technician_id},
+        key="job_id",
+        update=["technician_id"],
+    )
     await on_timeline(event, uow)
 
 
@@ -111,8 +133,11 @@ def _timeline_only(event_class: type[EventData]) -> Callable[..., Awaitable[None
     async def put_on_timeline(event: IncomingEvent[Any], uow: UnitOfWork) -> None:
         await on_timeline(event, uow)
 
-    put_on_timeline.__annotations__ = {"event": IncomingEvent[event_class], "uow": UnitOfWork,  # type: ignore[valid-type]
-                                       "return": None}
+    put_on_timeline.__annotations__ = {
+        "event": IncomingEvent[event_class],
+        "uow": UnitOfWork,  # type: ignore[valid-type]
+        "return": None,
+    }
     return put_on_timeline
 
 

@@ -108,15 +108,26 @@ def _time(value: datetime | None) -> str | None:
 
 # --- own aggregates -----------------------------------------------------------------------------------
 
+
 def swap_view(data: PartSwapped, at: datetime) -> dict[str, Any]:
     return {
-        "id": data.swap_id, "job_id": data.job_id, "request_id": data.request_id, "serial": data.serial,
-        "part_number": data.part_number, "part_category": data.part_category, "quantity": data.quantity,
-        "old_part_serial": data.old_part_serial, "new_part_serial": data.new_part_serial,
-        "covered": data.covered, "covered_until": data.covered_until.isoformat() if data.covered_until else None,
-        "reason": data.reason, "unit_cost": str(data.unit_cost),
+        "id": data.swap_id,
+        "job_id": data.job_id,
+        "request_id": data.request_id,
+        "serial": data.serial,
+        "part_number": data.part_number,
+        "part_category": data.part_category,
+        "quantity": data.quantity,
+        "old_part_serial": data.old_part_serial,
+        "new_part_serial": data.new_part_serial,
+        "covered": data.covered,
+        "covered_until": data.covered_until.isoformat() if data.covered_until else None,
+        "reason": data.reason,
+        "unit_cost": str(data.unit_cost),
         "amount": str(money(data.unit_cost * data.quantity)),
-        "currency": data.currency, "dealer_id": data.dealer_id, "recorded_by": data.recorded_by,
+        "currency": data.currency,
+        "dealer_id": data.dealer_id,
+        "recorded_by": data.recorded_by,
         "swapped_at": _time(at),
     }
 
@@ -126,15 +137,34 @@ def claim_view(claim: Claim) -> dict[str, Any]:
     assert submitted is not None
     latest = claim.decisions[-1] if claim.decisions else None
     return {
-        "id": claim.claim_id, "job_id": submitted.job_id, "request_id": submitted.request_id, "serial": submitted.serial,
-        "dealer_id": submitted.dealer_id, "status": claim.status.value if claim.status else None,
-        "labour_minutes": submitted.labour_minutes, "swap_ids": submitted.swap_ids,
-        "amounts": {"labour": str(submitted.labour_amount), "parts": str(submitted.parts_amount),
-                    "total": str(submitted.total_amount), "currency": submitted.currency},
-        "submitted_by": submitted.submitted_by, "submitted_at": _time(claim.submitted_at),
+        "id": claim.claim_id,
+        "job_id": submitted.job_id,
+        "request_id": submitted.request_id,
+        "serial": submitted.serial,
+        "dealer_id": submitted.dealer_id,
+        "status": claim.status.value if claim.status else None,
+        "labour_minutes": submitted.labour_minutes,
+        "swap_ids": submitted.swap_ids,
+        "amounts": {
+            "labour": str(submitted.labour_amount),
+            "parts": str(submitted.parts_amount),
+            "total": str(submitted.total_amount),
+            "currency": submitted.currency,
+        },
+        "submitted_by": submitted.submitted_by,
+        "submitted_at": _time(claim.submitted_at),
         "reasons": [r.model_dump() for r in latest.reasons] if latest else [],
-        "decisions": [{"status": d.status.value, "decided_by": d.decided_by, "override": d.override, "note": d.note,
-                       "reasons": [r.model_dump() for r in d.reasons], "at": _time(d.at)} for d in claim.decisions],
+        "decisions": [
+            {
+                "status": d.status.value,
+                "decided_by": d.decided_by,
+                "override": d.override,
+                "note": d.note,
+                "reasons": [r.model_dump() for r in d.reasons],
+                "at": _time(d.at),
+            }
+            for d in claim.decisions
+        ],
         "version": claim.version,
     }
 
@@ -143,22 +173,39 @@ def policy_view(policy: ProductLinePolicy) -> dict[str, Any]:
     versions = sorted(policy.versions.values(), key=lambda p: p.effective_from.toordinal() if p.effective_from else 0)
     return {
         "product_line": policy.product_line,
-        "versions": [{"effective_from": p.effective_from.isoformat() if p.effective_from else None,
-                      "months": p.months, "part_months": dict(sorted(p.part_months.items())),
-                      "excluded_categories": sorted(p.excluded_categories)} for p in versions],
+        "versions": [
+            {
+                "effective_from": p.effective_from.isoformat() if p.effective_from else None,
+                "months": p.months,
+                "part_months": dict(sorted(p.part_months.items())),
+                "excluded_categories": sorted(p.excluded_categories),
+            }
+            for p in versions
+        ],
         "version": policy.version,
     }
 
 
 def product_view(row: Any) -> dict[str, Any]:
-    return {"serial": row.serial, "model": row.model, "product_line": row.product_line,
-            "sold_on": row.sold_on.isoformat(), "dealer_id": row.dealer_id, "registered_at": _time(row.registered_at)}
+    return {
+        "serial": row.serial,
+        "model": row.model,
+        "product_line": row.product_line,
+        "sold_on": row.sold_on.isoformat(),
+        "dealer_id": row.dealer_id,
+        "registered_at": _time(row.registered_at),
+    }
 
 
 async def save_claim_row(conn: AsyncConnection, claim: Claim, stored: Sequence[EventEnvelope]) -> None:
-    row = {"claim_id": claim.claim_id, "position": stored[0].position, "job_id": claim.submitted.job_id,
-           "dealer_id": claim.dealer_id, "status": claim.status.value,
-           "view": json.dumps(claim_view(claim), ensure_ascii=False)}
+    row = {
+        "claim_id": claim.claim_id,
+        "position": stored[0].position,
+        "job_id": claim.submitted.job_id,
+        "dealer_id": claim.dealer_id,
+        "status": claim.status.value,
+        "view": json.dumps(claim_view(claim), ensure_ascii=False),
+    }
     await upsert(conn, claims, row, key="claim_id", update=["status", "view"])
 
 
@@ -173,15 +220,32 @@ async def save_unit_rows(conn: AsyncConnection, stored: Sequence[EventEnvelope])
     for envelope in stored:
         if envelope.type == ProductRegistered.event_type:
             data = ProductRegistered.model_validate_json(envelope.data)
-            registered.append({"serial": data.serial, "position": envelope.position, "model": data.model,
-                               "product_line": data.product_line, "sold_on": data.sold_on,
-                               "dealer_id": data.dealer_id, "registered_at": envelope.time})
+            registered.append(
+                {
+                    "serial": data.serial,
+                    "position": envelope.position,
+                    "model": data.model,
+                    "product_line": data.product_line,
+                    "sold_on": data.sold_on,
+                    "dealer_id": data.dealer_id,
+                    "registered_at": envelope.time,
+                }
+            )
         elif envelope.type == PartSwapped.event_type:
             data = PartSwapped.model_validate_json(envelope.data)
-            swapped.append({"swap_id": data.swap_id, "position": envelope.position, "job_id": data.job_id,
-                            "serial": data.serial, "dealer_id": data.dealer_id, "covered": data.covered,
-                            "quantity": data.quantity, "unit_cost": str(data.unit_cost),
-                            "view": json.dumps(swap_view(data, envelope.time), ensure_ascii=False)})
+            swapped.append(
+                {
+                    "swap_id": data.swap_id,
+                    "position": envelope.position,
+                    "job_id": data.job_id,
+                    "serial": data.serial,
+                    "dealer_id": data.dealer_id,
+                    "covered": data.covered,
+                    "quantity": data.quantity,
+                    "unit_cost": str(data.unit_cost),
+                    "view": json.dumps(swap_view(data, envelope.time), ensure_ascii=False),
+                }
+            )
     if registered:
         await conn.execute(products.insert(), registered)
     if swapped:
@@ -192,7 +256,7 @@ async def registered_among(conn: AsyncConnection, serials: list[str]) -> set[str
     """Which of `serials` are registered already (in chunks, so thousands fit a statement's parameters)."""
     found: set[str] = set()
     for start in range(0, len(serials), 500):
-        chunk = serials[start:start + 500]
+        chunk = serials[start : start + 500]
         rows = await conn.execute(select(products.c.serial).where(products.c.serial.in_(chunk)))
         found.update(r.serial for r in rows)
     return found
@@ -202,14 +266,18 @@ async def unit_streams_among(conn: AsyncConnection, serials: list[str]) -> set[s
     """Which of `serials` have a unit stream already (swapped before their sale was registered)."""
     found: set[str] = set()
     for start in range(0, len(serials), 500):
-        streams = [Unit.stream_id(serial) for serial in serials[start:start + 500]]
-        rows = await conn.execute(select(events.c.stream_id).distinct().where(
-            events.c.stream_id.in_(streams), events.c.stream_type == Unit.stream_type))
+        streams = [Unit.stream_id(serial) for serial in serials[start : start + 500]]
+        rows = await conn.execute(
+            select(events.c.stream_id)
+            .distinct()
+            .where(events.c.stream_id.in_(streams), events.c.stream_type == Unit.stream_type)
+        )
         found.update(r.stream_id.removeprefix(Unit.stream_id("")) for r in rows)
     return found
 
 
 # --- facts from other services ------------------------------------------------------------------------
+
 
 async def request_facts(conn: AsyncConnection, request_id: str) -> Any:
     return (await conn.execute(select(known_requests).where(known_requests.c.request_id == request_id))).first()
@@ -222,8 +290,13 @@ async def job_facts(conn: AsyncConnection, job_id: str) -> Any:
 async def fixed_jobs_of(conn: AsyncConnection, serial: str) -> list[Any]:
     """The unit's jobs that dispatch completed fixed, whichever order intake's and dispatch's events came in."""
     query = (
-        select(known_jobs.c.job_id, known_jobs.c.request_id, known_jobs.c.dealer_id, known_jobs.c.first_fixed_at,
-               known_jobs.c.fixed_by)
+        select(
+            known_jobs.c.job_id,
+            known_jobs.c.request_id,
+            known_jobs.c.dealer_id,
+            known_jobs.c.first_fixed_at,
+            known_jobs.c.fixed_by,
+        )
         .join(known_requests, known_requests.c.request_id == known_jobs.c.request_id)
         .where(known_requests.c.serial == serial, known_jobs.c.first_fixed_at.is_not(None))
         .order_by(known_jobs.c.first_fixed_at)

@@ -19,5 +19,4 @@ async def rebuild(db: Database, store: EventStore) -> int:
 
 
 if __name__ == "__main__":
-    rebuild_from_event_store(WarrantySettings(), rebuild,
-                             lambda count: f"rebuilt the read model from {count} streams")
+    rebuild_from_event_store(WarrantySettings(), rebuild, lambda count: f"rebuilt the read model from {count} streams")

@@ -86,12 +86,20 @@ async def add(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
 
 
 def entry_view(row: Any) -> dict[str, Any]:
-    return {"time": rfc3339(row.time), "type": row.type, "source": row.source, "request_id": row.request_id,
-            "job_id": row.job_id, "dealer_id": row.dealer_id, "detail": json.loads(row.detail)}
+    return {
+        "time": rfc3339(row.time),
+        "type": row.type,
+        "source": row.source,
+        "request_id": row.request_id,
+        "job_id": row.job_id,
+        "dealer_id": row.dealer_id,
+        "detail": json.loads(row.detail),
+    }
 
 
-async def history(conn: AsyncConnection, serial: str, *, dealer_scope: str | None, after: tuple[datetime, int] | None,
-                  limit: int) -> tuple[list[dict[str, Any]], tuple[str, int] | None]:
+async def history(
+    conn: AsyncConnection, serial: str, *, dealer_scope: str | None, after: tuple[datetime, int] | None, limit: int
+) -> tuple[list[dict[str, Any]], tuple[str, int] | None]:
     """The unit's entries, oldest first, after the cursor; and the cursor of the next page (None at the end)."""
     requests_of_unit = select(known_requests.c.request_id).where(known_requests.c.serial == serial)
     query = select(timeline).where(or_(timeline.c.serial == serial, timeline.c.request_id.in_(requests_of_unit)))

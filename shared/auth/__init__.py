@@ -56,8 +56,9 @@ class Principal:
 
 
 # Roles whose holders work on every job: with one of them, a technician token is not confined to its own jobs.
-STAFF_ROLES: frozenset[Role] = frozenset({Role.admin, Role.agent, Role.dispatcher, Role.analyst,
-                                          Role.warranty_officer, Role.complaints_officer})
+STAFF_ROLES: frozenset[Role] = frozenset(
+    {Role.admin, Role.agent, Role.dispatcher, Role.analyst, Role.warranty_officer, Role.complaints_officer}
+)
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,9 @@ class Actor:
     @classmethod
     def of(cls, principal: Principal) -> Actor:
         technician = Role.technician in principal.roles and not principal.roles & STAFF_ROLES
-        return cls(principal.subject, principal.roles, principal.dealer_scope,
-                   principal.subject if technician else None)
+        return cls(
+            principal.subject, principal.roles, principal.dealer_scope, principal.subject if technician else None
+        )
 
     @classmethod
     def system(cls, subject: str = "system") -> Actor:

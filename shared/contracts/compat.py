@@ -40,8 +40,17 @@ def breaking_changes(old: dict[str, Any], new: dict[str, Any], path: str = "") -
             if name in new.get(defs, {}):
                 problems += breaking_changes(old_def, new[defs][name], f"{defs}.{name}")
     for key in set(old) | set(new):
-        if key in _IGNORED | {"properties", "required", "enum", "items", "additionalProperties", "anyOf", "oneOf",
-                              "allOf", "$defs"}:
+        if key in _IGNORED | {
+            "properties",
+            "required",
+            "enum",
+            "items",
+            "additionalProperties",
+            "anyOf",
+            "oneOf",
+            "allOf",
+            "$defs",
+        }:
             continue
         if _strip(old.get(key)) != _strip(new.get(key)):
             problems.append(f"{where}: '{key}' changed from {old.get(key)!r} to {new.get(key)!r}")

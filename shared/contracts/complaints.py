@@ -57,7 +57,6 @@ def _level() -> Any:
 class ComplaintEventData(EventData):
     """What every complaint event carries: the complaint, and the request and job it is about when known."""
 
-
     complaint_id: str
     request_id: str | None = None
     job_id: str | None = None

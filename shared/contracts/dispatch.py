@@ -76,7 +76,8 @@ class JobAssigned(EventData):
     technician_id: str
     by: AssignedBy
     accept_due: UtcDateTime | None = Field(
-        None, description="The accept deadline, set by the job's first assignment (a re-assignment keeps it)")
+        None, description="The accept deadline, set by the job's first assignment (a re-assignment keeps it)"
+    )
     previous_technician_id: str | None = Field(None, description="Set when this is a re-assignment")
 
 
@@ -108,8 +109,10 @@ class JobCompleted(EventData):
     fixed: bool
     resolution: str | None = None
     reason: VisitFailureReason | None = Field(
-        None, description="Why the visit did not fix the unit: set (`unspecified` when not given) exactly when "
-                          "`fixed` is false; absent in events recorded before reasons existed")
+        None,
+        description="Why the visit did not fix the unit: set (`unspecified` when not given) exactly when "
+        "`fixed` is false; absent in events recorded before reasons existed",
+    )
 
 
 @event("job.sla_breached", topic=DISPATCH, subject="job_id")

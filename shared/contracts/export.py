@@ -56,21 +56,28 @@ def asyncapi() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     for model in REGISTRY.all():
         channel = channels.setdefault(model.topic, {"subscribe": {"message": {"oneOf": []}}})
-        channel["subscribe"]["message"]["oneOf"].append({
-            "name": model.event_type,
-            "title": f"{model.event_type} v{model.version}",
-            "summary": model.description,
-            "contentType": "application/json",
-            "headers": {"type": "object", "properties": {k: {"type": "string", "description": v}
-                                                          for k, v in CE_HEADERS.items()}},
-            "payload": {"$ref": f"./{file_name(model)}"},
-            "bindings": {"kafka": {"key": {"type": "string", "description": f"the {model.subject_field}"}}},
-        })
+        channel["subscribe"]["message"]["oneOf"].append(
+            {
+                "name": model.event_type,
+                "title": f"{model.event_type} v{model.version}",
+                "summary": model.description,
+                "contentType": "application/json",
+                "headers": {
+                    "type": "object",
+                    "properties": {k: {"type": "string", "description": v} for k, v in CE_HEADERS.items()},
+                },
+                "payload": {"$ref": f"./{file_name(model)}"},
+                "bindings": {"kafka": {"key": {"type": "string", "description": f"the {model.subject_field}"}}},
+            }
+        )
     return {
         "asyncapi": "2.6.0",
-        "info": {"title": "Servicetrail events", "version": "1.0.0",
-                 "description": "CloudEvents 1.0 in the Kafka binding's binary mode: the value is `data` as JSON, "
-                                "the attributes travel as ce_* headers, the key is the subject."},
+        "info": {
+            "title": "Servicetrail events",
+            "version": "1.0.0",
+            "description": "CloudEvents 1.0 in the Kafka binding's binary mode: the value is `data` as JSON, "
+            "the attributes travel as ce_* headers, the key is the subject.",
+        },
         "defaultContentType": "application/json",
         "channels": channels,
     }
@@ -100,8 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         if name != "asyncapi.json" and published.exists():
             problems = breaking_changes(json.loads(published.read_text()), json.loads(text))
             if problems:
-                print(f"{name}: breaking change, publish a new version instead:\n  " + "\n  ".join(problems),
-                      file=sys.stderr)
+                print(
+                    f"{name}: breaking change, publish a new version instead:\n  " + "\n  ".join(problems),
+                    file=sys.stderr,
+                )
                 return 2
     for name, text in files.items():
         (args.out / name).write_text(text)

@@ -25,8 +25,9 @@ from shared.eventstore.tables import events, outbox
 BATCH = 1000  # rows per statement, well inside every backend's parameter limits
 
 
-async def start_streams(conn: AsyncConnection, store: EventStore, aggregates: Sequence[Aggregate],
-                        metadata: Metadata) -> list[EventEnvelope]:
+async def start_streams(
+    conn: AsyncConnection, store: EventStore, aggregates: Sequence[Aggregate], metadata: Metadata
+) -> list[EventEnvelope]:
     """Append the pending events of new aggregates, in the given order; return them as stored."""
     recorded_at = utcnow()
     rows = []
@@ -35,20 +36,31 @@ async def start_streams(conn: AsyncConnection, store: EventStore, aggregates: Se
         if aggregate.version != len(pending):
             raise ValueError(f"{aggregate.stream_type} {aggregate.id} is not a new stream")
         for version, new in enumerate(pending, start=1):
-            rows.append({
-                "event_id": str(uuid.uuid4()), "stream_id": aggregate.id, "stream_type": aggregate.stream_type,
-                "version": version, "type": new.data.event_type, "schema_version": new.data.version,
-                "topic": new.data.topic, "data": new.data.model_dump_json(), "occurred_at": new.occurred_at,
-                "recorded_at": recorded_at, "correlation_id": metadata.correlation_id,
-                "causation_id": metadata.causation_id, "traceparent": metadata.traceparent,
-            })
+            rows.append(
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "stream_id": aggregate.id,
+                    "stream_type": aggregate.stream_type,
+                    "version": version,
+                    "type": new.data.event_type,
+                    "schema_version": new.data.version,
+                    "topic": new.data.topic,
+                    "data": new.data.model_dump_json(),
+                    "occurred_at": new.occurred_at,
+                    "recorded_at": recorded_at,
+                    "correlation_id": metadata.correlation_id,
+                    "causation_id": metadata.causation_id,
+                    "traceparent": metadata.traceparent,
+                }
+            )
     stored = []
     try:
         # One savepoint for the whole batch: a refused batch leaves the caller's transaction usable.
         async with conn.begin_nested():
             for start in range(0, len(rows), BATCH):
-                result = await conn.execute(insert(events).returning(*events.c, sort_by_parameter_order=True),
-                                            rows[start:start + BATCH])
+                result = await conn.execute(
+                    insert(events).returning(*events.c, sort_by_parameter_order=True), rows[start : start + BATCH]
+                )
                 batch = result.all()
                 await conn.execute(insert(outbox), [{"position": r.position} for r in batch])
                 stored.extend(batch)

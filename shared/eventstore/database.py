@@ -18,8 +18,7 @@ _BUSY_TIMEOUT_SECONDS = 30
 
 # The unit of work of the running task, joined by every transaction() of its database (see unit_of_work()).
 # A task started inside inherits the variable but not the transaction: the task is part of the key.
-_ambient: ContextVar[tuple[Database, AsyncConnection, object] | None] = ContextVar("ambient_transaction",
-                                                                                    default=None)
+_ambient: ContextVar[tuple[Database, AsyncConnection, object] | None] = ContextVar("ambient_transaction", default=None)
 
 
 class Database:
@@ -45,14 +44,13 @@ class Database:
             self.engine = self._sqlite_engine(immediate=True, synchronous=sqlite_synchronous, echo=echo)
             self.read_engine = self._sqlite_engine(immediate=False, synchronous=sqlite_synchronous, echo=echo)
         else:
-            self.engine = create_async_engine(
-                self.url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
-            )
+            self.engine = create_async_engine(self.url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
             self.read_engine = self.engine
 
     def _sqlite_engine(self, *, immediate: bool, synchronous: str, echo: bool) -> AsyncEngine:
-        engine = create_async_engine(self.url, echo=echo,
-                                     connect_args={"timeout": 30, "async_creator_fn": sqlite_driver.connect})
+        engine = create_async_engine(
+            self.url, echo=echo, connect_args={"timeout": 30, "async_creator_fn": sqlite_driver.connect}
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def on_connect(dbapi_connection, _record) -> None:
@@ -123,8 +121,10 @@ class Database:
             async with asyncio.timeout(_BUSY_TIMEOUT_SECONDS):
                 await lock.acquire()
         except TimeoutError:
-            raise TimeoutError(f"no write transaction of {self.url.database} ended within "
-                               f"{_BUSY_TIMEOUT_SECONDS} s (nested transaction()?)") from None
+            raise TimeoutError(
+                f"no write transaction of {self.url.database} ended within "
+                f"{_BUSY_TIMEOUT_SECONDS} s (nested transaction()?)"
+            ) from None
         try:
             yield
         finally:

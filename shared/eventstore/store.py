@@ -82,12 +82,16 @@ class EventStore:
         self.source = source
         self.registry = registry
 
-    async def load(self, conn: AsyncConnection, stream_id: str,
-                   stream_type: str | None = None) -> list[tuple[EventData, datetime]]:
+    async def load(
+        self, conn: AsyncConnection, stream_id: str, stream_type: str | None = None
+    ) -> list[tuple[EventData, datetime]]:
         """The stream's events as (data, occurred_at), oldest first; empty when the stream does not exist.
         With `stream_type`, only events appended by that aggregate type: never fold another type's events."""
-        query = (select(events.c.type, events.c.schema_version, events.c.data, events.c.occurred_at)
-                 .where(events.c.stream_id == stream_id).order_by(events.c.version))
+        query = (
+            select(events.c.type, events.c.schema_version, events.c.data, events.c.occurred_at)
+            .where(events.c.stream_id == stream_id)
+            .order_by(events.c.version)
+        )
         if stream_type is not None:
             query = query.where(events.c.stream_type == stream_type)
         rows = await conn.execute(query)
@@ -140,9 +144,7 @@ class EventStore:
                     stored = sorted(result.all(), key=lambda r: r.version)
                     await conn.execute(insert(outbox), [{"position": r.position} for r in stored])
         except IntegrityError as exc:
-            raise ConcurrencyError(
-                f"stream {stream_id} is no longer at version {expected_version}"
-            ) from exc
+            raise ConcurrencyError(f"stream {stream_id} is no longer at version {expected_version}") from exc
         return [_envelope(row, self.source) for row in stored]
 
     async def read_all(
@@ -166,8 +168,9 @@ class StoredStream:
     history: list[tuple[EventData, datetime]]
 
 
-async def stored_streams(store: EventStore, conn: AsyncConnection, *, stream_types: set[str] | None = None,
-                         page: int = 2000) -> dict[str, StoredStream]:
+async def stored_streams(
+    store: EventStore, conn: AsyncConnection, *, stream_types: set[str] | None = None, page: int = 2000
+) -> dict[str, StoredStream]:
     """Every stream (of `stream_types`, or all), in the order the streams began, decoded: what a rebuild of a
     read model folds afresh."""
     streams: dict[str, StoredStream] = {}
@@ -187,8 +190,9 @@ async def stored_streams(store: EventStore, conn: AsyncConnection, *, stream_typ
                 raise LookupError(f"no contract for stored event {envelope.dataschema}")
             stream = streams.get(row.stream_id)
             if stream is None:
-                stream = streams[row.stream_id] = StoredStream(row.stream_id, row.stream_type,
-                                                               envelope.position, [], [])
+                stream = streams[row.stream_id] = StoredStream(
+                    row.stream_id, row.stream_type, envelope.position, [], []
+                )
             stream.envelopes.append(envelope)
             stream.history.append((model.model_validate_json(envelope.data), envelope.time))
 
@@ -202,5 +206,6 @@ def new_metadata(correlation_id: str | None = None, traceparent: str | None = No
 def caused_by(cause: EventEnvelope) -> Metadata:
     """Metadata for events recorded in reaction to `cause`: same correlation, caused by it, and in the trace
     of the consumer span that handles it (or the cause's own trace context when tracing is off)."""
-    return Metadata(correlation_id=cause.correlationid, causation_id=cause.id,
-                    traceparent=current_traceparent(cause.traceparent))
+    return Metadata(
+        correlation_id=cause.correlationid, causation_id=cause.id, traceparent=current_traceparent(cause.traceparent)
+    )

@@ -38,7 +38,6 @@ class UtcDateTime(TypeDecorator):
         return None if value is None else as_utc(value)
 
 
-
 events = Table(
     "events",
     metadata,

@@ -10,8 +10,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
-async def upsert(conn: AsyncConnection, table: Table, values: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
-                 key: str | Iterable[str] | None = None, update: Iterable[str] | None = None) -> None:
+async def upsert(
+    conn: AsyncConnection,
+    table: Table,
+    values: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    *,
+    key: str | Iterable[str] | None = None,
+    update: Iterable[str] | None = None,
+) -> None:
     """Insert `values` (a row or a list of rows); on a conflict with the key (`key`'s columns, or any unique
     constraint when None) update the `update` columns of the existing row, or leave it as it is when `update`
     is empty or None (insert-if-absent). SQLite and PostgreSQL take the same `ON CONFLICT` form."""

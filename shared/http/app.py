@@ -101,8 +101,14 @@ def create_service_app(
             except Exception as exc:
                 failures[name] = str(exc) or type(exc).__name__
         if failures:
-            return problem_response(Problem(503, "Not ready: " + "; ".join(f"{k}: {v}" for k, v in failures.items()),
-                                            slug="not-ready", checks=failures))
+            return problem_response(
+                Problem(
+                    503,
+                    "Not ready: " + "; ".join(f"{k}: {v}" for k, v in failures.items()),
+                    slug="not-ready",
+                    checks=failures,
+                )
+            )
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")

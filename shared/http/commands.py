@@ -62,8 +62,9 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 def created(view: BaseModel, collection: str, resource_id: str) -> JSONResponse:
     """The answer of a creating command: 201, the view (validated when it was built), and its `Location`. A
     response object rather than the model, because an Idempotency-Key stores and replays it as it is."""
-    return JSONResponse(view.model_dump(mode="json"), status_code=201,
-                        headers={"Location": location(collection, resource_id)})
+    return JSONResponse(
+        view.model_dump(mode="json"), status_code=201, headers={"Location": location(collection, resource_id)}
+    )
 
 
 def location(collection: str, resource_id: str) -> str:

@@ -51,27 +51,39 @@ class IdempotencyStore:
 
     async def stored_answer(self, conn: AsyncConnection, scope: str, key: str, request_hash: str) -> Response | None:
         """The answer stored for the key, to replay; None when the key is new. Another body: 422."""
-        row = (await conn.execute(select(idempotency_keys).where(idempotency_keys.c.scope == scope,
-                                                                 idempotency_keys.c.key == key))).first()
+        row = (
+            await conn.execute(
+                select(idempotency_keys).where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
+            )
+        ).first()
         if row is None or row.state != "done":
             return None  # a 'running' row is a leftover of a version that claimed keys in a transaction of its own
         if row.request_hash != request_hash:
-            raise Problem(422, "This Idempotency-Key was used with a different request body.",
-                          slug="idempotency-key-reused",
-                          errors=[{"field": "Idempotency-Key", "reason": "used with another body"}])
+            raise Problem(
+                422,
+                "This Idempotency-Key was used with a different request body.",
+                slug="idempotency-key-reused",
+                errors=[{"field": "Idempotency-Key", "reason": "used with another body"}],
+            )
         headers = json.loads(row.headers or "{}")
         headers["Idempotent-Replayed"] = "true"
         return Response(row.body, status_code=row.status_code, media_type=row.content_type, headers=headers)
 
-    async def store_answer(self, conn: AsyncConnection, scope: str, key: str, request_hash: str,
-                           response: Response) -> None:
+    async def store_answer(
+        self, conn: AsyncConnection, scope: str, key: str, request_hash: str, response: Response
+    ) -> None:
         """In the caller's transaction. A concurrent call that stored the key first makes this raise
         IntegrityError (unique key), which rolls this call's effects back."""
         now = utcnow()
-        values = dict(request_hash=request_hash, state="done", status_code=response.status_code,
-                      content_type=response.media_type, body=bytes(response.body).decode(),
-                      headers=json.dumps({k: v for k, v in response.headers.items() if k.lower() == "location"}),
-                      updated_at=now)
+        values = dict(
+            request_hash=request_hash,
+            state="done",
+            status_code=response.status_code,
+            content_type=response.media_type,
+            body=bytes(response.body).decode(),
+            headers=json.dumps({k: v for k, v in response.headers.items() if k.lower() == "location"}),
+            updated_at=now,
+        )
         where = (idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
         if (await conn.execute(update(idempotency_keys).where(*where).values(**values))).rowcount == 0:
             await conn.execute(idempotency_keys.insert().values(scope=scope, key=key, created_at=now, **values))
@@ -159,8 +171,11 @@ async def _idempotent_call(
     principal: CurrentPrincipal,
     idempotency_key: Annotated[
         str | None,
-        Header(alias="Idempotency-Key", max_length=200,
-               description="Replays the first answer when the same request is sent again"),
+        Header(
+            alias="Idempotency-Key",
+            max_length=200,
+            description="Replays the first answer when the same request is sent again",
+        ),
     ] = None,
 ) -> IdempotentCall:
     raw = await request.body()

@@ -42,10 +42,15 @@ class BodySizeLimitMiddleware:
         if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
             # NUL is no character of any id or filter, and PostgreSQL refuses it in text: a 400, not a 500.
             where = "path" if "\x00" in scope["path"] else "query"
-            response = problem_response(Problem(400, "The request's path or query holds a NUL character.",
-                                                slug="nul-character", errors=[{"field": where,
-                                                                               "reason": "holds a NUL"}]),
-                                        scope["path"].replace("\x00", "%00"))
+            response = problem_response(
+                Problem(
+                    400,
+                    "The request's path or query holds a NUL character.",
+                    slug="nul-character",
+                    errors=[{"field": where, "reason": "holds a NUL"}],
+                ),
+                scope["path"].replace("\x00", "%00"),
+            )
             return await response(scope, receive, send)
         limit = self.limit_for(scope)
         declared = dict(scope.get("headers") or ()).get(b"content-length")
@@ -55,9 +60,12 @@ class BodySizeLimitMiddleware:
             except ValueError:
                 too_large = False  # the server refuses a malformed Content-Length itself
             if too_large:
-                response = problem_response(Problem(413, _too_large(limit), slug="body-too-large",
-                                                    title="Content too large", max_body_bytes=limit),
-                                            scope["path"])
+                response = problem_response(
+                    Problem(
+                        413, _too_large(limit), slug="body-too-large", title="Content too large", max_body_bytes=limit
+                    ),
+                    scope["path"],
+                )
                 return await response(scope, receive, send)
         received = 0
 

@@ -23,8 +23,17 @@ PROBLEM_SCHEMA = {
         "status": {"type": "integer"},
         "detail": {"type": "string"},
         "instance": {"type": "string"},
-        "errors": {"type": "array", "items": {"type": "object", "properties": {
-            "field": {"type": "string"}, "location": {"type": "string"}, "reason": {"type": "string"}}}},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "field": {"type": "string"},
+                    "location": {"type": "string"},
+                    "reason": {"type": "string"},
+                },
+            },
+        },
     },
     "required": ["type", "title", "status", "detail"],
     "additionalProperties": True,
@@ -46,8 +55,10 @@ _COMMANDS = {"post", "put", "patch", "delete"}
 
 
 def _problem(status: int) -> dict[str, Any]:
-    return {"description": _DESCRIPTIONS[status],
-            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    return {
+        "description": _DESCRIPTIONS[status],
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
 
 
 def statuses_of(path: str, method: str, operation: dict[str, Any]) -> set[int]:

@@ -65,8 +65,12 @@ def decode_cursor(cursor: str | None) -> Any:
             raise ValueError("out of bounds")
         return after
     except Exception as exc:
-        raise Problem(400, "The cursor is not one this API handed out.", slug="invalid-cursor",
-                      errors=[{"field": "cursor", "reason": "not a valid cursor"}]) from exc
+        raise Problem(
+            400,
+            "The cursor is not one this API handed out.",
+            slug="invalid-cursor",
+            errors=[{"field": "cursor", "reason": "not a valid cursor"}],
+        ) from exc
 
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size (default 50, max 500)")]
@@ -78,6 +82,10 @@ def keyset_after(cursor: str | None, kind: type | tuple[type, ...]) -> Any:
     list is a 400 naming the field, not a query error."""
     after = decode_cursor(cursor)
     if after is not None and (not isinstance(after, kind) or isinstance(after, bool)):
-        raise Problem(400, "The cursor is not one this API handed out.", slug="invalid-cursor",
-                      errors=[{"field": "cursor", "reason": "not a cursor of this list"}])
+        raise Problem(
+            400,
+            "The cursor is not one this API handed out.",
+            slug="invalid-cursor",
+            errors=[{"field": "cursor", "reason": "not a cursor of this list"}],
+        )
     return after

@@ -35,8 +35,16 @@ _TITLES = {
 class Problem(Exception):
     """Raise from an entrypoint to answer with a problem document."""
 
-    def __init__(self, status: int, detail: str, *, slug: str | None = None, title: str | None = None,
-                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        slug: str | None = None,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
@@ -85,16 +93,24 @@ def validation_problem(exc: RequestValidationError) -> Problem:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         reason = next(e for e in errors if e.get("type") == "json_invalid").get("ctx", {}).get("error", "")
-        return Problem(400, f"The request body is not valid JSON: {reason}".rstrip(": "), slug="malformed-json",
-                       title="Malformed JSON")
+        return Problem(
+            400,
+            f"The request body is not valid JSON: {reason}".rstrip(": "),
+            slug="malformed-json",
+            title="Malformed JSON",
+        )
     details = [
-        {"field": _field_path(tuple(e.get("loc", ()))), "location": str(e.get("loc", ("body",))[0]),
-         "reason": e.get("msg", "invalid")}
+        {
+            "field": _field_path(tuple(e.get("loc", ()))),
+            "location": str(e.get("loc", ("body",))[0]),
+            "reason": e.get("msg", "invalid"),
+        }
         for e in errors
     ]
     summary = "; ".join(f"{d['field']}: {d['reason']}" for d in details[:5])
-    return Problem(422, f"The request is not valid: {summary}", slug="validation-error",
-                   title="Validation failed", errors=details)
+    return Problem(
+        422, f"The request is not valid: {summary}", slug="validation-error", title="Validation failed", errors=details
+    )
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -109,8 +125,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConcurrencyError)
     async def on_concurrency(request: Request, exc: ConcurrencyError) -> JSONResponse:
         return problem_response(
-            Problem(409, "Another change to the same record was saved first; read it again and retry.",
-                    slug="concurrent-update"),
+            Problem(
+                409,
+                "Another change to the same record was saved first; read it again and retry.",
+                slug="concurrent-update",
+            ),
             request.url.path,
         )
 
@@ -121,8 +140,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
-        return problem_response(Problem(exc.status_code, detail, headers=getattr(exc, "headers", None)),
-                                request.url.path)
+        return problem_response(
+            Problem(exc.status_code, detail, headers=getattr(exc, "headers", None)), request.url.path
+        )
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

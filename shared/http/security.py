@@ -24,13 +24,22 @@ async def authenticate(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Problem(401, "A bearer token is required (Authorization: Bearer <JWT>).", slug="unauthorized",
-                      headers={"WWW-Authenticate": "Bearer"})
+        raise Problem(
+            401,
+            "A bearer token is required (Authorization: Bearer <JWT>).",
+            slug="unauthorized",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     try:
         principal = _verifier(request).verify(credentials.credentials)
     except InvalidToken as exc:
-        raise Problem(401, str(exc), slug="invalid-token", title="Unauthorized",
-                      headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
+        raise Problem(
+            401,
+            str(exc),
+            slug="invalid-token",
+            title="Unauthorized",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        ) from exc
     request.state.principal = principal
     return principal
 
@@ -63,6 +72,10 @@ def dealer_for(actor: Actor, requested: str | None, *, action: str) -> str | Non
     if actor.dealer_scope is None:
         return requested
     if requested is not None and requested != actor.dealer_scope:
-        raise Problem(403, f"A dealer may only {action}.", slug="forbidden",
-                      errors=[{"field": "dealer_id", "reason": "differs from the token's dealer_id"}])
+        raise Problem(
+            403,
+            f"A dealer may only {action}.",
+            slug="forbidden",
+            errors=[{"field": "dealer_id", "reason": "differs from the token's dealer_id"}],
+        )
     return actor.dealer_scope

@@ -5,5 +5,15 @@ from shared.kernel.application import Application, Kernel, deadline_metadata, re
 from shared.kernel.handlers import HandlerMismatch
 from shared.kernel.unit_of_work import HasDeadlines, Projections, Projector, UnitOfWork, reconcile_deadlines
 
-__all__ = ["Application", "HandlerMismatch", "HasDeadlines", "Kernel", "Projections", "Projector", "UnitOfWork",
-           "deadline_metadata", "rebuild_read_model", "reconcile_deadlines"]
+__all__ = [
+    "Application",
+    "HandlerMismatch",
+    "HasDeadlines",
+    "Kernel",
+    "Projections",
+    "Projector",
+    "UnitOfWork",
+    "deadline_metadata",
+    "rebuild_read_model",
+    "reconcile_deadlines",
+]

@@ -64,14 +64,25 @@ class Application(Generic[R]):
         self.kernel = kernel
         self.db = kernel.db
         self.clock = kernel.clock
-        provided: dict[type, Any] = {Clock: kernel.clock, TimeRules: kernel.time_rules, Database: kernel.db,
-                                     EventStore: kernel.store, **kernel.provided}
+        provided: dict[type, Any] = {
+            Clock: kernel.clock,
+            TimeRules: kernel.time_rules,
+            Database: kernel.db,
+            EventStore: kernel.store,
+            **kernel.provided,
+        }
         self._commands = bind_commands(kernel.commands, per_call=self.PER_CALL, provided=provided)
         self._reactions = bind_reactions(kernel.reactions, per_call=(UnitOfWork, Metadata), provided=provided)
 
     def unit_of_work(self, conn: AsyncConnection, metadata: Metadata) -> UnitOfWork:
-        return UnitOfWork(conn, store=self.kernel.store, projections=self.kernel.projections,
-                          clock=self.kernel.clock, time_rules=self.kernel.time_rules, metadata=metadata)
+        return UnitOfWork(
+            conn,
+            store=self.kernel.store,
+            projections=self.kernel.projections,
+            clock=self.kernel.clock,
+            time_rules=self.kernel.time_rules,
+            metadata=metadata,
+        )
 
     async def handle(self, command: Any, actor: Actor, metadata: Metadata) -> R:
         handler = self._commands.get(type(command))
@@ -86,8 +97,9 @@ class Application(Generic[R]):
             replacement = None
             if self.kernel.on_integrity_error is not None:
                 replacement = await self.kernel.on_integrity_error(command, actor, exc)
-            raise (replacement or ConcurrencyError(f"{type(command).__name__} collided with a concurrent "
-                                                   "change")) from exc
+            raise (
+                replacement or ConcurrencyError(f"{type(command).__name__} collided with a concurrent change")
+            ) from exc
         return result
 
     # --- reactions --------------------------------------------------------------------------------------
@@ -158,8 +170,10 @@ async def rebuild_read_model(db: Database, store: EventStore, projections: Proje
 async def deadline_metadata(conn: AsyncConnection, deadline: Deadline) -> Metadata:
     """The default rule for a deadline's events: they continue the correlation of the chain that created the
     stream and are caused by the deadline itself (a stable id per deadline)."""
-    correlation = (await conn.execute(
-        select(events.c.correlation_id).where(events.c.stream_id == deadline.stream_id, events.c.version == 1)
-    )).scalar_one_or_none()
+    correlation = (
+        await conn.execute(
+            select(events.c.correlation_id).where(events.c.stream_id == deadline.stream_id, events.c.version == 1)
+        )
+    ).scalar_one_or_none()
     cause = str(uuid.uuid5(uuid.NAMESPACE_URL, deadline.name))
     return Metadata(correlation_id=correlation or cause, causation_id=cause)

@@ -50,16 +50,24 @@ def _hints(function: Callable[..., Any]) -> tuple[list[inspect.Parameter], dict[
     return list(inspect.signature(function).parameters.values()), hints
 
 
-def bind(key: type, function: Callable[..., Awaitable[Any]], *, message_annotation: Any,
-         per_call: tuple[type, ...], provided: Mapping[type, Any]) -> BoundHandler:
+def bind(
+    key: type,
+    function: Callable[..., Awaitable[Any]],
+    *,
+    message_annotation: Any,
+    per_call: tuple[type, ...],
+    provided: Mapping[type, Any],
+) -> BoundHandler:
     """Check `function` against its key and resolve its other parameters once."""
     parameters, hints = _hints(function)
     if not parameters:
         raise HandlerMismatch(f"{function.__qualname__} takes no message")
     first = hints.get(parameters[0].name)
     if first != message_annotation:
-        raise HandlerMismatch(f"{function.__qualname__} is registered for {_name(message_annotation)} but its "
-                              f"first parameter is annotated {_name(first)}")
+        raise HandlerMismatch(
+            f"{function.__qualname__} is registered for {_name(message_annotation)} but its "
+            f"first parameter is annotated {_name(first)}"
+        )
     arguments: list[tuple[str, Any]] = []
     for parameter in parameters[1:]:
         wanted = hints.get(parameter.name)
@@ -68,8 +76,9 @@ def bind(key: type, function: Callable[..., Awaitable[Any]], *, message_annotati
         elif wanted is not None and wanted in provided:
             arguments.append(("static", provided[wanted]))
         else:
-            raise HandlerMismatch(f"{function.__qualname__}: nothing provides parameter {parameter.name!r} "
-                                  f"of type {_name(wanted)}")
+            raise HandlerMismatch(
+                f"{function.__qualname__}: nothing provides parameter {parameter.name!r} of type {_name(wanted)}"
+            )
     return BoundHandler(key, function, tuple(arguments))
 
 
@@ -77,18 +86,30 @@ def _name(annotation: Any) -> str:
     return getattr(annotation, "__name__", None) or repr(annotation)
 
 
-def bind_commands(table: Mapping[type, Callable[..., Awaitable[Any]]], *, per_call: tuple[type, ...],
-                  provided: Mapping[type, Any]) -> dict[type, BoundHandler]:
-    return {key: bind(key, function, message_annotation=key, per_call=per_call, provided=provided)
-            for key, function in table.items()}
+def bind_commands(
+    table: Mapping[type, Callable[..., Awaitable[Any]]], *, per_call: tuple[type, ...], provided: Mapping[type, Any]
+) -> dict[type, BoundHandler]:
+    return {
+        key: bind(key, function, message_annotation=key, per_call=per_call, provided=provided)
+        for key, function in table.items()
+    }
 
 
-def bind_reactions(table: Mapping[type[EventData], Callable[..., Awaitable[Any]]], *,
-                   per_call: tuple[type, ...], provided: Mapping[type, Any]) -> dict[type[EventData], BoundHandler]:
+def bind_reactions(
+    table: Mapping[type[EventData], Callable[..., Awaitable[Any]]],
+    *,
+    per_call: tuple[type, ...],
+    provided: Mapping[type, Any],
+) -> dict[type[EventData], BoundHandler]:
     bound: dict[type[EventData], BoundHandler] = {}
     for key, function in table.items():
         if not (isinstance(key, type) and issubclass(key, EventData) and getattr(key, "event_type", None)):
             raise HandlerMismatch(f"reaction keys are contract event classes, not {key!r}")
-        bound[key] = bind(key, function, message_annotation=IncomingEvent[key],  # type: ignore[valid-type]
-                          per_call=per_call, provided=provided)
+        bound[key] = bind(
+            key,
+            function,
+            message_annotation=IncomingEvent[key],  # type: ignore[valid-type]
+            per_call=per_call,
+            provided=provided,
+        )
     return bound

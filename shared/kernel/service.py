@@ -37,11 +37,16 @@ class ServiceParts:
         return {"db": self.db, "store": self.store, "clock": self.clock, "time_rules": self.time_rules}
 
 
-def kernel_lifespan(settings: ServiceSettings, *, metadata: MetaData, consumes: list[str],
-                    build: Callable[[ServiceParts], Application[Any]], clock: Clock | None = None,
-                    configure_logs: bool = True,
-                    on_start: Callable[[FastAPI, ServiceParts, Application[Any]], None] | None = None,
-                    ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+def kernel_lifespan(
+    settings: ServiceSettings,
+    *,
+    metadata: MetaData,
+    consumes: list[str],
+    build: Callable[[ServiceParts], Application[Any]],
+    clock: Clock | None = None,
+    configure_logs: bool = True,
+    on_start: Callable[[FastAPI, ServiceParts, Application[Any]], None] | None = None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """`build` makes the service's Application from the common parts; it is kept on `app.state.application`
     (`on_start` may hang more there, e.g. a reads object)."""
 
@@ -51,12 +56,19 @@ def kernel_lifespan(settings: ServiceSettings, *, metadata: MetaData, consumes: 
         if configure_logs:
             configure_logging(name, settings.log_level, settings.log_json)
         db = ServiceRuntime.database(settings)
-        parts = ServiceParts(settings, db, EventStore(source=name), clock or SystemClock(),
-                             TimeRules.from_settings(settings))
+        parts = ServiceParts(
+            settings, db, EventStore(source=name), clock or SystemClock(), TimeRules.from_settings(settings)
+        )
         application = build(parts)
-        runtime = ServiceRuntime.build(settings, metadata=service_schema(metadata), db=db, consumes=consumes,
-                                       handlers=application.handler_table(),
-                                       deadline_handler=application.deadline_handler(), clock=parts.clock)
+        runtime = ServiceRuntime.build(
+            settings,
+            metadata=service_schema(metadata),
+            db=db,
+            consumes=consumes,
+            handlers=application.handler_table(),
+            deadline_handler=application.deadline_handler(),
+            clock=parts.clock,
+        )
         app.state.application = application
         if on_start is not None:
             on_start(app, parts, application)

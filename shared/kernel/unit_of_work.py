@@ -27,8 +27,9 @@ class Projector(Protocol[A_contra]):
     """Brings an aggregate's read-model rows up to date after `stored` (its newly appended events; the first
     one has `sequence == 1` when the aggregate is new, as in a rebuild) were appended."""
 
-    def __call__(self, conn: AsyncConnection, aggregate: A_contra,
-                 stored: Sequence[EventEnvelope]) -> Awaitable[None]: ...
+    def __call__(
+        self, conn: AsyncConnection, aggregate: A_contra, stored: Sequence[EventEnvelope]
+    ) -> Awaitable[None]: ...
 
 
 @runtime_checkable
@@ -78,8 +79,16 @@ class UnitOfWork:
     """Aggregates in, events out, inside one transaction (`conn`). `metadata` is what caused the work (a
     command, an incoming event, a deadline): every event appended on commit carries it."""
 
-    def __init__(self, conn: AsyncConnection, *, store: EventStore, projections: Projections, clock: Clock,
-                 time_rules: TimeRules, metadata: Metadata) -> None:
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        *,
+        store: EventStore,
+        projections: Projections,
+        clock: Clock,
+        time_rules: TimeRules,
+        metadata: Metadata,
+    ) -> None:
         self.conn = conn
         self.store = store
         self.projections = projections
@@ -102,8 +111,11 @@ class UnitOfWork:
         aggregate = await self.get(aggregate_type, aggregate_id)
         dealer_id = getattr(aggregate, "dealer_id", None)
         # Only what is assigned to a technician (a job) is confined to it; everything else by dealer alone.
-        visible = (actor.sees(dealer_id, aggregate.technician_id)
-                   if hasattr(aggregate, "technician_id") else actor.sees_dealer(dealer_id))
+        visible = (
+            actor.sees(dealer_id, aggregate.technician_id)
+            if hasattr(aggregate, "technician_id")
+            else actor.sees_dealer(dealer_id)
+        )
         if not visible:
             name = aggregate_type.stream_type.replace("_", " ")
             raise NotFound(f"{name} {aggregate_id} does not exist")
@@ -146,9 +158,13 @@ class UnitOfWork:
             if not pending:
                 continue
             stored = await self.store.append(
-                self.conn, stream_id=aggregate.id, stream_type=aggregate.stream_type,
+                self.conn,
+                stream_id=aggregate.id,
+                stream_type=aggregate.stream_type,
                 expected_version=aggregate.version - len(pending),
-                new_events=[NewEvent(p.data, p.occurred_at) for p in pending], metadata=self.metadata)
+                new_events=[NewEvent(p.data, p.occurred_at) for p in pending],
+                metadata=self.metadata,
+            )
             projector = self.projections.projector_for(aggregate)
             if projector is not None:
                 await projector(self.conn, aggregate, stored)
@@ -160,9 +176,15 @@ class UnitOfWork:
 
 async def reconcile_deadlines(conn: AsyncConnection, stream_id: str, wanted: Mapping[str, datetime]) -> None:
     """Make the pending deadlines of `stream_id` exactly `wanted` (the one deadline mechanism)."""
-    watched = (await conn.execute(
-        select(deadlines.c.kind).where(deadlines.c.stream_id == stream_id, deadlines.c.state == "pending")
-    )).scalars().all()
+    watched = (
+        (
+            await conn.execute(
+                select(deadlines.c.kind).where(deadlines.c.stream_id == stream_id, deadlines.c.state == "pending")
+            )
+        )
+        .scalars()
+        .all()
+    )
     for kind in set(watched) - set(wanted):
         await cancel(conn, stream_id=stream_id, kind=kind)
     for kind, due in wanted.items():

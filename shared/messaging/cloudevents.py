@@ -22,8 +22,20 @@ _SPECVERSION = ("ce_specversion", b"1.0")
 _CONTENT_TYPE = ("content-type", b"application/json")
 
 
-def binary_headers(*, id: str, source: bytes, type: str, subject: str, time: str, dataschema: str, sequence: int,
-                   recordedat: str, correlationid: str, causationid: str, traceparent: str | None) -> Headers:
+def binary_headers(
+    *,
+    id: str,
+    source: bytes,
+    type: str,
+    subject: str,
+    time: str,
+    dataschema: str,
+    sequence: int,
+    recordedat: str,
+    correlationid: str,
+    causationid: str,
+    traceparent: str | None,
+) -> Headers:
     """The CloudEvents headers of one event from its attributes as stored (times already in RFC 3339): what
     `to_record` sends, and what the relay builds straight from an outbox row, without an envelope between."""
     headers: Headers = [
@@ -47,10 +59,19 @@ def binary_headers(*, id: str, source: bytes, type: str, subject: str, time: str
 
 def to_record(event: EventEnvelope) -> tuple[str, bytes, bytes, Headers]:
     """(topic, key, value, headers) of a stored event."""
-    headers = binary_headers(id=event.id, source=event.source.encode(), type=event.type, subject=event.subject,
-                             time=rfc3339(event.time), dataschema=event.dataschema, sequence=event.sequence,
-                             recordedat=rfc3339(event.recordedat), correlationid=event.correlationid,
-                             causationid=event.causationid, traceparent=event.traceparent)
+    headers = binary_headers(
+        id=event.id,
+        source=event.source.encode(),
+        type=event.type,
+        subject=event.subject,
+        time=rfc3339(event.time),
+        dataschema=event.dataschema,
+        sequence=event.sequence,
+        recordedat=rfc3339(event.recordedat),
+        correlationid=event.correlationid,
+        causationid=event.causationid,
+        traceparent=event.traceparent,
+    )
     return event.topic, event.subject.encode(), event.data.encode(), headers
 
 
@@ -61,7 +82,9 @@ def _parse_time(name: str, raw: str) -> datetime:
         raise UnreadableEvent(f"header {name} is not an RFC 3339 time: {raw!r}") from exc
 
 
-def from_record(topic: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> EventEnvelope:
+def from_record(
+    topic: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
+) -> EventEnvelope:
     """Read a binary-mode CloudEvent; raise UnreadableEvent with the reason when it is not one."""
     try:
         attrs = {name: raw.decode("utf-8") for name, raw in headers}

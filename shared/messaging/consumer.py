@@ -131,7 +131,7 @@ class IdempotentConsumer:
         return how many were handled (all of them unless the consumer is stopping)."""
         handled = 0
         while handled < len(records) and not self._stopping.is_set():
-            chunk = records[handled:handled + self.transaction_size]
+            chunk = records[handled : handled + self.transaction_size]
             try:
                 await self._apply_chunk(chunk)
             except _ChunkFailed:
@@ -163,10 +163,18 @@ class IdempotentConsumer:
     @contextmanager
     def _traced(self, record: ConsumerRecord, incoming: IncomingEvent) -> Iterator[None]:
         envelope = incoming.envelope
-        with span(self.service, f"{record.topic} process {envelope.type}", kind=SpanKind.CONSUMER,
-                  parent=envelope.traceparent,
-                  attributes={"messaging.system": "kafka", "messaging.destination.name": record.topic,
-                              "messaging.message.id": envelope.id, "messaging.consumer.group.name": self.name}):
+        with span(
+            self.service,
+            f"{record.topic} process {envelope.type}",
+            kind=SpanKind.CONSUMER,
+            parent=envelope.traceparent,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": record.topic,
+                "messaging.message.id": envelope.id,
+                "messaging.consumer.group.name": self.name,
+            },
+        ):
             traceparent = current_traceparent(envelope.traceparent)
             with correlation_scope(envelope.correlationid, trace_id_of(traceparent)):
                 yield

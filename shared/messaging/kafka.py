@@ -32,7 +32,9 @@ def reliable_producer(bootstrap: str, client_id: str, **overrides) -> AIOKafkaPr
     return AIOKafkaProducer(**options)
 
 
-def manual_commit_consumer(bootstrap: str, group_id: str, topics: Iterable[str], client_id: str, **overrides) -> AIOKafkaConsumer:
+def manual_commit_consumer(
+    bootstrap: str, group_id: str, topics: Iterable[str], client_id: str, **overrides
+) -> AIOKafkaConsumer:
     """A consumer in `group_id` that starts from the beginning of a topic it never read and commits only
     when told to (after the effect is durable)."""
     options = dict(
@@ -55,8 +57,13 @@ _TOPIC_ALREADY_EXISTS = 36
 
 
 async def ensure_topics(
-    bootstrap: str, topics: Iterable[str], *, partitions: int = 3, replication: int = 1,
-    min_insync_replicas: int | None = None, timeout: float = 30,
+    bootstrap: str,
+    topics: Iterable[str],
+    *,
+    partitions: int = 3,
+    replication: int = 1,
+    min_insync_replicas: int | None = None,
+    timeout: float = 30,
 ) -> None:
     """Create the topics that do not exist yet (brokers here run with auto-creation off) with `replication`
     replicas per partition and, when given, `min.insync.replicas`; a topic the cluster refuses to create (more
@@ -73,19 +80,31 @@ async def ensure_topics(
             configs = {"min.insync.replicas": str(min_insync_replicas)} if min_insync_replicas else {}
             try:
                 response = await admin.create_topics(
-                    [NewTopic(name=t, num_partitions=partitions, replication_factor=replication, topic_configs=configs)
-                     for t in missing]
+                    [
+                        NewTopic(
+                            name=t, num_partitions=partitions, replication_factor=replication, topic_configs=configs
+                        )
+                        for t in missing
+                    ]
                 )
             except TopicAlreadyExistsError:
                 response = None
-            refused = {entry[0]: entry[2] if len(entry) > 2 and entry[2] else f"error code {entry[1]}"
-                       for entry in (response.topic_errors if response is not None else [])
-                       if entry[1] not in (0, _TOPIC_ALREADY_EXISTS)}
+            refused = {
+                entry[0]: entry[2] if len(entry) > 2 and entry[2] else f"error code {entry[1]}"
+                for entry in (response.topic_errors if response is not None else [])
+                if entry[1] not in (0, _TOPIC_ALREADY_EXISTS)
+            }
             if refused:
-                raise RuntimeError("Kafka refused to create topics with replication factor "
-                                   f"{replication}: " + "; ".join(f"{t}: {why}" for t, why in refused.items()))
-            log.info("created topics %s (replication factor %d, min.insync.replicas %s)", missing, replication,
-                     min_insync_replicas or "the broker's default")
+                raise RuntimeError(
+                    "Kafka refused to create topics with replication factor "
+                    f"{replication}: " + "; ".join(f"{t}: {why}" for t, why in refused.items())
+                )
+            log.info(
+                "created topics %s (replication factor %d, min.insync.replicas %s)",
+                missing,
+                replication,
+                min_insync_replicas or "the broker's default",
+            )
         present = [t for t in topics if t in existing]
         if present:
             await _warn_about_weaker_topics(admin, present, replication, min_insync_replicas)
@@ -93,14 +112,20 @@ async def ensure_topics(
         await admin.close()
 
 
-async def _warn_about_weaker_topics(admin: AIOKafkaAdminClient, topics: list[str], replication: int,
-                                    min_insync_replicas: int | None) -> None:
+async def _warn_about_weaker_topics(
+    admin: AIOKafkaAdminClient, topics: list[str], replication: int, min_insync_replicas: int | None
+) -> None:
     for described in await admin.describe_topics(topics):
         partitions = described.get("partitions") or []
         replicas = min((len(p["replicas"]) for p in partitions), default=0)
         if partitions and replicas < replication:
-            log.warning("topic %s has %d replica(s) per partition, fewer than KAFKA_REPLICATION_FACTOR=%d; "
-                        "reassign its partitions to reach it", described["topic"], replicas, replication)
+            log.warning(
+                "topic %s has %d replica(s) per partition, fewer than KAFKA_REPLICATION_FACTOR=%d; "
+                "reassign its partitions to reach it",
+                described["topic"],
+                replicas,
+                replication,
+            )
     if not min_insync_replicas:
         return
     resources = [ConfigResource(ConfigResourceType.TOPIC, t, {"min.insync.replicas": None}) for t in topics]
@@ -109,5 +134,9 @@ async def _warn_about_weaker_topics(admin: AIOKafkaAdminClient, topics: list[str
             name, entries = resource[3], resource[4]
             for entry in entries:
                 if entry[0] == "min.insync.replicas" and int(entry[1]) < min_insync_replicas:
-                    log.warning("topic %s has min.insync.replicas=%s, lower than KAFKA_MIN_INSYNC_REPLICAS=%d",
-                                name, entry[1], min_insync_replicas)
+                    log.warning(
+                        "topic %s has min.insync.replicas=%s, lower than KAFKA_MIN_INSYNC_REPLICAS=%d",
+                        name,
+                        entry[1],
+                        min_insync_replicas,
+                    )

@@ -231,9 +231,11 @@ class OutboxRelay:
                 return 0
             await self._hand_to_producer(rows)
         in_flight = self._in_flight
-        next_batch = (asyncio.create_task(self._due(after=in_flight.read_until))
-                      if in_flight.complete and len(in_flight.rows) == self.batch_size and self._prefetched is None
-                      else None)
+        next_batch = (
+            asyncio.create_task(self._due(after=in_flight.read_until))
+            if in_flight.complete and len(in_flight.rows) == self.batch_size and self._prefetched is None
+            else None
+        )
         try:
             try:
                 # shield: a timeout stops our wait, not the acknowledgements (the producer keeps retrying).
@@ -272,19 +274,51 @@ class OutboxRelay:
 
     def _record(self, row, source: bytes, tracing: bool) -> tuple[str, bytes, bytes, list]:
         """(topic, key, value, CloudEvents headers) of an outbox row, straight from its columns."""
-        (_, event_id, stream_id, stream_type, version, event_type, schema_version, topic, data, occurred_at,
-         recorded_at, correlation_id, causation_id, traceparent) = row
+        (
+            _,
+            event_id,
+            stream_id,
+            stream_type,
+            version,
+            event_type,
+            schema_version,
+            topic,
+            data,
+            occurred_at,
+            recorded_at,
+            correlation_id,
+            causation_id,
+            traceparent,
+        ) = row
         subject = subject_of(self.source, stream_type, stream_id)
         if tracing:
             # A producer span per event, child of the command's trace; its context travels in the header.
-            with span(self.source, f"{topic} publish", kind=SpanKind.PRODUCER, parent=traceparent,
-                      attributes={"messaging.system": "kafka", "messaging.destination.name": topic,
-                                  "messaging.message.id": event_id, "cloudevents.event_type": event_type}):
+            with span(
+                self.source,
+                f"{topic} publish",
+                kind=SpanKind.PRODUCER,
+                parent=traceparent,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": topic,
+                    "messaging.message.id": event_id,
+                    "cloudevents.event_type": event_type,
+                },
+            ):
                 traceparent = current_traceparent(traceparent)
-        headers = binary_headers(id=event_id, source=source, type=event_type, subject=subject,
-                                 time=_rfc3339_stored(occurred_at), dataschema=f"{event_type}/{schema_version}",
-                                 sequence=version, recordedat=_rfc3339_stored(recorded_at),
-                                 correlationid=correlation_id, causationid=causation_id, traceparent=traceparent)
+        headers = binary_headers(
+            id=event_id,
+            source=source,
+            type=event_type,
+            subject=subject,
+            time=_rfc3339_stored(occurred_at),
+            dataschema=f"{event_type}/{schema_version}",
+            sequence=version,
+            recordedat=_rfc3339_stored(recorded_at),
+            correlationid=correlation_id,
+            causationid=causation_id,
+            traceparent=traceparent,
+        )
         return topic, subject.encode(), data.encode(), headers
 
     async def _hand_to_producer(self, rows: list) -> None:
@@ -311,16 +345,20 @@ class OutboxRelay:
                 if len(value) + len(key) + _HEADROOM > max_record:
                     size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
                     if size > max_record:
-                        too_large = MessageSizeTooLargeError(f"event at position {row[_POSITION]} is {size} bytes "
-                                                             f"as a record, more than the producer's {max_record}")
+                        too_large = MessageSizeTooLargeError(
+                            f"event at position {row[_POSITION]} is {size} bytes "
+                            f"as a record, more than the producer's {max_record}"
+                        )
                         break  # what was put in batches before it still goes out
                 topic_partitions = partitions.get(topic)
                 if topic_partitions is None:
                     topic_partitions = partitions[topic] = sorted(await producer.partitions_for(topic))
                 where = (topic, default_partition(key, topic_partitions))
                 batch = open_batches.get(where)
-                if batch is not None and batch.builder.append(timestamp=None, key=key, value=value,
-                                                              headers=headers) is not None:
+                if (
+                    batch is not None
+                    and batch.builder.append(timestamp=None, key=key, value=value, headers=headers) is not None
+                ):
                     batch.rows.append(row)
                     continue
                 if batch is not None:  # full: over to the producer, and on in a new one
@@ -335,10 +373,12 @@ class OutboxRelay:
         finally:
             if handed:
                 in_flight_rows = [row for batch, _ in handed for row in batch.rows]
-                self._in_flight = _InFlight(in_flight_rows,
-                                            asyncio.ensure_future(_all_acknowledged([f for _, f in handed])),
-                                            read_until=rows[-1][_POSITION],
-                                            complete=len(in_flight_rows) == len(rows))
+                self._in_flight = _InFlight(
+                    in_flight_rows,
+                    asyncio.ensure_future(_all_acknowledged([f for _, f in handed])),
+                    read_until=rows[-1][_POSITION],
+                    complete=len(in_flight_rows) == len(rows),
+                )
 
     async def _in_flight_failed(self) -> None:
         """A send failed for good (the producer gave up: fenced, out-of-order sequence, unknown producer id,

@@ -19,7 +19,9 @@ CONSUMED = Counter(
     "Events a consumer handled, by outcome (applied, duplicate, ignored, dlq)",
     ["consumer", "topic", "outcome"],
 )
-CONSUMER_LAG = Gauge("servicetrail_consumer_lag", "Records behind the end of a partition", ["consumer", "topic", "partition"])
+CONSUMER_LAG = Gauge(
+    "servicetrail_consumer_lag", "Records behind the end of a partition", ["consumer", "topic", "partition"]
+)
 EVENTS_PUBLISHED = Counter(
     "servicetrail_events_published_total",
     "Domain events published, by type: job.sla_breached counts SLA breaches, complaint.escalated escalations",

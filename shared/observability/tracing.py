@@ -57,8 +57,14 @@ def trace_id_of(traceparent: str | None) -> str | None:
 
 
 @contextmanager
-def span(service: str, name: str, *, kind: SpanKind = SpanKind.INTERNAL, parent: str | None = None,
-         attributes: dict[str, Any] | None = None) -> Iterator[Span]:
+def span(
+    service: str,
+    name: str,
+    *,
+    kind: SpanKind = SpanKind.INTERNAL,
+    parent: str | None = None,
+    attributes: dict[str, Any] | None = None,
+) -> Iterator[Span]:
     """A span of `service`, child of `parent` (a traceparent) when given, else of the current context."""
     ctx = extract(parent) if parent else None
     attrs = {"servicetrail.service": service, **(attributes or {})}

@@ -24,14 +24,18 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-def bearer(settings: ServiceSettings, *roles: str, sub: str | None = None, dealer_id: str | None = None) -> dict[str, str]:
-    token = mint_token(settings.auth_secret, subject=sub or (dealer_id or roles[0]), roles=list(roles),
-                       dealer_id=dealer_id)
+def bearer(
+    settings: ServiceSettings, *roles: str, sub: str | None = None, dealer_id: str | None = None
+) -> dict[str, str]:
+    token = mint_token(
+        settings.auth_secret, subject=sub or (dealer_id or roles[0]), roles=list(roles), dealer_id=dealer_id
+    )
     return {"Authorization": f"Bearer {token}"}
 
 
-async def eventually(probe: Callable[[], Awaitable[T]], *, until: Callable[[T], bool], timeout: float = 20.0,
-                     interval: float = 0.05) -> T:
+async def eventually(
+    probe: Callable[[], Awaitable[T]], *, until: Callable[[T], bool], timeout: float = 20.0, interval: float = 0.05
+) -> T:
     """Poll `probe` until `until(result)` holds; fail with the last result after `timeout` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

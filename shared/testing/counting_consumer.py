@@ -25,8 +25,14 @@ effects = Table(
 )
 
 
-def counting_consumer(db: Database, bootstrap: str, group: str, topic: str, delay: float = 0.0,
-                      fail_subjects: frozenset[str] = frozenset()) -> IdempotentConsumer:
+def counting_consumer(
+    db: Database,
+    bootstrap: str,
+    group: str,
+    topic: str,
+    delay: float = 0.0,
+    fail_subjects: frozenset[str] = frozenset(),
+) -> IdempotentConsumer:
     async def record_effect(event, conn) -> None:
         if event.envelope.subject in fail_subjects:
             raise RuntimeError(f"cannot handle {event.envelope.subject}")
@@ -35,12 +41,17 @@ def counting_consumer(db: Database, bootstrap: str, group: str, topic: str, dela
             await asyncio.sleep(delay)
 
     return IdempotentConsumer(
-        db=db, name=group, topics=[topic], handlers={"service_request.escalated": record_effect},
+        db=db,
+        name=group,
+        topics=[topic],
+        handlers={"service_request.escalated": record_effect},
         # A short session: a killed member's partitions are reassigned in seconds, not the default 30.
-        consumer_factory=lambda: manual_commit_consumer(bootstrap, group, [topic], "counting-consumer",
-                                                        session_timeout_ms=6000, heartbeat_interval_ms=1000),
+        consumer_factory=lambda: manual_commit_consumer(
+            bootstrap, group, [topic], "counting-consumer", session_timeout_ms=6000, heartbeat_interval_ms=1000
+        ),
         producer_factory=lambda: reliable_producer(bootstrap, "counting-consumer-dlq"),
-        batch_size=20, handler_attempts=3,
+        batch_size=20,
+        handler_attempts=3,
     )
 
 
@@ -56,4 +67,6 @@ async def main(url: str, bootstrap: str, group: str, topic: str, delay: float) -
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]) if len(sys.argv) > 5 else 0))
+    asyncio.run(
+        main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]) if len(sys.argv) > 5 else 0)
+    )

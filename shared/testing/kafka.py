@@ -17,15 +17,30 @@ from shared.messaging.cloudevents import to_record
 from shared.messaging.kafka import reliable_producer
 
 
-def envelope_for(data: EventData, *, source: str = "test", time: datetime | None = None, sequence: int = 1,
-                 event_id: str | None = None, correlation_id: str | None = None) -> EventEnvelope:
+def envelope_for(
+    data: EventData,
+    *,
+    source: str = "test",
+    time: datetime | None = None,
+    sequence: int = 1,
+    event_id: str | None = None,
+    correlation_id: str | None = None,
+) -> EventEnvelope:
     """A CloudEvent as another service would publish it."""
     event_id = event_id or str(uuid.uuid4())
     time = time or utcnow()
     return EventEnvelope(
-        id=event_id, source=source, type=data.event_type, subject=data.subject, time=time,
-        dataschema=data.dataschema(), sequence=sequence, recordedat=utcnow(),
-        correlationid=correlation_id or event_id, causationid=event_id, data=data.model_dump_json(),
+        id=event_id,
+        source=source,
+        type=data.event_type,
+        subject=data.subject,
+        time=time,
+        dataschema=data.dataschema(),
+        sequence=sequence,
+        recordedat=utcnow(),
+        correlationid=correlation_id or event_id,
+        causationid=event_id,
+        data=data.model_dump_json(),
         topic=data.topic,
     )
 
@@ -43,8 +58,14 @@ async def publish(bootstrap: str, *envelopes: EventEnvelope) -> None:
         await producer.stop()
 
 
-async def publish_raw(bootstrap: str, topic: str, value: bytes | None, *, key: bytes | None = None,
-                      headers: list[tuple[str, bytes]] | None = None) -> None:
+async def publish_raw(
+    bootstrap: str,
+    topic: str,
+    value: bytes | None,
+    *,
+    key: bytes | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
     producer = reliable_producer(bootstrap, "test-publisher")
     await producer.start()
     try:
@@ -64,8 +85,9 @@ async def collect(
 ) -> list[ConsumerRecord]:
     """Read `topic` from the beginning (no group) until `expected` matching records arrived, then keep
     reading `settle` seconds more so that extra (duplicate) records would show too."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest", group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", group_id=None
+    )
     await consumer.start()
     found: list[ConsumerRecord] = []
     try:
@@ -126,5 +148,13 @@ def subject_is(*subjects: str) -> Callable[[ConsumerRecord], bool]:
     return lambda record: record.key in wanted
 
 
-__all__ = ["collect", "envelope_for", "group_at_end", "headers_of", "publish", "publish_raw", "start_group_at_end",
-           "subject_is"]
+__all__ = [
+    "collect",
+    "envelope_for",
+    "group_at_end",
+    "headers_of",
+    "publish",
+    "publish_raw",
+    "start_group_at_end",
+    "subject_is",
+]

@@ -17,13 +17,17 @@ Probe = tuple[str, Any]  # (url, JSON body or None)
 
 def routes_of(app) -> set[tuple[str, str]]:
     """(METHOD, path) of every documented operation but the ops endpoints."""
-    return {(method.upper(), path) for path, ops in app.openapi()["paths"].items() for method in ops
-            if path not in OPS}
+    return {(method.upper(), path) for path, ops in app.openapi()["paths"].items() for method in ops if path not in OPS}
 
 
-async def leaks(client: httpx.AsyncClient, app, probes: Mapping[tuple[str, str], Probe],
-                token_for: Callable[[str], dict[str, str]], count_writes: Callable[[], Awaitable[int]],
-                secrets: tuple[str, ...]) -> list[tuple]:
+async def leaks(
+    client: httpx.AsyncClient,
+    app,
+    probes: Mapping[tuple[str, str], Probe],
+    token_for: Callable[[str], dict[str, str]],
+    count_writes: Callable[[], Awaitable[int]],
+    secrets: tuple[str, ...],
+) -> list[tuple]:
     """Try every probe with the token of every other role; return what was not refused, or wrote. A list (200)
     passes when it shows none of `secrets` (the other dealer's ids). Fails outright when a route has no probe."""
     missing = routes_of(app) - set(probes)
@@ -34,8 +38,9 @@ async def leaks(client: httpx.AsyncClient, app, probes: Mapping[tuple[str, str],
         for (method, route), (url, body) in probes.items():
             before = await count_writes()
             if isinstance(body, str):  # a file upload (bulk import)
-                answer = await client.request(method, url, content=body.encode(),
-                                              headers={**headers, "Content-Type": "text/csv"})
+                answer = await client.request(
+                    method, url, content=body.encode(), headers={**headers, "Content-Type": "text/csv"}
+                )
             else:
                 answer = await client.request(method, url, json=body, headers=headers)
             refused = answer.status_code in (403, 404, 422)

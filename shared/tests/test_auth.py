@@ -61,11 +61,20 @@ def test_the_command_line_tool_refuses_a_dealer_token_without_a_dealer(capsys):
         cli(["mint", "--roles", "dealer"])
 
 
-@pytest.mark.parametrize("claims", [
-    {"roles": 7}, {"roles": None}, {"roles": True}, {"roles": [1, 2]}, {"roles": {"admin": 1}},
-    {"roles": ["dealer"], "dealer_id": ["D1", "D2"]}, {"roles": ["dealer"], "dealer_id": 5},
-    {"roles": ["admin"], "dealer_id": {"id": "D1"}}, {"roles": ["admin"], "dealer_id": ""},
-])
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"roles": 7},
+        {"roles": None},
+        {"roles": True},
+        {"roles": [1, 2]},
+        {"roles": {"admin": 1}},
+        {"roles": ["dealer"], "dealer_id": ["D1", "D2"]},
+        {"roles": ["dealer"], "dealer_id": 5},
+        {"roles": ["admin"], "dealer_id": {"id": "D1"}},
+        {"roles": ["admin"], "dealer_id": ""},
+    ],
+)
 def test_a_signed_token_with_claims_of_the_wrong_type_is_invalid(claims):
     token = jwt.encode({"sub": "x", "exp": 4102444800, **claims}, SECRET, algorithm="HS256")
     with pytest.raises(InvalidToken):

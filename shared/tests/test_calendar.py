@@ -15,13 +15,16 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-@pytest.mark.parametrize("start, due", [
-    ("2026-05-05T23:00", "2026-05-12T23:00"),  # Tuesday 23:00: the same clock time on the 5th working day
-    ("2026-05-04T00:00", "2026-05-09T00:00"),  # Monday 00:00: the whole of Monday to Friday, due Friday 24:00
-    ("2026-05-08T10:00", "2026-05-15T10:00"),  # Friday: over the weekend to next Friday
-    ("2026-05-09T14:00", "2026-05-16T00:00"),  # Saturday: the end of the 5th working day (Friday 24:00)
-    ("2026-05-10T23:59", "2026-05-16T00:00"),  # late Sunday: the same, the clock starts on Monday 00:00
-])
+@pytest.mark.parametrize(
+    "start, due",
+    [
+        ("2026-05-05T23:00", "2026-05-12T23:00"),  # Tuesday 23:00: the same clock time on the 5th working day
+        ("2026-05-04T00:00", "2026-05-09T00:00"),  # Monday 00:00: the whole of Monday to Friday, due Friday 24:00
+        ("2026-05-08T10:00", "2026-05-15T10:00"),  # Friday: over the weekend to next Friday
+        ("2026-05-09T14:00", "2026-05-16T00:00"),  # Saturday: the end of the 5th working day (Friday 24:00)
+        ("2026-05-10T23:59", "2026-05-16T00:00"),  # late Sunday: the same, the clock starts on Monday 00:00
+    ],
+)
 def test_five_working_days_end_at_the_same_clock_time_or_at_the_end_of_the_fifth_working_day(start, due):
     assert WEEKDAYS.add_working_days(at(start), 5) == at(due)
 
@@ -69,8 +72,9 @@ def test_a_pause_still_going_leaves_a_deadline_it_began_before_unknown_and_one_i
     start, eight_hours = at("2026-05-04T09:00"), timedelta(hours=8)
     assert clock.add_working_time(start, eight_hours, [(at("2026-05-04T12:00"), None)]) is None
     assert clock.add_working_time(start, eight_hours, [(at("2026-05-04T18:00"), None)]) == at("2026-05-04T17:00")
-    assert clock.add_working_time(start, eight_hours, [(at("2026-05-04T17:00"), None)]) == at("2026-05-04T17:00"), \
+    assert clock.add_working_time(start, eight_hours, [(at("2026-05-04T17:00"), None)]) == at("2026-05-04T17:00"), (
         "a pause that begins exactly on the deadline comes too late"
+    )
 
 
 def test_working_time_between_two_instants_skips_weekends_holidays_and_pauses():

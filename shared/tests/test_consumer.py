@@ -74,11 +74,14 @@ async def test_an_event_delivered_twice_has_one_effect_even_across_a_restart(db,
     async with Running(counting_consumer(db, kafka_bootstrap, group, topic)) as restarted:
         await eventually(lambda: effect_count(db, "marker"), until=lambda n: n == 1)
     assert await effect_count(db, "dup-1") == 1
-    assert restarted.counts == {"applied": 1, "duplicate": 1, "ignored": 0, "dlq": 0}, \
+    assert restarted.counts == {"applied": 1, "duplicate": 1, "ignored": 0, "dlq": 0}, (
         "committed offsets hold: the restarted consumer read only the two new records"
+    )
 
 
-async def test_poison_records_go_to_the_dlq_with_their_reason_and_the_partition_keeps_flowing(db, topic, kafka_bootstrap):
+async def test_poison_records_go_to_the_dlq_with_their_reason_and_the_partition_keeps_flowing(
+    db, topic, kafka_bootstrap
+):
     key = "poison-key"
     await publish_raw(kafka_bootstrap, topic, b"\x00\x01 not an event", key=key.encode())
     await publish(kafka_bootstrap, replace(event(topic, key), data='{"request_id": 42}'))
@@ -98,8 +101,9 @@ async def test_poison_records_go_to_the_dlq_with_their_reason_and_the_partition_
 
 async def test_an_event_whose_handler_keeps_failing_goes_to_the_dlq_after_its_retries(db, topic, kafka_bootstrap):
     await publish(kafka_bootstrap, event(topic, "broken"), event(topic, "fine"))
-    consumer = counting_consumer(db, kafka_bootstrap, f"g-{uuid.uuid4().hex[:6]}", topic,
-                                 fail_subjects=frozenset({"broken"}))
+    consumer = counting_consumer(
+        db, kafka_bootstrap, f"g-{uuid.uuid4().hex[:6]}", topic, fail_subjects=frozenset({"broken"})
+    )
     async with Running(consumer):
         await eventually(lambda: effect_count(db, "fine"), until=lambda n: n == 1)
 
@@ -114,8 +118,9 @@ async def test_an_event_whose_handler_keeps_failing_goes_to_the_dlq_after_its_re
     assert await effect_count(db, "broken") == 0, "the failed attempts were rolled back"
 
 
-async def test_killing_the_consumer_process_mid_stream_loses_nothing_and_counts_nothing_twice(database_url, topic,
-                                                                                              kafka_bootstrap):
+async def test_killing_the_consumer_process_mid_stream_loses_nothing_and_counts_nothing_twice(
+    database_url, topic, kafka_bootstrap
+):
     url = database_url
     total = 300
     await publish(kafka_bootstrap, *(event(topic, f"k-{i}") for i in range(total)))
@@ -144,5 +149,3 @@ async def test_killing_the_consumer_process_mid_stream_loses_nothing_and_counts_
         assert await effect_count(db) == distinct == total
     finally:
         await db.dispose()
-
-

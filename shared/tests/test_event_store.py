@@ -35,8 +35,14 @@ async def count(db, table) -> int:
 
 async def test_appended_events_are_read_back_in_order_with_their_times(db):
     async with db.transaction() as conn:
-        stored = await STORE.append(conn, stream_id="s1", stream_type="t", expected_version=0,
-                                    new_events=[escalation("s1", "a"), escalation("s1", "b")], metadata=new_metadata())
+        stored = await STORE.append(
+            conn,
+            stream_id="s1",
+            stream_type="t",
+            expected_version=0,
+            new_events=[escalation("s1", "a"), escalation("s1", "b")],
+            metadata=new_metadata(),
+        )
     assert [e.sequence for e in stored] == [1, 2]
     async with db.read() as conn:
         history = await STORE.load(conn, "s1")
@@ -46,26 +52,50 @@ async def test_appended_events_are_read_back_in_order_with_their_times(db):
 
 async def test_an_append_on_a_stale_version_is_refused_and_leaves_nothing_behind(db):
     async with db.transaction() as conn:
-        await STORE.append(conn, stream_id="s2", stream_type="t", expected_version=0,
-                           new_events=[escalation("s2", "first")], metadata=new_metadata())
+        await STORE.append(
+            conn,
+            stream_id="s2",
+            stream_type="t",
+            expected_version=0,
+            new_events=[escalation("s2", "first")],
+            metadata=new_metadata(),
+        )
     with pytest.raises(ConcurrencyError):
         async with db.transaction() as conn:
-            await STORE.append(conn, stream_id="s2", stream_type="t", expected_version=0,
-                               new_events=[escalation("s2", "stale")], metadata=new_metadata())
+            await STORE.append(
+                conn,
+                stream_id="s2",
+                stream_type="t",
+                expected_version=0,
+                new_events=[escalation("s2", "stale")],
+                metadata=new_metadata(),
+            )
     assert await count(db, events) == 1
     assert await count(db, outbox) == 1
 
 
 async def test_concurrent_writers_that_read_the_same_version_cannot_both_append(db):
     async with db.transaction() as conn:
-        await STORE.append(conn, stream_id="s3", stream_type="t", expected_version=0,
-                           new_events=[escalation("s3", "v1")], metadata=new_metadata())
+        await STORE.append(
+            conn,
+            stream_id="s3",
+            stream_type="t",
+            expected_version=0,
+            new_events=[escalation("s3", "v1")],
+            metadata=new_metadata(),
+        )
 
     async def writer(reason: str) -> str:
         try:
             async with db.transaction() as conn:
-                await STORE.append(conn, stream_id="s3", stream_type="t", expected_version=1,
-                                   new_events=[escalation("s3", reason)], metadata=new_metadata())
+                await STORE.append(
+                    conn,
+                    stream_id="s3",
+                    stream_type="t",
+                    expected_version=1,
+                    new_events=[escalation("s3", reason)],
+                    metadata=new_metadata(),
+                )
             return "ok"
         except ConcurrencyError:
             return "conflict"
@@ -79,8 +109,14 @@ async def test_concurrent_writers_that_read_the_same_version_cannot_both_append(
 async def test_a_transaction_that_fails_after_appending_leaves_neither_events_nor_outbox_rows(db):
     with pytest.raises(RuntimeError):
         async with db.transaction() as conn:
-            await STORE.append(conn, stream_id="s4", stream_type="t", expected_version=0,
-                               new_events=[escalation("s4", "x")], metadata=new_metadata())
+            await STORE.append(
+                conn,
+                stream_id="s4",
+                stream_type="t",
+                expected_version=0,
+                new_events=[escalation("s4", "x")],
+                metadata=new_metadata(),
+            )
             raise RuntimeError("the read model update failed")
     assert await count(db, events) == 0
     assert await count(db, outbox) == 0
@@ -88,8 +124,14 @@ async def test_a_transaction_that_fails_after_appending_leaves_neither_events_no
 
 async def test_every_appended_event_is_due_for_publication(db):
     async with db.transaction() as conn:
-        stored = await STORE.append(conn, stream_id="s5", stream_type="t", expected_version=0,
-                                    new_events=[escalation("s5", str(i)) for i in range(3)], metadata=new_metadata())
+        stored = await STORE.append(
+            conn,
+            stream_id="s5",
+            stream_type="t",
+            expected_version=0,
+            new_events=[escalation("s5", str(i)) for i in range(3)],
+            metadata=new_metadata(),
+        )
     async with db.read() as conn:
         due = [r.position for r in await conn.execute(select(outbox.c.position).order_by(outbox.c.position))]
     assert due == [e.position for e in stored]

@@ -74,14 +74,20 @@ class Counter(Aggregate):
 
 
 own = MetaData()
-counters = Table("test_counters", own, Column("counter_id", String(40), primary_key=True),
-                 Column("value", Integer, nullable=False), Column("first_position", Integer))
+counters = Table(
+    "test_counters",
+    own,
+    Column("counter_id", String(40), primary_key=True),
+    Column("value", Integer, nullable=False),
+    Column("first_position", Integer),
+)
 
 
 async def project(conn: AsyncConnection, counter: Counter, stored: Sequence[EventEnvelope]) -> None:
     if stored[0].sequence == 1:
-        await conn.execute(counters.insert().values(counter_id=counter.id, value=counter.value,
-                                                    first_position=stored[0].position))
+        await conn.execute(
+            counters.insert().values(counter_id=counter.id, value=counter.value, first_position=stored[0].position)
+        )
     else:
         await conn.execute(counters.update().where(counters.c.counter_id == counter.id).values(value=counter.value))
 
@@ -125,8 +131,14 @@ def kernel(db: Database, **overrides: object) -> Kernel[object]:
     projections = Projections()
     projections.register(Counter, project, counters)
     values: dict[str, object] = dict(
-        db=db, store=EventStore("test", registry=REGISTRY), clock=FixedClock(NOW), time_rules=TimeRules(),
-        projections=projections, commands={Start: start, Increase: increase}, provided={Step: Step(1)})
+        db=db,
+        store=EventStore("test", registry=REGISTRY),
+        clock=FixedClock(NOW),
+        time_rules=TimeRules(),
+        projections=projections,
+        commands={Start: start, Increase: increase},
+        provided={Step: Step(1)},
+    )
     values.update(overrides)
     return Kernel(**values)  # type: ignore[arg-type]
 
@@ -215,9 +227,20 @@ async def test_a_reaction_runs_in_a_unit_of_work_chained_to_its_cause(db):
     app = Application(kernel(db, reactions={ServiceRequestCancelled: on_cancelled}))
     await app.handle(Start("a"), STAFF, new_metadata())
     cause = ServiceRequestCancelled(request_id="a", reason="r")
-    envelope = EventEnvelope(id="cause-1", source="intake", type=cause.event_type, subject="a", time=NOW,
-                             dataschema=cause.dataschema(), sequence=3, recordedat=NOW, correlationid="corr-9",
-                             causationid="x", data=cause.model_dump_json(), topic=cause.topic)
+    envelope = EventEnvelope(
+        id="cause-1",
+        source="intake",
+        type=cause.event_type,
+        subject="a",
+        time=NOW,
+        dataschema=cause.dataschema(),
+        sequence=3,
+        recordedat=NOW,
+        correlationid="corr-9",
+        causationid="x",
+        data=cause.model_dump_json(),
+        topic=cause.topic,
+    )
     handler = app.handler_table()[ServiceRequestCancelled.event_type]
     async with db.transaction() as conn:
         await handler(IncomingEvent(envelope, cause), conn)

@@ -21,8 +21,11 @@ def operations(app):
 
 
 def problem_statuses(operation) -> set[int]:
-    return {int(status) for status, response in operation["responses"].items()
-            if "application/problem+json" in response.get("content", {})}
+    return {
+        int(status)
+        for status, response in operation["responses"].items()
+        if "application/problem+json" in response.get("content", {})
+    }
 
 
 @pytest.mark.parametrize("service", SERVICES)

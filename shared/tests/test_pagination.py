@@ -18,8 +18,9 @@ def test_a_cursor_handed_out_names_its_position(position):
     assert decode_cursor(encode_cursor(position)) == position
 
 
-@pytest.mark.parametrize("after", [2**63, -(2**63) - 1, 10**400, True, 1.5, None, {"a": 1}, "x" * 201,
-                                   [1, 2, 3, 4, 5], [[1]], [10**30, 1]])
+@pytest.mark.parametrize(
+    "after", [2**63, -(2**63) - 1, 10**400, True, 1.5, None, {"a": 1}, "x" * 201, [1, 2, 3, 4, 5], [[1]], [10**30, 1]]
+)
 def test_a_forged_cursor_out_of_bounds_is_a_400_naming_the_cursor(after):
     with pytest.raises(Problem) as refused:
         decode_cursor(forged(after))

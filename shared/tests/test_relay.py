@@ -33,15 +33,20 @@ async def append_many(db, streams: list[str], per_stream: int) -> None:
     for version in range(per_stream):
         for stream in streams:
             async with db.transaction() as conn:
-                await store.append(conn, stream_id=stream, stream_type="t", expected_version=version,
-                                   new_events=[NewEvent(ServiceRequestEscalated(request_id=stream, reason=str(version)),
-                                                        utcnow())],
-                                   metadata=new_metadata())
+                await store.append(
+                    conn,
+                    stream_id=stream,
+                    stream_type="t",
+                    expected_version=version,
+                    new_events=[NewEvent(ServiceRequestEscalated(request_id=stream, reason=str(version)), utcnow())],
+                    metadata=new_metadata(),
+                )
 
 
 def relay_for(db, bootstrap, **options) -> OutboxRelay:
-    return OutboxRelay(db, lambda: reliable_producer(bootstrap, "relay-test"), source="relay-test",
-                       poll_interval=0.05, **options)
+    return OutboxRelay(
+        db, lambda: reliable_producer(bootstrap, "relay-test"), source="relay-test", poll_interval=0.05, **options
+    )
 
 
 async def partitions_of(bootstrap, topic) -> list[int]:
@@ -106,11 +111,23 @@ async def test_no_event_is_skipped_when_transactions_commit_out_of_order(db, kaf
     try:
         async with db.engine.connect() as slow:
             transaction = await slow.begin()
-            await store.append(slow, stream_id=early, stream_type="t", expected_version=0,
-                               new_events=escalation(early), metadata=new_metadata())  # the lower position
+            await store.append(
+                slow,
+                stream_id=early,
+                stream_type="t",
+                expected_version=0,
+                new_events=escalation(early),
+                metadata=new_metadata(),
+            )  # the lower position
             async with db.transaction() as fast:
-                await store.append(fast, stream_id=late, stream_type="t", expected_version=0,
-                                   new_events=escalation(late), metadata=new_metadata())
+                await store.append(
+                    fast,
+                    stream_id=late,
+                    stream_type="t",
+                    expected_version=0,
+                    new_events=escalation(late),
+                    metadata=new_metadata(),
+                )
             await eventually(lambda: outbox_size(db), until=lambda n: n == 0)  # the later one is out
             await transaction.commit()
         db.committed.set()
@@ -123,7 +140,8 @@ async def test_no_event_is_skipped_when_transactions_commit_out_of_order(db, kaf
 
 
 async def test_each_published_record_is_the_stored_event_as_to_record_builds_it_on_the_partition_send_would_pick(
-        db, kafka_bootstrap):
+    db, kafka_bootstrap
+):
     """The relay builds records from the outbox's columns without an envelope and batches them per partition
     itself: key, value and every CloudEvents header must still be those of `to_record`, and the partition the
     producer's own partitioner gives the key."""
@@ -153,8 +171,13 @@ async def test_a_round_spanning_several_producer_batches_per_partition_keeps_eac
     after another: every stream's events still arrive once each, in order."""
     streams = [f"split-{uuid.uuid4()}" for _ in range(6)]
     await append_many(db, streams, per_stream=10)
-    relay = OutboxRelay(db, lambda: reliable_producer(kafka_bootstrap, "relay-test", max_batch_size=2048),
-                        source="relay-test", poll_interval=0.05, batch_size=60)
+    relay = OutboxRelay(
+        db,
+        lambda: reliable_producer(kafka_bootstrap, "relay-test", max_batch_size=2048),
+        source="relay-test",
+        poll_interval=0.05,
+        batch_size=60,
+    )
     task = asyncio.create_task(relay.run())
     try:
         await eventually(lambda: outbox_size(db), until=lambda n: n == 0)
@@ -168,16 +191,26 @@ async def test_a_round_spanning_several_producer_batches_per_partition_keeps_eac
 
 
 async def test_an_event_larger_than_the_producers_request_limit_stays_due_and_the_events_before_it_go_out(
-        db, kafka_bootstrap):
+    db, kafka_bootstrap
+):
     small, large = f"small-{uuid.uuid4()}", f"large-{uuid.uuid4()}"
     await append_many(db, [small], per_stream=2)
     store = EventStore(source="relay-test")
     async with db.transaction() as conn:
-        await store.append(conn, stream_id=large, stream_type="t", expected_version=0,
-                           new_events=[NewEvent(ServiceRequestEscalated(request_id=large, reason="x" * 4000), utcnow())],
-                           metadata=new_metadata())
-    relay = OutboxRelay(db, lambda: reliable_producer(kafka_bootstrap, "relay-test", max_request_size=3000),
-                        source="relay-test", poll_interval=0.05)
+        await store.append(
+            conn,
+            stream_id=large,
+            stream_type="t",
+            expected_version=0,
+            new_events=[NewEvent(ServiceRequestEscalated(request_id=large, reason="x" * 4000), utcnow())],
+            metadata=new_metadata(),
+        )
+    relay = OutboxRelay(
+        db,
+        lambda: reliable_producer(kafka_bootstrap, "relay-test", max_request_size=3000),
+        source="relay-test",
+        poll_interval=0.05,
+    )
     task = asyncio.create_task(relay.run())
     try:
         await eventually(lambda: asyncio.sleep(0, relay.failures), until=lambda n: n >= 2)
@@ -185,6 +218,5 @@ async def test_an_event_larger_than_the_producers_request_limit_stays_due_and_th
     finally:
         await relay.stop()
         await task
-    records = await collect(kafka_bootstrap, INTAKE, lambda r: r.key.decode() in (small, large), expected=2,
-                            settle=0.5)
+    records = await collect(kafka_bootstrap, INTAKE, lambda r: r.key.decode() in (small, large), expected=2, settle=0.5)
     assert [r.key.decode() for r in records] == [small, small]

@@ -37,9 +37,16 @@ def own_broker():
 async def append(db: Database, stream: str, first_version: int, count: int) -> None:
     store = EventStore(source="stall-test")
     async with db.transaction() as conn:
-        await store.append(conn, stream_id=stream, stream_type="t", expected_version=first_version,
-                           new_events=[NewEvent(ServiceRequestEscalated(request_id=stream, reason=str(i)), utcnow())
-                                       for i in range(count)], metadata=new_metadata())
+        await store.append(
+            conn,
+            stream_id=stream,
+            stream_type="t",
+            expected_version=first_version,
+            new_events=[
+                NewEvent(ServiceRequestEscalated(request_id=stream, reason=str(i)), utcnow()) for i in range(count)
+            ],
+            metadata=new_metadata(),
+        )
 
 
 async def outbox_size(db: Database) -> int:
@@ -56,8 +63,14 @@ async def test_a_relay_through_a_broker_stall_publishes_no_event_id_twice(own_br
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/stall.db")
     await db.create_all(metadata)
     stream = f"stall-{uuid.uuid4()}"
-    relay = OutboxRelay(db, lambda: reliable_producer(own_broker.bootstrap, "stall-test"), source="stall-test",
-                        batch_size=100, poll_interval=0.05, publish_timeout=1.0)
+    relay = OutboxRelay(
+        db,
+        lambda: reliable_producer(own_broker.bootstrap, "stall-test"),
+        source="stall-test",
+        batch_size=100,
+        poll_interval=0.05,
+        publish_timeout=1.0,
+    )
     task = asyncio.create_task(relay.run())
     broker_group = os.getpgid(own_broker._process.pid)
     try:
@@ -75,8 +88,7 @@ async def test_a_relay_through_a_broker_stall_publishes_no_event_id_twice(own_br
         await relay.stop()
         await task
         await db.dispose()
-    records = await collect(own_broker.bootstrap, INTAKE, lambda r: r.key.decode() == stream, expected=300,
-                            settle=2.0)
+    records = await collect(own_broker.bootstrap, INTAKE, lambda r: r.key.decode() == stream, expected=300, settle=2.0)
     ids = [headers_of(r)["ce_id"] for r in records]
     assert len(ids) - len(set(ids)) == 0, "duplicate event ids on the topic"
     assert [int(headers_of(r)["ce_sequence"]) for r in records] == list(range(1, 301))

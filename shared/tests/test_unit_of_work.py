@@ -44,12 +44,14 @@ async def rows(db: Database, table: Table) -> int:
 
 def writing(db: Database, effect_id: str, then=None):
     """A route's work: the application appends in a transaction of its own, then the route builds its answer."""
+
     async def produce() -> Response:
         async with db.transaction() as conn:
             await conn.execute(effects.insert().values(id=effect_id))
         if then is not None:
             return then()
         return JSONResponse({"id": effect_id}, status_code=201, headers={"Location": f"/v1/things/{effect_id}"})
+
     return produce
 
 
@@ -83,6 +85,7 @@ async def test_a_refusal_is_replayed_and_a_server_error_is_forgotten(db):
         async with db.transaction() as conn:
             await conn.execute(effects.insert().values(id="half-done"))
         raise Conflict("already there", existing_id="x")
+
     refused = await call(db, "k3").run(refuse)
     assert refused.status_code == 409 and await rows(db, effects) == 0
     assert (await call(db, "k3").run(writing(db, "e4"))).body == refused.body

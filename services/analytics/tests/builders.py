@@ -36,13 +36,24 @@ def stamped(data, time: datetime, recorded_at: datetime | None = None, source: s
     return replace(envelope, recordedat=recorded_at or max(time, utcnow()))
 
 
-def received(request_id: str, time: datetime, *, dealer_id: str | None, region: str, product_line: str,
-             **kw) -> EventEnvelope:
-    return stamped(ServiceRequestReceived(
-        request_id=request_id, dealer_id=dealer_id, channel="dealer" if dealer_id else "hotline",
-        customer=Customer(name="Ann Farmer", phone="+49 170 5550101", region=region),
-        product=Product(serial=f"SN-{uuid.uuid4().hex[:8]}", model="T-100", product_line=product_line),
-        purchase_date=None, symptom="stalls", customer_tier="standard", urgent=False), time, **kw)
+def received(
+    request_id: str, time: datetime, *, dealer_id: str | None, region: str, product_line: str, **kw
+) -> EventEnvelope:
+    return stamped(
+        ServiceRequestReceived(
+            request_id=request_id,
+            dealer_id=dealer_id,
+            channel="dealer" if dealer_id else "hotline",
+            customer=Customer(name="Ann Farmer", phone="+49 170 5550101", region=region),
+            product=Product(serial=f"SN-{uuid.uuid4().hex[:8]}", model="T-100", product_line=product_line),
+            purchase_date=None,
+            symptom="stalls",
+            customer_tier="standard",
+            urgent=False,
+        ),
+        time,
+        **kw,
+    )
 
 
 def triaged(request_id: str, time: datetime, mode: str = "onsite", priority: str = "P3", **kw) -> EventEnvelope:
@@ -57,55 +68,109 @@ def cancelled(request_id: str, time: datetime, **kw) -> EventEnvelope:
     return stamped(ServiceRequestCancelled(request_id=request_id, reason="customer withdrew"), time, **kw)
 
 
-def job_created(job_id: str, request_id: str, time: datetime, *, dealer_id: str | None, region: str,
-                product_line: str, **kw) -> EventEnvelope:
-    return stamped(JobCreated(job_id=job_id, request_id=request_id, mode="onsite", priority="P3", region=region,
-                              product_line=product_line, dealer_id=dealer_id), time, source="dispatch", **kw)
+def job_created(
+    job_id: str, request_id: str, time: datetime, *, dealer_id: str | None, region: str, product_line: str, **kw
+) -> EventEnvelope:
+    return stamped(
+        JobCreated(
+            job_id=job_id,
+            request_id=request_id,
+            mode="onsite",
+            priority="P3",
+            region=region,
+            product_line=product_line,
+            dealer_id=dealer_id,
+        ),
+        time,
+        source="dispatch",
+        **kw,
+    )
 
 
-def assigned(job_id: str, request_id: str, time: datetime, *, center_id: str, technician_id: str,
-             **kw) -> EventEnvelope:
-    return stamped(JobAssigned(job_id=job_id, request_id=request_id, center_id=center_id,
-                               technician_id=technician_id, by="auto"), time, source="dispatch", **kw)
+def assigned(
+    job_id: str, request_id: str, time: datetime, *, center_id: str, technician_id: str, **kw
+) -> EventEnvelope:
+    return stamped(
+        JobAssigned(job_id=job_id, request_id=request_id, center_id=center_id, technician_id=technician_id, by="auto"),
+        time,
+        source="dispatch",
+        **kw,
+    )
 
 
 def accepted(job_id: str, request_id: str, time: datetime, technician_id: str, **kw) -> EventEnvelope:
-    return stamped(JobAccepted(job_id=job_id, request_id=request_id, technician_id=technician_id), time,
-                   source="dispatch", **kw)
+    return stamped(
+        JobAccepted(job_id=job_id, request_id=request_id, technician_id=technician_id), time, source="dispatch", **kw
+    )
 
 
 def arrived(job_id: str, request_id: str, time: datetime, technician_id: str, **kw) -> EventEnvelope:
-    return stamped(JobArrived(job_id=job_id, request_id=request_id, technician_id=technician_id), time,
-                   source="dispatch", **kw)
+    return stamped(
+        JobArrived(job_id=job_id, request_id=request_id, technician_id=technician_id), time, source="dispatch", **kw
+    )
 
 
-def completed(job_id: str, request_id: str, time: datetime, technician_id: str, fixed: bool,
-              **kw) -> EventEnvelope:
-    return stamped(JobCompleted(job_id=job_id, request_id=request_id, technician_id=technician_id, fixed=fixed,
-                                resolution="done" if fixed else "part on order"), time, source="dispatch", **kw)
+def completed(job_id: str, request_id: str, time: datetime, technician_id: str, fixed: bool, **kw) -> EventEnvelope:
+    return stamped(
+        JobCompleted(
+            job_id=job_id,
+            request_id=request_id,
+            technician_id=technician_id,
+            fixed=fixed,
+            resolution="done" if fixed else "part on order",
+        ),
+        time,
+        source="dispatch",
+        **kw,
+    )
 
 
 def breached(job_id: str, request_id: str, due: datetime, kind: str = "arrive", **kw) -> EventEnvelope:
-    return stamped(JobSlaBreached(job_id=job_id, request_id=request_id, kind=kind, due=due), due,
-                   source="dispatch", **kw)
+    return stamped(
+        JobSlaBreached(job_id=job_id, request_id=request_id, kind=kind, due=due), due, source="dispatch", **kw
+    )
 
 
-def breach_withdrawn(job_id: str, request_id: str, due: datetime, time: datetime, kind: str = "arrive",
-                     **kw) -> EventEnvelope:
-    return stamped(JobSlaBreachWithdrawn(job_id=job_id, request_id=request_id, kind=kind, due=due), time,
-                   source="dispatch", **kw)
+def breach_withdrawn(
+    job_id: str, request_id: str, due: datetime, time: datetime, kind: str = "arrive", **kw
+) -> EventEnvelope:
+    return stamped(
+        JobSlaBreachWithdrawn(job_id=job_id, request_id=request_id, kind=kind, due=due), time, source="dispatch", **kw
+    )
 
 
-def revisit(job_id: str, request_id: str, time: datetime, satisfaction: int, nps: int | None = None,
-            **kw) -> EventEnvelope:
-    return stamped(RevisitDone(job_id=job_id, request_id=request_id, satisfaction=satisfaction, nps=nps,
-                               channel="phone"), time, source="dispatch", **kw)
+def revisit(
+    job_id: str, request_id: str, time: datetime, satisfaction: int, nps: int | None = None, **kw
+) -> EventEnvelope:
+    return stamped(
+        RevisitDone(job_id=job_id, request_id=request_id, satisfaction=satisfaction, nps=nps, channel="phone"),
+        time,
+        source="dispatch",
+        **kw,
+    )
 
 
-def complaint(time: datetime, *, request_id: str | None = None, job_id: str | None = None,
-              dealer_id: str | None = None, complaint_id: str | None = None, **kw) -> EventEnvelope:
-    data = ComplaintOpened.model_validate(dict(
-        complaint_id=complaint_id or str(uuid.uuid4()), request_id=request_id, job_id=job_id, dealer_id=dealer_id,
-        category="delay", severity="general", source="hotline", level=1, ack_due=time + timedelta(hours=1),
-        resolve_due=time + timedelta(hours=8)))
+def complaint(
+    time: datetime,
+    *,
+    request_id: str | None = None,
+    job_id: str | None = None,
+    dealer_id: str | None = None,
+    complaint_id: str | None = None,
+    **kw,
+) -> EventEnvelope:
+    data = ComplaintOpened.model_validate(
+        dict(
+            complaint_id=complaint_id or str(uuid.uuid4()),
+            request_id=request_id,
+            job_id=job_id,
+            dealer_id=dealer_id,
+            category="delay",
+            severity="general",
+            source="hotline",
+            level=1,
+            ack_due=time + timedelta(hours=1),
+            resolve_due=time + timedelta(hours=8),
+        )
+    )
     return stamped(data, time, source="complaints", **kw)

@@ -58,9 +58,14 @@ class Case:
     def key(self, group_by: str) -> str | None:
         worker = self.worker
         return {
-            "dealer": self.dealer or "direct", "region": self.region, "product_line": self.line,
-            "center": worker[0] if worker else None, "technician": worker[1] if worker else None,
-            "day": self.received.strftime("%Y-%m-%d"), "month": self.received.strftime("%Y-%m"), "all": "all",
+            "dealer": self.dealer or "direct",
+            "region": self.region,
+            "product_line": self.line,
+            "center": worker[0] if worker else None,
+            "technician": worker[1] if worker else None,
+            "day": self.received.strftime("%Y-%m-%d"),
+            "month": self.received.strftime("%Y-%m"),
+            "all": "all",
         }[group_by]
 
 
@@ -102,29 +107,45 @@ def throughput(cases: list[Case], start: datetime, end: datetime, group_by: str)
     for key in {c.key(group_by) for c in cases} - {None}:
         group = [c for c in cases if c.key(group_by) == key]
         cohort = [c for c in group if inside(c.received)]
-        row = {"key": key, "received": len(cohort), "resolved": sum(inside(c.resolved) for c in group),
-               "backlog": sum(open_at_end(c) for c in group)}
+        row = {
+            "key": key,
+            "received": len(cohort),
+            "resolved": sum(inside(c.resolved) for c in group),
+            "backlog": sum(open_at_end(c) for c in group),
+        }
         if not (row["received"] or row["resolved"] or row["backlog"]):
             continue
         triaged = [c for c in cohort if c.triage]
-        first_assign = [_minutes(c.at(min(a[0] for a in c.job.assignments)), c.received)
-                        for c in cohort if c.job and c.job.assignments]
+        first_assign = [
+            _minutes(c.at(min(a[0] for a in c.job.assignments)), c.received)
+            for c in cohort
+            if c.job and c.job.assignments
+        ]
         first_arrive = [_minutes(c.at(min(c.job.arrivals)), c.received) for c in cohort if c.job and c.job.arrivals]
         to_resolve = [_minutes(c.resolved, c.received) for c in cohort if c.resolved]
         done = [c.job for c in cohort if c.job and c.job.completions]
-        row.update({
-            "phone_resolved_pct": pct(sum(c.triage[1] == "phone" for c in triaged), len(triaged)),
-            "escalated_pct": pct(sum(c.escalate is not None for c in cohort), len(cohort)),
-            "median_minutes_to_triage": med([Fraction(c.triage[0]) for c in triaged]),
-            "median_minutes_to_assign": med(first_assign), "p90_minutes_to_assign": p90(first_assign),
-            "median_minutes_to_arrive": med(first_arrive), "p90_minutes_to_arrive": p90(first_arrive),
-            "median_minutes_to_resolve": med(to_resolve), "p90_minutes_to_resolve": p90(to_resolve),
-            "first_time_fix_pct": pct(sum(min(j.completions)[1] for j in done), len(done)),
-            "sla_met_pct": pct(sum(all(w for _, w in j.breaches) for j in done), len(done)),
-            "complaint_rate_pct": pct(sum(c.complaints_naming_the_request
-                                          + (c.job.complaints_naming_the_job if c.job else 0) for c in cohort),
-                                      len(cohort)),
-        })
+        row.update(
+            {
+                "phone_resolved_pct": pct(sum(c.triage[1] == "phone" for c in triaged), len(triaged)),
+                "escalated_pct": pct(sum(c.escalate is not None for c in cohort), len(cohort)),
+                "median_minutes_to_triage": med([Fraction(c.triage[0]) for c in triaged]),
+                "median_minutes_to_assign": med(first_assign),
+                "p90_minutes_to_assign": p90(first_assign),
+                "median_minutes_to_arrive": med(first_arrive),
+                "p90_minutes_to_arrive": p90(first_arrive),
+                "median_minutes_to_resolve": med(to_resolve),
+                "p90_minutes_to_resolve": p90(to_resolve),
+                "first_time_fix_pct": pct(sum(min(j.completions)[1] for j in done), len(done)),
+                "sla_met_pct": pct(sum(all(w for _, w in j.breaches) for j in done), len(done)),
+                "complaint_rate_pct": pct(
+                    sum(
+                        c.complaints_naming_the_request + (c.job.complaints_naming_the_job if c.job else 0)
+                        for c in cohort
+                    ),
+                    len(cohort),
+                ),
+            }
+        )
         rows[key] = row
     return rows
 
@@ -132,12 +153,15 @@ def throughput(cases: list[Case], start: datetime, end: datetime, group_by: str)
 def _revisits(cases: list[Case], start: datetime, end: datetime, group_by: str) -> dict[str, list]:
     found: dict[str, list] = {}
     for c in cases:
-        for minutes, score, nps in (c.job.revisits if c.job else []):
+        for minutes, score, nps in c.job.revisits if c.job else []:
             at = c.at(minutes)
             if not start <= at < end:
                 continue
-            key = at.strftime({"day": "%Y-%m-%d", "month": "%Y-%m"}[group_by]) if group_by in ("day", "month") \
+            key = (
+                at.strftime({"day": "%Y-%m-%d", "month": "%Y-%m"}[group_by])
+                if group_by in ("day", "month")
                 else c.key(group_by)
+            )
             if key is not None:
                 found.setdefault(key, []).append((score, nps))
     return found
@@ -150,11 +174,14 @@ def satisfaction(cases: list[Case], start: datetime, end: datetime, group_by: st
         rated = [n for _, n in answers if n is not None]
         avg = Fraction(sum(scores), len(scores))
         rows[key] = {
-            "key": key, "responses": len(scores), "avg_score": r1(avg), "csat_pct": pct(sum(s >= 4 for s in scores),
-                                                                                        len(scores)),
+            "key": key,
+            "responses": len(scores),
+            "avg_score": r1(avg),
+            "csat_pct": pct(sum(s >= 4 for s in scores), len(scores)),
             "csi": r1(avg * 20),
             "nps": r1(Fraction(100 * (sum(n >= 9 for n in rated) - sum(n <= 6 for n in rated)), len(rated)))
-            if rated else None,
+            if rated
+            else None,
             "low_scores": sum(s <= 2 for s in scores),
         }
     return rows
@@ -173,15 +200,29 @@ def scorecard(cases: list[Case], start: datetime, end: datetime, group_by: str) 
         ftf = Fraction(100 * sum(min(j.completions)[1] for j in done), len(done)) if done else None
         scores = [s for s, _ in answers.get(key, [])]
         csat = Fraction(100 * sum(s >= 4 for s in scores), len(scores)) if scores else None
-        score = None if sla is None and ftf is None and csat is None else \
-            Fraction(2, 10) * (sla or 0) + Fraction(3, 10) * (ftf or 0) + Fraction(5, 10) * (csat or 0)
-        rows[key] = {"key": key, "sla_met_pct": r1(sla), "first_time_fix_pct": r1(ftf), "csat_pct": r1(csat),
-                     "score": r1(score)}
+        score = (
+            None
+            if sla is None and ftf is None and csat is None
+            else Fraction(2, 10) * (sla or 0) + Fraction(3, 10) * (ftf or 0) + Fraction(5, 10) * (csat or 0)
+        )
+        rows[key] = {
+            "key": key,
+            "sla_met_pct": r1(sla),
+            "first_time_fix_pct": r1(ftf),
+            "csat_pct": r1(csat),
+            "score": r1(score),
+        }
     return rows
 
 
-STEP_OWNERS = {"triage": "hotline", "assign": "dispatch", "accept": "technician", "travel": "technician",
-               "repair": "technician", "follow_up": "hotline"}
+STEP_OWNERS = {
+    "triage": "hotline",
+    "assign": "dispatch",
+    "accept": "technician",
+    "travel": "technician",
+    "repair": "technician",
+    "follow_up": "hotline",
+}
 
 
 def _step_minutes(c: Case) -> dict[str, Fraction]:
@@ -212,10 +253,19 @@ def handoffs(cases: list[Case], start: datetime, end: datetime, group_by: str) -
         for step, owner in STEP_OWNERS.items():
             values = [m[step] for m in cohort if step in m]
             if values:
-                rows.setdefault(key, []).append({
-                    "key": key, "step": step, "owner": owner, "count": len(values), "median_minutes": med(values),
-                    "p90_minutes": p90(values), "total_minutes": r1(totals[step]),
-                    "share_pct": r1(totals[step] * 100 / grand) if grand else None, "customer_minutes": 0.0})
+                rows.setdefault(key, []).append(
+                    {
+                        "key": key,
+                        "step": step,
+                        "owner": owner,
+                        "count": len(values),
+                        "median_minutes": med(values),
+                        "p90_minutes": p90(values),
+                        "total_minutes": r1(totals[step]),
+                        "share_pct": r1(totals[step] * 100 / grand) if grand else None,
+                        "customer_minutes": 0.0,
+                    }
+                )
     return rows
 
 
@@ -227,9 +277,13 @@ def rework(cases: list[Case], start: datetime, end: datetime, group_by: str) -> 
             continue
         done = [j for j in jobs if j.completions]
         unfixed = sum(not ok for j in jobs for _, ok in j.completions)
-        rows[key] = {"key": key, "jobs": len(jobs), "reassigned_pct": pct(sum(len(j.assignments) >= 2 for j in jobs),
-                                                                         len(jobs)),
-                     "repeat_visit_pct": pct(sum(any(not ok for _, ok in j.completions) for j in done), len(done)),
-                     "repeat_visits": unfixed, "reasons": {"unspecified": unfixed} if unfixed else {},
-                     "reopened_complaints": 0}
+        rows[key] = {
+            "key": key,
+            "jobs": len(jobs),
+            "reassigned_pct": pct(sum(len(j.assignments) >= 2 for j in jobs), len(jobs)),
+            "repeat_visit_pct": pct(sum(any(not ok for _, ok in j.completions) for j in done), len(done)),
+            "repeat_visits": unfixed,
+            "reasons": {"unspecified": unfixed} if unfixed else {},
+            "reopened_complaints": 0,
+        }
     return rows

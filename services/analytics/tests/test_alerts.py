@@ -20,36 +20,49 @@ from shared.testing.kafka import publish
 async def watched(tmp_path_factory, kafka_bootstrap):
     """Small samples suffice here; one dealer has a stricter CSAT threshold of its own."""
     settings = analytics_settings(
-        tmp_path_factory.mktemp("alerts"), kafka_bootstrap, alert_min_jobs=2, alert_min_responses=2,
-        alert_csat_pct=50, alert_sla_met_pct=75, alert_backlog_growth_min=3, alert_backlog_growth_pct=50,
-        alert_threshold_overrides={"dealer:STRICT-1": {"csat_pct": 95}})
+        tmp_path_factory.mktemp("alerts"),
+        kafka_bootstrap,
+        alert_min_jobs=2,
+        alert_min_responses=2,
+        alert_csat_pct=50,
+        alert_sla_met_pct=75,
+        alert_backlog_growth_min=3,
+        alert_backlog_growth_pct=50,
+        alert_threshold_overrides={"dealer:STRICT-1": {"csat_pct": 95}},
+    )
     async with running(create_app(settings, configure_logs=False)) as client:
         yield Analytics(client, settings, None)
 
 
 async def alerts_of(watched, key, state="active", headers=None):
-    response = await watched.client.get("/v1/views/alerts", params={"state": state, "limit": 500},
-                                        headers=headers or watched.analyst)
+    response = await watched.client.get(
+        "/v1/views/alerts", params={"state": state, "limit": 500}, headers=headers or watched.analyst
+    )
     assert response.status_code == 200, response.text
     return {(a["kind"], a["scope"]): a for a in response.json()["items"] if a["key"] == key}
 
 
 async def test_low_csat_raises_an_alert_for_the_dealer_and_its_center_and_good_revisits_clear_it(
-        watched, kafka_bootstrap):
+    watched, kafka_bootstrap
+):
     dealer, center, tech = unique("D"), unique("C"), unique("T")
     keys = dict(dealer_id=dealer, region=unique("r"), product_line="fridge")
     t0 = utcnow() - timedelta(days=2)
 
     def served(satisfaction: int) -> list:
         rid, jid = str(uuid.uuid4()), str(uuid.uuid4())
-        return [ev.received(rid, t0, **keys), ev.job_created(jid, rid, t0, **keys),
-                ev.assigned(jid, rid, t0, center_id=center, technician_id=tech),
-                ev.completed(jid, rid, t0 + timedelta(hours=2), tech, fixed=True),
-                ev.revisit(jid, rid, t0 + timedelta(hours=3), satisfaction, 5)]
+        return [
+            ev.received(rid, t0, **keys),
+            ev.job_created(jid, rid, t0, **keys),
+            ev.assigned(jid, rid, t0, center_id=center, technician_id=tech),
+            ev.completed(jid, rid, t0 + timedelta(hours=2), tech, fixed=True),
+            ev.revisit(jid, rid, t0 + timedelta(hours=3), satisfaction, 5),
+        ]
 
     await publish(kafka_bootstrap, *served(1), *served(2))
-    raised = await eventually(lambda: alerts_of(watched, dealer),
-                              until=lambda a: ("csat_below", "dealer") in a, timeout=30)
+    raised = await eventually(
+        lambda: alerts_of(watched, dealer), until=lambda a: ("csat_below", "dealer") in a, timeout=30
+    )
     alert = raised[("csat_below", "dealer")]
     assert (alert["value"], alert["threshold"]) == (0.0, 50.0)
     assert "below its threshold" in alert["detail"]
@@ -61,8 +74,9 @@ async def test_low_csat_raises_an_alert_for_the_dealer_and_its_center_and_good_r
     cleared = await alerts_of(watched, dealer, state="cleared")
     assert cleared[("csat_below", "dealer")]["cleared_at"] >= cleared[("csat_below", "dealer")]["raised_at"]
     # The dealer sees its own alerts only.
-    mine = await watched.client.get("/v1/views/alerts", params={"state": "cleared"},
-                                    headers=watched.auth("dealer", dealer_id=dealer))
+    mine = await watched.client.get(
+        "/v1/views/alerts", params={"state": "cleared"}, headers=watched.auth("dealer", dealer_id=dealer)
+    )
     assert {a["key"] for a in mine.json()["items"]} == {dealer}
 
 
@@ -85,13 +99,17 @@ async def test_breached_jobs_raise_an_sla_alert(watched, kafka_bootstrap):
     events = []
     for breach in (True, True, False):
         rid, jid = str(uuid.uuid4()), str(uuid.uuid4())
-        events += [ev.received(rid, t0, **keys), ev.job_created(jid, rid, t0, **keys),
-                   ev.completed(jid, rid, t0 + timedelta(hours=9), "T-X", fixed=True)]
+        events += [
+            ev.received(rid, t0, **keys),
+            ev.job_created(jid, rid, t0, **keys),
+            ev.completed(jid, rid, t0 + timedelta(hours=9), "T-X", fixed=True),
+        ]
         if breach:
             events.append(ev.breached(jid, rid, t0 + timedelta(hours=4)))
     await publish(kafka_bootstrap, *events)
-    raised = await eventually(lambda: alerts_of(watched, dealer),
-                              until=lambda a: a.get(("sla_met_below", "dealer"), {}).get("value") == 33.3)
+    raised = await eventually(
+        lambda: alerts_of(watched, dealer), until=lambda a: a.get(("sla_met_below", "dealer"), {}).get("value") == 33.3
+    )
     assert raised[("sla_met_below", "dealer")]["threshold"] == 75.0
 
 
@@ -100,17 +118,23 @@ async def test_a_growing_backlog_raises_an_alert_that_clears_once_the_requests_a
     keys = dict(dealer_id=dealer, region=unique("r"), product_line="fridge")
     now = utcnow()
     old, new = str(uuid.uuid4()), [str(uuid.uuid4()) for _ in range(3)]
-    await publish(kafka_bootstrap, ev.received(old, now - timedelta(days=9), **keys),
-                  *[ev.received(rid, now - timedelta(hours=5), **keys) for rid in new])
+    await publish(
+        kafka_bootstrap,
+        ev.received(old, now - timedelta(days=9), **keys),
+        *[ev.received(rid, now - timedelta(hours=5), **keys) for rid in new],
+    )
     raised = await eventually(lambda: alerts_of(watched, dealer), until=lambda a: ("backlog_growing", "dealer") in a)
     assert (raised[("backlog_growing", "dealer")]["value"], raised[("backlog_growing", "dealer")]["threshold"]) == (
-        4.0, 1.0)
+        4.0,
+        1.0,
+    )
     await publish(kafka_bootstrap, *[ev.triaged(rid, now - timedelta(hours=1), mode="phone") for rid in new[:2]])
     await eventually(lambda: alerts_of(watched, dealer), until=lambda a: ("backlog_growing", "dealer") not in a)
 
 
 async def test_a_process_finding_is_raised_as_an_alert_naming_its_requests_and_cleared_when_it_stops(
-        watched, kafka_bootstrap):
+    watched, kafka_bootstrap
+):
     dealer = unique("D")
     keys = dict(dealer_id=dealer, region=unique("r"), product_line="fridge")
     t0 = utcnow() - timedelta(days=1)
@@ -121,17 +145,20 @@ async def test_a_process_finding_is_raised_as_an_alert_naming_its_requests_and_c
 
     slow, events = triaged_after(60)  # against the default HANDOFF_TARGETS of 15 minutes for triage
     await publish(kafka_bootstrap, *events)
-    raised = await eventually(lambda: alerts_of(watched, dealer),
-                              until=lambda a: ("slow_handoff:triage", "dealer") in a, timeout=30)
+    raised = await eventually(
+        lambda: alerts_of(watched, dealer), until=lambda a: ("slow_handoff:triage", "dealer") in a, timeout=30
+    )
     alert = raised[("slow_handoff:triage", "dealer")]
     assert (alert["value"], alert["threshold"], alert["request_ids"]) == (60.0, 15.0, [slow])
-    someone_else = await watched.client.get("/v1/views/alerts", params={"limit": 500},
-                                            headers=watched.auth("dealer", dealer_id=unique("D")))
+    someone_else = await watched.client.get(
+        "/v1/views/alerts", params={"limit": 500}, headers=watched.auth("dealer", dealer_id=unique("D"))
+    )
     assert dealer not in {a["key"] for a in someone_else.json()["items"]}
 
     fast = [e for _ in range(2) for e in triaged_after(5)[1]]  # median 5 minutes: on target again
     await publish(kafka_bootstrap, *fast)
-    await eventually(lambda: alerts_of(watched, dealer), until=lambda a: ("slow_handoff:triage", "dealer") not in a,
-                     timeout=30)
+    await eventually(
+        lambda: alerts_of(watched, dealer), until=lambda a: ("slow_handoff:triage", "dealer") not in a, timeout=30
+    )
     cleared = await alerts_of(watched, dealer, state="cleared")
     assert cleared[("slow_handoff:triage", "dealer")]["request_ids"] == [slow]

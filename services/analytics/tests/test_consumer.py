@@ -31,14 +31,16 @@ from shared.testing.app import bearer, eventually
 from shared.testing.kafka import collect, group_at_end, headers_of, publish, publish_raw
 
 
-async def test_every_event_is_kept_without_personal_data_and_a_malformed_one_goes_to_the_dlq(analytics,
-                                                                                            kafka_bootstrap):
+async def test_every_event_is_kept_without_personal_data_and_a_malformed_one_goes_to_the_dlq(
+    analytics, kafka_bootstrap
+):
     request_id = str(uuid.uuid4())
     t0 = utcnow() - timedelta(hours=3)
     good = ev.received(request_id, t0, dealer_id=unique("D"), region=unique("r"), product_line="pump")
     checked = ev.stamped(WarrantyChecked(request_id=request_id, serial="SN-1", covered=True, reason="ok"), t0)
-    topic, key, value, headers = to_record(ev.received(str(uuid.uuid4()), t0, dealer_id="D", region="r",
-                                                       product_line="pump"))
+    topic, key, value, headers = to_record(
+        ev.received(str(uuid.uuid4()), t0, dealer_id="D", region="r", product_line="pump")
+    )
     await publish_raw(kafka_bootstrap, topic, b'{"request_id": 42}', key=key, headers=headers)
     await publish(kafka_bootstrap, good, checked)
 
@@ -49,11 +51,14 @@ async def test_every_event_is_kept_without_personal_data_and_a_malformed_one_goe
     def stored():
         cur = projection.reader()
         try:
-            return cur.execute(f"SELECT type, topic, subject, request_id, data FROM "
-                               f"{projection.active_tables(cur).events} WHERE request_id = ? ORDER BY type",
-                               [request_id]).fetchall()
+            return cur.execute(
+                f"SELECT type, topic, subject, request_id, data FROM "
+                f"{projection.active_tables(cur).events} WHERE request_id = ? ORDER BY type",
+                [request_id],
+            ).fetchall()
         finally:
             cur.close()
+
     rows = await eventually(lambda: asyncio.to_thread(stored), until=lambda r: len(r) == 2)
     (received_type, received_topic, subject, _, received_data), (checked_type, *_, checked_data) = rows
     assert (received_type, received_topic, subject) == ("service_request.received", INTAKE, request_id)
@@ -64,14 +69,23 @@ async def test_every_event_is_kept_without_personal_data_and_a_malformed_one_goe
 
 
 def _settings_env(tmp_path, kafka_bootstrap: str, group: str, port: int) -> dict:
-    return {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "KAFKA_BOOTSTRAP": kafka_bootstrap,
-            "CONSUMER_GROUP": group, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/killed.db",
-            "ANALYTICS_DUCKDB_PATH": f"{tmp_path}/killed.duckdb", "ANALYTICS_BATCH_SIZE": "50",
-            "LOG_JSON": "false", "LOG_LEVEL": "WARNING"}
+    return {
+        **os.environ,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "CONSUMER_GROUP": group,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/killed.db",
+        "ANALYTICS_DUCKDB_PATH": f"{tmp_path}/killed.duckdb",
+        "ANALYTICS_BATCH_SIZE": "50",
+        "LOG_JSON": "false",
+        "LOG_LEVEL": "WARNING",
+    }
 
 
 async def test_an_analytics_killed_mid_batch_loses_nothing_and_counts_nothing_twice_after_a_restart(
-        tmp_path, kafka_bootstrap):
+    tmp_path, kafka_bootstrap
+):
     region = unique("killed")
     t0 = (utcnow() - timedelta(days=1)).replace(hour=1, minute=0, second=0, microsecond=0)
     envelopes = []
@@ -79,12 +93,18 @@ async def test_an_analytics_killed_mid_batch_loses_nothing_and_counts_nothing_tw
         rid, jid = str(uuid.uuid4()), str(uuid.uuid4())
         keys = dict(dealer_id=f"D{i % 3}", region=region, product_line="pump")
         start = t0 + timedelta(seconds=20 * i)
-        envelopes += [ev.received(rid, start, **keys), ev.triaged(rid, start + timedelta(minutes=5)),
-                      ev.job_created(jid, rid, start + timedelta(minutes=5), **keys),
-                      ev.assigned(jid, rid, start + timedelta(minutes=6), center_id="C", technician_id="T"),
-                      ev.completed(jid, rid, start + timedelta(minutes=90), "T", fixed=i % 4 != 0)]
-    group = await group_at_end(kafka_bootstrap, ["intake.events", "dispatch.events", "warranty.events",
-                                                 "complaints.events"], "analytics-killed")
+        envelopes += [
+            ev.received(rid, start, **keys),
+            ev.triaged(rid, start + timedelta(minutes=5)),
+            ev.job_created(jid, rid, start + timedelta(minutes=5), **keys),
+            ev.assigned(jid, rid, start + timedelta(minutes=6), center_id="C", technician_id="T"),
+            ev.completed(jid, rid, start + timedelta(minutes=90), "T", fixed=i % 4 != 0),
+        ]
+    group = await group_at_end(
+        kafka_bootstrap,
+        ["intake.events", "dispatch.events", "warranty.events", "complaints.events"],
+        "analytics-killed",
+    )
     # The first half is on the topics before the start, the second half is published just before the kill:
     # however fast the machine, the process is killed with events still to consume.
     half = len(envelopes) // 2
@@ -111,8 +131,9 @@ async def test_an_analytics_killed_mid_batch_loses_nothing_and_counts_nothing_tw
             process.send_signal(signal.SIGKILL)
             await process.wait()
         assert 0 < partly < 600, "the process was to be killed while it was still consuming"
-        events = [analytics_event(e, REGISTRY.get(e.type, e.schema_version).model_validate_json(e.data))
-                  for e in envelopes]
+        events = [
+            analytics_event(e, REGISTRY.get(e.type, e.schema_version).model_validate_json(e.data)) for e in envelopes
+        ]
         requests, _ = fold_all(events)
         window = Window.of_dates(t0.date(), (t0 + timedelta(days=1)).date())
         expected = throughput_rows(requests, window, GroupBy.region)
@@ -125,8 +146,9 @@ async def test_an_analytics_killed_mid_batch_loses_nothing_and_counts_nothing_tw
         try:
             await eventually(lambda: received(client), until=lambda n: n == 600, timeout=90)
             # Every event applied: the row stops changing once it equals the fold of all of them (or the deadline).
-            live = await eventually(lambda: row(client), until=lambda r: r == {**expected[0], "key": region},
-                                    timeout=60)
+            live = await eventually(
+                lambda: row(client), until=lambda r: r == {**expected[0], "key": region}, timeout=60
+            )
         finally:
             process.send_signal(signal.SIGTERM)
             await process.wait()

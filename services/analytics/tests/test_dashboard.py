@@ -36,21 +36,31 @@ async def served(tmp_path_factory, kafka_bootstrap):
     """`python -m services.analytics` on a free port, as `make run` starts it."""
     port = free_port()
     workdir = tmp_path_factory.mktemp("dashboard")
-    env = {**os.environ, "PORT": str(port), "KAFKA_BOOTSTRAP": kafka_bootstrap, "LOG_JSON": "false",
-           "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/analytics.db", "SQLITE_SYNCHRONOUS": "NORMAL",
-           "CONSUMER_GROUP": unique("analytics-dashboard"), "ALERT_MIN_RESPONSES": "1",
-           "ALERT_MIN_INTERVAL_SECONDS": "0.05"}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "LOG_JSON": "false",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/analytics.db",
+        "SQLITE_SYNCHRONOUS": "NORMAL",
+        "CONSUMER_GROUP": unique("analytics-dashboard"),
+        "ALERT_MIN_RESPONSES": "1",
+        "ALERT_MIN_INTERVAL_SECONDS": "0.05",
+    }
     log = open(workdir / "analytics.log", "wb")
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.analytics", env=env, stdout=log,
-                                                   stderr=asyncio.subprocess.STDOUT)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.analytics", env=env, stdout=log, stderr=asyncio.subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base) as client:
+
             async def healthy():
                 try:
                     return (await client.get("/healthz")).status_code == 200
                 except httpx.TransportError:
                     return False
+
             await eventually(healthy, until=bool, timeout=60, interval=0.2)
         yield base
     finally:
@@ -90,10 +100,23 @@ async def dump_dom(url: str) -> str:
     profile = tempfile.mkdtemp(prefix="chromium-")
     try:
         process = await asyncio.create_subprocess_exec(
-            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--virtual-time-budget=20000",
-            "--dump-dom", url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(process.communicate(), 90)
         assert process.returncode == 0, err.decode()[-2000:]
         return out.decode()
@@ -112,23 +135,32 @@ async def test_the_dashboard_draws_the_dealers_satisfaction_trend_scorecard_and_
             rid, jid = str(uuid.uuid4()), str(uuid.uuid4())
             keys = dict(dealer_id=dealer, region=region, product_line="washer")
             start = t0 + timedelta(hours=i)
-            events += [ev.received(rid, start, **keys), ev.triaged(rid, start + timedelta(minutes=10)),
-                       ev.job_created(jid, rid, start + timedelta(minutes=10), **keys),
-                       ev.assigned(jid, rid, start + timedelta(minutes=11), center_id=center, technician_id="T9"),
-                       ev.arrived(jid, rid, start + timedelta(hours=2), "T9"),
-                       ev.completed(jid, rid, start + timedelta(hours=3), "T9", fixed=True),
-                       ev.revisit(jid, rid, start + timedelta(days=1), score, 10 if score > 3 else 2)]
+            events += [
+                ev.received(rid, start, **keys),
+                ev.triaged(rid, start + timedelta(minutes=10)),
+                ev.job_created(jid, rid, start + timedelta(minutes=10), **keys),
+                ev.assigned(jid, rid, start + timedelta(minutes=11), center_id=center, technician_id="T9"),
+                ev.arrived(jid, rid, start + timedelta(hours=2), "T9"),
+                ev.completed(jid, rid, start + timedelta(hours=3), "T9", fixed=True),
+                ev.revisit(jid, rid, start + timedelta(days=1), score, 10 if score > 3 else 2),
+            ]
     await publish(kafka_bootstrap, *events)
     token = mint_token(ServiceSettings().auth_secret, subject="analyst", roles=["analyst"])
     headers = {"Authorization": f"Bearer {token}"}
-    window = {"from": (t0 - timedelta(days=5)).date().isoformat(), "to": (utcnow() + timedelta(days=1)).date().isoformat()}
+    window = {
+        "from": (t0 - timedelta(days=5)).date().isoformat(),
+        "to": (utcnow() + timedelta(days=1)).date().isoformat(),
+    }
     async with httpx.AsyncClient(base_url=served, headers=headers) as client:
+
         async def satisfaction():
             rows = (await client.get("/v1/views/satisfaction", params={**window, "group_by": "dealer"})).json()["rows"]
             return {r["key"]: r["responses"] for r in rows}
+
         await eventually(satisfaction, until=lambda r: r.get(happy) == 3 and r.get(unhappy) == 2, timeout=60)
-        await eventually(lambda: client.get("/v1/views/alerts", params={"limit": 500}),
-                         until=lambda r: unhappy in r.text)
+        await eventually(
+            lambda: client.get("/v1/views/alerts", params={"limit": 500}), until=lambda r: unhappy in r.text
+        )
 
     page = await dump_dom(f"{served}/dashboard#token={token}&from={window['from']}&to={window['to']}&group_by=dealer")
     dom = Elements()
@@ -141,8 +173,9 @@ async def test_the_dashboard_draws_the_dealers_satisfaction_trend_scorecard_and_
     assert (csat[happy]["data-value"], csat[unhappy]["data-value"]) == ("100", "0")
     assert float(csat[happy]["width"]) > 0 == float(csat[unhappy]["width"])
     assert (nps[happy]["data-value"], nps[unhappy]["data-value"]) == ("100", "-100")
-    assert any(tag == "rect" and a.get("class") == "bar received" and a.get("data-value") != "0"
-               for tag, a, _ in dom.found)
+    assert any(
+        tag == "rect" and a.get("class") == "bar received" and a.get("data-value") != "0" for tag, a, _ in dom.found
+    )
     scorecard_keys = {a.get("data-key") for tag, a, _ in dom.found if tag == "tr"}
     assert {happy, unhappy} <= scorecard_keys
     alerts = dom.text_of(lambda tag, a: tag == "li" and a.get("data-key") == unhappy)

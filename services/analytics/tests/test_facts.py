@@ -14,10 +14,24 @@ MIN = 60_000_000
 R, J = "req-1", "job-1"
 
 
-def event(event_type: str, at_minutes: float, request_id: str | None = R, job_id: str | None = None,
-          recorded: float | None = None, **data) -> AnalyticsEvent:
-    return AnalyticsEvent(str(uuid.uuid4()), event_type, request_id, job_id, int(at_minutes * MIN),
-                          int((recorded if recorded is not None else at_minutes) * MIN), 1, data)
+def event(
+    event_type: str,
+    at_minutes: float,
+    request_id: str | None = R,
+    job_id: str | None = None,
+    recorded: float | None = None,
+    **data,
+) -> AnalyticsEvent:
+    return AnalyticsEvent(
+        str(uuid.uuid4()),
+        event_type,
+        request_id,
+        job_id,
+        int(at_minutes * MIN),
+        int((recorded if recorded is not None else at_minutes) * MIN),
+        1,
+        data,
+    )
 
 
 def received(at=0, dealer="D1", request_id=R):
@@ -50,7 +64,12 @@ def history() -> list[AnalyticsEvent]:
 def test_the_facts_of_a_request_follow_the_definitions():
     fact, revisits = fold_request(R, history())
     assert (fact.received_at, fact.triaged_at, fact.first_assigned_at, fact.first_arrived_at, fact.resolved_at) == (
-        0, 10 * MIN, 11 * MIN, 100 * MIN, 1560 * MIN)
+        0,
+        10 * MIN,
+        11 * MIN,
+        100 * MIN,
+        1560 * MIN,
+    )
     assert (fact.dealer_key, fact.region, fact.product_line) == ("D1", "north", "baler")
     assert (fact.center_id, fact.technician_id) == ("C2", "T2")  # assigned when the job was first completed
     assert (fact.escalated, fact.phone_triaged, fact.cancelled_at) == (True, False, None)
@@ -78,8 +97,11 @@ def test_a_complaint_opened_twice_under_one_complaint_id_counts_once():
 
 
 def test_a_breach_withdrawn_later_does_not_count_but_one_announced_again_after_the_withdrawal_does():
-    base = [received(), job("job.assigned", 1, center_id="C", technician_id="T"),
-            job("job.completed", 300, technician_id="T", fixed=True)]
+    base = [
+        received(),
+        job("job.assigned", 1, center_id="C", technician_id="T"),
+        job("job.completed", 300, technician_id="T", fixed=True),
+    ]
     breach = job("job.sla_breached", 240, recorded=240, kind="arrive")
     withdrawal = job("job.sla_breach_withdrawn", 300, recorded=300, kind="arrive")
     again = job("job.sla_breached", 240, recorded=400, kind="arrive")
@@ -94,8 +116,9 @@ def test_a_breach_withdrawn_later_does_not_count_but_one_announced_again_after_t
 def test_a_phone_triage_resolves_at_once_and_a_cancellation_is_kept():
     phone, _ = fold_request(R, [received(), event("service_request.triaged", 7, mode="phone", priority="P3")])
     assert (phone.phone_triaged, phone.resolved_at) == (True, 7 * MIN)
-    gone, _ = fold_request(R, [received(), event("service_request.cancelled", 9),
-                               event("service_request.cancelled", 19)])
+    gone, _ = fold_request(
+        R, [received(), event("service_request.cancelled", 9), event("service_request.cancelled", 19)]
+    )
     assert (gone.cancelled_at, gone.resolved_at) == (9 * MIN, None)
 
 
@@ -117,11 +140,14 @@ def test_a_completion_without_a_known_assignment_keys_by_the_completing_technici
 
 def test_fold_all_links_a_complaint_to_the_request_of_the_job_it_names_and_leaves_unlinked_ones_out():
     other = "req-2"
-    events = [received(), received(request_id=other, dealer="D2"),
-              job("job.created", 1, job_id="J2", request_id=other, dealer_id="D2", region="n", product_line="x"),
-              event("complaint.opened", 5, None, "J2", complaint_id="K1"),
-              event("complaint.opened", 5, None, "J-unknown", complaint_id="K2"),
-              event("complaint.opened", 5, None, None, complaint_id="K3")]
+    events = [
+        received(),
+        received(request_id=other, dealer="D2"),
+        job("job.created", 1, job_id="J2", request_id=other, dealer_id="D2", region="n", product_line="x"),
+        event("complaint.opened", 5, None, "J2", complaint_id="K1"),
+        event("complaint.opened", 5, None, "J-unknown", complaint_id="K2"),
+        event("complaint.opened", 5, None, None, complaint_id="K3"),
+    ]
     facts = {f.request_id: f for f in fold_all(events)[0]}
     assert (facts[R].complaints, facts[other].complaints) == (0, 1)
     assert set(facts) == {R, other}

@@ -27,13 +27,25 @@ from services.analytics.metrics import (
 )
 
 
-@pytest.mark.parametrize("value, expected", [
-    (Fraction(1225, 100), "12.3"), (Fraction(-1225, 100), "-12.3"), (Fraction(1224999, 100000), "12.2"),
-    (Fraction(5, 100), "0.1"), (Fraction(-5, 100), "-0.1"), (Fraction(4, 100), "0.0"), (Fraction(-4, 100), "0.0"),
-    (Fraction(1, 3), "0.3"), (Fraction(2, 3), "0.7"), (Fraction(200, 3), "66.7"), (0, "0.0"), (100, "100.0"),
-    (Fraction(2675, 1000), "2.7"),  # a float says 2.67499999…: round(2.675, 2) is 2.67
-    (Fraction(1015, 100), "10.2"),  # round(10.15, 1) is 10.2 by luck, 10.1 in other floats
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (Fraction(1225, 100), "12.3"),
+        (Fraction(-1225, 100), "-12.3"),
+        (Fraction(1224999, 100000), "12.2"),
+        (Fraction(5, 100), "0.1"),
+        (Fraction(-5, 100), "-0.1"),
+        (Fraction(4, 100), "0.0"),
+        (Fraction(-4, 100), "0.0"),
+        (Fraction(1, 3), "0.3"),
+        (Fraction(2, 3), "0.7"),
+        (Fraction(200, 3), "66.7"),
+        (0, "0.0"),
+        (100, "100.0"),
+        (Fraction(2675, 1000), "2.7"),  # a float says 2.67499999…: round(2.675, 2) is 2.67
+        (Fraction(1015, 100), "10.2"),  # round(10.15, 1) is 10.2 by luck, 10.1 in other floats
+    ],
+)
 def test_rounding_is_half_away_from_zero_on_the_exact_value(value, expected):
     assert round_half_away(value) == Decimal(expected)
     assert rounded(value) == float(expected)
@@ -47,8 +59,9 @@ def test_null_stays_null():
     assert rounded(None) is None and rounded_minutes(None) is None and minutes(None) is None
 
 
-@pytest.mark.parametrize("count, rank", [(1, 1), (2, 2), (9, 9), (10, 9), (11, 10), (19, 18), (20, 18), (70, 63),
-                                         (100, 90), (101, 91)])
+@pytest.mark.parametrize(
+    "count, rank", [(1, 1), (2, 2), (9, 9), (10, 9), (11, 10), (19, 18), (20, 18), (70, 63), (100, 90), (101, 91)]
+)
 def test_the_p90_rank_is_the_ceiling_of_nine_tenths_of_n_in_integers(count, rank):
     assert nearest_rank_90(count) == rank == math.ceil(Fraction(9 * count, 10))
 

@@ -24,10 +24,19 @@ MIN = 60_000_000
 WINDOW = Window(0, 5000 * MIN)
 
 
-def event(event_type: str, at: float, request_id: str | None, job_id: str | None = None,
-          recorded: float | None = None, **data) -> AnalyticsEvent:
-    return AnalyticsEvent(str(uuid.uuid4()), event_type, request_id, job_id, int(at * MIN),
-                          int((recorded if recorded is not None else at) * MIN), 1, data)
+def event(
+    event_type: str, at: float, request_id: str | None, job_id: str | None = None, recorded: float | None = None, **data
+) -> AnalyticsEvent:
+    return AnalyticsEvent(
+        str(uuid.uuid4()),
+        event_type,
+        request_id,
+        job_id,
+        int(at * MIN),
+        int((recorded if recorded is not None else at) * MIN),
+        1,
+        data,
+    )
 
 
 def received(request_id: str, at: float, dealer: str | None = "D1") -> AnalyticsEvent:
@@ -46,7 +55,8 @@ def serviced_with_a_failed_visit() -> list[AnalyticsEvent]:
     """r1 (D1): re-assigned before acceptance; acceptance and first arrival synced late from the technician's
     phone; the first visit found nobody home; fixed on the second."""
     return [
-        received("r1", 0), triaged("r1", 10),
+        received("r1", 0),
+        triaged("r1", 10),
         step("job.created", "r1", 10, dealer_id="D1", region="north", product_line="baler"),
         step("job.assigned", "r1", 11, center_id="C1", technician_id="T1"),
         step("job.assigned", "r1", 20, center_id="C2", technician_id="T2"),
@@ -65,7 +75,8 @@ def phone_resolved() -> list[AnalyticsEvent]:
 
 def received_in_the_window_resolved_after_it() -> list[AnalyticsEvent]:
     return [
-        received("r3", 4940), triaged("r3", 4945),
+        received("r3", 4940),
+        triaged("r3", 4945),
         step("job.assigned", "r3", 4946, center_id="C1", technician_id="T1"),
         step("job.accepted", "r3", 4990, technician_id="T1"),
         step("job.arrived", "r3", 5100, technician_id="T1"),
@@ -74,8 +85,7 @@ def received_in_the_window_resolved_after_it() -> list[AnalyticsEvent]:
 
 
 def received_before_the_window() -> list[AnalyticsEvent]:
-    return [received("r4", -50), triaged("r4", 30), step("job.assigned", "r4", 40, center_id="C1",
-                                                             technician_id="T1")]
+    return [received("r4", -50), triaged("r4", 30), step("job.assigned", "r4", 40, center_id="C1", technician_id="T1")]
 
 
 def bounced_and_failed_twice() -> list[AnalyticsEvent]:
@@ -83,7 +93,8 @@ def bounced_and_failed_twice() -> list[AnalyticsEvent]:
     only the job, reopened by an event naming only the complaint, and one never reopened."""
     reopened = event("complaint.reopened", 900, None, None, complaint_id="K1")
     return [
-        received("r5", 100, dealer="D2"), triaged("r5", 130),
+        received("r5", 100, dealer="D2"),
+        triaged("r5", 130),
         step("job.assigned", "r5", 131, center_id="C1", technician_id="T1"),
         step("job.assigned", "r5", 140, center_id="C2", technician_id="T2"),
         step("job.assigned", "r5", 150, center_id="C1", technician_id="T1"),
@@ -101,8 +112,13 @@ def bounced_and_failed_twice() -> list[AnalyticsEvent]:
 
 
 def everything() -> list[AnalyticsEvent]:
-    return (serviced_with_a_failed_visit() + phone_resolved() + received_in_the_window_resolved_after_it()
-            + received_before_the_window() + bounced_and_failed_twice())
+    return (
+        serviced_with_a_failed_visit()
+        + phone_resolved()
+        + received_in_the_window_resolved_after_it()
+        + received_before_the_window()
+        + bounced_and_failed_twice()
+    )
 
 
 def rows_by_step(rows: list[dict], key: str) -> dict[str, dict]:
@@ -111,8 +127,14 @@ def rows_by_step(rows: list[dict], key: str) -> dict[str, dict]:
 
 def test_each_step_is_measured_once_per_request_from_its_first_start_to_its_first_end():
     (trail,) = process_trails(serviced_with_a_failed_visit())
-    assert trail.steps == {"triage": 10 * MIN, "assign": 1 * MIN, "accept": 19 * MIN, "travel": 70 * MIN,
-                           "repair": 1460 * MIN, "follow_up": 1440 * MIN}
+    assert trail.steps == {
+        "triage": 10 * MIN,
+        "assign": 1 * MIN,
+        "accept": 19 * MIN,
+        "travel": 70 * MIN,
+        "repair": 1460 * MIN,
+        "follow_up": 1440 * MIN,
+    }
     assert sum(trail.steps.values()) == 3000 * MIN  # the six steps tile received → follow-up
     assert trail.customer_micros == (1500 - 130) * MIN  # nobody home: the wait for the next visit is theirs
 
@@ -122,8 +144,17 @@ def test_handoff_rows_of_a_dealer_follow_the_contract():
     d1 = rows_by_step(rows, "D1")
     assert list(d1) == ["triage", "assign", "accept", "travel", "repair", "follow_up"]
     # triage: r1 10, r2 4 (phone), r3 5 → median 5, p90 the 3rd smallest (10); total 19 min.
-    assert d1["triage"] == {"key": "D1", "step": "triage", "owner": "hotline", "count": 3, "median_minutes": 5.0,
-                            "p90_minutes": 10.0, "total_minutes": 19.0, "share_pct": 0.6, "customer_minutes": 0.0}
+    assert d1["triage"] == {
+        "key": "D1",
+        "step": "triage",
+        "owner": "hotline",
+        "count": 3,
+        "median_minutes": 5.0,
+        "p90_minutes": 10.0,
+        "total_minutes": 19.0,
+        "share_pct": 0.6,
+        "customer_minutes": 0.0,
+    }
     # the phone request has no assign/accept/travel/repair; r3 (resolved after the window) counts in full.
     assert [d1[s]["count"] for s in ("assign", "accept", "travel", "repair", "follow_up")] == [2, 2, 2, 2, 1]
     assert (d1["assign"]["median_minutes"], d1["assign"]["total_minutes"]) == (1.0, 2.0)  # 1 and 1
@@ -143,8 +174,10 @@ def test_the_hand_offs_as_they_stood_before_the_late_sync():
     before = list(recorded_by(serviced_with_a_failed_visit(), 400 * MIN))
     d1 = rows_by_step(handoff_rows(process_trails(before), WINDOW, GroupBy.dealer), "D1")
     assert list(d1) == ["triage", "assign"]  # acceptance and arrival were still on the technician's phone
-    after = rows_by_step(handoff_rows(process_trails(recorded_by(serviced_with_a_failed_visit(), 700 * MIN)),
-                                      WINDOW, GroupBy.dealer), "D1")
+    after = rows_by_step(
+        handoff_rows(process_trails(recorded_by(serviced_with_a_failed_visit(), 700 * MIN)), WINDOW, GroupBy.dealer),
+        "D1",
+    )
     assert list(after) == ["triage", "assign", "accept", "travel"] and after["accept"]["median_minutes"] == 19.0
 
 
@@ -153,17 +186,31 @@ def test_the_view_does_not_depend_on_the_order_the_events_arrived_in_or_on_dupli
     shuffled = events + random.Random(7).sample(events, len(events))
     random.Random(3).shuffle(shuffled)
     for view in (handoff_rows, rework_rows, variant_rows, finding_rows):
-        assert view(process_trails(shuffled), WINDOW, GroupBy.dealer) == view(process_trails(events), WINDOW,
-                                                                                  GroupBy.dealer)
+        assert view(process_trails(shuffled), WINDOW, GroupBy.dealer) == view(
+            process_trails(events), WINDOW, GroupBy.dealer
+        )
 
 
 def test_rework_counts_reassignments_repeat_visits_by_reason_and_reopened_complaints():
     rows = {r["key"]: r for r in rework_rows(process_trails(everything()), WINDOW, GroupBy.dealer)}
-    assert rows["D1"] == {"key": "D1", "jobs": 2, "reassigned_pct": 50.0, "repeat_visit_pct": 50.0,
-                          "repeat_visits": 1, "reasons": {"customer_absent": 1}, "reopened_complaints": 0}
-    assert rows["D2"] == {"key": "D2", "jobs": 1, "reassigned_pct": 100.0, "repeat_visit_pct": 100.0,
-                          "repeat_visits": 2, "reasons": {"parts_unavailable": 1, "unspecified": 1},
-                          "reopened_complaints": 1}
+    assert rows["D1"] == {
+        "key": "D1",
+        "jobs": 2,
+        "reassigned_pct": 50.0,
+        "repeat_visit_pct": 50.0,
+        "repeat_visits": 1,
+        "reasons": {"customer_absent": 1},
+        "reopened_complaints": 0,
+    }
+    assert rows["D2"] == {
+        "key": "D2",
+        "jobs": 1,
+        "reassigned_pct": 100.0,
+        "repeat_visit_pct": 100.0,
+        "repeat_visits": 2,
+        "reasons": {"parts_unavailable": 1, "unspecified": 1},
+        "reopened_complaints": 1,
+    }
 
 
 def test_rework_keyed_by_the_technician_of_the_first_completion_leaves_out_requests_without_one():
@@ -175,8 +222,20 @@ def test_rework_keyed_by_the_technician_of_the_first_completion_leaves_out_reque
 def test_variants_are_the_paths_taken_with_how_many_and_how_long():
     rows = variant_rows(process_trails(everything()), WINDOW, GroupBy.all)
     paths = {tuple(r["path"]): r for r in rows}
-    r1 = paths[("received", "triaged", "assigned", "reassigned", "accepted", "arrived", "not_fixed", "arrived",
-                "fixed", "follow_up")]
+    r1 = paths[
+        (
+            "received",
+            "triaged",
+            "assigned",
+            "reassigned",
+            "accepted",
+            "arrived",
+            "not_fixed",
+            "arrived",
+            "fixed",
+            "follow_up",
+        )
+    ]
     assert (r1["requests"], r1["median_minutes"], r1["request_ids"]) == (1, 3000.0, ["r1"])
     phone = paths[("received", "resolved_by_phone")]
     assert (phone["requests"], phone["share_pct"], phone["median_minutes"]) == (1, 25.0, 4.0)
@@ -196,7 +255,9 @@ def test_findings_name_the_slow_hand_off_the_ping_pong_and_the_repeat_visits_wit
     slow = [f for f in found if f["kind"] == "slow_handoff"]
     # D1 triage median 5 > 4 (r1 10 and r3 5 over it; r2 4 is not); D2 triage 30 > 4; assign never over 15.
     assert [(f["key"], f["step"], f["owner"], f["request_ids"], f["median_minutes"]) for f in slow] == [
-        ("D1", "triage", "hotline", ["r1", "r3"], 5.0), ("D2", "triage", "hotline", ["r5"], 30.0)]
+        ("D1", "triage", "hotline", ["r1", "r3"], 5.0),
+        ("D2", "triage", "hotline", ["r5"], 30.0),
+    ]
     (ping_pong,) = [f for f in found if f["kind"] == "ping_pong"]
     assert (ping_pong["key"], ping_pong["count"], ping_pong["request_ids"]) == ("D2", 1, ["r5"])
     repeats = {(f["key"], f["reason"]): f for f in found if f["kind"] == "repeat_visits"}
@@ -208,8 +269,12 @@ def test_findings_name_the_slow_hand_off_the_ping_pong_and_the_repeat_visits_wit
 
 def test_a_dealer_much_slower_than_the_others_is_a_finding_only_with_enough_requests_on_both_sides():
     def dealer(name: str, triage_minutes: float, n: int) -> list[AnalyticsEvent]:
-        return [e for i in range(n) for e in (received(f"{name}-{i}", 10 * i, name),
-                                                triaged(f"{name}-{i}", 10 * i + triage_minutes + i % 2))]
+        return [
+            e
+            for i in range(n)
+            for e in (received(f"{name}-{i}", 10 * i, name), triaged(f"{name}-{i}", 10 * i + triage_minutes + i % 2))
+        ]
+
     peers = dealer("D1", 10, 5) + dealer("D2", 12, 5)
     slow = finding_rows(process_trails(peers + dealer("D9", 40, 5)), WINDOW, GroupBy.dealer, FindingRules({}))
     (finding,) = slow
@@ -217,13 +282,24 @@ def test_a_dealer_much_slower_than_the_others_is_a_finding_only_with_enough_requ
     assert (finding["median_minutes"], finding["peer_median_minutes"], finding["requests"]) == (40.0, 11.5, 5)
     assert finding_rows(process_trails(peers + dealer("D9", 40, 4)), WINDOW, GroupBy.dealer, FindingRules({})) == []
     # twice as slow but only 8 minutes more: noise, not a finding
-    assert finding_rows(process_trails(dealer("D1", 7, 5) + dealer("D2", 8, 5) + dealer("D9", 16, 5)), WINDOW,
-                        GroupBy.dealer, FindingRules({})) == []
+    assert (
+        finding_rows(
+            process_trails(dealer("D1", 7, 5) + dealer("D2", 8, 5) + dealer("D9", 16, 5)),
+            WINDOW,
+            GroupBy.dealer,
+            FindingRules({}),
+        )
+        == []
+    )
 
 
 def test_a_technician_given_the_job_back_is_ping_pong_even_with_two_reassignments_only():
-    events = [received("r", 0), triaged("r", 1), step("job.assigned", "r", 2, technician_id="T1", center_id="C"),
-              step("job.assigned", "r", 3, technician_id="T2", center_id="C")]
+    events = [
+        received("r", 0),
+        triaged("r", 1),
+        step("job.assigned", "r", 2, technician_id="T1", center_id="C"),
+        step("job.assigned", "r", 3, technician_id="T2", center_id="C"),
+    ]
     assert [j.ping_pong for t in process_trails(events) for j in t.jobs] == [False]
     back = events + [step("job.assigned", "r", 4, technician_id="T1", center_id="C")]
     assert [j.ping_pong for t in process_trails(back) for j in t.jobs] == [True]

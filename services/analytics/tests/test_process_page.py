@@ -70,6 +70,7 @@ def views_app() -> FastAPI:
     def view(function, **kw):
         async def answer(group_by: GroupBy = GroupBy.dealer, from_: date = Query(alias="from"), to: date = Query()):
             return {"rows": function(trails, window(from_, to), group_by, **kw)}
+
         return answer
 
     app.get("/v1/views/handoffs")(view(handoff_rows))
@@ -102,10 +103,24 @@ async def screenshot(url: str) -> bytes:
     try:
         path = os.path.join(profile, "shot.png")
         process = await asyncio.create_subprocess_exec(
-            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-            f"--user-data-dir={profile}", "--virtual-time-budget=20000", "--window-size=1280,1400",
-            f"--screenshot={path}", url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=20000",
+            "--window-size=1280,1400",
+            f"--screenshot={path}",
+            url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         _, err = await asyncio.wait_for(process.communicate(), 90)
         assert process.returncode == 0, err.decode()[-2000:]
         with open(path, "rb") as file:
@@ -140,8 +155,9 @@ def boxes_in(png: bytes) -> tuple[list[int], list[int]]:
 
 
 def page_url(base: str, **params: str) -> str:
-    fragment = "&".join(f"{k}={v}" for k, v in {"token": "t", **WINDOW, "intake": "http://intake.test",
-                                                  **params}.items())
+    fragment = "&".join(
+        f"{k}={v}" for k, v in {"token": "t", **WINDOW, "intake": "http://intake.test", **params}.items()
+    )
     return f"{base}/dashboard/process#{fragment}"
 
 
@@ -156,11 +172,17 @@ async def test_the_process_page_draws_the_chain_with_its_waiting_times_and_marks
     assert list(steps) == ["triage", "assign", "accept", "travel", "repair", "follow_up"]
     # D1's hand-offs as test_process computed them by hand
     assert {s: (a["data-median"], a["data-p90"], a["data-count"]) for s, a in steps.items()} == {
-        "triage": ("5", "10", "3"), "assign": ("1", "1", "2"), "accept": ("31.5", "44", "2"),
-        "travel": ("90", "110", "2"), "repair": ("780", "1460", "2"), "follow_up": ("1440", "1440", "1")}
+        "triage": ("5", "10", "3"),
+        "assign": ("1", "1", "2"),
+        "accept": ("31.5", "44", "2"),
+        "travel": ("90", "110", "2"),
+        "repair": ("780", "1460", "2"),
+        "follow_up": ("1440", "1440", "1"),
+    }
     assert [s for s, a in steps.items() if a["data-bottleneck"] == "true"] == ["repair"]
     assert dom.text_of(lambda tag, a: tag == "text" and a.get("class") == "bottleneck-label") == [
-        "bottleneck · 47.8% of the time"]
+        "bottleneck · 47.8% of the time"
+    ]
     medians = dom.text_of(lambda tag, a: tag == "text" and a.get("class") == "step-value median")
     assert medians[0] == "median 5 min" and medians[4] == "median 13.0 h"
     findings = [(a["data-kind"], a["data-key"]) for tag, a, _ in dom.found if tag == "li" and "data-kind" in a]
@@ -194,21 +216,31 @@ async def service(tmp_path_factory, kafka_bootstrap):
     """`python -m services.analytics` on a free port, as `make run` starts it: the real views behind the page."""
     port = free_port()
     workdir = tmp_path_factory.mktemp("process-page")
-    env = {**os.environ, "PORT": str(port), "KAFKA_BOOTSTRAP": kafka_bootstrap, "LOG_JSON": "false",
-           "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/analytics.db", "SQLITE_SYNCHRONOUS": "NORMAL",
-           "ANALYTICS_DUCKDB_PATH": f"{workdir}/analytics.duckdb", "CONSUMER_GROUP": unique("analytics-process"),
-           "HANDOFF_TARGETS": '{"triage": 15, "assign": 5}'}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "LOG_JSON": "false",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/analytics.db",
+        "SQLITE_SYNCHRONOUS": "NORMAL",
+        "ANALYTICS_DUCKDB_PATH": f"{workdir}/analytics.duckdb",
+        "CONSUMER_GROUP": unique("analytics-process"),
+        "HANDOFF_TARGETS": '{"triage": 15, "assign": 5}',
+    }
     log = open(workdir / "analytics.log", "wb")
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.analytics", env=env, stdout=log,
-                                                   stderr=asyncio.subprocess.STDOUT)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.analytics", env=env, stdout=log, stderr=asyncio.subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base) as client:
+
             async def healthy():
                 try:
                     return (await client.get("/healthz")).status_code == 200
                 except httpx.TransportError:
                     return False
+
             await eventually(healthy, until=bool, timeout=60, interval=0.2)
         yield base
     finally:
@@ -225,19 +257,24 @@ async def test_the_page_on_the_running_service_draws_what_its_views_say(service,
     events = []
     for i in range(3):
         rid, jid, start = str(uuid.uuid4()), str(uuid.uuid4()), t0 + timedelta(hours=i)
-        events += [ev.received(rid, start, **keys), ev.triaged(rid, start + timedelta(minutes=30 + i)),
-                   ev.job_created(jid, rid, start + timedelta(minutes=30 + i), **keys),
-                   ev.assigned(jid, rid, start + timedelta(minutes=40 + i), center_id=center, technician_id="T1"),
-                   ev.accepted(jid, rid, start + timedelta(minutes=50), "T1"),
-                   ev.arrived(jid, rid, start + timedelta(hours=2), "T1"),
-                   ev.completed(jid, rid, start + timedelta(hours=20), "T1", fixed=True)]
+        events += [
+            ev.received(rid, start, **keys),
+            ev.triaged(rid, start + timedelta(minutes=30 + i)),
+            ev.job_created(jid, rid, start + timedelta(minutes=30 + i), **keys),
+            ev.assigned(jid, rid, start + timedelta(minutes=40 + i), center_id=center, technician_id="T1"),
+            ev.accepted(jid, rid, start + timedelta(minutes=50), "T1"),
+            ev.arrived(jid, rid, start + timedelta(hours=2), "T1"),
+            ev.completed(jid, rid, start + timedelta(hours=20), "T1", fixed=True),
+        ]
     await publish(kafka_bootstrap, *events)
     token = mint_token(ServiceSettings().auth_secret, subject="analyst", roles=["analyst"])
     window = {"from": t0.date().isoformat(), "to": (utcnow() + timedelta(days=1)).date().isoformat()}
     async with httpx.AsyncClient(base_url=service, headers={"Authorization": f"Bearer {token}"}) as client:
+
         async def rows():
             response = await client.get("/v1/views/handoffs", params={**window, "group_by": "dealer"})
             return {r["step"]: r for r in response.json()["rows"] if r["key"] == dealer}
+
         handoffs = await eventually(rows, until=lambda r: r.get("repair", {}).get("count") == 3, timeout=60)
     fragment = f"token={token}&from={window['from']}&to={window['to']}&group_by=dealer&key={dealer}"
     page = await dump_dom(f"{service}/dashboard/process#{fragment}")
@@ -246,7 +283,8 @@ async def test_the_page_on_the_running_service_draws_what_its_views_say(service,
     assert 'data-state="ready"' in page, page[-3000:]
     steps = {a["data-step"]: a for tag, a, _ in dom.found if tag == "g" and a.get("class") == "step"}
     assert {s: float(a["data-median"]) for s, a in steps.items() if a["data-median"]} == {
-        s: r["median_minutes"] for s, r in handoffs.items()}
+        s: r["median_minutes"] for s, r in handoffs.items()
+    }
     assert [s for s, a in steps.items() if a["data-bottleneck"] == "true"] == ["repair"]  # 18 h of ~20
     slow = {a.get("data-step") for tag, a, _ in dom.found if tag == "li" and a.get("data-kind") == "slow_handoff"}
     assert slow == {"triage", "assign"}  # 31 min against 15, 10 min against 5 (HANDOFF_TARGETS)

@@ -46,9 +46,14 @@ class Plan:
 
     def expected_steps(self) -> dict[str, int]:
         t = self.times
-        bounds = {"triage": ("received", "triaged"), "assign": ("field_triaged", "assigned"),
-                  "accept": ("assigned", "accepted"), "travel": ("accepted", "arrived"), "repair": ("arrived", "fixed"),
-                  "follow_up": ("fixed", "revisit")}
+        bounds = {
+            "triage": ("received", "triaged"),
+            "assign": ("field_triaged", "assigned"),
+            "accept": ("assigned", "accepted"),
+            "travel": ("accepted", "arrived"),
+            "repair": ("arrived", "fixed"),
+            "follow_up": ("fixed", "revisit"),
+        }
         return {step: t[end] - t[start] for step, (start, end) in bounds.items() if start in t and end in t}
 
 
@@ -73,8 +78,18 @@ def _history(draw, index: int) -> Plan:
         if len(p.events) >= steps_done:
             return False
         clock += draw(st.integers(0, 300)) * MIN
-        p.events.append(AnalyticsEvent(str(uuid.uuid4()), event_type, rid, jid if job else None, clock,
-                                       clock + lag * MIN, len(p.events) + 1, data))
+        p.events.append(
+            AnalyticsEvent(
+                str(uuid.uuid4()),
+                event_type,
+                rid,
+                jid if job else None,
+                clock,
+                clock + lag * MIN,
+                len(p.events) + 1,
+                data,
+            )
+        )
         if milestone is not None:
             p.times.setdefault(milestone, clock)
         return True
@@ -97,8 +112,9 @@ def _history(draw, index: int) -> Plan:
         if waiting_since is not None:
             p.customer += clock - waiting_since[1]
             waiting_since = None
-        if not happen(None, "job.completed", job=True, technician_id="T1", fixed=False,
-                      **({"reason": reason} if reason else {})):
+        if not happen(
+            None, "job.completed", job=True, technician_id="T1", fixed=False, **({"reason": reason} if reason else {})
+        ):
             return p
         if reason in CUSTOMER_SIDE:
             waiting_since = (reason, clock)
@@ -133,8 +149,9 @@ def test_the_view_measures_each_step_as_the_plan_says_whatever_the_arrival_order
         if len(trail.steps) == len(STEPS):  # the six steps tile the time from receipt to the follow-up
             assert sum(trail.steps.values()) == p.times["revisit"] - p.times["received"]
     for view in (handoff_rows, rework_rows, variant_rows, finding_rows):
-        assert view(list(trails.values()), WINDOW, GroupBy.dealer) == view(process_trails(events), WINDOW,
-                                                                           GroupBy.dealer)
+        assert view(list(trails.values()), WINDOW, GroupBy.dealer) == view(
+            process_trails(events), WINDOW, GroupBy.dealer
+        )
 
 
 @settings(max_examples=150, deadline=None)

@@ -26,19 +26,28 @@ def deliveries(draw) -> tuple[list[AnalyticsEvent], list[list[AnalyticsEvent]]]:
     delivered shuffled, in random batches, some events twice."""
     events = [e for n in range(draw(st.integers(1, 8))) for e in draw(request_history(n))]
     complaints = sorted({e.data["complaint_id"] for e in events if e.type == "complaint.opened"})
-    for i, complaint_id in enumerate(complaints):
+    for complaint_id in complaints:
         for _ in range(draw(st.integers(0, 2))):
             minute, delay = draw(st.integers(0, 4000)), draw(st.sampled_from([0, 10, 3000]))
-            events.append(AnalyticsEvent(f"{complaint_id}-reopened-{minute}-{delay}", "complaint.reopened", None,
-                                         None, BASE + minute * MIN, BASE + (minute + delay) * MIN, 1,
-                                         {"complaint_id": complaint_id}))
+            events.append(
+                AnalyticsEvent(
+                    f"{complaint_id}-reopened-{minute}-{delay}",
+                    "complaint.reopened",
+                    None,
+                    None,
+                    BASE + minute * MIN,
+                    BASE + (minute + delay) * MIN,
+                    1,
+                    {"complaint_id": complaint_id},
+                )
+            )
     events = list({e.event_id: e for e in events}.values())
     duplicates = draw(st.lists(st.sampled_from(events), max_size=5)) if events else []
     arriving = draw(st.permutations(events + duplicates))
     batches, i = [], 0
     while i < len(arriving):
         size = draw(st.integers(1, 12))
-        batches.append(arriving[i:i + size])
+        batches.append(arriving[i : i + size])
         i += size
     return events, batches
 
@@ -61,8 +70,9 @@ def assert_process_views_equal(projection: Projection, events: list[AnalyticsEve
                 assert process_sql.handoff_rows(*args) == process.handoff_rows(trails, window, group_by)
                 assert process_sql.rework_rows(*args) == process.rework_rows(trails, window, group_by)
                 assert process_sql.variant_rows(*args) == process.variant_rows(trails, window, group_by)
-                assert process_sql.finding_rows(*args, rules=RULES) == \
-                    process.finding_rows(trails, window, group_by, RULES)
+                assert process_sql.finding_rows(*args, rules=RULES) == process.finding_rows(
+                    trails, window, group_by, RULES
+                )
     finally:
         cur.close()
 
@@ -70,8 +80,7 @@ def assert_process_views_equal(projection: Projection, events: list[AnalyticsEve
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @pytest.mark.timeout(600)
 @given(deliveries(), st.data())
-def test_the_process_sql_equals_the_reference_for_any_history_arrival_order_batching_and_duplicates(delivery,
-                                                                                                     data):
+def test_the_process_sql_equals_the_reference_for_any_history_arrival_order_batching_and_duplicates(delivery, data):
     events, batches = delivery
     projection = Projection(":memory:")
     try:

@@ -26,12 +26,17 @@ def small_history(dealer: str, region: str, t0, count: int = 4) -> list:
     for i in range(count):
         rid, jid = str(uuid.uuid4()), str(uuid.uuid4())
         start = t0 + timedelta(hours=i)
-        events += [ev.received(rid, start, **keys), ev.triaged(rid, start + timedelta(minutes=5), mode="onsite"),
-                   ev.job_created(jid, rid, start + timedelta(minutes=5), **keys),
-                   ev.assigned(jid, rid, start + timedelta(minutes=6), center_id="C-R", technician_id="T-R")]
+        events += [
+            ev.received(rid, start, **keys),
+            ev.triaged(rid, start + timedelta(minutes=5), mode="onsite"),
+            ev.job_created(jid, rid, start + timedelta(minutes=5), **keys),
+            ev.assigned(jid, rid, start + timedelta(minutes=6), center_id="C-R", technician_id="T-R"),
+        ]
         if i % 2 == 0:
-            events += [ev.completed(jid, rid, start + timedelta(hours=3), "T-R", fixed=i == 0),
-                       ev.revisit(jid, rid, start + timedelta(hours=5), 4 + i % 2, 9)]
+            events += [
+                ev.completed(jid, rid, start + timedelta(hours=3), "T-R", fixed=i == 0),
+                ev.revisit(jid, rid, start + timedelta(hours=5), 4 + i % 2, 9),
+            ]
     return events
 
 
@@ -39,8 +44,10 @@ def _rows(projection: Projection, number: int) -> tuple[list, ...]:
     cur = projection.reader()
     try:
         tables = Tables(number)
-        return tuple(cur.execute(f"SELECT * FROM {getattr(tables, name)} ORDER BY ALL").fetchall()
-                     for name in ("requests", "jobs", "revisits"))
+        return tuple(
+            cur.execute(f"SELECT * FROM {getattr(tables, name)} ORDER BY ALL").fetchall()
+            for name in ("requests", "jobs", "revisits")
+        )
     finally:
         cur.close()
 
@@ -62,6 +69,7 @@ async def quiet(app) -> None:
         before = dict(consumer.counts)
         await asyncio.sleep(0.7)
         return consumer.counts == before
+
     await eventually(settled, until=bool, timeout=30)
 
 
@@ -80,8 +88,9 @@ async def test_a_rebuild_ends_with_the_same_numbers_and_the_views_answer_all_alo
     started = await analytics.client.post("/v1/admin/rebuild", headers=analytics.auth("admin"))
     assert started.status_code == 202 and started.json()["state"] == "running"
     assert (await analytics.client.post("/v1/admin/rebuild", headers=analytics.auth("admin"))).status_code == 409
-    while (status := (await analytics.client.get("/v1/admin/rebuild", headers=analytics.auth("admin"))).json()
-           )["state"] == "running":
+    while (status := (await analytics.client.get("/v1/admin/rebuild", headers=analytics.auth("admin"))).json())[
+        "state"
+    ] == "running":
         assert (await analytics.rows("scorecard", **window))[dealer] == before[dealer]  # still the old tables
         await asyncio.sleep(0.02)
     assert status["state"] == "succeeded", status["error"]
@@ -102,8 +111,10 @@ async def test_an_event_the_live_consumer_handles_during_the_replay_reaches_the_
 
     async def publish_while_replaying(stage, message):
         if stage == "replayed":  # the end offsets are behind us: only the live consumer will see this event
-            await publish(kafka_bootstrap, ev.received(str(uuid.uuid4()), t0, dealer_id=dealer, region=region,
-                                                       product_line="pump"))
+            await publish(
+                kafka_bootstrap,
+                ev.received(str(uuid.uuid4()), t0, dealer_id=dealer, region=region, product_line="pump"),
+            )
             await analytics.rows_when("throughput", lambda r: dealer in r, **window)
 
     report = await rebuild(projection, kafka_bootstrap, on_progress=publish_while_replaying)
@@ -113,16 +124,27 @@ async def test_an_event_the_live_consumer_handles_during_the_replay_reaches_the_
 
 
 async def run_rebuild_command(settings) -> tuple[int, str]:
-    env = {**os.environ, "ANALYTICS_DUCKDB_PATH": settings.analytics_duckdb_path,
-           "KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "LOG_JSON": "false"}
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.analytics.rebuild", env=env,
-                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "ANALYTICS_DUCKDB_PATH": settings.analytics_duckdb_path,
+        "KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "LOG_JSON": "false",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.analytics.rebuild",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     output, _ = await asyncio.wait_for(process.communicate(), 90)
     return process.returncode, output.decode()
 
 
 async def test_the_rebuild_command_rebuilds_a_stopped_analytics_and_refuses_the_file_of_a_running_one(
-        tmp_path, kafka_bootstrap):
+    tmp_path, kafka_bootstrap
+):
     dealer, region = unique("D"), unique("cove")
     t0 = (utcnow() - timedelta(days=2)).replace(hour=6, minute=0, second=0, microsecond=0)
     await publish(kafka_bootstrap, *small_history(dealer, region, t0))
@@ -133,9 +155,9 @@ async def test_the_rebuild_command_rebuilds_a_stopped_analytics_and_refuses_the_
         params = {("from" if k == "from_" else k): v for k, v in window.items()}
 
         async def scorecard():
-            response = await client.get("/v1/views/scorecard", params=params,
-                                        headers=bearer(settings, "analyst"))
+            response = await client.get("/v1/views/scorecard", params=params, headers=bearer(settings, "analyst"))
             return {r["key"]: r for r in response.json()["rows"]}
+
         before = await eventually(scorecard, until=lambda r: r.get(dealer, {}).get("first_time_fix_pct") == 50.0)
         await quiet(app)
         code, output = await run_rebuild_command(settings)

@@ -36,26 +36,71 @@ def scenario(base: datetime) -> tuple[list[Case], dict[str, str]]:
     cases = [
         Case(**a, received=day(-18, 9), triage=(3, "phone")),
         Case(**a, received=day(0, 8), triage=(12, "phone")),
-        Case(**a, received=day(1, 9), escalate=5, triage=(20.5, "onsite"), complaints_naming_the_request=1,
-             job=Job([(21, *c1[1:])], arrivals=[180], completions=[(240, True)], revisits=[(2880, 5, 10)])),
-        Case(**a, received=day(2, 10), triage=(9, "onsite"),
-             job=Job([(10, *c1[1:])], arrivals=[360, 1440], completions=[(420, False), (1560, True)],
-                     breaches=[("arrive", False)], revisits=[(3000, 3, 7)], complaints_naming_the_job=1)),
-        Case(**a, received=day(3, 11), triage=(14.5, "onsite"),
-             job=Job([(15, *c1[1:])], arrivals=[1560], completions=[(1620, True)], breaches=[("arrive", True)],
-                     revisits=[(1700, 4, None)])),
+        Case(
+            **a,
+            received=day(1, 9),
+            escalate=5,
+            triage=(20.5, "onsite"),
+            complaints_naming_the_request=1,
+            job=Job([(21, *c1[1:])], arrivals=[180], completions=[(240, True)], revisits=[(2880, 5, 10)]),
+        ),
+        Case(
+            **a,
+            received=day(2, 10),
+            triage=(9, "onsite"),
+            job=Job(
+                [(10, *c1[1:])],
+                arrivals=[360, 1440],
+                completions=[(420, False), (1560, True)],
+                breaches=[("arrive", False)],
+                revisits=[(3000, 3, 7)],
+                complaints_naming_the_job=1,
+            ),
+        ),
+        Case(
+            **a,
+            received=day(3, 11),
+            triage=(14.5, "onsite"),
+            job=Job(
+                [(15, *c1[1:])],
+                arrivals=[1560],
+                completions=[(1620, True)],
+                breaches=[("arrive", True)],
+                revisits=[(1700, 4, None)],
+            ),
+        ),
         Case(**a, received=day(4, 12), triage=(30, "carry_in"), cancel=120, complaints_naming_the_request=1),
         Case(**a, received=day(5, 13), triage=(45, "onsite"), job=Job([(50, *c2[1:])])),
         Case(**a, received=day(15, 7)),
-        Case(**b, received=day(6, 8), triage=(10, "onsite"), complaints_naming_the_request=1,
-             job=Job([(11, *c1[1:]), (40, *c2[1:])], arrivals=[120], completions=[(180, True)],
-                     revisits=[(600, 1, 0)], complaints_naming_the_job=1)),
+        Case(
+            **b,
+            received=day(6, 8),
+            triage=(10, "onsite"),
+            complaints_naming_the_request=1,
+            job=Job(
+                [(11, *c1[1:]), (40, *c2[1:])],
+                arrivals=[120],
+                completions=[(180, True)],
+                revisits=[(600, 1, 0)],
+                complaints_naming_the_job=1,
+            ),
+        ),
         Case(**b, received=day(7, 9), triage=(7, "phone")),
         Case(**b, received=day(7, 10), triage=(8, "phone")),
-        Case(**b, received=day(8, 0), triage=(20, "mail_in"),
-             job=Job([(20, *c2[1:])], arrivals=[1440], completions=[(1500, True)], revisits=[(2900, 4, 9)])),
-        Case(None, n["north"], n["baler"], received=day(9, 14), triage=(15, "onsite"),
-             job=Job([(16, *c1[1:])], arrivals=[300], completions=[(360, True)], revisits=[(400, 5, 6)])),
+        Case(
+            **b,
+            received=day(8, 0),
+            triage=(20, "mail_in"),
+            job=Job([(20, *c2[1:])], arrivals=[1440], completions=[(1500, True)], revisits=[(2900, 4, 9)]),
+        ),
+        Case(
+            None,
+            n["north"],
+            n["baler"],
+            received=day(9, 14),
+            triage=(15, "onsite"),
+            job=Job([(16, *c1[1:])], arrivals=[300], completions=[(360, True)], revisits=[(400, 5, 6)]),
+        ),
     ]
     return cases, n
 
@@ -77,18 +122,26 @@ def field_work(case: Case, job_id: str) -> list:
         due = case.at(240)
         events.append(ev.breached(job_id, rid, due, kind=kind, recorded_at=utcnow()))
         if withdrawn:
-            events.append(ev.breach_withdrawn(job_id, rid, due, case.at(239), kind=kind,
-                                              recorded_at=utcnow() + timedelta(seconds=2)))
+            events.append(
+                ev.breach_withdrawn(
+                    job_id, rid, due, case.at(239), kind=kind, recorded_at=utcnow() + timedelta(seconds=2)
+                )
+            )
     events += [ev.revisit(job_id, rid, case.at(m), s, n) for m, s, n in job.revisits]
     events += [ev.complaint(case.at(700), job_id=job_id) for _ in range(job.complaints_naming_the_job)]
     return events
 
 
 async def open_through_intake(client, agent, case: Case) -> None:
-    body = {"dealer_id": case.dealer, "channel": "dealer" if case.dealer else "hotline",
-            "customer": {"name": "Bo", "phone": "+49 170 5550101", "region": case.region},
-            "product": {"serial": f"SN-{uuid.uuid4().hex[:10]}", "model": "M", "product_line": case.line},
-            "purchase_date": "2025-01-01", "symptom": "noise", "occurred_at": rfc3339(case.received)}
+    body = {
+        "dealer_id": case.dealer,
+        "channel": "dealer" if case.dealer else "hotline",
+        "customer": {"name": "Bo", "phone": "+49 170 5550101", "region": case.region},
+        "product": {"serial": f"SN-{uuid.uuid4().hex[:10]}", "model": "M", "product_line": case.line},
+        "purchase_date": "2025-01-01",
+        "symptom": "noise",
+        "occurred_at": rfc3339(case.received),
+    }
     response = await client.post("/v1/service-requests", json=body, headers=agent)
     assert response.status_code == 201, response.text
     case.request_id = response.json()["id"]
@@ -104,8 +157,9 @@ async def steps_through_intake(client, agent, case: Case) -> None:
     if case.cancel is not None:
         steps.append(("cancel", {"reason": "withdrawn"}, case.cancel))
     for action, body, minutes in steps:
-        response = await client.post(f"{url}/{action}", json={**body, "occurred_at": rfc3339(case.at(minutes))},
-                                     headers=agent)
+        response = await client.post(
+            f"{url}/{action}", json={**body, "occurred_at": rfc3339(case.at(minutes))}, headers=agent
+        )
         assert response.status_code == 200, response.text
 
 
@@ -114,9 +168,13 @@ async def played(analytics, kafka_bootstrap, tmp_path_factory):
     """The scenario, played once for the module's tests."""
     base = (utcnow() - timedelta(days=22)).replace(hour=0, minute=0, second=0, microsecond=0)
     cases, names = scenario(base)
-    settings = IntakeSettings(database_url=f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('intake')}/intake.db",
-                              kafka_bootstrap=kafka_bootstrap, consumer_group=unique("intake-for-analytics"),
-                              relay_poll_interval_ms=50, log_json=False)
+    settings = IntakeSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('intake')}/intake.db",
+        kafka_bootstrap=kafka_bootstrap,
+        consumer_group=unique("intake-for-analytics"),
+        relay_poll_interval_ms=50,
+        log_json=False,
+    )
     async with running(create_intake(settings, configure_logs=False)) as client:
         agent = bearer(settings, "agent")
         for case in cases:
@@ -126,7 +184,7 @@ async def played(analytics, kafka_bootstrap, tmp_path_factory):
         await publish(kafka_bootstrap, *work[: len(work) // 2])
         for case in cases:
             await steps_through_intake(client, agent, case)
-        await publish(kafka_bootstrap, *work[len(work) // 2:])
+        await publish(kafka_bootstrap, *work[len(work) // 2 :])
         # Everything reached analytics once every view, under every grouping keyed by the scenario's own
         # names, matches the oracle over the whole month.
         start, end = base - timedelta(days=30), base + timedelta(days=40)
@@ -136,14 +194,22 @@ async def played(analytics, kafka_bootstrap, tmp_path_factory):
                 expected.pop("direct", None)
                 await eventually(
                     lambda view=view, group_by=group_by: analytics.rows(
-                        view, group_by=group_by, from_=start.date().isoformat(), to=end.date().isoformat()),
-                    until=lambda got, expected=expected: mine(got, set(expected)) == expected, timeout=40)
+                        view, group_by=group_by, from_=start.date().isoformat(), to=end.date().isoformat()
+                    ),
+                    until=lambda got, expected=expected: mine(got, set(expected)) == expected,
+                    timeout=40,
+                )
     return base, cases, names
 
 
 async def scoped(analytics, dealer, view, start, end, group_by):
-    response = await analytics.get(view, headers=analytics.auth("dealer", dealer_id=dealer), group_by=group_by,
-                                   from_=start.date().isoformat(), to=end.date().isoformat())
+    response = await analytics.get(
+        view,
+        headers=analytics.auth("dealer", dealer_id=dealer),
+        group_by=group_by,
+        from_=start.date().isoformat(),
+        to=end.date().isoformat(),
+    )
     assert response.status_code == 200, response.text
     return {row["key"]: row for row in response.json()["rows"]}
 
@@ -169,19 +235,25 @@ async def test_every_view_under_every_grouping_matches_the_oracle(played, analyt
             continue
         expected = compute(cases, start, end, group_by)
         expected.pop("direct", None)  # other tests' requests without a dealer share that key
-        got = await analytics.rows(view, group_by=group_by, from_=start.date().isoformat(),
-                                   to=end.date().isoformat())
+        got = await analytics.rows(view, group_by=group_by, from_=start.date().isoformat(), to=end.date().isoformat())
         assert mine(got, set(expected) | {k for k in got if k in names.values()}) == expected, group_by
 
 
 async def test_the_direct_customer_is_keyed_direct_and_counted_in_its_region(played, analytics):
     base, cases, names = played
-    rows = await analytics.rows("throughput", group_by="region", from_=(base + timedelta(days=9)).date().isoformat(),
-                                to=(base + timedelta(days=10)).date().isoformat())
+    rows = await analytics.rows(
+        "throughput",
+        group_by="region",
+        from_=(base + timedelta(days=9)).date().isoformat(),
+        to=(base + timedelta(days=10)).date().isoformat(),
+    )
     assert rows[names["north"]]["received"] == 1
-    dealers = await analytics.rows("throughput", group_by="dealer",
-                                   from_=(base + timedelta(days=9)).date().isoformat(),
-                                   to=(base + timedelta(days=10)).date().isoformat())
+    dealers = await analytics.rows(
+        "throughput",
+        group_by="dealer",
+        from_=(base + timedelta(days=9)).date().isoformat(),
+        to=(base + timedelta(days=10)).date().isoformat(),
+    )
     assert dealers["direct"]["received"] >= 1
 
 
@@ -203,7 +275,8 @@ async def test_the_dashboard_series_agree_with_the_throughput_view(played, analy
     assert durations["resolve"]["median_minutes"] == overall["median_minutes_to_resolve"]
     assert durations["assign"]["p90_minutes"] == overall["p90_minutes_to_assign"]
     assert sum(b["count"] for b in durations["triage"]["buckets"]) == sum(
-        1 for c in mine_ if c.triage and start <= c.received < end)
+        1 for c in mine_ if c.triage and start <= c.received < end
+    )
 
 
 @pytest.mark.parametrize("window", list(WINDOWS))

@@ -21,8 +21,10 @@ MIN = 60_000_000
 DAY0 = date(2026, 3, 2)
 BASE = date_micros(DAY0)
 DEALERS = ["D1", "D2", None]
-WINDOWS = [Window.of_dates(DAY0, DAY0 + timedelta(days=1)), Window.of_dates(DAY0 - timedelta(days=1),
-                                                                             DAY0 + timedelta(days=6))]
+WINDOWS = [
+    Window.of_dates(DAY0, DAY0 + timedelta(days=1)),
+    Window.of_dates(DAY0 - timedelta(days=1), DAY0 + timedelta(days=6)),
+]
 REASONS = ["parts_unavailable", "customer_absent", None]
 
 
@@ -35,13 +37,26 @@ def request_history(draw, n: int) -> list[AnalyticsEvent]:
 
     def add(event_type: str, minute: int, *, job: str | None = None, request: str | None = rid, **data) -> None:
         delay = draw(st.sampled_from([0, 0, 30, 600, 3000]))  # equal recorded times happen, late syncs too
-        events.append(AnalyticsEvent(f"{rid}-{next(counter)}", event_type, request, job, BASE + minute * MIN,
-                                     BASE + (minute + delay) * MIN, draw(st.integers(1, 3)), data))
+        events.append(
+            AnalyticsEvent(
+                f"{rid}-{next(counter)}",
+                event_type,
+                request,
+                job,
+                BASE + minute * MIN,
+                BASE + (minute + delay) * MIN,
+                draw(st.integers(1, 3)),
+                data,
+            )
+        )
 
     minute = draw(st.integers(-600, 3000))
     dealer = draw(st.sampled_from(DEALERS))
-    keys = dict(dealer_id=dealer, region=draw(st.sampled_from(["north", "south"])),
-                product_line=draw(st.sampled_from(["baler", "mower"])))
+    keys = dict(
+        dealer_id=dealer,
+        region=draw(st.sampled_from(["north", "south"])),
+        product_line=draw(st.sampled_from(["baler", "mower"])),
+    )
     if draw(st.integers(0, 9)):  # sometimes the request itself has not arrived
         add("service_request.received", minute, **keys)
     if draw(st.booleans()):
@@ -57,8 +72,13 @@ def request_history(draw, n: int) -> list[AnalyticsEvent]:
         if draw(st.integers(0, 4)):
             add("job.created", start, job=job, mode="onsite", priority="P2", **keys)
         for a in range(draw(st.integers(0, 3))):
-            add("job.assigned", start + draw(st.integers(0, 300)), job=job, center_id=f"C{a % 2}",
-                technician_id=draw(st.sampled_from(["T1", "T2", "T3"])))
+            add(
+                "job.assigned",
+                start + draw(st.integers(0, 300)),
+                job=job,
+                center_id=f"C{a % 2}",
+                technician_id=draw(st.sampled_from(["T1", "T2", "T3"])),
+            )
         if draw(st.booleans()):
             add("job.accepted", start + draw(st.integers(0, 400)), job=job, technician_id="T1")
         for _ in range(draw(st.integers(0, 2))):
@@ -74,8 +94,13 @@ def request_history(draw, n: int) -> list[AnalyticsEvent]:
             if draw(st.booleans()):
                 add("job.sla_breach_withdrawn", start + 300, job=job, kind=kind)
         for _ in range(draw(st.integers(0, 1))):
-            add("revisit.done", start + draw(st.integers(1000, 4000)), job=job,
-                satisfaction=draw(st.integers(1, 5)), nps=draw(st.one_of(st.none(), st.integers(0, 10))))
+            add(
+                "revisit.done",
+                start + draw(st.integers(1000, 4000)),
+                job=job,
+                satisfaction=draw(st.integers(1, 5)),
+                nps=draw(st.one_of(st.none(), st.integers(0, 10))),
+            )
         if draw(st.integers(0, 3)) == 0:  # a complaint that names only the job
             add("complaint.opened", start + 500, job=job, request=None, complaint_id=f"K-{job}", dealer_id=None)
     if draw(st.integers(0, 3)) == 0:
@@ -92,7 +117,7 @@ def deliveries(draw) -> tuple[list[AnalyticsEvent], list[list[AnalyticsEvent]]]:
     batches, i = [], 0
     while i < len(arriving):
         size = draw(st.integers(1, 12))
-        batches.append(arriving[i:i + size])
+        batches.append(arriving[i : i + size])
         i += size
     return events, batches
 
@@ -129,8 +154,9 @@ def assert_views_equal(projection: Projection, events: list[AnalyticsEvent], pic
                 assert sqlviews.satisfaction_rows(*args) == views.satisfaction_rows(revisits, window, group_by)
                 assert sqlviews.scorecard_rows(*args) == views.scorecard_rows(requests, revisits, window, group_by)
             assert sqlviews.trend_rows(cur, tables, window, as_of, dealer) == views.trend_rows(requests, window)
-            assert sqlviews.duration_histograms(cur, tables, window, as_of, dealer) == \
-                views.duration_histograms(requests, window)
+            assert sqlviews.duration_histograms(cur, tables, window, as_of, dealer) == views.duration_histograms(
+                requests, window
+            )
     finally:
         cur.close()
 
@@ -160,8 +186,11 @@ def test_folding_everything_at_once_gives_the_same_fact_versions_as_applying_bat
         cur = bulk.reader()
         tables = bulk.active_tables(cur)
         bulk.append_events(cur, tables.events, events)
-        run(cur, f"INSERT INTO {tables.job_requests} SELECT job_id, min(request_id) FROM {tables.events} "
-                    "WHERE job_id IS NOT NULL AND request_id IS NOT NULL AND type <> 'complaint.opened' GROUP BY 1")
+        run(
+            cur,
+            f"INSERT INTO {tables.job_requests} SELECT job_id, min(request_id) FROM {tables.events} "
+            "WHERE job_id IS NOT NULL AND request_id IS NOT NULL AND type <> 'complaint.opened' GROUP BY 1",
+        )
         bulk.fold_everything(cur, tables, chunk=7)  # small chunks: a request's events straddle them
         for table in ("requests", "revisits", "jobs"):
             query = f"SELECT * FROM {getattr(tables, table)} ORDER BY ALL"
@@ -172,10 +201,28 @@ def test_folding_everything_at_once_gives_the_same_fact_versions_as_applying_bat
 
 
 def test_a_dealer_whose_id_is_direct_sees_none_of_the_dealer_less_requests():
-    events = [AnalyticsEvent("e1", "service_request.received", "R1", None, BASE + MIN, BASE + MIN, 1,
-                             {"dealer_id": None, "region": "north", "product_line": "baler"}),
-              AnalyticsEvent("e2", "service_request.received", "R2", None, BASE + MIN, BASE + MIN, 1,
-                             {"dealer_id": "direct", "region": "north", "product_line": "baler"})]
+    events = [
+        AnalyticsEvent(
+            "e1",
+            "service_request.received",
+            "R1",
+            None,
+            BASE + MIN,
+            BASE + MIN,
+            1,
+            {"dealer_id": None, "region": "north", "product_line": "baler"},
+        ),
+        AnalyticsEvent(
+            "e2",
+            "service_request.received",
+            "R2",
+            None,
+            BASE + MIN,
+            BASE + MIN,
+            1,
+            {"dealer_id": "direct", "region": "north", "product_line": "baler"},
+        ),
+    ]
     projection = Projection(":memory:")
     try:
         projection.apply(events)

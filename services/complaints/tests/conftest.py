@@ -41,15 +41,21 @@ class Complaints:
         return self.auth("agent")
 
     async def open(self, headers: dict | None = None, **fields) -> httpx.Response:
-        body = {"channel": "hotline", "category": "delay", "severity": "general",
-                "description": "The technician never came"}
+        body = {
+            "channel": "hotline",
+            "category": "delay",
+            "severity": "general",
+            "description": "The technician never came",
+        }
         body.update(fields)
         return await self.client.post("/v1/complaints", json=body, headers=headers or self.agent)
 
-    async def act(self, complaint_id: str, action: str, body: dict | None = None,
-                  headers: dict | None = None) -> httpx.Response:
-        return await self.client.post(f"/v1/complaints/{complaint_id}/{action}", json=body,
-                                      headers=headers or self.officer)
+    async def act(
+        self, complaint_id: str, action: str, body: dict | None = None, headers: dict | None = None
+    ) -> httpx.Response:
+        return await self.client.post(
+            f"/v1/complaints/{complaint_id}/{action}", json=body, headers=headers or self.officer
+        )
 
     async def get(self, complaint_id: str, headers: dict | None = None) -> httpx.Response:
         return await self.client.get(f"/v1/complaints/{complaint_id}", headers=headers or self.officer)
@@ -66,21 +72,29 @@ class Complaints:
 
     async def stored_types(self, stream_id: str) -> list[str]:
         async with self.app.state.runtime.db.read() as conn:
-            rows = await conn.execute(select(events.c.type).where(events.c.stream_id == stream_id)
-                                      .order_by(events.c.version))
+            rows = await conn.execute(
+                select(events.c.type).where(events.c.stream_id == stream_id).order_by(events.c.version)
+            )
             return [r.type for r in rows]
 
     async def knows(self, *, request_id: str | None = None, job_id: str | None = None) -> None:
         """Wait until complaints has learned the request and/or job from Kafka."""
+
         async def probe():
             async with self.app.state.runtime.db.read() as conn:
                 found = []
                 if request_id:
-                    found.append((await conn.execute(select(known_requests.c.request_id)
-                                                     .where(known_requests.c.request_id == request_id))).first())
+                    found.append(
+                        (
+                            await conn.execute(
+                                select(known_requests.c.request_id).where(known_requests.c.request_id == request_id)
+                            )
+                        ).first()
+                    )
                 if job_id:
-                    found.append((await conn.execute(select(known_jobs.c.job_id)
-                                                     .where(known_jobs.c.job_id == job_id))).first())
+                    found.append(
+                        (await conn.execute(select(known_jobs.c.job_id).where(known_jobs.c.job_id == job_id))).first()
+                    )
                 return all(found)
 
         await eventually(probe, until=bool)
@@ -116,27 +130,42 @@ async def complaints(tmp_path, kafka_bootstrap):
 
 # --- other services' facts, as they publish them -----------------------------------------------------------
 
+
 def request_received(request_id: str, dealer_id: str | None) -> ServiceRequestReceived:
     return ServiceRequestReceived(
-        request_id=request_id, dealer_id=dealer_id, channel=Channel.dealer if dealer_id else Channel.hotline,
+        request_id=request_id,
+        dealer_id=dealer_id,
+        channel=Channel.dealer if dealer_id else Channel.hotline,
         customer=Customer(name="Ann Farmer", phone="+49 170 5550101", region="north"),
         product=Product(serial=f"SN-{request_id[:8]}", model="T-100", product_line="tractor"),
-        purchase_date=None, symptom="Engine stalls when cold", customer_tier=CustomerTier.standard, urgent=False,
+        purchase_date=None,
+        symptom="Engine stalls when cold",
+        customer_tier=CustomerTier.standard,
+        urgent=False,
     )
 
 
 def job_created(job_id: str, request_id: str, dealer_id: str | None) -> JobCreated:
-    return JobCreated(job_id=job_id, request_id=request_id, mode=ServiceMode.onsite, priority=Priority.P3,
-                      region="north", product_line="tractor", dealer_id=dealer_id)
+    return JobCreated(
+        job_id=job_id,
+        request_id=request_id,
+        mode=ServiceMode.onsite,
+        priority=Priority.P3,
+        region="north",
+        product_line="tractor",
+        dealer_id=dealer_id,
+    )
 
 
 def revisit_done(job_id: str, request_id: str, satisfaction: int, comment: str | None = None) -> RevisitDone:
-    return RevisitDone(job_id=job_id, request_id=request_id, satisfaction=satisfaction, nps=None, channel="phone",
-                       comment=comment)
+    return RevisitDone(
+        job_id=job_id, request_id=request_id, satisfaction=satisfaction, nps=None, channel="phone", comment=comment
+    )
 
 
-async def known_case(service: Complaints, kafka_bootstrap: str, dealer_id: str | None = None,
-                     with_job: bool = True) -> tuple[str, str | None]:
+async def known_case(
+    service: Complaints, kafka_bootstrap: str, dealer_id: str | None = None, with_job: bool = True
+) -> tuple[str, str | None]:
     """A request (and job) that intake (and dispatch) published; returns once complaints knows them."""
     request_id, job_id = str(uuid.uuid4()), (f"job-{uuid.uuid4()}" if with_job else None)
     facts = [envelope_for(request_received(request_id, dealer_id), source="intake")]

@@ -10,8 +10,9 @@ HUGE_CURSOR = base64.urlsafe_b64encode(json.dumps({"after": 10**30}).encode()).d
 NO_UTC_TIME = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
 
 
-@pytest.mark.parametrize("url", [f"/v1/complaints?cursor={HUGE_CURSOR}",
-                                 f"/v1/complaints?sort=urgency&cursor={HUGE_CURSOR}"])
+@pytest.mark.parametrize(
+    "url", [f"/v1/complaints?cursor={HUGE_CURSOR}", f"/v1/complaints?sort=urgency&cursor={HUGE_CURSOR}"]
+)
 async def test_a_forged_cursor_with_a_huge_number_is_a_400(complaints, url):
     answer = await complaints.client.get(url, headers=complaints.officer)
     assert answer.status_code == 400 and answer.json()["errors"][0]["field"] == "cursor"

@@ -17,9 +17,11 @@ def parse(text: str) -> datetime:
 
 
 async def test_an_untouched_complaint_escalates_by_itself_once_per_missed_deadline_stamped_with_it(
-        tmp_path, kafka_bootstrap):
-    settings, app = start(tmp_path, kafka_bootstrap, complaint_acknowledge_within_seconds=1,
-                          complaint_resolve_general_within_seconds=2)
+    tmp_path, kafka_bootstrap
+):
+    settings, app = start(
+        tmp_path, kafka_bootstrap, complaint_acknowledge_within_seconds=1, complaint_resolve_general_within_seconds=2
+    )
     async with running(app) as client:
         service = Complaints(client, settings, app)
         created = (await service.open()).json()
@@ -32,7 +34,9 @@ async def test_an_untouched_complaint_escalates_by_itself_once_per_missed_deadli
         assert [h["ce_type"] for h in headers] == ["complaint.opened", "complaint.escalated", "complaint.escalated"]
         data = [json.loads(r.value) for r in records[1:]]
         assert [(d["level"], d["trigger"], d["due"]) for d in data] == [
-            (2, "acknowledge_overdue", created["ack_due"]), (3, "resolve_overdue", created["resolve_due"])]
+            (2, "acknowledge_overdue", created["ack_due"]),
+            (3, "resolve_overdue", created["resolve_due"]),
+        ]
         assert [h["ce_time"] for h in headers[1:]] == [created["ack_due"], created["resolve_due"]]
         for escalated in headers[1:]:
             assert escalated["ce_causationid"] == headers[0]["ce_id"], "chained to the event that set the deadline"
@@ -40,8 +44,9 @@ async def test_an_untouched_complaint_escalates_by_itself_once_per_missed_deadli
 
 
 async def test_an_acknowledged_complaint_escalates_only_when_its_resolution_is_late(tmp_path, kafka_bootstrap):
-    settings, app = start(tmp_path, kafka_bootstrap, complaint_acknowledge_within_seconds=1,
-                          complaint_resolve_general_within_seconds=2)
+    settings, app = start(
+        tmp_path, kafka_bootstrap, complaint_acknowledge_within_seconds=1, complaint_resolve_general_within_seconds=2
+    )
     async with running(app) as client:
         service = Complaints(client, settings, app)
         complaint_id = (await service.open()).json()["id"]
@@ -49,11 +54,17 @@ async def test_an_acknowledged_complaint_escalates_only_when_its_resolution_is_l
         resolved_in_time = (await service.open()).json()["id"]
         await service.act(resolved_in_time, "resolve", {"resolution": "apologised"})
         view = await service.until(complaint_id, lambda v: v["level"] == 2, timeout=15)
-        assert [h["type"] for h in view["history"]] == ["complaint.opened", "complaint.acknowledged",
-                                                        "complaint.escalated"]
+        assert [h["type"] for h in view["history"]] == [
+            "complaint.opened",
+            "complaint.acknowledged",
+            "complaint.escalated",
+        ]
         assert view["next_due"] is not None and view["acknowledged_in_time"] is True
         assert await service.stored_types(resolved_in_time) == [
-            "complaint.opened", "complaint.acknowledged", "complaint.resolved"], "its deadlines were cancelled"
+            "complaint.opened",
+            "complaint.acknowledged",
+            "complaint.resolved",
+        ], "its deadlines were cancelled"
 
 
 async def test_waiting_on_the_customer_holds_the_timer_and_the_response_moves_the_deadline(tmp_path, kafka_bootstrap):

@@ -20,8 +20,18 @@ def at(hours: float, start: datetime = MONDAY_9) -> datetime:
 
 
 def opened(severity=ComplaintSeverity.general, start=MONDAY_9) -> Complaint:
-    return Complaint.open("c1", request_id="r1", job_id="j1", dealer_id="D1", category=ComplaintCategory.delay,
-                          severity=severity, source=ComplaintSource.hotline, details="nobody came", at=start, sla=SLA)
+    return Complaint.open(
+        "c1",
+        request_id="r1",
+        job_id="j1",
+        dealer_id="D1",
+        category=ComplaintCategory.delay,
+        severity=severity,
+        source=ComplaintSource.hotline,
+        details="nobody came",
+        at=start,
+        sla=SLA,
+    )
 
 
 def types(complaint: Complaint) -> list[str]:
@@ -60,8 +70,13 @@ def test_the_life_of_a_complaint_from_open_to_closed():
     assert (complaint.status, complaint.level, complaint.customer_confirmed) == (Status.closed, 2, True)
     assert complaint.acknowledged_in_time and complaint.resolved_in_time
     assert complaint.pending_deadlines() == {}
-    assert types(complaint) == ["complaint.opened", "complaint.acknowledged", "complaint.escalated",
-                                "complaint.resolved", "complaint.closed"]
+    assert types(complaint) == [
+        "complaint.opened",
+        "complaint.acknowledged",
+        "complaint.escalated",
+        "complaint.resolved",
+        "complaint.closed",
+    ]
 
 
 def test_resolving_an_unacknowledged_complaint_acknowledges_it_at_the_same_moment():
@@ -72,22 +87,28 @@ def test_resolving_an_unacknowledged_complaint_acknowledges_it_at_the_same_momen
     assert complaint.acknowledged_at == complaint.resolved_at == at(0.25)
 
 
-@pytest.mark.parametrize("steps, command, allowed_when", [
-    ([], lambda c: c.close(True, at(1)), "no resolution yet"),
-    (["ack"], lambda c: c.close(False, at(1)), "no resolution yet"),
-    (["resolve", "close"], lambda c: c.close(True, at(2)), "allowed when: resolved"),
-    (["ack"], lambda c: c.acknowledge(None, at(1)), "allowed when: open"),
-    ([], lambda c: c.wait_on_customer("photos", at(1), SLA), "allowed when: acknowledged"),
-    (["ack"], lambda c: c.record_customer_response(None, at(1), SLA), "allowed when: waiting_on_customer"),
-    (["resolve"], lambda c: c.escalate("x", at(1)), "allowed when: open, acknowledged, waiting_on_customer"),
-    (["resolve"], lambda c: c.resolve("again", at(1)), "allowed when"),
-    (["ack"], lambda c: c.reopen("x", at(1), SLA), "allowed when: resolved, closed"),
-])
+@pytest.mark.parametrize(
+    "steps, command, allowed_when",
+    [
+        ([], lambda c: c.close(True, at(1)), "no resolution yet"),
+        (["ack"], lambda c: c.close(False, at(1)), "no resolution yet"),
+        (["resolve", "close"], lambda c: c.close(True, at(2)), "allowed when: resolved"),
+        (["ack"], lambda c: c.acknowledge(None, at(1)), "allowed when: open"),
+        ([], lambda c: c.wait_on_customer("photos", at(1), SLA), "allowed when: acknowledged"),
+        (["ack"], lambda c: c.record_customer_response(None, at(1), SLA), "allowed when: waiting_on_customer"),
+        (["resolve"], lambda c: c.escalate("x", at(1)), "allowed when: open, acknowledged, waiting_on_customer"),
+        (["resolve"], lambda c: c.resolve("again", at(1)), "allowed when"),
+        (["ack"], lambda c: c.reopen("x", at(1), SLA), "allowed when: resolved, closed"),
+    ],
+)
 def test_transitions_the_state_does_not_allow_are_refused_and_record_nothing(steps, command, allowed_when):
     complaint = opened()
     for step in steps:
-        {"ack": lambda: complaint.acknowledge(None, at(0.1)), "resolve": lambda: complaint.resolve("r", at(0.2)),
-         "close": lambda: complaint.close(True, at(0.3))}[step]()
+        {
+            "ack": lambda: complaint.acknowledge(None, at(0.1)),
+            "resolve": lambda: complaint.resolve("r", at(0.2)),
+            "close": lambda: complaint.close(True, at(0.3)),
+        }[step]()
     complaint.take_pending()
     with pytest.raises(InvalidTransition, match=allowed_when) as refused:
         command(complaint)
@@ -111,7 +132,8 @@ def test_a_missed_acknowledgement_escalates_once_stamped_with_its_deadline():
     complaint.deadline_passed("acknowledge.1")  # the timer again: exactly once all the same
     pending = complaint.take_pending()
     assert [(p.data.event_type, p.data.level, p.data.trigger, p.occurred_at) for p in pending] == [
-        ("complaint.escalated", 2, "acknowledge_overdue", at(1))]
+        ("complaint.escalated", 2, "acknowledge_overdue", at(1))
+    ]
     assert pending[0].data.due == at(1)
 
 
@@ -119,8 +141,9 @@ def test_each_missed_deadline_escalates_one_level_and_level_3_is_the_top():
     complaint = opened()
     complaint.escalate("key account", at(0.1))
     fire_all_due(complaint, at(9))
-    escalations = [(p.data.level, p.data.trigger) for p in complaint.take_pending()
-                   if p.data.event_type == "complaint.escalated"]
+    escalations = [
+        (p.data.level, p.data.trigger) for p in complaint.take_pending() if p.data.event_type == "complaint.escalated"
+    ]
     assert escalations == [(2, "manual"), (3, "acknowledge_overdue")], "the missed resolution had nowhere to go"
     assert complaint.level == 3
 
@@ -152,7 +175,11 @@ def test_a_late_synced_acknowledgement_within_the_deadline_withdraws_the_timers_
     assert [p.data.event_type for p in pending] == ["complaint.acknowledged", "complaint.escalation_withdrawn"]
     withdrawn = pending[1]
     assert (withdrawn.data.level, withdrawn.data.deadline, withdrawn.data.due, withdrawn.occurred_at) == (
-        1, "acknowledge", at(1), at(1))
+        1,
+        "acknowledge",
+        at(1),
+        at(1),
+    )
     assert complaint.level == 1 and complaint.acknowledged_in_time
 
 
@@ -171,8 +198,12 @@ def test_a_late_synced_resolution_within_the_deadlines_withdraws_both_escalation
     assert complaint.level == 3
     complaint.take_pending()
     complaint.resolve("fixed on the phone", at(0.5))
-    assert types(complaint) == ["complaint.acknowledged", "complaint.resolved", "complaint.escalation_withdrawn",
-                                "complaint.escalation_withdrawn"]
+    assert types(complaint) == [
+        "complaint.acknowledged",
+        "complaint.resolved",
+        "complaint.escalation_withdrawn",
+        "complaint.escalation_withdrawn",
+    ]
     assert complaint.level == 1
 
 
@@ -257,8 +288,16 @@ def test_an_appeal_after_closing_reopens_at_the_next_level_and_level_3_stays_3()
 
 def test_a_low_revisit_opens_one_general_complaint_whose_id_is_derived_from_the_job():
     revisit_time = datetime(2026, 5, 4, 17, 30, tzinfo=UTC)
-    complaint = Complaint.open_from_revisit(job_id="j9", request_id="r9", dealer_id="D3", satisfaction=2,
-                                            channel="phone", comment="technician was rude", at=revisit_time, sla=SLA)
+    complaint = Complaint.open_from_revisit(
+        job_id="j9",
+        request_id="r9",
+        dealer_id="D3",
+        satisfaction=2,
+        channel="phone",
+        comment="technician was rude",
+        at=revisit_time,
+        sla=SLA,
+    )
     assert complaint.id == revisit_complaint_id("j9") != revisit_complaint_id("j8")
     assert (complaint.source, complaint.severity, complaint.category) == ("revisit", "general", "other")
     assert complaint.opened_at == revisit_time and complaint.ack_due == revisit_time + timedelta(hours=1)

@@ -22,7 +22,8 @@ async def event_count(complaints) -> int:
 
 
 async def test_an_agent_opens_a_complaint_about_a_job_and_it_is_linked_to_the_request_and_dealer(
-        complaints, kafka_bootstrap):
+    complaints, kafka_bootstrap
+):
     request_id, job_id = await known_case(complaints, kafka_bootstrap, dealer_id="D1")
     created = await complaints.open(job_id=job_id, severity="serious", category="attitude")
     assert created.status_code == 201, created.text
@@ -40,13 +41,17 @@ async def test_an_agent_opens_a_complaint_about_a_job_and_it_is_linked_to_the_re
 
 async def test_a_complaint_goes_through_its_life_over_http_and_an_appeal_reopens_it_one_level_up(complaints):
     complaint_id = (await complaints.open()).json()["id"]
-    steps = [("acknowledge", {"note": "calling the customer"}), ("wait-on-customer", {"reason": "needs photos"}),
-             ("customer-responded", None), ("resolve", {"resolution": "refunded the call-out fee"}),
-             ("close", {"customer_confirmed": True}), ("reopen", {"reason": "the customer appeals"})]
+    steps = [
+        ("acknowledge", {"note": "calling the customer"}),
+        ("wait-on-customer", {"reason": "needs photos"}),
+        ("customer-responded", None),
+        ("resolve", {"resolution": "refunded the call-out fee"}),
+        ("close", {"customer_confirmed": True}),
+        ("reopen", {"reason": "the customer appeals"}),
+    ]
     statuses = []
     for action, body in steps:
-        response = await complaints.act(complaint_id, action, body,
-                                        complaints.agent if action == "reopen" else None)
+        response = await complaints.act(complaint_id, action, body, complaints.agent if action == "reopen" else None)
         assert response.status_code == 200, (action, response.text)
         statuses.append(response.json()["status"])
         if action == "wait-on-customer":
@@ -58,12 +63,16 @@ async def test_a_complaint_goes_through_its_life_over_http_and_an_appeal_reopens
     assert final["history"][-1]["type"] == "complaint.reopened"
 
 
-@pytest.mark.parametrize("case, fields, field", [
-    ("job of another request", {"job_id": "OTHER"}, "job_id"),
-    ("another dealer than the request's", {"dealer_id": "D2"}, "dealer_id"),
-])
+@pytest.mark.parametrize(
+    "case, fields, field",
+    [
+        ("job of another request", {"job_id": "OTHER"}, "job_id"),
+        ("another dealer than the request's", {"dealer_id": "D2"}, "dealer_id"),
+    ],
+)
 async def test_a_link_complaints_cannot_make_is_a_422_naming_the_field_and_nothing_is_written(
-        complaints, kafka_bootstrap, case, fields, field):
+    complaints, kafka_bootstrap, case, fields, field
+):
     request_id, job_id = await known_case(complaints, kafka_bootstrap, dealer_id="D1")
     _, other_job = await known_case(complaints, kafka_bootstrap, dealer_id="D1")
     fields = {"request_id": request_id, **fields}
@@ -100,26 +109,33 @@ async def test_transitions_the_state_does_not_allow_are_409_problems_and_change_
     assert premature.status_code == 409
     view = await complaints.view(complaint_id)
     assert (view["status"], view["level"], view["version"]) == ("acknowledged", 3, 4)
-    assert await complaints.stored_types(complaint_id) == ["complaint.opened", "complaint.acknowledged",
-                                                           "complaint.escalated", "complaint.escalated"]
+    assert await complaints.stored_types(complaint_id) == [
+        "complaint.opened",
+        "complaint.acknowledged",
+        "complaint.escalated",
+        "complaint.escalated",
+    ]
 
 
-@pytest.mark.parametrize("action, body, field", [
-    (None, {"category": "rudeness"}, "category"),
-    (None, {"severity": "critical"}, "severity"),
-    (None, {"channel": "fax"}, "channel"),
-    (None, {"description": ""}, "description"),
-    (None, {"description": None}, "description"),
-    (None, {"request_id": ""}, "request_id"),
-    (None, {"occurred_at": "2026-01-01T10:00:00"}, "occurred_at"),
-    (None, {"colour": "red"}, "colour"),
-    ("resolve", {}, "resolution"),
-    ("resolve", {"resolution": ""}, "resolution"),
-    ("close", {}, "customer_confirmed"),
-    ("close", {"customer_confirmed": "yes"}, "customer_confirmed"),
-    ("escalate", {"reason": ""}, "reason"),
-    ("wait-on-customer", {}, "reason"),
-])
+@pytest.mark.parametrize(
+    "action, body, field",
+    [
+        (None, {"category": "rudeness"}, "category"),
+        (None, {"severity": "critical"}, "severity"),
+        (None, {"channel": "fax"}, "channel"),
+        (None, {"description": ""}, "description"),
+        (None, {"description": None}, "description"),
+        (None, {"request_id": ""}, "request_id"),
+        (None, {"occurred_at": "2026-01-01T10:00:00"}, "occurred_at"),
+        (None, {"colour": "red"}, "colour"),
+        ("resolve", {}, "resolution"),
+        ("resolve", {"resolution": ""}, "resolution"),
+        ("close", {}, "customer_confirmed"),
+        ("close", {"customer_confirmed": "yes"}, "customer_confirmed"),
+        ("escalate", {"reason": ""}, "reason"),
+        ("wait-on-customer", {}, "reason"),
+    ],
+)
 async def test_an_invalid_body_is_a_422_naming_the_field(complaints, action, body, field):
     if action is None:
         response = await complaints.open(**body)
@@ -155,8 +171,9 @@ async def test_a_dealer_complains_about_its_own_requests_and_sees_only_its_own_c
     awaited = []
     for fields in ({"request_id": other_request}, {"job_id": other_job}):
         unlinked = await complaints.open(headers=d7, channel="dealer", **fields)
-        assert unlinked.status_code == 201 and unlinked.json()["link"] == "awaited", \
+        assert unlinked.status_code == 201 and unlinked.json()["link"] == "awaited", (
             "another dealer's request looks unknown: accepted, never linked (design.md: complaints, late links)"
+        )
         assert unlinked.json()["dealer_id"] == own
         awaited.append(unlinked.json()["id"])
     assert (await complaints.open(headers=d7, channel="dealer", dealer_id=other)).status_code == 403
@@ -184,9 +201,11 @@ async def test_a_missing_or_forged_token_is_401_and_a_wrong_role_is_403(complain
 
 
 async def test_unknown_complaints_are_404_problems(complaints):
-    for method, url, body in [("GET", "/v1/complaints/nope", None),
-                              ("POST", "/v1/complaints/nope/acknowledge", None),
-                              ("POST", "/v1/complaints/nope/resolve", {"resolution": "x"})]:
+    for method, url, body in [
+        ("GET", "/v1/complaints/nope", None),
+        ("POST", "/v1/complaints/nope/acknowledge", None),
+        ("POST", "/v1/complaints/nope/resolve", {"resolution": "x"}),
+    ]:
         response = await complaints.client.request(method, url, json=body, headers=complaints.officer)
         assert response.status_code == 404, url
         assert response.json()["type"] == "/problems/not-found"
@@ -205,8 +224,10 @@ async def test_the_same_idempotency_key_replays_the_first_answer(complaints):
 async def test_the_worklist_shows_open_complaints_by_level_then_due_time_page_by_page(complaints):
     dealer = f"DW-{uuid.uuid4().hex[:6]}"
     start = NOW() - timedelta(minutes=50)
-    ids = [(await complaints.open(occurred_at=iso(start + timedelta(minutes=i)), dealer_id=dealer)).json()["id"]
-           for i in range(5)]
+    ids = [
+        (await complaints.open(occurred_at=iso(start + timedelta(minutes=i)), dealer_id=dealer)).json()["id"]
+        for i in range(5)
+    ]
     await complaints.act(ids[3], "escalate", {"reason": "key account"})
     await complaints.act(ids[1], "acknowledge")  # next due: its resolution, hours away
     await complaints.act(ids[4], "resolve", {"resolution": "apologised"})
@@ -222,8 +243,12 @@ async def test_the_worklist_shows_open_complaints_by_level_then_due_time_page_by
     assert seen == [(ids[3], 2), (ids[0], 1), (ids[2], 1), (ids[1], 1)]
 
     async def listed(query):
-        return [c["id"] for c in (await complaints.client.get(f"/v1/complaints?dealer_id={dealer}&{query}",
-                                                              headers=complaints.officer)).json()["items"]]
+        return [
+            c["id"]
+            for c in (
+                await complaints.client.get(f"/v1/complaints?dealer_id={dealer}&{query}", headers=complaints.officer)
+            ).json()["items"]
+        ]
 
     assert await listed("level=2") == [ids[3]]
     assert await listed("open=false") == [ids[4]]
@@ -232,11 +257,18 @@ async def test_the_worklist_shows_open_complaints_by_level_then_due_time_page_by
     assert set(await listed(f"due_before={iso(start + timedelta(minutes=63))}")) == {ids[0], ids[2]}
 
 
-@pytest.mark.parametrize("query, status, field", [
-    ("limit=0", 422, "limit"), ("level=4", 422, "level"), ("status=lost", 422, "status"),
-    ("sort=oldest", 422, "sort"), ("cursor=not-a-cursor", 400, "cursor"),
-    ("sort=urgency&cursor=eyJhZnRlciI6IDd9", 400, "cursor"), ("due_before=tomorrow", 422, "due_before"),
-])
+@pytest.mark.parametrize(
+    "query, status, field",
+    [
+        ("limit=0", 422, "limit"),
+        ("level=4", 422, "level"),
+        ("status=lost", 422, "status"),
+        ("sort=oldest", 422, "sort"),
+        ("cursor=not-a-cursor", 400, "cursor"),
+        ("sort=urgency&cursor=eyJhZnRlciI6IDd9", 400, "cursor"),
+        ("due_before=tomorrow", 422, "due_before"),
+    ],
+)
 async def test_bad_list_parameters_are_problems_naming_the_parameter(complaints, query, status, field):
     response = await complaints.client.get(f"/v1/complaints?{query}", headers=complaints.officer)
     assert response.status_code == status

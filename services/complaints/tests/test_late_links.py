@@ -20,7 +20,8 @@ async def short_grace(tmp_path, kafka_bootstrap):
 
 
 async def test_a_complaint_about_a_request_not_yet_known_is_accepted_and_linked_when_it_arrives(
-        complaints, kafka_bootstrap):
+    complaints, kafka_bootstrap
+):
     request_id = str(uuid.uuid4())
     opened = await complaints.open(request_id=request_id)
     assert opened.status_code == 201, opened.text
@@ -30,8 +31,11 @@ async def test_a_complaint_about_a_request_not_yet_known_is_accepted_and_linked_
     await publish(kafka_bootstrap, envelope_for(request_received(request_id, "D1"), source="intake"))
     linked = await complaints.until(complaint["id"], lambda v: v.get("link") == "linked")
     assert linked["dealer_id"] == "D1", "the dealer is the request's"
-    assert await complaints.stored_types(complaint["id"]) == ["complaint.opened", "complaint.link_awaited",
-                                                              "complaint.linked"]
+    assert await complaints.stored_types(complaint["id"]) == [
+        "complaint.opened",
+        "complaint.link_awaited",
+        "complaint.linked",
+    ]
     mine = await complaints.get(complaint["id"], headers=complaints.auth("dealer", dealer_id="D1"))
     assert mine.status_code == 200
 
@@ -39,8 +43,11 @@ async def test_a_complaint_about_a_request_not_yet_known_is_accepted_and_linked_
 async def test_a_job_not_yet_known_is_linked_with_its_request(complaints, kafka_bootstrap):
     request_id, job_id = str(uuid.uuid4()), f"job-{uuid.uuid4()}"
     opened = (await complaints.open(job_id=job_id)).json()
-    await publish(kafka_bootstrap, envelope_for(request_received(request_id, "D3"), source="intake"),
-                  envelope_for(job_created(job_id, request_id, "D3"), source="dispatch"))
+    await publish(
+        kafka_bootstrap,
+        envelope_for(request_received(request_id, "D3"), source="intake"),
+        envelope_for(job_created(job_id, request_id, "D3"), source="dispatch"),
+    )
     linked = await complaints.until(opened["id"], lambda v: v.get("link") == "linked")
     assert (linked["request_id"], linked["job_id"], linked["dealer_id"]) == (request_id, job_id, "D3")
 
@@ -50,8 +57,11 @@ async def test_an_id_that_never_arrives_is_flagged_after_the_grace_period_with_a
     flagged = await short_grace.until(opened["id"], lambda v: v.get("link") == "unresolved")
     assert flagged["status"] == "open", "the complaint itself goes on"
     records = await collect(kafka_bootstrap, COMPLAINTS, subject_is(opened["id"]), expected=3)
-    assert [headers_of(r)["ce_type"] for r in records] == ["complaint.opened", "complaint.link_awaited",
-                                                           "complaint.link_unresolved"]
+    assert [headers_of(r)["ce_type"] for r in records] == [
+        "complaint.opened",
+        "complaint.link_awaited",
+        "complaint.link_unresolved",
+    ]
     assert headers_of(records[2])["ce_dataschema"] == "complaint.link_unresolved/1"
 
 

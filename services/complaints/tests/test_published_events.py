@@ -18,17 +18,24 @@ from shared.testing.kafka import collect, headers_of, subject_is
 async def test_commands_publish_their_cloudevents_in_order_carrying_the_request_and_job(complaints, kafka_bootstrap):
     request_id, job_id = await known_case(complaints, kafka_bootstrap, dealer_id="DP")
     correlation = str(uuid.uuid4())
-    created = (await complaints.open(job_id=job_id, headers={**complaints.agent, "X-Correlation-Id": correlation}))
+    created = await complaints.open(job_id=job_id, headers={**complaints.agent, "X-Correlation-Id": correlation})
     complaint_id = created.json()["id"]
-    for action, body in [("acknowledge", None), ("resolve", {"resolution": "apologised, refunded"}),
-                         ("close", {"customer_confirmed": False})]:
+    for action, body in [
+        ("acknowledge", None),
+        ("resolve", {"resolution": "apologised, refunded"}),
+        ("close", {"customer_confirmed": False}),
+    ]:
         assert (await complaints.act(complaint_id, action, body)).status_code == 200
     assert (await complaints.act(complaint_id, "resolve", {"resolution": "again"})).status_code == 409
 
     records = await collect(kafka_bootstrap, COMPLAINTS, subject_is(complaint_id), expected=4, settle=0.5)
     headers = [headers_of(r) for r in records]
-    assert [h["ce_type"] for h in headers] == ["complaint.opened", "complaint.acknowledged", "complaint.resolved",
-                                               "complaint.closed"]
+    assert [h["ce_type"] for h in headers] == [
+        "complaint.opened",
+        "complaint.acknowledged",
+        "complaint.resolved",
+        "complaint.closed",
+    ]
     assert [int(h["ce_sequence"]) for h in headers] == [1, 2, 3, 4]
     assert len({r.partition for r in records}) == 1
     assert all(h["ce_source"] == "complaints" and h["ce_subject"] == complaint_id for h in headers)
@@ -36,7 +43,12 @@ async def test_commands_publish_their_cloudevents_in_order_carrying_the_request_
     data = [json.loads(r.value) for r in records]
     assert all((d["complaint_id"], d["request_id"], d["job_id"]) == (complaint_id, request_id, job_id) for d in data)
     assert {k: data[0][k] for k in ("dealer_id", "category", "severity", "source", "level")} == {
-        "dealer_id": "DP", "category": "delay", "severity": "general", "source": "hotline", "level": 1}
+        "dealer_id": "DP",
+        "category": "delay",
+        "severity": "general",
+        "source": "hotline",
+        "level": 1,
+    }
     assert data[0]["ack_due"] == created.json()["ack_due"] and data[0]["resolve_due"] == created.json()["resolve_due"]
     assert data[3]["customer_confirmed"] is False
 
@@ -44,8 +56,10 @@ async def test_commands_publish_their_cloudevents_in_order_carrying_the_request_
 async def test_two_concurrent_acknowledgements_one_wins_and_the_other_is_a_409(complaints):
     for _ in range(3):
         complaint_id = (await complaints.open()).json()["id"]
-        results = await asyncio.gather(complaints.act(complaint_id, "acknowledge", {"note": "mine"}),
-                                       complaints.act(complaint_id, "acknowledge", {"note": "no, mine"}))
+        results = await asyncio.gather(
+            complaints.act(complaint_id, "acknowledge", {"note": "mine"}),
+            complaints.act(complaint_id, "acknowledge", {"note": "no, mine"}),
+        )
         assert sorted(r.status_code for r in results) == [200, 409]
         assert await complaints.stored_types(complaint_id) == ["complaint.opened", "complaint.acknowledged"]
 

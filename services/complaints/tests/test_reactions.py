@@ -11,11 +11,13 @@ from shared.testing.kafka import collect, envelope_for, headers_of, publish, sub
 
 
 async def test_a_low_revisit_opens_a_complaint_linked_to_the_job_stamped_with_the_revisits_time_and_chained_to_it(
-        complaints, kafka_bootstrap):
+    complaints, kafka_bootstrap
+):
     request_id, job_id = await known_case(complaints, kafka_bootstrap, dealer_id="D3")
     revisit_time = (datetime.now(UTC) - timedelta(minutes=20)).replace(microsecond=0)
-    cause = envelope_for(revisit_done(job_id, request_id, 2, "the technician left a mess"), source="dispatch",
-                         time=revisit_time)
+    cause = envelope_for(
+        revisit_done(job_id, request_id, 2, "the technician left a mess"), source="dispatch", time=revisit_time
+    )
     await publish(kafka_bootstrap, cause)
 
     complaint_id = revisit_complaint_id(job_id)
@@ -55,14 +57,18 @@ async def test_the_same_revisit_arriving_again_even_as_another_event_opens_one_c
 async def test_a_revisit_scored_3_or_more_opens_no_complaint(complaints, kafka_bootstrap):
     request_id, _ = await known_case(complaints, kafka_bootstrap, with_job=False)
     job_id = f"job-{uuid.uuid4()}"
-    await publish(kafka_bootstrap, envelope_for(revisit_done(job_id, request_id, 3), source="dispatch"),
-                  envelope_for(job_created(job_id, request_id, None), source="dispatch"))  # the marker behind it
+    await publish(
+        kafka_bootstrap,
+        envelope_for(revisit_done(job_id, request_id, 3), source="dispatch"),
+        envelope_for(job_created(job_id, request_id, None), source="dispatch"),
+    )  # the marker behind it
     await complaints.knows(job_id=job_id)
     assert await complaints.stored_types(revisit_complaint_id(job_id)) == []
 
 
 async def test_a_revisit_of_a_job_complaints_never_saw_still_opens_its_complaint_with_the_requests_dealer(
-        complaints, kafka_bootstrap):
+    complaints, kafka_bootstrap
+):
     request_id, _ = await known_case(complaints, kafka_bootstrap, dealer_id="D4", with_job=False)
     job_id = f"job-{uuid.uuid4()}"
     await publish(kafka_bootstrap, envelope_for(revisit_done(job_id, request_id, 1), source="dispatch"))

@@ -26,7 +26,8 @@ async def rows_among(service: Complaints, ids: list[str], *, level: int | None =
 
 
 async def test_a_restart_neither_repeats_an_escalation_nor_loses_one_that_fell_due_while_down(
-        tmp_path, kafka_bootstrap):
+    tmp_path, kafka_bootstrap
+):
     clock = FixedClock(datetime.now(UTC))
     settings, app = start(tmp_path, kafka_bootstrap, clock=clock)
     async with running(app) as client:
@@ -64,7 +65,10 @@ async def test_a_restart_mid_stream_loses_no_revisit_complaint_and_escalates_eac
         assert await rows_among(after, ids) == len(ids)
         for complaint_id in ids:
             assert await after.stored_types(complaint_id) == ["complaint.opened", "complaint.escalated"]
-        opened = await collect(kafka_bootstrap, COMPLAINTS,
-                               lambda r: r.key.decode() in ids and headers_of(r)["ce_type"] == "complaint.opened",
-                               expected=len(ids))
+        opened = await collect(
+            kafka_bootstrap,
+            COMPLAINTS,
+            lambda r: r.key.decode() in ids and headers_of(r)["ce_type"] == "complaint.opened",
+            expected=len(ids),
+        )
         assert sorted(r.key.decode() for r in opened) == sorted(ids), "every complaint published, once"

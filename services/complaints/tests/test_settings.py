@@ -19,9 +19,14 @@ def test_the_deadlines_and_the_holiday_calendar_come_from_the_environment(monkey
     assert sla.resolve_due("serious", wednesday) == datetime(2026, 12, 29, 10, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("variable, value", [("COMPLAINT_HOLIDAYS", "2026-12-25,Christmas"),
-                                             ("COMPLAINT_TIMEZONE", "Mars/Olympus"),
-                                             ("COMPLAINT_LOW_SATISFACTION", "6")])
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("COMPLAINT_HOLIDAYS", "2026-12-25,Christmas"),
+        ("COMPLAINT_TIMEZONE", "Mars/Olympus"),
+        ("COMPLAINT_LOW_SATISFACTION", "6"),
+    ],
+)
 def test_a_calendar_or_threshold_that_makes_no_sense_is_refused_at_start(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError, match=variable.lower()):

@@ -9,16 +9,18 @@ from shared.testing.tenancy import leaks
 
 
 async def test_every_route_refuses_another_dealers_complaints_to_every_multi_role_dealer_token(
-        complaints, kafka_bootstrap):
+    complaints, kafka_bootstrap
+):
     request_id, job_id = await known_case(complaints, kafka_bootstrap, dealer_id="D2")
     opened = await complaints.open(request_id=request_id, job_id=job_id)
     assert opened.status_code == 201 and opened.json()["dealer_id"] == "D2"
     cid = opened.json()["id"]
     url = f"/v1/complaints/{cid}"
     probes = {
-        ("POST", "/v1/complaints"): ("/v1/complaints", {"channel": "dealer", "category": "delay",
-                                                        "severity": "general", "description": "x",
-                                                        "dealer_id": "D2"}),
+        ("POST", "/v1/complaints"): (
+            "/v1/complaints",
+            {"channel": "dealer", "category": "delay", "severity": "general", "description": "x", "dealer_id": "D2"},
+        ),
         ("GET", "/v1/complaints"): (f"/v1/complaints?request_id={request_id}", None),
         ("GET", "/v1/complaints/{complaint_id}"): (url, None),
         ("POST", "/v1/complaints/{complaint_id}/acknowledge"): (f"{url}/acknowledge", {}),
@@ -34,7 +36,12 @@ async def test_every_route_refuses_another_dealers_complaints_to_every_multi_rol
         async with complaints.app.state.runtime.db.read() as conn:
             return (await conn.execute(select(func.count()).select_from(events))).scalar_one()
 
-    found = await leaks(complaints.client, complaints.app, probes,
-                        lambda role: complaints.auth("dealer", role, dealer_id="D1", sub="T1"), stored,
-                        (cid, request_id))
+    found = await leaks(
+        complaints.client,
+        complaints.app,
+        probes,
+        lambda role: complaints.auth("dealer", role, dealer_id="D1", sub="T1"),
+        stored,
+        (cid, request_id),
+    )
     assert found == []

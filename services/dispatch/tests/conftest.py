@@ -61,20 +61,31 @@ class Dispatch:
     def technician(self, technician_id: str) -> dict[str, str]:
         return self.auth("technician", sub=technician_id)
 
-    async def center(self, center_id: str, region: str = "north", kind: str = "repair_center",
-                     dealer_id: str | None = None) -> httpx.Response:
+    async def center(
+        self, center_id: str, region: str = "north", kind: str = "repair_center", dealer_id: str | None = None
+    ) -> httpx.Response:
         body = {"id": center_id, "name": f"Center {center_id}", "region": region, "kind": kind, "dealer_id": dealer_id}
         return await self.client.post("/v1/service-centers", json=body, headers=self.dispatcher)
 
-    async def technician_in(self, technician_id: str, center_id: str, skills=("tractor",), active=True) -> httpx.Response:
-        body = {"id": technician_id, "center_id": center_id, "name": f"Tech {technician_id}", "skills": list(skills),
-                "active": active}
+    async def technician_in(
+        self, technician_id: str, center_id: str, skills=("tractor",), active=True
+    ) -> httpx.Response:
+        body = {
+            "id": technician_id,
+            "center_id": center_id,
+            "name": f"Tech {technician_id}",
+            "skills": list(skills),
+            "active": active,
+        }
         return await self.client.post("/v1/technicians", json=body, headers=self.dispatcher)
 
     async def job_of(self, request_id: str, timeout: float = 20) -> dict:
         """The job dispatch made for a request, once its consumer got there."""
-        page = await eventually(lambda: self.get_json(f"/v1/jobs?request_id={request_id}"),
-                                until=lambda p: len(p["items"]) == 1, timeout=timeout)
+        page = await eventually(
+            lambda: self.get_json(f"/v1/jobs?request_id={request_id}"),
+            until=lambda p: len(p["items"]) == 1,
+            timeout=timeout,
+        )
         return page["items"][0]
 
     async def get_json(self, url: str, headers: dict | None = None) -> Any:
@@ -85,35 +96,53 @@ class Dispatch:
 
     async def stream_types(self, stream_id: str) -> list[str]:
         async with self.app.state.runtime.db.read() as conn:
-            rows = await conn.execute(select(events.c.type).where(events.c.stream_id == stream_id)
-                                      .order_by(events.c.version))
+            rows = await conn.execute(
+                select(events.c.type).where(events.c.stream_id == stream_id).order_by(events.c.version)
+            )
             return [r.type for r in rows]
 
 
-def request_events(*, region: str = "north", product_line: str = "tractor", dealer_id: str | None = None,
-                   mode: ServiceMode = ServiceMode.onsite, priority: Priority = Priority.P3,
-                   received_at: datetime | None = None, triaged_at: datetime | None = None,
-                   request_id: str | None = None):
+def request_events(
+    *,
+    region: str = "north",
+    product_line: str = "tractor",
+    dealer_id: str | None = None,
+    mode: ServiceMode = ServiceMode.onsite,
+    priority: Priority = Priority.P3,
+    received_at: datetime | None = None,
+    triaged_at: datetime | None = None,
+    request_id: str | None = None,
+):
     """`service_request.received` and `.triaged` envelopes as intake publishes them for one request."""
     request_id = request_id or str(uuid.uuid4())
     triaged_at = triaged_at or received_at or utcnow()
     received_at = received_at or triaged_at - timedelta(seconds=1)
     correlation = str(uuid.uuid4())
     received = ServiceRequestReceived(
-        request_id=request_id, dealer_id=dealer_id, channel=Channel.dealer,
+        request_id=request_id,
+        dealer_id=dealer_id,
+        channel=Channel.dealer,
         customer=Customer(name="Ann Farmer", phone="+49 170 5550101", region=region),
         product=Product(serial=f"SN-{uuid.uuid4().hex[:10]}", model="T-100", product_line=product_line),
-        purchase_date=date(2025, 3, 1), symptom="Engine stalls when cold", customer_tier=CustomerTier.standard,
+        purchase_date=date(2025, 3, 1),
+        symptom="Engine stalls when cold",
+        customer_tier=CustomerTier.standard,
         urgent=priority == Priority.P1,
     )
     triaged = ServiceRequestTriaged(request_id=request_id, mode=mode, priority=priority, note=None)
-    return (envelope_for(received, source="intake", time=received_at, sequence=1, correlation_id=correlation),
-            envelope_for(triaged, source="intake", time=triaged_at, sequence=2, correlation_id=correlation))
+    return (
+        envelope_for(received, source="intake", time=received_at, sequence=1, correlation_id=correlation),
+        envelope_for(triaged, source="intake", time=triaged_at, sequence=2, correlation_id=correlation),
+    )
 
 
 def cancelled_event(request_id: str, at: datetime | None = None, sequence: int = 3):
-    return envelope_for(ServiceRequestCancelled(request_id=request_id, reason="customer fixed it"), source="intake",
-                        time=at or utcnow(), sequence=sequence)
+    return envelope_for(
+        ServiceRequestCancelled(request_id=request_id, reason="customer fixed it"),
+        source="intake",
+        time=at or utcnow(),
+        sequence=sequence,
+    )
 
 
 async def triaged_request(kafka_bootstrap: str, **fields: Any) -> str:

@@ -29,15 +29,20 @@ async def test_two_technicians_accepting_the_same_job_at_once_one_wins(staffed, 
         job = await assigned_job(staffed, kafka_bootstrap)
 
         async def reassign_then_accept_as_t2():
-            reassigned = await staffed.client.post(f"/v1/jobs/{job['id']}/assign", json={"technician_id": "T2"},
-                                                   headers=staffed.dispatcher)
+            reassigned = await staffed.client.post(
+                f"/v1/jobs/{job['id']}/assign", json={"technician_id": "T2"}, headers=staffed.dispatcher
+            )
             return reassigned, await staffed.step(job["id"], "accept", staffed.technician("T2"))
 
-        t1, (reassigned, t2) = await asyncio.gather(staffed.step(job["id"], "accept", staffed.technician("T1")),
-                                                    reassign_then_accept_as_t2())
+        t1, (reassigned, t2) = await asyncio.gather(
+            staffed.step(job["id"], "accept", staffed.technician("T1")), reassign_then_accept_as_t2()
+        )
         losers = {t1.status_code, t2.status_code} - {200}
-        assert [t1.status_code, t2.status_code].count(200) == 1 and losers <= {403, 409}, \
-            [t1.text, reassigned.text, t2.text]
+        assert [t1.status_code, t2.status_code].count(200) == 1 and losers <= {403, 409}, [
+            t1.text,
+            reassigned.text,
+            t2.text,
+        ]
         winner = "T1" if t1.status_code == 200 else "T2"
         final = await staffed.get_json(f"/v1/jobs/{job['id']}")
         assert (final["status"], final["technician_id"]) == ("accepted", winner)
@@ -53,8 +58,9 @@ async def test_the_same_technician_accepting_twice_at_once_records_one_acceptanc
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-async def test_two_replicas_on_one_database_seeing_the_same_triages_make_one_job_each(request, tmp_path, kafka_bootstrap,
-                                                                                    backend):
+async def test_two_replicas_on_one_database_seeing_the_same_triages_make_one_job_each(
+    request, tmp_path, kafka_bootstrap, backend
+):
     # Separate consumer groups: both replicas receive every event and race to create the same jobs.
     url = await database_url_for(request, tmp_path, backend)
     replicas = [dispatch_settings(tmp_path, kafka_bootstrap, database_url=url) for _ in range(2)]
@@ -66,11 +72,19 @@ async def test_two_replicas_on_one_database_seeing_the_same_triages_make_one_job
         requests = [request_events() for _ in range(20)]
         await publish(kafka_bootstrap, *(envelope for pair in requests for envelope in pair))
         consumers = [app.state.runtime.consumer for app in apps]
-        await eventually(lambda: asyncio.sleep(0, [c.counts["applied"] + c.counts["duplicate"] for c in consumers]),
-                         until=lambda counts: all(n >= 40 for n in counts), timeout=30)
+        await eventually(
+            lambda: asyncio.sleep(0, [c.counts["applied"] + c.counts["duplicate"] for c in consumers]),
+            until=lambda counts: all(n >= 40 for n in counts),
+            timeout=30,
+        )
         async with apps[0].state.runtime.db.read() as conn:
-            created = (await conn.execute(select(events.c.stream_id, func.count()).where(events.c.type == "job.created")
-                                          .group_by(events.c.stream_id))).all()
+            created = (
+                await conn.execute(
+                    select(events.c.stream_id, func.count())
+                    .where(events.c.type == "job.created")
+                    .group_by(events.c.stream_id)
+                )
+            ).all()
         assert len(created) == 20 and {n for _, n in created} == {1}
         for received, _ in requests:
             assert len((await dispatch.get_json(f"/v1/jobs?request_id={received.subject}"))["items"]) == 1

@@ -45,8 +45,9 @@ def test_a_triaged_request_becomes_a_job_assigned_at_the_triage_time_with_both_d
     assert job.history == [("job.created", at(10)), ("job.assigned", at(10))]
 
 
-@pytest.mark.parametrize("priority, accept, arrive", [(Priority.P1, 30, 240), (Priority.P2, 120, 1440),
-                                                      (Priority.P3, 240, 4320)])
+@pytest.mark.parametrize(
+    "priority, accept, arrive", [(Priority.P1, 30, 240), (Priority.P2, 120, 1440), (Priority.P3, 240, 4320)]
+)
 def test_the_default_sla_follows_the_contract_per_priority(priority, accept, arrive):
     job = new_job(priority, T1, triaged_at=0)
     assert (job.accept_due, job.arrive_due) == (at(accept), at(arrive))
@@ -122,10 +123,8 @@ def test_a_visit_that_did_not_fix_the_unit_says_why_and_unspecified_when_not_tol
     job.complete("T1", True, "replaced the pump", at(3100))
     history = [(p.data, p.occurred_at) for p in job.take_pending()]
     completions = [data for data, _ in history if data.event_type == "job.completed"]
-    assert [c.reason for c in completions] == [VisitFailureReason.customer_absent, VisitFailureReason.unspecified,
-                                               None]
-    assert [v.reason for v in job.visits] == [VisitFailureReason.customer_absent, VisitFailureReason.unspecified,
-                                              None]
+    assert [c.reason for c in completions] == [VisitFailureReason.customer_absent, VisitFailureReason.unspecified, None]
+    assert [v.reason for v in job.visits] == [VisitFailureReason.customer_absent, VisitFailureReason.unspecified, None]
     assert Job.rehydrate(job.id, history) == job
 
 
@@ -139,16 +138,25 @@ def test_a_reason_for_a_visit_that_fixed_the_unit_is_refused_naming_the_field():
     assert error.value.field == "reason" and job.version == version and job.status == JobStatus.in_service
 
 
-@pytest.mark.parametrize("steps, command, hint", [
-    ([], lambda j: j.arrive("T1", at(30)), "accept it first"),
-    (["accept"], lambda j: j.complete("T1", True, None, at(30)), "arrive first"),
-    (["accept", "arrive", "unfixed"], lambda j: j.record_revisit(3, None, RevisitChannel.phone, None, at(99)),
-     "not fixed yet"),
-])
+@pytest.mark.parametrize(
+    "steps, command, hint",
+    [
+        ([], lambda j: j.arrive("T1", at(30)), "accept it first"),
+        (["accept"], lambda j: j.complete("T1", True, None, at(30)), "arrive first"),
+        (
+            ["accept", "arrive", "unfixed"],
+            lambda j: j.record_revisit(3, None, RevisitChannel.phone, None, at(99)),
+            "not fixed yet",
+        ),
+    ],
+)
 def test_steps_out_of_order_are_refused_and_name_what_comes_first(steps, command, hint):
     job = new_job()
-    actions = {"accept": lambda: job.accept("T1", at(20)), "arrive": lambda: job.arrive("T1", at(40)),
-               "unfixed": lambda: job.complete("T1", False, None, at(50))}
+    actions = {
+        "accept": lambda: job.accept("T1", at(20)),
+        "arrive": lambda: job.arrive("T1", at(40)),
+        "unfixed": lambda: job.complete("T1", False, None, at(50)),
+    }
     for step in steps:
         actions[step]()
     version = job.version
@@ -157,8 +165,9 @@ def test_steps_out_of_order_are_refused_and_name_what_comes_first(steps, command
     assert job.version == version
 
 
-@pytest.mark.parametrize("satisfaction, nps, field", [(0, None, "satisfaction"), (6, 5, "satisfaction"),
-                                                      (3, 11, "nps"), (3, -1, "nps")])
+@pytest.mark.parametrize(
+    "satisfaction, nps, field", [(0, None, "satisfaction"), (6, 5, "satisfaction"), (3, 11, "nps"), (3, -1, "nps")]
+)
 def test_a_revisit_score_out_of_range_is_refused(satisfaction, nps, field):
     job = new_job()
     with pytest.raises(RuleViolation) as error:
@@ -179,14 +188,17 @@ def test_a_step_recorded_late_emits_the_breach_stamped_with_its_deadline_once():
     job.take_pending()
     job.accept("T1", at(41))
     pending = job.take_pending()
-    assert [(p.data.event_type, p.occurred_at) for p in pending] == [("job.sla_breached", at(40)),
-                                                                     ("job.accepted", at(41))]
+    assert [(p.data.event_type, p.occurred_at) for p in pending] == [
+        ("job.sla_breached", at(40)),
+        ("job.accepted", at(41)),
+    ]
     assert pending[0].data.kind == SlaKind.accept and pending[0].data.due == at(40)
     job.arrive("T1", at(300))
     job.complete("T1", False, None, at(310))
     job.arrive("T1", at(400))
-    assert types(job) == ["job.sla_breached", "job.arrived", "job.completed", "job.arrived"], \
+    assert types(job) == ["job.sla_breached", "job.arrived", "job.completed", "job.arrived"], (
         "a repeat visit is not a second breach"
+    )
     assert job.is_breached(SlaKind.accept) and job.is_breached(SlaKind.arrive)
 
 
@@ -220,8 +232,10 @@ def test_a_late_synced_step_that_disproves_the_timer_withdraws_its_breach():
     job.take_pending()
     job.accept("T1", at(35))  # done offline before the deadline, synced after the timer fired
     pending = job.take_pending()
-    assert [(p.data.event_type, p.occurred_at) for p in pending] == [("job.accepted", at(35)),
-                                                                     ("job.sla_breach_withdrawn", at(40))]
+    assert [(p.data.event_type, p.occurred_at) for p in pending] == [
+        ("job.accepted", at(35)),
+        ("job.sla_breach_withdrawn", at(40)),
+    ]
     assert not job.is_breached(SlaKind.accept)
 
 
@@ -265,8 +279,9 @@ def test_a_job_rebuilt_from_its_events_equals_the_one_that_made_them():
 
 def test_phone_triage_makes_no_job():
     with pytest.raises(RuleViolation):
-        Job.create(RequestFacts("r1", None, "north", "tractor", RECEIVED), ServiceMode.phone, Priority.P3, SLA,
-                   at(1), None)
+        Job.create(
+            RequestFacts("r1", None, "north", "tractor", RECEIVED), ServiceMode.phone, Priority.P3, SLA, at(1), None
+        )
 
 
 def test_auto_assignment_prefers_the_dealers_center_then_the_fewest_open_jobs_then_the_smallest_id():
@@ -275,7 +290,9 @@ def test_auto_assignment_prefers_the_dealers_center_then_the_fewest_open_jobs_th
     idle_a = Candidate("T20", "C3", "D2", open_jobs=0)
     assert choose_technician([idle_b, busy_own, idle_a], "D1") == busy_own
     assert choose_technician([idle_b, busy_own, idle_a], None) == idle_a, "'T20' < 'T3' as ids"
-    assert choose_technician([Candidate("T1", "C1", None, 2), Candidate("T2", "C1", None, 1)], "D5").technician_id == "T2"
+    assert (
+        choose_technician([Candidate("T1", "C1", None, 2), Candidate("T2", "C1", None, 1)], "D5").technician_id == "T2"
+    )
     assert choose_technician([], "D1") is None
 
 
@@ -304,5 +321,10 @@ def test_updates_record_the_whole_new_record_and_only_when_something_changed():
     assert technician.take_pending() == []
     technician.update(at(2), active=False)
     [updated] = technician.take_pending()
-    assert updated.data.model_dump() == {"technician_id": "T1", "center_id": "C1", "name": "Ana",
-                                         "skills": ["tractor"], "active": False}
+    assert updated.data.model_dump() == {
+        "technician_id": "T1",
+        "center_id": "C1",
+        "name": "Ana",
+        "skills": ["tractor"],
+        "active": False,
+    }

@@ -23,8 +23,11 @@ class Services:
 
     async def request_status(self, request_id: str, until) -> dict:
         """intake's view of the request, once `until(view)` holds."""
+
         async def view() -> dict:
-            return (await self.intake.client.get(f"/v1/service-requests/{request_id}", headers=self.intake.agent)).json()
+            return (
+                await self.intake.client.get(f"/v1/service-requests/{request_id}", headers=self.intake.agent)
+            ).json()
 
         return await eventually(view, until=until, timeout=30)
 
@@ -38,8 +41,9 @@ async def services(tmp_path, kafka_bootstrap):
     intake_app = create_intake(intake_config, configure_logs=False)
     dispatch_app = create_dispatch(dispatch_config, configure_logs=False)
     async with running(intake_app) as intake_client, running(dispatch_app) as dispatch_client:
-        both = Services(Intake(intake_client, intake_config, intake_app),
-                        Dispatch(dispatch_client, dispatch_config, dispatch_app))
+        both = Services(
+            Intake(intake_client, intake_config, intake_app), Dispatch(dispatch_client, dispatch_config, dispatch_app)
+        )
         assert (await both.dispatch.center("C-N", region="north")).status_code == 201
         assert (await both.dispatch.technician_in("T-7", "C-N", skills=["tractor"])).status_code == 201
         yield both
@@ -50,8 +54,9 @@ async def test_a_repair_from_the_first_call_to_the_revisit_closes_the_request_in
     created = await intake.open(serial=f"SN-E2E-{uuid.uuid4().hex[:6]}")
     assert created.status_code == 201
     request_id = created.json()["id"]
-    triaged = await intake.client.post(f"/v1/service-requests/{request_id}/triage", json={"mode": "onsite"},
-                                       headers=intake.agent)
+    triaged = await intake.client.post(
+        f"/v1/service-requests/{request_id}/triage", json={"mode": "onsite"}, headers=intake.agent
+    )
     assert triaged.status_code == 200
 
     job = await dispatch.job_of(request_id, timeout=30)
@@ -71,18 +76,29 @@ async def test_a_repair_from_the_first_call_to_the_revisit_closes_the_request_in
         response = await dispatch.step(job["id"], action, technician, **body)
         assert response.status_code == 200, response.text
         await services.request_status(request_id, lambda v, s=intake_status: v["status"] == s)
-    revisit = await dispatch.step(job["id"], "revisit", dispatch.auth("agent"), satisfaction=5, nps=10,
-                                  channel="phone")
+    revisit = await dispatch.step(job["id"], "revisit", dispatch.auth("agent"), satisfaction=5, nps=10, channel="phone")
     assert revisit.status_code == 200
 
     closed = await services.request_status(request_id, lambda v: v["status"] == "closed")
     assert [h["type"] for h in closed["history"]] == [
-        "service_request.received", "service_request.triaged", "service_request.dispatched",
-        "service_request.service_started", "service_request.resolved", "service_request.closed"]
+        "service_request.received",
+        "service_request.triaged",
+        "service_request.dispatched",
+        "service_request.service_started",
+        "service_request.resolved",
+        "service_request.closed",
+    ]
     records = await collect(kafka_bootstrap, DISPATCH, subject_is(job["id"]), expected=8)
     assert [headers_of(r)["ce_type"] for r in records] == [
-        "job.created", "job.assigned", "job.accepted", "job.arrived", "job.completed", "job.arrived", "job.completed",
-        "revisit.done"]
+        "job.created",
+        "job.assigned",
+        "job.accepted",
+        "job.arrived",
+        "job.completed",
+        "job.arrived",
+        "job.completed",
+        "revisit.done",
+    ]
     triage_chain = headers_of(records[0])["ce_correlationid"]
     intake_records = await collect(kafka_bootstrap, INTAKE, subject_is(request_id), expected=2)
     assert triage_chain == headers_of(intake_records[1])["ce_correlationid"], "one chain from triage to job"
@@ -91,14 +107,17 @@ async def test_a_repair_from_the_first_call_to_the_revisit_closes_the_request_in
 async def test_a_request_cancelled_in_intake_cancels_its_job_in_dispatch(services):
     intake, dispatch = services.intake, services.dispatch
     request_id = (await intake.open(serial=f"SN-E2E-{uuid.uuid4().hex[:6]}")).json()["id"]
-    await intake.client.post(f"/v1/service-requests/{request_id}/triage", json={"mode": "carry_in"},
-                             headers=intake.agent)
+    await intake.client.post(
+        f"/v1/service-requests/{request_id}/triage", json={"mode": "carry_in"}, headers=intake.agent
+    )
     job = await dispatch.job_of(request_id, timeout=30)
     await services.request_status(request_id, lambda v: v["status"] == "dispatched")
-    cancelled = await intake.client.post(f"/v1/service-requests/{request_id}/cancel", json={"reason": "unit sold"},
-                                         headers=intake.agent)
+    cancelled = await intake.client.post(
+        f"/v1/service-requests/{request_id}/cancel", json={"reason": "unit sold"}, headers=intake.agent
+    )
     assert cancelled.status_code == 200
-    view = await eventually(lambda: dispatch.get_json(f"/v1/jobs/{job['id']}"),
-                            until=lambda j: j["status"] == "cancelled", timeout=30)
+    view = await eventually(
+        lambda: dispatch.get_json(f"/v1/jobs/{job['id']}"), until=lambda j: j["status"] == "cancelled", timeout=30
+    )
     assert view["cancel_reason"] == "unit sold"
     assert (await dispatch.get_json("/v1/technicians/T-7/queue"))["items"] == []

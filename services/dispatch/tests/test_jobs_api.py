@@ -22,8 +22,9 @@ def iso(moment: datetime) -> str:
 async def nothing_written(dispatch, job: dict):
     """The job's stream and the outbox are as they were before a refused command."""
     async with dispatch.app.state.runtime.db.read() as conn:
-        stored = (await conn.execute(select(func.count()).select_from(events)
-                                     .where(events.c.stream_id == job["id"]))).scalar_one()
+        stored = (
+            await conn.execute(select(func.count()).select_from(events).where(events.c.stream_id == job["id"]))
+        ).scalar_one()
         due = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
     now = await dispatch.get_json(f"/v1/jobs/{job['id']}")
     return stored == job["version"] and now["version"] == job["version"] and now["status"] == job["status"] and due == 0
@@ -46,52 +47,81 @@ def assert_problem(response, status: int, field: str | None = None, says: str | 
 
 @pytest.mark.parametrize("dispatch", BACKENDS, indirect=True)
 async def test_the_assigned_technician_takes_the_job_through_two_visits_and_an_agent_records_the_revisit(
-        staffed, kafka_bootstrap):
+    staffed, kafka_bootstrap
+):
     job = await assigned_job(staffed, kafka_bootstrap)
     t1 = staffed.technician("T1")
-    for action, body, status in [("accept", {}, "accepted"), ("arrive", {}, "in_service"),
-                                 ("complete", {"fixed": False, "resolution": "part on order"}, "repeat_visit_needed"),
-                                 ("arrive", {}, "in_service"),
-                                 ("complete", {"fixed": True, "resolution": "replaced pump"}, "completed")]:
+    for action, body, status in [
+        ("accept", {}, "accepted"),
+        ("arrive", {}, "in_service"),
+        ("complete", {"fixed": False, "resolution": "part on order"}, "repeat_visit_needed"),
+        ("arrive", {}, "in_service"),
+        ("complete", {"fixed": True, "resolution": "replaced pump"}, "completed"),
+    ]:
         response = await staffed.step(job["id"], action, t1, **body)
         assert response.status_code == 200, response.text
         assert response.json()["status"] == status
-    revisit = await staffed.step(job["id"], "revisit", staffed.auth("agent"), satisfaction=4, nps=9, channel="phone",
-                                 comment="friendly")
+    revisit = await staffed.step(
+        job["id"], "revisit", staffed.auth("agent"), satisfaction=4, nps=9, channel="phone", comment="friendly"
+    )
     assert revisit.status_code == 200
     view = revisit.json()
     assert view["status"] == "revisited"
     assert view["revisit"]["satisfaction"] == 4 and view["revisit"]["nps"] == 9
-    assert [(v["fixed"], v["resolution"]) for v in view["visits"]] == [(False, "part on order"), (True, "replaced pump")]
+    assert [(v["fixed"], v["resolution"]) for v in view["visits"]] == [
+        (False, "part on order"),
+        (True, "replaced pump"),
+    ]
     assert view["sla"]["accept"]["breached"] is False and view["sla"]["arrive"]["done_at"] == view["arrived_at"]
     assert await staffed.stream_types(job["id"]) == [
-        "job.created", "job.assigned", "job.accepted", "job.arrived", "job.completed", "job.arrived", "job.completed",
-        "revisit.done"]
+        "job.created",
+        "job.assigned",
+        "job.accepted",
+        "job.arrived",
+        "job.completed",
+        "job.arrived",
+        "job.completed",
+        "revisit.done",
+    ]
 
 
 async def test_a_visit_that_did_not_fix_the_unit_publishes_why_in_job_completed(staffed, kafka_bootstrap):
     job = await assigned_job(staffed, kafka_bootstrap)
     t1 = staffed.technician("T1")
-    for action, body in [("accept", {}), ("arrive", {}),
-                         ("complete", {"fixed": False, "reason": "parts_unavailable", "resolution": "pump on order"}),
-                         ("arrive", {}), ("complete", {"fixed": False}), ("arrive", {}), ("complete", {"fixed": True})]:
+    for action, body in [
+        ("accept", {}),
+        ("arrive", {}),
+        ("complete", {"fixed": False, "reason": "parts_unavailable", "resolution": "pump on order"}),
+        ("arrive", {}),
+        ("complete", {"fixed": False}),
+        ("arrive", {}),
+        ("complete", {"fixed": True}),
+    ]:
         response = await staffed.step(job["id"], action, t1, **body)
         assert response.status_code == 200, response.text
     assert [v["reason"] for v in response.json()["visits"]] == ["parts_unavailable", "unspecified", None]
-    published = await collect(kafka_bootstrap, DISPATCH, expected=3, match=lambda r: dict(r.headers)["ce_type"] == b"job.completed"
-                              and json.loads(r.value)["job_id"] == job["id"])
+    published = await collect(
+        kafka_bootstrap,
+        DISPATCH,
+        expected=3,
+        match=lambda r: dict(r.headers)["ce_type"] == b"job.completed" and json.loads(r.value)["job_id"] == job["id"],
+    )
     assert [json.loads(r.value).get("reason") for r in published] == ["parts_unavailable", "unspecified", None]
 
 
 async def test_assigning_an_unknown_unskilled_or_inactive_technician_is_refused_and_nothing_is_written(
-        staffed, kafka_bootstrap):
+    staffed, kafka_bootstrap
+):
     await staffed.technician_in("T-washer", "C1", skills=["washer"])
     await staffed.technician_in("T-off", "C1", active=False)
     job = await assigned_job(staffed, kafka_bootstrap)
     await relay_drained(staffed)
     url = f"/v1/jobs/{job['id']}/assign"
-    for technician_id, says in [("T-404", "technician T-404 does not exist"),
-                                ("T-washer", "no skill for product line 'tractor'"), ("T-off", "inactive")]:
+    for technician_id, says in [
+        ("T-404", "technician T-404 does not exist"),
+        ("T-washer", "no skill for product line 'tractor'"),
+        ("T-off", "inactive"),
+    ]:
         response = await staffed.client.post(url, json={"technician_id": technician_id}, headers=staffed.dispatcher)
         assert_problem(response, 422, field="technician_id", says=says)
         assert await nothing_written(staffed, job)
@@ -104,8 +134,9 @@ async def test_assigning_a_completed_job_is_a_conflict(staffed, kafka_bootstrap)
     for action, body in [("accept", {}), ("arrive", {}), ("complete", {"fixed": True})]:
         job = (await staffed.step(job["id"], action, t1, **body)).json()
     await relay_drained(staffed)
-    response = await staffed.client.post(f"/v1/jobs/{job['id']}/assign", json={"technician_id": "T2"},
-                                         headers=staffed.dispatcher)
+    response = await staffed.client.post(
+        f"/v1/jobs/{job['id']}/assign", json={"technician_id": "T2"}, headers=staffed.dispatcher
+    )
     assert_problem(response, 409, says="the job is completed")
     assert response.json()["current_status"] == "completed"
     assert await nothing_written(staffed, job)
@@ -115,8 +146,9 @@ async def test_assigning_a_completed_job_is_a_conflict(staffed, kafka_bootstrap)
 async def test_bad_input_on_postgresql_is_refused_and_leaves_nothing_half_written(staffed, kafka_bootstrap):
     await staffed.technician_in("T-washer", "C1", skills=["washer"])
     job = await assigned_job(staffed, kafka_bootstrap)
-    refused = await staffed.client.post(f"/v1/jobs/{job['id']}/assign", json={"technician_id": "T-washer"},
-                                        headers=staffed.dispatcher)
+    refused = await staffed.client.post(
+        f"/v1/jobs/{job['id']}/assign", json={"technician_id": "T-washer"}, headers=staffed.dispatcher
+    )
     assert_problem(refused, 422, field="technician_id")
     assert_problem(await staffed.step(job["id"], "arrive", staffed.technician("T1")), 409, says="accept it first")
     await relay_drained(staffed)
@@ -124,21 +156,29 @@ async def test_bad_input_on_postgresql_is_refused_and_leaves_nothing_half_writte
     assert (await staffed.technician_in("T-x", "C-none")).status_code == 422
 
 
-@pytest.mark.parametrize("done, action, body, status, says", [
-    ([], "arrive", {}, 409, "accept it first"),
-    (["accept"], "complete", {"fixed": True}, 409, "arrive first"),
-    (["accept", "arrive"], "complete", {"fixed": True, "reason": "customer_absent"}, 422, "reason"),
-    (["accept", "arrive"], "complete", {"fixed": False, "reason": "the dog bit me"}, 422, "reason"),
-    (["accept", "arrive", "unfixed"], "revisit", {"satisfaction": 5, "channel": "phone"}, 409, "not fixed yet"),
-    (["accept", "arrive", "fixed"], "revisit", {"satisfaction": 6, "channel": "phone"}, 422, "satisfaction"),
-    (["accept", "arrive", "fixed"], "revisit", {"satisfaction": 3, "nps": 11, "channel": "phone"}, 422, "nps"),
-    (["accept", "arrive", "fixed"], "revisit", {"satisfaction": 0, "channel": "phone"}, 422, "satisfaction"),
-])
-async def test_steps_out_of_order_and_scores_out_of_range_are_refused(staffed, kafka_bootstrap, done, action, body,
-                                                                       status, says):
+@pytest.mark.parametrize(
+    "done, action, body, status, says",
+    [
+        ([], "arrive", {}, 409, "accept it first"),
+        (["accept"], "complete", {"fixed": True}, 409, "arrive first"),
+        (["accept", "arrive"], "complete", {"fixed": True, "reason": "customer_absent"}, 422, "reason"),
+        (["accept", "arrive"], "complete", {"fixed": False, "reason": "the dog bit me"}, 422, "reason"),
+        (["accept", "arrive", "unfixed"], "revisit", {"satisfaction": 5, "channel": "phone"}, 409, "not fixed yet"),
+        (["accept", "arrive", "fixed"], "revisit", {"satisfaction": 6, "channel": "phone"}, 422, "satisfaction"),
+        (["accept", "arrive", "fixed"], "revisit", {"satisfaction": 3, "nps": 11, "channel": "phone"}, 422, "nps"),
+        (["accept", "arrive", "fixed"], "revisit", {"satisfaction": 0, "channel": "phone"}, 422, "satisfaction"),
+    ],
+)
+async def test_steps_out_of_order_and_scores_out_of_range_are_refused(
+    staffed, kafka_bootstrap, done, action, body, status, says
+):
     job = await assigned_job(staffed, kafka_bootstrap)
-    steps = {"accept": ("accept", {}), "arrive": ("arrive", {}), "unfixed": ("complete", {"fixed": False}),
-             "fixed": ("complete", {"fixed": True})}
+    steps = {
+        "accept": ("accept", {}),
+        "arrive": ("arrive", {}),
+        "unfixed": ("complete", {"fixed": False}),
+        "fixed": ("complete", {"fixed": True}),
+    }
     for step in done:
         name, step_body = steps[step]
         job = (await staffed.step(job["id"], name, staffed.technician("T1"), **step_body)).json()
@@ -161,8 +201,9 @@ async def test_a_technician_acts_only_on_their_own_jobs_and_sees_only_those(staf
     assert (await staffed.client.get("/v1/technicians/T1/queue", headers=t2)).status_code == 403
     t1_list = await staffed.get_json("/v1/jobs", staffed.technician("T1"))
     assert [j["id"] for j in t1_list["items"]] == [mine["id"]]
-    assert (await staffed.client.post(f"/v1/jobs/{mine['id']}/assign", json={"technician_id": "T2"},
-                                      headers=t2)).status_code == 403, "technicians do not assign"
+    assert (
+        await staffed.client.post(f"/v1/jobs/{mine['id']}/assign", json={"technician_id": "T2"}, headers=t2)
+    ).status_code == 403, "technicians do not assign"
 
 
 async def test_a_dealer_sees_the_jobs_of_its_own_requests_only(staffed, kafka_bootstrap):
@@ -195,22 +236,26 @@ async def test_occurred_at_is_bounded_by_the_future_and_the_jobs_previous_step(s
 
 
 async def test_a_job_nobody_qualifies_for_waits_unassigned_until_a_dispatcher_assigns_anyone_skilled(
-        staffed, kafka_bootstrap):
+    staffed, kafka_bootstrap
+):
     await staffed.center("C-S", region="south")
     await staffed.technician_in("T-S", "C-S")
     job = await staffed.job_of(await triaged_request(kafka_bootstrap, region="west", priority=Priority.P2))
     assert job["status"] == "unassigned" and job["technician_id"] is None and job["accept_due"] is None
-    first = await staffed.client.post(f"/v1/jobs/{job['id']}/assign", json={"technician_id": "T-S"},
-                                      headers=staffed.dispatcher)
+    first = await staffed.client.post(
+        f"/v1/jobs/{job['id']}/assign", json={"technician_id": "T-S"}, headers=staffed.dispatcher
+    )
     assert first.status_code == 200, first.text
     assert (first.json()["status"], first.json()["center_id"]) == ("assigned", "C-S"), "any region, when manual"
-    again = await staffed.client.post(f"/v1/jobs/{job['id']}/assign", json={"technician_id": "T1"},
-                                      headers=staffed.dispatcher)
+    again = await staffed.client.post(
+        f"/v1/jobs/{job['id']}/assign", json={"technician_id": "T1"}, headers=staffed.dispatcher
+    )
     assert again.json()["technician_id"] == "T1"
     assert again.json()["accept_due"] == first.json()["accept_due"], "a re-assignment does not restart the clock"
     await staffed.step(job["id"], "accept", staffed.technician("T1"))
-    late = await staffed.client.post(f"/v1/jobs/{job['id']}/assign", json={"technician_id": "T-S"},
-                                     headers=staffed.dispatcher)
+    late = await staffed.client.post(
+        f"/v1/jobs/{job['id']}/assign", json={"technician_id": "T-S"}, headers=staffed.dispatcher
+    )
     assert_problem(late, 409, says="until the job is accepted")
 
 
@@ -218,7 +263,9 @@ async def test_a_technicians_queue_lists_open_jobs_by_priority_then_due_time(sta
     now = datetime.now(UTC)
     p3 = await assigned_job(staffed, kafka_bootstrap, priority=Priority.P3)
     p1_later = await assigned_job(staffed, kafka_bootstrap, priority=Priority.P1, triaged_at=now - timedelta(minutes=1))
-    p1_sooner = await assigned_job(staffed, kafka_bootstrap, priority=Priority.P1, triaged_at=now - timedelta(minutes=9))
+    p1_sooner = await assigned_job(
+        staffed, kafka_bootstrap, priority=Priority.P1, triaged_at=now - timedelta(minutes=9)
+    )
     done = await assigned_job(staffed, kafka_bootstrap, priority=Priority.P1)
     t1 = staffed.technician("T1")
     for action, body in [("accept", {}), ("arrive", {}), ("complete", {"fixed": True})]:
@@ -243,8 +290,12 @@ async def test_jobs_list_filters_by_status_and_pages_newest_first(staffed, kafka
 
 
 async def test_an_unknown_job_is_a_404_problem_for_every_command(dispatch):
-    for action, body in [("assign", {"technician_id": "T1"}), ("accept", None), ("arrive", None),
-                         ("complete", {"fixed": True})]:
+    for action, body in [
+        ("assign", {"technician_id": "T1"}),
+        ("accept", None),
+        ("arrive", None),
+        ("complete", {"fixed": True}),
+    ]:
         response = await dispatch.client.post(f"/v1/jobs/nope/{action}", json=body, headers=dispatch.dispatcher)
         assert_problem(response, 404, says="job nope does not exist")
     revisit = await dispatch.step("nope", "revisit", dispatch.auth("agent"), satisfaction=5, channel="sms")

@@ -22,11 +22,13 @@ def iso(moment: datetime) -> str:
 
 
 async def test_a_triaged_request_becomes_a_job_auto_assigned_and_published_chained_to_the_triage(
-        staffed, kafka_bootstrap):
+    staffed, kafka_bootstrap
+):
     received_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
     triaged_at = received_at + timedelta(minutes=10)
-    received, triaged = request_events(dealer_id="D1", priority=Priority.P1, received_at=received_at,
-                                       triaged_at=triaged_at)
+    received, triaged = request_events(
+        dealer_id="D1", priority=Priority.P1, received_at=received_at, triaged_at=triaged_at
+    )
     await publish(kafka_bootstrap, received, triaged)
     job = await staffed.job_of(received.subject)
     assert job["id"] == job_id_for(received.subject)
@@ -42,29 +44,48 @@ async def test_a_triaged_request_becomes_a_job_auto_assigned_and_published_chain
         assert h["ce_time"] == iso(triaged_at) and h["ce_source"] == "dispatch"
         assert h["ce_causationid"] == triaged.id and h["ce_correlationid"] == triaged.correlationid
     assert json.loads(records[0].value) == {
-        "job_id": job["id"], "request_id": received.subject, "mode": "onsite", "priority": "P1", "region": "north",
-        "product_line": "tractor", "dealer_id": "D1", "accept_due": job["accept_due"], "arrive_due": job["arrive_due"]}
+        "job_id": job["id"],
+        "request_id": received.subject,
+        "mode": "onsite",
+        "priority": "P1",
+        "region": "north",
+        "product_line": "tractor",
+        "dealer_id": "D1",
+        "accept_due": job["accept_due"],
+        "arrive_due": job["arrive_due"],
+    }
     assert json.loads(records[1].value) == {
-        "job_id": job["id"], "request_id": received.subject, "center_id": "C1", "technician_id": "T1", "by": "auto",
-        "accept_due": job["accept_due"], "previous_technician_id": None}
+        "job_id": job["id"],
+        "request_id": received.subject,
+        "center_id": "C1",
+        "technician_id": "T1",
+        "by": "auto",
+        "accept_due": job["accept_due"],
+        "previous_technician_id": None,
+    }
 
 
 async def test_auto_assignment_prefers_the_dealers_center_then_the_least_loaded_then_the_smallest_id(
-        dispatch, kafka_bootstrap):
+    dispatch, kafka_bootstrap
+):
     await dispatch.center("C-plain", region="north")
     await dispatch.center("C-D1", region="north", kind="authorized_dealer", dealer_id="D1")
     await dispatch.center("C-far", region="south")
-    for technician_id, center_id, skills, active in [("T5", "C-plain", ["tractor"], True),
-                                                     ("T7", "C-plain", ["tractor"], True),
-                                                     ("T9", "C-D1", ["tractor"], True),
-                                                     ("T0", "C-far", ["tractor"], True),
-                                                     ("T1", "C-plain", ["washer"], True),
-                                                     ("T2", "C-plain", ["tractor"], False)]:
+    for technician_id, center_id, skills, active in [
+        ("T5", "C-plain", ["tractor"], True),
+        ("T7", "C-plain", ["tractor"], True),
+        ("T9", "C-D1", ["tractor"], True),
+        ("T0", "C-far", ["tractor"], True),
+        ("T1", "C-plain", ["washer"], True),
+        ("T2", "C-plain", ["tractor"], False),
+    ]:
         await dispatch.technician_in(technician_id, center_id, skills, active)
     own_dealer = await dispatch.job_of(await triaged_request(kafka_bootstrap, dealer_id="D1"))
     assert own_dealer["technician_id"] == "T9", "the dealer's own center first"
-    picks = [(await dispatch.job_of(await triaged_request(kafka_bootstrap, dealer_id="D2")))["technician_id"]
-             for _ in range(3)]
+    picks = [
+        (await dispatch.job_of(await triaged_request(kafka_bootstrap, dealer_id="D2")))["technician_id"]
+        for _ in range(3)
+    ]
     assert picks == ["T5", "T7", "T5"], "then the fewest open jobs, then the smallest id"
 
 
@@ -96,12 +117,18 @@ async def test_a_cancelled_request_cancels_its_open_job_and_stops_its_timers(sta
     await staffed.step(job["id"], "accept", staffed.technician("T1"))
     cancelled_at = datetime.now(UTC).replace(microsecond=0)
     await publish(kafka_bootstrap, cancelled_event(request_id, cancelled_at))
-    view = await eventually(lambda: staffed.get_json(f"/v1/jobs/{job['id']}"),
-                            until=lambda j: j["status"] == "cancelled")
+    view = await eventually(
+        lambda: staffed.get_json(f"/v1/jobs/{job['id']}"), until=lambda j: j["status"] == "cancelled"
+    )
     assert view["cancel_reason"] == "customer fixed it" and view["history"][-1]["time"] == iso(cancelled_at)
     async with staffed.app.state.runtime.db.read() as conn:
-        states = dict((await conn.execute(select(deadlines.c.kind, deadlines.c.state)
-                                          .where(deadlines.c.stream_id == job["id"]))).all())
+        states = dict(
+            (
+                await conn.execute(
+                    select(deadlines.c.kind, deadlines.c.state).where(deadlines.c.stream_id == job["id"])
+                )
+            ).all()
+        )
     assert states == {"accept": "cancelled", "arrive": "cancelled"}
     assert (await staffed.get_json("/v1/technicians/T1/queue"))["items"] == []
     refused = await staffed.step(job["id"], "arrive", staffed.technician("T1"))

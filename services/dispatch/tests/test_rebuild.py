@@ -25,8 +25,9 @@ async def snapshot(db) -> dict[str, list[dict]]:
     async with db.read() as conn:
         for table in TABLES:
             rows = (await conn.execute(select(table).order_by(*table.primary_key.columns))).all()
-            tables[table.name] = [{**row._asdict(), **({"view": json.loads(row.view)} if "view" in row._fields else {})}
-                                  for row in rows]
+            tables[table.name] = [
+                {**row._asdict(), **({"view": json.loads(row.view)} if "view" in row._fields else {})} for row in rows
+            ]
     return tables
 
 
@@ -45,7 +46,9 @@ async def test_a_read_model_rebuilt_from_the_event_store_equals_the_live_one(sta
     await staffed.step(revisited["id"], "revisit", staffed.auth("agent"), satisfaction=4, channel="sms")
     cancelled = await assigned_job(staffed, kafka_bootstrap)
     await publish(kafka_bootstrap, cancelled_event(cancelled["request_id"]))
-    await eventually(lambda: staffed.get_json(f"/v1/jobs/{cancelled['id']}"), until=lambda j: j["status"] == "cancelled")
+    await eventually(
+        lambda: staffed.get_json(f"/v1/jobs/{cancelled['id']}"), until=lambda j: j["status"] == "cancelled"
+    )
 
     db = staffed.app.state.runtime.db
     live = await snapshot(db)

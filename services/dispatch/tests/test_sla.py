@@ -39,8 +39,11 @@ async def staff(dispatch: Dispatch) -> None:
 
 async def deadline_states(dispatch: Dispatch, job_id: str) -> dict[str, str]:
     async with dispatch.app.state.runtime.db.read() as conn:
-        return dict((await conn.execute(select(deadlines.c.kind, deadlines.c.state)
-                                        .where(deadlines.c.stream_id == job_id))).all())
+        return dict(
+            (
+                await conn.execute(select(deadlines.c.kind, deadlines.c.state).where(deadlines.c.stream_id == job_id))
+            ).all()
+        )
 
 
 async def published(dispatch: Dispatch) -> None:
@@ -54,8 +57,9 @@ async def running_dispatch(settings, clock=None):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-async def test_the_live_timer_announces_a_missed_acceptance_once_stamped_with_its_deadline(request, tmp_path,
-                                                                                         kafka_bootstrap, backend):
+async def test_the_live_timer_announces_a_missed_acceptance_once_stamped_with_its_deadline(
+    request, tmp_path, kafka_bootstrap, backend
+):
     url = await database_url_for(request, tmp_path, backend)
     settings = dispatch_settings(tmp_path, kafka_bootstrap, database_url=url, sla_accept_minutes=FAST)
     await start_group_at_end(kafka_bootstrap, settings.consumer_group, [INTAKE])
@@ -64,24 +68,37 @@ async def test_the_live_timer_announces_a_missed_acceptance_once_stamped_with_it
         dispatch = Dispatch(client, settings, app)
         await staff(dispatch)
         job = await dispatch.job_of(await triaged_request(kafka_bootstrap))
-        assert datetime.fromisoformat(job["accept_due"]) - datetime.fromisoformat(job["created_at"]) == \
-            timedelta(seconds=1.2)
-        breached = await eventually(lambda: dispatch.get_json(f"/v1/jobs/{job['id']}"),
-                                    until=lambda j: j["sla"]["accept"]["breached"], timeout=15)
+        assert datetime.fromisoformat(job["accept_due"]) - datetime.fromisoformat(job["created_at"]) == timedelta(
+            seconds=1.2
+        )
+        breached = await eventually(
+            lambda: dispatch.get_json(f"/v1/jobs/{job['id']}"),
+            until=lambda j: j["sla"]["accept"]["breached"],
+            timeout=15,
+        )
         assert breached["history"][-1] == {"type": "job.sla_breached", "time": job["accept_due"]}
         late = await dispatch.step(job["id"], "accept", dispatch.technician("T1"))
         assert late.status_code == 200 and late.json()["sla"]["accept"]["breached"] is True
         await published(dispatch)
 
     records = await collect(kafka_bootstrap, DISPATCH, subject_is(job["id"]), expected=4, settle=0.5)
-    assert [headers_of(r)["ce_type"] for r in records] == ["job.created", "job.assigned", "job.sla_breached",
-                                                           "job.accepted"]
+    assert [headers_of(r)["ce_type"] for r in records] == [
+        "job.created",
+        "job.assigned",
+        "job.sla_breached",
+        "job.accepted",
+    ]
     breach = records[2]
     assert headers_of(breach)["ce_time"] == job["accept_due"]
-    assert json.loads(breach.value) == {"job_id": job["id"], "request_id": job["request_id"], "kind": "accept",
-                                        "due": job["accept_due"]}
-    assert headers_of(breach)["ce_correlationid"] == headers_of(records[0])["ce_correlationid"], \
+    assert json.loads(breach.value) == {
+        "job_id": job["id"],
+        "request_id": job["request_id"],
+        "kind": "accept",
+        "due": job["accept_due"],
+    }
+    assert headers_of(breach)["ce_correlationid"] == headers_of(records[0])["ce_correlationid"], (
         "the timer's event continues the chain that created the job"
+    )
 
     app, context = await running_dispatch(settings)
     async with context as client:
@@ -99,14 +116,17 @@ async def test_a_deadline_that_passes_while_dispatch_is_down_fires_once_after_th
     async with context as client:
         dispatch = Dispatch(client, settings, app)
         await staff(dispatch)
-        job = await dispatch.job_of(await triaged_request(kafka_bootstrap, priority=Priority.P1, triaged_at=clock.now()))
+        job = await dispatch.job_of(
+            await triaged_request(kafka_bootstrap, priority=Priority.P1, triaged_at=clock.now())
+        )
     clock.advance(minutes=31)  # P1: 30 minutes to accept; nobody did, and nobody was watching
 
     app, context = await running_dispatch(settings, clock)
     async with context as client:
         dispatch = Dispatch(client, settings, app)
-        view = await eventually(lambda: dispatch.get_json(f"/v1/jobs/{job['id']}"),
-                                until=lambda j: j["sla"]["accept"]["breached"])
+        view = await eventually(
+            lambda: dispatch.get_json(f"/v1/jobs/{job['id']}"), until=lambda j: j["sla"]["accept"]["breached"]
+        )
         assert view["history"][-1] == {"type": "job.sla_breached", "time": job["accept_due"]}
         assert await app.state.runtime.scheduler.fire_due() == 0
     assert (await dispatch.stream_types(job["id"])).count("job.sla_breached") == 1
@@ -122,22 +142,34 @@ async def test_a_step_recorded_late_announces_the_breach_itself_before_the_timer
     async with context as client:
         dispatch = Dispatch(client, settings, app)
         await staff(dispatch)
-        job = await dispatch.job_of(await triaged_request(kafka_bootstrap, priority=Priority.P1,
-                                                          received_at=received_at, triaged_at=now - timedelta(hours=1)))
+        job = await dispatch.job_of(
+            await triaged_request(
+                kafka_bootstrap, priority=Priority.P1, received_at=received_at, triaged_at=now - timedelta(hours=1)
+            )
+        )
         t1 = dispatch.technician("T1")
         await dispatch.step(job["id"], "accept", t1, occurred_at=iso(now - timedelta(minutes=50)))
         command = str(uuid.uuid4())
-        arrived = await dispatch.client.post(f"/v1/jobs/{job['id']}/arrive", json={"occurred_at": iso(now)},
-                                             headers={**t1, "X-Correlation-Id": command})
+        arrived = await dispatch.client.post(
+            f"/v1/jobs/{job['id']}/arrive", json={"occurred_at": iso(now)}, headers={**t1, "X-Correlation-Id": command}
+        )
         assert arrived.status_code == 200, arrived.text
-        assert arrived.json()["sla"]["arrive"] == {"due": iso(received_at + timedelta(hours=4)), "done_at": iso(now),
-                                                   "breached": True}
+        assert arrived.json()["sla"]["arrive"] == {
+            "due": iso(received_at + timedelta(hours=4)),
+            "done_at": iso(now),
+            "breached": True,
+        }
         assert await deadline_states(dispatch, job["id"]) == {"accept": "cancelled", "arrive": "cancelled"}
         await published(dispatch)
 
     records = await collect(kafka_bootstrap, DISPATCH, subject_is(job["id"]), expected=5, settle=0.5)
-    assert [headers_of(r)["ce_type"] for r in records] == ["job.created", "job.assigned", "job.accepted",
-                                                           "job.sla_breached", "job.arrived"]
+    assert [headers_of(r)["ce_type"] for r in records] == [
+        "job.created",
+        "job.assigned",
+        "job.accepted",
+        "job.sla_breached",
+        "job.arrived",
+    ]
     breach = headers_of(records[3])
     assert breach["ce_time"] == iso(received_at + timedelta(hours=4)), "stamped with the deadline"
     assert breach["ce_causationid"] == command, "caused by the late step"
@@ -158,18 +190,29 @@ async def test_a_late_synced_step_that_was_in_time_withdraws_the_timers_breach(t
         dispatch = Dispatch(client, settings, app)
         await staff(dispatch)
         job = await dispatch.job_of(await triaged_request(kafka_bootstrap))
-        await eventually(lambda: dispatch.get_json(f"/v1/jobs/{job['id']}"),
-                         until=lambda j: j["sla"]["accept"]["breached"], timeout=15)
+        await eventually(
+            lambda: dispatch.get_json(f"/v1/jobs/{job['id']}"),
+            until=lambda j: j["sla"]["accept"]["breached"],
+            timeout=15,
+        )
         accepted_offline = datetime.fromisoformat(job["created_at"]) + timedelta(seconds=1)
         synced = await dispatch.step(job["id"], "accept", dispatch.technician("T1"), occurred_at=iso(accepted_offline))
         assert synced.status_code == 200, synced.text
-        assert synced.json()["sla"]["accept"] == {"due": job["accept_due"], "done_at": iso(accepted_offline),
-                                                  "breached": False}
+        assert synced.json()["sla"]["accept"] == {
+            "due": job["accept_due"],
+            "done_at": iso(accepted_offline),
+            "breached": False,
+        }
         await published(dispatch)
 
     records = await collect(kafka_bootstrap, DISPATCH, subject_is(job["id"]), expected=5, settle=0.5)
-    assert [headers_of(r)["ce_type"] for r in records] == ["job.created", "job.assigned", "job.sla_breached",
-                                                           "job.accepted", "job.sla_breach_withdrawn"]
+    assert [headers_of(r)["ce_type"] for r in records] == [
+        "job.created",
+        "job.assigned",
+        "job.sla_breached",
+        "job.accepted",
+        "job.sla_breach_withdrawn",
+    ]
     withdrawn = records[4]
     assert headers_of(withdrawn)["ce_time"] == job["accept_due"], "stamped like the breach it withdraws"
     assert json.loads(withdrawn.value)["kind"] == "accept"

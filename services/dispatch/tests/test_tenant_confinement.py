@@ -21,8 +21,10 @@ def attacks(job_id: str) -> dict[tuple[str, str], tuple[str, dict | None]]:
         ("POST", "/v1/jobs/{job_id}/arrive"): (f"/v1/jobs/{job_id}/arrive", None),
         ("POST", "/v1/jobs/{job_id}/complete"): (f"/v1/jobs/{job_id}/complete", {"fixed": True}),
         ("POST", "/v1/jobs/{job_id}/revisit"): (f"/v1/jobs/{job_id}/revisit", {"satisfaction": 1, "channel": "phone"}),
-        ("POST", "/v1/service-centers"): ("/v1/service-centers", {"id": "C-X", "name": "X", "region": "far",
-                                                                  "kind": "authorized_dealer", "dealer_id": "D2"}),
+        ("POST", "/v1/service-centers"): (
+            "/v1/service-centers",
+            {"id": "C-X", "name": "X", "region": "far", "kind": "authorized_dealer", "dealer_id": "D2"},
+        ),
         ("GET", "/v1/service-centers"): ("/v1/service-centers?dealer_id=D2", None),
         ("GET", "/v1/service-centers/{center_id}"): ("/v1/service-centers/C-D2", None),
         ("PATCH", "/v1/service-centers/{center_id}"): ("/v1/service-centers/C-D2", {"name": "Renamed"}),
@@ -51,8 +53,12 @@ async def other_dealers_job(dispatch, kafka_bootstrap):
 async def test_every_route_refuses_another_dealers_rows_to_every_multi_role_dealer_token(dispatch, other_dealers_job):
     job_id = other_dealers_job["id"]
     table = attacks(job_id)
-    documented = {(method.upper(), path) for path, ops in dispatch.app.openapi()["paths"].items() for method in ops
-                  if path not in OPS}
+    documented = {
+        (method.upper(), path)
+        for path, ops in dispatch.app.openapi()["paths"].items()
+        for method in ops
+        if path not in OPS
+    }
     assert documented == set(table), "a route without a tenant probe: add it to attacks()"
 
     owner = dispatch.auth("dealer", "dispatcher", dealer_id="D2", sub="T-D2")

@@ -25,12 +25,24 @@ async def test_a_dispatcher_registers_a_center_and_a_technician_and_reads_them_b
     created = await dispatch.center("C-N1", region="north", kind="authorized_dealer", dealer_id="D1")
     assert created.status_code == 201
     assert created.headers["location"] == "/v1/service-centers/C-N1"
-    assert created.json() == {"id": "C-N1", "name": "Center C-N1", "region": "north", "kind": "authorized_dealer",
-                              "dealer_id": "D1", "version": 1}
+    assert created.json() == {
+        "id": "C-N1",
+        "name": "Center C-N1",
+        "region": "north",
+        "kind": "authorized_dealer",
+        "dealer_id": "D1",
+        "version": 1,
+    }
     technician = await dispatch.technician_in("T-1", "C-N1", skills=["washer", " tractor ", "washer"])
     assert technician.status_code == 201
-    assert technician.json() == {"id": "T-1", "center_id": "C-N1", "name": "Tech T-1",
-                                 "skills": ["tractor", "washer"], "active": True, "version": 1}
+    assert technician.json() == {
+        "id": "T-1",
+        "center_id": "C-N1",
+        "name": "Tech T-1",
+        "skills": ["tractor", "washer"],
+        "active": True,
+        "version": 1,
+    }
     assert (await dispatch.get_json("/v1/service-centers/C-N1", dispatch.auth("agent"))) == created.json()
     assert (await dispatch.get_json("/v1/technicians/T-1", dispatch.auth("analyst"))) == technician.json()
     assert (await dispatch.get_json("/v1/technicians/T-1", dispatch.technician("T-1")))["id"] == "T-1"
@@ -41,13 +53,25 @@ async def test_center_and_technician_events_reach_the_topic_keyed_by_a_typed_str
     await dispatch.center(center_id)
     await dispatch.technician_in(technician_id, center_id)
     await dispatch.client.patch(f"/v1/technicians/{technician_id}", json={"active": False}, headers=dispatch.dispatcher)
-    records = await collect(kafka_bootstrap, DISPATCH, subject_is(f"center:{center_id}", f"technician:{technician_id}"),
-                            expected=3, settle=0.5)
+    records = await collect(
+        kafka_bootstrap,
+        DISPATCH,
+        subject_is(f"center:{center_id}", f"technician:{technician_id}"),
+        expected=3,
+        settle=0.5,
+    )
     assert [headers_of(r)["ce_type"] for r in records if r.key.startswith(b"technician:")] == [
-        "technician.registered", "technician.updated"]
+        "technician.registered",
+        "technician.updated",
+    ]
     updated = next(r for r in records if headers_of(r)["ce_type"] == "technician.updated")
-    assert json.loads(updated.value) == {"technician_id": technician_id, "center_id": center_id,
-                                         "name": f"Tech {technician_id}", "skills": ["tractor"], "active": False}
+    assert json.loads(updated.value) == {
+        "technician_id": technician_id,
+        "center_id": center_id,
+        "name": f"Tech {technician_id}",
+        "skills": ["tractor"],
+        "active": False,
+    }
     assert headers_of(updated)["ce_subject"] == f"technician:{technician_id}"
 
 
@@ -96,11 +120,17 @@ async def test_an_id_registered_twice_is_a_conflict_naming_it_and_changes_nothin
 async def test_bad_reference_data_is_refused_with_the_offending_field(dispatch):
     dealerless = await dispatch.center("C-AD", kind="authorized_dealer")
     assert dealerless.status_code == 422 and dealerless.json()["errors"][0]["field"] == "dealer_id"
-    bad_id = await dispatch.client.post("/v1/service-centers", headers=dispatch.dispatcher, json={
-        "id": "has space", "name": "x", "region": "north", "kind": "branch"})
+    bad_id = await dispatch.client.post(
+        "/v1/service-centers",
+        headers=dispatch.dispatcher,
+        json={"id": "has space", "name": "x", "region": "north", "kind": "branch"},
+    )
     assert bad_id.status_code == 422 and bad_id.json()["errors"][0]["field"] == "id"
-    bad_kind = await dispatch.client.post("/v1/service-centers", headers=dispatch.dispatcher, json={
-        "id": "C9", "name": "x", "region": "north", "kind": "garage"})
+    bad_kind = await dispatch.client.post(
+        "/v1/service-centers",
+        headers=dispatch.dispatcher,
+        json={"id": "C9", "name": "x", "region": "north", "kind": "garage"},
+    )
     assert bad_kind.status_code == 422 and bad_kind.json()["errors"][0]["field"] == "kind"
     assert (await dispatch.client.get("/v1/service-centers/C9", headers=dispatch.dispatcher)).status_code == 404
 
@@ -110,7 +140,9 @@ async def test_a_dispatcher_updates_a_technician_and_bad_updates_change_nothing(
     await dispatch.center("C2", region="south")
     await dispatch.technician_in("T1", "C1")
     url = "/v1/technicians/T1"
-    moved = await dispatch.client.patch(url, json={"center_id": "C2", "skills": ["washer"]}, headers=dispatch.dispatcher)
+    moved = await dispatch.client.patch(
+        url, json={"center_id": "C2", "skills": ["washer"]}, headers=dispatch.dispatcher
+    )
     assert moved.status_code == 200
     assert (moved.json()["center_id"], moved.json()["skills"], moved.json()["version"]) == ("C2", ["washer"], 2)
     unknown = await dispatch.client.patch(url, json={"center_id": "C-none"}, headers=dispatch.dispatcher)
@@ -119,8 +151,9 @@ async def test_a_dispatcher_updates_a_technician_and_bad_updates_change_nothing(
     assert nulled.status_code == 422 and "may not be null: name" in nulled.json()["detail"]
     same = await dispatch.client.patch(url, json={"active": True}, headers=dispatch.dispatcher)
     assert same.json()["version"] == 2, "an update that changes nothing records nothing"
-    assert (await dispatch.client.patch("/v1/technicians/T-none", json={"active": False},
-                                        headers=dispatch.dispatcher)).status_code == 404
+    assert (
+        await dispatch.client.patch("/v1/technicians/T-none", json={"active": False}, headers=dispatch.dispatcher)
+    ).status_code == 404
     center = await dispatch.client.patch("/v1/service-centers/C2", json={"region": "east"}, headers=dispatch.dispatcher)
     assert center.status_code == 200 and center.json()["region"] == "east"
 

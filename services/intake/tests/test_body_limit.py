@@ -2,7 +2,6 @@
 from a caller without a token."""
 
 
-
 class CountingBody:
     """A request body sent in 1 MiB chunks, counting how many the server pulled."""
 
@@ -17,8 +16,9 @@ class CountingBody:
 
 async def test_an_unauthenticated_100_mb_body_with_its_length_is_a_413_without_reading_it(intake):
     body = CountingBody(100)
-    answer = await intake.client.post("/v1/service-requests", content=body,
-                                      headers={"Content-Length": str(100 * 1024 * 1024)})
+    answer = await intake.client.post(
+        "/v1/service-requests", content=body, headers={"Content-Length": str(100 * 1024 * 1024)}
+    )
     assert answer.status_code == 413 and answer.headers["content-type"] == "application/problem+json"
     assert answer.json()["max_body_bytes"] == intake.settings.max_body_bytes == 1024 * 1024
     assert body.pulled <= 1, "the body was read"

@@ -47,8 +47,9 @@ async def test_requests_accepted_while_kafka_is_down_reach_the_topic_once_it_is_
         await eventually(relay.backlog, until=lambda n: n == 0, timeout=20)
 
     wanted = set(before + during + [after])
-    records = await collect(own_broker.bootstrap, INTAKE, lambda r: r.key.decode() in wanted, expected=len(wanted),
-                            settle=1.0, timeout=30)
+    records = await collect(
+        own_broker.bootstrap, INTAKE, lambda r: r.key.decode() in wanted, expected=len(wanted), settle=1.0, timeout=30
+    )
     received = [r.key.decode() for r in records if headers_of(r)["ce_type"] == "service_request.received"]
     assert set(received) == wanted, "every accepted request's event reached the topic"
     assert len(received) == len(wanted), "and no event was published twice"

@@ -17,8 +17,9 @@ from shared.testing.kafka import envelope_for, publish
 
 async def stream_types(intake, request_id):
     async with intake.app.state.runtime.db.read() as conn:
-        rows = await conn.execute(select(events.c.type).where(events.c.stream_id == request_id)
-                                  .order_by(events.c.version))
+        rows = await conn.execute(
+            select(events.c.type).where(events.c.stream_id == request_id).order_by(events.c.version)
+        )
         return [r.type for r in rows]
 
 
@@ -59,11 +60,25 @@ async def test_a_read_model_rebuilt_from_the_event_store_equals_the_live_one(int
     await intake.client.post(url.format(ids[1]) + "/escalate", json={"reason": "r"}, headers=intake.agent)
     await intake.client.post(url.format(ids[2]) + "/cancel", json={"reason": "r"}, headers=intake.agent)
     await intake.client.post(url.format(ids[3]) + "/triage", json={"mode": "onsite"}, headers=intake.agent)
-    await publish(kafka_bootstrap, envelope_for(JobCreated(
-        job_id="job-" + ids[3], request_id=ids[3], mode=ServiceMode.onsite, priority=Priority.P3, region="north",
-        product_line="tractor", dealer_id="D1"), source="dispatch"))
-    await eventually(lambda: intake.client.get(url.format(ids[3]), headers=intake.agent),
-                     until=lambda r: r.json()["status"] == "dispatched")
+    await publish(
+        kafka_bootstrap,
+        envelope_for(
+            JobCreated(
+                job_id="job-" + ids[3],
+                request_id=ids[3],
+                mode=ServiceMode.onsite,
+                priority=Priority.P3,
+                region="north",
+                product_line="tractor",
+                dealer_id="D1",
+            ),
+            source="dispatch",
+        ),
+    )
+    await eventually(
+        lambda: intake.client.get(url.format(ids[3]), headers=intake.agent),
+        until=lambda r: r.json()["status"] == "dispatched",
+    )
 
     db = intake.app.state.runtime.db
 

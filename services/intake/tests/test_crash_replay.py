@@ -17,11 +17,29 @@ from shared.testing.app import bearer
 
 
 def start_intake(tmp_path, kafka_bootstrap: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/intake.db", "KAFKA_BOOTSTRAP": kafka_bootstrap,
-           "CONSUMER_GROUP": f"intake-crash-{uuid.uuid4().hex[:8]}", "LOG_JSON": "false"}
-    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "services.intake.tests.crashing_app:create",
-                                "--host", "127.0.0.1", "--port", str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/intake.db",
+        "KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "CONSUMER_GROUP": f"intake-crash-{uuid.uuid4().hex[:8]}",
+        "LOG_JSON": "false",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "services.intake.tests.crashing_app:create",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

@@ -14,10 +14,15 @@ T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 
 def received(urgent=False, tier=CustomerTier.standard) -> ServiceRequest:
     data = ServiceRequestReceived(
-        request_id="r1", dealer_id="D1", channel=Channel.dealer,
+        request_id="r1",
+        dealer_id="D1",
+        channel=Channel.dealer,
         customer=Customer(name="Ann", phone="+4911", region="north"),
         product=Product(serial="SN1", model="T-100", product_line="tractor"),
-        purchase_date=date(2025, 1, 1), symptom="leaks oil", customer_tier=tier, urgent=urgent,
+        purchase_date=date(2025, 1, 1),
+        symptom="leaks oil",
+        customer_tier=tier,
+        urgent=urgent,
     )
     return ServiceRequest.receive("r1", data, T0)
 
@@ -54,7 +59,10 @@ def test_phone_triage_resolves_and_closes_the_request_at_once():
     request.triage(ServiceMode.phone, None, None, at(3))
     assert request.status == Status.closed
     assert [p.data.event_type for p in request.take_pending()] == [
-        "service_request.received", "service_request.triaged", "service_request.resolved", "service_request.closed",
+        "service_request.received",
+        "service_request.triaged",
+        "service_request.resolved",
+        "service_request.closed",
     ]
 
 
@@ -67,20 +75,25 @@ def test_an_escalated_request_can_be_triaged_but_not_escalated_again():
     assert request.status == Status.triaged
 
 
-@pytest.mark.parametrize("steps, allowed", [
-    ([], True),
-    (["triage"], True),
-    (["triage", "job"], True),
-    (["triage", "job", "arrive"], False),
-    (["cancel"], False),
-])
+@pytest.mark.parametrize(
+    "steps, allowed",
+    [
+        ([], True),
+        (["triage"], True),
+        (["triage", "job"], True),
+        (["triage", "job", "arrive"], False),
+        (["cancel"], False),
+    ],
+)
 def test_cancel_is_allowed_until_a_technician_has_arrived(steps, allowed):
     request = received()
     for i, step in enumerate(steps, start=1):
-        {"triage": lambda: request.triage(ServiceMode.onsite, None, None, at(i)),
-         "job": lambda: request.note_job_created("j1", at(i)),
-         "arrive": lambda: request.note_arrival("j1", at(i)),
-         "cancel": lambda: request.cancel("dup", at(i))}[step]()
+        {
+            "triage": lambda: request.triage(ServiceMode.onsite, None, None, at(i)),
+            "job": lambda: request.note_job_created("j1", at(i)),
+            "arrive": lambda: request.note_arrival("j1", at(i)),
+            "cancel": lambda: request.cancel("dup", at(i)),
+        }[step]()
     if allowed:
         request.cancel("customer fixed it", at(10))
         assert request.status == Status.cancelled and not request.is_open
@@ -140,14 +153,17 @@ RULES = TimeRules(max_backdate_days=45, max_future_skew_seconds=300)
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("occurred_at, previous, ok", [
-    (NOW + timedelta(minutes=5), None, True),
-    (NOW + timedelta(minutes=5, seconds=1), None, False),
-    (NOW - timedelta(days=45), None, True),
-    (NOW - timedelta(days=45, seconds=1), None, False),
-    (NOW - timedelta(hours=1), NOW - timedelta(hours=1), True),
-    (NOW - timedelta(hours=1, seconds=1), NOW - timedelta(hours=1), False),
-])
+@pytest.mark.parametrize(
+    "occurred_at, previous, ok",
+    [
+        (NOW + timedelta(minutes=5), None, True),
+        (NOW + timedelta(minutes=5, seconds=1), None, False),
+        (NOW - timedelta(days=45), None, True),
+        (NOW - timedelta(days=45, seconds=1), None, False),
+        (NOW - timedelta(hours=1), NOW - timedelta(hours=1), True),
+        (NOW - timedelta(hours=1, seconds=1), NOW - timedelta(hours=1), False),
+    ],
+)
 def test_occurred_at_is_bounded_by_the_future_the_backdate_limit_and_the_previous_step(occurred_at, previous, ok):
     if ok:
         assert RULES.check(occurred_at, NOW, previous) == occurred_at

@@ -66,43 +66,62 @@ async def test_a_second_open_request_for_the_same_serial_is_a_conflict_naming_th
     assert second.status_code == 409
     assert second.json()["existing_id"] == first["id"]
 
-    await intake.client.post(f"/v1/service-requests/{first['id']}/cancel", json={"reason": "typo"},
-                             headers=intake.agent)
+    await intake.client.post(
+        f"/v1/service-requests/{first['id']}/cancel", json={"reason": "typo"}, headers=intake.agent
+    )
     again = await intake.open(serial="SN-DUP")
     assert again.status_code == 201, "a cancelled request frees its serial"
 
 
-@pytest.mark.parametrize("urgent, tier, expected", [(True, "standard", "P1"), (False, "key_account", "P2"),
-                                                    (False, "farmer", "P3")])
+@pytest.mark.parametrize(
+    "urgent, tier, expected", [(True, "standard", "P1"), (False, "key_account", "P2"), (False, "farmer", "P3")]
+)
 async def test_triage_defaults_the_priority_from_urgency_and_tier(intake, urgent, tier, expected):
     created = (await intake.open(urgent=urgent, customer_tier=tier)).json()
-    triaged = await intake.client.post(f"/v1/service-requests/{created['id']}/triage", json={"mode": "onsite"},
-                                       headers=intake.agent)
+    triaged = await intake.client.post(
+        f"/v1/service-requests/{created['id']}/triage", json={"mode": "onsite"}, headers=intake.agent
+    )
     assert triaged.status_code == 200
-    assert (triaged.json()["status"], triaged.json()["priority"], triaged.json()["mode"]) == ("triaged", expected,
-                                                                                            "onsite")
+    assert (triaged.json()["status"], triaged.json()["priority"], triaged.json()["mode"]) == (
+        "triaged",
+        expected,
+        "onsite",
+    )
 
 
 async def test_phone_triage_closes_the_request_and_frees_the_serial(intake):
     created = (await intake.open(serial="SN-PHONE")).json()
-    triaged = (await intake.client.post(f"/v1/service-requests/{created['id']}/triage",
-                                        json={"mode": "phone", "note": "reset the controller"},
-                                        headers=intake.agent)).json()
+    triaged = (
+        await intake.client.post(
+            f"/v1/service-requests/{created['id']}/triage",
+            json={"mode": "phone", "note": "reset the controller"},
+            headers=intake.agent,
+        )
+    ).json()
     assert triaged["status"] == "closed"
     assert [h["type"] for h in triaged["history"]][-3:] == [
-        "service_request.triaged", "service_request.resolved", "service_request.closed"]
+        "service_request.triaged",
+        "service_request.resolved",
+        "service_request.closed",
+    ]
     assert (await intake.open(serial="SN-PHONE")).status_code == 201
 
 
 async def test_transitions_the_status_does_not_allow_are_conflicts_and_change_nothing(intake):
     created = (await intake.open()).json()
     url = f"/v1/service-requests/{created['id']}"
-    assert (await intake.client.post(f"{url}/escalate", json={"reason": "2nd level"}, headers=intake.agent)).status_code == 200
+    assert (
+        await intake.client.post(f"{url}/escalate", json={"reason": "2nd level"}, headers=intake.agent)
+    ).status_code == 200
     again = await intake.client.post(f"{url}/escalate", json={"reason": "3rd"}, headers=intake.agent)
     assert again.status_code == 409
     assert again.json()["type"] == "/problems/invalid-transition" and again.json()["current_status"] == "escalated"
-    assert (await intake.client.post(f"{url}/triage", json={"mode": "carry_in"}, headers=intake.agent)).status_code == 200
-    assert (await intake.client.post(f"{url}/cancel", json={"reason": "unit replaced"}, headers=intake.agent)).status_code == 200
+    assert (
+        await intake.client.post(f"{url}/triage", json={"mode": "carry_in"}, headers=intake.agent)
+    ).status_code == 200
+    assert (
+        await intake.client.post(f"{url}/cancel", json={"reason": "unit replaced"}, headers=intake.agent)
+    ).status_code == 200
     late = await intake.client.post(f"{url}/triage", json={"mode": "onsite"}, headers=intake.agent)
     assert late.status_code == 409
     final = (await intake.client.get(url, headers=intake.agent)).json()
@@ -124,18 +143,26 @@ async def test_list_filters_by_status_serial_and_dealer_and_pages_with_a_cursor(
             break
     assert seen == list(reversed(ids)), "newest first, every request once"
 
-    escalated = (await intake.client.get("/v1/service-requests?status=escalated&dealer_id=DL",
-                                         headers=intake.agent)).json()
+    escalated = (
+        await intake.client.get("/v1/service-requests?status=escalated&dealer_id=DL", headers=intake.agent)
+    ).json()
     assert [i["id"] for i in escalated["items"]] == [ids[0]]
-    serial = (await intake.client.get(f"/v1/service-requests/{ids[2]}", headers=intake.agent)).json()["product"]["serial"]
+    serial = (await intake.client.get(f"/v1/service-requests/{ids[2]}", headers=intake.agent)).json()["product"][
+        "serial"
+    ]
     by_serial = (await intake.client.get(f"/v1/service-requests?serial={serial}", headers=intake.agent)).json()
     assert [i["id"] for i in by_serial["items"]] == [ids[2]]
 
 
-@pytest.mark.parametrize("query, status, field", [
-    ("limit=0", 422, "limit"), ("limit=501", 422, "limit"), ("status=lost", 422, "status"),
-    ("cursor=not-a-cursor", 400, "cursor"),
-])
+@pytest.mark.parametrize(
+    "query, status, field",
+    [
+        ("limit=0", 422, "limit"),
+        ("limit=501", 422, "limit"),
+        ("status=lost", 422, "status"),
+        ("cursor=not-a-cursor", 400, "cursor"),
+    ],
+)
 async def test_bad_list_parameters_are_problems_naming_the_parameter(intake, query, status, field):
     response = await intake.client.get(f"/v1/service-requests?{query}", headers=intake.agent)
     assert response.status_code == status
@@ -143,19 +170,22 @@ async def test_bad_list_parameters_are_problems_naming_the_parameter(intake, que
     assert field in response.text
 
 
-@pytest.mark.parametrize("mutate, field", [
-    (lambda b: b.update(channel="fax"), "channel"),
-    (lambda b: b.update(urgent="very"), "urgent"),
-    (lambda b: b.update(symptom="x" * 2001), "symptom"),
-    (lambda b: b.update(symptom=""), "symptom"),
-    (lambda b: b.pop("customer"), "customer"),
-    (lambda b: b["customer"].pop("phone"), "customer.phone"),
-    (lambda b: b.update(customer_tier="vip"), "customer_tier"),
-    (lambda b: b.update(purchase_date="2999-01-01"), "purchase_date"),
-    (lambda b: b.update(purchase_date="yesterday"), "purchase_date"),
-    (lambda b: b.update(occurred_at="2026-01-01T10:00:00"), "occurred_at"),
-    (lambda b: b.update(colour="red"), "colour"),
-])
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda b: b.update(channel="fax"), "channel"),
+        (lambda b: b.update(urgent="very"), "urgent"),
+        (lambda b: b.update(symptom="x" * 2001), "symptom"),
+        (lambda b: b.update(symptom=""), "symptom"),
+        (lambda b: b.pop("customer"), "customer"),
+        (lambda b: b["customer"].pop("phone"), "customer.phone"),
+        (lambda b: b.update(customer_tier="vip"), "customer_tier"),
+        (lambda b: b.update(purchase_date="2999-01-01"), "purchase_date"),
+        (lambda b: b.update(purchase_date="yesterday"), "purchase_date"),
+        (lambda b: b.update(occurred_at="2026-01-01T10:00:00"), "occurred_at"),
+        (lambda b: b.update(colour="red"), "colour"),
+    ],
+)
 async def test_an_invalid_body_is_a_422_naming_the_field(intake, mutate, field):
     body = new_request_body("SN-INVALID")
     mutate(body)
@@ -169,17 +199,25 @@ async def test_an_invalid_body_is_a_422_naming_the_field(intake, mutate, field):
 
 
 async def test_malformed_json_is_a_400(intake):
-    response = await intake.client.post("/v1/service-requests", content=b'{"channel": "hotline",',
-                                        headers={**intake.agent, "content-type": "application/json"})
+    response = await intake.client.post(
+        "/v1/service-requests",
+        content=b'{"channel": "hotline",',
+        headers={**intake.agent, "content-type": "application/json"},
+    )
     assert response.status_code == 400
     assert response.json()["type"] == "/problems/malformed-json"
     assert "Traceback" not in response.text
 
 
-@pytest.mark.parametrize("offset, ok", [
-    (timedelta(minutes=4), True), (timedelta(minutes=6), False),
-    (-timedelta(days=44), True), (-timedelta(days=46), False),
-])
+@pytest.mark.parametrize(
+    "offset, ok",
+    [
+        (timedelta(minutes=4), True),
+        (timedelta(minutes=6), False),
+        (-timedelta(days=44), True),
+        (-timedelta(days=46), False),
+    ],
+)
 async def test_occurred_at_may_not_be_far_in_the_future_or_older_than_the_backdate_limit(intake, offset, ok):
     response = await intake.open(occurred_at=iso(NOW() + offset))
     if ok:
@@ -194,19 +232,23 @@ async def test_a_step_may_not_be_dated_before_the_previous_step(intake):
     received_at = NOW() - timedelta(hours=3)
     created = (await intake.open(occurred_at=iso(received_at))).json()
     url = f"/v1/service-requests/{created['id']}/triage"
-    early = await intake.client.post(url, json={"mode": "onsite", "occurred_at": iso(received_at - timedelta(minutes=1))},
-                                     headers=intake.agent)
+    early = await intake.client.post(
+        url, json={"mode": "onsite", "occurred_at": iso(received_at - timedelta(minutes=1))}, headers=intake.agent
+    )
     assert early.status_code == 422 and early.json()["errors"][0]["field"] == "occurred_at"
-    on_time = await intake.client.post(url, json={"mode": "onsite", "occurred_at": iso(received_at + timedelta(hours=1))},
-                                       headers=intake.agent)
+    on_time = await intake.client.post(
+        url, json={"mode": "onsite", "occurred_at": iso(received_at + timedelta(hours=1))}, headers=intake.agent
+    )
     assert on_time.status_code == 200
     assert on_time.json()["history"][-1]["time"] == iso(received_at + timedelta(hours=1)).replace(".000000", "")
 
 
 async def test_unknown_ids_are_404_problems(intake):
-    for method, url, body in [("GET", "/v1/service-requests/does-not-exist", None),
-                              ("POST", "/v1/service-requests/does-not-exist/triage", {"mode": "onsite"}),
-                              ("POST", "/v1/service-requests/does-not-exist/cancel", {"reason": "x"})]:
+    for method, url, body in [
+        ("GET", "/v1/service-requests/does-not-exist", None),
+        ("POST", "/v1/service-requests/does-not-exist/triage", {"mode": "onsite"}),
+        ("POST", "/v1/service-requests/does-not-exist/cancel", {"reason": "x"}),
+    ]:
         response = await intake.client.request(method, url, json=body, headers=intake.agent)
         assert response.status_code == 404, url
         assert response.json()["type"] == "/problems/not-found"
@@ -216,8 +258,9 @@ async def test_a_missing_or_forged_token_is_401_and_a_wrong_role_is_403(intake):
     body = new_request_body("SN-AUTH")
     missing = await intake.client.post("/v1/service-requests", json=body)
     assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
-    forged = await intake.client.post("/v1/service-requests", json=body,
-                                      headers={"Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.e30.forged"})
+    forged = await intake.client.post(
+        "/v1/service-requests", json=body, headers={"Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.e30.forged"}
+    )
     assert forged.status_code == 401
     analyst = await intake.client.post("/v1/service-requests", json=body, headers=intake.auth("analyst"))
     assert analyst.status_code == 403
@@ -242,8 +285,9 @@ async def test_the_same_idempotency_key_replays_the_first_answer(intake):
 
     other_caller = {**intake.auth("agent", sub="agent-2"), "Idempotency-Key": "k-123"}
     scoped = await intake.client.post("/v1/service-requests", json=body, headers=other_caller)
-    assert scoped.status_code == 409 and scoped.json()["existing_id"] == first.json()["id"], \
+    assert scoped.status_code == 409 and scoped.json()["existing_id"] == first.json()["id"], (
         "another caller's key is its own: the request runs and meets the duplicate-serial rule"
+    )
 
 
 async def test_an_idempotency_key_still_running_is_a_409(intake):
@@ -275,7 +319,10 @@ async def test_health_readiness_metrics_and_openapi_are_served(intake):
     assert ready.status_code == 200, ready.text
     await intake.open()
     metrics = (await intake.client.get("/metrics")).text
-    assert 'servicetrail_http_requests_total{method="POST",route="/v1/service-requests",service="intake",status="201"}' in metrics
+    assert (
+        'servicetrail_http_requests_total{method="POST",route="/v1/service-requests",service="intake",status="201"}'
+        in metrics
+    )
     spec = (await intake.client.get("/openapi.json")).json()
     assert "/v1/service-requests/{request_id}/triage" in spec["paths"]
     assert "Open a customer's case" in spec["paths"]["/v1/service-requests"]["post"]["description"]

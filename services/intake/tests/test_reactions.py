@@ -21,21 +21,34 @@ async def wait_for(intake, request_id, predicate):
 
 async def triaged_onsite(intake):
     request_id = (await intake.open()).json()["id"]
-    await intake.client.post(f"/v1/service-requests/{request_id}/triage", json={"mode": "onsite"},
-                             headers=intake.agent)
+    await intake.client.post(f"/v1/service-requests/{request_id}/triage", json={"mode": "onsite"}, headers=intake.agent)
     return request_id
 
 
 def job_created(request_id, job_id):
-    return JobCreated(job_id=job_id, request_id=request_id, mode=ServiceMode.onsite, priority=Priority.P3,
-                      region="north", product_line="tractor", dealer_id=None)
+    return JobCreated(
+        job_id=job_id,
+        request_id=request_id,
+        mode=ServiceMode.onsite,
+        priority=Priority.P3,
+        region="north",
+        product_line="tractor",
+        dealer_id=None,
+    )
 
 
 async def test_intake_shows_warrantys_coverage_verdict_chained_to_its_cause(intake, kafka_bootstrap):
     request_id = (await intake.open(serial="SN-COV")).json()["id"]
-    cause = envelope_for(WarrantyChecked(request_id=request_id, serial="SN-COV", covered=True,
-                                         expires_on="2027-03-01", reason="within 24 months of sale"),
-                         source="warranty")
+    cause = envelope_for(
+        WarrantyChecked(
+            request_id=request_id,
+            serial="SN-COV",
+            covered=True,
+            expires_on="2027-03-01",
+            reason="within 24 months of sale",
+        ),
+        source="warranty",
+    )
     await publish(kafka_bootstrap, cause)
     view = await wait_for(intake, request_id, lambda v: v["coverage"] is not None)
     assert view["coverage"] == {"covered": True, "expires_on": "2027-03-01", "reason": "within 24 months of sale"}
@@ -57,17 +70,35 @@ async def test_the_request_status_follows_the_job_to_closed(intake, kafka_bootst
 
     await publish(kafka_bootstrap, envelope_for(JobArrived(job_id=job_id, request_id=request_id, technician_id="T1")))
     await wait_for(intake, request_id, lambda v: v["status"] == "in_service")
-    await publish(kafka_bootstrap, envelope_for(JobCompleted(job_id=job_id, request_id=request_id, technician_id="T1",
-                                                             fixed=False, resolution="part on order")))
-    await publish(kafka_bootstrap, envelope_for(JobCompleted(job_id=job_id, request_id=request_id, technician_id="T1",
-                                                             fixed=True, resolution="replaced pump")))
+    await publish(
+        kafka_bootstrap,
+        envelope_for(
+            JobCompleted(
+                job_id=job_id, request_id=request_id, technician_id="T1", fixed=False, resolution="part on order"
+            )
+        ),
+    )
+    await publish(
+        kafka_bootstrap,
+        envelope_for(
+            JobCompleted(
+                job_id=job_id, request_id=request_id, technician_id="T1", fixed=True, resolution="replaced pump"
+            )
+        ),
+    )
     await wait_for(intake, request_id, lambda v: v["status"] == "resolved")
-    await publish(kafka_bootstrap, envelope_for(RevisitDone(job_id=job_id, request_id=request_id, satisfaction=5,
-                                                            nps=9, channel="phone")))
+    await publish(
+        kafka_bootstrap,
+        envelope_for(RevisitDone(job_id=job_id, request_id=request_id, satisfaction=5, nps=9, channel="phone")),
+    )
     view = await wait_for(intake, request_id, lambda v: v["status"] == "closed")
     assert [h["type"] for h in view["history"]] == [
-        "service_request.received", "service_request.triaged", "service_request.dispatched",
-        "service_request.service_started", "service_request.resolved", "service_request.closed",
+        "service_request.received",
+        "service_request.triaged",
+        "service_request.dispatched",
+        "service_request.service_started",
+        "service_request.resolved",
+        "service_request.closed",
     ]
 
 
@@ -78,8 +109,9 @@ async def test_the_same_event_delivered_twice_has_one_effect(intake, kafka_boots
     await publish(kafka_bootstrap, created, created)
     await wait_for(intake, request_id, lambda v: v["status"] == "dispatched")
     # A marker after the duplicate: once it is applied, the duplicate has certainly been seen.
-    await publish(kafka_bootstrap, created, envelope_for(JobArrived(job_id=job_id, request_id=request_id,
-                                                                    technician_id="T1")))
+    await publish(
+        kafka_bootstrap, created, envelope_for(JobArrived(job_id=job_id, request_id=request_id, technician_id="T1"))
+    )
     view = await wait_for(intake, request_id, lambda v: v["status"] == "in_service")
     assert [h["type"] for h in view["history"]].count("service_request.dispatched") == 1
     consumer = intake.app.state.runtime.consumer
@@ -90,10 +122,12 @@ async def test_an_unreadable_event_goes_to_the_dlq_and_the_partition_keeps_flowi
     request_id = await triaged_onsite(intake)
     job_id = str(uuid.uuid4())
     # Same key as the job's real events, so the poison record sits in front of them on one partition.
-    await publish_raw(kafka_bootstrap, DISPATCH, b"{not json", key=job_id.encode(),
-                      headers=[("ce_type", b"job.created")])
+    await publish_raw(
+        kafka_bootstrap, DISPATCH, b"{not json", key=job_id.encode(), headers=[("ce_type", b"job.created")]
+    )
     bad_version = envelope_for(job_created(request_id, job_id), source="dispatch")
     from dataclasses import replace
+
     await publish(kafka_bootstrap, replace(bad_version, dataschema="job.created/9"))
     await publish(kafka_bootstrap, envelope_for(job_created(request_id, job_id), source="dispatch"))
     await wait_for(intake, request_id, lambda v: v["status"] == "dispatched")

@@ -59,10 +59,16 @@ class Warranty:
         """Other services in the test run on the real clock: bring ours up to it."""
         self.clock.advance(seconds=max(0.0, (utcnow() - self.clock.now()).total_seconds()))
 
-    async def register(self, serial: str, sold_on: date, *, product_line: str = "tractor",
-                       dealer_id: str | None = "D1") -> httpx.Response:
-        body = {"serial": serial, "model": "T-100", "product_line": product_line, "sold_on": sold_on.isoformat(),
-                "dealer_id": dealer_id}
+    async def register(
+        self, serial: str, sold_on: date, *, product_line: str = "tractor", dealer_id: str | None = "D1"
+    ) -> httpx.Response:
+        body = {
+            "serial": serial,
+            "model": "T-100",
+            "product_line": product_line,
+            "sold_on": sold_on.isoformat(),
+            "dealer_id": dealer_id,
+        }
         return await self.client.post("/v1/products", json=body, headers=self.officer)
 
     async def set_policy(self, product_line: str = "tractor", months: int = 24, **fields) -> httpx.Response:
@@ -79,11 +85,26 @@ class Warranty:
 
         return await eventually(entries, until=predicate)
 
-    async def swap(self, job: Job, *, category: str = "pump", unit_cost: str = "120.00", quantity: int = 1,
-                   headers: dict | None = None, **fields) -> httpx.Response:
-        body = {"job_id": job.job_id, "request_id": job.request_id, "serial": job.serial,
-                "part_number": f"P-{category}", "part_category": category, "quantity": quantity,
-                "unit_cost": unit_cost, **fields}
+    async def swap(
+        self,
+        job: Job,
+        *,
+        category: str = "pump",
+        unit_cost: str = "120.00",
+        quantity: int = 1,
+        headers: dict | None = None,
+        **fields,
+    ) -> httpx.Response:
+        body = {
+            "job_id": job.job_id,
+            "request_id": job.request_id,
+            "serial": job.serial,
+            "part_number": f"P-{category}",
+            "part_category": category,
+            "quantity": quantity,
+            "unit_cost": unit_cost,
+            **fields,
+        }
         return await self.client.post("/v1/part-swaps", json=body, headers=headers or self.dealer(job.dealer_id))
 
 
@@ -95,17 +116,36 @@ class Job:
     dealer_id: str | None
 
 
-def received(serial: str, *, request_id: str | None = None, dealer_id: str | None = "D1",
-             purchase_date: date | None = None, product_line: str = "tractor") -> ServiceRequestReceived:
+def received(
+    serial: str,
+    *,
+    request_id: str | None = None,
+    dealer_id: str | None = "D1",
+    purchase_date: date | None = None,
+    product_line: str = "tractor",
+) -> ServiceRequestReceived:
     return ServiceRequestReceived(
-        request_id=request_id or str(uuid.uuid4()), dealer_id=dealer_id, channel=Channel.dealer,
+        request_id=request_id or str(uuid.uuid4()),
+        dealer_id=dealer_id,
+        channel=Channel.dealer,
         customer=Customer(name="Ann Farmer", phone="+49 170 5550101", region="north"),
-        product=Product(serial=serial, model="T-100", product_line=product_line), purchase_date=purchase_date,
-        symptom="Engine stalls when cold", customer_tier=CustomerTier.standard, urgent=False)
+        product=Product(serial=serial, model="T-100", product_line=product_line),
+        purchase_date=purchase_date,
+        symptom="Engine stalls when cold",
+        customer_tier=CustomerTier.standard,
+        urgent=False,
+    )
 
 
-async def open_job(warranty: Warranty, serial: str, *, dealer_id: str | None = "D1", technician_id: str = "T1",
-                   at: datetime | None = None, purchase_date: date | None = None) -> Job:
+async def open_job(
+    warranty: Warranty,
+    serial: str,
+    *,
+    dealer_id: str | None = "D1",
+    technician_id: str = "T1",
+    at: datetime | None = None,
+    purchase_date: date | None = None,
+) -> Job:
     """Play intake and dispatch: a request for `serial`, a job for it assigned to `technician_id`; wait until
     warranty knows the job."""
     at = at or warranty.clock.now() - timedelta(hours=2)
@@ -114,29 +154,58 @@ async def open_job(warranty: Warranty, serial: str, *, dealer_id: str | None = "
     await publish(warranty.kafka, envelope_for(request, source="intake", time=at))
     await publish(
         warranty.kafka,
-        envelope_for(JobCreated(job_id=job_id, request_id=request.request_id, mode=ServiceMode.onsite,
-                                priority=Priority.P3, region="north", product_line="tractor", dealer_id=dealer_id),
-                     source="dispatch", time=at + timedelta(minutes=5)),
-        envelope_for(JobAssigned(job_id=job_id, request_id=request.request_id, center_id="C1",
-                                 technician_id=technician_id, by=AssignedBy.auto),
-                     source="dispatch", time=at + timedelta(minutes=6)),
+        envelope_for(
+            JobCreated(
+                job_id=job_id,
+                request_id=request.request_id,
+                mode=ServiceMode.onsite,
+                priority=Priority.P3,
+                region="north",
+                product_line="tractor",
+                dealer_id=dealer_id,
+            ),
+            source="dispatch",
+            time=at + timedelta(minutes=5),
+        ),
+        envelope_for(
+            JobAssigned(
+                job_id=job_id,
+                request_id=request.request_id,
+                center_id="C1",
+                technician_id=technician_id,
+                by=AssignedBy.auto,
+            ),
+            source="dispatch",
+            time=at + timedelta(minutes=6),
+        ),
     )
-    await warranty.wait_for_history(serial, lambda items: any(i["type"] == "job.assigned" and i["job_id"] == job_id
-                                                              for i in items))
+    await warranty.wait_for_history(
+        serial, lambda items: any(i["type"] == "job.assigned" and i["job_id"] == job_id for i in items)
+    )
     return Job(serial, request.request_id, job_id, dealer_id)
 
 
-async def complete_job(warranty: Warranty, job: Job, *, at: datetime, fixed: bool = True,
-                       technician_id: str = "T1") -> None:
-    completed = JobCompleted(job_id=job.job_id, request_id=job.request_id, technician_id=technician_id, fixed=fixed,
-                             resolution="replaced" if fixed else "part on order")
+async def complete_job(
+    warranty: Warranty, job: Job, *, at: datetime, fixed: bool = True, technician_id: str = "T1"
+) -> None:
+    completed = JobCompleted(
+        job_id=job.job_id,
+        request_id=job.request_id,
+        technician_id=technician_id,
+        fixed=fixed,
+        resolution="replaced" if fixed else "part on order",
+    )
     envelope = envelope_for(completed, source="dispatch", time=at)
     await publish(warranty.kafka, envelope)
     # The history row of this very event (its time) tells that warranty has taken the completion in.
     stamp = at.isoformat().replace("+00:00", "Z")
-    await warranty.wait_for_history(job.serial, lambda items: any(
-        i["type"] == "job.completed" and i["job_id"] == job.job_id and i["time"].startswith(stamp[:19])
-        for i in items))
+    await warranty.wait_for_history(
+        job.serial,
+        lambda items: any(
+            i["type"] == "job.completed" and i["job_id"] == job.job_id and i["time"].startswith(stamp[:19])
+            for i in items
+        ),
+    )
 
 
 def serial() -> str:

@@ -12,8 +12,9 @@ from shared.domain import InvalidTransition
 
 COMPLETED = datetime(2026, 3, 1, 16, 30, tzinfo=UTC)
 COVERED = Verdict(True, date(2027, 1, 1), "covered: within ...", CoverageBasis.registered_sale)
-EXPIRED = Verdict(False, date(2026, 1, 1), "not covered: the 12-month warranty ... ended on 2026-01-01",
-                  CoverageBasis.registered_sale)
+EXPIRED = Verdict(
+    False, date(2026, 1, 1), "not covered: the 12-month warranty ... ended on 2026-01-01", CoverageBasis.registered_sale
+)
 
 
 def facts(coverage=COVERED, swaps=(SwapLine("s1", "J1", True, 2, Decimal("10.25")),)) -> ClaimFacts:
@@ -25,8 +26,7 @@ def verdicts(reasons) -> dict[str, bool]:
 
 
 def filed_on_day(n: int, hour: int = 23) -> datetime:
-    return datetime.combine(COMPLETED.date() + timedelta(days=n), datetime.min.time(), UTC) + timedelta(
-        hours=hour)
+    return datetime.combine(COMPLETED.date() + timedelta(days=n), datetime.min.time(), UTC) + timedelta(hours=hour)
 
 
 @pytest.mark.parametrize("days, ok", [(0, True), (30, True), (31, False)])
@@ -49,15 +49,21 @@ def test_a_job_whose_request_never_reached_warranty_fails_the_coverage_rule():
 
 
 def test_swaps_of_another_job_or_unknown_ones_fail_the_swaps_rule_and_are_named():
-    lines = (SwapLine("s1", "J1", True, 1, Decimal("5")), SwapLine("s2", "J9", True, 1, Decimal("5")),
-             SwapLine("s3", None))
+    lines = (
+        SwapLine("s1", "J1", True, 1, Decimal("5")),
+        SwapLine("s2", "J9", True, 1, Decimal("5")),
+        SwapLine("s3", None),
+    )
     rule = next(r for r in adjudicate(facts(swaps=lines), filed_on_day(1), 30) if r.rule == "swaps_belong_to_job")
     assert not rule.ok and rule.detail == "swaps not recorded for job J1: s2, s3"
 
 
 def test_amounts_are_decimal_labour_by_the_hourly_rate_plus_covered_parts_of_the_job_only():
-    lines = (SwapLine("s1", "J1", True, 2, Decimal("10.25")), SwapLine("s2", "J1", False, 1, Decimal("99.99")),
-             SwapLine("s3", "J9", True, 1, Decimal("50.00")))
+    lines = (
+        SwapLine("s1", "J1", True, 2, Decimal("10.25")),
+        SwapLine("s2", "J1", False, 1, Decimal("99.99")),
+        SwapLine("s3", "J9", True, 1, Decimal("50.00")),
+    )
     worth = amounts(95, Decimal("45.00"), lines, "J1")
     assert (worth.labour, worth.parts, worth.total) == (Decimal("71.25"), Decimal("20.50"), Decimal("91.75"))
     assert amounts(1, Decimal("0.10"), (), "J1").labour == Decimal("0.00")  # 0.001666… rounds to 0.00
@@ -65,10 +71,20 @@ def test_amounts_are_decimal_labour_by_the_hourly_rate_plus_covered_parts_of_the
 
 
 def submitted(total: str = "91.75") -> ClaimSubmitted:
-    return ClaimSubmitted(claim_id="C1", job_id="J1", request_id="R1", serial="SN1", dealer_id="D1",
-                          labour_minutes=95, swap_ids=["s1"], labour_amount=Decimal("71.25"),
-                          parts_amount=Decimal("20.50"), total_amount=Decimal(total), currency="EUR",
-                          submitted_by="D1")
+    return ClaimSubmitted(
+        claim_id="C1",
+        job_id="J1",
+        request_id="R1",
+        serial="SN1",
+        dealer_id="D1",
+        labour_minutes=95,
+        swap_ids=["s1"],
+        labour_amount=Decimal("71.25"),
+        parts_amount=Decimal("20.50"),
+        total_amount=Decimal(total),
+        currency="EUR",
+        submitted_by="D1",
+    )
 
 
 def test_a_claim_passing_every_rule_is_approved_by_the_rules_at_once():
@@ -84,8 +100,11 @@ def test_a_claim_failing_a_rule_is_rejected_and_an_officer_may_override_with_who
     claim.override(True, "officer-olga", "courier strike delayed the paperwork", filed_on_day(32))
     decision = claim.decisions[-1]
     assert claim.status == ClaimStatus.approved
-    assert (decision.decided_by, decision.override, decision.note) == ("officer-olga", True,
-                                                                       "courier strike delayed the paperwork")
+    assert (decision.decided_by, decision.override, decision.note) == (
+        "officer-olga",
+        True,
+        "courier strike delayed the paperwork",
+    )
     assert [(r.rule, r.ok) for r in decision.reasons] == [("officer_override", True)]
     with pytest.raises(InvalidTransition):
         claim.override(True, "officer-olga", "again", filed_on_day(33))

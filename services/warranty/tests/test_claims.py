@@ -20,15 +20,18 @@ async def stored_events(warranty) -> int:
 async def completed_job(warranty, *, dealer_id="D1", completed_days_ago: float = 1, sold_days_ago: int = 100):
     sn = serial()
     await warranty.register(sn, warranty.today - timedelta(days=sold_days_ago))
-    job = await open_job(warranty, sn, dealer_id=dealer_id,
-                         at=warranty.clock.now() - timedelta(days=completed_days_ago, hours=3))
+    job = await open_job(
+        warranty, sn, dealer_id=dealer_id, at=warranty.clock.now() - timedelta(days=completed_days_ago, hours=3)
+    )
     return job
 
 
 async def claim(warranty, job, *, labour_minutes=90, swap_ids=(), headers=None):
-    return await warranty.client.post("/v1/claims", json={"job_id": job.job_id, "labour_minutes": labour_minutes,
-                                                          "swap_ids": list(swap_ids)},
-                                      headers=headers or warranty.dealer(job.dealer_id))
+    return await warranty.client.post(
+        "/v1/claims",
+        json={"job_id": job.job_id, "labour_minutes": labour_minutes, "swap_ids": list(swap_ids)},
+        headers=headers or warranty.dealer(job.dealer_id),
+    )
 
 
 def verdicts(view) -> dict[str, bool]:
@@ -77,22 +80,30 @@ async def test_a_claim_filed_on_the_30th_day_passes_and_on_the_31st_is_rejected_
     assert "filed 31 day(s) after the job's completion" in rejected["reasons"][2]["detail"]
 
     url = f"/v1/claims/{rejected['id']}"
-    dealer_tries = await warranty.client.post(f"{url}/approve", json={"reason": "please"},
-                                              headers=warranty.dealer("D1"))
+    dealer_tries = await warranty.client.post(
+        f"{url}/approve", json={"reason": "please"}, headers=warranty.dealer("D1")
+    )
     assert dealer_tries.status_code == 403
-    approved = await warranty.client.post(f"{url}/approve", json={"reason": "courier strike; papers were on time"},
-                                          headers=warranty.officer)
+    approved = await warranty.client.post(
+        f"{url}/approve", json={"reason": "courier strike; papers were on time"}, headers=warranty.officer
+    )
     assert approved.status_code == 200
     decision = approved.json()["decisions"][-1]
     assert approved.json()["status"] == "approved"
     assert (decision["decided_by"], decision["override"], decision["note"]) == (
-        "officer-olga", True, "courier strike; papers were on time")
+        "officer-olga",
+        True,
+        "courier strike; papers were on time",
+    )
     again = await warranty.client.post(f"{url}/approve", json={"reason": "twice"}, headers=warranty.officer)
     assert again.status_code == 409 and again.json()["current_status"] == "approved"
     records = await collect(warranty.kafka, WARRANTY, subject_is(rejected["id"]), expected=3)
     overridden = json.loads(records[-1].value)
     assert (headers_of(records[-1])["ce_type"], overridden["decided_by"], overridden["override"]) == (
-        "claim.approved", "officer-olga", True)
+        "claim.approved",
+        "officer-olga",
+        True,
+    )
 
 
 async def test_claims_refused_before_adjudication_write_nothing(warranty):
@@ -137,11 +148,13 @@ async def test_a_dealer_sees_and_lists_only_its_own_claims(warranty):
     listed = (await warranty.client.get("/v1/claims?limit=500", headers=d1)).json()
     assert {c["dealer_id"] for c in listed["items"]} == {"D1"}
     assert (await warranty.client.get("/v1/claims?dealer_id=D2", headers=d1)).status_code == 403
-    assert (await warranty.client.post(f"/v1/claims/{their_claim['id']}/reject", json={"reason": "x"},
-                                       headers=d1)).status_code == 403
+    assert (
+        await warranty.client.post(f"/v1/claims/{their_claim['id']}/reject", json={"reason": "x"}, headers=d1)
+    ).status_code == 403
 
     everyone = (await warranty.client.get("/v1/claims?limit=1", headers=warranty.officer)).json()
     assert everyone["items"][0]["id"] == their_claim["id"], "newest first"
-    rest = (await warranty.client.get(f"/v1/claims?limit=1&cursor={everyone['next_cursor']}",
-                                      headers=warranty.officer)).json()
+    rest = (
+        await warranty.client.get(f"/v1/claims?limit=1&cursor={everyone['next_cursor']}", headers=warranty.officer)
+    ).json()
     assert rest["items"][0]["id"] == my_claim["id"]

@@ -19,8 +19,9 @@ async def test_two_claims_filed_at_once_for_one_job_make_one_claim(warranty):
     job = await open_job(warranty, sn)
     await complete_job(warranty, job, at=warranty.clock.now() - timedelta(minutes=30))
     body = {"job_id": job.job_id, "labour_minutes": 30, "swap_ids": []}
-    results = await asyncio.gather(*(warranty.client.post("/v1/claims", json=body, headers=warranty.dealer("D1"))
-                                     for _ in range(3)))
+    results = await asyncio.gather(
+        *(warranty.client.post("/v1/claims", json=body, headers=warranty.dealer("D1")) for _ in range(3))
+    )
     assert sorted(r.status_code for r in results) == [201, 409, 409]
     listed = (await warranty.client.get(f"/v1/claims?job_id={job.job_id}", headers=warranty.officer)).json()
     assert len(listed["items"]) == 1
@@ -36,20 +37,30 @@ async def test_a_read_model_rebuilt_from_the_event_store_equals_the_live_one(war
     covered = (await warranty.swap(job, category="pump")).json()
     await warranty.swap(job, category="filter")
     await complete_job(warranty, job, at=warranty.clock.now() - timedelta(minutes=10))
-    claim = (await warranty.client.post("/v1/claims", json={"job_id": job.job_id, "labour_minutes": 20,
-                                                            "swap_ids": [covered["id"]]},
-                                        headers=warranty.dealer("D1"))).json()
-    await warranty.client.post(f"/v1/claims/{claim['id']}/reject", json={"reason": "invoice missing"},
-                               headers=warranty.officer)
-    await warranty.client.post("/v1/returns", json={"serial": sn, "kind": "exchange", "reason": "noisy"},
-                               headers=warranty.auth("agent"))
+    claim = (
+        await warranty.client.post(
+            "/v1/claims",
+            json={"job_id": job.job_id, "labour_minutes": 20, "swap_ids": [covered["id"]]},
+            headers=warranty.dealer("D1"),
+        )
+    ).json()
+    await warranty.client.post(
+        f"/v1/claims/{claim['id']}/reject", json={"reason": "invoice missing"}, headers=warranty.officer
+    )
+    await warranty.client.post(
+        "/v1/returns", json={"serial": sn, "kind": "exchange", "reason": "noisy"}, headers=warranty.auth("agent")
+    )
     db = warranty.app.state.runtime.db
 
     async def snapshot():
         async with db.read() as conn:
-            return {table.name: [{k: (json.loads(v) if k == "view" else v) for k, v in row._asdict().items()}
-                                 for row in (await conn.execute(select(table).order_by(*table.primary_key))).all()]
-                    for table in (products, policies, swaps, claims)}
+            return {
+                table.name: [
+                    {k: (json.loads(v) if k == "view" else v) for k, v in row._asdict().items()}
+                    for row in (await conn.execute(select(table).order_by(*table.primary_key))).all()
+                ]
+                for table in (products, policies, swaps, claims)
+            }
 
     live = await snapshot()
     before = (await warranty.history(sn)).json()["items"]

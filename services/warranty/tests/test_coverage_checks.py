@@ -20,8 +20,9 @@ def rfc3339(moment: datetime) -> str:
 async def test_a_registered_unit_is_judged_from_its_sale_on_the_requests_received_date(warranty):
     sn = serial()
     await warranty.register(sn, warranty.today - timedelta(days=375))  # default policy: 12 months
-    expires_on = date.fromisoformat((await warranty.client.get(f"/v1/coverage?serial={sn}",
-                                                               headers=warranty.officer)).json()["expires_on"])
+    expires_on = date.fromisoformat(
+        (await warranty.client.get(f"/v1/coverage?serial={sn}", headers=warranty.officer)).json()["expires_on"]
+    )
     assert expires_on < warranty.today, "the unit is out of warranty today"
     received_at = warranty.clock.now() - timedelta(days=(warranty.today - expires_on).days)  # on the last day
     request = received(sn, purchase_date=date(2020, 1, 1))

@@ -26,20 +26,22 @@ def sale(sold_on: date = SOLD, basis: CoverageBasis = CoverageBasis.registered_s
     return Sale("SN1", sold_on, basis)
 
 
-@pytest.mark.parametrize("start, months, expected_last_day", [
-    (date(2025, 3, 1), 24, date(2027, 2, 28)),
-    (date(2025, 3, 15), 12, date(2026, 3, 14)),
-    (date(2025, 1, 31), 1, date(2025, 2, 28)),   # no 31 February: covered to the end of the month
-    (date(2024, 1, 31), 1, date(2024, 2, 29)),   # leap year
-    (date(2025, 1, 30), 1, date(2025, 2, 28)),
-    (date(2025, 1, 28), 1, date(2025, 2, 27)),
-    (date(2024, 2, 29), 12, date(2025, 2, 28)),  # a leap-day sale, a year on
-    (date(2024, 2, 29), 48, date(2028, 2, 28)),  # the next leap day exists: the day before it
-    (date(2025, 12, 31), 2, date(2026, 2, 28)),  # across the year end
-    (date(2025, 8, 31), 1, date(2025, 9, 30)),
-])
-def test_coverage_ends_the_day_before_the_anniversary_and_month_ends_never_lose_a_day(start, months,
-                                                                                     expected_last_day):
+@pytest.mark.parametrize(
+    "start, months, expected_last_day",
+    [
+        (date(2025, 3, 1), 24, date(2027, 2, 28)),
+        (date(2025, 3, 15), 12, date(2026, 3, 14)),
+        (date(2025, 1, 31), 1, date(2025, 2, 28)),  # no 31 February: covered to the end of the month
+        (date(2024, 1, 31), 1, date(2024, 2, 29)),  # leap year
+        (date(2025, 1, 30), 1, date(2025, 2, 28)),
+        (date(2025, 1, 28), 1, date(2025, 2, 27)),
+        (date(2024, 2, 29), 12, date(2025, 2, 28)),  # a leap-day sale, a year on
+        (date(2024, 2, 29), 48, date(2028, 2, 28)),  # the next leap day exists: the day before it
+        (date(2025, 12, 31), 2, date(2026, 2, 28)),  # across the year end
+        (date(2025, 8, 31), 1, date(2025, 9, 30)),
+    ],
+)
+def test_coverage_ends_the_day_before_the_anniversary_and_month_ends_never_lose_a_day(start, months, expected_last_day):
     assert coverage_end(start, months) == expected_last_day
 
 
@@ -136,8 +138,7 @@ def test_setting_a_policy_again_for_the_same_effective_date_replaces_it():
 
 def test_a_category_both_excluded_and_given_months_is_refused():
     with pytest.raises(RuleViolation) as refused:
-        ProductLinePolicy(id="policy:x").set("x", 12, {"filter": 6}, ["FILTER"], None,
-                                             datetime(2026, 1, 1, tzinfo=UTC))
+        ProductLinePolicy(id="policy:x").set("x", 12, {"filter": 6}, ["FILTER"], None, datetime(2026, 1, 1, tzinfo=UTC))
     assert refused.value.field == "excluded_categories"
 
 

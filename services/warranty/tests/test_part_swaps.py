@@ -33,13 +33,18 @@ async def test_a_swap_is_covered_and_a_wear_part_billable_with_old_and_new_part_
     sn = await sold_unit(warranty, sold_on=warranty.today - timedelta(days=100), excluded_categories=["filter"])
     job = await open_job(warranty, sn, dealer_id="D1")
 
-    pump = await warranty.swap(job, category="Pump", quantity=2, unit_cost="120.50", old_part_serial="OLD-1",
-                               new_part_serial="NEW-1")
+    pump = await warranty.swap(
+        job, category="Pump", quantity=2, unit_cost="120.50", old_part_serial="OLD-1", new_part_serial="NEW-1"
+    )
     assert pump.status_code == 201, pump.text
     body = pump.json()
     assert pump.headers["location"] == f"/v1/part-swaps/{body['id']}"
-    assert (body["covered"], body["part_category"], body["unit_cost"], body["amount"]) == (True, "pump", "120.50",
-                                                                                            "241.00")
+    assert (body["covered"], body["part_category"], body["unit_cost"], body["amount"]) == (
+        True,
+        "pump",
+        "120.50",
+        "241.00",
+    )
     assert (body["old_part_serial"], body["new_part_serial"], body["currency"]) == ("OLD-1", "NEW-1", "EUR")
     assert body["reason"].startswith("covered:")
     wear = (await warranty.swap(job, category="filter", unit_cost="9.90")).json()
@@ -47,8 +52,10 @@ async def test_a_swap_is_covered_and_a_wear_part_billable_with_old_and_new_part_
 
     records = await collect(warranty.kafka, WARRANTY, subject_is(sn), expected=3)
     swapped = [json.loads(r.value) for r in records if headers_of(r)["ce_type"] == "part.swapped"]
-    assert [(s["part_category"], s["covered"], s["unit_cost"]) for s in swapped] == [("pump", True, "120.50"),
-                                                                                   ("filter", False, "9.90")]
+    assert [(s["part_category"], s["covered"], s["unit_cost"]) for s in swapped] == [
+        ("pump", True, "120.50"),
+        ("filter", False, "9.90"),
+    ]
     assert swapped[0]["old_part_serial"] == "OLD-1" and swapped[0]["job_id"] == job.job_id
     listed = (await warranty.client.get(f"/v1/part-swaps?job_id={job.job_id}", headers=warranty.dealer("D1"))).json()
     assert [s["id"] for s in listed["items"]] == [body["id"], wear["id"]]
@@ -88,7 +95,7 @@ async def test_bad_swaps_are_problems_naming_the_field_and_write_nothing(warrant
 
     missing = await refused(404, "job_id", job_id="job-that-never-was")
     assert missing["detail"] == "job job-that-never-was does not exist"
-    await refused(404, "job_id", headers=warranty.dealer("D2"))          # another dealer's job looks the same
+    await refused(404, "job_id", headers=warranty.dealer("D2"))  # another dealer's job looks the same
     await refused(404, "job_id", headers=warranty.auth("technician", sub="T2"))  # not assigned to T2
     await refused(422, "quantity", quantity=-1)
     await refused(422, "quantity", quantity=0)
@@ -102,8 +109,9 @@ async def test_bad_swaps_are_problems_naming_the_field_and_write_nothing(warrant
 
     by_technician = await warranty.swap(job, headers=warranty.auth("technician", sub="T1"))
     assert by_technician.status_code == 201 and by_technician.json()["recorded_by"] == "T1"
-    assert (await warranty.client.get(f"/v1/part-swaps/{by_technician.json()['id']}",
-                                      headers=warranty.dealer("D2"))).status_code == 404
+    assert (
+        await warranty.client.get(f"/v1/part-swaps/{by_technician.json()['id']}", headers=warranty.dealer("D2"))
+    ).status_code == 404
 
 
 async def test_a_swap_sent_again_with_its_idempotency_key_is_recorded_once(warranty):

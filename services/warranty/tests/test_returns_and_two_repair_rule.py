@@ -12,14 +12,22 @@ from shared.testing.kafka import collect, headers_of, subject_is
 
 
 async def ask(warranty, sn, kind, *, headers=None, **fields):
-    return await warranty.client.post("/v1/returns", json={"serial": sn, "kind": kind, "reason": "stopped working",
-                                                           **fields}, headers=headers or warranty.auth("agent"))
+    return await warranty.client.post(
+        "/v1/returns",
+        json={"serial": sn, "kind": kind, "reason": "stopped working", **fields},
+        headers=headers or warranty.auth("agent"),
+    )
 
 
-@pytest.mark.parametrize("kind, days, status, remedy", [
-    ("return", 7, "returned", None), ("return", 8, "rejected", "exchange"),
-    ("exchange", 15, "exchanged", None), ("exchange", 16, "rejected", "repair"),
-])
+@pytest.mark.parametrize(
+    "kind, days, status, remedy",
+    [
+        ("return", 7, "returned", None),
+        ("return", 8, "rejected", "exchange"),
+        ("exchange", 15, "exchanged", None),
+        ("exchange", 16, "rejected", "repair"),
+    ],
+)
 async def test_returns_and_exchanges_are_decided_by_the_days_since_sale(warranty, kind, days, status, remedy):
     sn = serial()
     await warranty.register(sn, warranty.today - timedelta(days=days))
@@ -67,10 +75,16 @@ async def test_two_repairs_for_the_same_fault_and_a_third_failure_entitle_the_un
     records = await _entitlements(warranty, sn)
     entitled = json.loads(records[0].value)
     assert (entitled["fault_category"], entitled["repair_job_ids"], entitled["failure_job_id"]) == (
-        "compressor", [first.job_id, second.job_id], third.job_id)
+        "compressor",
+        [first.job_id, second.job_id],
+        third.job_id,
+    )
     exchanged = (await ask(warranty, sn, "exchange")).json()
-    assert (exchanged["status"], exchanged["basis"], exchanged["days_since_sale"]) == ("exchanged",
-                                                                                      "two_repair_rule", 200)
+    assert (exchanged["status"], exchanged["basis"], exchanged["days_since_sale"]) == (
+        "exchanged",
+        "two_repair_rule",
+        200,
+    )
     history = await warranty.wait_for_history(sn, lambda items: any(i["type"] == "unit.exchanged" for i in items))
     assert [i["job_id"] for i in history if i["type"] == "unit.repair_recorded"] == [first.job_id, second.job_id]
 

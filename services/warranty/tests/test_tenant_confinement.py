@@ -16,14 +16,19 @@ async def test_every_route_refuses_another_dealers_rows_to_every_multi_role_deal
     job = await open_job(warranty, sn, dealer_id="D2", at=warranty.clock.now() - timedelta(days=1, hours=3))
     swap = (await warranty.swap(job)).json()
     await complete_job(warranty, job, at=warranty.clock.now() - timedelta(days=1))
-    claim = await warranty.client.post("/v1/claims", json={"job_id": job.job_id, "labour_minutes": 30,
-                                                           "swap_ids": [swap["id"]]}, headers=warranty.dealer("D2"))
+    claim = await warranty.client.post(
+        "/v1/claims",
+        json={"job_id": job.job_id, "labour_minutes": 30, "swap_ids": [swap["id"]]},
+        headers=warranty.dealer("D2"),
+    )
     assert claim.status_code == 201, claim.text
     claim_id = claim.json()["id"]
     d2_csv = f"serial,model,product_line,sold_on,dealer_id\nSN-T-{sn},T-100,tractor,2025-01-01,D2\n"
     probes = {
-        ("POST", "/v1/products"): ("/v1/products", {"serial": f"X{sn}", "model": "T", "product_line": "tractor",
-                                                    "sold_on": "2025-01-01", "dealer_id": "D2"}),
+        ("POST", "/v1/products"): (
+            "/v1/products",
+            {"serial": f"X{sn}", "model": "T", "product_line": "tractor", "sold_on": "2025-01-01", "dealer_id": "D2"},
+        ),
         ("GET", "/v1/products"): ("/v1/products?dealer_id=D2", None),
         ("POST", "/v1/products/import"): ("/v1/products/import", d2_csv),
         ("GET", "/v1/products/{serial}"): (f"/v1/products/{sn}", None),
@@ -33,9 +38,18 @@ async def test_every_route_refuses_another_dealers_rows_to_every_multi_role_deal
         # Coverage answers for any serial by design (a unit is often repaired by another dealer): not probed
         # for secrets, only that it writes nothing.
         ("GET", "/v1/coverage"): ("/v1/coverage?serial=no-such-serial", None),
-        ("POST", "/v1/part-swaps"): ("/v1/part-swaps", {"job_id": job.job_id, "request_id": job.request_id,
-                                                        "serial": sn, "part_number": "P-1", "part_category": "pump",
-                                                        "quantity": 1, "unit_cost": "1.00"}),
+        ("POST", "/v1/part-swaps"): (
+            "/v1/part-swaps",
+            {
+                "job_id": job.job_id,
+                "request_id": job.request_id,
+                "serial": sn,
+                "part_number": "P-1",
+                "part_category": "pump",
+                "quantity": 1,
+                "unit_cost": "1.00",
+            },
+        ),
         ("GET", "/v1/part-swaps"): (f"/v1/part-swaps?job_id={job.job_id}", None),
         ("GET", "/v1/part-swaps/{swap_id}"): (f"/v1/part-swaps/{swap['id']}", None),
         ("POST", "/v1/claims"): ("/v1/claims", {"job_id": job.job_id, "labour_minutes": 1}),
@@ -51,7 +65,12 @@ async def test_every_route_refuses_another_dealers_rows_to_every_multi_role_deal
         async with warranty.app.state.runtime.db.read() as conn:
             return (await conn.execute(select(func.count()).select_from(events))).scalar_one()
 
-    found = await leaks(warranty.client, warranty.app, probes,
-                        lambda role: warranty.auth("dealer", role, dealer_id="D1", sub="T1"), stored,
-                        (sn, claim_id, swap["id"], job.job_id))
+    found = await leaks(
+        warranty.client,
+        warranty.app,
+        probes,
+        lambda role: warranty.auth("dealer", role, dealer_id="D1", sub="T1"),
+        stored,
+        (sn, claim_id, swap["id"], job.job_id),
+    )
     assert found == []

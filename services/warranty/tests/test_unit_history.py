@@ -14,25 +14,52 @@ async def test_a_units_history_runs_across_dealers_and_services_in_business_time
     sn = serial()
     await warranty.register(sn, warranty.today - timedelta(days=90), dealer_id="D1")  # sold by D1 ...
     started = warranty.clock.now() - timedelta(days=2)
-    job = await open_job(warranty, sn, dealer_id="D2", at=started)                    # ... serviced by D2
-    await publish(warranty.kafka, envelope_for(JobArrived(job_id=job.job_id, request_id=job.request_id,
-                                                          technician_id="T1"), time=started + timedelta(hours=1)))
-    swap = (await warranty.swap(job, old_part_serial="P-OLD-7", new_part_serial="P-NEW-8",
-                                occurred_at=(started + timedelta(hours=2)).isoformat())).json()
+    job = await open_job(warranty, sn, dealer_id="D2", at=started)  # ... serviced by D2
+    await publish(
+        warranty.kafka,
+        envelope_for(
+            JobArrived(job_id=job.job_id, request_id=job.request_id, technician_id="T1"),
+            time=started + timedelta(hours=1),
+        ),
+    )
+    swap = (
+        await warranty.swap(
+            job,
+            old_part_serial="P-OLD-7",
+            new_part_serial="P-NEW-8",
+            occurred_at=(started + timedelta(hours=2)).isoformat(),
+        )
+    ).json()
     await complete_job(warranty, job, at=started + timedelta(hours=3))
-    await publish(warranty.kafka, envelope_for(RevisitDone(job_id=job.job_id, request_id=job.request_id,
-                                                           satisfaction=5, channel="phone"),
-                                               time=started + timedelta(days=1)))
-    claim = await warranty.client.post("/v1/claims", json={"job_id": job.job_id, "labour_minutes": 60,
-                                                           "swap_ids": [swap["id"]]}, headers=warranty.dealer("D2"))
+    await publish(
+        warranty.kafka,
+        envelope_for(
+            RevisitDone(job_id=job.job_id, request_id=job.request_id, satisfaction=5, channel="phone"),
+            time=started + timedelta(days=1),
+        ),
+    )
+    claim = await warranty.client.post(
+        "/v1/claims",
+        json={"job_id": job.job_id, "labour_minutes": 60, "swap_ids": [swap["id"]]},
+        headers=warranty.dealer("D2"),
+    )
     assert claim.status_code == 201
 
     items = await warranty.wait_for_history(sn, lambda items: any(i["type"] == "revisit.done" for i in items))
     # The sale was registered (and the claim filed) today, after the service: each entry at its own time.
     assert [i["type"] for i in items] == [
-        "service_request.received", "warranty.checked", "job.created", "job.assigned", "job.arrived",
-        "part.swapped", "job.completed", "unit.repair_recorded", "revisit.done",
-        "product.registered", "claim.submitted", "claim.approved",
+        "service_request.received",
+        "warranty.checked",
+        "job.created",
+        "job.assigned",
+        "job.arrived",
+        "part.swapped",
+        "job.completed",
+        "unit.repair_recorded",
+        "revisit.done",
+        "product.registered",
+        "claim.submitted",
+        "claim.approved",
     ]
     by_type = {i["type"]: i for i in items}
     assert [i["time"] for i in items] == sorted(i["time"] for i in items), "business time order"
@@ -66,11 +93,23 @@ async def test_the_history_is_the_same_whichever_topic_arrives_first(warranty):
     request_id, job_id = str(uuid.uuid4()), f"job-{uuid.uuid4().hex[:8]}"
     at = warranty.clock.now() - timedelta(hours=5)
     # dispatch's job first, intake's request (which names the unit) a moment later
-    await publish(warranty.kafka, envelope_for(JobCreated(job_id=job_id, request_id=request_id,
-                                                          mode=ServiceMode.onsite, priority=Priority.P2,
-                                                          region="north", product_line="tractor", dealer_id="D1"),
-                                               time=at + timedelta(minutes=5)))
+    await publish(
+        warranty.kafka,
+        envelope_for(
+            JobCreated(
+                job_id=job_id,
+                request_id=request_id,
+                mode=ServiceMode.onsite,
+                priority=Priority.P2,
+                region="north",
+                product_line="tractor",
+                dealer_id="D1",
+            ),
+            time=at + timedelta(minutes=5),
+        ),
+    )
     await publish(warranty.kafka, envelope_for(received(sn, request_id=request_id), source="intake", time=at))
-    items = await warranty.wait_for_history(sn, lambda items: {"job.created", "warranty.checked"}
-                                            <= {i["type"] for i in items})
+    items = await warranty.wait_for_history(
+        sn, lambda items: {"job.created", "warranty.checked"} <= {i["type"] for i in items}
+    )
     assert [i["type"] for i in items] == ["service_request.received", "warranty.checked", "job.created"]

@@ -27,10 +27,23 @@ def day(n: int, hour: int = 12) -> datetime:
 
 
 def swap(unit: Unit, job_id: str, at: datetime, *, category: str = "compressor", covered: bool = True) -> None:
-    unit.swap_part(PartSwapped(
-        swap_id=f"{job_id}-{category}-{at.isoformat()}", job_id=job_id, request_id=f"r-{job_id}", serial=unit.id,
-        part_number="P-1", part_category=category, quantity=1, covered=covered, reason="test",
-        unit_cost=Decimal("10.00"), currency="EUR", recorded_by="T1"), at)
+    unit.swap_part(
+        PartSwapped(
+            swap_id=f"{job_id}-{category}-{at.isoformat()}",
+            job_id=job_id,
+            request_id=f"r-{job_id}",
+            serial=unit.id,
+            part_number="P-1",
+            part_category=category,
+            quantity=1,
+            covered=covered,
+            reason="test",
+            unit_cost=Decimal("10.00"),
+            currency="EUR",
+            recorded_by="T1",
+        ),
+        at,
+    )
 
 
 def types(unit: Unit) -> list[str]:
@@ -116,7 +129,10 @@ def test_two_repairs_of_the_same_fault_and_a_third_failure_entitle_the_unit_once
     swap(unit, "J3", day(90))
     assert unit.entitlement is not None
     assert (unit.entitlement.fault_category, unit.entitlement.repair_job_ids, unit.entitlement.failure_job_id) == (
-        "compressor", ("J1", "J2"), "J3")
+        "compressor",
+        ("J1", "J2"),
+        "J3",
+    )
     entitled = [p.data for p in unit.take_pending() if p.data.event_type == "unit.exchange_entitled"]
     assert len(entitled) == 1 and "jobs J1 and J2" in entitled[0].reason
     swap(unit, "J4", day(120))
@@ -143,13 +159,20 @@ def test_a_repair_is_noted_once():
     assert types(unit).count("unit.repair_recorded") == 1
 
 
-@pytest.mark.parametrize("why, steps", [
-    ("different faults", [("J1", "compressor", True), ("J2", "pump", True), ("J3", "compressor", True)]),
-    ("a billable repair is not one under warranty", [("J1", "compressor", False), ("J2", "compressor", True),
-                                                     ("J3", "compressor", True)]),
-    ("the third failure is billable", [("J1", "compressor", True), ("J2", "compressor", True),
-                                       ("J3", "compressor", False)]),
-])
+@pytest.mark.parametrize(
+    "why, steps",
+    [
+        ("different faults", [("J1", "compressor", True), ("J2", "pump", True), ("J3", "compressor", True)]),
+        (
+            "a billable repair is not one under warranty",
+            [("J1", "compressor", False), ("J2", "compressor", True), ("J3", "compressor", True)],
+        ),
+        (
+            "the third failure is billable",
+            [("J1", "compressor", True), ("J2", "compressor", True), ("J3", "compressor", False)],
+        ),
+    ],
+)
 def test_no_entitlement_without_two_covered_repairs_of_the_same_fault_and_a_covered_third_failure(why, steps):
     unit = sold_unit()
     for n, (job_id, category, covered) in enumerate(steps, start=1):

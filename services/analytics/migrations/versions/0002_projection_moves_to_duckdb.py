@@ -4,11 +4,12 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-01 15:00:00
 """
+
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0002'
-down_revision = '0001'
+revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 
@@ -21,15 +22,16 @@ def upgrade() -> None:
         parts = name.split("_")
         if len(parts) == 3 and parts[0] == "analytics" and parts[1][:1] == "g" and parts[1][1:].isdigit():
             op.drop_table(name)
-    op.drop_table('analytics_state')
+    op.drop_table("analytics_state")
 
 
 def downgrade() -> None:
-    op.create_table('analytics_state',
-    sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
-    sa.Column('active_generation', sa.Integer(), nullable=False),
-    sa.Column('building_generation', sa.Integer(), nullable=True),
-    sa.Column('rebuild_owner', sa.String(length=64), nullable=True),
-    sa.Column('rebuild_heartbeat', sa.BigInteger(), nullable=True),
-    sa.PrimaryKeyConstraint('id')
+    op.create_table(
+        "analytics_state",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("active_generation", sa.Integer(), nullable=False),
+        sa.Column("building_generation", sa.Integer(), nullable=True),
+        sa.Column("rebuild_owner", sa.String(length=64), nullable=True),
+        sa.Column("rebuild_heartbeat", sa.BigInteger(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
     )

@@ -13,6 +13,7 @@ Warranty policies were already namespaced (`policy:<product line>`).
 Revision ID: 0002
 Revises: 0001
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -27,17 +28,24 @@ NAMESPACES = {"unit": "product:", "claim": "claim:", "coverage_check": "coverage
 def upgrade() -> None:
     bind = op.get_bind()
     for stream_type, prefix in NAMESPACES.items():
-        bind.execute(sa.text("UPDATE events SET stream_id = :prefix || stream_id "
-                             "WHERE stream_type = :stream_type AND stream_id NOT LIKE :pattern"),
-                     {"prefix": prefix, "stream_type": stream_type, "pattern": prefix + "%"})
+        bind.execute(
+            sa.text(
+                "UPDATE events SET stream_id = :prefix || stream_id "
+                "WHERE stream_type = :stream_type AND stream_id NOT LIKE :pattern"
+            ),
+            {"prefix": prefix, "stream_type": stream_type, "pattern": prefix + "%"},
+        )
     _renumber_split_streams(bind)
 
 
 def _renumber_split_streams(bind) -> None:
     """Versions 1..n in position order, in the streams where they are not (only streams that were split)."""
-    rows = bind.execute(sa.text(
-        "SELECT stream_id, position, version FROM events WHERE stream_type IN ('unit', 'claim', 'coverage_check') "
-        "ORDER BY stream_id, position")).all()
+    rows = bind.execute(
+        sa.text(
+            "SELECT stream_id, position, version FROM events WHERE stream_type IN ('unit', 'claim', 'coverage_check') "
+            "ORDER BY stream_id, position"
+        )
+    ).all()
     streams: dict[str, list[tuple[int, int]]] = {}
     for stream_id, position, version in rows:
         streams.setdefault(stream_id, []).append((position, version))
@@ -54,6 +62,10 @@ def _renumber_split_streams(bind) -> None:
 def downgrade() -> None:
     bind = op.get_bind()
     for stream_type, prefix in NAMESPACES.items():
-        bind.execute(sa.text("UPDATE events SET stream_id = substr(stream_id, :start) "
-                             "WHERE stream_type = :stream_type AND stream_id LIKE :pattern"),
-                     {"start": len(prefix) + 1, "stream_type": stream_type, "pattern": prefix + "%"})
+        bind.execute(
+            sa.text(
+                "UPDATE events SET stream_id = substr(stream_id, :start) "
+                "WHERE stream_type = :stream_type AND stream_id LIKE :pattern"
+            ),
+            {"start": len(prefix) + 1, "stream_type": stream_type, "pattern": prefix + "%"},
+        )
