@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from enum import StrEnum
+from fractions import Fraction
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -48,7 +49,8 @@ def finding_rules() -> FindingRules:
         handoff_targets=settings.handoff_targets,
         peer_min_requests=settings.peer_min_requests,
         peer_margin_minutes=settings.peer_margin_minutes,
-        peer_factor=settings.peer_factor,
+        # Exact: the rules compare medians with factor × medians in integers (a float factor has no numerator).
+        peer_factor=Fraction(str(settings.peer_factor)),
     )
 
 
