@@ -33,6 +33,16 @@ LINES = {"tractor": "T-7", "baler": "B-2", "washer": "W-90", "dryer": "D-40"}
 DEALERS = ("AGRO-NORD", "FARMTECH", "HOMEPLUS", "SUEDHAUS", "KITCHENCO")
 SATISFACTION = ((5, 45), (4, 33), (3, 12), (2, 6), (1, 4))
 
+FAILED_VISIT_REASONS = [
+    "parts_unavailable",
+    "customer_absent",
+    "site_not_ready",
+    "needs_expert",
+    "wrong_diagnosis",
+    "other",
+]
+FAILED_VISIT_WEIGHTS = [40, 20, 15, 10, 10, 5]
+
 
 @dataclass
 class Demo:
@@ -182,8 +192,11 @@ async def field_work(
     visits = 2 if rng.random() < 0.18 else 1
     for visit in range(visits):
         steps.append(("arrive", {}, rng.expovariate(1 / 300) + 20))
+        fixed = visit == visits - 1
+        # Why a visit failed, as field service sees it: the part was not there most often (the seeds' warehouse).
+        failed = {} if fixed else {"reason": rng.choices(FAILED_VISIT_REASONS, FAILED_VISIT_WEIGHTS)[0]}
         steps.append(
-            ("complete", {"fixed": visit == visits - 1, "resolution": "replaced part"}, rng.expovariate(1 / 70) + 15)
+            ("complete", {"fixed": fixed, "resolution": "replaced part", **failed}, rng.expovariate(1 / 70) + 15)
         )
     swap_ids = []
     for action, body, minutes in steps:
