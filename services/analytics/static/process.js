@@ -113,7 +113,9 @@ function flowChart(key) {
                        svgEl("title", {}, `waiting on the customer: ${fmtMinutes(row.customer_minutes)}`)));
       }
       if (isBottleneck) {
-        g.append(svgEl("text", { x: x + boxW / 2, y: top - 12, "text-anchor": "middle", class: "bottleneck-label" },
+        // Centred over its box, but kept inside the drawing at both ends of the chain.
+        const edge = i === 0 ? ["start", x] : i === STEPS.length - 1 ? ["end", x + boxW] : ["middle", x + boxW / 2];
+        g.append(svgEl("text", { x: edge[1], y: top - 12, "text-anchor": edge[0], class: "bottleneck-label" },
                        `bottleneck · ${share}% of the time`));
       }
     } else {
