@@ -64,11 +64,8 @@ class AnalyticsViews:
 
     async def _query(self, view: Callable[..., Any], *args, **kwargs) -> Any:
         def run():
-            cur = self.projection.reader()
-            try:
-                return view(cur, self.projection.active_tables(cur), *args, **kwargs)
-            finally:
-                cur.close()
+            with self.projection.reading() as (cur, tables):
+                return view(cur, tables, *args, **kwargs)
 
         return await asyncio.to_thread(run)
 

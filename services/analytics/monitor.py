@@ -102,9 +102,7 @@ class AlertMonitor:
         since = now - self.policy.lookback_days * MICROS_PER_DAY
 
         def sample():
-            cur = self.projection.reader()
-            try:
-                tables = self.projection.active_tables(cur)
+            with self.projection.reading() as (cur, tables):
                 # The process findings over the requests received in the lookback, per dealer and center.
                 findings = {
                     scope.value: process_sql.finding_rows(
@@ -113,8 +111,6 @@ class AlertMonitor:
                     for scope in (GroupBy.dealer, GroupBy.center)
                 }
                 return alert_samples(cur, tables, since, now), findings
-            finally:
-                cur.close()
 
         samples, findings = await asyncio.to_thread(sample)
         conditions = evaluate_alerts(samples, self.policy) + finding_alerts(findings)

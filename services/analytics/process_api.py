@@ -110,11 +110,8 @@ async def _process_view(
     moment = None if as_of is None else to_micros(as_of)
 
     def run() -> list[dict]:
-        cur = projection.reader()
-        try:
-            return view(cur, projection.active_tables(cur), window, group_by, moment, dealer_id, **kw)
-        finally:
-            cur.close()
+        with projection.reading() as (cur, tables):
+            return view(cur, tables, window, group_by, moment, dealer_id, **kw)
 
     return JSONResponse({"rows": await asyncio.to_thread(run)})
 
@@ -202,10 +199,10 @@ class OcelFormat(StrEnum):
 
 def _stream(analytics, window: Window, as_of, actor: Actor, by_request: bool) -> Iterator:
     projection, dealer_id = analytics.projection, scope_of(actor).dealer_id
-    cur = projection.reader()
+    cur, tables = projection.snapshot()  # taken now: the stream reads this generation to its end
     return window_events(
         cur,
-        projection.active_tables(cur),
+        tables,
         window,
         None if as_of is None else to_micros(as_of),
         dealer_id,

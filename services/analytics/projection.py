@@ -3,8 +3,9 @@
 One DuckDB file (`ANALYTICS_DUCKDB_PATH`, under `var/` by default) opened read-write by this process only. The
 projection lives in a *generation* of tables (`g<N>_events`, `_job_requests`, `_requests`, `_jobs`,
 `_revisits`); `analytics_state` names the active one and the one a rebuild is filling. Writes go through one
-writer cursor under a lock, one transaction per batch; reads take a cursor of their own per query (DuckDB's
-MVCC lets them run while a batch is applied).
+writer cursor under a lock, one transaction per batch; reads take a snapshot of their own per query (a cursor in
+a read transaction, `Projection.reading`): DuckDB's MVCC lets them run while a batch is applied, and its versioned
+catalog keeps the generation they started on readable even if a rebuild switches and drops it meanwhile.
 
 A batch: insert its events (`ON CONFLICT DO NOTHING` on the event id: a redelivered event is no news), find the
 requests the new events belong to, read all their stored events back, fold every version of their facts (see
@@ -287,6 +288,27 @@ class Projection:
 
     def reader(self) -> duckdb.DuckDBPyConnection:
         return self.con.cursor()
+
+    def snapshot(self) -> tuple[duckdb.DuckDBPyConnection, Tables]:
+        """A reader cursor inside a read transaction, and the generation active when it began. Reading the state
+        pins the snapshot, so every later query on the cursor sees that generation's tables as they were, even
+        after a rebuild has switched to a new generation and dropped this one. Close the cursor when done."""
+        cur = self.con.cursor()
+        try:
+            run(cur, "BEGIN TRANSACTION")
+            return cur, Tables(self.state(cur).active)
+        except BaseException:
+            cur.close()
+            raise
+
+    @contextmanager
+    def reading(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, Tables]]:
+        """`snapshot()` for one query: the cursor is closed (its read transaction ended) on the way out."""
+        cur, tables = self.snapshot()
+        try:
+            yield cur, tables
+        finally:
+            cur.close()
 
     def state(self, cur: duckdb.DuckDBPyConnection | None = None) -> State:
         active, building = (

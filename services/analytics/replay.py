@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
+import duckdb
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from pydantic import ValidationError
 
@@ -104,6 +105,8 @@ def _abandon(projection: Projection, tables: Tables) -> None:
     with projection.lock:
         cur = projection.writer
         state = projection.state()
+        if state.active == tables.number:  # the switch did commit after all: never drop the live generation
+            return
         drop_tables(cur, tables)
         run(cur, f"DROP TABLE IF EXISTS {tables.events}_load")
         if state.building == tables.number:
@@ -243,9 +246,21 @@ def _switch(projection: Projection, tables: Tables, started_at: int) -> tuple[in
         except BaseException:
             run(cur, "ROLLBACK")
             raise
-        drop_tables(cur, old)
-        run(cur, "CHECKPOINT")
         return old.number, len(touched)
+
+
+def _retire(projection: Projection, previous: int) -> None:
+    """After the switch: drop the previous generation and checkpoint. Only tidying — the switch has committed
+    and the new generation is the live one whatever happens here. A snapshot still reading the previous
+    generation keeps it (DuckDB's catalog is versioned); the checkpoint is refused while any read transaction is
+    open, and DuckDB checkpoints on its own later, so a refusal is logged, not raised. Whatever is left behind
+    is dropped by the next rebuild's claim."""
+    with projection.lock:
+        try:
+            drop_tables(projection.writer, Tables(previous))
+            run(projection.writer, "CHECKPOINT")
+        except duckdb.Error as exc:
+            log.info("rebuild: generation %d left for later (%s)", previous, str(exc).splitlines()[0])
 
 
 async def rebuild(
@@ -271,7 +286,11 @@ async def rebuild(
         raise RebuildRunning("a rebuild is already running")
     projection.rebuilding = True
     started = time.perf_counter()
-    tables, started_at = await asyncio.to_thread(_claim, projection)
+    try:
+        tables, started_at = await asyncio.to_thread(_claim, projection)
+    except BaseException:
+        projection.rebuilding = False
+        raise
     try:
         await say("claimed", f"replaying {', '.join(CONSUMES)} into generation {tables.number}")
         read, stored = await _replay_topics(projection, bootstrap, tables, registry, batch_size)
@@ -279,6 +298,13 @@ async def rebuild(
         await say("replayed", f"read {read} records ({stored} events); folding")
         requests, versions = await asyncio.to_thread(_fold, projection, tables)
         previous, late = await asyncio.to_thread(_switch, projection, tables, started_at)
+    except BaseException:
+        # Before the switch committed, the new generation is nobody's: drop it. After, it is the live one.
+        await asyncio.to_thread(_abandon, projection, tables)
+        projection.rebuilding = False
+        raise
+    try:
+        await asyncio.to_thread(_retire, projection, previous)
         finished = time.perf_counter()
         await say("switched", f"generation {tables.number} is active (was {previous})")
         return RebuildReport(
@@ -292,8 +318,5 @@ async def rebuild(
             read_done - started,
             finished - read_done,
         )
-    except BaseException:
-        await asyncio.to_thread(_abandon, projection, tables)
-        raise
     finally:
         projection.rebuilding = False
