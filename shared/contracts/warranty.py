@@ -101,6 +101,19 @@ class PartSwapped(EventData):
     recorded_by: str
 
 
+@event("part.registered", topic=WARRANTY, subject="part_number")
+class PartRegistered(EventData):
+    """A spare part entered (or was re-priced in) the catalogue. The last registration of a part number holds;
+    intake keeps a copy to price quotes from."""
+
+    part_number: str
+    name: str
+    category: str = Field(description="The part category warranty's coverage and return rules are keyed by")
+    unit_price: Decimal = Field(description="Price of one unit, a decimal string in `currency`")
+    currency: str
+    registered_by: str
+
+
 @event("unit.repair_recorded", topic=WARRANTY, subject="serial")
 class UnitRepairRecorded(EventData):
     """Warranty's repair record of a unit: a job for it was completed fixed (caused by `job.completed`)."""
