@@ -4,15 +4,17 @@ computed over its own requests only."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, Field
 
-from services.analytics.application import AnalyticsViews, Scope
+from services.analytics import sqlviews
+from services.analytics.application import AnalyticsViews, Scope, ViewQuery
 from services.analytics.metrics import Window
 from services.analytics.replay import RebuildRunning
 from services.analytics.views import GroupBy
@@ -78,6 +80,33 @@ class ScorecardView(BaseModel):
     rows: list[ScorecardRow]
 
 
+class TrendRow(BaseModel):
+    day: str
+    received: int
+    resolved: int
+    backlog: int
+
+
+class TrendView(BaseModel):
+    rows: list[TrendRow]
+
+
+class DurationBucket(BaseModel):
+    label: str
+    count: int
+
+
+class StepDurations(BaseModel):
+    count: int
+    median_minutes: float | None
+    p90_minutes: float | None
+    buckets: list[DurationBucket]
+
+
+class DurationsView(BaseModel):
+    steps: dict[str, StepDurations] = Field(description="triage, assign, arrive and resolve")
+
+
 class AlertState(StrEnum):
     active = "active"
     cleared = "cleared"
@@ -131,69 +160,68 @@ def scope_of(actor: Actor) -> Scope:
     return Scope(dealer_id=actor.dealer_scope)
 
 
-@views.get("/throughput", dependencies=[Permission(*VIEWERS)], response_model=ThroughputView)
-async def throughput(
-    actor: CurrentActor,
-    analytics: Views,
-    group_by: GroupByParam = GroupBy.all,
-    from_: FromDate = None,
-    to: ToDate = None,
-    as_of: AsOf = None,
-) -> JSONResponse:
+async def windowed(
+    actor: CurrentActor, analytics: Views, from_: FromDate = None, to: ToDate = None, as_of: AsOf = None
+) -> ViewQuery:
+    """The question every view answers: a window of days, a moment, and whose requests (the caller's scope)."""
+    return ViewQuery(window_of(from_, to, analytics), as_of, scope_of(actor))
+
+
+def grouped(default: GroupBy) -> Callable[..., Awaitable[ViewQuery]]:
+    """`windowed` and a `group_by` with the view's own default."""
+
+    async def query(
+        actor: CurrentActor,
+        analytics: Views,
+        group_by: GroupByParam = default,
+        from_: FromDate = None,
+        to: ToDate = None,
+        as_of: AsOf = None,
+    ) -> ViewQuery:
+        return ViewQuery(window_of(from_, to, analytics), as_of, scope_of(actor), group_by)
+
+    return query
+
+
+WindowQuery = Annotated[ViewQuery, Depends(windowed)]
+GroupedQuery = Annotated[ViewQuery, Depends(grouped(GroupBy.all))]
+
+
+@views.get("/throughput", dependencies=[Permission(*VIEWERS)])
+async def throughput(query: GroupedQuery, analytics: Views) -> ThroughputView:
     """Requests per group over `[from, to)`: the cohort received in the window with its times to triage,
     assignment, arrival and resolution (median, nearest-rank p90, minutes), first-time fix, SLA met and
     complaints; resolutions in the window; the backlog at `to`. Percentages 0-100, 1 decimal, null where the
     denominator is 0."""
-    rows = await analytics.throughput(window_of(from_, to, analytics), group_by, as_of, scope_of(actor))
-    return JSONResponse({"rows": rows})
+    return ThroughputView.model_validate({"rows": await analytics.view(sqlviews.throughput_rows, query)})
 
 
-@views.get("/satisfaction", dependencies=[Permission(*VIEWERS)], response_model=SatisfactionView)
-async def satisfaction(
-    actor: CurrentActor,
-    analytics: Views,
-    group_by: GroupByParam = GroupBy.all,
-    from_: FromDate = None,
-    to: ToDate = None,
-    as_of: AsOf = None,
-) -> JSONResponse:
+@views.get("/satisfaction", dependencies=[Permission(*VIEWERS)])
+async def satisfaction(query: GroupedQuery, analytics: Views) -> SatisfactionView:
     """Revisits in `[from, to)` by their own time: responses, average score, CSAT (share of 4-5), CSI, NPS
     (promoters 9-10 minus detractors 0-6, among revisits that gave one) and low scores (1-2)."""
-    rows = await analytics.satisfaction(window_of(from_, to, analytics), group_by, as_of, scope_of(actor))
-    return JSONResponse({"rows": rows})
+    return SatisfactionView.model_validate({"rows": await analytics.view(sqlviews.satisfaction_rows, query)})
 
 
-@views.get("/scorecard", dependencies=[Permission(*VIEWERS)], response_model=ScorecardView)
-async def scorecard(
-    actor: CurrentActor,
-    analytics: Views,
-    group_by: GroupByParam = GroupBy.all,
-    from_: FromDate = None,
-    to: ToDate = None,
-    as_of: AsOf = None,
-) -> JSONResponse:
+@views.get("/scorecard", dependencies=[Permission(*VIEWERS)])
+async def scorecard(query: GroupedQuery, analytics: Views) -> ScorecardView:
     """SLA met, first-time fix and CSAT per group, and score = 0.2 × SLA met + 0.3 × first-time fix + 0.5 ×
     CSAT from the unrounded parts (a missing part counts as 0; null when all three are missing)."""
-    rows = await analytics.scorecard(window_of(from_, to, analytics), group_by, as_of, scope_of(actor))
-    return JSONResponse({"rows": rows})
+    return ScorecardView.model_validate({"rows": await analytics.view(sqlviews.scorecard_rows, query)})
 
 
 @views.get("/trend", dependencies=[Permission(*VIEWERS)])
-async def trend(
-    actor: CurrentActor, analytics: Views, from_: FromDate = None, to: ToDate = None, as_of: AsOf = None
-) -> JSONResponse:
+async def trend(query: WindowQuery, analytics: Views) -> TrendView:
     """Per UTC day of the window: requests received that day, resolved that day, and the backlog at the day's
     end (the dashboard's throughput-and-backlog chart)."""
-    return JSONResponse({"rows": await analytics.trend(window_of(from_, to, analytics), as_of, scope_of(actor))})
+    return TrendView.model_validate({"rows": await analytics.view(sqlviews.trend_rows, query)})
 
 
 @views.get("/durations", dependencies=[Permission(*VIEWERS)])
-async def durations(
-    actor: CurrentActor, analytics: Views, from_: FromDate = None, to: ToDate = None, as_of: AsOf = None
-) -> JSONResponse:
+async def durations(query: WindowQuery, analytics: Views) -> DurationsView:
     """How long the window's cohort took from received to triage, first assignment, first arrival and
     resolution: counts per duration bucket, with median and p90 in minutes."""
-    return JSONResponse({"steps": await analytics.durations(window_of(from_, to, analytics), as_of, scope_of(actor))})
+    return DurationsView.model_validate({"steps": await analytics.view(sqlviews.duration_histograms, query)})
 
 
 @views.get("/alerts", dependencies=[Permission(*VIEWERS)])

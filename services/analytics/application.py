@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from services.analytics import sqlviews
 from services.analytics.metrics import Window, from_micros, to_micros
 from services.analytics.monitor import AlertMonitor
 from services.analytics.projection import Projection
@@ -31,6 +30,17 @@ class Scope:
     dealer_id — a dealer-less request is in no dealer's scope, whatever a dealer's id is."""
 
     dealer_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ViewQuery:
+    """What a view is asked: the window of days, the moment its numbers stand at (`as_of`: only events recorded
+    by then; None: now), whose requests (the caller's scope), and for grouped views the grouping."""
+
+    window: Window
+    as_of: datetime | None
+    scope: Scope
+    group_by: GroupBy | None = None
 
 
 @dataclass
@@ -75,20 +85,12 @@ class AnalyticsViews:
 
     # --- views -----------------------------------------------------------------------------------------
 
-    async def throughput(self, window: Window, group_by: GroupBy, as_of: datetime | None, scope: Scope) -> list[dict]:
-        return await self._query(sqlviews.throughput_rows, window, group_by, self._moment(as_of), scope.dealer_id)
-
-    async def satisfaction(self, window: Window, group_by: GroupBy, as_of: datetime | None, scope: Scope) -> list[dict]:
-        return await self._query(sqlviews.satisfaction_rows, window, group_by, self._moment(as_of), scope.dealer_id)
-
-    async def scorecard(self, window: Window, group_by: GroupBy, as_of: datetime | None, scope: Scope) -> list[dict]:
-        return await self._query(sqlviews.scorecard_rows, window, group_by, self._moment(as_of), scope.dealer_id)
-
-    async def trend(self, window: Window, as_of: datetime | None, scope: Scope) -> list[dict]:
-        return await self._query(sqlviews.trend_rows, window, self._moment(as_of), scope.dealer_id)
-
-    async def durations(self, window: Window, as_of: datetime | None, scope: Scope) -> dict[str, Any]:
-        return await self._query(sqlviews.duration_histograms, window, self._moment(as_of), scope.dealer_id)
+    async def view(self, rows: Callable[..., Any], query: ViewQuery, **options: Any) -> Any:
+        """Run one view's SQL function over a snapshot: `rows(cur, tables, window, [group_by,] as_of, dealer_id,
+        **options)` (the grouped views take `group_by`; the others do not)."""
+        grouping = () if query.group_by is None else (query.group_by,)
+        moment = self._moment(query.as_of)
+        return await self._query(rows, query.window, *grouping, moment, query.scope.dealer_id, **options)
 
     # --- alerts ----------------------------------------------------------------------------------------
 

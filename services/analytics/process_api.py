@@ -7,25 +7,25 @@ The views are SQL over the versioned facts in DuckDB (`process_sql`, held equal 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from enum import StrEnum
 from fractions import Fraction
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, create_model
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.analytics import exports, process_sql
-from services.analytics.api import VIEWERS, AsOf, FromDate, GroupByParam, ToDate, Views, scope_of, window_of
-from services.analytics.metrics import Window, to_micros
+from services.analytics.api import VIEWERS, GroupedQuery, Views, WindowQuery, grouped
+from services.analytics.application import AnalyticsViews, ViewQuery
+from services.analytics.metrics import to_micros
 from services.analytics.process import STEPS, FindingRules
 from services.analytics.process_store import window_events
+from services.analytics.records import AnalyticsEvent
 from services.analytics.views import GroupBy
-from shared.auth import Actor
-from shared.http.security import CurrentActor, Permission
+from shared.http.security import Permission
 
 router = APIRouter(tags=["process"])
 
@@ -93,103 +93,67 @@ class FindingRow(BaseModel):
     owner: str | None
     reason: str | None
     side: str
+    customer_minutes: float | None = Field(
+        None, description="For repeat visits the customer caused: minutes spent waiting on the customer"
+    )
     count: int
     requests: int
     detail: str
     request_ids: list[str]
 
 
-def _rows_model(row: type[BaseModel]) -> type[BaseModel]:
-    return create_model(f"{row.__name__}s", rows=(list[row], ...))
+class HandoffView(BaseModel):
+    rows: list[HandoffRow]
 
 
-async def _process_view(
-    analytics, view: Callable[..., list[dict]], window: Window, group_by: GroupBy, as_of, actor: Actor, **kw: Any
-) -> JSONResponse:
-    projection, dealer_id = analytics.projection, scope_of(actor).dealer_id
-    moment = None if as_of is None else to_micros(as_of)
-
-    def run() -> list[dict]:
-        with projection.reading() as (cur, tables):
-            return view(cur, tables, window, group_by, moment, dealer_id, **kw)
-
-    return JSONResponse({"rows": await asyncio.to_thread(run)})
+class ReworkView(BaseModel):
+    rows: list[ReworkRow]
 
 
-@router.get("/v1/views/handoffs", dependencies=[Permission(*VIEWERS)], response_model=_rows_model(HandoffRow))
-async def handoffs(
-    actor: CurrentActor,
-    analytics: Views,
-    group_by: GroupByParam = GroupBy.all,
-    from_: FromDate = None,
-    to: ToDate = None,
-    as_of: AsOf = None,
-) -> JSONResponse:
+class VariantView(BaseModel):
+    rows: list[VariantRow]
+
+
+class FindingView(BaseModel):
+    rows: list[FindingRow]
+
+
+FindingsQuery = Annotated[ViewQuery, Depends(grouped(GroupBy.dealer))]
+
+
+@router.get("/v1/views/handoffs", dependencies=[Permission(*VIEWERS)])
+async def handoffs(query: GroupedQuery, analytics: Views) -> HandoffView:
     """Per key, one row per hand-off of the chain (triage, assign, accept, travel, repair, follow_up) measured at
     least once over the requests received in `[from, to)`: from the first occurrence of its start to the first
     of its end, count, median and nearest-rank p90 minutes, total minutes, its share of the six steps' total,
     and `customer_minutes`, the part spent waiting on the customer (after a visit failed because the customer
     was absent or the site not ready)."""
-    return await _process_view(
-        analytics, process_sql.handoff_rows, window_of(from_, to, analytics), group_by, as_of, actor
-    )
+    return HandoffView.model_validate({"rows": await analytics.view(process_sql.handoff_rows, query)})
 
 
-@router.get("/v1/views/rework", dependencies=[Permission(*VIEWERS)], response_model=_rows_model(ReworkRow))
-async def rework(
-    actor: CurrentActor,
-    analytics: Views,
-    group_by: GroupByParam = GroupBy.all,
-    from_: FromDate = None,
-    to: ToDate = None,
-    as_of: AsOf = None,
-) -> JSONResponse:
+@router.get("/v1/views/rework", dependencies=[Permission(*VIEWERS)])
+async def rework(query: GroupedQuery, analytics: Views) -> ReworkView:
     """Over the jobs of the requests received in `[from, to)`: jobs assigned twice or more, jobs with a visit
     that did not fix the unit (repeat visits, by reason), and complaints reopened."""
-    return await _process_view(
-        analytics, process_sql.rework_rows, window_of(from_, to, analytics), group_by, as_of, actor
-    )
+    return ReworkView.model_validate({"rows": await analytics.view(process_sql.rework_rows, query)})
 
 
-@router.get("/v1/views/variants", dependencies=[Permission(*VIEWERS)], response_model=_rows_model(VariantRow))
-async def variants(
-    actor: CurrentActor,
-    analytics: Views,
-    group_by: GroupByParam = GroupBy.all,
-    from_: FromDate = None,
-    to: ToDate = None,
-    as_of: AsOf = None,
-) -> JSONResponse:
+@router.get("/v1/views/variants", dependencies=[Permission(*VIEWERS)])
+async def variants(query: GroupedQuery, analytics: Views) -> VariantView:
     """The paths the requests received in `[from, to)` took (their steps in business order), most frequent
     first: how many took each, their share, the median and p90 minutes from first to last step, and up to 20
     of their request ids."""
-    return await _process_view(
-        analytics, process_sql.variant_rows, window_of(from_, to, analytics), group_by, as_of, actor
-    )
+    return VariantView.model_validate({"rows": await analytics.view(process_sql.variant_rows, query)})
 
 
-@router.get("/v1/views/process-findings", dependencies=[Permission(*VIEWERS)], response_model=_rows_model(FindingRow))
-async def process_findings(
-    actor: CurrentActor,
-    analytics: Views,
-    group_by: GroupByParam = GroupBy.dealer,
-    from_: FromDate = None,
-    to: ToDate = None,
-    as_of: AsOf = None,
-) -> JSONResponse:
+@router.get("/v1/views/process-findings", dependencies=[Permission(*VIEWERS)])
+async def process_findings(query: FindingsQuery, analytics: Views) -> FindingView:
     """What to act on, each finding with the requests behind it: a hand-off whose median exceeds its target
     (`HANDOFF_TARGETS`, e.g. triage within 15 minutes); a key whose median for a step is at least twice the
     others' and 10 minutes more (5+ requests each side); jobs bounced between technicians (3+ assignments or
     A→B→A); visits that did not fix the unit, by reason, with the time spent waiting on the customer."""
-    return await _process_view(
-        analytics,
-        process_sql.finding_rows,
-        window_of(from_, to, analytics),
-        group_by,
-        as_of,
-        actor,
-        rules=finding_rules(),
-    )
+    rows = await analytics.view(process_sql.finding_rows, query, rules=finding_rules())
+    return FindingView.model_validate({"rows": rows})
 
 
 class OcelFormat(StrEnum):
@@ -197,17 +161,10 @@ class OcelFormat(StrEnum):
     sqlite = "sqlite"
 
 
-def _stream(analytics, window: Window, as_of, actor: Actor, by_request: bool) -> Iterator:
-    projection, dealer_id = analytics.projection, scope_of(actor).dealer_id
-    cur, tables = projection.snapshot()  # taken now: the stream reads this generation to its end
-    return window_events(
-        cur,
-        tables,
-        window,
-        None if as_of is None else to_micros(as_of),
-        dealer_id,
-        by_request=by_request,
-    )
+def _stream(analytics: AnalyticsViews, query: ViewQuery, by_request: bool) -> Iterator[AnalyticsEvent]:
+    cur, tables = analytics.projection.snapshot()  # taken now: the stream reads this generation to its end
+    moment = None if query.as_of is None else to_micros(query.as_of)
+    return window_events(cur, tables, query.window, moment, query.scope.dealer_id, by_request=by_request)
 
 
 @router.get(
@@ -217,19 +174,15 @@ def _stream(analytics, window: Window, as_of, actor: Actor, by_request: bool) ->
     responses={200: {"content": {"application/json": {}, "application/vnd.sqlite3": {}}}},
 )
 async def export_ocel(
-    actor: CurrentActor,
+    query: WindowQuery,
     analytics: Views,
-    from_: FromDate = None,
-    to: ToDate = None,
-    as_of: AsOf = None,
     format: Annotated[OcelFormat, Query(description="json (default) or sqlite")] = OcelFormat.json,
 ) -> StreamingResponse:
     """Every stored event whose `time` is in `[from, to)` as an OCEL 2.0 log, streamed: objects service_request,
     job, unit, dealer, service_center, technician, complaint, claim and part with qualified event-to-object and
     object-to-object links, `recordedat` as an event attribute; no customer names or phones. `format=sqlite`
     gives the OCEL 2.0 SQLite layout. A dealer token exports its own requests only."""
-    window = window_of(from_, to, analytics)
-    events = _stream(analytics, window, as_of, actor, by_request=False)
+    events = _stream(analytics, query, by_request=False)
     if format == OcelFormat.sqlite:
         return StreamingResponse(
             exports.ocel_sqlite_chunks(events),
@@ -249,14 +202,11 @@ async def export_ocel(
     tags=["exports"],
     responses={200: {"content": {"application/xml": {}}}},
 )
-async def export_xes(
-    actor: CurrentActor, analytics: Views, from_: FromDate = None, to: ToDate = None, as_of: AsOf = None
-) -> StreamingResponse:
+async def export_xes(query: WindowQuery, analytics: Views) -> StreamingResponse:
     """The events whose `time` is in `[from, to)` as an IEEE 1849 XES log, streamed: one trace per service
     request (its complaints included through their job), each event with `lifecycle:transition`, `org:resource`
     (the technician, else the owning party) and `recordedat`. A dealer token exports its own requests only."""
-    window = window_of(from_, to, analytics)
-    events = _stream(analytics, window, as_of, actor, by_request=True)
+    events = _stream(analytics, query, by_request=True)
     return StreamingResponse(
         exports.xes_chunks(events),
         media_type="application/xml",
