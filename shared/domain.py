@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from shared.clock import as_utc
 from shared.contracts.base import EventData
@@ -50,7 +50,7 @@ class TimeRules:
     max_future_skew_seconds: int = 300
 
     @classmethod
-    def from_settings(cls, settings) -> TimeRules:
+    def from_settings(cls, settings: Any) -> TimeRules:  # any settings with the two fields
         return cls(settings.max_backdate_days, settings.max_future_skew_seconds)
 
     def resolve(self, requested: datetime | None, now: datetime, previous: datetime | None) -> datetime:
@@ -98,8 +98,9 @@ class Namespaced:
         return f"{cls.namespace}:{business_id}"
 
     @classmethod
-    def new(cls, business_id: str):
-        return cls(id=cls.stream_id(business_id))
+    def new(cls, business_id: str) -> Self:
+        # A mixin of dataclass aggregates, whose first field is `id`.
+        return cls(id=cls.stream_id(business_id))  # type: ignore[call-arg]
 
     @property
     def business_id(self) -> str:
@@ -119,7 +120,7 @@ class Aggregate:
     stream_type: ClassVar[str] = "aggregate"
 
     @classmethod
-    def rehydrate(cls, stream_id: str, history: Iterable[tuple[EventData, datetime]]):
+    def rehydrate(cls, stream_id: str, history: Iterable[tuple[EventData, datetime]]) -> Self:
         aggregate = cls(id=stream_id)
         for data, occurred_at in history:
             aggregate._fold(data, occurred_at)

@@ -16,10 +16,11 @@ import importlib
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData
+from sqlalchemy import Connection, MetaData
 from sqlalchemy.ext.asyncio import create_async_engine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,13 +61,13 @@ def alembic_config(service: str, url: str) -> Config:
     return config
 
 
-def run_env(context) -> None:
+def run_env(context: Any) -> None:  # alembic's `context` module, a proxy
     """Body of every service's env.py: online migrations over an async engine."""
     config = context.config
     metadata = service_metadata(config.attributes["service"])
     url = config.get_main_option("sqlalchemy.url")
 
-    def migrate(connection) -> None:
+    def migrate(connection: Connection) -> None:
         context.configure(
             connection=connection, target_metadata=metadata, render_as_batch=url.startswith("sqlite"), compare_type=True
         )

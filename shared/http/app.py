@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.http.limits import BodySizeLimitMiddleware
 from shared.http.openapi import document_problems
@@ -26,13 +27,14 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 class ObservabilityMiddleware:
     """Pure ASGI: sets the correlation id for logs and events, and records rate and latency per route."""
 
-    def __init__(self, app, service: str) -> None:
+    def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         headers = dict(scope.get("headers") or ())
         incoming = headers.get(b"x-correlation-id", b"").decode("latin-1")
         cid = incoming if 0 < len(incoming) <= 64 else str(uuid.uuid4())
@@ -41,7 +43,7 @@ class ObservabilityMiddleware:
         token = correlation_id.set(cid)
         status = {"code": 500}
 
-        async def send_wrapper(message) -> None:
+        async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 message.setdefault("headers", [])

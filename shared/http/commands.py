@@ -77,7 +77,7 @@ def command_metadata(request: Request) -> Metadata:
     """The caller's W3C `traceparent` is kept; without one, the command starts a trace of its own, so that
     every event of the chain carries a trace id that consumers and logs can follow."""
     traceparent = current_traceparent(request.headers.get("traceparent"))
-    if not _TRACEPARENT.fullmatch(traceparent or "") or traceparent.split("-")[1] == "0" * 32:
+    if traceparent is None or not _TRACEPARENT.fullmatch(traceparent) or traceparent.split("-")[1] == "0" * 32:
         traceparent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
     return new_metadata(request.scope.get("state", {}).get("correlation_id"), traceparent)
 

@@ -146,21 +146,22 @@ class IdempotentCall:
             if self.key is None:
                 raise
             response = None  # another call stored this key first (PostgreSQL): its answer is the one to give
-        if self.key is None or (response is not None and response.status_code >= 500):
+        if response is not None and (self.key is None or response.status_code >= 500):
             return response
-        return await self._store_error(response)
+        assert self.key is not None  # no answer of our own comes only from losing the race for a key
+        return await self._store_error(self.key, response)
 
-    async def _store_error(self, response: Response | None) -> Response:
+    async def _store_error(self, key: str, response: Response | None) -> Response:
         """Keep a refused call's answer for the key, unless a concurrent call with it has stored its own."""
         try:
             async with self.store.db.unit_of_work() as conn:
-                await self.store.lock(conn, self.scope, self.key)
-                replay = await self.store.stored_answer(conn, self.scope, self.key, self.request_hash)
+                await self.store.lock(conn, self.scope, key)
+                replay = await self.store.stored_answer(conn, self.scope, key, self.request_hash)
                 if replay is not None:
                     return replay
                 if response is None:
                     raise _in_use()
-                await self.store.store_answer(conn, self.scope, self.key, self.request_hash, response)
+                await self.store.store_answer(conn, self.scope, key, self.request_hash, response)
             return response
         except IntegrityError:
             raise _in_use() from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.http.problems import Problem, problem_response
 
@@ -26,19 +27,20 @@ class BodySizeLimitMiddleware:
     """Pure ASGI; the default limit is the running service's `max_body_bytes` setting (read per request, since
     settings are attached in the lifespan)."""
 
-    def __init__(self, app, overrides: Mapping[str, int] | None = None) -> None:
+    def __init__(self, app: ASGIApp, overrides: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.overrides = dict(overrides or {})
 
-    def limit_for(self, scope) -> int:
+    def limit_for(self, scope: Scope) -> int:
         if scope["path"] in self.overrides:
             return self.overrides[scope["path"]]
         settings = getattr(getattr(scope.get("app"), "state", None), "settings", None)
-        return getattr(settings, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+        return int(getattr(settings, "max_body_bytes", DEFAULT_MAX_BODY_BYTES))
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
             # NUL is no character of any id or filter, and PostgreSQL refuses it in text: a 400, not a 500.
             where = "path" if "\x00" in scope["path"] else "query"
@@ -51,7 +53,8 @@ class BodySizeLimitMiddleware:
                 ),
                 scope["path"].replace("\x00", "%00"),
             )
-            return await response(scope, receive, send)
+            await response(scope, receive, send)
+            return
         limit = self.limit_for(scope)
         declared = dict(scope.get("headers") or ()).get(b"content-length")
         if declared is not None:
@@ -66,10 +69,11 @@ class BodySizeLimitMiddleware:
                     ),
                     scope["path"],
                 )
-                return await response(scope, receive, send)
+                await response(scope, receive, send)
+                return
         received = 0
 
-        async def counting_receive():
+        async def counting_receive() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -16,7 +16,8 @@ _bearer = HTTPBearer(auto_error=False, description="JWT signed by the deployment
 
 
 def _verifier(request: Request) -> TokenVerifier:
-    return request.app.state.verifier
+    verifier: TokenVerifier = request.app.state.verifier
+    return verifier
 
 
 async def authenticate(
@@ -47,7 +48,7 @@ async def authenticate(
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 
 
-def Permission(*roles: Role):  # noqa: N802 - reads as a declaration on the route
+def Permission(*roles: Role) -> Any:  # noqa: N802 - reads as a declaration on the route
     """A route dependency that lets through callers holding any of `roles` (admin always passes)."""
 
     async def check(principal: CurrentPrincipal) -> Principal:

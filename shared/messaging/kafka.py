@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -14,7 +15,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 log = logging.getLogger(__name__)
 
 
-def reliable_producer(bootstrap: str, client_id: str, **overrides) -> AIOKafkaProducer:
+def reliable_producer(bootstrap: str, client_id: str, **overrides: Any) -> AIOKafkaProducer:
     """Idempotent producer with acks=all: no duplicates from its own retries, nothing acknowledged that
     the in-sync replicas did not all store. Short linger so batches form under load only."""
     options = dict(
@@ -33,7 +34,7 @@ def reliable_producer(bootstrap: str, client_id: str, **overrides) -> AIOKafkaPr
 
 
 def manual_commit_consumer(
-    bootstrap: str, group_id: str, topics: Iterable[str], client_id: str, **overrides
+    bootstrap: str, group_id: str, topics: Iterable[str], client_id: str, **overrides: Any
 ) -> AIOKafkaConsumer:
     """A consumer in `group_id` that starts from the beginning of a topic it never read and commits only
     when told to (after the effect is durable)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 from fastapi import FastAPI
@@ -39,9 +39,8 @@ async def eventually(
     """Poll `probe` until `until(result)` holds; fail with the last result after `timeout` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    result: Any = None
     while True:
-        result = await probe()
+        result: T = await probe()
         if until(result):
             return result
         if loop.time() > deadline:

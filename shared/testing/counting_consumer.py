@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.events import IncomingEvent
 from shared.eventstore.database import Database
 from shared.eventstore.tables import metadata as shared_metadata
 from shared.messaging.consumer import IdempotentConsumer
@@ -33,7 +36,7 @@ def counting_consumer(
     delay: float = 0.0,
     fail_subjects: frozenset[str] = frozenset(),
 ) -> IdempotentConsumer:
-    async def record_effect(event, conn) -> None:
+    async def record_effect(event: IncomingEvent[Any], conn: AsyncConnection) -> None:
         if event.envelope.subject in fail_subjects:
             raise RuntimeError(f"cannot handle {event.envelope.subject}")
         await conn.execute(insert(effects).values(event_id=event.id, subject=event.envelope.subject))

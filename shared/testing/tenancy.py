@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 OTHER_ROLES = ("agent", "dispatcher", "technician", "warranty_officer", "complaints_officer", "analyst")
 OPS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -15,19 +16,19 @@ OPS = frozenset({"/healthz", "/readyz", "/metrics"})
 Probe = tuple[str, Any]  # (url, JSON body or None)
 
 
-def routes_of(app) -> set[tuple[str, str]]:
+def routes_of(app: FastAPI) -> set[tuple[str, str]]:
     """(METHOD, path) of every documented operation but the ops endpoints."""
     return {(method.upper(), path) for path, ops in app.openapi()["paths"].items() for method in ops if path not in OPS}
 
 
 async def leaks(
     client: httpx.AsyncClient,
-    app,
+    app: FastAPI,
     probes: Mapping[tuple[str, str], Probe],
     token_for: Callable[[str], dict[str, str]],
     count_writes: Callable[[], Awaitable[int]],
     secrets: tuple[str, ...],
-) -> list[tuple]:
+) -> list[tuple[str, str, str, int, str, str]]:
     """Try every probe with the token of every other role; return what was not refused, or wrote. A list (200)
     passes when it shows none of `secrets` (the other dealer's ids). Fails outright when a route has no probe."""
     missing = routes_of(app) - set(probes)
