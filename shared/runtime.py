@@ -94,7 +94,11 @@ class ServiceRuntime:
 
     @staticmethod
     def database(settings: ServiceSettings) -> Database:
-        return Database(settings.resolved_database_url(), sqlite_synchronous=settings.sqlite_synchronous)
+        return Database(
+            settings.resolved_database_url(),
+            sqlite_synchronous=settings.sqlite_synchronous,
+            group_commit_limit=settings.sqlite_group_commit_limit,
+        )
 
     async def start(self, *, create_tables: bool = True) -> None:
         configure_tracing(self.settings.service_name, self.settings.otel_exporter_otlp_endpoint)

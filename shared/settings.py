@@ -58,6 +58,8 @@ class ServiceSettings(BaseSettings):
         description="Larger request bodies get a 413 before they are read (bulk imports allow more)",
     )
     sqlite_synchronous: str = Field("FULL", pattern="^(OFF|NORMAL|FULL|EXTRA)$")
+    # Write transactions queued together share one COMMIT (one fsync), each in its own savepoint; 1 turns it off.
+    sqlite_group_commit_limit: int = Field(64, ge=1, le=1024)
     otel_exporter_otlp_endpoint: str = Field("", description="OTLP/HTTP endpoint for traces; empty: no export")
     log_level: str = "INFO"
     log_json: bool = True

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from shared.eventstore import sqlite_driver
+from shared.eventstore.group_commit import GroupCommit
 
 _BUSY_TIMEOUT_SECONDS = 30
 
@@ -24,6 +25,10 @@ _ambient: ContextVar[tuple[Database, AsyncConnection, object] | None] = ContextV
 class Database:
     """Writes run in `transaction()`; reads in `read()`.
 
+    On SQLite the write transactions of this process that queue together are grouped into one database
+    transaction, each in a savepoint, each answered after the group's durable COMMIT (`group_commit.py`;
+    `group_commit_limit=1` turns it off).
+
     On SQLite every write transaction starts with BEGIN IMMEDIATE: writers queue for the single write lock
     (busy_timeout) instead of failing when a read snapshot turns stale, and a command's read-check-append runs
     against the latest state. Reads use a second engine with ordinary deferred transactions, so they never
@@ -31,18 +36,25 @@ class Database:
     BEGIN IMMEDIATE: SQLite's busy handler polls with sleeps of up to 100 ms, which under concurrent requests
     made waits of seconds; other processes still meet the busy timeout."""
 
-    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, sqlite_synchronous: str = "FULL", group_commit_limit: int = 64, echo: bool = False
+    ) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.committed = asyncio.Event()
         self._writer_loop: asyncio.AbstractEventLoop | None = None
         self._writer_lock = asyncio.Lock()
+        self.group_commit: GroupCommit | None = None  # SQLite: see group_commit.py; PostgreSQL commits per call
         if self.is_sqlite:
             database = self.url.database or ""
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             self.engine = self._sqlite_engine(immediate=True, synchronous=sqlite_synchronous, echo=echo)
             self.read_engine = self._sqlite_engine(immediate=False, synchronous=sqlite_synchronous, echo=echo)
+            if group_commit_limit > 1:
+                self.group_commit = GroupCommit(
+                    self.engine, limit=group_commit_limit, timeout=_BUSY_TIMEOUT_SECONDS, on_commit=self.committed.set
+                )
         else:
             self.engine = create_async_engine(self.url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
             self.read_engine = self.engine
@@ -88,6 +100,10 @@ class Database:
         ambient = _ambient.get()
         if ambient is not None and ambient[0] is self and ambient[2] is asyncio.current_task():
             yield ambient[1]
+            return
+        if self.group_commit is not None:
+            async with self.group_commit.transaction() as conn:
+                yield conn
             return
         async with self._writer():
             async with self.engine.begin() as conn:

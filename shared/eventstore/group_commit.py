@@ -1,0 +1,153 @@
+"""Group commit on SQLite: the write transactions of one process that queue for the writer together share one
+database transaction and one fsync.
+
+SQLite has one writer at a time, so a process's write transactions already run one after another (FIFO on an
+asyncio lock, see `Database`). Before, each paid its own BEGIN IMMEDIATE, COMMIT and fsync. Now each runs in a
+SAVEPOINT of the group's transaction: its body's failure rolls back its own savepoint only, never the work of
+the others. The group commits when nobody is queued behind its last member (or it reached `limit` members), and
+every member's `transaction()` returns only after that COMMIT is durable: no caller answers before the fsync that
+covers its writes (synchronous=FULL keeps its meaning). A COMMIT that fails fails every member of the group.
+
+Who commits: the member leaving the lock with nobody queued behind it, or the group's *flusher* — a task queued
+behind the members that were waiting when the group was left open — so that a queued caller that gives up
+(cancelled, timed out) can never leave the group's members waiting for a COMMIT nobody runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class _Group:
+    conn: AsyncConnection
+    transaction: AsyncTransaction
+    members: list[asyncio.Future[None]] = field(default_factory=list)
+    broken: bool = False  # a savepoint could not be rolled back: the connection is not to be trusted
+    flusher: asyncio.Task[None] | None = None
+
+
+class GroupCommit:
+    """The write transactions of one SQLite database in one process, grouped (see the module's docstring)."""
+
+    def __init__(self, engine: AsyncEngine, *, limit: int, timeout: float, on_commit: Callable[[], None]) -> None:
+        self.engine, self.limit, self.timeout, self.on_commit = engine, limit, timeout, on_commit
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()
+        self._waiting = 0
+        self._open: _Group | None = None
+        self.groups = self.members = 0  # committed so far: what the benchmark reports as the mean group size
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One member: its body runs in a savepoint of the open group (or of a new one); the block ends after
+        the group's COMMIT, or raises the body's error (its savepoint rolled back) or the COMMIT's."""
+        await self._acquire()
+        committed: asyncio.Future[None] | None = None
+        try:
+            group = self._open if self._open is not None else await self._begin()
+            savepoint = await group.conn.begin_nested()
+            try:
+                yield group.conn
+            except BaseException:
+                try:
+                    await savepoint.rollback()
+                except BaseException:
+                    group.broken = True
+                    log.exception("rolling back a savepoint of a group commit failed; committing the group now")
+                raise
+            try:
+                await savepoint.commit()  # RELEASE
+            except BaseException:
+                group.broken = True  # its writes are neither released nor undone: the group must not commit
+                raise
+            committed = asyncio.get_running_loop().create_future()
+            group.members.append(committed)
+        finally:
+            try:
+                await self._leave()
+            finally:
+                self._lock.release()
+        if committed is not None:
+            await committed
+
+    async def _acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a lock serves one event loop (tests run several)
+            self._loop, self._lock, self._open = loop, asyncio.Lock(), None
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise TimeoutError(
+                f"no write transaction ended within {self.timeout:.0f} s (a transaction() opened inside another?)"
+            ) from None
+        finally:
+            self._waiting -= 1
+
+    async def _begin(self) -> _Group:
+        conn = await self.engine.connect()
+        try:
+            transaction = await conn.begin()  # BEGIN IMMEDIATE: see Database._sqlite_engine
+        except BaseException:
+            await conn.close()
+            raise
+        self._open = _Group(conn, transaction)
+        return self._open
+
+    async def _leave(self) -> None:
+        """Under the lock, as a member leaves: commit now, or leave the group open for those queued behind."""
+        group = self._open
+        if group is None:
+            return
+        if self._waiting == 0 or group.broken or len(group.members) >= self.limit:
+            await asyncio.shield(self._commit(group))
+        elif group.flusher is None:
+            group.flusher = asyncio.get_running_loop().create_task(self._flush(group))
+
+    async def _flush(self, group: _Group) -> None:
+        """Queued behind the group's last waiting member: commit the group if it is still open by then."""
+        try:
+            await self._acquire()
+        except BaseException:  # shutting down, or the writer stalled: commit without the lock (the group is ours)
+            if self._open is group:
+                await asyncio.shield(self._commit(group))
+            raise
+        try:
+            if self._open is group:
+                await asyncio.shield(self._commit(group))
+        finally:
+            self._lock.release()
+
+    async def _commit(self, group: _Group) -> None:
+        """COMMIT (one fsync for every member), then let each member return; a failed COMMIT fails them all."""
+        if self._open is group:
+            self._open = None
+        try:
+            if group.broken:
+                raise RuntimeError("a savepoint of this group commit could not be rolled back")
+            await group.transaction.commit()
+        except BaseException as exc:
+            for member in group.members:
+                if not member.done():
+                    member.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
+            with suppress(Exception):
+                await group.transaction.rollback()
+        else:
+            self.groups += 1
+            self.members += len(group.members)
+            for member in group.members:
+                if not member.done():
+                    member.set_result(None)
+            self.on_commit()
+        finally:
+            with suppress(Exception):
+                await group.conn.close()

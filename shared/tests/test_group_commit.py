@@ -1,0 +1,126 @@
+"""Group commit on SQLite: write transactions queued together share one COMMIT, each in its own savepoint; one
+member's failure leaves the others' writes alone; nobody returns before the COMMIT that covers its writes; a
+COMMIT that fails fails every member of its group and stores none of them."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, text
+from sqlalchemy.exc import IntegrityError
+
+from shared.eventstore.database import Database
+
+metadata = MetaData()
+rows = Table("rows", metadata, Column("k", Integer, primary_key=True), Column("who", String, nullable=False))
+
+
+@pytest.fixture
+async def db(tmp_path):
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/group.db", group_commit_limit=64)
+    await database.create_all(metadata)
+    async with database.engine.begin() as conn:
+        # A deferred foreign key is checked at COMMIT: the one way to make a COMMIT itself fail on SQLite.
+        await conn.execute(text("CREATE TABLE parents (id INTEGER PRIMARY KEY)"))
+        await conn.execute(
+            text(
+                "CREATE TABLE children (id INTEGER PRIMARY KEY, parent INTEGER "
+                "REFERENCES parents(id) DEFERRABLE INITIALLY DEFERRED)"
+            )
+        )
+    yield database
+    await database.dispose()
+
+
+def stored(db: Database, table: str = "rows") -> list[tuple]:
+    """What another connection reads from the file: only what a COMMIT made durable."""
+    with sqlite3.connect(db.url.database) as conn:
+        return conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+
+
+async def write(db: Database, k: int, *, fail: Exception | None = None, seen: dict | None = None) -> int:
+    async with db.transaction() as conn:
+        await conn.execute(insert(rows).values(k=k, who=f"writer {k}"))
+        await asyncio.sleep(0)  # let the others queue behind this one
+        if fail is not None:
+            raise fail
+    if seen is not None:
+        seen[k] = stored(db)
+    return k
+
+
+async def test_writers_queued_together_share_one_commit_and_each_sees_its_row_durable_when_it_returns(db):
+    seen: dict[int, list] = {}
+    assert await asyncio.gather(*(write(db, k, seen=seen) for k in range(20))) == list(range(20))
+    assert [k for k, _ in stored(db)] == list(range(20))
+    assert db.group_commit is not None and db.group_commit.members == 20
+    assert db.group_commit.groups < 20, "nothing was grouped"
+    for k, durable in seen.items():
+        assert (k, f"writer {k}") in durable, f"writer {k} returned before its row was committed"
+
+
+async def test_one_member_failing_rolls_back_its_own_writes_only(db):
+    outcomes = await asyncio.gather(
+        *(write(db, k, fail=ValueError("refused") if k == 3 else None) for k in range(8)),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[3], ValueError)
+    assert [o for i, o in enumerate(outcomes) if i != 3] == [0, 1, 2, 4, 5, 6, 7]
+    assert [k for k, _ in stored(db)] == [0, 1, 2, 4, 5, 6, 7]
+    assert db.group_commit is not None and db.group_commit.groups < 7
+
+
+async def test_a_member_that_breaks_a_constraint_does_not_touch_the_others_of_its_group(db):
+    async def duplicate() -> None:
+        async with db.transaction() as conn:
+            await conn.execute(insert(rows).values(k=100, who="second"))
+
+    await write(db, 100)
+    outcomes = await asyncio.gather(write(db, 1), duplicate(), write(db, 2), return_exceptions=True)
+    assert outcomes[0] == 1 and isinstance(outcomes[1], IntegrityError) and outcomes[2] == 2
+    assert stored(db) == [(1, "writer 1"), (2, "writer 2"), (100, "writer 100")]
+
+
+async def test_a_commit_that_fails_fails_every_member_of_its_group_and_stores_none_of_them(db):
+    async def orphan() -> None:
+        async with db.transaction() as conn:
+            await conn.execute(text("INSERT INTO children VALUES (1, 999)"))  # no parent 999: fails at COMMIT
+
+    outcomes = await asyncio.gather(write(db, 1), orphan(), write(db, 2), return_exceptions=True)
+    assert all(isinstance(o, IntegrityError) for o in outcomes), outcomes
+    assert stored(db) == [] and stored(db, "children") == []
+    assert await write(db, 3) == 3  # the next group is a fresh transaction
+    assert stored(db) == [(3, "writer 3")]
+
+
+async def test_a_writer_that_gives_up_while_queued_does_not_hold_up_the_one_before_it(db):
+    async def slow_first() -> int:
+        async with db.transaction() as conn:
+            await conn.execute(insert(rows).values(k=1, who="first"))
+            await asyncio.sleep(0.05)
+        return 1
+
+    first = asyncio.ensure_future(slow_first())
+    await asyncio.sleep(0.01)
+    given_up = asyncio.ensure_future(write(db, 2))  # queued behind the first, then cancelled while waiting
+    await asyncio.sleep(0.01)
+    given_up.cancel()
+    assert await asyncio.wait_for(first, 5) == 1
+    assert stored(db) == [(1, "first")]
+
+
+async def test_group_commit_limit_1_commits_every_transaction_by_itself(tmp_path):
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/single.db", group_commit_limit=1)
+    try:
+        await database.create_all(metadata)
+        assert database.group_commit is None
+        assert await asyncio.gather(*(write(database, k) for k in range(5))) == list(range(5))
+        assert [k for k, _ in stored(database)] == list(range(5))
+    finally:
+        await database.dispose()
+
+
+def test_group_commit_is_sqlite_only():
+    assert Database("postgresql+asyncpg://u:p@localhost/db").group_commit is None
