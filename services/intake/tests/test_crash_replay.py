@@ -16,7 +16,9 @@ from services.intake.tests.conftest import new_request_body
 from shared.testing.app import bearer
 
 
-def start_intake(tmp_path, kafka_bootstrap: str, port: int) -> subprocess.Popen:
+def start_intake(
+    tmp_path, kafka_bootstrap: str, port: int, factory: str = "services.intake.tests.crashing_app:create"
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/intake.db",
@@ -30,7 +32,7 @@ def start_intake(tmp_path, kafka_bootstrap: str, port: int) -> subprocess.Popen:
             "-m",
             "uvicorn",
             "--factory",
-            "services.intake.tests.crashing_app:create",
+            factory,
             "--host",
             "127.0.0.1",
             "--port",
