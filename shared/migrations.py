@@ -30,19 +30,10 @@ def service_metadata(service: str) -> MetaData:
     """The tables of one service: shared ones plus the service's own `MetaData`."""
     from shared.eventstore import tables
 
-    module = importlib.import_module(f"services.{service}.migrations.models")
-    own = getattr(module, "metadata", None)
-    if isinstance(own, MetaData):
-        return tables.service_schema(own)
-    # A service still adding its tables to the shared metadata names them (until it owns a MetaData).
-    import shared.scheduling  # noqa: F401  (registers `deadlines`)
-
-    owned = set(module.TABLES) | set(tables.SHARED_TABLES)
-    selected = MetaData()
-    for name, table in tables.metadata.tables.items():
-        if name in owned:
-            table.to_metadata(selected)
-    return selected
+    own = importlib.import_module(f"services.{service}.migrations.models").metadata
+    if not isinstance(own, MetaData):
+        raise TypeError(f"services.{service}.migrations.models.metadata is not a MetaData")
+    return tables.service_schema(own)
 
 
 def alembic_config(service: str, url: str) -> Config:

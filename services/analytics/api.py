@@ -19,7 +19,7 @@ from services.analytics.metrics import Window
 from services.analytics.replay import RebuildRunning
 from services.analytics.views import GroupBy
 from shared.auth import Actor, Role
-from shared.http.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from shared.http.pagination import Cursor, Limit, keyset_after
 from shared.http.problems import Problem
 from shared.http.security import CurrentActor, Permission
 
@@ -234,19 +234,23 @@ async def alerts(
 ) -> JSONResponse:
     """Alerts, newest first: a dealer's or center's SLA met or CSAT below its threshold over the last days, and
     growing backlogs. Raised and cleared as events arrive. Dealers see only their own."""
-    offset = decode_cursor(cursor) or 0
-    if not isinstance(offset, int) or offset < 0:
+    cleared = state == AlertState.cleared
+    after = keyset_after(cursor, list)
+    if after is not None and not _alert_key(after, cleared):
         raise Problem(
             400,
             "The cursor is not one this API handed out.",
             slug="invalid-cursor",
-            errors=[{"field": "cursor", "reason": "not a valid cursor"}],
+            errors=[{"field": "cursor", "reason": "not a cursor of this list"}],
         )
-    items, more = await analytics.alerts(
-        cleared=state == AlertState.cleared, scope=scope_of(actor), limit=limit, offset=offset
-    )
-    page = Page[dict[str, Any]](items=items, next_cursor=encode_cursor(offset + limit) if more else None)
+    page = await analytics.alerts(cleared=cleared, scope=scope_of(actor), limit=limit, after=after)
     return JSONResponse(page.model_dump(mode="json"))
+
+
+def _alert_key(after: list[Any], cleared: bool) -> bool:
+    """The shape of an alert list's key: [cleared_at, id] for cleared alerts, [raised_at, kind, scope, key]."""
+    kinds = (int, int) if cleared else (int, str, str, str)
+    return len(after) == len(kinds) and all(type(part) is kind for part, kind in zip(after, kinds, strict=True))
 
 
 def _status(analytics: AnalyticsViews) -> dict:

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-import services.analytics.tables  # noqa: F401  (registers analytics' fixed tables in `metadata`)
 from services.analytics import api, dashboard, process_api
 from services.analytics.application import AnalyticsViews
 from services.analytics.consumer import BatchProjectionConsumer
@@ -16,9 +15,10 @@ from services.analytics.monitor import AlertMonitor
 from services.analytics.projection import Projection
 from services.analytics.records import CONSUMES
 from services.analytics.settings import SERVICE, AnalyticsSettings
+from services.analytics.tables import metadata
 from shared.clock import Clock, SystemClock
 from shared.contracts.base import REGISTRY
-from shared.eventstore.tables import metadata
+from shared.eventstore.tables import service_schema
 from shared.http.app import create_service_app
 from shared.messaging.kafka import manual_commit_consumer, reliable_producer
 from shared.observability.logging import configure_logging
@@ -69,7 +69,7 @@ def create_app(
         db = ServiceRuntime.database(settings)
         # The SQL database keeps what every service has (idempotency keys…) and the alerts; the projection is
         # in DuckDB, fed by analytics' own batch consumer (the runtime's per-event consumer is not started).
-        runtime = ServiceRuntime.build(settings, metadata=metadata, db=db, consumes=[])
+        runtime = ServiceRuntime.build(settings, metadata=service_schema(metadata), db=db, consumes=[])
         projection = await asyncio.to_thread(
             Projection, settings.duckdb_path(), memory_limit=settings.analytics_duckdb_memory_limit
         )

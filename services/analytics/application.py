@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select, tuple_
 
 from services.analytics.metrics import Window, from_micros, to_micros
 from services.analytics.monitor import AlertMonitor
@@ -22,6 +22,7 @@ from services.analytics.views import GroupBy
 from shared.clock import Clock, rfc3339
 from shared.contracts.base import Registry
 from shared.eventstore.database import Database
+from shared.http.pagination import Page
 
 
 @dataclass
@@ -94,17 +95,46 @@ class AnalyticsViews:
 
     # --- alerts ----------------------------------------------------------------------------------------
 
-    async def alerts(self, *, cleared: bool, scope: Scope, limit: int, offset: int) -> tuple[list[dict], bool]:
-        table = alert_history if cleared else active_alerts
-        query = select(table)
+    async def alerts(self, *, cleared: bool, scope: Scope, limit: int, after: list[Any] | None) -> Page[dict]:
+        """Newest first, a keyset page: active alerts by (raised_at desc, kind, scope, key), cleared ones by
+        (cleared_at desc, id desc); `after` is the key of the last alert of the previous page."""
+        if cleared:
+            table, newest_first = alert_history, (alert_history.c.cleared_at.desc(), alert_history.c.id.desc())
+        else:
+            table, newest_first = (
+                active_alerts,
+                (
+                    active_alerts.c.raised_at.desc(),
+                    active_alerts.c.kind,
+                    active_alerts.c.scope,
+                    active_alerts.c.key,
+                ),
+            )
+        query = select(table).order_by(*newest_first).limit(limit + 1)
         if scope.dealer_id is not None:
             query = query.where(table.c.scope == "dealer", table.c.key == scope.dealer_id)
-        order = table.c.cleared_at.desc() if cleared else table.c.raised_at.desc()
-        query = query.order_by(order, table.c.kind, table.c.scope, table.c.key).offset(offset).limit(limit + 1)
+        if after is not None and cleared:
+            cleared_at, row_id = after
+            query = query.where(
+                or_(table.c.cleared_at < cleared_at, and_(table.c.cleared_at == cleared_at, table.c.id < row_id))
+            )
+        elif after is not None:
+            raised_at, *rest = after
+            query = query.where(
+                or_(
+                    table.c.raised_at < raised_at,
+                    and_(
+                        table.c.raised_at == raised_at, tuple_(table.c.kind, table.c.scope, table.c.key) > tuple_(*rest)
+                    ),
+                )
+            )
         async with self.db.read() as conn:
             rows = (await conn.execute(query)).all()
-        items = [_alert(row, cleared) for row in rows[:limit]]
-        return items, len(rows) > limit
+
+        def key(row: Any) -> list[Any]:
+            return [row.cleared_at, row.id] if cleared else [row.raised_at, row.kind, row.scope, row.key]
+
+        return Page[dict].of(rows, limit, item=lambda row: _alert(row, cleared), key=key)
 
     # --- rebuild ---------------------------------------------------------------------------------------
 

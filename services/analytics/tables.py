@@ -5,9 +5,11 @@ topics, created at start and replaced by rebuilds, so it has no migrations."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, Index, String, Table, Text
+from sqlalchemy import BigInteger, Column, Float, Index, MetaData, String, Table, Text
 
-from shared.eventstore.tables import Position, metadata
+from shared.eventstore.tables import Position
+
+metadata = MetaData()
 
 # Alerts that hold now: one per (kind, scope, key); clearing moves the row to the history.
 active_alerts = Table(
