@@ -8,7 +8,6 @@ import asyncio
 import os
 import re
 import shutil
-import sys
 import tempfile
 import uuid
 from datetime import timedelta
@@ -17,9 +16,9 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
-from deploy.kafka.launcher import free_port
 from services.analytics.tests import builders as ev
 from services.analytics.tests.conftest import unique
+from services.analytics.tests.served import analytics_process
 from shared.auth import mint_token
 from shared.clock import utcnow
 from shared.settings import ServiceSettings
@@ -34,39 +33,13 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 @pytest.fixture(scope="module")
 async def served(tmp_path_factory, kafka_bootstrap):
     """`python -m services.analytics` on a free port, as `make run` starts it."""
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("dashboard")
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "LOG_JSON": "false",
-        "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/analytics.db",
-        "SQLITE_SYNCHRONOUS": "NORMAL",
-        "CONSUMER_GROUP": unique("analytics-dashboard"),
-        "ALERT_MIN_RESPONSES": "1",
-        "ALERT_MIN_INTERVAL_SECONDS": "0.05",
-    }
-    log = open(workdir / "analytics.log", "wb")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.analytics", env=env, stdout=log, stderr=asyncio.subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base) as client:
-
-            async def healthy():
-                try:
-                    return (await client.get("/healthz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(healthy, until=bool, timeout=60, interval=0.2)
+    async with analytics_process(
+        tmp_path_factory.mktemp("dashboard"),
+        kafka_bootstrap,
+        ALERT_MIN_RESPONSES="1",
+        ALERT_MIN_INTERVAL_SECONDS="0.05",
+    ) as base:
         yield base
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 30)
-        log.close()
 
 
 class Elements(HTMLParser):

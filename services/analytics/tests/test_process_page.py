@@ -12,7 +12,6 @@ import asyncio
 import dataclasses
 import os
 import shutil
-import sys
 import tempfile
 import threading
 import uuid
@@ -37,6 +36,7 @@ from services.analytics.process import (
 )
 from services.analytics.tests import builders as ev
 from services.analytics.tests.conftest import unique
+from services.analytics.tests.served import analytics_process
 from services.analytics.tests.test_dashboard import CHROMIUM, Elements, dump_dom
 from services.analytics.tests.test_process import everything, received, triaged
 from services.analytics.views import GroupBy
@@ -214,39 +214,10 @@ async def test_filtered_to_another_dealer_the_page_marks_that_dealers_bottleneck
 @pytest.fixture(scope="module")
 async def service(tmp_path_factory, kafka_bootstrap):
     """`python -m services.analytics` on a free port, as `make run` starts it: the real views behind the page."""
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("process-page")
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "LOG_JSON": "false",
-        "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/analytics.db",
-        "SQLITE_SYNCHRONOUS": "NORMAL",
-        "ANALYTICS_DUCKDB_PATH": f"{workdir}/analytics.duckdb",
-        "CONSUMER_GROUP": unique("analytics-process"),
-        "HANDOFF_TARGETS": '{"triage": 15, "assign": 5}',
-    }
-    log = open(workdir / "analytics.log", "wb")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.analytics", env=env, stdout=log, stderr=asyncio.subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base) as client:
-
-            async def healthy():
-                try:
-                    return (await client.get("/healthz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(healthy, until=bool, timeout=60, interval=0.2)
+    async with analytics_process(
+        tmp_path_factory.mktemp("process-page"), kafka_bootstrap, HANDOFF_TARGETS='{"triage": 15, "assign": 5}'
+    ) as base:
         yield base
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 30)
-        log.close()
 
 
 @pytest.mark.skipif(os.environ.get("SERVICETRAIL_SKIP_BROWSER") == "1", reason="SERVICETRAIL_SKIP_BROWSER=1")
