@@ -151,10 +151,11 @@ async def rebuild_read_model(db: Database, store: EventStore, projections: Proje
     make sure every deadline an aggregate still watches is scheduled; return how many aggregates of each
     stream type were rebuilt."""
     kinds = projections.stream_types
-    async with db.read() as conn:
-        streams = await stored_streams(store, conn, stream_types=set(kinds))
     counts = dict.fromkeys(kinds, 0)
     async with db.transaction() as conn:
+        # Read in the transaction that replaces the tables: a command committed in between (or, on SQLite, one
+        # earlier in the same group commit) is in what is read, not cleared away unprojected.
+        streams = await stored_streams(store, conn, stream_types=set(kinds))
         await clear(conn, reversed(projections.tables))
         for stream_id, stream in streams.items():
             aggregate: Aggregate = kinds[stream.stream_type].rehydrate(stream_id, stream.history)
