@@ -2,8 +2,8 @@
 
 - `service_request.received`: remember which unit the request is about, and judge its coverage on its
   received date (`warranty.checked`, once per request, stamped with the request's time and chained to it).
-- `job.created` / `job.assigned` / `job.completed`: remember the job's request, dealer, technician and
-  completions (claims and swaps are checked against them); a fixed completion becomes the unit's repair
+- `job.created` / `job.assigned` / `job.completed`: remember the job's request, dealer, technician, his
+  center and completions (claims, swaps and part requests are checked against them); a fixed completion becomes the unit's repair
   record, which the two-repair rule counts.
 - every request and job step also lands on the unit's timeline.
 
@@ -81,9 +81,14 @@ async def job_assigned(event: IncomingEvent[JobAssigned], uow: UnitOfWork) -> No
     await upsert(
         uow.conn,
         known_jobs,
-        {"job_id": data.job_id, "request_id": data.request_id, "technician_id": data.technician_id},
+        {
+            "job_id": data.job_id,
+            "request_id": data.request_id,
+            "technician_id": data.technician_id,
+            "center_id": data.center_id,
+        },
         key="job_id",
-        update=["technician_id"],
+        update=["technician_id", "center_id"],
     )
     await on_timeline(event, uow)
 
