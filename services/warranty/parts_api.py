@@ -348,4 +348,10 @@ async def list_part_returns(
     return page(items, after)
 
 
+@router.get("/v1/part-returns/{return_id}", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
+async def get_part_return(return_id: PathId, actor: CurrentActor, queries: Queries) -> JSONResponse:
+    """One part return. Dealers see the returns of their own jobs only."""
+    return JSONResponse(await queries.part_return(return_id, actor))
+
+
 __all__ = ["router"]

@@ -130,6 +130,13 @@ class PartsQueries:
             rows = (await conn.execute(query.order_by(part_requests.c.position).limit(limit + 1))).all()
         return _page(rows, limit, _view, lambda r: r.position)
 
+    async def part_return(self, return_id: str, actor: Actor) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(part_returns).where(part_returns.c.return_id == return_id))).first()
+        if row is None or not actor.sees_dealer(row.dealer_id):
+            raise NotFound(f"part return {return_id} does not exist")
+        return _view(row)
+
     async def part_returns(
         self,
         actor: Actor,

@@ -5,8 +5,6 @@ reserved by the receipt that brings the part; swaps of parts the ledger does not
 from services.warranty.tests.conftest import open_job, serial
 from services.warranty.tests.parts_helpers import Ledger, catalogue, receive, request_part, stock, stored_events
 
-TECHNICIAN = {"sub": "T1"}
-
 
 async def ship(warranty, part_request_id: str):
     return await warranty.client.post(f"/v1/part-requests/{part_request_id}/ship", headers=warranty.auth("dispatcher"))
@@ -19,7 +17,9 @@ async def take_in(warranty, part_request_id: str, quantity: int | None = None, s
     )
 
 
-async def swap(warranty, job, part_number: str, *, category: str = "pump", quantity: int = 1, **fields):
+async def swap(
+    warranty, job, part_number: str, *, category: str = "pump", quantity: int = 1, technician: str = "T1", **fields
+):
     body = {
         "job_id": job.job_id,
         "request_id": job.request_id,
@@ -30,7 +30,7 @@ async def swap(warranty, job, part_number: str, *, category: str = "pump", quant
         "unit_cost": "120.00",
         **fields,
     }
-    return await warranty.client.post("/v1/part-swaps", json=body, headers=warranty.auth("technician", sub="T1"))
+    return await warranty.client.post("/v1/part-swaps", json=body, headers=warranty.auth("technician", sub=technician))
 
 
 async def test_a_backorder_is_reserved_by_the_receipt_shipped_received_in_the_van_and_issued_by_the_swap(warranty):

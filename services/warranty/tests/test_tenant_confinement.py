@@ -109,6 +109,7 @@ async def test_every_route_refuses_another_dealers_rows_to_every_multi_role_deal
             {"swap_id": swap["id"], "old_part_serial": "OLD-9", "condition": "defective"},
         ),
         ("GET", "/v1/part-returns"): (f"/v1/part-returns?swap_id={swap['id']}", None),
+        ("GET", "/v1/part-returns/{return_id}"): (part_return.headers["location"], None),
     }
 
     async def stored() -> int:
