@@ -186,8 +186,8 @@ async def fill_backorders(uow: UnitOfWork, location: StockLocation, part_number:
         request = await uow.get(PartRequest, PartRequest.stream_id(row.part_request_id))
         if request.quantity > location.level(part_number).available:
             continue
-        location.reserve(request.part_request_id, request.job_id, part_number, request.quantity, at)
         request.fill(location.location_id, location.kind, row.technician_id, at)
+        location.reserve(request.part_request_id, request.job_id, part_number, request.quantity, at)
         filled.append(request.part_request_id)
     return filled
 
@@ -281,19 +281,20 @@ async def ship_part_request(cmd: ShipPartRequest, actor: Actor, uow: UnitOfWork,
             f"technician {technician_id or '(none assigned)'} of job {request.job_id} has no van to ship to",
             field="technician_id",
         )
-    at = max(clock.now(), request.last_occurred_at or clock.now())
+    at = clock.now()
     request.ship(van.location_id, request.quantity, actor.subject, at)
     source = await location_named(uow, request.location_id)
-    source.ship(request.part_request_id, van.location_id, at)
+    source.ship(request.part_request_id, van.location_id, request.last_occurred_at or at)
     return part_request_view(request)
 
 
 async def receive_part_request(cmd: ReceivePartRequest, actor: Actor, uow: UnitOfWork, clock: Clock) -> dict:
     """The technician takes the shipped parts into his van, where they stay reserved for the job."""
     request, _ = await visible_request(uow, cmd.part_request_id, actor)
-    at = max(clock.now(), request.last_occurred_at or clock.now())
+    at = clock.now()
     received = request.receive(cmd.quantity, actor.subject, at)
     van = await location_named(uow, request.to_location_id)
+    at = request.last_occurred_at or at  # the van's movement at the time of the step it follows
     van.deliver(request.part_request_id, request.job_id, request.part_number, received, request.location_id, at)
     return part_request_view(request)
 

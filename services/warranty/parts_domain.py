@@ -433,8 +433,14 @@ class PartRequest(Namespaced, Aggregate):
                 PartRequestReserved(**common, location_id=reserved_at.location_id, location_kind=reserved_at.kind), at
             )
 
+    def _after_previous(self, at: datetime) -> datetime:
+        """A step is never stamped before the request's previous one (clocks of the caller and of dispatch's
+        job may disagree by a little)."""
+        return max(at, self.last_occurred_at) if self.last_occurred_at else at
+
     def fill(self, location_id: str, kind: LocationKind, technician_id: str | None, at: datetime) -> None:
         """A backordered request reserved at last (stock arrived)."""
+        at = self._after_previous(at)
         if self.status != "backordered":
             raise InvalidTransition(f"part request {self.part_request_id} is {self.status}, not backordered")
         self.record(
@@ -455,6 +461,7 @@ class PartRequest(Namespaced, Aggregate):
         )
 
     def ship(self, to_location_id: str, quantity: int, by: str, at: datetime) -> None:
+        at = self._after_previous(at)
         if self.status != "reserved":
             raise InvalidTransition(
                 f"part request {self.part_request_id} is {self.status}; only a reserved one can be shipped",
@@ -483,6 +490,7 @@ class PartRequest(Namespaced, Aggregate):
 
     def receive(self, quantity: int | None, by: str, at: datetime) -> int:
         """Take (some of) the shipped parts into the van; the quantity received."""
+        at = self._after_previous(at)
         if self.status != "shipped":
             raise InvalidTransition(
                 f"part request {self.part_request_id} is {self.status}; only a shipped one can be received",
