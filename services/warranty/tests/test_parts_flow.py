@@ -135,3 +135,17 @@ async def test_a_receipt_fills_the_oldest_backorders_that_fit_and_only_where_the
     assert into_warehouse.json()["reserved_for"] == [big["id"], theirs["id"]]
     await catalogue(warranty, ledger.part, price="99.00")  # re-pricing leaves the stock alone
     assert await stock(warranty, ledger.warehouse, ledger.part) == {"on_hand": 4, "reserved": 4, "available": 0}
+
+
+async def test_a_retried_receipt_and_part_request_with_the_same_idempotency_key_count_once(warranty):
+    ledger = await Ledger(warranty).set_up()
+    job = await open_job(warranty, serial())
+    receipt = {"location_id": ledger.warehouse, "part_number": ledger.part, "quantity": 2}
+    headers = {**warranty.officer, "Idempotency-Key": "delivery-note-17"}
+    first, retried = [await warranty.client.post("/v1/stock/receipts", json=receipt, headers=headers) for _ in "12"]
+    assert (first.status_code, retried.status_code, retried.json()) == (201, 201, first.json())
+    asked = {"job_id": job.job_id, "part_number": ledger.part, "quantity": 1}
+    technician = {**warranty.auth("technician", sub="T1"), "Idempotency-Key": "ask-once"}
+    one, again = [await warranty.client.post("/v1/part-requests", json=asked, headers=technician) for _ in "12"]
+    assert again.json()["id"] == one.json()["id"]
+    assert await stock(warranty, ledger.warehouse, ledger.part) == {"on_hand": 2, "reserved": 1, "available": 1}
