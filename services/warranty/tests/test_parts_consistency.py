@@ -42,20 +42,36 @@ async def test_two_swaps_racing_for_the_last_unit_in_the_van_one_wins_the_other_
     assert await stock(warranty, ledger.van, ledger.part) == {"on_hand": 0, "reserved": 0, "available": 0}
 
 
-async def test_two_part_requests_racing_for_the_last_unit_reserve_it_once(warranty):
-    ledger = await Ledger(warranty).set_up()
-    first, second = [await open_job(warranty, serial()) for _ in range(2)]
-    await receive(warranty, ledger.van, ledger.part, 1)
+async def race_of_part_requests(w, technician: str = "T1") -> tuple[list[tuple], Ledger]:
+    """Two jobs of one technician, one part in his van and nowhere else, both part requests at once."""
+    ledger = await Ledger(w, technician_id=technician).set_up()
+    first, second = [await open_job(w, serial(), technician_id=technician) for _ in range(2)]
+    await receive(w, ledger.van, ledger.part, 1)
+    officer = w.officer
     answers = await asyncio.gather(
-        request_part(warranty, first, ledger.part), request_part(warranty, second, ledger.part)
+        request_part(w, first, ledger.part, headers=officer), request_part(w, second, ledger.part, headers=officer)
     )
-    outcomes = sorted((a.status_code, a.json().get("status"), a.json().get("location_id")) for a in answers)
-    # Writers on SQLite queue, so the second sees the first's reservation and backorders; where they overlap
-    # (PostgreSQL) the second meets the van's new version and is refused: either way the unit is reserved once.
-    assert outcomes in (
+    outcomes = [
+        (a.status_code, a.json()["status"], a.json()["location_id"])
+        if a.status_code == 201
+        else (a.status_code, None, None)
+        for a in answers
+    ]
+    return sorted(outcomes), ledger
+
+
+def reserved_once(outcomes: list[tuple], ledger: Ledger) -> bool:
+    """Writers on SQLite queue, so the second sees the first's reservation and backorders; where they overlap
+    (PostgreSQL) the second may meet the van's new version and be refused: either way the unit is reserved once."""
+    return outcomes in (
         [(201, "backordered", None), (201, "reserved", ledger.van)],
         [(201, "reserved", ledger.van), (409, None, None)],
     )
+
+
+async def test_two_part_requests_racing_for_the_last_unit_reserve_it_once(warranty):
+    outcomes, ledger = await race_of_part_requests(warranty)
+    assert reserved_once(outcomes, ledger), outcomes
     assert await stock(warranty, ledger.van, ledger.part) == {"on_hand": 1, "reserved": 1, "available": 0}
 
 
@@ -75,6 +91,14 @@ async def test_on_postgresql_two_swaps_racing_for_the_last_unit_one_wins_the_oth
         assert statuses == [201, 409]
         empty = {"on_hand": 0, "reserved": 0, "available": 0}
         assert await stock(warranty_on_postgres, ledger.van, ledger.part) == empty
+
+
+async def test_on_postgresql_two_part_requests_racing_for_the_last_unit_reserve_it_once(warranty_on_postgres):
+    for technician in ("T-d", "T-e", "T-f"):
+        outcomes, ledger = await race_of_part_requests(warranty_on_postgres, technician)
+        assert reserved_once(outcomes, ledger), outcomes
+        held = {"on_hand": 1, "reserved": 1, "available": 0}
+        assert await stock(warranty_on_postgres, ledger.van, ledger.part) == held
 
 
 TABLES = (parts, stock_locations, stock_levels, part_requests, part_returns, swaps)
