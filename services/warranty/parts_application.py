@@ -160,7 +160,7 @@ def may_draw_from(location: StockLocation, technician_id: str | None, center_id:
     """A job draws from its technician's van, his center's store, and any warehouse."""
     if location.kind == LocationKind.warehouse:
         return True
-    if location.kind == LocationKind.center:
+    if location.kind == LocationKind.center_store:
         return center_id is not None and location.center_id == center_id
     return technician_id is not None and location.technician_id == technician_id
 
@@ -211,7 +211,7 @@ async def candidates_for(uow: UnitOfWork, job: Any, part_number: str) -> list[Ca
         )
     if job.center_id is not None:
         eligible.append(
-            and_(stock_locations.c.kind == LocationKind.center.value, stock_locations.c.center_id == job.center_id)
+            and_(stock_locations.c.kind == LocationKind.center_store.value, stock_locations.c.center_id == job.center_id)
         )
     query = (
         select(stock_locations.c.location_id, stock_locations.c.kind, stock_levels.c.on_hand, stock_levels.c.reserved)

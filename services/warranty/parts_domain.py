@@ -41,7 +41,7 @@ from shared.contracts.warranty import (
 from shared.domain import Aggregate, Conflict, InvalidTransition, Namespaced, RuleViolation
 
 # The order a part request looks for stock in.
-RESERVATION_ORDER = (LocationKind.van, LocationKind.center, LocationKind.warehouse)
+RESERVATION_ORDER = (LocationKind.van, LocationKind.center_store, LocationKind.warehouse)
 
 
 @dataclass
@@ -160,7 +160,7 @@ class StockLocation(Namespaced, Aggregate):
             raise Conflict(f"stock location {self.location_id} already exists", field="id")
         if kind == LocationKind.van and not technician_id:
             raise RuleViolation("a van names the technician who drives it", field="technician_id")
-        if kind == LocationKind.center and not center_id:
+        if kind == LocationKind.center_store and not center_id:
             raise RuleViolation("a center's store names its center", field="center_id")
         if kind != LocationKind.van and technician_id:
             raise RuleViolation(f"only a van belongs to a technician, not a {kind.value}", field="technician_id")

@@ -236,7 +236,7 @@ class LocationKind(StrEnum):
     """Where parts are kept: a warehouse, a service center's store, or a technician's van."""
 
     warehouse = "warehouse"
-    center = "center"
+    center_store = "center"  # (not `center`: a str enum member may not shadow str.center)
     van = "van"
 
 

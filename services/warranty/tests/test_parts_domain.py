@@ -99,13 +99,13 @@ def test_a_van_names_its_technician_and_a_center_store_its_center():
     with pytest.raises(RuleViolation) as van:
         location(LocationKind.van, "V1")
     with pytest.raises(RuleViolation) as center:
-        location(LocationKind.center, "S1")
+        location(LocationKind.center_store, "S1")
     assert (van.value.field, center.value.field) == ("technician_id", "center_id")
 
 
 def test_the_van_comes_first_then_the_center_then_a_warehouse_each_only_with_the_whole_quantity():
     van = Candidate("V1", LocationKind.van, 1)
-    center = Candidate("S1", LocationKind.center, 2)
+    center = Candidate("S1", LocationKind.center_store, 2)
     warehouses = [Candidate("W2", LocationKind.warehouse, 5), Candidate("W1", LocationKind.warehouse, 3)]
     everything = [*warehouses, center, van]
     assert choose_location(everything, 1) == van
