@@ -211,7 +211,9 @@ async def candidates_for(uow: UnitOfWork, job: Any, part_number: str) -> list[Ca
         )
     if job.center_id is not None:
         eligible.append(
-            and_(stock_locations.c.kind == LocationKind.center_store.value, stock_locations.c.center_id == job.center_id)
+            and_(
+                stock_locations.c.kind == LocationKind.center_store.value, stock_locations.c.center_id == job.center_id
+            )
         )
     query = (
         select(stock_locations.c.location_id, stock_locations.c.kind, stock_levels.c.on_hand, stock_levels.c.reserved)
