@@ -267,7 +267,7 @@ async def list_part_requests(
     actor: CurrentActor,
     queries: Queries,
     job_id: Annotated[str | None, Query(max_length=80)] = None,
-    status: Annotated[str | None, Query(pattern="^(backordered|reserved|shipped|received)$")] = None,
+    status: Annotated[str | None, Query(pattern="^(backordered|reserved|shipped|received|released)$")] = None,
     part_number: Annotated[str | None, Query(max_length=80)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,

@@ -301,6 +301,29 @@ async def receive_part_request(cmd: ReceivePartRequest, actor: Actor, uow: UnitO
     return part_request_view(request)
 
 
+async def release_parts_of_completed_job(uow: UnitOfWork, job_id: str, at: datetime) -> list[str]:
+    """The job was completed fixed: its backorders are not filled any more, and what its requests still hold
+    (reserved at a location, or received into the van and not used by a swap) is free again. A request whose
+    parts all went into the unit, or that is on its way to the van, stays as it is. Idempotent: a released
+    request is not looked at again. The ids of the requests released."""
+    query = (
+        select(part_requests.c.part_request_id)
+        .where(part_requests.c.job_id == job_id, part_requests.c.status.in_(("backordered", "reserved", "received")))
+        .order_by(part_requests.c.position)
+    )
+    released = []
+    for part_request_id in (await uow.conn.execute(query)).scalars():
+        request = await uow.get(PartRequest, PartRequest.stream_id(part_request_id))
+        where, freed = request.holding_location, 0
+        if where is not None:
+            freed = (await location_named(uow, where)).release(part_request_id, at)
+            if freed == 0:
+                continue
+        request.release(freed, where, f"job {job_id} was completed fixed", at)
+        released.append(part_request_id)
+    return released
+
+
 # --- swaps and returns ------------------------------------------------------------------------------------
 
 

@@ -27,12 +27,14 @@ from shared.contracts.warranty import (
     PartRegistered,
     PartRequestBackordered,
     PartRequestReceived,
+    PartRequestReleased,
     PartRequestReserved,
     PartRequestShipped,
     StockDelivered,
     StockIssued,
     StockLocationRegistered,
     StockReceived,
+    StockReleased,
     StockReserved,
     StockShipped,
     StockTransferredIn,
@@ -253,6 +255,24 @@ class StockLocation(Namespaced, Aggregate):
         )
         return quantity
 
+    def release(self, part_request_id: str, at: datetime) -> int:
+        """Free what a request still holds here; the quantity freed (0: it holds nothing, nothing recorded)."""
+        held = self.reservations.get(part_request_id)
+        if held is None or held.quantity <= 0:
+            return 0
+        quantity = held.quantity  # the fold empties the reservation below
+        self.record(
+            StockReleased(
+                location_id=self.location_id,
+                part_number=held.part_number,
+                quantity=quantity,
+                part_request_id=part_request_id,
+                job_id=held.job_id,
+            ),
+            at,
+        )
+        return quantity
+
     def deliver(self, part_request_id: str, job_id: str, part_number: str, quantity: int, source: str, at) -> None:
         _positive(quantity)
         self.record(
@@ -330,6 +350,8 @@ class StockLocation(Namespaced, Aggregate):
             case StockDelivered():
                 self._add(data.part_number, data.quantity)
                 self._hold(data.part_request_id, data.part_number, data.job_id, data.quantity)
+            case StockReleased():
+                self._hold(data.part_request_id, data.part_number, data.job_id, -data.quantity)
             case StockIssued():
                 self._add(data.part_number, -data.quantity)
                 for request_id, used in data.from_reservations.items():
@@ -374,7 +396,8 @@ class JobContext:
 @dataclass
 class PartRequest(Namespaced, Aggregate):
     """A job's request for parts (stream `part_request:<id>`): backordered → reserved at a location →
-    (from a warehouse or center) shipped → received into the technician's van."""
+    (from a warehouse or center) shipped → received into the technician's van; released when the job is
+    completed fixed while it still waits or holds parts the swaps did not use."""
 
     stream_type = "part_request"
     namespace = "part_request"
@@ -387,7 +410,7 @@ class PartRequest(Namespaced, Aggregate):
     part_number: str | None = None
     quantity: int = 0
     requested_by: str | None = None
-    status: str | None = None  # backordered | reserved | shipped | received
+    status: str | None = None  # backordered | reserved | shipped | received | released
     location_id: str | None = None
     location_kind: LocationKind | None = None
     to_location_id: str | None = None
@@ -521,6 +544,35 @@ class PartRequest(Namespaced, Aggregate):
         )
         return quantity
 
+    @property
+    def holding_location(self) -> str | None:
+        """Where the request's reservation is now: where it was reserved, or the van once received."""
+        if self.status == "reserved":
+            return self.location_id
+        if self.status == "received":
+            return self.to_location_id
+        return None
+
+    def release(self, quantity: int, location_id: str | None, reason: str, at: datetime) -> None:
+        """The job no longer needs the parts: a backorder is not filled any more; `quantity` still held at
+        `location_id` is free again. A request in transit is left alone (its parts are on their way)."""
+        if self.status not in ("backordered", "reserved", "received"):
+            raise InvalidTransition(f"part request {self.part_request_id} is {self.status}; nothing to release")
+        self.record(
+            PartRequestReleased(
+                part_request_id=self.part_request_id,
+                job_id=self.job_id,
+                request_id=self.request_id,
+                serial=self.serial,
+                dealer_id=self.dealer_id,
+                part_number=self.part_number,
+                quantity=quantity,
+                location_id=location_id,
+                reason=reason,
+            ),
+            self._after_previous(at),
+        )
+
     def apply(self, data: EventData, occurred_at: datetime) -> None:
         match data:
             case PartRequestBackordered() | PartRequestReserved():
@@ -539,3 +591,5 @@ class PartRequest(Namespaced, Aggregate):
                 self.received += data.quantity
                 if self.received >= self.shipped:
                     self.status = "received"
+            case PartRequestReleased():
+                self.status = "released"

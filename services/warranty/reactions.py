@@ -18,6 +18,7 @@ from typing import Any
 from services.warranty import timeline
 from services.warranty.application import WarrantyRules, find, judge_received_request, record_repairs
 from services.warranty.domain import Unit
+from services.warranty.parts_application import release_parts_of_completed_job
 from services.warranty.read_model import job_facts, known_jobs, known_requests, request_facts
 from shared.contracts.base import REGISTRY, EventData
 from shared.contracts.dispatch import JobAssigned, JobCompleted, JobCreated
@@ -112,6 +113,8 @@ async def job_completed(event: IncomingEvent[JobCompleted], uow: UnitOfWork) -> 
     request = await request_facts(conn, data.request_id)
     if data.fixed and request is not None:
         await _settle_repairs(uow, request.serial)
+    if data.fixed:
+        await release_parts_of_completed_job(uow, data.job_id, event.time)
 
 
 async def _settle_repairs(uow: UnitOfWork, serial: str) -> None:

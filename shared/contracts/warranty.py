@@ -346,6 +346,18 @@ class StockIssued(EventData):
     from_reservations: dict[str, int] = Field(default_factory=dict)
 
 
+@event("stock.released", topic=WARRANTY, subject="location_id")
+class StockReleased(EventData):
+    """What a part request still held at the location was set free: its job was completed fixed without using
+    it. Reserved shrinks, available grows; on hand is unchanged."""
+
+    location_id: str
+    part_number: str
+    quantity: int
+    part_request_id: str
+    job_id: str
+
+
 @event("part_request.reserved", topic=WARRANTY, subject="part_request_id")
 class PartRequestReserved(EventData):
     """A job's part request is covered: `quantity` is reserved at `location_id` (the technician's van, else
@@ -410,6 +422,22 @@ class PartRequestReceived(EventData):
     quantity: int
     location_id: str
     received_by: str
+
+
+@event("part_request.released", topic=WARRANTY, subject="part_request_id")
+class PartRequestReleased(EventData):
+    """The job was completed fixed: what the request still held (`quantity` at `location_id`) is free again, and
+    a backordered request (`quantity` 0, no location) will not be filled any more."""
+
+    part_request_id: str
+    job_id: str
+    request_id: str
+    serial: str | None = None
+    dealer_id: str | None = None
+    part_number: str
+    quantity: int = Field(description="How many were still reserved and are free again (0 for a backorder)")
+    location_id: str | None = None
+    reason: str
 
 
 @event("part.returned", topic=WARRANTY, subject="serial")

@@ -152,3 +152,20 @@ def test_re_registering_a_part_re_prices_it_and_the_same_registration_records_no
     assert not part.register("Pump", "pump", Decimal("10.00"), "EUR", "officer", AT)
     assert part.register("Pump", "pump", Decimal("12.50"), "EUR", "officer", AT)
     assert [p.data.unit_price for p in part.pending] == [Decimal("10.00"), Decimal("12.50")]
+
+
+def test_releasing_frees_what_a_request_still_holds_and_a_released_request_moves_no_further():
+    warehouse = location()
+    warehouse.receive("r1", "P1", 3, None, "officer", AT)
+    warehouse.reserve("pr1", "J1", "P1", 2, AT)
+    assert warehouse.release("pr1", AT) == 2 and warehouse.release("pr1", AT) == 0
+    assert warehouse.level("P1") == refolded(warehouse).level("P1")
+    assert (warehouse.level("P1").on_hand, warehouse.level("P1").available) == (3, 3)
+    request = opened(Candidate("W1", LocationKind.warehouse, 3))
+    assert request.holding_location == "W1"
+    request.release(2, "W1", "job J1 was completed fixed", AT)
+    assert request.status == "released" and request.holding_location is None
+    with pytest.raises(InvalidTransition):
+        request.ship("V1", 2, "clerk", AT)
+    with pytest.raises(InvalidTransition):
+        request.release(0, None, "again", AT)

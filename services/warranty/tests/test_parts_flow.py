@@ -2,7 +2,9 @@
 there (never more than shipped), reserved for the job until the swap issues it from the van; a backorder
 reserved by the receipt that brings the part; swaps of parts the ledger does not follow recorded as before."""
 
-from services.warranty.tests.conftest import open_job, serial
+from datetime import timedelta
+
+from services.warranty.tests.conftest import complete_job, open_job, serial
 from services.warranty.tests.parts_helpers import Ledger, catalogue, receive, request_part, stock, stored_events
 
 
@@ -149,3 +151,27 @@ async def test_a_retried_receipt_and_part_request_with_the_same_idempotency_key_
     one, again = [await warranty.client.post("/v1/part-requests", json=asked, headers=technician) for _ in "12"]
     assert again.json()["id"] == one.json()["id"]
     assert await stock(warranty, ledger.warehouse, ledger.part) == {"on_hand": 2, "reserved": 1, "available": 1}
+
+
+async def test_a_job_completed_fixed_frees_what_its_requests_hold_unused_and_its_backorders_stay_unfilled(warranty):
+    ledger = await Ledger(warranty).set_up()
+    job = await open_job(warranty, serial())
+    await receive(warranty, ledger.van, ledger.part, 2)
+    await receive(warranty, ledger.warehouse, ledger.part, 1)
+    in_van = (await request_part(warranty, job, ledger.part, quantity=2)).json()
+    at_warehouse = (await request_part(warranty, job, ledger.part)).json()
+    waiting = (await request_part(warranty, job, ledger.part, quantity=5)).json()
+    assert [r["location_id"] for r in (in_van, at_warehouse, waiting)] == [ledger.van, ledger.warehouse, None]
+    assert (await swap(warranty, job, ledger.part)).json()["issued_from"] == ledger.van  # uses 1 of the 2
+
+    await complete_job(warranty, job, at=warranty.clock.now() + timedelta(minutes=1))
+    assert await stock(warranty, ledger.van, ledger.part) == {"on_hand": 1, "reserved": 0, "available": 1}
+    assert await stock(warranty, ledger.warehouse, ledger.part) == {"on_hand": 1, "reserved": 0, "available": 1}
+    listed = await warranty.client.get(f"/v1/part-requests?job_id={job.job_id}", headers=warranty.dealer("D1"))
+    assert [r["status"] for r in listed.json()["items"]] == ["released", "released", "released"]
+    assert (await receive(warranty, ledger.warehouse, ledger.part, 5)).json()["reserved_for"] == []
+    history = (await warranty.history(job.serial)).json()["items"]
+    released = [i["detail"] for i in history if i["type"] == "part_request.released"]
+    assert sorted((d["quantity"], d["location_id"] or "") for d in released) == sorted(
+        [(1, ledger.van), (1, ledger.warehouse), (0, "")]
+    )
