@@ -25,14 +25,7 @@ from services.warranty.commands import (
 )
 from services.warranty.coverage import normalize_category
 from services.warranty.domain import Unit
-from services.warranty.parts_domain import (
-    Candidate,
-    JobContext,
-    Part,
-    PartRequest,
-    StockLocation,
-    choose_location,
-)
+from services.warranty.parts_domain import JobContext, Part, PartRequest
 from services.warranty.parts_read_model import (
     location_view,
     part_request_view,
@@ -45,6 +38,7 @@ from services.warranty.parts_read_model import (
 )
 from services.warranty.read_model import job_facts, known_jobs, request_facts, swaps
 from services.warranty.rules import WarrantyRules
+from services.warranty.stock import Candidate, StockLocation, choose_location
 from shared.auth import Actor
 from shared.clock import Clock
 from shared.contracts.warranty import LocationKind

@@ -14,8 +14,9 @@ from sqlalchemy import BigInteger, Column, Index, PrimaryKeyConstraint, String, 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.warranty import timeline
-from services.warranty.parts_domain import Part, PartRequest, StockLocation
+from services.warranty.parts_domain import Part, PartRequest
 from services.warranty.read_model import metadata
+from services.warranty.stock import StockLocation
 from shared.clock import rfc3339
 from shared.contracts.warranty import PartReturned
 from shared.events import EventEnvelope

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.warranty import timeline
 from services.warranty.claims import Claim
 from services.warranty.domain import CoverageCheck, ProductLinePolicy, Unit
-from services.warranty.parts_domain import Part, PartRequest, StockLocation
+from services.warranty.parts_domain import Part, PartRequest
 from services.warranty.parts_read_model import (
     part_requests,
     part_returns,
@@ -32,6 +32,7 @@ from services.warranty.read_model import (
     save_unit_rows,
     swaps,
 )
+from services.warranty.stock import StockLocation
 from shared.domain import Aggregate
 from shared.events import EventEnvelope
 from shared.kernel import Projections

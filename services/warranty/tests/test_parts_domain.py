@@ -7,14 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from services.warranty.parts_domain import (
-    Candidate,
-    JobContext,
-    Part,
-    PartRequest,
-    StockLocation,
-    choose_location,
-)
+from services.warranty.parts_domain import JobContext, Part, PartRequest
+from services.warranty.stock import Candidate, StockLocation, choose_location
 from shared.contracts.warranty import LocationKind
 from shared.domain import Conflict, InvalidTransition, RuleViolation
 
