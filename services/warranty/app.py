@@ -10,9 +10,11 @@ from fastapi import FastAPI
 from pydantic import Field
 
 import services.warranty.timeline  # noqa: F401  (declares the timeline in warranty's metadata)
-from services.warranty import api, api_repairs
+from services.warranty import api, api_repairs, parts_api
 from services.warranty.application import COMMANDS, WarrantyRules, integrity_conflict
+from services.warranty.coverage import normalize_category
 from services.warranty.domain import ReturnLimits
+from services.warranty.parts_queries import PartsQueries
 from services.warranty.projections import PROJECTIONS
 from services.warranty.queries import WarrantyQueries
 from services.warranty.reactions import CONSUMES, REACTIONS
@@ -40,6 +42,13 @@ class WarrantySettings(ServiceSettings):
         12, ge=0, description="Coverage of a product line without a policy (0: such units are not covered)"
     )
 
+    return_required_categories: str = Field(
+        "",
+        max_length=2000,
+        description="Comma-separated part categories whose defective part must come back before a claim for "
+        "their swap is paid (claim rule defective_part_returned); empty: none",
+    )
+
     def rules(self) -> WarrantyRules:
         return WarrantyRules(
             ReturnLimits(self.return_days, self.exchange_days),
@@ -47,6 +56,7 @@ class WarrantySettings(ServiceSettings):
             self.labour_rate_per_hour,
             self.currency,
             self.default_warranty_months,
+            frozenset(normalize_category(c) for c in self.return_required_categories.split(",") if c.strip()),
         )
 
 
@@ -60,6 +70,7 @@ def create_app(
         app.state.clock = parts.clock
         app.state.warranty = application
         app.state.warranty_queries = WarrantyQueries(parts.db, parts.store, parts.clock, rules)
+        app.state.parts_queries = PartsQueries(parts.db)
 
     lifespan = kernel_lifespan(
         settings,
@@ -84,10 +95,12 @@ def create_app(
         service=SERVICE,
         title="Servicetrail warranty",
         description="Who pays: products sold, warranty policies, coverage of a serial on a day, part swaps "
-        "(covered or billable), dealer claims adjudicated by explicit rules, returns and exchanges (三包), "
+        "(covered or billable), the parts ledger (catalogue, stock per location, part requests reserved from the "
+        "technician's van, his center or a warehouse, shipped and received; swaps issued from the van; defective-part "
+        "returns), dealer claims adjudicated by explicit rules, returns and exchanges (三包), "
         "and one history per unit across dealers.",
         version="1.0.0",
         lifespan=lifespan,
-        routers=[api.router, api_repairs.router],
+        routers=[api.router, api_repairs.router, parts_api.router],
         body_limits={"/v1/products/import": api.MAX_IMPORT_BYTES},
     )

@@ -4,8 +4,8 @@ refused command leaves nothing behind."""
 
 from __future__ import annotations
 
+import json
 import uuid
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -21,13 +21,16 @@ from services.warranty.commands import (
     OverrideClaim,
     RecordPartSwap,
     RegisterProduct,
+    RegisterStockLocation,
     RequestReturn,
     RowError,
     SetWarrantyPolicy,
     SubmitClaim,
 )
 from services.warranty.coverage import PolicyBook, Sale, Verdict, judge, normalize_category
-from services.warranty.domain import CoverageCheck, ProductLinePolicy, ReturnLimits, Unit
+from services.warranty.domain import CoverageCheck, ProductLinePolicy, Unit
+from services.warranty.parts_application import PARTS_COMMANDS, issue_from_van
+from services.warranty.parts_read_model import returned_swaps
 from services.warranty.read_model import (
     claim_view,
     claims,
@@ -41,6 +44,7 @@ from services.warranty.read_model import (
     swaps,
     unit_streams_among,
 )
+from services.warranty.rules import WarrantyRules
 from shared.auth import Actor
 from shared.clock import Clock, rfc3339
 from shared.contracts.warranty import ClaimSubmitted, CoverageBasis, PartSwapped
@@ -49,18 +53,9 @@ from shared.eventstore.bulk import start_streams
 from shared.eventstore.store import EventStore, publish_business_ids
 from shared.kernel import UnitOfWork
 
+__all__ = ["COMMANDS", "WarrantyRules", "find", "integrity_conflict", "judge_received_request", "record_repairs"]
+
 A = TypeVar("A", bound=Aggregate)
-
-
-@dataclass(frozen=True)
-class WarrantyRules:
-    """The configurable limits and money of the business rules."""
-
-    return_limits: ReturnLimits = ReturnLimits()
-    claim_days: int = 30
-    labour_rate_per_hour: Decimal = Decimal("60.00")
-    currency: str = "EUR"
-    default_months: int = 12
 
 
 for _kind in (Unit, Claim, CoverageCheck):  # their subjects on Kafka stay the serial, claim id and request id
@@ -173,7 +168,9 @@ async def set_policy(cmd: SetWarrantyPolicy, actor: Actor, uow: UnitOfWork, cloc
 async def record_part_swap(
     cmd: RecordPartSwap, actor: Actor, uow: UnitOfWork, clock: Clock, rules: WarrantyRules
 ) -> dict[str, Any]:
-    """Covered or billable, decided on the swap date for the part's category."""
+    """Covered or billable, decided on the swap date for the part's category. A catalogued part swapped by a
+    technician who has a van leaves the van's stock (the job's reservation first; 409 when the van has not
+    got it); a part the catalogue does not list, or a technician without a van, is recorded as before."""
     job = await job_facts(uow.conn, cmd.job_id)
     if job is None or not actor.sees(job.dealer_id, job.technician_id):
         raise NotFound(f"job {cmd.job_id} does not exist", field="job_id")
@@ -196,8 +193,10 @@ async def record_part_swap(
     unit = unit or uow.add(Unit.new(cmd.serial))
     category = normalize_category(cmd.part_category)
     verdict = await verdict_for(uow, rules, cmd.serial, request, at.date(), category, unit)
+    swap_id = str(uuid.uuid4())
+    van = await issue_from_van(uow, job, swap_id, cmd.serial, cmd.part_number, category, cmd.quantity, at)
     swap = PartSwapped(
-        swap_id=str(uuid.uuid4()),
+        swap_id=swap_id,
         job_id=cmd.job_id,
         request_id=cmd.request_id,
         serial=cmd.serial,
@@ -213,6 +212,7 @@ async def record_part_swap(
         currency=rules.currency,
         dealer_id=job.dealer_id,
         recorded_by=actor.subject,
+        issued_from=van,
     )
     unit.swap_part(swap, at)
     await record_repairs(uow, unit)
@@ -240,10 +240,24 @@ async def submit_claim(
     if request is not None:
         coverage = await verdict_for(uow, rules, request.serial, request, request.received_at.date())
     rows = (await uow.conn.execute(select(swaps).where(swaps.c.swap_id.in_(cmd.swap_ids)))).all()
-    found = {r.swap_id: SwapLine(r.swap_id, r.job_id, r.covered, r.quantity, Decimal(r.unit_cost)) for r in rows}
+    returned = await returned_swaps(uow.conn, [r.swap_id for r in rows])
+    found = {
+        r.swap_id: SwapLine(
+            r.swap_id,
+            r.job_id,
+            r.covered,
+            r.quantity,
+            Decimal(r.unit_cost),
+            json.loads(r.view)["part_category"],
+            r.swap_id in returned,
+        )
+        for r in rows
+    }
     lines = tuple(found.get(swap_id, SwapLine(swap_id, None)) for swap_id in cmd.swap_ids)
     filed_at = clock.now()
-    facts = ClaimFacts(cmd.job_id, job.request_id, job.last_completed_at, coverage, lines)
+    facts = ClaimFacts(
+        cmd.job_id, job.request_id, job.last_completed_at, coverage, lines, rules.return_required_categories
+    )
     worth = amounts(cmd.labour_minutes, rules.labour_rate_per_hour, lines, cmd.job_id)
     submitted = ClaimSubmitted(
         claim_id=str(uuid.uuid4()),
@@ -297,6 +311,7 @@ async def request_return(cmd: RequestReturn, actor: Actor, uow: UnitOfWork, rule
 
 
 COMMANDS = {
+    **PARTS_COMMANDS,
     RegisterProduct: register_product,
     ImportProducts: import_products,
     SetWarrantyPolicy: set_policy,
@@ -311,6 +326,12 @@ async def integrity_conflict(command: Any, actor: Actor, exc: IntegrityError) ->
     """A concurrent command got there first; the table's key stopped this one, and nothing was written."""
     if isinstance(command, SubmitClaim):
         return Conflict(f"job {command.job_id} already has a claim; one claim per job", field="job_id")
+    if isinstance(command, RegisterStockLocation):
+        return Conflict(
+            f"stock location {command.location_id}, or a van of technician {command.technician_id}, was registered "
+            "by a concurrent request first",
+            field="technician_id" if command.technician_id else "id",
+        )
     return Conflict("a concurrent change to the same record was saved first; read it again and retry")
 
 

@@ -7,7 +7,11 @@ claim's `reasons`:
 - `swaps_belong_to_job`: every listed swap was recorded for this job (a billable swap may be listed; it is
   simply not paid);
 - `filed_within_limit`: filed on or before the 30th day (configurable) after the job's last completion, in
-  UTC dates: completed on the 1st → the 31st is the last day.
+  UTC dates: completed on the 1st → the 31st is the last day;
+- `defective_part_returned`: every paid swap (covered, of this job) of a category in
+  `RETURN_REQUIRED_CATEGORIES` has its old part returned (`part.returned`). Judged when the claim is filed, like
+  the other rules: a claim already decided is not re-judged when the part comes back later (an officer may
+  override it, with the return as the why).
 "One claim per job" and "the job is completed" are checked before anything is written (409), since a second
 claim or a claim for unfinished work is not something to adjudicate.
 
@@ -48,6 +52,8 @@ class SwapLine:
     covered: bool = False
     quantity: int = 0
     unit_cost: Decimal = Decimal("0")
+    category: str | None = None
+    part_returned: bool = False
 
     @property
     def amount(self) -> Decimal:
@@ -63,6 +69,7 @@ class ClaimFacts:
     completed_at: datetime
     coverage: Verdict | None  # None: the job's request never reached warranty
     swaps: tuple[SwapLine, ...]
+    return_required: frozenset[str] = frozenset()  # categories whose defective part must come back
 
 
 def adjudicate(facts: ClaimFacts, filed_at: datetime, claim_days: int) -> list[ClaimReason]:
@@ -97,7 +104,21 @@ def adjudicate(facts: ClaimFacts, filed_at: datetime, claim_days: int) -> list[C
             detail=f"filed {days} day(s) after the job's completion on {completed}; the limit is {claim_days}",
         )
     )
+    reasons.append(defective_part_returned(facts))
     return reasons
+
+
+def defective_part_returned(facts: ClaimFacts) -> ClaimReason:
+    """Every covered swap of the job in a category whose defective part must come back has its return."""
+    due = [s for s in facts.swaps if s.covered and s.job_id == facts.job_id and s.category in facts.return_required]
+    missing = [s.swap_id for s in due if not s.part_returned]
+    if missing:
+        detail = f"the defective part of swap(s) {', '.join(missing)} has not come back"
+    elif due:
+        detail = f"the defective part of all {len(due)} swap(s) that must come back was returned"
+    else:
+        detail = "no claimed part is of a category whose defective part must come back"
+    return ClaimReason(rule="defective_part_returned", ok=not missing, detail=detail)
 
 
 @dataclass(frozen=True)

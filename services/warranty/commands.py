@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from shared.contracts.warranty import ReturnKind
+from shared.contracts.warranty import LocationKind, PartCondition, ReturnKind
 
 
 @dataclass(frozen=True)
@@ -82,3 +82,64 @@ class RequestReturn:
     kind: ReturnKind
     reason: str
     occurred_at: datetime | None = None
+
+
+# --- the parts ledger ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegisterPart:
+    part_number: str
+    name: str
+    category: str
+    unit_price: Decimal
+    currency: str | None = None
+
+
+@dataclass(frozen=True)
+class RegisterStockLocation:
+    location_id: str
+    kind: LocationKind
+    center_id: str | None = None
+    technician_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ReceiveStock:
+    location_id: str
+    part_number: str
+    quantity: int
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class TransferStock:
+    from_location_id: str
+    to_location_id: str
+    part_number: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class RequestPart:
+    job_id: str
+    part_number: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class ShipPartRequest:
+    part_request_id: str
+
+
+@dataclass(frozen=True)
+class ReceivePartRequest:
+    part_request_id: str
+    quantity: int | None = None  # None: everything in transit
+
+
+@dataclass(frozen=True)
+class ReturnPart:
+    swap_id: str
+    old_part_serial: str
+    condition: PartCondition

@@ -20,6 +20,8 @@ from services.warranty.coverage import Policy, PolicyBook, Sale, Verdict, policy
 from shared.contracts.base import EventData
 from shared.contracts.warranty import (
     CoverageBasis,
+    PartCondition,
+    PartReturned,
     PartSwapped,
     ProductRegistered,
     ReturnKind,
@@ -136,6 +138,8 @@ class Unit(Namespaced, Aggregate):
     repaired_at: dict[str, datetime] = field(default_factory=dict)
     entitlement: Entitlement | None = None
     outcome: str | None = None  # returned | exchanged
+    swapped: dict[str, PartSwapped] = field(default_factory=dict)  # swap id → the swap, for part returns
+    part_returns: dict[str, str] = field(default_factory=dict)  # swap id → return id
 
     # --- commands -------------------------------------------------------------------------------------
 
@@ -156,6 +160,40 @@ class Unit(Namespaced, Aggregate):
             raise Conflict(f"swap {swap.swap_id} is already recorded", field="swap_id")
         self.record(swap, at)
         self._establish_entitlement()
+
+    def return_part(
+        self, return_id: str, swap_id: str, old_part_serial: str, condition: PartCondition, by: str, at: datetime
+    ) -> PartReturned:
+        """The old part of one of this unit's swaps came back (once per swap; the serial the swap recorded)."""
+        swap = self.swapped.get(swap_id)
+        if swap is None:
+            raise RuleViolation(f"swap {swap_id} is not a swap of unit {self.serial}", field="swap_id")
+        if swap_id in self.part_returns:
+            raise Conflict(
+                f"the old part of swap {swap_id} was returned already ({self.part_returns[swap_id]})",
+                field="swap_id",
+                existing_id=self.part_returns[swap_id],
+            )
+        if swap.old_part_serial is not None and swap.old_part_serial != old_part_serial:
+            raise RuleViolation(
+                f"swap {swap_id} took out part serial {swap.old_part_serial}, not {old_part_serial}",
+                field="old_part_serial",
+            )
+        returned = PartReturned(
+            return_id=return_id,
+            swap_id=swap_id,
+            job_id=swap.job_id,
+            request_id=swap.request_id,
+            serial=self.serial,
+            part_number=swap.part_number,
+            part_category=swap.part_category,
+            old_part_serial=old_part_serial,
+            condition=condition,
+            dealer_id=swap.dealer_id,
+            returned_by=by,
+        )
+        self.record(returned, at)
+        return returned
 
     def request_return(
         self, return_id: str, kind: ReturnKind, reason: str, at: datetime, limits: ReturnLimits, requested_by: str
@@ -257,6 +295,9 @@ class Unit(Namespaced, Aggregate):
                 self.sold_on, self.dealer_id = data.sold_on, data.dealer_id
             case PartSwapped():
                 self.swaps.append(SwapFact(data.swap_id, data.job_id, data.part_category, data.covered, occurred_at))
+                self.swapped[data.swap_id] = data
+            case PartReturned():
+                self.part_returns[data.swap_id] = data.return_id
             case UnitRepairRecorded():
                 self.repaired_at[data.job_id] = occurred_at
             case UnitExchangeEntitled():

@@ -10,6 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.warranty import timeline
 from services.warranty.claims import Claim
 from services.warranty.domain import CoverageCheck, ProductLinePolicy, Unit
+from services.warranty.parts_domain import Part, PartRequest
+from services.warranty.parts_read_model import (
+    part_requests,
+    part_returns,
+    parts,
+    project_location,
+    project_part,
+    project_part_request,
+    save_part_returns,
+    stock_levels,
+    stock_locations,
+)
 from services.warranty.read_model import (
     claims,
     policies,
@@ -20,6 +32,7 @@ from services.warranty.read_model import (
     save_unit_rows,
     swaps,
 )
+from services.warranty.stock import StockLocation
 from shared.domain import Aggregate
 from shared.events import EventEnvelope
 from shared.kernel import Projections
@@ -41,6 +54,7 @@ async def _on_timeline(conn: AsyncConnection, stored: Sequence[EventEnvelope], c
 
 async def project_unit(conn: AsyncConnection, unit: Unit, stored: Sequence[EventEnvelope]) -> None:
     await save_unit_rows(conn, stored)
+    await save_part_returns(conn, stored)
     await _on_timeline(conn, stored, timeline_context(unit))
 
 
@@ -69,7 +83,10 @@ async def project_check(conn: AsyncConnection, check: CoverageCheck, stored: Seq
 
 
 PROJECTIONS = Projections()
-PROJECTIONS.register(Unit, project_unit, products, swaps)
+PROJECTIONS.register(Unit, project_unit, products, swaps, part_returns)
 PROJECTIONS.register(Claim, project_claim, claims)
 PROJECTIONS.register(ProductLinePolicy, project_policy, policies)
 PROJECTIONS.register(CoverageCheck, project_check)
+PROJECTIONS.register(Part, project_part, parts)
+PROJECTIONS.register(StockLocation, project_location, stock_locations, stock_levels)
+PROJECTIONS.register(PartRequest, project_part_request, part_requests)

@@ -2,8 +2,8 @@
 
 - `service_request.received`: remember which unit the request is about, and judge its coverage on its
   received date (`warranty.checked`, once per request, stamped with the request's time and chained to it).
-- `job.created` / `job.assigned` / `job.completed`: remember the job's request, dealer, technician and
-  completions (claims and swaps are checked against them); a fixed completion becomes the unit's repair
+- `job.created` / `job.assigned` / `job.completed`: remember the job's request, dealer, technician, his
+  center and completions (claims, swaps and part requests are checked against them); a fixed completion becomes the unit's repair
   record, which the two-repair rule counts.
 - every request and job step also lands on the unit's timeline.
 
@@ -18,6 +18,7 @@ from typing import Any
 from services.warranty import timeline
 from services.warranty.application import WarrantyRules, find, judge_received_request, record_repairs
 from services.warranty.domain import Unit
+from services.warranty.parts_application import release_parts_of_completed_job
 from services.warranty.read_model import job_facts, known_jobs, known_requests, request_facts
 from shared.contracts.base import REGISTRY, EventData
 from shared.contracts.dispatch import JobAssigned, JobCompleted, JobCreated
@@ -81,9 +82,14 @@ async def job_assigned(event: IncomingEvent[JobAssigned], uow: UnitOfWork) -> No
     await upsert(
         uow.conn,
         known_jobs,
-        {"job_id": data.job_id, "request_id": data.request_id, "technician_id": data.technician_id},
+        {
+            "job_id": data.job_id,
+            "request_id": data.request_id,
+            "technician_id": data.technician_id,
+            "center_id": data.center_id,
+        },
         key="job_id",
-        update=["technician_id"],
+        update=["technician_id", "center_id"],
     )
     await on_timeline(event, uow)
 
@@ -107,6 +113,8 @@ async def job_completed(event: IncomingEvent[JobCompleted], uow: UnitOfWork) -> 
     request = await request_facts(conn, data.request_id)
     if data.fixed and request is not None:
         await _settle_repairs(uow, request.serial)
+    if data.fixed:
+        await release_parts_of_completed_job(uow, data.job_id, event.time)
 
 
 async def _settle_repairs(uow: UnitOfWork, serial: str) -> None:

@@ -94,6 +94,7 @@ known_jobs = Table(
     Column("request_id", String(80), nullable=False),
     Column("dealer_id", String(80)),
     Column("technician_id", String(80)),
+    Column("center_id", String(80)),  # the assigned technician's center (a part request may draw from its store)
     Column("created_at", UtcDateTime),
     Column("last_completed_at", UtcDateTime),
     Column("first_fixed_at", UtcDateTime),
@@ -128,6 +129,7 @@ def swap_view(data: PartSwapped, at: datetime) -> dict[str, Any]:
         "currency": data.currency,
         "dealer_id": data.dealer_id,
         "recorded_by": data.recorded_by,
+        "issued_from": data.issued_from,
         "swapped_at": _time(at),
     }
 

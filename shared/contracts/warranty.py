@@ -39,7 +39,10 @@ class ClaimReason(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    rule: str = Field(description="coverage_valid | swaps_belong_to_job | filed_within_limit | officer_override")
+    rule: str = Field(
+        description="coverage_valid | swaps_belong_to_job | filed_within_limit | defective_part_returned | "
+        "officer_override"
+    )
     ok: bool
     detail: str
 
@@ -99,6 +102,9 @@ class PartSwapped(EventData):
     currency: str
     dealer_id: str | None = Field(None, description="The job's dealer")
     recorded_by: str
+    issued_from: str | None = Field(
+        None, description="The stock location (the technician's van) the new part was issued from, if stocked"
+    )
 
 
 @event("part.registered", topic=WARRANTY, subject="part_number")
@@ -218,3 +224,235 @@ class ClaimRejected(EventData):
     override: bool = False
     note: str | None = None
     total_amount: Decimal
+
+
+# --- the parts ledger: stock locations, movements, part requests and returns ---------------------------------
+#
+# A location's events (`stock_location.registered`, `stock.*`) are keyed by `location_id`: one location's
+# movements stay in order, and its stock is their fold. A part request's events are keyed by `part_request_id`.
+
+
+class LocationKind(StrEnum):
+    """Where parts are kept: a warehouse, a service center's store, or a technician's van."""
+
+    warehouse = "warehouse"
+    center_store = "center"  # (not `center`: a str enum member may not shadow str.center)
+    van = "van"
+
+
+class PartCondition(StrEnum):
+    """The state of a part that came back from the field."""
+
+    defective = "defective"
+    damaged = "damaged"
+    no_fault_found = "no_fault_found"
+
+
+@event("stock_location.registered", topic=WARRANTY, subject="location_id")
+class StockLocationRegistered(EventData):
+    """A place that holds parts: a warehouse, a service center's store (`center_id`) or a technician's van
+    (`technician_id`, one van per technician)."""
+
+    location_id: str
+    kind: LocationKind
+    center_id: str | None = None
+    technician_id: str | None = None
+    registered_by: str
+
+
+@event("stock.received", topic=WARRANTY, subject="location_id")
+class StockReceived(EventData):
+    """Parts arrived at a location from outside the ledger (a supplier's delivery): on hand grows."""
+
+    receipt_id: str
+    location_id: str
+    part_number: str
+    quantity: int
+    reference: str | None = Field(None, description="The caller's reference, e.g. a delivery note")
+    received_by: str
+
+
+@event("stock.transferred_out", topic=WARRANTY, subject="location_id")
+class StockTransferredOut(EventData):
+    """Parts left a location for another one (`stock.transferred_in` at the other end, same `transfer_id`)."""
+
+    transfer_id: str
+    location_id: str
+    to_location_id: str
+    part_number: str
+    quantity: int
+    transferred_by: str
+
+
+@event("stock.transferred_in", topic=WARRANTY, subject="location_id")
+class StockTransferredIn(EventData):
+    """Parts came in from another location (`stock.transferred_out` there, same `transfer_id`)."""
+
+    transfer_id: str
+    location_id: str
+    from_location_id: str
+    part_number: str
+    quantity: int
+    transferred_by: str
+
+
+@event("stock.reserved", topic=WARRANTY, subject="location_id")
+class StockReserved(EventData):
+    """Parts on hand set aside for a part request (a job): reserved grows, available shrinks."""
+
+    location_id: str
+    part_number: str
+    quantity: int
+    part_request_id: str
+    job_id: str
+
+
+@event("stock.shipped", topic=WARRANTY, subject="location_id")
+class StockShipped(EventData):
+    """A part request's reserved parts left the location for the technician's van: on hand and reserved
+    shrink by `quantity`."""
+
+    location_id: str
+    part_number: str
+    quantity: int
+    part_request_id: str
+    job_id: str
+    to_location_id: str
+
+
+@event("stock.delivered", topic=WARRANTY, subject="location_id")
+class StockDelivered(EventData):
+    """A shipped part request reached the technician's van: on hand grows, reserved for the request's job."""
+
+    location_id: str
+    part_number: str
+    quantity: int
+    part_request_id: str
+    job_id: str
+    from_location_id: str
+
+
+@event("stock.issued", topic=WARRANTY, subject="location_id")
+class StockIssued(EventData):
+    """Parts left the technician's van into a unit (a swap): on hand shrinks; what was reserved for the
+    swap's job is used first (`from_reservations`: part request id → quantity)."""
+
+    location_id: str
+    part_number: str
+    quantity: int
+    swap_id: str
+    job_id: str
+    serial: str
+    from_reservations: dict[str, int] = Field(default_factory=dict)
+
+
+@event("stock.released", topic=WARRANTY, subject="location_id")
+class StockReleased(EventData):
+    """What a part request still held at the location was set free: its job was completed fixed without using
+    it. Reserved shrinks, available grows; on hand is unchanged."""
+
+    location_id: str
+    part_number: str
+    quantity: int
+    part_request_id: str
+    job_id: str
+
+
+@event("part_request.reserved", topic=WARRANTY, subject="part_request_id")
+class PartRequestReserved(EventData):
+    """A job's part request is covered: `quantity` is reserved at `location_id` (the technician's van, else
+    his center, else a warehouse); at once when asked, or when stock arrived for a backordered request."""
+
+    part_request_id: str
+    job_id: str
+    request_id: str
+    serial: str | None = None
+    part_number: str
+    quantity: int
+    location_id: str
+    location_kind: LocationKind
+    dealer_id: str | None = Field(None, description="The job's dealer")
+    technician_id: str | None = None
+    requested_by: str
+
+
+@event("part_request.backordered", topic=WARRANTY, subject="part_request_id")
+class PartRequestBackordered(EventData):
+    """No location the job may draw from had the quantity available: the request waits for stock (it is
+    reserved by the first receipt or transfer that makes it available)."""
+
+    part_request_id: str
+    job_id: str
+    request_id: str
+    serial: str | None = None
+    part_number: str
+    quantity: int
+    dealer_id: str | None = Field(None, description="The job's dealer")
+    technician_id: str | None = None
+    requested_by: str
+    reason: str
+
+
+@event("part_request.shipped", topic=WARRANTY, subject="part_request_id")
+class PartRequestShipped(EventData):
+    """The reserved parts left the warehouse or center for the technician's van."""
+
+    part_request_id: str
+    job_id: str
+    request_id: str
+    serial: str | None = None
+    dealer_id: str | None = None
+    part_number: str
+    quantity: int
+    from_location_id: str
+    to_location_id: str
+    shipped_by: str
+
+
+@event("part_request.received", topic=WARRANTY, subject="part_request_id")
+class PartRequestReceived(EventData):
+    """The technician received (some of) the shipped parts into his van, reserved there for the job."""
+
+    part_request_id: str
+    job_id: str
+    request_id: str
+    serial: str | None = None
+    dealer_id: str | None = None
+    part_number: str
+    quantity: int
+    location_id: str
+    received_by: str
+
+
+@event("part_request.released", topic=WARRANTY, subject="part_request_id")
+class PartRequestReleased(EventData):
+    """The job was completed fixed: what the request still held (`quantity` at `location_id`) is free again, and
+    a backordered request (`quantity` 0, no location) will not be filled any more."""
+
+    part_request_id: str
+    job_id: str
+    request_id: str
+    serial: str | None = None
+    dealer_id: str | None = None
+    part_number: str
+    quantity: int = Field(description="How many were still reserved and are free again (0 for a backorder)")
+    location_id: str | None = None
+    reason: str
+
+
+@event("part.returned", topic=WARRANTY, subject="serial")
+class PartReturned(EventData):
+    """The old part of a swap came back from the field, in the condition stated. Claims for covered swaps of
+    the categories whose defective part must come back (`RETURN_REQUIRED_CATEGORIES`) need it."""
+
+    return_id: str
+    swap_id: str
+    job_id: str
+    request_id: str
+    serial: str
+    part_number: str
+    part_category: str
+    old_part_serial: str
+    condition: PartCondition
+    dealer_id: str | None = Field(None, description="The job's dealer")
+    returned_by: str

@@ -32,7 +32,12 @@ def filed_on_day(n: int, hour: int = 23) -> datetime:
 @pytest.mark.parametrize("days, ok", [(0, True), (30, True), (31, False)])
 def test_a_claim_may_be_filed_through_the_30th_day_after_completion(days, ok):
     reasons = adjudicate(facts(), filed_on_day(days, hour=0 if days == 31 else 23), claim_days=30)
-    assert verdicts(reasons) == {"coverage_valid": True, "swaps_belong_to_job": True, "filed_within_limit": ok}
+    assert verdicts(reasons) == {
+        "coverage_valid": True,
+        "swaps_belong_to_job": True,
+        "defective_part_returned": True,
+        "filed_within_limit": ok,
+    }
     limit = next(r for r in reasons if r.rule == "filed_within_limit")
     assert limit.detail == f"filed {days} day(s) after the job's completion on 2026-03-01; the limit is 30"
 
@@ -110,3 +115,20 @@ def test_a_claim_failing_a_rule_is_rejected_and_an_officer_may_override_with_who
         claim.override(True, "officer-olga", "again", filed_on_day(33))
     claim.override(False, "officer-max", "duplicate invoice found", filed_on_day(34))
     assert claim.status == ClaimStatus.rejected and len(claim.decisions) == 3
+
+
+def test_a_covered_swap_whose_category_must_come_back_fails_the_return_rule_until_its_part_is_returned():
+    required = frozenset({"compressor"})
+    compressor = SwapLine("s1", "J1", True, 1, Decimal("300.00"), "compressor")
+    billable = SwapLine("s2", "J1", False, 1, Decimal("300.00"), "compressor")  # not paid, so not asked back
+    filter_ = SwapLine("s3", "J1", True, 1, Decimal("9.00"), "filter")
+
+    def rule(*lines):
+        facts = ClaimFacts("J1", "R1", COMPLETED, COVERED, lines, required)
+        return next(r for r in adjudicate(facts, filed_on_day(1), 30) if r.rule == "defective_part_returned")
+
+    missing = rule(compressor, billable, filter_)
+    assert not missing.ok and missing.detail == "the defective part of swap(s) s1 has not come back"
+    returned = rule(SwapLine("s1", "J1", True, 1, Decimal("300.00"), "compressor", part_returned=True), filter_)
+    assert returned.ok and "all 1 swap(s)" in returned.detail
+    assert rule(filter_, billable).ok

@@ -51,7 +51,12 @@ async def test_a_claim_within_the_rules_is_approved_with_labour_and_covered_part
     assert response.headers["location"] == f"/v1/claims/{view['id']}"
     assert view["status"] == "approved" and view["dealer_id"] == "D1" and view["serial"] == job.serial
     assert view["amounts"] == {"labour": "90.00", "parts": "240.00", "total": "330.00", "currency": "EUR"}
-    assert verdicts(view) == {"coverage_valid": True, "swaps_belong_to_job": True, "filed_within_limit": True}
+    assert verdicts(view) == {
+        "coverage_valid": True,
+        "swaps_belong_to_job": True,
+        "filed_within_limit": True,
+        "defective_part_returned": True,
+    }
     assert view["decisions"][0]["decided_by"] == "rules"
 
     records = await collect(warranty.kafka, WARRANTY, subject_is(view["id"]), expected=2)

@@ -1,0 +1,357 @@
+"""warranty's HTTP entry points for the parts ledger: the catalogue, stock locations, receipts and transfers,
+stock per location, part requests for jobs (reserve or backorder, ship, receive) and defective-part returns.
+Each route turns its input into a command or a query and calls it once."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from services.warranty.api import STAFF_READERS, UNKNOWN_REFERENCE, Warranty, created, cursor_value, page
+from services.warranty.commands import (
+    ReceivePartRequest,
+    ReceiveStock,
+    RegisterPart,
+    RegisterStockLocation,
+    RequestPart,
+    ReturnPart,
+    ShipPartRequest,
+    TransferStock,
+)
+from services.warranty.parts_queries import PartsQueries
+from shared.auth import Actor, Role
+from shared.contracts.warranty import LocationKind, PartCondition
+from shared.http.commands import CommandMetadata, StrictBody, location
+from shared.http.idempotency import Idempotency
+from shared.http.pagination import Cursor, Limit
+from shared.http.problems import Problem
+from shared.http.security import CurrentActor, Permission
+
+router = APIRouter(tags=["parts ledger"])
+
+Id = Annotated[str, Field(min_length=1, max_length=80)]
+PathId = Annotated[str, Path(min_length=1, max_length=80)]
+Quantity = Annotated[int, Field(ge=1, le=100_000, description="How many parts (at least 1)")]
+STOCK_KEEPERS = (Role.warranty_officer, Role.dispatcher)
+STOCK_READERS = (*STAFF_READERS, Role.technician)
+
+
+def _queries(request: Request) -> PartsQueries:
+    return request.app.state.parts_queries
+
+
+Queries = Annotated[PartsQueries, Depends(_queries)]
+
+
+def manufacturer_only(actor: Actor, what: str) -> None:
+    """The catalogue and the stock are the manufacturer's: a dealer token may not change or read them, whatever
+    other roles it carries (403)."""
+    if actor.dealer_scope is not None:
+        raise Problem(403, f"A dealer token may not {what}, whatever other roles it holds.", slug="forbidden")
+
+
+class PartBody(StrictBody):
+    part_number: Id
+    name: str = Field(min_length=1, max_length=200)
+    category: Id = Field(description="The category coverage and return rules are keyed by (case-insensitive)")
+    unit_price: Decimal = Field(ge=0, max_digits=12, decimal_places=2, description="Price of one part")
+    currency: str | None = Field(None, pattern="^[A-Za-z]{3}$", description="ISO 4217 (default: warranty's)")
+
+
+class LocationBody(StrictBody):
+    id: Id
+    kind: LocationKind
+    center_id: Id | None = Field(None, description="The center whose store this is (required for kind center)")
+    technician_id: Id | None = Field(None, description="The technician who drives the van (required for a van)")
+
+
+class ReceiptBody(StrictBody):
+    location_id: Id
+    part_number: Id
+    quantity: Quantity
+    reference: str | None = Field(None, max_length=200, description="e.g. the supplier's delivery note")
+
+
+class TransferBody(StrictBody):
+    from_location_id: Id
+    to_location_id: Id
+    part_number: Id
+    quantity: Quantity
+
+
+class PartRequestBody(StrictBody):
+    job_id: Id
+    part_number: Id
+    quantity: Quantity
+
+
+class ReceiveBody(StrictBody):
+    quantity: Quantity | None = Field(None, description="How many arrived (default: everything shipped)")
+
+
+class PartReturnBody(StrictBody):
+    swap_id: Id
+    old_part_serial: Id
+    condition: PartCondition
+
+
+# --- catalogue ---------------------------------------------------------------------------------------------
+
+
+@router.post("/v1/parts", status_code=201, dependencies=[Permission(Role.warranty_officer)])
+async def register_part(
+    body: PartBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+) -> JSONResponse:
+    """Enter a spare part in the catalogue (201), or re-price a catalogued one (200; the last registration
+    holds and intake's quotes price from it). Registering exactly what holds already records nothing (200)."""
+    manufacturer_only(actor, "change the parts catalogue")
+    command = RegisterPart(body.part_number, body.name, body.category, body.unit_price, body.currency)
+
+    async def run() -> JSONResponse:
+        registered = await warranty.handle(command, actor, meta)
+        if registered.created:
+            return created(registered.view, location("/v1/parts", body.part_number))
+        return JSONResponse(registered.view)
+
+    return await idempotent.run(run)
+
+
+@router.get("/v1/parts", dependencies=[Permission(*STOCK_READERS, Role.dealer)])
+async def list_parts(
+    queries: Queries,
+    category: Annotated[str | None, Query(max_length=80)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> JSONResponse:
+    """The catalogue by part number, optionally of one category."""
+    items, after = await queries.parts(category=category, limit=limit, after=cursor_value(cursor, str))
+    return page(items, after)
+
+
+@router.get("/v1/parts/{part_number}", dependencies=[Permission(*STOCK_READERS, Role.dealer)])
+async def get_part(part_number: PathId, queries: Queries) -> JSONResponse:
+    """One catalogued part with its current price."""
+    return JSONResponse(await queries.part(part_number))
+
+
+# --- locations and stock ---------------------------------------------------------------------------------
+
+
+@router.post("/v1/stock-locations", status_code=201, dependencies=[Permission(*STOCK_KEEPERS)])
+async def register_stock_location(
+    body: LocationBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+) -> JSONResponse:
+    """A place that holds parts: a warehouse, a center's store (names its `center_id`) or a technician's van
+    (names its `technician_id`; one van per technician). An id taken, or a technician with a van, is a 409."""
+    manufacturer_only(actor, "register stock locations")
+    command = RegisterStockLocation(body.id, body.kind, body.center_id, body.technician_id)
+
+    async def run() -> JSONResponse:
+        view = await warranty.handle(command, actor, meta)
+        return created(view, location("/v1/stock-locations", view["id"]))
+
+    return await idempotent.run(run)
+
+
+@router.get("/v1/stock-locations", dependencies=[Permission(*STOCK_READERS)])
+async def list_stock_locations(
+    actor: CurrentActor,
+    queries: Queries,
+    kind: Annotated[LocationKind | None, Query()] = None,
+    center_id: Annotated[str | None, Query(max_length=80)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> JSONResponse:
+    """Stock locations in the order they were registered, by kind and center."""
+    manufacturer_only(actor, "read the stock locations")
+    items, after = await queries.locations(
+        kind=kind.value if kind else None, center_id=center_id, limit=limit, after=cursor_value(cursor, int)
+    )
+    return page(items, after)
+
+
+@router.post(
+    "/v1/stock/receipts", status_code=201, responses=UNKNOWN_REFERENCE, dependencies=[Permission(*STOCK_KEEPERS)]
+)
+async def receive_stock(
+    body: ReceiptBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+) -> JSONResponse:
+    """Parts arrived at a location (a supplier's delivery). The oldest backordered part requests this location
+    may serve and that now fit are reserved at once (`reserved_for`). An unknown location or part is a 404
+    naming the field."""
+    manufacturer_only(actor, "receive stock")
+    command = ReceiveStock(body.location_id, body.part_number, body.quantity, body.reference)
+
+    async def run() -> JSONResponse:
+        return created(await warranty.handle(command, actor, meta))
+
+    return await idempotent.run(run)
+
+
+@router.post(
+    "/v1/stock/transfers", status_code=201, responses=UNKNOWN_REFERENCE, dependencies=[Permission(*STOCK_KEEPERS)]
+)
+async def transfer_stock(
+    body: TransferBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+) -> JSONResponse:
+    """Move available parts from one location to another. More than the source has available is a 409 naming
+    what is there; backorders the target may serve are reserved as for a receipt."""
+    manufacturer_only(actor, "transfer stock")
+    command = TransferStock(body.from_location_id, body.to_location_id, body.part_number, body.quantity)
+
+    async def run() -> JSONResponse:
+        return created(await warranty.handle(command, actor, meta))
+
+    return await idempotent.run(run)
+
+
+@router.get("/v1/stock", responses=UNKNOWN_REFERENCE, dependencies=[Permission(*STOCK_READERS)])
+async def get_stock(
+    actor: CurrentActor,
+    queries: Queries,
+    location_id: Annotated[str | None, Query(max_length=80)] = None,
+    part_number: Annotated[str | None, Query(max_length=80)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> JSONResponse:
+    """Stock per (location, part): on hand, reserved for part requests, and available (on hand − reserved)."""
+    manufacturer_only(actor, "read the stock")
+    items, after = await queries.stock(
+        location_id=location_id, part_number=part_number, limit=limit, after=_pair(cursor_value(cursor, list))
+    )
+    return page(items, after)
+
+
+def _pair(value: Any) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    if len(value) != 2 or not all(isinstance(v, str) for v in value):
+        raise Problem(
+            400,
+            "The cursor is not one this API handed out.",
+            slug="invalid-cursor",
+            errors=[{"field": "cursor", "reason": "not a valid cursor"}],
+        )
+    return value[0], value[1]
+
+
+# --- part requests ------------------------------------------------------------------------------------------
+
+PART_REQUESTERS = (Role.technician, Role.dealer, Role.dispatcher, Role.warranty_officer)
+
+
+@router.post(
+    "/v1/part-requests", status_code=201, responses=UNKNOWN_REFERENCE, dependencies=[Permission(*PART_REQUESTERS)]
+)
+async def request_part(
+    body: PartRequestBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+) -> JSONResponse:
+    """Parts for a job: reserved from the assigned technician's van, else his center's store, else a warehouse
+    (the first with the whole quantity available), or backordered until a receipt or transfer brings it. The
+    job must be one dispatch announced and the caller's (404); a job completed fixed is a 409."""
+    command = RequestPart(body.job_id, body.part_number, body.quantity)
+
+    async def run() -> JSONResponse:
+        view = await warranty.handle(command, actor, meta)
+        return created(view, location("/v1/part-requests", view["id"]))
+
+    return await idempotent.run(run)
+
+
+@router.get("/v1/part-requests", dependencies=[Permission(*STOCK_READERS, Role.dealer)])
+async def list_part_requests(
+    actor: CurrentActor,
+    queries: Queries,
+    job_id: Annotated[str | None, Query(max_length=80)] = None,
+    status: Annotated[str | None, Query(pattern="^(backordered|reserved|shipped|received|released)$")] = None,
+    part_number: Annotated[str | None, Query(max_length=80)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> JSONResponse:
+    """Part requests, oldest first, by job, status and part. Dealers list those of their own jobs; technicians
+    those of the jobs assigned to them."""
+    items, after = await queries.part_requests(
+        actor, job_id=job_id, status=status, part_number=part_number, limit=limit, after=cursor_value(cursor, int)
+    )
+    return page(items, after)
+
+
+@router.get("/v1/part-requests/{part_request_id}", dependencies=[Permission(*STOCK_READERS, Role.dealer)])
+async def get_part_request(part_request_id: PathId, actor: CurrentActor, queries: Queries) -> JSONResponse:
+    """One part request and where it stands."""
+    return JSONResponse(await queries.part_request(part_request_id, actor))
+
+
+@router.post("/v1/part-requests/{part_request_id}/ship", dependencies=[Permission(*STOCK_KEEPERS)])
+async def ship_part_request(
+    part_request_id: PathId, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty
+) -> JSONResponse:
+    """The warehouse (or center) hands a reserved request's parts over for the van of the job's technician:
+    they leave its stock. Not reserved, reserved in the van already, or a technician without a van: 409."""
+    return JSONResponse(await warranty.handle(ShipPartRequest(part_request_id), actor, meta))
+
+
+@router.post(
+    "/v1/part-requests/{part_request_id}/receive",
+    dependencies=[Permission(Role.technician, Role.dispatcher, Role.warranty_officer)],
+)
+async def receive_part_request(
+    part_request_id: PathId, body: ReceiveBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty
+) -> JSONResponse:
+    """The technician takes shipped parts into his van, where they stay reserved for the job (a swap uses them
+    first). More than was shipped and not yet received is a 422; a request not shipped a 409."""
+    return JSONResponse(await warranty.handle(ReceivePartRequest(part_request_id, body.quantity), actor, meta))
+
+
+# --- part returns ------------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/part-returns",
+    status_code=201,
+    responses=UNKNOWN_REFERENCE,
+    dependencies=[Permission(Role.technician, Role.dealer, Role.warranty_officer)],
+)
+async def return_part(
+    body: PartReturnBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+) -> JSONResponse:
+    """The old part of a swap came back, with its condition (once per swap; the old part serial the swap
+    recorded, if it recorded one). A claim for a covered swap of a category in `RETURN_REQUIRED_CATEGORIES`
+    fails the rule `defective_part_returned` until then."""
+    command = ReturnPart(body.swap_id, body.old_part_serial, body.condition)
+
+    async def run() -> JSONResponse:
+        view = await warranty.handle(command, actor, meta)
+        return created(view, location("/v1/part-returns", view["id"]))
+
+    return await idempotent.run(run)
+
+
+@router.get("/v1/part-returns", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
+async def list_part_returns(
+    actor: CurrentActor,
+    queries: Queries,
+    job_id: Annotated[str | None, Query(max_length=80)] = None,
+    swap_id: Annotated[str | None, Query(max_length=80)] = None,
+    serial: Annotated[str | None, Query(max_length=80)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> JSONResponse:
+    """Part returns in the order they were recorded. Dealers list those of their own jobs."""
+    items, after = await queries.part_returns(
+        actor, job_id=job_id, swap_id=swap_id, serial=serial, limit=limit, after=cursor_value(cursor, int)
+    )
+    return page(items, after)
+
+
+@router.get("/v1/part-returns/{return_id}", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
+async def get_part_return(return_id: PathId, actor: CurrentActor, queries: Queries) -> JSONResponse:
+    """One part return. Dealers see the returns of their own jobs only."""
+    return JSONResponse(await queries.part_return(return_id, actor))
+
+
+__all__ = ["router"]
