@@ -2,12 +2,18 @@
 the token's user (with the dealer of a dealer token) for a command and `system:intake` for what intake does
 by itself in reaction to another service's event."""
 
+import json
 import uuid
 
+from sqlalchemy import select, update
+
+from services.intake.read_model import service_requests
 from shared.contracts.dispatch import JobCreated
 from shared.contracts.enums import Priority, ServiceMode
 from shared.contracts.topics import INTAKE
 from shared.contracts.warranty import WarrantyChecked
+from shared.events import UNKNOWN_ACTOR
+from shared.eventstore.tables import events
 from shared.testing.app import eventually
 from shared.testing.kafka import collect, envelope_for, headers_of, publish, subject_is
 
@@ -86,3 +92,27 @@ async def test_an_admin_command_is_the_admins_and_a_rebuilt_read_model_keeps_eve
 
     await intake.app.state.application.rebuild()
     assert (await intake.client.get(url, headers=intake.agent)).json()["history"] == before
+
+
+async def test_a_request_stored_before_events_had_actors_still_reads_with_unknown_actors(intake):
+    """A row the read model wrote before actors (history entries of {type, time}), over events whose actor the
+    migration made `system:unknown`: it still reads, and says so; a rebuild gives the same answer."""
+    request_id = (await intake.open()).json()["id"]
+    db = intake.app.state.runtime.db
+    async with db.transaction() as conn:
+        await conn.execute(update(events).where(events.c.stream_id == request_id).values(actor=UNKNOWN_ACTOR))
+        view = json.loads(
+            (
+                await conn.execute(select(service_requests.c.view).where(service_requests.c.request_id == request_id))
+            ).scalar_one()
+        )
+        view["history"] = [{"type": h["type"], "time": h["time"]} for h in view["history"]]
+        await conn.execute(
+            update(service_requests).where(service_requests.c.request_id == request_id).values(view=json.dumps(view))
+        )
+    url = f"/v1/service-requests/{request_id}"
+    response = await intake.client.get(url, headers=intake.agent)
+    assert response.status_code == 200, response.text
+    assert [h["actor"] for h in response.json()["history"]] == ["system:unknown"]
+    await intake.app.state.application.rebuild()
+    assert (await intake.client.get(url, headers=intake.agent)).json() == response.json()
