@@ -3,13 +3,14 @@ and the rules for back-dated steps. Free of web, database and Kafka imports on p
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Self
 
 from shared.clock import as_utc
 from shared.contracts.base import EventData
+from shared.events import UNKNOWN_ACTOR
 
 
 class DomainError(Exception):
@@ -116,17 +117,38 @@ class Aggregate:
     version: int = 0
     last_occurred_at: datetime | None = None
     pending: list[PendingEvent] = field(default_factory=list, repr=False)
+    # Who caused each event, in stream order (the stored events' `actor`, `shared.events.ActorId`'s text), for
+    # the views' history: the domain never decides on it. New events are the `recording_actor`'s, whom the unit
+    # of work names (`recorded_by`); `system:unknown` where nobody said.
+    actors: list[str] = field(default_factory=list, repr=False)
+    recording_actor: str = field(default=UNKNOWN_ACTOR, repr=False)
 
     stream_type: ClassVar[str] = "aggregate"
 
     @classmethod
-    def rehydrate(cls, stream_id: str, history: Iterable[tuple[EventData, datetime]]) -> Self:
+    def rehydrate(
+        cls, stream_id: str, history: Iterable[tuple[EventData, datetime]], actors: Sequence[str] = ()
+    ) -> Self:
+        """The aggregate folded from its history; `actors` says who caused each of those events."""
         aggregate = cls(id=stream_id)
         for data, occurred_at in history:
             aggregate._fold(data, occurred_at)
         if aggregate.version == 0:
             raise NotFound(f"{cls.stream_type} {stream_id} does not exist")
+        known = list(actors[: aggregate.version])
+        aggregate.actors = known + [UNKNOWN_ACTOR] * (aggregate.version - len(known))
         return aggregate
+
+    def recorded_by(self, actor: str) -> None:
+        """Who records this aggregate's new events from now on, and its events not stored yet (an aggregate
+        created before a unit of work took it in recorded them without knowing)."""
+        self.recording_actor = actor
+        first_pending = self.version - len(self.pending)
+        self.actors[first_pending:] = [actor] * len(self.pending)
+
+    def history_actors(self) -> list[str]:
+        """Who caused each event, in stream order: one per event, whatever built the aggregate."""
+        return self.actors + [UNKNOWN_ACTOR] * (self.version - len(self.actors))
 
     def _fold(self, data: EventData, occurred_at: datetime) -> None:
         self.apply(data, as_utc(occurred_at))
@@ -137,6 +159,7 @@ class Aggregate:
     def record(self, data: EventData, occurred_at: datetime) -> None:
         self._fold(data, occurred_at)
         self.pending.append(PendingEvent(data, as_utc(occurred_at)))
+        self.actors.append(self.recording_actor)
 
     @property
     def previous_step_at(self) -> datetime | None:

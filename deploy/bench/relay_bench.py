@@ -81,6 +81,7 @@ def _event_row(recorded_at: datetime) -> dict[str, Any]:
         "correlation_id": command,
         "causation_id": command,
         "traceparent": None,
+        "actor": "user:bench-agent",
     }
 
 

@@ -10,11 +10,14 @@ from pydantic import BaseModel, Field
 from services.complaints.domain import Complaint, Status
 from shared.clock import rfc3339
 from shared.contracts.complaints import ComplaintCategory, ComplaintSeverity, ComplaintSource
+from shared.events import ACTOR_DESCRIPTION, UNKNOWN_ACTOR
 
 
 class HistoryEntry(BaseModel):
     type: str
     time: str
+    # A default for rows a read model stored before events had actors (they are all `system:unknown`).
+    actor: str = Field(UNKNOWN_ACTOR, description=ACTOR_DESCRIPTION)
 
 
 class ComplaintView(BaseModel):
@@ -88,6 +91,9 @@ def to_view(complaint: Complaint) -> ComplaintView:
             "reopen_count": c.reopen_count,
             "appeal_count": c.appeal_count,
             "version": c.version,
-            "history": [{"type": t, "time": _time(at)} for t, at in c.history],
+            "history": [
+                {"type": t, "time": _time(at), "actor": actor}
+                for (t, at), actor in zip(c.history, c.history_actors(), strict=True)
+            ],
         }
     )

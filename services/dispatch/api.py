@@ -15,6 +15,7 @@ from services.dispatch.domain import JobStatus
 from shared.auth import Actor, Role
 from shared.contracts.dispatch import RevisitChannel, VisitFailureReason
 from shared.contracts.enums import Priority, ServiceMode
+from shared.events import ACTOR_DESCRIPTION, UNKNOWN_ACTOR
 from shared.eventstore.store import Metadata
 from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime
 from shared.http.dependencies import CurrentApplication
@@ -116,6 +117,8 @@ class RevisitView(BaseModel):
 class HistoryEntry(BaseModel):
     type: str
     time: str
+    # A default for rows a read model stored before events had actors (they are all `system:unknown`).
+    actor: str = Field(UNKNOWN_ACTOR, description=ACTOR_DESCRIPTION)
 
 
 class JobView(BaseModel):

@@ -147,7 +147,10 @@ def job_view(job: Job) -> dict[str, Any]:
         },
         "cancel_reason": job.cancel_reason,
         "version": job.version,
-        "history": [{"type": t, "time": _time(at)} for t, at in job.history],
+        "history": [
+            {"type": t, "time": _time(at), "actor": actor}
+            for (t, at), actor in zip(job.history, job.history_actors(), strict=True)
+        ],
     }
 
 

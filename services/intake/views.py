@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.intake.domain import ServiceRequest, Status
 from shared.clock import rfc3339
 from shared.contracts.enums import Channel, CustomerTier, Priority, ServiceMode
 from shared.contracts.intake import Customer, Product
+from shared.events import ACTOR_DESCRIPTION, UNKNOWN_ACTOR
 
 
 class CoverageView(BaseModel):
@@ -22,6 +23,8 @@ class CoverageView(BaseModel):
 class HistoryEntry(BaseModel):
     type: str
     time: str
+    # A default for rows a read model stored before events had actors (they are all `system:unknown`).
+    actor: str = Field(UNKNOWN_ACTOR, description=ACTOR_DESCRIPTION)
 
 
 class ServiceRequestView(BaseModel):
@@ -71,6 +74,9 @@ def to_view(request: ServiceRequest) -> ServiceRequestView:
             else CoverageView(covered=coverage.covered, expires_on=coverage.expires_on, reason=coverage.reason),
             "job_id": request.job_id,
             "version": request.version,
-            "history": [HistoryEntry(type=t, time=_time(at) or "") for t, at in request.history],
+            "history": [
+                HistoryEntry(type=t, time=_time(at) or "", actor=actor)
+                for (t, at), actor in zip(request.history, request.history_actors(), strict=True)
+            ],
         }
     )

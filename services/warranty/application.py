@@ -153,7 +153,7 @@ async def import_products(
         unit.register(row.model, row.product_line, row.sold_on, row.dealer_id, at)
         if row.serial not in started:  # a unit swapped before its sale is appended by the unit of work
             new_units.append(unit)
-    stored = await start_streams(uow.conn, store, new_units, uow.metadata)
+    stored = await start_streams(uow.conn, store, new_units, uow.metadata, actor=uow.actor)
     await save_unit_rows(uow.conn, stored)
     await timeline.add(uow.conn, timeline.own_rows(stored, timeline.Context()))
     return {"imported": len(valid), **report}

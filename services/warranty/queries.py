@@ -19,6 +19,7 @@ from services.warranty.read_model import claims, policies, product_view, product
 from shared.auth import Actor
 from shared.clock import Clock
 from shared.domain import NotFound, TimeRules
+from shared.events import ActorId
 from shared.eventstore.database import Database
 from shared.eventstore.store import EventStore, new_metadata
 from shared.kernel import UnitOfWork
@@ -29,6 +30,10 @@ Page = tuple[list[dict[str, Any]], Any]
 def _page(rows: list[Any], limit: int, render, cursor_of) -> Page:
     page = rows[:limit]
     return [render(r) for r in page], (cursor_of(page[-1]) if len(rows) > limit else None)
+
+
+# Reads fold aggregates in units of work that are never committed: nobody records anything through them.
+actor_of_reads = ActorId.system("warranty")
 
 
 class WarrantyQueries:
@@ -47,6 +52,7 @@ class WarrantyQueries:
                 clock=self.clock,
                 time_rules=TimeRules(),
                 metadata=new_metadata(),
+                actor=actor_of_reads,
             )
             unit = await find(uow, Unit, serial)
             sale = unit.sale() if unit is not None else None

@@ -36,6 +36,7 @@ timeline = Table(
     Column("type", String(80), nullable=False),
     Column("source", String(40), nullable=False),
     Column("detail", Text, nullable=False),
+    Column("actor", Text, nullable=False),  # who caused the event (its `ce_actor`)
 )
 Index("ix_warranty_timeline_serial", timeline.c.serial, timeline.c.time)
 Index("ix_warranty_timeline_request", timeline.c.request_id)
@@ -66,6 +67,7 @@ def _row(envelope: EventEnvelope, data: dict[str, Any], context: Context) -> dic
         "type": envelope.type,
         "source": envelope.source,
         "detail": json.dumps({k: v for k, v in data.items() if k not in PRIVATE_FIELDS}, ensure_ascii=False),
+        "actor": envelope.actor,
     }
 
 
@@ -94,6 +96,7 @@ def entry_view(row: Any) -> dict[str, Any]:
         "job_id": row.job_id,
         "dealer_id": row.dealer_id,
         "detail": json.loads(row.detail),
+        "actor": row.actor,
     }
 
 

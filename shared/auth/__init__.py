@@ -12,6 +12,7 @@ from enum import StrEnum
 import jwt
 
 from shared.clock import utcnow
+from shared.events import ActorId
 
 
 class Role(StrEnum):
@@ -69,24 +70,40 @@ class Actor:
       dealer token stays confined whatever other roles it carries; only admin lifts it).
     - `technician_scope`: a technician token without a staff role is confined to the jobs assigned to its
       `sub` (for a dealer's own technician the dealer confinement is the one that decides visibility).
-    Rows outside the scope are answered as if they did not exist (404)."""
+    Rows outside the scope are answered as if they did not exist (404).
+    - `audit_id`: who the events of its commands say caused them (`user:<sub>`, with the dealer of a dealer
+      token; `system:<name>` for the service itself)."""
 
     subject: str
     roles: frozenset[Role] = frozenset()
     dealer_scope: str | None = None
     technician_scope: str | None = None
+    dealer_id: str | None = None  # the dealer of a dealer token (also when admin lifts its confinement)
+    is_system: bool = False
 
     @classmethod
     def of(cls, principal: Principal) -> Actor:
         technician = Role.technician in principal.roles and not principal.roles & STAFF_ROLES
         return cls(
-            principal.subject, principal.roles, principal.dealer_scope, principal.subject if technician else None
+            principal.subject,
+            principal.roles,
+            principal.dealer_scope,
+            principal.subject if technician else None,
+            dealer_id=principal.dealer_id if Role.dealer in principal.roles else None,
         )
 
     @classmethod
     def system(cls, subject: str = "system") -> Actor:
-        """The service itself (reactions, deadlines, tools): unconfined."""
-        return cls(subject, frozenset({Role.admin}))
+        """The service itself (reactions, deadlines): unconfined, and `system:<subject>` in the audit. A tool
+        run on behalf of a person (a bulk import with a token) acts as that person's `Actor.of(principal)`."""
+        return cls(subject, frozenset({Role.admin}), is_system=True)
+
+    @property
+    def audit_id(self) -> ActorId:
+        """The `actor` every event of this actor's commands carries."""
+        if self.is_system:
+            return ActorId.system(self.subject)
+        return ActorId.user(self.subject, self.dealer_id)
 
     def sees_dealer(self, dealer_id: str | None) -> bool:
         """Whether a row of `dealer_id` is visible to this actor."""

@@ -29,6 +29,9 @@ CE_HEADERS = {
     "ce_recordedat": "when it was stored",
     "ce_correlationid": "the command that started the chain",
     "ce_causationid": "the event (or command) that caused this one",
+    "ce_actor": "who caused it: `user:<sub>` for a command from a token, `user:<sub>;dealer=<dealer_id>` for a "
+    "dealer token, `system:<service>` for a reaction or a timer, `system:unknown` for events stored before actors "
+    "were kept; `%`, `;` and control characters inside <sub> and <dealer_id> are percent-encoded",
     "traceparent": "W3C trace context",
     "content-type": "application/json",
 }

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import utcnow
 from shared.domain import Aggregate
-from shared.events import EventEnvelope
+from shared.events import ActorId, EventEnvelope
 from shared.eventstore.store import ConcurrencyError, EventStore, Metadata, _envelope
 from shared.eventstore.tables import events, outbox
 
@@ -26,9 +26,15 @@ BATCH = 1000  # rows per statement, well inside every backend's parameter limits
 
 
 async def start_streams(
-    conn: AsyncConnection, store: EventStore, aggregates: Sequence[Aggregate], metadata: Metadata
+    conn: AsyncConnection,
+    store: EventStore,
+    aggregates: Sequence[Aggregate],
+    metadata: Metadata,
+    *,
+    actor: ActorId,
 ) -> list[EventEnvelope]:
-    """Append the pending events of new aggregates, in the given order; return them as stored."""
+    """Append the pending events of new aggregates, in the given order, each caused by `actor` (whoever ran the
+    import); return them as stored."""
     recorded_at = utcnow()
     rows = []
     for aggregate in aggregates:
@@ -51,6 +57,7 @@ async def start_streams(
                     "correlation_id": metadata.correlation_id,
                     "causation_id": metadata.causation_id,
                     "traceparent": metadata.traceparent,
+                    "actor": str(actor),
                 }
             )
     stored = []

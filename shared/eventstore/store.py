@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import utcnow
 from shared.contracts.base import REGISTRY, EventData, Registry
-from shared.events import EventEnvelope
+from shared.events import ActorId, EventEnvelope
 from shared.eventstore.tables import events, outbox
 from shared.observability.tracing import current_traceparent, span
 
@@ -74,6 +74,7 @@ def _envelope(row, source: str) -> EventEnvelope:
         topic=m["topic"],
         traceparent=m["traceparent"],
         position=m["position"],
+        actor=m["actor"],
     )
 
 
@@ -87,21 +88,29 @@ class EventStore:
     ) -> list[tuple[EventData, datetime]]:
         """The stream's events as (data, occurred_at), oldest first; empty when the stream does not exist.
         With `stream_type`, only events appended by that aggregate type: never fold another type's events."""
+        history, _ = await self.load_with_actors(conn, stream_id, stream_type)
+        return history
+
+    async def load_with_actors(
+        self, conn: AsyncConnection, stream_id: str, stream_type: str | None = None
+    ) -> tuple[list[tuple[EventData, datetime]], list[str]]:
+        """`load`, and who caused each of those events (their `actor`s, in the same order)."""
         query = (
-            select(events.c.type, events.c.schema_version, events.c.data, events.c.occurred_at)
+            select(events.c.type, events.c.schema_version, events.c.data, events.c.occurred_at, events.c.actor)
             .where(events.c.stream_id == stream_id)
             .order_by(events.c.version)
         )
         if stream_type is not None:
             query = query.where(events.c.stream_type == stream_type)
         rows = await conn.execute(query)
-        history = []
+        history, actors = [], []
         for row in rows:
             model = self.registry.get(row.type, row.schema_version)
             if model is None:
                 raise LookupError(f"no contract for stored event {row.type}/{row.schema_version}")
             history.append((model.model_validate_json(row.data), row.occurred_at))
-        return history
+            actors.append(row.actor)
+        return history, actors
 
     async def append(
         self,
@@ -112,8 +121,10 @@ class EventStore:
         expected_version: int,
         new_events: Sequence[NewEvent],
         metadata: Metadata,
+        actor: ActorId,
     ) -> list[EventEnvelope]:
-        """Append after `expected_version`; raise ConcurrencyError when the stream moved on meanwhile."""
+        """Append after `expected_version`; raise ConcurrencyError when the stream moved on meanwhile. Every
+        event records `actor`, who caused it (there is no default: the kernel's unit of work says who)."""
         if not new_events:
             return []
         recorded_at = utcnow()
@@ -134,6 +145,7 @@ class EventStore:
                     "correlation_id": metadata.correlation_id,
                     "causation_id": metadata.causation_id,
                     "traceparent": metadata.traceparent,
+                    "actor": str(actor),
                 }
             )
         try:

@@ -55,6 +55,9 @@ events = Table(
     Column("correlation_id", String(64), nullable=False),
     Column("causation_id", String(64), nullable=False),
     Column("traceparent", String(60)),
+    # Who caused the event (`shared.events.ActorId`: `user:<sub>[;dealer=<id>]`, `system:<service>`): no
+    # default, an append must say. Events stored before shared_0003 read `system:unknown`.
+    Column("actor", Text, nullable=False),
     UniqueConstraint("stream_id", "version", name="uq_events_stream_version"),
 )
 

@@ -17,7 +17,7 @@ from shared.auth import Actor
 from shared.clock import Clock
 from shared.contracts.base import EventData
 from shared.domain import Aggregate, TimeRules
-from shared.events import IncomingEvent
+from shared.events import ActorId, IncomingEvent
 from shared.eventstore.database import Database
 from shared.eventstore.store import ConcurrencyError, EventStore, Metadata, caused_by, stored_streams
 from shared.eventstore.tables import events
@@ -74,7 +74,12 @@ class Application(Generic[R]):
         self._commands = bind_commands(kernel.commands, per_call=self.PER_CALL, provided=provided)
         self._reactions = bind_reactions(kernel.reactions, per_call=(UnitOfWork, Metadata), provided=provided)
 
-    def unit_of_work(self, conn: AsyncConnection, metadata: Metadata) -> UnitOfWork:
+    @property
+    def system_actor(self) -> ActorId:
+        """Who the service's own reactions and deadlines are: `system:<service>`."""
+        return ActorId.system(self.kernel.store.source)
+
+    def unit_of_work(self, conn: AsyncConnection, metadata: Metadata, actor: ActorId) -> UnitOfWork:
         return UnitOfWork(
             conn,
             store=self.kernel.store,
@@ -82,15 +87,17 @@ class Application(Generic[R]):
             clock=self.kernel.clock,
             time_rules=self.kernel.time_rules,
             metadata=metadata,
+            actor=actor,
         )
 
     async def handle(self, command: Any, actor: Actor, metadata: Metadata) -> R:
+        """Run `command` for `actor`: its events record `actor.audit_id` as who caused them."""
         handler = self._commands.get(type(command))
         if handler is None:
             raise LookupError(f"no handler for {type(command).__name__}")
         try:
             async with self.db.transaction() as conn:
-                uow = self.unit_of_work(conn, metadata)
+                uow = self.unit_of_work(conn, metadata, actor.audit_id)
                 result: R = await handler(command, {Actor: actor, UnitOfWork: uow, Metadata: metadata})
                 await uow.commit()
         except IntegrityError as exc:
@@ -110,13 +117,14 @@ class Application(Generic[R]):
 
     def handler_table(self) -> dict[str, Handler]:
         """The consumer's table (event type → handler): each reaction runs in a unit of work over the
-        consumer's transaction, its events chained to the cause (`caused_by`)."""
+        consumer's transaction, its events chained to the cause (`caused_by`) and caused by the service itself
+        (`system:<service>`; the cause's own actor stays on the cause)."""
         return {key.event_type: self._reaction(bound) for key, bound in self._reactions.items()}
 
     def _reaction(self, bound: BoundHandler) -> Handler:
         async def react(event: IncomingEvent[EventData], conn: AsyncConnection) -> None:
             metadata = caused_by(event.envelope)
-            uow = self.unit_of_work(conn, metadata)
+            uow = self.unit_of_work(conn, metadata, self.system_actor)
             await bound(event, {UnitOfWork: uow, Metadata: metadata})
             await uow.commit()
 
@@ -126,14 +134,15 @@ class Application(Generic[R]):
 
     def deadline_handler(self) -> DeadlineHandler | None:
         """The scheduler's handler: the service's deadline reaction in a unit of work whose events continue
-        the chain that scheduled the deadline (`deadline_metadata`)."""
+        the chain that scheduled the deadline (`deadline_metadata`), caused by the service itself
+        (`system:<service>`)."""
         on_deadline = self.kernel.on_deadline
         if on_deadline is None:
             return None
 
         async def fire(deadline: Deadline, conn: AsyncConnection) -> None:
             cause = self.kernel.deadline_cause or deadline_metadata
-            uow = self.unit_of_work(conn, await cause(conn, deadline))
+            uow = self.unit_of_work(conn, await cause(conn, deadline), self.system_actor)
             await on_deadline(deadline, uow)
             await uow.commit()
 
@@ -158,7 +167,9 @@ async def rebuild_read_model(db: Database, store: EventStore, projections: Proje
         streams = await stored_streams(store, conn, stream_types=set(kinds))
         await clear(conn, reversed(projections.tables))
         for stream_id, stream in streams.items():
-            aggregate: Aggregate = kinds[stream.stream_type].rehydrate(stream_id, stream.history)
+            aggregate: Aggregate = kinds[stream.stream_type].rehydrate(
+                stream_id, stream.history, [e.actor for e in stream.envelopes]
+            )
             projector = projections.projector_for(aggregate)
             if projector is not None:
                 await projector(conn, aggregate, stream.envelopes)

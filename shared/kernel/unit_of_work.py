@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.auth import Actor
 from shared.clock import Clock
 from shared.domain import Aggregate, NotFound, TimeRules
-from shared.events import EventEnvelope
+from shared.events import ActorId, EventEnvelope
 from shared.eventstore.store import EventStore, Metadata, NewEvent
 from shared.scheduling import cancel, deadlines, schedule
 
@@ -77,7 +77,8 @@ class Projections:
 
 class UnitOfWork:
     """Aggregates in, events out, inside one transaction (`conn`). `metadata` is what caused the work (a
-    command, an incoming event, a deadline): every event appended on commit carries it."""
+    command, an incoming event, a deadline) and `actor` who (the command's token, or the service itself for a
+    reaction or a deadline): every event appended on commit carries both."""
 
     def __init__(
         self,
@@ -88,6 +89,7 @@ class UnitOfWork:
         clock: Clock,
         time_rules: TimeRules,
         metadata: Metadata,
+        actor: ActorId,
     ) -> None:
         self.conn = conn
         self.store = store
@@ -95,6 +97,7 @@ class UnitOfWork:
         self.clock = clock
         self.time_rules = time_rules
         self.metadata = metadata
+        self.actor = actor
         self._seen: dict[str, Aggregate] = {}
 
     async def get(self, aggregate_type: type[A], aggregate_id: str) -> A:
@@ -127,10 +130,11 @@ class UnitOfWork:
             if not isinstance(seen, aggregate_type):
                 return None
             return seen
-        history = await self.store.load(self.conn, aggregate_id, aggregate_type.stream_type)
+        history, actors = await self.store.load_with_actors(self.conn, aggregate_id, aggregate_type.stream_type)
         if not history:
             return None
-        aggregate: A = aggregate_type.rehydrate(aggregate_id, history)
+        aggregate: A = aggregate_type.rehydrate(aggregate_id, history, actors)
+        aggregate.recorded_by(str(self.actor))
         self._seen[aggregate_id] = aggregate
         return aggregate
 
@@ -140,6 +144,7 @@ class UnitOfWork:
     def add(self, aggregate: A) -> A:
         """A new aggregate: its recorded events are appended on commit (a ConcurrencyError if its stream
         exists meanwhile)."""
+        aggregate.recorded_by(str(self.actor))
         self._seen[aggregate.id] = aggregate
         return aggregate
 
@@ -164,6 +169,7 @@ class UnitOfWork:
                 expected_version=aggregate.version - len(pending),
                 new_events=[NewEvent(p.data, p.occurred_at) for p in pending],
                 metadata=self.metadata,
+                actor=self.actor,
             )
             projector = self.projections.projector_for(aggregate)
             if projector is not None:
@@ -196,4 +202,4 @@ async def clear(conn: AsyncConnection, tables: Iterable[Table]) -> None:
         await conn.execute(delete(table))
 
 
-UnitOfWorkFactory = Callable[[AsyncConnection, Metadata], UnitOfWork]
+UnitOfWorkFactory = Callable[[AsyncConnection, Metadata, ActorId], UnitOfWork]

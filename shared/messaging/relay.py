@@ -108,7 +108,7 @@ def _tracing_on() -> bool:
 # result processing (on SQLite the times stay the stored UTC text, which becomes the header as it is).
 _DUE = text(
     "SELECT e.position, e.event_id, e.stream_id, e.stream_type, e.version, e.type, e.schema_version, e.topic,"
-    " e.data, e.occurred_at, e.recorded_at, e.correlation_id, e.causation_id, e.traceparent"
+    " e.data, e.occurred_at, e.recorded_at, e.correlation_id, e.causation_id, e.traceparent, e.actor"
     " FROM outbox o JOIN events e ON e.position = o.position"
     " WHERE o.position > :after ORDER BY o.position LIMIT :limit"
 )
@@ -289,6 +289,7 @@ class OutboxRelay:
             correlation_id,
             causation_id,
             traceparent,
+            actor,
         ) = row
         subject = subject_of(self.source, stream_type, stream_id)
         if tracing:
@@ -318,6 +319,7 @@ class OutboxRelay:
             correlationid=correlation_id,
             causationid=causation_id,
             traceparent=traceparent,
+            actor=actor,
         )
         return topic, subject.encode(), data.encode(), headers
 
@@ -341,7 +343,8 @@ class OutboxRelay:
                 topic, key, value, headers = self._record(row, source, tracing)
                 # send() refuses a record above max_request_size; so does the relay. The exact estimate costs
                 # about 1 µs, so only for a record that could come near the limit: headers (columns of at most
-                # 120 characters) and the batch's own overhead stay far below _HEADROOM bytes.
+                # 120 characters, an actor of a token's sub and dealer id: some 1.2 kB at worst) and the batch's
+                # own overhead stay below _HEADROOM bytes.
                 if len(value) + len(key) + _HEADROOM > max_record:
                     size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
                     if size > max_record:

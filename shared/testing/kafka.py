@@ -25,8 +25,9 @@ def envelope_for(
     sequence: int = 1,
     event_id: str | None = None,
     correlation_id: str | None = None,
+    actor: str | None = None,
 ) -> EventEnvelope:
-    """A CloudEvent as another service would publish it."""
+    """A CloudEvent as another service would publish it (caused by `actor`, by default `system:<source>`)."""
     event_id = event_id or str(uuid.uuid4())
     time = time or utcnow()
     return EventEnvelope(
@@ -42,6 +43,7 @@ def envelope_for(
         causationid=event_id,
         data=data.model_dump_json(),
         topic=data.topic,
+        actor=actor or f"system:{source}",
     )
 
 

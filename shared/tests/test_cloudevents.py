@@ -21,6 +21,7 @@ EVENT = EventEnvelope(
     data='{"request_id":"req-1"}',
     topic="intake.events",
     traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    actor="user:clerk-7;dealer=D1",
 )
 
 
@@ -34,6 +35,13 @@ def test_a_stored_event_becomes_a_binary_mode_record_keyed_by_its_subject():
     assert names["ce_sequence"] == b"2"
     assert names["content-type"] == b"application/json"
     assert names["traceparent"].startswith(b"00-")
+    assert names["ce_actor"] == b"user:clerk-7;dealer=D1"
+
+
+def test_a_record_that_names_no_actor_reads_as_caused_by_an_unknown_system():
+    topic, key, value, headers = to_record(EVENT)
+    older = [(name, raw) for name, raw in headers if name != "ce_actor"]
+    assert from_record(topic, key, value, older).actor == "system:unknown"
 
 
 def test_a_record_read_back_equals_the_event_that_was_written():

@@ -8,9 +8,12 @@ from sqlalchemy import func, select
 
 from shared.clock import utcnow
 from shared.contracts.intake import ServiceRequestEscalated
+from shared.events import ActorId
 from shared.eventstore import ConcurrencyError, Database, EventStore, NewEvent
 from shared.eventstore.store import new_metadata
 from shared.eventstore.tables import events, metadata, outbox
+
+TESTER = ActorId.user("tester")
 
 
 @pytest.fixture
@@ -42,6 +45,7 @@ async def test_appended_events_are_read_back_in_order_with_their_times(db):
             expected_version=0,
             new_events=[escalation("s1", "a"), escalation("s1", "b")],
             metadata=new_metadata(),
+            actor=TESTER,
         )
     assert [e.sequence for e in stored] == [1, 2]
     async with db.read() as conn:
@@ -59,6 +63,7 @@ async def test_an_append_on_a_stale_version_is_refused_and_leaves_nothing_behind
             expected_version=0,
             new_events=[escalation("s2", "first")],
             metadata=new_metadata(),
+            actor=TESTER,
         )
     with pytest.raises(ConcurrencyError):
         async with db.transaction() as conn:
@@ -69,6 +74,7 @@ async def test_an_append_on_a_stale_version_is_refused_and_leaves_nothing_behind
                 expected_version=0,
                 new_events=[escalation("s2", "stale")],
                 metadata=new_metadata(),
+                actor=TESTER,
             )
     assert await count(db, events) == 1
     assert await count(db, outbox) == 1
@@ -83,6 +89,7 @@ async def test_concurrent_writers_that_read_the_same_version_cannot_both_append(
             expected_version=0,
             new_events=[escalation("s3", "v1")],
             metadata=new_metadata(),
+            actor=TESTER,
         )
 
     async def writer(reason: str) -> str:
@@ -95,6 +102,7 @@ async def test_concurrent_writers_that_read_the_same_version_cannot_both_append(
                     expected_version=1,
                     new_events=[escalation("s3", reason)],
                     metadata=new_metadata(),
+                    actor=TESTER,
                 )
             return "ok"
         except ConcurrencyError:
@@ -116,6 +124,7 @@ async def test_a_transaction_that_fails_after_appending_leaves_neither_events_no
                 expected_version=0,
                 new_events=[escalation("s4", "x")],
                 metadata=new_metadata(),
+                actor=TESTER,
             )
             raise RuntimeError("the read model update failed")
     assert await count(db, events) == 0
@@ -131,6 +140,7 @@ async def test_every_appended_event_is_due_for_publication(db):
             expected_version=0,
             new_events=[escalation("s5", str(i)) for i in range(3)],
             metadata=new_metadata(),
+            actor=TESTER,
         )
     async with db.read() as conn:
         due = [r.position for r in await conn.execute(select(outbox.c.position).order_by(outbox.c.position))]

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from shared.clock import utcnow
 from shared.contracts.intake import ServiceRequestEscalated
 from shared.contracts.topics import INTAKE
+from shared.events import ActorId
 from shared.eventstore import Database, EventStore, NewEvent
 from shared.eventstore.store import _envelope, new_metadata
 from shared.eventstore.tables import events, metadata, outbox
@@ -18,6 +19,8 @@ from shared.messaging.kafka import reliable_producer
 from shared.messaging.relay import OutboxRelay
 from shared.testing.app import eventually
 from shared.testing.kafka import collect, headers_of
+
+TESTER = ActorId.user("tester")
 
 
 @pytest.fixture
@@ -40,6 +43,7 @@ async def append_many(db, streams: list[str], per_stream: int) -> None:
                     expected_version=version,
                     new_events=[NewEvent(ServiceRequestEscalated(request_id=stream, reason=str(version)), utcnow())],
                     metadata=new_metadata(),
+                    actor=TESTER,
                 )
 
 
@@ -118,6 +122,7 @@ async def test_no_event_is_skipped_when_transactions_commit_out_of_order(db, kaf
                 expected_version=0,
                 new_events=escalation(early),
                 metadata=new_metadata(),
+                actor=TESTER,
             )  # the lower position
             async with db.transaction() as fast:
                 await store.append(
@@ -127,6 +132,7 @@ async def test_no_event_is_skipped_when_transactions_commit_out_of_order(db, kaf
                     expected_version=0,
                     new_events=escalation(late),
                     metadata=new_metadata(),
+                    actor=TESTER,
                 )
             await eventually(lambda: outbox_size(db), until=lambda n: n == 0)  # the later one is out
             await transaction.commit()
@@ -204,6 +210,7 @@ async def test_an_event_larger_than_the_producers_request_limit_stays_due_and_th
             expected_version=0,
             new_events=[NewEvent(ServiceRequestEscalated(request_id=large, reason="x" * 4000), utcnow())],
             metadata=new_metadata(),
+            actor=TESTER,
         )
     relay = OutboxRelay(
         db,

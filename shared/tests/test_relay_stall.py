@@ -13,6 +13,7 @@ from deploy.kafka.launcher import LocalKafkaBroker
 from shared.clock import utcnow
 from shared.contracts.intake import ServiceRequestEscalated
 from shared.contracts.topics import INTAKE
+from shared.events import ActorId
 from shared.eventstore import Database, EventStore, NewEvent
 from shared.eventstore.store import new_metadata
 from shared.eventstore.tables import metadata, outbox
@@ -21,6 +22,8 @@ from shared.messaging.relay import OutboxRelay
 from shared.observability.metrics import RELAY_ERRORS
 from shared.testing.app import eventually
 from shared.testing.kafka import collect, headers_of
+
+TESTER = ActorId.user("tester")
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +49,7 @@ async def append(db: Database, stream: str, first_version: int, count: int) -> N
                 NewEvent(ServiceRequestEscalated(request_id=stream, reason=str(i)), utcnow()) for i in range(count)
             ],
             metadata=new_metadata(),
+            actor=TESTER,
         )
 
 

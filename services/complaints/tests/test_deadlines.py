@@ -89,7 +89,11 @@ async def test_waiting_on_the_customer_holds_the_timer_and_the_response_moves_th
         assert (await service.view(created["id"]))["level"] == 1
         clock.advance(seconds=1)
         view = await service.until(created["id"], lambda v: v["level"] == 2)
-        assert view["history"][-1] == {"type": "complaint.escalated", "time": responded["resolve_due"]}
+        assert view["history"][-1] == {
+            "type": "complaint.escalated",
+            "time": responded["resolve_due"],
+            "actor": "system:complaints",  # the timer, not whoever set the deadline
+        }
 
 
 async def test_a_late_synced_acknowledgement_withdraws_the_live_timers_escalation(tmp_path, kafka_bootstrap):

@@ -76,7 +76,11 @@ async def test_the_live_timer_announces_a_missed_acceptance_once_stamped_with_it
             until=lambda j: j["sla"]["accept"]["breached"],
             timeout=15,
         )
-        assert breached["history"][-1] == {"type": "job.sla_breached", "time": job["accept_due"]}
+        assert breached["history"][-1] == {
+            "type": "job.sla_breached",
+            "time": job["accept_due"],
+            "actor": "system:dispatch",
+        }
         late = await dispatch.step(job["id"], "accept", dispatch.technician("T1"))
         assert late.status_code == 200 and late.json()["sla"]["accept"]["breached"] is True
         await published(dispatch)
@@ -127,7 +131,11 @@ async def test_a_deadline_that_passes_while_dispatch_is_down_fires_once_after_th
         view = await eventually(
             lambda: dispatch.get_json(f"/v1/jobs/{job['id']}"), until=lambda j: j["sla"]["accept"]["breached"]
         )
-        assert view["history"][-1] == {"type": "job.sla_breached", "time": job["accept_due"]}
+        assert view["history"][-1] == {
+            "type": "job.sla_breached",
+            "time": job["accept_due"],
+            "actor": "system:dispatch",
+        }
         assert await app.state.runtime.scheduler.fire_due() == 0
     assert (await dispatch.stream_types(job["id"])).count("job.sla_breached") == 1
 
