@@ -263,6 +263,8 @@ class ServiceRequest(Aggregate):
         current = self.coverage
         if current and (current.covered, current.expires_on, current.reason) == (covered, expires_on, reason):
             return
+        # The verdict is stamped with its cause (the receipt); what it releases cannot precede the triage.
+        released_at = max(at, self.last_occurred_at) if self.last_occurred_at else at
         self.record(
             ServiceRequestCoverageRecorded(request_id=self.id, covered=covered, expires_on=expires_on, reason=reason),
             at,
@@ -270,6 +272,7 @@ class ServiceRequest(Aggregate):
         held = (self.status == Status.triaged and self.dispatch_held) or self.status == Status.awaiting_quote
         if not held:
             return
+        at = released_at
         if covered:
             assert self.mode is not None and self.priority is not None and self.received_at is not None
             cleared = ServiceRequestClearedForDispatch(

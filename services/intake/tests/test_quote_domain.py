@@ -160,10 +160,11 @@ def test_a_field_triage_before_warrantys_verdict_awaits_a_quote_when_the_verdict
     request = received()
     request.triage(ServiceMode.onsite, None, None, at(5))
     request.take_pending()
-    request.note_coverage(False, None, "not covered: no purchase date", at(6))
-    _, required = new_events(request)
-    assert isinstance(required, ServiceRequestQuoteRequired)
+    request.note_coverage(False, None, "not covered: no purchase date", at(0))  # stamped with the receipt
+    verdict, required = request.take_pending()
+    assert isinstance(required.data, ServiceRequestQuoteRequired)
     assert request.status == Status.awaiting_quote
+    assert (verdict.occurred_at, required.occurred_at) == (at(0), at(5)), "the wait starts at the triage, not before"
 
 
 def test_a_verdict_that_turns_to_covered_while_a_quote_waits_withdraws_it_and_dispatches():
