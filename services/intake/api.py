@@ -207,18 +207,39 @@ async def cancel_service_request(
     return view
 
 
+async def _once(
+    command: IssueQuote | AcceptQuote | DeclineQuote,
+    actor: CurrentActor,
+    meta: CommandMetadata,
+    application: CurrentApplication,
+    idempotent: Idempotency,
+) -> JSONResponse:
+    """A quote, or the customer's decision, once per Idempotency-Key: a partner's system that retries gets the
+    first answer back (not a second quote, nor a 409 for an acceptance already made)."""
+
+    async def run() -> JSONResponse:
+        view: ServiceRequestView = await application.handle(command, actor, meta)
+        return JSONResponse(view.model_dump(mode="json"))
+
+    return await idempotent.run(run)
+
+
 @router.post("/{request_id}/quote", dependencies=[Permission(Role.agent)], response_model=ServiceRequestView)
 async def quote_service_request(
-    request_id: RequestId, body: QuoteBody, meta: CommandMetadata, actor: CurrentActor, application: CurrentApplication
-) -> ServiceRequestView:
+    request_id: RequestId,
+    body: QuoteBody,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+    idempotent: Idempotency,
+) -> JSONResponse:
     """Price the paid service of a request awaiting a quote (not covered by warranty, triaged to field work):
     labour at the hourly rate, parts from the catalogue. Valid for `QUOTE_VALID_DAYS`; a new quote replaces a
     pending one. A part the catalogue does not know is a 422 naming `parts.<i>.part_number`; a covered request,
     or one not awaiting a quote, a 409."""
     parts = tuple(QuotedPart(p.part_number, p.quantity) for p in body.parts)
     command = IssueQuote(request_id, body.labour_minutes, parts, body.note, body.occurred_at)
-    view: ServiceRequestView = await application.handle(command, actor, meta)
-    return view
+    return await _once(command, actor, meta, application, idempotent)
 
 
 @router.post(
@@ -230,12 +251,12 @@ async def accept_quote(
     meta: CommandMetadata,
     actor: CurrentActor,
     application: CurrentApplication,
-) -> ServiceRequestView:
+    idempotent: Idempotency,
+) -> JSONResponse:
     """The customer agrees to pay (through the agent or the request's dealer): dispatch creates the job, its
     arrive SLA counted from this acceptance. An expired, declined or replaced quote is a 409."""
     command = AcceptQuote(request_id, body.channel, body.quote_id, body.occurred_at)
-    view: ServiceRequestView = await application.handle(command, actor, meta)
-    return view
+    return await _once(command, actor, meta, application, idempotent)
 
 
 @router.post(
@@ -247,11 +268,11 @@ async def decline_quote(
     meta: CommandMetadata,
     actor: CurrentActor,
     application: CurrentApplication,
-) -> ServiceRequestView:
+    idempotent: Idempotency,
+) -> JSONResponse:
     """The customer refuses the quote: the request closes (outcome `quote_declined`)."""
     command = DeclineQuote(request_id, body.reason, body.quote_id, body.occurred_at)
-    view: ServiceRequestView = await application.handle(command, actor, meta)
-    return view
+    return await _once(command, actor, meta, application, idempotent)
 
 
 __all__ = ["router"]

@@ -256,3 +256,18 @@ async def test_an_undecided_quote_expires_by_the_timer_and_closes_the_request(tm
         assert late.status_code == 409 and "expired" in late.json()["detail"]
     records = await collect(kafka_bootstrap, INTAKE, subject_is(request_id), expected=7)
     assert json.loads(records[-1].value)["outcome"] == "quote_expired"
+
+
+async def test_a_quote_retried_with_its_idempotency_key_is_issued_once_and_answers_the_same(intake, kafka_bootstrap):
+    await in_catalogue(intake, kafka_bootstrap, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
+    request_id = await awaiting_quote(intake, kafka_bootstrap)
+    headers = {**intake.agent, "Idempotency-Key": f"quote-{uuid.uuid4()}"}
+    url = f"/v1/service-requests/{request_id}/quote"
+    first = await intake.client.post(url, json=quote_body(), headers=headers)
+    before = await stored_events(intake)
+    again = await intake.client.post(url, json=quote_body(), headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json()["quote"]["quote_id"] == first.json()["quote"]["quote_id"]
+    assert await stored_events(intake) == before
+    other_body = await intake.client.post(url, json=quote_body(labour_minutes=30), headers=headers)
+    assert other_body.status_code == 422
