@@ -10,11 +10,13 @@ import pytest
 from sqlalchemy import func, select
 
 from services.intake.app import create_app
-from services.intake.read_model import part_prices
+from services.intake.read_model import part_prices, rebuild, service_requests
 from services.intake.tests.conftest import Intake, intake_settings
 from shared.contracts.topics import INTAKE
 from shared.contracts.warranty import PartRegistered, WarrantyChecked
+from shared.eventstore.store import EventStore
 from shared.eventstore.tables import events
+from shared.scheduling import deadlines
 from shared.testing.app import eventually, running
 from shared.testing.kafka import collect, envelope_for, headers_of, publish, subject_is
 
@@ -271,3 +273,30 @@ async def test_a_quote_retried_with_its_idempotency_key_is_issued_once_and_answe
     assert await stored_events(intake) == before
     other_body = await intake.client.post(url, json=quote_body(labour_minutes=30), headers=headers)
     assert other_body.status_code == 422
+
+
+async def test_the_rebuilt_read_model_equals_the_live_one_and_keeps_the_quote_timer_and_the_price_list(
+    intake, kafka_bootstrap
+):
+    await in_catalogue(intake, kafka_bootstrap, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
+    pending = await awaiting_quote(intake, kafka_bootstrap)
+    declined = await awaiting_quote(intake, kafka_bootstrap)
+    for request_id in (pending, declined):
+        await intake.client.post(f"/v1/service-requests/{request_id}/quote", json=quote_body(), headers=intake.agent)
+    await intake.client.post(
+        f"/v1/service-requests/{declined}/quote/decline", json={"reason": "no"}, headers=intake.agent
+    )
+    db = intake.app.state.runtime.db
+
+    async def snapshot():
+        async with db.read() as conn:
+            rows = (await conn.execute(select(service_requests).order_by(service_requests.c.request_id))).all()
+            timers = (await conn.execute(select(deadlines).order_by(deadlines.c.name))).all()
+        return [tuple(r) for r in rows], [tuple(t) for t in timers]
+
+    live = await snapshot()
+    timers = {(stream_id, kind): state for _, stream_id, kind, _, state in live[1]}
+    assert timers == {(pending, "quote_expiry"): "pending", (declined, "quote_expiry"): "cancelled"}
+    await rebuild(db, EventStore(source="intake"))
+    assert await snapshot() == live
+    assert await price_of(intake, "GB-100") == "12.35", "the rebuild of intake's own streams keeps the price list"
