@@ -243,8 +243,9 @@ class ServiceRequest(Aggregate):
         if quote is None:
             raise InvalidTransition(f"cannot {action} a quote: none was issued", current_status=str(self.status))
         if quote.state != QuoteState.issued or self.status != Status.awaiting_quote:
+            why = f"it was {quote.state}" if quote.state != QuoteState.issued else f"the request is {self.status}"
             raise InvalidTransition(
-                f"cannot {action} quote {quote.quote_id}: it was {quote.state}",
+                f"cannot {action} quote {quote.quote_id}: {why}",
                 current_status=str(self.status),
                 quote_id=quote.quote_id,
             )

@@ -264,6 +264,8 @@ def test_a_request_awaiting_a_quote_may_be_cancelled_and_its_timer_stops():
     request = quoted()
     request.cancel("customer bought a new one", at(20))
     assert request.status == Status.cancelled and request.due_deadlines() == {}
+    with pytest.raises(InvalidTransition, match="the request is cancelled"):
+        request.accept_quote(Channel.hotline, None, at(21))
 
 
 def test_accepting_or_declining_before_any_quote_is_refused():
