@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.intake.app import create_app
+from services.intake.reactions import CONSUMES
 from services.intake.read_model import part_prices, rebuild, service_requests
 from services.intake.tests.conftest import Intake, intake_settings
 from shared.contracts.topics import INTAKE
@@ -18,7 +19,22 @@ from shared.eventstore.store import EventStore
 from shared.eventstore.tables import events
 from shared.scheduling import deadlines
 from shared.testing.app import eventually, running
-from shared.testing.kafka import collect, envelope_for, headers_of, publish, subject_is
+from shared.testing.kafka import collect, envelope_for, headers_of, publish, start_group_at_end, subject_is
+
+
+async def started_at_the_end(settings) -> object:
+    """intake on its own consumer group, started at the topics' end: it reads what this test publishes without
+    first wading through what the session's other tests left on the broker."""
+    await start_group_at_end(settings.kafka_bootstrap, settings.consumer_group, list(CONSUMES))
+    return create_app(settings, configure_logs=False)
+
+
+@pytest.fixture
+async def intake(tmp_path, kafka_bootstrap):
+    settings = intake_settings(tmp_path, kafka_bootstrap)
+    app = await started_at_the_end(settings)
+    async with running(app) as client:
+        yield Intake(client, settings, app)
 
 
 def part(number: str, price: str, name: str = "Gearbox seal", currency: str = "EUR") -> PartRegistered:
@@ -237,7 +253,7 @@ async def test_another_dealer_cannot_see_quote_accept_or_decline_a_request_it_do
 
 async def test_an_undecided_quote_expires_by_the_timer_and_closes_the_request(tmp_path, kafka_bootstrap):
     settings = intake_settings(tmp_path, kafka_bootstrap, quote_valid_days=2 / 86_400, deadline_poll_interval_ms=50)
-    app = create_app(settings, configure_logs=False)
+    app = await started_at_the_end(settings)
     async with running(app) as client:
         intake = Intake(client, settings, app)
         await in_catalogue(intake, kafka_bootstrap, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
