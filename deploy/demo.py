@@ -3,7 +3,8 @@ public HTTP APIs, so that the dashboard (http://127.0.0.1:8005/dashboard) has so
 
 Service centers and technicians (dispatch), warranty policies and sold units (warranty), then for every day of
 the last month: requests opened by dealers and the hotline (backdated with `occurred_at`), triaged (some by
-phone, some escalated or cancelled), their jobs accepted, visited (sometimes twice), completed, revisited;
+phone, some escalated or cancelled), out-of-warranty ones quoted (accepted, declined or left to expire), their
+jobs accepted, visited (sometimes twice), completed, revisited;
 parts swapped and claimed; complaints. A service that is not up is skipped with a message.
 
 Base URLs from INTAKE_URL, DISPATCH_URL, WARRANTY_URL, COMPLAINTS_URL, ANALYTICS_URL (defaults 127.0.0.1:8001-
@@ -172,6 +173,59 @@ async def wait_for_job(demo: Demo, client: httpx.AsyncClient, request_id: str) -
     return None
 
 
+async def triage_settled(demo: Demo, client: httpx.AsyncClient, request_id: str) -> dict | None:
+    """intake holds field work back until warranty's verdict is in: poll until it has decided (cleared for
+    dispatch, or waiting for a quote when the unit is not covered)."""
+    for _ in range(60):
+        view = await demo.call(client, "intake", "GET", f"/v1/service-requests/{request_id}", ok=(200,))
+        if view is None:
+            return None
+        if view["status"] == "awaiting_quote" or not view.get("dispatch_held"):
+            return view
+        await asyncio.sleep(0.25)
+    demo.counts["intake: no coverage verdict appeared"] += 1
+    return None
+
+
+async def paid_service(
+    demo: Demo, client: httpx.AsyncClient, request: dict, t: datetime, now: datetime, dealer: str | None
+) -> datetime | None:
+    """Out of warranty: we quote the labour, then the customer decides (through the dealer, or the hotline) —
+    mostly yes, sometimes no, now and then not at all (the quote expires by itself). The acceptance's time, or
+    None when there is no job to do."""
+    rng, url, agent = demo.rng, f"/v1/service-requests/{request['id']}", demo.token("agent")
+    t += timedelta(minutes=rng.uniform(10, 120))
+    if t > now:
+        return None
+    body = {"labour_minutes": rng.choice([30, 45, 60, 90, 120, 180]), "note": "paid repair", "occurred_at": at(t)}
+    if not await demo.call(client, "intake", "POST", f"{url}/quote", headers=agent, json=body):
+        return None
+    decision = rng.random()
+    decided = t + timedelta(hours=min(rng.expovariate(1 / 20), 24 * 13))
+    if decision < 0.1 or decided > now:
+        return None  # undecided: it expires when its validity ends
+    decider = demo.token("dealer", dealer_id=dealer) if dealer else agent
+    if decision < 0.25:
+        await demo.call(
+            client,
+            "intake",
+            "POST",
+            f"{url}/quote/decline",
+            headers=decider,
+            json={"reason": "the customer will not pay for the repair", "occurred_at": at(decided)},
+        )
+        return None
+    accepted = await demo.call(
+        client,
+        "intake",
+        "POST",
+        f"{url}/quote/accept",
+        headers=decider,
+        json={"channel": "dealer" if dealer else "hotline", "occurred_at": at(decided)},
+    )
+    return decided if accepted else None
+
+
 async def field_work(
     demo: Demo, client: httpx.AsyncClient, job: dict, request: dict, t: datetime, now: datetime, dealer: str | None
 ) -> None:
@@ -329,6 +383,15 @@ async def one_request(demo: Demo, client: httpx.AsyncClient, received: datetime,
     ):
         return
     job = None
+    if mode != "phone" and "warranty" in demo.up:
+        settled = await triage_settled(demo, client, request["id"])
+        if settled is None:
+            return
+        if settled["status"] == "awaiting_quote":
+            accepted = await paid_service(demo, client, request, t, now, dealer)
+            if accepted is None:
+                return
+            t = accepted
     if mode != "phone" and "dispatch" in demo.up:
         job = await wait_for_job(demo, client, request["id"])
         if job:

@@ -157,6 +157,8 @@ class Load:
                 "customer": {"name": f"Customer {i}", "phone": "+10000000", "region": REGION},
                 "product": {"serial": serial, "model": "M-1", "product_line": PRODUCT_LINE},
                 "symptom": "does not start",
+                # Bought today: within warranty, so field work is dispatched (not held for a paid-service quote).
+                "purchase_date": date.today().isoformat(),
                 "customer_tier": "standard",
                 "urgent": i % 5 == 0,
             },

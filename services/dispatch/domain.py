@@ -134,7 +134,10 @@ class Job(Aggregate):
         sla: SlaPolicy,
         at: datetime,
         assignee: Assignee | None,
+        arrive_sla_from: datetime | None = None,
     ) -> Job:
+        """`arrive_sla_from`: when the arrive SLA starts, if not at the request's receipt (paid service: at the
+        customer's acceptance of the quote, as intake says in `service_request.cleared_for_dispatch`)."""
         if mode == ServiceMode.phone:
             raise RuleViolation("a request resolved by phone has no job", field="mode")
         job = cls(id=job_id_for(request.request_id))
@@ -148,7 +151,7 @@ class Job(Aggregate):
                 product_line=request.product_line,
                 dealer_id=request.dealer_id,
                 accept_due=sla.accept_due(priority, at) if assignee else None,
-                arrive_due=sla.arrive_due(priority, request.received_at),
+                arrive_due=sla.arrive_due(priority, arrive_sla_from or request.received_at),
             ),
             at,
         )

@@ -7,14 +7,20 @@ id derives from its request's, and a fact already reflected changes nothing)."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from services.dispatch.assignment import choose_technician
 from services.dispatch.domain import Assignee, Job, job_id_for
 from services.dispatch.queries import candidates, known_request, mark_request_cancelled, remember_request
 from services.dispatch.sla import SlaPolicy
 from shared.contracts.dispatch import SlaKind
-from shared.contracts.enums import ServiceMode
-from shared.contracts.intake import ServiceRequestCancelled, ServiceRequestReceived, ServiceRequestTriaged
+from shared.contracts.enums import Priority, ServiceMode
+from shared.contracts.intake import (
+    ServiceRequestCancelled,
+    ServiceRequestClearedForDispatch,
+    ServiceRequestReceived,
+    ServiceRequestTriaged,
+)
 from shared.contracts.topics import INTAKE
 from shared.events import IncomingEvent
 from shared.kernel import UnitOfWork
@@ -32,17 +38,42 @@ async def request_received(event: IncomingEvent[ServiceRequestReceived], uow: Un
 
 
 async def request_triaged(event: IncomingEvent[ServiceRequestTriaged], uow: UnitOfWork, sla: SlaPolicy) -> None:
-    """A job for every request triaged onsite, carry-in or mail-in, auto-assigned when someone qualifies."""
+    """A job for every request triaged onsite, carry-in or mail-in, auto-assigned when someone qualifies; unless
+    intake holds it back (`dispatch_held`: warranty's verdict or the customer's acceptance of a quote first),
+    in which case `service_request.cleared_for_dispatch` brings the job."""
+    data = event.data
+    if data.mode == ServiceMode.phone or data.dispatch_held:
+        return
+    await _create_job(uow, sla, data.request_id, data.mode, data.priority, event.time)
+
+
+async def request_cleared(
+    event: IncomingEvent[ServiceRequestClearedForDispatch], uow: UnitOfWork, sla: SlaPolicy
+) -> None:
+    """A held field request may be served now: the job, its arrive SLA counted from when intake says (the
+    customer's acceptance of a quote for paid service; the receipt when warranty's verdict came late)."""
     data = event.data
     if data.mode == ServiceMode.phone:
         return
-    request = await known_request(uow.conn, data.request_id)
+    await _create_job(uow, sla, data.request_id, data.mode, data.priority, event.time, data.arrive_sla_from)
+
+
+async def _create_job(
+    uow: UnitOfWork,
+    sla: SlaPolicy,
+    request_id: str,
+    mode: ServiceMode,
+    priority: Priority,
+    at: datetime,
+    arrive_sla_from: datetime | None = None,
+) -> None:
+    request = await known_request(uow.conn, request_id)
     if request is None:
         # Same topic and key as `received`, so it cannot be merely late: it was never published.
         raise PermanentFailure(
-            f"service request {data.request_id} was triaged, but its service_request.received never reached dispatch"
+            f"service request {request_id} was triaged, but its service_request.received never reached dispatch"
         )
-    if request.cancelled or await uow.exists(Job, job_id_for(data.request_id)):
+    if request.cancelled or await uow.exists(Job, job_id_for(request_id)):
         return
     facts = request.facts
     chosen = choose_technician(await candidates(uow.conn, facts.region, facts.product_line), facts.dealer_id)
@@ -51,7 +82,7 @@ async def request_triaged(event: IncomingEvent[ServiceRequestTriaged], uow: Unit
         if chosen is None
         else Assignee(chosen.technician_id, chosen.center_id, active=True, skills=frozenset({facts.product_line}))
     )
-    uow.add(Job.create(facts, data.mode, data.priority, sla, event.time, assignee))
+    uow.add(Job.create(facts, mode, priority, sla, at, assignee, arrive_sla_from))
 
 
 async def request_cancelled(event: IncomingEvent[ServiceRequestCancelled], uow: UnitOfWork) -> None:
@@ -67,6 +98,7 @@ async def request_cancelled(event: IncomingEvent[ServiceRequestCancelled], uow: 
 REACTIONS = {
     ServiceRequestReceived: request_received,
     ServiceRequestTriaged: request_triaged,
+    ServiceRequestClearedForDispatch: request_cleared,
     ServiceRequestCancelled: request_cancelled,
 }
 

@@ -11,9 +11,13 @@ from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field, field_validator
 
 from services.intake.commands import (
+    AcceptQuote,
     CancelServiceRequest,
+    DeclineQuote,
     EscalateServiceRequest,
+    IssueQuote,
     OpenServiceRequest,
+    QuotedPart,
     TriageServiceRequest,
 )
 from services.intake.domain import Status
@@ -70,6 +74,33 @@ class TriageBody(StrictBody):
 
 class ReasonBody(StrictBody):
     reason: str = Field(min_length=1, max_length=2000)
+    occurred_at: UtcDatetime | None = None
+
+
+class QuotedPartBody(StrictBody):
+    part_number: str = Field(min_length=1, max_length=80, description="A part of warranty's catalogue")
+    quantity: int = Field(gt=0, le=10_000)
+
+
+class QuoteBody(StrictBody):
+    labour_minutes: int = Field(ge=0, le=100_000, description="Labour, priced at `LABOUR_RATE_PER_HOUR`")
+    parts: list[QuotedPartBody] = Field(default_factory=list, max_length=200)
+    note: str | None = Field(None, max_length=2000)
+    occurred_at: UtcDatetime | None = None
+
+
+QuoteId = Field(None, min_length=1, max_length=64, description="The quote decided on; a replaced one is a 409")
+
+
+class AcceptQuoteBody(StrictBody):
+    channel: Channel = Field(description="How the customer's acceptance came in")
+    quote_id: str | None = QuoteId
+    occurred_at: UtcDatetime | None = Field(None, description="When the customer accepted (defaults to now)")
+
+
+class DeclineQuoteBody(StrictBody):
+    reason: str = Field(min_length=1, max_length=2000)
+    quote_id: str | None = QuoteId
     occurred_at: UtcDatetime | None = None
 
 
@@ -174,6 +205,74 @@ async def cancel_service_request(
         CancelServiceRequest(request_id, body.reason, body.occurred_at), actor, meta
     )
     return view
+
+
+async def _once(
+    command: IssueQuote | AcceptQuote | DeclineQuote,
+    actor: CurrentActor,
+    meta: CommandMetadata,
+    application: CurrentApplication,
+    idempotent: Idempotency,
+) -> JSONResponse:
+    """A quote, or the customer's decision, once per Idempotency-Key: a partner's system that retries gets the
+    first answer back (not a second quote, nor a 409 for an acceptance already made)."""
+
+    async def run() -> JSONResponse:
+        view: ServiceRequestView = await application.handle(command, actor, meta)
+        return JSONResponse(view.model_dump(mode="json"))
+
+    return await idempotent.run(run)
+
+
+@router.post("/{request_id}/quote", dependencies=[Permission(Role.agent)], response_model=ServiceRequestView)
+async def quote_service_request(
+    request_id: RequestId,
+    body: QuoteBody,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+    idempotent: Idempotency,
+) -> JSONResponse:
+    """Price the paid service of a request awaiting a quote (not covered by warranty, triaged to field work):
+    labour at the hourly rate, parts from the catalogue. Valid for `QUOTE_VALID_DAYS`; a new quote replaces a
+    pending one. A part the catalogue does not know is a 422 naming `parts.<i>.part_number`; a covered request,
+    or one not awaiting a quote, a 409."""
+    parts = tuple(QuotedPart(p.part_number, p.quantity) for p in body.parts)
+    command = IssueQuote(request_id, body.labour_minutes, parts, body.note, body.occurred_at)
+    return await _once(command, actor, meta, application, idempotent)
+
+
+@router.post(
+    "/{request_id}/quote/accept", dependencies=[Permission(Role.agent, Role.dealer)], response_model=ServiceRequestView
+)
+async def accept_quote(
+    request_id: RequestId,
+    body: AcceptQuoteBody,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+    idempotent: Idempotency,
+) -> JSONResponse:
+    """The customer agrees to pay (through the agent or the request's dealer): dispatch creates the job, its
+    arrive SLA counted from this acceptance. An expired, declined or replaced quote is a 409."""
+    command = AcceptQuote(request_id, body.channel, body.quote_id, body.occurred_at)
+    return await _once(command, actor, meta, application, idempotent)
+
+
+@router.post(
+    "/{request_id}/quote/decline", dependencies=[Permission(Role.agent, Role.dealer)], response_model=ServiceRequestView
+)
+async def decline_quote(
+    request_id: RequestId,
+    body: DeclineQuoteBody,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    application: CurrentApplication,
+    idempotent: Idempotency,
+) -> JSONResponse:
+    """The customer refuses the quote: the request closes (outcome `quote_declined`)."""
+    command = DeclineQuote(request_id, body.reason, body.quote_id, body.occurred_at)
+    return await _once(command, actor, meta, application, idempotent)
 
 
 __all__ = ["router"]

@@ -3,10 +3,14 @@ settings (database file, broker, clock) and nothing happens at import time."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from fastapi import FastAPI
+from pydantic import Field
 
 from services.intake import api
-from services.intake.application import COMMANDS, integrity_conflict
+from services.intake.application import COMMANDS, integrity_conflict, quote_deadline_passed
+from services.intake.quotes import QuoteTerms
 from services.intake.reactions import CONSUMES, REACTIONS
 from services.intake.read_model import PROJECTIONS, metadata
 from shared.clock import Clock
@@ -21,6 +25,18 @@ SERVICE = "intake"
 class IntakeSettings(ServiceSettings):
     service_name: str = SERVICE
     port: int = 8001
+    labour_rate_per_hour: Decimal = Field(
+        Decimal("60.00"), ge=0, decimal_places=2, description="What an hour of paid-service labour costs in a quote"
+    )
+    currency: str = Field(
+        "EUR", min_length=3, max_length=3, description="The one currency of quotes (warranty's catalogue uses it)"
+    )
+    quote_valid_days: float = Field(
+        14, gt=0, le=365, description="Days a quote may be accepted before it expires (fractions allowed)"
+    )
+
+    def quote_terms(self) -> QuoteTerms:
+        return QuoteTerms(self.labour_rate_per_hour, self.currency, self.quote_valid_days)
 
 
 def create_app(
@@ -40,7 +56,9 @@ def create_app(
                 projections=PROJECTIONS,
                 commands=COMMANDS,
                 reactions=REACTIONS,
+                provided={QuoteTerms: settings.quote_terms()},
                 on_integrity_error=integrity_conflict(parts.db),
+                on_deadline=quote_deadline_passed,
             )
         ),
     )

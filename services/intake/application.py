@@ -4,19 +4,24 @@ appends the new events (outbox included) and projects the read-model row, in one
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
 from services.intake.commands import (
+    AcceptQuote,
     CancelServiceRequest,
+    DeclineQuote,
     EscalateServiceRequest,
+    IssueQuote,
     OpenServiceRequest,
     TriageServiceRequest,
 )
 from services.intake.domain import ServiceRequest
-from services.intake.read_model import dealer_of, open_request_for
+from services.intake.quotes import PartWanted, QuoteTerms, price_quote
+from services.intake.read_model import catalogue_prices, dealer_of, open_request_for
 from services.intake.views import ServiceRequestView, to_view
 from shared.auth import Actor
 from shared.contracts.intake import ServiceRequestReceived
@@ -24,6 +29,9 @@ from shared.domain import Conflict
 from shared.eventstore.database import Database
 from shared.kernel import UnitOfWork
 from shared.kernel.application import IntegrityConflict
+from shared.scheduling import Deadline
+
+log = logging.getLogger(__name__)
 
 
 def _already_open(serial: str, existing: str | None, actor: Actor, owner: str | None) -> Conflict:
@@ -71,11 +79,55 @@ async def cancel(command: CancelServiceRequest, actor: Actor, uow: UnitOfWork) -
     return to_view(request)
 
 
+async def issue_quote(command: IssueQuote, actor: Actor, uow: UnitOfWork, terms: QuoteTerms) -> ServiceRequestView:
+    request = await uow.get_visible(ServiceRequest, command.request_id, actor)
+    at = uow.step_time(command.occurred_at, request)
+    wanted = [PartWanted(p.part_number, p.quantity) for p in command.parts]
+    catalogue = await catalogue_prices(uow.conn, (p.part_number for p in wanted))
+    priced = price_quote(command.labour_minutes, wanted, catalogue, terms)
+    request.issue_quote(
+        str(uuid.uuid4()),
+        list(priced.lines),
+        priced.labour_minutes,
+        priced.total,
+        priced.currency,
+        terms.valid_until(at),
+        command.note,
+        at,
+    )
+    return to_view(request)
+
+
+async def accept_quote(command: AcceptQuote, actor: Actor, uow: UnitOfWork) -> ServiceRequestView:
+    request = await uow.get_visible(ServiceRequest, command.request_id, actor)
+    request.accept_quote(command.channel, command.quote_id, uow.step_time(command.occurred_at, request))
+    return to_view(request)
+
+
+async def decline_quote(command: DeclineQuote, actor: Actor, uow: UnitOfWork) -> ServiceRequestView:
+    request = await uow.get_visible(ServiceRequest, command.request_id, actor)
+    request.decline_quote(command.reason, command.quote_id, uow.step_time(command.occurred_at, request))
+    return to_view(request)
+
+
+async def quote_deadline_passed(deadline: Deadline, uow: UnitOfWork) -> None:
+    """The quote's expiry timer: a quote still undecided expires and the case closes (once: the scheduler's
+    `fired` mark commits with the events, and the request ignores a quote already decided)."""
+    request = await uow.find(ServiceRequest, deadline.stream_id)
+    if request is None:
+        log.warning("deadline %s names a request that does not exist; dropped", deadline.name)
+        return
+    request.note_quote_deadline(uow.clock.now())
+
+
 COMMANDS = {
     OpenServiceRequest: open_request,
     TriageServiceRequest: triage,
     EscalateServiceRequest: escalate,
     CancelServiceRequest: cancel,
+    IssueQuote: issue_quote,
+    AcceptQuote: accept_quote,
+    DeclineQuote: decline_quote,
 }
 
 

@@ -44,3 +44,34 @@ class CancelServiceRequest:
     request_id: str
     reason: str
     occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class QuotedPart:
+    part_number: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class IssueQuote:
+    request_id: str
+    labour_minutes: int
+    parts: tuple[QuotedPart, ...]
+    note: str | None = None
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AcceptQuote:
+    request_id: str
+    channel: Channel
+    quote_id: str | None = None
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeclineQuote:
+    request_id: str
+    reason: str
+    quote_id: str | None = None
+    occurred_at: datetime | None = None

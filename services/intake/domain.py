@@ -5,30 +5,40 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 
 from shared.contracts.base import EventData
 from shared.contracts.enums import Channel, CustomerTier, Priority, ServiceMode
 from shared.contracts.intake import (
+    ClearedBy,
     Customer,
     Product,
+    QuoteLine,
     ServiceRequestCancelled,
+    ServiceRequestClearedForDispatch,
     ServiceRequestClosed,
     ServiceRequestCoverageRecorded,
     ServiceRequestDispatched,
     ServiceRequestEscalated,
+    ServiceRequestQuoteAccepted,
+    ServiceRequestQuoteDeclined,
+    ServiceRequestQuoteExpired,
+    ServiceRequestQuoteIssued,
+    ServiceRequestQuoteRequired,
     ServiceRequestReceived,
     ServiceRequestResolved,
     ServiceRequestServiceStarted,
     ServiceRequestTriaged,
 )
-from shared.domain import Aggregate, InvalidTransition
+from shared.domain import Aggregate, Conflict, InvalidTransition
 
 
 class Status(StrEnum):
     received = "received"
     triaged = "triaged"
     escalated = "escalated"
+    awaiting_quote = "awaiting_quote"  # paid service: no job until the customer accepts a quote
     dispatched = "dispatched"
     in_service = "in_service"
     resolved = "resolved"
@@ -38,6 +48,17 @@ class Status(StrEnum):
 
 OPEN_STATUSES = frozenset(Status) - {Status.closed, Status.cancelled}
 RESOLVED_BY_PHONE = "resolved_by_phone"
+QUOTE_DECLINED = "quote_declined"
+QUOTE_EXPIRED = "quote_expired"
+QUOTE_EXPIRY = "quote_expiry"  # the deadline kind
+
+
+class QuoteState(StrEnum):
+    issued = "issued"  # waiting for the customer's decision
+    accepted = "accepted"
+    declined = "declined"
+    expired = "expired"
+    withdrawn = "withdrawn"  # warranty's verdict changed to covered before the customer decided
 
 
 def default_priority(urgent: bool, tier: CustomerTier) -> Priority:
@@ -54,6 +75,22 @@ class Coverage:
     covered: bool
     expires_on: date | None
     reason: str | None
+
+
+@dataclass
+class Quote:
+    quote_id: str
+    lines: list[QuoteLine]
+    labour_minutes: int
+    total: Decimal
+    currency: str
+    valid_until: datetime
+    note: str | None
+    issued_at: datetime
+    state: QuoteState = QuoteState.issued
+    decided_at: datetime | None = None
+    channel: Channel | None = None  # of the acceptance
+    reason: str | None = None  # of the decline
 
 
 @dataclass
@@ -74,6 +111,9 @@ class ServiceRequest(Aggregate):
     priority: Priority | None = None
     coverage: Coverage | None = None
     job_id: str | None = None
+    # A field triage held back from dispatch until warranty's verdict (or a quote's acceptance) clears it.
+    dispatch_held: bool = False
+    quote: Quote | None = None
     history: list[tuple[str, datetime]] = field(default_factory=list)
 
     # --- commands -------------------------------------------------------------------------------------
@@ -85,12 +125,22 @@ class ServiceRequest(Aggregate):
         return request
 
     def triage(self, mode: ServiceMode, priority: Priority | None, note: str | None, at: datetime) -> None:
+        """Field work is dispatched at once only when warranty covers the unit. Not covered: the case waits for
+        a quote the customer accepts. Warranty's verdict not in yet (it is an asynchronous reaction to the
+        receipt): the job is held back until it arrives, so that nobody is sent to a customer who has not
+        agreed to pay (the careful order; the verdict usually lands within a second of the receipt)."""
         self._require(Status.received, Status.escalated, action="triage")
         chosen = priority or default_priority(self.urgent, self.customer_tier)
-        self.record(ServiceRequestTriaged(request_id=self.id, mode=mode, priority=chosen, note=note), at)
-        if mode == ServiceMode.phone:
+        field_work = mode != ServiceMode.phone
+        held = field_work and (self.coverage is None or not self.coverage.covered)
+        self.record(
+            ServiceRequestTriaged(request_id=self.id, mode=mode, priority=chosen, note=note, dispatch_held=held), at
+        )
+        if not field_work:
             self.record(ServiceRequestResolved(request_id=self.id, outcome=RESOLVED_BY_PHONE), at)
             self.record(ServiceRequestClosed(request_id=self.id, outcome=RESOLVED_BY_PHONE), at)
+        elif self.coverage is not None and not self.coverage.covered:
+            self.record(ServiceRequestQuoteRequired(request_id=self.id, reason=self.coverage.reason), at)
 
     def escalate(self, reason: str, at: datetime) -> None:
         self._require(Status.received, action="escalate")
@@ -98,19 +148,144 @@ class ServiceRequest(Aggregate):
 
     def cancel(self, reason: str, at: datetime) -> None:
         """Allowed until a technician has arrived."""
-        self._require(Status.received, Status.escalated, Status.triaged, Status.dispatched, action="cancel")
+        self._require(
+            Status.received, Status.escalated, Status.triaged, Status.awaiting_quote, Status.dispatched, action="cancel"
+        )
         self.record(ServiceRequestCancelled(request_id=self.id, reason=reason), at)
+
+    # --- paid service: the quote gate -----------------------------------------------------------------
+
+    def issue_quote(
+        self,
+        quote_id: str,
+        lines: list[QuoteLine],
+        labour_minutes: int,
+        total: Decimal,
+        currency: str,
+        valid_until: datetime,
+        note: str | None,
+        at: datetime,
+    ) -> None:
+        """Price the paid service; a quote issued while another still waits for the customer replaces it."""
+        if self.coverage is not None and self.coverage.covered:
+            raise Conflict(
+                "the request is covered by warranty: there is nothing to quote", current_status=str(self.status)
+            )
+        self._require(Status.awaiting_quote, action="quote")
+        self.record(
+            ServiceRequestQuoteIssued(
+                request_id=self.id,
+                quote_id=quote_id,
+                lines=lines,
+                labour_minutes=labour_minutes,
+                total=total,
+                currency=currency,
+                valid_until=valid_until,
+                note=note,
+            ),
+            at,
+        )
+
+    def accept_quote(self, channel: Channel, quote_id: str | None, at: datetime) -> None:
+        """The customer agreed to pay: the job may be created, its arrive SLA counted from now."""
+        quote = self._pending_quote("accept", quote_id)
+        if at > quote.valid_until:
+            raise Conflict(
+                f"quote {quote.quote_id} expired at {quote.valid_until.isoformat()}",
+                quote_id=quote.quote_id,
+                valid_until=quote.valid_until.isoformat(),
+            )
+        assert self.mode is not None and self.priority is not None  # a quote follows a field triage
+        self.record(
+            ServiceRequestQuoteAccepted(
+                request_id=self.id, quote_id=quote.quote_id, channel=channel, total=quote.total, currency=quote.currency
+            ),
+            at,
+        )
+        self.record(
+            ServiceRequestClearedForDispatch(
+                request_id=self.id,
+                mode=self.mode,
+                priority=self.priority,
+                arrive_sla_from=at,
+                cleared_by=ClearedBy.quote_accepted,
+                quote_id=quote.quote_id,
+            ),
+            at,
+        )
+
+    def decline_quote(self, reason: str, quote_id: str | None, at: datetime) -> None:
+        """The customer refused to pay: the case closes."""
+        quote = self._pending_quote("decline", quote_id)
+        self.record(ServiceRequestQuoteDeclined(request_id=self.id, quote_id=quote.quote_id, reason=reason), at)
+        self.record(ServiceRequestClosed(request_id=self.id, outcome=QUOTE_DECLINED), at)
+
+    def note_quote_deadline(self, now: datetime) -> None:
+        """The expiry timer: a quote still undecided at `valid_until` expires (stamped with it); the case closes."""
+        quote = self.quote
+        if self.status != Status.awaiting_quote or quote is None or quote.state != QuoteState.issued:
+            return
+        if now < quote.valid_until:
+            return
+        expired = ServiceRequestQuoteExpired(request_id=self.id, quote_id=quote.quote_id, valid_until=quote.valid_until)
+        self.record(expired, quote.valid_until)
+        self.record(ServiceRequestClosed(request_id=self.id, outcome=QUOTE_EXPIRED), quote.valid_until)
+
+    def due_deadlines(self) -> dict[str, datetime]:
+        """The quote's expiry, while the customer has not decided (the kernel keeps the timer in step)."""
+        quote = self.quote
+        if self.status == Status.awaiting_quote and quote is not None and quote.state == QuoteState.issued:
+            return {QUOTE_EXPIRY: quote.valid_until}
+        return {}
+
+    def _pending_quote(self, action: str, quote_id: str | None) -> Quote:
+        quote = self.quote
+        if quote is None:
+            raise InvalidTransition(f"cannot {action} a quote: none was issued", current_status=str(self.status))
+        if quote.state != QuoteState.issued or self.status != Status.awaiting_quote:
+            why = f"it was {quote.state}" if quote.state != QuoteState.issued else f"the request is {self.status}"
+            raise InvalidTransition(
+                f"cannot {action} quote {quote.quote_id}: {why}",
+                current_status=str(self.status),
+                quote_id=quote.quote_id,
+            )
+        if quote_id is not None and quote_id != quote.quote_id:
+            raise Conflict(
+                f"quote {quote_id} was replaced by quote {quote.quote_id}", field="quote_id", quote_id=quote.quote_id
+            )
+        return quote
 
     # --- reactions to other services' facts (idempotent: a fact already reflected changes nothing) ----
 
     def note_coverage(self, covered: bool, expires_on: date | None, reason: str | None, at: datetime) -> None:
+        """Record warranty's verdict, and release a field triage that waited for it: covered → dispatch (the
+        arrive SLA from the receipt, as for any covered case); not covered → wait for a quote. A verdict that
+        turns to covered while a quote still waits withdraws the quote and dispatches."""
         current = self.coverage
         if current and (current.covered, current.expires_on, current.reason) == (covered, expires_on, reason):
             return
+        # The verdict is stamped with its cause (the receipt); what it releases cannot precede the triage.
+        released_at = max(at, self.last_occurred_at) if self.last_occurred_at else at
         self.record(
             ServiceRequestCoverageRecorded(request_id=self.id, covered=covered, expires_on=expires_on, reason=reason),
             at,
         )
+        held = (self.status == Status.triaged and self.dispatch_held) or self.status == Status.awaiting_quote
+        if not held:
+            return
+        at = released_at
+        if covered:
+            assert self.mode is not None and self.priority is not None and self.received_at is not None
+            cleared = ServiceRequestClearedForDispatch(
+                request_id=self.id,
+                mode=self.mode,
+                priority=self.priority,
+                arrive_sla_from=self.received_at,
+                cleared_by=ClearedBy.coverage,
+            )
+            self.record(cleared, at)
+        elif self.status == Status.triaged:
+            self.record(ServiceRequestQuoteRequired(request_id=self.id, reason=reason), at)
 
     def note_job_created(self, job_id: str, at: datetime) -> None:
         if self.status == Status.triaged and self.job_id is None:
@@ -146,6 +321,11 @@ class ServiceRequest(Aggregate):
                 current_status=str(self.status),
             )
 
+    def _decide(self, state: QuoteState, at: datetime) -> Quote:
+        assert self.quote is not None
+        self.quote.state, self.quote.decided_at = state, at
+        return self.quote
+
     def apply(self, data: EventData, occurred_at: datetime) -> None:
         self.history.append((data.event_type, occurred_at))
         match data:
@@ -164,6 +344,31 @@ class ServiceRequest(Aggregate):
                 self.status = Status.triaged
                 self.mode = data.mode
                 self.priority = data.priority
+                self.dispatch_held = data.dispatch_held
+            case ServiceRequestQuoteRequired():
+                self.status = Status.awaiting_quote
+            case ServiceRequestQuoteIssued():
+                self.quote = Quote(
+                    data.quote_id,
+                    list(data.lines),
+                    data.labour_minutes,
+                    data.total,
+                    data.currency,
+                    data.valid_until,
+                    data.note,
+                    occurred_at,
+                )
+            case ServiceRequestQuoteAccepted():
+                self._decide(QuoteState.accepted, occurred_at).channel = data.channel
+            case ServiceRequestQuoteDeclined():
+                self._decide(QuoteState.declined, occurred_at).reason = data.reason
+            case ServiceRequestQuoteExpired():
+                self._decide(QuoteState.expired, occurred_at)
+            case ServiceRequestClearedForDispatch():
+                self.status = Status.triaged
+                self.dispatch_held = False
+                if self.quote is not None and self.quote.state == QuoteState.issued:
+                    self._decide(QuoteState.withdrawn, occurred_at)
             case ServiceRequestEscalated():
                 self.status = Status.escalated
             case ServiceRequestCancelled():

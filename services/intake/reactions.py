@@ -6,9 +6,10 @@ Each reaction loads the request and lets the aggregate take note (a fact already
 from __future__ import annotations
 
 from services.intake.domain import ServiceRequest
+from services.intake.read_model import note_part_price
 from shared.contracts.dispatch import JobArrived, JobCompleted, JobCreated, RevisitDone
 from shared.contracts.topics import DISPATCH, WARRANTY
-from shared.contracts.warranty import WarrantyChecked
+from shared.contracts.warranty import PartRegistered, WarrantyChecked
 from shared.domain import NotFound
 from shared.events import IncomingEvent
 from shared.kernel import UnitOfWork
@@ -46,8 +47,14 @@ async def note_revisit(event: IncomingEvent[RevisitDone], uow: UnitOfWork) -> No
     (await _request(uow, event.data.request_id)).note_revisit(event.time)
 
 
+async def note_part_registered(event: IncomingEvent[PartRegistered], uow: UnitOfWork) -> None:
+    """Keep intake's copy of the parts catalogue, to price quotes from (the last registration wins)."""
+    await note_part_price(uow.conn, event.data, event.time, event.envelope.sequence)
+
+
 REACTIONS = {
     WarrantyChecked: note_coverage,
+    PartRegistered: note_part_registered,
     JobCreated: note_job_created,
     JobArrived: note_arrival,
     JobCompleted: note_completion,

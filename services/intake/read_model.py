@@ -4,13 +4,17 @@ which the unit of work runs after each append (and the rebuild for every stream)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, Text, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.intake.domain import ServiceRequest
+from services.intake.quotes import CataloguePrice
 from services.intake.views import to_view
+from shared.contracts.warranty import PartRegistered
 from shared.events import EventEnvelope
 from shared.eventstore.database import Database
 from shared.eventstore.store import EventStore
@@ -43,6 +47,22 @@ open_serials = Table(
     Column("request_id", String(36), nullable=False),
 )
 
+# intake's copy of warranty's parts catalogue, to price quotes from: one row per part number, the last
+# registration (by the event's time, then its sequence in the part's stream) wins. Fed by the reaction to
+# `part.registered`, not by intake's own events: the read-model rebuild leaves it alone (replaying
+# warranty.events rebuilds it). Prices are decimal strings: exact on SQLite and PostgreSQL alike.
+part_prices = Table(
+    "part_prices",
+    metadata,
+    Column("part_number", String(80), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("category", String(80), nullable=False),
+    Column("unit_price", String(40), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("registered_at", UtcDateTime, nullable=False),
+    Column("registered_sequence", BigInteger, nullable=False),
+)
+
 
 async def project(conn: AsyncConnection, request: ServiceRequest, stored: Sequence[EventEnvelope]) -> None:
     """Upsert the request's row and keep its serial reservation in step with its status: a new open request
@@ -73,6 +93,41 @@ async def project(conn: AsyncConnection, request: ServiceRequest, stored: Sequen
 
 PROJECTIONS = Projections()
 PROJECTIONS.register(ServiceRequest, project, service_requests, open_serials)
+
+
+async def note_part_price(conn: AsyncConnection, part: PartRegistered, at: datetime, sequence: int) -> bool:
+    """Keep the catalogue's price of a part; an older (or the same) registration changes nothing. One
+    partition serves a part's events one at a time, so looking before writing cannot race."""
+    known = (
+        await conn.execute(
+            select(part_prices.c.registered_at, part_prices.c.registered_sequence).where(
+                part_prices.c.part_number == part.part_number
+            )
+        )
+    ).first()
+    row = {
+        "name": part.name,
+        "category": part.category,
+        "unit_price": str(part.unit_price),
+        "currency": part.currency,
+        "registered_at": at,
+        "registered_sequence": sequence,
+    }
+    if known is None:
+        await conn.execute(part_prices.insert().values(part_number=part.part_number, **row))
+        return True
+    if (at, sequence) <= (known.registered_at, known.registered_sequence):
+        return False
+    await conn.execute(part_prices.update().where(part_prices.c.part_number == part.part_number).values(**row))
+    return True
+
+
+async def catalogue_prices(conn: AsyncConnection, part_numbers: Iterable[str]) -> dict[str, CataloguePrice]:
+    wanted = sorted(set(part_numbers))
+    if not wanted:
+        return {}
+    rows = await conn.execute(select(part_prices).where(part_prices.c.part_number.in_(wanted)))
+    return {r.part_number: CataloguePrice(r.part_number, r.name, Decimal(r.unit_price), r.currency) for r in rows}
 
 
 async def open_request_for(conn: AsyncConnection, serial: str) -> str | None:

@@ -4,13 +4,14 @@ stores and the routes return, written once."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
-from services.intake.domain import ServiceRequest, Status
+from services.intake.domain import QuoteState, ServiceRequest, Status
 from shared.clock import rfc3339
 from shared.contracts.enums import Channel, CustomerTier, Priority, ServiceMode
-from shared.contracts.intake import Customer, Product
+from shared.contracts.intake import Customer, Product, QuoteLine
 from shared.events import ACTOR_DESCRIPTION, UNKNOWN_ACTOR
 
 
@@ -25,6 +26,23 @@ class HistoryEntry(BaseModel):
     time: str
     # A default for rows a read model stored before events had actors (they are all `system:unknown`).
     actor: str = Field(UNKNOWN_ACTOR, description=ACTOR_DESCRIPTION)
+
+
+class QuoteView(BaseModel):
+    """The paid-service quote (the latest one issued) and the customer's decision on it."""
+
+    quote_id: str
+    state: QuoteState
+    lines: list[QuoteLine]
+    labour_minutes: int
+    total: Decimal
+    currency: str
+    valid_until: str
+    note: str | None
+    issued_at: str
+    decided_at: str | None
+    channel: Channel | None = Field(None, description="How the acceptance came in")
+    reason: str | None = Field(None, description="Why the customer declined")
 
 
 class ServiceRequestView(BaseModel):
@@ -43,12 +61,36 @@ class ServiceRequestView(BaseModel):
     priority: Priority | None
     coverage: CoverageView | None
     job_id: str | None
+    dispatch_held: bool = Field(
+        False, description="Triaged to field work, but no job until warranty's verdict (or a quote's acceptance)"
+    )
+    quote: QuoteView | None = None
     version: int
     history: list[HistoryEntry]
 
 
 def _time(value: datetime | None) -> str | None:
     return rfc3339(value) if value else None
+
+
+def _quote(request: ServiceRequest) -> QuoteView | None:
+    quote = request.quote
+    if quote is None:
+        return None
+    return QuoteView(
+        quote_id=quote.quote_id,
+        state=quote.state,
+        lines=quote.lines,
+        labour_minutes=quote.labour_minutes,
+        total=quote.total,
+        currency=quote.currency,
+        valid_until=rfc3339(quote.valid_until),
+        note=quote.note,
+        issued_at=rfc3339(quote.issued_at),
+        decided_at=_time(quote.decided_at),
+        channel=quote.channel,
+        reason=quote.reason,
+    )
 
 
 def to_view(request: ServiceRequest) -> ServiceRequestView:
@@ -73,6 +115,8 @@ def to_view(request: ServiceRequest) -> ServiceRequestView:
             if coverage is None
             else CoverageView(covered=coverage.covered, expires_on=coverage.expires_on, reason=coverage.reason),
             "job_id": request.job_id,
+            "dispatch_held": request.dispatch_held,
+            "quote": _quote(request),
             "version": request.version,
             "history": [
                 HistoryEntry(type=t, time=_time(at) or "", actor=actor)

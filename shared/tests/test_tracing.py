@@ -1,6 +1,7 @@
 """One service request is one trace: HTTP request → event store → relay → Kafka header → consumer."""
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from services.intake.app import create_app
 from services.intake.tests.conftest import Intake, intake_settings
@@ -119,7 +120,8 @@ async def test_one_service_request_is_one_trace_across_intake_warranty_and_dispa
                 "channel": "hotline",
                 "customer": {"name": "T", "phone": "+100", "region": "south"},
                 "product": {"serial": f"SN-3S-{uuid.uuid4().hex[:6]}", "model": "M", "product_line": "pump"},
-                "purchase_date": "2025-06-01",
+                # Within warranty's default coverage: field work of a unit not covered waits for a quote.
+                "purchase_date": (datetime.now(UTC).date() - timedelta(days=60)).isoformat(),
                 "symptom": "noise",
             },
         )

@@ -12,8 +12,9 @@ from services.intake.app import create_app as create_intake
 from services.intake.reactions import CONSUMES as INTAKE_CONSUMES
 from services.intake.tests.conftest import Intake, intake_settings
 from shared.contracts.topics import DISPATCH, INTAKE
+from shared.contracts.warranty import WarrantyChecked
 from shared.testing.app import eventually, running
-from shared.testing.kafka import collect, headers_of, subject_is
+from shared.testing.kafka import collect, envelope_for, headers_of, publish, subject_is
 
 
 @dataclass
@@ -30,6 +31,19 @@ class Services:
             ).json()
 
         return await eventually(view, until=until, timeout=30)
+
+    async def open_covered(self, kafka_bootstrap: str) -> str:
+        """A request whose unit warranty covers (its verdict played as warranty publishes it): intake
+        dispatches field work only once the verdict is in (design.md, Paid service)."""
+        created = await self.intake.open(serial=f"SN-E2E-{uuid.uuid4().hex[:6]}")
+        assert created.status_code == 201
+        request_id = created.json()["id"]
+        verdict = WarrantyChecked(
+            request_id=request_id, serial=created.json()["product"]["serial"], covered=True, reason="covered"
+        )
+        await publish(kafka_bootstrap, envelope_for(verdict, source="warranty"))
+        await self.request_status(request_id, lambda v: v["coverage"] is not None)
+        return request_id
 
 
 @pytest.fixture
@@ -51,9 +65,7 @@ async def services(tmp_path, kafka_bootstrap):
 
 async def test_a_repair_from_the_first_call_to_the_revisit_closes_the_request_in_intake(services, kafka_bootstrap):
     intake, dispatch = services.intake, services.dispatch
-    created = await intake.open(serial=f"SN-E2E-{uuid.uuid4().hex[:6]}")
-    assert created.status_code == 201
-    request_id = created.json()["id"]
+    request_id = await services.open_covered(kafka_bootstrap)
     triaged = await intake.client.post(
         f"/v1/service-requests/{request_id}/triage", json={"mode": "onsite"}, headers=intake.agent
     )
@@ -82,6 +94,7 @@ async def test_a_repair_from_the_first_call_to_the_revisit_closes_the_request_in
     closed = await services.request_status(request_id, lambda v: v["status"] == "closed")
     assert [h["type"] for h in closed["history"]] == [
         "service_request.received",
+        "service_request.coverage_recorded",
         "service_request.triaged",
         "service_request.dispatched",
         "service_request.service_started",
@@ -100,13 +113,14 @@ async def test_a_repair_from_the_first_call_to_the_revisit_closes_the_request_in
         "revisit.done",
     ]
     triage_chain = headers_of(records[0])["ce_correlationid"]
-    intake_records = await collect(kafka_bootstrap, INTAKE, subject_is(request_id), expected=2)
-    assert triage_chain == headers_of(intake_records[1])["ce_correlationid"], "one chain from triage to job"
+    intake_records = await collect(kafka_bootstrap, INTAKE, subject_is(request_id), expected=3)
+    assert headers_of(intake_records[2])["ce_type"] == "service_request.triaged"
+    assert triage_chain == headers_of(intake_records[2])["ce_correlationid"], "one chain from triage to job"
 
 
-async def test_a_request_cancelled_in_intake_cancels_its_job_in_dispatch(services):
+async def test_a_request_cancelled_in_intake_cancels_its_job_in_dispatch(services, kafka_bootstrap):
     intake, dispatch = services.intake, services.dispatch
-    request_id = (await intake.open(serial=f"SN-E2E-{uuid.uuid4().hex[:6]}")).json()["id"]
+    request_id = await services.open_covered(kafka_bootstrap)
     await intake.client.post(
         f"/v1/service-requests/{request_id}/triage", json={"mode": "carry_in"}, headers=intake.agent
     )

@@ -77,7 +77,13 @@ async def test_commands_publish_their_cloudevents_in_order_with_time_sequence_an
         "customer_tier": "standard",
         "urgent": False,
     }
-    assert json.loads(records[2].value) == {"request_id": request_id, "mode": "phone", "priority": "P3", "note": None}
+    assert json.loads(records[2].value) == {
+        "request_id": request_id,
+        "mode": "phone",
+        "priority": "P3",
+        "note": None,
+        "dispatch_held": False,
+    }
     assert json.loads(records[4].value) == {"request_id": request_id, "outcome": "resolved_by_phone"}
 
 

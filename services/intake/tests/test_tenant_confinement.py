@@ -32,6 +32,18 @@ async def test_every_route_refuses_another_dealers_requests_to_every_multi_role_
             {"reason": "x"},
         ),
         ("POST", "/v1/service-requests/{request_id}/cancel"): (f"/v1/service-requests/{rid}/cancel", {"reason": "x"}),
+        ("POST", "/v1/service-requests/{request_id}/quote"): (
+            f"/v1/service-requests/{rid}/quote",
+            {"labour_minutes": 30, "parts": []},
+        ),
+        ("POST", "/v1/service-requests/{request_id}/quote/accept"): (
+            f"/v1/service-requests/{rid}/quote/accept",
+            {"channel": "dealer"},
+        ),
+        ("POST", "/v1/service-requests/{request_id}/quote/decline"): (
+            f"/v1/service-requests/{rid}/quote/decline",
+            {"reason": "x"},
+        ),
     }
 
     async def stored() -> int:

@@ -1,0 +1,183 @@
+"""Paid service end to end across intake and dispatch, each its own app, database and consumer group, talking
+only through the session's real Kafka broker (warranty's verdict and catalogue played as warranty publishes
+them): an out-of-warranty request triaged onsite waits for a quote; accepted, it gets its job with the arrive
+SLA counted from the acceptance; declined or expired, it closes with that outcome and never gets a job."""
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from services.dispatch.app import create_app as create_dispatch
+from services.dispatch.tests.conftest import Dispatch, dispatch_settings, start_group_at_end
+from services.dispatch.tests.test_end_to_end import Services
+from services.intake.app import create_app as create_intake
+from services.intake.reactions import CONSUMES as INTAKE_CONSUMES
+from services.intake.tests.conftest import Intake, intake_settings
+from shared.contracts.topics import INTAKE
+from shared.contracts.warranty import PartRegistered, WarrantyChecked
+from shared.eventstore.tables import processed_events
+from shared.testing.app import eventually, running
+from shared.testing.kafka import collect, envelope_for, headers_of, publish, subject_is
+
+P3_ARRIVE = timedelta(minutes=4320)
+
+
+@asynccontextmanager
+async def paid_service(tmp_path, kafka_bootstrap, **intake_overrides) -> AsyncIterator[Services]:
+    intake_config = intake_settings(tmp_path, kafka_bootstrap, deadline_poll_interval_ms=50, **intake_overrides)
+    dispatch_config = dispatch_settings(tmp_path, kafka_bootstrap)
+    await start_group_at_end(kafka_bootstrap, intake_config.consumer_group, list(INTAKE_CONSUMES))
+    await start_group_at_end(kafka_bootstrap, dispatch_config.consumer_group, [INTAKE])
+    intake_app = create_intake(intake_config, configure_logs=False)
+    dispatch_app = create_dispatch(dispatch_config, configure_logs=False)
+    async with running(intake_app) as intake_client, running(dispatch_app) as dispatch_client:
+        both = Services(
+            Intake(intake_client, intake_config, intake_app), Dispatch(dispatch_client, dispatch_config, dispatch_app)
+        )
+        assert (await both.dispatch.center("C-N", region="north")).status_code == 201
+        assert (await both.dispatch.technician_in("T-7", "C-N", skills=["tractor"])).status_code == 201
+        part_number = f"SEAL-{uuid.uuid4().hex[:6]}"
+        await publish(
+            kafka_bootstrap,
+            envelope_for(
+                PartRegistered(
+                    part_number=part_number,
+                    name="Gearbox seal",
+                    category="gearbox",
+                    unit_price=Decimal("12.35"),
+                    currency="EUR",
+                    registered_by="user:officer",
+                ),
+                source="warranty",
+            ),
+        )
+        both.part_number = part_number  # type: ignore[attr-defined]
+        yield both
+
+
+async def out_of_warranty_triaged_onsite(services: Services, kafka_bootstrap: str) -> str:
+    """An out-of-warranty request of dealer D1, triaged onsite: it awaits a quote, and dispatch, having seen the
+    triage, made no job."""
+    intake = services.intake
+    created = await intake.open(
+        serial=f"SN-PAID-{uuid.uuid4().hex[:6]}", headers=intake.auth("dealer", dealer_id="D1"), channel="dealer"
+    )
+    request_id = created.json()["id"]
+    verdict = WarrantyChecked(
+        request_id=request_id,
+        serial=created.json()["product"]["serial"],
+        covered=False,
+        expires_on="2025-02-28",
+        reason="not covered: the 12-month warranty ended on 2025-02-28",
+    )
+    await publish(kafka_bootstrap, envelope_for(verdict, source="warranty"))
+    await services.request_status(request_id, lambda v: v["coverage"] is not None)
+    triaged = await intake.client.post(
+        f"/v1/service-requests/{request_id}/triage", json={"mode": "onsite"}, headers=intake.agent
+    )
+    assert triaged.status_code == 200 and triaged.json()["status"] == "awaiting_quote", triaged.text
+
+    records = await collect(kafka_bootstrap, INTAKE, subject_is(request_id), expected=4)
+    triage_id = next(headers_of(r)["ce_id"] for r in records if headers_of(r)["ce_type"] == "service_request.triaged")
+    await eventually(lambda: processed_by(services.dispatch, triage_id), until=bool, timeout=30)
+    assert await jobs_of(services.dispatch, request_id) == [], "no job while the customer has not agreed to pay"
+    return request_id
+
+
+async def quoted(services: Services, request_id: str) -> dict:
+    body = {"labour_minutes": 60, "parts": [{"part_number": services.part_number, "quantity": 2}]}  # type: ignore[attr-defined]
+    ready = await eventually(
+        lambda: services.intake.client.post(
+            f"/v1/service-requests/{request_id}/quote", json=body, headers=services.intake.agent
+        ),
+        until=lambda r: r.status_code != 422,  # the catalogue's registration may still be on its way
+        timeout=30,
+    )
+    assert ready.status_code == 200, ready.text
+    return ready.json()["quote"]
+
+
+async def processed_by(dispatch: Dispatch, event_id: str) -> bool:
+    async with dispatch.app.state.runtime.db.read() as conn:
+        found = await conn.execute(select(processed_events.c.event_id).where(processed_events.c.event_id == event_id))
+        return found.first() is not None
+
+
+async def jobs_of(dispatch: Dispatch, request_id: str) -> list:
+    return (await dispatch.get_json(f"/v1/jobs?request_id={request_id}"))["items"]
+
+
+async def test_an_out_of_warranty_request_quoted_and_accepted_gets_its_job_with_the_arrive_sla_from_the_acceptance(
+    tmp_path, kafka_bootstrap
+):
+    async with paid_service(tmp_path, kafka_bootstrap) as services:
+        request_id = await out_of_warranty_triaged_onsite(services, kafka_bootstrap)
+        quote = await quoted(services, request_id)
+        assert quote["total"] == "84.70"  # 60 min at 60.00/h + 2 × 12.35
+
+        accepted = await services.intake.client.post(
+            f"/v1/service-requests/{request_id}/quote/accept",
+            json={"channel": "dealer", "quote_id": quote["quote_id"]},
+            headers=services.intake.auth("dealer", dealer_id="D1"),
+        )
+        assert accepted.status_code == 200, accepted.text
+        accepted_at = datetime.fromisoformat(accepted.json()["quote"]["decided_at"])
+
+        job = await services.dispatch.job_of(request_id, timeout=30)
+        assert (job["status"], job["technician_id"]) == ("assigned", "T-7")
+        assert datetime.fromisoformat(job["created_at"]) == accepted_at
+        assert datetime.fromisoformat(job["arrive_due"]) == accepted_at + P3_ARRIVE, "from the acceptance"
+        received_at = datetime.fromisoformat(accepted.json()["received_at"])
+        assert datetime.fromisoformat(job["arrive_due"]) != received_at + P3_ARRIVE
+
+        view = await services.request_status(request_id, lambda v: v["status"] == "dispatched")
+        assert view["job_id"] == job["id"]
+        assert [h["type"] for h in view["history"]] == [
+            "service_request.received",
+            "service_request.coverage_recorded",
+            "service_request.triaged",
+            "service_request.quote_required",
+            "service_request.quote_issued",
+            "service_request.quote_accepted",
+            "service_request.cleared_for_dispatch",
+            "service_request.dispatched",
+        ]
+
+
+async def test_a_declined_quote_closes_the_request_with_its_outcome_and_no_job(tmp_path, kafka_bootstrap):
+    async with paid_service(tmp_path, kafka_bootstrap) as services:
+        request_id = await out_of_warranty_triaged_onsite(services, kafka_bootstrap)
+        await quoted(services, request_id)
+        declined = await services.intake.client.post(
+            f"/v1/service-requests/{request_id}/quote/decline",
+            json={"reason": "the customer buys a new one"},
+            headers=services.intake.auth("dealer", dealer_id="D1"),
+        )
+        assert declined.status_code == 200 and declined.json()["status"] == "closed"
+        records = await collect(kafka_bootstrap, INTAKE, subject_is(request_id), expected=7, settle=1.0)
+        assert [headers_of(r)["ce_type"] for r in records][-2:] == [
+            "service_request.quote_declined",
+            "service_request.closed",
+        ]
+        assert json.loads(records[-1].value) == {"request_id": request_id, "outcome": "quote_declined"}
+        assert await jobs_of(services.dispatch, request_id) == []
+
+
+async def test_an_expired_quote_closes_the_request_with_its_outcome_and_no_job(tmp_path, kafka_bootstrap):
+    async with paid_service(tmp_path, kafka_bootstrap, quote_valid_days=3 / 86_400) as services:
+        request_id = await out_of_warranty_triaged_onsite(services, kafka_bootstrap)
+        quote = await quoted(services, request_id)
+        closed = await services.request_status(request_id, lambda v: v["status"] == "closed")
+        assert closed["quote"]["state"] == "expired" and closed["quote"]["decided_at"] == quote["valid_until"]
+        records = await collect(kafka_bootstrap, INTAKE, subject_is(request_id), expected=7, settle=1.0)
+        assert [headers_of(r)["ce_type"] for r in records][-2:] == [
+            "service_request.quote_expired",
+            "service_request.closed",
+        ]
+        assert json.loads(records[-1].value) == {"request_id": request_id, "outcome": "quote_expired"}
+        assert await jobs_of(services.dispatch, request_id) == []
