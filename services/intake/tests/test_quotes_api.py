@@ -265,8 +265,8 @@ async def test_an_undecided_quote_expires_by_the_timer_and_closes_the_request(tm
         )
         assert (closed["quote"]["state"], closed["quote"]["decided_at"]) == ("expired", valid_until)
         assert closed["history"][-2:] == [
-            {"type": "service_request.quote_expired", "time": valid_until},
-            {"type": "service_request.closed", "time": valid_until},
+            {"type": "service_request.quote_expired", "time": valid_until, "actor": "system:intake"},
+            {"type": "service_request.closed", "time": valid_until, "actor": "system:intake"},
         ]
         late = await client.post(
             f"/v1/service-requests/{request_id}/quote/accept", json={"channel": "hotline"}, headers=intake.agent
