@@ -54,6 +54,7 @@ class IntakeSettings(ServiceSettings):
     webhook_poll_interval_ms: int = Field(500, ge=10, description="How often the worker looks for due deliveries")
     webhook_concurrency: int = Field(8, ge=1, description="Deliveries in flight at once per intake process")
     webhook_max_response_bytes: int = Field(4096, ge=0, description="How much of a receiver's answer is read")
+    webhook_ca_bundle: str = Field("", description="PEM file of the CAs receivers' certificates are checked against")
 
 
 def create_app(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,15 +27,17 @@ class Receiver:
     port: int = 0
     received: list[Received] = field(default_factory=list)
     requests: int = 0
+    tls: ssl.SSLContext | None = None  # serve https with this context
+    host: str = "127.0.0.1"  # the name in its URL
     _server: asyncio.AbstractServer | None = None
     _hanging: list[asyncio.StreamWriter] = field(default_factory=list)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}/hooks"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, reuse_address=True)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, reuse_address=True, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -86,7 +89,7 @@ class Receiver:
                     writer.write(chunk)
                     await writer.drain()
             await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, asyncio.CancelledError):
             pass
         finally:
             if writer not in self._hanging:

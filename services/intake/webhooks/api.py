@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 
 from services.intake.webhooks.commands import DeleteWebhook, Redeliver, RotateSecret, Subscribe
@@ -72,7 +72,7 @@ async def subscribe(
     actor: CurrentActor,
     application: CurrentApplication,
     idempotent: Idempotency,
-) -> JSONResponse:
+) -> Response:
     """Subscribe a URL to event types of the caller's cases (its requests and their jobs, swaps, claims,
     complaints; an admin's subscription without `dealer_id` receives everything). The answer holds the
     `whsec_…` secret that signs every delivery (Standard Webhooks): keep it, it is not shown again. Only

@@ -19,6 +19,7 @@ class WebhookSettings:
     poll_interval: float = 0.5
     concurrency: int = 8
     max_response_bytes: int = 4096
+    ca_bundle: str | None = None
 
     @classmethod
     def from_settings(cls, settings) -> WebhookSettings:
@@ -31,4 +32,5 @@ class WebhookSettings:
             poll_interval=settings.webhook_poll_interval_ms / 1000,
             concurrency=settings.webhook_concurrency,
             max_response_bytes=settings.webhook_max_response_bytes,
+            ca_bundle=settings.webhook_ca_bundle or None,
         )

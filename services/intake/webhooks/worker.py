@@ -61,7 +61,7 @@ class DeliveryWorker:
         self.sender = sender
         self.lease = timedelta(seconds=settings.timeout_seconds + 5)
         self._stopping = asyncio.Event()
-        self._in_flight: dict[int, asyncio.Task] = {}
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
         while not self._stopping.is_set():
@@ -109,9 +109,12 @@ class DeliveryWorker:
             if await self._lease(delivery_id, now):
                 task = asyncio.create_task(self._deliver(delivery_id), name=f"webhook-delivery-{delivery_id}")
                 self._in_flight[delivery_id] = task
-                task.add_done_callback(lambda _t, d=delivery_id: self._in_flight.pop(d, None))
+                task.add_done_callback(self._forget)
                 started += 1
         return started
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._in_flight = {d: t for d, t in self._in_flight.items() if t is not task}
 
     async def _lease(self, delivery_id: int, now: datetime) -> bool:
         async with self.db.transaction() as conn:
