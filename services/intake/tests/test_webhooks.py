@@ -8,6 +8,7 @@ import uuid
 import pytest
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from deploy.postgres.launcher import create_database
 from services.intake.tests.webhook_receiver import Receiver
 from services.intake.tests.webhook_support import (
     acknowledged,
@@ -23,6 +24,15 @@ from services.intake.tests.webhook_support import (
 from shared.testing.kafka import envelope_for, publish
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database(request, tmp_path) -> dict:
+    """The queue and its ordering queries on both databases intake runs on."""
+    if request.param == "sqlite":
+        return {}
+    url = await create_database(request.getfixturevalue("postgres_server"), f"intake_{uuid.uuid4().hex[:8]}")
+    return {"database_url": url}
+
+
 @pytest.fixture
 async def receiver():
     receiver = Receiver()
@@ -32,12 +42,12 @@ async def receiver():
 
 
 async def test_a_dealers_subscription_receives_exactly_its_own_cases_signed_with_its_secret(
-    tmp_path, kafka_bootstrap, receiver
+    tmp_path, kafka_bootstrap, receiver, database
 ):
     d1, d2 = dealer(), dealer()
     everything = Receiver()
     await everything.start()
-    async with webhook_intake(tmp_path, kafka_bootstrap) as intake:
+    async with webhook_intake(tmp_path, kafka_bootstrap, **database) as intake:
         hook = await subscribe(intake, receiver.url, ["service_request.*", "job.*", "complaint.*"], dealer_id=d1)
         admins = await subscribe(intake, everything.url, ["complaint.acknowledged"])
         assert admins["dealer_id"] is None
