@@ -12,6 +12,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
+from prometheus_client import Counter
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -36,6 +37,13 @@ from shared.eventstore.upsert import upsert
 from shared.kernel import Application
 
 log = logging.getLogger(__name__)
+
+ATTEMPTS = Counter(
+    "servicetrail_webhook_attempts_total",
+    "Webhook delivery attempts, by outcome (delivered, retry, failed)",
+    ["outcome"],
+)
+DISABLED = Counter("servicetrail_webhooks_disabled_total", "Subscriptions switched off after failing too long")
 
 _earlier = webhook_deliveries.alias("earlier")
 _EARLIER_PENDING = (
@@ -217,7 +225,9 @@ class DeliveryWorker:
                     **values,
                 )
             )
+        ATTEMPTS.labels("delivered" if outcome.delivered else "retry" if values["next_attempt_at"] else "failed").inc()
         if failing_since is not None and should_disable(failing_since, now, self.settings.disable_after):
+            DISABLED.inc()
             await self.application.handle(
                 DisableWebhook(
                     webhook_id,
