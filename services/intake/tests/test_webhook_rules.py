@@ -107,7 +107,15 @@ STRICT = UrlPolicy.of("")
 
 
 @pytest.mark.parametrize(
-    "url", ["http://example.com/hook", "ftp://example.com/", "https:///nohost", "https://u:p@example.com/", "hook"]
+    "url",
+    [
+        "http://example.com/hook",
+        "ftp://example.com/",
+        "https:///nohost",
+        "https://u:p@example.com/",
+        "hook",
+        "https://bücher.example/in",
+    ],
 )
 def test_only_plain_https_urls_are_accepted(url):
     with pytest.raises(RuleViolation) as refused:

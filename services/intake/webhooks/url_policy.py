@@ -57,6 +57,8 @@ def check_url(url: str, policy: UrlPolicy) -> Target:
     host = (parts.hostname or "").lower()
     if not host:
         raise _refuse("the url has no host")
+    if not host.isascii():
+        raise _refuse("write an internationalized host name in its IDNA form (xn--…)")
     if parts.username is not None or parts.password is not None:
         raise _refuse("the url may not carry credentials")
     if parts.fragment:

@@ -155,15 +155,27 @@ class DeliveryWorker:
                     )
                 ).one()
                 secrets = await live_secrets(conn, row.webhook_id, self.clock.now())
-            url = WebhookView.model_validate_json(row.view).url
-            outcome = await self.sender.send(url, row.event_id, row.body, secrets)
-            await self._record(delivery_id, row.webhook_id, row.attempts + 1, outcome)
         except asyncio.CancelledError:
             await asyncio.shield(self._release(delivery_id))
             raise
-        except Exception:
-            log.exception("webhook delivery %s could not be attempted", delivery_id)
-            await self._release(delivery_id)
+        except Exception as exc:  # the database away: the lease expires and the delivery is due again
+            log.warning("webhook delivery %s not attempted (%s)", delivery_id, exc)
+            return
+        url = WebhookView.model_validate_json(row.view).url
+        try:
+            outcome = await self.sender.send(url, row.event_id, row.body, secrets)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._release(delivery_id))
+            raise
+        except Exception as exc:  # a failure the sender did not foresee is a failed attempt, retried as any
+            log.exception("webhook delivery %s failed unexpectedly", delivery_id)
+            outcome = Outcome(False, None, f"{type(exc).__name__}: {exc}"[:500], 0)
+        try:
+            await self._record(delivery_id, row.webhook_id, row.attempts + 1, outcome)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # not recorded: the lease expires and it is sent again (at least once)
+            log.warning("outcome of webhook delivery %s not recorded (%s)", delivery_id, exc)
 
     async def _release(self, delivery_id: int) -> None:
         """Give up the lease of a delivery whose attempt did not finish (stopping): it is due again at once."""
@@ -216,7 +228,8 @@ class DeliveryWorker:
                 ).scalar_one()
             await conn.execute(
                 update(webhook_deliveries)
-                .where(webhook_deliveries.c.delivery_id == delivery_id)
+                # A delivery cancelled meanwhile (its subscription deleted) stays cancelled.
+                .where(webhook_deliveries.c.delivery_id == delivery_id, webhook_deliveries.c.status == "pending")
                 .values(
                     attempts=attempt,
                     lease_until=None,
