@@ -43,7 +43,7 @@ async def test_a_receiver_down_for_a_while_gets_every_delivery_after_it_comes_ba
 ):
     d1 = dealer()
     await receiver.stop()  # down, on a port it will come back on
-    async with webhook_intake(tmp_path, kafka_bootstrap, webhook_retry_schedule=",".join(["0.3"] * 60)) as intake:
+    async with webhook_intake(tmp_path, kafka_bootstrap, webhook_retry_schedule=",".join(["0.3"] * 200)) as intake:
         hook = await subscribe(intake, receiver.url, ["service_request.*"], dealer_id=d1)
         requests = [await open_for(intake, d1) for _ in range(3)]
         for request_id in requests:
@@ -61,7 +61,9 @@ async def test_a_receiver_down_for_a_while_gets_every_delivery_after_it_comes_ba
         assert {d["event_type"] for d in tried} == {"service_request.received"} and len(tried) == 3
         await receiver.start()
         await until_received(receiver, 9)
-        log = await deliveries(intake, hook["id"], d1)
+        log = await eventually(
+            lambda: deliveries(intake, hook["id"], d1), until=lambda ds: {d["status"] for d in ds} == {"delivered"}
+        )
 
     events = [verified(r, hook["secret"]) for r in receiver.received]
     assert len({e["id"] for e in events}) == len(events) == 9

@@ -21,6 +21,7 @@ from services.intake.tests.webhook_support import (
     verified,
     webhook_intake,
 )
+from shared.testing.app import eventually
 from shared.testing.kafka import envelope_for, publish
 
 
@@ -93,7 +94,12 @@ async def test_a_dealers_subscription_receives_exactly_its_own_cases_signed_with
         )
         assert log.status_code == 200
         assert sorted(d["event_type"] for d in log.json()["items"]) == sorted(expected)
-        assert {d["status"] for d in log.json()["items"]} == {"delivered"}
+        await eventually(
+            lambda: intake.client.get(
+                f"/v1/webhooks/{hook['id']}/deliveries", headers=intake.auth("dealer", dealer_id=d1)
+            ),
+            until=lambda answer: {d["status"] for d in answer.json()["items"]} == {"delivered"},
+        )
     await everything.stop()
 
     events = [verified(r, hook["secret"]) for r in receiver.received]
