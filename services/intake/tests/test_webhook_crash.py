@@ -14,7 +14,8 @@ import httpx
 
 from deploy.kafka.launcher import free_port
 from services.intake.app import IntakeSettings
-from services.intake.tests.conftest import new_request_body
+from services.intake.reactions import CONSUMES
+from services.intake.tests.conftest import new_request_body, start_at_end
 from services.intake.tests.webhook_receiver import Receiver
 from services.intake.tests.webhook_support import dealer, until_received, verified
 from shared.testing.app import bearer
@@ -66,6 +67,7 @@ async def test_intake_killed_mid_delivery_loses_no_delivery(tmp_path, kafka_boot
         "WEBHOOK_RETRY_SCHEDULE": ",".join(["0.5"] * 40),
         "WEBHOOK_POLL_INTERVAL_MS": "50",
     }
+    start_at_end(kafka_bootstrap, env["CONSUMER_GROUP"], CONSUMES)
     own = bearer(IntakeSettings(), "dealer", dealer_id=d1)
     intake = await asyncio.to_thread(start_intake, env, port)
     try:
