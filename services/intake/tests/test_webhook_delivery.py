@@ -118,6 +118,25 @@ async def test_receivers_that_hang_fail_redirect_or_answer_10_mb_do_not_stall_th
     assert {d["status"] for d in logs["error"] + logs["redirect"] + logs["hang"]} <= {"pending", "failed"}
 
 
+async def test_a_hanging_receiver_holds_at_most_half_of_the_workers_slots(tmp_path, kafka_bootstrap):
+    d1 = dealer()
+    hanging, healthy = Receiver(mode="hang"), Receiver()
+    await hanging.start()
+    await healthy.start()
+    try:
+        async with webhook_intake(tmp_path, kafka_bootstrap, webhook_concurrency=2) as intake:
+            await subscribe(intake, hanging.url, ["service_request.received"], dealer_id=d1)
+            await subscribe(intake, healthy.url, ["service_request.received"], dealer_id=d1)
+            for _ in range(4):
+                await open_for(intake, d1)
+            await until_received(healthy, 4)
+            assert hanging.requests >= 1
+    finally:
+        await hanging.stop()
+        await healthy.stop()
+    assert hanging.most_hanging == 1
+
+
 async def test_a_rotated_secret_signs_beside_the_old_one_during_the_grace_period_then_alone(
     tmp_path, kafka_bootstrap, receiver
 ):

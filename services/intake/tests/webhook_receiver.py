@@ -27,6 +27,7 @@ class Receiver:
     port: int = 0
     received: list[Received] = field(default_factory=list)
     requests: int = 0
+    most_hanging: int = 0  # the most requests it held unanswered at once
     tls: ssl.SSLContext | None = None  # serve https with this context
     host: str = "127.0.0.1"  # the name in its URL
     _server: asyncio.AbstractServer | None = None
@@ -67,7 +68,10 @@ class Receiver:
             mode = self.mode
             if mode == "hang":
                 self._hanging.append(writer)
-                await asyncio.sleep(3600)
+                self.most_hanging = max(self.most_hanging, len(self._hanging))
+                await reader.read()  # never answer; until the sender gives up and closes the connection
+                if writer in self._hanging:
+                    self._hanging.remove(writer)
                 return
             if mode == "ok":
                 self.received.append(Received(headers, body.decode()))

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from datetime import datetime, timedelta
 
-from prometheus_client import Counter
+from prometheus_client import Counter as Metric
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -38,12 +39,12 @@ from shared.kernel import Application
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS = Counter(
+ATTEMPTS = Metric(
     "servicetrail_webhook_attempts_total",
     "Webhook delivery attempts, by outcome (delivered, retry, failed)",
     ["outcome"],
 )
-DISABLED = Counter("servicetrail_webhooks_disabled_total", "Subscriptions switched off after failing too long")
+DISABLED = Metric("servicetrail_webhooks_disabled_total", "Subscriptions switched off after failing too long")
 
 _earlier = webhook_deliveries.alias("earlier")
 _EARLIER_PENDING = (
@@ -70,6 +71,10 @@ class DeliveryWorker:
         self.lease = timedelta(seconds=settings.timeout_seconds + 5)
         self._stopping = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._in_flight_for: dict[int, str] = {}  # delivery → its subscription
+        # One subscription (a receiver that hangs, with many cases due) takes at most half the slots, so the
+        # others' deliveries keep flowing.
+        self.per_subscription = max(1, settings.concurrency // 2)
 
     async def run(self) -> None:
         while not self._stopping.is_set():
@@ -98,7 +103,7 @@ class DeliveryWorker:
             return 0
         now = self.clock.now()
         query = (
-            select(webhook_deliveries.c.delivery_id)
+            select(webhook_deliveries.c.delivery_id, webhook_deliveries.c.webhook_id)
             .join(webhooks, webhooks.c.webhook_id == webhook_deliveries.c.webhook_id)
             .where(
                 webhook_deliveries.c.status == "pending",
@@ -108,21 +113,30 @@ class DeliveryWorker:
                 ~_EARLIER_PENDING,
             )
             .order_by(webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.delivery_id)
-            .limit(free + len(self._in_flight))
+            .limit(4 * self.settings.concurrency)
         )
         async with self.db.read() as conn:
-            due = [i for i in (await conn.execute(query)).scalars() if i not in self._in_flight][:free]
+            rows = [r for r in (await conn.execute(query)) if r.delivery_id not in self._in_flight]
+        busy = Counter(self._in_flight_for.values())
         started = 0
-        for delivery_id in due:
-            if await self._lease(delivery_id, now):
-                task = asyncio.create_task(self._deliver(delivery_id), name=f"webhook-delivery-{delivery_id}")
-                self._in_flight[delivery_id] = task
+        for row in rows:
+            if started >= free:
+                break
+            if busy[row.webhook_id] >= self.per_subscription:
+                continue
+            if await self._lease(row.delivery_id, now):
+                task = asyncio.create_task(self._deliver(row.delivery_id), name=f"webhook-delivery-{row.delivery_id}")
+                self._in_flight[row.delivery_id] = task
+                self._in_flight_for[row.delivery_id] = row.webhook_id
+                busy[row.webhook_id] += 1
                 task.add_done_callback(self._forget)
                 started += 1
         return started
 
     def _forget(self, task: asyncio.Task[None]) -> None:
-        self._in_flight = {d: t for d, t in self._in_flight.items() if t is not task}
+        for delivery_id in [d for d, t in self._in_flight.items() if t is task]:
+            del self._in_flight[delivery_id]
+            self._in_flight_for.pop(delivery_id, None)
 
     async def _lease(self, delivery_id: int, now: datetime) -> bool:
         async with self.db.transaction() as conn:
