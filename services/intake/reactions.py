@@ -8,14 +8,15 @@ from __future__ import annotations
 from services.intake.domain import ServiceRequest
 from services.intake.read_model import note_part_price
 from shared.contracts.dispatch import JobArrived, JobCompleted, JobCreated, RevisitDone
-from shared.contracts.topics import DISPATCH, WARRANTY
+from shared.contracts.topics import COMPLAINTS, DISPATCH, INTAKE, WARRANTY
 from shared.contracts.warranty import PartRegistered, WarrantyChecked
 from shared.domain import NotFound
 from shared.events import IncomingEvent
 from shared.kernel import UnitOfWork
 from shared.messaging.consumer import PermanentFailure
 
-CONSUMES = [WARRANTY, DISPATCH]
+# All four: the reactions need warranty and dispatch; the webhooks deliver every topic (intake's own too).
+CONSUMES = [INTAKE, DISPATCH, WARRANTY, COMPLAINTS]
 
 
 async def _request(uow: UnitOfWork, request_id: str) -> ServiceRequest:

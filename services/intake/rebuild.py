@@ -2,6 +2,7 @@
 
 from services.intake.app import IntakeSettings
 from services.intake.read_model import rebuild
+from services.intake.webhooks import tables as _webhook_tables  # noqa: F401  (subscriptions are rebuilt too)
 from shared.runtime import rebuild_from_event_store
 
 if __name__ == "__main__":

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from services.intake.app import IntakeSettings, create_app
+from services.intake.reactions import CONSUMES
 from shared.testing.app import bearer, running
 
 
@@ -43,6 +48,9 @@ def new_request_body(serial: str, **fields) -> dict:
 
 
 def intake_settings(tmp_path, kafka_bootstrap: str, **overrides) -> IntakeSettings:
+    """A test intake's settings. Its consumer group starts at the current end of every topic intake follows
+    that the group has no offset in yet: intake follows all four topics (its webhooks deliver every one), and
+    catching up with every earlier test's events would only slow the test down."""
     values = dict(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/intake.db",
         kafka_bootstrap=kafka_bootstrap,
@@ -51,7 +59,35 @@ def intake_settings(tmp_path, kafka_bootstrap: str, **overrides) -> IntakeSettin
         log_json=False,
     )
     values.update(overrides)
-    return IntakeSettings(**values)
+    settings = IntakeSettings(**values)
+    start_at_end(kafka_bootstrap, settings.consumer_group, CONSUMES)
+    return settings
+
+
+def start_at_end(bootstrap: str, group: str, topics: list[str]) -> None:
+    """Commit `group`'s offsets at the end of those of `topics`' partitions it has none in (callable from a
+    test's event loop too: it runs on a loop of its own, in a thread)."""
+
+    async def commit_ends() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            described = await admin.describe_topics(topics)
+        finally:
+            await admin.close()
+        partitions = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign(partitions)
+            untouched = [tp for tp in partitions if await consumer.committed(tp) is None]
+            if untouched:
+                await consumer.commit(await consumer.end_offsets(untouched))
+        finally:
+            await consumer.stop()
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, commit_ends()).result()
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """quote gate: intake's copy of the parts catalogue (prices for paid-service quotes)
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-01 18:40:00.000000
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import shared.eventstore.tables
 
 revision = "0003"
-down_revision = "0001"  # re-chained onto 0002 (webhooks) at merge
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
