@@ -8,9 +8,10 @@ a read transaction, `Projection.reading`): DuckDB's MVCC lets them run while a b
 catalog keeps the generation they started on readable even if a rebuild switches and drops it meanwhile.
 
 A batch: insert its events (`ON CONFLICT DO NOTHING` on the event id: a redelivered event is no news), find the
-requests the new events belong to, read all their stored events back, fold every version of their facts (see
-`facts.fact_versions`) and replace those requests' fact rows — all in one transaction, so the facts never
-disagree with the stored events, whatever order the events came in."""
+requests the new events belong to, read their stored events back and fold the new ones in (`fold_new`): a request
+whose new events were recorded after all its folded ones resumes its fold and closes/appends only the versions
+that change; one with a late event is folded again from all its events and its versions replaced — all in one
+transaction, so the facts never disagree with the stored events, whatever order the events came in."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from services.analytics.facts import JobFact, RequestFact, RevisitFact, Versioned, fact_versions
+from services.analytics.facts import FOREVER, JobFact, RequestFact, RevisitFact, Versioned
+from services.analytics.fold import FACT_KEYS, VersionTrail, by_moment, fact_versions
 from services.analytics.records import COMPLAINT_OPENED, HANDLED_TYPES, AnalyticsEvent
 
 _STRING, _INT, _BOOL = pa.string(), pa.int64(), pa.bool_()
@@ -249,6 +251,20 @@ class LockedByAnotherProcess(RuntimeError):
     """The DuckDB file is open read-write in another process (DuckDB allows one)."""
 
 
+@dataclass
+class Folded:
+    """How a batch's requests were folded: resumed from their stored versions, or replaced by a full refold."""
+
+    resumed: int = 0
+    replaced: int = 0
+    refolded_moments: int = 0  # moments of resumed requests whose events came early in business order
+
+    def add(self, other: Folded) -> None:
+        self.resumed += other.resumed
+        self.replaced += other.replaced
+        self.refolded_moments += other.refolded_moments
+
+
 @dataclass(frozen=True)
 class State:
     active: int
@@ -271,6 +287,7 @@ class Projection:
             raise LockedByAnotherProcess(f"{self.path} is held by another process: {exc}") from exc
         self.lock = threading.RLock()
         self.rebuilding = False
+        self.folded = Folded()  # how the live path folded its requests since the start (committed batches)
         self.writer = self.con.cursor()
         with self.lock:
             run(
@@ -331,23 +348,26 @@ class Projection:
             cur = self.writer
             run(cur, "BEGIN TRANSACTION")
             try:
-                new = self._apply(cur, tables or Tables(self.state().active), events)
+                new, folded = self._apply(cur, tables or Tables(self.state().active), events)
                 run(cur, "COMMIT")
             except BaseException:
                 run(cur, "ROLLBACK")
                 raise
+            self.folded.add(folded)
             return new
 
-    def _apply(self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]) -> int:
+    def _apply(
+        self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]
+    ) -> tuple[int, Folded]:
         with registered(cur, "batch", event_batch(events, now_micros())):
             inserted = cur.execute(
                 f"INSERT INTO {tables.events} SELECT * FROM batch ON CONFLICT DO NOTHING RETURNING event_id"
             ).fetchall()
         if not inserted:
-            return 0
+            return 0, Folded()
         fresh = {row[0] for row in inserted}
         new = [e for e in {e.event_id: e for e in events}.values() if e.event_id in fresh]
-        self._link_jobs(cur, tables, new)
+        linked = self._link_jobs(cur, tables, new)
         touched = set()
         orphans = []
         for event in new:
@@ -363,12 +383,12 @@ class Projection:
                         f"SELECT request_id FROM {tables.job_requests} WHERE job_id IN (SELECT job_id FROM found)"
                     ).fetchall()
                 )
-        if touched:
-            self.refold(cur, tables, touched)
-        return len(new)
+        folded = self.fold_new(cur, tables, touched, fresh, linked) if touched else Folded()
+        return len(new), folded
 
-    def _link_jobs(self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]) -> None:
-        """job id → request id, from the job's own events (a complaint's pairing is not authoritative)."""
+    def _link_jobs(self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]) -> set[str]:
+        """job id → request id, from the job's own events (a complaint's pairing is not authoritative); return
+        the jobs linked for the first time."""
         pairs = {
             e.job_id: e.request_id
             for e in events
@@ -382,7 +402,92 @@ class Projection:
                 }
             )
             with registered(cur, "links", links):
-                run(cur, f"INSERT INTO {tables.job_requests} SELECT * FROM links ON CONFLICT DO NOTHING")
+                return {
+                    r[0]
+                    for r in cur.execute(
+                        f"INSERT INTO {tables.job_requests} SELECT * FROM links ON CONFLICT DO NOTHING RETURNING job_id"
+                    ).fetchall()
+                }
+        return set()
+
+    def fold_new(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        tables: Tables,
+        request_ids: Iterable[str],
+        fresh: set[str],
+        linked: set[str],
+    ) -> Folded:
+        """Fold a batch's new events (ids `fresh`) into the facts of the requests they touched.
+
+        A request whose new events were all recorded after every one of its events already folded keeps its
+        stored versions: its fold resumes from them (`fold.VersionTrail`), its open versions that change are
+        closed at the new moment and the new versions appended — the rows a full refold would give, without
+        replacing the others. A request with an event recorded at or before its latest folded moment (a late
+        sync, a redelivery to a rebuilt generation), or an older complaint that a new job link makes its own,
+        is folded again from all its events and its versions replaced (`refold`)."""
+        touched = pa.table({"request_id": pa.array(sorted(set(request_ids)), type=_STRING)})
+        with registered(cur, "touched", touched):
+            rows = cur.execute(_events_of_requests_sql(tables, "touched") + " ORDER BY owner").fetchall()
+        folded = Folded()
+        facts = FactRows()
+        ended: list[list[tuple[str, str, int]]] = [[], [], []]
+        replaced: list[str] = []
+        for owner, events in fold_grouped(rows):
+            old = [e for e in events if e.event_id not in fresh]
+            new = [e for e in events if e.event_id in fresh]
+            if not new:
+                continue
+            latest = max((e.recorded_at for e in old), default=None)
+            if (latest is not None and min(e.recorded_at for e in new) <= latest) or any(
+                e.type == COMPLAINT_OPENED and e.request_id is None and e.job_id in linked for e in old
+            ):
+                replaced.append(owner)
+                facts.add(fact_versions(owner, events))
+                continue
+            trail = VersionTrail(owner, old)
+            for moment, group in by_moment(new):
+                trail.record(moment, group)
+            for kind, key, at in trail.ended:
+                ended[kind].append((owner, key, at))
+            facts.add(trail.versions())
+            folded.resumed += 1
+            folded.refolded_moments += trail.refolds
+        folded.replaced = len(replaced)
+        if replaced:
+            self._delete_facts(cur, tables, replaced)
+        self._end_versions(cur, tables, ended)
+        self._append_facts(cur, tables, facts)
+        return folded
+
+    def _end_versions(
+        self, cur: duckdb.DuckDBPyConnection, tables: Tables, ended: list[list[tuple[str, str, int]]]
+    ) -> None:
+        """Close stored open versions: (request, key, at) per kind."""
+        for table, key, rows in zip((tables.requests, tables.revisits, tables.jobs), FACT_KEYS, ended):
+            if not rows:
+                continue
+            owners, keys, ats = zip(*rows)
+            closing = pa.table(
+                {
+                    "request_id": pa.array(owners, type=_STRING),
+                    "key": pa.array(keys, type=_STRING),
+                    "valid_to": pa.array(ats, type=_INT),
+                }
+            )
+            with registered(cur, "ending", closing):
+                run(
+                    cur,
+                    f"UPDATE {table} AS t SET valid_to = ending.valid_to FROM ending "
+                    f"WHERE t.request_id = ending.request_id AND t.{key} = ending.key AND t.valid_to = {FOREVER} "
+                    "AND t.request_id IN (SELECT request_id FROM ending)",
+                )
+
+    def _delete_facts(self, cur: duckdb.DuckDBPyConnection, tables: Tables, request_ids: Sequence[str]) -> None:
+        gone = pa.table({"request_id": pa.array(request_ids, type=_STRING)})
+        with registered(cur, "gone", gone):
+            for table in (tables.requests, tables.revisits, tables.jobs):
+                run(cur, f"DELETE FROM {table} WHERE request_id IN (SELECT request_id FROM gone)")
 
     def refold(self, cur: duckdb.DuckDBPyConnection, tables: Tables, request_ids: Iterable[str]) -> None:
         """Fold the given requests again from all their stored events; replace their fact versions."""
