@@ -73,13 +73,16 @@ class _JobFold:
     breaches: dict[str, AnalyticsEvent] = field(default_factory=dict)  # SLA kind → the source's latest decision
     technicians: list[str | None] = field(default_factory=list)  # of its assignments, in order (ping-pong)
     waiting: list[AnalyticsEvent] = field(default_factory=list)  # customer-side failed visits not yet followed
+    built: JobFact | None = None  # its fact as last built (None: an event of the job came since)
 
     def breached(self) -> bool:
         return any(e.type == SLA_BREACHED for e in self.breaches.values())
 
     def fact(self, job_id: str, request_id: str) -> JobFact:
+        if self.built is not None:
+            return self.built
         first = self.first_completion
-        return JobFact(
+        self.built = JobFact(
             job_id=job_id,
             request_id=request_id,
             created_at=self.created_at,
@@ -97,6 +100,7 @@ class _JobFold:
             center_id=self.worker[0],
             technician_id=self.worker[1],
         )
+        return self.built
 
 
 class RequestFold:
@@ -126,6 +130,8 @@ class RequestFold:
         "job_complaints",
         "path",
         "path_span",
+        "texts",
+        "revisit_facts",
         "assigned",
         "reasons",
         "waits",
@@ -155,6 +161,8 @@ class RequestFold:
         self.job_complaints: dict[str, set[str]] = {}  # job id → complaints naming only that job
         self.path: list[str] = []
         self.path_span: tuple[int, int] | None = None
+        self.texts = ("[]", "{}", "{}")  # path, reasons and waits as the facts' JSON, kept as they change
+        self.revisit_facts: tuple[tuple, list[RevisitFact]] | None = None  # (what they show, the facts) as last built
         self.assigned = False
         self.reasons: dict[str, int] = {}
         self.waits: dict[str, int] = {}
@@ -208,6 +216,7 @@ class RequestFold:
                 job = self.jobs[e.job_id] = _JobFold()
             if kind != REVISIT_DONE:
                 job.steps = True
+                job.built = None
         if kind in _PATH_ACTIVITIES or kind in (TRIAGED, JOB_ASSIGNED, JOB_COMPLETED):
             self._on_path(e)
         if kind == RECEIVED:
@@ -273,6 +282,7 @@ class RequestFold:
         else:
             activity = _PATH_ACTIVITIES[kind]
         self.path.append(activity)
+        self.texts = (_json(self.path), *self.texts[1:])
         self.path_span = (self.path_span[0] if self.path_span else e.time, e.time)
 
     def _completed(self, job: _JobFold | None, e: AnalyticsEvent) -> None:
@@ -300,6 +310,7 @@ class RequestFold:
         reason = e.data.get("reason") or UNSPECIFIED_REASON
         job.reasons[reason] = job.reasons.get(reason, 0) + 1
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
+        self.texts = (self.texts[0], _json(self.reasons), self.texts[2])
         if reason in CUSTOMER_SIDE:
             job.waiting.append(e)
 
@@ -315,6 +326,7 @@ class RequestFold:
                 reason = failed.data.get("reason") or UNSPECIFIED_REASON
                 self.waits[reason] = self.waits.get(reason, 0) + (e.time - failed.time)
                 self.followed.append((e.time, e.time - failed.time))
+                self.texts = (*self.texts[:2], _json(self.waits))
             else:
                 still.append(failed)
         job.waiting = still
@@ -377,14 +389,18 @@ class RequestFold:
             repeat_visits=sum(job.unfixed_completions for job in job_facts),
             first_fixed_at=fixed_at,
             repair_customer_micros=repair_customer,
-            path=_json(self.path),
+            path=self.texts[0],
             path_micros=self.path_span[1] - self.path_span[0] if self.path_span else 0,
             jobs_seen=len(jobs),
             jobs_repeat_visited=sum(1 for job in jobs.values() if job.unfixed),
             jobs_ping_pong=sum(1 for job in jobs.values() if _bounces(job.technicians)),
-            failed_visit_reasons=_json(self.reasons),
-            customer_waits=_json(self.waits),
+            failed_visit_reasons=self.texts[1],
+            customer_waits=self.texts[2],
         )
+        shown = (origin.event_id if origin else None, len(self.revisits), center_id, technician_id)
+        shown += tuple(jobs[e.job_id].worker if e.job_id is not None else None for e in self.revisits)
+        if self.revisit_facts is not None and self.revisit_facts[0] == shown:
+            return fact, self.revisit_facts[1], job_facts
         revisits = []
         for e in self.revisits:
             job = jobs.get(e.job_id) if e.job_id is not None else None
@@ -407,6 +423,7 @@ class RequestFold:
                     dealer_id=dealer_id,
                 )
             )
+        self.revisit_facts = (shown, revisits)
         return fact, revisits, job_facts
 
 

@@ -15,68 +15,42 @@ transaction, so the facts never disagree with the stored events, whatever order 
 
 from __future__ import annotations
 
-import json
+import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from services.analytics.facts import FOREVER, JobFact, RequestFact, RevisitFact, Versioned
+from services.analytics.fact_rows import (  # noqa: F401 (re-exported: the projection's row layout)
+    _BOOL,
+    _INT,
+    _READ_BACK,
+    _SQL,
+    _STRING,
+    EVENT_COLUMNS,
+    FOLD_FIELDS,
+    JOB_COLUMNS,
+    REQUEST_COLUMNS,
+    REVISIT_COLUMNS,
+    FactRows,
+    event_batch,
+    event_of,
+    fold_grouped,
+)
+from services.analytics.facts import FOREVER
 from services.analytics.fold import FACT_KEYS, VersionTrail, by_moment, fact_versions
 from services.analytics.records import COMPLAINT_OPENED, HANDLED_TYPES, AnalyticsEvent
 
-_STRING, _INT, _BOOL = pa.string(), pa.int64(), pa.bool_()
-_SQL = {_STRING: "VARCHAR", _INT: "BIGINT", _BOOL: "BOOLEAN"}
+log = logging.getLogger(__name__)
 
-# The fields of AnalyticsEvent.data the facts read, each a column of the events table.
-FOLD_FIELDS: dict[str, pa.DataType] = {
-    "dealer_id": _STRING,
-    "region": _STRING,
-    "product_line": _STRING,
-    "mode": _STRING,
-    "priority": _STRING,
-    "center_id": _STRING,
-    "technician_id": _STRING,
-    "fixed": _BOOL,
-    "reason": _STRING,
-    "kind": _STRING,
-    "satisfaction": _INT,
-    "nps": _INT,
-    "complaint_id": _STRING,
-}
-EVENT_COLUMNS: dict[str, pa.DataType] = {
-    "event_id": _STRING,
-    "type": _STRING,
-    "topic": _STRING,
-    "subject": _STRING,
-    "request_id": _STRING,
-    "job_id": _STRING,
-    "time": _INT,
-    "recorded_at": _INT,
-    "sequence": _INT,
-    "stored_at": _INT,
-    **FOLD_FIELDS,
-    "data": _STRING,
-}
-_READ_BACK = ["event_id", "type", "request_id", "job_id", "time", "recorded_at", "sequence", *FOLD_FIELDS]
-
-
-def _arrow_type(annotation: str) -> pa.DataType:
-    return _BOOL if annotation.startswith("bool") else _INT if annotation.startswith("int") else _STRING
-
-
-def _fact_columns(cls) -> dict[str, pa.DataType]:
-    return {"valid_from": _INT, "valid_to": _INT, **{f.name: _arrow_type(str(f.type)) for f in fields(cls)}}
-
-
-REQUEST_COLUMNS = _fact_columns(RequestFact)
-REVISIT_COLUMNS = _fact_columns(RevisitFact)
-JOB_COLUMNS = _fact_columns(JobFact)  # `reasons` as JSON text: {"parts_unavailable": 2}
+# The version of a generation's tables and of what their rows mean. Raise it when either changes: an analytics
+# started on a file written with another version rebuilds it from the topics (`Projection.needs_rebuild`).
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -128,67 +102,6 @@ def drop_tables(cur: duckdb.DuckDBPyConnection, tables: Tables) -> None:
         run(cur, f"DROP TABLE IF EXISTS {getattr(tables, name)}")
 
 
-# --- rows ------------------------------------------------------------------------------------------------
-
-
-def event_batch(events: Sequence[AnalyticsEvent], stored_at: int) -> pa.Table:
-    columns: dict[str, list] = {name: [] for name in EVENT_COLUMNS}
-    for e in events:
-        columns["event_id"].append(e.event_id)
-        columns["type"].append(e.type)
-        columns["topic"].append(e.topic)
-        columns["subject"].append(e.subject)
-        columns["request_id"].append(e.request_id)
-        columns["job_id"].append(e.job_id)
-        columns["time"].append(e.time)
-        columns["recorded_at"].append(e.recorded_at)
-        columns["sequence"].append(e.sequence)
-        columns["stored_at"].append(stored_at)
-        for name in FOLD_FIELDS:
-            columns[name].append(e.data.get(name))
-        payload = e.payload if e.payload is not None else e.data
-        columns["data"].append(payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":")))
-    return pa.table({name: pa.array(values, type=EVENT_COLUMNS[name]) for name, values in columns.items()})
-
-
-def event_of(row: tuple) -> AnalyticsEvent:
-    """An event read back (in `_READ_BACK` order) for a fold."""
-    event_id, type_, request_id, job_id, time_, recorded_at, sequence, *folded = row
-    data = {name: value for name, value in zip(FOLD_FIELDS, folded) if value is not None}
-    return AnalyticsEvent(event_id, type_, request_id, job_id, time_, recorded_at, sequence, data)
-
-
-class FactRows:
-    """Versions of facts gathered column by column, to be appended as Arrow tables."""
-
-    def __init__(self) -> None:
-        self.columns = [
-            {n: [] for n in REQUEST_COLUMNS},
-            {n: [] for n in REVISIT_COLUMNS},
-            {n: [] for n in JOB_COLUMNS},
-        ]
-        self.size = 0
-
-    def add(self, versions: tuple[list[Versioned], list[Versioned], list[Versioned]]) -> None:
-        for columns, kind in zip(self.columns, versions):
-            for version in kind:
-                columns["valid_from"].append(version.valid_from)
-                columns["valid_to"].append(version.valid_to)
-                fact = version.fact
-                for name in list(columns)[2:]:
-                    value = getattr(fact, name)
-                    if name == "reasons":
-                        value = json.dumps(dict(value), separators=(",", ":"))
-                    columns[name].append(value)
-                self.size += 1
-
-    def tables(self) -> tuple[pa.Table, pa.Table, pa.Table]:
-        return tuple(
-            pa.table({n: pa.array(v, type=spec[n]) for n, v in columns.items()})
-            for columns, spec in zip(self.columns, (REQUEST_COLUMNS, REVISIT_COLUMNS, JOB_COLUMNS))
-        )
-
-
 def _events_of_requests_sql(tables: Tables, requests: str | None) -> str:
     """(owner, event…) for the stored events of some requests (`requests`: a relation with a request_id
     column; None: every request), including complaints that name only one of their jobs."""
@@ -210,19 +123,6 @@ def _events_of_requests_sql(tables: Tables, requests: str | None) -> str:
         f"WHERE e.request_id IS NULL AND e.type = '{COMPLAINT_OPENED}' "
         f"AND j.request_id IN (SELECT request_id FROM {requests})"
     )
-
-
-def fold_grouped(rows: Iterable[tuple]) -> Iterator[tuple[str, list[AnalyticsEvent]]]:
-    """(owner, events) per owner from rows sorted by owner."""
-    owner, events = None, []
-    for row in rows:
-        if row[0] != owner:
-            if owner is not None:
-                yield owner, events
-            owner, events = row[0], []
-        events.append(event_of(row[1:]))
-    if owner is not None:
-        yield owner, events
 
 
 def run(cur: duckdb.DuckDBPyConnection, sql: str, params: Sequence | dict | None = None) -> list[tuple]:
@@ -289,14 +189,51 @@ class Projection:
         self.rebuilding = False
         self.folded = Folded()  # how the live path folded its requests since the start (committed batches)
         self.writer = self.con.cursor()
+        self.needs_rebuild = False
         with self.lock:
             run(
                 self.writer,
                 "CREATE TABLE IF NOT EXISTS analytics_state (id INTEGER PRIMARY KEY, "
-                "active_generation INTEGER NOT NULL, building_generation INTEGER)",
+                "active_generation INTEGER NOT NULL, building_generation INTEGER, schema_version INTEGER)",
             )
-            run(self.writer, "INSERT INTO analytics_state VALUES (1, 1, NULL) ON CONFLICT DO NOTHING")
+            # A file from before the schema was versioned has no such column: NULL, older than any version.
+            run(self.writer, "ALTER TABLE analytics_state ADD COLUMN IF NOT EXISTS schema_version INTEGER")
+            fresh = not self.writer.execute("SELECT 1 FROM analytics_state WHERE id = 1").fetchall()
+            if fresh:
+                run(self.writer, "INSERT INTO analytics_state VALUES (1, 1, NULL, ?)", [SCHEMA_VERSION])
+            elif self.schema_version() != SCHEMA_VERSION:
+                self._start_over()
             create_tables(self.writer, Tables(self.state().active))
+
+    def schema_version(self, cur: duckdb.DuckDBPyConnection | None = None) -> int | None:
+        """The schema the file's active generation was written with (None: before versions were kept)."""
+        return (cur or self.writer).execute("SELECT schema_version FROM analytics_state WHERE id = 1").fetchall()[0][0]
+
+    def _start_over(self) -> None:
+        """The file was written by another schema: its tables cannot be read by this code (a view would
+        answer 500). Drop every generation and start an empty one with this schema's tables, to be filled by a
+        rebuild from the topics (`needs_rebuild`; the app starts it). The file keeps its old version until that
+        rebuild switches (`mark_current`), so a process stopped before then starts over again."""
+        found = self.schema_version()
+        state = self.state()
+        for number in self.generations(self.writer):
+            drop_tables(self.writer, Tables(number))
+        number = max([state.active, *self.generations(self.writer)]) + 1
+        self.set_state(self.writer, active=number, building=None)
+        self.needs_rebuild = True
+        log.warning(
+            "analytics: %s was written with schema %s, this is %d: starting generation %d empty, to be rebuilt "
+            "from the topics",
+            self.path,
+            found,
+            SCHEMA_VERSION,
+            number,
+        )
+
+    def mark_current(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """The active generation holds the whole history in this schema (a rebuild's switch)."""
+        run(cur, "UPDATE analytics_state SET schema_version = ? WHERE id = 1", [SCHEMA_VERSION])
+        self.needs_rebuild = False
 
     def close(self) -> None:
         with self.lock:
