@@ -194,20 +194,22 @@ class Projection:
             run(
                 self.writer,
                 "CREATE TABLE IF NOT EXISTS analytics_state (id INTEGER PRIMARY KEY, "
-                "active_generation INTEGER NOT NULL, building_generation INTEGER, schema_version INTEGER)",
+                "active_generation INTEGER NOT NULL, building_generation INTEGER)",
             )
-            # A file from before the schema was versioned has no such column: NULL, older than any version.
-            run(self.writer, "ALTER TABLE analytics_state ADD COLUMN IF NOT EXISTS schema_version INTEGER")
+            # A table of its own, not a column of analytics_state: an older build can still open the file.
+            run(self.writer, "CREATE TABLE IF NOT EXISTS analytics_schema (id INTEGER PRIMARY KEY, version INTEGER)")
             fresh = not self.writer.execute("SELECT 1 FROM analytics_state WHERE id = 1").fetchall()
             if fresh:
-                run(self.writer, "INSERT INTO analytics_state VALUES (1, 1, NULL, ?)", [SCHEMA_VERSION])
+                run(self.writer, "INSERT INTO analytics_state VALUES (1, 1, NULL)")
+                self.mark_current(self.writer)
             elif self.schema_version() != SCHEMA_VERSION:
                 self._start_over()
             create_tables(self.writer, Tables(self.state().active))
 
     def schema_version(self, cur: duckdb.DuckDBPyConnection | None = None) -> int | None:
         """The schema the file's active generation was written with (None: before versions were kept)."""
-        return (cur or self.writer).execute("SELECT schema_version FROM analytics_state WHERE id = 1").fetchall()[0][0]
+        rows = (cur or self.writer).execute("SELECT version FROM analytics_schema WHERE id = 1").fetchall()
+        return rows[0][0] if rows else None
 
     def _start_over(self) -> None:
         """The file was written by another schema: its tables cannot be read by this code (a view would
@@ -232,7 +234,11 @@ class Projection:
 
     def mark_current(self, cur: duckdb.DuckDBPyConnection) -> None:
         """The active generation holds the whole history in this schema (a rebuild's switch)."""
-        run(cur, "UPDATE analytics_state SET schema_version = ? WHERE id = 1", [SCHEMA_VERSION])
+        run(
+            cur,
+            "INSERT INTO analytics_schema VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+            [SCHEMA_VERSION],
+        )
         self.needs_rebuild = False
 
     def close(self) -> None:

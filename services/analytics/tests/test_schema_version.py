@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import duckdb
+
 from services.analytics import sqlviews
 from services.analytics.app import create_app
 from services.analytics.metrics import Window
@@ -23,7 +25,7 @@ from shared.testing.kafka import publish
 
 def write_older_file(path: str, *, versioned: bool = True) -> None:
     """A file as an older analytics left it: facts of a request, a fact table missing a column this schema
-    has, and an older schema version (or, `versioned=False`, no version column at all)."""
+    has, and an older schema version (or, `versioned=False`, no version at all)."""
     projection = Projection(path)
     try:
         projection.apply([received(at=0)])
@@ -31,9 +33,9 @@ def write_older_file(path: str, *, versioned: bool = True) -> None:
         run(cur, "DROP INDEX g1_requests_request")
         run(cur, "ALTER TABLE g1_requests DROP COLUMN customer_waits")
         if versioned:
-            run(cur, "UPDATE analytics_state SET schema_version = ?", [SCHEMA_VERSION - 1])
+            run(cur, "UPDATE analytics_schema SET version = ?", [SCHEMA_VERSION - 1])
         else:
-            run(cur, "ALTER TABLE analytics_state DROP COLUMN schema_version")
+            run(cur, "DROP TABLE analytics_schema")
     finally:
         projection.close()
 
@@ -112,3 +114,18 @@ async def test_analytics_started_on_an_older_file_answers_at_once_and_rebuilds_i
         assert rows[dealer]["received"] == 4
         projection = app.state.projection
         assert await asyncio.to_thread(projection.schema_version, projection.reader()) == SCHEMA_VERSION
+
+
+def test_an_older_build_can_still_open_a_file_this_one_wrote(tmp_path):
+    """The version is a table of its own: the statements an older analytics opens its file with still run (a
+    deploy can be rolled back without deleting the file)."""
+    path = tmp_path / "rollback.duckdb"
+    Projection(path).close()
+    con = duckdb.connect(str(path))
+    try:
+        run(con.cursor(), "INSERT INTO analytics_state VALUES (1, 1, NULL) ON CONFLICT DO NOTHING")
+        assert con.execute("SELECT active_generation, building_generation FROM analytics_state").fetchall() == [
+            (1, None)
+        ]
+    finally:
+        con.close()
