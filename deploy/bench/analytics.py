@@ -164,9 +164,13 @@ async def measure_lag(intake_url: str, analytics_url: str, rate: float, seconds:
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
 
         async def background(dealer_no: int) -> None:
-            response = await client.post(
-                f"{intake_url}/v1/service-requests", json=_body(f"LOAD{dealer_no % 50}"), headers=agent
-            )
+            try:
+                response = await client.post(
+                    f"{intake_url}/v1/service-requests", json=_body(f"LOAD{dealer_no % 50}"), headers=agent
+                )
+            except httpx.TransportError:  # an overloaded intake dropping a connection is a failed request, no more
+                load["failed"] += 1
+                return
             load["created" if response.status_code == 201 else "failed"] += 1
 
         async def probe() -> None:

@@ -101,6 +101,8 @@ def create_app(
             async with runtime.serving(app):
                 consumer_task = asyncio.create_task(consumer.run(), name="projection-consumer")
                 monitor_task = asyncio.create_task(monitor.run(), name="alert-monitor")
+                if projection.needs_rebuild:  # a file of an older schema: answer from an empty one meanwhile
+                    views.start_rebuild()
                 try:
                     yield
                 finally:

@@ -379,7 +379,11 @@ def fact_versions(
     request_id: str, events: Iterable[AnalyticsEvent]
 ) -> tuple[list[Versioned], list[Versioned], list[Versioned]]:
     """Every version of a request's facts (request, revisits, jobs): the fold of the events recorded by each
-    distinct recorded time, kept only where it differs from the version before."""
+    distinct recorded time, kept only where it differs from the version before.
+
+    The definition, a fresh fold at every moment (quadratic in a request's events): the projection uses
+    `fold.fact_versions`, which carries one fold through the moments, and the property tests hold the two
+    equal."""
     # Types the fold does not read (warranty checks, intake's own follow-ups…) change no fact: no version.
     ordered = sorted(
         (e for e in {e.event_id: e for e in events}.values() if e.type in HANDLED_TYPES), key=lambda e: e.recorded_at

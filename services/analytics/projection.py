@@ -8,73 +8,49 @@ a read transaction, `Projection.reading`): DuckDB's MVCC lets them run while a b
 catalog keeps the generation they started on readable even if a rebuild switches and drops it meanwhile.
 
 A batch: insert its events (`ON CONFLICT DO NOTHING` on the event id: a redelivered event is no news), find the
-requests the new events belong to, read all their stored events back, fold every version of their facts (see
-`facts.fact_versions`) and replace those requests' fact rows — all in one transaction, so the facts never
-disagree with the stored events, whatever order the events came in."""
+requests the new events belong to, read their stored events back and fold the new ones in (`fold_new`): a request
+whose new events were recorded after all its folded ones resumes its fold and closes/appends only the versions
+that change; one with a late event is folded again from all its events and its versions replaced — all in one
+transaction, so the facts never disagree with the stored events, whatever order the events came in."""
 
 from __future__ import annotations
 
-import json
+import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from services.analytics.facts import JobFact, RequestFact, RevisitFact, Versioned, fact_versions
+from services.analytics.fact_rows import (  # noqa: F401 (re-exported: the projection's row layout)
+    _BOOL,
+    _INT,
+    _READ_BACK,
+    _SQL,
+    _STRING,
+    EVENT_COLUMNS,
+    FOLD_FIELDS,
+    JOB_COLUMNS,
+    REQUEST_COLUMNS,
+    REVISIT_COLUMNS,
+    FactRows,
+    event_batch,
+    event_of,
+    fold_grouped,
+)
+from services.analytics.facts import FOREVER
+from services.analytics.fold import FACT_KEYS, VersionTrail, by_moment, fact_versions
 from services.analytics.records import COMPLAINT_OPENED, HANDLED_TYPES, AnalyticsEvent
 
-_STRING, _INT, _BOOL = pa.string(), pa.int64(), pa.bool_()
-_SQL = {_STRING: "VARCHAR", _INT: "BIGINT", _BOOL: "BOOLEAN"}
+log = logging.getLogger(__name__)
 
-# The fields of AnalyticsEvent.data the facts read, each a column of the events table.
-FOLD_FIELDS: dict[str, pa.DataType] = {
-    "dealer_id": _STRING,
-    "region": _STRING,
-    "product_line": _STRING,
-    "mode": _STRING,
-    "priority": _STRING,
-    "center_id": _STRING,
-    "technician_id": _STRING,
-    "fixed": _BOOL,
-    "reason": _STRING,
-    "kind": _STRING,
-    "satisfaction": _INT,
-    "nps": _INT,
-    "complaint_id": _STRING,
-}
-EVENT_COLUMNS: dict[str, pa.DataType] = {
-    "event_id": _STRING,
-    "type": _STRING,
-    "topic": _STRING,
-    "subject": _STRING,
-    "request_id": _STRING,
-    "job_id": _STRING,
-    "time": _INT,
-    "recorded_at": _INT,
-    "sequence": _INT,
-    "stored_at": _INT,
-    **FOLD_FIELDS,
-    "data": _STRING,
-}
-_READ_BACK = ["event_id", "type", "request_id", "job_id", "time", "recorded_at", "sequence", *FOLD_FIELDS]
-
-
-def _arrow_type(annotation: str) -> pa.DataType:
-    return _BOOL if annotation.startswith("bool") else _INT if annotation.startswith("int") else _STRING
-
-
-def _fact_columns(cls) -> dict[str, pa.DataType]:
-    return {"valid_from": _INT, "valid_to": _INT, **{f.name: _arrow_type(str(f.type)) for f in fields(cls)}}
-
-
-REQUEST_COLUMNS = _fact_columns(RequestFact)
-REVISIT_COLUMNS = _fact_columns(RevisitFact)
-JOB_COLUMNS = _fact_columns(JobFact)  # `reasons` as JSON text: {"parts_unavailable": 2}
+# The version of a generation's tables and of what their rows mean. Raise it when either changes: an analytics
+# started on a file written with another version rebuilds it from the topics (`Projection.needs_rebuild`).
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -126,67 +102,6 @@ def drop_tables(cur: duckdb.DuckDBPyConnection, tables: Tables) -> None:
         run(cur, f"DROP TABLE IF EXISTS {getattr(tables, name)}")
 
 
-# --- rows ------------------------------------------------------------------------------------------------
-
-
-def event_batch(events: Sequence[AnalyticsEvent], stored_at: int) -> pa.Table:
-    columns: dict[str, list] = {name: [] for name in EVENT_COLUMNS}
-    for e in events:
-        columns["event_id"].append(e.event_id)
-        columns["type"].append(e.type)
-        columns["topic"].append(e.topic)
-        columns["subject"].append(e.subject)
-        columns["request_id"].append(e.request_id)
-        columns["job_id"].append(e.job_id)
-        columns["time"].append(e.time)
-        columns["recorded_at"].append(e.recorded_at)
-        columns["sequence"].append(e.sequence)
-        columns["stored_at"].append(stored_at)
-        for name in FOLD_FIELDS:
-            columns[name].append(e.data.get(name))
-        payload = e.payload if e.payload is not None else e.data
-        columns["data"].append(payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":")))
-    return pa.table({name: pa.array(values, type=EVENT_COLUMNS[name]) for name, values in columns.items()})
-
-
-def event_of(row: tuple) -> AnalyticsEvent:
-    """An event read back (in `_READ_BACK` order) for a fold."""
-    event_id, type_, request_id, job_id, time_, recorded_at, sequence, *folded = row
-    data = {name: value for name, value in zip(FOLD_FIELDS, folded) if value is not None}
-    return AnalyticsEvent(event_id, type_, request_id, job_id, time_, recorded_at, sequence, data)
-
-
-class FactRows:
-    """Versions of facts gathered column by column, to be appended as Arrow tables."""
-
-    def __init__(self) -> None:
-        self.columns = [
-            {n: [] for n in REQUEST_COLUMNS},
-            {n: [] for n in REVISIT_COLUMNS},
-            {n: [] for n in JOB_COLUMNS},
-        ]
-        self.size = 0
-
-    def add(self, versions: tuple[list[Versioned], list[Versioned], list[Versioned]]) -> None:
-        for columns, kind in zip(self.columns, versions):
-            for version in kind:
-                columns["valid_from"].append(version.valid_from)
-                columns["valid_to"].append(version.valid_to)
-                fact = version.fact
-                for name in list(columns)[2:]:
-                    value = getattr(fact, name)
-                    if name == "reasons":
-                        value = json.dumps(dict(value), separators=(",", ":"))
-                    columns[name].append(value)
-                self.size += 1
-
-    def tables(self) -> tuple[pa.Table, pa.Table, pa.Table]:
-        return tuple(
-            pa.table({n: pa.array(v, type=spec[n]) for n, v in columns.items()})
-            for columns, spec in zip(self.columns, (REQUEST_COLUMNS, REVISIT_COLUMNS, JOB_COLUMNS))
-        )
-
-
 def _events_of_requests_sql(tables: Tables, requests: str | None) -> str:
     """(owner, event…) for the stored events of some requests (`requests`: a relation with a request_id
     column; None: every request), including complaints that name only one of their jobs."""
@@ -208,19 +123,6 @@ def _events_of_requests_sql(tables: Tables, requests: str | None) -> str:
         f"WHERE e.request_id IS NULL AND e.type = '{COMPLAINT_OPENED}' "
         f"AND j.request_id IN (SELECT request_id FROM {requests})"
     )
-
-
-def fold_grouped(rows: Iterable[tuple]) -> Iterator[tuple[str, list[AnalyticsEvent]]]:
-    """(owner, events) per owner from rows sorted by owner."""
-    owner, events = None, []
-    for row in rows:
-        if row[0] != owner:
-            if owner is not None:
-                yield owner, events
-            owner, events = row[0], []
-        events.append(event_of(row[1:]))
-    if owner is not None:
-        yield owner, events
 
 
 def run(cur: duckdb.DuckDBPyConnection, sql: str, params: Sequence | dict | None = None) -> list[tuple]:
@@ -249,6 +151,20 @@ class LockedByAnotherProcess(RuntimeError):
     """The DuckDB file is open read-write in another process (DuckDB allows one)."""
 
 
+@dataclass
+class Folded:
+    """How a batch's requests were folded: resumed from their stored versions, or replaced by a full refold."""
+
+    resumed: int = 0
+    replaced: int = 0
+    refolded_moments: int = 0  # moments of resumed requests whose events came early in business order
+
+    def add(self, other: Folded) -> None:
+        self.resumed += other.resumed
+        self.replaced += other.replaced
+        self.refolded_moments += other.refolded_moments
+
+
 @dataclass(frozen=True)
 class State:
     active: int
@@ -271,15 +187,59 @@ class Projection:
             raise LockedByAnotherProcess(f"{self.path} is held by another process: {exc}") from exc
         self.lock = threading.RLock()
         self.rebuilding = False
+        self.folded = Folded()  # how the live path folded its requests since the start (committed batches)
         self.writer = self.con.cursor()
+        self.needs_rebuild = False
         with self.lock:
             run(
                 self.writer,
                 "CREATE TABLE IF NOT EXISTS analytics_state (id INTEGER PRIMARY KEY, "
                 "active_generation INTEGER NOT NULL, building_generation INTEGER)",
             )
-            run(self.writer, "INSERT INTO analytics_state VALUES (1, 1, NULL) ON CONFLICT DO NOTHING")
+            # A table of its own, not a column of analytics_state: an older build can still open the file.
+            run(self.writer, "CREATE TABLE IF NOT EXISTS analytics_schema (id INTEGER PRIMARY KEY, version INTEGER)")
+            fresh = not self.writer.execute("SELECT 1 FROM analytics_state WHERE id = 1").fetchall()
+            if fresh:
+                run(self.writer, "INSERT INTO analytics_state VALUES (1, 1, NULL)")
+                self.mark_current(self.writer)
+            elif self.schema_version() != SCHEMA_VERSION:
+                self._start_over()
             create_tables(self.writer, Tables(self.state().active))
+
+    def schema_version(self, cur: duckdb.DuckDBPyConnection | None = None) -> int | None:
+        """The schema the file's active generation was written with (None: before versions were kept)."""
+        rows = (cur or self.writer).execute("SELECT version FROM analytics_schema WHERE id = 1").fetchall()
+        return rows[0][0] if rows else None
+
+    def _start_over(self) -> None:
+        """The file was written by another schema: its tables cannot be read by this code (a view would
+        answer 500). Drop every generation and start an empty one with this schema's tables, to be filled by a
+        rebuild from the topics (`needs_rebuild`; the app starts it). The file keeps its old version until that
+        rebuild switches (`mark_current`), so a process stopped before then starts over again."""
+        found = self.schema_version()
+        state = self.state()
+        for number in self.generations(self.writer):
+            drop_tables(self.writer, Tables(number))
+        number = max([state.active, *self.generations(self.writer)]) + 1
+        self.set_state(self.writer, active=number, building=None)
+        self.needs_rebuild = True
+        log.warning(
+            "analytics: %s was written with schema %s, this is %d: starting generation %d empty, to be rebuilt "
+            "from the topics",
+            self.path,
+            found,
+            SCHEMA_VERSION,
+            number,
+        )
+
+    def mark_current(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """The active generation holds the whole history in this schema (a rebuild's switch)."""
+        run(
+            cur,
+            "INSERT INTO analytics_schema VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+            [SCHEMA_VERSION],
+        )
+        self.needs_rebuild = False
 
     def close(self) -> None:
         with self.lock:
@@ -331,23 +291,26 @@ class Projection:
             cur = self.writer
             run(cur, "BEGIN TRANSACTION")
             try:
-                new = self._apply(cur, tables or Tables(self.state().active), events)
+                new, folded = self._apply(cur, tables or Tables(self.state().active), events)
                 run(cur, "COMMIT")
             except BaseException:
                 run(cur, "ROLLBACK")
                 raise
+            self.folded.add(folded)
             return new
 
-    def _apply(self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]) -> int:
+    def _apply(
+        self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]
+    ) -> tuple[int, Folded]:
         with registered(cur, "batch", event_batch(events, now_micros())):
             inserted = cur.execute(
                 f"INSERT INTO {tables.events} SELECT * FROM batch ON CONFLICT DO NOTHING RETURNING event_id"
             ).fetchall()
         if not inserted:
-            return 0
+            return 0, Folded()
         fresh = {row[0] for row in inserted}
         new = [e for e in {e.event_id: e for e in events}.values() if e.event_id in fresh]
-        self._link_jobs(cur, tables, new)
+        linked = self._link_jobs(cur, tables, new)
         touched = set()
         orphans = []
         for event in new:
@@ -363,12 +326,12 @@ class Projection:
                         f"SELECT request_id FROM {tables.job_requests} WHERE job_id IN (SELECT job_id FROM found)"
                     ).fetchall()
                 )
-        if touched:
-            self.refold(cur, tables, touched)
-        return len(new)
+        folded = self.fold_new(cur, tables, touched, fresh, linked) if touched else Folded()
+        return len(new), folded
 
-    def _link_jobs(self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]) -> None:
-        """job id → request id, from the job's own events (a complaint's pairing is not authoritative)."""
+    def _link_jobs(self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]) -> set[str]:
+        """job id → request id, from the job's own events (a complaint's pairing is not authoritative); return
+        the jobs linked for the first time."""
         pairs = {
             e.job_id: e.request_id
             for e in events
@@ -382,7 +345,92 @@ class Projection:
                 }
             )
             with registered(cur, "links", links):
-                run(cur, f"INSERT INTO {tables.job_requests} SELECT * FROM links ON CONFLICT DO NOTHING")
+                return {
+                    r[0]
+                    for r in cur.execute(
+                        f"INSERT INTO {tables.job_requests} SELECT * FROM links ON CONFLICT DO NOTHING RETURNING job_id"
+                    ).fetchall()
+                }
+        return set()
+
+    def fold_new(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        tables: Tables,
+        request_ids: Iterable[str],
+        fresh: set[str],
+        linked: set[str],
+    ) -> Folded:
+        """Fold a batch's new events (ids `fresh`) into the facts of the requests they touched.
+
+        A request whose new events were all recorded after every one of its events already folded keeps its
+        stored versions: its fold resumes from them (`fold.VersionTrail`), its open versions that change are
+        closed at the new moment and the new versions appended — the rows a full refold would give, without
+        replacing the others. A request with an event recorded at or before its latest folded moment (a late
+        sync, a redelivery to a rebuilt generation), or an older complaint that a new job link makes its own,
+        is folded again from all its events and its versions replaced (`refold`)."""
+        touched = pa.table({"request_id": pa.array(sorted(set(request_ids)), type=_STRING)})
+        with registered(cur, "touched", touched):
+            rows = cur.execute(_events_of_requests_sql(tables, "touched") + " ORDER BY owner").fetchall()
+        folded = Folded()
+        facts = FactRows()
+        ended: list[list[tuple[str, str, int]]] = [[], [], []]
+        replaced: list[str] = []
+        for owner, events in fold_grouped(rows):
+            old = [e for e in events if e.event_id not in fresh]
+            new = [e for e in events if e.event_id in fresh]
+            if not new:
+                continue
+            latest = max((e.recorded_at for e in old), default=None)
+            if (latest is not None and min(e.recorded_at for e in new) <= latest) or any(
+                e.type == COMPLAINT_OPENED and e.request_id is None and e.job_id in linked for e in old
+            ):
+                replaced.append(owner)
+                facts.add(fact_versions(owner, events))
+                continue
+            trail = VersionTrail(owner, old)
+            for moment, group in by_moment(new):
+                trail.record(moment, group)
+            for kind, key, at in trail.ended:
+                ended[kind].append((owner, key, at))
+            facts.add(trail.versions())
+            folded.resumed += 1
+            folded.refolded_moments += trail.refolds
+        folded.replaced = len(replaced)
+        if replaced:
+            self._delete_facts(cur, tables, replaced)
+        self._end_versions(cur, tables, ended)
+        self._append_facts(cur, tables, facts)
+        return folded
+
+    def _end_versions(
+        self, cur: duckdb.DuckDBPyConnection, tables: Tables, ended: list[list[tuple[str, str, int]]]
+    ) -> None:
+        """Close stored open versions: (request, key, at) per kind."""
+        for table, key, rows in zip((tables.requests, tables.revisits, tables.jobs), FACT_KEYS, ended):
+            if not rows:
+                continue
+            owners, keys, ats = zip(*rows)
+            closing = pa.table(
+                {
+                    "request_id": pa.array(owners, type=_STRING),
+                    "key": pa.array(keys, type=_STRING),
+                    "valid_to": pa.array(ats, type=_INT),
+                }
+            )
+            with registered(cur, "ending", closing):
+                run(
+                    cur,
+                    f"UPDATE {table} AS t SET valid_to = ending.valid_to FROM ending "
+                    f"WHERE t.request_id = ending.request_id AND t.{key} = ending.key AND t.valid_to = {FOREVER} "
+                    "AND t.request_id IN (SELECT request_id FROM ending)",
+                )
+
+    def _delete_facts(self, cur: duckdb.DuckDBPyConnection, tables: Tables, request_ids: Sequence[str]) -> None:
+        gone = pa.table({"request_id": pa.array(request_ids, type=_STRING)})
+        with registered(cur, "gone", gone):
+            for table in (tables.requests, tables.revisits, tables.jobs):
+                run(cur, f"DELETE FROM {table} WHERE request_id IN (SELECT request_id FROM gone)")
 
     def refold(self, cur: duckdb.DuckDBPyConnection, tables: Tables, request_ids: Iterable[str]) -> None:
         """Fold the given requests again from all their stored events; replace their fact versions."""

@@ -242,6 +242,7 @@ def _switch(projection: Projection, tables: Tables, started_at: int) -> tuple[in
                 if touched:
                     projection.refold(cur, tables, touched)
             projection.set_state(cur, active=tables.number, building=None)
+            projection.mark_current(cur)
             run(cur, "COMMIT")
         except BaseException:
             run(cur, "ROLLBACK")

@@ -1,0 +1,166 @@
+"""`python -m deploy.bench.analytics_fold`: the analytics live path in one process, without Kafka — the fold's own
+cost, next to the algorithm it replaced, measured in the same run on the same batches.
+
+A realistic history (`deploy.demo_year`, `--requests`) is decoded as the consumer decodes it, cut into poll batches
+as a consumer of 4 topics × 3 partitions receives them (`--batch` records, taken round-robin from the partitions),
+and applied to a fresh DuckDB file twice:
+- *refold*: every touched request folded again from all its events at every recorded moment
+  (`facts.fact_versions`, the definition) and its rows replaced — the live path before the incremental fold;
+- *incremental*: `Projection.apply` as it runs (`fold.VersionTrail` resumed from the stored versions, a refold
+  only for requests with a late event).
+Then, on each file, one new request's events are applied one batch each (the 201 → visible path's part in
+analytics), p50/p99. Wall and CPU seconds both: on a shared box the CPU figure is the steadier one."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import uuid
+import zlib
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pyarrow as pa
+
+from deploy.demo_year import records
+from services.analytics import facts
+from services.analytics.projection import (
+    _STRING,
+    FactRows,
+    Folded,
+    Projection,
+    Tables,
+    _events_of_requests_sql,
+    fold_grouped,
+    registered,
+)
+from services.analytics.records import AnalyticsEvent
+from services.analytics.replay import decode_record
+from shared.contracts.intake import Customer, Product, ServiceRequestReceived, ServiceRequestTriaged
+from shared.messaging.cloudevents import to_record
+from shared.testing.kafka import envelope_for
+
+
+class RefoldingProjection(Projection):
+    """The live path before the incremental fold: each touched request refolded by the definition."""
+
+    def fold_new(self, cur, tables: Tables, request_ids, fresh, linked) -> Folded:
+        touched = pa.table({"request_id": pa.array(sorted(set(request_ids)), type=_STRING)})
+        rows = FactRows()
+        with registered(cur, "touched", touched):
+            found = cur.execute(_events_of_requests_sql(tables, "touched") + " ORDER BY owner").fetchall()
+            for owner, events in fold_grouped(found):
+                rows.add(facts.fact_versions(owner, events))
+        self._delete_facts(cur, tables, touched.column(0).to_pylist())
+        self._append_facts(cur, tables, rows)
+        return Folded(replaced=touched.num_rows)
+
+
+def decoded(requests: int) -> list[tuple[tuple[str, int], AnalyticsEvent]]:
+    out = []
+    for topic, key, value, headers in records(requests):
+        record = SimpleNamespace(topic=topic, key=key, value=value, headers=headers, offset=0)
+        event, reason = decode_record(record)
+        assert event is not None, reason
+        out.append(((topic, zlib.crc32(key or b"") % 3), event))
+    return out
+
+
+def poll_batches(events: list[tuple[tuple[str, int], AnalyticsEvent]], batch: int) -> list[list[AnalyticsEvent]]:
+    partitions: dict[tuple[str, int], list[AnalyticsEvent]] = defaultdict(list)
+    for partition, event in events:
+        partitions[partition].append(event)
+    each = max(1, batch // len(partitions))
+    out = []
+    while any(partitions.values()):
+        polled = []
+        for queue in partitions.values():
+            polled += queue[:each]
+            del queue[:each]
+        out.append(polled)
+    return out
+
+
+def probe_events(n: int) -> list[AnalyticsEvent]:
+    """A new request received and triaged now (a dealer of its own), decoded like the consumer does."""
+    rid, now = str(uuid.uuid4()), datetime.now(UTC)
+    received = ServiceRequestReceived(
+        request_id=rid,
+        dealer_id=f"PROBE-{n}",
+        channel="dealer",
+        customer=Customer(name="Probe", phone="+49 170 0000000", region="north"),
+        product=Product(serial=f"SN-P{n}", model="T-100", product_line="pump"),
+        purchase_date=None,
+        symptom="stalls",
+        customer_tier="standard",
+        urgent=False,
+    )
+    triaged = ServiceRequestTriaged(request_id=rid, mode="onsite", priority="P3")
+    out = []
+    for data, at in ((received, now), (triaged, now + timedelta(seconds=1))):
+        topic, key, value, headers = to_record(envelope_for(data, source="bench", time=at))
+        event, _ = decode_record(SimpleNamespace(topic=topic, key=key, value=value, headers=headers, offset=0))
+        out.append(event)
+    return out
+
+
+def measure(kind: type[Projection], path: Path, batches: list[list[AnalyticsEvent]], probes: int) -> dict:
+    projection = kind(path)
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for batch in batches:
+            projection.apply(batch)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        lags = []
+        for n in range(probes):
+            for event in probe_events(n):
+                started = time.perf_counter()
+                projection.apply([event])
+                lags.append((time.perf_counter() - started) * 1000)
+        records_ = sum(len(b) for b in batches)
+        return {
+            "records_per_s": records_ / wall,
+            "cpu_records_per_s": records_ / cpu,
+            "folded": projection.folded,
+            "apply_p50_ms": statistics.median(lags),
+            "apply_p99_ms": sorted(lags)[max(0, (99 * len(lags) + 99) // 100 - 1)],
+        }
+    finally:
+        projection.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--batch", type=int, default=10_000, help="records per poll batch (ANALYTICS_BATCH_SIZE)")
+    parser.add_argument("--probes", type=int, default=30)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    events = decoded(args.requests)
+    decode_s = time.perf_counter() - started
+    batches = poll_batches(events, args.batch)
+    print(
+        f"{len(events)} records of {args.requests} requests decoded at {len(events) / decode_s:.0f}/s, {len(batches)} batches"
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="bench-fold-"))
+    results = {}
+    for name, kind in (("refold (before)", RefoldingProjection), ("incremental (now)", Projection)):
+        results[name] = r = measure(kind, workdir / f"{name.split()[0]}.duckdb", batches, args.probes)
+        print(
+            f"{name:18} {r['records_per_s']:8.0f} records/s (CPU {r['cpu_records_per_s']:.0f}/s)  "
+            f"one-event batch p50 {r['apply_p50_ms']:.1f} ms p99 {r['apply_p99_ms']:.1f} ms  {r['folded']}"
+        )
+    before, now = results["refold (before)"], results["incremental (now)"]
+    print(
+        f"speed-up: {now['records_per_s'] / before['records_per_s']:.2f}x wall, "
+        f"{now['cpu_records_per_s'] / before['cpu_records_per_s']:.2f}x CPU"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

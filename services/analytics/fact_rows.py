@@ -1,0 +1,138 @@
+"""The projection's rows as Arrow columns: the events table's columns (the fields of an event the facts read, each a
+column) and the fact tables' (one per field of the fact dataclasses, with the version's `valid_from`/`valid_to`);
+a batch of events to append, an event read back for a fold, and fact versions gathered column by column."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import fields
+from operator import attrgetter
+
+import pyarrow as pa
+
+from services.analytics.facts import JobFact, RequestFact, RevisitFact, Versioned
+from services.analytics.records import AnalyticsEvent
+
+_STRING, _INT, _BOOL = pa.string(), pa.int64(), pa.bool_()
+_SQL = {_STRING: "VARCHAR", _INT: "BIGINT", _BOOL: "BOOLEAN"}
+
+# The fields of AnalyticsEvent.data the facts read, each a column of the events table.
+FOLD_FIELDS: dict[str, pa.DataType] = {
+    "dealer_id": _STRING,
+    "region": _STRING,
+    "product_line": _STRING,
+    "mode": _STRING,
+    "priority": _STRING,
+    "center_id": _STRING,
+    "technician_id": _STRING,
+    "fixed": _BOOL,
+    "reason": _STRING,
+    "kind": _STRING,
+    "satisfaction": _INT,
+    "nps": _INT,
+    "complaint_id": _STRING,
+}
+EVENT_COLUMNS: dict[str, pa.DataType] = {
+    "event_id": _STRING,
+    "type": _STRING,
+    "topic": _STRING,
+    "subject": _STRING,
+    "request_id": _STRING,
+    "job_id": _STRING,
+    "time": _INT,
+    "recorded_at": _INT,
+    "sequence": _INT,
+    "stored_at": _INT,
+    **FOLD_FIELDS,
+    "data": _STRING,
+}
+_READ_BACK = ["event_id", "type", "request_id", "job_id", "time", "recorded_at", "sequence", *FOLD_FIELDS]
+
+
+def _arrow_type(annotation: str) -> pa.DataType:
+    return _BOOL if annotation.startswith("bool") else _INT if annotation.startswith("int") else _STRING
+
+
+def _fact_columns(cls) -> dict[str, pa.DataType]:
+    return {"valid_from": _INT, "valid_to": _INT, **{f.name: _arrow_type(str(f.type)) for f in fields(cls)}}
+
+
+REQUEST_COLUMNS = _fact_columns(RequestFact)
+REVISIT_COLUMNS = _fact_columns(RevisitFact)
+JOB_COLUMNS = _fact_columns(JobFact)  # `reasons` as JSON text: {"parts_unavailable": 2}
+
+
+def event_batch(events: Sequence[AnalyticsEvent], stored_at: int) -> pa.Table:
+    """The events as an Arrow table in `EVENT_COLUMNS` order (gathered as rows, then transposed)."""
+    names = tuple(FOLD_FIELDS)
+    rows = []
+    for e in events:
+        data = e.data
+        payload = e.payload if e.payload is not None else data
+        rows.append(
+            (
+                e.event_id,
+                e.type,
+                e.topic,
+                e.subject,
+                e.request_id,
+                e.job_id,
+                e.time,
+                e.recorded_at,
+                e.sequence,
+                stored_at,
+                *[data.get(name) for name in names],
+                payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":")),
+            )
+        )
+    columns = list(zip(*rows)) if rows else [() for _ in EVENT_COLUMNS]
+    return pa.table({name: pa.array(values, type=kind) for (name, kind), values in zip(EVENT_COLUMNS.items(), columns)})
+
+
+def event_of(row: tuple) -> AnalyticsEvent:
+    """An event read back (in `_READ_BACK` order) for a fold."""
+    event_id, type_, request_id, job_id, time_, recorded_at, sequence, *folded = row
+    data = {name: value for name, value in zip(FOLD_FIELDS, folded) if value is not None}
+    return AnalyticsEvent(event_id, type_, request_id, job_id, time_, recorded_at, sequence, data)
+
+
+_SPECS = (REQUEST_COLUMNS, REVISIT_COLUMNS, JOB_COLUMNS)
+_VALUES = tuple(attrgetter(*list(spec)[2:]) for spec in _SPECS)  # a fact's fields as a tuple, in column order
+_REASONS = list(JOB_COLUMNS).index("reasons")
+
+
+class FactRows:
+    """Versions of facts gathered row by row, to be appended as Arrow tables (column by column)."""
+
+    def __init__(self) -> None:
+        self.rows: list[list[tuple]] = [[], [], []]
+        self.size = 0
+
+    def add(self, versions: tuple[list[Versioned], list[Versioned], list[Versioned]]) -> None:
+        for rows, kind, values in zip(self.rows, versions, _VALUES):
+            for version in kind:
+                rows.append((version.valid_from, version.valid_to, *values(version.fact)))
+            self.size += len(kind)
+
+    def tables(self) -> tuple[pa.Table, pa.Table, pa.Table]:
+        out = []
+        for number, (rows, spec) in enumerate(zip(self.rows, _SPECS)):
+            columns = list(zip(*rows)) if rows else [() for _ in spec]
+            if number == 2 and rows:  # a job's reasons as JSON text: {"parts_unavailable": 2}
+                columns[_REASONS] = [json.dumps(dict(r), separators=(",", ":")) for r in columns[_REASONS]]
+            out.append(pa.table({n: pa.array(v, type=spec[n]) for n, v in zip(spec, columns)}))
+        return tuple(out)
+
+
+def fold_grouped(rows: Iterable[tuple]) -> Iterator[tuple[str, list[AnalyticsEvent]]]:
+    """(owner, events) per owner from rows sorted by owner."""
+    owner, events = None, []
+    for row in rows:
+        if row[0] != owner:
+            if owner is not None:
+                yield owner, events
+            owner, events = row[0], []
+        events.append(event_of(row[1:]))
+    if owner is not None:
+        yield owner, events

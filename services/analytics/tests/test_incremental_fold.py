@@ -1,0 +1,126 @@
+"""Property: the live path's incremental fold (a request's versions resumed from the stored ones when its new
+events come after them, a full refold when one comes late) leaves the fact tables exactly as one fold of the
+whole history by the definition (`facts.fact_versions`: a fresh fold at every recorded moment) — for random
+histories, in random arrival orders, in random batch splits, with duplicates."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.analytics import facts
+from services.analytics.projection import REQUEST_COLUMNS, FactRows, Projection
+from services.analytics.records import HANDLED_TYPES, AnalyticsEvent
+from services.analytics.tests.test_facts import event, job, received
+from services.analytics.tests.test_sql_equals_reference import request_history
+
+TABLES = ("requests", "revisits", "jobs")
+
+
+def definition(events: list[AnalyticsEvent]) -> Projection:
+    """A projection whose fact tables hold `facts.fact_versions` of every request of the whole history."""
+    unique = list({e.event_id: e for e in events}.values())
+    links = facts.job_requests_of(unique)
+    owned: dict[str, list[AnalyticsEvent]] = defaultdict(list)
+    for e in unique:
+        owner = facts.owning_request(e, links)
+        if owner is not None and e.type in HANDLED_TYPES:
+            owned[owner].append(e)
+    rows = FactRows()
+    for owner, mine in owned.items():
+        rows.add(facts.fact_versions(owner, mine))
+    projection = Projection(":memory:")
+    cur = projection.reader()
+    projection._append_facts(cur, projection.active_tables(cur), rows)
+    cur.close()
+    return projection
+
+
+def fact_tables(projection: Projection) -> dict[str, list[tuple]]:
+    cur = projection.reader()
+    try:
+        tables = projection.active_tables(cur)
+        return {name: cur.execute(f"SELECT * FROM {getattr(tables, name)} ORDER BY ALL").fetchall() for name in TABLES}
+    finally:
+        cur.close()
+
+
+@st.composite
+def arrivals(draw) -> tuple[list[AnalyticsEvent], list[list[AnalyticsEvent]]]:
+    """A history of a few requests and the batches it arrives in: mostly in recorded order (the live case, so
+    the incremental path is taken) with some events moved earlier or later, or wholly shuffled; some twice."""
+    events = [e for n in range(draw(st.integers(1, 5))) for e in draw(request_history(n))]
+    if draw(st.booleans()):
+        arriving = draw(st.permutations(events))
+    else:
+        arriving = sorted(events, key=lambda e: (e.recorded_at, e.event_id))
+        for _ in range(draw(st.integers(0, 3))):
+            if len(arriving) > 1:
+                moved = arriving.pop(draw(st.integers(0, len(arriving) - 1)))
+                arriving.insert(draw(st.integers(0, len(arriving))), moved)
+    arriving += draw(st.lists(st.sampled_from(events), max_size=4)) if events else []
+    batches, i = [], 0
+    while i < len(arriving):
+        size = draw(st.integers(1, 8))
+        batches.append(arriving[i : i + size])
+        i += size
+    return events, batches
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(arrivals())
+def test_batches_folded_incrementally_leave_the_fact_tables_of_one_fold_of_the_whole_history(arrival):
+    events, batches = arrival
+    live = Projection(":memory:")
+    expected = definition(events)
+    try:
+        for batch in batches:
+            live.apply(batch)
+        assert fact_tables(live) == fact_tables(expected)
+    finally:
+        live.close()
+        expected.close()
+
+
+def test_events_arriving_in_recorded_order_resume_the_stored_versions_and_a_late_one_refolds_its_request():
+    steps = [
+        received(at=0),
+        event("service_request.triaged", 8, mode="onsite", priority="P2"),
+        job("job.created", 10, dealer_id="D1", region="north", product_line="baler"),
+        job("job.assigned", 11, center_id="C1", technician_id="T1"),
+        job("job.arrived", 100, technician_id="T1"),
+        job("job.completed", 130, technician_id="T1", fixed=True),
+    ]
+    late = event("service_request.escalated", 5, recorded=20)  # recorded before the arrival already folded
+    live = Projection(":memory:")
+    try:
+        for step in steps:
+            live.apply([step])
+        assert (live.folded.resumed, live.folded.replaced) == (len(steps), 0)
+        live.apply([late])
+        assert (live.folded.resumed, live.folded.replaced) == (len(steps), 1)
+        expected = definition([*steps, late])
+        assert fact_tables(live) == fact_tables(expected)
+        expected.close()
+    finally:
+        live.close()
+
+
+def test_a_complaint_naming_only_a_job_that_a_later_job_event_links_is_folded_into_the_request():
+    complaint = event("complaint.opened", 50, None, "job-1", recorded=50, complaint_id="K1")
+    steps = [received(at=0), complaint, job("job.assigned", 40, center_id="C1", technician_id="T1", recorded=60)]
+    live = Projection(":memory:")
+    try:
+        for step in steps:
+            live.apply([step])
+        assert live.folded.replaced == 1  # the link made an older complaint the request's: refolded
+        rows = fact_tables(live)["requests"]
+        complaints = list(REQUEST_COLUMNS).index("complaints")
+        assert [r[complaints] for r in rows if r[1] == facts.FOREVER] == [1]
+        expected = definition(steps)
+        assert rows == fact_tables(expected)["requests"]
+        expected.close()
+    finally:
+        live.close()
