@@ -60,22 +60,19 @@ async def test_each_step_of_a_requests_history_and_its_event_on_kafka_name_who_c
         until=lambda r: r.json()["status"] == "dispatched" and r.json()["coverage"] is not None,
     )
     history = [(h["type"], h["actor"]) for h in view.json()["history"]]
-    assert history == [
+    assert history[:2] == [
         ("service_request.received", "user:clerk-7;dealer=D1"),
         ("service_request.triaged", "user:agent-3"),
-        ("service_request.coverage_recorded", "system:intake"),
-        ("service_request.dispatched", "system:intake"),
-    ] or history == [
-        ("service_request.received", "user:clerk-7;dealer=D1"),
-        ("service_request.triaged", "user:agent-3"),
-        ("service_request.dispatched", "system:intake"),
-        ("service_request.coverage_recorded", "system:intake"),
-    ]  # two topics: either may be taken in first
+    ]
+    # The rest are intake's own reactions to warranty's verdict and dispatch's job (two topics: either may be
+    # taken in first; a triage held for the verdict is cleared for dispatch by it): the service is their actor.
+    assert {t for t, _ in history[2:]} >= {"service_request.coverage_recorded", "service_request.dispatched"}
+    assert all(actor == "system:intake" for _, actor in history[2:]), history
 
     seen_by_dealer = (await intake.client.get(url, headers=clerk)).json()
     assert seen_by_dealer["history"] == view.json()["history"]
 
-    records = await collect(kafka_bootstrap, INTAKE, subject_is(request_id), expected=4)
+    records = await collect(kafka_bootstrap, INTAKE, subject_is(request_id), expected=len(history))
     on_kafka = [(headers_of(r)["ce_type"], headers_of(r)["ce_actor"]) for r in records]
     assert on_kafka == history
 
