@@ -52,6 +52,7 @@ class Demo:
     rng: random.Random
     up: set[str] = field(default_factory=set)
     counts: Counter = field(default_factory=Counter)
+    why: dict[str, str] = field(default_factory=dict)  # the first refusal's detail of each kind
     technicians: dict[str, list[str]] = field(default_factory=dict)  # region → technician ids
 
     def token(self, *roles: str, sub: str = "demo", dealer_id: str | None = None) -> dict[str, str]:
@@ -88,7 +89,13 @@ class Demo:
         segments = path.split("?")[0].strip("/").split("/")[1:]
         label = f"{service} {method} {segments[0]}" + (f" …/{segments[-1]}" if len(segments) > 2 else "")
         if response.status_code not in ok:
-            self.counts[f"{label} → {response.status_code}"] += 1
+            refused = f"{label} → {response.status_code}"
+            self.counts[refused] += 1
+            if refused not in self.why:
+                try:
+                    self.why[refused] = str(response.json().get("detail", ""))[:200]
+                except ValueError:
+                    self.why[refused] = response.text[:200]
             return None
         self.counts[label] += 1
         return response.json() if response.content else {}
@@ -198,12 +205,17 @@ async def paid_service(
     if t > now:
         return None
     body = {"labour_minutes": rng.choice([30, 45, 60, 90, 120, 180]), "note": "paid repair", "occurred_at": at(t)}
-    if not await demo.call(client, "intake", "POST", f"{url}/quote", headers=agent, json=body):
+    quoted = await demo.call(client, "intake", "POST", f"{url}/quote", headers=agent, json=body)
+    if not quoted:
         return None
     decision = rng.random()
     decided = t + timedelta(hours=min(rng.expovariate(1 / 20), 24 * 13))
-    if decision < 0.1 or decided > now:
-        return None  # undecided: it expires when its validity ends
+    valid_until = datetime.fromisoformat(quoted["quote"]["valid_until"].replace("Z", "+00:00"))
+    if decision < 0.1 or decided > now or valid_until <= now:
+        # Undecided: it expires when its validity ends. A quote whose validity has already ended in the demo's
+        # back-dated month has expired by its timer the moment it was issued; a decision sent after that is
+        # refused (the request is closed), so the demo leaves those undecided too.
+        return None
     decider = demo.token("dealer", dealer_id=dealer) if dealer else agent
     if decision < 0.25:
         await demo.call(
@@ -450,7 +462,7 @@ async def run(args: argparse.Namespace) -> int:
         await asyncio.gather(*(bounded(a) for a in arrivals))
     print("\ndone:")
     for what, count in sorted(demo.counts.items()):
-        print(f"  {count:>6}  {what}")
+        print(f"  {count:>6}  {what}" + (f"   ({demo.why[what]})" if what in demo.why else ""))
     if "analytics" in demo.up:
         print(f"\nDashboard: {urls['analytics']}/dashboard#token={demo.admin['Authorization'].split()[1]}")
     return 0
