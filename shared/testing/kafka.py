@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -115,9 +116,10 @@ async def collect(
     return found
 
 
-async def start_group_at_end(bootstrap: str, group: str, topics: list[str]) -> None:
+async def start_group_at_end(bootstrap: str, group: str, topics: list[str], *, keep_committed: bool = False) -> None:
     """Commit `group`'s offsets at the end of `topics`, so that a test app's consumer reads only what comes
-    next instead of every earlier test's events."""
+    next instead of every earlier test's events. `keep_committed`: leave the partitions where the group has
+    committed already as they are (a restarted app resumes where it was)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -129,9 +131,19 @@ async def start_group_at_end(bootstrap: str, group: str, topics: list[str]) -> N
     await consumer.start()
     try:
         consumer.assign(partitions)
-        await consumer.commit(await consumer.end_offsets(partitions))
+        if keep_committed:
+            partitions = [tp for tp in partitions if await consumer.committed(tp) is None]
+        if partitions:
+            await consumer.commit(await consumer.end_offsets(partitions))
     finally:
         await consumer.stop()
+
+
+def start_group_at_end_now(bootstrap: str, group: str, topics: list[str], *, keep_committed: bool = False) -> None:
+    """`start_group_at_end` from synchronous code (a settings fixture) or from under a running loop: it runs on a
+    loop of its own, in a thread."""
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, start_group_at_end(bootstrap, group, topics, keep_committed=keep_committed)).result()
 
 
 async def group_at_end(bootstrap: str, topics: list[str], prefix: str) -> str:
@@ -158,5 +170,6 @@ __all__ = [
     "publish",
     "publish_raw",
     "start_group_at_end",
+    "start_group_at_end_now",
     "subject_is",
 ]

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from services.intake.app import IntakeSettings, create_app
 from services.intake.reactions import CONSUMES
 from shared.testing.app import bearer, running
+from shared.testing.kafka import start_group_at_end_now
 
 
 @dataclass
@@ -60,34 +57,8 @@ def intake_settings(tmp_path, kafka_bootstrap: str, **overrides) -> IntakeSettin
     )
     values.update(overrides)
     settings = IntakeSettings(**values)
-    start_at_end(kafka_bootstrap, settings.consumer_group, CONSUMES)
+    start_group_at_end_now(kafka_bootstrap, settings.consumer_group, CONSUMES, keep_committed=True)
     return settings
-
-
-def start_at_end(bootstrap: str, group: str, topics: list[str]) -> None:
-    """Commit `group`'s offsets at the end of those of `topics`' partitions it has none in (callable from a
-    test's event loop too: it runs on a loop of its own, in a thread)."""
-
-    async def commit_ends() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            described = await admin.describe_topics(topics)
-        finally:
-            await admin.close()
-        partitions = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            consumer.assign(partitions)
-            untouched = [tp for tp in partitions if await consumer.committed(tp) is None]
-            if untouched:
-                await consumer.commit(await consumer.end_offsets(untouched))
-        finally:
-            await consumer.stop()
-
-    with ThreadPoolExecutor(1) as thread:
-        thread.submit(asyncio.run, commit_ends()).result()
 
 
 @pytest.fixture

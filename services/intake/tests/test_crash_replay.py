@@ -17,14 +17,21 @@ from shared.testing.app import bearer
 
 
 def start_intake(
-    tmp_path, kafka_bootstrap: str, port: int, factory: str = "services.intake.tests.crashing_app:create"
+    tmp_path,
+    kafka_bootstrap: str,
+    port: int,
+    factory: str = "services.intake.tests.crashing_app:create",
+    **settings: str,
 ) -> subprocess.Popen:
+    """intake under uvicorn (the process a SIGKILL can take down), its database in `tmp_path`; `settings` are
+    further environment variables. Returns once /healthz answers."""
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/intake.db",
         "KAFKA_BOOTSTRAP": kafka_bootstrap,
         "CONSUMER_GROUP": f"intake-crash-{uuid.uuid4().hex[:8]}",
         "LOG_JSON": "false",
+        **settings,
     }
     process = subprocess.Popen(
         [

@@ -4,9 +4,6 @@ in-flight ones' leases expire, and a restarted intake delivers every one."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 import uuid
 
@@ -15,38 +12,12 @@ import httpx
 from deploy.kafka.launcher import free_port
 from services.intake.app import IntakeSettings
 from services.intake.reactions import CONSUMES
-from services.intake.tests.conftest import new_request_body, start_at_end
+from services.intake.tests.conftest import new_request_body
+from services.intake.tests.test_crash_replay import start_intake
 from services.intake.tests.webhook_receiver import Receiver
 from services.intake.tests.webhook_support import dealer, until_received, verified
 from shared.testing.app import bearer
-
-
-def start_intake(env: dict[str, str], port: int) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "services.intake.app:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("intake did not start")
+from shared.testing.kafka import start_group_at_end_now
 
 
 async def test_intake_killed_mid_delivery_loses_no_delivery(tmp_path, kafka_bootstrap):
@@ -56,8 +27,6 @@ async def test_intake_killed_mid_delivery_loses_no_delivery(tmp_path, kafka_boot
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/intake.db",
-        "KAFKA_BOOTSTRAP": kafka_bootstrap,
         "CONSUMER_GROUP": f"intake-webhook-crash-{uuid.uuid4().hex[:8]}",
         "LOG_JSON": "false",
         "RELAY_POLL_INTERVAL_MS": "50",
@@ -67,9 +36,11 @@ async def test_intake_killed_mid_delivery_loses_no_delivery(tmp_path, kafka_boot
         "WEBHOOK_RETRY_SCHEDULE": ",".join(["0.5"] * 40),
         "WEBHOOK_POLL_INTERVAL_MS": "50",
     }
-    start_at_end(kafka_bootstrap, env["CONSUMER_GROUP"], CONSUMES)
+    start_group_at_end_now(kafka_bootstrap, env["CONSUMER_GROUP"], CONSUMES, keep_committed=True)
     own = bearer(IntakeSettings(), "dealer", dealer_id=d1)
-    intake = await asyncio.to_thread(start_intake, env, port)
+    intake = await asyncio.to_thread(
+        start_intake, tmp_path, kafka_bootstrap, port, "services.intake.app:create_app", **env
+    )
     try:
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
             hook = (
@@ -94,7 +65,9 @@ async def test_intake_killed_mid_delivery_loses_no_delivery(tmp_path, kafka_boot
         assert await asyncio.to_thread(intake.wait, 30) == -9
 
         receiver.mode = "ok"
-        intake = await asyncio.to_thread(start_intake, env, port)
+        intake = await asyncio.to_thread(
+            start_intake, tmp_path, kafka_bootstrap, port, "services.intake.app:create_app", **env
+        )
         await until_received(receiver, 6, timeout=60)
     finally:
         intake.kill()
