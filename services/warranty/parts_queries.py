@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 
+from services.warranty.listing import Page, page_of
 from services.warranty.parts_read_model import (
     part_requests,
     part_returns,
@@ -20,13 +21,6 @@ from services.warranty.parts_read_model import (
 from shared.auth import Actor
 from shared.domain import NotFound
 from shared.eventstore.database import Database
-
-Page = tuple[list[dict[str, Any]], Any]
-
-
-def _page(rows: list[Any], limit: int, render, cursor_of) -> Page:
-    page = rows[:limit]
-    return [render(r) for r in page], (cursor_of(page[-1]) if len(rows) > limit else None)
 
 
 def _view(row: Any) -> dict[str, Any]:
@@ -52,7 +46,7 @@ class PartsQueries:
             query = query.where(parts.c.part_number > after)
         async with self.db.read() as conn:
             rows = (await conn.execute(query.order_by(parts.c.part_number).limit(limit + 1))).all()
-        return _page(rows, limit, _view, lambda r: r.part_number)
+        return page_of(rows, limit, _view, lambda r: r.part_number)
 
     async def locations(self, *, kind: str | None, center_id: str | None, limit: int, after: int | None) -> Page:
         query = select(stock_locations)
@@ -63,7 +57,7 @@ class PartsQueries:
             query = query.where(stock_locations.c.position > after)
         async with self.db.read() as conn:
             rows = (await conn.execute(query.order_by(stock_locations.c.position).limit(limit + 1))).all()
-        return _page(rows, limit, _view, lambda r: r.position)
+        return page_of(rows, limit, _view, lambda r: r.position)
 
     async def stock(
         self, *, location_id: str | None, part_number: str | None, limit: int, after: tuple[str, str] | None
@@ -91,7 +85,7 @@ class PartsQueries:
                 )
             order = (stock_levels.c.location_id, stock_levels.c.part_number)
             rows = (await conn.execute(query.order_by(*order).limit(limit + 1))).all()
-        return _page(rows, limit, stock_row_view, lambda r: [r.location_id, r.part_number])
+        return page_of(rows, limit, stock_row_view, lambda r: [r.location_id, r.part_number])
 
     async def part_request(self, part_request_id: str, actor: Actor) -> dict[str, Any]:
         async with self.db.read() as conn:
@@ -128,7 +122,7 @@ class PartsQueries:
             query = query.where(part_requests.c.position > after)
         async with self.db.read() as conn:
             rows = (await conn.execute(query.order_by(part_requests.c.position).limit(limit + 1))).all()
-        return _page(rows, limit, _view, lambda r: r.position)
+        return page_of(rows, limit, _view, lambda r: r.position)
 
     async def part_return(self, return_id: str, actor: Actor) -> dict[str, Any]:
         async with self.db.read() as conn:
@@ -160,4 +154,4 @@ class PartsQueries:
             query = query.where(part_returns.c.position > after)
         async with self.db.read() as conn:
             rows = (await conn.execute(query.order_by(part_returns.c.position).limit(limit + 1))).all()
-        return _page(rows, limit, _view, lambda r: r.position)
+        return page_of(rows, limit, _view, lambda r: r.position)

@@ -14,6 +14,7 @@ from services.warranty import timeline
 from services.warranty.application import WarrantyRules, find, policy_book
 from services.warranty.coverage import judge, unit_coverage
 from services.warranty.domain import Unit
+from services.warranty.listing import Page, page_of
 from services.warranty.projections import PROJECTIONS
 from services.warranty.read_model import claims, policies, product_view, products, swaps
 from shared.auth import Actor
@@ -23,14 +24,6 @@ from shared.events import ActorId
 from shared.eventstore.database import Database
 from shared.eventstore.store import EventStore, new_metadata
 from shared.kernel import UnitOfWork
-
-Page = tuple[list[dict[str, Any]], Any]
-
-
-def _page(rows: list[Any], limit: int, render, cursor_of) -> Page:
-    page = rows[:limit]
-    return [render(r) for r in page], (cursor_of(page[-1]) if len(rows) > limit else None)
-
 
 # Reads fold aggregates in units of work that are never committed: nobody records anything through them.
 actor_of_reads = ActorId.system("warranty")
@@ -110,7 +103,7 @@ class WarrantyQueries:
             query = query.where(products.c.position > after)
         async with self.db.read() as conn:
             rows = (await conn.execute(query.order_by(products.c.position).limit(limit + 1))).all()
-        return _page(rows, limit, product_view, lambda r: r.position)
+        return page_of(rows, limit, product_view, lambda r: r.position)
 
     async def policy(self, product_line: str) -> dict[str, Any]:
         async with self.db.read() as conn:
@@ -128,7 +121,7 @@ class WarrantyQueries:
             query = query.where(policies.c.product_line > after)
         async with self.db.read() as conn:
             rows = (await conn.execute(query.order_by(policies.c.product_line).limit(limit + 1))).all()
-        return _page(rows, limit, lambda r: json.loads(r.view), lambda r: r.product_line)
+        return page_of(rows, limit, lambda r: json.loads(r.view), lambda r: r.product_line)
 
     async def swap(self, swap_id: str, actor: Actor) -> dict[str, Any]:
         async with self.db.read() as conn:
@@ -152,7 +145,7 @@ class WarrantyQueries:
             query = query.where(swaps.c.position > after)
         async with self.db.read() as conn:
             rows = (await conn.execute(query.order_by(swaps.c.position).limit(limit + 1))).all()
-        return _page(rows, limit, lambda r: json.loads(r.view), lambda r: r.position)
+        return page_of(rows, limit, lambda r: json.loads(r.view), lambda r: r.position)
 
     async def claim(self, claim_id: str, actor: Actor) -> dict[str, Any]:
         async with self.db.read() as conn:
@@ -185,7 +178,7 @@ class WarrantyQueries:
             query = query.where(claims.c.position < after)
         async with self.db.read() as conn:
             rows = (await conn.execute(query.order_by(claims.c.position.desc()).limit(limit + 1))).all()
-        return _page(rows, limit, lambda r: json.loads(r.view), lambda r: r.position)
+        return page_of(rows, limit, lambda r: json.loads(r.view), lambda r: r.position)
 
     async def history(self, serial: str, actor: Actor, *, limit: int, after: tuple[datetime, int] | None) -> Page:
         async with self.db.read() as conn:
