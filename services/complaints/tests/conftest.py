@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from services.complaints.app import ComplaintsSettings, create_app
+from services.complaints.reactions import CONSUMES
 from services.complaints.read_model import known_jobs, known_requests
 from shared.clock import Clock
 from shared.contracts.dispatch import JobCreated, RevisitDone
@@ -20,7 +21,7 @@ from shared.contracts.intake import Customer, Product, ServiceRequestReceived
 from shared.contracts.topics import DISPATCH, INTAKE
 from shared.eventstore.tables import events
 from shared.testing.app import bearer, eventually, running
-from shared.testing.kafka import envelope_for, group_at_end, publish
+from shared.testing.kafka import envelope_for, group_at_end, publish, start_group_at_end_now
 
 
 @dataclass
@@ -110,7 +111,12 @@ def complaints_settings(tmp_path, kafka_bootstrap: str, **overrides) -> Complain
         log_json=False,
     )
     values.update(overrides)
-    return ComplaintsSettings(**values)
+    settings = ComplaintsSettings(**values)
+    if "consumer_group" not in overrides:
+        # A fresh group reads only what comes next, not every earlier test's events (their backlog grows with
+        # the suite; the restart tests publish after their first start, and a restart keeps its offsets).
+        start_group_at_end_now(kafka_bootstrap, settings.consumer_group, CONSUMES, keep_committed=True)
+    return settings
 
 
 def start(tmp_path, kafka_bootstrap, clock: Clock | None = None, **overrides):
