@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 
 from deploy.kafka.launcher import KAFKA_VERSION, LocalKafkaBroker, ensure_jars
+from shared.testing.app import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -94,7 +95,8 @@ async def test_the_broker_runs_the_pinned_kafka_version_on_loopback(
 
 async def test_the_admin_client_creates_a_topic_with_three_partitions(admin: AIOKafkaAdminClient) -> None:
     topic = await new_topic(admin, partitions=3)
-    assert topic in await admin.list_topics()
+    # CreateTopics answers before every broker's metadata cache has the topic: wait for it to be listed.
+    assert topic in await eventually(admin.list_topics, until=lambda topics: topic in topics, timeout=10)
     [described] = await admin.describe_topics([topic])
     assert described["error_code"] == 0
     assert sorted(p["partition"] for p in described["partitions"]) == [0, 1, 2]
