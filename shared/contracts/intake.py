@@ -198,6 +198,17 @@ class ServiceRequestQuoteExpired(EventData):
     valid_until: UtcDateTime
 
 
+@event("service_request.quote_expiry_withdrawn", topic=INTAKE, subject="request_id")
+class ServiceRequestQuoteExpiryWithdrawn(EventData):
+    """An acceptance made before `valid_until` but recorded after the expiry timer fired (a dealer's offline
+    device synced late) proves the expiry wrong: the `quote_expired` and the close that followed it no longer
+    hold. `service_request.quote_accepted` and `cleared_for_dispatch` follow, stamped with the acceptance."""
+
+    request_id: str
+    quote_id: str
+    accepted_at: UtcDateTime = Field(description="When the customer accepted (before `valid_until`)")
+
+
 @event("service_request.cleared_for_dispatch", topic=INTAKE, subject="request_id")
 class ServiceRequestClearedForDispatch(EventData):
     """A field request whose `service_request.triaged` said `dispatch_held` may now get its job: warranty's
