@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.analytics import api, dashboard, process_api
+from services.analytics import api, commerce_api, dashboard, process_api
 from services.analytics.application import AnalyticsViews
 from services.analytics.consumer import BatchProjectionConsumer
 from services.analytics.monitor import AlertMonitor
@@ -127,5 +127,5 @@ def create_app(
         "a replay that rebuilds every view from the topics; and a dashboard at /dashboard.",
         version="1.0.0",
         lifespan=lifespan,
-        routers=[*api.routers, process_api.router, dashboard.router],
+        routers=[*api.routers, process_api.router, commerce_api.router, dashboard.router],
     )

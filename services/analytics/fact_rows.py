@@ -32,6 +32,13 @@ FOLD_FIELDS: dict[str, pa.DataType] = {
     "satisfaction": _INT,
     "nps": _INT,
     "complaint_id": _STRING,
+    # paid service and part requests (commerce_facts)
+    "quote_id": _STRING,
+    "total": _STRING,  # a decimal string, exact
+    "currency": _STRING,
+    "part_request_id": _STRING,
+    "part_number": _STRING,
+    "location_kind": _STRING,
 }
 EVENT_COLUMNS: dict[str, pa.DataType] = {
     "event_id": _STRING,

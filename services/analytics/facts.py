@@ -16,9 +16,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 
+from services.analytics.commerce_facts import CommerceFields, commerce_fields
 from services.analytics.process_facts import ProcessFields, process_fields
 from services.analytics.records import (
     CANCELLED,
+    COMMERCE_TYPES,
     COMPLAINT_OPENED,
     ESCALATED,
     HANDLED_TYPES,
@@ -81,6 +83,19 @@ class RequestFact:
     jobs_ping_pong: int = 0
     failed_visit_reasons: str = "{}"
     customer_waits: str = "{}"
+    # Paid service and waiting for parts (commerce_facts.CommerceFields, folded from the same events).
+    quote_required_at: int | None = None
+    quote_issued_at: int | None = None
+    quote_decided_at: int | None = None
+    quotes_issued: int = 0
+    quotes_accepted: int = 0
+    quotes_declined: int = 0
+    quotes_expired: int = 0
+    revenue_cents: int = 0
+    currency: str | None = None
+    parts_wait_from: int | None = None
+    parts_wait_to: int | None = None
+    part_requests: str = "[]"
 
     def open_at(self, instant: int) -> bool:
         """In the backlog at `instant`: received before it, neither resolved nor cancelled before it."""
@@ -169,8 +184,13 @@ class _Job:
 
 
 def _process_fields(mine: list[AnalyticsEvent]) -> dict:
-    own = process_fields(e for e in mine if not e.type.startswith("complaint."))
+    own = process_fields(e for e in mine if not e.type.startswith("complaint.") and e.type not in COMMERCE_TYPES)
     return {f.name: getattr(own, f.name) for f in fields(ProcessFields)}
+
+
+def commerce_values(fields_: CommerceFields) -> dict:
+    """The commerce fields as `RequestFact` keyword arguments."""
+    return {f.name: getattr(fields_, f.name) for f in fields(CommerceFields)}
 
 
 def _first(events: Iterable[AnalyticsEvent]) -> AnalyticsEvent | None:
@@ -194,7 +214,7 @@ def fold_request_full(
     by_type: dict[str, list[AnalyticsEvent]] = defaultdict(list)
     jobs: dict[str, _Job] = defaultdict(_Job)
     for event in mine:
-        if event.type == COMPLAINT_OPENED:
+        if event.type == COMPLAINT_OPENED or event.type in COMMERCE_TYPES:  # quotes, part requests: apart
             continue
         by_type[event.type].append(event)
         if event.job_id is not None:
@@ -258,6 +278,7 @@ def fold_request_full(
         jobs_reassigned=sum(1 for job in job_facts if job.assignments >= 2),
         repeat_visits=sum(job.unfixed_completions for job in job_facts),
         **_process_fields(mine),
+        **commerce_values(commerce_fields(e for e in mine if e.type in COMMERCE_TYPES and e.request_id == request_id)),
     )
     revisits = []
     for event in sorted(by_type[REVISIT_DONE], key=lambda e: e.chronological):

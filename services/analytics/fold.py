@@ -18,10 +18,12 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from services.analytics.facts import DIRECT, FOREVER, JobFact, RequestFact, RevisitFact, Versioned
+from services.analytics.commerce_facts import CommerceFields, commerce_fields
+from services.analytics.facts import DIRECT, FOREVER, JobFact, RequestFact, RevisitFact, Versioned, commerce_values
 from services.analytics.process_facts import CUSTOMER_SIDE, _bounces
 from services.analytics.records import (
     CANCELLED,
+    COMMERCE_TYPES,
     COMPLAINT_OPENED,
     ESCALATED,
     HANDLED_TYPES,
@@ -136,6 +138,7 @@ class RequestFold:
         "reasons",
         "waits",
         "followed",
+        "commerce",
     )
 
     def __init__(self, request_id: str) -> None:
@@ -167,6 +170,8 @@ class RequestFold:
         self.reasons: dict[str, int] = {}
         self.waits: dict[str, int] = {}
         self.followed: list[tuple[int, int]] = []  # (next arrival, its wait) of each customer-side failed visit
+        # Quotes and part requests: folded apart (commerce_facts), from their own list; the fields as last built.
+        self.commerce: tuple[list[AnalyticsEvent], CommerceFields | None] = ([], CommerceFields())
 
     @classmethod
     def of(cls, request_id: str, events: Iterable[AnalyticsEvent]) -> RequestFold:
@@ -207,6 +212,10 @@ class RequestFold:
             return
         self.steps_seen = True
         if e.request_id != self.request_id:  # not the request's own: the reference leaves it out of the facts
+            return
+        if kind in COMMERCE_TYPES:
+            self.commerce = (self.commerce[0], None)
+            self.commerce[0].append(e)
             return
         time = e.time
         job = None
@@ -331,6 +340,13 @@ class RequestFold:
                 still.append(failed)
         job.waiting = still
 
+    def _commerce(self) -> CommerceFields:
+        events, built = self.commerce
+        if built is None:
+            built = commerce_fields(events)
+            self.commerce = (events, built)
+        return built
+
     # --- the facts -------------------------------------------------------------------------------------
 
     def owns_something(self) -> bool:
@@ -396,6 +412,7 @@ class RequestFold:
             jobs_ping_pong=sum(1 for job in jobs.values() if _bounces(job.technicians)),
             failed_visit_reasons=self.texts[1],
             customer_waits=self.texts[2],
+            **commerce_values(self._commerce()),
         )
         shown = (origin.event_id if origin else None, len(self.revisits), center_id, technician_id)
         shown += tuple(jobs[e.job_id].worker if e.job_id is not None else None for e in self.revisits)

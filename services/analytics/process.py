@@ -20,10 +20,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from services.analytics.commerce import COMMERCE_STEP_OWNERS, RequestCommerce, request_commerce
 from services.analytics.facts import RequestFact, fold_request
 from services.analytics.metrics import MICROS_PER_MINUTE, Window, median, p90, percentage, rounded, rounded_minutes
 from services.analytics.records import (
     CANCELLED,
+    COMMERCE_TYPES,
     COMPLAINT_OPENED,
     COMPLAINT_REOPENED,
     ESCALATED,
@@ -38,12 +40,18 @@ from services.analytics.records import (
 )
 from services.analytics.views import GroupBy, request_key
 
-# The six hand-offs of the contract, in chain order, with the party that owns the wait.
+# The six hand-offs of the contract; `share_pct` of every step is relative to their total.
+CONTRACT_STEPS: tuple[str, ...] = ("triage", "assign", "accept", "travel", "repair", "follow_up")
+# Every step in chain order, with the party that owns the wait: the contract's six and paid service's and the
+# parts' (`commerce`), which lie inside `assign` (quoting, the customer's decision) and `repair` (parts).
 STEP_OWNERS: dict[str, str] = {
     "triage": "hotline",
+    "quoting": COMMERCE_STEP_OWNERS["quoting"],
+    "customer_decision": COMMERCE_STEP_OWNERS["customer_decision"],
     "assign": "dispatch",
     "accept": "technician",
     "travel": "technician",
+    "parts_wait": COMMERCE_STEP_OWNERS["parts_wait"],
     "repair": "technician",
     "follow_up": "hotline",
 }
@@ -128,6 +136,7 @@ class ProcessTrail:
     jobs: tuple[JobTrail, ...] = ()
     customer_micros: int = 0  # inside the repair step, waiting on the customer (0 unless repair counted)
     reopened_complaints: int = 0  # complaints about the request (or its jobs) reopened at least once
+    commerce: RequestCommerce | None = None  # its quotes and part requests
 
     @property
     def request_id(self) -> str:
@@ -195,7 +204,12 @@ def fold_trail(request_id: str, events: Iterable[AnalyticsEvent]) -> ProcessTrai
     """The trail of one request from its events and its complaints' (in any order, duplicates once)."""
     unique = list({e.event_id: e for e in events}.values())
     fact, _ = fold_request(request_id, unique)
-    own = [e for e in unique if e.request_id == request_id and not e.type.startswith("complaint.")]
+    own = [
+        e
+        for e in unique
+        if e.request_id == request_id and not e.type.startswith("complaint.") and e.type not in COMMERCE_TYPES
+    ]
+    commerce = request_commerce(e for e in unique if e.request_id == request_id)
     by_type: dict[str, list[AnalyticsEvent]] = defaultdict(list)
     job_events: dict[str, list[AnalyticsEvent]] = defaultdict(list)
     for e in own:
@@ -216,6 +230,7 @@ def fold_trail(request_id: str, events: Iterable[AnalyticsEvent]) -> ProcessTrai
         "follow_up": (fixed, revisit),
     }
     steps = {step: end - start for step, (start, end) in bounds.items() if start is not None and end is not None}
+    steps.update(commerce.steps)
 
     jobs = tuple(_job_trail(job_id, evs) for job_id, evs in sorted(job_events.items()))
     customer = 0
@@ -239,6 +254,7 @@ def fold_trail(request_id: str, events: Iterable[AnalyticsEvent]) -> ProcessTrai
         jobs=jobs,
         customer_micros=customer,
         reopened_complaints=len(reopened),
+        commerce=commerce,
     )
 
 
@@ -340,11 +356,12 @@ def handoff_rows(trails: Iterable[ProcessTrail], window: Window, group_by: Group
     """Rows of `GET /v1/views/handoffs`: per key, one row per step measured at least once, in chain order.
 
     Beyond the contract's fields each row carries `customer_minutes`: the part of `total_minutes` spent
-    waiting on the customer (only `repair` has any)."""
+    waiting on the customer (only `repair` has any). `share_pct` is relative to the six contract steps' total
+    for every step, the added ones too (they lie inside `assign` and `repair`)."""
     rows = []
     for key, group in cohort_by_key(trails, window, group_by).items():
         stats = step_stats(group)
-        grand = sum(s.total for s in stats.values())
+        grand = sum(stats[step].total for step in CONTRACT_STEPS)
         for step, s in stats.items():
             if s.count == 0:
                 continue

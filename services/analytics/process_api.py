@@ -123,11 +123,19 @@ FindingsQuery = Annotated[ViewQuery, Depends(grouped(GroupBy.dealer))]
 
 @router.get("/v1/views/handoffs", dependencies=[Permission(*VIEWERS)])
 async def handoffs(query: GroupedQuery, analytics: Views) -> HandoffView:
-    """Per key, one row per hand-off of the chain (triage, assign, accept, travel, repair, follow_up) measured at
-    least once over the requests received in `[from, to)`: from the first occurrence of its start to the first
-    of its end, count, median and nearest-rank p90 minutes, total minutes, its share of the six steps' total,
-    and `customer_minutes`, the part spent waiting on the customer (after a visit failed because the customer
-    was absent or the site not ready)."""
+    """Per key, one row per hand-off of the chain measured at least once over the requests received in
+    `[from, to)`, in chain order: from the first occurrence of its start to the first of its end, count, median
+    and nearest-rank p90 minutes, total minutes, its share, and `customer_minutes`, the part spent waiting on the
+    customer (after a visit failed because the customer was absent or the site not ready).
+
+    The contract's six steps: triage, assign, accept, travel, repair, follow_up. Three more for paid service
+    and parts, which lie inside them: `quoting` (hotline; first quote_required → first quote_issued) and
+    `customer_decision` (customer; first quote_issued → the first acceptance, decline, or expiry not withdrawn
+    by a late-synced acceptance), both inside `assign`; `parts_wait` (warehouse), inside `repair`: from the
+    first part request of the request's jobs that could not be served from the technician's van (backordered,
+    or reserved at a center or warehouse) to the last first-receipt of those part requests. `share_pct` of
+    every step, the added ones too, is its total over the six contract steps' total × 100 (so the six still
+    add up to 100 and the added ones say how much of that time was quoting, the customer's or the parts')."""
     return HandoffView.model_validate({"rows": await analytics.view(process_sql.handoff_rows, query)})
 
 

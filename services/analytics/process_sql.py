@@ -18,6 +18,7 @@ import numpy as np
 
 from services.analytics.metrics import MICROS_PER_MINUTE, Window, percentage, rounded, rounded_minutes
 from services.analytics.process import (
+    CONTRACT_STEPS,
     KIND_ORDER,
     STEP_OWNERS,
     STEPS,
@@ -38,6 +39,9 @@ _BOUNDS = {
     "travel": ("first_accepted_at", "first_arrived_at"),
     "repair": ("first_arrived_at", "first_fixed_at"),
     "follow_up": ("first_fixed_at", "first_revisit_at"),
+    "quoting": ("quote_required_at", "quote_issued_at"),
+    "customer_decision": ("quote_issued_at", "quote_decided_at"),
+    "parts_wait": ("parts_wait_from", "parts_wait_to"),
 }
 
 
@@ -56,7 +60,8 @@ def _cohort(tables: Tables, group_by: GroupBy, dealer_id: str | None, columns: s
 
 _STEP_COLUMNS = (
     "request_id, received_at, triaged_at, phone_triaged, first_assigned_at, first_accepted_at, "
-    "first_arrived_at, first_fixed_at, first_revisit_at, repair_customer_micros"
+    "first_arrived_at, first_fixed_at, first_revisit_at, repair_customer_micros, quote_required_at, "
+    "quote_issued_at, quote_decided_at, parts_wait_from, parts_wait_to"
 )
 
 
@@ -86,7 +91,7 @@ def handoff_rows(
     rows = []
     for r in cur.execute(sql, _params(as_of, window, dealer_id)).fetchall():
         per_step = {s: r[1 + 5 * i : 6 + 5 * i] for i, s in enumerate(STEPS)}
-        grand = sum(int(v[4] or 0) for v in per_step.values())
+        grand = sum(int(per_step[s][4] or 0) for s in CONTRACT_STEPS)  # the new steps lie inside assign, repair
         for step, (n, low, high, p90_value, total) in per_step.items():
             if not n:
                 continue

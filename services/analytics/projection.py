@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 # The version of a generation's tables and of what their rows mean. Raise it when either changes: an analytics
 # started on a file written with another version rebuilds it from the topics (`Projection.needs_rebuild`).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: quotes and part requests (events columns, request facts)
 
 
 @dataclass(frozen=True)

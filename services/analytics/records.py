@@ -34,6 +34,30 @@ REVISIT_DONE = "revisit.done"
 COMPLAINT_OPENED = "complaint.opened"
 COMPLAINT_REOPENED = "complaint.reopened"  # no extractor: the process view reads its payload
 
+# Paid service (intake's quote gate) and the parts ledger (warranty's part requests): folded by `commerce_facts`.
+QUOTE_REQUIRED = "service_request.quote_required"
+QUOTE_ISSUED = "service_request.quote_issued"
+QUOTE_ACCEPTED = "service_request.quote_accepted"
+QUOTE_DECLINED = "service_request.quote_declined"
+QUOTE_EXPIRED = "service_request.quote_expired"
+QUOTE_EXPIRY_WITHDRAWN = "service_request.quote_expiry_withdrawn"
+PART_RESERVED = "part_request.reserved"
+PART_BACKORDERED = "part_request.backordered"
+PART_RECEIVED = "part_request.received"
+COMMERCE_TYPES = frozenset(
+    {
+        QUOTE_REQUIRED,
+        QUOTE_ISSUED,
+        QUOTE_ACCEPTED,
+        QUOTE_DECLINED,
+        QUOTE_EXPIRED,
+        QUOTE_EXPIRY_WITHDRAWN,
+        PART_RESERVED,
+        PART_BACKORDERED,
+        PART_RECEIVED,
+    }
+)
+
 UNSPECIFIED_REASON = "unspecified"  # a fixed=false completion that names no reason (dispatch's default)
 
 
@@ -102,6 +126,19 @@ EXTRACTORS: dict[str, Callable[[Any], dict]] = {
     SLA_BREACH_WITHDRAWN: lambda d: {"kind": _v(d.kind)},
     REVISIT_DONE: lambda d: {"satisfaction": d.satisfaction, "nps": d.nps},
     COMPLAINT_OPENED: lambda d: {"complaint_id": d.complaint_id, "dealer_id": d.dealer_id},
+    QUOTE_REQUIRED: lambda d: {},
+    QUOTE_ISSUED: lambda d: {"quote_id": d.quote_id, "total": str(d.total), "currency": d.currency},
+    QUOTE_ACCEPTED: lambda d: {"quote_id": d.quote_id, "total": str(d.total), "currency": d.currency},
+    QUOTE_DECLINED: lambda d: {"quote_id": d.quote_id},
+    QUOTE_EXPIRED: lambda d: {"quote_id": d.quote_id},
+    QUOTE_EXPIRY_WITHDRAWN: lambda d: {"quote_id": d.quote_id},
+    PART_RESERVED: lambda d: {
+        "part_request_id": d.part_request_id,
+        "part_number": d.part_number,
+        "location_kind": _v(d.location_kind),
+    },
+    PART_BACKORDERED: lambda d: {"part_request_id": d.part_request_id, "part_number": d.part_number},
+    PART_RECEIVED: lambda d: {"part_request_id": d.part_request_id, "part_number": d.part_number},
 }
 
 HANDLED_TYPES = frozenset(EXTRACTORS)  # the types the facts are folded from
