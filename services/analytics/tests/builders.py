@@ -24,9 +24,16 @@ from shared.contracts.intake import (
     Product,
     ServiceRequestCancelled,
     ServiceRequestEscalated,
+    ServiceRequestQuoteAccepted,
+    ServiceRequestQuoteDeclined,
+    ServiceRequestQuoteExpired,
+    ServiceRequestQuoteExpiryWithdrawn,
+    ServiceRequestQuoteIssued,
+    ServiceRequestQuoteRequired,
     ServiceRequestReceived,
     ServiceRequestTriaged,
 )
+from shared.contracts.warranty import PartRequestBackordered, PartRequestReceived, PartRequestReserved
 from shared.events import EventEnvelope
 from shared.testing.kafka import envelope_for
 
@@ -174,3 +181,85 @@ def complaint(
         )
     )
     return stamped(data, time, source="complaints", **kw)
+
+
+# --- paid service (intake) and part requests (warranty) ----------------------------------------------------
+
+
+def quote_required(request_id: str, time: datetime, **kw) -> EventEnvelope:
+    return stamped(ServiceRequestQuoteRequired(request_id=request_id, reason="warranty expired"), time, **kw)
+
+
+def quote_issued(
+    request_id: str, quote_id: str, time: datetime, total: str, currency: str = "EUR", **kw
+) -> EventEnvelope:
+    data = ServiceRequestQuoteIssued.model_validate(
+        dict(
+            request_id=request_id,
+            quote_id=quote_id,
+            lines=[{"kind": "labour", "description": "labour", "quantity": 60, "unit_price": total, "amount": total}],
+            labour_minutes=60,
+            total=total,
+            currency=currency,
+            valid_until=time + timedelta(days=2),
+        )
+    )
+    return stamped(data, time, **kw)
+
+
+def quote_accepted(request_id: str, quote_id: str, time: datetime, total: str, currency: str = "EUR", **kw):
+    data = ServiceRequestQuoteAccepted(
+        request_id=request_id, quote_id=quote_id, channel="dealer", total=total, currency=currency
+    )
+    return stamped(data, time, **kw)
+
+
+def quote_declined(request_id: str, quote_id: str, time: datetime, **kw) -> EventEnvelope:
+    return stamped(ServiceRequestQuoteDeclined(request_id=request_id, quote_id=quote_id, reason="too dear"), time, **kw)
+
+
+def quote_expired(request_id: str, quote_id: str, time: datetime, **kw) -> EventEnvelope:
+    return stamped(ServiceRequestQuoteExpired(request_id=request_id, quote_id=quote_id, valid_until=time), time, **kw)
+
+
+def quote_expiry_withdrawn(
+    request_id: str, quote_id: str, time: datetime, accepted_at: datetime, **kw
+) -> EventEnvelope:
+    data = ServiceRequestQuoteExpiryWithdrawn(request_id=request_id, quote_id=quote_id, accepted_at=accepted_at)
+    return stamped(data, time, **kw)
+
+
+def _part_request(job_id: str, request_id: str, part_request_id: str, part_number: str) -> dict:
+    return dict(
+        part_request_id=part_request_id, job_id=job_id, request_id=request_id, part_number=part_number, quantity=1
+    )
+
+
+def part_reserved(
+    job_id: str, request_id: str, part_request_id: str, part_number: str, time: datetime, kind: str = "van", **kw
+) -> EventEnvelope:
+    data = PartRequestReserved(
+        **_part_request(job_id, request_id, part_request_id, part_number),
+        location_id=f"{kind}-1",
+        location_kind=kind,
+        requested_by="T1",
+    )
+    return stamped(data, time, source="warranty", **kw)
+
+
+def part_backordered(
+    job_id: str, request_id: str, part_request_id: str, part_number: str, time: datetime, **kw
+) -> EventEnvelope:
+    data = PartRequestBackordered(
+        **_part_request(job_id, request_id, part_request_id, part_number), requested_by="T1", reason="no stock"
+    )
+    return stamped(data, time, source="warranty", **kw)
+
+
+def part_received(
+    job_id: str, request_id: str, part_request_id: str, part_number: str, time: datetime, **kw
+) -> EventEnvelope:
+    data = PartRequestReceived(
+        **_part_request(job_id, request_id, part_request_id, part_number), location_id="van-1", received_by="T1"
+    )
+    return stamped(data, time, source="warranty", **kw)
