@@ -1,13 +1,20 @@
 // Servicetrail Process page: the chain of a repair drawn as a flow, with the waiting time of each hand-off,
 // the bottleneck marked, the findings and the requests behind them. Vanilla JS and inline SVG, works offline.
-// Views read: /v1/views/handoffs, /v1/views/rework, /v1/views/variants, /v1/views/process-findings.
+// Views read: /v1/views/handoffs, /v1/views/rework, /v1/views/variants, /v1/views/process-findings,
+// /v1/views/paid-service, /v1/views/part-waits.
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const $ = (id) => document.getElementById(id);
 const STEPS = ["triage", "assign", "accept", "travel", "repair", "follow_up"];
 const STEP_NAMES = { triage: "Triage", assign: "Assign", accept: "Accept", travel: "Travel", repair: "Repair",
-                     follow_up: "Follow-up" };
+                     follow_up: "Follow-up", quoting: "Quoting", customer_decision: "Customer decides",
+                     parts_wait: "Waiting for parts" };
+// Paid service's and the parts' waits, each drawn under the contract step it lies inside.
+const WAITS = { quoting: "assign", customer_decision: "assign", parts_wait: "repair" };
+const WAIT_NAMES = { quoting: "Quoting", customer_decision: "Customer", parts_wait: "Parts" };  // fit a half box
+const CHAIN = ["triage", "quoting", "customer_decision", "assign", "accept", "travel", "parts_wait", "repair",
+               "follow_up"];
 
 function el(tag, attrs = {}, children = []) {
   const node = document.createElement(tag);
@@ -33,7 +40,7 @@ function empty(container, message) { container.replaceChildren(el("p", { class: 
 
 // --- filters ------------------------------------------------------------------------------------------
 const state = { params: new URLSearchParams(location.hash.slice(1)), handoffs: [], rework: [], variants: [],
-                findings: [] };
+                findings: [], paid: [], partWaits: [] };
 function isoDay(date) { return date.toISOString().slice(0, 10); }
 function initFilters() {
   const p = state.params;
@@ -77,8 +84,9 @@ function flowChart(key) {
   const rows = state.handoffs.filter((r) => r.key === key);
   if (!rows.length) return empty(box, "No request of this cohort has a measured hand-off yet.");
   const byStep = Object.fromEntries(rows.map((r) => [r.step, r]));
-  const bottleneck = bottleneckOf(rows);
-  const W = 1000, H = 215, gap = 34, boxW = (W - 20 - gap * (STEPS.length - 1)) / STEPS.length, top = 40, boxH = 130;
+  const bottleneck = bottleneckOf(rows.filter((r) => STEPS.includes(r.step)));  // shares are of the six
+  const waits = Object.keys(WAITS).filter((w) => byStep[w]);
+  const W = 1000, H = waits.length ? 330 : 215, gap = 34, boxW = (W - 20 - gap * (STEPS.length - 1)) / STEPS.length, top = 40, boxH = 130;
   const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", id: "flow-svg",
                              "aria-label": `Hand-offs of ${key}: median and p90 waiting time per step` });
   svg.append(svgEl("defs", {}, svgEl("marker", { id: "arrowhead", markerWidth: 8, markerHeight: 8, refX: 6, refY: 4,
@@ -122,6 +130,21 @@ function flowChart(key) {
       g.append(svgEl("text", { x: x + 10, y: top + 62, class: "step-owner" }, "not measured"));
     }
     svg.append(g);
+    const inside = waits.filter((w) => WAITS[w] === step);
+    inside.forEach((w, j) => {
+      const r = byStep[w], width = boxW / inside.length, wx = x + j * width, wy = top + boxH + 30;
+      const wg = svgEl("g", { class: "wait", "data-step": w, "data-key": key, "data-owner": r.owner,
+                              "data-median": r.median_minutes, "data-p90": r.p90_minutes, "data-count": r.count,
+                              "data-share": r.share_pct ?? "" });
+      wg.append(svgEl("line", { x1: wx + width / 2, y1: top + boxH, x2: wx + width / 2, y2: wy, class: "wait-link" }));
+      wg.append(svgEl("rect", { x: wx + 1, y: wy, width: width - 2, height: 84, rx: 6, class: "wait-box" },
+                      svgEl("title", {}, `${STEP_NAMES[w]}: ${r.count} request(s), ${r.share_pct ?? "–"}% of the six steps' time`)));
+      wg.append(svgEl("text", { x: wx + 6, y: wy + 16, class: "wait-name" }, WAIT_NAMES[w]));
+      wg.append(svgEl("text", { x: wx + 6, y: wy + 31, class: "step-owner" }, r.owner));
+      wg.append(svgEl("text", { x: wx + 6, y: wy + 50, class: "wait-value median" }, `med. ${fmtMinutes(r.median_minutes)}`));
+      wg.append(svgEl("text", { x: wx + 6, y: wy + 67, class: "wait-value p90" }, `p90 ${fmtMinutes(r.p90_minutes)}`));
+      svg.append(wg);
+    });
     if (i < STEPS.length - 1) {
       const y = top + boxH / 2;
       svg.append(svgEl("line", { x1: x + boxW + 2, y1: y, x2: x + boxW + gap - 4, y2: y, class: "arrow",
@@ -129,7 +152,8 @@ function flowChart(key) {
     }
   });
   svg.append(svgEl("text", { x: 10, y: H - 12, class: "muted" },
-                   "Bar: the step's share of all waiting time; yellow: waiting on the customer (absent, site not ready)."));
+                   "Bar: the step's share of all waiting time; yellow: waiting on the customer (absent, site not ready)." +
+                   (waits.length ? " Below: quoting, the customer's decision and parts, inside their step." : "")));
   box.replaceChildren(svg);
 }
 
@@ -137,9 +161,11 @@ function flowChart(key) {
 function matrix() {
   const keys = [...new Set(state.handoffs.map((r) => r.key))];
   const cell = Object.fromEntries(state.handoffs.map((r) => [`${r.key}|${r.step}`, r]));
-  const slowest = Object.fromEntries(STEPS.map((s) => [s, Math.max(...keys.map((k) => cell[`${k}|${s}`]?.median_minutes ?? -1))]));
-  const head = el("tr", {}, [el("th", {}, "key"), ...STEPS.map((s) => el("th", {}, STEP_NAMES[s]))]);
-  const body = keys.map((k) => el("tr", { "data-key": k }, [el("td", {}, k), ...STEPS.map((s) => {
+  const measured = new Set(state.handoffs.map((r) => r.step));
+  const columns = CHAIN.filter((s) => STEPS.includes(s) || measured.has(s));
+  const slowest = Object.fromEntries(columns.map((s) => [s, Math.max(...keys.map((k) => cell[`${k}|${s}`]?.median_minutes ?? -1))]));
+  const head = el("tr", {}, [el("th", {}, "key"), ...columns.map((s) => el("th", {}, STEP_NAMES[s]))]);
+  const body = keys.map((k) => el("tr", { "data-key": k }, [el("td", {}, k), ...columns.map((s) => {
     const r = cell[`${k}|${s}`];
     const slow = r && keys.length > 1 && r.median_minutes === slowest[s] && r.median_minutes > 0;
     return el("td", { class: slow ? "slowest" : "", "data-step": s, title: r ? `p90 ${r.p90_minutes} min, n=${r.count}` : "" },
@@ -153,6 +179,21 @@ function reworkTable() {
   const body = state.rework.map((r) => el("tr", { "data-key": r.key }, columns.map((c) => el("td", {},
     c === "reasons" ? Object.entries(r.reasons).map(([k, v]) => `${k} ${v}`).join(", ") || "–" : r[c] ?? "–"))));
   $("rework-table").replaceChildren(head, ...body);
+}
+function plainTable(id, rows, columns, attrs) {
+  const head = el("tr", {}, columns.map((c) => el("th", {}, c.replaceAll("_", " "))));
+  const body = rows.map((r) => el("tr", { "data-table": id, ...attrs(r) }, columns.map((c) => el("td", { "data-column": c }, r[c] ?? "–"))));
+  $(id).replaceChildren(head, ...body);
+  if (!rows.length) $(id).append(el("tr", {}, el("td", { class: "muted", colspan: columns.length }, "None in this window.")));
+}
+function paidServiceTable() {
+  plainTable("paid-service-table", state.paid, ["key", "currency", "quotes_issued", "accepted", "declined", "expired",
+             "acceptance_rate_pct", "revenue"], (r) => ({ "data-key": r.key }));
+}
+function partWaitsTable() {
+  plainTable("part-waits-table", state.partWaits, ["key", "part_number", "part_requests", "waiting", "received",
+             "median_wait_minutes", "p90_wait_minutes", "total_wait_minutes"],
+             (r) => ({ "data-key": r.key, "data-part": r.part_number ?? "" }));
 }
 function variantsList(key) {
   const rows = state.variants.filter((r) => r.key === key).slice(0, 8);
@@ -192,18 +233,21 @@ async function load() {
   sessionStorage.setItem("servicetrail-token", $("token").value.trim());
   document.querySelectorAll(".group-label").forEach((n) => { n.textContent = group; });
   try {
-    const [handoffs, rework, variants, findings] = await Promise.all([
+    const [handoffs, rework, variants, findings, paid, partWaits] = await Promise.all([
       api("/v1/views/handoffs", { group_by: group }), api("/v1/views/rework", { group_by: group }),
       api("/v1/views/variants", { group_by: group }), api("/v1/views/process-findings", { group_by: group }),
+      api("/v1/views/paid-service", { group_by: group }), api("/v1/views/part-waits", { group_by: group }),
     ]);
     Object.assign(state, { handoffs: handoffs.rows, rework: rework.rows, variants: variants.rows,
-                           findings: findings.rows });
+                           findings: findings.rows, paid: paid.rows, partWaits: partWaits.rows });
     const keys = [...new Set(handoffs.rows.map((r) => r.key))];
     const wanted = state.params.get("key");
     $("key").replaceChildren(...keys.map((k) => el("option", { value: k }, k)));
     if (wanted && keys.includes(wanted)) $("key").value = wanted;
     matrix();
     reworkTable();
+    paidServiceTable();
+    partWaitsTable();
     draw();
     const asOf = $("as_of").value ? ` as of ${$("as_of").value} UTC` : " (live)";
     $("status").textContent = `Requests received ${$("from").value} to ${$("to").value}${asOf}`;

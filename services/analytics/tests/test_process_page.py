@@ -25,6 +25,7 @@ from fastapi import FastAPI, Query
 
 from deploy.kafka.launcher import free_port
 from services.analytics import dashboard
+from services.analytics.commerce_views import paid_service_rows, part_wait_rows
 from services.analytics.metrics import Window, to_micros
 from services.analytics.process import (
     FindingRules,
@@ -38,7 +39,7 @@ from services.analytics.tests import builders as ev
 from services.analytics.tests.conftest import unique
 from services.analytics.tests.served import analytics_process
 from services.analytics.tests.test_dashboard import CHROMIUM, Elements, dump_dom
-from services.analytics.tests.test_process import everything, received, triaged
+from services.analytics.tests.test_process import event, everything, received, step, triaged
 from services.analytics.views import GroupBy
 from shared.auth import mint_token
 from shared.clock import utcnow
@@ -51,11 +52,26 @@ WINDOW = {"from": "2026-03-02", "to": "2026-03-06"}
 STEP_FILL, BOTTLENECK_FILL = (0xEE, 0xF4, 0xFE), (0xFD, 0xEC, 0xEA)  # process.css
 
 
+def paid_with_a_part_on_backorder():
+    """r1 (D1) was paid service: quoted at once, accepted a minute later; its job's part waited 1300 minutes
+    (backordered at 100, received at 1400, inside the repair step)."""
+    part = {"part_request_id": "PR1", "part_number": "P-PUMP"}
+    return [
+        event("service_request.quote_required", 10, "r1"),
+        event("service_request.quote_issued", 10, "r1", quote_id="Q1", total="250.00", currency="EUR"),
+        event("service_request.quote_accepted", 11, "r1", quote_id="Q1", total="250.00", currency="EUR"),
+        step("part_request.backordered", "r1", 100, **part),
+        step("part_request.reserved", "r1", 900, **part, location_kind="warehouse"),
+        step("part_request.received", "r1", 1400, **part),
+    ]
+
+
 def history():
     """The hand-computed history of test_process (dealers D1, D2), moved to March 2026, plus D3 whose only
-    measured hand-off, a slow phone triage, is its bottleneck."""
+    measured hand-off, a slow phone triage, is its bottleneck, and r1's quote and part wait."""
     shift = to_micros(START)
-    events = everything() + [received("r9", 60, dealer="D3"), triaged("r9", 660, mode="phone")]
+    events = everything() + paid_with_a_part_on_backorder()
+    events += [received("r9", 60, dealer="D3"), triaged("r9", 660, mode="phone")]
     return [dataclasses.replace(e, time=e.time + shift, recorded_at=e.recorded_at + shift) for e in events]
 
 
@@ -77,6 +93,8 @@ def views_app() -> FastAPI:
     app.get("/v1/views/rework")(view(rework_rows))
     app.get("/v1/views/variants")(view(variant_rows))
     app.get("/v1/views/process-findings")(view(finding_rows, rules=FindingRules({"triage": 15})))
+    app.get("/v1/views/paid-service")(view(paid_service_rows))
+    app.get("/v1/views/part-waits")(view(part_wait_rows))
     return app
 
 
@@ -194,6 +212,37 @@ async def test_the_process_page_draws_the_chain_with_its_waiting_times_and_marks
     steps_seen, bottleneck_seen = boxes_in(await screenshot(page_url(served, group_by="dealer", key="D1")))
     assert len(steps_seen) == 5 and len(bottleneck_seen) == 1, (steps_seen, bottleneck_seen)
     assert steps_seen[3] < bottleneck_seen[0] < steps_seen[4]  # the fifth box, repair, is drawn marked
+
+
+@pytest.mark.skipif(os.environ.get("SERVICETRAIL_SKIP_BROWSER") == "1", reason="SERVICETRAIL_SKIP_BROWSER=1")
+async def test_the_page_draws_the_quote_and_parts_waits_under_their_steps_and_the_paid_service_and_part_tables(
+    served,
+):
+    page = await dump_dom(page_url(served, group_by="dealer", key="D1"))
+    dom = Elements()
+    dom.feed(page)
+    assert 'data-state="ready"' in page, page[-3000:]
+    waits = {a["data-step"]: a for tag, a, _ in dom.found if tag == "g" and a.get("class") == "wait"}
+    assert {s: (a["data-owner"], a["data-median"], a["data-count"]) for s, a in waits.items()} == {
+        "quoting": ("hotline", "0", "1"),
+        "customer_decision": ("customer", "1", "1"),
+        "parts_wait": ("warehouse", "1300", "1"),
+    }
+    assert dom.text_of(lambda tag, a: tag == "text" and a.get("class") == "wait-name") == [
+        "Quoting",
+        "Customer",
+        "Parts",
+    ]
+    headers = dom.text_of(lambda tag, a: tag == "th")
+    assert {"Customer decides", "Waiting for parts"} <= set(headers)  # the matrix has their columns
+
+    def rows_of(table: str) -> list[dict]:
+        return [a for tag, a, _ in dom.found if tag == "tr" and a.get("data-table") == table]
+
+    assert [a["data-key"] for a in rows_of("paid-service-table")] == ["D1"]
+    assert [(a["data-key"], a["data-part"]) for a in rows_of("part-waits-table")] == [("D1", "P-PUMP")]
+    texts = dom.text_of(lambda tag, a: tag == "td" and a.get("data-column") in ("revenue", "total_wait_minutes"))
+    assert texts == ["250.00", "1300"]
 
 
 @pytest.mark.skipif(os.environ.get("SERVICETRAIL_SKIP_BROWSER") == "1", reason="SERVICETRAIL_SKIP_BROWSER=1")
