@@ -66,6 +66,11 @@ QUALIFIERS: dict[tuple[str, str], str] = {
     ("job.arrived", "technician_id"): "visited by",
     ("job.completed", "technician_id"): "completed by",
     ("part.swapped", "part_number"): "part fitted",
+    ("part.returned", "part_number"): "part returned",
+    ("part_request.backordered", "part_number"): "part backordered",
+    ("part_request.reserved", "part_number"): "part reserved",
+    ("part_request.shipped", "part_number"): "part shipped",
+    ("part_request.received", "part_number"): "part received",
     ("claim.submitted", "dealer_id"): "filed by",
 }
 # The aggregate an event belongs to: the source of its object-to-object links.
@@ -572,7 +577,11 @@ OWNER_BY_PREFIX = {
     "warranty": "warranty",
     "part": "warranty",
     "unit": "warranty",
+    "part_request": "warehouse",
+    "stock": "warehouse",
 }
+# The customer decides a quote (through the agent or the dealer): the resource of those steps.
+OWNER_BY_TYPE = dict.fromkeys(("quote_accepted", "quote_declined", "quote_expiry_withdrawn"), "customer")
 
 
 def _xes_attribute(tag: str, key: str, value: str) -> str:
@@ -595,6 +604,7 @@ def _xes_trace(request_id: str, events: list[AnalyticsEvent]) -> str:
         resource = (
             data.get("technician_id")
             or data.get("center_id")
+            or OWNER_BY_TYPE.get(event.type.split(".", 1)[-1])
             or OWNER_BY_PREFIX.get(event.type.split(".", 1)[0], "system")
         )
         parts = [
