@@ -184,7 +184,7 @@ class _Job:
 
 
 def _process_fields(mine: list[AnalyticsEvent]) -> dict:
-    own = process_fields(e for e in mine if not e.type.startswith("complaint.") and e.type not in COMMERCE_TYPES)
+    own = process_fields(e for e in mine if not e.type.startswith("complaint."))
     return {f.name: getattr(own, f.name) for f in fields(ProcessFields)}
 
 

@@ -23,6 +23,7 @@ from services.analytics.facts import DIRECT, FOREVER, JobFact, RequestFact, Revi
 from services.analytics.process_facts import CUSTOMER_SIDE, _bounces
 from services.analytics.records import (
     CANCELLED,
+    COMMERCE_ACTIVITIES,
     COMMERCE_TYPES,
     COMPLAINT_OPENED,
     ESCALATED,
@@ -48,6 +49,7 @@ _PATH_ACTIVITIES = {
     JOB_ACCEPTED: "accepted",
     JOB_ARRIVED: "arrived",
     REVISIT_DONE: "follow_up",
+    **COMMERCE_ACTIVITIES,
 }
 
 
@@ -213,7 +215,9 @@ class RequestFold:
         self.steps_seen = True
         if e.request_id != self.request_id:  # not the request's own: the reference leaves it out of the facts
             return
-        if kind in COMMERCE_TYPES:
+        if kind in COMMERCE_TYPES:  # on the path; otherwise folded apart (commerce_facts)
+            if kind in _PATH_ACTIVITIES:
+                self._on_path(e)
             self.commerce = (self.commerce[0], None)
             self.commerce[0].append(e)
             return

@@ -25,6 +25,7 @@ from services.analytics.facts import RequestFact, fold_request
 from services.analytics.metrics import MICROS_PER_MINUTE, Window, median, p90, percentage, rounded, rounded_minutes
 from services.analytics.records import (
     CANCELLED,
+    COMMERCE_ACTIVITIES,
     COMMERCE_TYPES,
     COMPLAINT_OPENED,
     COMPLAINT_REOPENED,
@@ -169,12 +170,12 @@ def _activity(event: AnalyticsEvent, assignments_before: int) -> str | None:
             return "fixed" if event.data.get("fixed") else "not_fixed"
         case "revisit.done":
             return "follow_up"
-    return None
+    return COMMERCE_ACTIVITIES.get(event.type)
 
 
 PATH_TYPES = frozenset(
     {RECEIVED, ESCALATED, TRIAGED, CANCELLED, JOB_ASSIGNED, JOB_ACCEPTED, JOB_ARRIVED, JOB_COMPLETED, REVISIT_DONE}
-)
+) | frozenset(COMMERCE_ACTIVITIES)
 
 
 def _job_trail(job_id: str, events: Sequence[AnalyticsEvent]) -> JobTrail:
@@ -237,7 +238,9 @@ def fold_trail(request_id: str, events: Iterable[AnalyticsEvent]) -> ProcessTrai
     if "repair" in steps:
         customer = sum(wait for job in jobs for _, wait in job.customer_waits(fixed))
 
-    path_events = sorted((e for e in own if e.type in PATH_TYPES), key=lambda e: e.chronological)
+    path_events = sorted(
+        (e for e in unique if e.request_id == request_id and e.type in PATH_TYPES), key=lambda e: e.chronological
+    )
     path, assignments = [], 0
     for e in path_events:
         path.append(_activity(e, assignments))

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from services.analytics.records import (
     CANCELLED,
+    COMMERCE_ACTIVITIES,
+    COMMERCE_TYPES,
     ESCALATED,
     JOB_ACCEPTED,
     JOB_ARRIVED,
@@ -31,7 +33,7 @@ from services.analytics.records import (
 CUSTOMER_SIDE = frozenset({"customer_absent", "site_not_ready"})
 _PATH_TYPES = frozenset(
     {RECEIVED, ESCALATED, TRIAGED, CANCELLED, JOB_ASSIGNED, JOB_ACCEPTED, JOB_ARRIVED, JOB_COMPLETED, REVISIT_DONE}
-)
+) | frozenset(COMMERCE_ACTIVITIES)
 
 
 def _json(value: object) -> str:
@@ -68,6 +70,7 @@ def _activity(event: AnalyticsEvent, assigned_before: bool) -> str:
         JOB_ACCEPTED: "accepted",
         JOB_ARRIVED: "arrived",
         REVISIT_DONE: "follow_up",
+        **COMMERCE_ACTIVITIES,
     }[kind]
 
 
@@ -80,7 +83,8 @@ def _bounces(technicians: list[str | None]) -> bool:
 
 
 def process_fields(own: Iterable[AnalyticsEvent]) -> ProcessFields:
-    """The process fields of a request from its own events (not its complaints), deduplicated by the caller."""
+    """The process fields of a request from its own events (not its complaints), deduplicated by the caller.
+    Quotes and part requests are on its path only (their jobs' counts are the repair chain's)."""
     events = sorted(own, key=lambda e: e.chronological)
     first: dict[str, int] = {}
     for e in events:
@@ -89,7 +93,7 @@ def process_fields(own: Iterable[AnalyticsEvent]) -> ProcessFields:
 
     jobs: dict[str, list[AnalyticsEvent]] = defaultdict(list)
     for e in events:
-        if e.job_id is not None:
+        if e.job_id is not None and e.type not in COMMERCE_TYPES:
             jobs[e.job_id].append(e)
     reasons: Counter[str] = Counter()
     waits: Counter[str] = Counter()

@@ -57,6 +57,15 @@ COMMERCE_TYPES = frozenset(
         PART_RECEIVED,
     }
 )
+# Their activities in a request's path (variants): what was decided or waited for, not every movement.
+COMMERCE_ACTIVITIES = {
+    QUOTE_ISSUED: "quoted",
+    QUOTE_ACCEPTED: "quote_accepted",
+    QUOTE_DECLINED: "quote_declined",
+    QUOTE_EXPIRED: "quote_expired",
+    PART_BACKORDERED: "part_backordered",
+    PART_RECEIVED: "part_received",
+}
 
 UNSPECIFIED_REASON = "unspecified"  # a fixed=false completion that names no reason (dispatch's default)
 

@@ -1,4 +1,4 @@
-"""Property: the live path's incremental fold (a request's versions resumed from the stored ones when its new
+"""Property: the live path's incremental fold (quotes and part requests included) (a request's versions resumed from the stored ones when its new
 events come after them, a full refold when one comes late) leaves the fact tables exactly as one fold of the
 whole history by the definition (`facts.fact_versions`: a fresh fold at every recorded moment) — for random
 histories, in random arrival orders, in random batch splits, with duplicates."""
@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from services.analytics import facts
 from services.analytics.projection import REQUEST_COLUMNS, FactRows, Projection
 from services.analytics.records import HANDLED_TYPES, AnalyticsEvent
+from services.analytics.tests.test_commerce_sql_equals_reference import commerce_history
 from services.analytics.tests.test_facts import event, job, received
 from services.analytics.tests.test_sql_equals_reference import request_history
 
@@ -51,7 +52,7 @@ def fact_tables(projection: Projection) -> dict[str, list[tuple]]:
 def arrivals(draw) -> tuple[list[AnalyticsEvent], list[list[AnalyticsEvent]]]:
     """A history of a few requests and the batches it arrives in: mostly in recorded order (the live case, so
     the incremental path is taken) with some events moved earlier or later, or wholly shuffled; some twice."""
-    events = [e for n in range(draw(st.integers(1, 5))) for e in draw(request_history(n))]
+    events = [e for n in range(draw(st.integers(1, 5))) for e in draw(request_history(n)) + draw(commerce_history(n))]
     if draw(st.booleans()):
         arriving = draw(st.permutations(events))
     else:

@@ -15,6 +15,7 @@ from services.analytics.projection import Projection, Tables
 from services.analytics.replay import rebuild
 from services.analytics.tests import builders as ev
 from services.analytics.tests.conftest import analytics_settings, unique
+from services.analytics.tests.test_paid_service_http import paid_requests
 from shared.clock import utcnow
 from shared.testing.app import bearer, eventually, running
 from shared.testing.kafka import publish
@@ -76,7 +77,8 @@ async def quiet(app) -> None:
 async def test_a_rebuild_ends_with_the_same_numbers_and_the_views_answer_all_along(analytics, kafka_bootstrap):
     dealer, region = unique("D"), unique("plain")
     t0 = (utcnow() - timedelta(days=2)).replace(hour=5, minute=0, second=0, microsecond=0)
-    await publish(kafka_bootstrap, *small_history(dealer, region, t0))
+    paid, _, _ = paid_requests(unique("D"), t0)  # quotes decided every way, a part on backorder, a late sync
+    await publish(kafka_bootstrap, *small_history(dealer, region, t0), *paid)
     window = {"group_by": "dealer", "from_": t0.date().isoformat(), "to": (t0 + timedelta(days=2)).date().isoformat()}
     await analytics.rows_when("scorecard", lambda r: r.get(dealer, {}).get("first_time_fix_pct") == 50.0, **window)
     projection = analytics.app.state.projection
