@@ -6,6 +6,7 @@ a median of 12.25 minutes rounds to 12.3, never to 12.2 because a float stored 1
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -138,3 +139,25 @@ def rounded(value: Number | None) -> float | None:
 
 def rounded_minutes(micros: Number | None) -> float | None:
     return rounded(minutes(micros))
+
+
+def _kth_without(everyone: Sequence[int], mine: Sequence[int], rank: int) -> int:
+    """The `rank`-th smallest (1-based) of `everyone` once `mine` (a sub-multiset) is taken out; both sorted.
+    Binary search on `everyone`'s positions, counting with bisect: no copy of the others' values per key."""
+    low, high = 0, len(everyone) - 1
+    while low < high:
+        middle = (low + high) // 2
+        value = everyone[middle]
+        if bisect_right(everyone, value) - bisect_right(mine, value) >= rank:
+            high = middle
+        else:
+            low = middle + 1
+    return everyone[low]
+
+
+def median_without(everyone: Sequence[int], mine: Sequence[int]) -> Fraction:
+    """The median of `everyone` once `mine` (a sorted sub-multiset) is taken out (the others' median)."""
+    n = len(everyone) - len(mine)
+    if n % 2:
+        return Fraction(_kth_without(everyone, mine, n // 2 + 1))
+    return Fraction(_kth_without(everyone, mine, n // 2) + _kth_without(everyone, mine, n // 2 + 1), 2)

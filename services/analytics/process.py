@@ -14,7 +14,6 @@ step (whose meaning the contract fixes) and is shown beside it as `customer_minu
 from __future__ import annotations
 
 import json
-from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,16 @@ from fractions import Fraction
 
 from services.analytics.commerce import COMMERCE_STEP_OWNERS, RequestCommerce, request_commerce
 from services.analytics.facts import RequestFact, fold_request
-from services.analytics.metrics import MICROS_PER_MINUTE, Window, median, p90, percentage, rounded, rounded_minutes
+from services.analytics.metrics import (
+    MICROS_PER_MINUTE,
+    Window,
+    median,
+    median_without,
+    p90,
+    percentage,
+    rounded,
+    rounded_minutes,
+)
 from services.analytics.records import (
     CANCELLED,
     COMMERCE_ACTIVITIES,
@@ -541,27 +549,6 @@ def finding_rows(
     return sorted(found, key=lambda f: (KIND_ORDER.index(f["kind"]), f["key"], f["step"] or "", f["reason"] or ""))
 
 
-def _kth_without(everyone: Sequence[int], mine: Sequence[int], rank: int) -> int:
-    """The `rank`-th smallest (1-based) of `everyone` once `mine` (a sub-multiset) is taken out; both sorted.
-    Binary search on `everyone`'s positions, counting with bisect: no copy of the others' values per key."""
-    low, high = 0, len(everyone) - 1
-    while low < high:
-        middle = (low + high) // 2
-        value = everyone[middle]
-        if bisect_right(everyone, value) - bisect_right(mine, value) >= rank:
-            high = middle
-        else:
-            low = middle + 1
-    return everyone[low]
-
-
-def _peer_median(everyone: Sequence[int], mine: Sequence[int]) -> Fraction:
-    n = len(everyone) - len(mine)
-    if n % 2:
-        return Fraction(_kth_without(everyone, mine, n // 2 + 1))
-    return Fraction(_kth_without(everyone, mine, n // 2) + _kth_without(everyone, mine, n // 2 + 1), 2)
-
-
 def _slower_than_peers(
     key: str, stats: Mapping[str, Mapping[str, StepStats]], rules: FindingRules, everyone: Mapping[str, Sequence[int]]
 ) -> list[dict]:
@@ -571,7 +558,7 @@ def _slower_than_peers(
         peers = len(everyone[step]) - mine.count
         if mine.count < rules.peer_min_requests or peers < rules.peer_min_requests:
             continue
-        peer_median = _peer_median(everyone[step], sorted(mine.durations))
+        peer_median = median_without(everyone[step], sorted(mine.durations))
         bar = rules.peer_factor * peer_median
         if mine.median < bar or mine.median - peer_median < rules.peer_margin_minutes * MICROS_PER_MINUTE:
             continue
