@@ -67,6 +67,8 @@ async def test_the_views_are_documented_in_openapi(analytics):
         "/v1/views/satisfaction",
         "/v1/views/scorecard",
         "/v1/views/alerts",
+        "/v1/views/paid-service",
+        "/v1/views/part-waits",
         "/v1/admin/rebuild",
     ):
         assert path in paths
