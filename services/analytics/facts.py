@@ -188,9 +188,12 @@ def _process_fields(mine: list[AnalyticsEvent]) -> dict:
     return {f.name: getattr(own, f.name) for f in fields(ProcessFields)}
 
 
-def commerce_values(fields_: CommerceFields) -> dict:
+_COMMERCE_NAMES = tuple(f.name for f in fields(CommerceFields))
+
+
+def commerce_values(values: CommerceFields) -> dict:
     """The commerce fields as `RequestFact` keyword arguments."""
-    return {f.name: getattr(fields_, f.name) for f in fields(CommerceFields)}
+    return {name: getattr(values, name) for name in _COMMERCE_NAMES}
 
 
 def _first(events: Iterable[AnalyticsEvent]) -> AnalyticsEvent | None:

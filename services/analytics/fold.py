@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from services.analytics.commerce_facts import CommerceFields, commerce_fields
+from services.analytics.commerce_facts import commerce_fields
 from services.analytics.facts import DIRECT, FOREVER, JobFact, RequestFact, RevisitFact, Versioned, commerce_values
 from services.analytics.process_facts import CUSTOMER_SIDE, _bounces
 from services.analytics.records import (
@@ -42,6 +42,7 @@ from services.analytics.records import (
     AnalyticsEvent,
 )
 
+NO_COMMERCE: dict = {}  # a request without quotes or part requests: the fact's defaults
 _PATH_ACTIVITIES = {
     RECEIVED: "received",
     ESCALATED: "escalated",
@@ -173,7 +174,7 @@ class RequestFold:
         self.waits: dict[str, int] = {}
         self.followed: list[tuple[int, int]] = []  # (next arrival, its wait) of each customer-side failed visit
         # Quotes and part requests: folded apart (commerce_facts), from their own list; the fields as last built.
-        self.commerce: tuple[list[AnalyticsEvent], CommerceFields | None] = ([], CommerceFields())
+        self.commerce: tuple[list[AnalyticsEvent], dict | None] = ([], NO_COMMERCE)
 
     @classmethod
     def of(cls, request_id: str, events: Iterable[AnalyticsEvent]) -> RequestFold:
@@ -344,10 +345,11 @@ class RequestFold:
                 still.append(failed)
         job.waiting = still
 
-    def _commerce(self) -> CommerceFields:
+    def _commerce(self) -> dict:
+        """The commerce fields as `RequestFact` keywords, built again only when such an event came."""
         events, built = self.commerce
         if built is None:
-            built = commerce_fields(events)
+            built = commerce_values(commerce_fields(events))
             self.commerce = (events, built)
         return built
 
@@ -416,7 +418,7 @@ class RequestFold:
             jobs_ping_pong=sum(1 for job in jobs.values() if _bounces(job.technicians)),
             failed_visit_reasons=self.texts[1],
             customer_waits=self.texts[2],
-            **commerce_values(self._commerce()),
+            **self._commerce(),
         )
         shown = (origin.event_id if origin else None, len(self.revisits), center_id, technician_id)
         shown += tuple(jobs[e.job_id].worker if e.job_id is not None else None for e in self.revisits)
