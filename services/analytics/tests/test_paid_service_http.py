@@ -17,6 +17,7 @@ from services.analytics.tests.conftest import unique
 from services.analytics.tests.test_process_http import reference
 from services.analytics.views import GroupBy
 from shared.clock import rfc3339, utcnow
+from shared.testing.app import eventually
 from shared.testing.kafka import publish
 
 
@@ -74,6 +75,19 @@ async def test_quotes_decided_every_way_and_a_part_on_backorder_show_in_the_view
     await publish(kafka_bootstrap, *envelopes, *others)
     window = {"from_": t0.date().isoformat(), "to": (t0 + timedelta(days=1)).date().isoformat()}
 
+    async def handoffs() -> dict[tuple[str, str], dict]:
+        rows = (await analytics.get("handoffs", group_by="dealer", **window)).json()["rows"]
+        return {(r["key"], r["step"]): r for r in rows if r["key"] in (mine, other)}
+
+    def complete(rows: dict) -> bool:  # the three topics are consumed each at its own pace: wait for all of them
+        return all(
+            rows.get((dealer, "repair"), {}).get("count") == 1
+            and rows.get((dealer, "parts_wait"), {}).get("count") == 1
+            and rows.get((dealer, "customer_decision"), {}).get("total_minutes") == 6020.0
+            for dealer in (mine, other)
+        )
+
+    await eventually(handoffs, until=complete, timeout=30)
     paid = await analytics.rows_when(
         "paid-service",
         lambda r: r.get(mine, {}).get("accepted") == 2 and r.get(other, {}).get("accepted") == 2,
