@@ -97,47 +97,40 @@ def request_commerce(events: Iterable[AnalyticsEvent]) -> RequestCommerce:
             )
         )
     parts = []
+    wait_starts, wait_receipts = [], []  # of the part requests that waited
     for part_request_id, evs in sorted(by_part.items()):
         asked = [e for e in evs if e.type in ("part_request.reserved", "part_request.backordered")]
         waiting = any(e.type == "part_request.backordered" or e.data.get("location_kind") != "van" for e in asked)
         start = _first(asked)
         receipt = _first(e for e in evs if e.type == "part_request.received")
+        if waiting:
+            wait_starts.append(start.time)
+            wait_receipts += [receipt.time] if receipt else []
         parts.append(
             PartRequest(
                 part_request_id,
                 _first(evs).data.get("part_number"),
                 waiting,
-                receipt.time - start.time if waiting and start and receipt else None,
+                receipt.time - start.time if waiting and receipt else None,
             )
         )
 
-    def first_time(*types: str, among: Iterable[AnalyticsEvent] = mine) -> int | None:
-        found = _first(e for e in among if e.type in types)
+    def first_time(event_type: str) -> int | None:
+        found = _first(e for e in mine if e.type == event_type)
         return found.time if found else None
 
     issued_at = first_time("service_request.quote_issued")
     withdrawn = {e.data["quote_id"] for e in mine if e.type == "service_request.quote_expiry_withdrawn"}
     decisions = [
-        e
+        e.time
         for e in mine
         if e.type in ("service_request.quote_accepted", "service_request.quote_declined")
         or (e.type == "service_request.quote_expired" and e.data["quote_id"] not in withdrawn)
     ]
-    decided_at = first_time(*{e.type for e in decisions}, among=decisions)
-    waiting_parts = [p for p in parts if p.waiting]
-    waits_from = min(
-        (_first(e for e in by_part[p.part_request_id] if e.type != "part_request.received") for p in waiting_parts),
-        key=lambda e: e.chronological if e else (float("inf"),),
-        default=None,
-    )
-    receipts = [
-        _first(e for e in by_part[p.part_request_id] if e.type == "part_request.received") for p in waiting_parts
-    ]
-    last_receipt = max((e.time for e in receipts if e is not None), default=None)
     bounds = {
         "quoting": (first_time("service_request.quote_required"), issued_at),
-        "customer_decision": (issued_at, decided_at),
-        "parts_wait": (waits_from.time if waits_from else None, last_receipt),
+        "customer_decision": (issued_at, min(decisions, default=None)),
+        "parts_wait": (min(wait_starts, default=None), max(wait_receipts, default=None)),
     }
     steps = {s: end - start for s, (start, end) in bounds.items() if start is not None and end is not None}
     return RequestCommerce(tuple(quotes), tuple(parts), steps)
