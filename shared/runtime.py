@@ -18,6 +18,7 @@ from shared.contracts.topics import ALL_TOPICS
 from shared.eventstore.database import Database
 from shared.eventstore.store import EventStore
 from shared.http.idempotency import IdempotencyStore
+from shared.messaging import memory
 from shared.messaging.consumer import Handler, IdempotentConsumer
 from shared.messaging.kafka import ensure_topics, manual_commit_consumer, reliable_producer
 from shared.messaging.relay import OutboxRelay
@@ -163,7 +164,9 @@ class ServiceRuntime:
             await self.stop()
 
     async def kafka_reachable(self) -> None:
-        """Readiness: a TCP connection to one bootstrap server opens."""
+        """Readiness: a TCP connection to one bootstrap server opens (the in-process broker is always there)."""
+        if memory.is_memory(self.settings.kafka_bootstrap):
+            return
         last: Exception | None = None
         for server in self.settings.kafka_bootstrap.split(","):
             host, _, port = server.strip().rpartition(":")

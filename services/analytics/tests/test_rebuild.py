@@ -73,10 +73,10 @@ async def quiet(app) -> None:
     await eventually(settled, until=bool, timeout=30)
 
 
-async def test_a_rebuild_ends_with_the_same_numbers_and_the_views_answer_all_along(analytics, kafka_bootstrap):
+async def test_a_rebuild_ends_with_the_same_numbers_and_the_views_answer_all_along(analytics, event_bus):
     dealer, region = unique("D"), unique("plain")
     t0 = (utcnow() - timedelta(days=2)).replace(hour=5, minute=0, second=0, microsecond=0)
-    await publish(kafka_bootstrap, *small_history(dealer, region, t0))
+    await publish(event_bus, *small_history(dealer, region, t0))
     window = {"group_by": "dealer", "from_": t0.date().isoformat(), "to": (t0 + timedelta(days=2)).date().isoformat()}
     await analytics.rows_when("scorecard", lambda r: r.get(dealer, {}).get("first_time_fix_pct") == 50.0, **window)
     projection = analytics.app.state.projection
@@ -103,7 +103,7 @@ async def test_a_rebuild_ends_with_the_same_numbers_and_the_views_answer_all_alo
     assert (await analytics.rows("scorecard", **window))[dealer] == before[dealer]
 
 
-async def test_an_event_the_live_consumer_handles_during_the_replay_reaches_the_new_tables(analytics, kafka_bootstrap):
+async def test_an_event_the_live_consumer_handles_during_the_replay_reaches_the_new_tables(analytics, event_bus):
     dealer, region = unique("D"), unique("delta")
     t0 = (utcnow() - timedelta(days=1)).replace(hour=4, minute=0, second=0, microsecond=0)
     window = {"group_by": "dealer", "from_": t0.date().isoformat(), "to": (t0 + timedelta(days=1)).date().isoformat()}
@@ -112,12 +112,12 @@ async def test_an_event_the_live_consumer_handles_during_the_replay_reaches_the_
     async def publish_while_replaying(stage, message):
         if stage == "replayed":  # the end offsets are behind us: only the live consumer will see this event
             await publish(
-                kafka_bootstrap,
+                event_bus,
                 ev.received(str(uuid.uuid4()), t0, dealer_id=dealer, region=region, product_line="pump"),
             )
             await analytics.rows_when("throughput", lambda r: dealer in r, **window)
 
-    report = await rebuild(projection, kafka_bootstrap, on_progress=publish_while_replaying)
+    report = await rebuild(projection, event_bus, on_progress=publish_while_replaying)
     assert (await state_of(projection)).active == report.generation
     assert report.late_requests >= 1
     assert (await analytics.rows("throughput", **window))[dealer]["received"] == 1

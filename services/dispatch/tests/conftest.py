@@ -32,10 +32,10 @@ from shared.testing.app import bearer, eventually, running
 from shared.testing.kafka import envelope_for, publish, start_group_at_end  # noqa: F401  (start_group_at_end: for the tests here)
 
 
-def dispatch_settings(tmp_path, kafka_bootstrap: str, name: str = "dispatch", **overrides: Any) -> DispatchSettings:
+def dispatch_settings(tmp_path, event_bus: str, name: str = "dispatch", **overrides: Any) -> DispatchSettings:
     values: dict[str, Any] = dict(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/{name}.db",
-        kafka_bootstrap=kafka_bootstrap,
+        kafka_bootstrap=event_bus,
         consumer_group=f"dispatch-test-{uuid.uuid4().hex[:8]}",
         relay_poll_interval_ms=50,
         deadline_poll_interval_ms=50,
@@ -145,9 +145,9 @@ def cancelled_event(request_id: str, at: datetime | None = None, sequence: int =
     )
 
 
-async def triaged_request(kafka_bootstrap: str, **fields: Any) -> str:
+async def triaged_request(event_bus: str, **fields: Any) -> str:
     received, triaged = request_events(**fields)
-    await publish(kafka_bootstrap, received, triaged)
+    await publish(event_bus, received, triaged)
     return received.subject
 
 
@@ -161,11 +161,11 @@ async def database_url_for(request, tmp_path, backend: str) -> str:
 
 
 @pytest.fixture
-async def dispatch(request, tmp_path, kafka_bootstrap):
+async def dispatch(request, tmp_path, event_bus):
     """On SQLite unless a test asks for another backend (indirect parametrization)."""
     url = await database_url_for(request, tmp_path, getattr(request, "param", "sqlite"))
-    settings = dispatch_settings(tmp_path, kafka_bootstrap, database_url=url)
-    await start_group_at_end(kafka_bootstrap, settings.consumer_group, [INTAKE])
+    settings = dispatch_settings(tmp_path, event_bus, database_url=url)
+    await start_group_at_end(event_bus, settings.consumer_group, [INTAKE])
     app = create_app(settings, configure_logs=False)
     async with running(app) as client:
         yield Dispatch(client, settings, app)
@@ -179,8 +179,8 @@ async def staffed(dispatch):
     return dispatch
 
 
-async def assigned_job(dispatch: Dispatch, kafka_bootstrap: str, **fields: Any) -> dict:
+async def assigned_job(dispatch: Dispatch, event_bus: str, **fields: Any) -> dict:
     """A job for a freshly triaged request, auto-assigned (needs a candidate, e.g. the `staffed` fixture)."""
-    job = await dispatch.job_of(await triaged_request(kafka_bootstrap, **fields))
+    job = await dispatch.job_of(await triaged_request(event_bus, **fields))
     assert job["status"] == "assigned", job
     return job

@@ -21,11 +21,11 @@ from shared.testing.app import bearer, eventually, running
 from shared.testing.kafka import envelope_for, group_at_end, publish  # noqa: F401  (group_at_end: for the tests here)
 
 
-async def warranty_settings(tmp_path, kafka_bootstrap: str, **overrides) -> WarrantySettings:
+async def warranty_settings(tmp_path, event_bus: str, **overrides) -> WarrantySettings:
     values = dict(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/warranty-{uuid.uuid4().hex[:6]}.db",
-        kafka_bootstrap=kafka_bootstrap,
-        consumer_group=await group_at_end(kafka_bootstrap, [INTAKE, DISPATCH], "warranty-test"),
+        kafka_bootstrap=event_bus,
+        consumer_group=await group_at_end(event_bus, [INTAKE, DISPATCH], "warranty-test"),
         relay_poll_interval_ms=50,
         log_json=False,
     )
@@ -213,9 +213,9 @@ def serial() -> str:
 
 
 @pytest.fixture
-async def warranty(tmp_path, kafka_bootstrap):
+async def warranty(tmp_path, event_bus):
     clock = FixedClock(utcnow().replace(microsecond=0))
-    settings = await warranty_settings(tmp_path, kafka_bootstrap)
+    settings = await warranty_settings(tmp_path, event_bus)
     app = create_app(settings, clock=clock, configure_logs=False)
     async with running(app) as client:
-        yield Warranty(client, settings, app, clock, kafka_bootstrap)
+        yield Warranty(client, settings, app, clock, event_bus)
