@@ -8,12 +8,17 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from deploy.kafka.launcher import broker_for_tests
 from deploy.postgres.launcher import postgres_for_tests
 from shared.contracts.topics import ALL_TOPICS
 from shared.messaging import memory
 from shared.messaging.kafka import ensure_topics
+
+# `make test-fast` runs the property tests under this profile: a tenth of their examples
+# (`shared.testing.properties.examples`); `make test` keeps Hypothesis' default profile and every count in full.
+settings.register_profile("fast", max_examples=10)
 
 # The tiers: a test is marked by the real servers it uses, read from its fixtures, so that the fast tier
 # (`pytest -m "not kafka and not postgres and not browser"`) needs no marker kept by hand.

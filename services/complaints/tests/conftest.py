@@ -109,6 +109,9 @@ def complaints_settings(tmp_path, event_bus: str, **overrides) -> ComplaintsSett
         relay_poll_interval_ms=50,
         deadline_poll_interval_ms=50,
         log_json=False,
+        # In WAL mode NORMAL survives a killed process (what the crash tests do); only a power loss could take the
+        # last commits, and skipping that fsync per commit is most of a test's time on a busy disk.
+        sqlite_synchronous="NORMAL",
     )
     values.update(overrides)
     settings = ComplaintsSettings(**values)

@@ -40,6 +40,9 @@ def dispatch_settings(tmp_path, event_bus: str, name: str = "dispatch", **overri
         relay_poll_interval_ms=50,
         deadline_poll_interval_ms=50,
         log_json=False,
+        # In WAL mode NORMAL survives a killed process (what the crash tests do); only a power loss could take the
+        # last commits, and skipping that fsync per commit is most of a test's time on a busy disk.
+        sqlite_synchronous="NORMAL",
     )
     values.update(overrides)
     return DispatchSettings(**values)

@@ -54,6 +54,9 @@ def intake_settings(tmp_path, event_bus: str, **overrides) -> IntakeSettings:
         consumer_group=f"intake-test-{uuid.uuid4().hex[:8]}",
         relay_poll_interval_ms=50,
         log_json=False,
+        # In WAL mode NORMAL survives a killed process (what the crash tests do); only a power loss could take the
+        # last commits, and skipping that fsync per commit is most of a test's time on a busy disk.
+        sqlite_synchronous="NORMAL",
     )
     values.update(overrides)
     settings = IntakeSettings(**values)

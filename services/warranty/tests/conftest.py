@@ -28,6 +28,9 @@ async def warranty_settings(tmp_path, event_bus: str, **overrides) -> WarrantySe
         consumer_group=await group_at_end(event_bus, [INTAKE, DISPATCH], "warranty-test"),
         relay_poll_interval_ms=50,
         log_json=False,
+        # In WAL mode NORMAL survives a killed process (what the crash tests do); only a power loss could take the
+        # last commits, and skipping that fsync per commit is most of a test's time on a busy disk.
+        sqlite_synchronous="NORMAL",
     )
     values.update(overrides)
     return WarrantySettings(**values)
