@@ -13,9 +13,9 @@ from pydantic import BaseModel, Field
 from services.warranty.bulk_import import ImportFormat, ImportRejected, ProductFields, parse
 from services.warranty.commands import ImportProducts, RegisterProduct, SetWarrantyPolicy
 from services.warranty.queries import WarrantyQueries
-from services.warranty.views import CoverageView, ImportReport, PolicyView, ProductView, validated
+from services.warranty.views import CoverageView, ImportReport, PolicyView, ProductView
 from shared.auth import Actor, Role
-from shared.http.commands import CommandMetadata, StrictBody, location
+from shared.http.commands import CommandMetadata, StrictBody, location, validated
 from shared.http.idempotency import Idempotency
 from shared.http.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from shared.http.problems import Problem

@@ -31,11 +31,10 @@ from services.warranty.views import (
     ReceiptView,
     StockLevelView,
     TransferView,
-    validated,
 )
 from shared.auth import Actor, Role
 from shared.contracts.warranty import LocationKind, PartCondition
-from shared.http.commands import CommandMetadata, StrictBody, location
+from shared.http.commands import CommandMetadata, StrictBody, location, validated
 from shared.http.idempotency import Idempotency
 from shared.http.pagination import Cursor, Limit, Page
 from shared.http.problems import Problem

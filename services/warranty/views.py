@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.warranty import ClaimReason
@@ -15,14 +14,6 @@ from shared.events import UNKNOWN_ACTOR
 class View(BaseModel):
     # Rows a read model stored under an older build may carry a key this one no longer shows: it is left out.
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-
-def validated(
-    view: type[BaseModel], data: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """An answer kept as a response (an Idempotency-Key replays it), checked against its view model first."""
-    body = view.model_validate(data).model_dump(mode="json", by_alias=True, exclude_unset=True)
-    return JSONResponse(body, status_code=status_code, headers=headers)
 
 
 # --- products, policies, coverage ----------------------------------------------------------------------------

@@ -211,16 +211,9 @@ class InMemoryProducer:
             raise MessageSizeTooLargeError(f"the record is {size} bytes, more than {self._max_request_size}")
         return _done(_metadata(self.broker.append(topic, partition, key, value, headers or ())))
 
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: Headers | None = None,
-    ) -> RecordMetadata:
-        return await (await self.send(topic, value, key, partition, timestamp_ms, headers))
+    async def send_and_wait(self, topic: str, *args: Any, **kwargs: Any) -> RecordMetadata:
+        """`send` (same arguments), then its acknowledgement."""
+        return await (await self.send(topic, *args, **kwargs))
 
 
 class _BatchBuilder:
