@@ -25,7 +25,10 @@ class ServiceSettings(BaseSettings):
         "",
         description="SQLAlchemy async URL; empty means a SQLite file var/<service>.db (WAL mode)",
     )
-    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated")
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092",
+        description="Kafka bootstrap servers, comma separated; memory://<name> is an in-process broker (tests)",
+    )
     kafka_client_id_prefix: str = "servicetrail"
     consumer_group: str = Field("", description="Kafka consumer group; empty means the service name")
     kafka_topic_partitions: int = Field(3, ge=1, description="Partitions of topics this service creates")
