@@ -1,5 +1,5 @@
-"""An analytics service for the tests (its own DuckDB and SQLite files and consumer group), the session's real Kafka
-broker, and builders for the events other services publish. Each test uses dealer, center and region ids of
+"""An analytics service for the tests (its own DuckDB and SQLite files and consumer group), the session's broker
+(`event_bus`, in-process), and builders for the events other services publish. Each test uses dealer, center and region ids of
 its own, because the session's topics hold every other test's events too."""
 
 from __future__ import annotations

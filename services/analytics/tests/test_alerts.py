@@ -1,4 +1,4 @@
-"""Alerts through real Kafka: raised when a dealer's or center's CSAT or SLA met over the last days falls below
+"""Alerts through the broker (`event_bus`): raised when a dealer's or center's CSAT or SLA met over the last days falls below
 its threshold, or a backlog grows; cleared as the events that end the condition arrive."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The process view over HTTP on the running service (real Kafka, the DuckDB projection): hand-offs, rework,
+"""The process view over HTTP on the running service (the in-process broker, the DuckDB projection): hand-offs, rework,
 variants and findings equal the reference definitions over the same events, `as_of` restates a late sync, a
 dealer sees only its own requests, and the exports stream its requests only, without customer data."""
 

@@ -1,4 +1,4 @@
-"""The live projection through real Kafka: order independence across topics, duplicates, complaints linked
+"""The live projection through the broker (`event_bus`): order independence across topics, duplicates, complaints linked
 through the job, withdrawn breaches, and dealer-scoped reading."""
 
 from __future__ import annotations

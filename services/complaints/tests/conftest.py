@@ -1,4 +1,4 @@
-"""A complaints service per test: its own SQLite file and consumer group, the session's real Kafka broker.
+"""A complaints service per test: its own SQLite file and consumer group, the session's broker (`event_bus`: in-process, unless a module points it at real Kafka).
 Requests and jobs become known to it the way they do in production: through events on Kafka."""
 
 from __future__ import annotations

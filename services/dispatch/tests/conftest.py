@@ -1,4 +1,4 @@
-"""A dispatch service per test: its own SQLite file and consumer group, the session's real Kafka broker.
+"""A dispatch service per test: its own SQLite file and consumer group, the session's broker (`event_bus`: in-process, unless a module points it at real Kafka).
 
 Intake is played by publishing its CloudEvents to `intake.events` (or, end to end, by the real intake app).
 Each test's consumer group starts at the current end of the topics it reads: the session's broker holds every

@@ -1,5 +1,5 @@
 """Paid service end to end across intake and dispatch, each its own app, database and consumer group, talking
-only through the session's real Kafka broker (warranty's verdict and catalogue played as warranty publishes
+only through the session's broker (`event_bus`) (warranty's verdict and catalogue played as warranty publishes
 them): an out-of-warranty request triaged onsite waits for a quote; accepted, it gets its job with the arrive
 SLA counted from the acceptance; declined or expired, it closes with that outcome and never gets a job."""
 

@@ -1,4 +1,4 @@
-"""An intake service per test: its own SQLite file and consumer group, the session's real Kafka broker."""
+"""An intake service per test: its own SQLite file and consumer group, the session's broker (`event_bus`: in-process, unless a module points it at real Kafka)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Partners' webhooks end to end: a real receiver on loopback (an allowed host), real Kafka, intake's own
+"""Partners' webhooks end to end: a real receiver on loopback (an allowed host), the in-process broker, intake's own
 consumer feeding the durable queue (design.md, intake, Webhooks)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """A warranty service per test: its own SQLite file, a fixed clock that starts at the real now (tests move
-it), and a consumer group of its own on the session's real Kafka broker, positioned at the current end of
+it), and a consumer group of its own on the session's broker (`event_bus`: in-process, unless a module points it at real Kafka), positioned at the current end of
 the topics, so that a test sees the events it publishes and not those of every test before it."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The parts chain end to end through the real Kafka broker, with intake's and dispatch's real apps: a request
+"""The parts chain end to end through the broker (`event_bus`), with intake's and dispatch's real apps: a request
 triaged to a field visit becomes dispatch's job, auto-assigned to a technician; warranty learns the job from
 dispatch's events; the technician's part request is backordered (his van and the warehouse are empty), reserved
 at the warehouse when the stock arrives, shipped, received into his van; the swap issues the part from the van;
