@@ -120,9 +120,10 @@ class InMemoryBroker:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            await asyncio.wait_for(waiter, timeout)
         except TimeoutError:
-            pass
+            if waiter in self._waiters:  # no record came: forget the waiter (an idle reader polls often)
+                self._waiters.remove(waiter)
 
     # --- groups --------------------------------------------------------------------------------------------
 
