@@ -179,14 +179,14 @@ async def test_the_rebuild_command_rebuilds_a_stopped_analytics_and_refuses_the_
 
 
 async def test_a_reader_open_across_the_switch_keeps_its_generation_and_the_rebuilt_one_stays_live(
-    analytics, kafka_bootstrap
+    analytics, event_bus
 ):
     """A snapshot still reading the old generation makes DuckDB refuse the rebuild's closing checkpoint; the
     switch has committed by then, so the new generation stays (it used to be dropped as if the rebuild had
     failed, and every view answered 500 with its tables missing)."""
     dealer, region = unique("D"), unique("held")
     t0 = (utcnow() - timedelta(days=2)).replace(hour=6, minute=0, second=0, microsecond=0)
-    await publish(kafka_bootstrap, *small_history(dealer, region, t0))
+    await publish(event_bus, *small_history(dealer, region, t0))
     window = {"group_by": "dealer", "from_": t0.date().isoformat(), "to": (t0 + timedelta(days=2)).date().isoformat()}
     await analytics.rows_when("throughput", lambda r: r.get(dealer, {}).get("received") == 4, **window)
     projection = analytics.app.state.projection
@@ -196,7 +196,7 @@ async def test_a_reader_open_across_the_switch_keeps_its_generation_and_the_rebu
     try:
         count = f"SELECT count(*) FROM {old.requests} WHERE dealer_id = ?"
         before = held.execute(count, [dealer]).fetchall()
-        report = await rebuild(projection, kafka_bootstrap)
+        report = await rebuild(projection, event_bus)
         assert report.generation == old.number + 1 == (await state_of(projection)).active
         assert held.execute(count, [dealer]).fetchall() == before != [(0,)]  # still its own generation
     finally:
@@ -207,5 +207,5 @@ async def test_a_reader_open_across_the_switch_keeps_its_generation_and_the_rebu
         answer = await analytics.client.get(path, params=params, headers=analytics.auth("admin"))
         assert answer.status_code == 200, (path, answer.text)
     assert (await analytics.rows("throughput", **window))[dealer]["received"] == 4
-    second = await rebuild(projection, kafka_bootstrap)  # and the leftover generation is no obstacle
+    second = await rebuild(projection, event_bus)  # and the leftover generation is no obstacle
     assert (await state_of(projection)).active == second.generation == report.generation + 1
