@@ -4,18 +4,26 @@ container when an engine answers, or Apache Kafka's own jars on loopback), with 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from deploy.kafka.launcher import broker_for_tests
 from deploy.postgres.launcher import postgres_for_tests
 from shared.contracts.topics import ALL_TOPICS
+from shared.messaging import memory
 from shared.messaging.kafka import ensure_topics
+
+# `make test-fast` runs the property tests under this profile: a tenth of their examples
+# (`shared.testing.properties.examples`); `make test` keeps Hypothesis' default profile and every count in full.
+settings.register_profile("fast", max_examples=10)
 
 # The tiers: a test is marked by the real servers it uses, read from its fixtures, so that the fast tier
 # (`pytest -m "not kafka and not postgres and not browser"`) needs no marker kept by hand.
-_SERVER_FIXTURES = {"kafka_bootstrap": "kafka", "postgres_server": "postgres"}
+# `own_broker`: a test's own Kafka broker (a stall or an outage it causes must not hit the session's).
+_SERVER_FIXTURES = {"kafka_bootstrap": "kafka", "own_broker": "kafka", "postgres_server": "postgres"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before the mark plugin deselects by -m
@@ -26,9 +34,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if fixture in names:
                 item.add_marker(marker)
         callspec = getattr(item, "callspec", None)
-        # Suites parametrized over the backends ask for the PostgreSQL server lazily (getfixturevalue).
-        if callspec is not None and "postgresql" in [str(v) for v in callspec.params.values()]:
+        # Suites parametrized over the backends (or the transports) ask for the server lazily (getfixturevalue).
+        params = [str(v) for v in callspec.params.values()] if callspec is not None else []
+        if "postgresql" in params:
             item.add_marker("postgres")
+        if "kafka" in params:
+            item.add_marker("kafka")
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +47,17 @@ def kafka_bootstrap() -> Iterator[str]:
     with broker_for_tests() as bootstrap:
         asyncio.run(ensure_topics(bootstrap, ALL_TOPICS, partitions=3))
         yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def event_bus() -> Iterator[str]:
+    """The bootstrap address of an in-process broker for the session (`shared.messaging.memory`), with the
+    contract's topics: services, `publish` and `collect` take it where they take `kafka_bootstrap`. Tests on it
+    stay in the fast tier; a module that wants real Kafka overrides it (`def event_bus(kafka_bootstrap)`)."""
+    bootstrap = f"{memory.SCHEME}session-{uuid.uuid4().hex[:8]}"
+    memory.broker_for(bootstrap).create_topics(ALL_TOPICS, partitions=3)
+    yield bootstrap
+    memory.forget(bootstrap)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""What every service process runs besides its routes: the database, the outbox relay and the idempotent
-consumer, started and stopped together in the FastAPI lifespan (the composition root calls this)."""
+"""What every service process runs besides its routes: the database, the outbox relay, the idempotent consumer,
+the deadline scheduler and the service's own background workers, started and stopped together in the FastAPI
+lifespan (the composition root calls this)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import MetaData
 
@@ -18,6 +19,7 @@ from shared.contracts.topics import ALL_TOPICS
 from shared.eventstore.database import Database
 from shared.eventstore.store import EventStore
 from shared.http.idempotency import IdempotencyStore
+from shared.messaging import memory
 from shared.messaging.consumer import Handler, IdempotentConsumer
 from shared.messaging.kafka import ensure_topics, manual_commit_consumer, reliable_producer
 from shared.messaging.relay import OutboxRelay
@@ -28,14 +30,36 @@ from shared.settings import DEVELOPMENT_SECRET, ServiceSettings
 log = logging.getLogger(__name__)
 
 
+class BackgroundWorker(Protocol):
+    """A loop a service runs beside its routes: `run()` works until `stop()` asks it to finish (intake's webhook
+    deliveries, analytics' projection consumer and alert monitor). Registered with `ServiceRuntime.add_worker`
+    (or `kernel_lifespan(workers=...)`), it is started after the database is ready and stopped before it closes,
+    like the relay, the consumer and the scheduler."""
+
+    async def run(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+STOP_TIMEOUT_SECONDS = 15.0  # a loop stuck on a broker that went away is cancelled after this
+
+
 @dataclass
 class ServiceRuntime:
     settings: ServiceSettings
     db: Database
     relay: OutboxRelay
     consumer: IdempotentConsumer | None
+    metadata: MetaData
     scheduler: DeadlineScheduler | None = None
-    tasks: list[asyncio.Task] = field(default_factory=list)
+    workers: dict[str, BackgroundWorker] = field(default_factory=dict)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def add_worker(self, name: str, worker: BackgroundWorker) -> None:
+        """Run `worker` as a task named `name` from `start()` to `stop()` (a name is kept once)."""
+        if name in self.workers:
+            raise ValueError(f"a background worker named {name} is registered already")
+        self.workers[name] = worker
 
     @classmethod
     def build(
@@ -88,9 +112,7 @@ class ServiceRuntime:
             scheduler = DeadlineScheduler(
                 db, deadline_handler, source=name, clock=clock, poll_interval=settings.deadline_poll_interval_ms / 1000
             )
-        runtime = cls(settings=settings, db=db, relay=relay, consumer=consumer, scheduler=scheduler)
-        runtime._metadata = metadata
-        return runtime
+        return cls(settings=settings, db=db, relay=relay, consumer=consumer, metadata=metadata, scheduler=scheduler)
 
     @staticmethod
     def database(settings: ServiceSettings) -> Database:
@@ -105,13 +127,15 @@ class ServiceRuntime:
         if self.settings.auth_secret == DEVELOPMENT_SECRET and not self.settings.auth_public_key:
             log.warning("AUTH_SECRET is the development default: anyone can mint tokens. Set it in production.")
         if create_tables and self.settings.database_auto_create:
-            await self.db.create_all(self._metadata)
+            await self.db.create_all(self.metadata)
         self.tasks.append(asyncio.create_task(self._ensure_topics(), name="ensure-topics"))
         self.tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         if self.consumer is not None:
             self.tasks.append(asyncio.create_task(self.consumer.run(), name="consumer"))
         if self.scheduler is not None:
             self.tasks.append(asyncio.create_task(self.scheduler.run(), name="deadlines"))
+        for name, worker in self.workers.items():
+            self.tasks.append(asyncio.create_task(worker.run(), name=name))
 
     async def _ensure_topics(self) -> None:
         """Topics are normally created by ops (compose, `make run`); creating missing ones is harmless."""
@@ -132,6 +156,9 @@ class ServiceRuntime:
                 delay = min(delay * 2, 30)
 
     async def stop(self) -> None:
+        """Ask every loop to finish, wait for them (a stuck one is cancelled), then close the database."""
+        for worker in self.workers.values():
+            await worker.stop()
         await self.relay.stop()
         if self.consumer is not None:
             await self.consumer.stop()
@@ -140,7 +167,7 @@ class ServiceRuntime:
         for task in self.tasks:
             if task.get_name() == "ensure-topics":
                 task.cancel()
-        done, pending = await asyncio.wait(self.tasks, timeout=15)
+        _, pending = await asyncio.wait(self.tasks, timeout=STOP_TIMEOUT_SECONDS) if self.tasks else (set(), set())
         for task in pending:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -163,7 +190,9 @@ class ServiceRuntime:
             await self.stop()
 
     async def kafka_reachable(self) -> None:
-        """Readiness: a TCP connection to one bootstrap server opens."""
+        """Readiness: a TCP connection to one bootstrap server opens (the in-process broker is always there)."""
+        if memory.is_memory(self.settings.kafka_bootstrap):
+            return
         last: Exception | None = None
         for server in self.settings.kafka_bootstrap.split(","):
             host, _, port = server.strip().rpartition(":")

@@ -16,6 +16,7 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
 
     host: str = Field("127.0.0.1", description="Interface the HTTP server binds")
+    port: int = Field(8000, ge=1, le=65535, description="Port the HTTP server binds (each service has its default)")
     service_name: str = Field("servicetrail", description="Name used as CloudEvents source and in logs")
     database_auto_create: bool = Field(
         True, description="Create missing tables at start (development); false when migrations run first"
@@ -24,7 +25,10 @@ class ServiceSettings(BaseSettings):
         "",
         description="SQLAlchemy async URL; empty means a SQLite file var/<service>.db (WAL mode)",
     )
-    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated")
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092",
+        description="Kafka bootstrap servers, comma separated; memory://<name> is an in-process broker (tests)",
+    )
     kafka_client_id_prefix: str = "servicetrail"
     consumer_group: str = Field("", description="Kafka consumer group; empty means the service name")
     kafka_topic_partitions: int = Field(3, ge=1, description="Partitions of topics this service creates")

@@ -97,25 +97,18 @@ def create_app(
         app.state.views = views
         app.state.consumer = consumer
         app.state.projection = projection
+        runtime.add_worker("projection-consumer", consumer)
+        runtime.add_worker("alert-monitor", monitor)
         try:
+            # The runtime stops the consumer like its own loops: it finishes its batch; one stuck on a broker that
+            # went away is cancelled (its uncommitted batch is re-read and deduplicated at the next start).
             async with runtime.serving(app):
-                consumer_task = asyncio.create_task(consumer.run(), name="projection-consumer")
-                monitor_task = asyncio.create_task(monitor.run(), name="alert-monitor")
                 if projection.needs_rebuild:  # a file of an older schema: answer from an empty one meanwhile
                     views.start_rebuild()
                 try:
                     yield
                 finally:
                     await views.stop()
-                    await consumer.stop()
-                    await monitor.stop()
-                    await asyncio.gather(monitor_task, return_exceptions=True)
-                    # The consumer finishes its batch and stops; one stuck on a broker that went away is cancelled
-                    # (its uncommitted batch is re-read and deduplicated at the next start).
-                    _, pending = await asyncio.wait({consumer_task}, timeout=15)
-                    for task in pending:
-                        task.cancel()
-                    await asyncio.gather(consumer_task, return_exceptions=True)
         finally:
             await asyncio.to_thread(projection.close)
 

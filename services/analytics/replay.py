@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 import duckdb
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from services.analytics.projection import (
@@ -33,6 +33,7 @@ from services.analytics.projection import (
 from services.analytics.records import COMPLAINT_OPENED, CONSUMES, AnalyticsEvent, analytics_event
 from shared.contracts.base import REGISTRY, Registry
 from shared.messaging.cloudevents import UnreadableEvent, from_record
+from shared.messaging.kafka import plain_consumer
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +118,9 @@ async def _replay_topics(
     projection: Projection, bootstrap: str, tables: Tables, registry: Registry, batch_size: int
 ) -> tuple[int, int]:
     """Read every partition from its beginning to its end offset at the start; append what decodes."""
-    consumer = AIOKafkaConsumer(
+    consumer = plain_consumer(
+        bootstrap,
         *CONSUMES,
-        bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

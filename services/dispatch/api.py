@@ -17,7 +17,7 @@ from shared.contracts.dispatch import RevisitChannel, VisitFailureReason
 from shared.contracts.enums import Priority, ServiceMode
 from shared.events import ACTOR_DESCRIPTION, UNKNOWN_ACTOR
 from shared.eventstore.store import Metadata
-from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime
+from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime, validated
 from shared.http.dependencies import CurrentApplication
 from shared.http.idempotency import Idempotency, IdempotentCall
 from shared.http.pagination import Cursor, Limit, Page, keyset_after
@@ -54,13 +54,6 @@ def _dispatch(request: Request) -> DispatchReads:
 
 Dispatch = Annotated[DispatchReads, Depends(_dispatch)]
 JobId = Annotated[str, Path(min_length=1, max_length=64, description="The job's id")]
-
-
-def validated(
-    view: type[BaseModel], data: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """An answer kept as a response (an Idempotency-Key replays it), checked against its view model first."""
-    return JSONResponse(view.model_validate(data).model_dump(mode="json"), status_code=status_code, headers=headers)
 
 
 class AssignBody(StrictBody):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from services.dispatch.api import ID_PATTERN, Dispatch, JobPage, validated
+from services.dispatch.api import ID_PATTERN, Dispatch, JobPage
 from services.dispatch.commands import (
     RegisterServiceCenter,
     RegisterTechnician,
@@ -18,7 +18,7 @@ from services.dispatch.commands import (
 )
 from shared.auth import Role
 from shared.contracts.dispatch import CenterKind
-from shared.http.commands import CommandMetadata, StrictBody, location
+from shared.http.commands import CommandMetadata, StrictBody, location, validated
 from shared.http.dependencies import CurrentApplication
 from shared.http.idempotency import Idempotency
 from shared.http.pagination import Cursor, Limit, Page, keyset_after

@@ -3,9 +3,6 @@ settings (database file, broker, clock) and nothing happens at import time."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
 
 from fastapi import FastAPI
@@ -27,7 +24,8 @@ from services.intake.webhooks.worker import DeliveryWorker
 from shared.clock import Clock
 from shared.http.app import create_service_app
 from shared.kernel import Kernel
-from shared.kernel.service import kernel_lifespan
+from shared.kernel.service import ServiceParts, kernel_lifespan
+from shared.runtime import BackgroundWorker
 from shared.settings import ServiceSettings
 
 SERVICE = "intake"
@@ -92,24 +90,20 @@ def create_app(
             DeliveryQueue(parts.clock),
         )
 
-    kernel = kernel_lifespan(
-        settings, metadata=metadata, consumes=CONSUMES, clock=clock, configure_logs=configure_logs, build=build
-    )
+    def workers(parts: ServiceParts, application: IntakeApplication) -> dict[str, BackgroundWorker]:
+        """Partners' webhooks are delivered by a loop of their own beside the relay and the consumer."""
+        sender = Sender(webhook_settings, resolver)
+        return {"webhook-deliveries": DeliveryWorker(parts.db, application, parts.clock, webhook_settings, sender)}
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with kernel(app):
-            application = app.state.application
-            worker = DeliveryWorker(
-                application.db, application, application.clock, webhook_settings, Sender(webhook_settings, resolver)
-            )
-            app.state.webhook_worker = worker
-            task = asyncio.create_task(worker.run(), name="webhook-deliveries")
-            try:
-                yield
-            finally:
-                await worker.stop()
-                await asyncio.gather(task, return_exceptions=True)
+    lifespan = kernel_lifespan(
+        settings,
+        metadata=metadata,
+        consumes=CONSUMES,
+        clock=clock,
+        configure_logs=configure_logs,
+        build=build,
+        workers=workers,
+    )
 
     return create_service_app(
         service=SERVICE,

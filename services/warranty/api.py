@@ -4,24 +4,27 @@ warranty policies, and coverage. Each route turns its input into a command or a 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from services.warranty.bulk_import import ImportFormat, ImportRejected, ProductFields, parse
 from services.warranty.commands import ImportProducts, RegisterProduct, SetWarrantyPolicy
 from services.warranty.queries import WarrantyQueries
+from services.warranty.views import CoverageView, ImportReport, PolicyView, ProductView
 from shared.auth import Actor, Role
-from shared.http.commands import CommandMetadata, StrictBody, location
+from shared.http.commands import CommandMetadata, StrictBody, location, validated
 from shared.http.idempotency import Idempotency
-from shared.http.pagination import Cursor, Limit, decode_cursor, encode_cursor
+from shared.http.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from shared.http.problems import Problem
 from shared.http.security import CurrentActor, Permission, dealer_for
 from shared.kernel import Application
 
 router = APIRouter(tags=["products and coverage"])
+
+V = TypeVar("V", bound=BaseModel)
 
 STAFF_READERS = (Role.agent, Role.dispatcher, Role.analyst, Role.warranty_officer, Role.complaints_officer)
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
@@ -48,12 +51,17 @@ Queries = Annotated[WarrantyQueries, Depends(_queries)]
 Serial = Annotated[str, Path(min_length=1, max_length=80, description="The unit's serial")]
 
 
-def created(view: dict[str, Any], at: str | None = None) -> JSONResponse:
-    return JSONResponse(view, status_code=201, headers={"Location": at} if at else None)
+def created(view: type[BaseModel], data: dict[str, Any], at: str | None = None) -> JSONResponse:
+    """A 201 with the new resource's view, validated against its model (kept whole for Idempotency-Key replays)."""
+    return validated(view, data, 201, {"Location": at} if at else None)
 
 
-def page(items: list[dict[str, Any]], after: Any) -> JSONResponse:
-    return JSONResponse({"items": items, "next_cursor": encode_cursor(after) if after is not None else None})
+def page(view: type[V], items: list[dict[str, Any]], after: Any) -> Page[V]:
+    """A page of views (validated) and the cursor of the next page (None on the last)."""
+    return Page[view](  # type: ignore[valid-type]
+        items=[view.model_validate(item) for item in items],
+        next_cursor=encode_cursor(after) if after is not None else None,
+    )
 
 
 def cursor_value(cursor: str | None, kind: type) -> Any:
@@ -99,7 +107,12 @@ class PolicyBody(StrictBody):
     effective_from: date | None = Field(None, description="For units sold on or after this date (default: all)")
 
 
-@router.post("/v1/products", status_code=201, dependencies=[Permission(Role.warranty_officer, Role.dealer)])
+@router.post(
+    "/v1/products",
+    response_model=ProductView,
+    status_code=201,
+    dependencies=[Permission(Role.warranty_officer, Role.dealer)],
+)
 async def register_product(
     body: ProductBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
 ) -> JSONResponse:
@@ -111,13 +124,14 @@ async def register_product(
 
     async def run() -> JSONResponse:
         view = await warranty.handle(command, actor, meta)
-        return created(view, location("/v1/products", view["serial"]))
+        return created(ProductView, view, location("/v1/products", view["serial"]))
 
     return await idempotent.run(run)
 
 
 @router.post(
     "/v1/products/import",
+    response_model=ImportReport,
     status_code=201,
     dependencies=[Permission(Role.warranty_officer, Role.dealer)],
     openapi_extra={
@@ -168,18 +182,18 @@ async def import_products(
     command = ImportProducts(tuple(checked.rows), tuple(checked.errors), allow_partial=partial)
 
     async def run() -> JSONResponse:
-        return created(await warranty.handle(command, actor, meta))
+        return created(ImportReport, await warranty.handle(command, actor, meta))
 
     return await idempotent.run(run)
 
 
-@router.get("/v1/products/{serial}", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
-async def get_product(serial: Serial, actor: CurrentActor, queries: Queries) -> JSONResponse:
+@router.get("/v1/products/{serial}", response_model=ProductView, dependencies=[Permission(*STAFF_READERS, Role.dealer)])
+async def get_product(serial: Serial, actor: CurrentActor, queries: Queries) -> ProductView:
     """A registered unit. Dealers see only their own sales (404 otherwise)."""
-    return JSONResponse(await queries.product(serial, actor))
+    return ProductView.model_validate(await queries.product(serial, actor))
 
 
-@router.get("/v1/products", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
+@router.get("/v1/products", response_model=Page[ProductView], dependencies=[Permission(*STAFF_READERS, Role.dealer)])
 async def list_products(
     actor: CurrentActor,
     queries: Queries,
@@ -187,16 +201,21 @@ async def list_products(
     product_line: Annotated[str | None, Query(max_length=80)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> JSONResponse:
+) -> Page[ProductView]:
     """Registered units in registration order, by dealer and product line. Dealers list only their own."""
     own_dealer(actor, dealer_id, "list sales")
     items, after = await queries.products(
         actor, dealer_id=dealer_id, product_line=product_line, limit=limit, after=cursor_value(cursor, int)
     )
-    return page(items, after)
+    return page(ProductView, items, after)
 
 
-@router.post("/v1/warranty-policies", status_code=201, dependencies=[Permission(Role.warranty_officer)])
+@router.post(
+    "/v1/warranty-policies",
+    response_model=PolicyView,
+    status_code=201,
+    dependencies=[Permission(Role.warranty_officer)],
+)
 async def set_warranty_policy(
     body: PolicyBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
 ) -> JSONResponse:
@@ -213,28 +232,38 @@ async def set_warranty_policy(
 
     async def run() -> JSONResponse:
         view = await warranty.handle(command, actor, meta)
-        return created(view, location("/v1/warranty-policies", view["product_line"]))
+        return created(PolicyView, view, location("/v1/warranty-policies", view["product_line"]))
 
     return await idempotent.run(run)
 
 
 @router.get(
-    "/v1/warranty-policies/{product_line}", dependencies=[Permission(*STAFF_READERS, Role.dealer, Role.technician)]
+    "/v1/warranty-policies/{product_line}",
+    response_model=PolicyView,
+    dependencies=[Permission(*STAFF_READERS, Role.dealer, Role.technician)],
 )
-async def get_warranty_policy(product_line: Annotated[str, Path(max_length=72)], queries: Queries) -> JSONResponse:
+async def get_warranty_policy(product_line: Annotated[str, Path(max_length=72)], queries: Queries) -> PolicyView:
     """A product line's policy versions."""
-    return JSONResponse(await queries.policy(product_line))
-
-
-@router.get("/v1/warranty-policies", dependencies=[Permission(*STAFF_READERS, Role.dealer, Role.technician)])
-async def list_warranty_policies(queries: Queries, limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
-    """Every product line's policy, by product line."""
-    items, after = await queries.policies(limit, cursor_value(cursor, str))
-    return page(items, after)
+    return PolicyView.model_validate(await queries.policy(product_line))
 
 
 @router.get(
-    "/v1/coverage", dependencies=[Permission(*STAFF_READERS, Role.dealer, Role.technician)], responses=UNKNOWN_REFERENCE
+    "/v1/warranty-policies",
+    response_model=Page[PolicyView],
+    dependencies=[Permission(*STAFF_READERS, Role.dealer, Role.technician)],
+)
+async def list_warranty_policies(queries: Queries, limit: Limit = 50, cursor: Cursor = None) -> Page[PolicyView]:
+    """Every product line's policy, by product line."""
+    items, after = await queries.policies(limit, cursor_value(cursor, str))
+    return page(PolicyView, items, after)
+
+
+@router.get(
+    "/v1/coverage",
+    response_model_exclude_unset=True,  # `part` only when a category was asked about
+    response_model=CoverageView,
+    dependencies=[Permission(*STAFF_READERS, Role.dealer, Role.technician)],
+    responses=UNKNOWN_REFERENCE,
 )
 async def get_coverage(
     queries: Queries,
@@ -243,11 +272,11 @@ async def get_coverage(
     category: Annotated[
         str | None, Query(min_length=1, max_length=80, description="Also judge this part category")
     ] = None,
-) -> JSONResponse:
+) -> CoverageView:
     """Is a registered unit covered on a day? With the last covered day (inclusive) of the unit and of each
     named part category (null for excluded wear parts), and the reason. Any dealer may ask about any serial:
     a unit is often repaired by another dealer than the one that sold it."""
-    return JSONResponse(await queries.coverage(serial, on, category))
+    return CoverageView.model_validate(await queries.coverage(serial, on, category))
 
 
 __all__ = ["router"]

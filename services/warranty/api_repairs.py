@@ -25,12 +25,13 @@ from services.warranty.api import (
 from services.warranty.bulk_import import SERIAL_PATTERN
 from services.warranty.claims import ClaimStatus
 from services.warranty.commands import OverrideClaim, RecordPartSwap, RequestReturn, SubmitClaim
+from services.warranty.views import ClaimView, ReturnDecisionView, SwapView, UnitHistory
 from shared.auth import Actor, Role
 from shared.contracts.warranty import ReturnKind
 from shared.eventstore.store import Metadata
 from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime, location
 from shared.http.idempotency import Idempotency
-from shared.http.pagination import Cursor, Limit, encode_cursor
+from shared.http.pagination import Cursor, Limit, Page, encode_cursor
 from shared.http.problems import Problem
 from shared.http.security import CurrentActor, Permission
 from shared.kernel import Application
@@ -85,6 +86,7 @@ class ReturnBody(StrictBody):
 
 @router.post(
     "/v1/part-swaps",
+    response_model=SwapView,
     status_code=201,
     responses=UNKNOWN_REFERENCE,
     dependencies=[Permission(Role.technician, Role.dealer, Role.warranty_officer)],
@@ -110,18 +112,18 @@ async def record_part_swap(
 
     async def run() -> JSONResponse:
         view = await warranty.handle(command, actor, meta)
-        return created(view, location("/v1/part-swaps", view["id"]))
+        return created(SwapView, view, location("/v1/part-swaps", view["id"]))
 
     return await idempotent.run(run)
 
 
-@router.get("/v1/part-swaps/{swap_id}", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
-async def get_part_swap(swap_id: PathId, actor: CurrentActor, queries: Queries) -> JSONResponse:
+@router.get("/v1/part-swaps/{swap_id}", response_model=SwapView, dependencies=[Permission(*STAFF_READERS, Role.dealer)])
+async def get_part_swap(swap_id: PathId, actor: CurrentActor, queries: Queries) -> SwapView:
     """One swap. Dealers see the swaps of their jobs only."""
-    return JSONResponse(await queries.swap(swap_id, actor))
+    return SwapView.model_validate(await queries.swap(swap_id, actor))
 
 
-@router.get("/v1/part-swaps", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
+@router.get("/v1/part-swaps", response_model=Page[SwapView], dependencies=[Permission(*STAFF_READERS, Role.dealer)])
 async def list_part_swaps(
     actor: CurrentActor,
     queries: Queries,
@@ -129,15 +131,21 @@ async def list_part_swaps(
     serial: Annotated[str | None, Query(max_length=80)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> JSONResponse:
+) -> Page[SwapView]:
     """Swaps in the order they were recorded, by job or serial. Dealers list the swaps of their jobs only."""
     items, after = await queries.swaps(
         actor, job_id=job_id, serial=serial, limit=limit, after=cursor_value(cursor, int)
     )
-    return page(items, after)
+    return page(SwapView, items, after)
 
 
-@router.post("/v1/claims", status_code=201, dependencies=[Permission(Role.dealer)], responses=UNKNOWN_REFERENCE)
+@router.post(
+    "/v1/claims",
+    response_model=ClaimView,
+    status_code=201,
+    dependencies=[Permission(Role.dealer)],
+    responses=UNKNOWN_REFERENCE,
+)
 async def submit_claim(
     body: ClaimBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
 ) -> JSONResponse:
@@ -148,18 +156,26 @@ async def submit_claim(
 
     async def run() -> JSONResponse:
         view = await warranty.handle(command, actor, meta)
-        return created(view, location("/v1/claims", view["id"]))
+        return created(ClaimView, view, location("/v1/claims", view["id"]))
 
     return await idempotent.run(run)
 
 
-@router.get("/v1/claims/{claim_id}", dependencies=[Permission(Role.warranty_officer, Role.analyst, Role.dealer)])
-async def get_claim(claim_id: PathId, actor: CurrentActor, queries: Queries) -> JSONResponse:
+@router.get(
+    "/v1/claims/{claim_id}",
+    response_model=ClaimView,
+    dependencies=[Permission(Role.warranty_officer, Role.analyst, Role.dealer)],
+)
+async def get_claim(claim_id: PathId, actor: CurrentActor, queries: Queries) -> ClaimView:
     """One claim with every decision on it (rules and overrides: who, why, when). Dealers see their own only."""
-    return JSONResponse(await queries.claim(claim_id, actor))
+    return ClaimView.model_validate(await queries.claim(claim_id, actor))
 
 
-@router.get("/v1/claims", dependencies=[Permission(Role.warranty_officer, Role.analyst, Role.dealer)])
+@router.get(
+    "/v1/claims",
+    response_model=Page[ClaimView],
+    dependencies=[Permission(Role.warranty_officer, Role.analyst, Role.dealer)],
+)
 async def list_claims(
     actor: CurrentActor,
     queries: Queries,
@@ -168,7 +184,7 @@ async def list_claims(
     dealer_id: Annotated[str | None, Query(max_length=80)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> JSONResponse:
+) -> Page[ClaimView]:
     """Claims, newest first, by status, job and dealer. Dealers list their own only."""
     own_dealer(actor, dealer_id, "list claims")
     items, after = await queries.claims(
@@ -179,34 +195,37 @@ async def list_claims(
         limit=limit,
         after=cursor_value(cursor, int),
     )
-    return page(items, after)
+    return page(ClaimView, items, after)
 
 
 async def _override(
     claim_id: str, approve: bool, body: OverrideBody, meta: Metadata, actor: Actor, warranty: Application[Any]
-) -> JSONResponse:
+) -> ClaimView:
     command = OverrideClaim(claim_id, approve, body.reason)
-    return JSONResponse(await warranty.handle(command, actor, meta))
+    return ClaimView.model_validate(await warranty.handle(command, actor, meta))
 
 
-@router.post("/v1/claims/{claim_id}/approve", dependencies=[Permission(Role.warranty_officer)])
+@router.post(
+    "/v1/claims/{claim_id}/approve", response_model=ClaimView, dependencies=[Permission(Role.warranty_officer)]
+)
 async def approve_claim(
     claim_id: PathId, body: OverrideBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty
-) -> JSONResponse:
+) -> ClaimView:
     """A warranty officer approves a rejected claim, recorded with who and why. Already approved: 409."""
     return await _override(claim_id, True, body, meta, actor, warranty)
 
 
-@router.post("/v1/claims/{claim_id}/reject", dependencies=[Permission(Role.warranty_officer)])
+@router.post("/v1/claims/{claim_id}/reject", response_model=ClaimView, dependencies=[Permission(Role.warranty_officer)])
 async def reject_claim(
     claim_id: PathId, body: OverrideBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty
-) -> JSONResponse:
+) -> ClaimView:
     """A warranty officer rejects an approved claim, recorded with who and why. Already rejected: 409."""
     return await _override(claim_id, False, body, meta, actor, warranty)
 
 
 @router.post(
     "/v1/returns",
+    response_model=ReturnDecisionView,
     status_code=201,
     responses=UNKNOWN_REFERENCE,
     dependencies=[Permission(Role.agent, Role.warranty_officer, Role.dealer)],
@@ -221,19 +240,21 @@ async def request_return(
     command = RequestReturn(body.serial, body.kind, body.reason, body.occurred_at)
 
     async def run() -> JSONResponse:
-        return created(await warranty.handle(command, actor, meta))
+        return created(ReturnDecisionView, await warranty.handle(command, actor, meta))
 
     return await idempotent.run(run)
 
 
-@router.get("/v1/units/{serial}/history", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
+@router.get(
+    "/v1/units/{serial}/history", response_model=UnitHistory, dependencies=[Permission(*STAFF_READERS, Role.dealer)]
+)
 async def unit_history(
     serial: Serial, actor: CurrentActor, queries: Queries, limit: Limit = 50, cursor: Cursor = None
-) -> JSONResponse:
+) -> UnitHistory:
     """One timeline per unit across dealers, oldest first: requests, jobs and visits, part swaps (old and new
     part serials), repairs, claims, returns. A dealer sees only the entries that belong to it."""
     items, next_after = await queries.history(serial, actor, limit=limit, after=_history_cursor(cursor))
-    return JSONResponse(
+    return UnitHistory.model_validate(
         {
             "serial": serial,
             "items": items,

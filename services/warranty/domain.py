@@ -217,21 +217,10 @@ class Unit(Namespaced, Aggregate):
                 ),
                 at,
             )
-        elif kind == ReturnKind.return_:
+        else:  # a return and an exchange granted record the same facts
+            granted = UnitReturned if kind == ReturnKind.return_ else UnitExchanged
             self.record(
-                UnitReturned(
-                    return_id=return_id,
-                    serial=self.serial,
-                    reason=reason,
-                    basis=decision.basis,
-                    days_since_sale=decision.days_since_sale,
-                    requested_by=requested_by,
-                ),
-                at,
-            )
-        else:
-            self.record(
-                UnitExchanged(
+                granted(
                     return_id=return_id,
                     serial=self.serial,
                     reason=reason,

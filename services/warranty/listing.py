@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+from sqlalchemy import ColumnElement, Table, select
+
+from shared.eventstore.database import Database
 
 Page = tuple[list[dict[str, Any]], Any]
 
@@ -15,3 +19,29 @@ def page_of(
     """`rows` queried with `limit + 1`: the first `limit` rendered, and the cursor when a further row exists."""
     page = rows[:limit]
     return [render(r) for r in page], (cursor_of(page[-1]) if len(rows) > limit else None)
+
+
+async def page_by_position(
+    db: Database,
+    table: Table,
+    filters: Iterable[tuple[ColumnElement[Any], Any]],
+    *,
+    limit: int,
+    after: int | None,
+    render: Callable[[Any], dict[str, Any]],
+    newest_first: bool = False,
+) -> Page:
+    """A page of `table`'s rows in `position` order (oldest first unless `newest_first`) after the cursor's
+    position, keeping the rows where each filter's column equals its value (a filter whose value is None keeps
+    all: an unscoped actor, a query parameter not given)."""
+    position = table.c.position
+    query = select(table)
+    for column, value in filters:
+        if value is not None:
+            query = query.where(column == value)
+    if after is not None:
+        query = query.where(position < after if newest_first else position > after)
+    async with db.read() as conn:
+        order = position.desc() if newest_first else position
+        rows = (await conn.execute(query.order_by(order).limit(limit + 1))).all()
+    return page_of(rows, limit, render, lambda r: r.position)

@@ -23,11 +23,20 @@ from services.warranty.commands import (
     TransferStock,
 )
 from services.warranty.parts_queries import PartsQueries
+from services.warranty.views import (
+    LocationView,
+    PartRequestView,
+    PartReturnView,
+    PartView,
+    ReceiptView,
+    StockLevelView,
+    TransferView,
+)
 from shared.auth import Actor, Role
 from shared.contracts.warranty import LocationKind, PartCondition
-from shared.http.commands import CommandMetadata, StrictBody, location
+from shared.http.commands import CommandMetadata, StrictBody, location, validated
 from shared.http.idempotency import Idempotency
-from shared.http.pagination import Cursor, Limit
+from shared.http.pagination import Cursor, Limit, Page
 from shared.http.problems import Problem
 from shared.http.security import CurrentActor, Permission
 
@@ -102,7 +111,13 @@ class PartReturnBody(StrictBody):
 # --- catalogue ---------------------------------------------------------------------------------------------
 
 
-@router.post("/v1/parts", status_code=201, dependencies=[Permission(Role.warranty_officer)])
+@router.post(
+    "/v1/parts",
+    response_model=PartView,
+    status_code=201,
+    responses={200: {"model": PartView, "description": "A part already catalogued, re-priced"}},
+    dependencies=[Permission(Role.warranty_officer)],
+)
 async def register_part(
     body: PartBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
 ) -> JSONResponse:
@@ -114,34 +129,36 @@ async def register_part(
     async def run() -> JSONResponse:
         registered = await warranty.handle(command, actor, meta)
         if registered.created:
-            return created(registered.view, location("/v1/parts", body.part_number))
-        return JSONResponse(registered.view)
+            return created(PartView, registered.view, location("/v1/parts", body.part_number))
+        return validated(PartView, registered.view)
 
     return await idempotent.run(run)
 
 
-@router.get("/v1/parts", dependencies=[Permission(*STOCK_READERS, Role.dealer)])
+@router.get("/v1/parts", response_model=Page[PartView], dependencies=[Permission(*STOCK_READERS, Role.dealer)])
 async def list_parts(
     queries: Queries,
     category: Annotated[str | None, Query(max_length=80)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> JSONResponse:
+) -> Page[PartView]:
     """The catalogue by part number, optionally of one category."""
     items, after = await queries.parts(category=category, limit=limit, after=cursor_value(cursor, str))
-    return page(items, after)
+    return page(PartView, items, after)
 
 
-@router.get("/v1/parts/{part_number}", dependencies=[Permission(*STOCK_READERS, Role.dealer)])
-async def get_part(part_number: PathId, queries: Queries) -> JSONResponse:
+@router.get("/v1/parts/{part_number}", response_model=PartView, dependencies=[Permission(*STOCK_READERS, Role.dealer)])
+async def get_part(part_number: PathId, queries: Queries) -> PartView:
     """One catalogued part with its current price."""
-    return JSONResponse(await queries.part(part_number))
+    return PartView.model_validate(await queries.part(part_number))
 
 
 # --- locations and stock ---------------------------------------------------------------------------------
 
 
-@router.post("/v1/stock-locations", status_code=201, dependencies=[Permission(*STOCK_KEEPERS)])
+@router.post(
+    "/v1/stock-locations", response_model=LocationView, status_code=201, dependencies=[Permission(*STOCK_KEEPERS)]
+)
 async def register_stock_location(
     body: LocationBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
 ) -> JSONResponse:
@@ -152,12 +169,12 @@ async def register_stock_location(
 
     async def run() -> JSONResponse:
         view = await warranty.handle(command, actor, meta)
-        return created(view, location("/v1/stock-locations", view["id"]))
+        return created(LocationView, view, location("/v1/stock-locations", view["id"]))
 
     return await idempotent.run(run)
 
 
-@router.get("/v1/stock-locations", dependencies=[Permission(*STOCK_READERS)])
+@router.get("/v1/stock-locations", response_model=Page[LocationView], dependencies=[Permission(*STOCK_READERS)])
 async def list_stock_locations(
     actor: CurrentActor,
     queries: Queries,
@@ -165,17 +182,21 @@ async def list_stock_locations(
     center_id: Annotated[str | None, Query(max_length=80)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> JSONResponse:
+) -> Page[LocationView]:
     """Stock locations in the order they were registered, by kind and center."""
     manufacturer_only(actor, "read the stock locations")
     items, after = await queries.locations(
         kind=kind.value if kind else None, center_id=center_id, limit=limit, after=cursor_value(cursor, int)
     )
-    return page(items, after)
+    return page(LocationView, items, after)
 
 
 @router.post(
-    "/v1/stock/receipts", status_code=201, responses=UNKNOWN_REFERENCE, dependencies=[Permission(*STOCK_KEEPERS)]
+    "/v1/stock/receipts",
+    response_model=ReceiptView,
+    status_code=201,
+    responses=UNKNOWN_REFERENCE,
+    dependencies=[Permission(*STOCK_KEEPERS)],
 )
 async def receive_stock(
     body: ReceiptBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
@@ -187,13 +208,17 @@ async def receive_stock(
     command = ReceiveStock(body.location_id, body.part_number, body.quantity, body.reference)
 
     async def run() -> JSONResponse:
-        return created(await warranty.handle(command, actor, meta))
+        return created(ReceiptView, await warranty.handle(command, actor, meta))
 
     return await idempotent.run(run)
 
 
 @router.post(
-    "/v1/stock/transfers", status_code=201, responses=UNKNOWN_REFERENCE, dependencies=[Permission(*STOCK_KEEPERS)]
+    "/v1/stock/transfers",
+    response_model=TransferView,
+    status_code=201,
+    responses=UNKNOWN_REFERENCE,
+    dependencies=[Permission(*STOCK_KEEPERS)],
 )
 async def transfer_stock(
     body: TransferBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
@@ -204,12 +229,17 @@ async def transfer_stock(
     command = TransferStock(body.from_location_id, body.to_location_id, body.part_number, body.quantity)
 
     async def run() -> JSONResponse:
-        return created(await warranty.handle(command, actor, meta))
+        return created(TransferView, await warranty.handle(command, actor, meta))
 
     return await idempotent.run(run)
 
 
-@router.get("/v1/stock", responses=UNKNOWN_REFERENCE, dependencies=[Permission(*STOCK_READERS)])
+@router.get(
+    "/v1/stock",
+    response_model=Page[StockLevelView],
+    responses=UNKNOWN_REFERENCE,
+    dependencies=[Permission(*STOCK_READERS)],
+)
 async def get_stock(
     actor: CurrentActor,
     queries: Queries,
@@ -217,13 +247,13 @@ async def get_stock(
     part_number: Annotated[str | None, Query(max_length=80)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> JSONResponse:
+) -> Page[StockLevelView]:
     """Stock per (location, part): on hand, reserved for part requests, and available (on hand − reserved)."""
     manufacturer_only(actor, "read the stock")
     items, after = await queries.stock(
         location_id=location_id, part_number=part_number, limit=limit, after=_pair(cursor_value(cursor, list))
     )
-    return page(items, after)
+    return page(StockLevelView, items, after)
 
 
 def _pair(value: Any) -> tuple[str, str] | None:
@@ -245,7 +275,11 @@ PART_REQUESTERS = (Role.technician, Role.dealer, Role.dispatcher, Role.warranty_
 
 
 @router.post(
-    "/v1/part-requests", status_code=201, responses=UNKNOWN_REFERENCE, dependencies=[Permission(*PART_REQUESTERS)]
+    "/v1/part-requests",
+    response_model=PartRequestView,
+    status_code=201,
+    responses=UNKNOWN_REFERENCE,
+    dependencies=[Permission(*PART_REQUESTERS)],
 )
 async def request_part(
     body: PartRequestBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
@@ -257,12 +291,14 @@ async def request_part(
 
     async def run() -> JSONResponse:
         view = await warranty.handle(command, actor, meta)
-        return created(view, location("/v1/part-requests", view["id"]))
+        return created(PartRequestView, view, location("/v1/part-requests", view["id"]))
 
     return await idempotent.run(run)
 
 
-@router.get("/v1/part-requests", dependencies=[Permission(*STOCK_READERS, Role.dealer)])
+@router.get(
+    "/v1/part-requests", response_model=Page[PartRequestView], dependencies=[Permission(*STOCK_READERS, Role.dealer)]
+)
 async def list_part_requests(
     actor: CurrentActor,
     queries: Queries,
@@ -271,40 +307,51 @@ async def list_part_requests(
     part_number: Annotated[str | None, Query(max_length=80)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> JSONResponse:
+) -> Page[PartRequestView]:
     """Part requests, oldest first, by job, status and part. Dealers list those of their own jobs; technicians
     those of the jobs assigned to them."""
     items, after = await queries.part_requests(
         actor, job_id=job_id, status=status, part_number=part_number, limit=limit, after=cursor_value(cursor, int)
     )
-    return page(items, after)
+    return page(PartRequestView, items, after)
 
 
-@router.get("/v1/part-requests/{part_request_id}", dependencies=[Permission(*STOCK_READERS, Role.dealer)])
-async def get_part_request(part_request_id: PathId, actor: CurrentActor, queries: Queries) -> JSONResponse:
+@router.get(
+    "/v1/part-requests/{part_request_id}",
+    response_model=PartRequestView,
+    dependencies=[Permission(*STOCK_READERS, Role.dealer)],
+)
+async def get_part_request(part_request_id: PathId, actor: CurrentActor, queries: Queries) -> PartRequestView:
     """One part request and where it stands."""
-    return JSONResponse(await queries.part_request(part_request_id, actor))
+    return PartRequestView.model_validate(await queries.part_request(part_request_id, actor))
 
 
-@router.post("/v1/part-requests/{part_request_id}/ship", dependencies=[Permission(*STOCK_KEEPERS)])
+@router.post(
+    "/v1/part-requests/{part_request_id}/ship",
+    response_model=PartRequestView,
+    dependencies=[Permission(*STOCK_KEEPERS)],
+)
 async def ship_part_request(
     part_request_id: PathId, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty
-) -> JSONResponse:
+) -> PartRequestView:
     """The warehouse (or center) hands a reserved request's parts over for the van of the job's technician:
     they leave its stock. Not reserved, reserved in the van already, or a technician without a van: 409."""
-    return JSONResponse(await warranty.handle(ShipPartRequest(part_request_id), actor, meta))
+    return PartRequestView.model_validate(await warranty.handle(ShipPartRequest(part_request_id), actor, meta))
 
 
 @router.post(
     "/v1/part-requests/{part_request_id}/receive",
+    response_model=PartRequestView,
     dependencies=[Permission(Role.technician, Role.dispatcher, Role.warranty_officer)],
 )
 async def receive_part_request(
     part_request_id: PathId, body: ReceiveBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty
-) -> JSONResponse:
+) -> PartRequestView:
     """The technician takes shipped parts into his van, where they stay reserved for the job (a swap uses them
     first). More than was shipped and not yet received is a 422; a request not shipped a 409."""
-    return JSONResponse(await warranty.handle(ReceivePartRequest(part_request_id, body.quantity), actor, meta))
+    return PartRequestView.model_validate(
+        await warranty.handle(ReceivePartRequest(part_request_id, body.quantity), actor, meta)
+    )
 
 
 # --- part returns ------------------------------------------------------------------------------------------
@@ -312,6 +359,7 @@ async def receive_part_request(
 
 @router.post(
     "/v1/part-returns",
+    response_model=PartReturnView,
     status_code=201,
     responses=UNKNOWN_REFERENCE,
     dependencies=[Permission(Role.technician, Role.dealer, Role.warranty_officer)],
@@ -326,12 +374,14 @@ async def return_part(
 
     async def run() -> JSONResponse:
         view = await warranty.handle(command, actor, meta)
-        return created(view, location("/v1/part-returns", view["id"]))
+        return created(PartReturnView, view, location("/v1/part-returns", view["id"]))
 
     return await idempotent.run(run)
 
 
-@router.get("/v1/part-returns", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
+@router.get(
+    "/v1/part-returns", response_model=Page[PartReturnView], dependencies=[Permission(*STAFF_READERS, Role.dealer)]
+)
 async def list_part_returns(
     actor: CurrentActor,
     queries: Queries,
@@ -340,18 +390,22 @@ async def list_part_returns(
     serial: Annotated[str | None, Query(max_length=80)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> JSONResponse:
+) -> Page[PartReturnView]:
     """Part returns in the order they were recorded. Dealers list those of their own jobs."""
     items, after = await queries.part_returns(
         actor, job_id=job_id, swap_id=swap_id, serial=serial, limit=limit, after=cursor_value(cursor, int)
     )
-    return page(items, after)
+    return page(PartReturnView, items, after)
 
 
-@router.get("/v1/part-returns/{return_id}", dependencies=[Permission(*STAFF_READERS, Role.dealer)])
-async def get_part_return(return_id: PathId, actor: CurrentActor, queries: Queries) -> JSONResponse:
+@router.get(
+    "/v1/part-returns/{return_id}",
+    response_model=PartReturnView,
+    dependencies=[Permission(*STAFF_READERS, Role.dealer)],
+)
+async def get_part_return(return_id: PathId, actor: CurrentActor, queries: Queries) -> PartReturnView:
     """One part return. Dealers see the returns of their own jobs only."""
-    return JSONResponse(await queries.part_return(return_id, actor))
+    return PartReturnView.model_validate(await queries.part_return(return_id, actor))
 
 
 __all__ = ["router"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from services.warranty.stock import Candidate, positive
 from shared.contracts.base import EventData
@@ -138,6 +139,17 @@ class PartRequest(Namespaced, Aggregate):
                 PartRequestReserved(**common, location_id=reserved_at.location_id, location_kind=reserved_at.kind), at
             )
 
+    def _identity(self) -> dict[str, Any]:
+        """What every event after the first repeats of the request: whose, for which job, unit and part."""
+        return {
+            "part_request_id": self.part_request_id,
+            "job_id": self.job_id,
+            "request_id": self.request_id,
+            "serial": self.serial,
+            "dealer_id": self.dealer_id,
+            "part_number": self.part_number,
+        }
+
     def _after_previous(self, at: datetime) -> datetime:
         """A step is never stamped before the request's previous one (clocks of the caller and of dispatch's
         job may disagree by a little)."""
@@ -150,15 +162,10 @@ class PartRequest(Namespaced, Aggregate):
             raise InvalidTransition(f"part request {self.part_request_id} is {self.status}, not backordered")
         self.record(
             PartRequestReserved(
-                part_request_id=self.part_request_id,
-                job_id=self.job_id,
-                request_id=self.request_id,
-                serial=self.serial,
-                part_number=self.part_number,
+                **self._identity(),
                 quantity=self.quantity,
                 location_id=location_id,
                 location_kind=kind,
-                dealer_id=self.dealer_id,
                 technician_id=technician_id,
                 requested_by=self.requested_by,
             ),
@@ -179,12 +186,7 @@ class PartRequest(Namespaced, Aggregate):
             )
         self.record(
             PartRequestShipped(
-                part_request_id=self.part_request_id,
-                job_id=self.job_id,
-                request_id=self.request_id,
-                serial=self.serial,
-                dealer_id=self.dealer_id,
-                part_number=self.part_number,
+                **self._identity(),
                 quantity=quantity,
                 from_location_id=self.location_id,
                 to_location_id=to_location_id,
@@ -212,12 +214,7 @@ class PartRequest(Namespaced, Aggregate):
             )
         self.record(
             PartRequestReceived(
-                part_request_id=self.part_request_id,
-                job_id=self.job_id,
-                request_id=self.request_id,
-                serial=self.serial,
-                dealer_id=self.dealer_id,
-                part_number=self.part_number,
+                **self._identity(),
                 quantity=quantity,
                 location_id=self.to_location_id,
                 received_by=by,
@@ -242,12 +239,7 @@ class PartRequest(Namespaced, Aggregate):
             raise InvalidTransition(f"part request {self.part_request_id} is {self.status}; nothing to release")
         self.record(
             PartRequestReleased(
-                part_request_id=self.part_request_id,
-                job_id=self.job_id,
-                request_id=self.request_id,
-                serial=self.serial,
-                dealer_id=self.dealer_id,
-                part_number=self.part_number,
+                **self._identity(),
                 quantity=quantity,
                 location_id=location_id,
                 reason=reason,

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 
-from services.warranty.listing import Page, page_of
+from services.warranty.listing import Page, page_by_position, page_of
 from services.warranty.parts_read_model import (
     part_requests,
     part_returns,
@@ -107,22 +107,15 @@ class PartsQueries:
         after: int | None,
     ) -> Page:
         """Oldest first (the order backorders are filled in)."""
-        query = select(part_requests)
         technician = actor.technician_scope if actor.dealer_scope is None else None
-        for column, value in (
+        filters = (
             (part_requests.c.dealer_id, actor.dealer_scope),
             (part_requests.c.technician_id, technician),
             (part_requests.c.job_id, job_id),
             (part_requests.c.status, status),
             (part_requests.c.part_number, part_number),
-        ):
-            if value is not None:
-                query = query.where(column == value)
-        if after is not None:
-            query = query.where(part_requests.c.position > after)
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query.order_by(part_requests.c.position).limit(limit + 1))).all()
-        return page_of(rows, limit, _view, lambda r: r.position)
+        )
+        return await page_by_position(self.db, part_requests, filters, limit=limit, after=after, render=_view)
 
     async def part_return(self, return_id: str, actor: Actor) -> dict[str, Any]:
         async with self.db.read() as conn:
@@ -141,17 +134,10 @@ class PartsQueries:
         limit: int,
         after: int | None,
     ) -> Page:
-        query = select(part_returns)
-        for column, value in (
+        filters = (
             (part_returns.c.dealer_id, actor.dealer_scope),
             (part_returns.c.job_id, job_id),
             (part_returns.c.swap_id, swap_id),
             (part_returns.c.serial, serial),
-        ):
-            if value is not None:
-                query = query.where(column == value)
-        if after is not None:
-            query = query.where(part_returns.c.position > after)
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query.order_by(part_returns.c.position).limit(limit + 1))).all()
-        return page_of(rows, limit, _view, lambda r: r.position)
+        )
+        return await page_by_position(self.db, part_returns, filters, limit=limit, after=after, render=_view)

@@ -14,7 +14,7 @@ from services.warranty import timeline
 from services.warranty.application import WarrantyRules, find, policy_book
 from services.warranty.coverage import judge, unit_coverage
 from services.warranty.domain import Unit
-from services.warranty.listing import Page, page_of
+from services.warranty.listing import Page, page_by_position, page_of
 from services.warranty.projections import PROJECTIONS
 from services.warranty.read_model import claims, policies, product_view, products, swaps
 from shared.auth import Actor
@@ -91,19 +91,12 @@ class WarrantyQueries:
     async def products(
         self, actor: Actor, *, dealer_id: str | None, product_line: str | None, limit: int, after: int | None
     ) -> Page:
-        query = select(products)
-        for column, value in (
+        filters = (
             (products.c.dealer_id, actor.dealer_scope),
             (products.c.dealer_id, dealer_id),
             (products.c.product_line, product_line),
-        ):
-            if value is not None:
-                query = query.where(column == value)
-        if after is not None:
-            query = query.where(products.c.position > after)
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query.order_by(products.c.position).limit(limit + 1))).all()
-        return page_of(rows, limit, product_view, lambda r: r.position)
+        )
+        return await page_by_position(self.db, products, filters, limit=limit, after=after, render=product_view)
 
     async def policy(self, product_line: str) -> dict[str, Any]:
         async with self.db.read() as conn:
@@ -133,19 +126,14 @@ class WarrantyQueries:
     async def swaps(
         self, actor: Actor, *, job_id: str | None, serial: str | None, limit: int, after: int | None
     ) -> Page:
-        query = select(swaps)
-        for column, value in (
+        filters = (
             (swaps.c.dealer_id, actor.dealer_scope),
             (swaps.c.job_id, job_id),
             (swaps.c.serial, serial),
-        ):
-            if value is not None:
-                query = query.where(column == value)
-        if after is not None:
-            query = query.where(swaps.c.position > after)
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query.order_by(swaps.c.position).limit(limit + 1))).all()
-        return page_of(rows, limit, lambda r: json.loads(r.view), lambda r: r.position)
+        )
+        return await page_by_position(
+            self.db, swaps, filters, limit=limit, after=after, render=lambda r: json.loads(r.view)
+        )
 
     async def claim(self, claim_id: str, actor: Actor) -> dict[str, Any]:
         async with self.db.read() as conn:
@@ -165,20 +153,15 @@ class WarrantyQueries:
         after: int | None,
     ) -> Page:
         """Newest first."""
-        query = select(claims)
-        for column, value in (
+        filters = (
             (claims.c.dealer_id, actor.dealer_scope),
             (claims.c.dealer_id, dealer_id),
             (claims.c.status, status),
             (claims.c.job_id, job_id),
-        ):
-            if value is not None:
-                query = query.where(column == value)
-        if after is not None:
-            query = query.where(claims.c.position < after)
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query.order_by(claims.c.position.desc()).limit(limit + 1))).all()
-        return page_of(rows, limit, lambda r: json.loads(r.view), lambda r: r.position)
+        )
+        return await page_by_position(
+            self.db, claims, filters, limit=limit, after=after, render=lambda r: json.loads(r.view), newest_first=True
+        )
 
     async def history(self, serial: str, actor: Actor, *, limit: int, after: tuple[datetime, int] | None) -> Page:
         async with self.db.read() as conn:

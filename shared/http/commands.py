@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request
@@ -65,6 +65,15 @@ def created(view: BaseModel, collection: str, resource_id: str) -> JSONResponse:
     return JSONResponse(
         view.model_dump(mode="json"), status_code=201, headers={"Location": location(collection, resource_id)}
     )
+
+
+def validated(
+    view: type[BaseModel], data: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The answer of a command whose handler builds its view as a dict (dispatch, warranty): checked against the
+    view model first, then kept as a response (an Idempotency-Key replays it as it is)."""
+    body = view.model_validate(data).model_dump(mode="json", by_alias=True)
+    return JSONResponse(body, status_code=status_code, headers=headers)
 
 
 def location(collection: str, resource_id: str) -> str:

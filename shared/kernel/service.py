@@ -4,10 +4,10 @@ settings and nothing happens at import time."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from sqlalchemy import MetaData
@@ -19,8 +19,10 @@ from shared.eventstore.store import EventStore
 from shared.eventstore.tables import service_schema
 from shared.kernel.application import Application
 from shared.observability.logging import configure_logging
-from shared.runtime import ServiceRuntime
+from shared.runtime import BackgroundWorker, ServiceRuntime
 from shared.settings import ServiceSettings
+
+A = TypeVar("A", bound=Application[Any])
 
 
 @dataclass(frozen=True)
@@ -42,13 +44,15 @@ def kernel_lifespan(
     *,
     metadata: MetaData,
     consumes: list[str],
-    build: Callable[[ServiceParts], Application[Any]],
+    build: Callable[[ServiceParts], A],
     clock: Clock | None = None,
     configure_logs: bool = True,
-    on_start: Callable[[FastAPI, ServiceParts, Application[Any]], None] | None = None,
+    on_start: Callable[[FastAPI, ServiceParts, A], None] | None = None,
+    workers: Callable[[ServiceParts, A], Mapping[str, BackgroundWorker]] | None = None,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """`build` makes the service's Application from the common parts; it is kept on `app.state.application`
-    (`on_start` may hang more there, e.g. a reads object)."""
+    (`on_start` may hang more there, e.g. a reads object). `workers` names the service's own background loops
+    (`shared.runtime.BackgroundWorker`), run by the runtime beside the relay, the consumer and the scheduler."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,6 +73,8 @@ def kernel_lifespan(
             deadline_handler=application.deadline_handler(),
             clock=parts.clock,
         )
+        for name, worker in (workers(parts, application) if workers is not None else {}).items():
+            runtime.add_worker(name, worker)
         app.state.application = application
         if on_start is not None:
             on_start(app, parts, application)

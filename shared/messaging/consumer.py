@@ -36,7 +36,7 @@ from shared.observability.tracing import current_traceparent, span, trace_id_of
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[IncomingEvent, AsyncConnection], Awaitable[None]]
+Handler = Callable[[IncomingEvent[Any], AsyncConnection], Awaitable[None]]
 
 # Plain SQL on purpose: SQLAlchemy 2.0 cannot cache the compiled form of INSERT .. ON CONFLICT, and
 # recompiling it per event cost a fifth of a consumer's CPU. Both SQLite and PostgreSQL take this form.
@@ -142,7 +142,7 @@ class IdempotentConsumer:
             handled += len(chunk)
         return handled
 
-    def _prepare(self, record: ConsumerRecord) -> tuple[IncomingEvent | None, Handler | None, str | None]:
+    def _prepare(self, record: ConsumerRecord) -> tuple[IncomingEvent[Any] | None, Handler | None, str | None]:
         """(event, handler, reason it goes to the DLQ); no handler and no reason: a type we ignore."""
         try:
             envelope = from_record(record.topic, record.key, record.value, record.headers or ())
@@ -161,7 +161,7 @@ class IdempotentConsumer:
         return IncomingEvent(envelope, data), handler, None
 
     @contextmanager
-    def _traced(self, record: ConsumerRecord, incoming: IncomingEvent) -> Iterator[None]:
+    def _traced(self, record: ConsumerRecord, incoming: IncomingEvent[Any]) -> Iterator[None]:
         envelope = incoming.envelope
         with span(
             self.service,
@@ -210,7 +210,7 @@ class IdempotentConsumer:
         for record, reason in dead:
             await self._to_dlq(record, reason)
 
-    async def _apply_in_savepoint(self, conn: AsyncConnection, incoming: IncomingEvent, handler: Handler) -> str:
+    async def _apply_in_savepoint(self, conn: AsyncConnection, incoming: IncomingEvent[Any], handler: Handler) -> str:
         for _ in range(self.handler_attempts):
             try:
                 async with conn.begin_nested():
@@ -235,7 +235,7 @@ class IdempotentConsumer:
         with self._traced(record, incoming):
             return await self._apply(record, incoming, handler)
 
-    async def _apply(self, record: ConsumerRecord, incoming: IncomingEvent, handler: Handler) -> str:
+    async def _apply(self, record: ConsumerRecord, incoming: IncomingEvent[Any], handler: Handler) -> str:
         """Apply one record in a transaction of its own. A handler that keeps failing while the database is
         up sends the record to the DLQ; while the database is away (or races keep being lost), the record is
         retried without end: never skipped, never counted twice."""

@@ -1,4 +1,7 @@
-"""aiokafka with the settings Servicetrail needs, in one place (the library's defaults are weak for us)."""
+"""aiokafka with the settings Servicetrail needs, in one place (the library's defaults are weak for us).
+
+A `memory://<name>` bootstrap address gives the in-process broker's producers and consumers instead
+(`shared.messaging.memory`, the fast test tier): everything that reaches Kafka goes through these functions."""
 
 from __future__ import annotations
 
@@ -12,13 +15,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shared.messaging import memory
+
 log = logging.getLogger(__name__)
 
 
 def reliable_producer(bootstrap: str, client_id: str, **overrides: Any) -> AIOKafkaProducer:
     """Idempotent producer with acks=all: no duplicates from its own retries, nothing acknowledged that
     the in-sync replicas did not all store. Short linger so batches form under load only."""
-    options = dict(
+    options: dict[str, Any] = dict(
         bootstrap_servers=bootstrap,
         client_id=client_id,
         enable_idempotence=True,
@@ -30,6 +35,13 @@ def reliable_producer(bootstrap: str, client_id: str, **overrides: Any) -> AIOKa
         metadata_max_age_ms=60000,
     )
     options.update(overrides)
+    if memory.is_memory(bootstrap):
+        return memory.InMemoryProducer(
+            memory.broker_for(bootstrap),
+            client_id,
+            max_batch_size=int(options["max_batch_size"]),
+            max_request_size=int(options.get("max_request_size", memory.MAX_REQUEST_SIZE)),
+        )
     return AIOKafkaProducer(**options)
 
 
@@ -38,8 +50,7 @@ def manual_commit_consumer(
 ) -> AIOKafkaConsumer:
     """A consumer in `group_id` that starts from the beginning of a topic it never read and commits only
     when told to (after the effect is durable)."""
-    options = dict(
-        bootstrap_servers=bootstrap,
+    options: dict[str, Any] = dict(
         group_id=group_id,
         client_id=client_id,
         enable_auto_commit=False,
@@ -51,7 +62,14 @@ def manual_commit_consumer(
         metadata_max_age_ms=30000,
     )
     options.update(overrides)
-    return AIOKafkaConsumer(*topics, **options)
+    return plain_consumer(bootstrap, *topics, **options)
+
+
+def plain_consumer(bootstrap: str, *topics: str, **options: Any) -> AIOKafkaConsumer:
+    """An `AIOKafkaConsumer` with exactly these options (or the in-memory broker's, for `memory://`)."""
+    if memory.is_memory(bootstrap):
+        return memory.InMemoryConsumer(memory.broker_for(bootstrap), *topics, **options)
+    return AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, **options)
 
 
 _TOPIC_ALREADY_EXISTS = 36
@@ -72,6 +90,9 @@ async def ensure_topics(
     lower min.insync.replicas) than configured is logged as a warning: Kafka cannot raise it in place, ops must
     reassign its partitions."""
     topics = list(topics)
+    if memory.is_memory(bootstrap):
+        memory.broker_for(bootstrap).create_topics(topics, partitions)
+        return
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
     await asyncio.wait_for(admin.start(), timeout)
     try:

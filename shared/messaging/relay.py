@@ -20,9 +20,10 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
@@ -37,7 +38,7 @@ from shared.clock import rfc3339, utcnow
 from shared.eventstore.database import Database
 from shared.eventstore.store import subject_of
 from shared.eventstore.tables import leases, outbox
-from shared.messaging.cloudevents import binary_headers
+from shared.messaging.cloudevents import Headers, binary_headers
 from shared.messaging.partitioning import default_partition
 from shared.observability.metrics import EVENTS_PUBLISHED, RELAY_BACKLOG, RELAY_ERRORS, RELAY_PUBLISHED
 from shared.observability.tracing import current_traceparent, span
@@ -52,7 +53,7 @@ class Lease:
 
     def __init__(self, db: Database, name: str, owner: str, seconds: float) -> None:
         self.db, self.name, self.owner, self.seconds = db, name, owner, seconds
-        self._held_until = None
+        self._held_until: datetime | None = None
 
     async def hold(self) -> bool:
         """True while this owner holds the lease; renews it when half of it has run out."""
@@ -65,7 +66,7 @@ class Lease:
             return True
         return False
 
-    async def acquire(self, now=None) -> bool:
+    async def acquire(self, now: datetime | None = None) -> bool:
         now = now or utcnow()
         expires = now + timedelta(seconds=self.seconds)
         async with self.db.transaction() as conn:
@@ -91,7 +92,7 @@ class Lease:
         self._held_until = None
 
 
-async def _all_acknowledged(futures: list[asyncio.Future]) -> None:
+async def _all_acknowledged(futures: list[asyncio.Future[Any]]) -> None:
     """Await the futures in order: most are done by the time we get to them, and awaiting a done future costs
     nothing, whereas gather() schedules a callback for each (a few µs per event); the first failure raises."""
     for future in futures:
@@ -114,6 +115,8 @@ _DUE = text(
 )
 _POSITION, _TYPE = 0, 5
 
+DueRow = Sequence[Any]  # one row of _DUE, as the driver returns it (a tuple-like Row)
+
 # aiokafka's default max_request_size: a record above it is refused by send(), so the relay refuses it too.
 _DEFAULT_MAX_REQUEST_SIZE = 1048576
 _HEADROOM = 4096
@@ -123,10 +126,10 @@ def _rfc3339_stored(value: str | datetime) -> str:
     """A stored time in RFC 3339, as `rfc3339` formats it. SQLite keeps a UTC time as text
     'YYYY-MM-DD HH:MM:SS.ffffff' (SQLAlchemy's storage format), re-spelled here without parsing it;
     PostgreSQL's driver hands back an aware datetime."""
-    if type(value) is str:
+    if isinstance(value, str):
         if len(value) == 26 and value[10] == " " and value[19] == ".":
             return f"{value[:10]}T{value[11:19] if value.endswith('.000000') else value[11:]}Z"
-        value = datetime.fromisoformat(value)
+        return rfc3339(datetime.fromisoformat(value))
     return rfc3339(value)
 
 
@@ -135,7 +138,7 @@ class _Batch:
     """One producer batch for one partition, and the outbox rows in it, in position order."""
 
     builder: BatchBuilder
-    rows: list = field(default_factory=list)
+    rows: list[DueRow] = field(default_factory=list)
 
 
 @dataclass
@@ -143,8 +146,8 @@ class _InFlight:
     """Rows handed to the producer, and the task awaiting Kafka's acknowledgement of all of them. `read_until`
     is the last position read for this batch, `complete` whether every row read was handed over."""
 
-    rows: list
-    acknowledged: asyncio.Task
+    rows: list[DueRow]
+    acknowledged: asyncio.Task[None]
     read_until: int = 0
     complete: bool = False
 
@@ -170,7 +173,7 @@ class OutboxRelay:
         self.lease = Lease(db, f"relay:{source}", f"{source}-{uuid.uuid4()}", lease_seconds)
         self._producer: AIOKafkaProducer | None = None
         self._in_flight: _InFlight | None = None
-        self._prefetched: list | None = None
+        self._prefetched: list[DueRow] | None = None
         self.failures = 0  # rounds that failed (Kafka or the database away), for tests and logs
         self._stopping = asyncio.Event()
         self.published = 0
@@ -208,10 +211,10 @@ class OutboxRelay:
             except Exception:  # the lease runs out by itself
                 pass
 
-    async def _due(self, after: int = 0) -> list:
+    async def _due(self, after: int = 0) -> list[DueRow]:
         """Up to a batch of due events after `after`, in position order, as tuples (see `_DUE`)."""
         async with self.db.read() as conn:
-            return (await conn.execute(_DUE, {"after": after, "limit": self.batch_size})).all()
+            return list((await conn.execute(_DUE, {"after": after, "limit": self.batch_size})).all())
 
     async def publish_due(self) -> int:
         """Wait for Kafka's acknowledgement of the batch in flight (handing one over first when none is), delete
@@ -231,6 +234,7 @@ class OutboxRelay:
                 return 0
             await self._hand_to_producer(rows)
         in_flight = self._in_flight
+        assert in_flight is not None, "_hand_to_producer hands over at least the first row, or raises"
         next_batch = (
             asyncio.create_task(self._due(after=in_flight.read_until))
             if in_flight.complete and len(in_flight.rows) == self.batch_size and self._prefetched is None
@@ -251,9 +255,9 @@ class OutboxRelay:
                     self._prefetched, next_batch = await next_batch, None
                 # The wait for the acknowledgement may have outlasted the lease: hand over only while holding it
                 # (rows read before losing it are dropped: another replica may publish them meanwhile).
-                rows, self._prefetched = self._prefetched, None
-                if rows and await self.lease.hold():
-                    await self._hand_to_producer(rows)
+                ready, self._prefetched = self._prefetched, None
+                if ready and await self.lease.hold():
+                    await self._hand_to_producer(ready)
             finally:
                 await deleting
         except BaseException:
@@ -268,11 +272,11 @@ class OutboxRelay:
             EVENTS_PUBLISHED.labels(self.source, event_type).inc(count)
         return len(rows)
 
-    async def _delete(self, rows: list) -> None:
+    async def _delete(self, rows: list[DueRow]) -> None:
         async with self.db.transaction() as conn:
             await conn.execute(delete(outbox).where(outbox.c.position.in_([row[_POSITION] for row in rows])))
 
-    def _record(self, row, source: bytes, tracing: bool) -> tuple[str, bytes, bytes, list]:
+    def _record(self, row: DueRow, source: bytes, tracing: bool) -> tuple[str, bytes, bytes, Headers]:
         """(topic, key, value, CloudEvents headers) of an outbox row, straight from its columns."""
         (
             _,
@@ -323,7 +327,7 @@ class OutboxRelay:
         )
         return topic, subject.encode(), data.encode(), headers
 
-    async def _hand_to_producer(self, rows: list) -> None:
+    async def _hand_to_producer(self, rows: list[DueRow]) -> None:
         """Put the rows in per-partition batches (the partition `send()` would choose, so one aggregate's events
         stay on one partition, in order) of the producer's batch size, and hand them over with `send_batch`:
         one future per batch instead of one per record. Whatever batches the producer took are in flight, even
@@ -336,7 +340,7 @@ class OutboxRelay:
         max_record = getattr(producer, "_max_request_size", _DEFAULT_MAX_REQUEST_SIZE)
         partitions: dict[str, list[int]] = {}
         open_batches: dict[tuple[str, int], _Batch] = {}
-        handed: list[tuple[_Batch, asyncio.Future]] = []
+        handed: list[tuple[_Batch, asyncio.Future[Any]]] = []
         try:
             too_large = None
             for row in rows:

@@ -14,8 +14,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from shared.clock import utcnow
 from shared.contracts.base import EventData
 from shared.events import EventEnvelope
+from shared.messaging import memory
 from shared.messaging.cloudevents import to_record
-from shared.messaging.kafka import reliable_producer
+from shared.messaging.kafka import plain_consumer, reliable_producer
 
 
 def envelope_for(
@@ -88,9 +89,7 @@ async def collect(
 ) -> list[ConsumerRecord]:
     """Read `topic` from the beginning (no group) until `expected` matching records arrived, then keep
     reading `settle` seconds more so that extra (duplicate) records would show too."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", group_id=None
-    )
+    consumer = plain_consumer(bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", group_id=None)
     await consumer.start()
     found: list[ConsumerRecord] = []
     try:
@@ -120,6 +119,9 @@ async def start_group_at_end(bootstrap: str, group: str, topics: list[str], *, k
     """Commit `group`'s offsets at the end of `topics`, so that a test app's consumer reads only what comes
     next instead of every earlier test's events. `keep_committed`: leave the partitions where the group has
     committed already as they are (a restarted app resumes where it was)."""
+    if memory.is_memory(bootstrap):
+        _start_in_memory_group_at_end(bootstrap, group, topics, keep_committed)
+        return
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -142,8 +144,21 @@ async def start_group_at_end(bootstrap: str, group: str, topics: list[str], *, k
 def start_group_at_end_now(bootstrap: str, group: str, topics: list[str], *, keep_committed: bool = False) -> None:
     """`start_group_at_end` from synchronous code (a settings fixture) or from under a running loop: it runs on a
     loop of its own, in a thread."""
+    if memory.is_memory(bootstrap):  # the in-process broker lives on the caller's loop: no thread, no wait
+        _start_in_memory_group_at_end(bootstrap, group, topics, keep_committed)
+        return
     with ThreadPoolExecutor(1) as thread:
         thread.submit(asyncio.run, start_group_at_end(bootstrap, group, topics, keep_committed=keep_committed)).result()
+
+
+def _start_in_memory_group_at_end(bootstrap: str, group: str, topics: list[str], keep_committed: bool) -> None:
+    broker = memory.broker_for(bootstrap)
+    ends = {
+        tp: broker.end_offset(tp)
+        for tp in (TopicPartition(t, p) for t in topics for p in broker.partitions_of(t))
+        if not (keep_committed and broker.committed(group, tp) is not None)
+    }
+    broker.commit(group, ends)
 
 
 async def group_at_end(bootstrap: str, topics: list[str], prefix: str) -> str:

@@ -228,7 +228,7 @@ async def test_events_stored_before_actors_were_kept_read_as_system_unknown_and_
 # --- on Kafka ----------------------------------------------------------------------------------------------------
 
 
-async def test_the_relay_publishes_the_actor_as_ce_actor_and_a_consumer_reads_it_back(db, kafka_bootstrap):
+async def test_the_relay_publishes_the_actor_as_ce_actor_and_a_consumer_reads_it_back(db, event_bus):
     stream = f"actor-{uuid.uuid4()}"
     store = EventStore("relay-actor-test")
     tricky = ActorId.user("clerk;7%", "D1")
@@ -245,7 +245,7 @@ async def test_the_relay_publishes_the_actor_as_ce_actor_and_a_consumer_reads_it
             )
     relay = OutboxRelay(
         db,
-        lambda: reliable_producer(kafka_bootstrap, "relay-actor-test"),
+        lambda: reliable_producer(event_bus, "relay-actor-test"),
         source="relay-actor-test",
         poll_interval=0.05,
     )
@@ -260,7 +260,7 @@ async def test_the_relay_publishes_the_actor_as_ce_actor_and_a_consumer_reads_it
     finally:
         await relay.stop()
         await task
-    records = await collect(kafka_bootstrap, INTAKE, lambda r: r.key == stream.encode(), expected=2)
+    records = await collect(event_bus, INTAKE, lambda r: r.key == stream.encode(), expected=2)
     assert [headers_of(r)["ce_actor"] for r in records] == ["user:clerk%3B7%25;dealer=D1", "system:dispatch"]
     read_back = [from_record(r.topic, r.key, r.value, r.headers).actor for r in records]
     assert [ActorId.parse(a) for a in read_back] == [tricky, ActorId.system("dispatch")]

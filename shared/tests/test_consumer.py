@@ -1,4 +1,4 @@
-"""The idempotent consumer runner against a real broker and database: one effect per event id, offsets
+"""The idempotent consumer runner against a broker (the in-process one and real Kafka) and a real database: one effect per event id, offsets
 committed after the effect, poison records to the DLQ, and nothing lost or doubled when the process is
 killed mid-stream."""
 
@@ -22,11 +22,21 @@ from shared.testing.counting_consumer import counting_consumer, effects, prepare
 from shared.testing.kafka import collect, envelope_for, headers_of, publish, publish_raw, subject_is
 
 
-@pytest.fixture
-async def topic(kafka_bootstrap):
+async def new_topic(bootstrap: str) -> str:
     name = f"test-{uuid.uuid4().hex[:8]}.events"
-    await ensure_topics(kafka_bootstrap, [name, dlq_for(name)], partitions=2)
+    await ensure_topics(bootstrap, [name, dlq_for(name)], partitions=2)
     return name
+
+
+@pytest.fixture
+async def topic(broker):
+    return await new_topic(broker)
+
+
+@pytest.fixture
+async def kafka_topic(kafka_bootstrap):
+    """A topic on the real broker: the test that kills a consumer process cannot share an in-process one."""
+    return await new_topic(kafka_bootstrap)
 
 
 @pytest.fixture
@@ -62,16 +72,16 @@ class Running:
         await self.task
 
 
-async def test_an_event_delivered_twice_has_one_effect_even_across_a_restart(db, topic, kafka_bootstrap):
+async def test_an_event_delivered_twice_has_one_effect_even_across_a_restart(db, topic, broker):
     group = f"g-{uuid.uuid4().hex[:6]}"
     twice = event(topic, "dup-1")
-    await publish(kafka_bootstrap, twice, twice, event(topic, "other"))
-    async with Running(counting_consumer(db, kafka_bootstrap, group, topic)) as consumer:
+    await publish(broker, twice, twice, event(topic, "other"))
+    async with Running(counting_consumer(db, broker, group, topic)) as consumer:
         await eventually(lambda: effect_count(db), until=lambda n: n == 2)
     assert consumer.counts["duplicate"] == 1
 
-    await publish(kafka_bootstrap, twice, event(topic, "marker"))
-    async with Running(counting_consumer(db, kafka_bootstrap, group, topic)) as restarted:
+    await publish(broker, twice, event(topic, "marker"))
+    async with Running(counting_consumer(db, broker, group, topic)) as restarted:
         await eventually(lambda: effect_count(db, "marker"), until=lambda n: n == 1)
     assert await effect_count(db, "dup-1") == 1
     assert restarted.counts == {"applied": 1, "duplicate": 1, "ignored": 0, "dlq": 0}, (
@@ -79,18 +89,16 @@ async def test_an_event_delivered_twice_has_one_effect_even_across_a_restart(db,
     )
 
 
-async def test_poison_records_go_to_the_dlq_with_their_reason_and_the_partition_keeps_flowing(
-    db, topic, kafka_bootstrap
-):
+async def test_poison_records_go_to_the_dlq_with_their_reason_and_the_partition_keeps_flowing(db, topic, broker):
     key = "poison-key"
-    await publish_raw(kafka_bootstrap, topic, b"\x00\x01 not an event", key=key.encode())
-    await publish(kafka_bootstrap, replace(event(topic, key), data='{"request_id": 42}'))
-    await publish(kafka_bootstrap, replace(event(topic, key), dataschema="service_request.escalated/7"))
-    await publish(kafka_bootstrap, event(topic, key))
-    async with Running(counting_consumer(db, kafka_bootstrap, f"g-{uuid.uuid4().hex[:6]}", topic)) as consumer:
+    await publish_raw(broker, topic, b"\x00\x01 not an event", key=key.encode())
+    await publish(broker, replace(event(topic, key), data='{"request_id": 42}'))
+    await publish(broker, replace(event(topic, key), dataschema="service_request.escalated/7"))
+    await publish(broker, event(topic, key))
+    async with Running(counting_consumer(db, broker, f"g-{uuid.uuid4().hex[:6]}", topic)) as consumer:
         await eventually(lambda: effect_count(db, key), until=lambda n: n == 1)
     assert consumer.counts["dlq"] == 3
-    dead = await collect(kafka_bootstrap, dlq_for(topic), subject_is(key), expected=3)
+    dead = await collect(broker, dlq_for(topic), subject_is(key), expected=3)
     reasons = [headers_of(r)["dlq_reason"] for r in dead]
     assert reasons[0].startswith("unreadable: missing CloudEvents headers")
     assert reasons[1].startswith("invalid data for service_request.escalated/1: request_id")
@@ -99,11 +107,9 @@ async def test_poison_records_go_to_the_dlq_with_their_reason_and_the_partition_
     assert {headers_of(r)["dlq_topic"] for r in dead} == {topic}
 
 
-async def test_an_event_whose_handler_keeps_failing_goes_to_the_dlq_after_its_retries(db, topic, kafka_bootstrap):
-    await publish(kafka_bootstrap, event(topic, "broken"), event(topic, "fine"))
-    consumer = counting_consumer(
-        db, kafka_bootstrap, f"g-{uuid.uuid4().hex[:6]}", topic, fail_subjects=frozenset({"broken"})
-    )
+async def test_an_event_whose_handler_keeps_failing_goes_to_the_dlq_after_its_retries(db, topic, broker):
+    await publish(broker, event(topic, "broken"), event(topic, "fine"))
+    consumer = counting_consumer(db, broker, f"g-{uuid.uuid4().hex[:6]}", topic, fail_subjects=frozenset({"broken"}))
     async with Running(consumer):
         await eventually(lambda: effect_count(db, "fine"), until=lambda n: n == 1)
 
@@ -113,14 +119,15 @@ async def test_an_event_whose_handler_keeps_failing_goes_to_the_dlq_after_its_re
         # Stopping while a record is still being retried leaves it for the restart (its offset uncommitted):
         # wait for its retries to run out here, before the consumer stops.
         await eventually(dead_letters, until=lambda n: n == 1)
-    dead = await collect(kafka_bootstrap, dlq_for(topic), subject_is("broken"), expected=1)
+    dead = await collect(broker, dlq_for(topic), subject_is("broken"), expected=1)
     assert "handler failed: RuntimeError: cannot handle broken" in headers_of(dead[0])["dlq_reason"]
     assert await effect_count(db, "broken") == 0, "the failed attempts were rolled back"
 
 
 async def test_killing_the_consumer_process_mid_stream_loses_nothing_and_counts_nothing_twice(
-    database_url, topic, kafka_bootstrap
+    database_url, kafka_topic, kafka_bootstrap
 ):
+    topic = kafka_topic
     url = database_url
     total = 300
     await publish(kafka_bootstrap, *(event(topic, f"k-{i}") for i in range(total)))

@@ -1,4 +1,4 @@
-"""The outbox relay against a real broker: everything due is published once, in order, and marked."""
+"""The outbox relay against a broker (the in-process one and real Kafka): everything due is published once, in order, and marked."""
 
 import asyncio
 import uuid
@@ -67,26 +67,26 @@ async def outbox_size(db) -> int:
         return (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
 
 
-async def test_the_relay_publishes_every_due_event_in_stream_order_and_empties_the_outbox(db, kafka_bootstrap):
+async def test_the_relay_publishes_every_due_event_in_stream_order_and_empties_the_outbox(db, broker):
     streams = [f"relay-{uuid.uuid4()}" for _ in range(4)]
     await append_many(db, streams, per_stream=5)
-    relay = relay_for(db, kafka_bootstrap, batch_size=7)
+    relay = relay_for(db, broker, batch_size=7)
     task = asyncio.create_task(relay.run())
     try:
         await eventually(lambda: outbox_size(db), until=lambda n: n == 0)
     finally:
         await relay.stop()
         await task
-    records = await collect(kafka_bootstrap, INTAKE, lambda r: r.key.decode() in streams, expected=20, settle=0.5)
+    records = await collect(broker, INTAKE, lambda r: r.key.decode() in streams, expected=20, settle=0.5)
     assert len(records) == 20
     for stream in streams:
         sequences = [int(headers_of(r)["ce_sequence"]) for r in records if r.key.decode() == stream]
         assert sequences == [1, 2, 3, 4, 5]
 
 
-async def test_two_relay_replicas_publish_each_event_exactly_once(db, kafka_bootstrap):
+async def test_two_relay_replicas_publish_each_event_exactly_once(db, broker):
     streams = [f"replica-{uuid.uuid4()}" for _ in range(3)]
-    relays = [relay_for(db, kafka_bootstrap, batch_size=4) for _ in range(2)]
+    relays = [relay_for(db, broker, batch_size=4) for _ in range(2)]
     tasks = [asyncio.create_task(r.run()) for r in relays]
     try:
         await append_many(db, streams, per_stream=10)
@@ -95,13 +95,13 @@ async def test_two_relay_replicas_publish_each_event_exactly_once(db, kafka_boot
         for relay in relays:
             await relay.stop()
         await asyncio.gather(*tasks)
-    records = await collect(kafka_bootstrap, INTAKE, lambda r: r.key.decode() in streams, expected=30, settle=1.0)
+    records = await collect(broker, INTAKE, lambda r: r.key.decode() in streams, expected=30, settle=1.0)
     ids = [headers_of(r)["ce_id"] for r in records]
     assert len(ids) == len(set(ids)) == 30, "no duplicates, no gaps"
     assert sorted(r.published for r in relays)[0] == 0, "one replica held the lease, the other stood by"
 
 
-async def test_no_event_is_skipped_when_transactions_commit_out_of_order(db, kafka_bootstrap):
+async def test_no_event_is_skipped_when_transactions_commit_out_of_order(db, broker):
     if db.is_sqlite:
         pytest.skip("SQLite runs one write transaction at a time: commits cannot interleave")
     store = EventStore(source="relay-test")
@@ -110,7 +110,7 @@ async def test_no_event_is_skipped_when_transactions_commit_out_of_order(db, kaf
     def escalation(stream):
         return [NewEvent(ServiceRequestEscalated(request_id=stream, reason="r"), utcnow())]
 
-    relay = relay_for(db, kafka_bootstrap)
+    relay = relay_for(db, broker)
     task = asyncio.create_task(relay.run())
     try:
         async with db.engine.connect() as slow:
@@ -141,12 +141,12 @@ async def test_no_event_is_skipped_when_transactions_commit_out_of_order(db, kaf
     finally:
         await relay.stop()
         await task
-    records = await collect(kafka_bootstrap, INTAKE, lambda r: r.key.decode() in (early, late), expected=2)
+    records = await collect(broker, INTAKE, lambda r: r.key.decode() in (early, late), expected=2)
     assert sorted(r.key.decode() for r in records) == sorted([early, late])
 
 
 async def test_each_published_record_is_the_stored_event_as_to_record_builds_it_on_the_partition_send_would_pick(
-    db, kafka_bootstrap
+    db, broker
 ):
     """The relay builds records from the outbox's columns without an envelope and batches them per partition
     itself: key, value and every CloudEvents header must still be those of `to_record`, and the partition the
@@ -156,15 +156,15 @@ async def test_each_published_record_is_the_stored_event_as_to_record_builds_it_
     async with db.read() as conn:
         stored = (await conn.execute(select(events).where(events.c.stream_id.in_(streams)))).all()
     expected = {row.event_id: to_record(_envelope(row, "relay-test")) for row in stored}
-    relay = relay_for(db, kafka_bootstrap, batch_size=5)
+    relay = relay_for(db, broker, batch_size=5)
     task = asyncio.create_task(relay.run())
     try:
         await eventually(lambda: outbox_size(db), until=lambda n: n == 0)
     finally:
         await relay.stop()
         await task
-    records = await collect(kafka_bootstrap, INTAKE, lambda r: r.key.decode() in streams, expected=24)
-    partitions = await partitions_of(kafka_bootstrap, INTAKE)
+    records = await collect(broker, INTAKE, lambda r: r.key.decode() in streams, expected=24)
+    partitions = await partitions_of(broker, INTAKE)
     assert len(records) == 24
     for record in records:
         topic, key, value, headers = expected[headers_of(record)["ce_id"]]
@@ -172,14 +172,14 @@ async def test_each_published_record_is_the_stored_event_as_to_record_builds_it_
         assert record.partition == DefaultPartitioner()(key, partitions, partitions)
 
 
-async def test_a_round_spanning_several_producer_batches_per_partition_keeps_each_streams_order(db, kafka_bootstrap):
+async def test_a_round_spanning_several_producer_batches_per_partition_keeps_each_streams_order(db, broker):
     """With 2 KiB producer batches a round of 60 events fills several batches per partition, handed over one
     after another: every stream's events still arrive once each, in order."""
     streams = [f"split-{uuid.uuid4()}" for _ in range(6)]
     await append_many(db, streams, per_stream=10)
     relay = OutboxRelay(
         db,
-        lambda: reliable_producer(kafka_bootstrap, "relay-test", max_batch_size=2048),
+        lambda: reliable_producer(broker, "relay-test", max_batch_size=2048),
         source="relay-test",
         poll_interval=0.05,
         batch_size=60,
@@ -190,15 +190,13 @@ async def test_a_round_spanning_several_producer_batches_per_partition_keeps_eac
     finally:
         await relay.stop()
         await task
-    records = await collect(kafka_bootstrap, INTAKE, lambda r: r.key.decode() in streams, expected=60, settle=0.5)
+    records = await collect(broker, INTAKE, lambda r: r.key.decode() in streams, expected=60, settle=0.5)
     assert len(records) == 60
     for stream in streams:
         assert [int(headers_of(r)["ce_sequence"]) for r in records if r.key.decode() == stream] == list(range(1, 11))
 
 
-async def test_an_event_larger_than_the_producers_request_limit_stays_due_and_the_events_before_it_go_out(
-    db, kafka_bootstrap
-):
+async def test_an_event_larger_than_the_producers_request_limit_stays_due_and_the_events_before_it_go_out(db, broker):
     small, large = f"small-{uuid.uuid4()}", f"large-{uuid.uuid4()}"
     await append_many(db, [small], per_stream=2)
     store = EventStore(source="relay-test")
@@ -214,7 +212,7 @@ async def test_an_event_larger_than_the_producers_request_limit_stays_due_and_th
         )
     relay = OutboxRelay(
         db,
-        lambda: reliable_producer(kafka_bootstrap, "relay-test", max_request_size=3000),
+        lambda: reliable_producer(broker, "relay-test", max_request_size=3000),
         source="relay-test",
         poll_interval=0.05,
     )
@@ -225,5 +223,5 @@ async def test_an_event_larger_than_the_producers_request_limit_stays_due_and_th
     finally:
         await relay.stop()
         await task
-    records = await collect(kafka_bootstrap, INTAKE, lambda r: r.key.decode() in (small, large), expected=2, settle=0.5)
+    records = await collect(broker, INTAKE, lambda r: r.key.decode() in (small, large), expected=2, settle=0.5)
     assert [r.key.decode() for r in records] == [small, small]

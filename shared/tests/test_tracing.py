@@ -18,10 +18,8 @@ def spans_of(exporter, trace_id: str):
     return [s for s in exporter.get_finished_spans() if format(s.context.trace_id, "032x") == trace_id]
 
 
-async def test_a_request_is_one_trace_from_http_through_kafka_to_the_consumer(
-    recorded_spans, tmp_path, kafka_bootstrap
-):
-    settings = intake_settings(tmp_path, kafka_bootstrap)
+async def test_a_request_is_one_trace_from_http_through_kafka_to_the_consumer(recorded_spans, tmp_path, event_bus):
+    settings = intake_settings(tmp_path, event_bus)
     app = create_app(settings, configure_logs=False)
     async with running(app) as client:
         intake = Intake(client, settings, app)
@@ -36,7 +34,7 @@ async def test_a_request_is_one_trace_from_http_through_kafka_to_the_consumer(
             headers={**intake.agent, "traceparent": CALLER},
         )
         request_id = created.json()["id"]
-        record = (await collect(kafka_bootstrap, INTAKE, subject_is(request_id), expected=1))[0]
+        record = (await collect(event_bus, INTAKE, subject_is(request_id), expected=1))[0]
         header = headers_of(record)["traceparent"]
         assert header.split("-")[1] == CALLER_TRACE, "the event carries the caller's trace"
 
@@ -46,7 +44,7 @@ async def test_a_request_is_one_trace_from_http_through_kafka_to_the_consumer(
         )
         from dataclasses import replace
 
-        await publish(kafka_bootstrap, replace(reaction, traceparent=header))
+        await publish(event_bus, replace(reaction, traceparent=header))
         await eventually(
             lambda: intake.client.get(f"/v1/service-requests/{request_id}", headers=intake.agent),
             until=lambda r: r.json()["coverage"] is not None,
@@ -81,7 +79,7 @@ async def test_a_request_is_one_trace_from_http_through_kafka_to_the_consumer(
 
 
 async def test_one_service_request_is_one_trace_across_intake_warranty_and_dispatch(
-    recorded_spans, tmp_path, kafka_bootstrap
+    recorded_spans, tmp_path, event_bus
 ):
     from services.dispatch.app import DispatchSettings
     from services.dispatch.app import create_app as dispatch_app
@@ -92,13 +90,13 @@ async def test_one_service_request_is_one_trace_across_intake_warranty_and_dispa
 
     trace_id = uuid.uuid4().hex
     caller = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
-    common = dict(kafka_bootstrap=kafka_bootstrap, relay_poll_interval_ms=50, log_json=False)
-    intake_app = create_app(intake_settings(tmp_path, kafka_bootstrap), configure_logs=False)
+    common = dict(kafka_bootstrap=event_bus, relay_poll_interval_ms=50, log_json=False)
+    intake_app = create_app(intake_settings(tmp_path, event_bus), configure_logs=False)
     warranty = warranty_app(
         WarrantySettings(
             database_url=f"sqlite+aiosqlite:///{tmp_path}/w.db",
             **common,
-            consumer_group=await group_at_end(kafka_bootstrap, [INTAKE, DISPATCH], "w"),
+            consumer_group=await group_at_end(event_bus, [INTAKE, DISPATCH], "w"),
         ),
         configure_logs=False,
     )
@@ -106,7 +104,7 @@ async def test_one_service_request_is_one_trace_across_intake_warranty_and_dispa
         DispatchSettings(
             database_url=f"sqlite+aiosqlite:///{tmp_path}/d.db",
             **common,
-            consumer_group=await group_at_end(kafka_bootstrap, [INTAKE], "d"),
+            consumer_group=await group_at_end(event_bus, [INTAKE], "d"),
         ),
         configure_logs=False,
     )

@@ -1,5 +1,5 @@
-"""An analytics service for the tests (its own DuckDB and SQLite files and consumer group), the session's real Kafka
-broker, and builders for the events other services publish. Each test uses dealer, center and region ids of
+"""An analytics service for the tests (its own DuckDB and SQLite files and consumer group), the session's broker
+(`event_bus`, in-process), and builders for the events other services publish. Each test uses dealer, center and region ids of
 its own, because the session's topics hold every other test's events too."""
 
 from __future__ import annotations
@@ -41,12 +41,12 @@ class Analytics:
         return await eventually(lambda: self.rows(view, **params), until=until, timeout=timeout)
 
 
-def analytics_settings(tmp_path, kafka_bootstrap: str, **overrides) -> AnalyticsSettings:
+def analytics_settings(tmp_path, event_bus: str, **overrides) -> AnalyticsSettings:
     name = f"analytics-{uuid.uuid4().hex[:6]}"
     values = dict(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/{name}.db",
         analytics_duckdb_path=f"{tmp_path}/{name}.duckdb",
-        kafka_bootstrap=kafka_bootstrap,
+        kafka_bootstrap=event_bus,
         consumer_group=f"analytics-test-{uuid.uuid4().hex[:8]}",
         sqlite_synchronous="NORMAL",
         log_json=False,
@@ -57,10 +57,10 @@ def analytics_settings(tmp_path, kafka_bootstrap: str, **overrides) -> Analytics
 
 
 @pytest.fixture(scope="package")
-async def analytics(tmp_path_factory, kafka_bootstrap):
+async def analytics(tmp_path_factory, event_bus):
     """One analytics app for these tests: it reads the session's topics from their beginning once, not once per
     test (tests that need other settings start their own)."""
-    settings = analytics_settings(tmp_path_factory.mktemp("analytics"), kafka_bootstrap)
+    settings = analytics_settings(tmp_path_factory.mktemp("analytics"), event_bus)
     app = create_app(settings, configure_logs=False)
     async with running(app) as client:
         yield Analytics(client, settings, app)

@@ -1,4 +1,4 @@
-"""Alerts through real Kafka: raised when a dealer's or center's CSAT or SLA met over the last days falls below
+"""Alerts through the broker (`event_bus`): raised when a dealer's or center's CSAT or SLA met over the last days falls below
 its threshold, or a backlog grows; cleared as the events that end the condition arrive."""
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from shared.testing.kafka import publish
 
 
 @pytest.fixture(scope="module")
-async def watched(tmp_path_factory, kafka_bootstrap):
+async def watched(tmp_path_factory, event_bus):
     """Small samples suffice here; one dealer has a stricter CSAT threshold of its own."""
     settings = analytics_settings(
         tmp_path_factory.mktemp("alerts"),
-        kafka_bootstrap,
+        event_bus,
         alert_min_jobs=2,
         alert_min_responses=2,
         alert_csat_pct=50,
@@ -42,9 +42,7 @@ async def alerts_of(watched, key, state="active", headers=None):
     return {(a["kind"], a["scope"]): a for a in response.json()["items"] if a["key"] == key}
 
 
-async def test_low_csat_raises_an_alert_for_the_dealer_and_its_center_and_good_revisits_clear_it(
-    watched, kafka_bootstrap
-):
+async def test_low_csat_raises_an_alert_for_the_dealer_and_its_center_and_good_revisits_clear_it(watched, event_bus):
     dealer, center, tech = unique("D"), unique("C"), unique("T")
     keys = dict(dealer_id=dealer, region=unique("r"), product_line="fridge")
     t0 = utcnow() - timedelta(days=2)
@@ -59,7 +57,7 @@ async def test_low_csat_raises_an_alert_for_the_dealer_and_its_center_and_good_r
             ev.revisit(jid, rid, t0 + timedelta(hours=3), satisfaction, 5),
         ]
 
-    await publish(kafka_bootstrap, *served(1), *served(2))
+    await publish(event_bus, *served(1), *served(2))
     raised = await eventually(
         lambda: alerts_of(watched, dealer), until=lambda a: ("csat_below", "dealer") in a, timeout=30
     )
@@ -69,7 +67,7 @@ async def test_low_csat_raises_an_alert_for_the_dealer_and_its_center_and_good_r
     assert ("csat_below", "center") in await alerts_of(watched, center)
     assert ("sla_met_below", "dealer") not in raised  # both jobs met their SLA
 
-    await publish(kafka_bootstrap, *served(5), *served(4))  # 2 of 4 satisfied: 50 %, no longer below 50
+    await publish(event_bus, *served(5), *served(4))  # 2 of 4 satisfied: 50 %, no longer below 50
     await eventually(lambda: alerts_of(watched, dealer), until=lambda a: ("csat_below", "dealer") not in a)
     cleared = await alerts_of(watched, dealer, state="cleared")
     assert cleared[("csat_below", "dealer")]["cleared_at"] >= cleared[("csat_below", "dealer")]["raised_at"]
@@ -80,19 +78,19 @@ async def test_low_csat_raises_an_alert_for_the_dealer_and_its_center_and_good_r
     assert {a["key"] for a in mine.json()["items"]} == {dealer}
 
 
-async def test_a_threshold_of_the_dealers_own_applies_to_it(watched, kafka_bootstrap):
+async def test_a_threshold_of_the_dealers_own_applies_to_it(watched, event_bus):
     keys = dict(dealer_id="STRICT-1", region=unique("r"), product_line="fridge")
     t0 = utcnow() - timedelta(days=1)
     events = []
     for satisfaction in (5, 5, 4, 5, 3):  # CSAT 80 %: fine by the default 50, not by its own 95
         rid, jid = str(uuid.uuid4()), str(uuid.uuid4())
         events += [ev.received(rid, t0, **keys), ev.revisit(jid, rid, t0 + timedelta(hours=1), satisfaction)]
-    await publish(kafka_bootstrap, *events)
+    await publish(event_bus, *events)
     raised = await eventually(lambda: alerts_of(watched, "STRICT-1"), until=lambda a: ("csat_below", "dealer") in a)
     assert raised[("csat_below", "dealer")]["threshold"] == 95.0
 
 
-async def test_breached_jobs_raise_an_sla_alert(watched, kafka_bootstrap):
+async def test_breached_jobs_raise_an_sla_alert(watched, event_bus):
     dealer = unique("D")
     keys = dict(dealer_id=dealer, region=unique("r"), product_line="fridge")
     t0 = utcnow() - timedelta(days=3)
@@ -106,20 +104,20 @@ async def test_breached_jobs_raise_an_sla_alert(watched, kafka_bootstrap):
         ]
         if breach:
             events.append(ev.breached(jid, rid, t0 + timedelta(hours=4)))
-    await publish(kafka_bootstrap, *events)
+    await publish(event_bus, *events)
     raised = await eventually(
         lambda: alerts_of(watched, dealer), until=lambda a: a.get(("sla_met_below", "dealer"), {}).get("value") == 33.3
     )
     assert raised[("sla_met_below", "dealer")]["threshold"] == 75.0
 
 
-async def test_a_growing_backlog_raises_an_alert_that_clears_once_the_requests_are_resolved(watched, kafka_bootstrap):
+async def test_a_growing_backlog_raises_an_alert_that_clears_once_the_requests_are_resolved(watched, event_bus):
     dealer = unique("D")
     keys = dict(dealer_id=dealer, region=unique("r"), product_line="fridge")
     now = utcnow()
     old, new = str(uuid.uuid4()), [str(uuid.uuid4()) for _ in range(3)]
     await publish(
-        kafka_bootstrap,
+        event_bus,
         ev.received(old, now - timedelta(days=9), **keys),
         *[ev.received(rid, now - timedelta(hours=5), **keys) for rid in new],
     )
@@ -128,12 +126,12 @@ async def test_a_growing_backlog_raises_an_alert_that_clears_once_the_requests_a
         4.0,
         1.0,
     )
-    await publish(kafka_bootstrap, *[ev.triaged(rid, now - timedelta(hours=1), mode="phone") for rid in new[:2]])
+    await publish(event_bus, *[ev.triaged(rid, now - timedelta(hours=1), mode="phone") for rid in new[:2]])
     await eventually(lambda: alerts_of(watched, dealer), until=lambda a: ("backlog_growing", "dealer") not in a)
 
 
 async def test_a_process_finding_is_raised_as_an_alert_naming_its_requests_and_cleared_when_it_stops(
-    watched, kafka_bootstrap
+    watched, event_bus
 ):
     dealer = unique("D")
     keys = dict(dealer_id=dealer, region=unique("r"), product_line="fridge")
@@ -144,7 +142,7 @@ async def test_a_process_finding_is_raised_as_an_alert_naming_its_requests_and_c
         return rid, [ev.received(rid, t0, **keys), ev.triaged(rid, t0 + timedelta(minutes=minutes))]
 
     slow, events = triaged_after(60)  # against the default HANDOFF_TARGETS of 15 minutes for triage
-    await publish(kafka_bootstrap, *events)
+    await publish(event_bus, *events)
     raised = await eventually(
         lambda: alerts_of(watched, dealer), until=lambda a: ("slow_handoff:triage", "dealer") in a, timeout=30
     )
@@ -156,7 +154,7 @@ async def test_a_process_finding_is_raised_as_an_alert_naming_its_requests_and_c
     assert dealer not in {a["key"] for a in someone_else.json()["items"]}
 
     fast = [e for _ in range(2) for e in triaged_after(5)[1]]  # median 5 minutes: on target again
-    await publish(kafka_bootstrap, *fast)
+    await publish(event_bus, *fast)
     await eventually(
         lambda: alerts_of(watched, dealer), until=lambda a: ("slow_handoff:triage", "dealer") not in a, timeout=30
     )

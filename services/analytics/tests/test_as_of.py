@@ -13,7 +13,7 @@ from shared.testing.kafka import publish
 
 
 async def test_a_late_synced_visit_restates_resolution_and_sla_as_of_before_and_after_it_was_recorded(
-    analytics, kafka_bootstrap
+    analytics, event_bus
 ):
     dealer, tech = unique("D"), unique("T")
     keys = dict(dealer_id=dealer, region=unique("hills"), product_line="harvester")
@@ -21,7 +21,7 @@ async def test_a_late_synced_visit_restates_resolution_and_sla_as_of_before_and_
     t0 = (utcnow() - timedelta(days=6)).replace(hour=8, minute=0, second=0, microsecond=0)
     due = t0 + timedelta(hours=4)
     await publish(
-        kafka_bootstrap,
+        event_bus,
         ev.received(request_id, t0, **keys, recorded_at=t0),
         ev.triaged(request_id, t0 + timedelta(minutes=10), recorded_at=t0 + timedelta(minutes=10)),
         ev.job_created(job_id, request_id, t0 + timedelta(minutes=10), **keys, recorded_at=t0 + timedelta(minutes=10)),
@@ -74,7 +74,7 @@ async def test_a_late_synced_visit_restates_resolution_and_sla_as_of_before_and_
     }
 
 
-async def test_as_of_now_gives_the_live_numbers_for_every_view_and_grouping(analytics, kafka_bootstrap):
+async def test_as_of_now_gives_the_live_numbers_for_every_view_and_grouping(analytics, event_bus):
     dealer, center, tech = unique("D"), unique("C"), unique("T")
     keys = dict(dealer_id=dealer, region=unique("coast"), product_line=unique("line"))
     t0 = (utcnow() - timedelta(days=3)).replace(hour=6, minute=0, second=0, microsecond=0)
@@ -95,7 +95,7 @@ async def test_as_of_now_gives_the_live_numbers_for_every_view_and_grouping(anal
                 ev.revisit(jid, rid, start + timedelta(hours=20), 5 - i, 10 - 3 * i),
                 ev.complaint(start + timedelta(hours=21), job_id=jid),
             ]
-    await publish(kafka_bootstrap, *events)
+    await publish(event_bus, *events)
     window = {"from_": t0.date().isoformat(), "to": (t0 + timedelta(days=3)).date().isoformat()}
     await analytics.rows_when(
         "satisfaction", lambda r: r.get(dealer, {}).get("responses") == 4, group_by="dealer", **window

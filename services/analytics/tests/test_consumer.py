@@ -31,9 +31,7 @@ from shared.testing.app import bearer, eventually
 from shared.testing.kafka import collect, group_at_end, headers_of, publish, publish_raw
 
 
-async def test_every_event_is_kept_without_personal_data_and_a_malformed_one_goes_to_the_dlq(
-    analytics, kafka_bootstrap
-):
+async def test_every_event_is_kept_without_personal_data_and_a_malformed_one_goes_to_the_dlq(analytics, event_bus):
     request_id = str(uuid.uuid4())
     t0 = utcnow() - timedelta(hours=3)
     good = ev.received(request_id, t0, dealer_id=unique("D"), region=unique("r"), product_line="pump")
@@ -41,10 +39,10 @@ async def test_every_event_is_kept_without_personal_data_and_a_malformed_one_goe
     topic, key, value, headers = to_record(
         ev.received(str(uuid.uuid4()), t0, dealer_id="D", region="r", product_line="pump")
     )
-    await publish_raw(kafka_bootstrap, topic, b'{"request_id": 42}', key=key, headers=headers)
-    await publish(kafka_bootstrap, good, checked)
+    await publish_raw(event_bus, topic, b'{"request_id": 42}', key=key, headers=headers)
+    await publish(event_bus, good, checked)
 
-    dead = await collect(kafka_bootstrap, dlq_for(INTAKE), lambda r: r.key == key, expected=1)
+    dead = await collect(event_bus, dlq_for(INTAKE), lambda r: r.key == key, expected=1)
     assert "invalid data" in headers_of(dead[0])["dlq_reason"]
     projection = analytics.app.state.projection
 

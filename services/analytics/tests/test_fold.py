@@ -12,8 +12,9 @@ from services.analytics import facts, fold
 from services.analytics.records import AnalyticsEvent
 from services.analytics.tests.test_facts import event, history, job, received
 from services.analytics.tests.test_sql_equals_reference import request_history
+from shared.testing.properties import examples
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite

@@ -16,6 +16,7 @@ from services.analytics.records import HANDLED_TYPES, AnalyticsEvent
 from services.analytics.tests.test_commerce_sql_equals_reference import commerce_history
 from services.analytics.tests.test_facts import event, job, received
 from services.analytics.tests.test_sql_equals_reference import request_history
+from shared.testing.properties import examples
 
 TABLES = ("requests", "revisits", "jobs")
 
@@ -70,7 +71,9 @@ def arrivals(draw) -> tuple[list[AnalyticsEvent], list[list[AnalyticsEvent]]]:
     return events, batches
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(arrivals())
 def test_batches_folded_incrementally_leave_the_fact_tables_of_one_fold_of_the_whole_history(arrival):
     events, batches = arrival

@@ -19,22 +19,22 @@ from shared.testing.kafka import publish
 
 
 @pytest.fixture
-async def on_postgres(postgres_server, tmp_path, kafka_bootstrap):
+async def on_postgres(postgres_server, tmp_path, event_bus):
     url = await create_database(postgres_server, f"analytics_{uuid.uuid4().hex[:8]}")
-    settings = analytics_settings(tmp_path, kafka_bootstrap, database_url=url, alert_min_responses=1)
+    settings = analytics_settings(tmp_path, event_bus, database_url=url, alert_min_responses=1)
     app = create_app(settings, configure_logs=False)
     async with running(app) as client:
         yield Analytics(client, settings, app)
 
 
-async def test_views_as_of_rebuild_and_alerts_work_the_same_on_postgresql(on_postgres, kafka_bootstrap):
+async def test_views_as_of_rebuild_and_alerts_work_the_same_on_postgresql(on_postgres, event_bus):
     analytics = on_postgres
     dealer, tech = unique("D"), unique("T")
     keys = dict(dealer_id=dealer, region=unique("r"), product_line="pump")
     t0 = (utcnow() - timedelta(days=2)).replace(hour=8, minute=0, second=0, microsecond=0)
     rid, jid = str(uuid.uuid4()), str(uuid.uuid4())
     await publish(
-        kafka_bootstrap,
+        event_bus,
         ev.received(rid, t0, **keys, recorded_at=t0),
         ev.triaged(rid, t0 + timedelta(minutes=9), recorded_at=t0 + timedelta(minutes=9)),
         ev.job_created(jid, rid, t0 + timedelta(minutes=9), **keys),

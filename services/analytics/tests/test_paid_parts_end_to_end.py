@@ -10,20 +10,33 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
+
+from services.analytics.app import create_app
 from services.analytics.metrics import to_micros
-from services.analytics.tests.conftest import unique
+from services.analytics.tests.conftest import Analytics, analytics_settings, unique
 from services.intake.tests.conftest import new_request_body
 from services.warranty.tests.conftest import serial
 from services.warranty.tests.parts_helpers import add_location, catalogue
 from services.warranty.tests.test_end_to_end_with_intake import (  # noqa: F401  (fixtures)
     coverage_shown,
     dispatch,
+    event_bus,
     intake,
 )
 from services.warranty.tests.test_part_returns import strict_warranty  # noqa: F401  (fixture)
 from shared.contracts.topics import INTAKE, WARRANTY
-from shared.testing.app import bearer, eventually
+from shared.testing.app import bearer, eventually, running
 from shared.testing.kafka import collect, headers_of, subject_is
+
+
+@pytest.fixture
+async def analytics(tmp_path, kafka_bootstrap):
+    """Analytics of its own on the real broker (the package's one reads the in-process bus)."""
+    settings = analytics_settings(tmp_path, kafka_bootstrap)
+    app = create_app(settings, configure_logs=False)
+    async with running(app) as client:
+        yield Analytics(client, settings, app)
 
 
 def minutes_between(start: str, end: str) -> float:

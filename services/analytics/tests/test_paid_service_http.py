@@ -66,13 +66,13 @@ def paid_requests(dealer: str, t0):
 
 
 async def test_quotes_decided_every_way_and_a_part_on_backorder_show_in_the_views_as_worked_out_by_hand(
-    analytics, kafka_bootstrap
+    analytics, event_bus
 ):
     mine, other = unique("D"), unique("D")
     t0 = (utcnow() - timedelta(days=4)).replace(hour=7, minute=0, second=0, microsecond=0)
     envelopes, synced, (part_a, part_b) = paid_requests(mine, t0)
     others, _, _ = paid_requests(other, t0)
-    await publish(kafka_bootstrap, *envelopes, *others)
+    await publish(event_bus, *envelopes, *others)
     window = {"from_": t0.date().isoformat(), "to": (t0 + timedelta(days=1)).date().isoformat()}
 
     async def handoffs() -> dict[tuple[str, str], dict]:

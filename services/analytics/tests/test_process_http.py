@@ -1,4 +1,4 @@
-"""The process view over HTTP on the running service (real Kafka, the DuckDB projection): hand-offs, rework,
+"""The process view over HTTP on the running service (the in-process broker, the DuckDB projection): hand-offs, rework,
 variants and findings equal the reference definitions over the same events, `as_of` restates a late sync, a
 dealer sees only its own requests, and the exports stream its requests only, without customer data."""
 
@@ -27,7 +27,7 @@ def reference(envelopes) -> list:
     return [analytics_event(e, REGISTRY.get(e.type, e.schema_version).model_validate_json(e.data)) for e in envelopes]
 
 
-async def test_the_process_views_over_http_equal_the_reference_and_a_dealer_sees_its_own(analytics, kafka_bootstrap):
+async def test_the_process_views_over_http_equal_the_reference_and_a_dealer_sees_its_own(analytics, event_bus):
     mine, other, center = unique("D"), unique("D"), unique("C")
     t0 = (utcnow() - timedelta(days=4)).replace(hour=7, minute=0, second=0, microsecond=0)
     late = t0 + timedelta(days=2)  # when the technician's phone synced the acceptance
@@ -92,7 +92,7 @@ async def test_the_process_views_over_http_equal_the_reference_and_a_dealer_sees
                 phone, t0 + timedelta(hours=1, minutes=4), mode="phone", recorded_at=t0 + timedelta(hours=1, minutes=4)
             ),
         ]
-    await publish(kafka_bootstrap, *envelopes)
+    await publish(event_bus, *envelopes)
     window = {"from_": t0.date().isoformat(), "to": (t0 + timedelta(days=1)).date().isoformat()}
     trails = process_trails(reference(envelopes))
     span = Window.of_dates(t0.date(), (t0 + timedelta(days=1)).date())

@@ -47,6 +47,8 @@ from shared.settings import ServiceSettings
 from shared.testing.app import eventually
 from shared.testing.kafka import publish
 
+pytestmark = pytest.mark.browser  # every test drives headless Chromium
+
 START = datetime(2026, 3, 2, tzinfo=UTC)
 WINDOW = {"from": "2026-03-02", "to": "2026-03-06"}
 STEP_FILL, BOTTLENECK_FILL = (0xEE, 0xF4, 0xFE), (0xFD, 0xEC, 0xEA)  # process.css

@@ -27,6 +27,7 @@ from services.analytics.process import (
 )
 from services.analytics.records import AnalyticsEvent
 from services.analytics.views import GroupBy
+from shared.testing.properties import examples
 
 MIN = 60_000_000
 WINDOW = Window(0, 2 * 1440 * MIN)
@@ -136,7 +137,7 @@ def events_of(plans: list[Plan]) -> list[AnalyticsEvent]:
     return [e for p in plans for e in p.events]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(histories(), st.randoms(use_true_random=False))
 def test_the_view_measures_each_step_as_the_plan_says_whatever_the_arrival_order(plans, rnd: random.Random):
     events = events_of(plans)
@@ -155,7 +156,7 @@ def test_the_view_measures_each_step_as_the_plan_says_whatever_the_arrival_order
         )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(histories())
 def test_rows_add_up_across_keys_and_shares_to_a_hundred(plans):
     trails = process_trails(events_of(plans))
@@ -191,7 +192,7 @@ def test_rows_add_up_across_keys_and_shares_to_a_hundred(plans):
         assert sum(r["requests"] for r in variants if r["key"] == key) == len(group)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.integers(0, 50), min_size=1, max_size=30), st.lists(st.integers(0, 50), min_size=1, max_size=30))
 def test_the_others_median_without_copying_them_is_the_median_of_the_others(mine, others):
     from services.analytics.metrics import median, median_without

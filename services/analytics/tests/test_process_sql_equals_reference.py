@@ -15,6 +15,7 @@ from services.analytics.projection import Projection
 from services.analytics.records import AnalyticsEvent
 from services.analytics.tests.test_sql_equals_reference import BASE, MIN, WINDOWS, moments, request_history
 from services.analytics.views import GroupBy
+from shared.testing.properties import examples
 
 # Tight enough rules that random histories raise every kind of finding.
 RULES = FindingRules(handoff_targets={"triage": 15, "repair": 300}, peer_min_requests=2, peer_margin_minutes=1)
@@ -77,7 +78,9 @@ def assert_process_views_equal(projection: Projection, events: list[AnalyticsEve
         cur.close()
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @pytest.mark.timeout(600)
 @given(deliveries(), st.data())
 def test_the_process_sql_equals_the_reference_for_any_history_arrival_order_batching_and_duplicates(delivery, data):

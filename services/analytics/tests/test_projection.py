@@ -1,4 +1,4 @@
-"""The live projection through real Kafka: order independence across topics, duplicates, complaints linked
+"""The live projection through the broker (`event_bus`): order independence across topics, duplicates, complaints linked
 through the job, withdrawn breaches, and dealer-scoped reading."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def day_window(moment):
 
 
 async def test_a_revisit_and_a_complaint_that_arrive_before_their_request_count_once_everything_arrived(
-    analytics, kafka_bootstrap
+    analytics, event_bus
 ):
     dealer, center, tech = unique("D"), unique("C"), unique("T")
     region, line = unique("north"), "tractor"
@@ -27,20 +27,18 @@ async def test_a_revisit_and_a_complaint_that_arrive_before_their_request_count_
     keys = dict(dealer_id=dealer, region=region, product_line=line)
     # The follow-up and a complaint naming only the job come first, then the job, then the request.
     await publish(
-        kafka_bootstrap,
+        event_bus,
         ev.revisit(job_id, request_id, t0 + timedelta(hours=30), satisfaction=2, nps=3),
         ev.complaint(t0 + timedelta(hours=31), job_id=job_id),
     )
     await publish(
-        kafka_bootstrap,
+        event_bus,
         ev.job_created(job_id, request_id, t0 + timedelta(minutes=10), **keys),
         ev.assigned(job_id, request_id, t0 + timedelta(minutes=10), center_id=center, technician_id=tech),
         ev.arrived(job_id, request_id, t0 + timedelta(minutes=130), tech),
         ev.completed(job_id, request_id, t0 + timedelta(minutes=190), tech, fixed=True),
     )
-    await publish(
-        kafka_bootstrap, ev.received(request_id, t0, **keys), ev.triaged(request_id, t0 + timedelta(minutes=10))
-    )
+    await publish(event_bus, ev.received(request_id, t0, **keys), ev.triaged(request_id, t0 + timedelta(minutes=10)))
 
     rows = await analytics.rows_when(
         "throughput",
@@ -85,15 +83,15 @@ async def test_a_revisit_and_a_complaint_that_arrive_before_their_request_count_
     assert by_center[center]["received"] == 1
 
 
-async def test_an_event_delivered_twice_counts_once(analytics, kafka_bootstrap):
+async def test_an_event_delivered_twice_counts_once(analytics, event_bus):
     dealer, region = unique("D"), unique("south")
     t0 = (utcnow() - timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
     first, second = str(uuid.uuid4()), str(uuid.uuid4())
     keys = dict(dealer_id=dealer, region=region, product_line="mower")
     duplicate = ev.escalated(first, t0 + timedelta(minutes=5))
-    await publish(kafka_bootstrap, ev.received(first, t0, **keys), duplicate, duplicate)
+    await publish(event_bus, ev.received(first, t0, **keys), duplicate, duplicate)
     # The second request's events come after the duplicate on its partition only by chance; wait for both.
-    await publish(kafka_bootstrap, ev.received(second, t0 + timedelta(minutes=1), **keys), duplicate)
+    await publish(event_bus, ev.received(second, t0 + timedelta(minutes=1), **keys), duplicate)
     rows = await analytics.rows_when(
         "throughput", lambda r: r.get(dealer, {}).get("received") == 2, group_by="dealer", **day_window(t0)
     )
@@ -101,7 +99,7 @@ async def test_an_event_delivered_twice_counts_once(analytics, kafka_bootstrap):
     assert rows[dealer]["backlog"] == 2
 
 
-async def test_a_withdrawn_breach_does_not_count_against_the_sla(analytics, kafka_bootstrap):
+async def test_a_withdrawn_breach_does_not_count_against_the_sla(analytics, event_bus):
     dealer, region, tech = unique("D"), unique("east"), unique("T")
     t0 = (utcnow() - timedelta(days=1)).replace(hour=7, minute=0, second=0, microsecond=0)
     keys = dict(dealer_id=dealer, region=region, product_line="dryer")
@@ -123,7 +121,7 @@ async def test_a_withdrawn_breach_does_not_count_against_the_sla(analytics, kafk
                     job_id, request_id, due, t0 + timedelta(hours=3), recorded_at=utcnow() + timedelta(seconds=1)
                 )
             )
-    await publish(kafka_bootstrap, *events)
+    await publish(event_bus, *events)
     rows = await analytics.rows_when(
         "scorecard", lambda r: r.get(dealer, {}).get("sla_met_pct") == 66.7, group_by="dealer", **day_window(t0)
     )
@@ -137,11 +135,11 @@ async def test_a_withdrawn_breach_does_not_count_against_the_sla(analytics, kafk
     }
 
 
-async def test_a_dealer_reads_the_views_over_its_own_requests_only(analytics, kafka_bootstrap):
+async def test_a_dealer_reads_the_views_over_its_own_requests_only(analytics, event_bus):
     mine, other, region = unique("D"), unique("D"), unique("west")
     t0 = (utcnow() - timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
     await publish(
-        kafka_bootstrap,
+        event_bus,
         ev.received(str(uuid.uuid4()), t0, dealer_id=mine, region=region, product_line="oven"),
         ev.received(str(uuid.uuid4()), t0, dealer_id=other, region=region, product_line="oven"),
     )

@@ -74,11 +74,11 @@ async def quiet(app) -> None:
     await eventually(settled, until=bool, timeout=30)
 
 
-async def test_a_rebuild_ends_with_the_same_numbers_and_the_views_answer_all_along(analytics, kafka_bootstrap):
+async def test_a_rebuild_ends_with_the_same_numbers_and_the_views_answer_all_along(analytics, event_bus):
     dealer, region = unique("D"), unique("plain")
     t0 = (utcnow() - timedelta(days=2)).replace(hour=5, minute=0, second=0, microsecond=0)
     paid, _, _ = paid_requests(unique("D"), t0)  # quotes decided every way, a part on backorder, a late sync
-    await publish(kafka_bootstrap, *small_history(dealer, region, t0), *paid)
+    await publish(event_bus, *small_history(dealer, region, t0), *paid)
     window = {"group_by": "dealer", "from_": t0.date().isoformat(), "to": (t0 + timedelta(days=2)).date().isoformat()}
     await analytics.rows_when("scorecard", lambda r: r.get(dealer, {}).get("first_time_fix_pct") == 50.0, **window)
     projection = analytics.app.state.projection
@@ -105,7 +105,7 @@ async def test_a_rebuild_ends_with_the_same_numbers_and_the_views_answer_all_alo
     assert (await analytics.rows("scorecard", **window))[dealer] == before[dealer]
 
 
-async def test_an_event_the_live_consumer_handles_during_the_replay_reaches_the_new_tables(analytics, kafka_bootstrap):
+async def test_an_event_the_live_consumer_handles_during_the_replay_reaches_the_new_tables(analytics, event_bus):
     dealer, region = unique("D"), unique("delta")
     t0 = (utcnow() - timedelta(days=1)).replace(hour=4, minute=0, second=0, microsecond=0)
     window = {"group_by": "dealer", "from_": t0.date().isoformat(), "to": (t0 + timedelta(days=1)).date().isoformat()}
@@ -114,12 +114,12 @@ async def test_an_event_the_live_consumer_handles_during_the_replay_reaches_the_
     async def publish_while_replaying(stage, message):
         if stage == "replayed":  # the end offsets are behind us: only the live consumer will see this event
             await publish(
-                kafka_bootstrap,
+                event_bus,
                 ev.received(str(uuid.uuid4()), t0, dealer_id=dealer, region=region, product_line="pump"),
             )
             await analytics.rows_when("throughput", lambda r: dealer in r, **window)
 
-    report = await rebuild(projection, kafka_bootstrap, on_progress=publish_while_replaying)
+    report = await rebuild(projection, event_bus, on_progress=publish_while_replaying)
     assert (await state_of(projection)).active == report.generation
     assert report.late_requests >= 1
     assert (await analytics.rows("throughput", **window))[dealer]["received"] == 1
@@ -181,14 +181,14 @@ async def test_the_rebuild_command_rebuilds_a_stopped_analytics_and_refuses_the_
 
 
 async def test_a_reader_open_across_the_switch_keeps_its_generation_and_the_rebuilt_one_stays_live(
-    analytics, kafka_bootstrap
+    analytics, event_bus
 ):
     """A snapshot still reading the old generation makes DuckDB refuse the rebuild's closing checkpoint; the
     switch has committed by then, so the new generation stays (it used to be dropped as if the rebuild had
     failed, and every view answered 500 with its tables missing)."""
     dealer, region = unique("D"), unique("held")
     t0 = (utcnow() - timedelta(days=2)).replace(hour=6, minute=0, second=0, microsecond=0)
-    await publish(kafka_bootstrap, *small_history(dealer, region, t0))
+    await publish(event_bus, *small_history(dealer, region, t0))
     window = {"group_by": "dealer", "from_": t0.date().isoformat(), "to": (t0 + timedelta(days=2)).date().isoformat()}
     await analytics.rows_when("throughput", lambda r: r.get(dealer, {}).get("received") == 4, **window)
     projection = analytics.app.state.projection
@@ -198,7 +198,7 @@ async def test_a_reader_open_across_the_switch_keeps_its_generation_and_the_rebu
     try:
         count = f"SELECT count(*) FROM {old.requests} WHERE dealer_id = ?"
         before = held.execute(count, [dealer]).fetchall()
-        report = await rebuild(projection, kafka_bootstrap)
+        report = await rebuild(projection, event_bus)
         assert report.generation == old.number + 1 == (await state_of(projection)).active
         assert held.execute(count, [dealer]).fetchall() == before != [(0,)]  # still its own generation
     finally:
@@ -209,5 +209,5 @@ async def test_a_reader_open_across_the_switch_keeps_its_generation_and_the_rebu
         answer = await analytics.client.get(path, params=params, headers=analytics.auth("admin"))
         assert answer.status_code == 200, (path, answer.text)
     assert (await analytics.rows("throughput", **window))[dealer]["received"] == 4
-    second = await rebuild(projection, kafka_bootstrap)  # and the leftover generation is no obstacle
+    second = await rebuild(projection, event_bus)  # and the leftover generation is no obstacle
     assert (await state_of(projection)).active == second.generation == report.generation + 1

@@ -164,13 +164,13 @@ async def steps_through_intake(client, agent, case: Case) -> None:
 
 
 @pytest.fixture(scope="module")
-async def played(analytics, kafka_bootstrap, tmp_path_factory):
+async def played(analytics, event_bus, tmp_path_factory):
     """The scenario, played once for the module's tests."""
     base = (utcnow() - timedelta(days=22)).replace(hour=0, minute=0, second=0, microsecond=0)
     cases, names = scenario(base)
     settings = IntakeSettings(
         database_url=f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('intake')}/intake.db",
-        kafka_bootstrap=kafka_bootstrap,
+        kafka_bootstrap=event_bus,
         consumer_group=unique("intake-for-analytics"),
         relay_poll_interval_ms=50,
         log_json=False,
@@ -181,10 +181,10 @@ async def played(analytics, kafka_bootstrap, tmp_path_factory):
             await open_through_intake(client, agent, case)
         work = [e for case in cases for e in field_work(case, case.job_id or str(uuid.uuid4()))]
         random.Random(7).shuffle(work)
-        await publish(kafka_bootstrap, *work[: len(work) // 2])
+        await publish(event_bus, *work[: len(work) // 2])
         for case in cases:
             await steps_through_intake(client, agent, case)
-        await publish(kafka_bootstrap, *work[len(work) // 2 :])
+        await publish(event_bus, *work[len(work) // 2 :])
         # Everything reached analytics once every view, under every grouping keyed by the scenario's own
         # names, matches the oracle over the whole month.
         start, end = base - timedelta(days=30), base + timedelta(days=40)

@@ -84,13 +84,11 @@ def test_a_file_of_an_older_schema_opens_on_an_empty_generation_of_this_schema_t
             again.close()
 
 
-async def test_analytics_started_on_an_older_file_answers_at_once_and_rebuilds_it_from_the_topics(
-    tmp_path, kafka_bootstrap
-):
+async def test_analytics_started_on_an_older_file_answers_at_once_and_rebuilds_it_from_the_topics(tmp_path, event_bus):
     dealer, region = unique("D"), unique("schema")
     t0 = (utcnow() - timedelta(days=2)).replace(hour=5, minute=0, second=0, microsecond=0)
-    await publish(kafka_bootstrap, *small_history(dealer, region, t0))
-    settings = analytics_settings(tmp_path, kafka_bootstrap)
+    await publish(event_bus, *small_history(dealer, region, t0))
+    settings = analytics_settings(tmp_path, event_bus)
     write_older_file(settings.analytics_duckdb_path)
     window = {"group_by": "dealer", "from": t0.date().isoformat(), "to": (t0 + timedelta(days=2)).date().isoformat()}
     app = create_app(settings, configure_logs=False)

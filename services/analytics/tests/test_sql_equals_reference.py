@@ -16,6 +16,7 @@ from services.analytics.metrics import Window, date_micros
 from services.analytics.projection import Projection, run
 from services.analytics.records import AnalyticsEvent
 from services.analytics.views import GroupBy
+from shared.testing.properties import examples
 
 MIN = 60_000_000
 DAY0 = date(2026, 3, 2)
@@ -161,7 +162,9 @@ def assert_views_equal(projection: Projection, events: list[AnalyticsEvent], pic
         cur.close()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @pytest.mark.timeout(600)
 @given(deliveries(), st.data())
 def test_the_sql_views_equal_the_reference_for_any_history_arrival_order_batching_and_duplicates(delivery, data):
@@ -175,7 +178,9 @@ def test_the_sql_views_equal_the_reference_for_any_history_arrival_order_batchin
         projection.close()
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(deliveries())
 def test_folding_everything_at_once_gives_the_same_fact_versions_as_applying_batch_by_batch(delivery):
     events, batches = delivery

@@ -1,4 +1,4 @@
-"""A complaints service per test: its own SQLite file and consumer group, the session's real Kafka broker.
+"""A complaints service per test: its own SQLite file and consumer group, the session's broker (`event_bus`: in-process, unless a module points it at real Kafka).
 Requests and jobs become known to it the way they do in production: through events on Kafka."""
 
 from __future__ import annotations
@@ -101,35 +101,38 @@ class Complaints:
         await eventually(probe, until=bool)
 
 
-def complaints_settings(tmp_path, kafka_bootstrap: str, **overrides) -> ComplaintsSettings:
+def complaints_settings(tmp_path, event_bus: str, **overrides) -> ComplaintsSettings:
     values = dict(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/complaints.db",
-        kafka_bootstrap=kafka_bootstrap,
+        kafka_bootstrap=event_bus,
         consumer_group=f"complaints-test-{uuid.uuid4().hex[:8]}",
         relay_poll_interval_ms=50,
         deadline_poll_interval_ms=50,
         log_json=False,
+        # In WAL mode NORMAL survives a killed process (what the crash tests do); only a power loss could take the
+        # last commits, and skipping that fsync per commit is most of a test's time on a busy disk.
+        sqlite_synchronous="NORMAL",
     )
     values.update(overrides)
     settings = ComplaintsSettings(**values)
     if "consumer_group" not in overrides:
         # A fresh group reads only what comes next, not every earlier test's events (their backlog grows with
         # the suite; the restart tests publish after their first start, and a restart keeps its offsets).
-        start_group_at_end_now(kafka_bootstrap, settings.consumer_group, CONSUMES, keep_committed=True)
+        start_group_at_end_now(event_bus, settings.consumer_group, CONSUMES, keep_committed=True)
     return settings
 
 
-def start(tmp_path, kafka_bootstrap, clock: Clock | None = None, **overrides):
-    settings = complaints_settings(tmp_path, kafka_bootstrap, **overrides)
+def start(tmp_path, event_bus, clock: Clock | None = None, **overrides):
+    settings = complaints_settings(tmp_path, event_bus, **overrides)
     app = create_app(settings, clock=clock, configure_logs=False)
     return settings, app
 
 
 @pytest.fixture
-async def complaints(tmp_path, kafka_bootstrap):
+async def complaints(tmp_path, event_bus):
     # The group starts at the end of the topics: earlier tests' revisits must not open complaints meanwhile.
-    group = await group_at_end(kafka_bootstrap, [INTAKE, DISPATCH], "complaints-test")
-    settings, app = start(tmp_path, kafka_bootstrap, consumer_group=group)
+    group = await group_at_end(event_bus, [INTAKE, DISPATCH], "complaints-test")
+    settings, app = start(tmp_path, event_bus, consumer_group=group)
     async with running(app) as client:
         yield Complaints(client, settings, app)
 
@@ -170,14 +173,14 @@ def revisit_done(job_id: str, request_id: str, satisfaction: int, comment: str |
 
 
 async def known_case(
-    service: Complaints, kafka_bootstrap: str, dealer_id: str | None = None, with_job: bool = True
+    service: Complaints, event_bus: str, dealer_id: str | None = None, with_job: bool = True
 ) -> tuple[str, str | None]:
     """A request (and job) that intake (and dispatch) published; returns once complaints knows them."""
     request_id, job_id = str(uuid.uuid4()), (f"job-{uuid.uuid4()}" if with_job else None)
     facts = [envelope_for(request_received(request_id, dealer_id), source="intake")]
     if job_id:
         facts.append(envelope_for(job_created(job_id, request_id, dealer_id), source="dispatch"))
-    await publish(kafka_bootstrap, *facts)
+    await publish(event_bus, *facts)
     await service.knows(request_id=request_id, job_id=job_id)
     return request_id, job_id
 

@@ -16,11 +16,9 @@ def parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-async def test_an_untouched_complaint_escalates_by_itself_once_per_missed_deadline_stamped_with_it(
-    tmp_path, kafka_bootstrap
-):
+async def test_an_untouched_complaint_escalates_by_itself_once_per_missed_deadline_stamped_with_it(tmp_path, event_bus):
     settings, app = start(
-        tmp_path, kafka_bootstrap, complaint_acknowledge_within_seconds=1, complaint_resolve_general_within_seconds=2
+        tmp_path, event_bus, complaint_acknowledge_within_seconds=1, complaint_resolve_general_within_seconds=2
     )
     async with running(app) as client:
         service = Complaints(client, settings, app)
@@ -29,7 +27,7 @@ async def test_an_untouched_complaint_escalates_by_itself_once_per_missed_deadli
         escalations = [h["time"] for h in view["history"] if h["type"] == "complaint.escalated"]
         assert escalations == [created["ack_due"], created["resolve_due"]]
 
-        records = await collect(kafka_bootstrap, COMPLAINTS, subject_is(created["id"]), expected=3, settle=1.0)
+        records = await collect(event_bus, COMPLAINTS, subject_is(created["id"]), expected=3, settle=1.0)
         headers = [headers_of(r) for r in records]
         assert [h["ce_type"] for h in headers] == ["complaint.opened", "complaint.escalated", "complaint.escalated"]
         data = [json.loads(r.value) for r in records[1:]]
@@ -43,9 +41,9 @@ async def test_an_untouched_complaint_escalates_by_itself_once_per_missed_deadli
             assert escalated["ce_correlationid"] == headers[0]["ce_correlationid"]
 
 
-async def test_an_acknowledged_complaint_escalates_only_when_its_resolution_is_late(tmp_path, kafka_bootstrap):
+async def test_an_acknowledged_complaint_escalates_only_when_its_resolution_is_late(tmp_path, event_bus):
     settings, app = start(
-        tmp_path, kafka_bootstrap, complaint_acknowledge_within_seconds=1, complaint_resolve_general_within_seconds=2
+        tmp_path, event_bus, complaint_acknowledge_within_seconds=1, complaint_resolve_general_within_seconds=2
     )
     async with running(app) as client:
         service = Complaints(client, settings, app)
@@ -67,9 +65,9 @@ async def test_an_acknowledged_complaint_escalates_only_when_its_resolution_is_l
         ], "its deadlines were cancelled"
 
 
-async def test_waiting_on_the_customer_holds_the_timer_and_the_response_moves_the_deadline(tmp_path, kafka_bootstrap):
+async def test_waiting_on_the_customer_holds_the_timer_and_the_response_moves_the_deadline(tmp_path, event_bus):
     clock = FixedClock(datetime.now(UTC))
-    settings, app = start(tmp_path, kafka_bootstrap, clock=clock)
+    settings, app = start(tmp_path, event_bus, clock=clock)
     async with running(app) as client:
         service, scheduler = Complaints(client, settings, app), app.state.runtime.scheduler
         created = (await service.open()).json()
@@ -96,9 +94,9 @@ async def test_waiting_on_the_customer_holds_the_timer_and_the_response_moves_th
         }
 
 
-async def test_a_late_synced_acknowledgement_withdraws_the_live_timers_escalation(tmp_path, kafka_bootstrap):
+async def test_a_late_synced_acknowledgement_withdraws_the_live_timers_escalation(tmp_path, event_bus):
     clock = FixedClock(datetime.now(UTC))
-    settings, app = start(tmp_path, kafka_bootstrap, clock=clock)
+    settings, app = start(tmp_path, event_bus, clock=clock)
     async with running(app) as client:
         service = Complaints(client, settings, app)
         created = (await service.open()).json()
@@ -112,7 +110,7 @@ async def test_a_late_synced_acknowledgement_withdraws_the_live_timers_escalatio
         assert (view["level"], view["acknowledged_in_time"]) == (1, True)
         assert [h["type"] for h in view["history"]][-2:] == ["complaint.acknowledged", "complaint.escalation_withdrawn"]
 
-        records = await collect(kafka_bootstrap, COMPLAINTS, subject_is(created["id"]), expected=4)
+        records = await collect(event_bus, COMPLAINTS, subject_is(created["id"]), expected=4)
         withdrawn = json.loads(records[-1].value)
         assert (withdrawn["level"], withdrawn["deadline"], withdrawn["due"]) == (1, "acknowledge", created["ack_due"])
         assert headers_of(records[-1])["ce_time"] == created["ack_due"]

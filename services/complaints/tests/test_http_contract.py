@@ -21,10 +21,8 @@ async def event_count(complaints) -> int:
         return (await conn.execute(select(func.count()).select_from(events))).scalar_one()
 
 
-async def test_an_agent_opens_a_complaint_about_a_job_and_it_is_linked_to_the_request_and_dealer(
-    complaints, kafka_bootstrap
-):
-    request_id, job_id = await known_case(complaints, kafka_bootstrap, dealer_id="D1")
+async def test_an_agent_opens_a_complaint_about_a_job_and_it_is_linked_to_the_request_and_dealer(complaints, event_bus):
+    request_id, job_id = await known_case(complaints, event_bus, dealer_id="D1")
     created = await complaints.open(job_id=job_id, severity="serious", category="attitude")
     assert created.status_code == 201, created.text
     body = created.json()
@@ -71,10 +69,10 @@ async def test_a_complaint_goes_through_its_life_over_http_and_an_appeal_reopens
     ],
 )
 async def test_a_link_complaints_cannot_make_is_a_422_naming_the_field_and_nothing_is_written(
-    complaints, kafka_bootstrap, case, fields, field
+    complaints, event_bus, case, fields, field
 ):
-    request_id, job_id = await known_case(complaints, kafka_bootstrap, dealer_id="D1")
-    _, other_job = await known_case(complaints, kafka_bootstrap, dealer_id="D1")
+    request_id, job_id = await known_case(complaints, event_bus, dealer_id="D1")
+    _, other_job = await known_case(complaints, event_bus, dealer_id="D1")
     fields = {"request_id": request_id, **fields}
     if fields.get("job_id") == "OTHER":
         fields["job_id"] = other_job
@@ -159,10 +157,10 @@ async def test_occurred_at_may_not_be_in_the_future_nor_before_the_previous_step
     assert on_time.status_code == 200 and on_time.json()["acknowledged_in_time"] is True
 
 
-async def test_a_dealer_complains_about_its_own_requests_and_sees_only_its_own_complaints(complaints, kafka_bootstrap):
+async def test_a_dealer_complains_about_its_own_requests_and_sees_only_its_own_complaints(complaints, event_bus):
     own, other = f"D7-{uuid.uuid4().hex[:6]}", f"D8-{uuid.uuid4().hex[:6]}"
-    own_request, _ = await known_case(complaints, kafka_bootstrap, dealer_id=own, with_job=False)
-    other_request, other_job = await known_case(complaints, kafka_bootstrap, dealer_id=other)
+    own_request, _ = await known_case(complaints, event_bus, dealer_id=own, with_job=False)
+    other_request, other_job = await known_case(complaints, event_bus, dealer_id=other)
     d7 = complaints.auth("dealer", dealer_id=own)
     mine = await complaints.open(headers=d7, channel="dealer", request_id=own_request)
     assert mine.status_code == 201 and mine.json()["dealer_id"] == own and mine.json()["source"] == "dealer"

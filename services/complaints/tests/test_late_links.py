@@ -12,23 +12,21 @@ from shared.testing.kafka import collect, envelope_for, group_at_end, headers_of
 
 
 @pytest.fixture
-async def short_grace(tmp_path, kafka_bootstrap):
-    group = await group_at_end(kafka_bootstrap, [INTAKE, DISPATCH], "complaints-test")
-    settings, app = start(tmp_path, kafka_bootstrap, consumer_group=group, complaint_unknown_link_grace_seconds=2)
+async def short_grace(tmp_path, event_bus):
+    group = await group_at_end(event_bus, [INTAKE, DISPATCH], "complaints-test")
+    settings, app = start(tmp_path, event_bus, consumer_group=group, complaint_unknown_link_grace_seconds=2)
     async with running(app) as client:
         yield Complaints(client, settings, app)
 
 
-async def test_a_complaint_about_a_request_not_yet_known_is_accepted_and_linked_when_it_arrives(
-    complaints, kafka_bootstrap
-):
+async def test_a_complaint_about_a_request_not_yet_known_is_accepted_and_linked_when_it_arrives(complaints, event_bus):
     request_id = str(uuid.uuid4())
     opened = await complaints.open(request_id=request_id)
     assert opened.status_code == 201, opened.text
     complaint = opened.json()
     assert (complaint["request_id"], complaint["dealer_id"], complaint["link"]) == (request_id, None, "awaited")
 
-    await publish(kafka_bootstrap, envelope_for(request_received(request_id, "D1"), source="intake"))
+    await publish(event_bus, envelope_for(request_received(request_id, "D1"), source="intake"))
     linked = await complaints.until(complaint["id"], lambda v: v.get("link") == "linked")
     assert linked["dealer_id"] == "D1", "the dealer is the request's"
     assert await complaints.stored_types(complaint["id"]) == [
@@ -40,11 +38,11 @@ async def test_a_complaint_about_a_request_not_yet_known_is_accepted_and_linked_
     assert mine.status_code == 200
 
 
-async def test_a_job_not_yet_known_is_linked_with_its_request(complaints, kafka_bootstrap):
+async def test_a_job_not_yet_known_is_linked_with_its_request(complaints, event_bus):
     request_id, job_id = str(uuid.uuid4()), f"job-{uuid.uuid4()}"
     opened = (await complaints.open(job_id=job_id)).json()
     await publish(
-        kafka_bootstrap,
+        event_bus,
         envelope_for(request_received(request_id, "D3"), source="intake"),
         envelope_for(job_created(job_id, request_id, "D3"), source="dispatch"),
     )
@@ -52,11 +50,11 @@ async def test_a_job_not_yet_known_is_linked_with_its_request(complaints, kafka_
     assert (linked["request_id"], linked["job_id"], linked["dealer_id"]) == (request_id, job_id, "D3")
 
 
-async def test_an_id_that_never_arrives_is_flagged_after_the_grace_period_with_an_event(short_grace, kafka_bootstrap):
+async def test_an_id_that_never_arrives_is_flagged_after_the_grace_period_with_an_event(short_grace, event_bus):
     opened = (await short_grace.open(request_id=f"never-{uuid.uuid4()}")).json()
     flagged = await short_grace.until(opened["id"], lambda v: v.get("link") == "unresolved")
     assert flagged["status"] == "open", "the complaint itself goes on"
-    records = await collect(kafka_bootstrap, COMPLAINTS, subject_is(opened["id"]), expected=3)
+    records = await collect(event_bus, COMPLAINTS, subject_is(opened["id"]), expected=3)
     assert [headers_of(r)["ce_type"] for r in records] == [
         "complaint.opened",
         "complaint.link_awaited",
@@ -65,9 +63,9 @@ async def test_an_id_that_never_arrives_is_flagged_after_the_grace_period_with_a
     assert headers_of(records[2])["ce_dataschema"] == "complaint.link_unresolved/1"
 
 
-async def test_a_dealer_naming_another_dealers_request_learns_nothing_and_gets_no_link(short_grace, kafka_bootstrap):
+async def test_a_dealer_naming_another_dealers_request_learns_nothing_and_gets_no_link(short_grace, event_bus):
     request_id = str(uuid.uuid4())
-    await publish(kafka_bootstrap, envelope_for(request_received(request_id, "D1"), source="intake"))
+    await publish(event_bus, envelope_for(request_received(request_id, "D1"), source="intake"))
     await short_grace.knows(request_id=request_id)
     d2 = short_grace.auth("dealer", dealer_id="D2")
     foreign = await short_grace.open(request_id=request_id, channel="dealer", headers=d2)

@@ -15,8 +15,8 @@ from shared.eventstore.store import EventStore
 from shared.testing.kafka import collect, headers_of, subject_is
 
 
-async def test_commands_publish_their_cloudevents_in_order_carrying_the_request_and_job(complaints, kafka_bootstrap):
-    request_id, job_id = await known_case(complaints, kafka_bootstrap, dealer_id="DP")
+async def test_commands_publish_their_cloudevents_in_order_carrying_the_request_and_job(complaints, event_bus):
+    request_id, job_id = await known_case(complaints, event_bus, dealer_id="DP")
     correlation = str(uuid.uuid4())
     created = await complaints.open(job_id=job_id, headers={**complaints.agent, "X-Correlation-Id": correlation})
     complaint_id = created.json()["id"]
@@ -28,7 +28,7 @@ async def test_commands_publish_their_cloudevents_in_order_carrying_the_request_
         assert (await complaints.act(complaint_id, action, body)).status_code == 200
     assert (await complaints.act(complaint_id, "resolve", {"resolution": "again"})).status_code == 409
 
-    records = await collect(kafka_bootstrap, COMPLAINTS, subject_is(complaint_id), expected=4, settle=0.5)
+    records = await collect(event_bus, COMPLAINTS, subject_is(complaint_id), expected=4, settle=0.5)
     headers = [headers_of(r) for r in records]
     assert [h["ce_type"] for h in headers] == [
         "complaint.opened",

@@ -11,14 +11,14 @@ from shared.testing.kafka import collect, envelope_for, headers_of, publish, sub
 
 
 async def test_a_low_revisit_opens_a_complaint_linked_to_the_job_stamped_with_the_revisits_time_and_chained_to_it(
-    complaints, kafka_bootstrap
+    complaints, event_bus
 ):
-    request_id, job_id = await known_case(complaints, kafka_bootstrap, dealer_id="D3")
+    request_id, job_id = await known_case(complaints, event_bus, dealer_id="D3")
     revisit_time = (datetime.now(UTC) - timedelta(minutes=20)).replace(microsecond=0)
     cause = envelope_for(
         revisit_done(job_id, request_id, 2, "the technician left a mess"), source="dispatch", time=revisit_time
     )
-    await publish(kafka_bootstrap, cause)
+    await publish(event_bus, cause)
 
     complaint_id = revisit_complaint_id(job_id)
     view = await complaints.until(complaint_id, lambda v: v["status"] == "open")
@@ -28,21 +28,21 @@ async def test_a_low_revisit_opens_a_complaint_linked_to_the_job_stamped_with_th
     assert view["ack_due"] == iso(revisit_time + timedelta(hours=1))
     assert "the technician left a mess" in view["description"]
 
-    opened = (await collect(kafka_bootstrap, COMPLAINTS, subject_is(complaint_id), expected=1))[0]
+    opened = (await collect(event_bus, COMPLAINTS, subject_is(complaint_id), expected=1))[0]
     headers = headers_of(opened)
     assert headers["ce_type"] == "complaint.opened" and headers["ce_time"] == iso(revisit_time)
     assert headers["ce_causationid"] == cause.id and headers["ce_correlationid"] == cause.correlationid
     assert json.loads(opened.value)["source"] == "revisit"
 
 
-async def test_the_same_revisit_arriving_again_even_as_another_event_opens_one_complaint(complaints, kafka_bootstrap):
-    request_id, _ = await known_case(complaints, kafka_bootstrap, dealer_id="D5", with_job=False)
+async def test_the_same_revisit_arriving_again_even_as_another_event_opens_one_complaint(complaints, event_bus):
+    request_id, _ = await known_case(complaints, event_bus, dealer_id="D5", with_job=False)
     job_id = f"job-{uuid.uuid4()}"
     revisit = envelope_for(revisit_done(job_id, request_id, 1), source="dispatch")
     resent = envelope_for(revisit_done(job_id, request_id, 1), source="dispatch")  # the same fact, another event id
     # A marker behind them on their partition (same key): once complaints knows the job, it has seen them all.
     marker = envelope_for(job_created(job_id, request_id, "D5"), source="dispatch")
-    await publish(kafka_bootstrap, revisit, revisit, resent, marker)
+    await publish(event_bus, revisit, revisit, resent, marker)
     await complaints.knows(job_id=job_id)
 
     complaint_id = revisit_complaint_id(job_id)
@@ -50,15 +50,15 @@ async def test_the_same_revisit_arriving_again_even_as_another_event_opens_one_c
     assert complaints.app.state.runtime.consumer.counts["duplicate"] >= 1
     listed = (await complaints.client.get(f"/v1/complaints?job_id={job_id}", headers=complaints.officer)).json()
     assert [c["id"] for c in listed["items"]] == [complaint_id]
-    published = await collect(kafka_bootstrap, COMPLAINTS, subject_is(complaint_id), expected=1, settle=0.5)
+    published = await collect(event_bus, COMPLAINTS, subject_is(complaint_id), expected=1, settle=0.5)
     assert [headers_of(r)["ce_type"] for r in published] == ["complaint.opened"]
 
 
-async def test_a_revisit_scored_3_or_more_opens_no_complaint(complaints, kafka_bootstrap):
-    request_id, _ = await known_case(complaints, kafka_bootstrap, with_job=False)
+async def test_a_revisit_scored_3_or_more_opens_no_complaint(complaints, event_bus):
+    request_id, _ = await known_case(complaints, event_bus, with_job=False)
     job_id = f"job-{uuid.uuid4()}"
     await publish(
-        kafka_bootstrap,
+        event_bus,
         envelope_for(revisit_done(job_id, request_id, 3), source="dispatch"),
         envelope_for(job_created(job_id, request_id, None), source="dispatch"),
     )  # the marker behind it
@@ -67,10 +67,10 @@ async def test_a_revisit_scored_3_or_more_opens_no_complaint(complaints, kafka_b
 
 
 async def test_a_revisit_of_a_job_complaints_never_saw_still_opens_its_complaint_with_the_requests_dealer(
-    complaints, kafka_bootstrap
+    complaints, event_bus
 ):
-    request_id, _ = await known_case(complaints, kafka_bootstrap, dealer_id="D4", with_job=False)
+    request_id, _ = await known_case(complaints, event_bus, dealer_id="D4", with_job=False)
     job_id = f"job-{uuid.uuid4()}"
-    await publish(kafka_bootstrap, envelope_for(revisit_done(job_id, request_id, 1), source="dispatch"))
+    await publish(event_bus, envelope_for(revisit_done(job_id, request_id, 1), source="dispatch"))
     view = await complaints.until(revisit_complaint_id(job_id), lambda v: True)
     assert (view["request_id"], view["job_id"], view["dealer_id"]) == (request_id, job_id, "D4")

@@ -25,11 +25,9 @@ async def rows_among(service: Complaints, ids: list[str], *, level: int | None =
         return (await conn.execute(query)).scalar_one()
 
 
-async def test_a_restart_neither_repeats_an_escalation_nor_loses_one_that_fell_due_while_down(
-    tmp_path, kafka_bootstrap
-):
+async def test_a_restart_neither_repeats_an_escalation_nor_loses_one_that_fell_due_while_down(tmp_path, event_bus):
     clock = FixedClock(datetime.now(UTC))
-    settings, app = start(tmp_path, kafka_bootstrap, clock=clock)
+    settings, app = start(tmp_path, event_bus, clock=clock)
     async with running(app) as client:
         before = Complaints(client, settings, app)
         early = (await before.open()).json()["id"]
@@ -48,14 +46,14 @@ async def test_a_restart_neither_repeats_an_escalation_nor_loses_one_that_fell_d
             assert await after.stored_types(complaint_id) == ["complaint.opened", "complaint.escalated"]
 
 
-async def test_a_restart_mid_stream_loses_no_revisit_complaint_and_escalates_each_once(tmp_path, kafka_bootstrap):
-    settings, app = start(tmp_path, kafka_bootstrap, complaint_acknowledge_within_seconds=1, consumer_batch_size=4)
+async def test_a_restart_mid_stream_loses_no_revisit_complaint_and_escalates_each_once(tmp_path, event_bus):
+    settings, app = start(tmp_path, event_bus, complaint_acknowledge_within_seconds=1, consumer_batch_size=4)
     cases = [(str(uuid.uuid4()), f"job-{uuid.uuid4()}") for _ in range(30)]
     revisits = [envelope_for(revisit_done(job_id, request_id, 1), source="dispatch") for request_id, job_id in cases]
     ids = [revisit_complaint_id(job_id) for _, job_id in cases]
     async with running(app) as client:
         before = Complaints(client, settings, app)
-        await publish(kafka_bootstrap, *revisits, *revisits[:10])  # the first ten delivered twice
+        await publish(event_bus, *revisits, *revisits[:10])  # the first ten delivered twice
         await eventually(lambda: rows_among(before, ids), until=lambda n: n >= 1)
 
     restarted = create_app(settings, configure_logs=False)
@@ -66,7 +64,7 @@ async def test_a_restart_mid_stream_loses_no_revisit_complaint_and_escalates_eac
         for complaint_id in ids:
             assert await after.stored_types(complaint_id) == ["complaint.opened", "complaint.escalated"]
         opened = await collect(
-            kafka_bootstrap,
+            event_bus,
             COMPLAINTS,
             lambda r: r.key.decode() in ids and headers_of(r)["ce_type"] == "complaint.opened",
             expected=len(ids),

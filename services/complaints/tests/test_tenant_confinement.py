@@ -8,10 +8,8 @@ from shared.eventstore.tables import events
 from shared.testing.tenancy import leaks
 
 
-async def test_every_route_refuses_another_dealers_complaints_to_every_multi_role_dealer_token(
-    complaints, kafka_bootstrap
-):
-    request_id, job_id = await known_case(complaints, kafka_bootstrap, dealer_id="D2")
+async def test_every_route_refuses_another_dealers_complaints_to_every_multi_role_dealer_token(complaints, event_bus):
+    request_id, job_id = await known_case(complaints, event_bus, dealer_id="D2")
     opened = await complaints.open(request_id=request_id, job_id=job_id)
     assert opened.status_code == 201 and opened.json()["dealer_id"] == "D2"
     cid = opened.json()["id"]

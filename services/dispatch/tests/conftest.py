@@ -1,4 +1,4 @@
-"""A dispatch service per test: its own SQLite file and consumer group, the session's real Kafka broker.
+"""A dispatch service per test: its own SQLite file and consumer group, the session's broker (`event_bus`: in-process, unless a module points it at real Kafka).
 
 Intake is played by publishing its CloudEvents to `intake.events` (or, end to end, by the real intake app).
 Each test's consumer group starts at the current end of the topics it reads: the session's broker holds every
@@ -32,14 +32,17 @@ from shared.testing.app import bearer, eventually, running
 from shared.testing.kafka import envelope_for, publish, start_group_at_end  # noqa: F401  (start_group_at_end: for the tests here)
 
 
-def dispatch_settings(tmp_path, kafka_bootstrap: str, name: str = "dispatch", **overrides: Any) -> DispatchSettings:
+def dispatch_settings(tmp_path, event_bus: str, name: str = "dispatch", **overrides: Any) -> DispatchSettings:
     values: dict[str, Any] = dict(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/{name}.db",
-        kafka_bootstrap=kafka_bootstrap,
+        kafka_bootstrap=event_bus,
         consumer_group=f"dispatch-test-{uuid.uuid4().hex[:8]}",
         relay_poll_interval_ms=50,
         deadline_poll_interval_ms=50,
         log_json=False,
+        # In WAL mode NORMAL survives a killed process (what the crash tests do); only a power loss could take the
+        # last commits, and skipping that fsync per commit is most of a test's time on a busy disk.
+        sqlite_synchronous="NORMAL",
     )
     values.update(overrides)
     return DispatchSettings(**values)
@@ -145,9 +148,9 @@ def cancelled_event(request_id: str, at: datetime | None = None, sequence: int =
     )
 
 
-async def triaged_request(kafka_bootstrap: str, **fields: Any) -> str:
+async def triaged_request(event_bus: str, **fields: Any) -> str:
     received, triaged = request_events(**fields)
-    await publish(kafka_bootstrap, received, triaged)
+    await publish(event_bus, received, triaged)
     return received.subject
 
 
@@ -161,11 +164,11 @@ async def database_url_for(request, tmp_path, backend: str) -> str:
 
 
 @pytest.fixture
-async def dispatch(request, tmp_path, kafka_bootstrap):
+async def dispatch(request, tmp_path, event_bus):
     """On SQLite unless a test asks for another backend (indirect parametrization)."""
     url = await database_url_for(request, tmp_path, getattr(request, "param", "sqlite"))
-    settings = dispatch_settings(tmp_path, kafka_bootstrap, database_url=url)
-    await start_group_at_end(kafka_bootstrap, settings.consumer_group, [INTAKE])
+    settings = dispatch_settings(tmp_path, event_bus, database_url=url)
+    await start_group_at_end(event_bus, settings.consumer_group, [INTAKE])
     app = create_app(settings, configure_logs=False)
     async with running(app) as client:
         yield Dispatch(client, settings, app)
@@ -179,8 +182,8 @@ async def staffed(dispatch):
     return dispatch
 
 
-async def assigned_job(dispatch: Dispatch, kafka_bootstrap: str, **fields: Any) -> dict:
+async def assigned_job(dispatch: Dispatch, event_bus: str, **fields: Any) -> dict:
     """A job for a freshly triaged request, auto-assigned (needs a candidate, e.g. the `staffed` fixture)."""
-    job = await dispatch.job_of(await triaged_request(kafka_bootstrap, **fields))
+    job = await dispatch.job_of(await triaged_request(event_bus, **fields))
     assert job["status"] == "assigned", job
     return job

@@ -8,10 +8,10 @@ from shared.contracts.topics import DISPATCH
 from shared.testing.kafka import collect, headers_of, subject_is
 
 
-async def test_each_step_of_a_jobs_history_and_its_event_on_kafka_name_who_caused_it(staffed, kafka_bootstrap):
+async def test_each_step_of_a_jobs_history_and_its_event_on_kafka_name_who_caused_it(staffed, event_bus):
     dispatch = staffed
     assert (await dispatch.technician_in("T2", "C1")).status_code == 201
-    job = await dispatch.job_of(await triaged_request(kafka_bootstrap, dealer_id="D1"))
+    job = await dispatch.job_of(await triaged_request(event_bus, dealer_id="D1"))
     assert [(h["type"], h["actor"]) for h in job["history"]] == [
         ("job.created", "system:dispatch"),
         ("job.assigned", "system:dispatch"),
@@ -41,5 +41,5 @@ async def test_each_step_of_a_jobs_history_and_its_event_on_kafka_name_who_cause
     stored = await dispatch.get_json(f"/v1/jobs/{job['id']}", headers=clerk)
     assert [(h["type"], h["actor"]) for h in stored["history"]] == expected
 
-    records = await collect(kafka_bootstrap, DISPATCH, subject_is(job["id"]), expected=len(expected))
+    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=len(expected))
     assert [(headers_of(r)["ce_type"], headers_of(r)["ce_actor"]) for r in records] == expected

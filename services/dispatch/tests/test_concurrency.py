@@ -23,10 +23,10 @@ from shared.testing.kafka import publish
 
 
 @pytest.mark.parametrize("dispatch", BACKENDS, indirect=True)
-async def test_two_technicians_accepting_the_same_job_at_once_one_wins(staffed, kafka_bootstrap):
+async def test_two_technicians_accepting_the_same_job_at_once_one_wins(staffed, event_bus):
     await staffed.technician_in("T2", "C1")
     for _ in range(4):
-        job = await assigned_job(staffed, kafka_bootstrap)
+        job = await assigned_job(staffed, event_bus)
 
         async def reassign_then_accept_as_t2():
             reassigned = await staffed.client.post(
@@ -50,8 +50,8 @@ async def test_two_technicians_accepting_the_same_job_at_once_one_wins(staffed, 
 
 
 @pytest.mark.parametrize("dispatch", BACKENDS, indirect=True)
-async def test_the_same_technician_accepting_twice_at_once_records_one_acceptance(staffed, kafka_bootstrap):
-    job = await assigned_job(staffed, kafka_bootstrap)
+async def test_the_same_technician_accepting_twice_at_once_records_one_acceptance(staffed, event_bus):
+    job = await assigned_job(staffed, event_bus)
     results = await asyncio.gather(*(staffed.step(job["id"], "accept", staffed.technician("T1")) for _ in range(3)))
     assert sorted(r.status_code for r in results) == [200, 409, 409]
     assert (await staffed.stream_types(job["id"])).count("job.accepted") == 1
@@ -59,18 +59,18 @@ async def test_the_same_technician_accepting_twice_at_once_records_one_acceptanc
 
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_two_replicas_on_one_database_seeing_the_same_triages_make_one_job_each(
-    request, tmp_path, kafka_bootstrap, backend
+    request, tmp_path, event_bus, backend
 ):
     # Separate consumer groups: both replicas receive every event and race to create the same jobs.
     url = await database_url_for(request, tmp_path, backend)
-    replicas = [dispatch_settings(tmp_path, kafka_bootstrap, database_url=url) for _ in range(2)]
+    replicas = [dispatch_settings(tmp_path, event_bus, database_url=url) for _ in range(2)]
     for settings in replicas:
-        await start_group_at_end(kafka_bootstrap, settings.consumer_group, [INTAKE])
+        await start_group_at_end(event_bus, settings.consumer_group, [INTAKE])
     apps = [create_app(settings, configure_logs=False) for settings in replicas]
     async with running(apps[0]) as first, running(apps[1]):
         dispatch = Dispatch(first, replicas[0], apps[0])
         requests = [request_events() for _ in range(20)]
-        await publish(kafka_bootstrap, *(envelope for pair in requests for envelope in pair))
+        await publish(event_bus, *(envelope for pair in requests for envelope in pair))
         consumers = [app.state.runtime.consumer for app in apps]
         await eventually(
             lambda: asyncio.sleep(0, [c.counts["applied"] + c.counts["duplicate"] for c in consumers]),

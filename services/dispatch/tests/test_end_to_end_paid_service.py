@@ -1,5 +1,5 @@
 """Paid service end to end across intake and dispatch, each its own app, database and consumer group, talking
-only through the session's real Kafka broker (warranty's verdict and catalogue played as warranty publishes
+only through the session's broker (`event_bus`) (warranty's verdict and catalogue played as warranty publishes
 them): an out-of-warranty request triaged onsite waits for a quote; accepted, it gets its job with the arrive
 SLA counted from the acceptance; declined or expired, it closes with that outcome and never gets a job."""
 
@@ -28,11 +28,11 @@ P3_ARRIVE = timedelta(minutes=4320)
 
 
 @asynccontextmanager
-async def paid_service(tmp_path, kafka_bootstrap, **intake_overrides) -> AsyncIterator[Services]:
-    intake_config = intake_settings(tmp_path, kafka_bootstrap, deadline_poll_interval_ms=50, **intake_overrides)
-    dispatch_config = dispatch_settings(tmp_path, kafka_bootstrap)
-    await start_group_at_end(kafka_bootstrap, intake_config.consumer_group, list(INTAKE_CONSUMES))
-    await start_group_at_end(kafka_bootstrap, dispatch_config.consumer_group, [INTAKE])
+async def paid_service(tmp_path, event_bus, **intake_overrides) -> AsyncIterator[Services]:
+    intake_config = intake_settings(tmp_path, event_bus, deadline_poll_interval_ms=50, **intake_overrides)
+    dispatch_config = dispatch_settings(tmp_path, event_bus)
+    await start_group_at_end(event_bus, intake_config.consumer_group, list(INTAKE_CONSUMES))
+    await start_group_at_end(event_bus, dispatch_config.consumer_group, [INTAKE])
     intake_app = create_intake(intake_config, configure_logs=False)
     dispatch_app = create_dispatch(dispatch_config, configure_logs=False)
     async with running(intake_app) as intake_client, running(dispatch_app) as dispatch_client:
@@ -43,7 +43,7 @@ async def paid_service(tmp_path, kafka_bootstrap, **intake_overrides) -> AsyncIt
         assert (await both.dispatch.technician_in("T-7", "C-N", skills=["tractor"])).status_code == 201
         part_number = f"SEAL-{uuid.uuid4().hex[:6]}"
         await publish(
-            kafka_bootstrap,
+            event_bus,
             envelope_for(
                 PartRegistered(
                     part_number=part_number,
@@ -60,7 +60,7 @@ async def paid_service(tmp_path, kafka_bootstrap, **intake_overrides) -> AsyncIt
         yield both
 
 
-async def out_of_warranty_triaged_onsite(services: Services, kafka_bootstrap: str) -> str:
+async def out_of_warranty_triaged_onsite(services: Services, event_bus: str) -> str:
     """An out-of-warranty request of dealer D1, triaged onsite: it awaits a quote, and dispatch, having seen the
     triage, made no job."""
     intake = services.intake
@@ -75,14 +75,14 @@ async def out_of_warranty_triaged_onsite(services: Services, kafka_bootstrap: st
         expires_on="2025-02-28",
         reason="not covered: the 12-month warranty ended on 2025-02-28",
     )
-    await publish(kafka_bootstrap, envelope_for(verdict, source="warranty"))
+    await publish(event_bus, envelope_for(verdict, source="warranty"))
     await services.request_status(request_id, lambda v: v["coverage"] is not None)
     triaged = await intake.client.post(
         f"/v1/service-requests/{request_id}/triage", json={"mode": "onsite"}, headers=intake.agent
     )
     assert triaged.status_code == 200 and triaged.json()["status"] == "awaiting_quote", triaged.text
 
-    records = await collect(kafka_bootstrap, INTAKE, subject_is(request_id), expected=4)
+    records = await collect(event_bus, INTAKE, subject_is(request_id), expected=4)
     triage_id = next(headers_of(r)["ce_id"] for r in records if headers_of(r)["ce_type"] == "service_request.triaged")
     await eventually(lambda: processed_by(services.dispatch, triage_id), until=bool, timeout=30)
     assert await jobs_of(services.dispatch, request_id) == [], "no job while the customer has not agreed to pay"
@@ -113,10 +113,10 @@ async def jobs_of(dispatch: Dispatch, request_id: str) -> list:
 
 
 async def test_an_out_of_warranty_request_quoted_and_accepted_gets_its_job_with_the_arrive_sla_from_the_acceptance(
-    tmp_path, kafka_bootstrap
+    tmp_path, event_bus
 ):
-    async with paid_service(tmp_path, kafka_bootstrap) as services:
-        request_id = await out_of_warranty_triaged_onsite(services, kafka_bootstrap)
+    async with paid_service(tmp_path, event_bus) as services:
+        request_id = await out_of_warranty_triaged_onsite(services, event_bus)
         quote = await quoted(services, request_id)
         assert quote["total"] == "84.70"  # 60 min at 60.00/h + 2 × 12.35
 
@@ -149,9 +149,9 @@ async def test_an_out_of_warranty_request_quoted_and_accepted_gets_its_job_with_
         ]
 
 
-async def test_a_declined_quote_closes_the_request_with_its_outcome_and_no_job(tmp_path, kafka_bootstrap):
-    async with paid_service(tmp_path, kafka_bootstrap) as services:
-        request_id = await out_of_warranty_triaged_onsite(services, kafka_bootstrap)
+async def test_a_declined_quote_closes_the_request_with_its_outcome_and_no_job(tmp_path, event_bus):
+    async with paid_service(tmp_path, event_bus) as services:
+        request_id = await out_of_warranty_triaged_onsite(services, event_bus)
         await quoted(services, request_id)
         declined = await services.intake.client.post(
             f"/v1/service-requests/{request_id}/quote/decline",
@@ -159,7 +159,7 @@ async def test_a_declined_quote_closes_the_request_with_its_outcome_and_no_job(t
             headers=services.intake.auth("dealer", dealer_id="D1"),
         )
         assert declined.status_code == 200 and declined.json()["status"] == "closed"
-        records = await collect(kafka_bootstrap, INTAKE, subject_is(request_id), expected=7, settle=1.0)
+        records = await collect(event_bus, INTAKE, subject_is(request_id), expected=7, settle=1.0)
         assert [headers_of(r)["ce_type"] for r in records][-2:] == [
             "service_request.quote_declined",
             "service_request.closed",
@@ -168,13 +168,13 @@ async def test_a_declined_quote_closes_the_request_with_its_outcome_and_no_job(t
         assert await jobs_of(services.dispatch, request_id) == []
 
 
-async def test_an_expired_quote_closes_the_request_with_its_outcome_and_no_job(tmp_path, kafka_bootstrap):
-    async with paid_service(tmp_path, kafka_bootstrap, quote_valid_days=3 / 86_400) as services:
-        request_id = await out_of_warranty_triaged_onsite(services, kafka_bootstrap)
+async def test_an_expired_quote_closes_the_request_with_its_outcome_and_no_job(tmp_path, event_bus):
+    async with paid_service(tmp_path, event_bus, quote_valid_days=3 / 86_400) as services:
+        request_id = await out_of_warranty_triaged_onsite(services, event_bus)
         quote = await quoted(services, request_id)
         closed = await services.request_status(request_id, lambda v: v["status"] == "closed")
         assert closed["quote"]["state"] == "expired" and closed["quote"]["decided_at"] == quote["valid_until"]
-        records = await collect(kafka_bootstrap, INTAKE, subject_is(request_id), expected=7, settle=1.0)
+        records = await collect(event_bus, INTAKE, subject_is(request_id), expected=7, settle=1.0)
         assert [headers_of(r)["ce_type"] for r in records][-2:] == [
             "service_request.quote_expired",
             "service_request.closed",

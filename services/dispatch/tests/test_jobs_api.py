@@ -47,9 +47,9 @@ def assert_problem(response, status: int, field: str | None = None, says: str | 
 
 @pytest.mark.parametrize("dispatch", BACKENDS, indirect=True)
 async def test_the_assigned_technician_takes_the_job_through_two_visits_and_an_agent_records_the_revisit(
-    staffed, kafka_bootstrap
+    staffed, event_bus
 ):
-    job = await assigned_job(staffed, kafka_bootstrap)
+    job = await assigned_job(staffed, event_bus)
     t1 = staffed.technician("T1")
     for action, body, status in [
         ("accept", {}, "accepted"),
@@ -85,8 +85,8 @@ async def test_the_assigned_technician_takes_the_job_through_two_visits_and_an_a
     ]
 
 
-async def test_a_visit_that_did_not_fix_the_unit_publishes_why_in_job_completed(staffed, kafka_bootstrap):
-    job = await assigned_job(staffed, kafka_bootstrap)
+async def test_a_visit_that_did_not_fix_the_unit_publishes_why_in_job_completed(staffed, event_bus):
+    job = await assigned_job(staffed, event_bus)
     t1 = staffed.technician("T1")
     for action, body in [
         ("accept", {}),
@@ -101,7 +101,7 @@ async def test_a_visit_that_did_not_fix_the_unit_publishes_why_in_job_completed(
         assert response.status_code == 200, response.text
     assert [v["reason"] for v in response.json()["visits"]] == ["parts_unavailable", "unspecified", None]
     published = await collect(
-        kafka_bootstrap,
+        event_bus,
         DISPATCH,
         expected=3,
         match=lambda r: dict(r.headers)["ce_type"] == b"job.completed" and json.loads(r.value)["job_id"] == job["id"],
@@ -110,11 +110,11 @@ async def test_a_visit_that_did_not_fix_the_unit_publishes_why_in_job_completed(
 
 
 async def test_assigning_an_unknown_unskilled_or_inactive_technician_is_refused_and_nothing_is_written(
-    staffed, kafka_bootstrap
+    staffed, event_bus
 ):
     await staffed.technician_in("T-washer", "C1", skills=["washer"])
     await staffed.technician_in("T-off", "C1", active=False)
-    job = await assigned_job(staffed, kafka_bootstrap)
+    job = await assigned_job(staffed, event_bus)
     await relay_drained(staffed)
     url = f"/v1/jobs/{job['id']}/assign"
     for technician_id, says in [
@@ -127,9 +127,9 @@ async def test_assigning_an_unknown_unskilled_or_inactive_technician_is_refused_
         assert await nothing_written(staffed, job)
 
 
-async def test_assigning_a_completed_job_is_a_conflict(staffed, kafka_bootstrap):
+async def test_assigning_a_completed_job_is_a_conflict(staffed, event_bus):
     await staffed.technician_in("T2", "C1")
-    job = await assigned_job(staffed, kafka_bootstrap)
+    job = await assigned_job(staffed, event_bus)
     t1 = staffed.technician("T1")
     for action, body in [("accept", {}), ("arrive", {}), ("complete", {"fixed": True})]:
         job = (await staffed.step(job["id"], action, t1, **body)).json()
@@ -143,9 +143,9 @@ async def test_assigning_a_completed_job_is_a_conflict(staffed, kafka_bootstrap)
 
 
 @pytest.mark.parametrize("dispatch", ["postgresql"], indirect=True)
-async def test_bad_input_on_postgresql_is_refused_and_leaves_nothing_half_written(staffed, kafka_bootstrap):
+async def test_bad_input_on_postgresql_is_refused_and_leaves_nothing_half_written(staffed, event_bus):
     await staffed.technician_in("T-washer", "C1", skills=["washer"])
-    job = await assigned_job(staffed, kafka_bootstrap)
+    job = await assigned_job(staffed, event_bus)
     refused = await staffed.client.post(
         f"/v1/jobs/{job['id']}/assign", json={"technician_id": "T-washer"}, headers=staffed.dispatcher
     )
@@ -170,9 +170,9 @@ async def test_bad_input_on_postgresql_is_refused_and_leaves_nothing_half_writte
     ],
 )
 async def test_steps_out_of_order_and_scores_out_of_range_are_refused(
-    staffed, kafka_bootstrap, done, action, body, status, says
+    staffed, event_bus, done, action, body, status, says
 ):
-    job = await assigned_job(staffed, kafka_bootstrap)
+    job = await assigned_job(staffed, event_bus)
     steps = {
         "accept": ("accept", {}),
         "arrive": ("arrive", {}),
@@ -189,9 +189,9 @@ async def test_steps_out_of_order_and_scores_out_of_range_are_refused(
     assert await nothing_written(staffed, job)
 
 
-async def test_a_technician_acts_only_on_their_own_jobs_and_sees_only_those(staffed, kafka_bootstrap):
+async def test_a_technician_acts_only_on_their_own_jobs_and_sees_only_those(staffed, event_bus):
     await staffed.technician_in("T2", "C1")
-    mine = await assigned_job(staffed, kafka_bootstrap)
+    mine = await assigned_job(staffed, event_bus)
     t2 = staffed.technician("T2")
     refused = await staffed.step(mine["id"], "accept", t2)
     assert_problem(refused, 403, says="not assigned to technician T2")
@@ -206,9 +206,9 @@ async def test_a_technician_acts_only_on_their_own_jobs_and_sees_only_those(staf
     ).status_code == 403, "technicians do not assign"
 
 
-async def test_a_dealer_sees_the_jobs_of_its_own_requests_only(staffed, kafka_bootstrap):
-    mine = await assigned_job(staffed, kafka_bootstrap, dealer_id="D1")
-    theirs = await assigned_job(staffed, kafka_bootstrap, dealer_id="D2")
+async def test_a_dealer_sees_the_jobs_of_its_own_requests_only(staffed, event_bus):
+    mine = await assigned_job(staffed, event_bus, dealer_id="D1")
+    theirs = await assigned_job(staffed, event_bus, dealer_id="D2")
     d1 = staffed.auth("dealer", dealer_id="D1")
     assert (await staffed.get_json(f"/v1/jobs/{mine['id']}", d1))["dealer_id"] == "D1"
     hidden = await staffed.client.get(f"/v1/jobs/{theirs['id']}", headers=d1)
@@ -221,9 +221,9 @@ async def test_a_dealer_sees_the_jobs_of_its_own_requests_only(staffed, kafka_bo
     assert (await staffed.step(mine["id"], "accept", d1)).status_code == 403, "dealers do not record field steps"
 
 
-async def test_occurred_at_is_bounded_by_the_future_and_the_jobs_previous_step(staffed, kafka_bootstrap):
+async def test_occurred_at_is_bounded_by_the_future_and_the_jobs_previous_step(staffed, event_bus):
     triaged_at = datetime.now(UTC) - timedelta(hours=1)
-    job = await assigned_job(staffed, kafka_bootstrap, triaged_at=triaged_at)
+    job = await assigned_job(staffed, event_bus, triaged_at=triaged_at)
     t1 = staffed.technician("T1")
     future = await staffed.step(job["id"], "accept", t1, occurred_at=iso(datetime.now(UTC) + timedelta(hours=1)))
     assert_problem(future, 422, field="occurred_at", says="future")
@@ -236,11 +236,11 @@ async def test_occurred_at_is_bounded_by_the_future_and_the_jobs_previous_step(s
 
 
 async def test_a_job_nobody_qualifies_for_waits_unassigned_until_a_dispatcher_assigns_anyone_skilled(
-    staffed, kafka_bootstrap
+    staffed, event_bus
 ):
     await staffed.center("C-S", region="south")
     await staffed.technician_in("T-S", "C-S")
-    job = await staffed.job_of(await triaged_request(kafka_bootstrap, region="west", priority=Priority.P2))
+    job = await staffed.job_of(await triaged_request(event_bus, region="west", priority=Priority.P2))
     assert job["status"] == "unassigned" and job["technician_id"] is None and job["accept_due"] is None
     first = await staffed.client.post(
         f"/v1/jobs/{job['id']}/assign", json={"technician_id": "T-S"}, headers=staffed.dispatcher
@@ -259,14 +259,12 @@ async def test_a_job_nobody_qualifies_for_waits_unassigned_until_a_dispatcher_as
     assert_problem(late, 409, says="until the job is accepted")
 
 
-async def test_a_technicians_queue_lists_open_jobs_by_priority_then_due_time(staffed, kafka_bootstrap):
+async def test_a_technicians_queue_lists_open_jobs_by_priority_then_due_time(staffed, event_bus):
     now = datetime.now(UTC)
-    p3 = await assigned_job(staffed, kafka_bootstrap, priority=Priority.P3)
-    p1_later = await assigned_job(staffed, kafka_bootstrap, priority=Priority.P1, triaged_at=now - timedelta(minutes=1))
-    p1_sooner = await assigned_job(
-        staffed, kafka_bootstrap, priority=Priority.P1, triaged_at=now - timedelta(minutes=9)
-    )
-    done = await assigned_job(staffed, kafka_bootstrap, priority=Priority.P1)
+    p3 = await assigned_job(staffed, event_bus, priority=Priority.P3)
+    p1_later = await assigned_job(staffed, event_bus, priority=Priority.P1, triaged_at=now - timedelta(minutes=1))
+    p1_sooner = await assigned_job(staffed, event_bus, priority=Priority.P1, triaged_at=now - timedelta(minutes=9))
+    done = await assigned_job(staffed, event_bus, priority=Priority.P1)
     t1 = staffed.technician("T1")
     for action, body in [("accept", {}), ("arrive", {}), ("complete", {"fixed": True})]:
         await staffed.step(done["id"], action, t1, **body)
@@ -277,8 +275,8 @@ async def test_a_technicians_queue_lists_open_jobs_by_priority_then_due_time(sta
     assert (await staffed.get_json("/v1/technicians/T1/queue"))["items"][0]["id"] == p1_sooner["id"]
 
 
-async def test_jobs_list_filters_by_status_and_pages_newest_first(staffed, kafka_bootstrap):
-    jobs = [await assigned_job(staffed, kafka_bootstrap) for _ in range(3)]
+async def test_jobs_list_filters_by_status_and_pages_newest_first(staffed, event_bus):
+    jobs = [await assigned_job(staffed, event_bus) for _ in range(3)]
     await staffed.step(jobs[0]["id"], "accept", staffed.technician("T1"))
     accepted = await staffed.get_json("/v1/jobs?status=accepted")
     assert [j["id"] for j in accepted["items"]] == [jobs[0]["id"]]
@@ -315,8 +313,8 @@ async def test_health_readiness_metrics_and_openapi_are_served(dispatch):
     assert "re-assign" in spec["paths"]["/v1/jobs/{job_id}/assign"]["post"]["description"]
 
 
-async def test_a_step_retried_with_its_idempotency_key_replays_the_first_answer(staffed, kafka_bootstrap):
-    job = await assigned_job(staffed, kafka_bootstrap)
+async def test_a_step_retried_with_its_idempotency_key_replays_the_first_answer(staffed, event_bus):
+    job = await assigned_job(staffed, event_bus)
     headers = {**staffed.technician("T1"), "Idempotency-Key": "device-42-accept"}
     first = await staffed.client.post(f"/v1/jobs/{job['id']}/accept", headers=headers)
     retried = await staffed.client.post(f"/v1/jobs/{job['id']}/accept", headers=headers)

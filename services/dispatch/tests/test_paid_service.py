@@ -43,14 +43,14 @@ def cleared(request_id: str, at: datetime, by: ClearedBy, sla_from: datetime, se
 
 
 async def test_a_held_triage_makes_no_job_and_the_accepted_quote_makes_it_with_the_arrive_sla_from_the_acceptance(
-    staffed, kafka_bootstrap
+    staffed, event_bus
 ):
     received_at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
     triaged_at = received_at + timedelta(minutes=10)
     accepted_at = received_at + timedelta(days=2)  # the customer took two days to decide
     received, triaged = held_request(received_at, triaged_at)
     go = cleared(received.subject, accepted_at, ClearedBy.quote_accepted, accepted_at, 6, triaged.correlationid)
-    await publish(kafka_bootstrap, received, triaged, go)
+    await publish(event_bus, received, triaged, go)
 
     job = await staffed.job_of(received.subject)
     assert job["created_at"] == iso(accepted_at), "no job at the held triage: it came with the acceptance"
@@ -58,34 +58,34 @@ async def test_a_held_triage_makes_no_job_and_the_accepted_quote_makes_it_with_t
     assert job["accept_due"] == iso(accepted_at + timedelta(minutes=240))
     assert job["status"] == "assigned"
 
-    records = await collect(kafka_bootstrap, DISPATCH, subject_is(job["id"]), expected=2, settle=0.5)
+    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=2, settle=0.5)
     created = headers_of(records[0])
     assert created["ce_type"] == "job.created" and created["ce_causationid"] == go.id
 
 
 async def test_a_triage_held_only_until_warrantys_late_verdict_keeps_the_arrive_sla_from_the_receipt(
-    staffed, kafka_bootstrap
+    staffed, event_bus
 ):
     received_at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     received, triaged = held_request(received_at, received_at + timedelta(minutes=1))
     verdict_at = received_at + timedelta(minutes=2)
     go = cleared(received.subject, verdict_at, ClearedBy.coverage, received_at, 4, triaged.correlationid)
-    await publish(kafka_bootstrap, received, triaged, go, replace(go, id=str(uuid.uuid4())))
+    await publish(event_bus, received, triaged, go, replace(go, id=str(uuid.uuid4())))
 
     job = await staffed.job_of(received.subject)
     assert job["created_at"] == iso(verdict_at)
     assert job["arrive_due"] == iso(received_at + timedelta(minutes=4320))
-    records = await collect(kafka_bootstrap, DISPATCH, subject_is(job["id"]), expected=2, settle=1.0)
+    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=2, settle=1.0)
     assert [headers_of(r)["ce_type"] for r in records] == ["job.created", "job.assigned"], "one job, once"
 
 
-async def test_a_held_request_cancelled_before_its_quote_is_accepted_never_gets_a_job(staffed, kafka_bootstrap):
+async def test_a_held_request_cancelled_before_its_quote_is_accepted_never_gets_a_job(staffed, event_bus):
     received_at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=5)
     received, triaged = held_request(received_at, received_at + timedelta(minutes=5))
     cancel = cancelled_event(received.subject, received_at + timedelta(hours=1), sequence=4)
     # Cannot follow a cancellation in intake (cancelled is final); dispatch stays safe if it did.
     late = cleared(received.subject, received_at + timedelta(hours=2), ClearedBy.quote_accepted, received_at, 5, "c")
-    await publish(kafka_bootstrap, received, triaged, cancel, late)
+    await publish(event_bus, received, triaged, cancel, late)
 
     await eventually(lambda: processed(staffed, late.id), until=bool)
     assert (await staffed.get_json(f"/v1/jobs?request_id={received.subject}"))["items"] == []

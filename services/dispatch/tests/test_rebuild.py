@@ -31,21 +31,21 @@ async def snapshot(db) -> dict[str, list[dict]]:
     return tables
 
 
-async def test_a_read_model_rebuilt_from_the_event_store_equals_the_live_one(staffed, kafka_bootstrap):
+async def test_a_read_model_rebuilt_from_the_event_store_equals_the_live_one(staffed, event_bus):
     await staffed.center("C2", region="south", kind="authorized_dealer", dealer_id="D1")
     await staffed.technician_in("T2", "C2", skills=["tractor", "washer"])
     await staffed.client.patch("/v1/technicians/T2", json={"active": False}, headers=staffed.dispatcher)
     await staffed.client.patch("/v1/service-centers/C2", json={"name": "Dealer D1 South"}, headers=staffed.dispatcher)
     t1 = staffed.technician("T1")
-    waiting = await assigned_job(staffed, kafka_bootstrap)
-    accepted = await assigned_job(staffed, kafka_bootstrap, dealer_id="D1")
+    waiting = await assigned_job(staffed, event_bus)
+    accepted = await assigned_job(staffed, event_bus, dealer_id="D1")
     await staffed.step(accepted["id"], "accept", t1)
-    revisited = await assigned_job(staffed, kafka_bootstrap)
+    revisited = await assigned_job(staffed, event_bus)
     for action, body in [("accept", {}), ("arrive", {}), ("complete", {"fixed": True, "resolution": "ok"})]:
         await staffed.step(revisited["id"], action, t1, **body)
     await staffed.step(revisited["id"], "revisit", staffed.auth("agent"), satisfaction=4, channel="sms")
-    cancelled = await assigned_job(staffed, kafka_bootstrap)
-    await publish(kafka_bootstrap, cancelled_event(cancelled["request_id"]))
+    cancelled = await assigned_job(staffed, event_bus)
+    await publish(event_bus, cancelled_event(cancelled["request_id"]))
     await eventually(
         lambda: staffed.get_json(f"/v1/jobs/{cancelled['id']}"), until=lambda j: j["status"] == "cancelled"
     )

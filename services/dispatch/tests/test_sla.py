@@ -58,16 +58,16 @@ async def running_dispatch(settings, clock=None):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_the_live_timer_announces_a_missed_acceptance_once_stamped_with_its_deadline(
-    request, tmp_path, kafka_bootstrap, backend
+    request, tmp_path, event_bus, backend
 ):
     url = await database_url_for(request, tmp_path, backend)
-    settings = dispatch_settings(tmp_path, kafka_bootstrap, database_url=url, sla_accept_minutes=FAST)
-    await start_group_at_end(kafka_bootstrap, settings.consumer_group, [INTAKE])
+    settings = dispatch_settings(tmp_path, event_bus, database_url=url, sla_accept_minutes=FAST)
+    await start_group_at_end(event_bus, settings.consumer_group, [INTAKE])
     app, context = await running_dispatch(settings)
     async with context as client:
         dispatch = Dispatch(client, settings, app)
         await staff(dispatch)
-        job = await dispatch.job_of(await triaged_request(kafka_bootstrap))
+        job = await dispatch.job_of(await triaged_request(event_bus))
         assert datetime.fromisoformat(job["accept_due"]) - datetime.fromisoformat(job["created_at"]) == timedelta(
             seconds=1.2
         )
@@ -85,7 +85,7 @@ async def test_the_live_timer_announces_a_missed_acceptance_once_stamped_with_it
         assert late.status_code == 200 and late.json()["sla"]["accept"]["breached"] is True
         await published(dispatch)
 
-    records = await collect(kafka_bootstrap, DISPATCH, subject_is(job["id"]), expected=4, settle=0.5)
+    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=4, settle=0.5)
     assert [headers_of(r)["ce_type"] for r in records] == [
         "job.created",
         "job.assigned",
@@ -112,17 +112,15 @@ async def test_the_live_timer_announces_a_missed_acceptance_once_stamped_with_it
         assert await deadline_states(restarted, job["id"]) == {"accept": "fired", "arrive": "pending"}
 
 
-async def test_a_deadline_that_passes_while_dispatch_is_down_fires_once_after_the_restart(tmp_path, kafka_bootstrap):
+async def test_a_deadline_that_passes_while_dispatch_is_down_fires_once_after_the_restart(tmp_path, event_bus):
     clock = FixedClock(datetime.now(UTC))
-    settings = dispatch_settings(tmp_path, kafka_bootstrap)
-    await start_group_at_end(kafka_bootstrap, settings.consumer_group, [INTAKE])
+    settings = dispatch_settings(tmp_path, event_bus)
+    await start_group_at_end(event_bus, settings.consumer_group, [INTAKE])
     app, context = await running_dispatch(settings, clock)
     async with context as client:
         dispatch = Dispatch(client, settings, app)
         await staff(dispatch)
-        job = await dispatch.job_of(
-            await triaged_request(kafka_bootstrap, priority=Priority.P1, triaged_at=clock.now())
-        )
+        job = await dispatch.job_of(await triaged_request(event_bus, priority=Priority.P1, triaged_at=clock.now()))
     clock.advance(minutes=31)  # P1: 30 minutes to accept; nobody did, and nobody was watching
 
     app, context = await running_dispatch(settings, clock)
@@ -140,10 +138,10 @@ async def test_a_deadline_that_passes_while_dispatch_is_down_fires_once_after_th
     assert (await dispatch.stream_types(job["id"])).count("job.sla_breached") == 1
 
 
-async def test_a_step_recorded_late_announces_the_breach_itself_before_the_timer(tmp_path, kafka_bootstrap):
+async def test_a_step_recorded_late_announces_the_breach_itself_before_the_timer(tmp_path, event_bus):
     # The timer looks once at start-up and then not for ten minutes: whatever breach appears is the step's.
-    settings = dispatch_settings(tmp_path, kafka_bootstrap, deadline_poll_interval_ms=600_000)
-    await start_group_at_end(kafka_bootstrap, settings.consumer_group, [INTAKE])
+    settings = dispatch_settings(tmp_path, event_bus, deadline_poll_interval_ms=600_000)
+    await start_group_at_end(event_bus, settings.consumer_group, [INTAKE])
     now = datetime.now(UTC).replace(microsecond=0)
     received_at = now - timedelta(hours=5)  # P1: arrive within 4 hours of the receipt; due an hour ago
     app, context = await running_dispatch(settings)
@@ -152,7 +150,7 @@ async def test_a_step_recorded_late_announces_the_breach_itself_before_the_timer
         await staff(dispatch)
         job = await dispatch.job_of(
             await triaged_request(
-                kafka_bootstrap, priority=Priority.P1, received_at=received_at, triaged_at=now - timedelta(hours=1)
+                event_bus, priority=Priority.P1, received_at=received_at, triaged_at=now - timedelta(hours=1)
             )
         )
         t1 = dispatch.technician("T1")
@@ -170,7 +168,7 @@ async def test_a_step_recorded_late_announces_the_breach_itself_before_the_timer
         assert await deadline_states(dispatch, job["id"]) == {"accept": "cancelled", "arrive": "cancelled"}
         await published(dispatch)
 
-    records = await collect(kafka_bootstrap, DISPATCH, subject_is(job["id"]), expected=5, settle=0.5)
+    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=5, settle=0.5)
     assert [headers_of(r)["ce_type"] for r in records] == [
         "job.created",
         "job.assigned",
@@ -182,7 +180,7 @@ async def test_a_step_recorded_late_announces_the_breach_itself_before_the_timer
     assert breach["ce_time"] == iso(received_at + timedelta(hours=4)), "stamped with the deadline"
     assert breach["ce_causationid"] == command, "caused by the late step"
 
-    fast = dispatch_settings(tmp_path, kafka_bootstrap, consumer_group=settings.consumer_group)
+    fast = dispatch_settings(tmp_path, event_bus, consumer_group=settings.consumer_group)
     app, context = await running_dispatch(fast)
     async with context as client:
         restarted = Dispatch(client, fast, app)
@@ -190,14 +188,14 @@ async def test_a_step_recorded_late_announces_the_breach_itself_before_the_timer
         assert (await restarted.stream_types(job["id"])).count("job.sla_breached") == 1
 
 
-async def test_a_late_synced_step_that_was_in_time_withdraws_the_timers_breach(tmp_path, kafka_bootstrap):
-    settings = dispatch_settings(tmp_path, kafka_bootstrap, sla_accept_minutes=FAST)
-    await start_group_at_end(kafka_bootstrap, settings.consumer_group, [INTAKE])
+async def test_a_late_synced_step_that_was_in_time_withdraws_the_timers_breach(tmp_path, event_bus):
+    settings = dispatch_settings(tmp_path, event_bus, sla_accept_minutes=FAST)
+    await start_group_at_end(event_bus, settings.consumer_group, [INTAKE])
     app, context = await running_dispatch(settings)
     async with context as client:
         dispatch = Dispatch(client, settings, app)
         await staff(dispatch)
-        job = await dispatch.job_of(await triaged_request(kafka_bootstrap))
+        job = await dispatch.job_of(await triaged_request(event_bus))
         await eventually(
             lambda: dispatch.get_json(f"/v1/jobs/{job['id']}"),
             until=lambda j: j["sla"]["accept"]["breached"],
@@ -213,7 +211,7 @@ async def test_a_late_synced_step_that_was_in_time_withdraws_the_timers_breach(t
         }
         await published(dispatch)
 
-    records = await collect(kafka_bootstrap, DISPATCH, subject_is(job["id"]), expected=5, settle=0.5)
+    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=5, settle=0.5)
     assert [headers_of(r)["ce_type"] for r in records] == [
         "job.created",
         "job.assigned",

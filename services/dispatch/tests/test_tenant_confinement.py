@@ -42,12 +42,12 @@ async def stored_events(dispatch) -> int:
 
 
 @pytest.fixture
-async def other_dealers_job(dispatch, kafka_bootstrap):
+async def other_dealers_job(dispatch, event_bus):
     """Dealer D2's center, technician and an assigned job; the technician's id is also the attacker's `sub`."""
     assert (await dispatch.center("C-D2", region="d2land", kind="authorized_dealer", dealer_id="D2")).status_code == 201
     assert (await dispatch.technician_in("T-D2", "C-D2")).status_code == 201
     assert (await dispatch.center("C-D1", region="d1land", kind="authorized_dealer", dealer_id="D1")).status_code == 201
-    return await assigned_job(dispatch, kafka_bootstrap, dealer_id="D2", region="d2land")
+    return await assigned_job(dispatch, event_bus, dealer_id="D2", region="d2land")
 
 
 async def test_every_route_refuses_another_dealers_rows_to_every_multi_role_dealer_token(dispatch, other_dealers_job):

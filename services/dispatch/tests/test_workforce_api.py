@@ -48,13 +48,13 @@ async def test_a_dispatcher_registers_a_center_and_a_technician_and_reads_them_b
     assert (await dispatch.get_json("/v1/technicians/T-1", dispatch.technician("T-1")))["id"] == "T-1"
 
 
-async def test_center_and_technician_events_reach_the_topic_keyed_by_a_typed_stream(dispatch, kafka_bootstrap):
+async def test_center_and_technician_events_reach_the_topic_keyed_by_a_typed_stream(dispatch, event_bus):
     center_id, technician_id = unique("C"), unique("T")
     await dispatch.center(center_id)
     await dispatch.technician_in(technician_id, center_id)
     await dispatch.client.patch(f"/v1/technicians/{technician_id}", json={"active": False}, headers=dispatch.dispatcher)
     records = await collect(
-        kafka_bootstrap,
+        event_bus,
         DISPATCH,
         subject_is(f"center:{center_id}", f"technician:{technician_id}"),
         expected=3,

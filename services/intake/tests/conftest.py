@@ -1,4 +1,4 @@
-"""An intake service per test: its own SQLite file and consumer group, the session's real Kafka broker."""
+"""An intake service per test: its own SQLite file and consumer group, the session's broker (`event_bus`: in-process, unless a module points it at real Kafka)."""
 
 from __future__ import annotations
 
@@ -44,26 +44,29 @@ def new_request_body(serial: str, **fields) -> dict:
     return body
 
 
-def intake_settings(tmp_path, kafka_bootstrap: str, **overrides) -> IntakeSettings:
+def intake_settings(tmp_path, event_bus: str, **overrides) -> IntakeSettings:
     """A test intake's settings. Its consumer group starts at the current end of every topic intake follows
     that the group has no offset in yet: intake follows all four topics (its webhooks deliver every one), and
     catching up with every earlier test's events would only slow the test down."""
     values = dict(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/intake.db",
-        kafka_bootstrap=kafka_bootstrap,
+        kafka_bootstrap=event_bus,
         consumer_group=f"intake-test-{uuid.uuid4().hex[:8]}",
         relay_poll_interval_ms=50,
         log_json=False,
+        # In WAL mode NORMAL survives a killed process (what the crash tests do); only a power loss could take the
+        # last commits, and skipping that fsync per commit is most of a test's time on a busy disk.
+        sqlite_synchronous="NORMAL",
     )
     values.update(overrides)
     settings = IntakeSettings(**values)
-    start_group_at_end_now(kafka_bootstrap, settings.consumer_group, CONSUMES, keep_committed=True)
+    start_group_at_end_now(event_bus, settings.consumer_group, CONSUMES, keep_committed=True)
     return settings
 
 
 @pytest.fixture
-async def intake(tmp_path, kafka_bootstrap):
-    settings = intake_settings(tmp_path, kafka_bootstrap)
+async def intake(tmp_path, event_bus):
+    settings = intake_settings(tmp_path, event_bus)
     app = create_app(settings, configure_logs=False)
     async with running(app) as client:
         yield Intake(client, settings, app)

@@ -18,7 +18,7 @@ from shared.testing.app import eventually
 from shared.testing.kafka import collect, envelope_for, headers_of, publish, subject_is
 
 
-async def test_each_step_of_a_requests_history_and_its_event_on_kafka_name_who_caused_it(intake, kafka_bootstrap):
+async def test_each_step_of_a_requests_history_and_its_event_on_kafka_name_who_caused_it(intake, event_bus):
     clerk = intake.auth("dealer", dealer_id="D1", sub="clerk-7")
     opened = await intake.open(headers=clerk, channel="dealer")
     assert opened.status_code == 201, opened.text
@@ -33,7 +33,7 @@ async def test_each_step_of_a_requests_history_and_its_event_on_kafka_name_who_c
 
     # warranty's verdict and dispatch's job arrive as those services publish them, caused by their own people
     await publish(
-        kafka_bootstrap,
+        event_bus,
         envelope_for(
             WarrantyChecked(
                 request_id=request_id, serial="SN-X", covered=True, expires_on="2027-03-01", reason="in warranty"
@@ -72,12 +72,12 @@ async def test_each_step_of_a_requests_history_and_its_event_on_kafka_name_who_c
     seen_by_dealer = (await intake.client.get(url, headers=clerk)).json()
     assert seen_by_dealer["history"] == view.json()["history"]
 
-    records = await collect(kafka_bootstrap, INTAKE, subject_is(request_id), expected=len(history))
+    records = await collect(event_bus, INTAKE, subject_is(request_id), expected=len(history))
     on_kafka = [(headers_of(r)["ce_type"], headers_of(r)["ce_actor"]) for r in records]
     assert on_kafka == history
 
 
-async def test_an_admin_command_is_the_admins_and_a_rebuilt_read_model_keeps_every_actor(intake, kafka_bootstrap):
+async def test_an_admin_command_is_the_admins_and_a_rebuilt_read_model_keeps_every_actor(intake, event_bus):
     request_id = (await intake.open(headers=intake.auth("agent", sub="agent-3"))).json()["id"]
     url = f"/v1/service-requests/{request_id}"
     cancelled = await intake.client.post(

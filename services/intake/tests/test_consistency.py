@@ -50,7 +50,7 @@ async def test_two_concurrent_opens_for_one_serial_make_one_request(intake):
     assert all(r.json()["existing_id"] == created["id"] for r in results if r.status_code == 409)
 
 
-async def test_a_read_model_rebuilt_from_the_event_store_equals_the_live_one(intake, kafka_bootstrap):
+async def test_a_read_model_rebuilt_from_the_event_store_equals_the_live_one(intake, event_bus):
     ids = []
     for i in range(6):
         request_id = (await intake.open(dealer_id=f"D{i % 2}", urgent=i % 3 == 0)).json()["id"]
@@ -61,7 +61,7 @@ async def test_a_read_model_rebuilt_from_the_event_store_equals_the_live_one(int
     await intake.client.post(url.format(ids[2]) + "/cancel", json={"reason": "r"}, headers=intake.agent)
     await intake.client.post(url.format(ids[3]) + "/triage", json={"mode": "onsite"}, headers=intake.agent)
     await publish(
-        kafka_bootstrap,
+        event_bus,
         envelope_for(
             JobCreated(
                 job_id="job-" + ids[3],

@@ -11,7 +11,7 @@ def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-async def test_commands_publish_their_cloudevents_in_order_with_time_sequence_and_correlation(intake, kafka_bootstrap):
+async def test_commands_publish_their_cloudevents_in_order_with_time_sequence_and_correlation(intake, event_bus):
     received_at = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
     correlation = str(uuid.uuid4())
     created = (
@@ -36,7 +36,7 @@ async def test_commands_publish_their_cloudevents_in_order_with_time_sequence_an
     )
     await intake.client.post(f"{url}/triage", json={"mode": "phone"}, headers=intake.agent)
 
-    records = await collect(kafka_bootstrap, INTAKE, subject_is(request_id), expected=5, settle=0.5)
+    records = await collect(event_bus, INTAKE, subject_is(request_id), expected=5, settle=0.5)
     headers = [headers_of(r) for r in records]
     assert [h["ce_type"] for h in headers] == [
         "service_request.received",
@@ -87,10 +87,10 @@ async def test_commands_publish_their_cloudevents_in_order_with_time_sequence_an
     assert json.loads(records[4].value) == {"request_id": request_id, "outcome": "resolved_by_phone"}
 
 
-async def test_a_refused_command_publishes_nothing(intake, kafka_bootstrap):
+async def test_a_refused_command_publishes_nothing(intake, event_bus):
     request_id = (await intake.open()).json()["id"]
     url = f"/v1/service-requests/{request_id}"
     assert (await intake.client.post(f"{url}/cancel", json={"reason": "dup"}, headers=intake.agent)).status_code == 200
     assert (await intake.client.post(f"{url}/triage", json={"mode": "onsite"}, headers=intake.agent)).status_code == 409
-    records = await collect(kafka_bootstrap, INTAKE, subject_is(request_id), expected=2, settle=1.0)
+    records = await collect(event_bus, INTAKE, subject_is(request_id), expected=2, settle=1.0)
     assert [headers_of(r)["ce_type"] for r in records] == ["service_request.received", "service_request.cancelled"]

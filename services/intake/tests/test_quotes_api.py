@@ -30,8 +30,8 @@ async def started_at_the_end(settings) -> object:
 
 
 @pytest.fixture
-async def intake(tmp_path, kafka_bootstrap):
-    settings = intake_settings(tmp_path, kafka_bootstrap)
+async def intake(tmp_path, event_bus):
+    settings = intake_settings(tmp_path, event_bus)
     app = await started_at_the_end(settings)
     async with running(app) as client:
         yield Intake(client, settings, app)
@@ -102,20 +102,20 @@ def quote_body(**fields) -> dict:
 
 
 async def test_the_last_registration_of_a_part_prices_the_quote_whatever_order_the_registrations_arrive(
-    intake, kafka_bootstrap
+    intake, event_bus
 ):
     number = f"GB-{uuid.uuid4().hex[:6]}"
     t0 = datetime(2026, 11, 1, 9, tzinfo=UTC)
     first = envelope_for(part(number, "10.00"), source="warranty", time=t0, sequence=1)
     second = envelope_for(part(number, "12.35"), source="warranty", time=t0 + timedelta(days=1), sequence=2)
-    await publish(kafka_bootstrap, second)
+    await publish(event_bus, second)
     await eventually(lambda: price_of(intake, number), until=lambda p: p == "12.35")
-    await publish(kafka_bootstrap, first, envelope_for(part(number, "99.00"), source="warranty", time=t0, sequence=2))
+    await publish(event_bus, first, envelope_for(part(number, "99.00"), source="warranty", time=t0, sequence=2))
     marker = f"MK-{uuid.uuid4().hex[:6]}"  # same topic, published after: once it is in, the stale ones were seen
-    await in_catalogue(intake, kafka_bootstrap, part(marker, "1.00"), expect={marker: "1.00"})
+    await in_catalogue(intake, event_bus, part(marker, "1.00"), expect={marker: "1.00"})
     assert await price_of(intake, number) == "12.35", "an older registration does not undo a newer one"
 
-    request_id = await awaiting_quote(intake, kafka_bootstrap)
+    request_id = await awaiting_quote(intake, event_bus)
     body = {"labour_minutes": 0, "parts": [{"part_number": number, "quantity": 3}]}
     quoted = await intake.client.post(f"/v1/service-requests/{request_id}/quote", json=body, headers=intake.agent)
     assert quoted.status_code == 200, quoted.text
@@ -123,10 +123,10 @@ async def test_the_last_registration_of_a_part_prices_the_quote_whatever_order_t
 
 
 async def test_an_out_of_warranty_request_is_quoted_and_accepted_by_its_dealer_and_cleared_for_dispatch(
-    intake, kafka_bootstrap
+    intake, event_bus
 ):
-    await in_catalogue(intake, kafka_bootstrap, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
-    request_id = await awaiting_quote(intake, kafka_bootstrap)
+    await in_catalogue(intake, event_bus, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
+    request_id = await awaiting_quote(intake, event_bus)
     view = await view_of(intake, request_id)
     assert (view["status"], view["dispatch_held"], view["job_id"]) == ("awaiting_quote", True, None)
 
@@ -155,7 +155,7 @@ async def test_an_out_of_warranty_request_is_quoted_and_accepted_by_its_dealer_a
     after = accepted.json()
     assert (after["status"], after["dispatch_held"], after["quote"]["state"]) == ("triaged", False, "accepted")
 
-    records = await collect(kafka_bootstrap, INTAKE, subject_is(request_id), expected=7)
+    records = await collect(event_bus, INTAKE, subject_is(request_id), expected=7)
     types = [headers_of(r)["ce_type"] for r in records]
     assert types[-3:] == [
         "service_request.quote_issued",
@@ -187,10 +187,10 @@ async def test_an_out_of_warranty_request_is_quoted_and_accepted_by_its_dealer_a
     ],
 )
 async def test_a_quote_with_an_unknown_part_or_a_quantity_below_one_is_a_422_naming_the_field_and_writes_nothing(
-    intake, kafka_bootstrap, body, field
+    intake, event_bus, body, field
 ):
-    await in_catalogue(intake, kafka_bootstrap, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
-    request_id = await awaiting_quote(intake, kafka_bootstrap)
+    await in_catalogue(intake, event_bus, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
+    request_id = await awaiting_quote(intake, event_bus)
     before = await stored_events(intake)
     answer = await intake.client.post(f"/v1/service-requests/{request_id}/quote", json=body, headers=intake.agent)
     assert answer.status_code == 422, answer.text
@@ -201,23 +201,23 @@ async def test_a_quote_with_an_unknown_part_or_a_quantity_below_one_is_a_422_nam
     assert (await view_of(intake, request_id))["quote"] is None
 
 
-async def test_a_quote_for_a_covered_request_or_one_not_awaiting_a_quote_is_a_409(intake, kafka_bootstrap):
-    await in_catalogue(intake, kafka_bootstrap, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
-    covered = await with_coverage(intake, kafka_bootstrap, covered=True)
+async def test_a_quote_for_a_covered_request_or_one_not_awaiting_a_quote_is_a_409(intake, event_bus):
+    await in_catalogue(intake, event_bus, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
+    covered = await with_coverage(intake, event_bus, covered=True)
     await intake.client.post(f"/v1/service-requests/{covered}/triage", json={"mode": "onsite"}, headers=intake.agent)
     answer = await intake.client.post(f"/v1/service-requests/{covered}/quote", json=quote_body(), headers=intake.agent)
     assert answer.status_code == 409 and "covered by warranty" in answer.json()["detail"]
 
-    untriaged = await with_coverage(intake, kafka_bootstrap, covered=False)
+    untriaged = await with_coverage(intake, event_bus, covered=False)
     answer = await intake.client.post(
         f"/v1/service-requests/{untriaged}/quote", json=quote_body(), headers=intake.agent
     )
     assert answer.status_code == 409 and answer.json()["current_status"] == "received"
 
 
-async def test_a_declined_quote_closes_the_request_and_can_no_longer_be_accepted(intake, kafka_bootstrap):
-    await in_catalogue(intake, kafka_bootstrap, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
-    request_id = await awaiting_quote(intake, kafka_bootstrap)
+async def test_a_declined_quote_closes_the_request_and_can_no_longer_be_accepted(intake, event_bus):
+    await in_catalogue(intake, event_bus, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
+    request_id = await awaiting_quote(intake, event_bus)
     await intake.client.post(f"/v1/service-requests/{request_id}/quote", json=quote_body(), headers=intake.agent)
     dealer = intake.auth("dealer", dealer_id="D1")
     declined = await intake.client.post(
@@ -229,13 +229,13 @@ async def test_a_declined_quote_closes_the_request_and_can_no_longer_be_accepted
         f"/v1/service-requests/{request_id}/quote/accept", json={"channel": "dealer"}, headers=dealer
     )
     assert accepted.status_code == 409 and "declined" in accepted.json()["detail"]
-    records = await collect(kafka_bootstrap, INTAKE, subject_is(request_id), expected=6)
+    records = await collect(event_bus, INTAKE, subject_is(request_id), expected=6)
     assert json.loads(records[-1].value) == {"request_id": request_id, "outcome": "quote_declined"}
 
 
-async def test_another_dealer_cannot_see_quote_accept_or_decline_a_request_it_does_not_own(intake, kafka_bootstrap):
-    await in_catalogue(intake, kafka_bootstrap, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
-    request_id = await awaiting_quote(intake, kafka_bootstrap)
+async def test_another_dealer_cannot_see_quote_accept_or_decline_a_request_it_does_not_own(intake, event_bus):
+    await in_catalogue(intake, event_bus, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
+    request_id = await awaiting_quote(intake, event_bus)
     await intake.client.post(f"/v1/service-requests/{request_id}/quote", json=quote_body(), headers=intake.agent)
     before = await stored_events(intake)
     stranger = intake.auth("dealer", "agent", dealer_id="D2")
@@ -251,13 +251,13 @@ async def test_another_dealer_cannot_see_quote_accept_or_decline_a_request_it_do
     assert await stored_events(intake) == before
 
 
-async def test_an_undecided_quote_expires_by_the_timer_and_closes_the_request(tmp_path, kafka_bootstrap):
-    settings = intake_settings(tmp_path, kafka_bootstrap, quote_valid_days=2 / 86_400, deadline_poll_interval_ms=50)
+async def test_an_undecided_quote_expires_by_the_timer_and_closes_the_request(tmp_path, event_bus):
+    settings = intake_settings(tmp_path, event_bus, quote_valid_days=2 / 86_400, deadline_poll_interval_ms=50)
     app = await started_at_the_end(settings)
     async with running(app) as client:
         intake = Intake(client, settings, app)
-        await in_catalogue(intake, kafka_bootstrap, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
-        request_id = await awaiting_quote(intake, kafka_bootstrap)
+        await in_catalogue(intake, event_bus, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
+        request_id = await awaiting_quote(intake, event_bus)
         quoted = await client.post(f"/v1/service-requests/{request_id}/quote", json=quote_body(), headers=intake.agent)
         valid_until = quoted.json()["quote"]["valid_until"]
         closed = await eventually(
@@ -272,13 +272,13 @@ async def test_an_undecided_quote_expires_by_the_timer_and_closes_the_request(tm
             f"/v1/service-requests/{request_id}/quote/accept", json={"channel": "hotline"}, headers=intake.agent
         )
         assert late.status_code == 409 and "expired" in late.json()["detail"]
-    records = await collect(kafka_bootstrap, INTAKE, subject_is(request_id), expected=7)
+    records = await collect(event_bus, INTAKE, subject_is(request_id), expected=7)
     assert json.loads(records[-1].value)["outcome"] == "quote_expired"
 
 
-async def test_a_quote_retried_with_its_idempotency_key_is_issued_once_and_answers_the_same(intake, kafka_bootstrap):
-    await in_catalogue(intake, kafka_bootstrap, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
-    request_id = await awaiting_quote(intake, kafka_bootstrap)
+async def test_a_quote_retried_with_its_idempotency_key_is_issued_once_and_answers_the_same(intake, event_bus):
+    await in_catalogue(intake, event_bus, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
+    request_id = await awaiting_quote(intake, event_bus)
     headers = {**intake.agent, "Idempotency-Key": f"quote-{uuid.uuid4()}"}
     url = f"/v1/service-requests/{request_id}/quote"
     first = await intake.client.post(url, json=quote_body(), headers=headers)
@@ -292,11 +292,11 @@ async def test_a_quote_retried_with_its_idempotency_key_is_issued_once_and_answe
 
 
 async def test_the_rebuilt_read_model_equals_the_live_one_and_keeps_the_quote_timer_and_the_price_list(
-    intake, kafka_bootstrap
+    intake, event_bus
 ):
-    await in_catalogue(intake, kafka_bootstrap, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
-    pending = await awaiting_quote(intake, kafka_bootstrap)
-    declined = await awaiting_quote(intake, kafka_bootstrap)
+    await in_catalogue(intake, event_bus, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
+    pending = await awaiting_quote(intake, event_bus)
+    declined = await awaiting_quote(intake, event_bus)
     for request_id in (pending, declined):
         await intake.client.post(f"/v1/service-requests/{request_id}/quote", json=quote_body(), headers=intake.agent)
     await intake.client.post(

@@ -39,11 +39,11 @@ async def deliveries(intake, hook_id: str, dealer_id: str | None = None) -> list
 
 
 async def test_a_receiver_down_for_a_while_gets_every_delivery_after_it_comes_back_in_order_per_case(
-    tmp_path, kafka_bootstrap, receiver
+    tmp_path, event_bus, receiver
 ):
     d1 = dealer()
     await receiver.stop()  # down, on a port it will come back on
-    async with webhook_intake(tmp_path, kafka_bootstrap, webhook_retry_schedule=",".join(["0.3"] * 200)) as intake:
+    async with webhook_intake(tmp_path, event_bus, webhook_retry_schedule=",".join(["0.3"] * 200)) as intake:
         hook = await subscribe(intake, receiver.url, ["service_request.*"], dealer_id=d1)
         requests = [await open_for(intake, d1) for _ in range(3)]
         for request_id in requests:
@@ -80,14 +80,14 @@ async def test_a_receiver_down_for_a_while_gets_every_delivery_after_it_comes_ba
     assert all(d["log"][-1]["status_code"] == 204 for d in log)
 
 
-async def test_receivers_that_hang_fail_redirect_or_answer_10_mb_do_not_stall_the_others(tmp_path, kafka_bootstrap):
+async def test_receivers_that_hang_fail_redirect_or_answer_10_mb_do_not_stall_the_others(tmp_path, event_bus):
     d1 = dealer()
     modes = ("hang", "error", "redirect", "huge", "ok")
     receivers = {mode: Receiver(mode=mode) for mode in modes}
     for r in receivers.values():
         await r.start()
     try:
-        async with webhook_intake(tmp_path, kafka_bootstrap) as intake:
+        async with webhook_intake(tmp_path, event_bus) as intake:
             hooks = {
                 mode: await subscribe(intake, r.url, ["service_request.received"], dealer_id=d1)
                 for mode, r in receivers.items()
@@ -118,13 +118,13 @@ async def test_receivers_that_hang_fail_redirect_or_answer_10_mb_do_not_stall_th
     assert {d["status"] for d in logs["error"] + logs["redirect"] + logs["hang"]} <= {"pending", "failed"}
 
 
-async def test_a_hanging_receiver_holds_at_most_half_of_the_workers_slots(tmp_path, kafka_bootstrap):
+async def test_a_hanging_receiver_holds_at_most_half_of_the_workers_slots(tmp_path, event_bus):
     d1 = dealer()
     hanging, healthy = Receiver(mode="hang"), Receiver()
     await hanging.start()
     await healthy.start()
     try:
-        async with webhook_intake(tmp_path, kafka_bootstrap, webhook_concurrency=2) as intake:
+        async with webhook_intake(tmp_path, event_bus, webhook_concurrency=2) as intake:
             await subscribe(intake, hanging.url, ["service_request.received"], dealer_id=d1)
             await subscribe(intake, healthy.url, ["service_request.received"], dealer_id=d1)
             for _ in range(4):
@@ -138,11 +138,11 @@ async def test_a_hanging_receiver_holds_at_most_half_of_the_workers_slots(tmp_pa
 
 
 async def test_a_rotated_secret_signs_beside_the_old_one_during_the_grace_period_then_alone(
-    tmp_path, kafka_bootstrap, receiver
+    tmp_path, event_bus, receiver
 ):
     d1 = dealer()
     clock = FixedClock(utcnow())
-    async with webhook_intake(tmp_path, kafka_bootstrap, clock=clock, webhook_secret_grace_seconds=3600) as intake:
+    async with webhook_intake(tmp_path, event_bus, clock=clock, webhook_secret_grace_seconds=3600) as intake:
         hook = await subscribe(intake, receiver.url, ["service_request.received"], dealer_id=d1)
         own = intake.auth("dealer", dealer_id=d1)
         await open_for(intake, d1)
@@ -182,7 +182,7 @@ async def test_a_rotated_secret_signs_beside_the_old_one_during_the_grace_period
 
 
 async def test_a_subscription_every_delivery_to_which_fails_for_the_set_time_is_disabled_and_an_event_says_so(
-    tmp_path, kafka_bootstrap
+    tmp_path, event_bus
 ):
     d1 = dealer()
     failing, healthy = Receiver(mode="error"), Receiver()
@@ -192,7 +192,7 @@ async def test_a_subscription_every_delivery_to_which_fails_for_the_set_time_is_
     try:
         async with webhook_intake(
             tmp_path,
-            kafka_bootstrap,
+            event_bus,
             clock=clock,
             webhook_retry_schedule="100,100,100,100,100",
             webhook_disable_after_seconds=250,
@@ -214,7 +214,7 @@ async def test_a_subscription_every_delivery_to_which_fails_for_the_set_time_is_
                 until=lambda answer: answer.json()["status"] == "disabled",
             )
             assert shown.json()["disabled_at"] is not None
-            records = await collect(kafka_bootstrap, INTAKE, subject_is(hook["id"]), expected=2)
+            records = await collect(event_bus, INTAKE, subject_is(hook["id"]), expected=2)
 
             # Once disabled, nothing more is queued or tried for it, however time moves; a replay is refused.
             requests_before = failing.requests

@@ -26,12 +26,12 @@ def readme_receiver() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-async def test_the_readme_receiver_gets_and_verifies_the_dealers_deliveries(tmp_path, kafka_bootstrap):
+async def test_the_readme_receiver_gets_and_verifies_the_dealers_deliveries(tmp_path, event_bus):
     d1, d2 = dealer(), dealer()
     port = free_port()
     script = tmp_path / "receiver.py"
     script.write_text(readme_receiver())
-    async with webhook_intake(tmp_path, kafka_bootstrap) as intake:
+    async with webhook_intake(tmp_path, event_bus) as intake:
         hook = await subscribe(intake, f"http://127.0.0.1:{port}/servicetrail", ["service_request.*"], dealer_id=d1)
         out = open(tmp_path / "receiver.out", "w+")
         receiver = subprocess.Popen(

@@ -29,7 +29,7 @@ def serving(cert: str, key: str) -> ssl.SSLContext:
 
 
 async def test_an_https_receiver_is_reached_by_name_on_the_checked_address_and_its_certificate_verified(
-    tmp_path, kafka_bootstrap
+    tmp_path, event_bus
 ):
     d1 = dealer()
     good_cert, good_key = certificate(tmp_path, "localhost")
@@ -43,7 +43,7 @@ async def test_an_https_receiver_is_reached_by_name_on_the_checked_address_and_i
     try:
         async with webhook_intake(
             tmp_path,
-            kafka_bootstrap,
+            event_bus,
             webhook_allowed_hosts="localhost",
             webhook_allow_http_for_allowed_hosts=False,
             webhook_ca_bundle=str(bundle),

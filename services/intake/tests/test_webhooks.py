@@ -1,4 +1,4 @@
-"""Partners' webhooks end to end: a real receiver on loopback (an allowed host), real Kafka, intake's own
+"""Partners' webhooks end to end: a real receiver on loopback (an allowed host), the in-process broker, intake's own
 consumer feeding the durable queue (design.md, intake, Webhooks)."""
 
 from __future__ import annotations
@@ -43,12 +43,12 @@ async def receiver():
 
 
 async def test_a_dealers_subscription_receives_exactly_its_own_cases_signed_with_its_secret(
-    tmp_path, kafka_bootstrap, receiver, database
+    tmp_path, event_bus, receiver, database
 ):
     d1, d2 = dealer(), dealer()
     everything = Receiver()
     await everything.start()
-    async with webhook_intake(tmp_path, kafka_bootstrap, **database) as intake:
+    async with webhook_intake(tmp_path, event_bus, **database) as intake:
         hook = await subscribe(intake, receiver.url, ["service_request.*", "job.*", "complaint.*"], dealer_id=d1)
         admins = await subscribe(intake, everything.url, ["complaint.acknowledged"])
         assert admins["dealer_id"] is None
@@ -59,7 +59,7 @@ async def test_a_dealers_subscription_receives_exactly_its_own_cases_signed_with
         my_job, their_job = str(uuid.uuid4()), str(uuid.uuid4())
         my_complaint, their_complaint = str(uuid.uuid4()), str(uuid.uuid4())
         await publish(
-            kafka_bootstrap,
+            event_bus,
             envelope_for(job_created(theirs, their_job), source="dispatch"),
             envelope_for(job_created(mine, my_job), source="dispatch"),
         )
@@ -68,12 +68,12 @@ async def test_a_dealers_subscription_receives_exactly_its_own_cases_signed_with
         # complaint.opened.
         await until_received(receiver, 1, lambda e: e["type"] == "job.created")
         await publish(
-            kafka_bootstrap,
+            event_bus,
             envelope_for(complaint_about_job(my_complaint, my_job), source="complaints"),
             envelope_for(complaint_about_job(their_complaint, their_job), source="complaints"),
         )
         await publish(
-            kafka_bootstrap,
+            event_bus,
             envelope_for(acknowledged(my_complaint), source="complaints"),
             envelope_for(acknowledged(their_complaint), source="complaints"),
         )

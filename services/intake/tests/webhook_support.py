@@ -28,8 +28,8 @@ FAST = dict(
 
 
 @asynccontextmanager
-async def webhook_intake(tmp_path, kafka_bootstrap, clock=None, **overrides):
-    settings = intake_settings(tmp_path, kafka_bootstrap, **{**FAST, **overrides})
+async def webhook_intake(tmp_path, event_bus, clock=None, **overrides):
+    settings = intake_settings(tmp_path, event_bus, **{**FAST, **overrides})
     app = create_app(settings, clock=clock, configure_logs=False)
     async with running(app) as client:
         yield Intake(client, settings, app)

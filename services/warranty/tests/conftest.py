@@ -1,5 +1,5 @@
 """A warranty service per test: its own SQLite file, a fixed clock that starts at the real now (tests move
-it), and a consumer group of its own on the session's real Kafka broker, positioned at the current end of
+it), and a consumer group of its own on the session's broker (`event_bus`: in-process, unless a module points it at real Kafka), positioned at the current end of
 the topics, so that a test sees the events it publishes and not those of every test before it."""
 
 from __future__ import annotations
@@ -21,13 +21,16 @@ from shared.testing.app import bearer, eventually, running
 from shared.testing.kafka import envelope_for, group_at_end, publish  # noqa: F401  (group_at_end: for the tests here)
 
 
-async def warranty_settings(tmp_path, kafka_bootstrap: str, **overrides) -> WarrantySettings:
+async def warranty_settings(tmp_path, event_bus: str, **overrides) -> WarrantySettings:
     values = dict(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/warranty-{uuid.uuid4().hex[:6]}.db",
-        kafka_bootstrap=kafka_bootstrap,
-        consumer_group=await group_at_end(kafka_bootstrap, [INTAKE, DISPATCH], "warranty-test"),
+        kafka_bootstrap=event_bus,
+        consumer_group=await group_at_end(event_bus, [INTAKE, DISPATCH], "warranty-test"),
         relay_poll_interval_ms=50,
         log_json=False,
+        # In WAL mode NORMAL survives a killed process (what the crash tests do); only a power loss could take the
+        # last commits, and skipping that fsync per commit is most of a test's time on a busy disk.
+        sqlite_synchronous="NORMAL",
     )
     values.update(overrides)
     return WarrantySettings(**values)
@@ -213,9 +216,9 @@ def serial() -> str:
 
 
 @pytest.fixture
-async def warranty(tmp_path, kafka_bootstrap):
+async def warranty(tmp_path, event_bus):
     clock = FixedClock(utcnow().replace(microsecond=0))
-    settings = await warranty_settings(tmp_path, kafka_bootstrap)
+    settings = await warranty_settings(tmp_path, event_bus)
     app = create_app(settings, clock=clock, configure_logs=False)
     async with running(app) as client:
-        yield Warranty(client, settings, app, clock, kafka_bootstrap)
+        yield Warranty(client, settings, app, clock, event_bus)

@@ -1,4 +1,4 @@
-"""Dealer claims over HTTP for jobs dispatch announced on the real broker: adjudicated by the rules with their
+"""Dealer claims over HTTP for jobs dispatch announced on the broker: adjudicated by the rules with their
 reasons, officers' overrides with who and why, one claim per job, and a dealer sees only its own."""
 
 import json

@@ -1,4 +1,4 @@
-"""A `warranty.checked` for every received request, judged on its received date, through the real broker."""
+"""A `warranty.checked` for every received request, judged on its received date, through the broker."""
 
 import json
 from dataclasses import replace

@@ -16,6 +16,12 @@ from shared.testing.app import bearer, eventually, running
 from shared.testing.kafka import envelope_for, publish
 
 
+@pytest.fixture(scope="session")
+def event_bus(kafka_bootstrap):
+    """These end-to-end tests stay on real Kafka (the `warranty` fixture takes its broker from here)."""
+    return kafka_bootstrap
+
+
 @pytest.fixture
 async def intake(tmp_path, kafka_bootstrap):
     group = await group_at_end(kafka_bootstrap, [WARRANTY, DISPATCH], "intake-e2e")

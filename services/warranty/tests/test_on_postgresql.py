@@ -22,13 +22,13 @@ def postgres_server():
 
 
 @pytest.fixture
-async def warranty_on_postgres(postgres_server, tmp_path, kafka_bootstrap):
+async def warranty_on_postgres(postgres_server, tmp_path, event_bus):
     url = await create_database(postgres_server, f"warranty_{uuid.uuid4().hex[:8]}")
     clock = FixedClock(utcnow().replace(microsecond=0))
-    settings = await warranty_settings(tmp_path, kafka_bootstrap, database_url=url)
+    settings = await warranty_settings(tmp_path, event_bus, database_url=url)
     app = create_app(settings, clock=clock, configure_logs=False)
     async with running(app) as client:
-        yield Warranty(client, settings, app, clock, kafka_bootstrap)
+        yield Warranty(client, settings, app, clock, event_bus)
 
 
 async def test_a_units_whole_story_works_the_same_on_postgresql(warranty_on_postgres):

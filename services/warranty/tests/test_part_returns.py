@@ -14,13 +14,13 @@ from shared.testing.app import running
 
 
 @pytest.fixture
-async def strict_warranty(tmp_path, kafka_bootstrap):
+async def strict_warranty(tmp_path, event_bus):
     """Warranty that wants the defective compressors back."""
     clock = FixedClock(utcnow().replace(microsecond=0))
-    settings = await warranty_settings(tmp_path, kafka_bootstrap, return_required_categories="Compressor, motor")
+    settings = await warranty_settings(tmp_path, event_bus, return_required_categories="Compressor, motor")
     app = create_app(settings, clock=clock, configure_logs=False)
     async with running(app) as client:
-        yield Warranty(client, settings, app, clock, kafka_bootstrap)
+        yield Warranty(client, settings, app, clock, event_bus)
 
 
 async def part_return(w, swap_id: str, old_part_serial: str = "OLD-1", headers=None, condition: str = "defective"):

@@ -1,4 +1,4 @@
-"""Part swaps over HTTP, for jobs warranty learned from dispatch's events on the real broker: covered or
+"""Part swaps over HTTP, for jobs warranty learned from dispatch's events on the broker: covered or
 billable on the swap date, scoped to the dealer's and technician's own jobs, bad input refused whole."""
 
 import json

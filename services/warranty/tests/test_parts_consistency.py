@@ -76,13 +76,13 @@ async def test_two_part_requests_racing_for_the_last_unit_reserve_it_once(warran
 
 
 @pytest.fixture
-async def warranty_on_postgres(postgres_server, tmp_path, kafka_bootstrap):
+async def warranty_on_postgres(postgres_server, tmp_path, event_bus):
     url = await create_database(postgres_server, f"warranty_{uuid.uuid4().hex[:8]}")
     clock = FixedClock(utcnow().replace(microsecond=0))
-    settings = await warranty_settings(tmp_path, kafka_bootstrap, database_url=url)
+    settings = await warranty_settings(tmp_path, event_bus, database_url=url)
     app = create_app(settings, clock=clock, configure_logs=False)
     async with running(app) as client:
-        yield Warranty(client, settings, app, clock, kafka_bootstrap)
+        yield Warranty(client, settings, app, clock, event_bus)
 
 
 async def test_on_postgresql_two_swaps_racing_for_the_last_unit_one_wins_the_other_is_a_409(warranty_on_postgres):

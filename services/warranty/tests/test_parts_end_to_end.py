@@ -1,4 +1,4 @@
-"""The parts chain end to end through the real Kafka broker, with intake's and dispatch's real apps: a request
+"""The parts chain end to end through real Kafka, with intake's and dispatch's real apps: a request
 triaged to a field visit becomes dispatch's job, auto-assigned to a technician; warranty learns the job from
 dispatch's events; the technician's part request is backordered (his van and the warehouse are empty), reserved
 at the warehouse when the stock arrives, shipped, received into his van; the swap issues the part from the van;
@@ -7,6 +7,8 @@ with every rule, the return rule included. Every movement is on `warranty.events
 
 import json
 from datetime import timedelta
+
+import pytest
 
 from services.intake.tests.conftest import new_request_body
 from services.warranty.tests.conftest import serial
@@ -20,6 +22,13 @@ from services.warranty.tests.test_part_returns import strict_warranty  # noqa: F
 from shared.contracts.topics import WARRANTY
 from shared.testing.app import bearer, eventually
 from shared.testing.kafka import collect, headers_of, subject_is
+
+
+@pytest.fixture(scope="session")
+def event_bus(kafka_bootstrap):
+    """Real Kafka, as for the end-to-end fixtures this test borrows (`intake`, `dispatch`): the warranty of
+    `strict_warranty` must be on the same broker."""
+    return kafka_bootstrap
 
 
 async def test_a_part_waits_on_backorder_travels_to_the_van_goes_into_the_unit_comes_back_and_is_paid(

@@ -1,4 +1,4 @@
-"""The parts ledger over HTTP, for jobs warranty learned from dispatch's events on the real broker: the
+"""The parts ledger over HTTP, for jobs warranty learned from dispatch's events on the broker: the
 catalogue, locations, receipts, transfers and the stock they add up to; part requests reserved from the van,
 the center or a warehouse, or backordered; bad input refused whole, naming the field."""
 
