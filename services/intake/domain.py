@@ -196,7 +196,8 @@ class ServiceRequest(Aggregate):
         `valid_until` is in time (the contract's rule for every deadline), whether or not the timer has fired:
         an acceptance made in time but recorded after the expiry (a dealer's device synced late) proves the
         expiry wrong. It is withdrawn (`quote_expiry_withdrawn`), the close that followed it no longer holds,
-        and the request goes on to dispatch as after an acceptance on time, each event stamped with `at`."""
+        and the request goes on to dispatch as after an acceptance on time (the acceptance and the clearance
+        stamped with `at`)."""
         withdrawing = self.closed_by_quote_expiry
         if withdrawing:
             assert self.quote is not None
@@ -212,9 +213,10 @@ class ServiceRequest(Aggregate):
                 valid_until=quote.valid_until.isoformat(),
             )
         if withdrawing:
-            self.record(
-                ServiceRequestQuoteExpiryWithdrawn(request_id=self.id, quote_id=quote.quote_id, accepted_at=at), at
-            )
+            # Stamped like the expiry it withdraws (as dispatch stamps `job.sla_breach_withdrawn` with the due):
+            # a reader in business time meets it right after the expiry and the close, in the same window.
+            withdrawn = ServiceRequestQuoteExpiryWithdrawn(request_id=self.id, quote_id=quote.quote_id, accepted_at=at)
+            self.record(withdrawn, quote.valid_until)
         assert self.mode is not None and self.priority is not None  # a quote follows a field triage
         self.record(
             ServiceRequestQuoteAccepted(
@@ -367,8 +369,9 @@ class ServiceRequest(Aggregate):
         return self.quote
 
     def _by_the_expiry_timer(self, data: EventData) -> bool:
-        """The expiry and the close it causes are the timer's guess, not steps a later step may not precede."""
-        if isinstance(data, ServiceRequestQuoteExpired):
+        """The expiry, the close it causes and their withdrawal are the timer's guess and its correction, not
+        steps a later step may not precede."""
+        if isinstance(data, (ServiceRequestQuoteExpired, ServiceRequestQuoteExpiryWithdrawn)):
             return True
         return isinstance(data, ServiceRequestClosed) and data.outcome == QUOTE_EXPIRED
 

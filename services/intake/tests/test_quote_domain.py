@@ -296,7 +296,7 @@ def test_an_acceptance_made_before_valid_until_but_recorded_after_the_expiry_wit
     request.accept_quote(Channel.dealer, "q1", at(70))
     events = request.take_pending()
     assert [(type(e.data), e.occurred_at) for e in events] == [
-        (ServiceRequestQuoteExpiryWithdrawn, at(70)),
+        (ServiceRequestQuoteExpiryWithdrawn, at(100)),  # stamped like the expiry it withdraws
         (ServiceRequestQuoteAccepted, at(70)),
         (ServiceRequestClearedForDispatch, at(70)),
     ]
