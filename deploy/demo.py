@@ -463,7 +463,10 @@ async def run(args: argparse.Namespace) -> int:
     days = min(args.days, settings.max_backdate_days - 1)
     now = datetime.now(UTC)
     start = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
-    async with httpx.AsyncClient(timeout=30) as client:
+    # Idle connections are dropped after 2 s, before the services' (uvicorn's) 5 s keep-alive closes them: a call
+    # sent on a connection the server is closing that moment fails without an answer (RemoteProtocolError).
+    limits = httpx.Limits(keepalive_expiry=2.0)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         print("Servicetrail demo: checking the services ...")
         await check_services(demo, client)
         if "intake" not in demo.up:
