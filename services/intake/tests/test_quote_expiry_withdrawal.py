@@ -3,12 +3,16 @@ synced late), over HTTP with `occurred_at`, warranty played on the session's rea
 withdrawn and the request goes on to dispatch; one made after `valid_until` is still refused and writes nothing;
 a serial a new request took after the expiry is not taken back."""
 
+import asyncio
 import json
+import uuid
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
+from deploy.postgres.launcher import create_database
 from services.intake.read_model import open_serials, rebuild, service_requests
 from services.intake.tests.conftest import Intake, intake_settings
 from services.intake.tests.test_quotes_api import (
@@ -39,15 +43,38 @@ async def receiver():
     await receiver.stop()
 
 
-@pytest.fixture
-async def intake(tmp_path, kafka_bootstrap):
+@asynccontextmanager
+async def quoting_intake(tmp_path, kafka_bootstrap, **overrides):
     settings = intake_settings(
-        tmp_path, kafka_bootstrap, quote_valid_days=VALID_SECONDS / 86_400, deadline_poll_interval_ms=50, **FAST
+        tmp_path,
+        kafka_bootstrap,
+        quote_valid_days=VALID_SECONDS / 86_400,
+        deadline_poll_interval_ms=50,
+        **FAST,
+        **overrides,
     )
     app = await started_at_the_end(settings)
     async with running(app) as client:
         intake = Intake(client, settings, app)
         await in_catalogue(intake, kafka_bootstrap, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
+        yield intake
+
+
+@pytest.fixture
+async def intake(tmp_path, kafka_bootstrap):
+    async with quoting_intake(tmp_path, kafka_bootstrap) as intake:
+        yield intake
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def intake_on(request, tmp_path, kafka_bootstrap):
+    """On PostgreSQL the two commands of a race run truly at once (on SQLite the group commit takes them in
+    turn): the serial's key decides, and the loser's 409 still names the winner."""
+    overrides = {}
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        overrides["database_url"] = await create_database(server, f"intake_{uuid.uuid4().hex[:8]}")
+    async with quoting_intake(tmp_path, kafka_bootstrap, **overrides) as intake:
         yield intake
 
 
@@ -179,3 +206,32 @@ async def test_the_rebuilt_read_model_equals_the_live_one_after_a_withdrawal_ser
     assert request_id in {request for _, request in live[1]}, "the withdrawal took the serial back"
     await rebuild(db, EventStore(source="intake"))
     assert await snapshot() == live
+
+
+async def test_a_late_acceptance_racing_a_new_request_for_the_same_serial_leaves_exactly_one_open(
+    intake_on, kafka_bootstrap
+):
+    intake = intake_on
+    request_id, quote = await expired_by_the_timer(intake, kafka_bootstrap)
+    serial = (await view_of(intake, request_id))["product"]["serial"]
+
+    same_dealer = intake.auth("dealer", dealer_id="D1")  # it may learn the winner's id, its own request
+    accepted, opened = await asyncio.gather(
+        accept(intake, request_id, moment(quote, timedelta(seconds=1))),
+        intake.open(serial=serial, headers=same_dealer, channel="dealer"),
+    )
+
+    assert sorted([accepted.status_code, opened.status_code]) in ([200, 409], [201, 409]), (accepted, opened)
+    winner = request_id if accepted.status_code == 200 else opened.json()["id"]
+    loser = opened if accepted.status_code == 200 else accepted
+    assert loser.json().get("existing_id") == winner, loser.text
+    async with intake.app.state.runtime.db.read() as conn:
+        reserved = (await conn.execute(select(open_serials).where(open_serials.c.serial == serial))).all()
+        open_rows = (
+            await conn.execute(
+                select(service_requests.c.request_id).where(
+                    service_requests.c.serial == serial, service_requests.c.status.not_in(("closed", "cancelled"))
+                )
+            )
+        ).all()
+    assert [r.request_id for r in reserved] == [winner] and [r.request_id for r in open_rows] == [winner]
