@@ -3,9 +3,12 @@ public HTTP APIs, so that the dashboard (http://127.0.0.1:8005/dashboard) has so
 
 Service centers and technicians (dispatch), warranty policies and sold units (warranty), then for every day of
 the last month: requests opened by dealers and the hotline (backdated with `occurred_at`), triaged (some by
-phone, some escalated or cancelled), out-of-warranty ones quoted (accepted, declined or left to expire), their
-jobs accepted, visited (sometimes twice), completed, revisited;
-parts swapped and claimed; complaints. A service that is not up is skipped with a message.
+phone, some escalated or cancelled), out-of-warranty ones quoted (accepted, declined or left to expire; late
+acceptances synced after the quote's expiry withdrawing it), their jobs accepted, visited (sometimes twice),
+completed, revisited; parts (`demo_parts`): a catalogue, a warehouse, center stores and vans with their stock,
+part requests served from the van or reserved at a store or backordered until a delivery, shipped, received and
+fitted at a second visit, defective parts returned; claims; complaints. A service that is not up is skipped
+with a message.
 
 Base URLs from INTAKE_URL, DISPATCH_URL, WARRANTY_URL, COMPLAINTS_URL, ANALYTICS_URL (defaults 127.0.0.1:8001-
 8005); tokens minted with AUTH_SECRET. Options: --days, --per-day, --seed, --concurrency."""
@@ -24,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from deploy import demo_parts
 from shared.auth import mint_token
 from shared.clock import rfc3339
 from shared.settings import ServiceSettings
@@ -73,17 +77,20 @@ class Demo:
         headers: dict | None = None,
         ok: tuple[int, ...] = (200, 201),
         eventually: bool = False,
+        retry: tuple[int, ...] = (),
         **kw,
     ) -> dict | None:
         """One call; failures are counted and reported at the end, never fatal. `eventually`: a 404 may only
-        mean that the service has not yet read the event that tells it of the thing (a job): try again."""
-        for _ in range(20 if eventually else 1):
+        mean that the service has not yet read the event that tells it of the thing (a job): try again; so
+        may the statuses in `retry` (what the service answers before it has read that event)."""
+        again = (404, *retry) if eventually else retry
+        for _ in range(40 if again else 1):
             try:
                 response = await client.request(method, self.urls[service] + path, headers=headers or self.admin, **kw)
             except httpx.HTTPError as exc:
                 self.counts[f"{service}: {type(exc).__name__}"] += 1
                 return None
-            if response.status_code != 404 or not eventually:
+            if response.status_code not in again:
                 break
             await asyncio.sleep(0.3)
         segments = path.split("?")[0].strip("/").split("/")[1:]
@@ -117,7 +124,10 @@ async def check_services(demo: Demo, client: httpx.AsyncClient) -> None:
     print("  up: " + ", ".join(sorted(demo.up)))
 
 
-async def reference_data(demo: Demo, client: httpx.AsyncClient) -> None:
+async def reference_data(demo: Demo, client: httpx.AsyncClient, opened: datetime) -> None:
+    """Centers and technicians; warranty policies; the parts catalogue, stores and vans with their opening
+    stock (received at `opened`, the day before the month)."""
+    crews: dict[str, list[str]] = {}  # center id → its technicians (each with a van)
     if "dispatch" in demo.up:
         for region in REGIONS:
             centers = [
@@ -152,7 +162,9 @@ async def reference_data(demo: Demo, client: httpx.AsyncClient) -> None:
                         json={"id": tech, "center_id": center_id, "name": f"Technician {tech}", "skills": skills},
                     )
                     demo.technicians[region].append(tech)
+                    crews.setdefault(center_id, []).append(tech)
     if "warranty" in demo.up:
+        await demo_parts.set_up(demo, client, crews, opened)
         for line in LINES:
             await demo.call(
                 client,
@@ -204,20 +216,28 @@ async def paid_service(
     t += timedelta(minutes=rng.uniform(10, 120))
     if t > now:
         return None
-    body = {"labour_minutes": rng.choice([30, 45, 60, 90, 120, 180]), "note": "paid repair", "occurred_at": at(t)}
-    quoted = await demo.call(client, "intake", "POST", f"{url}/quote", headers=agent, json=body)
+    body = {
+        "labour_minutes": rng.choice([30, 45, 60, 90, 120, 180]),
+        "parts": demo_parts.quote_parts(demo),
+        "note": "paid repair",
+        "occurred_at": at(t),
+    }
+    # A 422 for a part may only mean that intake has not yet read the catalogue's `part.registered`.
+    quoted = await demo.call(client, "intake", "POST", f"{url}/quote", headers=agent, retry=(422,), json=body)
     if not quoted:
         return None
     decision = rng.random()
     decided = t + timedelta(hours=min(rng.expovariate(1 / 20), 24 * 13))
     valid_until = datetime.fromisoformat(quoted["quote"]["valid_until"].replace("Z", "+00:00"))
-    if decision < 0.1 or decided > now or valid_until <= now:
-        # Undecided: it expires when its validity ends. A quote whose validity has already ended in the demo's
-        # back-dated month has expired by its timer the moment it was issued; a decision sent after that is
-        # refused (the request is closed), so the demo leaves those undecided too.
-        return None
+    if decision < 0.1 or decided > now:
+        return None  # undecided: it expires when its validity ends
     decider = demo.token("dealer", dealer_id=dealer) if dealer else agent
     if decision < 0.25:
+        if valid_until <= now:
+            # A quote whose validity ended in the back-dated month expired by its timer as soon as it was issued:
+            # a decline synced after that is refused (the request is closed), so the demo leaves it undecided.
+            # An acceptance made in time is not: it withdraws the expiry (`quote_expiry_withdrawn`).
+            return None
         await demo.call(
             client,
             "intake",
@@ -241,57 +261,61 @@ async def paid_service(
 async def field_work(
     demo: Demo, client: httpx.AsyncClient, job: dict, request: dict, t: datetime, now: datetime, dealer: str | None
 ) -> None:
-    """Accept, visit (once or twice), swap parts, complete, revisit, claim, complain — as far as time has come."""
+    """Accept, visit, complete, revisit, claim — as far as time has come. At the first visit the unit often
+    needs a part: fitted from the van at once, or the visit fails (`parts_unavailable`) and a second one fits
+    it once it has come to the van (`demo_parts`). Otherwise a visit fails now and then for another reason."""
     rng, job_url = demo.rng, f"/v1/jobs/{job['id']}"
-    if not job.get("technician_id"):
-        candidates = demo.technicians.get(request["customer"]["region"]) or [None]
-        if candidates[0] is None or not await demo.call(
+    technician = job.get("technician_id")
+    if not technician:
+        candidates = demo.technicians.get(request["customer"]["region"])
+        technician = rng.choice(candidates) if candidates else None
+        if technician is None or not await demo.call(
             client,
             "dispatch",
             "POST",
             f"{job_url}/assign",
-            json={"technician_id": rng.choice(candidates), "occurred_at": at(t + timedelta(minutes=5))},
+            json={"technician_id": technician, "occurred_at": at(t + timedelta(minutes=5))},
         ):
             return
         t += timedelta(minutes=5)
-    steps = [("accept", {}, rng.expovariate(1 / 25))]
-    visits = 2 if rng.random() < 0.18 else 1
-    for visit in range(visits):
-        steps.append(("arrive", {}, rng.expovariate(1 / 300) + 20))
-        fixed = visit == visits - 1
-        # Why a visit failed, as field service sees it: the part was not there most often (the seeds' warehouse).
-        failed = {} if fixed else {"reason": rng.choices(FAILED_VISIT_REASONS, FAILED_VISIT_WEIGHTS)[0]}
-        steps.append(
-            ("complete", {"fixed": fixed, "resolution": "replaced part", **failed}, rng.expovariate(1 / 70) + 15)
-        )
-    swap_ids = []
-    for action, body, minutes in steps:
+
+    async def step(action: str, minutes: float, **body) -> bool:
+        nonlocal t
         t += timedelta(minutes=minutes)
         if t > now:
-            return  # the future: the job stays open in the backlog
-        if not await demo.call(client, "dispatch", "POST", f"{job_url}/{action}", json={**body, "occurred_at": at(t)}):
+            return False  # the future: the job stays open in the backlog
+        answer = await demo.call(client, "dispatch", "POST", f"{job_url}/{action}", json={**body, "occurred_at": at(t)})
+        return answer is not None
+
+    if not await step("accept", rng.expovariate(1 / 25)) or not await step("arrive", rng.expovariate(1 / 300) + 20):
+        return
+    swap_ids: list[str] = []
+    need = None
+    if "warranty" in demo.up and rng.random() < 0.45:
+        need = await demo_parts.ask(demo, client, job["id"], technician, t + timedelta(minutes=10))
+    work = rng.expovariate(1 / 70) + 25  # the part is asked for (or fitted) before the visit ends
+    if need is not None and need.in_van:
+        swap_id = await demo_parts.fit(demo, client, job, request, need, t + timedelta(minutes=20), now)
+        swap_ids += [swap_id] if swap_id else []
+    elif need is not None:
+        if not await step("complete", work, fixed=False, resolution="part ordered", reason="parts_unavailable"):
             return
-        if action == "arrive" and "warranty" in demo.up and rng.random() < 0.5:
-            swap = await demo.call(
-                client,
-                "warranty",
-                "POST",
-                "/v1/part-swaps",
-                eventually=True,
-                headers=demo.token("warranty_officer"),
-                json={
-                    "job_id": job["id"],
-                    "request_id": request["id"],
-                    "serial": request["product"]["serial"],
-                    "part_number": f"P-{rng.randrange(100, 999)}",
-                    "part_category": rng.choice(["motor", "pump", "belt"]),
-                    "quantity": 1,
-                    "unit_cost": f"{rng.uniform(5, 400):.2f}",
-                    "occurred_at": at(t + timedelta(minutes=5)),
-                },
-            )
-            if swap:
-                swap_ids.append(swap["id"])
+        in_van = await demo_parts.bring_to_van(demo, client, need, technician, t, now)
+        if in_van is None:
+            return  # still waiting for the part
+        t = in_van
+        if not await step("arrive", rng.uniform(60, 24 * 60)):
+            return
+        swap_id = await demo_parts.fit(demo, client, job, request, need, t + timedelta(minutes=20), now)
+        swap_ids += [swap_id] if swap_id else []
+    elif rng.random() < 0.12:
+        reason = rng.choices(FAILED_VISIT_REASONS[1:], FAILED_VISIT_WEIGHTS[1:])[0]
+        if not await step("complete", work, fixed=False, resolution="not fixed", reason=reason):
+            return
+        if not await step("arrive", rng.expovariate(1 / 900) + 60):
+            return
+    if not await step("complete", rng.expovariate(1 / 70) + 30, fixed=True, resolution="repaired"):
+        return
     revisit_at = t + timedelta(hours=rng.uniform(20, 60))
     if revisit_at <= now and rng.random() < 0.8:
         score = rng.choices([s for s, _ in SATISFACTION], [w for _, w in SATISFACTION])[0]
@@ -439,13 +463,16 @@ async def run(args: argparse.Namespace) -> int:
     days = min(args.days, settings.max_backdate_days - 1)
     now = datetime.now(UTC)
     start = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
-    async with httpx.AsyncClient(timeout=30) as client:
+    # Idle connections are dropped after 2 s, before the services' (uvicorn's) 5 s keep-alive closes them: a call
+    # sent on a connection the server is closing that moment fails without an answer (RemoteProtocolError).
+    limits = httpx.Limits(keepalive_expiry=2.0)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         print("Servicetrail demo: checking the services ...")
         await check_services(demo, client)
         if "intake" not in demo.up:
             print("intake is not up: there is nothing to fill (start everything with `make run`).")
             return 0
-        await reference_data(demo, client)
+        await reference_data(demo, client, start - timedelta(days=1))
         arrivals = sorted(
             start + timedelta(days=d, hours=demo.rng.uniform(7, 19))
             for d in range(days + 1)

@@ -36,7 +36,7 @@ from shared.contracts.intake import ServiceRequestTriaged
 from shared.contracts.topics import ALL_TOPICS, DISPATCH, INTAKE
 from shared.messaging.cloudevents import to_record
 from shared.messaging.kafka import ensure_topics, reliable_producer
-from shared.testing.kafka import envelope_for
+from shared.testing.kafka import envelope_for, start_group_at_end
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "bench-secret-" + "x" * 32
@@ -79,18 +79,6 @@ async def _partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
     finally:
         await admin.close()
     return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-
-
-async def start_group_at_end(bootstrap: str, group: str, topic: str) -> None:
-    """dispatch's group starts at the end of the topic: a reused broker's old events are not part of the run."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = await _partitions(bootstrap, topic)
-        consumer.assign(partitions)
-        await consumer.commit(await consumer.end_offsets(partitions))
-    finally:
-        await consumer.stop()
 
 
 class DispatchProcess:
@@ -222,7 +210,8 @@ async def publish_paced(bootstrap: str, run: Run) -> None:
 async def measure(bootstrap: str, workdir: Path, run: Run, log) -> None:
     await ensure_topics(bootstrap, ALL_TOPICS, partitions=3)
     dispatch = DispatchProcess(workdir, bootstrap)
-    await start_group_at_end(bootstrap, dispatch.group, INTAKE)
+    # dispatch's group starts at the topic's end: a reused broker's old events are not part of the run
+    await start_group_at_end(bootstrap, dispatch.group, [INTAKE])
     await dispatch.start()
     try:
         await staff(dispatch.url, run.technicians)

@@ -21,7 +21,7 @@ from services.intake.commands import (
 )
 from services.intake.domain import ServiceRequest
 from services.intake.quotes import PartWanted, QuoteTerms, price_quote
-from services.intake.read_model import catalogue_prices, dealer_of, open_request_for
+from services.intake.read_model import catalogue_prices, dealer_of, open_request_for, serial_of
 from services.intake.views import ServiceRequestView, to_view
 from shared.auth import Actor
 from shared.contracts.intake import ServiceRequestReceived
@@ -99,9 +99,28 @@ async def issue_quote(command: IssueQuote, actor: Actor, uow: UnitOfWork, terms:
 
 
 async def accept_quote(command: AcceptQuote, actor: Actor, uow: UnitOfWork) -> ServiceRequestView:
+    """An acceptance; one that withdraws a fired expiry reopens the request, so its serial must still be free."""
     request = await uow.get_visible(ServiceRequest, command.request_id, actor)
+    reopening = request.closed_by_quote_expiry
     request.accept_quote(command.channel, command.quote_id, uow.step_time(command.occurred_at, request))
+    if reopening and request.product is not None:
+        serial = request.product.serial
+        existing = await open_request_for(uow.conn, serial)
+        if existing is not None:
+            raise _reopening_refused(serial, existing, actor, await dealer_of(uow.conn, existing))
     return to_view(request)
+
+
+def _reopening_refused(serial: str, existing: str | None, actor: Actor, owner: str | None) -> Conflict:
+    """One open request per unit: a late acceptance cannot reopen a case whose serial a new request took after
+    the expiry closed it (two cases, and soon two jobs, for one unit). Someone must decide which case goes on:
+    cancel the new one and record the acceptance again, or quote the new one."""
+    return Conflict(
+        f"serial {serial} has had a new open service request since the quote expired: the late acceptance "
+        "cannot reopen this one",
+        field="product.serial",
+        existing_id=existing if actor.sees_dealer(owner) else None,
+    )
 
 
 async def decline_quote(command: DeclineQuote, actor: Actor, uow: UnitOfWork) -> ServiceRequestView:
@@ -136,11 +155,18 @@ def integrity_conflict(db: Database) -> IntegrityConflict:
     as without the race, naming the winner."""
 
     async def on_integrity_error(command: Any, actor: Actor, exc: IntegrityError) -> Exception | None:
-        if not isinstance(command, OpenServiceRequest):
-            return None
-        async with db.read() as conn:
-            existing = await open_request_for(conn, command.product.serial)
-            dealer = await dealer_of(conn, existing)
-        return _already_open(command.product.serial, existing, actor, dealer)
+        if isinstance(command, OpenServiceRequest):
+            async with db.read() as conn:
+                existing = await open_request_for(conn, command.product.serial)
+                dealer = await dealer_of(conn, existing)
+            return _already_open(command.product.serial, existing, actor, dealer)
+        if isinstance(command, AcceptQuote):  # a late acceptance reopening the request lost its serial to an open
+            async with db.read() as conn:
+                serial = await serial_of(conn, command.request_id)
+                existing = await open_request_for(conn, serial) if serial else None
+                dealer = await dealer_of(conn, existing)
+            if serial is not None and existing not in (None, command.request_id):
+                return _reopening_refused(serial, existing, actor, dealer)
+        return None
 
     return on_integrity_error

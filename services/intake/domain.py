@@ -24,6 +24,7 @@ from shared.contracts.intake import (
     ServiceRequestQuoteAccepted,
     ServiceRequestQuoteDeclined,
     ServiceRequestQuoteExpired,
+    ServiceRequestQuoteExpiryWithdrawn,
     ServiceRequestQuoteIssued,
     ServiceRequestQuoteRequired,
     ServiceRequestReceived,
@@ -114,6 +115,10 @@ class ServiceRequest(Aggregate):
     # A field triage held back from dispatch until warranty's verdict (or a quote's acceptance) clears it.
     dispatch_held: bool = False
     quote: Quote | None = None
+    outcome: str | None = None  # of the close
+    # The latest business step: the quote's expiry and the close that follows it are the timer's, not steps,
+    # so an acceptance synced late may still be stamped before them (see `accept_quote`).
+    last_step_at: datetime | None = None
     history: list[tuple[str, datetime]] = field(default_factory=list)
 
     # --- commands -------------------------------------------------------------------------------------
@@ -187,14 +192,31 @@ class ServiceRequest(Aggregate):
         )
 
     def accept_quote(self, channel: Channel, quote_id: str | None, at: datetime) -> None:
-        """The customer agreed to pay: the job may be created, its arrive SLA counted from now."""
-        quote = self._pending_quote("accept", quote_id)
+        """The customer agreed to pay: the job may be created, its arrive SLA counted from now. A step exactly on
+        `valid_until` is in time (the contract's rule for every deadline), whether or not the timer has fired:
+        an acceptance made in time but recorded after the expiry (a dealer's device synced late) proves the
+        expiry wrong. It is withdrawn (`quote_expiry_withdrawn`), the close that followed it no longer holds,
+        and the request goes on to dispatch as after an acceptance on time (the acceptance and the clearance
+        stamped with `at`)."""
+        withdrawing = self.closed_by_quote_expiry
+        if withdrawing:
+            assert self.quote is not None
+            quote = self._named_quote(self.quote, quote_id)
+        else:
+            quote = self._pending_quote("accept", quote_id)
         if at > quote.valid_until:
             raise Conflict(
-                f"quote {quote.quote_id} expired at {quote.valid_until.isoformat()}",
+                f"quote {quote.quote_id} expired at {quote.valid_until.isoformat()}: "
+                f"an acceptance at {at.isoformat()} is too late",
+                field="occurred_at",
                 quote_id=quote.quote_id,
                 valid_until=quote.valid_until.isoformat(),
             )
+        if withdrawing:
+            # Stamped like the expiry it withdraws (as dispatch stamps `job.sla_breach_withdrawn` with the due):
+            # a reader in business time meets it right after the expiry and the close, in the same window.
+            withdrawn = ServiceRequestQuoteExpiryWithdrawn(request_id=self.id, quote_id=quote.quote_id, accepted_at=at)
+            self.record(withdrawn, quote.valid_until)
         assert self.mode is not None and self.priority is not None  # a quote follows a field triage
         self.record(
             ServiceRequestQuoteAccepted(
@@ -212,6 +234,17 @@ class ServiceRequest(Aggregate):
                 quote_id=quote.quote_id,
             ),
             at,
+        )
+
+    @property
+    def closed_by_quote_expiry(self) -> bool:
+        """Closed only because the quote's expiry timer fired (an acceptance made in time may undo it)."""
+        quote = self.quote
+        return (
+            self.status == Status.closed
+            and self.outcome == QUOTE_EXPIRED
+            and quote is not None
+            and quote.state == QuoteState.expired
         )
 
     def decline_quote(self, reason: str, quote_id: str | None, at: datetime) -> None:
@@ -249,6 +282,11 @@ class ServiceRequest(Aggregate):
                 current_status=str(self.status),
                 quote_id=quote.quote_id,
             )
+        return self._named_quote(quote, quote_id)
+
+    @staticmethod
+    def _named_quote(quote: Quote, quote_id: str | None) -> Quote:
+        """`quote`, when the caller named it (or none): a decision on a replaced quote is a conflict."""
         if quote_id is not None and quote_id != quote.quote_id:
             raise Conflict(
                 f"quote {quote_id} was replaced by quote {quote.quote_id}", field="quote_id", quote_id=quote.quote_id
@@ -321,13 +359,26 @@ class ServiceRequest(Aggregate):
                 current_status=str(self.status),
             )
 
+    @property
+    def previous_step_at(self) -> datetime | None:
+        return self.last_step_at
+
     def _decide(self, state: QuoteState, at: datetime) -> Quote:
         assert self.quote is not None
         self.quote.state, self.quote.decided_at = state, at
         return self.quote
 
+    def _by_the_expiry_timer(self, data: EventData) -> bool:
+        """The expiry, the close it causes and their withdrawal are the timer's guess and its correction, not
+        steps a later step may not precede."""
+        if isinstance(data, (ServiceRequestQuoteExpired, ServiceRequestQuoteExpiryWithdrawn)):
+            return True
+        return isinstance(data, ServiceRequestClosed) and data.outcome == QUOTE_EXPIRED
+
     def apply(self, data: EventData, occurred_at: datetime) -> None:
         self.history.append((data.event_type, occurred_at))
+        if not self._by_the_expiry_timer(data):
+            self.last_step_at = max(self.last_step_at, occurred_at) if self.last_step_at else occurred_at
         match data:
             case ServiceRequestReceived():
                 self.status = Status.received
@@ -364,6 +415,10 @@ class ServiceRequest(Aggregate):
                 self._decide(QuoteState.declined, occurred_at).reason = data.reason
             case ServiceRequestQuoteExpired():
                 self._decide(QuoteState.expired, occurred_at)
+            case ServiceRequestQuoteExpiryWithdrawn():
+                # Back to waiting for the decision, which the acceptance recorded with it then takes.
+                self.status, self.outcome = Status.awaiting_quote, None
+                self._decide(QuoteState.issued, occurred_at).decided_at = None
             case ServiceRequestClearedForDispatch():
                 self.status = Status.triaged
                 self.dispatch_held = False
@@ -384,3 +439,4 @@ class ServiceRequest(Aggregate):
                 self.status = Status.resolved
             case ServiceRequestClosed():
                 self.status = Status.closed
+                self.outcome = data.outcome

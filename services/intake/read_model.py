@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.intake.domain import ServiceRequest
 from services.intake.quotes import CataloguePrice
 from services.intake.views import to_view
+from shared.contracts.intake import ServiceRequestQuoteExpiryWithdrawn
 from shared.contracts.warranty import PartRegistered
 from shared.events import EventEnvelope
 from shared.eventstore.database import Database
@@ -22,6 +23,7 @@ from shared.eventstore.tables import UtcDateTime
 from shared.kernel import Projections, rebuild_read_model
 
 metadata = MetaData()
+REOPENS = ServiceRequestQuoteExpiryWithdrawn.event_type  # the one event that makes a closed request open again
 
 service_requests = Table(
     "service_requests",
@@ -83,6 +85,10 @@ async def project(conn: AsyncConnection, request: ServiceRequest, stored: Sequen
             await conn.execute(open_serials.insert().values(serial=request.product.serial, request_id=request.id))
     else:
         await conn.execute(service_requests.update().where(service_requests.c.request_id == request.id).values(**row))
+        if request.is_open and request.product is not None and any(e.type == REOPENS for e in stored):
+            # A late acceptance withdrew the quote's expiry: the request takes its serial back (a new request
+            # that took it meanwhile breaks the key: a 409, nothing written).
+            await conn.execute(open_serials.insert().values(serial=request.product.serial, request_id=request.id))
     if not request.is_open and request.product is not None:
         await conn.execute(
             delete(open_serials).where(
@@ -133,6 +139,12 @@ async def catalogue_prices(conn: AsyncConnection, part_numbers: Iterable[str]) -
 async def open_request_for(conn: AsyncConnection, serial: str) -> str | None:
     return (
         await conn.execute(select(open_serials.c.request_id).where(open_serials.c.serial == serial))
+    ).scalar_one_or_none()
+
+
+async def serial_of(conn: AsyncConnection, request_id: str) -> str | None:
+    return (
+        await conn.execute(select(service_requests.c.serial).where(service_requests.c.request_id == request_id))
     ).scalar_one_or_none()
 
 

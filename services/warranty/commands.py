@@ -110,6 +110,7 @@ class ReceiveStock:
     part_number: str
     quantity: int
     reference: str | None = None
+    occurred_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class TransferStock:
     to_location_id: str
     part_number: str
     quantity: int
+    occurred_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -125,17 +127,20 @@ class RequestPart:
     job_id: str
     part_number: str
     quantity: int
+    occurred_at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class ShipPartRequest:
     part_request_id: str
+    occurred_at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class ReceivePartRequest:
     part_request_id: str
     quantity: int | None = None  # None: everything in transit
+    occurred_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -143,3 +148,4 @@ class ReturnPart:
     swap_id: str
     old_part_serial: str
     condition: PartCondition
+    occurred_at: datetime | None = None

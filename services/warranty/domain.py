@@ -140,6 +140,7 @@ class Unit(Namespaced, Aggregate):
     outcome: str | None = None  # returned | exchanged
     swapped: dict[str, PartSwapped] = field(default_factory=dict)  # swap id → the swap, for part returns
     part_returns: dict[str, str] = field(default_factory=dict)  # swap id → return id
+    swapped_at: dict[str, datetime] = field(default_factory=dict)  # swap id → when (a return is not before it)
 
     # --- commands -------------------------------------------------------------------------------------
 
@@ -285,6 +286,7 @@ class Unit(Namespaced, Aggregate):
             case PartSwapped():
                 self.swaps.append(SwapFact(data.swap_id, data.job_id, data.part_category, data.covered, occurred_at))
                 self.swapped[data.swap_id] = data
+                self.swapped_at[data.swap_id] = occurred_at
             case PartReturned():
                 self.part_returns[data.swap_id] = data.return_id
             case UnitRepairRecorded():

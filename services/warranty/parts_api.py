@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
@@ -34,7 +34,7 @@ from services.warranty.views import (
 )
 from shared.auth import Actor, Role
 from shared.contracts.warranty import LocationKind, PartCondition
-from shared.http.commands import CommandMetadata, StrictBody, location, validated
+from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime, location, validated
 from shared.http.idempotency import Idempotency
 from shared.http.pagination import Cursor, Limit, Page
 from shared.http.problems import Problem
@@ -45,6 +45,8 @@ router = APIRouter(tags=["parts ledger"])
 Id = Annotated[str, Field(min_length=1, max_length=80)]
 PathId = Annotated[str, Path(min_length=1, max_length=80)]
 Quantity = Annotated[int, Field(ge=1, le=100_000, description="How many parts (at least 1)")]
+# When the movement happened (defaults to now): stores and vans sync their paperwork late, as technicians do.
+OccurredAt = Annotated[UtcDatetime | None, Field(None, description="When it happened (defaults to now)")]
 STOCK_KEEPERS = (Role.warranty_officer, Role.dispatcher)
 STOCK_READERS = (*STAFF_READERS, Role.technician)
 
@@ -83,6 +85,7 @@ class ReceiptBody(StrictBody):
     part_number: Id
     quantity: Quantity
     reference: str | None = Field(None, max_length=200, description="e.g. the supplier's delivery note")
+    occurred_at: OccurredAt = None
 
 
 class TransferBody(StrictBody):
@@ -90,22 +93,30 @@ class TransferBody(StrictBody):
     to_location_id: Id
     part_number: Id
     quantity: Quantity
+    occurred_at: OccurredAt = None
 
 
 class PartRequestBody(StrictBody):
     job_id: Id
     part_number: Id
     quantity: Quantity
+    occurred_at: OccurredAt = None
+
+
+class ShipBody(StrictBody):
+    occurred_at: OccurredAt = None
 
 
 class ReceiveBody(StrictBody):
     quantity: Quantity | None = Field(None, description="How many arrived (default: everything shipped)")
+    occurred_at: OccurredAt = None
 
 
 class PartReturnBody(StrictBody):
     swap_id: Id
     old_part_serial: Id
     condition: PartCondition
+    occurred_at: OccurredAt = None
 
 
 # --- catalogue ---------------------------------------------------------------------------------------------
@@ -205,7 +216,7 @@ async def receive_stock(
     may serve and that now fit are reserved at once (`reserved_for`). An unknown location or part is a 404
     naming the field."""
     manufacturer_only(actor, "receive stock")
-    command = ReceiveStock(body.location_id, body.part_number, body.quantity, body.reference)
+    command = ReceiveStock(body.location_id, body.part_number, body.quantity, body.reference, body.occurred_at)
 
     async def run() -> JSONResponse:
         return created(ReceiptView, await warranty.handle(command, actor, meta))
@@ -226,7 +237,9 @@ async def transfer_stock(
     """Move available parts from one location to another. More than the source has available is a 409 naming
     what is there; backorders the target may serve are reserved as for a receipt."""
     manufacturer_only(actor, "transfer stock")
-    command = TransferStock(body.from_location_id, body.to_location_id, body.part_number, body.quantity)
+    command = TransferStock(
+        body.from_location_id, body.to_location_id, body.part_number, body.quantity, body.occurred_at
+    )
 
     async def run() -> JSONResponse:
         return created(TransferView, await warranty.handle(command, actor, meta))
@@ -287,7 +300,7 @@ async def request_part(
     """Parts for a job: reserved from the assigned technician's van, else his center's store, else a warehouse
     (the first with the whole quantity available), or backordered until a receipt or transfer brings it. The
     job must be one dispatch announced and the caller's (404); a job completed fixed is a 409."""
-    command = RequestPart(body.job_id, body.part_number, body.quantity)
+    command = RequestPart(body.job_id, body.part_number, body.quantity, body.occurred_at)
 
     async def run() -> JSONResponse:
         view = await warranty.handle(command, actor, meta)
@@ -332,11 +345,17 @@ async def get_part_request(part_request_id: PathId, actor: CurrentActor, queries
     dependencies=[Permission(*STOCK_KEEPERS)],
 )
 async def ship_part_request(
-    part_request_id: PathId, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty
+    part_request_id: PathId,
+    meta: CommandMetadata,
+    actor: CurrentActor,
+    warranty: Warranty,
+    body: Annotated[ShipBody | None, Body()] = None,
 ) -> PartRequestView:
     """The warehouse (or center) hands a reserved request's parts over for the van of the job's technician:
-    they leave its stock. Not reserved, reserved in the van already, or a technician without a van: 409."""
-    return PartRequestView.model_validate(await warranty.handle(ShipPartRequest(part_request_id), actor, meta))
+    they leave its stock. Not reserved, reserved in the van already, or a technician without a van: 409. The
+    body is optional (`occurred_at`)."""
+    command = ShipPartRequest(part_request_id, body.occurred_at if body else None)
+    return PartRequestView.model_validate(await warranty.handle(command, actor, meta))
 
 
 @router.post(
@@ -349,9 +368,8 @@ async def receive_part_request(
 ) -> PartRequestView:
     """The technician takes shipped parts into his van, where they stay reserved for the job (a swap uses them
     first). More than was shipped and not yet received is a 422; a request not shipped a 409."""
-    return PartRequestView.model_validate(
-        await warranty.handle(ReceivePartRequest(part_request_id, body.quantity), actor, meta)
-    )
+    command = ReceivePartRequest(part_request_id, body.quantity, body.occurred_at)
+    return PartRequestView.model_validate(await warranty.handle(command, actor, meta))
 
 
 # --- part returns ------------------------------------------------------------------------------------------
@@ -370,7 +388,7 @@ async def return_part(
     """The old part of a swap came back, with its condition (once per swap; the old part serial the swap
     recorded, if it recorded one). A claim for a covered swap of a category in `RETURN_REQUIRED_CATEGORIES`
     fails the rule `defective_part_returned` until then."""
-    command = ReturnPart(body.swap_id, body.old_part_serial, body.condition)
+    command = ReturnPart(body.swap_id, body.old_part_serial, body.condition, body.occurred_at)
 
     async def run() -> JSONResponse:
         view = await warranty.handle(command, actor, meta)

@@ -118,11 +118,18 @@ async def register_location(cmd: RegisterStockLocation, actor: Actor, uow: UnitO
 # --- receipts and transfers -------------------------------------------------------------------------------
 
 
+def moved_at(uow: UnitOfWork, occurred_at: datetime | None, clock: Clock) -> datetime:
+    """A location's movement time: within the contract's bounds, but not held to the location's previous event
+    (a store is a ledger that many jobs' steps, each synced in its own time, write to, as a swap's issue from
+    the van already does); each part request it touches keeps its own order (`PartRequest._after_previous`)."""
+    return uow.time_rules.resolve(occurred_at, clock.now(), None)
+
+
 async def receive_stock(cmd: ReceiveStock, actor: Actor, uow: UnitOfWork, clock: Clock) -> dict:
     """Parts in from a supplier; then the oldest backordered requests they can cover are reserved."""
     await catalogued(uow, cmd.part_number)
     location = await location_named(uow, cmd.location_id)
-    at = clock.now()
+    at = moved_at(uow, cmd.occurred_at, clock)
     receipt_id = str(uuid.uuid4())
     location.receive(receipt_id, cmd.part_number, cmd.quantity, cmd.reference, actor.subject, at)
     filled = await fill_backorders(uow, location, cmd.part_number, at)
@@ -135,7 +142,7 @@ async def transfer_stock(cmd: TransferStock, actor: Actor, uow: UnitOfWork, cloc
     await catalogued(uow, cmd.part_number)
     source = await location_named(uow, cmd.from_location_id, "from_location_id")
     target = await location_named(uow, cmd.to_location_id, "to_location_id")
-    at = clock.now()
+    at = moved_at(uow, cmd.occurred_at, clock)
     transfer_id = str(uuid.uuid4())
     source.transfer_out(transfer_id, target.location_id, cmd.part_number, cmd.quantity, actor.subject, at)
     target.transfer_in(transfer_id, source.location_id, cmd.part_number, cmd.quantity, actor.subject, at)
@@ -237,7 +244,7 @@ async def request_part(cmd: RequestPart, actor: Actor, uow: UnitOfWork, clock: C
     candidates = await candidates_for(uow, job, cmd.part_number)
     chosen = choose_location(candidates, cmd.quantity)
     request = uow.add(PartRequest.new(str(uuid.uuid4())))
-    at = uow.time_rules.resolve(None, clock.now(), job.created_at)
+    at = uow.time_rules.resolve(cmd.occurred_at, clock.now(), job.created_at)  # not before the job
     if chosen is not None:
         location = await location_named(uow, chosen.location_id)
         location.reserve(request.part_request_id, job.job_id, cmd.part_number, cmd.quantity, at)
@@ -277,7 +284,7 @@ async def ship_part_request(cmd: ShipPartRequest, actor: Actor, uow: UnitOfWork,
             f"technician {technician_id or '(none assigned)'} of job {request.job_id} has no van to ship to",
             field="technician_id",
         )
-    at = clock.now()
+    at = uow.time_rules.resolve(cmd.occurred_at, clock.now(), request.last_occurred_at)
     request.ship(van.location_id, request.quantity, actor.subject, at)
     source = await location_named(uow, request.location_id)
     source.ship(request.part_request_id, van.location_id, request.last_occurred_at or at)
@@ -287,7 +294,7 @@ async def ship_part_request(cmd: ShipPartRequest, actor: Actor, uow: UnitOfWork,
 async def receive_part_request(cmd: ReceivePartRequest, actor: Actor, uow: UnitOfWork, clock: Clock) -> dict:
     """The technician takes the shipped parts into his van, where they stay reserved for the job."""
     request, _ = await visible_request(uow, cmd.part_request_id, actor)
-    at = clock.now()
+    at = uow.time_rules.resolve(cmd.occurred_at, clock.now(), request.last_occurred_at)
     received = request.receive(cmd.quantity, actor.subject, at)
     van = await location_named(uow, request.to_location_id)
     at = request.last_occurred_at or at  # the van's movement at the time of the step it follows
@@ -348,7 +355,10 @@ async def return_part(cmd: ReturnPart, actor: Actor, uow: UnitOfWork, clock: Clo
     if row is None or not actor.sees(row.dealer_id, job.technician_id if job is not None else None):
         raise NotFound(f"part swap {cmd.swap_id} does not exist", field="swap_id")
     unit = await uow.get(Unit, Unit.stream_id(row.serial))
-    at = max(clock.now(), unit.last_occurred_at or clock.now())
+    if cmd.occurred_at is None:
+        at = max(clock.now(), unit.last_occurred_at or clock.now())
+    else:  # not before the swap it returns the old part of
+        at = uow.time_rules.check(cmd.occurred_at, clock.now(), unit.swapped_at.get(cmd.swap_id))
     returned = unit.return_part(str(uuid.uuid4()), cmd.swap_id, cmd.old_part_serial, cmd.condition, actor.subject, at)
     return part_return_view(returned, at)
 

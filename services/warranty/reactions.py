@@ -37,6 +37,7 @@ TIMELINE_ONLY = (
     "service_request.cancelled",
     "service_request.resolved",
     "service_request.closed",
+    "service_request.quote_expiry_withdrawn",  # a close by the quote's expiry that a late acceptance undid
     "job.accepted",
     "job.arrived",
     "job.cancelled",

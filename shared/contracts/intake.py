@@ -200,13 +200,16 @@ class ServiceRequestQuoteExpired(EventData):
 
 @event("service_request.quote_expiry_withdrawn", topic=INTAKE, subject="request_id")
 class ServiceRequestQuoteExpiryWithdrawn(EventData):
-    """An acceptance made before `valid_until` but recorded after the expiry timer fired (a dealer's offline
-    device synced late) proves the expiry wrong: the `quote_expired` and the close that followed it no longer
-    hold. `service_request.quote_accepted` and `cleared_for_dispatch` follow, stamped with the acceptance."""
+    """An acceptance made by `valid_until` (a step exactly on it is in time) but recorded after the expiry timer
+    fired (a dealer's offline device synced late) proves the expiry wrong: the `quote_expired` and the close that
+    followed it no longer hold, and the request is open again. Stamped like the expiry it withdraws
+    (`valid_until`, as `job.sla_breach_withdrawn` is stamped with its due), so a reader in business time meets
+    it right after what it withdraws; `service_request.quote_accepted` and `cleared_for_dispatch` follow,
+    stamped with the acceptance (`accepted_at`)."""
 
     request_id: str
     quote_id: str
-    accepted_at: UtcDateTime = Field(description="When the customer accepted (before `valid_until`)")
+    accepted_at: UtcDateTime = Field(description="When the customer accepted (at or before `valid_until`)")
 
 
 @event("service_request.cleared_for_dispatch", topic=INTAKE, subject="request_id")

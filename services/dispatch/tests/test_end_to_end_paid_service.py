@@ -181,3 +181,38 @@ async def test_an_expired_quote_closes_the_request_with_its_outcome_and_no_job(t
         ]
         assert json.loads(records[-1].value) == {"request_id": request_id, "outcome": "quote_expired"}
         assert await jobs_of(services.dispatch, request_id) == []
+
+
+async def test_an_acceptance_synced_after_the_expiry_withdraws_it_and_dispatch_creates_the_job_from_the_acceptance(
+    tmp_path, kafka_bootstrap
+):
+    async with paid_service(tmp_path, kafka_bootstrap, quote_valid_days=3 / 86_400) as services:
+        request_id = await out_of_warranty_triaged_onsite(services, kafka_bootstrap)
+        quote = await quoted(services, request_id)
+        await services.request_status(request_id, lambda v: v["status"] == "closed")
+        assert await jobs_of(services.dispatch, request_id) == [], "expired: no job"
+
+        # The dealer's tablet recorded the customer's yes a second after the quote, and syncs only now.
+        accepted_at = datetime.fromisoformat(quote["issued_at"]) + timedelta(seconds=1)
+        accepted = await services.intake.client.post(
+            f"/v1/service-requests/{request_id}/quote/accept",
+            json={"channel": "dealer", "quote_id": quote["quote_id"], "occurred_at": accepted_at.isoformat()},
+            headers=services.intake.auth("dealer", dealer_id="D1"),
+        )
+        assert accepted.status_code == 200, accepted.text
+
+        job = await services.dispatch.job_of(request_id, timeout=30)
+        assert (job["status"], job["technician_id"]) == ("assigned", "T-7")
+        assert datetime.fromisoformat(job["created_at"]) == accepted_at
+        assert datetime.fromisoformat(job["arrive_due"]) == accepted_at + P3_ARRIVE, "from the acceptance"
+        view = await services.request_status(request_id, lambda v: v["status"] == "dispatched")
+        assert view["job_id"] == job["id"]
+        assert [h["type"] for h in view["history"]][4:] == [
+            "service_request.quote_issued",
+            "service_request.quote_expired",
+            "service_request.closed",
+            "service_request.quote_expiry_withdrawn",
+            "service_request.quote_accepted",
+            "service_request.cleared_for_dispatch",
+            "service_request.dispatched",
+        ]

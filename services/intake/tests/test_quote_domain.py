@@ -14,6 +14,8 @@ from shared.contracts.intake import (
     ClearedBy,
     ServiceRequestClearedForDispatch,
     ServiceRequestClosed,
+    ServiceRequestQuoteAccepted,
+    ServiceRequestQuoteExpiryWithdrawn,
     ServiceRequestQuoteRequired,
     ServiceRequestTriaged,
 )
@@ -243,8 +245,9 @@ def test_the_expiry_timer_expires_an_undecided_quote_stamped_with_its_validity_a
     expired, closed = request.take_pending()
     assert expired.data.quote_id == "q1" and expired.occurred_at == at(100)
     assert closed.data.outcome == "quote_expired" and closed.occurred_at == at(100)
-    with pytest.raises(InvalidTransition, match="expired"):
+    with pytest.raises(Conflict, match="expired") as too_late:
         request.accept_quote(Channel.hotline, None, at(106))
+    assert too_late.value.field == "occurred_at"
     request.note_quote_deadline(at(200))
     assert new_events(request) == [], "expires once"
 
@@ -274,3 +277,82 @@ def test_accepting_or_declining_before_any_quote_is_refused():
         request.accept_quote(Channel.hotline, None, at(10))
     with pytest.raises(InvalidTransition, match="none was issued"):
         request.decline_quote("no", None, at(10))
+
+
+# --- an acceptance synced after the expiry timer fired ---------------------------------------------------------
+
+
+def expired_by_the_timer(valid_until: datetime = at(100)) -> ServiceRequest:
+    request = quoted(valid_until=valid_until)
+    request.note_quote_deadline(valid_until + timedelta(seconds=30))
+    request.take_pending()
+    assert request.status == Status.closed
+    return request
+
+
+def test_an_acceptance_made_before_valid_until_but_recorded_after_the_expiry_withdraws_it_and_clears_dispatch():
+    request = expired_by_the_timer()
+    assert request.previous_step_at == at(10), "the timer's expiry and close are not steps a late sync must follow"
+    request.accept_quote(Channel.dealer, "q1", at(70))
+    events = request.take_pending()
+    assert [(type(e.data), e.occurred_at) for e in events] == [
+        (ServiceRequestQuoteExpiryWithdrawn, at(100)),  # stamped like the expiry it withdraws
+        (ServiceRequestQuoteAccepted, at(70)),
+        (ServiceRequestClearedForDispatch, at(70)),
+    ]
+    withdrawn, accepted, cleared = (e.data for e in events)
+    assert (withdrawn.quote_id, withdrawn.accepted_at) == ("q1", at(70))
+    assert (accepted.quote_id, accepted.channel, accepted.total) == ("q1", Channel.dealer, Decimal("92.20"))
+    assert (cleared.cleared_by, cleared.arrive_sla_from) == (ClearedBy.quote_accepted, at(70))
+    assert request.status == Status.triaged and request.is_open, "the close no longer holds: on to dispatch"
+    assert (request.quote.state, request.quote.decided_at) == (QuoteState.accepted, at(70))
+    assert request.due_deadlines() == {}, "no expiry to watch again"
+    request.note_job_created("job-1", at(70))
+    assert request.status == Status.dispatched and request.job_id == "job-1"
+
+
+def test_a_late_acceptance_exactly_on_valid_until_is_in_time_as_before_the_timer_fired():
+    request = expired_by_the_timer(valid_until=at(100))
+    request.accept_quote(Channel.hotline, None, at(100))
+    assert request.status == Status.triaged and request.quote.state == QuoteState.accepted
+
+
+def test_an_acceptance_after_valid_until_stays_refused_naming_occurred_at_and_records_nothing():
+    request = expired_by_the_timer(valid_until=at(100))
+    with pytest.raises(Conflict, match="expired") as refused:
+        request.accept_quote(Channel.dealer, "q1", at(100) + timedelta(seconds=1))
+    assert refused.value.field == "occurred_at"
+    assert new_events(request) == [] and request.status == Status.closed and request.quote.state == QuoteState.expired
+
+
+def test_a_late_acceptance_of_a_replaced_quote_id_is_a_conflict_naming_quote_id():
+    request = expired_by_the_timer()
+    with pytest.raises(Conflict) as refused:
+        request.accept_quote(Channel.dealer, "q0", at(70))
+    assert refused.value.field == "quote_id" and new_events(request) == []
+
+
+def test_only_an_expiry_close_is_withdrawn_a_declined_quote_or_a_second_late_acceptance_is_not():
+    declined = quoted(valid_until=at(100))
+    declined.decline_quote("too dear", None, at(30))
+    declined.take_pending()
+    with pytest.raises(InvalidTransition, match="declined"):
+        declined.accept_quote(Channel.dealer, None, at(40))
+
+    request = expired_by_the_timer()
+    request.accept_quote(Channel.dealer, None, at(70))
+    request.take_pending()
+    with pytest.raises(InvalidTransition, match="accepted"):
+        request.accept_quote(Channel.dealer, None, at(80))
+
+
+def test_a_request_folded_from_its_stream_with_the_withdrawal_reads_as_after_an_acceptance_on_time():
+    live = received_with_events()  # its pending events are the whole stream
+    live.note_coverage(False, date(2025, 12, 31), "not covered", at(0))
+    live.triage(ServiceMode.onsite, None, None, at(5))
+    live.issue_quote("q1", [], 60, Decimal("45.00"), "EUR", at(100), None, at(10))
+    live.note_quote_deadline(at(101))
+    live.accept_quote(Channel.dealer, None, at(70))
+    folded = ServiceRequest.rehydrate(live.id, [(p.data, p.occurred_at) for p in live.take_pending()])
+    assert (folded.status, folded.quote.state, folded.quote.decided_at) == (Status.triaged, QuoteState.accepted, at(70))
+    assert folded.is_open and folded.previous_step_at == at(70) and folded.due_deadlines() == {}

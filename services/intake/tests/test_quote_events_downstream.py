@@ -17,6 +17,7 @@ from shared.contracts.intake import (
     ServiceRequestQuoteAccepted,
     ServiceRequestQuoteDeclined,
     ServiceRequestQuoteExpired,
+    ServiceRequestQuoteExpiryWithdrawn,
     ServiceRequestQuoteIssued,
     ServiceRequestQuoteRequired,
     ServiceRequestTriaged,
@@ -68,6 +69,7 @@ def paid_service_events(request_id: str) -> list:
         ServiceRequestQuoteDeclined(request_id=request_id, quote_id="q1", reason="too dear"),
         ServiceRequestQuoteExpired(request_id=request_id, quote_id="q1", valid_until=AT),
         ServiceRequestClosed(request_id=request_id, outcome="quote_expired"),
+        ServiceRequestQuoteExpiryWithdrawn(request_id=request_id, quote_id="q1", accepted_at=AT - timedelta(hours=1)),
     ]
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 from services.warranty.tests.conftest import complete_job, open_job, received, serial
 from shared.contracts.dispatch import JobArrived, JobCreated, RevisitDone
 from shared.contracts.enums import Priority, ServiceMode
+from shared.contracts.intake import ServiceRequestClosed, ServiceRequestQuoteExpiryWithdrawn
 from shared.testing.kafka import envelope_for, publish
 
 
@@ -113,3 +114,23 @@ async def test_the_history_is_the_same_whichever_topic_arrives_first(warranty):
         sn, lambda items: {"job.created", "warranty.checked"} <= {i["type"] for i in items}
     )
     assert [i["type"] for i in items] == ["service_request.received", "warranty.checked", "job.created"]
+
+
+async def test_a_close_by_the_quotes_expiry_that_a_late_acceptance_withdrew_shows_its_withdrawal_after_it(warranty):
+    sn, request_id = serial(), str(uuid.uuid4())
+    at = warranty.clock.now() - timedelta(days=3)
+    valid_until, accepted_at = at + timedelta(days=2), at + timedelta(days=1)
+    await publish(warranty.kafka, envelope_for(received(sn, request_id=request_id), source="intake", time=at))
+    await publish(
+        warranty.kafka,
+        envelope_for(ServiceRequestClosed(request_id=request_id, outcome="quote_expired"), time=valid_until),
+        envelope_for(
+            ServiceRequestQuoteExpiryWithdrawn(request_id=request_id, quote_id="q1", accepted_at=accepted_at),
+            time=valid_until,
+        ),
+    )
+    items = await warranty.wait_for_history(
+        sn, lambda items: "service_request.quote_expiry_withdrawn" in {i["type"] for i in items}
+    )
+    assert [i["type"] for i in items][-2:] == ["service_request.closed", "service_request.quote_expiry_withdrawn"]
+    assert items[-1]["detail"]["quote_id"] == "q1" and items[-1]["dealer_id"] == "D1"
