@@ -208,9 +208,7 @@ async def test_the_rebuilt_read_model_equals_the_live_one_after_a_withdrawal_ser
     assert await snapshot() == live
 
 
-async def test_a_late_acceptance_racing_a_new_request_for_the_same_serial_leaves_exactly_one_open(
-    intake_on, event_bus
-):
+async def test_a_late_acceptance_racing_a_new_request_for_the_same_serial_leaves_exactly_one_open(intake_on, event_bus):
     intake = intake_on
     request_id, quote = await expired_by_the_timer(intake, event_bus)
     serial = (await view_of(intake, request_id))["product"]["serial"]
