@@ -22,7 +22,24 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from shared.eventstore import lean
+
 log = logging.getLogger(__name__)
+
+
+async def _savepoint(conn: AsyncConnection, *statements: str) -> None:
+    """A member's savepoint statements, on the driver in one trip: SQLAlchemy's `begin_nested` compiled and
+    executed each SAVEPOINT and RELEASE anew (a tenth of a command's CPU). The body's own `begin_nested`s are
+    SQLAlchemy's, inside this one, and closed by their context managers before it is released or rolled back."""
+    driver = lean.lean_driver(conn)
+    if driver is None:
+        raise RuntimeError("a group commit runs on SQLite through sqlite_driver, inside its transaction")
+
+    def run(db: lean.Driver) -> None:
+        for statement in statements:
+            db.raw.execute(statement)
+
+    await lean.run(conn, driver, run)
 
 
 @dataclass(eq=False)
@@ -53,18 +70,18 @@ class GroupCommit:
         committed: asyncio.Future[None] | None = None
         try:
             group = self._open if self._open is not None else await self._begin()
-            savepoint = await group.conn.begin_nested()
+            await _savepoint(group.conn, "SAVEPOINT group_member")
             try:
                 yield group.conn
             except BaseException:
                 try:
-                    await savepoint.rollback()
+                    await _savepoint(group.conn, "ROLLBACK TO group_member", "RELEASE group_member")
                 except BaseException:
                     group.broken = True
                     log.exception("rolling back a savepoint of a group commit failed; committing the group now")
                 raise
             try:
-                await savepoint.commit()  # RELEASE
+                await _savepoint(group.conn, "RELEASE group_member")
             except BaseException:
                 group.broken = True  # its writes are neither released nor undone: the group must not commit
                 raise
