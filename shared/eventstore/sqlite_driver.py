@@ -87,7 +87,7 @@ class OneTripConnection(aiosqlite.Connection):
             finally:
                 self._in_transaction = _in_transaction(self._connection)
 
-        return await super()._execute(run)
+        return await super()._execute(run)  # type: ignore[no-untyped-call]  # aiosqlite has no annotations here
 
     async def cursor(self) -> OneTripCursor:  # type: ignore[override]  # no trip: the cursor opens in execute()
         return OneTripCursor(self)
@@ -108,5 +108,6 @@ def connect(database: str, **kwargs: Any) -> OneTripConnection:
     """Like `aiosqlite.connect`; pass as `connect_args={"async_creator_fn": connect}` to SQLAlchemy."""
     connection = OneTripConnection(lambda: sqlite3.connect(database, **kwargs), 64)
     # As SQLAlchemy does for aiosqlite's own connections; before aiosqlite 0.22 the connection is the thread.
-    getattr(connection, "_thread", connection).daemon = True
+    thread: Any = getattr(connection, "_thread", connection)
+    thread.daemon = True
     return connection
