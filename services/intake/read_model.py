@@ -18,7 +18,7 @@ from services.intake.views import to_view
 from shared.contracts.warranty import PartRegistered
 from shared.events import EventEnvelope
 from shared.eventstore.database import Database
-from shared.eventstore.lean import Prepared, write
+from shared.eventstore.lean import Prepared, query, write
 from shared.eventstore.store import EventStore
 from shared.eventstore.tables import UtcDateTime
 from shared.kernel import Projections, rebuild_read_model
@@ -147,10 +147,13 @@ async def catalogue_prices(conn: AsyncConnection, part_numbers: Iterable[str]) -
     return {r.part_number: CataloguePrice(r.part_number, r.name, Decimal(r.unit_price), r.currency) for r in rows}
 
 
+_OPEN_REQUEST_FOR = Prepared(select(open_serials.c.request_id).where(open_serials.c.serial == bindparam("serial")))
+
+
 async def open_request_for(conn: AsyncConnection, serial: str) -> str | None:
-    return (
-        await conn.execute(select(open_serials.c.request_id).where(open_serials.c.serial == serial))
-    ).scalar_one_or_none()
+    """The open request that holds `serial`, if any (every create asks: on the lean path, lean.py)."""
+    rows = await query(conn, _OPEN_REQUEST_FOR, {"serial": serial})
+    return str(rows[0][0]) if rows else None
 
 
 async def dealer_of(conn: AsyncConnection, request_id: str | None) -> str | None:

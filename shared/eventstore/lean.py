@@ -146,6 +146,15 @@ async def run(conn: AsyncConnection, driver: OneTripConnection, step: Callable[[
     return result
 
 
+async def query(conn: AsyncConnection, statement: Prepared, row: Row | None = None) -> list[Any]:
+    """A look-up inside a write transaction (a command's check before it decides): its rows as tuples, on the
+    lean path in one trip, otherwise through SQLAlchemy."""
+    driver = lean_driver(conn)
+    if driver is None:
+        return [tuple(r) for r in await conn.execute(statement.construct, dict(row or {}))]
+    return await run(conn, driver, lambda db: db.execute(statement, row))
+
+
 async def write(conn: AsyncConnection, writes: Sequence[tuple[Prepared, Row | Sequence[Row]]]) -> None:
     """Run `writes` (a statement and its row, or its rows) in order, in the caller's transaction: on the lean
     path in one trip (a list of rows as one executemany), otherwise through SQLAlchemy, statement by statement.
