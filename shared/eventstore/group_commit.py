@@ -99,6 +99,9 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a lock serves one event loop (tests run several)
             self._loop, self._lock, self._open = loop, asyncio.Lock(), None
+        if not self._lock.locked() and not self._waiting:
+            await self._lock.acquire()  # free, nobody queued: taken at once, no timer to arm and cancel
+            return
         self._waiting += 1
         try:
             async with asyncio.timeout(self.timeout):
