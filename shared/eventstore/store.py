@@ -3,8 +3,9 @@ appended event due for publication in the same transaction (transactional outbox
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -90,6 +91,21 @@ _INSERT_EVENT = lean.Prepared(insert(events), columns=_EVENT_COLUMNS)
 _INSERT_OUTBOX = lean.Prepared(insert(outbox), columns=["position"])
 
 
+class _StreamMoved(Exception):
+    """The append's savepoint was refused by the (stream id, version) key: another writer was first."""
+
+
+def _append_then(rows: list[dict[str, Any]], then: Callable[[lean.Driver], None] | None, db: lean.Driver) -> list[int]:
+    try:
+        # A savepoint keeps the caller's transaction usable when the append loses the race.
+        positions = db.atomically(partial(_append_on_driver, rows), "append")
+    except sqlite3.IntegrityError as exc:
+        raise _StreamMoved() from exc
+    if then is not None:
+        then(db)
+    return positions
+
+
 def _append_on_driver(rows: list[dict[str, Any]], db: lean.Driver) -> list[int]:
     """On the writer's thread, in one trip: the events, then their outbox rows; their positions, in order."""
     positions = []
@@ -145,9 +161,13 @@ class EventStore:
         new_events: Sequence[NewEvent],
         metadata: Metadata,
         actor: ActorId,
+        then: Callable[[lean.Driver], None] | None = None,
     ) -> list[EventEnvelope]:
         """Append after `expected_version`; raise ConcurrencyError when the stream moved on meanwhile. Every
-        event records `actor`, who caused it (there is no default: the kernel's unit of work says who)."""
+        event records `actor`, who caused it (there is no default: the kernel's unit of work says who).
+
+        `then`, on the lean path only (`lean.lean_driver(conn)`): a step run in the same trip to the writer once
+        the events are stored (the unit of work's deadlines); its errors are its own, not a ConcurrencyError."""
         if not new_events:
             return []
         recorded_at = utcnow()
@@ -171,24 +191,27 @@ class EventStore:
                     "actor": str(actor),
                 }
             )
-        try:
-            with span(self.source, "eventstore.append", attributes={"stream_id": stream_id, "events": len(rows)}):
-                driver = lean.lean_driver(conn)
-                if driver is not None:
-                    # A savepoint keeps the caller's transaction usable when the append loses the race.
-                    positions = await lean.run(
-                        conn, driver, lambda db: db.atomically(partial(_append_on_driver, rows), "append")
-                    )
-                    for row, position in zip(rows, positions, strict=True):
-                        row["position"] = position
-                        row["occurred_at"] = as_utc(row["occurred_at"])  # as a stored row reads back
-                    return [_envelope_of(row, self.source) for row in rows]
+        with span(self.source, "eventstore.append", attributes={"stream_id": stream_id, "events": len(rows)}):
+            driver = lean.lean_driver(conn)
+            if driver is not None:
+                try:
+                    positions = await lean.run(conn, driver, partial(_append_then, rows, then))
+                except _StreamMoved as exc:
+                    raise ConcurrencyError(f"stream {stream_id} is no longer at version {expected_version}") from exc
+                for row, position in zip(rows, positions, strict=True):
+                    row["position"] = position
+                    row["occurred_at"] = as_utc(row["occurred_at"])  # as a stored row reads back
+                return [_envelope_of(row, self.source) for row in rows]
+            if then is not None:
+                raise ValueError("`then` runs on the lean path only (lean.lean_driver(conn) is None here)")
+            try:
+                # A savepoint keeps the caller's transaction usable when the append loses the race.
                 async with conn.begin_nested():
                     result = await conn.execute(insert(events).returning(*events.c), rows)
                     stored = sorted(result.all(), key=lambda r: r.version)
                     await conn.execute(insert(outbox), [{"position": r.position} for r in stored])
-        except IntegrityError as exc:
-            raise ConcurrencyError(f"stream {stream_id} is no longer at version {expected_version}") from exc
+            except IntegrityError as exc:
+                raise ConcurrencyError(f"stream {stream_id} is no longer at version {expected_version}") from exc
         return [_envelope(row, self.source) for row in stored]
 
     async def read_all(
