@@ -79,10 +79,27 @@ class OneTripConnection(aiosqlite.Connection):
     def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
         super().__init__(connector, iter_chunk_size)
         self._in_transaction = False
+        self._deferred: list[str] = []
+
+    def defer(self, sql: str) -> None:
+        """Run `sql` (a statement without parameters, such as SAVEPOINT) at the start of the next trip, whatever
+        that trip is, instead of in a trip of its own."""
+        self._deferred.append(sql)
+
+    def take_back(self, sql: str) -> bool:
+        """Withdraw a deferred `sql` that no trip has run yet; False when it ran already."""
+        if sql in self._deferred:
+            self._deferred.remove(sql)
+            return True
+        return False
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         def run() -> Any:
             try:
+                if self._deferred:
+                    deferred, self._deferred = self._deferred, []
+                    for sql in deferred:
+                        self._conn.execute(sql)
                 return fn(*args, **kwargs)
             finally:
                 self._in_transaction = _in_transaction(self._connection)

@@ -4,6 +4,7 @@ and leaves the transaction usable, and a stream's deadlines are found by an inde
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import timedelta
 
@@ -160,3 +161,30 @@ async def test_a_streams_pending_deadlines_are_found_by_an_index_not_a_scan(tmp_
     finally:
         await database.dispose()
     assert any("ix_deadlines_stream" in str(step) for step in plan), plan
+
+
+async def test_group_members_that_write_nothing_leave_no_savepoint_behind(tmp_path):
+    """A member's SAVEPOINT waits for its first statement, and a member that runs none takes it back. In one
+    group: writers, a member that fails before writing, one with nothing to write, one that fails after writing.
+    Only the successful writers' rows commit, and the next group starts clean."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/members.db", group_commit_limit=64)
+    await database.create_all(own)
+
+    async def member(k: int, *, writes: bool, fails: bool) -> str:
+        async with database.transaction() as conn:
+            if writes:
+                await write(conn, [(INSERT_PAIR, {"k": k, "v": f"member {k}"})])
+            if fails:
+                raise ValueError(f"member {k} refused")
+        return "ok"
+
+    try:
+        plan = [(1, True, False), (2, False, True), (3, False, False), (4, True, True), (5, True, False)]
+        outcomes = await asyncio.gather(*(member(k, writes=w, fails=f) for k, w, f in plan), return_exceptions=True)
+        assert [o if isinstance(o, str) else "refused" for o in outcomes] == ["ok", "refused", "ok", "refused", "ok"]
+        assert database.group_commit is not None and database.group_commit.groups < 5, "nothing was grouped"
+        assert await member(6, writes=True, fails=False) == "ok"  # a stray SAVEPOINT would break this BEGIN
+    finally:
+        await database.dispose()
+    with sqlite3.connect(database.url.database) as raw:
+        assert raw.execute("SELECT k FROM pairs ORDER BY k").fetchall() == [(1,), (5,), (6,)]
