@@ -3,7 +3,9 @@
 HTTP (default): POST /v1/service-requests on three servers measured one after another at each concurrency, so
 that all three meet the same machine: the bare FastAPI endpoint (the ceiling), intake at `--before` (a git
 revision, exported to a temporary directory and served from there) and intake of this checkout. Prints req/s,
-p50/p99, the server's CPU per request and each intake's ratio to the bare endpoint.
+p50/p99, the server's CPU per request (all its workers) and each intake's ratio to the bare endpoint.
+`--postgres --workers 2`: intake on a local PostgreSQL server (Debian's binaries, as the tests start it), a
+database each, with two uvicorn workers; the database server's CPU per request is printed too.
 
 `--in-process`: intake's command path alone, without HTTP or Kafka — `Application.handle` of an open inside
 `Database.unit_of_work` (as the route runs it), from `--concurrency` tasks, group commit on, SQLite with
@@ -23,6 +25,7 @@ import time
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,12 +116,53 @@ def _in_process(commands: int, concurrency: int) -> None:
     uvloop.run(main())
 
 
-def _http(before: Path, levels: list[int], seconds: float) -> None:
+def _tree_cpu(pid: int | None) -> float:
+    """CPU seconds of a process and all its descendants (uvicorn's workers, PostgreSQL's backends)."""
+    from deploy.bench.procs import cpu_seconds
+
+    if pid is None:
+        return 0.0
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    tree, grew = {pid}, True
+    while grew:
+        found = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        grew = bool(found)
+    return sum(cpu_seconds(p) for p in tree)
+
+
+def _measure_tree(
+    pid: int | None, database_pid: int | None, url: str, concurrency: int, seconds: float, token: str, prefix: str
+) -> Any:
+    """`http_bench._measure` with the CPU of whole process trees: the server's (all its workers) and, in the
+    place of the broker's, the database server's."""
+    from deploy.bench.http_bench import Level
+    from deploy.bench.load import run_load
+    from deploy.bench.sysinfo import busy_cpu_seconds
+
+    server, database, machine, started = _tree_cpu(pid), _tree_cpu(database_pid), busy_cpu_seconds(), time.monotonic()
+    load = run_load(url, concurrency, seconds, token, prefix)
+    machine_cores = (busy_cpu_seconds() - machine) / (time.monotonic() - started)
+    return Level(
+        load=load,
+        server_cores=(_tree_cpu(pid) - server) / load.seconds,
+        broker_cores=(_tree_cpu(database_pid) - database) / load.seconds,
+        machine_cores=machine_cores,
+    )
+
+
+def _http(before: Path, levels: list[int], seconds: float, *, postgres: bool, workers: int) -> None:
     from deploy.bench.group_commit import _row
-    from deploy.bench.http_bench import SECRET, _measure
+    from deploy.bench.http_bench import SECRET
     from deploy.bench.load import run_load
     from deploy.bench.procs import Server
     from deploy.kafka.launcher import LocalKafkaBroker, ensure_jars
+    from deploy.postgres.launcher import LocalPostgres, create_database
     from shared.auth import mint_token
     from shared.contracts.topics import ALL_TOPICS
     from shared.messaging.kafka import ensure_topics
@@ -126,14 +170,23 @@ def _http(before: Path, levels: list[int], seconds: float) -> None:
     class ServedFrom(Server):
         """A bench server whose code is the tree at `root` (`-m` takes the working directory first)."""
 
-        def __init__(self, kind: str, workdir: Path, env: dict[str, str], root: Path) -> None:
+        def __init__(self, kind: str, workdir: Path, env: dict[str, str], root: Path, workers: int = 1) -> None:
             super().__init__(kind, workdir, env)
-            self.root = root
+            self.root, self.workers = root, workers
+
+        def command(self) -> list[str]:
+            if self.workers == 1:  # exactly as the other benches serve (deploy/bench/serve.py)
+                return [sys.executable, "-m", "deploy.bench.serve", self.kind, str(self.port)]
+            return [
+                *(sys.executable, "-m", "uvicorn", "services.intake.app:create_app", "--factory"),
+                *("--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)),
+                *("--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"),
+            ]
 
         def start(self, timeout: float = 60) -> Server:
             with open(self.log, "ab") as out:
                 self.process = subprocess.Popen(
-                    [sys.executable, "-m", "deploy.bench.serve", self.kind, str(self.port)],
+                    self.command(),
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
@@ -156,6 +209,11 @@ def _http(before: Path, levels: list[int], seconds: float) -> None:
         ensure_jars()
         broker = stack.enter_context(LocalKafkaBroker())
         asyncio.run(ensure_topics(broker.bootstrap, ALL_TOPICS))
+        database_pid, database_server = None, None
+        if postgres:
+            database_server = LocalPostgres().start()
+            stack.callback(database_server.stop)
+            database_pid = database_server._process.pid if database_server._process else None
         servers = {}
         for name, kind, root in (
             ("bare", "bare", ROOT),
@@ -164,24 +222,28 @@ def _http(before: Path, levels: list[int], seconds: float) -> None:
         ):
             home = workdir / name.replace(" ", "-")
             home.mkdir()
+            url = f"sqlite+aiosqlite:///{home / 'intake.db'}"
+            if database_server is not None and kind == "intake":
+                url = asyncio.run(create_database(database_server.url, f"intake_{uuid.uuid4().hex[:8]}"))
             env = {
-                "DATABASE_URL": f"sqlite+aiosqlite:///{home / 'intake.db'}",
+                "DATABASE_URL": url,
                 "KAFKA_BOOTSTRAP": broker.bootstrap,
                 "AUTH_SECRET": SECRET,
                 "CONSUMER_GROUP": f"bench-{uuid.uuid4().hex[:8]}",
             }
-            servers[name] = stack.enter_context(ServedFrom(kind, home, env, root))
+            served = ServedFrom(kind, home, env, root, workers if kind == "intake" else 1)
+            servers[name] = stack.enter_context(served)
         for server in servers.values():
             run_load(server.url, 8, 2, token, f"w{uuid.uuid4().hex[:6]}")
         print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
         for concurrency in levels:
             rps = {}
             for name, server in servers.items():
-                level = _measure(
-                    server, None, concurrency, seconds, token, f"{name[:3]}{concurrency}{uuid.uuid4().hex[:6]}"
-                )
+                prefix = f"{name[:3]}{concurrency}{uuid.uuid4().hex[:6]}"
+                level = _measure_tree(server.pid, database_pid, server.url, concurrency, seconds, token, prefix)
                 rps[name] = level.load.rps
-                print(_row(name, concurrency, level), flush=True)
+                database = level.broker_cores / level.load.rps * 1000 if level.load.rps else 0.0
+                print(_row(name, concurrency, level) + (f"  PostgreSQL {database:.2f} ms/request" if postgres else ""))
             ratios = "  ".join(f"{name} {rps[name] / rps['bare']:.3f}" for name in ("intake before", "intake now"))
             load = " ".join(f"{v:.2f}" for v in os.getloadavg())
             print(f"{'':18} c={concurrency:<3} of the bare endpoint: {ratios}   load average {load}", flush=True)
@@ -192,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", default="main", help="git revision to compare with (default main)")
     parser.add_argument("--levels", default="1,8,32,64", help="HTTP concurrencies (default 1,8,32,64)")
     parser.add_argument("--seconds", type=float, default=8, help="seconds per server and level (default 8)")
+    parser.add_argument("--postgres", action="store_true", help="intake on a local PostgreSQL server, not SQLite")
+    parser.add_argument("--workers", type=int, default=1, help="intake's uvicorn workers (default 1)")
     parser.add_argument("--in-process", action="store_true", help="the command path alone, no HTTP")
     parser.add_argument("--commands", type=int, default=2000, help="in-process: opens measured (default 2000)")
     parser.add_argument("--concurrency", type=int, default=64, help="in-process: tasks (default 64)")
@@ -199,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="servicetrail-before-") as tree:
         before = _export(args.before, Path(tree))
         if not args.in_process:
-            _http(before, [int(c) for c in args.levels.split(",")], args.seconds)
+            levels = [int(c) for c in args.levels.split(",")]
+            _http(before, levels, args.seconds, postgres=args.postgres, workers=args.workers)
             return 0
         for name, root in ((f"before ({args.before})", before), ("now", ROOT)):
             print(f"{name:>18}: ", end="", flush=True)
