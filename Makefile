@@ -64,10 +64,10 @@ test: setup
 
 # mypy --strict holds for these (a ratchet: a module joins the list once it is clean; the rest is checked as
 # code is touched). --follow-imports=silent: errors are reported for the listed modules, not what they import.
-# strict mypy grows toward all of shared/ (left: the event store modules)
+# strict mypy covers all of shared/ but its migration scripts
 MYPY_STRICT := shared/kernel shared/auth shared/http shared/testing shared/domain.py shared/events.py shared/clock.py \
 	shared/calendar.py shared/settings.py shared/scheduling.py shared/migrations.py shared/contracts \
-	shared/eventstore/upsert.py shared/messaging shared/runtime.py shared/observability
+	shared/eventstore shared/messaging shared/runtime.py shared/observability
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

@@ -34,6 +34,9 @@ deadlines = Table(
     Column("state", String(10), nullable=False),  # pending | fired | cancelled
 )
 Index("ix_deadlines_due", deadlines.c.state, deadlines.c.due_at)
+# A stream's deadlines, which the unit of work reconciles on every commit: without it that look-up scanned every
+# pending deadline of the service (3 ms at 10k pending on SQLite, growing with the backlog).
+Index("ix_deadlines_stream", deadlines.c.stream_id, deadlines.c.state)
 
 
 @dataclass(frozen=True)
@@ -54,13 +57,13 @@ def deadline_name(stream_id: str, kind: str) -> str:
 async def schedule(conn: AsyncConnection, *, stream_id: str, kind: str, due_at: datetime) -> None:
     """Schedule (or move) the pending deadline `kind` of `stream_id`; a fired one is left as it is."""
     await conn.execute(
-        _SCHEDULE, {"name": deadline_name(stream_id, kind), "stream_id": stream_id, "kind": kind, "due_at": due_at}
+        SCHEDULE, {"name": deadline_name(stream_id, kind), "stream_id": stream_id, "kind": kind, "due_at": due_at}
     )
 
 
 # Plain SQL: SQLAlchemy 2.0 cannot cache an INSERT .. ON CONFLICT and recompiled it on every call. SQLite and
 # PostgreSQL both take this form.
-_SCHEDULE = text(
+SCHEDULE = text(
     "INSERT INTO deadlines (name, stream_id, kind, due_at, state) VALUES (:name, :stream_id, :kind, :due_at, 'pending') "
     "ON CONFLICT (name) DO UPDATE SET due_at = excluded.due_at WHERE deadlines.state = 'pending'"
 ).bindparams(bindparam("due_at", type_=UtcDateTime()))

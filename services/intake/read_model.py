@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, Text, delete, select
+from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, Text, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.intake.domain import ServiceRequest
@@ -18,6 +19,7 @@ from shared.contracts.intake import ServiceRequestQuoteExpiryWithdrawn
 from shared.contracts.warranty import PartRegistered
 from shared.events import EventEnvelope
 from shared.eventstore.database import Database
+from shared.eventstore.lean import Prepared, query, write
 from shared.eventstore.store import EventStore
 from shared.eventstore.tables import UtcDateTime
 from shared.kernel import Projections, rebuild_read_model
@@ -66,35 +68,50 @@ part_prices = Table(
 )
 
 
+_ROW_COLUMNS = ["request_id", "status", "dealer_id", "serial", "received_at", "version", "view"]
+# The projector's statements, compiled once and run in one trip on the writer (shared/eventstore/lean.py).
+_INSERT_REQUEST = Prepared(service_requests.insert(), columns=[*_ROW_COLUMNS, "received_position"])
+_UPDATE_REQUEST = Prepared(
+    service_requests.update()
+    .where(service_requests.c.request_id == bindparam("current_id"))
+    .values({name: bindparam(f"new_{name}") for name in _ROW_COLUMNS if name != "request_id"})
+)
+_RESERVE_SERIAL = Prepared(open_serials.insert(), columns=["serial", "request_id"])
+_FREE_SERIAL = Prepared(
+    delete(open_serials).where(
+        open_serials.c.serial == bindparam("serial"), open_serials.c.request_id == bindparam("request_id")
+    )
+)
+
+
 async def project(conn: AsyncConnection, request: ServiceRequest, stored: Sequence[EventEnvelope]) -> None:
     """Upsert the request's row and keep its serial reservation in step with its status: a new open request
     reserves its serial (a second open one for the serial breaks the key: a 409), a closed one frees it."""
+    serial = request.product.serial if request.product else ""
     row = {
         "request_id": request.id,
         "status": str(request.status),
         "dealer_id": request.dealer_id,
-        "serial": request.product.serial if request.product else "",
+        "serial": serial,
         "received_at": request.received_at,
         "version": request.version,
         "view": to_view(request).model_dump_json(),
     }
+    writes: list[tuple[Prepared, dict[str, Any]]] = []
     if stored[0].sequence == 1:
-        # A plain INSERT for a new request: unlike an upsert, SQLAlchemy caches its compiled form.
-        await conn.execute(service_requests.insert().values(received_position=stored[0].position, **row))
+        writes.append((_INSERT_REQUEST, {**row, "received_position": stored[0].position}))
         if request.is_open and request.product is not None:
-            await conn.execute(open_serials.insert().values(serial=request.product.serial, request_id=request.id))
+            writes.append((_RESERVE_SERIAL, {"serial": serial, "request_id": request.id}))
     else:
-        await conn.execute(service_requests.update().where(service_requests.c.request_id == request.id).values(**row))
+        changes = {f"new_{name}": value for name, value in row.items() if name != "request_id"}
+        writes.append((_UPDATE_REQUEST, {**changes, "current_id": request.id}))
         if request.is_open and request.product is not None and any(e.type == REOPENS for e in stored):
             # A late acceptance withdrew the quote's expiry: the request takes its serial back (a new request
             # that took it meanwhile breaks the key: a 409, nothing written).
-            await conn.execute(open_serials.insert().values(serial=request.product.serial, request_id=request.id))
+            writes.append((_RESERVE_SERIAL, {"serial": serial, "request_id": request.id}))
     if not request.is_open and request.product is not None:
-        await conn.execute(
-            delete(open_serials).where(
-                open_serials.c.serial == request.product.serial, open_serials.c.request_id == request.id
-            )
-        )
+        writes.append((_FREE_SERIAL, {"serial": serial, "request_id": request.id}))
+    await write(conn, writes)
 
 
 PROJECTIONS = Projections()
@@ -136,10 +153,13 @@ async def catalogue_prices(conn: AsyncConnection, part_numbers: Iterable[str]) -
     return {r.part_number: CataloguePrice(r.part_number, r.name, Decimal(r.unit_price), r.currency) for r in rows}
 
 
+_OPEN_REQUEST_FOR = Prepared(select(open_serials.c.request_id).where(open_serials.c.serial == bindparam("serial")))
+
+
 async def open_request_for(conn: AsyncConnection, serial: str) -> str | None:
-    return (
-        await conn.execute(select(open_serials.c.request_id).where(open_serials.c.serial == serial))
-    ).scalar_one_or_none()
+    """The open request that holds `serial`, if any (every create asks: on the lean path, lean.py)."""
+    rows = await query(conn, _OPEN_REQUEST_FOR, {"serial": serial})
+    return str(rows[0][0]) if rows else None
 
 
 async def serial_of(conn: AsyncConnection, request_id: str) -> str | None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Row, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -60,7 +61,7 @@ async def start_streams(
                     "actor": str(actor),
                 }
             )
-    stored = []
+    stored: list[Row[Any]] = []
     try:
         # One savepoint for the whole batch: a refused batch leaves the caller's transaction usable.
         async with conn.begin_nested():

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import MetaData, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from shared.eventstore import sqlite_driver
@@ -65,7 +66,7 @@ class Database:
         )
 
         @event.listens_for(engine.sync_engine, "connect")
-        def on_connect(dbapi_connection, _record) -> None:
+        def on_connect(dbapi_connection: Any, _record: Any) -> None:
             # Let SQLAlchemy, not the driver, decide when transactions begin.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
@@ -78,7 +79,7 @@ class Database:
         begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
         @event.listens_for(engine.sync_engine, "begin")
-        def on_begin(connection) -> None:
+        def on_begin(connection: Connection) -> None:
             connection.exec_driver_sql(begin)
 
         return engine

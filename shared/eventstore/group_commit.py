@@ -22,7 +22,33 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from shared.eventstore import lean
+from shared.eventstore.sqlite_driver import OneTripConnection
+
 log = logging.getLogger(__name__)
+
+
+_SAVEPOINT = "SAVEPOINT group_member"
+
+
+def _driver(conn: AsyncConnection) -> OneTripConnection:
+    driver = lean.lean_driver(conn)
+    if driver is None:
+        raise RuntimeError("a group commit runs on SQLite through sqlite_driver, inside its transaction")
+    return driver
+
+
+async def _savepoint(conn: AsyncConnection, driver: OneTripConnection, *statements: str) -> None:
+    """A member's savepoint statements on the driver in one trip. SQLAlchemy's `begin_nested` compiled and ran
+    each SAVEPOINT and RELEASE anew in a trip of its own (a tenth of a command's CPU); here the SAVEPOINT rides
+    with the body's first statement and the RELEASE (or ROLLBACK TO) is one plain trip. The body's own
+    `begin_nested`s are SQLAlchemy's, inside this one, closed by their context managers before it ends."""
+
+    def run(db: lean.Driver) -> None:
+        for statement in statements:
+            db.raw.execute(statement)
+
+    await lean.run(conn, driver, run)
 
 
 @dataclass(eq=False)
@@ -53,18 +79,21 @@ class GroupCommit:
         committed: asyncio.Future[None] | None = None
         try:
             group = self._open if self._open is not None else await self._begin()
-            savepoint = await group.conn.begin_nested()
+            driver = _driver(group.conn)
+            driver.defer(_SAVEPOINT)  # runs with the body's first statement: no trip of its own
             try:
                 yield group.conn
             except BaseException:
                 try:
-                    await savepoint.rollback()
+                    if not driver.take_back(_SAVEPOINT):  # the body wrote something: undo it
+                        await _savepoint(group.conn, driver, "ROLLBACK TO group_member", "RELEASE group_member")
                 except BaseException:
                     group.broken = True
                     log.exception("rolling back a savepoint of a group commit failed; committing the group now")
                 raise
             try:
-                await savepoint.commit()  # RELEASE
+                if not driver.take_back(_SAVEPOINT):
+                    await _savepoint(group.conn, driver, "RELEASE group_member")
             except BaseException:
                 group.broken = True  # its writes are neither released nor undone: the group must not commit
                 raise
@@ -82,6 +111,9 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a lock serves one event loop (tests run several)
             self._loop, self._lock, self._open = loop, asyncio.Lock(), None
+        if not self._lock.locked() and not self._waiting:
+            await self._lock.acquire()  # free, nobody queued: taken at once, no timer to arm and cancel
+            return
         self._waiting += 1
         try:
             async with asyncio.timeout(self.timeout):

@@ -79,15 +79,32 @@ class OneTripConnection(aiosqlite.Connection):
     def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
         super().__init__(connector, iter_chunk_size)
         self._in_transaction = False
+        self._deferred: list[str] = []
+
+    def defer(self, sql: str) -> None:
+        """Run `sql` (a statement without parameters, such as SAVEPOINT) at the start of the next trip, whatever
+        that trip is, instead of in a trip of its own."""
+        self._deferred.append(sql)
+
+    def take_back(self, sql: str) -> bool:
+        """Withdraw a deferred `sql` that no trip has run yet; False when it ran already."""
+        if sql in self._deferred:
+            self._deferred.remove(sql)
+            return True
+        return False
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         def run() -> Any:
             try:
+                if self._deferred:
+                    deferred, self._deferred = self._deferred, []
+                    for sql in deferred:
+                        self._conn.execute(sql)
                 return fn(*args, **kwargs)
             finally:
                 self._in_transaction = _in_transaction(self._connection)
 
-        return await super()._execute(run)
+        return await super()._execute(run)  # type: ignore[no-untyped-call]  # aiosqlite has no annotations here
 
     async def cursor(self) -> OneTripCursor:  # type: ignore[override]  # no trip: the cursor opens in execute()
         return OneTripCursor(self)
@@ -108,5 +125,6 @@ def connect(database: str, **kwargs: Any) -> OneTripConnection:
     """Like `aiosqlite.connect`; pass as `connect_args={"async_creator_fn": connect}` to SQLAlchemy."""
     connection = OneTripConnection(lambda: sqlite3.connect(database, **kwargs), 64)
     # As SQLAlchemy does for aiosqlite's own connections; before aiosqlite 0.22 the connection is the thread.
-    getattr(connection, "_thread", connection).daemon = True
+    thread: Any = getattr(connection, "_thread", connection)
+    thread.daemon = True
     return connection

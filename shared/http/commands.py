@@ -82,7 +82,7 @@ def location(collection: str, resource_id: str) -> str:
     return f"{collection}/{quote(resource_id, safe='')}"
 
 
-def command_metadata(request: Request) -> Metadata:
+async def command_metadata(request: Request) -> Metadata:  # async: no thread hop (see dependencies.py)
     """The caller's W3C `traceparent` is kept; without one, the command starts a trace of its own, so that
     every event of the chain carries a trace id that consumers and logs can follow."""
     traceparent = current_traceparent(request.headers.get("traceparent"))

@@ -14,16 +14,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any, NamedTuple
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import Response
-from sqlalchemy import select, text, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import utcnow
 from shared.domain import DomainError
+from shared.eventstore import lean
 from shared.eventstore.database import Database
 from shared.eventstore.tables import idempotency_keys
 from shared.http.problems import Problem, domain_problem, problem_response
@@ -51,11 +52,8 @@ class IdempotencyStore:
 
     async def stored_answer(self, conn: AsyncConnection, scope: str, key: str, request_hash: str) -> Response | None:
         """The answer stored for the key, to replay; None when the key is new. Another body: 422."""
-        row = (
-            await conn.execute(
-                select(idempotency_keys).where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
-            )
-        ).first()
+        rows = await lean.query(conn, _STORED_ANSWER, {"scope_": scope, "key_": key})
+        row = _Stored(*rows[0]) if rows else None
         if row is None or row.state != "done":
             return None  # a 'running' row is a leftover of a version that claimed keys in a transaction of its own
         if row.request_hash != request_hash:
@@ -84,9 +82,45 @@ class IdempotencyStore:
             headers=json.dumps({k: v for k, v in response.headers.items() if k.lower() == "location"}),
             updated_at=now,
         )
+        driver = lean.lean_driver(conn)
+        if driver is not None:  # the UPDATE and, for a new key, the INSERT in one trip (shared/eventstore/lean.py)
+            row = {**values, "scope": scope, "key": key, "created_at": now}
+            await lean.run(conn, driver, lambda db: _update_or_insert(db, row))
+            return
         where = (idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
         if (await conn.execute(update(idempotency_keys).where(*where).values(**values))).rowcount == 0:
             await conn.execute(idempotency_keys.insert().values(scope=scope, key=key, created_at=now, **values))
+
+
+class _Stored(NamedTuple):
+    state: str
+    request_hash: str
+    status_code: int  # set on every 'done' row, the only ones replayed
+    content_type: str | None
+    body: str | None
+    headers: str | None
+
+
+_ANSWER_COLUMNS = ["request_hash", "state", "status_code", "content_type", "body", "headers", "updated_at"]
+# The key's look-up and its answer's record, compiled once and run on the writer's driver (lean.py).
+_STORED_ANSWER = lean.Prepared(
+    select(*(idempotency_keys.c[name] for name in _Stored._fields)).where(
+        idempotency_keys.c.scope == bindparam("scope_"), idempotency_keys.c.key == bindparam("key_")
+    )
+)
+_UPDATE_ANSWER = lean.Prepared(
+    update(idempotency_keys)
+    .where(idempotency_keys.c.scope == bindparam("scope_"), idempotency_keys.c.key == bindparam("key_"))
+    .values({name: bindparam(f"new_{name}") for name in _ANSWER_COLUMNS})
+)
+_INSERT_ANSWER = lean.Prepared(idempotency_keys.insert(), columns=["scope", "key", "created_at", *_ANSWER_COLUMNS])
+
+
+def _update_or_insert(db: lean.Driver, row: dict[str, Any]) -> None:
+    changes = {f"new_{name}": row[name] for name in _ANSWER_COLUMNS}
+    db.execute(_UPDATE_ANSWER, {**changes, "scope_": row["scope"], "key_": row["key"]})
+    if db.rowcount == 0:
+        db.execute(_INSERT_ANSWER, row)
 
 
 class _Answered(Exception):

@@ -60,7 +60,7 @@ def Permission(*roles: Role) -> Any:  # noqa: N802 - reads as a declaration on t
     return Depends(check)
 
 
-def current_actor(principal: CurrentPrincipal) -> Actor:
+async def current_actor(principal: CurrentPrincipal) -> Actor:  # async: no thread hop (see dependencies.py)
     return Actor.of(principal)
 
 

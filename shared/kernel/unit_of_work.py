@@ -7,17 +7,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.auth import Actor
 from shared.clock import Clock
 from shared.domain import Aggregate, NotFound, TimeRules
 from shared.events import ActorId, EventEnvelope
+from shared.eventstore import lean
 from shared.eventstore.store import EventStore, Metadata, NewEvent
-from shared.scheduling import cancel, deadlines, schedule
+from shared.scheduling import SCHEDULE, cancel, deadline_name, deadlines, schedule
 
 A = TypeVar("A", bound=Aggregate)
 A_contra = TypeVar("A_contra", bound=Aggregate, contravariant=True)
@@ -162,6 +164,11 @@ class UnitOfWork:
             pending = aggregate.take_pending()
             if not pending:
                 continue
+            wanted = aggregate.due_deadlines() if isinstance(aggregate, HasDeadlines) else None
+            deadlines_now: Callable[[lean.Driver], None] | None = None
+            if wanted is not None and lean.lean_driver(self.conn) is not None:
+                # On the lean path the deadlines ride in the append's trip (same transaction, one trip fewer).
+                deadlines_now = partial(_reconcile_on_driver, stream_id=aggregate.id, wanted=wanted)
             stored = await self.store.append(
                 self.conn,
                 stream_id=aggregate.id,
@@ -170,18 +177,23 @@ class UnitOfWork:
                 new_events=[NewEvent(p.data, p.occurred_at) for p in pending],
                 metadata=self.metadata,
                 actor=self.actor,
+                then=deadlines_now,
             )
+            if wanted is not None and deadlines_now is None:
+                await reconcile_deadlines(self.conn, aggregate.id, wanted)
             projector = self.projections.projector_for(aggregate)
             if projector is not None:
                 await projector(self.conn, aggregate, stored)
-            if isinstance(aggregate, HasDeadlines):
-                await reconcile_deadlines(self.conn, aggregate.id, aggregate.due_deadlines())
             appended.extend(stored)
         return appended
 
 
 async def reconcile_deadlines(conn: AsyncConnection, stream_id: str, wanted: Mapping[str, datetime]) -> None:
     """Make the pending deadlines of `stream_id` exactly `wanted` (the one deadline mechanism)."""
+    driver = lean.lean_driver(conn)
+    if driver is not None:  # the same statements in one trip to the writer's thread (lean.py)
+        await lean.run(conn, driver, partial(_reconcile_on_driver, stream_id=stream_id, wanted=wanted))
+        return
     watched = (
         (
             await conn.execute(
@@ -195,6 +207,29 @@ async def reconcile_deadlines(conn: AsyncConnection, stream_id: str, wanted: Map
         await cancel(conn, stream_id=stream_id, kind=kind)
     for kind, due in wanted.items():
         await schedule(conn, stream_id=stream_id, kind=kind, due_at=due)
+
+
+_PENDING_KINDS = lean.Prepared(
+    select(deadlines.c.kind).where(deadlines.c.stream_id == bindparam("stream_id"), deadlines.c.state == "pending")
+)
+_CANCEL = lean.Prepared(
+    update(deadlines)
+    .where(deadlines.c.name == bindparam("deadline_name"), deadlines.c.state == "pending")
+    .values(state="cancelled")
+)
+_SCHEDULE = lean.Prepared(SCHEDULE)
+
+
+def _reconcile_on_driver(db: lean.Driver, *, stream_id: str, wanted: Mapping[str, datetime]) -> None:
+    watched = {kind for (kind,) in db.execute(_PENDING_KINDS, {"stream_id": stream_id})}
+    if gone := watched - set(wanted):
+        db.executemany(_CANCEL, [{"deadline_name": deadline_name(stream_id, kind)} for kind in sorted(gone)])
+    if wanted:
+        rows = [
+            {"name": deadline_name(stream_id, kind), "stream_id": stream_id, "kind": kind, "due_at": due}
+            for kind, due in wanted.items()
+        ]
+        db.executemany(_SCHEDULE, rows)
 
 
 async def clear(conn: AsyncConnection, tables: Iterable[Table]) -> None:

@@ -1,0 +1,178 @@
+"""The lean statement path of the hot writes (event append, outbox, read-model rows, deadlines, idempotency
+answers): statements compiled once, run on the driver, several in one trip to the SQLite writer's thread.
+
+Through SQLAlchemy, every statement of a command pays a cache-key walk of its construct, an execution context,
+a greenlet switch and a trip to aiosqlite's thread (queue, wake-up, loop wake-up): ~10 statements a command, and
+on a small VM that was most of a command's CPU (docs/benchmarks.md). Here a `Prepared` statement is compiled by
+SQLAlchemy once per dialect (the same SQL text and bind processing SQLAlchemy itself would use, so rows are
+stored byte for byte as before), and `run` executes a plain function on the writer's sqlite3 connection, on its
+own thread, in one trip: what used to be a trip per statement is now one per step.
+
+The lean path applies on SQLite through `sqlite_driver` inside a transaction (`lean_driver`); elsewhere
+(PostgreSQL, a connection outside a transaction) callers take the SQLAlchemy path with the same statements.
+Driver errors come back as SQLAlchemy's (`IntegrityError`…), so callers keep one `except`."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+
+from shared.eventstore.sqlite_driver import OneTripConnection
+
+T = TypeVar("T")
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A statement as the driver takes it: SQL text, then its parameters by position (bind-processed)."""
+
+    sql: str
+    names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    defaults: Mapping[str, Any]  # literal values the construct carries (`state == 'pending'`)
+
+    def parameters(self, row: Row) -> tuple[Any, ...]:
+        values = []
+        for name, process in zip(self.names, self.processors, strict=True):
+            value = row[name] if name in row else self.defaults[name]
+            values.append(process(value) if process is not None and value is not None else value)
+        return tuple(values)
+
+
+class Prepared:
+    """A SQLAlchemy Core statement (insert, update, delete, select, text) compiled once per dialect. `columns`:
+    the keys an INSERT's rows carry (its VALUES clause), as SQLAlchemy would take them from the first row."""
+
+    __slots__ = ("construct", "columns", "_compiled")
+
+    def __init__(self, construct: Executable, *, columns: Sequence[str] | None = None) -> None:
+        self.construct = construct
+        self.columns = list(columns) if columns is not None else None
+        self._compiled: dict[str, Compiled] = {}
+
+    def compiled(self, dialect: Dialect) -> Compiled:
+        found = self._compiled.get(dialect.name)
+        if found is not None:
+            return found
+        clause = cast(ClauseElement, self.construct)
+        compiled = cast(SQLCompiler, clause.compile(dialect=dialect, column_keys=self.columns))
+        names = tuple(compiled.positiontup or ())
+        binds = {name: compiled.binds[name] for name in names}
+        found = Compiled(
+            sql=compiled.string,
+            names=names,
+            processors=tuple(bind.type._cached_bind_processor(dialect) for bind in binds.values()),
+            defaults={name: bind.effective_value for name, bind in binds.items()},
+        )
+        self._compiled[dialect.name] = found
+        return found
+
+
+class Driver:
+    """The writer's sqlite3 connection, on its own thread, for the length of one trip."""
+
+    __slots__ = ("raw", "dialect", "lastrowid", "rowcount")
+
+    def __init__(self, raw: sqlite3.Connection, dialect: Dialect) -> None:
+        self.raw, self.dialect = raw, dialect
+        self.lastrowid: int | None = None
+        self.rowcount = -1
+
+    def execute(self, statement: Prepared, row: Row | None = None) -> list[Any]:
+        """One statement; its rows (a SELECT's, or an INSERT's RETURNING)."""
+        compiled = statement.compiled(self.dialect)
+        cursor = self.raw.execute(compiled.sql, compiled.parameters(row or {}))
+        try:
+            rows = cursor.fetchall() if cursor.description else []
+            self.lastrowid, self.rowcount = cursor.lastrowid, cursor.rowcount
+            return rows
+        finally:
+            cursor.close()
+
+    def executemany(self, statement: Prepared, rows: Iterable[Row]) -> int:
+        compiled = statement.compiled(self.dialect)
+        cursor = self.raw.executemany(compiled.sql, [compiled.parameters(row) for row in rows])
+        try:
+            self.rowcount = cursor.rowcount
+            return self.rowcount
+        finally:
+            cursor.close()
+
+    def atomically(self, step: Callable[[Driver], T], name: str = "lean") -> T:
+        """`step` in a savepoint: a failing statement undoes the whole step and leaves the transaction usable
+        (as SQLAlchemy's `begin_nested` around a step did)."""
+        self.raw.execute(f"SAVEPOINT {name}")
+        try:
+            result = step(self)
+        except BaseException:
+            self.raw.execute(f"ROLLBACK TO {name}")
+            self.raw.execute(f"RELEASE {name}")
+            raise
+        self.raw.execute(f"RELEASE {name}")
+        return result
+
+
+def lean_driver(conn: AsyncConnection) -> OneTripConnection | None:
+    """The writer's aiosqlite connection when the lean path applies to `conn`: SQLite through `sqlite_driver`,
+    inside a transaction (outside one, sqlite3 in autocommit mode would commit each statement on its own)."""
+    if conn.dialect.name != "sqlite" or not conn.in_transaction():
+        return None
+    driver = conn.sync_connection.connection.driver_connection if conn.sync_connection else None
+    return driver if isinstance(driver, OneTripConnection) else None
+
+
+async def run(conn: AsyncConnection, driver: OneTripConnection, step: Callable[[Driver], T]) -> T:
+    """`step` on the writer's thread in one trip; a driver error is raised as SQLAlchemy's (IntegrityError…)."""
+    dialect = conn.dialect
+
+    def on_thread() -> T:
+        raw = driver._conn  # aiosqlite's sqlite3 connection, used only on its thread (here)
+        try:
+            return step(Driver(raw, dialect))
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(None, None, exc, sqlite3.Error) from exc
+
+    result: T = await driver._execute(on_thread)
+    return result
+
+
+async def query(conn: AsyncConnection, statement: Prepared, row: Row | None = None) -> list[Any]:
+    """A look-up inside a write transaction (a command's check before it decides): its rows as tuples, on the
+    lean path in one trip, otherwise through SQLAlchemy."""
+    driver = lean_driver(conn)
+    if driver is None:
+        return [tuple(r) for r in await conn.execute(statement.construct, dict(row or {}))]
+    return await run(conn, driver, lambda db: db.execute(statement, row))
+
+
+async def write(conn: AsyncConnection, writes: Sequence[tuple[Prepared, Row | Sequence[Row]]]) -> None:
+    """Run `writes` (a statement and its row, or its rows) in order, in the caller's transaction: on the lean
+    path in one trip (a list of rows as one executemany), otherwise through SQLAlchemy, statement by statement.
+    A failing statement raises; what ran before it is the caller's to roll back, as statement by statement."""
+    driver = lean_driver(conn)
+    if driver is None:
+        for statement, rows in writes:
+            if isinstance(rows, Mapping):
+                await conn.execute(statement.construct, dict(rows))
+            elif rows:
+                await conn.execute(statement.construct, [dict(row) for row in rows])
+        return
+
+    def step(db: Driver) -> None:
+        for statement, rows in writes:
+            if isinstance(rows, Mapping):
+                db.execute(statement, rows)
+            elif rows:
+                db.executemany(statement, rows)
+
+    await run(conn, driver, step)
