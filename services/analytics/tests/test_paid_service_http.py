@@ -1,4 +1,5 @@
-"""Paid service and waiting for parts over HTTP on the running service (real Kafka, the DuckDB projection): a
+"""Paid service and waiting for parts over HTTP on the running service (the session's event bus, the DuckDB
+projection; the chain through real Kafka is test_paid_parts_end_to_end): a
 quote accepted (its job waits for a backordered part), one declined, one expired, and one whose expiry a
 late-synced acceptance withdrew — the hand-offs show the quoting, the customer's decision and the parts wait
 with numbers worked out by hand, the paid-service view the acceptance rate and the revenue, the part-waits view
