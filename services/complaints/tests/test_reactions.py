@@ -1,4 +1,4 @@
-"""complaints follows intake and dispatch through Kafka: events the test publishes as those services would."""
+"""complaints follows intake and dispatch through the event bus (in process in the fast tier, with Kafka's records and offsets): events the test publishes as those services would."""
 
 import json
 import uuid

@@ -1,4 +1,4 @@
-"""dispatch and intake's quote gate, through Kafka: a triage intake holds back (`dispatch_held`) makes no job;
+"""dispatch and intake's quote gate, through the event bus (in process in the fast tier, with Kafka's records and offsets): a triage intake holds back (`dispatch_held`) makes no job;
 `service_request.cleared_for_dispatch` does, its arrive SLA counted from when intake says (the customer's
 acceptance of a quote; the receipt when warranty's verdict merely came late)."""
 

@@ -1,4 +1,4 @@
-"""dispatch follows intake through Kafka: a job for every triaged request (once), assigned by the contract's
+"""dispatch follows intake through the event bus (in process in the fast tier, with Kafka's records and offsets): a job for every triaged request (once), assigned by the contract's
 rule, cancelled with its request; and what it publishes in return, chained to the cause."""
 
 import json

@@ -1,5 +1,5 @@
 """An acceptance made before the quote's `valid_until` but recorded after its expiry timer fired (a dealer's device
-synced late), over HTTP with `occurred_at`, warranty played on the session's real Kafka broker: the expiry is
+synced late), over HTTP with `occurred_at`, warranty played on the session's event bus: the expiry is
 withdrawn and the request goes on to dispatch; one made after `valid_until` is still refused and writes nothing;
 a serial a new request took after the expiry is not taken back."""
 
