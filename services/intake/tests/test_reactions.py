@@ -3,8 +3,8 @@
 import json
 import uuid
 
-from shared.contracts.dispatch import JobArrived, JobCompleted, JobCreated, RevisitDone
-from shared.contracts.enums import Priority, ServiceMode
+from services.intake.tests.conftest import job_created
+from shared.contracts.dispatch import JobArrived, JobCompleted, RevisitDone
 from shared.contracts.topics import DISPATCH, INTAKE, dlq_for
 from shared.contracts.warranty import WarrantyChecked
 from shared.testing.app import eventually
@@ -23,18 +23,6 @@ async def triaged_onsite(intake):
     request_id = (await intake.open()).json()["id"]
     await intake.client.post(f"/v1/service-requests/{request_id}/triage", json={"mode": "onsite"}, headers=intake.agent)
     return request_id
-
-
-def job_created(request_id, job_id):
-    return JobCreated(
-        job_id=job_id,
-        request_id=request_id,
-        mode=ServiceMode.onsite,
-        priority=Priority.P3,
-        region="north",
-        product_line="tractor",
-        dealer_id=None,
-    )
 
 
 async def test_intake_shows_warrantys_coverage_verdict_chained_to_its_cause(intake, event_bus):

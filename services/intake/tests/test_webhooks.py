@@ -9,12 +9,12 @@ import pytest
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from deploy.postgres.launcher import create_database
+from services.intake.tests.conftest import job_created
 from services.intake.tests.webhook_receiver import Receiver
 from services.intake.tests.webhook_support import (
     acknowledged,
     complaint_about_job,
     dealer,
-    job_created,
     open_for,
     subscribe,
     until_received,

@@ -14,8 +14,6 @@ from services.intake.tests.conftest import Intake, intake_settings, new_request_
 from services.intake.tests.webhook_receiver import Received
 from shared.clock import utcnow
 from shared.contracts.complaints import ComplaintAcknowledged, ComplaintOpened
-from shared.contracts.dispatch import JobCreated
-from shared.contracts.enums import Priority, ServiceMode
 from shared.testing.app import eventually, running
 
 FAST = dict(
@@ -58,18 +56,6 @@ async def open_for(intake: Intake, dealer_id: str) -> str:
 def verified(received: Received, secret: str) -> dict:
     """The delivery's event, if its signature verifies with `secret` (raises otherwise)."""
     return Webhook(secret).verify(received.body, received.headers)
-
-
-def job_created(request_id: str, job_id: str) -> JobCreated:
-    return JobCreated(
-        job_id=job_id,
-        request_id=request_id,
-        mode=ServiceMode.onsite,
-        priority=Priority.P3,
-        region="north",
-        product_line="tractor",
-        dealer_id=None,  # as dispatch may send it: the request decides whose it is
-    )
 
 
 def complaint_about_job(complaint_id: str, job_id: str) -> ComplaintOpened:
