@@ -17,7 +17,7 @@ from services.analytics.metrics import to_micros
 from services.analytics.tests.conftest import Analytics, analytics_settings, unique
 from services.intake.tests.conftest import new_request_body
 from services.warranty.tests.conftest import serial
-from services.warranty.tests.parts_helpers import add_location, catalogue
+from services.warranty.tests.parts_helpers import add_location, catalogue, swap_compressor
 from services.warranty.tests.test_end_to_end_with_intake import (  # noqa: F401  (fixtures)
     coverage_shown,
     dispatch,
@@ -106,21 +106,7 @@ async def test_a_paid_job_waits_for_the_customer_and_for_a_part_and_analytics_sh
     on_site = bearer(dispatch_settings, "technician", sub="T-7")
     for step in ("accept", "arrive"):
         assert (await dispatch_client.post(f"/v1/jobs/{job_id}/{step}", headers=on_site)).status_code == 200
-    swap = await w.client.post(
-        "/v1/part-swaps",
-        json={
-            "job_id": job_id,
-            "request_id": request_id,
-            "serial": sn,
-            "part_number": part,
-            "part_category": "compressor",
-            "quantity": 1,
-            "unit_cost": "310.00",
-            "old_part_serial": "C-OLD",
-            "new_part_serial": "C-NEW",
-        },
-        headers=technician,
-    )
+    swap = await swap_compressor(w, job_id, request_id, sn, part, headers=technician)
     assert (swap.status_code, swap.json()["issued_from"]) == (201, van), swap.text
     returned = await w.client.post(
         "/v1/part-returns",

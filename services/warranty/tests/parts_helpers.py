@@ -46,6 +46,24 @@ async def stock(warranty, location_id: str, part_number: str) -> dict:
     return {k: items[0][k] for k in ("on_hand", "reserved", "available")}
 
 
+async def swap_compressor(
+    warranty, job_id: str, request_id: str, serial: str, part_number: str, headers
+) -> httpx.Response:
+    """The technician swaps a compressor (one, at 310.00; old part C-OLD out, new part C-NEW in) on the job."""
+    body = {
+        "job_id": job_id,
+        "request_id": request_id,
+        "serial": serial,
+        "part_number": part_number,
+        "part_category": "compressor",
+        "quantity": 1,
+        "unit_cost": "310.00",
+        "old_part_serial": "C-OLD",
+        "new_part_serial": "C-NEW",
+    }
+    return await warranty.client.post("/v1/part-swaps", json=body, headers=headers)
+
+
 async def request_part(warranty, job, part_number: str, quantity: int = 1, headers=None) -> httpx.Response:
     body = {"job_id": job.job_id, "part_number": part_number, "quantity": quantity}
     return await warranty.client.post(

@@ -12,7 +12,7 @@ import pytest
 
 from services.intake.tests.conftest import new_request_body
 from services.warranty.tests.conftest import serial
-from services.warranty.tests.parts_helpers import add_location, catalogue, stock, unique
+from services.warranty.tests.parts_helpers import add_location, catalogue, stock, swap_compressor, unique
 from services.warranty.tests.test_end_to_end_with_intake import (  # noqa: F401  (fixtures)
     coverage_shown,
     dispatch,
@@ -77,21 +77,7 @@ async def test_a_part_waits_on_backorder_travels_to_the_van_goes_into_the_unit_c
     on_site = bearer(dispatch_settings, "technician", sub="T-7")
     for step in ("accept", "arrive"):
         assert (await dispatch_client.post(f"/v1/jobs/{job_id}/{step}", headers=on_site)).status_code == 200
-    swap = await w.client.post(
-        "/v1/part-swaps",
-        json={
-            "job_id": job_id,
-            "request_id": request_id,
-            "serial": sn,
-            "part_number": part,
-            "part_category": "compressor",
-            "quantity": 1,
-            "unit_cost": "310.00",
-            "old_part_serial": "C-OLD",
-            "new_part_serial": "C-NEW",
-        },
-        headers=technician,
-    )
+    swap = await swap_compressor(w, job_id, request_id, sn, part, headers=technician)
     assert (swap.status_code, swap.json()["issued_from"], swap.json()["covered"]) == (201, van, True), swap.text
     assert await stock(w, van, part) == {"on_hand": 0, "reserved": 0, "available": 0}
     assert await stock(w, warehouse, part) == {"on_hand": 3, "reserved": 0, "available": 3}
