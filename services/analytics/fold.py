@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from services.analytics.commerce_facts import commerce_fields
 from services.analytics.facts import DIRECT, FOREVER, JobFact, RequestFact, RevisitFact, Versioned, commerce_values
-from services.analytics.process_facts import CUSTOMER_SIDE, _bounces
+from services.analytics.process_facts import CUSTOMER_SIDE, bounces
 from services.analytics.records import (
     CANCELLED,
     COMMERCE_ACTIVITIES,
@@ -415,7 +415,7 @@ class RequestFold:
             path_micros=self.path_span[1] - self.path_span[0] if self.path_span else 0,
             jobs_seen=len(jobs),
             jobs_repeat_visited=sum(1 for job in jobs.values() if job.unfixed),
-            jobs_ping_pong=sum(1 for job in jobs.values() if _bounces(job.technicians)),
+            jobs_ping_pong=sum(1 for job in jobs.values() if bounces(job.technicians)),
             failed_visit_reasons=self.texts[1],
             customer_waits=self.texts[2],
             **self._commerce(),

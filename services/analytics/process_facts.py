@@ -74,7 +74,7 @@ def _activity(event: AnalyticsEvent, assigned_before: bool) -> str:
     }[kind]
 
 
-def _bounces(technicians: list[str | None]) -> bool:
+def bounces(technicians: list[str | None]) -> bool:
     if len(technicians) >= 3:
         return True
     # Two assignments: A→B→A needs three, so only three or more can bounce back; kept general all the same.
@@ -102,7 +102,7 @@ def process_fields(own: Iterable[AnalyticsEvent]) -> ProcessFields:
     for job_events in jobs.values():  # each already in business order
         failed = [e for e in job_events if e.type == JOB_COMPLETED and not e.data.get("fixed")]
         repeat_visited += bool(failed)
-        ping_pong += _bounces([e.data.get("technician_id") for e in job_events if e.type == JOB_ASSIGNED])
+        ping_pong += bounces([e.data.get("technician_id") for e in job_events if e.type == JOB_ASSIGNED])
         for completion in failed:
             reason = completion.data.get("reason") or UNSPECIFIED_REASON
             reasons[reason] += 1
