@@ -9,7 +9,6 @@ The rows are those `EventStore.append` writes, so the relay publishes them like 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.clock import utcnow
 from shared.domain import Aggregate
 from shared.events import ActorId, EventEnvelope
-from shared.eventstore.store import ConcurrencyError, EventStore, Metadata, _envelope
+from shared.eventstore.store import ConcurrencyError, EventStore, Metadata, _envelope, event_row
 from shared.eventstore.tables import events, outbox
 
 BATCH = 1000  # rows per statement, well inside every backend's parameter limits
@@ -37,30 +36,15 @@ async def start_streams(
     """Append the pending events of new aggregates, in the given order, each caused by `actor` (whoever ran the
     import); return them as stored."""
     recorded_at = utcnow()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for aggregate in aggregates:
         pending = aggregate.take_pending()
         if aggregate.version != len(pending):
             raise ValueError(f"{aggregate.stream_type} {aggregate.id} is not a new stream")
-        for version, new in enumerate(pending, start=1):
-            rows.append(
-                {
-                    "event_id": str(uuid.uuid4()),
-                    "stream_id": aggregate.id,
-                    "stream_type": aggregate.stream_type,
-                    "version": version,
-                    "type": new.data.event_type,
-                    "schema_version": new.data.version,
-                    "topic": new.data.topic,
-                    "data": new.data.model_dump_json(),
-                    "occurred_at": new.occurred_at,
-                    "recorded_at": recorded_at,
-                    "correlation_id": metadata.correlation_id,
-                    "causation_id": metadata.causation_id,
-                    "traceparent": metadata.traceparent,
-                    "actor": str(actor),
-                }
-            )
+        rows.extend(
+            event_row(aggregate.id, aggregate.stream_type, version, new, metadata, actor, recorded_at)
+            for version, new in enumerate(pending, start=1)
+        )
     stored: list[Row[Any]] = []
     try:
         # One savepoint for the whole batch: a refused batch leaves the caller's transaction usable.

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import as_utc, utcnow
 from shared.contracts.base import REGISTRY, EventData, Registry
+from shared.domain import PendingEvent
 from shared.events import ActorId, EventEnvelope
 from shared.eventstore import lean
 from shared.eventstore.tables import events, outbox
@@ -89,6 +90,34 @@ _EVENT_COLUMNS = [c.key for c in events.c if c.key != "position"]
 # The lean path's statements (see lean.py): the INSERT SQLAlchemy ran, compiled once; the position is the rowid.
 _INSERT_EVENT = lean.Prepared(insert(events), columns=_EVENT_COLUMNS)
 _INSERT_OUTBOX = lean.Prepared(insert(outbox), columns=["position"])
+
+
+def event_row(
+    stream_id: str,
+    stream_type: str,
+    version: int,
+    new: NewEvent | PendingEvent,
+    metadata: Metadata,
+    actor: ActorId,
+    recorded_at: datetime,
+) -> dict[str, Any]:
+    """The stored row of one new event: what `EventStore.append` and the bulk import both write."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "stream_id": stream_id,
+        "stream_type": stream_type,
+        "version": version,
+        "type": new.data.event_type,
+        "schema_version": new.data.version,
+        "topic": new.data.topic,
+        "data": new.data.model_dump_json(),
+        "occurred_at": new.occurred_at,
+        "recorded_at": recorded_at,
+        "correlation_id": metadata.correlation_id,
+        "causation_id": metadata.causation_id,
+        "traceparent": metadata.traceparent,
+        "actor": str(actor),
+    }
 
 
 class _StreamMoved(Exception):
@@ -171,26 +200,10 @@ class EventStore:
         if not new_events:
             return []
         recorded_at = utcnow()
-        rows: list[dict[str, Any]] = []
-        for offset, new in enumerate(new_events, start=1):
-            rows.append(
-                {
-                    "event_id": str(uuid.uuid4()),
-                    "stream_id": stream_id,
-                    "stream_type": stream_type,
-                    "version": expected_version + offset,
-                    "type": new.data.event_type,
-                    "schema_version": new.data.version,
-                    "topic": new.data.topic,
-                    "data": new.data.model_dump_json(),
-                    "occurred_at": new.occurred_at,
-                    "recorded_at": recorded_at,
-                    "correlation_id": metadata.correlation_id,
-                    "causation_id": metadata.causation_id,
-                    "traceparent": metadata.traceparent,
-                    "actor": str(actor),
-                }
-            )
+        rows = [
+            event_row(stream_id, stream_type, expected_version + offset, new, metadata, actor, recorded_at)
+            for offset, new in enumerate(new_events, start=1)
+        ]
         with span(self.source, "eventstore.append", attributes={"stream_id": stream_id, "events": len(rows)}):
             driver = lean.lean_driver(conn)
             if driver is not None:
