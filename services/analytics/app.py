@@ -83,6 +83,7 @@ def create_app(
             changed,
             min_interval=settings.alert_min_interval_seconds,
             sweep_interval=settings.alert_sweep_seconds,
+            max_busy_share=settings.alert_max_busy_share,
             finding_rules=process_api.finding_rules(),
         )
         views = AnalyticsViews(

@@ -27,6 +27,13 @@ class AnalyticsSettings(ServiceSettings):
         description='Per dealer/center thresholds, JSON: {"dealer:D1": {"csat_pct": 70, "sla_met_pct": 85}}',
     )
     alert_min_interval_seconds: float = Field(1.0, ge=0, description="Alerts are evaluated at most this often")
+    alert_max_busy_share: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="…and no more often than keeps evaluating under this share of the process's time "
+        "(an evaluation of 1 s then waits 4 s before the next)",
+    )
     alert_sweep_seconds: float = Field(60.0, gt=0, description="…and at least this often (time moves windows)")
     rebuild_batch_size: int = Field(5000, ge=100, description="Records per batch when replaying the topics")
     analytics_duckdb_path: str = Field(

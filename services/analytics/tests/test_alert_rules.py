@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import pytest
+
 from services.analytics.alerts import AlertKind, AlertPolicy, AlertSamples, evaluate_alerts
+from services.analytics.monitor import pause_after
 
 POLICY = AlertPolicy(
     sla_met_pct=90,
@@ -53,3 +56,14 @@ def test_a_backlog_that_grew_enough_over_the_lookback_alerts():
     assert kinds(AlertSamples(backlog={("dealer", "D1"): (3, 2)})) == set()  # +1: below the minimum increase
     assert kinds(AlertSamples(backlog={("dealer", "D1"): (14, 10)})) == set()  # +40 %: below 50 %
     assert kinds(AlertSamples(backlog={("dealer", "D1"): (2, 0)})) == {(AlertKind.backlog_growing, "dealer", "D1")}
+
+
+def test_a_slow_alert_evaluation_is_followed_by_a_pause_that_keeps_it_to_its_share_of_the_process():
+    # 1.5 s of evaluating at a 20 % share: 6 s of pause, so evaluating is 1.5 of every 7.5 s.
+    assert pause_after(1.5, min_interval=1.0, max_busy_share=0.2) == pytest.approx(6.0)
+    assert 1.5 / (1.5 + pause_after(1.5, min_interval=1.0, max_busy_share=0.2)) == pytest.approx(0.2)
+
+
+def test_a_quick_alert_evaluation_waits_only_the_minimum_interval():
+    assert pause_after(0.01, min_interval=1.0, max_busy_share=0.2) == 1.0
+    assert pause_after(0.0, min_interval=0.0, max_busy_share=1.0) == 0.0
