@@ -160,6 +160,10 @@ class _Marking:
     positions: frozenset[int]
     task: asyncio.Task[None]
 
+    @property
+    def last(self) -> int:
+        return max(self.positions)
+
 
 class OutboxRelay:
     def __init__(
@@ -228,7 +232,9 @@ class OutboxRelay:
     async def _due(self, after: int = 0) -> list[DueRow]:
         """Up to a batch of due events after `after`, in position order, as tuples (see `_DUE`), without the
         acknowledged ones whose delete is still committing (see `_Marking`)."""
-        skip = self._marking.positions if self._marking is not None else frozenset()
+        marking = self._marking
+        # A read after the last batch (the one read ahead) cannot meet rows being deleted: no skipping then.
+        skip = marking.positions if marking is not None and marking.last > after else frozenset()
         async with self.db.read() as conn:
             rows: Sequence[DueRow] = (
                 await conn.execute(_DUE, {"after": after, "limit": self.batch_size + len(skip)})
