@@ -8,7 +8,7 @@ between, with wall-clock times of this machine (the processes share its clock):
 - `recorded`: the event's `ce_recordedat` header (the event store stamps it in the command's transaction);
 - `201`: intake's answer arrives here (after the commit and its fsync);
 - `appended`: the record's Kafka timestamp (CreateTime: set when the relay put it into a producer batch);
-- `fetched`: a bare consumer in this process, tailing `intake.events`, receives it (acknowledged by the broker,
+- `fetched`: a bare consumer in a process of its own, tailing `intake.events`, receives it (acknowledged by the broker,
   fetched; the analytics consumer can have it no earlier);
 - `visible`: the first view answer that shows it (its GET started at `asked`).
 
@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -58,41 +58,155 @@ class Probe:
     recorded: float | None = None
     appended: float | None = None
     fetched: float | None = None
+    applying: float | None = None  # the analytics batch with its event: apply started, ended
+    applied: float | None = None
     asked: float | None = None
     visible: float | None = None
 
 
-@dataclass
+async def tail(bootstrap: str) -> None:
+    """A bare consumer at the end of intake.events, in a process of its own (so that the load generator's CPU
+    does not delay its clock readings): prints `ready`, then a JSON line per probe record (dealer, recorded,
+    appended, fetched), until terminated."""
+    consumer = AIOKafkaConsumer(
+        INTAKE, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest", fetch_max_wait_ms=100
+    )
+    await consumer.start()
+    try:
+        while not consumer.assignment():
+            await asyncio.sleep(0.05)
+        for tp in consumer.assignment():
+            await consumer.position(tp)  # resolve "latest" now, before any probe is sent
+        print("ready", flush=True)
+        while True:
+            batches = await consumer.getmany(timeout_ms=100)
+            fetched = time.time()
+            for records in batches.values():
+                for record in records:
+                    if record.value is None or b"PROBE-" not in record.value:
+                        continue
+                    recorded = dict(record.headers)["ce_recordedat"].decode().replace("Z", "+00:00")
+                    line = {
+                        "dealer": json.loads(record.value)["dealer_id"],
+                        "recorded": datetime.fromisoformat(recorded).timestamp(),
+                        "appended": record.timestamp / 1000,
+                        "fetched": fetched,
+                    }
+                    print(json.dumps(line), flush=True)
+    finally:
+        await consumer.stop()
+
+
 class Tail:
-    """A bare consumer at the end of intake.events: for each probe dealer, (recorded, appended, fetched)."""
+    """`tail` as a process: started before the probes, read after them."""
 
-    bootstrap: str
-    seen: dict[str, tuple[float, float, float]] = field(default_factory=dict)
-
-    async def run(self, ready: asyncio.Event, stop: asyncio.Event) -> None:
-        consumer = AIOKafkaConsumer(
-            INTAKE, bootstrap_servers=self.bootstrap, group_id=None, auto_offset_reset="latest", fetch_max_wait_ms=100
+    def __init__(self, bootstrap: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "deploy.bench.freshness", "--tail", bootstrap],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        await consumer.start()
+
+    async def ready(self) -> None:
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(self.process.stdout.readline), 60)
+        if line.strip() != "ready":
+            raise RuntimeError(f"the tail consumer did not start: {line!r}")
+
+    def seen(self) -> dict[str, dict[str, float]]:
+        """Stop it; the probe records it saw, by dealer."""
+        self.process.terminate()
+        out, _ = self.process.communicate(timeout=30)
+        return {entry["dealer"]: entry for entry in map(json.loads, out.splitlines()) if entry}
+
+
+STAGE_LOG = "FRESHNESS_STAGE_LOG"
+
+
+def serve_instrumented_analytics() -> None:
+    """`python -m services.analytics`, with the start and end of each batch apply, offset commit and alert
+    evaluation written as JSON lines to $FRESHNESS_STAGE_LOG (wrapping the methods, not changing them)."""
+    import threading
+    from collections.abc import Callable
+    from functools import wraps
+    from typing import Any
+
+    from services.analytics.app import AnalyticsSettings, create_app
+    from services.analytics.consumer import BatchProjectionConsumer
+    from services.analytics.monitor import AlertMonitor
+    from services.analytics.projection import Projection
+    from shared.runtime import serve
+
+    out = open(os.environ[STAGE_LOG], "a", buffering=1)  # for the process's life
+    lock = threading.Lock()
+
+    def write(kind: str, start: float, **more: Any) -> None:
+        with lock:
+            out.write(json.dumps({"kind": kind, "start": start, "end": time.time(), **more}) + "\n")
+
+    apply = Projection.apply
+
+    @wraps(apply)
+    def timed_apply(self: Projection, events: Any, *args: Any, **kwargs: Any) -> int:
+        start = time.time()
         try:
-            while not consumer.assignment():
-                await asyncio.sleep(0.05)
-            for tp in consumer.assignment():
-                await consumer.position(tp)  # resolve "latest" now, before any probe is sent
-            ready.set()
-            while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=100)
-                now = time.time()
-                for records in batches.values():
-                    for record in records:
-                        if record.value is None or b"PROBE-" not in record.value:
-                            continue
-                        dealer = json.loads(record.value).get("dealer_id")
-                        headers = dict(record.headers)
-                        recorded = datetime.fromisoformat(headers["ce_recordedat"].decode().replace("Z", "+00:00"))
-                        self.seen[dealer] = (recorded.timestamp(), record.timestamp / 1000, now)
+            return apply(self, events, *args, **kwargs)
         finally:
-            await consumer.stop()
+            probes = [e.data.get("dealer_id") for e in events if str(e.data.get("dealer_id", "")).startswith("PROBE-")]
+            write("apply", start, n=len(events), probes=probes)
+
+    def timed(kind: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(method)
+        async def run(*args: Any, **kwargs: Any) -> Any:
+            start = time.time()
+            try:
+                return await method(*args, **kwargs)
+            finally:
+                write(kind, start)
+
+        return run
+
+    Projection.apply = timed_apply  # type: ignore[method-assign]
+    BatchProjectionConsumer._commit = timed("commit", BatchProjectionConsumer._commit)  # type: ignore[method-assign]
+    AlertMonitor.evaluate = timed("alerts", AlertMonitor.evaluate)  # type: ignore[method-assign]
+    serve(create_app, AnalyticsSettings())
+
+
+class Analytics(Service):
+    """analytics as a process, instrumented (`serve_instrumented_analytics`), with the analytics bench's settings."""
+
+    def __init__(self, workdir: Path, bootstrap: str) -> None:
+        self.name, self.port = "analytics", free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.duckdb = workdir / f"analytics-{self.port}.duckdb"
+        self.stages = workdir / f"analytics-{self.port}.stages"
+        env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "KAFKA_BOOTSTRAP": bootstrap,
+            "LOG_JSON": "false",
+            "LOG_LEVEL": "WARNING",
+            "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/analytics-{self.port}.db",
+            "ANALYTICS_DUCKDB_PATH": str(self.duckdb),
+            "CONSUMER_GROUP": f"bench-analytics-{uuid.uuid4().hex[:6]}",
+            STAGE_LOG: str(self.stages),
+        }
+        self.log = open(workdir / f"analytics-{self.port}.log", "wb")  # closed by stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "deploy.bench.freshness", "--serve-analytics"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stage_lines(self, since: float) -> list[dict]:
+        """What the instrumented process logged from `since` on."""
+        if not self.stages.exists():
+            return []
+        lines = [json.loads(line) for line in self.stages.read_text().splitlines() if line.strip()]
+        return [line for line in lines if line["start"] >= since]
 
 
 def _stats(values: list[float]) -> str:
@@ -108,71 +222,88 @@ async def measure(intake_url: str, analytics_url: str, bootstrap: str, rate: flo
     window = {"group_by": "all", "from": today.isoformat(), "to": (today + timedelta(days=1)).isoformat()}
     probes: list[Probe] = []
     view_seconds: list[float] = []
+    idle_view_seconds: list[float] = []
     load = {"created": 0, "failed": 0}
-    tail, ready, stop = Tail(bootstrap), asyncio.Event(), asyncio.Event()
-    tailing = asyncio.create_task(tail.run(ready, stop))
-    await asyncio.wait_for(ready.wait(), 30)
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64), timeout=30) as client:
 
-        async def background(number: int) -> None:
-            try:
-                response = await client.post(
-                    f"{intake_url}/v1/service-requests", json=_body(f"LOAD{number % 50}"), headers=agent
-                )
-            except httpx.TransportError:
-                load["failed"] += 1
+    async def view(client: httpx.AsyncClient, dealer: str, into: list[float]) -> list[dict]:
+        token = mint_token(SECRET, subject=dealer, roles=["dealer"], dealer_id=dealer)
+        asked = time.time()
+        answer = await client.get(
+            f"{analytics_url}/v1/views/throughput", params=window, headers={"Authorization": f"Bearer {token}"}
+        )
+        into.append(time.time() - asked)
+        rows: list[dict] = answer.json()["rows"]
+        return rows
+
+    async def background(client: httpx.AsyncClient, number: int) -> None:
+        try:
+            response = await client.post(
+                f"{intake_url}/v1/service-requests", json=_body(f"LOAD{number % 50}"), headers=agent
+            )
+        except httpx.TransportError:
+            load["failed"] += 1
+            return
+        load["created" if response.status_code == 201 else "failed"] += 1
+
+    async def probe(client: httpx.AsyncClient) -> None:
+        dealer = f"PROBE-{uuid.uuid4().hex[:10]}"
+        sample = Probe(dealer, time.time())
+        response = await client.post(f"{intake_url}/v1/service-requests", json=_body(dealer), headers=agent)
+        sample.answered = time.time()
+        if response.status_code != 201:
+            load["failed"] += 1
+            return
+        probes.append(sample)
+        while time.time() - sample.answered < 10:
+            asked = time.time()
+            rows = await view(client, dealer, view_seconds)
+            if rows and rows[0]["received"] == 1:
+                sample.asked, sample.visible = asked, time.time()
                 return
-            load["created" if response.status_code == 201 else "failed"] += 1
+            await asyncio.sleep(0.005)
 
-        async def probe() -> None:
-            dealer = f"PROBE-{uuid.uuid4().hex[:10]}"
-            token = mint_token(SECRET, subject=dealer, roles=["dealer"], dealer_id=dealer)
-            viewer = {"Authorization": f"Bearer {token}"}
-            sample = Probe(dealer, time.time())
-            response = await client.post(f"{intake_url}/v1/service-requests", json=_body(dealer), headers=agent)
-            sample.answered = time.time()
-            if response.status_code != 201:
-                load["failed"] += 1
-                return
-            probes.append(sample)
-            while time.time() - sample.answered < 10:
-                asked = time.time()
-                answer = await client.get(f"{analytics_url}/v1/views/throughput", params=window, headers=viewer)
-                view_seconds.append(time.time() - asked)
-                rows = answer.json()["rows"]
-                if rows and rows[0]["received"] == 1:
-                    sample.asked, sample.visible = asked, time.time()
-                    return
-                await asyncio.sleep(0.005)
+    tailing = Tail(bootstrap)
+    try:
+        await tailing.ready()
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64), timeout=30) as client:
+            for _ in range(20):  # the view's own time on this machine, before the load
+                await view(client, "PROBE-idle", idle_view_seconds)
 
-        async def steady_load() -> None:
-            pending, number = [], 0
-            while time.perf_counter() - started < seconds:
-                pending.append(asyncio.create_task(background(number)))
-                number += 1
-                await asyncio.sleep(1 / rate)
-            await asyncio.gather(*pending)
+            async def steady_load() -> None:
+                pending, number = [], 0
+                while time.perf_counter() - started < seconds:
+                    pending.append(asyncio.create_task(background(client, number)))
+                    number += 1
+                    await asyncio.sleep(1 / rate)
+                await asyncio.gather(*pending)
 
-        async def probing() -> None:
-            while time.perf_counter() - started < seconds:
-                await probe()
-                await asyncio.sleep(0.1)
+            async def probing() -> None:
+                while time.perf_counter() - started < seconds:
+                    await probe(client)
+                    await asyncio.sleep(0.1)
 
-        started = time.perf_counter()
-        await asyncio.gather(probing(), *([steady_load()] if rate else []))
-        elapsed = time.perf_counter() - started
-    await asyncio.sleep(0.5)
-    stop.set()
-    await tailing
+            started, started_at = time.perf_counter(), time.time()
+            await asyncio.gather(probing(), *([steady_load()] if rate else []))
+            elapsed = time.perf_counter() - started
+        await asyncio.sleep(0.5)  # the last probe's record reaches the tail
+    finally:
+        seen = tailing.seen()
     for sample in probes:
-        if sample.dealer in tail.seen:
-            sample.recorded, sample.appended, sample.fetched = tail.seen[sample.dealer]
+        if moments := seen.get(sample.dealer):
+            sample.recorded, sample.appended, sample.fetched = (
+                moments["recorded"],
+                moments["appended"],
+                moments["fetched"],
+            )
     return {
         "rate": rate,
         "achieved": load["created"] / elapsed,
         "failed": load["failed"],
         "probes": probes,
         "view_seconds": view_seconds,
+        "idle_view_seconds": idle_view_seconds,
+        "started": started_at,
+        "elapsed": elapsed,
     }
 
 
@@ -182,16 +313,23 @@ def _gaps(probes: list[Probe], later: str, earlier: str) -> list[float]:
     return [b - a for b, a in pairs if a is not None and b is not None]
 
 
-def report(result: dict) -> str:
+def report(result: dict, stage_lines: list[dict]) -> str:
+    """The stages of the probes, then what analytics spent its time on meanwhile (`stage_lines`)."""
     probes: list[Probe] = result["probes"]
+    applies = [line for line in stage_lines if line["kind"] == "apply"]
+    for line in applies:
+        for sample in probes:
+            if sample.dealer in line["probes"]:
+                sample.applying, sample.applied = line["start"], line["end"]
     shown = sum(1 for p in probes if p.visible is not None)
     stages = [
         ("POST → 201 (client)", "answered", "sent"),
         ("recorded → 201", "answered", "recorded"),
         ("201 → appended (relay pick-up)", "appended", "answered"),
         ("appended → fetched (producer, broker)", "fetched", "appended"),
-        ("fetched → view asked (consumer, apply)", "asked", "fetched"),
-        ("fetched → visible", "visible", "fetched"),
+        ("fetched → apply starts (consumer)", "applying", "fetched"),
+        ("its batch's apply (DuckDB)", "applied", "applying"),
+        ("applied → visible (view polls)", "visible", "applied"),
         ("201 → visible (aim: p99 ≤ 250 ms)", "visible", "answered"),
     ]
     lines = [
@@ -201,7 +339,16 @@ def report(result: dict) -> str:
     for name, later, earlier in stages:
         values = _gaps(probes, later, earlier)
         lines.append(f"  {name:40} {_stats(values)}  (n={len(values)})")
-    lines.append(f"  {'view GET (every poll)':40} {_stats(result['view_seconds'])}  (n={len(result['view_seconds'])})")
+    for name, key in (("view GET, before the load", "idle_view_seconds"), ("view GET, every poll", "view_seconds")):
+        lines.append(f"  {name:40} {_stats(result[key])}  (n={len(result[key])})")
+    elapsed = result["elapsed"]
+    lines.append(f"  analytics meanwhile ({elapsed:.0f} s):")
+    for kind, name in (("apply", "batch applies"), ("commit", "offset commits"), ("alerts", "alert evaluations")):
+        spans = [line["end"] - line["start"] for line in stage_lines if line["kind"] == kind]
+        busy = sum(spans) / elapsed if elapsed else 0.0
+        sizes = [line["n"] for line in stage_lines if line["kind"] == kind and "n" in line]
+        size = f", events per batch p50 {percentile(sizes, 50)}" if sizes else ""
+        lines.append(f"    {name:38} {_stats(spans)}  (n={len(spans)}, busy {busy:.0%} of the time{size})")
     return "\n".join(lines)
 
 
@@ -246,7 +393,7 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> None:
         before = workdir / "before"
         before.mkdir()
         trees.insert(0, (f"before ({args.before})", _export(args.before, before)))
-    analytics = Service("analytics", workdir, bootstrap)
+    analytics = Analytics(workdir, bootstrap)
     try:
         await analytics.healthy()
         started = time.perf_counter()
@@ -260,7 +407,7 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> None:
                     await measure(intake.url, analytics.url, bootstrap, args.rate, 3)  # warm-up
                     print(f"intake {name}, run {number + 1}; load average {os.getloadavg()[0]:.2f}", flush=True)
                     result = await measure(intake.url, analytics.url, bootstrap, args.rate, args.seconds)
-                    print(report(result), flush=True)
+                    print(report(result, analytics.stage_lines(since=result["started"])), flush=True)
                 finally:
                     intake.stop()
     finally:
@@ -274,7 +421,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20, help="length of a run (default 20)")
     parser.add_argument("--runs", type=int, default=1, help="runs (of each tree with --before; default 1)")
     parser.add_argument("--before", help="also run intake (its relay) from this git revision, alternately")
+    parser.add_argument("--tail", metavar="BOOTSTRAP", help=argparse.SUPPRESS)  # the tail consumer's process
+    parser.add_argument("--serve-analytics", action="store_true", help=argparse.SUPPRESS)  # instrumented analytics
     args = parser.parse_args(argv)
+    if args.tail:
+        asyncio.run(tail(args.tail))
+        return 0
+    if args.serve_analytics:
+        serve_instrumented_analytics()
+        return 0
     workdir = Path(tempfile.mkdtemp(prefix="bench-freshness-"))
     broker = None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
