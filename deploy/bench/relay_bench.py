@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy import func, insert, select
 
 from deploy.bench.kafka_util import end_offset_sum
@@ -310,11 +311,92 @@ async def run_relay(
     )
 
 
+async def pick_up_latency(
+    bootstrap: str, workdir: Path, relay_class: RelayClass, rate: float, seconds: float, hold_ms: float, name: str
+) -> list[float]:
+    """Seconds from each event's commit to a consumer receiving it, while commands come at `rate` per second,
+    each holding the SQLite writer for `hold_ms` in its transaction (as a command's statements do under group
+    commit): the relay's own delete queues behind them."""
+    db = Database(f"sqlite+aiosqlite:///{workdir / f'latency-{name}.db'}")
+    await db.create_all(metadata)
+    relay = relay_class(db, lambda: reliable_producer(bootstrap, "bench-relay"), source="intake")
+    consumer = AIOKafkaConsumer(INTAKE, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest")
+    await consumer.start()
+    committed: dict[str, float] = {}
+    fetched: dict[str, float] = {}
+    try:
+        while not consumer.assignment():
+            await asyncio.sleep(0.05)
+        for tp in consumer.assignment():
+            await consumer.position(tp)  # "latest" resolved before the first command
+        relaying = asyncio.create_task(relay.run())
+
+        async def command() -> None:
+            row = _event_row(utcnow())
+            async with db.transaction() as conn:
+                await conn.execute(insert(events).values(row))
+                await conn.execute(
+                    insert(outbox).from_select(
+                        ["position"], select(events.c.position).where(events.c.event_id == row["event_id"])
+                    )
+                )
+                await asyncio.sleep(hold_ms / 1000)
+            committed[row["event_id"]] = time.perf_counter()
+
+        async def tail() -> None:
+            while True:
+                for records in (await consumer.getmany(timeout_ms=100)).values():
+                    now = time.perf_counter()
+                    for record in records:
+                        ce_id: bytes = dict(record.headers or ())["ce_id"]
+                        fetched[ce_id.decode()] = now
+
+        tailing = asyncio.create_task(tail())
+        commands, started = [], time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            commands.append(asyncio.create_task(command()))
+            await asyncio.sleep(1 / rate)
+        await asyncio.gather(*commands)
+        deadline = time.perf_counter() + 30
+        while not committed.keys() <= fetched.keys() and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+        tailing.cancel()
+        await relay.stop()
+        await relaying
+    finally:
+        await consumer.stop()
+        await db.dispose()
+    missing = len(committed.keys() - fetched.keys())
+    if missing:
+        print(f"  {missing} of {len(committed)} committed events did not reach the consumer within 30 s")
+    return [fetched[event_id] - at for event_id, at in committed.items() if event_id in fetched]
+
+
+def _percentiles(values: list[float]) -> str:
+    ordered = sorted(values)
+    if not ordered:
+        return "n/a"
+
+    def at(pct: int) -> float:
+        return 1000 * ordered[max(0, (pct * len(ordered) + 99) // 100 - 1)]
+
+    return f"p50 {at(50):6.1f}  p99 {at(99):7.1f}  max {1000 * ordered[-1]:7.1f} ms (n={len(ordered)})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.bench.relay_bench", description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000, help="events per drain (default 50000)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; the fastest of each is kept (default 2)")
     parser.add_argument("--before", help="also drain with the relay of this git revision (e.g. main)")
+    parser.add_argument(
+        "--latency",
+        action="store_true",
+        help="instead of draining: commit to consumer latency under a steady stream of commands (with --before, "
+        "both relays alternately)",
+    )
+    parser.add_argument("--rate", type=float, default=200, help="--latency: commands per second (default 200)")
+    parser.add_argument("--hold-ms", type=float, default=4, help="--latency: writer time per command (default 4)")
+    parser.add_argument("--seconds", type=float, default=10, help="--latency: seconds per run (default 10)")
     args = parser.parse_args(argv)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     from deploy.bench.__main__ import _broker, _run_async  # the full bench's broker and event loop
@@ -325,6 +407,26 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="servicetrail-relay-") as tree, ExitStack() as stack:
         bootstrap, broker_pid = _broker(stack)
         _run_async(ensure_topics(bootstrap, [INTAKE]))
+        if args.latency:
+            relays: list[tuple[str, RelayClass]] = [("now", OutboxRelay)]
+            if args.before:
+                relays.insert(0, (f"at {args.before}", relay_of(args.before, Path(tree))))
+            print(f"commit → consumer, {args.rate:.0f} commands/s holding the writer {args.hold_ms} ms each:")
+            for number in range(args.rounds):
+                for run, (name, relay_class) in enumerate(relays if number % 2 == 0 else relays[::-1]):
+                    latencies = _run_async(
+                        pick_up_latency(
+                            bootstrap,
+                            Path(tree),
+                            relay_class,
+                            args.rate,
+                            args.seconds,
+                            args.hold_ms,
+                            f"{number}-{run}",
+                        )
+                    )
+                    print(f"  relay {name:16} {_percentiles(latencies)}", flush=True)
+            return 0
         results = _run_async(run_relay(bootstrap, broker_pid, Path(tree), args.events, args.rounds, print, args.before))
     print(f"fastest of {results.rounds} rounds, {results.events} events each (outbox left: {results.outbox_left}):")
     drains = [("raw", results.raw), ("relay", results.relay)]
