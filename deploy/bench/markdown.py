@@ -181,7 +181,38 @@ and the wait for each batch's acknowledgement. Not done: header values pre-encod
 and more bytes on the write path for some 2 µs), and handing batch N+1 over before N is acknowledged (a
 failure in N could then publish N+1 first). The service's relay batch stays 500 rows (`relay_batch_size`):
 with 3 partitions that fills about 150 KiB of each partition's 256 KiB producer batch; one run with 1,500-row
-rounds was inconclusive under this load."""
+rounds was inconclusive under this load.
+
+**Relay, 2026-12-02: the delete off the critical path, and where the time from a 201 to a view goes.** The
+relay's delete of an acknowledged batch used to be awaited before the next round: under write load that delete
+queues behind intake's own group commits for the one SQLite writer, so an event committed meanwhile waited for
+it. Now the delete commits in the background (at most one at a time) while the next batch is read, handed over and
+acknowledged; reads from the start skip the positions being deleted (a failed delete leaves its rows due, sent
+again later with the same `ce_id`, as before). Handed-over batches are closed, so the producer sends them at once
+instead of lingering 2 ms. Tested: with the first batch's outbox rows locked (PostgreSQL), the next events go out
+and nothing is sent twice. Throughput is unchanged within the noise: `python -m deploy.bench.relay_bench
+--before <rev>` (40,000 events per drain, rounds interleaved, the fastest of each kept; other work 1.0–1.5 of the
+2 cores) gave relay/raw 1.196 now against 1.220 before (4 rounds) and 1.069 against 1.107 (3 rounds); single
+rounds varied by ±40 % with the other load. The aim (≥ 0.8) holds either way; `python -m deploy.bench
+--skip-http` before the change: 0.906. While draining, the relay's process used 0.4–0.7 of a core, the rest of
+the machine what was left.
+The latency that change is for, `python -m deploy.bench.relay_bench --latency --before <rev>` (commands at 100/s,
+each holding the SQLite writer 3 ms in its group-commit transaction, as a command's statements do; commit → a
+bare consumer receiving the record; 5 runs of 10 s per relay, alternately): before p50 21–37 ms, p99 282–607 ms;
+now p50 13–15 ms, p99 44–255 ms (nothing lost in any run).
+
+`python -m deploy.bench.freshness` follows probe requests from intake's 201 to the view, stage by stage, with
+analytics run instrumented (its batch applies, offset commits and alert evaluations timed by wrapping them).
+With 10,000 requests of history, 100 requests/s asked (intake answered 24–26/s: the machine ran at load average
+8–10 on 2 cores), before → now in the same run, p50 / p99 ms: relay pick-up after the 201 −74 / 28 → −40 / 191
+(an earlier run's p99 in two rounds each, 1,499 and 746 → 131 and 103: it depends on intake's writer queue); producer and
+broker to a consumer 12 / 146 → 11 / 46; analytics consumer until the apply starts 40 / 636 → 47 / 499; the
+apply of the batch 293 / 613 → 233 / 803; from the apply to the view showing it 249 / 1,609 → 278 / 555;
+201 → visible 513 / 1,839 → 433 / 1,636 (aim p99 ≤ 250: **not met**). The time is in analytics: batch applies
+of 7–9 events took 270 ms at p50 and kept it busy 51–59 % of the time, alert evaluations 1.5–1.9 s each and ran
+63–66 % of the time (after every change, at most once a second), and the view's GET took 49–59 ms before the load
+and 200–280 ms during it (11 ms for the query alone in-process). With `ALERT_MIN_INTERVAL_SECONDS=30` (5,000
+requests of history) the view's GET went 160 → 103 ms and 201 → visible p50 799 → 561 ms, p99 1,296 → 1,063."""
 
 
 def render(report: Report) -> str:

@@ -236,6 +236,9 @@ class _BatchBuilder:
         self.size += size
         return self
 
+    def close(self) -> None:
+        """Nothing more is appended (as aiokafka's `BatchBuilder.close`); a batch here is stored when handed over."""
+
 
 class InMemoryConsumer:
     """The part of `AIOKafkaConsumer` the idempotent consumer, analytics' batch consumer and replay, and the

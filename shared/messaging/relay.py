@@ -152,6 +152,19 @@ class _InFlight:
     complete: bool = False
 
 
+@dataclass
+class _Marking:
+    """Acknowledged rows whose delete from the outbox is committing, and the task doing it. Until it is done,
+    reads skip these positions, so the next batch is read and handed over without waiting for that commit."""
+
+    positions: frozenset[int]
+    task: asyncio.Task[None]
+
+    @property
+    def last(self) -> int:
+        return max(self.positions)
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -174,6 +187,7 @@ class OutboxRelay:
         self._producer: AIOKafkaProducer | None = None
         self._in_flight: _InFlight | None = None
         self._prefetched: list[DueRow] | None = None
+        self._marking: _Marking | None = None
         self.failures = 0  # rounds that failed (Kafka or the database away), for tests and logs
         self._stopping = asyncio.Event()
         self.published = 0
@@ -205,6 +219,10 @@ class OutboxRelay:
                 self._in_flight.acknowledged.cancel()
                 await asyncio.gather(self._in_flight.acknowledged, return_exceptions=True)
                 self._in_flight = None
+            try:  # an acknowledged batch is marked before stopping, or stays due (and goes out again)
+                await asyncio.wait_for(self._marked(), self.publish_timeout)
+            except Exception as exc:
+                log.warning("relay stopped before an acknowledged batch was marked published: %s", exc)
             await self._reset_producer()
             try:
                 await self.lease.release()
@@ -212,21 +230,49 @@ class OutboxRelay:
                 pass
 
     async def _due(self, after: int = 0) -> list[DueRow]:
-        """Up to a batch of due events after `after`, in position order, as tuples (see `_DUE`)."""
+        """Up to a batch of due events after `after`, in position order, as tuples (see `_DUE`), without the
+        acknowledged ones whose delete is still committing (see `_Marking`)."""
+        marking = self._marking
+        # A read after the last batch (the one read ahead) cannot meet rows being deleted: no skipping then.
+        skip = marking.positions if marking is not None and marking.last > after else frozenset()
         async with self.db.read() as conn:
-            return list((await conn.execute(_DUE, {"after": after, "limit": self.batch_size})).all())
+            rows: Sequence[DueRow] = (
+                await conn.execute(_DUE, {"after": after, "limit": self.batch_size + len(skip)})
+            ).all()
+        if not skip:
+            return list(rows)
+        return [row for row in rows if row[_POSITION] not in skip][: self.batch_size]
+
+    async def _marked(self) -> None:
+        """Wait for the delete of the last acknowledged batch; its failure raises here (its rows stay due)."""
+        marking, self._marking = self._marking, None
+        if marking is not None:
+            await marking.task
+
+    async def _mark_published(self, rows: list[DueRow]) -> None:
+        """Delete acknowledged rows from the outbox, then count them as published."""
+        async with self.db.transaction() as conn:
+            await conn.execute(delete(outbox).where(outbox.c.position.in_([row[_POSITION] for row in rows])))
+        self.published += len(rows)
+        RELAY_PUBLISHED.labels(self.source).inc(len(rows))
+        for event_type, count in Counter(row[_TYPE] for row in rows).items():
+            EVENTS_PUBLISHED.labels(self.source, event_type).inc(count)
 
     async def publish_due(self) -> int:
-        """Wait for Kafka's acknowledgement of the batch in flight (handing one over first when none is), delete
-        its rows, and hand the next batch to the producer while that delete commits; return how many events
-        were acknowledged. A batch handed over in an earlier round is waited for, never sent again.
+        """Wait for Kafka's acknowledgement of the batch in flight (handing one over first when none is), mark its
+        rows published (the delete commits in the background, see `_Marking`), and hand the next batch to the
+        producer meanwhile; return how many events were acknowledged. A batch handed over in an earlier round is
+        waited for, never sent again.
 
         Nothing is handed over before the batch ahead of it is acknowledged, so a failure can never put a later
         event ahead of an earlier one. While Kafka acknowledges, the next rows are read: only rows after this
         batch; a row with a lower position that commits late is left for a later round, which reads from the
-        start. If the delete then fails, its rows stay due and go out again later (after the next batch: they
-        were acknowledged first, and consumers drop the copies by `ce_id`), as after a crash at that point."""
+        start (skipping the rows being deleted). If a delete fails, its rows stay due and go out again later
+        (after what was handed over meanwhile: they were acknowledged first, and consumers drop the copies by
+        `ce_id`), as after a crash at that point."""
         if self._in_flight is None:
+            if self._marking is not None and self._marking.task.done():
+                await self._marked()  # raises if that delete failed: its rows are due again
             prefetched, self._prefetched = self._prefetched, None
             rows = prefetched or await self._due()
             if not rows:
@@ -249,32 +295,23 @@ class OutboxRelay:
                     await self._in_flight_failed()
                 raise
             self._in_flight = None
-            deleting = asyncio.create_task(self._delete(in_flight.rows))
-            try:
-                if next_batch is not None:
-                    self._prefetched, next_batch = await next_batch, None
-                # The wait for the acknowledgement may have outlasted the lease: hand over only while holding it
-                # (rows read before losing it are dropped: another replica may publish them meanwhile).
-                ready, self._prefetched = self._prefetched, None
-                if ready and await self.lease.hold():
-                    await self._hand_to_producer(ready)
-            finally:
-                await deleting
+            # One delete at a time: the previous one has had this batch's whole acknowledgement to commit.
+            await self._marked()
+            positions = frozenset(row[_POSITION] for row in in_flight.rows)
+            self._marking = _Marking(positions, asyncio.create_task(self._mark_published(in_flight.rows)))
+            if next_batch is not None:
+                self._prefetched, next_batch = await next_batch, None
+            # The wait for the acknowledgement may have outlasted the lease: hand over only while holding it
+            # (rows read before losing it are dropped: another replica may publish them meanwhile).
+            ready, self._prefetched = self._prefetched, None
+            if ready and await self.lease.hold():
+                await self._hand_to_producer(ready)
         except BaseException:
             if next_batch is not None:
                 next_batch.cancel()
                 await asyncio.gather(next_batch, return_exceptions=True)
             raise
-        rows = in_flight.rows
-        self.published += len(rows)
-        RELAY_PUBLISHED.labels(self.source).inc(len(rows))
-        for event_type, count in Counter(row[_TYPE] for row in rows).items():
-            EVENTS_PUBLISHED.labels(self.source, event_type).inc(count)
-        return len(rows)
-
-    async def _delete(self, rows: list[DueRow]) -> None:
-        async with self.db.transaction() as conn:
-            await conn.execute(delete(outbox).where(outbox.c.position.in_([row[_POSITION] for row in rows])))
+        return len(in_flight.rows)
 
     def _record(self, row: DueRow, source: bytes, tracing: bool) -> tuple[str, bytes, bytes, Headers]:
         """(topic, key, value, CloudEvents headers) of an outbox row, straight from its columns."""
@@ -370,11 +407,11 @@ class OutboxRelay:
                     continue
                 if batch is not None:  # full: over to the producer, and on in a new one
                     del open_batches[where]
-                    handed.append((batch, await producer.send_batch(batch.builder, where[0], partition=where[1])))
+                    handed.append((batch, await self._send_batch(producer, batch, where)))
                 batch = open_batches[where] = _Batch(producer.create_batch(), [row])
                 batch.builder.append(timestamp=None, key=key, value=value, headers=headers)
             for where, batch in open_batches.items():
-                handed.append((batch, await producer.send_batch(batch.builder, where[0], partition=where[1])))
+                handed.append((batch, await self._send_batch(producer, batch, where)))
             if too_large is not None:
                 raise too_large
         finally:
@@ -386,6 +423,13 @@ class OutboxRelay:
                     read_until=rows[-1][_POSITION],
                     complete=len(in_flight_rows) == len(rows),
                 )
+
+    @staticmethod
+    async def _send_batch(producer: AIOKafkaProducer, batch: _Batch, where: tuple[str, int]) -> asyncio.Future[Any]:
+        """Hand a batch over, closed: the producer's linger is for records that `send()` adds one by one, and
+        nothing is added to this batch any more, so it goes to the broker at once."""
+        batch.builder.close()
+        return await producer.send_batch(batch.builder, where[0], partition=where[1])
 
     async def _in_flight_failed(self) -> None:
         """A send failed for good (the producer gave up: fenced, out-of-order sequence, unknown producer id,

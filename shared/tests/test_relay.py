@@ -225,3 +225,49 @@ async def test_an_event_larger_than_the_producers_request_limit_stays_due_and_th
         await task
     records = await collect(broker, INTAKE, lambda r: r.key.decode() in (small, large), expected=2, settle=0.5)
     assert [r.key.decode() for r in records] == [small, small]
+
+
+async def test_a_slow_outbox_delete_holds_back_neither_the_next_events_nor_publishes_the_acknowledged_ones_again(
+    db, broker
+):
+    if db.is_sqlite:
+        pytest.skip("SQLite has one writer: a lock held on the outbox would stop the appends as well")
+    first, second = f"first-{uuid.uuid4()}", f"second-{uuid.uuid4()}"
+    await append_many(db, [first], per_stream=3)
+    relay = relay_for(db, broker)
+    task = None
+    async with db.engine.connect() as locker:
+        lock = await locker.begin()
+        # Row locks on the first stream's outbox rows: the relay's delete of them waits until `lock` ends.
+        await locker.execute(select(outbox.c.position).with_for_update())
+        try:
+            task = asyncio.create_task(relay.run())
+            await collect(broker, INTAKE, lambda r: r.key.decode() == first, expected=3)
+            async with db.transaction() as conn:  # one transaction: one read of the relay takes them all
+                await EventStore(source="relay-test").append(
+                    conn,
+                    stream_id=second,
+                    stream_type="t",
+                    expected_version=0,
+                    new_events=[
+                        NewEvent(ServiceRequestEscalated(request_id=second, reason=str(n)), utcnow()) for n in range(3)
+                    ],
+                    metadata=new_metadata(),
+                    actor=TESTER,
+                )
+            records = await collect(broker, INTAKE, lambda r: r.key.decode() == second, expected=3)
+            assert len(records) == 3, "the second stream went out while the first one's delete was waiting"
+            assert await outbox_size(db) >= 3, "the first stream's rows were still in the outbox meanwhile"
+        finally:
+            await lock.commit()
+    try:
+        await eventually(lambda: outbox_size(db), until=lambda n: n == 0)
+    finally:
+        await relay.stop()
+        await task
+    records = await collect(broker, INTAKE, lambda r: r.key.decode() in (first, second), expected=6, settle=1.0)
+    ids = [headers_of(r)["ce_id"] for r in records]
+    assert len(ids) == len(set(ids)) == 6, "every event once: none of the acknowledged ones was sent again"
+    for stream in (first, second):
+        assert [int(headers_of(r)["ce_sequence"]) for r in records if r.key.decode() == stream] == [1, 2, 3]
+    assert relay.published == 6

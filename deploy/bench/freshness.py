@@ -1,0 +1,451 @@
+"""`python -m deploy.bench.freshness`: where the time goes from intake's HTTP 201 to a view showing the request.
+
+The same probe as the analytics bench (`deploy.bench.analytics`, "Lag from intake's HTTP 201"): under a steady
+background load at intake, one probe request at a time (a dealer of its own) is opened and the throughput view is
+polled with that dealer's token until the request shows. Here each probe is also followed through the stages in
+between, with wall-clock times of this machine (the processes share its clock):
+
+- `recorded`: the event's `ce_recordedat` header (the event store stamps it in the command's transaction);
+- `201`: intake's answer arrives here (after the commit and its fsync);
+- `appended`: the record's Kafka timestamp (CreateTime: set when the relay put it into a producer batch);
+- `fetched`: a bare consumer in a process of its own, tailing `intake.events`, receives it (acknowledged by the broker,
+  fetched; the analytics consumer can have it no earlier);
+- `visible`: the first view answer that shows it (its GET started at `asked`).
+
+Stages printed as p50/p99/max: 201→appended (the relay's pick-up: wake-up, read, hand-over), appended→fetched
+(producer linger, the broker's acknowledgement, the fetch), fetched→visible (the analytics consumer's poll, its
+DuckDB apply, the view's query), and the whole 201→visible, next to the view's own response time.
+
+Starts its own broker unless KAFKA_BOOTSTRAP is set; `--history` requests (12 months, published straight to the
+topics) are in analytics before the probes start. `--before <rev>` runs intake (and so its relay and producer
+settings) from that revision too, alternately with this checkout, against the same broker and analytics process.
+Prints only; a run takes about a minute per intake plus the history."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from deploy.bench.analytics import ROOT, SECRET, Service, _body, percentile, wait_caught_up
+from deploy.demo_year import publish_year
+from deploy.kafka.launcher import LocalKafkaBroker, ensure_jars, free_port
+from shared.auth import mint_token
+from shared.contracts.topics import ALL_TOPICS, INTAKE
+from shared.messaging.kafka import ensure_topics
+
+
+@dataclass
+class Probe:
+    """One probe's moments (time.time() seconds); None when not seen."""
+
+    dealer: str
+    sent: float
+    answered: float = 0.0
+    recorded: float | None = None
+    appended: float | None = None
+    fetched: float | None = None
+    applying: float | None = None  # the analytics batch with its event: apply started, ended
+    applied: float | None = None
+    asked: float | None = None
+    visible: float | None = None
+
+
+async def tail(bootstrap: str) -> None:
+    """A bare consumer at the end of intake.events, in a process of its own (so that the load generator's CPU
+    does not delay its clock readings): prints `ready`, then a JSON line per probe record (dealer, recorded,
+    appended, fetched), until terminated."""
+    consumer = AIOKafkaConsumer(
+        INTAKE, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest", fetch_max_wait_ms=100
+    )
+    await consumer.start()
+    try:
+        while not consumer.assignment():
+            await asyncio.sleep(0.05)
+        for tp in consumer.assignment():
+            await consumer.position(tp)  # resolve "latest" now, before any probe is sent
+        print("ready", flush=True)
+        while True:
+            batches = await consumer.getmany(timeout_ms=100)
+            fetched = time.time()
+            for records in batches.values():
+                for record in records:
+                    if record.value is None or b"PROBE-" not in record.value:
+                        continue
+                    recorded = dict(record.headers)["ce_recordedat"].decode().replace("Z", "+00:00")
+                    line = {
+                        "dealer": json.loads(record.value)["dealer_id"],
+                        "recorded": datetime.fromisoformat(recorded).timestamp(),
+                        "appended": record.timestamp / 1000,
+                        "fetched": fetched,
+                    }
+                    print(json.dumps(line), flush=True)
+    finally:
+        await consumer.stop()
+
+
+class Tail:
+    """`tail` as a process: started before the probes, read after them."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "deploy.bench.freshness", "--tail", bootstrap],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    async def ready(self) -> None:
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(self.process.stdout.readline), 60)
+        if line.strip() != "ready":
+            raise RuntimeError(f"the tail consumer did not start: {line!r}")
+
+    def seen(self) -> dict[str, dict[str, float]]:
+        """Stop it; the probe records it saw, by dealer."""
+        self.process.terminate()
+        out, _ = self.process.communicate(timeout=30)
+        return {entry["dealer"]: entry for entry in map(json.loads, out.splitlines()) if entry}
+
+
+STAGE_LOG = "FRESHNESS_STAGE_LOG"
+
+
+def serve_instrumented_analytics() -> None:
+    """`python -m services.analytics`, with the start and end of each batch apply, offset commit and alert
+    evaluation written as JSON lines to $FRESHNESS_STAGE_LOG (wrapping the methods, not changing them)."""
+    import threading
+    from collections.abc import Callable
+    from functools import wraps
+    from typing import Any
+
+    from services.analytics.app import AnalyticsSettings, create_app
+    from services.analytics.consumer import BatchProjectionConsumer
+    from services.analytics.monitor import AlertMonitor
+    from services.analytics.projection import Projection
+    from shared.runtime import serve
+
+    out = open(os.environ[STAGE_LOG], "a", buffering=1)  # for the process's life
+    lock = threading.Lock()
+
+    def write(kind: str, start: float, **more: Any) -> None:
+        with lock:
+            out.write(json.dumps({"kind": kind, "start": start, "end": time.time(), **more}) + "\n")
+
+    apply = Projection.apply
+
+    @wraps(apply)
+    def timed_apply(self: Projection, events: Any, *args: Any, **kwargs: Any) -> int:
+        start = time.time()
+        try:
+            return apply(self, events, *args, **kwargs)
+        finally:
+            probes = [e.data.get("dealer_id") for e in events if str(e.data.get("dealer_id", "")).startswith("PROBE-")]
+            write("apply", start, n=len(events), probes=probes)
+
+    def timed(kind: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(method)
+        async def run(*args: Any, **kwargs: Any) -> Any:
+            start = time.time()
+            try:
+                return await method(*args, **kwargs)
+            finally:
+                write(kind, start)
+
+        return run
+
+    Projection.apply = timed_apply  # type: ignore[method-assign]
+    BatchProjectionConsumer._commit = timed("commit", BatchProjectionConsumer._commit)  # type: ignore[method-assign]
+    AlertMonitor.evaluate = timed("alerts", AlertMonitor.evaluate)  # type: ignore[method-assign]
+    serve(create_app, AnalyticsSettings())
+
+
+class Analytics(Service):
+    """analytics as a process, instrumented (`serve_instrumented_analytics`), with the analytics bench's settings."""
+
+    def __init__(self, workdir: Path, bootstrap: str) -> None:
+        self.name, self.port = "analytics", free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.duckdb = workdir / f"analytics-{self.port}.duckdb"
+        self.stages = workdir / f"analytics-{self.port}.stages"
+        env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "KAFKA_BOOTSTRAP": bootstrap,
+            "LOG_JSON": "false",
+            "LOG_LEVEL": "WARNING",
+            "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/analytics-{self.port}.db",
+            "ANALYTICS_DUCKDB_PATH": str(self.duckdb),
+            "CONSUMER_GROUP": f"bench-analytics-{uuid.uuid4().hex[:6]}",
+            STAGE_LOG: str(self.stages),
+        }
+        self.log = open(workdir / f"analytics-{self.port}.log", "wb")  # closed by stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "deploy.bench.freshness", "--serve-analytics"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stage_lines(self, since: float) -> list[dict]:
+        """What the instrumented process logged from `since` on."""
+        if not self.stages.exists():
+            return []
+        lines = [json.loads(line) for line in self.stages.read_text().splitlines() if line.strip()]
+        return [line for line in lines if line["start"] >= since]
+
+
+def _stats(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    ms = [v * 1000 for v in values]
+    return f"p50 {percentile(ms, 50):7.1f}  p99 {percentile(ms, 99):7.1f}  max {max(ms):7.1f} ms"
+
+
+async def measure(intake_url: str, analytics_url: str, bootstrap: str, rate: float, seconds: float) -> dict:
+    agent = {"Authorization": f"Bearer {mint_token(SECRET, subject='bench', roles=['agent'])}"}
+    today = datetime.now(UTC).date()
+    window = {"group_by": "all", "from": today.isoformat(), "to": (today + timedelta(days=1)).isoformat()}
+    probes: list[Probe] = []
+    view_seconds: list[float] = []
+    idle_view_seconds: list[float] = []
+    load = {"created": 0, "failed": 0}
+
+    async def view(client: httpx.AsyncClient, dealer: str, into: list[float]) -> list[dict]:
+        token = mint_token(SECRET, subject=dealer, roles=["dealer"], dealer_id=dealer)
+        asked = time.time()
+        answer = await client.get(
+            f"{analytics_url}/v1/views/throughput", params=window, headers={"Authorization": f"Bearer {token}"}
+        )
+        into.append(time.time() - asked)
+        rows: list[dict] = answer.json()["rows"]
+        return rows
+
+    async def background(client: httpx.AsyncClient, number: int) -> None:
+        try:
+            response = await client.post(
+                f"{intake_url}/v1/service-requests", json=_body(f"LOAD{number % 50}"), headers=agent
+            )
+        except httpx.TransportError:
+            load["failed"] += 1
+            return
+        load["created" if response.status_code == 201 else "failed"] += 1
+
+    async def probe(client: httpx.AsyncClient) -> None:
+        dealer = f"PROBE-{uuid.uuid4().hex[:10]}"
+        sample = Probe(dealer, time.time())
+        response = await client.post(f"{intake_url}/v1/service-requests", json=_body(dealer), headers=agent)
+        sample.answered = time.time()
+        if response.status_code != 201:
+            load["failed"] += 1
+            return
+        probes.append(sample)
+        while time.time() - sample.answered < 10:
+            asked = time.time()
+            rows = await view(client, dealer, view_seconds)
+            if rows and rows[0]["received"] == 1:
+                sample.asked, sample.visible = asked, time.time()
+                return
+            await asyncio.sleep(0.005)
+
+    tailing = Tail(bootstrap)
+    try:
+        await tailing.ready()
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64), timeout=30) as client:
+            for _ in range(20):  # the view's own time on this machine, before the load
+                await view(client, "PROBE-idle", idle_view_seconds)
+
+            async def steady_load() -> None:
+                pending, number = [], 0
+                while time.perf_counter() - started < seconds:
+                    pending.append(asyncio.create_task(background(client, number)))
+                    number += 1
+                    await asyncio.sleep(1 / rate)
+                await asyncio.gather(*pending)
+
+            async def probing() -> None:
+                while time.perf_counter() - started < seconds:
+                    await probe(client)
+                    await asyncio.sleep(0.1)
+
+            started, started_at = time.perf_counter(), time.time()
+            await asyncio.gather(probing(), *([steady_load()] if rate else []))
+            elapsed = time.perf_counter() - started
+        await asyncio.sleep(0.5)  # the last probe's record reaches the tail
+    finally:
+        seen = tailing.seen()
+    for sample in probes:
+        if moments := seen.get(sample.dealer):
+            sample.recorded, sample.appended, sample.fetched = (
+                moments["recorded"],
+                moments["appended"],
+                moments["fetched"],
+            )
+    return {
+        "rate": rate,
+        "achieved": load["created"] / elapsed,
+        "failed": load["failed"],
+        "probes": probes,
+        "view_seconds": view_seconds,
+        "idle_view_seconds": idle_view_seconds,
+        "started": started_at,
+        "elapsed": elapsed,
+    }
+
+
+def _gaps(probes: list[Probe], later: str, earlier: str) -> list[float]:
+    """`later - earlier` (seconds) for the probes that have both moments."""
+    pairs = [(getattr(p, later), getattr(p, earlier)) for p in probes]
+    return [b - a for b, a in pairs if a is not None and b is not None]
+
+
+def report(result: dict, stage_lines: list[dict]) -> str:
+    """The stages of the probes, then what analytics spent its time on meanwhile (`stage_lines`)."""
+    probes: list[Probe] = result["probes"]
+    applies = [line for line in stage_lines if line["kind"] == "apply"]
+    for line in applies:
+        for sample in probes:
+            if sample.dealer in line["probes"]:
+                sample.applying, sample.applied = line["start"], line["end"]
+    shown = sum(1 for p in probes if p.visible is not None)
+    stages = [
+        ("POST → 201 (client)", "answered", "sent"),
+        ("recorded → 201", "answered", "recorded"),
+        ("201 → appended (relay pick-up)", "appended", "answered"),
+        ("appended → fetched (producer, broker)", "fetched", "appended"),
+        ("fetched → apply starts (consumer)", "applying", "fetched"),
+        ("its batch's apply (DuckDB)", "applied", "applying"),
+        ("applied → visible (view polls)", "visible", "applied"),
+        ("201 → visible (aim: p99 ≤ 250 ms)", "visible", "answered"),
+    ]
+    lines = [
+        f"background load {result['rate']:.0f}/s asked, {result['achieved']:.1f}/s answered 201, "
+        f"{result['failed']} failed; {len(probes)} probes, {shown} visible within 10 s"
+    ]
+    for name, later, earlier in stages:
+        values = _gaps(probes, later, earlier)
+        lines.append(f"  {name:40} {_stats(values)}  (n={len(values)})")
+    for name, key in (("view GET, before the load", "idle_view_seconds"), ("view GET, every poll", "view_seconds")):
+        lines.append(f"  {name:40} {_stats(result[key])}  (n={len(result[key])})")
+    elapsed = result["elapsed"]
+    lines.append(f"  analytics meanwhile ({elapsed:.0f} s):")
+    for kind, name in (("apply", "batch applies"), ("commit", "offset commits"), ("alerts", "alert evaluations")):
+        spans = [line["end"] - line["start"] for line in stage_lines if line["kind"] == kind]
+        busy = sum(spans) / elapsed if elapsed else 0.0
+        sizes = [line["n"] for line in stage_lines if line["kind"] == kind and "n" in line]
+        size = f", events per batch p50 {percentile(sizes, 50)}" if sizes else ""
+        lines.append(f"    {name:38} {_stats(spans)}  (n={len(spans)}, busy {busy:.0%} of the time{size})")
+    return "\n".join(lines)
+
+
+class Intake(Service):
+    """intake as a process with the analytics bench's settings, run from `root` (this checkout, or the tree of
+    `--before`: with it first on the path, its own code is what runs)."""
+
+    def __init__(self, root: Path, workdir: Path, bootstrap: str) -> None:
+        self.name, self.port = "intake", free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.duckdb = workdir / f"intake-{self.port}.duckdb"  # none: for Service.file_mb only
+        env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "KAFKA_BOOTSTRAP": bootstrap,
+            "LOG_JSON": "false",
+            "LOG_LEVEL": "WARNING",
+            "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/intake-{self.port}.db",
+            "CONSUMER_GROUP": f"bench-intake-{uuid.uuid4().hex[:6]}",
+        }
+        self.log = open(workdir / f"intake-{self.port}.log", "wb")  # closed by stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.intake"], cwd=root, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+
+
+def _export(revision: str, into: Path) -> Path:
+    """The tree of `revision`, as files (nothing is added to the repository)."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> None:
+    await ensure_topics(bootstrap, ALL_TOPICS, partitions=3)
+    if args.history:
+        started = time.perf_counter()
+        await publish_year(bootstrap, args.history)
+        print(f"published a history of {args.history} requests in {time.perf_counter() - started:.1f}s", flush=True)
+    trees = [("now", ROOT)]
+    if args.before:
+        before = workdir / "before"
+        before.mkdir()
+        trees.insert(0, (f"before ({args.before})", _export(args.before, before)))
+    analytics = Analytics(workdir, bootstrap)
+    try:
+        await analytics.healthy()
+        started = time.perf_counter()
+        await wait_caught_up(analytics.url, bootstrap)
+        print(f"analytics caught up in {time.perf_counter() - started:.1f}s", flush=True)
+        for number in range(args.runs):
+            for name, root in trees:  # alternately, so that both meet the same machine
+                intake = Intake(root, workdir, bootstrap)
+                try:
+                    await intake.healthy()
+                    await measure(intake.url, analytics.url, bootstrap, args.rate, 3)  # warm-up
+                    print(f"intake {name}, run {number + 1}; load average {os.getloadavg()[0]:.2f}", flush=True)
+                    result = await measure(intake.url, analytics.url, bootstrap, args.rate, args.seconds)
+                    print(report(result, analytics.stage_lines(since=result["started"])), flush=True)
+                finally:
+                    intake.stop()
+    finally:
+        analytics.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--history", type=int, default=20_000, help="requests published before (default 20000)")
+    parser.add_argument("--rate", type=float, default=100, help="background requests/s at intake (default 100)")
+    parser.add_argument("--seconds", type=float, default=20, help="length of a run (default 20)")
+    parser.add_argument("--runs", type=int, default=1, help="runs (of each tree with --before; default 1)")
+    parser.add_argument("--before", help="also run intake (its relay) from this git revision, alternately")
+    parser.add_argument("--tail", metavar="BOOTSTRAP", help=argparse.SUPPRESS)  # the tail consumer's process
+    parser.add_argument("--serve-analytics", action="store_true", help=argparse.SUPPRESS)  # instrumented analytics
+    args = parser.parse_args(argv)
+    if args.tail:
+        asyncio.run(tail(args.tail))
+        return 0
+    if args.serve_analytics:
+        serve_instrumented_analytics()
+        return 0
+    workdir = Path(tempfile.mkdtemp(prefix="bench-freshness-"))
+    broker = None
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        ensure_jars()
+        broker = LocalKafkaBroker(data_dir=workdir / "kafka")
+        broker.start()
+        bootstrap = broker.bootstrap
+    try:
+        asyncio.run(run(args, bootstrap, workdir))
+    finally:
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
