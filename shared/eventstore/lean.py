@@ -208,3 +208,32 @@ async def savepoint(conn: AsyncConnection, name: str) -> AsyncIterator[None]:
         raise
     if not driver.take_back(begin):
         driver.defer(end)
+
+
+async def query_many(conn: AsyncConnection, statements: Sequence[tuple[Prepared, Row]]) -> list[list[Any]]:
+    """Several look-ups inside a write transaction, each one's rows as tuples: on the lean path in one trip,
+    otherwise through SQLAlchemy, one after the other."""
+    driver = lean_driver(conn)
+    if driver is None:
+        return [[tuple(r) for r in await conn.execute(s.construct, dict(row))] for s, row in statements]
+    return await run(conn, driver, lambda db: [db.execute(statement, row) for statement, row in statements])
+
+
+async def insert_unless_found(conn: AsyncConnection, lookup: Prepared, key: Row, insert: Prepared, row: Row) -> bool:
+    """Insert `row` unless `lookup` finds a row for `key` (on the lean path in one trip); whether it inserted.
+    For a row only one writer at a time may insert (a partition's events come one at a time): otherwise the
+    table's key refuses the second, as it would statement by statement."""
+    driver = lean_driver(conn)
+    if driver is None:
+        if (await conn.execute(lookup.construct, dict(key))).first() is not None:
+            return False
+        await conn.execute(insert.construct, dict(row))
+        return True
+
+    def step(db: Driver) -> bool:
+        if db.execute(lookup, key):
+            return False
+        db.execute(insert, row)
+        return True
+
+    return await run(conn, driver, step)
