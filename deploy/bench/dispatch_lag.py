@@ -332,12 +332,15 @@ region). Each rate runs against a fresh dispatch process and database.
 Setup: {m.cores} cores ({m.cpu_model}), {m.memory_gb:.0f} GB, Python {m.python}, Kafka {m.kafka}
 ({"the broker at KAFKA_BOOTSTRAP" if external_broker else "a single local broker started by the bench"}), topics with 3
 partitions, dispatch as one uvicorn process on SQLite (WAL, synchronous=FULL; a 4 KiB write+fsync takes {fsync:.2f} ms
-here), the consumer applying up to 100 events per transaction (each in a savepoint), the outbox relay publishing with acks=all. The load generator, the broker and
-dispatch share the machine; other work may have been running on it too (see the load average and busy cores).
+here), the consumer applying up to 100 events per transaction (their ids claimed in one step, each event's
+effect in a savepoint), the outbox relay publishing with acks=all. The load generator, the broker and dispatch
+share the machine; other work may have been running on it too (see the load average and busy cores). CPU per
+assignment: dispatch's process CPU (consumer, reactions, relay, HTTP server idle) over the assignments it made.
 
-What the lag is made of: the consumer's fetch, a savepoint per `received` and per `triaged` in a shared transaction (claim the event id,
-load the job's stream, rank the candidates, append `job.created` + `job.assigned`, the job's row, two SLA deadlines,
-commit with fsync), the relay's wake-up, its batch to Kafka (acks=all) and the broker's append.
+What the lag is made of: the consumer's fetch; per chunk of a poll, one transaction: the event ids claimed, then
+per `received` the request's row, per `triaged` one trip for the request, its job and the ranked candidates,
+the append of `job.created` + `job.assigned` with two SLA deadlines, the job's row and its technician's open
+jobs; the commit with fsync; the relay's wake-up, its batch to Kafka (acks=all) and the broker's append.
 
 {chr(10).join(_section(run, n) for run, n in runs)}"""
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import CommitFailedError
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 from sqlalchemy import TextClause, bindparam, delete, text
@@ -193,6 +194,13 @@ class IdempotentConsumer:
     @contextmanager
     def _traced(self, record: ConsumerRecord, incoming: IncomingEvent[Any]) -> Iterator[None]:
         envelope = incoming.envelope
+        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            # Tracing is off (no SDK provider installed): the span would be a no-op carrying the cause's own
+            # context, so the event's traceparent is what the span would hand on, without a tenth of the
+            # consumer's CPU spent on building it.
+            with correlation_scope(envelope.correlationid, trace_id_of(envelope.traceparent)):
+                yield
+            return
         with span(
             self.service,
             f"{record.topic} process {envelope.type}",
