@@ -311,6 +311,9 @@ Per 10 s of the measured phase (ms):
 def markdown(runs: list[tuple[Run, dict[str, float]]], fsync: float, external_broker: bool) -> str:
     m = machine()
     first = runs[0][0]
+    rates = ",".join(dict.fromkeys(f"{run.rate:.0f}" for run, _ in runs))
+    befores = [run.label.removeprefix("before (").removesuffix(")") for run, _ in runs if run.label != "now"]
+    before = f" --before {befores[0]}" if befores else ""
     summary_rows = "\n".join(
         f"| {run.label} | {run.rate:.0f} | {n['throughput']:.0f} | {1000 * run.dispatch_cores / n['throughput']:.2f} | "
         f"{n['p50']:.0f} | {n['p99']:.0f} | {n['missing']:.0f} | {run.load_before:.1f} |"
@@ -319,11 +322,12 @@ def markdown(runs: list[tuple[Run, dict[str, float]]], fsync: float, external_br
     )
     return f"""# Dispatch: lag from triage to assignment
 
-`python -m deploy.bench.dispatch_lag --rate {",".join(f"{run.rate:.0f}" for run, _ in runs)}` ({first.warmup:.0f} s
+`python -m deploy.bench.dispatch_lag --rate {rates}{before}` ({first.warmup:.0f} s
 warm-up, then {first.seconds:.0f} s measured, per rate). Lag = Kafka timestamp of `job.assigned` on `dispatch.events`
 minus the timestamp of its `service_request.triaged` on `intake.events` (both CreateTime, set by the producing clients on
 this machine), matched by request_id. Every request is auto-assigned ({first.technicians} technicians in the request's
-region). Each rate runs against a fresh dispatch process and database.
+region). Each rate runs against a fresh dispatch process and database (with `--before`, first the one served from
+that revision's tree, then this checkout's).
 
 | dispatch | rate (requests/s) | dispatch assigned /s | CPU ms per assignment | lag p50 (ms) | lag p99 (ms) | never assigned | load average before |
 |---|---|---|---|---|---|---|---|
