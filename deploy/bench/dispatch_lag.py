@@ -5,7 +5,12 @@ steady rate (as intake's relay would), dispatch runs as its own process (`python
 SQLite with synchronous=FULL, its defaults), and a reader matches every `job.assigned` on `dispatch.events` to
 its triage by request_id. The lag is the difference of the two records' Kafka timestamps (CreateTime, stamped by
 the producing clients on this machine): consume, decide, commit, relay, acknowledged. Prints p50/p90/p99/max
-and writes docs/bench-dispatch.md. Starts its own broker unless KAFKA_BOOTSTRAP is set."""
+and writes docs/bench-dispatch.md. Starts its own broker unless KAFKA_BOOTSTRAP is set.
+
+`--before <rev>`: each rate is run first against dispatch at that git revision (exported to a temporary directory
+and served from there), then against this checkout, on the same broker, one after the other.
+`--in-process`: dispatch's consumer path alone (no broker, HTTP or relay; `dispatch_in_process.py`), CPU per
+assignment, for `--before` and this checkout, each in a process of its own; nothing is written."""
 
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from deploy.bench.dispatch_in_process import compare
 from deploy.bench.payloads import CUSTOMER, MODEL, received_event
 from deploy.bench.procs import cpu_seconds
 from deploy.bench.sysinfo import busy_cpu_seconds, fsync_ms, load_average, machine
@@ -45,6 +51,7 @@ SECRET = "bench-secret-" + "x" * 32
 @dataclass
 class Run:
     rate: float
+    label: str
     seconds: float
     warmup: float
     technicians: int
@@ -82,7 +89,8 @@ async def _partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
 
 
 class DispatchProcess:
-    def __init__(self, workdir: Path, bootstrap: str) -> None:
+    def __init__(self, workdir: Path, bootstrap: str, root: Path = ROOT) -> None:
+        self.root = root  # whose code is served (`-m` takes the working directory first)
         self.port = free_port()
         self.group = f"bench-dispatch-{uuid.uuid4().hex[:8]}"
         self.env = {
@@ -105,7 +113,7 @@ class DispatchProcess:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "services.dispatch"],
-                cwd=ROOT,
+                cwd=self.root,
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -207,9 +215,9 @@ async def publish_paced(bootstrap: str, run: Run) -> None:
         await producer.stop()
 
 
-async def measure(bootstrap: str, workdir: Path, run: Run, log) -> None:
+async def measure(bootstrap: str, workdir: Path, run: Run, log, root: Path = ROOT) -> None:
     await ensure_topics(bootstrap, ALL_TOPICS, partitions=3)
-    dispatch = DispatchProcess(workdir, bootstrap)
+    dispatch = DispatchProcess(workdir, bootstrap, root)
     # dispatch's group starts at the topic's end: a reused broker's old events are not part of the run
     await start_group_at_end(bootstrap, dispatch.group, [INTAKE])
     await dispatch.start()
@@ -220,7 +228,9 @@ async def measure(bootstrap: str, workdir: Path, run: Run, log) -> None:
         await ready.wait()
         run.load_before = load_average()
         cpu_before, busy_before, started = cpu_seconds(dispatch.process.pid), busy_cpu_seconds(), time.monotonic()
-        log(f"publishing {run.rate:.0f} requests/s for {run.warmup:.0f} s warm-up + {run.seconds:.0f} s ...")
+        log(
+            f"{run.label}: publishing {run.rate:.0f} requests/s for {run.warmup:.0f} s warm-up + {run.seconds:.0f} s ..."
+        )
         await publish_paced(bootstrap, run)
         # An overloaded dispatch catches up later: wait while assignments keep coming (30 s without one ends it).
         seen, last_progress = -1, time.monotonic()
@@ -275,7 +285,7 @@ def _section(run: Run, numbers: dict[str, float]) -> str:
         "growing in front of it, and its percentiles say how long the run was rather than how fast a job is "
         "assigned"
     )
-    return f"""## {run.rate:.0f} requests/s
+    return f"""## {run.rate:.0f} requests/s, {run.label}
 
 | | |
 |---|---|
@@ -301,31 +311,40 @@ Per 10 s of the measured phase (ms):
 def markdown(runs: list[tuple[Run, dict[str, float]]], fsync: float, external_broker: bool) -> str:
     m = machine()
     first = runs[0][0]
+    rates = ",".join(dict.fromkeys(f"{run.rate:.0f}" for run, _ in runs))
+    befores = [run.label.removeprefix("before (").removesuffix(")") for run, _ in runs if run.label != "now"]
+    before = f" --before {befores[0]}" if befores else ""
     summary_rows = "\n".join(
-        f"| {run.rate:.0f} | {n['throughput']:.0f} | {n['p50']:.0f} | {n['p99']:.0f} | {n['missing']:.0f} |"
+        f"| {run.label} | {run.rate:.0f} | {n['throughput']:.0f} | {1000 * run.dispatch_cores / n['throughput']:.2f} | "
+        f"{n['p50']:.0f} | {n['p99']:.0f} | {n['missing']:.0f} | {run.load_before:.1f} |"
         for run, n in runs
+        if n["throughput"]
     )
     return f"""# Dispatch: lag from triage to assignment
 
-`python -m deploy.bench.dispatch_lag --rate {",".join(f"{run.rate:.0f}" for run, _ in runs)}` ({first.warmup:.0f} s
+`python -m deploy.bench.dispatch_lag --rate {rates}{before}` ({first.warmup:.0f} s
 warm-up, then {first.seconds:.0f} s measured, per rate). Lag = Kafka timestamp of `job.assigned` on `dispatch.events`
 minus the timestamp of its `service_request.triaged` on `intake.events` (both CreateTime, set by the producing clients on
 this machine), matched by request_id. Every request is auto-assigned ({first.technicians} technicians in the request's
-region). Each rate runs against a fresh dispatch process and database.
+region). Each rate runs against a fresh dispatch process and database (with `--before`, first the one served from
+that revision's tree, then this checkout's).
 
-| rate (requests/s) | dispatch assigned /s | lag p50 (ms) | lag p99 (ms) | never assigned |
-|---|---|---|---|---|
+| dispatch | rate (requests/s) | dispatch assigned /s | CPU ms per assignment | lag p50 (ms) | lag p99 (ms) | never assigned | load average before |
+|---|---|---|---|---|---|---|---|
 {summary_rows}
 
 Setup: {m.cores} cores ({m.cpu_model}), {m.memory_gb:.0f} GB, Python {m.python}, Kafka {m.kafka}
 ({"the broker at KAFKA_BOOTSTRAP" if external_broker else "a single local broker started by the bench"}), topics with 3
 partitions, dispatch as one uvicorn process on SQLite (WAL, synchronous=FULL; a 4 KiB write+fsync takes {fsync:.2f} ms
-here), the consumer applying up to 100 events per transaction (each in a savepoint), the outbox relay publishing with acks=all. The load generator, the broker and
-dispatch share the machine; other work may have been running on it too (see the load average and busy cores).
+here), the consumer applying up to 100 events per transaction (their ids claimed in one step, each event's
+effect in a savepoint), the outbox relay publishing with acks=all. The load generator, the broker and dispatch
+share the machine; other work may have been running on it too (see the load average and busy cores). CPU per
+assignment: dispatch's process CPU (consumer, reactions, relay, HTTP server idle) over the assignments it made.
 
-What the lag is made of: the consumer's fetch, a savepoint per `received` and per `triaged` in a shared transaction (claim the event id,
-load the job's stream, rank the candidates, append `job.created` + `job.assigned`, the job's row, two SLA deadlines,
-commit with fsync), the relay's wake-up, its batch to Kafka (acks=all) and the broker's append.
+What the lag is made of: the consumer's fetch; per chunk of a poll, one transaction: the event ids claimed, then
+per `received` the request's row, per `triaged` one trip for the request, its job and the ranked candidates,
+the append of `job.created` + `job.assigned` with two SLA deadlines, the job's row and its technician's open
+jobs; the commit with fsync; the relay's wake-up, its batch to Kafka (acks=all) and the broker's append.
 
 {chr(10).join(_section(run, n) for run, n in runs)}"""
 
@@ -336,29 +355,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60, help="measured seconds per rate (default 60)")
     parser.add_argument("--warmup", type=float, default=5, help="warm-up seconds, not measured (default 5)")
     parser.add_argument("--technicians", type=int, default=20)
+    parser.add_argument("--before", help="git revision to run first at each rate (e.g. main)")
+    parser.add_argument("--in-process", action="store_true", help="the consumer path alone, no broker")
+    parser.add_argument("--requests", type=int, default=3000, help="in-process: requests measured (default 3000)")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "bench-dispatch.md")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
-    runs = [
-        Run(rate=float(rate), seconds=args.seconds, warmup=args.warmup, technicians=args.technicians)
-        for rate in args.rate.split(",")
-    ]
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
-    broker = None
     with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as tmp:
         workdir = Path(tmp)
+        trees: list[tuple[str, Path]] = [("now", ROOT)]
+        if args.before:
+            before = workdir / "before"
+            before.mkdir()
+            _export(args.before, before)
+            trees.insert(0, (f"before ({args.before})", before))
+        if args.in_process:
+            compare(before if args.before else None, ROOT, args.requests, args.before or "")
+            return 0
+        runs = [
+            (
+                Run(
+                    rate=float(rate),
+                    label=label,
+                    seconds=args.seconds,
+                    warmup=args.warmup,
+                    technicians=args.technicians,
+                ),
+                root,
+            )
+            for rate in args.rate.split(",")
+            for label, root in trees
+        ]
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
+        broker = None
         try:
             if not bootstrap:
                 ensure_jars()
                 broker = LocalKafkaBroker(data_dir=workdir / "kafka").start()
                 bootstrap = broker.bootstrap
-            for i, run in enumerate(runs):
+            for i, (run, root) in enumerate(runs):
                 rundir = workdir / f"run-{i}"
                 rundir.mkdir()
-                asyncio.run(measure(bootstrap, rundir, run, lambda message: print(message, flush=True)))
+                asyncio.run(measure(bootstrap, rundir, run, lambda message: print(message, flush=True), root))
                 numbers = summary(run)
                 print(
-                    f"{run.rate:.0f}/s: triaged -> job.assigned over {numbers['assigned']:.0f} requests: "
+                    f"{run.label} at {run.rate:.0f}/s: triaged -> job.assigned over {numbers['assigned']:.0f} requests: "
                     f"p50 {numbers['p50']:.0f} ms, p90 {numbers['p90']:.0f} ms, p99 {numbers['p99']:.0f} ms, "
                     f"max {numbers['max']:.0f} ms; missing {numbers['missing']:.0f}; dispatch assigned "
                     f"{numbers['throughput']:.0f}/s on {run.dispatch_cores:.2f} cores (machine busy "
@@ -371,11 +412,17 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if broker is not None:
                 broker.stop()
-    results = [(run, summary(run)) for run in runs]
+    results = [(run, summary(run)) for run, _ in runs]
     if not args.no_write:
         args.output.write_text(markdown(results, fsync, broker is None))
         print(f"wrote {args.output}")
     return 0 if all(n["missing"] == 0 for _, n in results) else 1
+
+
+def _export(revision: str, into: Path) -> None:
+    """The tree of `revision`, as files (no git worktree: nothing is added to the repository)."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, insert, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.dispatch.assignment import Candidate
@@ -17,10 +17,13 @@ from services.dispatch.read_model import (
     dispatch_centers,
     dispatch_jobs,
     dispatch_requests,
+    dispatch_technician_load,
     dispatch_technician_skills,
     dispatch_technicians,
 )
+from shared.clock import as_utc
 from shared.contracts.intake import ServiceRequestReceived
+from shared.eventstore import lean
 from shared.http.pagination import Page
 
 
@@ -30,68 +33,121 @@ class KnownRequest:
     cancelled: bool
 
 
+# The reactions' statements, compiled once (shared/eventstore/lean.py): on SQLite they run on the writer's
+# connection, several in one trip; elsewhere through SQLAlchemy, the same constructs.
+_REQUEST_COLUMNS = [c.key for c in dispatch_requests.c]
+_FIND_REQUEST = lean.Prepared(
+    select(*dispatch_requests.c).where(dispatch_requests.c.request_id == bindparam("request_id"))
+)
+_REQUEST_IS_KNOWN = lean.Prepared(
+    select(dispatch_requests.c.request_id).where(dispatch_requests.c.request_id == bindparam("request_id"))
+)
+_INSERT_REQUEST = lean.Prepared(insert(dispatch_requests), columns=_REQUEST_COLUMNS)
+_CANCEL_REQUEST = lean.Prepared(
+    update(dispatch_requests).where(dispatch_requests.c.request_id == bindparam("the_request_id")),
+    columns=["cancelled"],
+)
+_JOB_OF_REQUEST = lean.Prepared(
+    select(dispatch_jobs.c.job_id).where(dispatch_jobs.c.request_id == bindparam("request_id"))
+)
+
+
+def _candidates_of_request() -> lean.Prepared:
+    """Active technicians of a center in the request's region skilled for its product line, with their open
+    jobs: each found by a key or an index (the centers of a region, their technicians, one skill row each, one
+    load row each), so its cost follows the candidates, never the number of jobs."""
+    r, t, c, s, load = (
+        dispatch_requests,
+        dispatch_technicians,
+        dispatch_centers,
+        dispatch_technician_skills,
+        dispatch_technician_load,
+    )
+    return lean.Prepared(
+        select(t.c.technician_id, t.c.center_id, c.c.dealer_id, func.coalesce(load.c.open_jobs, 0))
+        .select_from(r)
+        .join(c, c.c.region == r.c.region)
+        .join(t, t.c.center_id == c.c.center_id)
+        .join(s, and_(s.c.technician_id == t.c.technician_id, s.c.product_line == r.c.product_line))
+        .outerjoin(load, load.c.technician_id == t.c.technician_id)
+        .where(r.c.request_id == bindparam("request_id"), t.c.active.is_(True))
+    )
+
+
+_CANDIDATES_OF_REQUEST = _candidates_of_request()
+
+
 # --- the request projection (written by reactions to intake's events) ------------------------------------
 
 
 async def remember_request(conn: AsyncConnection, data: ServiceRequestReceived, received_at: datetime) -> None:
     """Keep what a job will need from a received request; the same fact again changes nothing. (One
     partition serves a request's events one at a time, so looking before inserting cannot race.)"""
-    known = select(dispatch_requests.c.request_id).where(dispatch_requests.c.request_id == data.request_id)
-    if (await conn.execute(known)).first() is not None:
-        return
-    await conn.execute(
-        insert(dispatch_requests).values(
-            request_id=data.request_id,
-            dealer_id=data.dealer_id,
-            region=data.customer.region,
-            product_line=data.product.product_line,
-            customer_tier=str(data.customer_tier),
-            urgent=data.urgent,
-            received_at=received_at,
-            cancelled=False,
-        )
+    row = {
+        "request_id": data.request_id,
+        "dealer_id": data.dealer_id,
+        "region": data.customer.region,
+        "product_line": data.product.product_line,
+        "customer_tier": str(data.customer_tier),
+        "urgent": data.urgent,
+        "received_at": received_at,
+        "cancelled": False,
+    }
+    await lean.insert_unless_found(conn, _REQUEST_IS_KNOWN, {"request_id": data.request_id}, _INSERT_REQUEST, row)
+
+
+def _stored_time(value: datetime | str) -> datetime:
+    """A time column as read: SQLAlchemy's datetime, or on the lean path SQLite's text as SQLAlchemy stored it
+    (`YYYY-MM-DD HH:MM:SS.ffffff`, UTC)."""
+    return as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+
+
+def _known(row: tuple[Any, ...] | None) -> KnownRequest | None:
+    if row is None:
+        return None
+    found = dict(zip(_REQUEST_COLUMNS, row, strict=True))
+    facts = RequestFacts(
+        request_id=found["request_id"],
+        dealer_id=found["dealer_id"],
+        region=found["region"],
+        product_line=found["product_line"],
+        received_at=_stored_time(found["received_at"]),
     )
+    return KnownRequest(facts, bool(found["cancelled"]))
 
 
 async def known_request(conn: AsyncConnection, request_id: str) -> KnownRequest | None:
-    row = (await conn.execute(select(dispatch_requests).where(dispatch_requests.c.request_id == request_id))).first()
-    if row is None:
-        return None
-    facts = RequestFacts(
-        request_id=row.request_id,
-        dealer_id=row.dealer_id,
-        region=row.region,
-        product_line=row.product_line,
-        received_at=row.received_at,
+    [rows] = await lean.query_many(conn, [(_FIND_REQUEST, {"request_id": request_id})])
+    return _known(rows[0] if rows else None)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a reaction that may create a request's job reads, in one trip: the request, whether its job exists
+    already, and the technicians the job could go to."""
+
+    request: KnownRequest | None
+    has_job: bool
+    candidates: list[Candidate]
+
+
+async def job_context(conn: AsyncConnection, request_id: str) -> JobContext:
+    key = {"request_id": request_id}
+    requests, jobs, candidates = await lean.query_many(
+        conn, [(_FIND_REQUEST, key), (_JOB_OF_REQUEST, key), (_CANDIDATES_OF_REQUEST, key)]
     )
-    return KnownRequest(facts, row.cancelled)
+    return JobContext(
+        _known(requests[0] if requests else None),
+        bool(jobs),
+        [
+            Candidate(technician_id, center_id, dealer_id, open_jobs)
+            for technician_id, center_id, dealer_id, open_jobs in candidates
+        ],
+    )
 
 
 async def mark_request_cancelled(conn: AsyncConnection, request_id: str) -> None:
-    await conn.execute(
-        update(dispatch_requests).where(dispatch_requests.c.request_id == request_id).values(cancelled=True)
-    )
-
-
-# --- auto-assignment ---------------------------------------------------------------------------------------
-
-
-async def candidates(conn: AsyncConnection, region: str, product_line: str) -> list[Candidate]:
-    """Active technicians of a center in `region` skilled for `product_line`, with their open jobs."""
-    t, c, s, j = dispatch_technicians, dispatch_centers, dispatch_technician_skills, dispatch_jobs
-    open_jobs = (
-        select(func.count())
-        .select_from(j)
-        .where(j.c.technician_id == t.c.technician_id, j.c.is_load.is_(True))
-        .scalar_subquery()
-    )
-    rows = await conn.execute(
-        select(t.c.technician_id, t.c.center_id, c.c.dealer_id, open_jobs.label("open_jobs"))
-        .join(c, c.c.center_id == t.c.center_id)
-        .join(s, and_(s.c.technician_id == t.c.technician_id, s.c.product_line == product_line))
-        .where(c.c.region == region, t.c.active.is_(True))
-    )
-    return [Candidate(r.technician_id, r.center_id, r.dealer_id, r.open_jobs) for r in rows]
+    await lean.write(conn, [(_CANCEL_REQUEST, {"the_request_id": request_id, "cancelled": True})])
 
 
 # --- the API's reads -----------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from services.dispatch.assignment import choose_technician
 from services.dispatch.domain import Assignee, Job, job_id_for
-from services.dispatch.queries import candidates, known_request, mark_request_cancelled, remember_request
+from services.dispatch.queries import job_context, mark_request_cancelled, remember_request
 from services.dispatch.sla import SlaPolicy
 from shared.contracts.dispatch import SlaKind
 from shared.contracts.enums import Priority, ServiceMode
@@ -67,16 +67,19 @@ async def _create_job(
     at: datetime,
     arrive_sla_from: datetime | None = None,
 ) -> None:
-    request = await known_request(uow.conn, request_id)
+    # The request, whether its job exists (the read model's row commits with the job's first event) and the
+    # candidates, in one trip; a job appended meanwhile by another writer is the append's ConcurrencyError.
+    context = await job_context(uow.conn, request_id)
+    request = context.request
     if request is None:
         # Same topic and key as `received`, so it cannot be merely late: it was never published.
         raise PermanentFailure(
             f"service request {request_id} was triaged, but its service_request.received never reached dispatch"
         )
-    if request.cancelled or await uow.exists(Job, job_id_for(request_id)):
+    if request.cancelled or context.has_job:
         return
     facts = request.facts
-    chosen = choose_technician(await candidates(uow.conn, facts.region, facts.product_line), facts.dealer_id)
+    chosen = choose_technician(context.candidates, facts.dealer_id)
     assignee = (
         None
         if chosen is None

@@ -9,7 +9,23 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, MetaData, String, Table, Text, delete, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.dispatch.domain import LOAD_STATUSES, Job
@@ -17,6 +33,7 @@ from services.dispatch.workforce import ServiceCenter, Technician
 from shared.clock import rfc3339
 from shared.contracts.dispatch import SlaKind
 from shared.events import EventEnvelope
+from shared.eventstore import lean
 from shared.eventstore.tables import UtcDateTime
 from shared.kernel import Projections
 
@@ -56,6 +73,16 @@ Index("ix_dispatch_jobs_queue", dispatch_jobs.c.technician_id, dispatch_jobs.c.q
 Index("ix_dispatch_jobs_status", dispatch_jobs.c.status, dispatch_jobs.c.created_position)
 Index("ix_dispatch_jobs_dealer", dispatch_jobs.c.dealer_id, dispatch_jobs.c.created_position)
 
+# Each technician's open jobs (the jobs rows with `is_load`), kept by the job projector as those rows change, so
+# that ranking the candidates reads a row per technician instead of counting their jobs on every triage; no row
+# for none. Written by the job projector alone: a rebuild empties it with dispatch_jobs and counts afresh.
+dispatch_technician_load = Table(
+    "dispatch_technician_load",
+    metadata,
+    Column("technician_id", String(64), primary_key=True),
+    Column("open_jobs", Integer, nullable=False),
+)
+
 dispatch_centers = Table(
     "dispatch_centers",
     metadata,
@@ -94,7 +121,8 @@ def _time(value: datetime | None) -> str | None:
 
 def queue_key(job: Job, created_position: int) -> str:
     """Sorts a technician's queue as text: priority, then the next due time (none last), then age."""
-    due = job.next_due.strftime("%Y-%m-%dT%H:%M:%S.%f") if job.next_due else "~"
+    # isoformat of the naive time: the same text as strftime("%Y-%m-%dT%H:%M:%S.%f"), at a fifth of its cost
+    due = job.next_due.replace(tzinfo=None).isoformat(timespec="microseconds") if job.next_due else "~"
     return f"{job.priority}|{due}|{created_position:020d}"
 
 
@@ -180,30 +208,72 @@ def technician_view(technician: Technician) -> dict[str, Any]:
 # because SQLAlchemy 2.0 cannot cache an INSERT .. ON CONFLICT and would compile one per event.
 
 
+_JOB_STATE = lean.Prepared(
+    select(dispatch_jobs.c.created_position, dispatch_jobs.c.technician_id, dispatch_jobs.c.is_load).where(
+        dispatch_jobs.c.job_id == bindparam("job_id")
+    )
+)
+_JOB_ROW = ["status", "dealer_id", "technician_id", "is_load", "queue_key", "version", "view"]
+_INSERT_JOB = lean.Prepared(insert(dispatch_jobs), columns=["job_id", "request_id", "created_position", *_JOB_ROW])
+_UPDATE_JOB = lean.Prepared(
+    update(dispatch_jobs).where(dispatch_jobs.c.job_id == bindparam("the_job_id")), columns=_JOB_ROW
+)
+# Plain SQL that both SQLite and PostgreSQL take; compiled once (lean.Prepared), whichever path runs it.
+_ADD_LOAD = lean.Prepared(
+    text(
+        "INSERT INTO dispatch_technician_load (technician_id, open_jobs) VALUES (:technician_id, :delta) "
+        "ON CONFLICT (technician_id) DO UPDATE SET open_jobs = dispatch_technician_load.open_jobs + excluded.open_jobs"
+    )
+)
+
+# A technician without open jobs has no row (as a rebuild leaves it).
+_DROP_IDLE = lean.Prepared(
+    delete(dispatch_technician_load).where(
+        dispatch_technician_load.c.technician_id == bindparam("technician_id"),
+        dispatch_technician_load.c.open_jobs == 0,
+    )
+)
+
+
+def load_changes(before: tuple[str | None, bool], after: tuple[str | None, bool]) -> dict[str, int]:
+    """How a job's row moving from `before` to `after` (technician, counts as load) changes open jobs."""
+    changes: dict[str, int] = {}
+    for (technician_id, is_load), sign in ((before, -1), (after, 1)):
+        if technician_id is not None and is_load:
+            changes[technician_id] = changes.get(technician_id, 0) + sign
+    return {technician_id: delta for technician_id, delta in changes.items() if delta}
+
+
 async def save_job(conn: AsyncConnection, job: Job, created_position: int | None) -> None:
-    """Insert the job's row when `created_position` (its first event's) is given, else update it."""
+    """Insert the job's row when `created_position` (its first event's) is given, else update it; its
+    technician's open jobs follow (on the lean path: a trip to read the row's state, one to write)."""
     first_save = created_position is not None
-    if not first_save:
-        created_position = (
-            await conn.execute(select(dispatch_jobs.c.created_position).where(dispatch_jobs.c.job_id == job.id))
-        ).scalar_one()
+    before: tuple[str | None, bool] = (None, False)
+    if created_position is None:
+        [(created_position, *state)] = await lean.query(conn, _JOB_STATE, {"job_id": job.id})
+        before = (state[0], bool(state[1]))
+    is_load = job.technician_id is not None and job.status in LOAD_STATUSES
     row = {
         "status": str(job.status),
         "dealer_id": job.dealer_id,
         "technician_id": job.technician_id,
-        "is_load": job.technician_id is not None and job.status in LOAD_STATUSES,
+        "is_load": is_load,
         "queue_key": queue_key(job, created_position),
         "version": job.version,
         "view": json.dumps(job_view(job), ensure_ascii=False),
     }
+    writes: list[tuple[lean.Prepared, lean.Row | Sequence[lean.Row]]]
     if first_save:
-        await conn.execute(
-            insert(dispatch_jobs).values(
-                job_id=job.id, request_id=job.request_id, created_position=created_position, **row
-            )
-        )
+        first = {"job_id": job.id, "request_id": job.request_id, "created_position": created_position}
+        writes = [(_INSERT_JOB, {**first, **row})]
     else:
-        await conn.execute(update(dispatch_jobs).where(dispatch_jobs.c.job_id == job.id).values(**row))
+        writes = [(_UPDATE_JOB, {"the_job_id": job.id, **row})]
+    changes = load_changes(before, (job.technician_id, is_load))
+    for technician_id, delta in sorted(changes.items()):
+        writes.append((_ADD_LOAD, {"technician_id": technician_id, "delta": delta}))
+        if delta < 0:
+            writes.append((_DROP_IDLE, {"technician_id": technician_id}))
+    await lean.write(conn, writes)
 
 
 async def save_center(conn: AsyncConnection, center: ServiceCenter, position: int | None) -> None:
@@ -266,7 +336,7 @@ async def project_technician(conn: AsyncConnection, technician: Technician, stor
 
 
 PROJECTIONS = Projections()
-PROJECTIONS.register(Job, project_job, dispatch_jobs)
+PROJECTIONS.register(Job, project_job, dispatch_jobs, dispatch_technician_load)
 PROJECTIONS.register(ServiceCenter, project_center, dispatch_centers)
 PROJECTIONS.register(Technician, project_technician, dispatch_technicians, dispatch_technician_skills)
 
@@ -277,6 +347,7 @@ __all__ = [
     "dispatch_centers",
     "dispatch_jobs",
     "dispatch_requests",
+    "dispatch_technician_load",
     "dispatch_technician_skills",
     "dispatch_technicians",
     "center_view",

@@ -15,7 +15,8 @@ Driver errors come back as SQLAlchemy's (`IntegrityError`…), so callers keep o
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -176,3 +177,63 @@ async def write(conn: AsyncConnection, writes: Sequence[tuple[Prepared, Row | Se
                 db.executemany(statement, rows)
 
     await run(conn, driver, step)
+
+
+@asynccontextmanager
+async def savepoint(conn: AsyncConnection, name: str) -> AsyncIterator[None]:
+    """The block in a savepoint of `conn`'s transaction: an error undoes the block's writes only and leaves the
+    transaction usable (SQLAlchemy's `begin_nested`, which is what runs off the lean path).
+
+    On the lean path neither end costs a trip of its own: the SAVEPOINT rides with the block's first statement
+    and the RELEASE with the next trip after the block, whatever it is (the next block's first statement, the
+    COMMIT); only a block that fails after writing pays one trip (ROLLBACK TO, RELEASE). Blocks of the same
+    `name` must not be nested in one another; one after the other is what they are for (an event each)."""
+    driver = lean_driver(conn)
+    if driver is None:
+        async with conn.begin_nested():
+            yield
+        return
+    begin, end = f"SAVEPOINT {name}", f"RELEASE {name}"
+    driver.defer(begin)
+    try:
+        yield
+    except BaseException:
+        if not driver.take_back(begin):  # the block wrote something: undo it
+
+            def undo(db: Driver) -> None:
+                db.raw.execute(f"ROLLBACK TO {name}")
+                db.raw.execute(end)
+
+            await run(conn, driver, undo)
+        raise
+    if not driver.take_back(begin):
+        driver.defer(end)
+
+
+async def query_many(conn: AsyncConnection, statements: Sequence[tuple[Prepared, Row]]) -> list[list[Any]]:
+    """Several look-ups inside a write transaction, each one's rows as tuples: on the lean path in one trip,
+    otherwise through SQLAlchemy, one after the other."""
+    driver = lean_driver(conn)
+    if driver is None:
+        return [[tuple(r) for r in await conn.execute(s.construct, dict(row))] for s, row in statements]
+    return await run(conn, driver, lambda db: [db.execute(statement, row) for statement, row in statements])
+
+
+async def insert_unless_found(conn: AsyncConnection, lookup: Prepared, key: Row, insert: Prepared, row: Row) -> bool:
+    """Insert `row` unless `lookup` finds a row for `key` (on the lean path in one trip); whether it inserted.
+    For a row only one writer at a time may insert (a partition's events come one at a time): otherwise the
+    table's key refuses the second, as it would statement by statement."""
+    driver = lean_driver(conn)
+    if driver is None:
+        if (await conn.execute(lookup.construct, dict(key))).first() is not None:
+            return False
+        await conn.execute(insert.construct, dict(row))
+        return True
+
+    def step(db: Driver) -> bool:
+        if db.execute(lookup, key):
+            return False
+        db.execute(insert, row)
+        return True
+
+    return await run(conn, driver, step)

@@ -1,5 +1,7 @@
 """A consumer process for tests of the consumer runner: every `service_request.escalated` event appends a row
-to `effects` (deliberately without a unique key, so a double effect would show as two rows).
+to `effects` (deliberately without a unique key, so a double effect would show as two rows). An event whose
+subject starts with `reject-` is poison by the handler's verdict: its row is written, then rejected
+(PermanentFailure), so the row must be undone and the event sent to the DLQ.
 
 `python -m shared.testing.counting_consumer DATABASE_URL BOOTSTRAP GROUP TOPIC [DELAY_SECONDS]`"""
 
@@ -15,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.events import IncomingEvent
 from shared.eventstore.database import Database
 from shared.eventstore.tables import metadata as shared_metadata
-from shared.messaging.consumer import IdempotentConsumer
+from shared.messaging.consumer import IdempotentConsumer, PermanentFailure
 from shared.messaging.kafka import manual_commit_consumer, reliable_producer
+
+REJECTED_PREFIX = "reject-"
 
 test_metadata = MetaData()
 effects = Table(
@@ -40,6 +44,8 @@ def counting_consumer(
         if event.envelope.subject in fail_subjects:
             raise RuntimeError(f"cannot handle {event.envelope.subject}")
         await conn.execute(insert(effects).values(event_id=event.id, subject=event.envelope.subject))
+        if event.envelope.subject.startswith(REJECTED_PREFIX):
+            raise PermanentFailure(f"{event.envelope.subject} is rejected")
         if delay:
             await asyncio.sleep(delay)
 

@@ -1,5 +1,6 @@
-"""`python -m services.dispatch` killed with SIGKILL in the middle of a stream of triages, then started again:
-every request ends up with exactly one job, created and assigned once, and published once per event."""
+"""`python -m services.dispatch` killed with SIGKILL in the middle of a stream of triages (inside the consumer's
+batches), then started again: every request ends up with exactly one job, created and assigned once, published
+once per event, and counted once in its technician's open jobs."""
 
 import os
 import signal
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 
 from deploy.kafka.launcher import free_port
 from services.dispatch.domain import job_id_for
-from services.dispatch.read_model import dispatch_jobs
+from services.dispatch.read_model import dispatch_jobs, dispatch_technician_load
 from services.dispatch.tests.conftest import request_events, start_group_at_end
 from shared.auth import mint_token
 from shared.contracts.topics import DISPATCH, INTAKE
@@ -136,6 +137,19 @@ async def test_killing_dispatch_mid_stream_and_restarting_it_loses_no_job_and_do
                 )
             ).scalar_one()
         assert streams == REQUESTS
+        async with db.read() as conn:
+            load = dict((await conn.execute(select(dispatch_technician_load))).all())
+            open_jobs = dict(
+                (
+                    await conn.execute(
+                        select(dispatch_jobs.c.technician_id, func.count())
+                        .where(dispatch_jobs.c.is_load.is_(True))
+                        .group_by(dispatch_jobs.c.technician_id)
+                    )
+                ).all()
+            )
+        # The least loaded first, then the smaller id: the two technicians alternate, whatever was replayed.
+        assert load == open_jobs == {"T1": REQUESTS // 2, "T2": REQUESTS // 2}
     finally:
         service.kill()
         await db.dispose()

@@ -6,10 +6,11 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from services.dispatch.domain import job_id_for
-from services.dispatch.tests.conftest import cancelled_event, request_events, triaged_request
+from services.dispatch.tests.conftest import BACKENDS, cancelled_event, request_events, triaged_request
 from shared.contracts.enums import Priority, ServiceMode
 from shared.contracts.topics import DISPATCH, INTAKE, dlq_for
 from shared.scheduling import deadlines
@@ -63,6 +64,7 @@ async def test_a_triaged_request_becomes_a_job_auto_assigned_and_published_chain
     }
 
 
+@pytest.mark.parametrize("dispatch", BACKENDS, indirect=True)
 async def test_auto_assignment_prefers_the_dealers_center_then_the_least_loaded_then_the_smallest_id(
     dispatch, event_bus
 ):

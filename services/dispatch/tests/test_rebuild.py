@@ -1,23 +1,33 @@
-"""The read model is a projection of the event store: rebuilt from the events, it equals the live one."""
+"""The read model is a projection of the event store: rebuilt from the events, it equals the live one (the
+technicians' open-job counts included, which also equal the open jobs counted from the jobs' rows)."""
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from services.dispatch.read_model import (
     dispatch_centers,
     dispatch_jobs,
+    dispatch_technician_load,
     dispatch_technician_skills,
     dispatch_technicians,
 )
 from services.dispatch.rebuild import rebuild
-from services.dispatch.tests.conftest import assigned_job, cancelled_event
+from services.dispatch.tests.conftest import BACKENDS, assigned_job, cancelled_event
 from shared.eventstore.store import EventStore
 from shared.scheduling import deadlines
 from shared.testing.app import eventually
 from shared.testing.kafka import publish
 
-TABLES = (dispatch_jobs, dispatch_centers, dispatch_technicians, dispatch_technician_skills, deadlines)
+TABLES = (
+    dispatch_jobs,
+    dispatch_centers,
+    dispatch_technicians,
+    dispatch_technician_skills,
+    dispatch_technician_load,
+    deadlines,
+)
 
 
 async def snapshot(db) -> dict[str, list[dict]]:
@@ -31,6 +41,7 @@ async def snapshot(db) -> dict[str, list[dict]]:
     return tables
 
 
+@pytest.mark.parametrize("dispatch", BACKENDS, indirect=True)
 async def test_a_read_model_rebuilt_from_the_event_store_equals_the_live_one(staffed, event_bus):
     await staffed.center("C2", region="south", kind="authorized_dealer", dealer_id="D1")
     await staffed.technician_in("T2", "C2", skills=["tractor", "washer"])
@@ -49,10 +60,21 @@ async def test_a_read_model_rebuilt_from_the_event_store_equals_the_live_one(sta
     await eventually(
         lambda: staffed.get_json(f"/v1/jobs/{cancelled['id']}"), until=lambda j: j["status"] == "cancelled"
     )
+    await staffed.technician_in("T3", "C1", skills=["tractor"])
+    moved = await assigned_job(staffed, event_bus)
+    assert moved["technician_id"] == "T3", "the least loaded"
+    reassigned = await staffed.step(moved["id"], "assign", staffed.dispatcher, technician_id="T1")
+    assert reassigned.status_code == 200, reassigned.text
 
     db = staffed.app.state.runtime.db
     live = await snapshot(db)
     counts = await rebuild(db, EventStore(source="dispatch"))
-    assert counts == {"job": 4, "service_center": 2, "technician": 2}
+    assert counts == {"job": 5, "service_center": 2, "technician": 3}
     assert await snapshot(db) == live
+    open_jobs: dict[str, int] = {}
+    for row in live["dispatch_jobs"]:
+        if row["is_load"]:
+            open_jobs[row["technician_id"]] = open_jobs.get(row["technician_id"], 0) + 1
+    load = {row["technician_id"]: row["open_jobs"] for row in live["dispatch_technician_load"]}
+    assert load == open_jobs == {"T1": 3}, "waiting, moved and accepted; the completed and cancelled ones left"
     assert waiting["id"] in {row["job_id"] for row in live["dispatch_jobs"]}

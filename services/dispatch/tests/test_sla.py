@@ -139,30 +139,41 @@ async def test_a_deadline_that_passes_while_dispatch_is_down_fires_once_after_th
 
 
 async def test_a_step_recorded_late_announces_the_breach_itself_before_the_timer(tmp_path, event_bus):
-    # The timer looks once at start-up and then not for ten minutes: whatever breach appears is the step's.
+    # The timer looks once at start-up and then not for ten minutes, and the service's clock passes the arrive
+    # deadline only after that look (a fast consumer may create the job before it): whatever breach appears is
+    # the step's.
     settings = dispatch_settings(tmp_path, event_bus, deadline_poll_interval_ms=600_000)
     await start_group_at_end(event_bus, settings.consumer_group, [INTAKE])
     now = datetime.now(UTC).replace(microsecond=0)
-    received_at = now - timedelta(hours=5)  # P1: arrive within 4 hours of the receipt; due an hour ago
-    app, context = await running_dispatch(settings)
+    clock = FixedClock(now)
+    received_at = now - timedelta(hours=3)  # P1: arrive within 4 hours of the receipt; due in an hour
+    app, context = await running_dispatch(settings, clock)
     async with context as client:
         dispatch = Dispatch(client, settings, app)
         await staff(dispatch)
         job = await dispatch.job_of(
             await triaged_request(
-                event_bus, priority=Priority.P1, received_at=received_at, triaged_at=now - timedelta(hours=1)
+                event_bus, priority=Priority.P1, received_at=received_at, triaged_at=now - timedelta(minutes=10)
             )
         )
         t1 = dispatch.technician("T1")
-        await dispatch.step(job["id"], "accept", t1, occurred_at=iso(now - timedelta(minutes=50)))
+        await dispatch.step(job["id"], "accept", t1, occurred_at=iso(now - timedelta(minutes=5)))
+
+        async def timer_has_looked() -> bool:
+            return app.state.runtime.scheduler.lease._held_until is not None  # its first round is under way
+
+        await eventually(timer_has_looked, until=bool)
+        clock.advance(hours=2)  # an hour past the arrive deadline
         command = str(uuid.uuid4())
         arrived = await dispatch.client.post(
-            f"/v1/jobs/{job['id']}/arrive", json={"occurred_at": iso(now)}, headers={**t1, "X-Correlation-Id": command}
+            f"/v1/jobs/{job['id']}/arrive",
+            json={"occurred_at": iso(clock.now())},
+            headers={**t1, "X-Correlation-Id": command},
         )
         assert arrived.status_code == 200, arrived.text
         assert arrived.json()["sla"]["arrive"] == {
             "due": iso(received_at + timedelta(hours=4)),
-            "done_at": iso(now),
+            "done_at": iso(clock.now()),
             "breached": True,
         }
         assert await deadline_states(dispatch, job["id"]) == {"accept": "cancelled", "arrive": "cancelled"}

@@ -1,0 +1,140 @@
+"""dispatch's hot writes and reads on the lean path (shared/eventstore/lean.py): the rows they store are the
+rows SQLAlchemy stored before, byte for byte, what they read back is what SQLAlchemy reads, and ranking the
+candidates finds every row by a key or an index, whatever the number of jobs."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import insert, update
+
+from services.dispatch.domain import LOAD_STATUSES, Assignee, Job, RequestFacts
+from services.dispatch.queries import _CANDIDATES_OF_REQUEST, known_request, remember_request
+from services.dispatch.read_model import (
+    dispatch_jobs,
+    dispatch_requests,
+    job_view,
+    metadata,
+    queue_key,
+    save_job,
+)
+from services.dispatch.sla import SlaPolicy
+from services.dispatch.tests.conftest import request_events
+from shared.contracts.enums import Priority, ServiceMode
+from shared.contracts.intake import ServiceRequestReceived
+from shared.eventstore import Database
+from shared.eventstore.lean import lean_driver
+from shared.eventstore.tables import service_schema
+
+RECEIVED_AT = datetime(2026, 11, 30, 8, 15, 42, 123456, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(tmp_path):
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/dispatch.db")
+    await database.create_all(service_schema(metadata))
+    yield database
+    await database.dispose()
+
+
+def rows_of(db: Database, table: str, key: str) -> list[tuple]:
+    with sqlite3.connect(str(db.url.database)) as raw:
+        return raw.execute(f"SELECT * FROM {table} ORDER BY {key}").fetchall()  # noqa: S608 (the test's own names)
+
+
+def sqlalchemy_job_row(job: Job, created_position: int) -> dict:
+    """The row as save_job built it for SQLAlchemy before the lean path."""
+    import json
+
+    return {
+        "status": str(job.status),
+        "dealer_id": job.dealer_id,
+        "technician_id": job.technician_id,
+        "is_load": job.technician_id is not None and job.status in LOAD_STATUSES,
+        "queue_key": queue_key(job, created_position),
+        "version": job.version,
+        "view": json.dumps(job_view(job), ensure_ascii=False),
+    }
+
+
+async def test_a_remembered_request_is_stored_as_sqlalchemy_stored_it_and_reads_back_the_same(db):
+    received, _ = request_events(dealer_id="D1", received_at=RECEIVED_AT)
+    data = ServiceRequestReceived.model_validate_json(received.data)
+    async with db.transaction() as conn:
+        assert lean_driver(conn) is not None  # the writes below take the lean path
+        await remember_request(conn, data, RECEIVED_AT)
+        await remember_request(conn, data, RECEIVED_AT)  # the same fact again changes nothing
+        lean_read = await known_request(conn, received.subject)
+        await conn.execute(
+            insert(dispatch_requests).values(
+                request_id="by-sqlalchemy",
+                dealer_id=data.dealer_id,
+                region=data.customer.region,
+                product_line=data.product.product_line,
+                customer_tier=str(data.customer_tier),
+                urgent=data.urgent,
+                received_at=RECEIVED_AT,
+                cancelled=False,
+            )
+        )
+    async with db.read() as conn:
+        sqlalchemy_read = await known_request(conn, received.subject)  # outside a transaction: SQLAlchemy's path
+    lean_row, sqlalchemy_row = sorted(
+        rows_of(db, "dispatch_requests", "request_id"), key=lambda r: r[0] != received.subject
+    )
+    assert lean_row[1:] == sqlalchemy_row[1:]
+    assert lean_read == sqlalchemy_read
+    assert lean_read is not None and lean_read.facts.received_at == RECEIVED_AT
+
+
+async def test_a_jobs_row_is_stored_and_updated_as_sqlalchemy_did(db):
+    facts = RequestFacts("R-1", "D1", "north", "tractor", RECEIVED_AT)
+    at = RECEIVED_AT + timedelta(minutes=10)
+    job = Job.create(
+        facts, ServiceMode.onsite, Priority.P2, SlaPolicy(), at, Assignee("T1", "C1", True, frozenset({"tractor"}))
+    )
+    twin = Job.create(
+        RequestFacts("R-2", "D1", "north", "tractor", RECEIVED_AT),
+        ServiceMode.onsite,
+        Priority.P2,
+        SlaPolicy(),
+        at,
+        Assignee("T1", "C1", True, frozenset({"tractor"})),
+    )
+    async with db.transaction() as conn:
+        await save_job(conn, job, 7)
+        await conn.execute(
+            insert(dispatch_jobs).values(
+                job_id=twin.id, request_id=twin.request_id, created_position=8, **sqlalchemy_job_row(twin, 8)
+            )
+        )
+    inserted = rows_of(db, "dispatch_jobs", "created_position")
+
+    for one in (job, twin):
+        one.accept("T1", at + timedelta(minutes=5))
+        one.take_pending()
+    async with db.transaction() as conn:
+        await save_job(conn, job, None)
+        await conn.execute(
+            update(dispatch_jobs).where(dispatch_jobs.c.job_id == twin.id).values(**sqlalchemy_job_row(twin, 8))
+        )
+    updated = rows_of(db, "dispatch_jobs", "created_position")
+
+    for lean_row, sqlalchemy_row in (inserted, updated):
+        # job_id, created_position, request_id and the view (which names them) differ; all else is the same bytes
+        differing = [c.key for c, a, b in zip(dispatch_jobs.c, lean_row, sqlalchemy_row, strict=True) if a != b]
+        assert differing == ["job_id", "created_position", "request_id", "queue_key", "view"]
+        assert lean_row[-1] == sqlalchemy_row[-1].replace(twin.id, job.id).replace("R-2", "R-1")
+    assert updated[0][3] == "accepted" and updated[0] != inserted[0]
+
+
+async def test_ranking_the_candidates_finds_every_row_by_a_key_or_an_index(db):
+    async with db.read() as conn:
+        compiled = _CANDIDATES_OF_REQUEST.compiled(conn.dialect)
+        plan = (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled.sql}", ("R-1", 1))).all()
+    steps = [str(step[-1]) for step in plan]
+    assert len(steps) == 5, steps  # the request, the region's centers, their technicians, a skill, a load row
+    assert not [step for step in steps if step.startswith("SCAN")], steps
+    assert not [step for step in steps if "dispatch_jobs" in step], "the open jobs are read, not counted"
