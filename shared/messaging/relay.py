@@ -429,7 +429,8 @@ class OutboxRelay:
         """Hand a batch over, closed: the producer's linger is for records that `send()` adds one by one, and
         nothing is added to this batch any more, so it goes to the broker at once."""
         batch.builder.close()
-        return await producer.send_batch(batch.builder, where[0], partition=where[1])
+        delivered: asyncio.Future[Any] = await producer.send_batch(batch.builder, where[0], partition=where[1])
+        return delivered
 
     async def _in_flight_failed(self) -> None:
         """A send failed for good (the producer gave up: fenced, out-of-order sequence, unknown producer id,
