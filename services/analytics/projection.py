@@ -43,7 +43,7 @@ from services.analytics.fact_rows import (  # noqa: F401 (re-exported: the proje
     fold_grouped,
 )
 from services.analytics.facts import FOREVER
-from services.analytics.fold import FACT_KEYS, VersionTrail, by_moment, fact_versions
+from services.analytics.fold import FACT_KEYS, VersionTrail, by_moment, version_rows
 from services.analytics.records import COMPLAINT_OPENED, HANDLED_TYPES, AnalyticsEvent
 
 log = logging.getLogger(__name__)
@@ -386,14 +386,14 @@ class Projection:
                 e.type == COMPLAINT_OPENED and e.request_id is None and e.job_id in linked for e in old
             ):
                 replaced.append(owner)
-                facts.add(fact_versions(owner, events))
+                facts.add_rows(version_rows(owner, events))
                 continue
             trail = VersionTrail(owner, old)
             for moment, group in by_moment(new):
                 trail.record(moment, group)
             for kind, key, at in trail.ended:
                 ended[kind].append((owner, key, at))
-            facts.add(trail.versions())
+            facts.add_rows(trail.rows())
             folded.resumed += 1
             folded.refolded_moments += trail.refolds
         folded.replaced = len(replaced)
@@ -439,7 +439,7 @@ class Projection:
             rows = cur.execute(_events_of_requests_sql(tables, "touched") + " ORDER BY owner").fetchall()
             facts = FactRows()
             for owner, events in fold_grouped(rows):
-                facts.add(fact_versions(owner, events))
+                facts.add_rows(version_rows(owner, events))
             for table in (tables.requests, tables.revisits, tables.jobs):
                 run(cur, f"DELETE FROM {table} WHERE request_id IN (SELECT request_id FROM touched)")
         self._append_facts(cur, tables, facts)
@@ -475,14 +475,14 @@ class Projection:
                     cut -= 1
                 complete, pending = rows[:cut], rows[cut:]
                 for owner, events in fold_grouped(complete):
-                    facts.add(fact_versions(owner, events))
+                    facts.add_rows(version_rows(owner, events))
                     requests += 1
                 if facts.size >= chunk:
                     versions += facts.size
                     self._append_facts(writer, tables, facts)
                     facts = FactRows()
             for owner, events in fold_grouped(pending):
-                facts.add(fact_versions(owner, events))
+                facts.add_rows(version_rows(owner, events))
                 requests += 1
             versions += facts.size
             self._append_facts(writer, tables, facts)
