@@ -4,8 +4,8 @@ consumer keeps applying events to it; at the switch, the events it stored since 
 replay did not read (they came after the replay's end offsets) are copied into the new generation and their
 requests folded again, under the writer lock, so nothing published during the rebuild is missed.
 
-The replay appends the decoded events in bulk (Arrow batches into a load table with no index), deduplicates
-them by event id in one statement, then folds every request once, streaming the events sorted by request."""
+The replay appends the decoded events in bulk (Arrow batches into the new generation's events table, with no index
+yet), deduplicates them by event id, then folds every request once, streaming the events sorted by request."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ import duckdb
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
+from services.analytics.collector import fewer_collections
 from services.analytics.projection import (
-    EVENT_COLUMNS,
     Projection,
     Tables,
     create_indexes,
@@ -97,7 +97,6 @@ def _claim(projection: Projection) -> tuple[Tables, int]:
                 drop_tables(cur, Tables(number))
         tables = Tables(state.active + 1)
         create_tables(cur, tables, indexes=False)  # the indexes are built once, after the load
-        run(cur, f"CREATE OR REPLACE TABLE {tables.events}_load AS SELECT * FROM {tables.events} LIMIT 0")
         projection.set_state(cur, active=state.active, building=tables.number)
         return tables, now_micros()
 
@@ -109,7 +108,7 @@ def _abandon(projection: Projection, tables: Tables) -> None:
         if state.active == tables.number:  # the switch did commit after all: never drop the live generation
             return
         drop_tables(cur, tables)
-        run(cur, f"DROP TABLE IF EXISTS {tables.events}_load")
+        run(cur, f"DROP TABLE IF EXISTS {tables.events}_load")  # left by a rebuild of an older version
         if state.building == tables.number:
             projection.set_state(cur, active=state.active, building=None)
 
@@ -167,7 +166,7 @@ async def _replay_topics(
             stored += len(events)
             if events:
                 storing = asyncio.ensure_future(
-                    asyncio.to_thread(projection.append_events, loader, f"{tables.events}_load", events)
+                    asyncio.to_thread(projection.append_events, loader, tables.events, events)
                 )
             else:
                 storing = None
@@ -185,9 +184,7 @@ def _fold(projection: Projection, tables: Tables) -> tuple[int, int]:
     """Deduplicate the load, index it, link jobs to requests, fold every request."""
     cur = projection.reader()
     try:
-        names = ", ".join(f'"{n}"' for n in EVENT_COLUMNS)
-        run(cur, f"INSERT INTO {tables.events} SELECT DISTINCT ON (event_id) {names} FROM {tables.events}_load")
-        run(cur, f"DROP TABLE {tables.events}_load")
+        _deduplicate(cur, tables)
         run(
             cur,
             f"INSERT INTO {tables.job_requests} SELECT job_id, min(request_id) FROM {tables.events} "
@@ -199,6 +196,20 @@ def _fold(projection: Projection, tables: Tables) -> tuple[int, int]:
         return folded
     finally:
         cur.close()
+
+
+def _deduplicate(cur: duckdb.DuckDBPyConnection, tables: Tables) -> int:
+    """Keep one copy of each event the replay appended more than once (a producer's retry, a record written twice
+    before its transaction committed); return how many copies were dropped. Counting is one pass over one column,
+    so the common case — none — costs no copy of the table (a `SELECT DISTINCT ON` into a second table did)."""
+    (copies,) = cur.execute(f"SELECT count(*) - count(DISTINCT event_id) FROM {tables.events}").fetchall()[0]
+    if copies:
+        run(
+            cur,
+            f"DELETE FROM {tables.events} WHERE rowid IN (SELECT rowid FROM (SELECT rowid, row_number() OVER "
+            f"(PARTITION BY event_id ORDER BY rowid) AS copy FROM {tables.events}) WHERE copy > 1)",
+        )
+    return int(copies)
 
 
 def _switch(projection: Projection, tables: Tables, started_at: int) -> tuple[int, int]:
@@ -295,10 +306,11 @@ async def rebuild(
         raise
     try:
         await say("claimed", f"replaying {', '.join(CONSUMES)} into generation {tables.number}")
-        read, stored = await _replay_topics(projection, bootstrap, tables, registry, batch_size)
-        read_done = time.perf_counter()
-        await say("replayed", f"read {read} records ({stored} events); folding")
-        requests, versions = await asyncio.to_thread(_fold, projection, tables)
+        with fewer_collections():
+            read, stored = await _replay_topics(projection, bootstrap, tables, registry, batch_size)
+            read_done = time.perf_counter()
+            await say("replayed", f"read {read} records ({stored} events); folding")
+            requests, versions = await asyncio.to_thread(_fold, projection, tables)
         previous, late = await asyncio.to_thread(_switch, projection, tables, started_at)
     except BaseException:
         # Before the switch committed, the new generation is nobody's: drop it. After, it is the live one.
