@@ -112,7 +112,8 @@ def probe_events(n: int) -> list[AnalyticsEvent]:
     out = []
     for data, at in ((received, now), (triaged, now + timedelta(seconds=1))):
         topic, key, value, headers = to_record(envelope_for(data, source="bench", time=at))
-        event, _ = decode_record(SimpleNamespace(topic=topic, key=key, value=value, headers=headers, offset=0))
+        event, reason = decode_record(SimpleNamespace(topic=topic, key=key, value=value, headers=headers, offset=0))
+        assert event is not None, reason
         out.append(event)
     return out
 

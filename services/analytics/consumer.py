@@ -51,13 +51,13 @@ class BatchProjectionConsumer(IdempotentConsumer):
                         else:
                             events.append(event)
                             owners.append(record)
-                if not await self._apply(events, owners):
+                if not await self._apply_batch(events, owners):
                     return  # stopping before the batch was applied: its offsets stay where they are
             for record, reason in dead:
                 await self._to_dlq(record, reason)
             await self._commit(consumer, batches)
 
-    async def _apply(self, events: list[AnalyticsEvent], records: list[ConsumerRecord]) -> bool:
+    async def _apply_batch(self, events: list[AnalyticsEvent], records: list[ConsumerRecord]) -> bool:
         """Apply the batch in one transaction, retrying while the engine fails; an event that fails on its own
         (a bug the fold trips on) goes to the DLQ so the partition keeps flowing. False when stopping."""
         delay = 0.1

@@ -15,6 +15,7 @@ definition. Pure: no I/O."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from operator import itemgetter
@@ -64,6 +65,20 @@ _PATH_ACTIVITIES = {
     **COMMERCE_ACTIVITIES,
 }
 
+
+_PLAIN = re.compile(r"[a-z_]+")
+assert all(
+    _PLAIN.fullmatch(a)
+    for a in (
+        *_PATH_ACTIVITIES.values(),
+        "resolved_by_phone",
+        "triaged",
+        "reassigned",
+        "assigned",
+        "fixed",
+        "not_fixed",
+    )
+)
 
 # `process_facts._json`'s encoding (compact, keys sorted), with one encoder instead of one per call.
 _json = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
@@ -309,8 +324,11 @@ class RequestFold:
             activity = "fixed" if e.data.get("fixed") else "not_fixed"
         else:
             activity = _PATH_ACTIVITIES[kind]
+        # The path's JSON grows by one string: `_json(self.path)` without encoding the whole list again (an
+        # activity is a plain name, `_PLAIN`, so it needs no escaping).
+        text = self.texts[0]
+        self.texts = (f'{text[:-1]}{"," if self.path else ""}"{activity}"]', *self.texts[1:])
         self.path.append(activity)
-        self.texts = (_json(self.path), *self.texts[1:])
         self.path_span = (self.path_span[0] if self.path_span else e.time, e.time)
 
     def _completed(self, job: _JobFold | None, e: AnalyticsEvent) -> None:
@@ -391,7 +409,25 @@ class RequestFold:
         resolutions = [t for t in (triage.time if phone else None, self.fixed_at) if t is not None]
         center_id, technician_id = self.first_done.worker if self.first_done else (None, None)
         jobs = self.jobs
-        completed = [job for job in jobs.values() if job.first_completion is not None]
+        # The per-job counts in one pass (a request has one or two jobs; this runs once per recorded moment).
+        completed = first_fixed = sla_met = with_steps = reassigned = repeat_visits = repeat_visited = ping_pong = 0
+        for job in jobs.values():
+            first = job.first_completion
+            if first is not None:
+                completed += 1
+                if first.data.get("fixed"):
+                    first_fixed += 1
+                if not job.breached():
+                    sla_met += 1
+            if job.steps:
+                with_steps += 1
+                if job.assignments >= 2:
+                    reassigned += 1
+                repeat_visits += job.unfixed
+            if job.unfixed:
+                repeat_visited += 1
+            if len(job.technicians) >= 2 and bounces(job.technicians):
+                ping_pong += 1
         job_rows = [job.row(job_id, self.request_id) for job_id, job in sorted(jobs.items()) if job.steps]
         complaints = set(self.complaints)
         for job_id, named in self.job_complaints.items():
@@ -416,9 +452,9 @@ class RequestFold:
             resolved_at=min(resolutions, default=None),
             center_id=center_id,
             technician_id=technician_id,
-            jobs_completed=len(completed),
-            jobs_first_fixed=sum(1 for job in completed if job.first_completion.data.get("fixed")),
-            jobs_sla_met=sum(1 for job in completed if not job.breached()),
+            jobs_completed=completed,
+            jobs_first_fixed=first_fixed,
+            jobs_sla_met=sla_met,
             complaints=len(complaints),
             dealer_id=dealer_id,
             triage_mode=triage.data.get("mode") if triage else None,
@@ -426,16 +462,16 @@ class RequestFold:
             escalated_at=self.escalated_at,
             first_accepted_at=self.first_accepted_at,
             first_revisit_at=self.first_revisit_at,
-            jobs=len(job_rows),
-            jobs_reassigned=sum(1 for job in jobs.values() if job.steps and job.assignments >= 2),
-            repeat_visits=sum(job.unfixed for job in jobs.values() if job.steps),
+            jobs=with_steps,
+            jobs_reassigned=reassigned,
+            repeat_visits=repeat_visits,
             first_fixed_at=fixed_at,
             repair_customer_micros=repair_customer,
             path=self.texts[0],
             path_micros=self.path_span[1] - self.path_span[0] if self.path_span else 0,
             jobs_seen=len(jobs),
-            jobs_repeat_visited=sum(1 for job in jobs.values() if job.unfixed),
-            jobs_ping_pong=sum(1 for job in jobs.values() if bounces(job.technicians)),
+            jobs_repeat_visited=repeat_visited,
+            jobs_ping_pong=ping_pong,
             failed_visit_reasons=self.texts[1],
             customer_waits=self.texts[2],
         )

@@ -109,6 +109,7 @@ def _abandon(projection: Projection, tables: Tables) -> None:
             return
         drop_tables(cur, tables)
         run(cur, f"DROP TABLE IF EXISTS {tables.events}_load")  # left by a rebuild of an older version
+        run(cur, f"DROP TABLE IF EXISTS {tables.events}_kept")  # left by a deduplication cut short
         if state.building == tables.number:
             projection.set_state(cur, active=state.active, building=None)
 
@@ -201,14 +202,15 @@ def _fold(projection: Projection, tables: Tables) -> tuple[int, int]:
 def _deduplicate(cur: duckdb.DuckDBPyConnection, tables: Tables) -> int:
     """Keep one copy of each event the replay appended more than once (a producer's retry, a record written twice
     before its transaction committed); return how many copies were dropped. Counting is one pass over one column,
-    so the common case — none — costs no copy of the table (a `SELECT DISTINCT ON` into a second table did)."""
+    so the common case — none — costs no copy of the table (a `SELECT DISTINCT ON` into a second table did, always).
+    With copies, the table is written again without them: a `DELETE` would leave the deleted rows in place for
+    any older snapshot still open (a view's reader), and the unique index built next refuses them."""
     (copies,) = cur.execute(f"SELECT count(*) - count(DISTINCT event_id) FROM {tables.events}").fetchall()[0]
     if copies:
-        run(
-            cur,
-            f"DELETE FROM {tables.events} WHERE rowid IN (SELECT rowid FROM (SELECT rowid, row_number() OVER "
-            f"(PARTITION BY event_id ORDER BY rowid) AS copy FROM {tables.events}) WHERE copy > 1)",
-        )
+        kept = f"{tables.events}_kept"
+        run(cur, f"CREATE OR REPLACE TABLE {kept} AS SELECT DISTINCT ON (event_id) * FROM {tables.events}")
+        run(cur, f"DROP TABLE {tables.events}")
+        run(cur, f"ALTER TABLE {kept} RENAME TO {tables.events}")
     return int(copies)
 
 
