@@ -71,10 +71,14 @@ COMMERCE_ACTIVITIES = {
 UNSPECIFIED_REASON = "unspecified"  # a fixed=false completion that names no reason (dispatch's default)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through `object.__setattr__` (3.8 µs for these eleven against 1.0),
+# and an event is built once when decoded and again each time a batch reads a request's events back to fold them.
+# Nothing assigns to an event after it is built; it was never hashable anyway (`data` is a dict).
+@dataclass(slots=True)
 class AnalyticsEvent:
     """One stored event. Times are microseconds since the epoch (UTC). `data` holds the fields the facts are
-    folded from; `payload` the event's whole data without personal data (None when not kept, e.g. in tests)."""
+    folded from; `payload` the event's whole data without personal data (None when not kept, e.g. in tests).
+    Treated as immutable: fold states share events."""
 
     event_id: str
     type: str
