@@ -186,22 +186,47 @@ def _may_carry_personal_data(text: str) -> bool:
 def analytics_event(envelope: EventEnvelope, data: EventData) -> AnalyticsEvent:
     """The stored form of any validated event of the four topics. Its payload is the event's JSON as it came
     (it was just validated against its contract), rewritten only when it may carry personal data."""
-    extractor = EXTRACTORS.get(envelope.type)
+    return stored_event(
+        envelope.id,
+        envelope.type,
+        envelope.subject,
+        envelope.topic,
+        to_micros(envelope.time),
+        to_micros(envelope.recordedat),
+        envelope.sequence,
+        envelope.data,
+        data,
+    )
+
+
+def stored_event(
+    event_id: str,
+    type_: str,
+    subject: str,
+    topic: str,
+    time: int,
+    recorded_at: int,
+    sequence: int,
+    text: str,
+    data: EventData,
+) -> AnalyticsEvent:
+    """`analytics_event` from the envelope's attributes (times in µs) and its data's JSON `text`."""
+    extractor = EXTRACTORS.get(type_)
     folded = extractor(data) if extractor is not None else {}
-    payload: dict[str, Any] | str = envelope.data
-    if _may_carry_personal_data(envelope.data):
+    payload: dict[str, Any] | str = text
+    if _may_carry_personal_data(text):
         payload = without_personal_data(data.model_dump(mode="json"))
         payload.update({k: v for k, v in folded.items() if k not in payload})
     return AnalyticsEvent(
-        event_id=envelope.id,
-        type=envelope.type,
+        event_id=event_id,
+        type=type_,
         request_id=getattr(data, "request_id", None),
         job_id=getattr(data, "job_id", None),
-        time=to_micros(envelope.time),
-        recorded_at=to_micros(envelope.recordedat),
-        sequence=envelope.sequence,
+        time=time,
+        recorded_at=recorded_at,
+        sequence=sequence,
         data=folded,
-        topic=envelope.topic,
-        subject=envelope.subject,
+        topic=topic,
+        subject=subject,
         payload=payload,
     )

@@ -15,12 +15,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 import duckdb
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from services.analytics.collector import fewer_collections
+from services.analytics.metrics import to_micros
 from services.analytics.projection import (
     Projection,
     Tables,
@@ -30,7 +32,8 @@ from services.analytics.projection import (
     now_micros,
     run,
 )
-from services.analytics.records import COMPLAINT_OPENED, CONSUMES, AnalyticsEvent, analytics_event
+from services.analytics.records import COMPLAINT_OPENED, CONSUMES, AnalyticsEvent, analytics_event, stored_event
+from shared.clock import as_utc
 from shared.contracts.base import REGISTRY, Registry
 from shared.messaging.cloudevents import UnreadableEvent, from_record
 from shared.messaging.kafka import plain_consumer
@@ -67,6 +70,16 @@ class RebuildReport:
 def decode_record(record: ConsumerRecord, registry: Registry = REGISTRY) -> tuple[AnalyticsEvent | None, str | None]:
     """(the stored form of a record, None) or (None, why it goes to the DLQ: not a CloudEvent, an unknown type
     or schema version, data that does not match its contract)."""
+    event = _decode_plain(record, registry)
+    if event is not None:
+        return event, None
+    return _decode_by_envelope(record, registry)
+
+
+def _decode_by_envelope(
+    record: ConsumerRecord, registry: Registry = REGISTRY
+) -> tuple[AnalyticsEvent | None, str | None]:
+    """The reference reading: `shared.messaging.cloudevents.from_record`, the contract, `analytics_event`."""
     try:
         envelope = from_record(record.topic, record.key, record.value, record.headers or ())
     except UnreadableEvent as exc:
@@ -78,6 +91,40 @@ def decode_record(record: ConsumerRecord, registry: Registry = REGISTRY) -> tupl
         return analytics_event(envelope, model.model_validate_json(envelope.data)), None
     except ValidationError as exc:
         return None, f"invalid data for {envelope.dataschema}: {exc.error_count()} error(s): {_short(exc)}"
+
+
+def _time(raw: str) -> int:
+    return to_micros(as_utc(datetime.fromisoformat(raw.replace("Z", "+00:00"))))
+
+
+def _decode_plain(record: ConsumerRecord, registry: Registry) -> AnalyticsEvent | None:
+    """The common case read without building an `EventEnvelope` (a frozen dataclass of 15 fields: a third of what
+    `from_record` costs): the same attributes, read the same way, for a record whose headers and data are all in
+    order. Anything else — None here — takes the reference reading, which says why the record goes to the DLQ.
+    `tests/test_rebuild.py` holds the two equal on every record of a generated history and on broken ones."""
+    try:
+        attrs = {name: raw.decode("utf-8") for name, raw in record.headers or ()}
+        event_id, type_, raw_time = attrs.get("ce_id"), attrs.get("ce_type"), attrs.get("ce_time")
+        value = record.value
+        if not (event_id and type_ and raw_time and attrs.get("ce_source")) or value is None:
+            return None
+        if attrs.get("ce_specversion") != "1.0":
+            return None
+        text = value.decode("utf-8")
+        sequence = int(attrs.get("ce_sequence", "0"))
+        time_ = _time(raw_time)
+        raw_recorded = attrs.get("ce_recordedat")
+        recorded_at = _time(raw_recorded) if raw_recorded else time_
+        key = record.key
+        subject = attrs.get("ce_subject") or (key.decode("utf-8", "replace") if key else "")
+        parts = attrs.get("ce_dataschema", f"{type_}/1").rsplit("/", 1)
+        model = registry.get(type_, int(parts[1]) if len(parts) == 2 else 0)  # EventEnvelope.schema_version
+        if model is None:
+            return None
+        data = model.model_validate_json(text)
+    except ValueError:  # not UTF-8, not a number, not a time, not the contract (pydantic's ValidationError)
+        return None
+    return stored_event(event_id, type_, subject, record.topic, time_, recorded_at, sequence, text, data)
 
 
 def _short(exc: ValidationError) -> str:
