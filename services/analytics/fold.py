@@ -406,7 +406,9 @@ class RequestFold:
             region, product_line = origin.data.get("region"), origin.data.get("product_line")
         triage = self.triage
         phone = triage is not None and triage.data.get("mode") == "phone"
-        resolutions = [t for t in (triage.time if phone else None, self.fixed_at) if t is not None]
+        resolutions = [
+            t for t in (triage.time if triage is not None and phone else None, self.fixed_at) if t is not None
+        ]
         center_id, technician_id = self.first_done.worker if self.first_done else (None, None)
         jobs = self.jobs
         # The per-job counts in one pass (a request has one or two jobs; this runs once per recorded moment).
@@ -477,14 +479,14 @@ class RequestFold:
         )
         request.update(self._commerce())
         row = _REQUEST_ROW(request)
-        shown = (origin.event_id if origin else None, len(self.revisits), center_id, technician_id)
+        shown: tuple = (origin.event_id if origin else None, len(self.revisits), center_id, technician_id)
         shown += tuple(jobs[e.job_id].worker if e.job_id is not None else None for e in self.revisits)
         if self.revisit_facts is not None and self.revisit_facts[0] == shown:
             return row, self.revisit_facts[1], job_rows
         revisits = []
         for e in self.revisits:
-            job = jobs.get(e.job_id) if e.job_id is not None else None
-            center, technician = job.worker if job else (None, None)
+            owner = jobs.get(e.job_id) if e.job_id is not None else None
+            center, technician = owner.worker if owner else (None, None)
             if technician is None:
                 center, technician = center_id, technician_id
             revisits.append(
