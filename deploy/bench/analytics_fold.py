@@ -9,7 +9,11 @@ and applied to a fresh DuckDB file twice:
 - *incremental*: `Projection.apply` as it runs (`fold.VersionTrail` resumed from the stored versions, a refold
   only for requests with a late event).
 Then, on each file, one new request's events are applied one batch each (the 201 → visible path's part in
-analytics), p50/p99. Wall and CPU seconds both: on a shared box the CPU figure is the steadier one."""
+analytics), p50/p99. Wall and CPU seconds both: on a shared box the CPU figure is the steadier one.
+
+`--rebuild` times the rebuild's stages instead, on the same records as the replay reads them (no Kafka): decode,
+append to the new generation, deduplicate and link jobs, read the events back sorted by request, fold every
+request's versions, turn them into Arrow columns, insert them, index — where a rebuild's seconds go."""
 
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ import pyarrow as pa
 
 from deploy.demo_year import records
 from services.analytics import facts
+from services.analytics.collector import fewer_collections
+from services.analytics.fold import version_rows
 from services.analytics.projection import (
     _STRING,
     FactRows,
@@ -35,11 +41,14 @@ from services.analytics.projection import (
     Projection,
     Tables,
     _events_of_requests_sql,
+    create_indexes,
+    create_tables,
     fold_grouped,
     registered,
+    run,
 )
 from services.analytics.records import AnalyticsEvent
-from services.analytics.replay import decode_record
+from services.analytics.replay import _deduplicate, decode_record
 from shared.contracts.intake import Customer, Product, ServiceRequestReceived, ServiceRequestTriaged
 from shared.messaging.cloudevents import to_record
 from shared.testing.kafka import envelope_for
@@ -103,7 +112,8 @@ def probe_events(n: int) -> list[AnalyticsEvent]:
     out = []
     for data, at in ((received, now), (triaged, now + timedelta(seconds=1))):
         topic, key, value, headers = to_record(envelope_for(data, source="bench", time=at))
-        event, _ = decode_record(SimpleNamespace(topic=topic, key=key, value=value, headers=headers, offset=0))
+        event, reason = decode_record(SimpleNamespace(topic=topic, key=key, value=value, headers=headers, offset=0))
+        assert event is not None, reason
         out.append(event)
     return out
 
@@ -133,12 +143,75 @@ def measure(kind: type[Projection], path: Path, batches: list[list[AnalyticsEven
         projection.close()
 
 
+def rebuild_stages(requests: int, batch: int) -> None:
+    """The rebuild's stages in one process, CPU seconds each (DuckDB's threads included) and µs per record."""
+    raw = [SimpleNamespace(topic=t, key=k, value=v, headers=h, offset=0) for t, k, v, h in records(requests)]
+    spent: dict[str, float] = {}
+    wall = time.perf_counter()
+    clock = time.process_time()
+
+    def stage(name: str) -> None:
+        nonlocal clock
+        now = time.process_time()
+        spent[name] = spent.get(name, 0.0) + now - clock
+        clock = now
+
+    projection = Projection(Path(tempfile.mkdtemp(prefix="bench-rebuild-")) / "rebuild.duckdb")
+    cur = projection.reader()
+    try:
+        with fewer_collections():
+            tables = Tables(2)
+            create_tables(cur, tables, indexes=False)
+            clock = time.process_time()
+            for start in range(0, len(raw), batch):
+                events = [e for e, _ in (decode_record(r) for r in raw[start : start + batch]) if e is not None]
+                stage("decode (CloudEvent, contract, stored form)")
+                projection.append_events(cur, tables.events, events)
+                stage("append (Arrow batch into DuckDB)")
+            _deduplicate(cur, tables)
+            run(
+                cur,
+                f"INSERT INTO {tables.job_requests} SELECT job_id, min(request_id) FROM {tables.events} "
+                "WHERE job_id IS NOT NULL AND request_id IS NOT NULL AND type <> 'complaint.opened' GROUP BY job_id",
+            )
+            stage("deduplicate, link jobs (SQL)")
+            rows = cur.execute(_events_of_requests_sql(tables, None) + " ORDER BY owner").fetchall()
+            stage("read back sorted by request (SQL)")
+            grouped = list(fold_grouped(rows))
+            stage("events read back as objects")
+            folded = FactRows()
+            for owner, events in grouped:
+                folded.add_rows(version_rows(owner, events))
+            stage("fold every request's versions (Python)")
+            arrow = folded.tables()
+            stage("versions as Arrow columns")
+            for table, facts_ in zip((tables.requests, tables.revisits, tables.jobs), arrow):
+                with registered(cur, "fact_rows", facts_):
+                    run(cur, f"INSERT INTO {table} SELECT * FROM fact_rows")
+            stage("insert fact versions (SQL)")
+            create_indexes(cur, tables)
+            stage("indexes (SQL)")
+    finally:
+        cur.close()
+        projection.close()
+    wall = time.perf_counter() - wall
+    total = sum(spent.values())
+    print(f"{len(raw)} records of {requests} requests, {folded.size} fact versions")
+    for name, seconds in spent.items():
+        print(f"  {name:45} {seconds:6.2f} s CPU  {seconds / len(raw) * 1e6:6.1f} µs/record  {seconds / total:4.0%}")
+    print(f"  {'total':45} {total:6.2f} s CPU  {len(raw) / total:6.0f} records/s CPU, {len(raw) / wall:.0f} wall")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=10_000, help="records per poll batch (ANALYTICS_BATCH_SIZE)")
     parser.add_argument("--probes", type=int, default=30)
+    parser.add_argument("--rebuild", action="store_true", help="time the rebuild's stages instead")
     args = parser.parse_args(argv)
+    if args.rebuild:
+        rebuild_stages(args.requests, 5000)
+        return 0
     started = time.perf_counter()
     events = decoded(args.requests)
     decode_s = time.perf_counter() - started

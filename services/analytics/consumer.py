@@ -15,6 +15,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
 
+from services.analytics.collector import fewer_collections
 from services.analytics.projection import Projection
 from services.analytics.records import AnalyticsEvent
 from services.analytics.replay import decode_record
@@ -38,24 +39,25 @@ class BatchProjectionConsumer(IdempotentConsumer):
             batches = await consumer.getmany(timeout_ms=200, max_records=self.batch_size)
             if not batches:
                 continue
-            events: list[AnalyticsEvent] = []
-            owners: list[ConsumerRecord] = []
-            dead: list[tuple[ConsumerRecord, str]] = []
-            for records in batches.values():
-                for record in records:
-                    event, reason = decode_record(record, self.registry)
-                    if event is None:
-                        dead.append((record, reason or "unreadable"))
-                    else:
-                        events.append(event)
-                        owners.append(record)
-            if not await self._apply(events, owners):
-                return  # stopping before the batch was applied: its offsets stay where they are
+            with fewer_collections():  # a batch's objects live as long as the batch (collector.py)
+                events: list[AnalyticsEvent] = []
+                owners: list[ConsumerRecord] = []
+                dead: list[tuple[ConsumerRecord, str]] = []
+                for records in batches.values():
+                    for record in records:
+                        event, reason = decode_record(record, self.registry)
+                        if event is None:
+                            dead.append((record, reason or "unreadable"))
+                        else:
+                            events.append(event)
+                            owners.append(record)
+                if not await self._apply_batch(events, owners):
+                    return  # stopping before the batch was applied: its offsets stay where they are
             for record, reason in dead:
                 await self._to_dlq(record, reason)
             await self._commit(consumer, batches)
 
-    async def _apply(self, events: list[AnalyticsEvent], records: list[ConsumerRecord]) -> bool:
+    async def _apply_batch(self, events: list[AnalyticsEvent], records: list[ConsumerRecord]) -> bool:
         """Apply the batch in one transaction, retrying while the engine fails; an event that fails on its own
         (a bug the fold trips on) goes to the DLQ so the partition keeps flowing. False when stopping."""
         delay = 0.1

@@ -71,30 +71,38 @@ JOB_COLUMNS = _fact_columns(JobFact)  # `reasons` as JSON text: {"parts_unavaila
 
 
 def event_batch(events: Sequence[AnalyticsEvent], stored_at: int) -> pa.Table:
-    """The events as an Arrow table in `EVENT_COLUMNS` order (gathered as rows, then transposed)."""
-    names = tuple(FOLD_FIELDS)
-    rows = []
-    for e in events:
-        data = e.data
-        payload = e.payload if e.payload is not None else data
-        rows.append(
-            (
-                e.event_id,
-                e.type,
-                e.topic,
-                e.subject,
-                e.request_id,
-                e.job_id,
-                e.time,
-                e.recorded_at,
-                e.sequence,
-                stored_at,
-                *[data.get(name) for name in names],
-                payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":")),
-            )
-        )
-    columns = list(zip(*rows)) if rows else [() for _ in EVENT_COLUMNS]
-    return pa.table({name: pa.array(values, type=kind) for (name, kind), values in zip(EVENT_COLUMNS.items(), columns)})
+    """The events as an Arrow table in `EVENT_COLUMNS` order, gathered column by column."""
+    datas = [e.data for e in events]
+    columns: dict[str, list] = {
+        "event_id": [e.event_id for e in events],
+        "type": [e.type for e in events],
+        "topic": [e.topic for e in events],
+        "subject": [e.subject for e in events],
+        "request_id": [e.request_id for e in events],
+        "job_id": [e.job_id for e in events],
+        "time": [e.time for e in events],
+        "recorded_at": [e.recorded_at for e in events],
+        "sequence": [e.sequence for e in events],
+    }
+    # An event's data has the two or three fields its type reads: fill those, leave the other cells empty.
+    fold_columns: dict[str, list] = {name: [None] * len(events) for name in FOLD_FIELDS}
+    for row, data in enumerate(datas):
+        for name, value in data.items():
+            column = fold_columns.get(name)
+            if column is not None:
+                column[row] = value
+    columns.update(fold_columns)
+    columns["data"] = [_payload_text(e) for e in events]
+    arrays = [
+        pa.array(columns[name], type=kind) if name != "stored_at" else pa.array([stored_at] * len(events), type=kind)
+        for name, kind in EVENT_COLUMNS.items()
+    ]
+    return pa.Table.from_arrays(arrays, names=list(EVENT_COLUMNS))
+
+
+def _payload_text(e: AnalyticsEvent) -> str:
+    payload = e.payload if e.payload is not None else e.data
+    return payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
 
 
 def event_of(row: tuple) -> AnalyticsEvent:
@@ -110,7 +118,8 @@ _REASONS = list(JOB_COLUMNS).index("reasons")
 
 
 class FactRows:
-    """Versions of facts gathered row by row, to be appended as Arrow tables (column by column)."""
+    """Versions of facts gathered as (valid_from, valid_to, the fact's field values) per kind, to be appended as
+    Arrow tables (column by column)."""
 
     def __init__(self) -> None:
         self.rows: list[list[tuple]] = [[], [], []]
@@ -118,23 +127,35 @@ class FactRows:
 
     def add(self, versions: tuple[list[Versioned], list[Versioned], list[Versioned]]) -> None:
         for rows, kind, values in zip(self.rows, versions, _VALUES):
-            for version in kind:
-                rows.append((version.valid_from, version.valid_to, *values(version.fact)))
+            rows.extend((version.valid_from, version.valid_to, values(version.fact)) for version in kind)
+            self.size += len(kind)
+
+    def add_rows(self, versions: tuple[list[tuple], list[tuple], list[tuple]]) -> None:
+        """Versions already as (valid_from, valid_to, values) (`fold.VersionTrail.rows`)."""
+        for rows, kind in zip(self.rows, versions):
+            rows.extend(kind)
             self.size += len(kind)
 
     def tables(self) -> tuple[pa.Table, pa.Table, pa.Table]:
         out = []
         for number, (rows, spec) in enumerate(zip(self.rows, _SPECS)):
-            columns = list(zip(*rows)) if rows else [() for _ in spec]
+            columns: list[Sequence]
+            if rows:
+                froms, tos, values = zip(*rows)
+                columns = [froms, tos, *zip(*values)]
+            else:
+                columns = [() for _ in spec]
             if number == 2 and rows:  # a job's reasons as JSON text: {"parts_unavailable": 2}
                 columns[_REASONS] = [json.dumps(dict(r), separators=(",", ":")) for r in columns[_REASONS]]
             out.append(pa.table({n: pa.array(v, type=spec[n]) for n, v in zip(spec, columns)}))
-        return tuple(out)
+        requests, revisits, jobs = out
+        return requests, revisits, jobs
 
 
 def fold_grouped(rows: Iterable[tuple]) -> Iterator[tuple[str, list[AnalyticsEvent]]]:
     """(owner, events) per owner from rows sorted by owner."""
-    owner, events = None, []
+    owner: str | None = None
+    events: list[AnalyticsEvent] = []
     for row in rows:
         if row[0] != owner:
             if owner is not None:

@@ -15,10 +15,12 @@ definition. Pure: no I/O."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import itemgetter
 
-from services.analytics.commerce_facts import commerce_fields
+from services.analytics.commerce_facts import CommerceFields, commerce_fields
 from services.analytics.facts import DIRECT, FOREVER, JobFact, RequestFact, RevisitFact, Versioned, commerce_values
 from services.analytics.process_facts import CUSTOMER_SIDE, bounces
 from services.analytics.records import (
@@ -42,7 +44,17 @@ from services.analytics.records import (
     AnalyticsEvent,
 )
 
-NO_COMMERCE: dict = {}  # a request without quotes or part requests: the fact's defaults
+_COMMERCE_NAMES = frozenset(f.name for f in fields(CommerceFields))
+
+# The facts are carried as tuples of their fields' values, in the dataclasses' field order ("rows"): built, compared
+# and turned into table rows at C speed. A frozen dataclass of 52 fields costs ~18 µs to construct (one
+# `object.__setattr__` per field), which was the fold's largest single cost; the dataclasses are built only for
+# callers that ask for them (`RequestFold.facts`, `VersionTrail.versions`). Each row is gathered from a dict by
+# field name, so a row cannot put a value in another field's place.
+_FIELDS = tuple(tuple(f.name for f in fields(cls)) for cls in (RequestFact, RevisitFact, JobFact))
+_REQUEST_ROW, _REVISIT_ROW, _JOB_ROW = (itemgetter(*names) for names in _FIELDS)
+_COMMERCE_DEFAULTS = {f.name: f.default for f in fields(RequestFact) if f.name in _COMMERCE_NAMES}
+_FACT_CLASSES = (RequestFact, RevisitFact, JobFact)
 _PATH_ACTIVITIES = {
     RECEIVED: "received",
     ESCALATED: "escalated",
@@ -54,8 +66,22 @@ _PATH_ACTIVITIES = {
 }
 
 
-def _json(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+_PLAIN = re.compile(r"[a-z_]+")
+assert all(
+    _PLAIN.fullmatch(a)
+    for a in (
+        *_PATH_ACTIVITIES.values(),
+        "resolved_by_phone",
+        "triaged",
+        "reassigned",
+        "assigned",
+        "fixed",
+        "not_fixed",
+    )
+)
+
+# `process_facts._json`'s encoding (compact, keys sorted), with one encoder instead of one per call.
+_json = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
 
 @dataclass(slots=True)
@@ -78,32 +104,35 @@ class _JobFold:
     breaches: dict[str, AnalyticsEvent] = field(default_factory=dict)  # SLA kind → the source's latest decision
     technicians: list[str | None] = field(default_factory=list)  # of its assignments, in order (ping-pong)
     waiting: list[AnalyticsEvent] = field(default_factory=list)  # customer-side failed visits not yet followed
-    built: JobFact | None = None  # its fact as last built (None: an event of the job came since)
+    built: tuple | None = None  # its fact's row as last built (None: an event of the job came since)
 
     def breached(self) -> bool:
         return any(e.type == SLA_BREACHED for e in self.breaches.values())
 
-    def fact(self, job_id: str, request_id: str) -> JobFact:
+    def row(self, job_id: str, request_id: str) -> tuple:
+        """Its `JobFact`'s field values, in field order."""
         if self.built is not None:
             return self.built
         first = self.first_completion
-        self.built = JobFact(
-            job_id=job_id,
-            request_id=request_id,
-            created_at=self.created_at,
-            assignments=self.assignments,
-            first_assigned_at=self.first_assigned_at,
-            first_accepted_at=self.first_accepted_at,
-            first_arrived_at=self.first_arrived_at,
-            first_completed_at=first.time if first else None,
-            first_fixed=bool(first.data.get("fixed")) if first else None,
-            fixed_at=self.fixed_at,
-            completions=self.completions,
-            unfixed_completions=self.unfixed,
-            reasons=tuple(sorted(self.reasons.items())),
-            sla_breached=self.breached(),
-            center_id=self.worker[0],
-            technician_id=self.worker[1],
+        self.built = _JOB_ROW(
+            dict(
+                job_id=job_id,
+                request_id=request_id,
+                created_at=self.created_at,
+                assignments=self.assignments,
+                first_assigned_at=self.first_assigned_at,
+                first_accepted_at=self.first_accepted_at,
+                first_arrived_at=self.first_arrived_at,
+                first_completed_at=first.time if first else None,
+                first_fixed=bool(first.data.get("fixed")) if first else None,
+                fixed_at=self.fixed_at,
+                completions=self.completions,
+                unfixed_completions=self.unfixed,
+                reasons=tuple(sorted(self.reasons.items())),
+                sla_breached=self.breached(),
+                center_id=self.worker[0],
+                technician_id=self.worker[1],
+            )
         )
         return self.built
 
@@ -168,13 +197,13 @@ class RequestFold:
         self.path: list[str] = []
         self.path_span: tuple[int, int] | None = None
         self.texts = ("[]", "{}", "{}")  # path, reasons and waits as the facts' JSON, kept as they change
-        self.revisit_facts: tuple[tuple, list[RevisitFact]] | None = None  # (what they show, the facts) as last built
+        self.revisit_facts: tuple[tuple, list[tuple]] | None = None  # (what they show, their rows) as last built
         self.assigned = False
         self.reasons: dict[str, int] = {}
         self.waits: dict[str, int] = {}
         self.followed: list[tuple[int, int]] = []  # (next arrival, its wait) of each customer-side failed visit
         # Quotes and part requests: folded apart (commerce_facts), from their own list; the fields as last built.
-        self.commerce: tuple[list[AnalyticsEvent], dict | None] = ([], NO_COMMERCE)
+        self.commerce: tuple[list[AnalyticsEvent], dict | None] = ([], _COMMERCE_DEFAULTS)
 
     @classmethod
     def of(cls, request_id: str, events: Iterable[AnalyticsEvent]) -> RequestFold:
@@ -295,8 +324,11 @@ class RequestFold:
             activity = "fixed" if e.data.get("fixed") else "not_fixed"
         else:
             activity = _PATH_ACTIVITIES[kind]
+        # The path's JSON grows by one string: `_json(self.path)` without encoding the whole list again (an
+        # activity is a plain name, `_PLAIN`, so it needs no escaping).
+        text = self.texts[0]
+        self.texts = (f'{text[:-1]}{"," if self.path else ""}"{activity}"]', *self.texts[1:])
         self.path.append(activity)
-        self.texts = (_json(self.path), *self.texts[1:])
         self.path_span = (self.path_span[0] if self.path_span else e.time, e.time)
 
     def _completed(self, job: _JobFold | None, e: AnalyticsEvent) -> None:
@@ -360,6 +392,12 @@ class RequestFold:
         return self.steps_seen or bool(self.complaints) or any(job_id in self.jobs for job_id in self.complaint_jobs)
 
     def facts(self) -> tuple[RequestFact, list[RevisitFact], list[JobFact]]:
+        """The request's facts now: `facts.fold_request_full` over the events added so far."""
+        request, revisits, jobs = self.rows()
+        return RequestFact(*request), [RevisitFact(*r) for r in revisits], [JobFact(*j) for j in jobs]
+
+    def rows(self) -> tuple[tuple, list[tuple], list[tuple]]:
+        """`facts()` as rows (each fact's field values in field order): what the versions compare and store."""
         origin = self.received or self.created
         dealer_key = dealer_id = region = product_line = None
         if origin is not None:
@@ -368,11 +406,31 @@ class RequestFold:
             region, product_line = origin.data.get("region"), origin.data.get("product_line")
         triage = self.triage
         phone = triage is not None and triage.data.get("mode") == "phone"
-        resolutions = [t for t in (triage.time if phone else None, self.fixed_at) if t is not None]
+        resolutions = [
+            t for t in (triage.time if triage is not None and phone else None, self.fixed_at) if t is not None
+        ]
         center_id, technician_id = self.first_done.worker if self.first_done else (None, None)
         jobs = self.jobs
-        completed = [job for job in jobs.values() if job.first_completion is not None]
-        job_facts = [job.fact(job_id, self.request_id) for job_id, job in sorted(jobs.items()) if job.steps]
+        # The per-job counts in one pass (a request has one or two jobs; this runs once per recorded moment).
+        completed = first_fixed = sla_met = with_steps = reassigned = repeat_visits = repeat_visited = ping_pong = 0
+        for job in jobs.values():
+            first = job.first_completion
+            if first is not None:
+                completed += 1
+                if first.data.get("fixed"):
+                    first_fixed += 1
+                if not job.breached():
+                    sla_met += 1
+            if job.steps:
+                with_steps += 1
+                if job.assignments >= 2:
+                    reassigned += 1
+                repeat_visits += job.unfixed
+            if job.unfixed:
+                repeat_visited += 1
+            if len(job.technicians) >= 2 and bounces(job.technicians):
+                ping_pong += 1
+        job_rows = [job.row(job_id, self.request_id) for job_id, job in sorted(jobs.items()) if job.steps]
         complaints = set(self.complaints)
         for job_id, named in self.job_complaints.items():
             if job_id in jobs:
@@ -381,7 +439,7 @@ class RequestFold:
         repair_customer = 0
         if self.first_arrived_at is not None and fixed_at is not None:
             repair_customer = sum(wait for arrival, wait in self.followed if arrival <= fixed_at)
-        fact = RequestFact(
+        request = dict(
             request_id=self.request_id,
             received_at=self.received.time if self.received else None,
             dealer_key=dealer_key,
@@ -396,9 +454,9 @@ class RequestFold:
             resolved_at=min(resolutions, default=None),
             center_id=center_id,
             technician_id=technician_id,
-            jobs_completed=len(completed),
-            jobs_first_fixed=sum(1 for job in completed if job.first_completion.data.get("fixed")),
-            jobs_sla_met=sum(1 for job in completed if not job.breached()),
+            jobs_completed=completed,
+            jobs_first_fixed=first_fixed,
+            jobs_sla_met=sla_met,
             complaints=len(complaints),
             dealer_id=dealer_id,
             triage_mode=triage.data.get("mode") if triage else None,
@@ -406,48 +464,51 @@ class RequestFold:
             escalated_at=self.escalated_at,
             first_accepted_at=self.first_accepted_at,
             first_revisit_at=self.first_revisit_at,
-            jobs=len(job_facts),
-            jobs_reassigned=sum(1 for job in job_facts if job.assignments >= 2),
-            repeat_visits=sum(job.unfixed_completions for job in job_facts),
+            jobs=with_steps,
+            jobs_reassigned=reassigned,
+            repeat_visits=repeat_visits,
             first_fixed_at=fixed_at,
             repair_customer_micros=repair_customer,
             path=self.texts[0],
             path_micros=self.path_span[1] - self.path_span[0] if self.path_span else 0,
             jobs_seen=len(jobs),
-            jobs_repeat_visited=sum(1 for job in jobs.values() if job.unfixed),
-            jobs_ping_pong=sum(1 for job in jobs.values() if bounces(job.technicians)),
+            jobs_repeat_visited=repeat_visited,
+            jobs_ping_pong=ping_pong,
             failed_visit_reasons=self.texts[1],
             customer_waits=self.texts[2],
-            **self._commerce(),
         )
-        shown = (origin.event_id if origin else None, len(self.revisits), center_id, technician_id)
+        request.update(self._commerce())
+        row = _REQUEST_ROW(request)
+        shown: tuple = (origin.event_id if origin else None, len(self.revisits), center_id, technician_id)
         shown += tuple(jobs[e.job_id].worker if e.job_id is not None else None for e in self.revisits)
         if self.revisit_facts is not None and self.revisit_facts[0] == shown:
-            return fact, self.revisit_facts[1], job_facts
+            return row, self.revisit_facts[1], job_rows
         revisits = []
         for e in self.revisits:
-            job = jobs.get(e.job_id) if e.job_id is not None else None
-            center, technician = job.worker if job else (None, None)
+            owner = jobs.get(e.job_id) if e.job_id is not None else None
+            center, technician = owner.worker if owner else (None, None)
             if technician is None:
                 center, technician = center_id, technician_id
             revisits.append(
-                RevisitFact(
-                    event_id=e.event_id,
-                    request_id=self.request_id,
-                    job_id=e.job_id or "",
-                    time=e.time,
-                    satisfaction=int(e.data["satisfaction"]),
-                    nps=e.data.get("nps"),
-                    dealer_key=dealer_key,
-                    region=region,
-                    product_line=product_line,
-                    center_id=center,
-                    technician_id=technician,
-                    dealer_id=dealer_id,
+                _REVISIT_ROW(
+                    dict(
+                        event_id=e.event_id,
+                        request_id=self.request_id,
+                        job_id=e.job_id or "",
+                        time=e.time,
+                        satisfaction=int(e.data["satisfaction"]),
+                        nps=e.data.get("nps"),
+                        dealer_key=dealer_key,
+                        region=region,
+                        product_line=product_line,
+                        center_id=center,
+                        technician_id=technician,
+                        dealer_id=dealer_id,
+                    )
                 )
             )
         self.revisit_facts = (shown, revisits)
-        return fact, revisits, job_facts
+        return row, revisits, job_rows
 
 
 # --- versions: the facts as they stood at every recorded moment, carried from one moment to the next -------
@@ -470,8 +531,8 @@ class VersionTrail:
         self.events = list({e.event_id: e for e in folded if e.type in HANDLED_TYPES}.values())
         self.ids = {e.event_id for e in self.events}
         self.fold = RequestFold.of(request_id, self.events)
-        self.held: list[dict[str, tuple[int | None, object]]] = [{}, {}, {}]  # per kind: key → (from, fact)
-        self.closed: tuple[list[Versioned], list[Versioned], list[Versioned]] = ([], [], [])
+        self.held: list[dict[str, tuple[int | None, tuple]]] = [{}, {}, {}]  # per kind: key → (from, row)
+        self.closed: tuple[list[tuple], list[tuple], list[tuple]] = ([], [], [])  # (from, to, row)
         self.ended: list[tuple[int, str, int]] = []
         self.refolds = 0  # moments whose events came before folded ones in business order
         self.moment: int | None = max((e.recorded_at for e in self.events), default=None)
@@ -480,8 +541,9 @@ class VersionTrail:
                 self.held[kind] = {key: (None, value) for key, value in now.items()}
 
     def _now(self) -> tuple[dict, dict, dict]:
-        fact, revisits, jobs = self.fold.facts()
-        return {self.request_id: fact}, {r.event_id: r for r in revisits}, {j.job_id: j for j in jobs}
+        # A row's first value is its key (FACT_KEYS): request_id, event_id, job_id.
+        request, revisits, jobs = self.fold.rows()
+        return {self.request_id: request}, {r[0]: r for r in revisits}, {j[0]: j for j in jobs}
 
     def record(self, moment: int, events: Iterable[AnalyticsEvent]) -> None:
         """The events recorded at `moment`, later than every moment recorded before."""
@@ -513,21 +575,31 @@ class VersionTrail:
                     if since is None:
                         self.ended.append((kind, key, moment))
                     else:
-                        self.closed[kind].append(Versioned(since, moment, old))
+                        self.closed[kind].append((since, moment, old))
             for key, value in now.items():
                 if key not in held:
                     held[key] = (moment, value)
 
     def opened(self) -> tuple[list[Versioned], list[Versioned], list[Versioned]]:
         """The new versions that still hold (stored open versions that still hold are not repeated)."""
-        return tuple(
-            [Versioned(since, FOREVER, fact) for since, fact in held.values() if since is not None]
-            for held in self.held
+        return tuple(  # type: ignore[return-value]
+            [Versioned(since, FOREVER, cls(*row)) for since, row in held.values() if since is not None]
+            for held, cls in zip(self.held, _FACT_CLASSES)
         )
 
     def versions(self) -> tuple[list[Versioned], list[Versioned], list[Versioned]]:
         """Every new version, closed then open, per kind."""
-        return tuple(closed + opened for closed, opened in zip(self.closed, self.opened()))
+        return tuple(  # type: ignore[return-value]
+            [Versioned(since, to, cls(*row)) for since, to, row in rows]
+            for rows, cls in zip(self.rows(), _FACT_CLASSES)
+        )
+
+    def rows(self) -> tuple[list[tuple], list[tuple], list[tuple]]:
+        """`versions()` as (valid_from, valid_to, row) per kind, closed then open: what the tables store."""
+        return tuple(  # type: ignore[return-value]
+            closed + [(since, FOREVER, row) for since, row in held.values() if since is not None]
+            for closed, held in zip(self.closed, self.held)
+        )
 
 
 def by_moment(events: Iterable[AnalyticsEvent]) -> list[tuple[int, list[AnalyticsEvent]]]:
@@ -543,7 +615,16 @@ def fact_versions(
 ) -> tuple[list[Versioned], list[Versioned], list[Versioned]]:
     """Every version of a request's facts (request, revisits, jobs): `facts.fact_versions`, one fold carried
     through the moments instead of one fold per moment."""
+    return _trail(request_id, events).versions()
+
+
+def version_rows(request_id: str, events: Iterable[AnalyticsEvent]) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """`fact_versions` as rows (`VersionTrail.rows`), for the tables."""
+    return _trail(request_id, events).rows()
+
+
+def _trail(request_id: str, events: Iterable[AnalyticsEvent]) -> VersionTrail:
     trail = VersionTrail(request_id)
     for moment, group in by_moment({e.event_id: e for e in events}.values()):
         trail.record(moment, group)
-    return trail.versions()
+    return trail

@@ -211,3 +211,26 @@ async def test_a_reader_open_across_the_switch_keeps_its_generation_and_the_rebu
     assert (await analytics.rows("throughput", **window))[dealer]["received"] == 4
     second = await rebuild(projection, event_bus)  # and the leftover generation is no obstacle
     assert (await state_of(projection)).active == second.generation == report.generation + 1
+
+
+def test_the_replay_keeps_one_copy_of_each_event_it_read_more_than_once():
+    """A record written twice (a producer's retry) is appended twice by the replay; one copy is kept, whole."""
+    from services.analytics.projection import create_tables
+    from services.analytics.replay import _deduplicate
+    from services.analytics.tests.test_facts import history
+
+    events = history()
+    projection = Projection(":memory:")
+    cur = projection.reader()
+    try:
+        tables = Tables(2)
+        create_tables(cur, tables, indexes=False)
+        projection.append_events(cur, tables.events, events)
+        assert _deduplicate(cur, tables) == 0
+        projection.append_events(cur, tables.events, [events[0], events[3], events[3]])
+        assert _deduplicate(cur, tables) == 3
+        stored = cur.execute(f"SELECT event_id, type, time, recorded_at FROM {tables.events} ORDER BY ALL").fetchall()
+        assert stored == sorted((e.event_id, e.type, e.time, e.recorded_at) for e in events)
+    finally:
+        cur.close()
+        projection.close()
