@@ -35,27 +35,37 @@ class BatchProjectionConsumer(IdempotentConsumer):
         self.changed = changed
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        while not self._stopping.is_set():
-            batches = await consumer.getmany(timeout_ms=200, max_records=self.batch_size)
-            if not batches:
-                continue
-            with fewer_collections():  # a batch's objects live as long as the batch (collector.py)
-                events: list[AnalyticsEvent] = []
-                owners: list[ConsumerRecord] = []
-                dead: list[tuple[ConsumerRecord, str]] = []
-                for records in batches.values():
-                    for record in records:
-                        event, reason = decode_record(record, self.registry)
-                        if event is None:
-                            dead.append((record, reason or "unreadable"))
-                        else:
-                            events.append(event)
-                            owners.append(record)
-                if not await self._apply_batch(events, owners):
-                    return  # stopping before the batch was applied: its offsets stay where they are
-            for record, reason in dead:
-                await self._to_dlq(record, reason)
-            await self._commit(consumer, batches)
+        # A batch's offsets are committed while the next batch is fetched and applied (awaited before the next
+        # commit starts, and on the way out): the commit's round trip to the coordinator no longer delays the
+        # next apply, and an offset is still only committed once its batch is durable.
+        committing: asyncio.Task[None] | None = None
+        try:
+            while not self._stopping.is_set():
+                batches = await consumer.getmany(timeout_ms=200, max_records=self.batch_size)
+                if not batches:
+                    continue
+                with fewer_collections():  # a batch's objects live as long as the batch (collector.py)
+                    events: list[AnalyticsEvent] = []
+                    owners: list[ConsumerRecord] = []
+                    dead: list[tuple[ConsumerRecord, str]] = []
+                    for records in batches.values():
+                        for record in records:
+                            event, reason = decode_record(record, self.registry)
+                            if event is None:
+                                dead.append((record, reason or "unreadable"))
+                            else:
+                                events.append(event)
+                                owners.append(record)
+                    if not await self._apply_batch(events, owners):
+                        return  # stopping before the batch was applied: its offsets stay where they are
+                for record, reason in dead:
+                    await self._to_dlq(record, reason)
+                if committing is not None:
+                    await committing
+                committing = asyncio.create_task(self._commit(consumer, batches))
+        finally:
+            if committing is not None:
+                await committing
 
     async def _apply_batch(self, events: list[AnalyticsEvent], records: list[ConsumerRecord]) -> bool:
         """Apply the batch in one transaction, retrying while the engine fails; an event that fails on its own
