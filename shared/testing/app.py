@@ -14,6 +14,7 @@ from fastapi.datastructures import DefaultPlaceholder
 from starlette.datastructures import State
 
 from shared.auth import mint_token
+from shared.messaging import memory
 from shared.settings import ServiceSettings
 
 T = TypeVar("T")
@@ -45,14 +46,30 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=router, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-                yield client
+            try:
+                async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                    yield client
+            finally:
+                await _stop_polling(app)
     finally:
         if router is not app:  # let go of this test's state; `app` keeps its own for the test to look at
             router.state = State()
             router.dependency_overrides = {}
         if key is not None:
             idle.append(router)
+
+
+async def _stop_polling(app: FastAPI) -> None:
+    """Ask the app's consumer to stop, as the lifespan's end does next, and on the in-process broker wake its
+    poll: it would otherwise wait out its timeout (~100 ms on average, paid by every test that starts a service)
+    before it sees the request. Nothing else changes: the consumer finishes what it holds and commits as it
+    does when it stops, and the rest of the runtime stops in the lifespan."""
+    runtime = getattr(app.state, "runtime", None)
+    consumer = getattr(runtime, "consumer", None)
+    if runtime is None or consumer is None or not memory.is_memory(runtime.settings.kafka_bootstrap):
+        return
+    await consumer.stop()
+    memory.broker_for(runtime.settings.kafka_bootstrap).wake_group(consumer.name)
 
 
 class _Same:
