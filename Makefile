@@ -13,7 +13,7 @@ help:
 	@echo "make test       every test, against a real Kafka broker started from Apache Kafka's jars"
 	@echo "make lint       ruff (lint + format check) and mypy (strict on the kernel and the modules already clean)"
 	@echo "make format     ruff's fixes and formatting, in place"
-	@echo "make test-fast  every test that needs no broker, PostgreSQL or browser (property tests: a tenth of the examples)"
+	@echo "make test-fast  every test that needs no broker, PostgreSQL or browser, one worker per core (property tests: a tenth of the examples)"
 	@echo "make bench      HTTP and relay benchmarks; writes docs/benchmarks.md"
 	@echo "make bench-dispatch  triaged -> job.assigned lag under load; writes docs/bench-dispatch.md"
 	@echo "make kafka      a local Kafka broker on 127.0.0.1:9092 (data in var/kafka)"
@@ -80,8 +80,12 @@ format: $(INSTALLED)
 
 # The fast tier: every test that needs no broker, no PostgreSQL server and no browser (marked in conftest.py);
 # HTTP-contract and reaction tests run on the in-process broker, property tests on a tenth of their examples.
+# One pytest worker per core (pytest-xdist), a test file's tests on one worker (module- and package-scoped apps
+# start once per worker). Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: compiling the sources
+# and rewriting the test modules' asserts is half of every worker's collection.
 test-fast: $(INSTALLED)
-	$(PY) -m pytest -m "not kafka and not postgres and not browser" --hypothesis-profile=fast
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "not kafka and not postgres and not browser" --hypothesis-profile=fast \
+		-n auto --dist loadfile
 
 bench: setup
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)

@@ -102,11 +102,22 @@ class InMemoryBroker:
             headers=tuple(headers),
         )
         log.append(record)
+        self._wake_readers()
+        return record
+
+    def _wake_readers(self) -> None:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
-        return record
+
+    def wake_group(self, group_id: str) -> None:
+        """Every member of the group returns from `getmany` at once (the one it waits in, or its next), with what
+        it has, possibly nothing, as the Java client's `wakeup()`: a consumer asked to stop then stops without
+        waiting out its poll's timeout (tests stop hundreds of services; a real broker is not woken so)."""
+        for member in self.group(group_id).members:
+            member.woken = True
+        self._wake_readers()
 
     def end_offset(self, tp: TopicPartition) -> int:
         self.partitions_of(tp.topic)
@@ -261,6 +272,7 @@ class InMemoryConsumer:
         self._positions: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
         self._started = False
+        self.woken = False  # `InMemoryBroker.wake_group`: the pending or next `getmany` returns at once
 
     async def start(self) -> None:
         self._started = True
@@ -339,7 +351,8 @@ class InMemoryConsumer:
         while True:
             found = self._fetch(partitions, max_records)
             remaining = deadline - asyncio.get_running_loop().time()
-            if found or remaining <= 0 or not self._started:
+            if found or remaining <= 0 or not self._started or self.woken:
+                self.woken = False
                 return found
             await self.broker.wait_for_records(remaining)
 

@@ -16,6 +16,7 @@ from services.analytics.records import AnalyticsEvent
 from services.analytics.tests.test_process_sql_equals_reference import assert_process_views_equal, reference_trails
 from services.analytics.tests.test_sql_equals_reference import BASE, MIN, WINDOWS, moments, request_history
 from services.analytics.views import GroupBy
+from shared.testing.properties import examples
 
 PARTS = ["P-BELT", "P-PUMP", "P-SEAL"]
 
@@ -93,7 +94,9 @@ def deliveries(draw) -> tuple[list[AnalyticsEvent], list[list[AnalyticsEvent]]]:
     return events, batches
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @pytest.mark.timeout(600)
 @given(deliveries(), st.data())
 def test_paid_service_and_part_waits_in_sql_equal_the_reference_for_any_history_order_batching_and_duplicates(

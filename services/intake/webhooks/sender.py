@@ -5,6 +5,8 @@ small prefix of the answer, and gives up after the timeout, whatever the receive
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
 import ssl
 import time
 from dataclasses import dataclass
@@ -64,6 +66,21 @@ def _judged(status_code: int | None, error: str | None, started: float) -> Outco
     return Outcome(error is None, status_code, error, int((time.monotonic() - started) * 1000))
 
 
+def _receivers_tls(ca_bundle: str | None) -> ssl.SSLContext:
+    """The TLS context receivers' certificates are checked with: WEBHOOK_CA_BUNDLE's CAs, or those httpx checks
+    against by default (certifi's). One per bundle file as it is on disk, kept: loading the CAs takes tens of
+    milliseconds and one context serves any number of clients."""
+    stat = os.stat(ca_bundle) if ca_bundle else None
+    return _tls_context(ca_bundle, (stat.st_mtime_ns, stat.st_size) if stat else None)
+
+
+@functools.lru_cache(maxsize=8)
+def _tls_context(ca_bundle: str | None, _version: tuple[int, int] | None) -> ssl.SSLContext:
+    if ca_bundle:
+        return ssl.create_default_context(cafile=ca_bundle)
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class Sender:
     def __init__(self, settings: WebhookSettings, resolver: Resolver) -> None:
         self.settings = settings
@@ -74,7 +91,7 @@ class Sender:
         self.client = httpx.AsyncClient(
             follow_redirects=False,
             trust_env=False,
-            verify=ssl.create_default_context(cafile=settings.ca_bundle) if settings.ca_bundle else True,
+            verify=_receivers_tls(settings.ca_bundle),
             timeout=httpx.Timeout(settings.timeout_seconds),
             limits=httpx.Limits(max_keepalive_connections=0),
         )
