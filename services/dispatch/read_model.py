@@ -21,11 +21,14 @@ from sqlalchemy import (
     Text,
     bindparam,
     delete,
+    event,
     insert,
+    inspect,
     select,
     text,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.dispatch.domain import LOAD_STATUSES, Job
@@ -82,6 +85,22 @@ dispatch_technician_load = Table(
     Column("technician_id", String(64), primary_key=True),
     Column("open_jobs", Integer, nullable=False),
 )
+
+
+@event.listens_for(dispatch_technician_load, "after_create")
+def _count_the_open_jobs(target: Table, connection: Connection, **_: Any) -> None:
+    """Fill the table where `create_all` makes it beside jobs already stored: a development database from before
+    the table existed (`DATABASE_AUTO_CREATE`, as `make run` starts dispatch) would otherwise rank every technician
+    as idle until a rebuild. Migration 0002 fills it the same way; a new database has no jobs yet."""
+    if inspect(connection).has_table(dispatch_jobs.name):
+        connection.execute(
+            text(
+                "INSERT INTO dispatch_technician_load (technician_id, open_jobs) "
+                "SELECT technician_id, count(*) FROM dispatch_jobs "
+                "WHERE is_load AND technician_id IS NOT NULL GROUP BY technician_id"
+            )
+        )
+
 
 dispatch_centers = Table(
     "dispatch_centers",

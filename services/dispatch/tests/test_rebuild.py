@@ -4,7 +4,7 @@ technicians' open-job counts included, which also equal the open jobs counted fr
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from services.dispatch.read_model import (
     dispatch_centers,
@@ -12,6 +12,7 @@ from services.dispatch.read_model import (
     dispatch_technician_load,
     dispatch_technician_skills,
     dispatch_technicians,
+    metadata,
 )
 from services.dispatch.rebuild import rebuild
 from services.dispatch.tests.conftest import BACKENDS, assigned_job, cancelled_event
@@ -78,3 +79,16 @@ async def test_a_read_model_rebuilt_from_the_event_store_equals_the_live_one(sta
     load = {row["technician_id"]: row["open_jobs"] for row in live["dispatch_technician_load"]}
     assert load == open_jobs == {"T1": 3}, "waiting, moved and accepted; the completed and cancelled ones left"
     assert waiting["id"] in {row["job_id"] for row in live["dispatch_jobs"]}
+
+
+async def test_a_database_from_before_the_load_table_gets_it_filled_with_the_open_jobs_when_created(staffed, event_bus):
+    first = await assigned_job(staffed, event_bus)
+    second = await assigned_job(staffed, event_bus)
+    assert first["technician_id"] == second["technician_id"] == "T1"
+    db = staffed.app.state.runtime.db
+    async with db.transaction() as conn:
+        await conn.execute(text("DROP TABLE dispatch_technician_load"))  # as before migration 0002
+    await db.create_all(metadata)  # what a service starting with DATABASE_AUTO_CREATE does
+    async with db.transaction() as conn:
+        load = (await conn.execute(select(dispatch_technician_load))).all()
+    assert [(row.technician_id, row.open_jobs) for row in load] == [("T1", 2)]
