@@ -84,11 +84,22 @@ async def raw_read(bootstrap: str) -> tuple[int, float]:
 
 
 class Service:
-    def __init__(self, name: str, workdir: Path, bootstrap: str) -> None:
+    """A service as a process of its own on a free port, with the bench's settings. `module` runs instead of the
+    service's own (`-m module …`), `env` adds settings."""
+
+    def __init__(
+        self,
+        name: str,
+        workdir: Path,
+        bootstrap: str,
+        *,
+        module: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name, self.port = name, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.duckdb = workdir / f"{name}-{self.port}.duckdb"
-        env = {
+        settings = {
             **os.environ,
             "PORT": str(self.port),
             "KAFKA_BOOTSTRAP": bootstrap,
@@ -97,10 +108,15 @@ class Service:
             "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/{name}-{self.port}.db",
             "ANALYTICS_DUCKDB_PATH": str(self.duckdb),
             "CONSUMER_GROUP": f"bench-{name}-{uuid.uuid4().hex[:6]}",
+            **(env or {}),
         }
         self.log = open(workdir / f"{name}-{self.port}.log", "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", *(module or [f"services.{name}"])],
+            cwd=ROOT,
+            env=settings,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
 
     async def healthy(self, timeout: float = 60) -> Service:

@@ -177,28 +177,13 @@ class Analytics(Service):
     """analytics as a process, instrumented (`serve_instrumented_analytics`), with the analytics bench's settings."""
 
     def __init__(self, workdir: Path, bootstrap: str) -> None:
-        self.name, self.port = "analytics", free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.duckdb = workdir / f"analytics-{self.port}.duckdb"
-        self.stages = workdir / f"analytics-{self.port}.stages"
-        env = {
-            **os.environ,
-            "PORT": str(self.port),
-            "KAFKA_BOOTSTRAP": bootstrap,
-            "LOG_JSON": "false",
-            "LOG_LEVEL": "WARNING",
-            "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/analytics-{self.port}.db",
-            "ANALYTICS_DUCKDB_PATH": str(self.duckdb),
-            "CONSUMER_GROUP": f"bench-analytics-{uuid.uuid4().hex[:6]}",
-            STAGE_LOG: str(self.stages),
-        }
-        self.log = open(workdir / f"analytics-{self.port}.log", "wb")  # closed by stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "deploy.bench.freshness", "--serve-analytics"],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+        self.stages = workdir / f"analytics-{uuid.uuid4().hex[:6]}.stages"
+        super().__init__(
+            "analytics",
+            workdir,
+            bootstrap,
+            module=["deploy.bench.freshness", "--serve-analytics"],
+            env={STAGE_LOG: str(self.stages)},
         )
 
     def stage_lines(self, since: float) -> list[dict]:
