@@ -58,6 +58,11 @@ _UNCLAIM = lean.Prepared(
 )
 
 
+# PostgreSQL takes at most 32,767 parameters per statement; a chunk (CONSUMER_TRANSACTION_SIZE events) may be
+# set larger than what one statement can claim.
+_CLAIMS_PER_STATEMENT = 1000
+
+
 @lru_cache(maxsize=64)
 def _claims(count: int) -> TextClause:
     """`count` claims in one statement (off the lean path: PostgreSQL); RETURNING names the new ones."""
@@ -323,11 +328,15 @@ class IdempotentConsumer:
         driver = lean.lean_driver(conn)
         if driver is not None:  # one trip: the same INSERT per id on the writer's connection (SQLite)
             return await lean.run(conn, driver, partial(_claim_on_driver, self.name, unique, now))
-        result = await conn.execute(
-            _claims(len(unique)),
-            {"consumer": self.name, "processed_at": now, **{f"e{i}": e for i, e in enumerate(unique)}},
-        )
-        return {row[0] for row in result}
+        claimed: set[str] = set()
+        for start in range(0, len(unique), _CLAIMS_PER_STATEMENT):
+            ids = unique[start : start + _CLAIMS_PER_STATEMENT]
+            result = await conn.execute(
+                _claims(len(ids)),
+                {"consumer": self.name, "processed_at": now, **{f"e{i}": e for i, e in enumerate(ids)}},
+            )
+            claimed.update(row[0] for row in result)
+        return claimed
 
     async def _unclaim(self, conn: AsyncConnection, event_id: str) -> None:
         await lean.write(conn, [(_UNCLAIM, {"consumer": self.name, "event_id": event_id})])

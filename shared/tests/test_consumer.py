@@ -157,6 +157,23 @@ async def test_an_event_whose_handler_keeps_failing_goes_to_the_dlq_after_its_re
     assert await effect_count(db, "broken") == 0, "the failed attempts were rolled back"
 
 
+async def test_a_transaction_of_more_events_than_one_claim_statement_takes_claims_each_event_once(db, topic, broker):
+    # 2,400 events in one transaction: three claim statements on PostgreSQL (1,000 ids each), one trip on SQLite.
+    envelopes = [event(topic, f"many-{i}") for i in range(2400)]
+    batch = as_records(topic, [*envelopes, envelopes[5], envelopes[1500]])  # two delivered twice, far apart
+    consumer = counting_consumer(db, broker, f"g-{uuid.uuid4().hex[:6]}", topic)
+    consumer.transaction_size = len(batch)
+    transactions = counting_transactions(db)
+    try:
+        await consumer.handle_records(batch)
+        assert transactions[0] == 1
+        assert consumer.counts == {"applied": 2400, "duplicate": 2, "ignored": 0, "dlq": 0}
+        assert await effect_count(db) == 2400
+        assert await processed_ids(db) >= {envelope.id for envelope in envelopes}
+    finally:
+        await consumer.stop()
+
+
 async def test_a_rejected_event_of_a_batch_goes_to_the_dlq_and_the_others_of_its_transaction_apply_exactly_once(
     db, topic, broker
 ):
