@@ -15,12 +15,13 @@ from services.complaints.app import ComplaintsSettings, create_app
 from services.complaints.reactions import CONSUMES
 from services.complaints.read_model import known_jobs, known_requests
 from shared.clock import Clock
-from shared.contracts.dispatch import JobCreated, RevisitDone
-from shared.contracts.enums import Channel, CustomerTier, Priority, ServiceMode
+from shared.contracts.dispatch import RevisitDone
+from shared.contracts.enums import Channel, CustomerTier
 from shared.contracts.intake import Customer, Product, ServiceRequestReceived
 from shared.contracts.topics import DISPATCH, INTAKE
 from shared.eventstore.tables import events
 from shared.testing.app import bearer, eventually, running
+from shared.testing.contract_events import job_created
 from shared.testing.kafka import envelope_for, group_at_end, publish, start_group_at_end_now
 
 
@@ -151,18 +152,6 @@ def request_received(request_id: str, dealer_id: str | None) -> ServiceRequestRe
         symptom="Engine stalls when cold",
         customer_tier=CustomerTier.standard,
         urgent=False,
-    )
-
-
-def job_created(job_id: str, request_id: str, dealer_id: str | None) -> JobCreated:
-    return JobCreated(
-        job_id=job_id,
-        request_id=request_id,
-        mode=ServiceMode.onsite,
-        priority=Priority.P3,
-        region="north",
-        product_line="tractor",
-        dealer_id=dealer_id,
     )
 
 

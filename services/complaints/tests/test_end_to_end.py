@@ -4,10 +4,11 @@
 import uuid
 
 from services.complaints.domain import revisit_complaint_id
-from services.complaints.tests.conftest import Complaints, job_created, revisit_done, start
+from services.complaints.tests.conftest import Complaints, revisit_done, start
 from services.intake.app import create_app as create_intake
 from services.intake.tests.conftest import Intake, intake_settings
 from shared.testing.app import running
+from shared.testing.contract_events import job_created
 from shared.testing.kafka import envelope_for, publish
 
 

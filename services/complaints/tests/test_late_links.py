@@ -5,9 +5,10 @@ import uuid
 
 import pytest
 
-from services.complaints.tests.conftest import Complaints, job_created, request_received, start
+from services.complaints.tests.conftest import Complaints, request_received, start
 from shared.contracts.topics import COMPLAINTS, DISPATCH, INTAKE
 from shared.testing.app import running
+from shared.testing.contract_events import job_created
 from shared.testing.kafka import collect, envelope_for, group_at_end, headers_of, publish, subject_is
 
 

@@ -5,8 +5,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from services.complaints.domain import revisit_complaint_id
-from services.complaints.tests.conftest import iso, job_created, known_case, revisit_done
+from services.complaints.tests.conftest import iso, known_case, revisit_done
 from shared.contracts.topics import COMPLAINTS
+from shared.testing.contract_events import job_created
 from shared.testing.kafka import collect, envelope_for, headers_of, publish, subject_is
 
 

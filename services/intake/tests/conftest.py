@@ -10,8 +10,6 @@ import pytest
 
 from services.intake.app import IntakeSettings, create_app
 from services.intake.reactions import CONSUMES
-from shared.contracts.dispatch import JobCreated
-from shared.contracts.enums import Priority, ServiceMode
 from shared.testing.app import bearer, running
 from shared.testing.kafka import start_group_at_end_now
 
@@ -72,16 +70,3 @@ async def intake(tmp_path, event_bus):
     app = create_app(settings, configure_logs=False)
     async with running(app) as client:
         yield Intake(client, settings, app)
-
-
-def job_created(request_id: str, job_id: str) -> JobCreated:
-    """dispatch's `job.created` for a request, as dispatch may send it (no dealer: the request decides whose)."""
-    return JobCreated(
-        job_id=job_id,
-        request_id=request_id,
-        mode=ServiceMode.onsite,
-        priority=Priority.P3,
-        region="north",
-        product_line="tractor",
-        dealer_id=None,
-    )

@@ -3,11 +3,11 @@
 import json
 import uuid
 
-from services.intake.tests.conftest import job_created
 from shared.contracts.dispatch import JobArrived, JobCompleted, RevisitDone
 from shared.contracts.topics import DISPATCH, INTAKE, dlq_for
 from shared.contracts.warranty import WarrantyChecked
 from shared.testing.app import eventually
+from shared.testing.contract_events import job_created
 from shared.testing.kafka import collect, envelope_for, headers_of, publish, publish_raw, subject_is
 
 
@@ -52,7 +52,7 @@ async def test_intake_shows_warrantys_coverage_verdict_chained_to_its_cause(inta
 async def test_the_request_status_follows_the_job_to_closed(intake, event_bus):
     request_id = await triaged_onsite(intake)
     job_id = str(uuid.uuid4())
-    await publish(event_bus, envelope_for(job_created(request_id, job_id), source="dispatch"))
+    await publish(event_bus, envelope_for(job_created(job_id, request_id), source="dispatch"))
     view = await wait_for(intake, request_id, lambda v: v["status"] == "dispatched")
     assert view["job_id"] == job_id
 
@@ -93,7 +93,7 @@ async def test_the_request_status_follows_the_job_to_closed(intake, event_bus):
 async def test_the_same_event_delivered_twice_has_one_effect(intake, event_bus):
     request_id = await triaged_onsite(intake)
     job_id = str(uuid.uuid4())
-    created = envelope_for(job_created(request_id, job_id), source="dispatch")
+    created = envelope_for(job_created(job_id, request_id), source="dispatch")
     await publish(event_bus, created, created)
     await wait_for(intake, request_id, lambda v: v["status"] == "dispatched")
     # A marker after the duplicate: once it is applied, the duplicate has certainly been seen.
@@ -111,11 +111,11 @@ async def test_an_unreadable_event_goes_to_the_dlq_and_the_partition_keeps_flowi
     job_id = str(uuid.uuid4())
     # Same key as the job's real events, so the poison record sits in front of them on one partition.
     await publish_raw(event_bus, DISPATCH, b"{not json", key=job_id.encode(), headers=[("ce_type", b"job.created")])
-    bad_version = envelope_for(job_created(request_id, job_id), source="dispatch")
+    bad_version = envelope_for(job_created(job_id, request_id), source="dispatch")
     from dataclasses import replace
 
     await publish(event_bus, replace(bad_version, dataschema="job.created/9"))
-    await publish(event_bus, envelope_for(job_created(request_id, job_id), source="dispatch"))
+    await publish(event_bus, envelope_for(job_created(job_id, request_id), source="dispatch"))
     await wait_for(intake, request_id, lambda v: v["status"] == "dispatched")
 
     dead = await collect(event_bus, dlq_for(DISPATCH), subject_is(job_id), expected=2)

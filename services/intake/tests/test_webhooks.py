@@ -9,7 +9,6 @@ import pytest
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from deploy.postgres.launcher import create_database
-from services.intake.tests.conftest import job_created
 from services.intake.tests.webhook_receiver import Receiver
 from services.intake.tests.webhook_support import (
     acknowledged,
@@ -22,6 +21,7 @@ from services.intake.tests.webhook_support import (
     webhook_intake,
 )
 from shared.testing.app import eventually
+from shared.testing.contract_events import job_created
 from shared.testing.kafka import envelope_for, publish
 
 
@@ -60,8 +60,8 @@ async def test_a_dealers_subscription_receives_exactly_its_own_cases_signed_with
         my_complaint, their_complaint = str(uuid.uuid4()), str(uuid.uuid4())
         await publish(
             event_bus,
-            envelope_for(job_created(theirs, their_job), source="dispatch"),
-            envelope_for(job_created(mine, my_job), source="dispatch"),
+            envelope_for(job_created(their_job, theirs), source="dispatch"),
+            envelope_for(job_created(my_job, mine), source="dispatch"),
         )
         # A complaint that names only the job, then an acknowledgement that names only the complaint: whose
         # they are is learned from job.created (consumed by now: complaints learn of jobs from it too) and
