@@ -17,7 +17,7 @@ from services.analytics.metrics import to_micros
 from services.analytics.tests.conftest import Analytics, analytics_settings, unique
 from services.intake.tests.conftest import new_request_body
 from services.warranty.tests.conftest import serial
-from services.warranty.tests.parts_helpers import add_location, catalogue, swap_compressor
+from services.warranty.tests.parts_helpers import add_location, catalogue, return_old_part_and_complete, swap_compressor
 from services.warranty.tests.test_end_to_end_with_intake import (  # noqa: F401  (fixtures)
     coverage_shown,
     dispatch,
@@ -108,17 +108,7 @@ async def test_a_paid_job_waits_for_the_customer_and_for_a_part_and_analytics_sh
         assert (await dispatch_client.post(f"/v1/jobs/{job_id}/{step}", headers=on_site)).status_code == 200
     swap = await swap_compressor(w, job_id, request_id, sn, part, headers=technician)
     assert (swap.status_code, swap.json()["issued_from"]) == (201, van), swap.text
-    returned = await w.client.post(
-        "/v1/part-returns",
-        json={"swap_id": swap.json()["id"], "old_part_serial": "C-OLD", "condition": "defective"},
-        headers=technician,
-    )
-    assert returned.status_code == 201, returned.text
-    completed = await dispatch_client.post(
-        f"/v1/jobs/{job_id}/complete", headers=on_site, json={"fixed": True, "resolution": "new compressor"}
-    )
-    assert completed.status_code == 200
-    await w.wait_for_history(sn, lambda items: any(i["type"] == "unit.repair_recorded" for i in items))
+    await return_old_part_and_complete(w, dispatch_client, swap.json()["id"], job_id, sn, technician, on_site)
     claim = await w.client.post(
         "/v1/claims",
         json={"job_id": job_id, "labour_minutes": 60, "swap_ids": [swap.json()["id"]]},

@@ -64,6 +64,24 @@ async def swap_compressor(
     return await warranty.client.post("/v1/part-swaps", json=body, headers=headers)
 
 
+async def return_old_part_and_complete(
+    warranty, dispatch_client, swap_id: str, job_id: str, serial: str, technician, on_site
+) -> None:
+    """The technician sends the swapped-out compressor (C-OLD) back as defective and completes the job as fixed;
+    returns once warranty has recorded the repair on the unit (what a claim for the job needs)."""
+    returned = await warranty.client.post(
+        "/v1/part-returns",
+        json={"swap_id": swap_id, "old_part_serial": "C-OLD", "condition": "defective"},
+        headers=technician,
+    )
+    assert returned.status_code == 201, returned.text
+    completed = await dispatch_client.post(
+        f"/v1/jobs/{job_id}/complete", headers=on_site, json={"fixed": True, "resolution": "new compressor"}
+    )
+    assert completed.status_code == 200, completed.text
+    await warranty.wait_for_history(serial, lambda items: any(i["type"] == "unit.repair_recorded" for i in items))
+
+
 async def request_part(warranty, job, part_number: str, quantity: int = 1, headers=None) -> httpx.Response:
     body = {"job_id": job.job_id, "part_number": part_number, "quantity": quantity}
     return await warranty.client.post(

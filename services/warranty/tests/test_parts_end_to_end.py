@@ -12,7 +12,14 @@ import pytest
 
 from services.intake.tests.conftest import new_request_body
 from services.warranty.tests.conftest import serial
-from services.warranty.tests.parts_helpers import add_location, catalogue, stock, swap_compressor, unique
+from services.warranty.tests.parts_helpers import (
+    add_location,
+    catalogue,
+    return_old_part_and_complete,
+    stock,
+    swap_compressor,
+    unique,
+)
 from services.warranty.tests.test_end_to_end_with_intake import (  # noqa: F401  (fixtures)
     coverage_shown,
     dispatch,
@@ -81,17 +88,7 @@ async def test_a_part_waits_on_backorder_travels_to_the_van_goes_into_the_unit_c
     assert (swap.status_code, swap.json()["issued_from"], swap.json()["covered"]) == (201, van, True), swap.text
     assert await stock(w, van, part) == {"on_hand": 0, "reserved": 0, "available": 0}
     assert await stock(w, warehouse, part) == {"on_hand": 3, "reserved": 0, "available": 3}
-    returned = await w.client.post(
-        "/v1/part-returns",
-        json={"swap_id": swap.json()["id"], "old_part_serial": "C-OLD", "condition": "defective"},
-        headers=technician,
-    )
-    assert returned.status_code == 201, returned.text
-    completed = await dispatch_client.post(
-        f"/v1/jobs/{job_id}/complete", headers=on_site, json={"fixed": True, "resolution": "new compressor"}
-    )
-    assert completed.status_code == 200
-    await w.wait_for_history(sn, lambda items: any(i["type"] == "unit.repair_recorded" for i in items))
+    await return_old_part_and_complete(w, dispatch_client, swap.json()["id"], job_id, sn, technician, on_site)
 
     claim = await w.client.post(
         "/v1/claims",
