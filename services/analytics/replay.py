@@ -101,7 +101,7 @@ def _decode_plain(record: ConsumerRecord, registry: Registry) -> AnalyticsEvent 
     """The common case read without building an `EventEnvelope` (a frozen dataclass of 15 fields: a third of what
     `from_record` costs): the same attributes, read the same way, for a record whose headers and data are all in
     order. Anything else — None here — takes the reference reading, which says why the record goes to the DLQ.
-    `tests/test_rebuild.py` holds the two equal on every record of a generated history and on broken ones."""
+    `tests/test_decode.py` holds the two equal on every record of a generated history and on broken ones."""
     try:
         attrs = {name: raw.decode("utf-8") for name, raw in record.headers or ()}
         event_id, type_, raw_time = attrs.get("ce_id"), attrs.get("ce_type"), attrs.get("ce_time")
