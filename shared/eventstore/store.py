@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -21,7 +22,7 @@ from shared.domain import PendingEvent
 from shared.events import ActorId, EventEnvelope
 from shared.eventstore import lean
 from shared.eventstore.tables import events, outbox
-from shared.observability.tracing import current_traceparent, span
+from shared.observability.tracing import current_traceparent, recording, span
 
 
 class ConcurrencyError(Exception):
@@ -204,7 +205,14 @@ class EventStore:
             event_row(stream_id, stream_type, expected_version + offset, new, metadata, actor, recorded_at)
             for offset, new in enumerate(new_events, start=1)
         ]
-        with span(self.source, "eventstore.append", attributes={"stream_id": stream_id, "events": len(rows)}):
+        # Nothing in the append reads the trace context (the events carry `metadata.traceparent`): without a
+        # tracer provider the span would record nothing, so it is not even started.
+        appending = (
+            span(self.source, "eventstore.append", attributes={"stream_id": stream_id, "events": len(rows)})
+            if recording()
+            else nullcontext()
+        )
+        with appending:
             driver = lean.lean_driver(conn)
             if driver is not None:
                 try:

@@ -25,29 +25,37 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 
 
 class ObservabilityMiddleware:
-    """Pure ASGI: sets the correlation id for logs and events, and records rate and latency per route."""
+    """Pure ASGI: sets the correlation id for logs and events, and records rate and latency per route.
+
+    The metric children of each (method, route, status) are looked up once and kept: `labels()` takes a lock and
+    builds its key on every call."""
 
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._latencies: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or ())
-        incoming = headers.get(b"x-correlation-id", b"").decode("latin-1")
+        incoming, traceparent = "", None
+        for name, value in scope.get("headers") or ():
+            if name == b"x-correlation-id":
+                incoming = value.decode("latin-1")
+            elif name == b"traceparent":
+                traceparent = value.decode("latin-1") or None
         cid = incoming if 0 < len(incoming) <= 64 else str(uuid.uuid4())
         scope.setdefault("state", {})["correlation_id"] = cid
-        traceparent = headers.get(b"traceparent", b"").decode("latin-1") or None
         token = correlation_id.set(cid)
-        status = {"code": 500}
+        status = 500
 
         async def send_wrapper(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + [(b"x-correlation-id", cid.encode())]
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-correlation-id", cid.encode())]
             await send(message)
 
         start = time.perf_counter()
@@ -59,8 +67,17 @@ class ObservabilityMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
-            HTTP_REQUESTS.labels(self.service, scope["method"], path, str(status["code"])).inc()
-            HTTP_LATENCY.labels(self.service, scope["method"], path).observe(time.perf_counter() - start)
+            method = scope["method"]
+            counter = self._counters.get((method, path, status))
+            if counter is None:
+                counter = self._counters[(method, path, status)] = HTTP_REQUESTS.labels(
+                    self.service, method, path, str(status)
+                )
+            latency = self._latencies.get((method, path))
+            if latency is None:
+                latency = self._latencies[(method, path)] = HTTP_LATENCY.labels(self.service, method, path)
+            counter.inc()
+            latency.observe(time.perf_counter() - start)
             correlation_id.reset(token)
             trace_id.reset(trace_token)
 

@@ -28,7 +28,7 @@ from shared.eventstore import lean
 from shared.eventstore.database import Database
 from shared.eventstore.tables import idempotency_keys
 from shared.http.problems import Problem, domain_problem, problem_response
-from shared.http.security import CurrentPrincipal
+from shared.http.security import Credentials, principal_of
 
 Produce = Callable[[], Awaitable[Response]]
 
@@ -203,7 +203,7 @@ class IdempotentCall:
 
 async def _idempotent_call(
     request: Request,
-    principal: CurrentPrincipal,
+    credentials: Credentials,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -213,16 +213,21 @@ async def _idempotent_call(
         ),
     ] = None,
 ) -> IdempotentCall:
-    raw = await request.body()
+    principal = principal_of(request, credentials)
+    route = request.scope.get("route")
+    endpoint = f"{request.method} {getattr(route, 'path', request.url.path)}"
+    scope = f"{principal.subject}|{principal.dealer_id or ''}|{endpoint}"
+    # The body's hash is only ever compared for a key: a call without one does not read or hash it.
+    request_hash = _request_hash(await request.body(), request.url.path) if idempotency_key is not None else ""
+    return IdempotentCall(request.app.state.idempotency, scope, idempotency_key, request_hash, request.url.path)
+
+
+def _request_hash(raw: bytes, path: str) -> str:
     try:
         canonical = json.dumps(json.loads(raw or b"null"), sort_keys=True, separators=(",", ":")).encode()
     except ValueError:
         canonical = raw
-    route = request.scope.get("route")
-    endpoint = f"{request.method} {getattr(route, 'path', request.url.path)}"
-    scope = f"{principal.subject}|{principal.dealer_id or ''}|{endpoint}"
-    request_hash = hashlib.sha256(canonical + request.url.path.encode()).hexdigest()
-    return IdempotentCall(request.app.state.idempotency, scope, idempotency_key, request_hash, request.url.path)
+    return hashlib.sha256(canonical + path.encode()).hexdigest()
 
 
 Idempotency = Annotated[IdempotentCall, Depends(_idempotent_call)]

@@ -1,9 +1,19 @@
 """Auth dependencies: permissions are declared on routes, e.g.
 `dependencies=[Permission(Role.agent)]`; `CurrentActor` gives the caller to the route as the application's
-`Actor` (its dealer and technician scope decided once, in `shared.auth.Actor.of`)."""
+`Actor` (its dealer and technician scope decided once, in `shared.auth.Actor.of`).
+
+Every request's token is verified once (`principal_of`: the first dependency that needs the caller verifies it,
+the others find it on the request), and a token already verified by this process is not verified again until it
+expires (`VerifiedTokens`). Each dependency here depends on the bearer scheme directly, not on one another:
+FastAPI solves a dependency's whole sub-tree again wherever it appears (a cached value is looked up only after
+its sub-dependencies were solved), so the three levels permission → authenticate → bearer cost three solves
+per use, several uses per command route; now two, and the scheme stays on every route's OpenAPI operation."""
 
 from __future__ import annotations
 
+import base64
+import json
+import time
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -13,17 +23,59 @@ from shared.auth import Actor, InvalidToken, Principal, Role, TokenVerifier
 from shared.http.problems import Problem
 
 _bearer = HTTPBearer(auto_error=False, description="JWT signed by the deployment's AUTH_SECRET")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _verifier(request: Request) -> TokenVerifier:
-    verifier: TokenVerifier = request.app.state.verifier
-    return verifier
+class VerifiedTokens:
+    """Tokens whose signature and claims this process has verified, with when each expires: a token seen again
+    before its `exp` is the same principal (its signature, issuer and claims cannot have changed: it is the same
+    string), so it is not decoded and verified again. A token past its `exp` is verified afresh (and refused as
+    expired). Bounded: when full, the cache starts over."""
+
+    def __init__(self, verifier: TokenVerifier, size: int = 4096) -> None:
+        self.verifier, self.size = verifier, size
+        self._known: dict[str, tuple[Principal, float]] = {}
+
+    def verify(self, token: str) -> Principal:
+        known = self._known.get(token)
+        if known is not None and time.time() < known[1]:
+            return known[0]
+        principal = self.verifier.verify(token)  # raises InvalidToken, expired included
+        expires = _expiry(token)
+        if expires is not None:
+            if len(self._known) >= self.size:
+                self._known.clear()
+            self._known[token] = (principal, expires)
+        return principal
 
 
-async def authenticate(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+def _expiry(token: str) -> float | None:
+    """The `exp` of a token whose signature was just verified (the verifier requires it), or None."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        expires = claims.get("exp")
+        return float(expires) if isinstance(expires, int | float) and not isinstance(expires, bool) else None
+    except (ValueError, IndexError, AttributeError):
+        return None
+
+
+def _verified_tokens(request: Request) -> VerifiedTokens:
+    state = request.app.state
+    tokens: VerifiedTokens | None = getattr(state, "verified_tokens", None)
+    verifier: TokenVerifier = state.verifier
+    if tokens is None or tokens.verifier is not verifier:
+        tokens = state.verified_tokens = VerifiedTokens(verifier)
+    return tokens
+
+
+def principal_of(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """The caller of this request, verified once per request (kept as `request.state.principal`); 401 without a
+    valid bearer token."""
+    state = request.scope.setdefault("state", {})
+    principal: Principal | None = state.get("principal")
+    if principal is not None:
+        return principal
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Problem(
             401,
@@ -32,7 +84,7 @@ async def authenticate(
             headers={"WWW-Authenticate": "Bearer"},
         )
     try:
-        principal = _verifier(request).verify(credentials.credentials)
+        principal = _verified_tokens(request).verify(credentials.credentials)
     except InvalidToken as exc:
         raise Problem(
             401,
@@ -41,8 +93,12 @@ async def authenticate(
             title="Unauthorized",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         ) from exc
-    request.state.principal = principal
+    state["principal"] = principal
     return principal
+
+
+async def authenticate(request: Request, credentials: Credentials) -> Principal:
+    return principal_of(request, credentials)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
@@ -51,7 +107,8 @@ CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 def Permission(*roles: Role) -> Any:  # noqa: N802 - reads as a declaration on the route
     """A route dependency that lets through callers holding any of `roles` (admin always passes)."""
 
-    async def check(principal: CurrentPrincipal) -> Principal:
+    async def check(request: Request, credentials: Credentials) -> Principal:
+        principal = principal_of(request, credentials)
         if not principal.has_any(*roles):
             allowed = ", ".join(r.value for r in roles)
             raise Problem(403, f"This action needs one of the roles: {allowed}.", slug="forbidden")
@@ -60,8 +117,8 @@ def Permission(*roles: Role) -> Any:  # noqa: N802 - reads as a declaration on t
     return Depends(check)
 
 
-async def current_actor(principal: CurrentPrincipal) -> Actor:  # async: no thread hop (see dependencies.py)
-    return Actor.of(principal)
+async def current_actor(request: Request, credentials: Credentials) -> Actor:  # async: no thread hop
+    return Actor.of(principal_of(request, credentials))
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
