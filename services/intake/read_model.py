@@ -84,9 +84,10 @@ _FREE_SERIAL = Prepared(
 )
 
 
-async def project(conn: AsyncConnection, request: ServiceRequest, stored: Sequence[EventEnvelope]) -> None:
-    """Upsert the request's row and keep its serial reservation in step with its status: a new open request
-    reserves its serial (a second open one for the serial breaks the key: a 409), a closed one frees it."""
+def request_writes(request: ServiceRequest, stored: Sequence[EventEnvelope]) -> list[tuple[Prepared, dict[str, Any]]]:
+    """The request's row and its serial reservation in step with its status: a new open request reserves its
+    serial (a second open one for the serial breaks the key: a 409), a closed one frees it. Pure: the unit of
+    work runs these in the append's trip to the writer (`Projections.register(..., writes=)`)."""
     serial = request.product.serial if request.product else ""
     row = {
         "request_id": request.id,
@@ -111,11 +112,16 @@ async def project(conn: AsyncConnection, request: ServiceRequest, stored: Sequen
             writes.append((_RESERVE_SERIAL, {"serial": serial, "request_id": request.id}))
     if not request.is_open and request.product is not None:
         writes.append((_FREE_SERIAL, {"serial": serial, "request_id": request.id}))
-    await write(conn, writes)
+    return writes
+
+
+async def project(conn: AsyncConnection, request: ServiceRequest, stored: Sequence[EventEnvelope]) -> None:
+    """Upsert the request's row and keep its serial reservation in step (`request_writes`)."""
+    await write(conn, request_writes(request, stored))
 
 
 PROJECTIONS = Projections()
-PROJECTIONS.register(ServiceRequest, project, service_requests, open_serials)
+PROJECTIONS.register(ServiceRequest, project, service_requests, open_serials, writes=request_writes)
 
 
 async def note_part_price(conn: AsyncConnection, part: PartRegistered, at: datetime, sequence: int) -> bool:

@@ -31,6 +31,7 @@ from shared.eventstore.sqlite_driver import OneTripConnection
 
 T = TypeVar("T")
 Row = Mapping[str, Any]
+WriteRows = Row | Sequence[Row]  # a statement's row, or its rows (one executemany)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +157,7 @@ async def query(conn: AsyncConnection, statement: Prepared, row: Row | None = No
     return await run(conn, driver, lambda db: db.execute(statement, row))
 
 
-async def write(conn: AsyncConnection, writes: Sequence[tuple[Prepared, Row | Sequence[Row]]]) -> None:
+async def write(conn: AsyncConnection, writes: Sequence[tuple[Prepared, WriteRows]]) -> None:
     """Run `writes` (a statement and its row, or its rows) in order, in the caller's transaction: on the lean
     path in one trip (a list of rows as one executemany), otherwise through SQLAlchemy, statement by statement.
     A failing statement raises; what ran before it is the caller's to roll back, as statement by statement."""
@@ -168,15 +169,16 @@ async def write(conn: AsyncConnection, writes: Sequence[tuple[Prepared, Row | Se
             elif rows:
                 await conn.execute(statement.construct, [dict(row) for row in rows])
         return
+    await run(conn, driver, lambda db: write_on(db, writes))
 
-    def step(db: Driver) -> None:
-        for statement, rows in writes:
-            if isinstance(rows, Mapping):
-                db.execute(statement, rows)
-            elif rows:
-                db.executemany(statement, rows)
 
-    await run(conn, driver, step)
+def write_on(db: Driver, writes: Sequence[tuple[Prepared, WriteRows]]) -> None:
+    """`write`'s statements on the writer's thread, within a trip that is already there."""
+    for statement, rows in writes:
+        if isinstance(rows, Mapping):
+            db.execute(statement, rows)
+        elif rows:
+            db.executemany(statement, rows)
 
 
 @asynccontextmanager

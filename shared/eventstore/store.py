@@ -125,15 +125,24 @@ class _StreamMoved(Exception):
     """The append's savepoint was refused by the (stream id, version) key: another writer was first."""
 
 
-def _append_then(rows: list[dict[str, Any]], then: Callable[[lean.Driver], None] | None, db: lean.Driver) -> list[int]:
+def _append_then(
+    rows: list[dict[str, Any]],
+    source: str,
+    then: Callable[[lean.Driver, list[EventEnvelope]], None] | None,
+    db: lean.Driver,
+) -> list[EventEnvelope]:
     try:
         # A savepoint keeps the caller's transaction usable when the append loses the race.
         positions = db.atomically(partial(_append_on_driver, rows), "append")
     except sqlite3.IntegrityError as exc:
         raise _StreamMoved() from exc
+    for row, position in zip(rows, positions, strict=True):
+        row["position"] = position
+        row["occurred_at"] = as_utc(row["occurred_at"])  # as a stored row reads back
+    stored = [_envelope_of(row, source) for row in rows]
     if then is not None:
-        then(db)
-    return positions
+        then(db, stored)
+    return stored
 
 
 def _append_on_driver(rows: list[dict[str, Any]], db: lean.Driver) -> list[int]:
@@ -191,13 +200,14 @@ class EventStore:
         new_events: Sequence[NewEvent],
         metadata: Metadata,
         actor: ActorId,
-        then: Callable[[lean.Driver], None] | None = None,
+        then: Callable[[lean.Driver, list[EventEnvelope]], None] | None = None,
     ) -> list[EventEnvelope]:
         """Append after `expected_version`; raise ConcurrencyError when the stream moved on meanwhile. Every
         event records `actor`, who caused it (there is no default: the kernel's unit of work says who).
 
         `then`, on the lean path only (`lean.lean_driver(conn)`): a step run in the same trip to the writer once
-        the events are stored (the unit of work's deadlines); its errors are its own, not a ConcurrencyError."""
+        the events are stored, given what was stored (the unit of work's deadlines and read-model rows); its
+        errors are its own, not a ConcurrencyError."""
         if not new_events:
             return []
         recorded_at = utcnow()
@@ -216,13 +226,9 @@ class EventStore:
             driver = lean.lean_driver(conn)
             if driver is not None:
                 try:
-                    positions = await lean.run(conn, driver, partial(_append_then, rows, then))
+                    return await lean.run(conn, driver, partial(_append_then, rows, self.source, then))
                 except _StreamMoved as exc:
                     raise ConcurrencyError(f"stream {stream_id} is no longer at version {expected_version}") from exc
-                for row, position in zip(rows, positions, strict=True):
-                    row["position"] = position
-                    row["occurred_at"] = as_utc(row["occurred_at"])  # as a stored row reads back
-                return [_envelope_of(row, self.source) for row in rows]
             if then is not None:
                 raise ValueError("`then` runs on the lean path only (lean.lean_driver(conn) is None here)")
             try:

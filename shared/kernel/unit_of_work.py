@@ -43,14 +43,22 @@ class HasDeadlines(Protocol):
     def due_deadlines(self) -> Mapping[str, datetime]: ...
 
 
+# A projector's statements without the trip: the writes that bring the aggregate's rows up to date after `stored`,
+# as `lean.write` takes them (a statement and its row, or its rows). Pure: it runs on the writer's thread.
+ProjectionWrites = Callable[[Any, Sequence[EventEnvelope]], Sequence[tuple[lean.Prepared, lean.WriteRows]]]
+
+
 @dataclass(frozen=True)
 class Projection:
     """How one aggregate type is seen: its projector and the read-model tables it alone writes (emptied by a
-    rebuild before the streams are folded afresh)."""
+    rebuild before the streams are folded afresh). `writes`, when the projector is only `lean.write(conn,
+    writes(aggregate, stored))`: on the lean path the unit of work runs those writes in the append's own trip to
+    the writer (no trip of their own); elsewhere, and in a rebuild, the projector runs as it is."""
 
     aggregate_type: type[Aggregate]
     projector: Projector[Any]
     tables: tuple[Table, ...] = ()
+    writes: ProjectionWrites | None = None
 
 
 @dataclass
@@ -59,10 +67,18 @@ class Projections:
 
     by_type: dict[type[Aggregate], Projection] = field(default_factory=dict)
 
-    def register(self, aggregate_type: type[A], projector: Projector[A], *tables: Table) -> None:
+    def register(
+        self,
+        aggregate_type: type[A],
+        projector: Projector[A],
+        *tables: Table,
+        writes: Callable[[A, Sequence[EventEnvelope]], Sequence[tuple[lean.Prepared, lean.WriteRows]]] | None = None,
+    ) -> None:
+        """`writes`: the projector's statements as a pure function (see `Projection`); the projector must then
+        be `lean.write(conn, writes(aggregate, stored))`, which the unit of work runs in the append's trip."""
         if aggregate_type in self.by_type:
             raise ValueError(f"{aggregate_type.__name__} already has a projector")
-        self.by_type[aggregate_type] = Projection(aggregate_type, projector, tuple(tables))
+        self.by_type[aggregate_type] = Projection(aggregate_type, projector, tuple(tables), writes)
 
     def projector_for(self, aggregate: Aggregate) -> Projector[Any] | None:
         projection = self.by_type.get(type(aggregate))
@@ -158,17 +174,29 @@ class UnitOfWork:
 
     async def commit(self) -> list[EventEnvelope]:
         """Append every remembered aggregate's new events, project them, reconcile their deadlines; return
-        what was appended. The transaction itself is the caller's."""
+        what was appended. The transaction itself is the caller's.
+
+        On the lean path (SQLite) an aggregate's deadlines and, for a projection that declares its `writes`, its
+        read-model rows go in the append's own trip to the writer, after the events and their outbox rows: one
+        trip per aggregate. Errors are as step by step (a lost race is a ConcurrencyError before anything else
+        runs; a projection's broken key an IntegrityError), and the caller's transaction rolls back the rest."""
         appended: list[EventEnvelope] = []
+        on_driver = lean.lean_driver(self.conn) is not None
         for aggregate in list(self._seen.values()):
             pending = aggregate.take_pending()
             if not pending:
                 continue
             wanted = aggregate.due_deadlines() if isinstance(aggregate, HasDeadlines) else None
-            deadlines_now: Callable[[lean.Driver], None] | None = None
-            if wanted is not None and lean.lean_driver(self.conn) is not None:
-                # On the lean path the deadlines ride in the append's trip (same transaction, one trip fewer).
-                deadlines_now = partial(_reconcile_on_driver, stream_id=aggregate.id, wanted=wanted)
+            projection = self.projections.by_type.get(type(aggregate))
+            then: Callable[[lean.Driver, list[EventEnvelope]], None] | None = None
+            projected_in_trip = on_driver and projection is not None and projection.writes is not None
+            if on_driver and (wanted is not None or projected_in_trip):
+                then = partial(
+                    _after_append_on_driver,
+                    aggregate=aggregate,
+                    wanted=wanted,
+                    writes=projection.writes if projected_in_trip and projection is not None else None,
+                )
             stored = await self.store.append(
                 self.conn,
                 stream_id=aggregate.id,
@@ -177,15 +205,29 @@ class UnitOfWork:
                 new_events=[NewEvent(p.data, p.occurred_at) for p in pending],
                 metadata=self.metadata,
                 actor=self.actor,
-                then=deadlines_now,
+                then=then,
             )
-            if wanted is not None and deadlines_now is None:
+            if wanted is not None and not on_driver:
                 await reconcile_deadlines(self.conn, aggregate.id, wanted)
-            projector = self.projections.projector_for(aggregate)
-            if projector is not None:
-                await projector(self.conn, aggregate, stored)
+            if projection is not None and not projected_in_trip:
+                await projection.projector(self.conn, aggregate, stored)
             appended.extend(stored)
         return appended
+
+
+def _after_append_on_driver(
+    db: lean.Driver,
+    stored: list[EventEnvelope],
+    *,
+    aggregate: Aggregate,
+    wanted: Mapping[str, datetime] | None,
+    writes: ProjectionWrites | None,
+) -> None:
+    """On the writer's thread, in the append's trip: the deadlines, then the read-model rows."""
+    if wanted is not None:
+        _reconcile_on_driver(db, stream_id=aggregate.id, wanted=wanted)
+    if writes is not None:
+        lean.write_on(db, writes(aggregate, stored))
 
 
 async def reconcile_deadlines(conn: AsyncConnection, stream_id: str, wanted: Mapping[str, datetime]) -> None:
