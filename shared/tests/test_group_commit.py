@@ -12,6 +12,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert, text
 from sqlalchemy.exc import IntegrityError
 
 from shared.eventstore.database import Database
+from shared.eventstore.group_commit import _WriterQueue
 
 metadata = MetaData()
 rows = Table("rows", metadata, Column("k", Integer, primary_key=True), Column("who", String, nullable=False))
@@ -133,3 +134,41 @@ async def test_group_commit_limit_1_commits_every_transaction_by_itself(tmp_path
 
 def test_group_commit_is_sqlite_only():
     assert Database("postgresql+asyncpg://u:p@localhost/db").group_commit is None
+
+
+async def test_the_writer_is_handed_over_in_arrival_order_and_a_waiter_past_its_deadline_fails_alone():
+    queue = _WriterQueue(timeout=0.3)
+    order: list[str] = []
+
+    async def writer(name: str, hold: float = 0.0) -> str:
+        await queue.acquire()
+        try:
+            order.append(name)
+            await asyncio.sleep(hold)
+        finally:
+            queue.release()
+        return name
+
+    holder = asyncio.ensure_future(writer("holder", hold=0.6))  # holds the writer past the others' deadline
+    await asyncio.sleep(0)
+    late = [asyncio.ensure_future(writer(f"w{i}")) for i in range(3)]
+    results = await asyncio.gather(holder, *late, return_exceptions=True)
+    assert results[0] == "holder"
+    assert all(isinstance(r, TimeoutError) for r in results[1:]), results
+    assert order == ["holder"] and not queue.held and queue.waiting == 0
+    assert await asyncio.gather(*(writer(f"v{i}") for i in range(5))) == [f"v{i}" for i in range(5)]
+    assert order[1:] == [f"v{i}" for i in range(5)]
+
+
+async def test_a_waiter_cancelled_after_it_was_handed_the_writer_passes_it_on():
+    queue = _WriterQueue(timeout=5)
+    await queue.acquire()
+    handed = asyncio.ensure_future(queue.acquire())
+    behind = asyncio.ensure_future(queue.acquire())
+    await asyncio.sleep(0)
+    queue.release()  # handed to the first waiter, which is cancelled before it runs
+    handed.cancel()
+    await asyncio.wait_for(behind, 1)
+    assert handed.cancelled() and queue.held and queue.waiting == 0
+    queue.release()
+    assert not queue.held
