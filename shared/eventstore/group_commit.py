@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 
 _SAVEPOINT = "SAVEPOINT group_member"
+_RELEASE = "RELEASE group_member"
 
 
 def _driver(conn: AsyncConnection) -> OneTripConnection:
@@ -143,17 +144,16 @@ class GroupCommit:
             except BaseException:
                 try:
                     if not driver.take_back(_SAVEPOINT):  # the body wrote something: undo it
-                        await _savepoint(group.conn, driver, "ROLLBACK TO group_member", "RELEASE group_member")
+                        await _savepoint(group.conn, driver, "ROLLBACK TO group_member", _RELEASE)
                 except BaseException:
                     group.broken = True
                     log.exception("rolling back a savepoint of a group commit failed; committing the group now")
                 raise
-            try:
-                if not driver.take_back(_SAVEPOINT):
-                    await _savepoint(group.conn, driver, "RELEASE group_member")
-            except BaseException:
-                group.broken = True  # its writes are neither released nor undone: the group must not commit
-                raise
+            if not driver.take_back(_SAVEPOINT):
+                # The RELEASE rides on the next trip to the writer (the next member's first statement, or the
+                # COMMIT), not a trip of its own. Should it fail there, the driver says so and the group does
+                # not commit (`_commit`): no member answers, and nothing is rolled back under another's feet.
+                driver.defer(_RELEASE)
             committed = asyncio.get_running_loop().create_future()
             group.members.append(committed)
         finally:
@@ -182,6 +182,7 @@ class GroupCommit:
         except BaseException:
             await conn.close()
             raise
+        _driver(conn).deferred_failed = False
         self._open = _Group(conn, transaction)
         return self._open
 
@@ -216,6 +217,8 @@ class GroupCommit:
         try:
             if group.broken:
                 raise RuntimeError("a savepoint of this group commit could not be rolled back")
+            if _driver(group.conn).deferred_failed:
+                raise RuntimeError("a savepoint statement of this group commit failed")
             await group.transaction.commit()
         except BaseException as exc:
             for member in group.members:

@@ -80,6 +80,9 @@ class OneTripConnection(aiosqlite.Connection):
         super().__init__(connector, iter_chunk_size)
         self._in_transaction = False
         self._deferred: list[str] = []
+        # A deferred statement failed: the savepoints of this transaction are not what their owners think (a
+        # RELEASE that did not happen). Whoever commits the transaction must refuse to (the group commit does).
+        self.deferred_failed = False
 
     def defer(self, sql: str) -> None:
         """Run `sql` (a statement without parameters, such as SAVEPOINT) at the start of the next trip, whatever
@@ -98,8 +101,14 @@ class OneTripConnection(aiosqlite.Connection):
             try:
                 if self._deferred:
                     deferred, self._deferred = self._deferred, []
-                    for sql in deferred:
-                        self._conn.execute(sql)
+                    for done, sql in enumerate(deferred):
+                        try:
+                            self._conn.execute(sql)
+                        except BaseException:
+                            # What did not run stays deferred (a SAVEPOINT its owner may still take back).
+                            self._deferred = deferred[done + 1 :] + self._deferred
+                            self.deferred_failed = True
+                            raise
                 return fn(*args, **kwargs)
             finally:
                 self._in_transaction = _in_transaction(self._connection)
@@ -110,6 +119,7 @@ class OneTripConnection(aiosqlite.Connection):
         return OneTripCursor(self)
 
     async def rollback(self) -> None:
+        self._deferred.clear()  # savepoint statements of the transaction being given up mean nothing after it
         if self._in_transaction:
             await super().rollback()
 

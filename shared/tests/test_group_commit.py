@@ -172,3 +172,23 @@ async def test_a_waiter_cancelled_after_it_was_handed_the_writer_passes_it_on():
     assert handed.cancelled() and queue.held and queue.waiting == 0
     queue.release()
     assert not queue.held
+
+
+async def test_a_members_release_rides_on_the_next_trip_and_if_it_fails_there_the_group_stores_nothing(db):
+    """A member's RELEASE is deferred to the next trip to the writer. Should a deferred savepoint statement fail
+    there, the member whose trip it was fails without touching the earlier member's savepoint, and the group
+    refuses to commit: every member fails, none is stored (no 201 for a write that is not there)."""
+    from shared.eventstore.lean import lean_driver
+
+    async def poisoned() -> None:
+        async with db.transaction() as conn:
+            await conn.execute(insert(rows).values(k=2, who="poisoned"))
+            driver = lean_driver(conn)
+            assert driver is not None
+            driver.defer("RELEASE no_such_savepoint")  # fails on the next trip, as a failed RELEASE would
+
+    outcomes = await asyncio.gather(write(db, 1), poisoned(), write(db, 3), return_exceptions=True)
+    assert all(isinstance(o, Exception) for o in outcomes), outcomes
+    assert stored(db) == []
+    assert await write(db, 4) == 4  # the next group is a fresh transaction
+    assert stored(db) == [(4, "writer 4")]
