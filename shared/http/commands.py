@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, field_validator
 
 from shared.eventstore.store import Metadata, new_metadata
-from shared.observability.tracing import current_traceparent
+from shared.observability.tracing import current_traceparent, recording
 
 # C0 control characters and DEL, except tab, line feed and carriage return (a description may have lines). NUL
 # is refused by PostgreSQL text columns, the others break headers and logs and mean nothing in a field.
@@ -59,11 +59,19 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 422 naming the field rather than an overflow deep in a command."""
 
 
+class _RenderedJSON(JSONResponse):
+    """A JSONResponse whose body is JSON already (a view's own serialization), not rendered again."""
+
+    def render(self, content: Any) -> bytes:
+        return content if isinstance(content, bytes) else super().render(content)
+
+
 def created(view: BaseModel, collection: str, resource_id: str) -> JSONResponse:
     """The answer of a creating command: 201, the view (validated when it was built), and its `Location`. A
-    response object rather than the model, because an Idempotency-Key stores and replays it as it is."""
-    return JSONResponse(
-        view.model_dump(mode="json"), status_code=201, headers={"Location": location(collection, resource_id)}
+    response object rather than the model, because an Idempotency-Key stores and replays it as it is. The body
+    is the view's own JSON (pydantic's serializer, as the read model stores it), not a dict dumped again."""
+    return _RenderedJSON(
+        view.model_dump_json().encode(), status_code=201, headers={"Location": location(collection, resource_id)}
     )
 
 
@@ -85,7 +93,9 @@ def location(collection: str, resource_id: str) -> str:
 async def command_metadata(request: Request) -> Metadata:  # async: no thread hop (see dependencies.py)
     """The caller's W3C `traceparent` is kept; without one, the command starts a trace of its own, so that
     every event of the chain carries a trace id that consumers and logs can follow."""
-    traceparent = current_traceparent(request.headers.get("traceparent"))
+    incoming = request.headers.get("traceparent")
+    # Only a recording tracer can have put a span of this request in the context (FastAPI's SERVER span).
+    traceparent = current_traceparent(incoming) if recording() else incoming
     if traceparent is None or not _TRACEPARENT.fullmatch(traceparent) or traceparent.split("-")[1] == "0" * 32:
         traceparent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
     return new_metadata(request.scope.get("state", {}).get("correlation_id"), traceparent)
