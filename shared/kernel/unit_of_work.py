@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeGuard, TypeVar, runtime_checkable
 
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -186,7 +186,7 @@ class UnitOfWork:
             pending = aggregate.take_pending()
             if not pending:
                 continue
-            wanted = aggregate.due_deadlines() if isinstance(aggregate, HasDeadlines) else None
+            wanted = aggregate.due_deadlines() if _has_deadlines(aggregate) else None
             projection = self.projections.by_type.get(type(aggregate))
             then: Callable[[lean.Driver, list[EventEnvelope]], None] | None = None
             projected_in_trip = on_driver and projection is not None and projection.writes is not None
@@ -213,6 +213,18 @@ class UnitOfWork:
                 await projection.projector(self.conn, aggregate, stored)
             appended.extend(stored)
         return appended
+
+
+_WATCHES_DEADLINES: dict[type[Aggregate], bool] = {}
+
+
+def _has_deadlines(aggregate: Aggregate) -> TypeGuard[HasDeadlines]:
+    """`isinstance(aggregate, HasDeadlines)`, decided once per type (a runtime protocol check walks the
+    protocol's members on every call)."""
+    found = _WATCHES_DEADLINES.get(type(aggregate))
+    if found is None:
+        found = _WATCHES_DEADLINES[type(aggregate)] = isinstance(aggregate, HasDeadlines)
+    return found
 
 
 def _after_append_on_driver(
