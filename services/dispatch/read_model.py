@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.dispatch.chunk_reads import kept_reads
 from services.dispatch.domain import LOAD_STATUSES, Job
 from services.dispatch.workforce import ServiceCenter, Technician
 from shared.clock import rfc3339
@@ -293,6 +294,9 @@ async def save_job(conn: AsyncConnection, job: Job, created_position: int | None
         if delta < 0:
             writes.append((_DROP_IDLE, {"technician_id": technician_id}))
     await lean.write(conn, writes)
+    reads = kept_reads()
+    if reads is not None:  # a consumer chunk ranks its next triages on these numbers
+        reads.job_saved(job.request_id, changes)
 
 
 async def save_center(conn: AsyncConnection, center: ServiceCenter, position: int | None) -> None:

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache, partial
 from typing import Any
@@ -80,6 +83,35 @@ def _claim_on_driver(consumer: str, event_ids: list[str], now: datetime, db: lea
         if db.rowcount == 1:
             claimed.add(event_id)
     return claimed
+
+
+@dataclass
+class Chunk:
+    """The chunk of a partition's records being applied in one transaction, as its handlers see it: the events
+    about to be applied, in order (claimed, so not applied before), and `memo`, where a handler may keep what it
+    read once for the whole chunk instead of once per event (dispatch's look-ups of a chunk's requests).
+
+    What is in `memo` must stay true of the transaction: a handler that keeps something there updates it with
+    its own writes, and the consumer empties it whenever an event's effect is undone (a rejected event, a lost
+    race retried), so that a handler reads the database afresh after a rollback. Nothing else writes during a
+    chunk on SQLite (the writer is the chunk's); on PostgreSQL a concurrent command may commit meanwhile, which
+    a memo sees no later than the chunk's start (as a read at that moment would have)."""
+
+    events: list[IncomingEvent[Any]]
+    memo: dict[object, Any] = field(default_factory=dict)
+
+
+_CURRENT_CHUNK: ContextVar[Chunk | None] = ContextVar("consumer_chunk", default=None)
+
+
+def current_chunk() -> Chunk | None:
+    """The chunk the running handler's event belongs to; None when the event is applied on its own (a retry
+    record by record, or a handler called outside the consumer)."""
+    return _CURRENT_CHUNK.get()
+
+
+def _tracing_is_off() -> bool:
+    return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
 class _ChunkFailed(Exception):
@@ -197,9 +229,11 @@ class IdempotentConsumer:
         return IncomingEvent(envelope, data), handler, None
 
     @contextmanager
-    def _traced(self, record: ConsumerRecord, incoming: IncomingEvent[Any]) -> Iterator[None]:
+    def _traced(
+        self, record: ConsumerRecord, incoming: IncomingEvent[Any], tracing_off: bool | None = None
+    ) -> Iterator[None]:
         envelope = incoming.envelope
-        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        if tracing_off if tracing_off is not None else _tracing_is_off():
             # Tracing is off (no SDK provider installed): the span would be a no-op carrying the cause's own
             # context, so the event's traceparent is what the span would hand on, without a tenth of the
             # consumer's CPU spent on building it.
@@ -226,9 +260,10 @@ class IdempotentConsumer:
         """Apply a chunk in ONE transaction (one commit, one fsync): the event ids of the whole chunk claimed
         in one step, then each record's effect in a savepoint of its own, so that a record a handler rejects
         leaves the others' effects intact (and its claim is withdrawn with it: a rejected event is not marked
-        processed, so a crash before its DLQ publication sends it to the DLQ after the restart). Any other
-        failure rolls the chunk back and raises _ChunkFailed."""
-        outcomes: list[tuple[ConsumerRecord, str]] = []
+        processed, so a crash before its DLQ publication sends it to the DLQ after the restart). Handlers see
+        the chunk (`current_chunk()`) to read what they need for all of its events at once. Any other failure
+        rolls the chunk back and raises _ChunkFailed."""
+        outcomes: Counter[tuple[str, str]] = Counter()
         dead: list[tuple[ConsumerRecord, str]] = []
         work: list[tuple[ConsumerRecord, IncomingEvent[Any], Handler]] = []
         for record in chunk:
@@ -236,36 +271,47 @@ class IdempotentConsumer:
             if reason is not None:
                 dead.append((record, reason))
             elif incoming is None or handler is None:
-                outcomes.append((record, "ignored"))
+                outcomes[record.topic, "ignored"] += 1
             else:
                 work.append((record, incoming, handler))
         try:
             if work:
                 async with self.db.transaction() as conn:
                     claimed = await self._claim_all(conn, [incoming.id for _, incoming, _ in work])
+                    todo = []
                     for record, incoming, handler in work:
                         if incoming.id not in claimed:  # processed before, or earlier in this chunk
-                            outcomes.append((record, "duplicate"))
+                            outcomes[record.topic, "duplicate"] += 1
                             continue
                         claimed.discard(incoming.id)
-                        with self._traced(record, incoming):
-                            outcome = await self._apply_in_savepoint(conn, incoming, handler)
-                        if outcome.startswith("rejected: "):
-                            await self._unclaim(conn, incoming.id)
-                            dead.append((record, outcome))
-                        else:
-                            outcomes.append((record, outcome))
+                        todo.append((record, incoming, handler))
+                    scope = Chunk([incoming for _, incoming, _ in todo])
+                    tracing_off = _tracing_is_off()
+                    entered = _CURRENT_CHUNK.set(scope)
+                    try:
+                        for record, incoming, handler in todo:
+                            with self._traced(record, incoming, tracing_off):
+                                outcome = await self._apply_in_savepoint(conn, incoming, handler, scope)
+                            if outcome.startswith("rejected: "):
+                                await self._unclaim(conn, incoming.id)
+                                dead.append((record, outcome))
+                            else:
+                                outcomes[record.topic, outcome] += 1
+                    finally:
+                        _CURRENT_CHUNK.reset(entered)
         except _ChunkFailed:
             raise
         except Exception as exc:
             log.warning("a chunk of %d records failed (%s); retrying record by record", len(chunk), exc)
             raise _ChunkFailed from exc
-        for record, outcome in outcomes:
-            self._count(record, outcome)
+        for (topic, outcome), count in outcomes.items():
+            self._count_many(topic, outcome, count)
         for record, reason in sorted(dead, key=lambda dead_one: dead_one[0].offset):
             await self._to_dlq(record, reason)
 
-    async def _apply_in_savepoint(self, conn: AsyncConnection, incoming: IncomingEvent[Any], handler: Handler) -> str:
+    async def _apply_in_savepoint(
+        self, conn: AsyncConnection, incoming: IncomingEvent[Any], handler: Handler, scope: Chunk
+    ) -> str:
         """One claimed event's effect in a savepoint of the chunk's transaction."""
         for _ in range(self.handler_attempts):
             try:
@@ -273,9 +319,14 @@ class IdempotentConsumer:
                     await handler(incoming, conn)
                 return "applied"
             except ConcurrencyError:
+                scope.memo.clear()  # the effect was undone: what handlers kept may no longer hold
                 continue  # fold again and retry
             except PermanentFailure as exc:
+                scope.memo.clear()
                 return f"rejected: {exc}"
+            except BaseException:
+                scope.memo.clear()
+                raise
         raise _ChunkFailed(f"{incoming.envelope.type} {incoming.id} kept losing races")
 
     async def handle_record(self, record: ConsumerRecord) -> str:
@@ -372,9 +423,12 @@ class IdempotentConsumer:
         return self._count(record, "dlq")
 
     def _count(self, record: ConsumerRecord, outcome: str) -> str:
-        self.counts[outcome] += 1
-        CONSUMED.labels(self.name, record.topic, outcome).inc()
+        self._count_many(record.topic, outcome, 1)
         return outcome
+
+    def _count_many(self, topic: str, outcome: str, count: int) -> None:
+        self.counts[outcome] += count
+        CONSUMED.labels(self.name, topic, outcome).inc(count)
 
     async def _database_is_up(self) -> bool:
         try:
