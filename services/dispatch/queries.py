@@ -129,7 +129,8 @@ async def remember_request(conn: AsyncConnection, data: ServiceRequestReceived, 
     if reads is not None and data.request_id in reads.requests:
         if reads.requests[data.request_id] is not None:
             return  # the same fact again
-        await lean.write(conn, [(_INSERT_REQUEST, _request_row(data, received_at))])
+        # The chunk's reads say the row is not there: nothing else can refuse it, so it rides with the next trip.
+        await lean.write_later(conn, [(_INSERT_REQUEST, _request_row(data, received_at))])
         facts = RequestFacts(
             data.request_id, data.dealer_id, data.customer.region, data.product.product_line, as_utc(received_at)
         )

@@ -79,12 +79,21 @@ class OneTripConnection(aiosqlite.Connection):
     def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
         super().__init__(connector, iter_chunk_size)
         self._in_transaction = False
-        self._deferred: list[str] = []
+        self._deferred: list[str | tuple[str, Sequence[Any]]] = []
 
     def defer(self, sql: str) -> None:
         """Run `sql` (a statement without parameters, such as SAVEPOINT) at the start of the next trip, whatever
         that trip is, instead of in a trip of its own."""
         self._deferred.append(sql)
+
+    def defer_statement(self, sql: str, parameters: Sequence[Any]) -> None:
+        """Like `defer`, for a statement with its parameters (in order with the deferred SQL). Whatever trip runs
+        it raises its error: for a write that cannot fail unless the database does (lean.write_later)."""
+        self._deferred.append((sql, parameters))
+
+    def has_deferred_writes(self) -> bool:
+        """Whether a statement deferred with its parameters is waiting for the next trip."""
+        return any(not isinstance(sql, str) for sql in self._deferred)
 
     def take_back(self, sql: str) -> bool:
         """Withdraw a deferred `sql` that no trip has run yet; False when it ran already."""
@@ -99,7 +108,10 @@ class OneTripConnection(aiosqlite.Connection):
                 if self._deferred:
                     deferred, self._deferred = self._deferred, []
                     for sql in deferred:
-                        self._conn.execute(sql)
+                        if isinstance(sql, str):
+                            self._conn.execute(sql)
+                        else:
+                            self._conn.execute(*sql)
                 return fn(*args, **kwargs)
             finally:
                 self._in_transaction = _in_transaction(self._connection)

@@ -297,6 +297,7 @@ class IdempotentConsumer:
                                 dead.append((record, outcome))
                             else:
                                 outcomes[record.topic, outcome] += 1
+                        await _flush_deferred_writes(conn)
                     finally:
                         _CURRENT_CHUNK.reset(entered)
         except _ChunkFailed:
@@ -352,6 +353,7 @@ class IdempotentConsumer:
                     if not await self._claim(conn, incoming.id):
                         return self._count(record, "duplicate")
                     await handler(incoming, conn)
+                    await _flush_deferred_writes(conn)  # their failure is this record's, retried or sent to the DLQ
                 return self._count(record, "applied")
             except ConcurrencyError:
                 continue  # a command changed the aggregate meanwhile: fold again and retry at once
@@ -442,6 +444,19 @@ class IdempotentConsumer:
             await asyncio.wait_for(self._stopping.wait(), seconds)
         except TimeoutError:
             pass
+
+
+async def _flush_deferred_writes(conn: AsyncConnection) -> None:
+    """Run the writes handlers left for the next trip (`lean.write_later`) before the transaction ends, so
+    that a failure among them fails this chunk (retried record by record) or record (retried, then the DLQ),
+    never the group commit's RELEASE or COMMIT, which other writers of the process share."""
+    driver = lean.lean_driver(conn)
+    if driver is not None and driver.has_deferred_writes():
+        await lean.run(conn, driver, _nothing)
+
+
+def _nothing(db: lean.Driver) -> None:
+    return None
 
 
 async def _quietly(awaitable: Awaitable[Any]) -> None:
