@@ -341,10 +341,11 @@ effect in a savepoint), the outbox relay publishing with acks=all. The load gene
 share the machine; other work may have been running on it too (see the load average and busy cores). CPU per
 assignment: dispatch's process CPU (consumer, reactions, relay, HTTP server idle) over the assignments it made.
 
-What the lag is made of: the consumer's fetch; per chunk of a poll, one transaction: the event ids claimed, then
-per `received` the request's row, per `triaged` one trip for the request, its job and the ranked candidates,
-the append of `job.created` + `job.assigned` with two SLA deadlines, the job's row and its technician's open
-jobs; the commit with fsync; the relay's wake-up, its batch to Kafka (acks=all) and the broker's append.
+What the lag is made of: the consumer's fetch; per chunk of a poll, one transaction: the event ids claimed, the
+chunk's requests, their jobs and the candidates of their regions and product lines read in two trips; per
+`received` the request's row, per `triaged` the append of `job.created` + `job.assigned` with two SLA deadlines
+(one trip), the job's row and its technician's open jobs riding with the next trip; the commit with fsync; the
+relay's wake-up, its batch to Kafka (acks=all) and the broker's append.
 
 {chr(10).join(_section(run, n) for run, n in runs)}"""
 

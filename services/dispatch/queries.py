@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.dispatch.assignment import Candidate
+from services.dispatch.chunk_reads import ChunkReads, KnownRequest, Pair, keep_reads, kept_reads
 from services.dispatch.domain import RequestFacts
 from services.dispatch.read_model import (
     dispatch_centers,
@@ -23,15 +25,10 @@ from services.dispatch.read_model import (
 )
 from shared.clock import as_utc
 from shared.contracts.intake import ServiceRequestReceived
+from shared.events import IncomingEvent
 from shared.eventstore import lean
 from shared.http.pagination import Page
-
-
-@dataclass(frozen=True)
-class KnownRequest:
-    facts: RequestFacts
-    cancelled: bool
-
+from shared.messaging.consumer import current_chunk
 
 # The reactions' statements, compiled once (shared/eventstore/lean.py): on SQLite they run on the writer's
 # connection, several in one trip; elsewhere through SQLAlchemy, the same constructs.
@@ -77,13 +74,75 @@ def _candidates_of_request() -> lean.Prepared:
 _CANDIDATES_OF_REQUEST = _candidates_of_request()
 
 
+def _candidates_of_pair() -> lean.Prepared:
+    """The candidates of every request of a region and product line (the chunk's reads): the same rows as
+    `_CANDIDATES_OF_REQUEST` for each of those requests, found the same way from the region's centers."""
+    t, c, s, load = dispatch_technicians, dispatch_centers, dispatch_technician_skills, dispatch_technician_load
+    return lean.Prepared(
+        select(t.c.technician_id, t.c.center_id, c.c.dealer_id, func.coalesce(load.c.open_jobs, 0))
+        .select_from(c)
+        .join(t, t.c.center_id == c.c.center_id)
+        .join(s, and_(s.c.technician_id == t.c.technician_id, s.c.product_line == bindparam("product_line")))
+        .outerjoin(load, load.c.technician_id == t.c.technician_id)
+        .where(c.c.region == bindparam("region"), t.c.active.is_(True))
+    )
+
+
+_CANDIDATES_OF_PAIR = _candidates_of_pair()
+
+# A chunk's requests are looked up by IN lists of these sizes (padded with a repeated id), so that a handful of
+# statements is compiled once each, whatever the chunks' sizes.
+_IN_SIZES = (1, 4, 16, 64, 256)
+
+
+@lru_cache(maxsize=len(_IN_SIZES))
+def _requests_in(size: int) -> lean.Prepared:
+    ids: list[Any] = [bindparam(f"r{i}") for i in range(size)]
+    return lean.Prepared(select(*dispatch_requests.c).where(dispatch_requests.c.request_id.in_(ids)))
+
+
+@lru_cache(maxsize=len(_IN_SIZES))
+def _jobs_in(size: int) -> lean.Prepared:
+    ids: list[Any] = [bindparam(f"r{i}") for i in range(size)]
+    return lean.Prepared(select(dispatch_jobs.c.request_id).where(dispatch_jobs.c.request_id.in_(ids)))
+
+
+def _in_lists(ids: list[str]) -> list[dict[str, str]]:
+    """`ids` as the parameters of IN lists of `_IN_SIZES` (the last one padded)."""
+    lists = []
+    for start in range(0, len(ids), _IN_SIZES[-1]):
+        part = ids[start : start + _IN_SIZES[-1]]
+        size = next(size for size in _IN_SIZES if size >= len(part))
+        part += part[-1:] * (size - len(part))
+        lists.append({f"r{i}": request_id for i, request_id in enumerate(part)})
+    return lists
+
+
 # --- the request projection (written by reactions to intake's events) ------------------------------------
 
 
 async def remember_request(conn: AsyncConnection, data: ServiceRequestReceived, received_at: datetime) -> None:
     """Keep what a job will need from a received request; the same fact again changes nothing. (One
-    partition serves a request's events one at a time, so looking before inserting cannot race.)"""
-    row = {
+    partition serves a request's events one at a time, so looking before inserting cannot race.) In a
+    consumer chunk, what the chunk read says whether the row exists: no look-up of its own."""
+    reads = await chunk_reads(conn)
+    if reads is not None and data.request_id in reads.requests:
+        if reads.requests[data.request_id] is not None:
+            return  # the same fact again
+        # The chunk's reads say the row is not there: nothing else can refuse it, so it rides with the next trip.
+        await lean.write_later(conn, [(_INSERT_REQUEST, _request_row(data, received_at))])
+        facts = RequestFacts(
+            data.request_id, data.dealer_id, data.customer.region, data.product.product_line, as_utc(received_at)
+        )
+        reads.request_stored(KnownRequest(facts, cancelled=False))
+        return
+    await lean.insert_unless_found(
+        conn, _REQUEST_IS_KNOWN, {"request_id": data.request_id}, _INSERT_REQUEST, _request_row(data, received_at)
+    )
+
+
+def _request_row(data: ServiceRequestReceived, received_at: datetime) -> dict[str, Any]:
+    return {
         "request_id": data.request_id,
         "dealer_id": data.dealer_id,
         "region": data.customer.region,
@@ -93,7 +152,6 @@ async def remember_request(conn: AsyncConnection, data: ServiceRequestReceived, 
         "received_at": received_at,
         "cancelled": False,
     }
-    await lean.insert_unless_found(conn, _REQUEST_IS_KNOWN, {"request_id": data.request_id}, _INSERT_REQUEST, row)
 
 
 def _stored_time(value: datetime | str) -> datetime:
@@ -132,6 +190,18 @@ class JobContext:
 
 
 async def job_context(conn: AsyncConnection, request_id: str) -> JobContext:
+    reads = await chunk_reads(conn)
+    if reads is not None and request_id in reads.requests:
+        request = reads.requests[request_id]
+        if request is None:
+            return JobContext(None, request_id in reads.jobs, [])
+        pair = (request.facts.region, request.facts.product_line)
+        ranked = reads.candidates(pair)
+        if ranked is None:  # a pair the chunk's first reads did not know (cannot happen; read it now)
+            [rows] = await lean.query_many(conn, [(_CANDIDATES_OF_PAIR, _pair_key(pair))])
+            reads.add_staff(pair, rows)
+            ranked = reads.candidates(pair) or []
+        return JobContext(request, request_id in reads.jobs, ranked)
     key = {"request_id": request_id}
     requests, jobs, candidates = await lean.query_many(
         conn, [(_FIND_REQUEST, key), (_JOB_OF_REQUEST, key), (_CANDIDATES_OF_REQUEST, key)]
@@ -148,6 +218,60 @@ async def job_context(conn: AsyncConnection, request_id: str) -> JobContext:
 
 async def mark_request_cancelled(conn: AsyncConnection, request_id: str) -> None:
     await lean.write(conn, [(_CANCEL_REQUEST, {"the_request_id": request_id, "cancelled": True})])
+    reads = kept_reads()
+    if reads is not None:
+        reads.request_cancelled(request_id)
+
+
+def _pair_key(pair: Pair) -> dict[str, str]:
+    return {"region": pair[0], "product_line": pair[1]}
+
+
+async def chunk_reads(conn: AsyncConnection) -> ChunkReads | None:
+    """What the running reaction's consumer chunk read (read now when this is the chunk's first reaction to
+    ask): every request its events name, their jobs, and the candidates of their regions and product lines,
+    in two trips for the whole chunk. None outside a chunk: the reaction reads for itself."""
+    chunk = current_chunk()
+    if chunk is None:
+        return None
+    reads = kept_reads()
+    if reads is not None:
+        return reads
+    request_ids = list(dict.fromkeys(_request_ids(chunk.events)))
+    lists = _in_lists(request_ids)
+    found = await lean.query_many(
+        conn,
+        [(_requests_in(len(ids)), ids) for ids in lists] + [(_jobs_in(len(ids)), ids) for ids in lists],
+    )
+    requests: dict[str, KnownRequest | None] = dict.fromkeys(request_ids)
+    for rows in found[: len(lists)]:
+        for row in rows:
+            known = _known(row)
+            assert known is not None
+            requests[known.facts.request_id] = known
+    jobs = {request_id for rows in found[len(lists) :] for (request_id,) in rows}
+    reads = ChunkReads(requests, jobs)
+    pairs = {(k.facts.region, k.facts.product_line) for k in requests.values() if k is not None}
+    pairs.update(_received_pairs(chunk.events))
+    ordered = sorted(pairs)
+    staff = await lean.query_many(conn, [(_CANDIDATES_OF_PAIR, _pair_key(pair)) for pair in ordered])
+    for pair, rows in zip(ordered, staff, strict=True):
+        reads.add_staff(pair, rows)
+    keep_reads(reads)
+    return reads
+
+
+def _request_ids(events: list[IncomingEvent[Any]]) -> list[str]:
+    """The requests a chunk's events are about (intake's events all name theirs)."""
+    return [request_id for e in events if isinstance(request_id := getattr(e.data, "request_id", None), str)]
+
+
+def _received_pairs(events: list[IncomingEvent[Any]]) -> set[Pair]:
+    return {
+        (e.data.customer.region, e.data.product.product_line)
+        for e in events
+        if isinstance(e.data, ServiceRequestReceived)
+    }
 
 
 # --- the API's reads -----------------------------------------------------------------------------------------

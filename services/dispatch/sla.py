@@ -19,6 +19,9 @@ class SlaPolicy:
 
     accept_minutes: Mapping[Priority, float] = field(default_factory=lambda: dict(DEFAULT_ACCEPT_MINUTES))
     arrive_minutes: Mapping[Priority, float] = field(default_factory=lambda: dict(DEFAULT_ARRIVE_MINUTES))
+    # The same minutes as timedeltas, made once (a triage asks for two deadlines).
+    _accept: dict[Priority, timedelta] = field(init=False, repr=False, compare=False)
+    _arrive: dict[Priority, timedelta] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name, table in (("accept", self.accept_minutes), ("arrive", self.arrive_minutes)):
@@ -27,12 +30,14 @@ class SlaPolicy:
                 raise ValueError(
                     f"the {name} SLA needs a positive number of minutes for every priority; missing: {missing}"
                 )
+        object.__setattr__(self, "_accept", {p: timedelta(minutes=m) for p, m in self.accept_minutes.items()})
+        object.__setattr__(self, "_arrive", {p: timedelta(minutes=m) for p, m in self.arrive_minutes.items()})
 
     def accept_due(self, priority: Priority, first_assigned_at: datetime) -> datetime:
-        return first_assigned_at + timedelta(minutes=self.accept_minutes[priority])
+        return first_assigned_at + self._accept[priority]
 
     def arrive_due(self, priority: Priority, received_at: datetime) -> datetime:
-        return received_at + timedelta(minutes=self.arrive_minutes[priority])
+        return received_at + self._arrive[priority]
 
 
 def is_late(step_at: datetime, due: datetime) -> bool:

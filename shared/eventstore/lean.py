@@ -239,3 +239,21 @@ async def insert_unless_found(conn: AsyncConnection, lookup: Prepared, key: Row,
         return True
 
     return await run(conn, driver, step)
+
+
+async def write_later(conn: AsyncConnection, writes: Sequence[tuple[Prepared, Row]]) -> None:
+    """`writes` (a statement and its row each) in the caller's transaction, on the lean path not now but at the
+    start of the next trip to the writer, whatever it is (a later statement, a savepoint's RELEASE, the
+    COMMIT): no trip of their own. Their order with other statements stays as written. For the last writes of a
+    step that cannot fail unless the database does (a row whose key nothing else writes): an error is raised by
+    the trip that runs them, so the caller must treat any later failure as its own and roll back the whole
+    transaction. For consumer reactions: the consumer runs what is left before its transaction ends (a failure
+    fails the chunk, retried record by record), so that no failure reaches the group commit's RELEASE, which
+    other writers share. Elsewhere (PostgreSQL, outside a transaction) they run now."""
+    driver = lean_driver(conn)
+    if driver is None:
+        await write(conn, writes)
+        return
+    for statement, row in writes:
+        compiled = statement.compiled(conn.dialect)
+        driver.defer_statement(compiled.sql, compiled.parameters(row))

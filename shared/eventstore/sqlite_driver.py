@@ -79,15 +79,26 @@ class OneTripConnection(aiosqlite.Connection):
     def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
         super().__init__(connector, iter_chunk_size)
         self._in_transaction = False
-        self._deferred: list[str] = []
-        # A deferred statement failed: the savepoints of this transaction are not what their owners think (a
-        # RELEASE that did not happen). Whoever commits the transaction must refuse to (the group commit does).
+        self._deferred: list[str | tuple[str, Sequence[Any]]] = []
+        # A deferred savepoint statement failed: the savepoints of this transaction are not what their owners
+        # think (a RELEASE that did not happen). Whoever commits the transaction must refuse to (the group commit
+        # does). A deferred write's failure is not this: it is raised to the trip's caller, whose transaction or
+        # savepoint rolls it back (the consumer retries its chunk record by record).
         self.deferred_failed = False
 
     def defer(self, sql: str) -> None:
         """Run `sql` (a statement without parameters, such as SAVEPOINT) at the start of the next trip, whatever
         that trip is, instead of in a trip of its own."""
         self._deferred.append(sql)
+
+    def defer_statement(self, sql: str, parameters: Sequence[Any]) -> None:
+        """Like `defer`, for a statement with its parameters (in order with the deferred SQL). Whatever trip runs
+        it raises its error: for a write that cannot fail unless the database does (lean.write_later)."""
+        self._deferred.append((sql, parameters))
+
+    def has_deferred_writes(self) -> bool:
+        """Whether a statement deferred with its parameters is waiting for the next trip."""
+        return any(not isinstance(sql, str) for sql in self._deferred)
 
     def take_back(self, sql: str) -> bool:
         """Withdraw a deferred `sql` that no trip has run yet; False when it ran already."""
@@ -103,11 +114,15 @@ class OneTripConnection(aiosqlite.Connection):
                     deferred, self._deferred = self._deferred, []
                     for done, sql in enumerate(deferred):
                         try:
-                            self._conn.execute(sql)
+                            if isinstance(sql, str):
+                                self._conn.execute(sql)
+                            else:
+                                self._conn.execute(*sql)
                         except BaseException:
                             # What did not run stays deferred (a SAVEPOINT its owner may still take back).
                             self._deferred = deferred[done + 1 :] + self._deferred
-                            self.deferred_failed = True
+                            if isinstance(sql, str):
+                                self.deferred_failed = True
                             raise
                 return fn(*args, **kwargs)
             finally:

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache, partial
 from typing import Any
@@ -31,10 +34,11 @@ from shared.contracts.topics import dlq_for
 from shared.events import IncomingEvent
 from shared.eventstore import lean
 from shared.eventstore.database import Database
+from shared.eventstore.sqlite_driver import OneTripConnection
 from shared.eventstore.store import ConcurrencyError
 from shared.eventstore.tables import UtcDateTime, processed_events
 from shared.messaging.cloudevents import UnreadableEvent, from_record
-from shared.observability.logging import correlation_scope
+from shared.observability.logging import correlation_id, correlation_scope, trace_id
 from shared.observability.metrics import CONSUMED, CONSUMER_LAG
 from shared.observability.tracing import current_traceparent, span, trace_id_of
 
@@ -80,6 +84,35 @@ def _claim_on_driver(consumer: str, event_ids: list[str], now: datetime, db: lea
         if db.rowcount == 1:
             claimed.add(event_id)
     return claimed
+
+
+@dataclass
+class Chunk:
+    """The chunk of a partition's records being applied in one transaction, as its handlers see it: the events
+    about to be applied, in order (claimed, so not applied before), and `memo`, where a handler may keep what it
+    read once for the whole chunk instead of once per event (dispatch's look-ups of a chunk's requests).
+
+    What is in `memo` must stay true of the transaction: a handler that keeps something there updates it with
+    its own writes, and the consumer empties it whenever an event's effect is undone (a rejected event, a lost
+    race retried), so that a handler reads the database afresh after a rollback. Nothing else writes during a
+    chunk on SQLite (the writer is the chunk's); on PostgreSQL a concurrent command may commit meanwhile, which
+    a memo sees no later than the chunk's start (as a read at that moment would have)."""
+
+    events: list[IncomingEvent[Any]]
+    memo: dict[object, Any] = field(default_factory=dict)
+
+
+_CURRENT_CHUNK: ContextVar[Chunk | None] = ContextVar("consumer_chunk", default=None)
+
+
+def current_chunk() -> Chunk | None:
+    """The chunk the running handler's event belongs to; None when the event is applied on its own (a retry
+    record by record, or a handler called outside the consumer)."""
+    return _CURRENT_CHUNK.get()
+
+
+def _tracing_is_off() -> bool:
+    return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
 class _ChunkFailed(Exception):
@@ -197,9 +230,11 @@ class IdempotentConsumer:
         return IncomingEvent(envelope, data), handler, None
 
     @contextmanager
-    def _traced(self, record: ConsumerRecord, incoming: IncomingEvent[Any]) -> Iterator[None]:
+    def _traced(
+        self, record: ConsumerRecord, incoming: IncomingEvent[Any], tracing_off: bool | None = None
+    ) -> Iterator[None]:
         envelope = incoming.envelope
-        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        if tracing_off if tracing_off is not None else _tracing_is_off():
             # Tracing is off (no SDK provider installed): the span would be a no-op carrying the cause's own
             # context, so the event's traceparent is what the span would hand on, without a tenth of the
             # consumer's CPU spent on building it.
@@ -226,9 +261,10 @@ class IdempotentConsumer:
         """Apply a chunk in ONE transaction (one commit, one fsync): the event ids of the whole chunk claimed
         in one step, then each record's effect in a savepoint of its own, so that a record a handler rejects
         leaves the others' effects intact (and its claim is withdrawn with it: a rejected event is not marked
-        processed, so a crash before its DLQ publication sends it to the DLQ after the restart). Any other
-        failure rolls the chunk back and raises _ChunkFailed."""
-        outcomes: list[tuple[ConsumerRecord, str]] = []
+        processed, so a crash before its DLQ publication sends it to the DLQ after the restart). Handlers see
+        the chunk (`current_chunk()`) to read what they need for all of its events at once. Any other failure
+        rolls the chunk back and raises _ChunkFailed."""
+        outcomes: Counter[tuple[str, str]] = Counter()
         dead: list[tuple[ConsumerRecord, str]] = []
         work: list[tuple[ConsumerRecord, IncomingEvent[Any], Handler]] = []
         for record in chunk:
@@ -236,46 +272,83 @@ class IdempotentConsumer:
             if reason is not None:
                 dead.append((record, reason))
             elif incoming is None or handler is None:
-                outcomes.append((record, "ignored"))
+                outcomes[record.topic, "ignored"] += 1
             else:
                 work.append((record, incoming, handler))
         try:
             if work:
                 async with self.db.transaction() as conn:
                     claimed = await self._claim_all(conn, [incoming.id for _, incoming, _ in work])
+                    todo = []
                     for record, incoming, handler in work:
                         if incoming.id not in claimed:  # processed before, or earlier in this chunk
-                            outcomes.append((record, "duplicate"))
+                            outcomes[record.topic, "duplicate"] += 1
                             continue
                         claimed.discard(incoming.id)
-                        with self._traced(record, incoming):
-                            outcome = await self._apply_in_savepoint(conn, incoming, handler)
-                        if outcome.startswith("rejected: "):
-                            await self._unclaim(conn, incoming.id)
-                            dead.append((record, outcome))
-                        else:
-                            outcomes.append((record, outcome))
+                        todo.append((record, incoming, handler))
+                    scope = Chunk([incoming for _, incoming, _ in todo])
+                    tracing_off = _tracing_is_off()
+                    driver = lean.lean_driver(conn)
+                    entered = _CURRENT_CHUNK.set(scope)
+                    try:
+                        for record, incoming, handler in todo:
+                            if tracing_off:  # what `_traced` does then, without its two context managers
+                                envelope = incoming.envelope
+                                ids = correlation_id.set(envelope.correlationid)
+                                trace = trace_id.set(trace_id_of(envelope.traceparent))
+                                try:
+                                    outcome = await self._apply_in_savepoint(conn, incoming, handler, scope, driver)
+                                finally:
+                                    trace_id.reset(trace)
+                                    correlation_id.reset(ids)
+                            else:
+                                with self._traced(record, incoming, tracing_off):
+                                    outcome = await self._apply_in_savepoint(conn, incoming, handler, scope, driver)
+                            if outcome.startswith("rejected: "):
+                                await self._unclaim(conn, incoming.id)
+                                dead.append((record, outcome))
+                            else:
+                                outcomes[record.topic, outcome] += 1
+                        await _flush_deferred_writes(conn)
+                    finally:
+                        _CURRENT_CHUNK.reset(entered)
         except _ChunkFailed:
             raise
         except Exception as exc:
             log.warning("a chunk of %d records failed (%s); retrying record by record", len(chunk), exc)
             raise _ChunkFailed from exc
-        for record, outcome in outcomes:
-            self._count(record, outcome)
+        for (topic, outcome), count in outcomes.items():
+            self._count_many(topic, outcome, count)
         for record, reason in sorted(dead, key=lambda dead_one: dead_one[0].offset):
             await self._to_dlq(record, reason)
 
-    async def _apply_in_savepoint(self, conn: AsyncConnection, incoming: IncomingEvent[Any], handler: Handler) -> str:
-        """One claimed event's effect in a savepoint of the chunk's transaction."""
+    async def _apply_in_savepoint(
+        self,
+        conn: AsyncConnection,
+        incoming: IncomingEvent[Any],
+        handler: Handler,
+        scope: Chunk,
+        driver: OneTripConnection | None,
+    ) -> str:
+        """One claimed event's effect in a savepoint of the chunk's transaction (`driver`: the chunk's lean
+        path, if it has one)."""
         for _ in range(self.handler_attempts):
             try:
-                async with lean.savepoint(conn, "consumer_event"):
-                    await handler(incoming, conn)
+                if driver is None:
+                    async with lean.savepoint(conn, _EVENT_SAVEPOINT):
+                        await handler(incoming, conn)
+                else:
+                    await _in_lean_savepoint(conn, driver, handler, incoming)
                 return "applied"
             except ConcurrencyError:
+                scope.memo.clear()  # the effect was undone: what handlers kept may no longer hold
                 continue  # fold again and retry
             except PermanentFailure as exc:
+                scope.memo.clear()
                 return f"rejected: {exc}"
+            except BaseException:
+                scope.memo.clear()
+                raise
         raise _ChunkFailed(f"{incoming.envelope.type} {incoming.id} kept losing races")
 
     async def handle_record(self, record: ConsumerRecord) -> str:
@@ -301,6 +374,7 @@ class IdempotentConsumer:
                     if not await self._claim(conn, incoming.id):
                         return self._count(record, "duplicate")
                     await handler(incoming, conn)
+                    await _flush_deferred_writes(conn)  # their failure is this record's, retried or sent to the DLQ
                 return self._count(record, "applied")
             except ConcurrencyError:
                 continue  # a command changed the aggregate meanwhile: fold again and retry at once
@@ -372,9 +446,12 @@ class IdempotentConsumer:
         return self._count(record, "dlq")
 
     def _count(self, record: ConsumerRecord, outcome: str) -> str:
-        self.counts[outcome] += 1
-        CONSUMED.labels(self.name, record.topic, outcome).inc()
+        self._count_many(record.topic, outcome, 1)
         return outcome
+
+    def _count_many(self, topic: str, outcome: str, count: int) -> None:
+        self.counts[outcome] += count
+        CONSUMED.labels(self.name, topic, outcome).inc(count)
 
     async def _database_is_up(self) -> bool:
         try:
@@ -388,6 +465,45 @@ class IdempotentConsumer:
             await asyncio.wait_for(self._stopping.wait(), seconds)
         except TimeoutError:
             pass
+
+
+_EVENT_SAVEPOINT = "consumer_event"
+_BEGIN_EVENT, _END_EVENT = f"SAVEPOINT {_EVENT_SAVEPOINT}", f"RELEASE {_EVENT_SAVEPOINT}"
+
+
+async def _in_lean_savepoint(
+    conn: AsyncConnection, driver: OneTripConnection, handler: Handler, incoming: IncomingEvent[Any]
+) -> None:
+    """`lean.savepoint(conn, "consumer_event")` around the handler, spelled out for the consumer's hot loop (no
+    async context manager, no look-up of the driver per event): the SAVEPOINT and RELEASE ride with the next
+    trips; a handler that fails after writing has its savepoint rolled back."""
+    driver.defer(_BEGIN_EVENT)
+    try:
+        await handler(incoming, conn)
+    except BaseException:
+        if not driver.take_back(_BEGIN_EVENT):  # the handler wrote something: undo it
+            await lean.run(conn, driver, _undo_event)
+        raise
+    if not driver.take_back(_BEGIN_EVENT):
+        driver.defer(_END_EVENT)
+
+
+def _undo_event(db: lean.Driver) -> None:
+    db.raw.execute(f"ROLLBACK TO {_EVENT_SAVEPOINT}")
+    db.raw.execute(_END_EVENT)
+
+
+async def _flush_deferred_writes(conn: AsyncConnection) -> None:
+    """Run the writes handlers left for the next trip (`lean.write_later`) before the transaction ends, so
+    that a failure among them fails this chunk (retried record by record) or record (retried, then the DLQ),
+    never the group commit's RELEASE or COMMIT, which other writers of the process share."""
+    driver = lean.lean_driver(conn)
+    if driver is not None and driver.has_deferred_writes():
+        await lean.run(conn, driver, _nothing)
+
+
+def _nothing(db: lean.Driver) -> None:
+    return None
 
 
 async def _quietly(awaitable: Awaitable[Any]) -> None:

@@ -13,11 +13,11 @@ from dataclasses import replace
 
 import pytest
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from shared.contracts.intake import ServiceRequestEscalated
 from shared.contracts.topics import dlq_for
-from shared.eventstore import Database
+from shared.eventstore import Database, lean
 from shared.eventstore.tables import processed_events
 from shared.messaging.cloudevents import to_record
 from shared.messaging.kafka import ensure_topics, reliable_producer
@@ -246,3 +246,43 @@ async def test_killing_the_consumer_process_mid_stream_loses_nothing_and_counts_
         assert {r.key.decode() for r in dead} == rejected
     finally:
         await db.dispose()
+
+
+async def test_a_write_left_for_the_next_trip_that_fails_sends_its_event_alone_to_the_dlq(db, topic, broker):
+    # `lean.write_later` writes run with the next trip, whichever event's: the failing one fails its chunk, the
+    # records are retried one by one, and only the event whose write cannot be stored reaches the DLQ.
+    taken = 10_000
+    async with db.transaction() as conn:
+        await conn.execute(insert(effects).values(seq=taken, event_id="x", subject="taken"))
+    envelopes = [event(topic, f"later-{i}") for i in range(6)]
+    clash = envelopes[2]
+
+    async def record_later(incoming, conn) -> None:
+        row = {"event_id": incoming.id, "subject": incoming.envelope.subject}
+        if incoming.id == clash.id:
+            await lean.write_later(conn, [(_INSERT_EFFECT_AT, {**row, "seq": taken})])
+        else:
+            await lean.write_later(conn, [(_INSERT_EFFECT, row)])
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    consumer = counting_consumer(db, broker, group, topic)
+    consumer.handlers = {"service_request.escalated": record_later}
+    consumer.producer_factory = lambda: reliable_producer(broker, "test-dlq")
+    consumer.handler_attempts = 2
+    try:
+        assert await consumer.handle_records(as_records(topic, envelopes)) == len(envelopes)
+        assert consumer.counts == {"applied": 5, "duplicate": 0, "ignored": 0, "dlq": 1}
+        for i in (0, 1, 3, 4, 5):
+            assert await effect_count(db, f"later-{i}") == 1
+        assert await effect_count(db, clash.subject) == 0
+        [dead] = await collect(broker, dlq_for(topic), subject_is(clash.subject), expected=1)
+        assert headers_of(dead)["dlq_reason"].startswith("handler failed: IntegrityError")
+        assert clash.id not in await processed_ids(db)
+    finally:
+        await consumer.stop()
+        if consumer._dlq_producer is not None:
+            await consumer._dlq_producer.stop()
+
+
+_INSERT_EFFECT = lean.Prepared(insert(effects), columns=["event_id", "subject"])
+_INSERT_EFFECT_AT = lean.Prepared(insert(effects), columns=["seq", "event_id", "subject"])

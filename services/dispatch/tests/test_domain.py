@@ -1,16 +1,20 @@
 """Jobs, their SLA, the assignment rule and the workforce on their own: no database, no Kafka, no web."""
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.dispatch.assignment import Candidate, choose_technician
-from services.dispatch.domain import Assignee, Job, JobStatus, RequestFacts, job_id_for
+from services.dispatch.domain import JOB_ID_NAMESPACE, Assignee, Job, JobStatus, RequestFacts, job_id_for
 from services.dispatch.sla import SlaPolicy
 from services.dispatch.workforce import ServiceCenter, Technician
 from shared.contracts.dispatch import AssignedBy, CenterKind, RevisitChannel, SlaKind, VisitFailureReason
 from shared.contracts.enums import Priority, ServiceMode
 from shared.domain import Forbidden, InvalidTransition, RuleViolation
+from shared.testing.properties import examples
 
 RECEIVED = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 SLA = SlaPolicy()
@@ -34,6 +38,13 @@ def types(job: Job) -> list[str]:
 def test_a_job_id_derives_from_its_request_so_a_repeated_triage_names_the_same_job():
     assert job_id_for("r1") == job_id_for("r1") != job_id_for("r2")
     assert new_job().id == job_id_for("r1")
+
+
+@given(st.text(max_size=80))
+@settings(max_examples=examples(300))
+def test_a_job_id_is_the_uuid5_of_its_request_in_the_job_namespace(request_id):
+    # Ids stored before the spelled-out computation must keep naming the same streams.
+    assert job_id_for(request_id) == str(uuid.uuid5(JOB_ID_NAMESPACE, request_id))
 
 
 def test_a_triaged_request_becomes_a_job_assigned_at_the_triage_time_with_both_deadlines():
