@@ -87,8 +87,10 @@ async def collect(
     timeout: float = 20.0,
     settle: float = 0.0,
 ) -> list[ConsumerRecord]:
-    """Read `topic` from the beginning (no group) until `expected` matching records arrived, then keep
-    reading `settle` seconds more so that extra (duplicate) records would show too."""
+    """Read `topic` from the beginning (no group) until `expected` matching records arrived and then to the
+    topic's end as it stands at that moment, so that extra (duplicate) records already published show too;
+    `settle`: keep reading that many seconds more (for what may still come; `shared.testing.app.all_published`
+    waits for a service to have published everything instead)."""
     consumer = plain_consumer(bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", group_id=None)
     await consumer.start()
     found: list[ConsumerRecord] = []
@@ -102,10 +104,12 @@ async def collect(
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         settle_until: float | None = None
+        ends: dict[TopicPartition, int] = {}
         while loop.time() < deadline:
             if len(found) >= expected and settle_until is None:
                 settle_until = loop.time() + settle
-            if settle_until is not None and loop.time() >= settle_until:
+                ends = await consumer.end_offsets(partitions)
+            if settle_until is not None and loop.time() >= settle_until and await _read_to(consumer, ends):
                 break
             batches = await consumer.getmany(timeout_ms=100)
             for records in batches.values():
@@ -113,6 +117,13 @@ async def collect(
     finally:
         await consumer.stop()
     return found
+
+
+async def _read_to(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
 
 
 async def start_group_at_end(bootstrap: str, group: str, topics: list[str], *, keep_committed: bool = False) -> None:

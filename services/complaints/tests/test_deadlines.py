@@ -1,6 +1,6 @@
 """Deadlines on the running service: the live timer escalates a missed deadline by itself, exactly once;
 waiting on the customer holds it; a late-synced step withdraws the timer's escalation. Real database, real
-Kafka; short deadlines with the system clock, or a fixed clock moved by hand where the test must be exact."""
+Kafka; the service's own deadlines on a test clock moved by hand, and waits on what the timer does, not on time."""
 
 import json
 from datetime import UTC, datetime, timedelta
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from services.complaints.tests.conftest import Complaints, iso, start
 from shared.clock import FixedClock
 from shared.contracts.topics import COMPLAINTS
-from shared.testing.app import running
+from shared.testing.app import all_published, running
 from shared.testing.kafka import collect, headers_of, subject_is
 
 
@@ -17,17 +17,21 @@ def parse(text: str) -> datetime:
 
 
 async def test_an_untouched_complaint_escalates_by_itself_once_per_missed_deadline_stamped_with_it(tmp_path, event_bus):
-    settings, app = start(
-        tmp_path, event_bus, complaint_acknowledge_within_seconds=1, complaint_resolve_general_within_seconds=2
-    )
+    clock = FixedClock(datetime.now(UTC))
+    settings, app = start(tmp_path, event_bus, clock=clock)
     async with running(app) as client:
         service = Complaints(client, settings, app)
         created = (await service.open()).json()
-        view = await service.until(created["id"], lambda v: v["level"] == 3, timeout=15)
+        clock.advance_to(parse(created["ack_due"]))
+        await service.until(created["id"], lambda v: v["level"] == 2)
+        clock.advance_to(parse(created["resolve_due"]))
+        view = await service.until(created["id"], lambda v: v["level"] == 3)
         escalations = [h["time"] for h in view["history"] if h["type"] == "complaint.escalated"]
         assert escalations == [created["ack_due"], created["resolve_due"]]
 
-        records = await collect(event_bus, COMPLAINTS, subject_is(created["id"]), expected=3, settle=1.0)
+        clock.advance(days=30)  # long past both: a deadline fired twice would be published by now
+        await all_published(app)
+        records = await collect(event_bus, COMPLAINTS, subject_is(created["id"]), expected=3)
         headers = [headers_of(r) for r in records]
         assert [h["ce_type"] for h in headers] == ["complaint.opened", "complaint.escalated", "complaint.escalated"]
         data = [json.loads(r.value) for r in records[1:]]
@@ -42,22 +46,24 @@ async def test_an_untouched_complaint_escalates_by_itself_once_per_missed_deadli
 
 
 async def test_an_acknowledged_complaint_escalates_only_when_its_resolution_is_late(tmp_path, event_bus):
-    settings, app = start(
-        tmp_path, event_bus, complaint_acknowledge_within_seconds=1, complaint_resolve_general_within_seconds=2
-    )
+    clock = FixedClock(datetime.now(UTC))
+    settings, app = start(tmp_path, event_bus, clock=clock)
     async with running(app) as client:
         service = Complaints(client, settings, app)
-        complaint_id = (await service.open()).json()["id"]
+        created = (await service.open()).json()
+        complaint_id = created["id"]
         assert (await service.act(complaint_id, "acknowledge")).status_code == 200
         resolved_in_time = (await service.open()).json()["id"]
         await service.act(resolved_in_time, "resolve", {"resolution": "apologised"})
-        view = await service.until(complaint_id, lambda v: v["level"] == 2, timeout=15)
+        clock.advance_to(parse(created["resolve_due"]))  # past both deadlines of both complaints
+        view = await service.until(complaint_id, lambda v: v["level"] == 2)
         assert [h["type"] for h in view["history"]] == [
             "complaint.opened",
             "complaint.acknowledged",
             "complaint.escalated",
         ]
         assert view["next_due"] is not None and view["acknowledged_in_time"] is True
+        await all_published(app)  # the timer has looked at both since their deadlines passed
         assert await service.stored_types(resolved_in_time) == [
             "complaint.opened",
             "complaint.acknowledged",
