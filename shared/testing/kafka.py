@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -124,6 +125,34 @@ async def _read_to(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) 
         if await consumer.position(tp) < end:
             return False
     return True
+
+
+async def caught_up(app: Any, timeout: float = 20.0) -> None:
+    """Wait until `app`'s consumer group has committed every record now on the topics it follows (lag 0): all
+    it will do with them, ignoring them included, is done."""
+    consumer = app.state.runtime.consumer
+    reader = plain_consumer(app.state.runtime.settings.kafka_bootstrap, group_id=consumer.name)
+    await reader.start()
+    try:
+        partitions = []
+        for topic in consumer.topics:
+            partitions += [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
+        ends = await reader.end_offsets(partitions)
+
+        async def lag() -> int:
+            behind = 0
+            for tp, end in ends.items():
+                behind += max(0, end - (await reader.committed(tp) or 0))
+            return behind
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (behind := await lag()) > 0:
+            if loop.time() > deadline:
+                raise AssertionError(f"{consumer.name} still {behind} records behind after {timeout}s")
+            await asyncio.sleep(0.02)
+    finally:
+        await reader.stop()
 
 
 async def start_group_at_end(bootstrap: str, group: str, topics: list[str], *, keep_committed: bool = False) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from services.intake.app import IntakeSettings, create_app
 from services.intake.reactions import CONSUMES
+from shared.clock import FixedClock
 from shared.testing.app import bearer, running
 from shared.testing.kafka import start_group_at_end_now
 
@@ -19,6 +20,7 @@ class Intake:
     client: httpx.AsyncClient
     settings: IntakeSettings
     app: object
+    clock: FixedClock | None = None  # the test clock the app runs on, if any
 
     def auth(self, *roles: str, dealer_id: str | None = None, sub: str | None = None) -> dict[str, str]:
         return bearer(self.settings, *roles, dealer_id=dealer_id, sub=sub)
