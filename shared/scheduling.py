@@ -135,6 +135,10 @@ class DeadlineScheduler:
         self._stopping.set()
         self._woken.set()
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopping.is_set()
+
     async def fire_due(self) -> int:
         """Fire every pending deadline that is due now; return how many fired."""
         now = self.clock.now()

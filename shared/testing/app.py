@@ -151,13 +151,13 @@ def _routing_key(app: FastAPI) -> Hashable | None:
 
 
 async def all_published(app: FastAPI) -> None:
-    """Wait until `app` has published everything it will for now: its deadline scheduler (if it has one) went
+    """Wait until `app` has published everything it will for now: its deadline scheduler (if it runs) went
     through a whole round after this call, at its clock's time, and its relay's outbox is empty. Then a topic
     read to its end (`shared.testing.kafka.collect`) holds every record the app published, duplicates
     included: the signal a test of "exactly once" waits for instead of reading on for a while."""
     runtime = app.state.runtime
     scheduler = runtime.scheduler
-    if scheduler is not None:
+    if scheduler is not None and not scheduler.stopped:
         target = scheduler.rounds_begun + 1  # a round begun after this call (the one the wake asks for) ended
         scheduler.wake()
         await eventually(lambda: asyncio.sleep(0, scheduler.rounds), until=lambda rounds: rounds >= target)
