@@ -16,6 +16,7 @@ from starlette.datastructures import State
 from shared.auth import mint_token
 from shared.messaging import memory
 from shared.settings import ServiceSettings
+from shared.testing.kafka import caught_up
 
 T = TypeVar("T")
 
@@ -162,6 +163,15 @@ async def all_published(app: FastAPI) -> None:
         scheduler.wake()
         await eventually(lambda: asyncio.sleep(0, scheduler.rounds), until=lambda rounds: rounds >= target)
     await eventually(runtime.relay.backlog, until=lambda count: count == 0)
+
+
+async def settled(app: FastAPI) -> None:
+    """Wait until `app` has read everything now on the topics it follows (its group's lag 0) and published
+    everything it will for now (`all_published`): what a test of "once" (no duplicate record, no second job)
+    waits for before it reads a topic, rather than reading on for a while."""
+    if getattr(app.state.runtime, "consumer", None) is not None:
+        await caught_up(app)
+    await all_published(app)
 
 
 def bearer(
