@@ -169,7 +169,7 @@ async def settled(app: FastAPI) -> None:
     """Wait until `app` has read everything now on the topics it follows (its group's lag 0) and published
     everything it will for now (`all_published`): what a test of "once" (no duplicate record, no second job)
     waits for before it reads a topic, rather than reading on for a while."""
-    if getattr(app.state.runtime, "consumer", None) is not None:
+    if app.state.runtime.consumer is not None or getattr(app.state, "consumer", None) is not None:
         await caught_up(app)
     await all_published(app)
 

@@ -128,9 +128,10 @@ async def _read_to(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) 
 
 
 async def caught_up(app: Any, timeout: float = 20.0) -> None:
-    """Wait until `app`'s consumer group has committed every record now on the topics it follows (lag 0): all
-    it will do with them, ignoring them included, is done."""
-    consumer = app.state.runtime.consumer
+    """Wait until `app`'s consumer group (the runtime's, or a consumer of its own at `app.state.consumer` like
+    analytics' batch consumer) has committed every record now on the topics it follows (lag 0): all it will do
+    with them, ignoring them included, is done."""
+    consumer = app.state.runtime.consumer or app.state.consumer
     reader = plain_consumer(app.state.runtime.settings.kafka_bootstrap, group_id=consumer.name)
     await reader.start()
     try:
