@@ -4,6 +4,7 @@ it to its end, duplicates included."""
 
 import asyncio
 import uuid
+from collections.abc import Awaitable
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
@@ -64,6 +65,20 @@ async def partitions_of(bootstrap, topic) -> list[int]:
         await producer.stop()
 
 
+async def drained(db, *relays: OutboxRelay, meanwhile: Awaitable[object] | None = None) -> None:
+    """Run `relays` (and `meanwhile` beside them) until the outbox is empty, then stop them: nothing more can
+    reach the topic after this returns."""
+    tasks = [asyncio.create_task(relay.run()) for relay in relays]
+    try:
+        if meanwhile is not None:
+            await meanwhile
+        await eventually(lambda: outbox_size(db), until=lambda n: n == 0)
+    finally:
+        for relay in relays:
+            await relay.stop()
+        await asyncio.gather(*tasks)
+
+
 async def outbox_size(db) -> int:
     async with db.read() as conn:
         return (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
@@ -73,12 +88,7 @@ async def test_the_relay_publishes_every_due_event_in_stream_order_and_empties_t
     streams = [f"relay-{uuid.uuid4()}" for _ in range(4)]
     await append_many(db, streams, per_stream=5)
     relay = relay_for(db, broker, batch_size=7)
-    task = asyncio.create_task(relay.run())
-    try:
-        await eventually(lambda: outbox_size(db), until=lambda n: n == 0)
-    finally:
-        await relay.stop()
-        await task
+    await drained(db, relay)
     records = await collect(broker, INTAKE, lambda r: r.key.decode() in streams, expected=20)
     assert len(records) == 20
     for stream in streams:
@@ -89,14 +99,7 @@ async def test_the_relay_publishes_every_due_event_in_stream_order_and_empties_t
 async def test_two_relay_replicas_publish_each_event_exactly_once(db, broker):
     streams = [f"replica-{uuid.uuid4()}" for _ in range(3)]
     relays = [relay_for(db, broker, batch_size=4) for _ in range(2)]
-    tasks = [asyncio.create_task(r.run()) for r in relays]
-    try:
-        await append_many(db, streams, per_stream=10)
-        await eventually(lambda: outbox_size(db), until=lambda n: n == 0)
-    finally:
-        for relay in relays:
-            await relay.stop()
-        await asyncio.gather(*tasks)
+    await drained(db, *relays, meanwhile=append_many(db, streams, per_stream=10))
     records = await collect(broker, INTAKE, lambda r: r.key.decode() in streams, expected=30)
     ids = [headers_of(r)["ce_id"] for r in records]
     assert len(ids) == len(set(ids)) == 30, "no duplicates, no gaps"
@@ -159,12 +162,7 @@ async def test_each_published_record_is_the_stored_event_as_to_record_builds_it_
         stored = (await conn.execute(select(events).where(events.c.stream_id.in_(streams)))).all()
     expected = {row.event_id: to_record(_envelope(row, "relay-test")) for row in stored}
     relay = relay_for(db, broker, batch_size=5)
-    task = asyncio.create_task(relay.run())
-    try:
-        await eventually(lambda: outbox_size(db), until=lambda n: n == 0)
-    finally:
-        await relay.stop()
-        await task
+    await drained(db, relay)
     records = await collect(broker, INTAKE, lambda r: r.key.decode() in streams, expected=24)
     partitions = await partitions_of(broker, INTAKE)
     assert len(records) == 24
@@ -186,12 +184,7 @@ async def test_a_round_spanning_several_producer_batches_per_partition_keeps_eac
         poll_interval=0.05,
         batch_size=60,
     )
-    task = asyncio.create_task(relay.run())
-    try:
-        await eventually(lambda: outbox_size(db), until=lambda n: n == 0)
-    finally:
-        await relay.stop()
-        await task
+    await drained(db, relay)
     records = await collect(broker, INTAKE, lambda r: r.key.decode() in streams, expected=60)
     assert len(records) == 60
     for stream in streams:

@@ -10,6 +10,7 @@ import pytest
 
 from services.intake.app import IntakeSettings, create_app
 from services.intake.reactions import CONSUMES
+from services.intake.tests.webhook_receiver import Receiver
 from shared.clock import FixedClock
 from shared.testing.app import bearer, running
 from shared.testing.kafka import start_group_at_end_now
@@ -64,6 +65,15 @@ def intake_settings(tmp_path, event_bus: str, **overrides) -> IntakeSettings:
     settings = IntakeSettings(**values)
     start_group_at_end_now(event_bus, settings.consumer_group, CONSUMES, keep_committed=True)
     return settings
+
+
+@pytest.fixture
+async def receiver():
+    """A dealer's webhook receiver on a loopback port (`webhook_receiver.Receiver`), answering 204."""
+    receiver = Receiver()
+    await receiver.start()
+    yield receiver
+    await receiver.stop()
 
 
 @pytest.fixture

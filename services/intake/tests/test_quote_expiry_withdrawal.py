@@ -24,21 +24,12 @@ from services.intake.tests.test_quotes_api import (
     stored_events,
     view_of,
 )
-from services.intake.tests.webhook_receiver import Receiver
 from services.intake.tests.webhook_support import FAST, subscribe, until_received
 from shared.clock import FixedClock, rfc3339
 from shared.contracts.topics import INTAKE
 from shared.eventstore.store import EventStore
 from shared.testing.app import eventually, running
 from shared.testing.kafka import collect, headers_of, subject_is
-
-
-@pytest.fixture
-async def receiver():
-    receiver = Receiver()
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
 
 
 @asynccontextmanager
