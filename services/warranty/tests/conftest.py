@@ -5,12 +5,15 @@ the topics, so that a test sees the events it publishes and not those of every t
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import httpx
 import pytest
 
+from deploy.postgres.launcher import create_database
 from services.warranty.app import WarrantySettings, create_app
 from shared.clock import FixedClock, utcnow
 from shared.contracts.dispatch import AssignedBy, JobAssigned, JobCompleted, JobCreated
@@ -215,10 +218,25 @@ def serial() -> str:
     return f"SN-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-async def warranty(tmp_path, event_bus):
+@asynccontextmanager
+async def warranty_running(tmp_path, event_bus: str, **overrides) -> AsyncIterator[Warranty]:
+    """A warranty app (settings: `warranty_settings` with `overrides`) on a test clock at a whole second."""
     clock = FixedClock(utcnow().replace(microsecond=0))
-    settings = await warranty_settings(tmp_path, event_bus)
+    settings = await warranty_settings(tmp_path, event_bus, **overrides)
     app = create_app(settings, clock=clock, configure_logs=False)
     async with running(app) as client:
         yield Warranty(client, settings, app, clock, event_bus)
+
+
+@pytest.fixture
+async def warranty(tmp_path, event_bus):
+    async with warranty_running(tmp_path, event_bus) as warranty:
+        yield warranty
+
+
+@pytest.fixture
+async def warranty_on_postgres(postgres_server, tmp_path, event_bus):
+    """Warranty on a database of its own on the PostgreSQL server."""
+    url = await create_database(postgres_server, f"warranty_{uuid.uuid4().hex[:8]}")
+    async with warranty_running(tmp_path, event_bus, database_url=url) as warranty:
+        yield warranty
