@@ -14,9 +14,9 @@ from shared.clock import utcnow
 from shared.contracts.intake import ServiceRequestEscalated
 from shared.contracts.topics import INTAKE
 from shared.events import ActorId
-from shared.eventstore import Database, EventStore, NewEvent
+from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import _envelope, new_metadata
-from shared.eventstore.tables import events, metadata, outbox
+from shared.eventstore.tables import events, outbox
 from shared.messaging.cloudevents import to_record
 from shared.messaging.kafka import reliable_producer
 from shared.messaging.relay import OutboxRelay
@@ -24,14 +24,6 @@ from shared.testing.app import eventually
 from shared.testing.kafka import collect, headers_of
 
 TESTER = ActorId.user("tester")
-
-
-@pytest.fixture
-async def db(database_url):
-    database = Database(database_url)
-    await database.create_all(metadata)
-    yield database
-    await database.dispose()
 
 
 async def append_many(db, streams: list[str], per_stream: int) -> None:

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
 from shared.clock import FixedClock
-from shared.eventstore import Database
 from shared.eventstore.tables import metadata
 from shared.scheduling import DeadlineScheduler, cancel, schedule
 from shared.testing.app import eventually
+from shared.tests.conftest import database_with
 
 fired_table = Table("fired", MetaData(), Column("seq", Integer, primary_key=True), Column("name", String(160)))
 T0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
@@ -19,11 +19,8 @@ T0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
 
 @pytest.fixture
 async def db(database_url):
-    database = Database(database_url)
-    await database.create_all(metadata)
-    await database.create_all(fired_table.metadata)
-    yield database
-    await database.dispose()
+    async with database_with(database_url, metadata, fired_table.metadata) as database:
+        yield database
 
 
 async def record(deadline, conn):
