@@ -135,6 +135,8 @@ async def caught_up(app: Any, timeout: float = 20.0) -> None:
     reader = plain_consumer(app.state.runtime.settings.kafka_bootstrap, group_id=consumer.name)
     await reader.start()
     try:
+        if any(reader.partitions_for_topic(topic) is None for topic in consumer.topics):
+            await reader._client.force_metadata_update()  # a reader of no topic may not have their metadata yet
         partitions = []
         for topic in consumer.topics:
             partitions += [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
