@@ -10,9 +10,11 @@ import pytest
 
 from services.intake.app import IntakeSettings, create_app
 from services.intake.reactions import CONSUMES
+from services.intake.read_model import metadata
 from services.intake.tests.webhook_receiver import Receiver
 from shared.clock import FixedClock
 from shared.testing.app import bearer, running
+from shared.testing.database import with_tables
 from shared.testing.kafka import start_group_at_end_now
 
 
@@ -63,6 +65,7 @@ def intake_settings(tmp_path, event_bus: str, **overrides) -> IntakeSettings:
     )
     values.update(overrides)
     settings = IntakeSettings(**values)
+    with_tables(settings, metadata)
     start_group_at_end_now(event_bus, settings.consumer_group, CONSUMES, keep_committed=True)
     return settings
 

@@ -15,12 +15,14 @@ import pytest
 
 from deploy.postgres.launcher import create_database
 from services.warranty.app import WarrantySettings, create_app
+from services.warranty.read_model import metadata
 from shared.clock import FixedClock, utcnow
 from shared.contracts.dispatch import AssignedBy, JobAssigned, JobCompleted, JobCreated
 from shared.contracts.enums import Channel, CustomerTier, Priority, ServiceMode
 from shared.contracts.intake import Customer, Product, ServiceRequestReceived
 from shared.contracts.topics import DISPATCH, INTAKE
 from shared.testing.app import bearer, eventually, running
+from shared.testing.database import with_tables
 from shared.testing.kafka import envelope_for, group_at_end, publish  # noqa: F401  (group_at_end: for the tests here)
 
 
@@ -36,7 +38,9 @@ async def warranty_settings(tmp_path, event_bus: str, **overrides) -> WarrantySe
         sqlite_synchronous="NORMAL",
     )
     values.update(overrides)
-    return WarrantySettings(**values)
+    settings = WarrantySettings(**values)
+    with_tables(settings, metadata)
+    return settings
 
 
 @dataclass
