@@ -82,13 +82,15 @@ format: $(INSTALLED)
 # HTTP-contract and reaction tests run on the in-process broker, property tests on a tenth of their examples.
 # Timers run on a test clock (`shared.clock.FixedClock`: a test moves it and the deadline scheduler looks at
 # once) and tests wait on signals (`shared.testing.app.settled`/`all_published`, `shared.testing.kafka.caught_up`),
-# not on a real clock. Four pytest workers (pytest-xdist) on two cores, stealing work from each other: what waiting
-# is left (polls of relays, consumers and workers) overlaps. Bytecode is cached even where PYTHONDONTWRITEBYTECODE
-# is set: compiling the sources and rewriting the test modules' asserts is half of every worker's collection; the
-# schemathesis plugin is not loaded (only `make fuzz` and the kafka tier use schemathesis, as a library).
+# not on a real clock. Three pytest workers (pytest-xdist) on two cores, stealing work from each other: what
+# waiting is left (polls of relays, consumers and workers) overlaps, and each worker more costs its own collection
+# and session (~6 s of CPU): back to back on the shared 2-core box (load 10-12), 3 workers 148 s wall / 113 s CPU,
+# 4 workers 157 s / 135 s. Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: compiling the sources and
+# rewriting the test modules' asserts is half of every worker's collection; the schemathesis plugin is not loaded
+# (only `make fuzz` and the kafka tier use schemathesis, as a library).
 test-fast: $(INSTALLED)
 	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "not kafka and not postgres and not browser" --hypothesis-profile=fast \
-		-n $(or $(WORKERS),4) --dist worksteal -p no:schemathesis
+		-n $(or $(WORKERS),3) --dist worksteal -p no:schemathesis
 
 bench: setup
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
