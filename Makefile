@@ -13,7 +13,7 @@ help:
 	@echo "make test       every test, against a real Kafka broker started from Apache Kafka's jars"
 	@echo "make lint       ruff (lint + format check) and mypy (strict on the kernel and the modules already clean)"
 	@echo "make format     ruff's fixes and formatting, in place"
-	@echo "make test-fast  every test that needs no broker, PostgreSQL or browser, one worker per core (property tests: a tenth of the examples)"
+	@echo "make test-fast  every test that needs no broker, PostgreSQL or browser, on three workers (property tests: a tenth of the examples)"
 	@echo "make bench      HTTP and relay benchmarks; writes docs/benchmarks.md"
 	@echo "make bench-dispatch  triaged -> job.assigned lag under load; writes docs/bench-dispatch.md"
 	@echo "make kafka      a local Kafka broker on 127.0.0.1:9092 (data in var/kafka)"
