@@ -13,7 +13,7 @@ help:
 	@echo "make test       every test, against a real Kafka broker started from Apache Kafka's jars"
 	@echo "make lint       ruff (lint + format check) and mypy (strict on the kernel and the modules already clean)"
 	@echo "make format     ruff's fixes and formatting, in place"
-	@echo "make test-fast  every test that needs no broker, PostgreSQL or browser, one worker per core (property tests: a tenth of the examples)"
+	@echo "make test-fast  every test that needs no broker, PostgreSQL or browser, on three workers (property tests: a tenth of the examples)"
 	@echo "make bench      HTTP and relay benchmarks; writes docs/benchmarks.md"
 	@echo "make bench-dispatch  triaged -> job.assigned lag under load; writes docs/bench-dispatch.md"
 	@echo "make kafka      a local Kafka broker on 127.0.0.1:9092 (data in var/kafka)"
@@ -80,14 +80,17 @@ format: $(INSTALLED)
 
 # The fast tier: every test that needs no broker, no PostgreSQL server and no browser (marked in conftest.py);
 # HTTP-contract and reaction tests run on the in-process broker, property tests on a tenth of their examples.
-# Four pytest workers (pytest-xdist) on two cores, stealing work from each other: a third of the tier's time is
-# tests waiting on a real clock (quote expiry, deadlines, webhook retries), which more workers than cores overlap
-# (quiet 2-core box: 1 worker/core by file 96 s, 4 workers stealing 69 s, 6 workers 81 s). Bytecode is cached even
-# where PYTHONDONTWRITEBYTECODE is set: compiling the sources and rewriting the test modules' asserts is half of
-# every worker's collection.
+# Timers run on a test clock (`shared.clock.FixedClock`: a test moves it and the deadline scheduler looks at
+# once) and tests wait on signals (`shared.testing.app.settled`/`all_published`, `shared.testing.kafka.caught_up`),
+# not on a real clock. Three pytest workers (pytest-xdist) on two cores, stealing work from each other: what
+# waiting is left (polls of relays, consumers and workers) overlaps, and each worker more costs its own collection
+# and session (~6 s of CPU): back to back on the shared 2-core box (load 10-12), 3 workers 148 s wall / 113 s CPU,
+# 4 workers 157 s / 135 s. Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: compiling the sources and
+# rewriting the test modules' asserts is half of every worker's collection; the schemathesis plugin is not loaded
+# (only `make fuzz` and the kafka tier use schemathesis, as a library).
 test-fast: $(INSTALLED)
 	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "not kafka and not postgres and not browser" --hypothesis-profile=fast \
-		-n $(or $(WORKERS),4) --dist worksteal
+		-n $(or $(WORKERS),3) --dist worksteal -p no:schemathesis
 
 bench: setup
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)

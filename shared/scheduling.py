@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import Column, Index, String, Table, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.clock import Clock, SystemClock
+from shared.clock import AdvancingClock, Clock, SystemClock
 from shared.eventstore.database import Database
 from shared.eventstore.tables import UtcDateTime, metadata
 from shared.messaging.relay import Lease
@@ -96,10 +96,19 @@ class DeadlineScheduler:
         self.batch_size = batch_size
         self.lease = Lease(db, f"deadlines:{source}", f"{source}-{uuid.uuid4()}", lease_seconds)
         self._stopping = asyncio.Event()
+        self._woken = asyncio.Event()
         self.fired = 0
+        self.rounds_begun = self.rounds = 0  # rounds begun and ended (tests wait on them)
+        if isinstance(self.clock, AdvancingClock):  # a test's clock: a jump in time is looked at at once
+            self.clock.wake_on_advance(self.wake)
+
+    def wake(self) -> None:
+        """Look for due deadlines now rather than at the next poll."""
+        self._woken.set()
 
     async def run(self) -> None:
         while not self._stopping.is_set():
+            self.rounds_begun += 1
             try:
                 if await self.lease.hold():
                     await self.fire_due()
@@ -107,17 +116,28 @@ class DeadlineScheduler:
                 raise
             except Exception as exc:
                 log.warning("deadline scheduler round failed (%s); retrying", exc)
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
-            except TimeoutError:
-                pass
+            self.rounds += 1
+            await self._next_round()
         try:
             await self.lease.release()
         except Exception:
             pass
 
+    async def _next_round(self) -> None:
+        """Wait out the poll interval, unless stopped or woken first."""
+        try:
+            await asyncio.wait_for(self._woken.wait(), self.poll_interval)
+        except TimeoutError:
+            pass
+        self._woken.clear()
+
     async def stop(self) -> None:
         self._stopping.set()
+        self._woken.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopping.is_set()
 
     async def fire_due(self) -> int:
         """Fire every pending deadline that is due now; return how many fired."""

@@ -16,6 +16,7 @@ from starlette.datastructures import State
 from shared.auth import mint_token
 from shared.messaging import memory
 from shared.settings import ServiceSettings
+from shared.testing.kafka import caught_up
 
 T = TypeVar("T")
 
@@ -148,6 +149,29 @@ def _routing_key(app: FastAPI) -> Hashable | None:
     except (_NotComparable, TypeError):
         return None
     return key
+
+
+async def all_published(app: FastAPI) -> None:
+    """Wait until `app` has published everything it will for now: its deadline scheduler (if it runs) went
+    through a whole round after this call, at its clock's time, and its relay's outbox is empty. Then a topic
+    read to its end (`shared.testing.kafka.collect`) holds every record the app published, duplicates
+    included: the signal a test of "exactly once" waits for instead of reading on for a while."""
+    runtime = app.state.runtime
+    scheduler = runtime.scheduler
+    if scheduler is not None and not scheduler.stopped:
+        target = scheduler.rounds_begun + 1  # a round begun after this call (the one the wake asks for) ended
+        scheduler.wake()
+        await eventually(lambda: asyncio.sleep(0, scheduler.rounds), until=lambda rounds: rounds >= target)
+    await eventually(runtime.relay.backlog, until=lambda count: count == 0)
+
+
+async def settled(app: FastAPI) -> None:
+    """Wait until `app` has read everything now on the topics it follows (its group's lag 0) and published
+    everything it will for now (`all_published`): what a test of "once" (no duplicate record, no second job)
+    waits for before it reads a topic, rather than reading on for a while."""
+    if app.state.runtime.consumer is not None or getattr(app.state, "consumer", None) is not None:
+        await caught_up(app)
+    await all_published(app)
 
 
 def bearer(

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -87,8 +88,10 @@ async def collect(
     timeout: float = 20.0,
     settle: float = 0.0,
 ) -> list[ConsumerRecord]:
-    """Read `topic` from the beginning (no group) until `expected` matching records arrived, then keep
-    reading `settle` seconds more so that extra (duplicate) records would show too."""
+    """Read `topic` from the beginning (no group) until `expected` matching records arrived and then to the
+    topic's end as it stands at that moment, so that extra (duplicate) records already published show too;
+    `settle`: keep reading that many seconds more (for what may still come; `shared.testing.app.all_published`
+    waits for a service to have published everything instead)."""
     consumer = plain_consumer(bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", group_id=None)
     await consumer.start()
     found: list[ConsumerRecord] = []
@@ -102,10 +105,12 @@ async def collect(
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         settle_until: float | None = None
+        ends: dict[TopicPartition, int] = {}
         while loop.time() < deadline:
             if len(found) >= expected and settle_until is None:
                 settle_until = loop.time() + settle
-            if settle_until is not None and loop.time() >= settle_until:
+                ends = await consumer.end_offsets(partitions)
+            if settle_until is not None and loop.time() >= settle_until and await _read_to(consumer, ends):
                 break
             batches = await consumer.getmany(timeout_ms=100)
             for records in batches.values():
@@ -113,6 +118,44 @@ async def collect(
     finally:
         await consumer.stop()
     return found
+
+
+async def _read_to(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
+
+
+async def caught_up(app: Any, timeout: float = 20.0) -> None:
+    """Wait until `app`'s consumer group (the runtime's, or a consumer of its own at `app.state.consumer` like
+    analytics' batch consumer) has committed every record now on the topics it follows (lag 0): all it will do
+    with them, ignoring them included, is done."""
+    consumer = app.state.runtime.consumer or app.state.consumer
+    reader = plain_consumer(app.state.runtime.settings.kafka_bootstrap, group_id=consumer.name)
+    await reader.start()
+    try:
+        if any(reader.partitions_for_topic(topic) is None for topic in consumer.topics):
+            await reader._client.force_metadata_update()  # a reader of no topic may not have their metadata yet
+        partitions = []
+        for topic in consumer.topics:
+            partitions += [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
+        ends = await reader.end_offsets(partitions)
+
+        async def lag() -> int:
+            behind = 0
+            for tp, end in ends.items():
+                behind += max(0, end - (await reader.committed(tp) or 0))
+            return behind
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (behind := await lag()) > 0:
+            if loop.time() > deadline:
+                raise AssertionError(f"{consumer.name} still {behind} records behind after {timeout}s")
+            await asyncio.sleep(0.02)
+    finally:
+        await reader.stop()
 
 
 async def start_group_at_end(bootstrap: str, group: str, topics: list[str], *, keep_committed: bool = False) -> None:

@@ -4,10 +4,15 @@ once per session, or TEST_POSTGRES_URL); each test gets a database of its own.""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
+from sqlalchemy import MetaData
 
 from deploy.postgres.launcher import create_database
+from shared.eventstore import Database
+from shared.eventstore.tables import metadata as event_store_tables
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -23,3 +28,22 @@ def broker(request) -> str:
     """The bootstrap address of the in-process broker and of the session's real Kafka: the relay and consumer
     suites run on both, which is what shows the fast tier's transport behaves as Kafka does for them."""
     return request.getfixturevalue("event_bus" if request.param == "memory" else "kafka_bootstrap")
+
+
+@asynccontextmanager
+async def database_with(url: str, *schemas: MetaData) -> AsyncIterator[Database]:
+    """A `Database` on `url` with the tables of `schemas` created, disposed of afterwards."""
+    database = Database(url)
+    for schema in schemas:
+        await database.create_all(schema)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
+async def db(database_url):
+    """The test's database with the event store's tables (events, outbox, deadlines, leases…)."""
+    async with database_with(database_url, event_store_tables) as database:
+        yield database

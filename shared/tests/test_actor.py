@@ -32,6 +32,7 @@ from shared.migrations import alembic_config
 from shared.scheduling import Deadline
 from shared.testing.app import eventually
 from shared.testing.kafka import collect, envelope_for, headers_of
+from shared.tests.conftest import database_with
 from shared.tests.test_kernel import NOW, STAFF, Counter, CounterIncreased, Increase, Start, kernel, own
 
 DEALER_CLERK = Actor.of(Principal("clerk-7", frozenset({Role.dealer, Role.agent}), dealer_id="D1"))
@@ -39,10 +40,8 @@ DEALER_CLERK = Actor.of(Principal("clerk-7", frozenset({Role.dealer, Role.agent}
 
 @pytest.fixture
 async def db(database_url: str):
-    database = Database(database_url)
-    await database.create_all(service_schema(own))
-    yield database
-    await database.dispose()
+    async with database_with(database_url, service_schema(own)) as database:
+        yield database
 
 
 async def actors_by_version(db: Database, stream_id: str) -> list[str]:

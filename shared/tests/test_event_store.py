@@ -9,19 +9,11 @@ from sqlalchemy import func, select
 from shared.clock import utcnow
 from shared.contracts.intake import ServiceRequestEscalated
 from shared.events import ActorId
-from shared.eventstore import ConcurrencyError, Database, EventStore, NewEvent
+from shared.eventstore import ConcurrencyError, EventStore, NewEvent
 from shared.eventstore.store import new_metadata
-from shared.eventstore.tables import events, metadata, outbox
+from shared.eventstore.tables import events, outbox
 
 TESTER = ActorId.user("tester")
-
-
-@pytest.fixture
-async def db(database_url):
-    database = Database(database_url)
-    await database.create_all(metadata)
-    yield database
-    await database.dispose()
 
 
 STORE = EventStore(source="test")

@@ -26,6 +26,7 @@ from shared.eventstore.store import ConcurrencyError, EventStore, new_metadata
 from shared.eventstore.tables import events, outbox, service_schema
 from shared.kernel import Application, HandlerMismatch, Kernel, Projections, UnitOfWork
 from shared.scheduling import deadlines
+from shared.tests.conftest import database_with
 
 NOW = datetime.fromisoformat("2026-03-02T09:00:00+00:00")
 
@@ -149,10 +150,8 @@ STAFF = Actor("agent-1", frozenset({Role.agent}))
 
 @pytest.fixture
 async def db(database_url: str):
-    database = Database(database_url)
-    await database.create_all(service_schema(own))
-    yield database
-    await database.dispose()
+    async with database_with(database_url, service_schema(own)) as database:
+        yield database
 
 
 async def pending_deadlines(db: Database) -> dict[str, datetime]:

@@ -21,6 +21,7 @@ from shared.eventstore.store import new_metadata
 from shared.eventstore.tables import events, metadata
 from shared.kernel.unit_of_work import _PENDING_KINDS, reconcile_deadlines
 from shared.scheduling import deadlines
+from shared.tests.conftest import database_with
 
 TESTER = ActorId.user("tester")
 STORE = EventStore(source="test")
@@ -32,11 +33,8 @@ INSERT_PAIR = Prepared(insert(pairs), columns=["k", "v"])
 
 @pytest.fixture
 async def db(database_url):
-    database = Database(database_url)
-    await database.create_all(metadata)
-    await database.create_all(own)
-    yield database
-    await database.dispose()
+    async with database_with(database_url, metadata, own) as database:
+        yield database
 
 
 def escalation(stream: str, reason: str) -> NewEvent:

@@ -1,7 +1,10 @@
-"""The outbox relay against a broker (the in-process one and real Kafka): everything due is published once, in order, and marked."""
+"""The outbox relay against a broker (the in-process one and real Kafka): everything due is published once, in order, and marked.
+Each test stops its relays before it reads the topic: what is on it then is all there will be, and `collect` reads
+it to its end, duplicates included."""
 
 import asyncio
 import uuid
+from collections.abc import Awaitable
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
@@ -11,9 +14,9 @@ from shared.clock import utcnow
 from shared.contracts.intake import ServiceRequestEscalated
 from shared.contracts.topics import INTAKE
 from shared.events import ActorId
-from shared.eventstore import Database, EventStore, NewEvent
+from shared.eventstore import EventStore, NewEvent
 from shared.eventstore.store import _envelope, new_metadata
-from shared.eventstore.tables import events, metadata, outbox
+from shared.eventstore.tables import events, outbox
 from shared.messaging.cloudevents import to_record
 from shared.messaging.kafka import reliable_producer
 from shared.messaging.relay import OutboxRelay
@@ -21,14 +24,6 @@ from shared.testing.app import eventually
 from shared.testing.kafka import collect, headers_of
 
 TESTER = ActorId.user("tester")
-
-
-@pytest.fixture
-async def db(database_url):
-    database = Database(database_url)
-    await database.create_all(metadata)
-    yield database
-    await database.dispose()
 
 
 async def append_many(db, streams: list[str], per_stream: int) -> None:
@@ -62,6 +57,20 @@ async def partitions_of(bootstrap, topic) -> list[int]:
         await producer.stop()
 
 
+async def drained(db, *relays: OutboxRelay, meanwhile: Awaitable[object] | None = None) -> None:
+    """Run `relays` (and `meanwhile` beside them) until the outbox is empty, then stop them: nothing more can
+    reach the topic after this returns."""
+    tasks = [asyncio.create_task(relay.run()) for relay in relays]
+    try:
+        if meanwhile is not None:
+            await meanwhile
+        await eventually(lambda: outbox_size(db), until=lambda n: n == 0)
+    finally:
+        for relay in relays:
+            await relay.stop()
+        await asyncio.gather(*tasks)
+
+
 async def outbox_size(db) -> int:
     async with db.read() as conn:
         return (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
@@ -71,13 +80,8 @@ async def test_the_relay_publishes_every_due_event_in_stream_order_and_empties_t
     streams = [f"relay-{uuid.uuid4()}" for _ in range(4)]
     await append_many(db, streams, per_stream=5)
     relay = relay_for(db, broker, batch_size=7)
-    task = asyncio.create_task(relay.run())
-    try:
-        await eventually(lambda: outbox_size(db), until=lambda n: n == 0)
-    finally:
-        await relay.stop()
-        await task
-    records = await collect(broker, INTAKE, lambda r: r.key.decode() in streams, expected=20, settle=0.5)
+    await drained(db, relay)
+    records = await collect(broker, INTAKE, lambda r: r.key.decode() in streams, expected=20)
     assert len(records) == 20
     for stream in streams:
         sequences = [int(headers_of(r)["ce_sequence"]) for r in records if r.key.decode() == stream]
@@ -87,15 +91,8 @@ async def test_the_relay_publishes_every_due_event_in_stream_order_and_empties_t
 async def test_two_relay_replicas_publish_each_event_exactly_once(db, broker):
     streams = [f"replica-{uuid.uuid4()}" for _ in range(3)]
     relays = [relay_for(db, broker, batch_size=4) for _ in range(2)]
-    tasks = [asyncio.create_task(r.run()) for r in relays]
-    try:
-        await append_many(db, streams, per_stream=10)
-        await eventually(lambda: outbox_size(db), until=lambda n: n == 0)
-    finally:
-        for relay in relays:
-            await relay.stop()
-        await asyncio.gather(*tasks)
-    records = await collect(broker, INTAKE, lambda r: r.key.decode() in streams, expected=30, settle=1.0)
+    await drained(db, *relays, meanwhile=append_many(db, streams, per_stream=10))
+    records = await collect(broker, INTAKE, lambda r: r.key.decode() in streams, expected=30)
     ids = [headers_of(r)["ce_id"] for r in records]
     assert len(ids) == len(set(ids)) == 30, "no duplicates, no gaps"
     assert sorted(r.published for r in relays)[0] == 0, "one replica held the lease, the other stood by"
@@ -157,12 +154,7 @@ async def test_each_published_record_is_the_stored_event_as_to_record_builds_it_
         stored = (await conn.execute(select(events).where(events.c.stream_id.in_(streams)))).all()
     expected = {row.event_id: to_record(_envelope(row, "relay-test")) for row in stored}
     relay = relay_for(db, broker, batch_size=5)
-    task = asyncio.create_task(relay.run())
-    try:
-        await eventually(lambda: outbox_size(db), until=lambda n: n == 0)
-    finally:
-        await relay.stop()
-        await task
+    await drained(db, relay)
     records = await collect(broker, INTAKE, lambda r: r.key.decode() in streams, expected=24)
     partitions = await partitions_of(broker, INTAKE)
     assert len(records) == 24
@@ -184,13 +176,8 @@ async def test_a_round_spanning_several_producer_batches_per_partition_keeps_eac
         poll_interval=0.05,
         batch_size=60,
     )
-    task = asyncio.create_task(relay.run())
-    try:
-        await eventually(lambda: outbox_size(db), until=lambda n: n == 0)
-    finally:
-        await relay.stop()
-        await task
-    records = await collect(broker, INTAKE, lambda r: r.key.decode() in streams, expected=60, settle=0.5)
+    await drained(db, relay)
+    records = await collect(broker, INTAKE, lambda r: r.key.decode() in streams, expected=60)
     assert len(records) == 60
     for stream in streams:
         assert [int(headers_of(r)["ce_sequence"]) for r in records if r.key.decode() == stream] == list(range(1, 11))
@@ -223,7 +210,7 @@ async def test_an_event_larger_than_the_producers_request_limit_stays_due_and_th
     finally:
         await relay.stop()
         await task
-    records = await collect(broker, INTAKE, lambda r: r.key.decode() in (small, large), expected=2, settle=0.5)
+    records = await collect(broker, INTAKE, lambda r: r.key.decode() in (small, large), expected=2)
     assert [r.key.decode() for r in records] == [small, small]
 
 
@@ -265,7 +252,7 @@ async def test_a_slow_outbox_delete_holds_back_neither_the_next_events_nor_publi
     finally:
         await relay.stop()
         await task
-    records = await collect(broker, INTAKE, lambda r: r.key.decode() in (first, second), expected=6, settle=1.0)
+    records = await collect(broker, INTAKE, lambda r: r.key.decode() in (first, second), expected=6)
     ids = [headers_of(r)["ce_id"] for r in records]
     assert len(ids) == len(set(ids)) == 6, "every event once: none of the acknowledged ones was sent again"
     for stream in (first, second):

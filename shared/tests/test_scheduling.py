@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
 from shared.clock import FixedClock
-from shared.eventstore import Database
 from shared.eventstore.tables import metadata
 from shared.scheduling import DeadlineScheduler, cancel, schedule
+from shared.testing.app import eventually
+from shared.tests.conftest import database_with
 
 fired_table = Table("fired", MetaData(), Column("seq", Integer, primary_key=True), Column("name", String(160)))
 T0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
@@ -18,11 +19,8 @@ T0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
 
 @pytest.fixture
 async def db(database_url):
-    database = Database(database_url)
-    await database.create_all(metadata)
-    await database.create_all(fired_table.metadata)
-    yield database
-    await database.dispose()
+    async with database_with(database_url, metadata, fired_table.metadata) as database:
+        yield database
 
 
 async def record(deadline, conn):
@@ -86,3 +84,19 @@ async def test_two_scheduler_replicas_fire_each_deadline_once(db):
     assert len(names) == len(set(names)) == 20
     async with db.read() as conn:
         assert (await conn.execute(select(func.count()).select_from(fired_table))).scalar_one() == 20
+
+
+async def test_a_running_scheduler_fires_a_deadline_as_soon_as_a_test_clock_jumps_past_it(db):
+    async with db.transaction() as conn:
+        await schedule(conn, stream_id="job-1", kind="accept", due_at=T0 + timedelta(minutes=30))
+    clock = FixedClock(T0)
+    scheduler = DeadlineScheduler(db, record, source="test", clock=clock, poll_interval=600)  # no poll would see it
+    task = asyncio.create_task(scheduler.run())
+    try:
+        await eventually(lambda: asyncio.sleep(0, scheduler.rounds), until=bool, timeout=5)  # asleep for 10 min
+        assert await fired_names(db) == []
+        clock.advance(minutes=30)
+        assert await eventually(lambda: fired_names(db), until=bool, timeout=5) == ["job-1:accept"]
+    finally:
+        await scheduler.stop()
+        await asyncio.wait_for(task, 5)

@@ -12,6 +12,7 @@ from shared.domain import Conflict
 from shared.eventstore.database import Database
 from shared.eventstore.tables import idempotency_keys, metadata
 from shared.http.idempotency import IdempotencyStore, IdempotentCall
+from shared.tests.conftest import database_with
 
 effects_metadata = MetaData()
 effects = Table("effects", effects_metadata, Column("id", String(40), primary_key=True))
@@ -19,11 +20,8 @@ effects = Table("effects", effects_metadata, Column("id", String(40), primary_ke
 
 @pytest.fixture
 async def db(database_url):
-    database = Database(database_url)
-    await database.create_all(metadata)
-    await database.create_all(effects_metadata)
-    yield database
-    await database.dispose()
+    async with database_with(database_url, metadata, effects_metadata) as database:
+        yield database
 
 
 _stores: dict[int, IdempotencyStore] = {}

@@ -18,7 +18,7 @@ from services.analytics.tests.conftest import analytics_settings, unique
 from services.analytics.tests.test_paid_service_http import paid_requests
 from shared.clock import utcnow
 from shared.testing.app import bearer, eventually, running
-from shared.testing.kafka import publish
+from shared.testing.kafka import caught_up, publish
 
 
 def small_history(dealer: str, region: str, t0, count: int = 4) -> list:
@@ -63,15 +63,8 @@ async def state_of(projection: Projection):
 
 
 async def quiet(app) -> None:
-    """Wait until the live consumer has read everything published so far (its counts stop moving)."""
-    consumer = app.state.consumer
-
-    async def settled():
-        before = dict(consumer.counts)
-        await asyncio.sleep(0.7)
-        return consumer.counts == before
-
-    await eventually(settled, until=bool, timeout=30)
+    """Wait until the live consumer has read everything published so far (its group's lag is 0)."""
+    await caught_up(app)
 
 
 async def test_a_rebuild_ends_with_the_same_numbers_and_the_views_answer_all_along(analytics, event_bus):

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from services.complaints.app import ComplaintsSettings, create_app
 from services.complaints.reactions import CONSUMES
-from services.complaints.read_model import known_jobs, known_requests
+from services.complaints.read_model import known_jobs, known_requests, metadata
 from shared.clock import Clock
 from shared.contracts.dispatch import RevisitDone
 from shared.contracts.enums import Channel, CustomerTier
@@ -22,6 +22,7 @@ from shared.contracts.topics import DISPATCH, INTAKE
 from shared.eventstore.tables import events
 from shared.testing.app import bearer, eventually, running
 from shared.testing.contract_events import job_created
+from shared.testing.database import with_tables
 from shared.testing.kafka import envelope_for, group_at_end, publish, start_group_at_end_now
 
 
@@ -116,6 +117,7 @@ def complaints_settings(tmp_path, event_bus: str, **overrides) -> ComplaintsSett
     )
     values.update(overrides)
     settings = ComplaintsSettings(**values)
+    with_tables(settings, metadata)
     if "consumer_group" not in overrides:
         # A fresh group reads only what comes next, not every earlier test's events (their backlog grows with
         # the suite; the restart tests publish after their first start, and a restart keeps its offsets).

@@ -2,22 +2,37 @@
 accepted, linked when the event arrives, and flagged only when none arrives within the grace period."""
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
 from services.complaints.tests.conftest import Complaints, request_received, start
+from shared.clock import FixedClock
 from shared.contracts.topics import COMPLAINTS, DISPATCH, INTAKE
-from shared.testing.app import running
+from shared.testing.app import all_published, running
 from shared.testing.contract_events import job_created
 from shared.testing.kafka import collect, envelope_for, group_at_end, headers_of, publish, subject_is
 
 
 @pytest.fixture
-async def short_grace(tmp_path, event_bus):
+def clock():
+    return FixedClock(datetime.now(UTC))
+
+
+@pytest.fixture
+async def short_grace(tmp_path, event_bus, clock):
+    """Complaints on a test clock, with a grace period shorter than the acknowledgement deadline (passed by
+    moving the clock: nothing but the link is due then)."""
     group = await group_at_end(event_bus, [INTAKE, DISPATCH], "complaints-test")
-    settings, app = start(tmp_path, event_bus, consumer_group=group, complaint_unknown_link_grace_seconds=2)
+    settings, app = start(
+        tmp_path, event_bus, clock=clock, consumer_group=group, complaint_unknown_link_grace_seconds=600
+    )
     async with running(app) as client:
         yield Complaints(client, settings, app)
+
+
+def past_the_grace(service: Complaints, clock: FixedClock) -> None:
+    clock.advance(seconds=service.settings.complaint_unknown_link_grace_seconds)
 
 
 async def test_a_complaint_about_a_request_not_yet_known_is_accepted_and_linked_when_it_arrives(complaints, event_bus):
@@ -51,8 +66,12 @@ async def test_a_job_not_yet_known_is_linked_with_its_request(complaints, event_
     assert (linked["request_id"], linked["job_id"], linked["dealer_id"]) == (request_id, job_id, "D3")
 
 
-async def test_an_id_that_never_arrives_is_flagged_after_the_grace_period_with_an_event(short_grace, event_bus):
+async def test_an_id_that_never_arrives_is_flagged_after_the_grace_period_with_an_event(short_grace, clock, event_bus):
     opened = (await short_grace.open(request_id=f"never-{uuid.uuid4()}")).json()
+    clock.advance(seconds=short_grace.settings.complaint_unknown_link_grace_seconds - 1)
+    await all_published(short_grace.app)  # the timer looked at it a second before the grace ends
+    assert (await short_grace.view(opened["id"]))["link"] == "awaited"
+    clock.advance(seconds=1)
     flagged = await short_grace.until(opened["id"], lambda v: v.get("link") == "unresolved")
     assert flagged["status"] == "open", "the complaint itself goes on"
     records = await collect(event_bus, COMPLAINTS, subject_is(opened["id"]), expected=3)
@@ -64,7 +83,7 @@ async def test_an_id_that_never_arrives_is_flagged_after_the_grace_period_with_a
     assert headers_of(records[2])["ce_dataschema"] == "complaint.link_unresolved/1"
 
 
-async def test_a_dealer_naming_another_dealers_request_learns_nothing_and_gets_no_link(short_grace, event_bus):
+async def test_a_dealer_naming_another_dealers_request_learns_nothing_and_gets_no_link(short_grace, clock, event_bus):
     request_id = str(uuid.uuid4())
     await publish(event_bus, envelope_for(request_received(request_id, "D1"), source="intake"))
     await short_grace.knows(request_id=request_id)
@@ -73,6 +92,7 @@ async def test_a_dealer_naming_another_dealers_request_learns_nothing_and_gets_n
     unknown = await short_grace.open(request_id=str(uuid.uuid4()), channel="dealer", headers=d2)
     assert foreign.status_code == unknown.status_code == 201, "the same answer as for an id nobody has"
     assert foreign.json()["link"] == unknown.json()["link"] == "awaited"
+    past_the_grace(short_grace, clock)
     flagged = await short_grace.until(foreign.json()["id"], lambda v: v.get("link") == "unresolved")
     assert flagged["dealer_id"] == "D2"
     d1 = short_grace.auth("dealer", dealer_id="D1")

@@ -12,6 +12,7 @@ from services.complaints.read_model import rebuild
 from services.complaints.tests.conftest import known_case
 from shared.contracts.topics import COMPLAINTS
 from shared.eventstore.store import EventStore
+from shared.testing.app import settled
 from shared.testing.kafka import collect, headers_of, subject_is
 
 
@@ -28,7 +29,8 @@ async def test_commands_publish_their_cloudevents_in_order_carrying_the_request_
         assert (await complaints.act(complaint_id, action, body)).status_code == 200
     assert (await complaints.act(complaint_id, "resolve", {"resolution": "again"})).status_code == 409
 
-    records = await collect(event_bus, COMPLAINTS, subject_is(complaint_id), expected=4, settle=0.5)
+    await settled(complaints.app)
+    records = await collect(event_bus, COMPLAINTS, subject_is(complaint_id), expected=4)
     headers = [headers_of(r) for r in records]
     assert [h["ce_type"] for h in headers] == [
         "complaint.opened",

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from services.complaints.domain import revisit_complaint_id
 from services.complaints.tests.conftest import iso, known_case, revisit_done
 from shared.contracts.topics import COMPLAINTS
+from shared.testing.app import settled
 from shared.testing.contract_events import job_created
 from shared.testing.kafka import collect, envelope_for, headers_of, publish, subject_is
 
@@ -51,7 +52,8 @@ async def test_the_same_revisit_arriving_again_even_as_another_event_opens_one_c
     assert complaints.app.state.runtime.consumer.counts["duplicate"] >= 1
     listed = (await complaints.client.get(f"/v1/complaints?job_id={job_id}", headers=complaints.officer)).json()
     assert [c["id"] for c in listed["items"]] == [complaint_id]
-    published = await collect(event_bus, COMPLAINTS, subject_is(complaint_id), expected=1, settle=0.5)
+    await settled(complaints.app)
+    published = await collect(event_bus, COMPLAINTS, subject_is(complaint_id), expected=1)
     assert [headers_of(r)["ce_type"] for r in published] == ["complaint.opened"]
 
 

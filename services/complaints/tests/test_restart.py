@@ -47,18 +47,23 @@ async def test_a_restart_neither_repeats_an_escalation_nor_loses_one_that_fell_d
 
 
 async def test_a_restart_mid_stream_loses_no_revisit_complaint_and_escalates_each_once(tmp_path, event_bus):
-    settings, app = start(tmp_path, event_bus, complaint_acknowledge_within_seconds=1, consumer_batch_size=4)
+    clock = FixedClock(datetime.now(UTC))
+    settings, app = start(tmp_path, event_bus, clock=clock, consumer_batch_size=4)
     cases = [(str(uuid.uuid4()), f"job-{uuid.uuid4()}") for _ in range(30)]
     revisits = [envelope_for(revisit_done(job_id, request_id, 1), source="dispatch") for request_id, job_id in cases]
     ids = [revisit_complaint_id(job_id) for _, job_id in cases]
+    acknowledge_within = settings.complaint_acknowledge_within_seconds
     async with running(app) as client:
         before = Complaints(client, settings, app)
         await publish(event_bus, *revisits, *revisits[:10])  # the first ten delivered twice
         await eventually(lambda: rows_among(before, ids), until=lambda n: n >= 1)
+        clock.advance(seconds=acknowledge_within)  # the first ones' deadlines fall due as the service stops
 
-    restarted = create_app(settings, configure_logs=False)
+    restarted = create_app(settings, clock=clock, configure_logs=False)
     async with running(restarted) as client:
         after = Complaints(client, settings, restarted)
+        await eventually(lambda: rows_among(after, ids), until=lambda n: n == len(ids))
+        clock.advance(seconds=acknowledge_within)  # and the rest's
         await eventually(lambda: rows_among(after, ids, level=2), until=lambda n: n == len(ids))
         assert await rows_among(after, ids) == len(ids)
         for complaint_id in ids:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from deploy.postgres.launcher import create_database
 from services.dispatch.app import DispatchSettings, create_app
+from services.dispatch.read_model import metadata
 from shared.clock import utcnow
 from shared.contracts.enums import Channel, CustomerTier, Priority, ServiceMode
 from shared.contracts.intake import (
@@ -29,6 +30,7 @@ from shared.contracts.intake import (
 from shared.contracts.topics import INTAKE
 from shared.eventstore.tables import events
 from shared.testing.app import bearer, eventually, running
+from shared.testing.database import with_tables
 from shared.testing.kafka import envelope_for, publish, start_group_at_end  # noqa: F401  (start_group_at_end: for the tests here)
 
 
@@ -45,7 +47,9 @@ def dispatch_settings(tmp_path, event_bus: str, name: str = "dispatch", **overri
         sqlite_synchronous="NORMAL",
     )
     values.update(overrides)
-    return DispatchSettings(**values)
+    settings = DispatchSettings(**values)
+    with_tables(settings, metadata)
+    return settings
 
 
 @dataclass

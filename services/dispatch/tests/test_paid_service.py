@@ -13,7 +13,7 @@ from shared.contracts.enums import Priority, ServiceMode
 from shared.contracts.intake import ClearedBy, ServiceRequestClearedForDispatch, ServiceRequestTriaged
 from shared.contracts.topics import DISPATCH
 from shared.eventstore.tables import processed_events
-from shared.testing.app import eventually
+from shared.testing.app import eventually, settled
 from shared.testing.kafka import collect, envelope_for, headers_of, publish, subject_is
 
 
@@ -58,7 +58,8 @@ async def test_a_held_triage_makes_no_job_and_the_accepted_quote_makes_it_with_t
     assert job["accept_due"] == iso(accepted_at + timedelta(minutes=240))
     assert job["status"] == "assigned"
 
-    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=2, settle=0.5)
+    await settled(staffed.app)
+    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=2)
     created = headers_of(records[0])
     assert created["ce_type"] == "job.created" and created["ce_causationid"] == go.id
 
@@ -75,7 +76,8 @@ async def test_a_triage_held_only_until_warrantys_late_verdict_keeps_the_arrive_
     job = await staffed.job_of(received.subject)
     assert job["created_at"] == iso(verdict_at)
     assert job["arrive_due"] == iso(received_at + timedelta(minutes=4320))
-    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=2, settle=1.0)
+    await settled(staffed.app)
+    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=2)
     assert [headers_of(r)["ce_type"] for r in records] == ["job.created", "job.assigned"], "one job, once"
 
 

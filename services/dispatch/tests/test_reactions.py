@@ -14,7 +14,7 @@ from services.dispatch.tests.conftest import BACKENDS, cancelled_event, request_
 from shared.contracts.enums import Priority, ServiceMode
 from shared.contracts.topics import DISPATCH, INTAKE, dlq_for
 from shared.scheduling import deadlines
-from shared.testing.app import eventually
+from shared.testing.app import eventually, settled
 from shared.testing.kafka import collect, headers_of, publish, subject_is
 
 
@@ -36,7 +36,8 @@ async def test_a_triaged_request_becomes_a_job_auto_assigned_and_published_chain
     assert job["accept_due"] == iso(triaged_at + timedelta(minutes=30))
     assert job["arrive_due"] == iso(received_at + timedelta(minutes=240)), "arrive counts from the receipt"
 
-    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=2, settle=0.5)
+    await settled(staffed.app)
+    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=2)
     headers = [headers_of(r) for r in records]
     assert [h["ce_type"] for h in headers] == ["job.created", "job.assigned"]
     for h in headers:
@@ -98,7 +99,8 @@ async def test_duplicate_triaged_events_make_exactly_one_job(staffed, event_bus)
     await eventually(lambda: staffed.get_json(f"/v1/jobs/{job['id']}"), until=lambda j: j["status"] == "cancelled")
     assert len((await staffed.get_json(f"/v1/jobs?request_id={received.subject}"))["items"]) == 1
     assert await staffed.stream_types(job["id"]) == ["job.created", "job.assigned", "job.cancelled"]
-    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=3, settle=0.5)
+    await settled(staffed.app)
+    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=3)
     assert [headers_of(r)["ce_type"] for r in records] == ["job.created", "job.assigned", "job.cancelled"]
     assert staffed.app.state.runtime.consumer.counts["duplicate"] >= 1
 

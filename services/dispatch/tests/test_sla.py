@@ -2,6 +2,7 @@
 job and kind, stamped with the deadline; withdrawn when a late-synced step proves the timer wrong; neither
 lost nor repeated across restarts."""
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -22,10 +23,10 @@ from shared.clock import FixedClock
 from shared.contracts.enums import Priority
 from shared.contracts.topics import DISPATCH, INTAKE
 from shared.scheduling import deadlines
-from shared.testing.app import eventually, running
+from shared.testing.app import all_published, eventually, running
 from shared.testing.kafka import collect, headers_of, subject_is
 
-FAST = {"P1": 0.02, "P2": 0.02, "P3": 0.02}  # 1.2 seconds to accept
+FAST = {"P1": 0.02, "P2": 0.02, "P3": 0.02}  # 1.2 seconds to accept (passed by moving a test clock)
 
 
 def iso(moment: datetime) -> str:
@@ -46,11 +47,6 @@ async def deadline_states(dispatch: Dispatch, job_id: str) -> dict[str, str]:
         )
 
 
-async def published(dispatch: Dispatch) -> None:
-    """Everything committed reached Kafka (the relay does not drain the outbox when it stops)."""
-    await eventually(dispatch.app.state.runtime.relay.backlog, until=lambda n: n == 0)
-
-
 async def running_dispatch(settings, clock=None):
     app = create_app(settings, clock=clock, configure_logs=False)
     return app, running(app)
@@ -61,9 +57,10 @@ async def test_the_live_timer_announces_a_missed_acceptance_once_stamped_with_it
     request, tmp_path, event_bus, backend
 ):
     url = await database_url_for(request, tmp_path, backend)
+    clock = FixedClock(datetime.now(UTC))
     settings = dispatch_settings(tmp_path, event_bus, database_url=url, sla_accept_minutes=FAST)
     await start_group_at_end(event_bus, settings.consumer_group, [INTAKE])
-    app, context = await running_dispatch(settings)
+    app, context = await running_dispatch(settings, clock)
     async with context as client:
         dispatch = Dispatch(client, settings, app)
         await staff(dispatch)
@@ -71,21 +68,21 @@ async def test_the_live_timer_announces_a_missed_acceptance_once_stamped_with_it
         assert datetime.fromisoformat(job["accept_due"]) - datetime.fromisoformat(job["created_at"]) == timedelta(
             seconds=1.2
         )
+        clock.advance_to(datetime.fromisoformat(job["accept_due"]))
         breached = await eventually(
-            lambda: dispatch.get_json(f"/v1/jobs/{job['id']}"),
-            until=lambda j: j["sla"]["accept"]["breached"],
-            timeout=15,
+            lambda: dispatch.get_json(f"/v1/jobs/{job['id']}"), until=lambda j: j["sla"]["accept"]["breached"]
         )
         assert breached["history"][-1] == {
             "type": "job.sla_breached",
             "time": job["accept_due"],
             "actor": "system:dispatch",
         }
+        clock.advance(seconds=1)  # on the deadline a step is still in time
         late = await dispatch.step(job["id"], "accept", dispatch.technician("T1"))
         assert late.status_code == 200 and late.json()["sla"]["accept"]["breached"] is True
-        await published(dispatch)
+        await all_published(app)  # the relay does not drain the outbox when it stops
 
-    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=4, settle=0.5)
+    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=4)
     assert [headers_of(r)["ce_type"] for r in records] == [
         "job.created",
         "job.assigned",
@@ -104,7 +101,7 @@ async def test_the_live_timer_announces_a_missed_acceptance_once_stamped_with_it
         "the timer's event continues the chain that created the job"
     )
 
-    app, context = await running_dispatch(settings)
+    app, context = await running_dispatch(settings, clock)
     async with context as client:
         restarted = Dispatch(client, settings, app)
         assert await app.state.runtime.scheduler.fire_due() == 0, "a restart does not repeat the breach"
@@ -139,10 +136,9 @@ async def test_a_deadline_that_passes_while_dispatch_is_down_fires_once_after_th
 
 
 async def test_a_step_recorded_late_announces_the_breach_itself_before_the_timer(tmp_path, event_bus):
-    # The timer looks once at start-up and then not for ten minutes, and the service's clock passes the arrive
-    # deadline only after that look (a fast consumer may create the job before it): whatever breach appears is
-    # the step's.
-    settings = dispatch_settings(tmp_path, event_bus, deadline_poll_interval_ms=600_000)
+    # The timer looks once at start-up and is then stopped, and the service's clock passes the arrive deadline
+    # only after that look (a fast consumer may create the job before it): whatever breach appears is the step's.
+    settings = dispatch_settings(tmp_path, event_bus)
     await start_group_at_end(event_bus, settings.consumer_group, [INTAKE])
     now = datetime.now(UTC).replace(microsecond=0)
     clock = FixedClock(now)
@@ -159,10 +155,9 @@ async def test_a_step_recorded_late_announces_the_breach_itself_before_the_timer
         t1 = dispatch.technician("T1")
         await dispatch.step(job["id"], "accept", t1, occurred_at=iso(now - timedelta(minutes=5)))
 
-        async def timer_has_looked() -> bool:
-            return app.state.runtime.scheduler.lease._held_until is not None  # its first round is under way
-
-        await eventually(timer_has_looked, until=bool)
+        scheduler = app.state.runtime.scheduler
+        await eventually(lambda: asyncio.sleep(0, scheduler.rounds), until=bool)  # its first round is over
+        await scheduler.stop()
         clock.advance(hours=2)  # an hour past the arrive deadline
         command = str(uuid.uuid4())
         arrived = await dispatch.client.post(
@@ -177,9 +172,9 @@ async def test_a_step_recorded_late_announces_the_breach_itself_before_the_timer
             "breached": True,
         }
         assert await deadline_states(dispatch, job["id"]) == {"accept": "cancelled", "arrive": "cancelled"}
-        await published(dispatch)
+        await all_published(app)
 
-    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=5, settle=0.5)
+    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=5)
     assert [headers_of(r)["ce_type"] for r in records] == [
         "job.created",
         "job.assigned",
@@ -200,17 +195,17 @@ async def test_a_step_recorded_late_announces_the_breach_itself_before_the_timer
 
 
 async def test_a_late_synced_step_that_was_in_time_withdraws_the_timers_breach(tmp_path, event_bus):
+    clock = FixedClock(datetime.now(UTC))
     settings = dispatch_settings(tmp_path, event_bus, sla_accept_minutes=FAST)
     await start_group_at_end(event_bus, settings.consumer_group, [INTAKE])
-    app, context = await running_dispatch(settings)
+    app, context = await running_dispatch(settings, clock)
     async with context as client:
         dispatch = Dispatch(client, settings, app)
         await staff(dispatch)
         job = await dispatch.job_of(await triaged_request(event_bus))
+        clock.advance_to(datetime.fromisoformat(job["accept_due"]))
         await eventually(
-            lambda: dispatch.get_json(f"/v1/jobs/{job['id']}"),
-            until=lambda j: j["sla"]["accept"]["breached"],
-            timeout=15,
+            lambda: dispatch.get_json(f"/v1/jobs/{job['id']}"), until=lambda j: j["sla"]["accept"]["breached"]
         )
         accepted_offline = datetime.fromisoformat(job["created_at"]) + timedelta(seconds=1)
         synced = await dispatch.step(job["id"], "accept", dispatch.technician("T1"), occurred_at=iso(accepted_offline))
@@ -220,9 +215,9 @@ async def test_a_late_synced_step_that_was_in_time_withdraws_the_timers_breach(t
             "done_at": iso(accepted_offline),
             "breached": False,
         }
-        await published(dispatch)
+        await all_published(app)
 
-    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=5, settle=0.5)
+    records = await collect(event_bus, DISPATCH, subject_is(job["id"]), expected=5)
     assert [headers_of(r)["ce_type"] for r in records] == [
         "job.created",
         "job.assigned",

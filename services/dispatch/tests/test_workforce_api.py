@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from shared.contracts.topics import DISPATCH
 from shared.eventstore.tables import events, outbox
+from shared.testing.app import settled
 from shared.testing.kafka import collect, headers_of, subject_is
 
 
@@ -53,12 +54,9 @@ async def test_center_and_technician_events_reach_the_topic_keyed_by_a_typed_str
     await dispatch.center(center_id)
     await dispatch.technician_in(technician_id, center_id)
     await dispatch.client.patch(f"/v1/technicians/{technician_id}", json={"active": False}, headers=dispatch.dispatcher)
+    await settled(dispatch.app)
     records = await collect(
-        event_bus,
-        DISPATCH,
-        subject_is(f"center:{center_id}", f"technician:{technician_id}"),
-        expected=3,
-        settle=0.5,
+        event_bus, DISPATCH, subject_is(f"center:{center_id}", f"technician:{technician_id}"), expected=3
     )
     assert [headers_of(r)["ce_type"] for r in records if r.key.startswith(b"technician:")] == [
         "technician.registered",

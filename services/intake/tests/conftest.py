@@ -10,7 +10,11 @@ import pytest
 
 from services.intake.app import IntakeSettings, create_app
 from services.intake.reactions import CONSUMES
+from services.intake.read_model import metadata
+from services.intake.tests.webhook_receiver import Receiver
+from shared.clock import FixedClock
 from shared.testing.app import bearer, running
+from shared.testing.database import with_tables
 from shared.testing.kafka import start_group_at_end_now
 
 
@@ -19,6 +23,7 @@ class Intake:
     client: httpx.AsyncClient
     settings: IntakeSettings
     app: object
+    clock: FixedClock | None = None  # the test clock the app runs on, if any
 
     def auth(self, *roles: str, dealer_id: str | None = None, sub: str | None = None) -> dict[str, str]:
         return bearer(self.settings, *roles, dealer_id=dealer_id, sub=sub)
@@ -60,8 +65,18 @@ def intake_settings(tmp_path, event_bus: str, **overrides) -> IntakeSettings:
     )
     values.update(overrides)
     settings = IntakeSettings(**values)
+    with_tables(settings, metadata)
     start_group_at_end_now(event_bus, settings.consumer_group, CONSUMES, keep_committed=True)
     return settings
+
+
+@pytest.fixture
+async def receiver():
+    """A dealer's webhook receiver on a loopback port (`webhook_receiver.Receiver`), answering 204."""
+    receiver = Receiver()
+    await receiver.start()
+    yield receiver
+    await receiver.stop()
 
 
 @pytest.fixture

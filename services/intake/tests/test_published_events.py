@@ -4,6 +4,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from shared.contracts.topics import INTAKE
+from shared.testing.app import settled
 from shared.testing.kafka import collect, headers_of, subject_is
 
 
@@ -36,7 +37,8 @@ async def test_commands_publish_their_cloudevents_in_order_with_time_sequence_an
     )
     await intake.client.post(f"{url}/triage", json={"mode": "phone"}, headers=intake.agent)
 
-    records = await collect(event_bus, INTAKE, subject_is(request_id), expected=5, settle=0.5)
+    await settled(intake.app)
+    records = await collect(event_bus, INTAKE, subject_is(request_id), expected=5)
     headers = [headers_of(r) for r in records]
     assert [h["ce_type"] for h in headers] == [
         "service_request.received",
@@ -92,5 +94,6 @@ async def test_a_refused_command_publishes_nothing(intake, event_bus):
     url = f"/v1/service-requests/{request_id}"
     assert (await intake.client.post(f"{url}/cancel", json={"reason": "dup"}, headers=intake.agent)).status_code == 200
     assert (await intake.client.post(f"{url}/triage", json={"mode": "onsite"}, headers=intake.agent)).status_code == 409
-    records = await collect(event_bus, INTAKE, subject_is(request_id), expected=2, settle=1.0)
+    await settled(intake.app)
+    records = await collect(event_bus, INTAKE, subject_is(request_id), expected=2)
     assert [headers_of(r)["ce_type"] for r in records] == ["service_request.received", "service_request.cancelled"]

@@ -7,7 +7,7 @@ import asyncio
 import json
 import uuid
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -24,38 +24,22 @@ from services.intake.tests.test_quotes_api import (
     stored_events,
     view_of,
 )
-from services.intake.tests.webhook_receiver import Receiver
 from services.intake.tests.webhook_support import FAST, subscribe, until_received
-from shared.clock import rfc3339
+from shared.clock import FixedClock, rfc3339
 from shared.contracts.topics import INTAKE
 from shared.eventstore.store import EventStore
 from shared.testing.app import eventually, running
 from shared.testing.kafka import collect, headers_of, subject_is
 
-VALID_SECONDS = 2  # each quote expires 2 s after it is issued; the timer polls every 50 ms
-
-
-@pytest.fixture
-async def receiver():
-    receiver = Receiver()
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
-
 
 @asynccontextmanager
 async def quoting_intake(tmp_path, event_bus, **overrides):
-    settings = intake_settings(
-        tmp_path,
-        event_bus,
-        quote_valid_days=VALID_SECONDS / 86_400,
-        deadline_poll_interval_ms=50,
-        **FAST,
-        **overrides,
-    )
-    app = await started_at_the_end(settings)
+    """Intake on a test clock: its quotes valid for the service's own days, which pass when the test moves it."""
+    clock = FixedClock(datetime.now(UTC))
+    settings = intake_settings(tmp_path, event_bus, **FAST, **overrides)
+    app = await started_at_the_end(settings, clock)
     async with running(app) as client:
-        intake = Intake(client, settings, app)
+        intake = Intake(client, settings, app, clock)
         await in_catalogue(intake, event_bus, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
         yield intake
 
@@ -85,8 +69,12 @@ async def expired_by_the_timer(intake: Intake, kafka: str, dealer: str = "D1") -
         f"/v1/service-requests/{request_id}/quote", json=quote_body(), headers=intake.agent
     )
     assert quoted.status_code == 200, quoted.text
-    await eventually(lambda: view_of(intake, request_id), until=lambda v: v["status"] == "closed", timeout=15)
-    return request_id, quoted.json()["quote"]
+    quote = quoted.json()["quote"]
+    assert intake.clock is not None
+    intake.clock.advance_to(datetime.fromisoformat(quote["valid_until"]))
+    await eventually(lambda: view_of(intake, request_id), until=lambda v: v["status"] == "closed")
+    intake.clock.advance(seconds=1)  # and time goes on
+    return request_id, quote
 
 
 def moment(quote: dict, after_issue: timedelta) -> str:
@@ -152,7 +140,8 @@ async def test_an_acceptance_at_or_after_valid_until_is_still_refused_naming_occ
     request_id, quote = await expired_by_the_timer(intake, event_bus)
     before = await stored_events(intake)
 
-    for late in (moment(quote, timedelta(seconds=VALID_SECONDS, milliseconds=1)), None):  # None: now
+    just_late = rfc3339(datetime.fromisoformat(quote["valid_until"]) + timedelta(milliseconds=1))
+    for late in (just_late, None):  # None: now
         refused = await accept(intake, request_id, late)
         assert refused.status_code == 409, refused.text
         problem = refused.json()

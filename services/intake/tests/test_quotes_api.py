@@ -13,20 +13,21 @@ from services.intake.app import create_app
 from services.intake.reactions import CONSUMES
 from services.intake.read_model import part_prices, rebuild, service_requests
 from services.intake.tests.conftest import Intake, intake_settings
+from shared.clock import FixedClock
 from shared.contracts.topics import INTAKE
 from shared.contracts.warranty import PartRegistered, WarrantyChecked
 from shared.eventstore.store import EventStore
 from shared.eventstore.tables import events
 from shared.scheduling import deadlines
-from shared.testing.app import eventually, running
+from shared.testing.app import all_published, eventually, running
 from shared.testing.kafka import collect, envelope_for, headers_of, publish, start_group_at_end, subject_is
 
 
-async def started_at_the_end(settings) -> object:
+async def started_at_the_end(settings, clock: FixedClock | None = None) -> object:
     """intake on its own consumer group, started at the topics' end: it reads what this test publishes without
     first wading through what the session's other tests left on the broker."""
     await start_group_at_end(settings.kafka_bootstrap, settings.consumer_group, list(CONSUMES))
-    return create_app(settings, configure_logs=False)
+    return create_app(settings, clock=clock, configure_logs=False)
 
 
 @pytest.fixture
@@ -252,22 +253,26 @@ async def test_another_dealer_cannot_see_quote_accept_or_decline_a_request_it_do
 
 
 async def test_an_undecided_quote_expires_by_the_timer_and_closes_the_request(tmp_path, event_bus):
-    settings = intake_settings(tmp_path, event_bus, quote_valid_days=2 / 86_400, deadline_poll_interval_ms=50)
-    app = await started_at_the_end(settings)
+    clock = FixedClock(datetime.now(UTC))
+    settings = intake_settings(tmp_path, event_bus)  # the quote's validity and the timer's poll are the service's
+    app = await started_at_the_end(settings, clock)
     async with running(app) as client:
-        intake = Intake(client, settings, app)
+        intake = Intake(client, settings, app, clock)
         await in_catalogue(intake, event_bus, part("GB-100", "12.35"), expect={"GB-100": "12.35"})
         request_id = await awaiting_quote(intake, event_bus)
         quoted = await client.post(f"/v1/service-requests/{request_id}/quote", json=quote_body(), headers=intake.agent)
         valid_until = quoted.json()["quote"]["valid_until"]
-        closed = await eventually(
-            lambda: view_of(intake, request_id), until=lambda v: v["status"] == "closed", timeout=15
-        )
+        clock.advance_to(datetime.fromisoformat(valid_until) - timedelta(microseconds=1))
+        await all_published(app)  # the timer looked a microsecond before the end
+        assert (await view_of(intake, request_id))["quote"]["state"] == "issued"
+        clock.advance(microseconds=1)
+        closed = await eventually(lambda: view_of(intake, request_id), until=lambda v: v["status"] == "closed")
         assert (closed["quote"]["state"], closed["quote"]["decided_at"]) == ("expired", valid_until)
         assert closed["history"][-2:] == [
             {"type": "service_request.quote_expired", "time": valid_until, "actor": "system:intake"},
             {"type": "service_request.closed", "time": valid_until, "actor": "system:intake"},
         ]
+        clock.advance(seconds=1)  # on `valid_until` an acceptance is still in time (the contract's deadline rule)
         late = await client.post(
             f"/v1/service-requests/{request_id}/quote/accept", json={"channel": "hotline"}, headers=intake.agent
         )

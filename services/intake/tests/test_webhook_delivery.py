@@ -23,14 +23,6 @@ from shared.testing.app import eventually
 from shared.testing.kafka import collect, headers_of, subject_is
 
 
-@pytest.fixture
-async def receiver():
-    receiver = Receiver()
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
-
-
 async def deliveries(intake, hook_id: str, dealer_id: str | None = None) -> list[dict]:
     headers = intake.auth("dealer", dealer_id=dealer_id) if dealer_id else intake.auth("admin")
     answer = await intake.client.get(f"/v1/webhooks/{hook_id}/deliveries?limit=500", headers=headers)

@@ -34,14 +34,6 @@ async def database(request, tmp_path) -> dict:
     return {"database_url": url}
 
 
-@pytest.fixture
-async def receiver():
-    receiver = Receiver()
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
-
-
 async def test_a_dealers_subscription_receives_exactly_its_own_cases_signed_with_its_secret(
     tmp_path, event_bus, receiver, database
 ):

@@ -5,19 +5,24 @@ the topics, so that a test sees the events it publishes and not those of every t
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import httpx
 import pytest
 
+from deploy.postgres.launcher import create_database
 from services.warranty.app import WarrantySettings, create_app
+from services.warranty.read_model import metadata
 from shared.clock import FixedClock, utcnow
 from shared.contracts.dispatch import AssignedBy, JobAssigned, JobCompleted, JobCreated
 from shared.contracts.enums import Channel, CustomerTier, Priority, ServiceMode
 from shared.contracts.intake import Customer, Product, ServiceRequestReceived
 from shared.contracts.topics import DISPATCH, INTAKE
 from shared.testing.app import bearer, eventually, running
+from shared.testing.database import with_tables
 from shared.testing.kafka import envelope_for, group_at_end, publish  # noqa: F401  (group_at_end: for the tests here)
 
 
@@ -33,7 +38,9 @@ async def warranty_settings(tmp_path, event_bus: str, **overrides) -> WarrantySe
         sqlite_synchronous="NORMAL",
     )
     values.update(overrides)
-    return WarrantySettings(**values)
+    settings = WarrantySettings(**values)
+    with_tables(settings, metadata)
+    return settings
 
 
 @dataclass
@@ -215,10 +222,25 @@ def serial() -> str:
     return f"SN-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-async def warranty(tmp_path, event_bus):
+@asynccontextmanager
+async def warranty_running(tmp_path, event_bus: str, **overrides) -> AsyncIterator[Warranty]:
+    """A warranty app (settings: `warranty_settings` with `overrides`) on a test clock at a whole second."""
     clock = FixedClock(utcnow().replace(microsecond=0))
-    settings = await warranty_settings(tmp_path, event_bus)
+    settings = await warranty_settings(tmp_path, event_bus, **overrides)
     app = create_app(settings, clock=clock, configure_logs=False)
     async with running(app) as client:
         yield Warranty(client, settings, app, clock, event_bus)
+
+
+@pytest.fixture
+async def warranty(tmp_path, event_bus):
+    async with warranty_running(tmp_path, event_bus) as warranty:
+        yield warranty
+
+
+@pytest.fixture
+async def warranty_on_postgres(postgres_server, tmp_path, event_bus):
+    """Warranty on a database of its own on the PostgreSQL server."""
+    url = await create_database(postgres_server, f"warranty_{uuid.uuid4().hex[:8]}")
+    async with warranty_running(tmp_path, event_bus, database_url=url) as warranty:
+        yield warranty

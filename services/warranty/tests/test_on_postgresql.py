@@ -1,34 +1,20 @@
 """The same service on PostgreSQL (production's database): bulk import, upserts, claims' unique key, cursors,
 the timeline and a rebuild, in one scenario against a real server (TEST_POSTGRES_URL, or one started here)."""
 
-import uuid
 from datetime import timedelta
 
 import pytest
 
-from deploy.postgres.launcher import create_database, postgres_for_tests
-from services.warranty.app import create_app
+from deploy.postgres.launcher import postgres_for_tests
 from services.warranty.rebuild import rebuild
-from services.warranty.tests.conftest import Warranty, complete_job, open_job, serial, warranty_settings
-from shared.clock import FixedClock, utcnow
+from services.warranty.tests.conftest import complete_job, open_job, serial
 from shared.eventstore.store import EventStore
-from shared.testing.app import running
 
 
 @pytest.fixture(scope="module")
 def postgres_server():
     with postgres_for_tests() as url:
         yield url
-
-
-@pytest.fixture
-async def warranty_on_postgres(postgres_server, tmp_path, event_bus):
-    url = await create_database(postgres_server, f"warranty_{uuid.uuid4().hex[:8]}")
-    clock = FixedClock(utcnow().replace(microsecond=0))
-    settings = await warranty_settings(tmp_path, event_bus, database_url=url)
-    app = create_app(settings, clock=clock, configure_logs=False)
-    async with running(app) as client:
-        yield Warranty(client, settings, app, clock, event_bus)
 
 
 async def test_a_units_whole_story_works_the_same_on_postgresql(warranty_on_postgres):

@@ -6,21 +6,20 @@ from datetime import timedelta
 
 import pytest
 
-from services.warranty.app import create_app
-from services.warranty.tests.conftest import Warranty, complete_job, open_job, serial, warranty_settings
+from services.warranty.tests.conftest import (
+    complete_job,
+    open_job,
+    serial,
+    warranty_running,
+)
 from services.warranty.tests.parts_helpers import stored_events
-from shared.clock import FixedClock, utcnow
-from shared.testing.app import running
 
 
 @pytest.fixture
 async def strict_warranty(tmp_path, event_bus):
     """Warranty that wants the defective compressors back."""
-    clock = FixedClock(utcnow().replace(microsecond=0))
-    settings = await warranty_settings(tmp_path, event_bus, return_required_categories="Compressor, motor")
-    app = create_app(settings, clock=clock, configure_logs=False)
-    async with running(app) as client:
-        yield Warranty(client, settings, app, clock, event_bus)
+    async with warranty_running(tmp_path, event_bus, return_required_categories="Compressor, motor") as warranty:
+        yield warranty
 
 
 async def part_return(w, swap_id: str, old_part_serial: str = "OLD-1", headers=None, condition: str = "defective"):

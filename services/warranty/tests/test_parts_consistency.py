@@ -4,22 +4,16 @@ stock read table rebuilt from the movement events equals the live one."""
 
 import asyncio
 import json
-import uuid
 
-import pytest
 from sqlalchemy import select
 
-from deploy.postgres.launcher import create_database
-from services.warranty.app import create_app
 from services.warranty.parts_read_model import part_requests, part_returns, parts, stock_levels, stock_locations
 from services.warranty.read_model import swaps
 from services.warranty.rebuild import rebuild
-from services.warranty.tests.conftest import Warranty, open_job, serial, warranty_settings
+from services.warranty.tests.conftest import open_job, serial
 from services.warranty.tests.parts_helpers import Ledger, receive, request_part, stock
 from services.warranty.tests.test_parts_flow import ship, swap, take_in
-from shared.clock import FixedClock, utcnow
 from shared.eventstore.store import EventStore
-from shared.testing.app import running
 
 
 async def race_for_the_last_unit(w, technician: str = "T1") -> tuple[list[int], Ledger]:
@@ -73,16 +67,6 @@ async def test_two_part_requests_racing_for_the_last_unit_reserve_it_once(warran
     outcomes, ledger = await race_of_part_requests(warranty)
     assert reserved_once(outcomes, ledger), outcomes
     assert await stock(warranty, ledger.van, ledger.part) == {"on_hand": 1, "reserved": 1, "available": 0}
-
-
-@pytest.fixture
-async def warranty_on_postgres(postgres_server, tmp_path, event_bus):
-    url = await create_database(postgres_server, f"warranty_{uuid.uuid4().hex[:8]}")
-    clock = FixedClock(utcnow().replace(microsecond=0))
-    settings = await warranty_settings(tmp_path, event_bus, database_url=url)
-    app = create_app(settings, clock=clock, configure_logs=False)
-    async with running(app) as client:
-        yield Warranty(client, settings, app, clock, event_bus)
 
 
 async def test_on_postgresql_two_swaps_racing_for_the_last_unit_one_wins_the_other_is_a_409(warranty_on_postgres):

@@ -8,6 +8,7 @@ import pytest
 
 from services.warranty.tests.conftest import complete_job, open_job, serial
 from shared.contracts.topics import WARRANTY
+from shared.testing.app import settled
 from shared.testing.kafka import collect, headers_of, subject_is
 
 
@@ -93,7 +94,8 @@ async def _entitlements(warranty, sn):
     def entitled(record):
         return record.key == sn.encode() and dict(record.headers)["ce_type"] == b"unit.exchange_entitled"
 
-    return await collect(warranty.kafka, WARRANTY, entitled, expected=1, settle=0.5)
+    await settled(warranty.app)
+    return await collect(warranty.kafka, WARRANTY, entitled, expected=1)
 
 
 async def test_repairs_of_different_faults_or_an_unfixed_job_entitle_nothing(warranty):
