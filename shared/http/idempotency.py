@@ -28,7 +28,7 @@ from shared.eventstore import lean
 from shared.eventstore.database import Database
 from shared.eventstore.tables import idempotency_keys
 from shared.http.problems import Problem, domain_problem, problem_response
-from shared.http.security import Credentials, principal_of
+from shared.http.security import principal_of
 
 Produce = Callable[[], Awaitable[Response]]
 
@@ -203,7 +203,6 @@ class IdempotentCall:
 
 async def _idempotent_call(
     request: Request,
-    credentials: Credentials,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -213,7 +212,7 @@ async def _idempotent_call(
         ),
     ] = None,
 ) -> IdempotentCall:
-    principal = principal_of(request, credentials)
+    principal = principal_of(request)
     route = request.scope.get("route")
     endpoint = f"{request.method} {getattr(route, 'path', request.url.path)}"
     scope = f"{principal.subject}|{principal.dealer_id or ''}|{endpoint}"
