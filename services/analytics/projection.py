@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 
 import duckdb
@@ -51,6 +52,10 @@ log = logging.getLogger(__name__)
 # The version of a generation's tables and of what their rows mean. Raise it when either changes: an analytics
 # started on a file written with another version rebuilds it from the topics (`Projection.needs_rebuild`).
 SCHEMA_VERSION = 4  # 3: quotes and part requests (events columns, request facts); 4: events.data VARCHAR
+
+# A batch of at most this many distinct events is deduplicated by looking its ids up in the event-id index first
+# (`Projection._store_events`): DuckDB scans the index for a short list of constants and joins by hash beyond.
+SMALL_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,10 @@ def create_tables(cur: duckdb.DuckDBPyConnection, tables: Tables, *, indexes: bo
 
 def create_indexes(cur: duckdb.DuckDBPyConnection, tables: Tables) -> None:
     """The event id's uniqueness (deduplication), and lookups by request: a batch reads back and replaces the
-    touched requests' rows through them instead of scanning the tables (3× faster per batch at 100k requests)."""
+    touched requests' rows through them instead of scanning the tables (3× faster per batch at 100k requests).
+    DuckDB scans an index only for a filter against constants (`= ANY($ids)` with a short list; not `IN (SELECT
+    …)`, which it joins by hash over the whole table) and no other filter on the table: the live path's
+    statements are written so (`stored_events`)."""
     run(cur, f"CREATE UNIQUE INDEX IF NOT EXISTS {tables.events}_id ON {tables.events} (event_id)")
     for name in ("events", "requests", "revisits", "jobs"):
         table = getattr(tables, name)
@@ -106,9 +114,10 @@ def drop_tables(cur: duckdb.DuckDBPyConnection, tables: Tables) -> None:
 
 def _events_of_requests_sql(tables: Tables, requests: str | None) -> str:
     """(owner, event…) for the stored events of some requests (`requests`: a relation with a request_id
-    column; None: every request), including complaints that name only one of their jobs."""
+    column; None: every request), including complaints that name only one of their jobs. For a rebuild's many
+    requests; a batch's few are read by `stored_events`, through the indexes."""
     cols = ", ".join(f'e."{c}"' for c in _READ_BACK)
-    folded = ", ".join(f"'{t}'" for t in sorted(HANDLED_TYPES))  # the others change no fact
+    folded = _folded_types()
     if requests is None:
         return (
             f"SELECT e.request_id AS owner, {cols} FROM {tables.events} e WHERE e.request_id IS NOT NULL "
@@ -125,6 +134,77 @@ def _events_of_requests_sql(tables: Tables, requests: str | None) -> str:
         f"WHERE e.request_id IS NULL AND e.type = '{COMPLAINT_OPENED}' "
         f"AND j.request_id IN (SELECT request_id FROM {requests})"
     )
+
+
+def _folded_types() -> str:
+    return ", ".join(f"'{t}'" for t in sorted(HANDLED_TYPES))  # the others change no fact
+
+
+_COLUMNS = ", ".join(f'e."{c}"' for c in _READ_BACK)
+_TYPE, _JOB = _READ_BACK.index("type") + 1, _READ_BACK.index("job_id") + 1  # in (owner, event…) rows
+
+
+def stored_events(
+    cur: duckdb.DuckDBPyConnection, tables: Tables, request_ids: Iterable[str], orphan_jobs: set[str] | None = None
+) -> list[tuple]:
+    """`_events_of_requests_sql` for the given requests: (owner, event…) rows sorted by owner, by lookups DuckDB
+    answers from the indexes for a batch's few requests (and by hash joins, as before, for a catch-up's many).
+
+    - The requests' events by the request index. Every type is read and the types no fact reads are dropped
+      here: a filter on `type` in SQL makes DuckDB scan the table instead of the index.
+    - Complaints naming only a job, for the jobs linked to these requests. A job is linked (`job_requests`) from
+      one of its own events naming a request (the first, or in a rebuild the least request id), and that event
+      is stored: so the jobs linked to these requests are among the jobs their events name, and the links of
+      those (a primary-key lookup) say which. Then the complaints themselves, when `orphan_jobs` (a superset of
+      the jobs some complaint names without a request; None: unknown) says there can be any — a scan of the
+      events, as no index is kept on `job_id`.
+    """
+    ids = sorted(set(request_ids))
+    rows = [
+        row
+        for row in cur.execute(
+            f"SELECT e.request_id AS owner, {_COLUMNS} FROM {tables.events} e WHERE e.request_id = ANY($ids)",
+            {"ids": ids},
+        ).fetchall()
+        if row[_TYPE] in HANDLED_TYPES or row[_JOB] is not None
+    ]
+    named = {row[_JOB] for row in rows if row[_JOB] is not None and row[_TYPE] != COMPLAINT_OPENED}
+    if orphan_jobs is not None:
+        named &= orphan_jobs
+    owner_of: dict[str, str] = {}
+    if named:
+        touched = set(ids)
+        owner_of = {
+            job: owner
+            for job, owner in cur.execute(
+                f"SELECT job_id, request_id FROM {tables.job_requests} WHERE job_id = ANY($jobs)",
+                {"jobs": sorted(named)},
+            ).fetchall()
+            if owner in touched
+        }
+    rows = [row for row in rows if row[_TYPE] in HANDLED_TYPES]
+    if owner_of:
+        rows += [
+            (owner_of[row[_JOB - 1]], *row)
+            for row in cur.execute(
+                f"SELECT {_COLUMNS} FROM {tables.events} e WHERE e.job_id = ANY($jobs) AND e.request_id IS NULL "
+                f"AND e.type = '{COMPLAINT_OPENED}'",
+                {"jobs": sorted(owner_of)},
+            ).fetchall()
+        ]
+    rows.sort(key=itemgetter(0))
+    return rows
+
+
+def orphan_jobs(cur: duckdb.DuckDBPyConnection, tables: Tables) -> set[str]:
+    """The jobs some stored complaint names without naming a request (one scan)."""
+    return {
+        r[0]
+        for r in cur.execute(
+            f"SELECT DISTINCT job_id FROM {tables.events} WHERE type = '{COMPLAINT_OPENED}' AND request_id IS NULL "
+            "AND job_id IS NOT NULL"
+        ).fetchall()
+    }
 
 
 def run(cur: duckdb.DuckDBPyConnection, sql: str, params: Sequence | dict | None = None) -> list[tuple]:
@@ -191,7 +271,12 @@ class Projection:
         self.rebuilding = False
         self.folded = Folded()  # how the live path folded its requests since the start (committed batches)
         self.writer = self.con.cursor()
+        self._active: int | None = None  # the active generation, as last read by the writer (set_state clears it)
+        # Per generation, a superset of the jobs a stored complaint names without a request (`stored_events`):
+        # loaded by one scan when first needed, added to by each batch, forgotten by set_state (a claim, a switch).
+        self._orphan_jobs: dict[int, set[str]] = {}
         self.needs_rebuild = False
+        self.small_batch = SMALL_BATCH  # `_store_events`: the tests take both ways
         with self.lock:
             run(
                 self.writer,
@@ -291,9 +376,13 @@ class Projection:
             return 0
         with self.lock:
             cur = self.writer
+            if tables is None:
+                if self._active is None:
+                    self._active = self.state().active
+                tables = Tables(self._active)
             run(cur, "BEGIN TRANSACTION")
             try:
-                new, folded = self._apply(cur, tables or Tables(self.state().active), events)
+                new, folded = self._apply(cur, tables, events)
                 run(cur, "COMMIT")
             except BaseException:
                 run(cur, "ROLLBACK")
@@ -304,14 +393,10 @@ class Projection:
     def _apply(
         self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]
     ) -> tuple[int, Folded]:
-        with registered(cur, "batch", event_batch(events, now_micros())):
-            inserted = cur.execute(
-                f"INSERT INTO {tables.events} SELECT * FROM batch ON CONFLICT DO NOTHING RETURNING event_id"
-            ).fetchall()
-        if not inserted:
+        new = self._store_events(cur, tables, events)
+        if not new:
             return 0, Folded()
-        fresh = {row[0] for row in inserted}
-        new = [e for e in {e.event_id: e for e in events}.values() if e.event_id in fresh]
+        fresh = {e.event_id for e in new}
         linked = self._link_jobs(cur, tables, new)
         touched = set()
         orphans = []
@@ -321,15 +406,48 @@ class Projection:
             elif event.type == COMPLAINT_OPENED and event.job_id is not None:
                 orphans.append(event.job_id)
         if orphans:
-            with registered(cur, "found", pa.table({"job_id": pa.array(orphans, type=_STRING)})):
-                touched.update(
-                    r[0]
-                    for r in cur.execute(
-                        f"SELECT request_id FROM {tables.job_requests} WHERE job_id IN (SELECT job_id FROM found)"
-                    ).fetchall()
-                )
+            self._orphans(cur, tables).update(orphans)
+            touched.update(
+                r[0]
+                for r in cur.execute(
+                    f"SELECT request_id FROM {tables.job_requests} WHERE job_id = ANY($jobs)", {"jobs": orphans}
+                ).fetchall()
+            )
         folded = self.fold_new(cur, tables, touched, fresh, linked) if touched else Folded()
         return len(new), folded
+
+    def _orphans(self, cur: duckdb.DuckDBPyConnection, tables: Tables) -> set[str]:
+        known = self._orphan_jobs.get(tables.number)
+        if known is None:
+            known = self._orphan_jobs[tables.number] = orphan_jobs(cur, tables)
+        return known
+
+    def _store_events(
+        self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]
+    ) -> list[AnalyticsEvent]:
+        """Insert the batch's events not stored yet; return them (each once). A small batch looks its ids up
+        first (an index scan) and appends only the new ones: `ON CONFLICT` costs a few ms more per statement,
+        and the freshness of a view waits on the small batches. A large one (catch-up) inserts with `ON
+        CONFLICT DO NOTHING RETURNING`, which checks each id in the index instead of joining the table's ids."""
+        unique = list({e.event_id: e for e in events}.values())
+        if len(unique) <= self.small_batch:
+            known = {
+                r[0]
+                for r in cur.execute(
+                    f"SELECT event_id FROM {tables.events} WHERE event_id = ANY($ids)",
+                    {"ids": [e.event_id for e in unique]},
+                ).fetchall()
+            }
+            new = [e for e in unique if e.event_id not in known]
+            if new:
+                cur.from_arrow(event_batch(new, now_micros())).insert_into(tables.events)
+            return new
+        with registered(cur, "batch", event_batch(events, now_micros())):
+            inserted = cur.execute(
+                f"INSERT INTO {tables.events} SELECT * FROM batch ON CONFLICT DO NOTHING RETURNING event_id"
+            ).fetchall()
+        fresh = {row[0] for row in inserted}
+        return [e for e in unique if e.event_id in fresh]
 
     def _link_jobs(self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]) -> set[str]:
         """job id → request id, from the job's own events (a complaint's pairing is not authoritative); return
@@ -339,21 +457,16 @@ class Projection:
             for e in events
             if e.job_id is not None and e.request_id is not None and e.type != COMPLAINT_OPENED
         }
-        if pairs:
-            links = pa.table(
-                {
-                    "job_id": pa.array(list(pairs), type=_STRING),
-                    "request_id": pa.array(list(pairs.values()), type=_STRING),
-                }
-            )
-            with registered(cur, "links", links):
-                return {
-                    r[0]
-                    for r in cur.execute(
-                        f"INSERT INTO {tables.job_requests} SELECT * FROM links ON CONFLICT DO NOTHING RETURNING job_id"
-                    ).fetchall()
-                }
-        return set()
+        if not pairs:
+            return set()
+        return {
+            r[0]
+            for r in cur.execute(
+                f"INSERT INTO {tables.job_requests} SELECT unnest($jobs), unnest($requests) "
+                "ON CONFLICT DO NOTHING RETURNING job_id",
+                {"jobs": list(pairs), "requests": list(pairs.values())},
+            ).fetchall()
+        }
 
     def fold_new(
         self,
@@ -371,9 +484,7 @@ class Projection:
         replacing the others. A request with an event recorded at or before its latest folded moment (a late
         sync, a redelivery to a rebuilt generation), or an older complaint that a new job link makes its own,
         is folded again from all its events and its versions replaced (`refold`)."""
-        touched = pa.table({"request_id": pa.array(sorted(set(request_ids)), type=_STRING)})
-        with registered(cur, "touched", touched):
-            rows = cur.execute(_events_of_requests_sql(tables, "touched") + " ORDER BY owner").fetchall()
+        rows = stored_events(cur, tables, request_ids, self._orphans(cur, tables))
         folded = Folded()
         facts = FactRows()
         ended: list[list[tuple[str, str, int]]] = [[], [], []]
@@ -408,50 +519,42 @@ class Projection:
     def _end_versions(
         self, cur: duckdb.DuckDBPyConnection, tables: Tables, ended: list[list[tuple[str, str, int]]]
     ) -> None:
-        """Close stored open versions: (request, key, at) per kind."""
+        """Close stored open versions: (request, key, at) per kind. The filter on the requests (a list of
+        constants) lets DuckDB find their rows by the request index instead of scanning the table."""
         for table, key, rows in zip((tables.requests, tables.revisits, tables.jobs), FACT_KEYS, ended):
             if not rows:
                 continue
             owners, keys, ats = zip(*rows)
-            closing = pa.table(
-                {
-                    "request_id": pa.array(owners, type=_STRING),
-                    "key": pa.array(keys, type=_STRING),
-                    "valid_to": pa.array(ats, type=_INT),
-                }
+            run(
+                cur,
+                f"UPDATE {table} AS t SET valid_to = ending.valid_to FROM (SELECT unnest($owners) AS request_id, "
+                f"unnest($keys) AS key, unnest($ats) AS valid_to) AS ending "
+                f"WHERE t.request_id = ending.request_id AND t.{key} = ending.key AND t.valid_to = {FOREVER} "
+                "AND t.request_id = ANY($requests)",
+                {"owners": list(owners), "keys": list(keys), "ats": list(ats), "requests": sorted(set(owners))},
             )
-            with registered(cur, "ending", closing):
-                run(
-                    cur,
-                    f"UPDATE {table} AS t SET valid_to = ending.valid_to FROM ending "
-                    f"WHERE t.request_id = ending.request_id AND t.{key} = ending.key AND t.valid_to = {FOREVER} "
-                    "AND t.request_id IN (SELECT request_id FROM ending)",
-                )
 
-    def _delete_facts(self, cur: duckdb.DuckDBPyConnection, tables: Tables, request_ids: Sequence[str]) -> None:
-        gone = pa.table({"request_id": pa.array(request_ids, type=_STRING)})
-        with registered(cur, "gone", gone):
-            for table in (tables.requests, tables.revisits, tables.jobs):
-                run(cur, f"DELETE FROM {table} WHERE request_id IN (SELECT request_id FROM gone)")
+    def _delete_facts(self, cur: duckdb.DuckDBPyConnection, tables: Tables, request_ids: Iterable[str]) -> None:
+        ids = sorted(set(request_ids))
+        for table in (tables.requests, tables.revisits, tables.jobs):
+            run(cur, f"DELETE FROM {table} WHERE request_id = ANY($ids)", {"ids": ids})
 
     def refold(self, cur: duckdb.DuckDBPyConnection, tables: Tables, request_ids: Iterable[str]) -> None:
         """Fold the given requests again from all their stored events; replace their fact versions."""
-        touched = pa.table({"request_id": pa.array(sorted(set(request_ids)), type=_STRING)})
-        with registered(cur, "touched", touched):
-            rows = cur.execute(_events_of_requests_sql(tables, "touched") + " ORDER BY owner").fetchall()
-            facts = FactRows()
-            for owner, events in fold_grouped(rows):
-                facts.add_rows(version_rows(owner, events))
-            for table in (tables.requests, tables.revisits, tables.jobs):
-                run(cur, f"DELETE FROM {table} WHERE request_id IN (SELECT request_id FROM touched)")
+        ids = sorted(set(request_ids))
+        facts = FactRows()
+        for owner, events in fold_grouped(stored_events(cur, tables, ids, self._orphans(cur, tables))):
+            facts.add_rows(version_rows(owner, events))
+        self._delete_facts(cur, tables, ids)
         self._append_facts(cur, tables, facts)
 
     @staticmethod
     def _append_facts(cur: duckdb.DuckDBPyConnection, tables: Tables, facts: FactRows) -> None:
+        # `from_arrow(…).insert_into` reads the Arrow table in place like a registered view, without registering
+        # and unregistering a name in the catalog (~1 ms each, per table, per batch).
         for table, rows in zip((tables.requests, tables.revisits, tables.jobs), facts.tables()):
             if rows.num_rows:
-                with registered(cur, "fact_rows", rows):
-                    run(cur, f"INSERT INTO {table} SELECT * FROM fact_rows")
+                cur.from_arrow(rows).insert_into(table)
 
     # --- the bulk path (rebuild) ---------------------------------------------------------------------
 
@@ -493,6 +596,9 @@ class Projection:
         return requests, versions
 
     def set_state(self, cur: duckdb.DuckDBPyConnection, *, active: int, building: int | None) -> None:
+        # The next batch reads the state again: this change may be rolled back, or committed.
+        self._active = None
+        self._orphan_jobs.clear()
         run(
             cur,
             "UPDATE analytics_state SET active_generation = ?, building_generation = ? WHERE id = 1",
