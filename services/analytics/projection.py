@@ -110,6 +110,27 @@ def create_indexes(cur: duckdb.DuckDBPyConnection, tables: Tables) -> None:
 def drop_tables(cur: duckdb.DuckDBPyConnection, tables: Tables) -> None:
     for name in ("events", "job_requests", "requests", "revisits", "jobs"):
         run(cur, f"DROP TABLE IF EXISTS {getattr(tables, name)}")
+    for name in FACT_TABLES:
+        run(cur, f"DROP TABLE IF EXISTS {getattr(tables, name)}_clustered")  # left by a rebuild cut short
+
+
+FACT_TABLES = ("requests", "revisits", "jobs")
+
+
+def cluster_open_versions(cur: duckdb.DuckDBPyConnection, tables: Tables) -> None:
+    """Write each fact table of a freshly folded generation again, the versions that stopped holding first and
+    the ones that still hold last, before its indexes are built. The live views read only the versions that still
+    hold (`valid_to` = FOREVER, one in ~8 at a year's history); stored together at the end, they fill row groups
+    of their own, which DuckDB's zone maps on `valid_to` let those views skip the others' (measured at 500k
+    requests: the 30-day throughput view scanned 28 of 28 row groups of the request facts for 4 of them).
+    The live path's new versions are appended at the end too; a version it closes later stays where it is."""
+    for name in FACT_TABLES:
+        table = getattr(tables, name)
+        clustered = f"{table}_clustered"
+        run(cur, f"CREATE OR REPLACE TABLE {clustered} AS SELECT * FROM {table} WHERE valid_to <> {FOREVER}")
+        run(cur, f"INSERT INTO {clustered} SELECT * FROM {table} WHERE valid_to = {FOREVER}")
+        run(cur, f"DROP TABLE {table}")
+        run(cur, f"ALTER TABLE {clustered} RENAME TO {table}")
 
 
 def _events_of_requests_sql(tables: Tables, requests: str | None) -> str:
