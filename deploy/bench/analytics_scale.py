@@ -89,7 +89,7 @@ async def serve_and_time(path: Path, bootstrap: str, workdir: Path, repeat: int,
         await service.healthy(timeout=600)
         load_before = os.getloadavg()
         views, dashboard = await measure_views(service.url, repeat)
-        out = {"views": views, "dashboard": dashboard, "load_before": load_before}
+        out: dict = {"views": views, "dashboard": dashboard, "load_before": load_before}
         if process_views:
             out["process"] = await _process_views(service.url, repeat)
         out["load_after"] = os.getloadavg()
