@@ -11,6 +11,12 @@ and applied to a fresh DuckDB file twice:
 Then, on each file, one new request's events are applied one batch each (the 201 → visible path's part in
 analytics), p50/p99. Wall and CPU seconds both: on a shared box the CPU figure is the steadier one.
 
+`--small-batches` times what the 201 → visible path waits on in analytics instead: batches of a few events (as the
+live consumer polls them at 100 requests/s) applied to a file that already holds a year of `--requests`, by this
+checkout's `Projection.apply` and, alternately on a copy of the same file, by the projection module of `--baseline`
+(a git revision; the other modules are this checkout's): new requests (received and triaged), and new events of
+requests already stored (a triage recorded now, each request's versions closed and appended).
+
 `--rebuild` times the rebuild's stages instead, on the same records as the replay reads them (no Kafka): decode,
 append to the new generation, deduplicate and link jobs, read the events back sorted by request, fold every
 request's versions, turn them into Arrow columns, insert them, index — where a rebuild's seconds go."""
@@ -202,13 +208,101 @@ def rebuild_stages(requests: int, batch: int) -> None:
     print(f"  {'total':45} {total:6.2f} s CPU  {len(raw) / total:6.0f} records/s CPU, {len(raw) / wall:.0f} wall")
 
 
+def baseline_projection(revision: str) -> type[Projection]:
+    """`Projection` as the projection module of `revision` defines it (loaded from git, not installed)."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    source = subprocess.run(
+        ["git", "show", f"{revision}:services/analytics/projection.py"],
+        cwd=Path(__file__).resolve().parents[2],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    path = Path(tempfile.mkdtemp(prefix="bench-baseline-")) / "baseline_projection.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("baseline_projection", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["baseline_projection"] = module
+    spec.loader.exec_module(module)
+    return module.Projection
+
+
+def small_batches(requests: int, baseline: str, rounds: int, size: int) -> None:
+    """Small batches on a year of history, this checkout against `baseline`, alternately (see the docstring)."""
+    import shutil
+
+    from deploy.bench.analytics_scale import build
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-small-"))
+    history = workdir / "history.duckdb"
+    built = build(history, requests)
+    print(f"history: {built['requests']} requests, {built['records']} records, {built['fact_versions']} versions")
+    kinds = {"baseline": baseline_projection(baseline), "now": Projection}
+    projections = {}
+    for name, kind in kinds.items():
+        shutil.copy(history, workdir / f"{name}.duckdb")
+        projections[name] = kind(workdir / f"{name}.duckdb")
+    cur = projections["now"].reader()
+    requests_table = projections["now"].active_tables(cur).requests
+    stored = [r[0] for r in cur.execute(f"SELECT DISTINCT request_id FROM {requests_table} ORDER BY 1").fetchall()]
+    cur.close()
+
+    def new_requests(n: int) -> list[AnalyticsEvent]:
+        return [e for k in range((size + 1) // 2) for e in probe_events(n * size + k)][:size]
+
+    def stored_requests(n: int) -> list[AnalyticsEvent]:
+        out = []
+        for k in range(size):
+            triage = probe_events(n * size + k)[1]
+            rid = stored[(n * size + k) * 7919 % len(stored)]
+            out.append(
+                AnalyticsEvent(
+                    str(uuid.uuid4()), triage.type, rid, None, triage.time, triage.recorded_at, 99, triage.data
+                )
+            )
+        return out
+
+    try:
+        for label, batch_of in (("new requests", new_requests), ("stored requests", stored_requests)):
+            spent: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in projections}
+            for n in range(rounds + 5):
+                batch = batch_of(n + (0 if label == "new requests" else 10_000))
+                for name in list(projections)[:: 1 if n % 2 else -1]:  # alternately first
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    projections[name].apply(batch)
+                    if n >= 5:  # the first few warm the caches of both
+                        spent[name][0].append((time.perf_counter() - wall) * 1000)
+                        spent[name][1].append((time.process_time() - cpu) * 1000)
+            for name, (walls, cpus) in spent.items():
+                print(
+                    f"{label:16} {size} events, {name:8} ({baseline if name == 'baseline' else 'this checkout'}): "
+                    f"CPU p50 {statistics.median(cpus):5.1f} ms, wall p50 {statistics.median(walls):5.1f} ms, "
+                    f"p90 {sorted(walls)[len(walls) * 9 // 10]:5.1f} ms"
+                )
+    finally:
+        for projection in projections.values():
+            projection.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=10_000, help="records per poll batch (ANALYTICS_BATCH_SIZE)")
     parser.add_argument("--probes", type=int, default=30)
     parser.add_argument("--rebuild", action="store_true", help="time the rebuild's stages instead")
+    parser.add_argument("--small-batches", action="store_true", help="time small batches on a year of history")
+    parser.add_argument("--baseline", default="main", help="with --small-batches: the revision to compare with")
+    parser.add_argument("--rounds", type=int, default=60, help="with --small-batches: batches of each kind")
+    parser.add_argument("--size", type=int, default=5, help="with --small-batches: events per batch")
     args = parser.parse_args(argv)
+    if args.small_batches:
+        small_batches(args.requests, args.baseline, args.rounds, args.size)
+        return 0
     if args.rebuild:
         rebuild_stages(args.requests, 5000)
         return 0

@@ -26,6 +26,7 @@ from services.analytics.metrics import to_micros
 from services.analytics.projection import (
     Projection,
     Tables,
+    cluster_open_versions,
     create_indexes,
     create_tables,
     drop_tables,
@@ -240,6 +241,7 @@ def _fold(projection: Projection, tables: Tables) -> tuple[int, int]:
             "GROUP BY job_id",
         )
         folded = projection.fold_everything(cur, tables)
+        cluster_open_versions(cur, tables)
         create_indexes(cur, tables)
         return folded
     finally:

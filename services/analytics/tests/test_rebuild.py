@@ -11,6 +11,7 @@ import uuid
 from datetime import timedelta
 
 from services.analytics.app import create_app
+from services.analytics.facts import FOREVER
 from services.analytics.projection import Projection, Tables
 from services.analytics.replay import rebuild
 from services.analytics.tests import builders as ev
@@ -49,6 +50,24 @@ def _rows(projection: Projection, number: int) -> tuple[list, ...]:
             cur.execute(f"SELECT * FROM {getattr(tables, name)} ORDER BY ALL").fetchall()
             for name in ("requests", "jobs", "revisits")
         )
+    finally:
+        cur.close()
+
+
+def _open_versions_stored_last(projection: Projection, number: int) -> bool:
+    """In each fact table, the versions that still hold come after the ones that stopped (row order), so that the
+    live views' filter on `valid_to` skips the others' row groups (`projection.cluster_open_versions`)."""
+    cur = projection.reader()
+    try:
+        for name in ("requests", "jobs", "revisits"):
+            last_closed, first_open, opened = cur.execute(
+                f"SELECT max(rowid) FILTER (WHERE valid_to <> {FOREVER}), min(rowid) FILTER (WHERE valid_to = "
+                f"{FOREVER}), count(*) FILTER (WHERE valid_to = {FOREVER}) FROM {getattr(Tables(number), name)}"
+            ).fetchall()[0]
+            assert opened, name  # the history has versions that still hold, and
+            if last_closed is not None and last_closed > first_open:
+                return False
+        return True
     finally:
         cur.close()
 
@@ -93,6 +112,7 @@ async def test_a_rebuild_ends_with_the_same_numbers_and_the_views_answer_all_alo
     assert status["report"]["records_read"] >= status["report"]["events_stored"] > 0
 
     assert await snapshot(projection, old + 1) == live_facts
+    assert await asyncio.to_thread(_open_versions_stored_last, projection, old + 1)
     for view in ("throughput", "satisfaction", "scorecard"):
         assert (await analytics.rows(view, **window))[dealer] is not None
     assert (await analytics.rows("scorecard", **window))[dealer] == before[dealer]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from services.analytics import sqlviews, views
 from services.analytics.facts import fold_all
 from services.analytics.metrics import Window, date_micros
-from services.analytics.projection import Projection, run
+from services.analytics.projection import SMALL_BATCH, Projection, run
 from services.analytics.records import AnalyticsEvent
 from services.analytics.views import GroupBy
 from shared.testing.properties import examples
@@ -170,6 +170,7 @@ def assert_views_equal(projection: Projection, events: list[AnalyticsEvent], pic
 def test_the_sql_views_equal_the_reference_for_any_history_arrival_order_batching_and_duplicates(delivery, data):
     events, batches = delivery
     projection = Projection(":memory:")
+    projection.small_batch = data.draw(st.sampled_from([0, SMALL_BATCH]), label="small batch")  # both ways
     try:
         new = sum(projection.apply(batch) for batch in batches)
         assert new == len(events)  # each event stored once, however often it came
