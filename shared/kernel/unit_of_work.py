@@ -18,7 +18,7 @@ from shared.clock import Clock
 from shared.domain import Aggregate, NotFound, TimeRules
 from shared.events import ActorId, EventEnvelope
 from shared.eventstore import lean
-from shared.eventstore.store import EventStore, Metadata, NewEvent
+from shared.eventstore.store import EventStore, Metadata
 from shared.scheduling import SCHEDULE, cancel, deadline_name, deadlines, schedule
 
 A = TypeVar("A", bound=Aggregate)
@@ -202,7 +202,7 @@ class UnitOfWork:
                 stream_id=aggregate.id,
                 stream_type=aggregate.stream_type,
                 expected_version=aggregate.version - len(pending),
-                new_events=[NewEvent(p.data, p.occurred_at) for p in pending],
+                new_events=pending,
                 metadata=self.metadata,
                 actor=self.actor,
                 then=then,

@@ -11,14 +11,15 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import delete, func, insert, select
 
 import shared.eventstore.store as store_module
 from shared.contracts.intake import ServiceRequestEscalated
 from shared.events import ActorId, EventEnvelope
 from shared.eventstore import ConcurrencyError, Database, EventStore, NewEvent
 from shared.eventstore.lean import lean_driver
-from shared.eventstore.store import Metadata
-from shared.eventstore.tables import metadata
+from shared.eventstore.store import Metadata, new_event_id
+from shared.eventstore.tables import events, metadata, outbox
 from shared.messaging.cloudevents import to_record
 
 RANDOM_BYTES = bytes(range(0xA0, 0xB0))
@@ -162,3 +163,43 @@ async def test_a_lost_race_stores_no_row_and_leaves_the_first_writers_rows_as_pi
     with sqlite3.connect(sqlite_db.url.database) as raw:
         assert raw.execute("SELECT * FROM events").fetchall() == [EXPECTED_ROW]
         assert raw.execute("SELECT * FROM outbox").fetchall() == [(1,)]
+
+
+def test_an_event_id_is_the_text_uuid4_makes_of_the_same_random_bytes(monkeypatch):
+    for _ in range(2000):
+        drawn = os.urandom(16)
+        monkeypatch.setattr(os, "urandom", lambda n, drawn=drawn: drawn)
+        assert new_event_id() == str(uuid.UUID(bytes=drawn, version=4))
+        monkeypatch.undo()
+
+
+async def test_an_outbox_row_refused_takes_its_event_row_with_it_and_the_transaction_goes_on(sqlite_db):
+    store = EventStore("intake")
+    escalated = NewEvent(ServiceRequestEscalated(request_id="SR-PIN", reason="customer called twice"), OCCURRED_AT)
+    async with sqlite_db.transaction() as conn:
+        # A stale outbox row where the next event's position will be (nothing else could refuse that row).
+        await conn.execute(insert(outbox), {"position": 1})
+        with pytest.raises(ConcurrencyError):
+            await store.append(
+                conn,
+                stream_id="SR-PIN",
+                stream_type="service_request",
+                expected_version=0,
+                new_events=[escalated],
+                metadata=CAUSE,
+                actor=ACTOR,
+            )
+        assert (await conn.execute(select(func.count()).select_from(events))).scalar_one() == 0
+        await conn.execute(delete(outbox))
+        [stored] = await store.append(
+            conn,
+            stream_id="SR-PIN",
+            stream_type="service_request",
+            expected_version=0,
+            new_events=[escalated],
+            metadata=CAUSE,
+            actor=ACTOR,
+        )
+    with sqlite3.connect(sqlite_db.url.database) as raw:
+        assert raw.execute("SELECT position, version FROM events").fetchall() == [(stored.position, 1)]
+        assert raw.execute("SELECT * FROM outbox").fetchall() == [(stored.position,)]
