@@ -203,3 +203,70 @@ async def test_an_outbox_row_refused_takes_its_event_row_with_it_and_the_transac
     with sqlite3.connect(sqlite_db.url.database) as raw:
         assert raw.execute("SELECT position, version FROM events").fetchall() == [(stored.position, 1)]
         assert raw.execute("SELECT * FROM outbox").fetchall() == [(stored.position,)]
+
+
+def two_escalations() -> list[NewEvent]:
+    return [
+        NewEvent(ServiceRequestEscalated(request_id="SR-PIN", reason=reason), OCCURRED_AT)
+        for reason in ("customer called twice", "and again")
+    ]
+
+
+async def rows_of(conn) -> tuple[list[tuple], list[tuple]]:
+    found = await conn.execute(select(events.c.position, events.c.stream_id, events.c.version).order_by("position"))
+    boxed = await conn.execute(select(outbox.c.position).order_by("position"))
+    return [tuple(r) for r in found], [tuple(r) for r in boxed]
+
+
+async def test_an_append_refused_at_its_second_event_leaves_nothing_of_its_first_behind(sqlite_db):
+    store = EventStore("intake")
+    async with sqlite_db.transaction() as conn:
+        # The stream holds a version 2 but no version 1 (no writer does this): the second INSERT is refused.
+        await store.append(
+            conn,
+            stream_id="SR-PIN",
+            stream_type="service_request",
+            expected_version=1,
+            new_events=two_escalations()[:1],
+            metadata=CAUSE,
+            actor=ACTOR,
+        )
+        with pytest.raises(ConcurrencyError):
+            await store.append(
+                conn,
+                stream_id="SR-PIN",
+                stream_type="service_request",
+                expected_version=0,
+                new_events=two_escalations(),
+                metadata=CAUSE,
+                actor=ACTOR,
+            )
+        assert await rows_of(conn) == ([(1, "SR-PIN", 2)], [(1,)])
+        [third] = await store.append(
+            conn,
+            stream_id="SR-PIN",
+            stream_type="service_request",
+            expected_version=2,
+            new_events=two_escalations()[:1],
+            metadata=CAUSE,
+            actor=ACTOR,
+        )
+        assert third.position == 2  # the refused append's positions were not used up
+        assert await rows_of(conn) == ([(1, "SR-PIN", 2), (2, "SR-PIN", 3)], [(1,), (2,)])
+
+
+async def test_an_append_whose_second_outbox_row_is_refused_leaves_neither_events_nor_outbox_rows(sqlite_db):
+    store = EventStore("intake")
+    async with sqlite_db.transaction() as conn:
+        await conn.execute(insert(outbox), {"position": 2})  # stale, where the second event will be
+        with pytest.raises(ConcurrencyError):
+            await store.append(
+                conn,
+                stream_id="SR-PIN",
+                stream_type="service_request",
+                expected_version=0,
+                new_events=two_escalations(),
+                metadata=CAUSE,
+                actor=ACTOR,
+            )
+        assert await rows_of(conn) == ([], [(2,)])  # the stale row stays: the append wrote it not
