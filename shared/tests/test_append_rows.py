@@ -18,7 +18,7 @@ from shared.contracts.intake import ServiceRequestEscalated
 from shared.events import ActorId, EventEnvelope
 from shared.eventstore import ConcurrencyError, Database, EventStore, NewEvent
 from shared.eventstore.lean import lean_driver
-from shared.eventstore.store import Metadata, new_event_id
+from shared.eventstore.store import Metadata, actor_text, new_event_id
 from shared.eventstore.tables import events, metadata, outbox
 from shared.messaging.cloudevents import to_record
 
@@ -270,3 +270,10 @@ async def test_an_append_whose_second_outbox_row_is_refused_leaves_neither_event
                 actor=ACTOR,
             )
         assert await rows_of(conn) == ([], [(2,)])  # the stale row stays: the append wrote it not
+
+
+def test_an_actors_remembered_text_is_its_text_however_many_actors_come_and_go():
+    actors = [ActorId.user(f"u;{i}%", dealer_id=f"D-{i % 7}" if i % 2 else None) for i in range(5000)]
+    actors += [ActorId.system("dispatch"), ACTOR]
+    for _ in range(2):  # the second time round, from what was remembered (or forgotten when it grew too big)
+        assert [actor_text(actor) for actor in actors] == [str(actor) for actor in actors]
