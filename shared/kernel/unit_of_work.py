@@ -18,7 +18,7 @@ from shared.clock import Clock
 from shared.domain import Aggregate, NotFound, TimeRules
 from shared.events import ActorId, EventEnvelope
 from shared.eventstore import lean
-from shared.eventstore.store import EventStore, Metadata, NewEvent
+from shared.eventstore.store import EventStore, Metadata, actor_text
 from shared.scheduling import SCHEDULE, cancel, deadline_name, deadlines, schedule
 
 A = TypeVar("A", bound=Aggregate)
@@ -152,7 +152,7 @@ class UnitOfWork:
         if not history:
             return None
         aggregate: A = aggregate_type.rehydrate(aggregate_id, history, actors)
-        aggregate.recorded_by(str(self.actor))
+        aggregate.recorded_by(actor_text(self.actor))
         self._seen[aggregate_id] = aggregate
         return aggregate
 
@@ -162,7 +162,7 @@ class UnitOfWork:
     def add(self, aggregate: A) -> A:
         """A new aggregate: its recorded events are appended on commit (a ConcurrencyError if its stream
         exists meanwhile)."""
-        aggregate.recorded_by(str(self.actor))
+        aggregate.recorded_by(actor_text(self.actor))
         self._seen[aggregate.id] = aggregate
         return aggregate
 
@@ -202,7 +202,7 @@ class UnitOfWork:
                 stream_id=aggregate.id,
                 stream_type=aggregate.stream_type,
                 expected_version=aggregate.version - len(pending),
-                new_events=[NewEvent(p.data, p.occurred_at) for p in pending],
+                new_events=pending,
                 metadata=self.metadata,
                 actor=self.actor,
                 then=then,
