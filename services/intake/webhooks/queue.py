@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,27 +96,55 @@ class RequestOwners:
         self.size = size
         self._known: OrderedDict[str, str | None] = OrderedDict()
 
-    async def dealer_of(self, conn: AsyncConnection, request_id: str) -> tuple[bool, str | None]:
-        """(whether intake knows the request, its dealer)."""
+    async def dealer_of(
+        self, conn: AsyncConnection, request_id: str, needed: Callable[[IncomingEvent[Any]], bool] | None = None
+    ) -> tuple[bool, str | None]:
+        """(whether intake knows the request, its dealer). `needed`: which events of the running consumer chunk
+        will ask too (their requests are read with this one on the lean path)."""
         if request_id in self._known:
             self._known.move_to_end(request_id)
             return True, self._known[request_id]
-        rows = await lean.query(conn, _REQUEST_DEALER, {"request_id": request_id})
-        if not rows:
-            return False, None
-        dealer_id: str | None = rows[0][0]
-        self._known[request_id] = dealer_id
-        if len(self._known) > self.size:
+        ahead = self._chunk_requests(request_id, needed) if needed is not None and lean.lean_driver(conn) else []
+        wanted = [request_id, *ahead]
+        found = await lean.query_many(conn, [(_REQUEST_DEALER, {"request_id": r}) for r in wanted])
+        for other, rows in zip(wanted, found, strict=True):
+            if rows:
+                self._known[other] = rows[0][0]
+        while len(self._known) > self.size:
             self._known.popitem(last=False)
+        if not found[0]:
+            return False, None
+        dealer_id: str | None = found[0][0][0]
         return True, dealer_id
 
+    def _chunk_requests(self, request_id: str, needed: Callable[[IncomingEvent[Any]], bool]) -> list[str]:
+        """The first time a consumer chunk asks for a request not known yet: the other requests its `needed`
+        events name that are not known either, read in the same trip (one trip for the chunk instead of one per
+        event). A request not found is not kept (asked again when an event names it), as one by one."""
+        chunk = current_chunk()
+        if chunk is None or _REQUESTS_READ in chunk.memo:
+            return []
+        chunk.memo[_REQUESTS_READ] = True
+        named = (getattr(event.data, "request_id", None) for event in chunk.events if needed(event))
+        return [
+            r for r in dict.fromkeys(named) if isinstance(r, str) and r and r != request_id and r not in self._known
+        ]
 
-async def owner_of(conn: AsyncConnection, refs: CaseRefs, owners: RequestOwners) -> tuple[str | None, str | None]:
+
+_REQUESTS_READ = "webhooks: the chunk's requests read"
+
+
+async def owner_of(
+    conn: AsyncConnection,
+    refs: CaseRefs,
+    owners: RequestOwners,
+    needed: Callable[[IncomingEvent[Any]], bool] | None = None,
+) -> tuple[str | None, str | None]:
     """(request id, dealer id) of the case an event belongs to. intake owns the requests, so a request it
     knows decides (even a request without dealer); else what the case map learned of the job, claim or
     complaint named (the first of them it knows); else the dealer the event names itself."""
     if refs.request_id is not None:
-        known, dealer_id = await owners.dealer_of(conn, refs.request_id)
+        known, dealer_id = await owners.dealer_of(conn, refs.request_id, needed)
         if known:
             return refs.request_id, dealer_id
     if refs.case_ids:
@@ -172,6 +200,10 @@ class ActiveSubscriptions:
         ]
         self._by_type: dict[str, list[Subscriber]] = {}
 
+    def asks_whose(self, event: IncomingEvent[Any]) -> bool:
+        """Whether the queue will ask whose case the event is (see `DeliveryQueue.enqueue`)."""
+        return bool(self.wanting(event.envelope.type)) or may_teach(event.envelope)
+
     def wanting(self, event_type: str) -> list[Subscriber]:
         found = self._by_type.get(event_type)
         if found is None:
@@ -203,14 +235,15 @@ class DeliveryQueue:
 
     async def enqueue(self, envelope: EventEnvelope, conn: AsyncConnection) -> int:
         """Queue the event for every active subscription that wants it; return how many."""
-        interested = (await active_subscriptions(conn)).wanting(envelope.type)
+        subscriptions = await active_subscriptions(conn)
+        interested = subscriptions.wanting(envelope.type)
         if not interested and not may_teach(envelope):
             return 0  # the common case when nobody subscribes to this type: no read, no write, no parse
         refs = case_refs(envelope.data_dict())
         learns = teaches(envelope, refs)
         if not interested and not learns:
             return 0
-        request_id, dealer_id = await owner_of(conn, refs, self.owners)
+        request_id, dealer_id = await owner_of(conn, refs, self.owners, subscriptions.asks_whose)
         writes = remembering(refs, request_id, dealer_id) if learns else []
         wanting = [s.webhook_id for s in interested if s.dealer_id is None or s.dealer_id == dealer_id]
         if wanting:
