@@ -10,10 +10,12 @@ import json
 import uuid
 from typing import Any
 
+import pytest
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import select
 
 import services.intake.webhooks.tables  # noqa: F401  (declares the webhook tables in intake's metadata)
+from deploy.postgres.launcher import create_database
 from services.intake.read_model import metadata, service_requests
 from services.intake.tests.webhook_support import acknowledged, complaint_about_job
 from services.intake.webhooks.queue import DeliveryQueue, feeding_webhooks
@@ -34,10 +36,23 @@ D1, D2 = "D-one", "D-two"
 R1, R2 = "R-of-d1", "R-of-d2"
 
 
-async def intake_database(tmp_path, name: str) -> Database:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_database_url(request, tmp_path):
+    """Makes a fresh database's URL on SQLite (the lean path) or PostgreSQL (SQLAlchemy's path)."""
+
+    async def make(name: str) -> str:
+        if request.param == "sqlite":
+            return f"sqlite+aiosqlite:///{tmp_path / name}.db"
+        server = request.getfixturevalue("postgres_server")
+        return await create_database(server, f"intake_{name}_{uuid.uuid4().hex[:8]}")
+
+    return make
+
+
+async def intake_database(url: str) -> Database:
     """intake's tables with two requests (one per dealer) and four active subscriptions: an admin's to jobs,
     D1's to job.created and complaints, D2's to everything, and D1's to claims."""
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / name}.db", sqlite_synchronous="NORMAL")
+    db = Database(url, sqlite_synchronous="NORMAL")
     await db.create_all(service_schema(metadata))
     async with db.transaction() as conn:
         for position, (request_id, dealer_id) in enumerate(((R1, D1), (R2, D2)), start=1):
@@ -142,9 +157,12 @@ async def queued(db: Database) -> tuple[set[tuple[str, str, str]], set[tuple[Any
         return {tuple(row) for row in deliveries}, {tuple(row) for row in cases}, stored
 
 
-async def test_a_chunk_queues_the_same_deliveries_case_keys_and_case_map_as_one_event_at_a_time(tmp_path, event_bus):
+async def test_a_chunk_queues_the_same_deliveries_case_keys_and_case_map_as_one_event_at_a_time(
+    new_database_url, event_bus
+):
     stream = mixed_stream()
-    one_at_a_time, chunked = await intake_database(tmp_path, "single"), await intake_database(tmp_path, "chunked")
+    one_at_a_time = await intake_database(await new_database_url("single"))
+    chunked = await intake_database(await new_database_url("chunked"))
     try:
         assert await feed_of(one_at_a_time, event_bus, chunk=1).handle_records(as_records(stream)) == len(stream)
         assert await feed_of(chunked, event_bus, chunk=100).handle_records(as_records(stream)) == len(stream)
@@ -184,9 +202,9 @@ async def test_a_chunk_queues_the_same_deliveries_case_keys_and_case_map_as_one_
 
 
 async def test_a_subscription_disabled_deleted_or_created_between_chunks_counts_from_the_next_chunk(
-    tmp_path, event_bus
+    new_database_url, event_bus
 ):
-    db = await intake_database(tmp_path, "changes")
+    db = await intake_database(await new_database_url("changes"))
     feed = feed_of(db, event_bus, chunk=100)
     first = [envelope_for(job_created(f"J{n}", R2)) for n in range(3)]
     second = [envelope_for(job_created(f"J{n}", R2)) for n in range(3, 6)]
@@ -210,8 +228,10 @@ async def test_a_subscription_disabled_deleted_or_created_between_chunks_counts_
     assert events_of("W-d2-new") == {e.id for e in second}
 
 
-async def test_each_of_many_events_in_one_chunk_is_queued_once_for_each_subscription_that_wants_it(tmp_path, event_bus):
-    db = await intake_database(tmp_path, "many")
+async def test_each_of_many_events_in_one_chunk_is_queued_once_for_each_subscription_that_wants_it(
+    new_database_url, event_bus
+):
+    db = await intake_database(await new_database_url("many"))
     stream = [envelope_for(job_created(f"J-{uuid.uuid4().hex[:8]}", R1)) for _ in range(150)]
     try:
         feed = feed_of(db, event_bus, chunk=200)
