@@ -73,7 +73,8 @@ class Prepared:
         found = Compiled(
             sql=compiled.string,
             names=names,
-            processors=tuple(bind.type._cached_bind_processor(dialect) for bind in binds.values()),
+            # One processor per position, not per name: a name used twice (`:now, :now`) fills two positions.
+            processors=tuple(binds[name].type._cached_bind_processor(dialect) for name in names),
             defaults={name: bind.effective_value for name, bind in binds.items()},
         )
         self._compiled[dialect.name] = found

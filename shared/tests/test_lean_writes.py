@@ -9,7 +9,7 @@ import sqlite3
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from shared.clock import utcnow
@@ -118,6 +118,15 @@ async def test_a_refused_lean_write_is_an_integrity_error_and_the_transaction_go
         kept = (await conn.execute(select(pairs.c.k, pairs.c.v).order_by(pairs.c.k))).all()
     # The statement that broke the key wrote nothing; the rest committed (as statement by statement on SQLite).
     assert [tuple(r) for r in kept] == [(1, "kept"), (2, "before"), (3, "after"), (4, "after")]
+
+
+async def test_a_statement_naming_one_parameter_twice_binds_it_at_both_places(sqlite_db):
+    both = Prepared(text("INSERT INTO pairs (k, v) SELECT :k, :v WHERE :k > 0"))
+    async with sqlite_db.transaction() as conn:
+        await write(conn, [(both, {"k": 5, "v": "twice"}), (both, {"k": -1, "v": "never"})])
+    async with sqlite_db.read() as conn:
+        stored = (await conn.execute(select(pairs.c.k, pairs.c.v))).all()
+    assert [tuple(r) for r in stored] == [(5, "twice")]
 
 
 async def test_outside_a_transaction_the_lean_path_is_not_taken(tmp_path):
