@@ -324,6 +324,30 @@ async def time_calls(
     return timings
 
 
+async def time_view(
+    client: httpx.AsyncClient,
+    analytics_url: str,
+    headers: dict[str, str],
+    view: str,
+    group_by: str,
+    window: tuple[str, dict[str, str]],
+    as_of: str | None,
+    repeat: int,
+) -> dict:
+    """One view's row of the table: p50 and p99 of `repeat` calls over the named window, as of a moment or live."""
+    window_name, bounds = window
+    params = {**bounds, "group_by": group_by, **({"as_of": as_of} if as_of else {})}
+    timings = await time_calls(client, analytics_url, [(f"/v1/views/{view}", params)], repeat, headers)
+    return {
+        "view": view,
+        "group_by": group_by,
+        "window": window_name,
+        "as_of": bool(as_of),
+        "p50": percentile(timings, 50),
+        "p99": percentile(timings, 99),
+    }
+
+
 async def measure_views(analytics_url: str, repeat: int) -> tuple[list[dict], dict]:
     analyst = {"Authorization": f"Bearer {mint_token(SECRET, subject='bench', roles=['analyst'])}"}
     today = datetime.now(UTC).date()
@@ -334,19 +358,10 @@ async def measure_views(analytics_url: str, repeat: int) -> tuple[list[dict], di
             for view in ("throughput", "satisfaction", "scorecard"):
                 for group_by in ("all", "dealer", "technician", "day"):
                     for moment in (None, as_of):
-                        params = {**window, "group_by": group_by, **({"as_of": moment} if moment else {})}
-                        timings = await time_calls(
-                            client, analytics_url, [(f"/v1/views/{view}", params)], repeat, analyst
-                        )
                         rows.append(
-                            {
-                                "view": view,
-                                "group_by": group_by,
-                                "window": window_name,
-                                "as_of": bool(moment),
-                                "p50": percentile(timings, 50),
-                                "p99": percentile(timings, 99),
-                            }
+                            await time_view(
+                                client, analytics_url, analyst, view, group_by, (window_name, window), moment, repeat
+                            )
                         )
         # The dashboard's calls, issued together as the page does (dealer grouping, default 30-day window).
         page = [
@@ -380,19 +395,10 @@ async def measure_process(analytics_url: str, repeat: int) -> dict:
             for view in PROCESS_VIEWS:
                 for group_by in ("all", "dealer", "technician"):
                     for moment in (None, as_of):
-                        params = {**window, "group_by": group_by, **({"as_of": moment} if moment else {})}
-                        timings = await time_calls(
-                            client, analytics_url, [(f"/v1/views/{view}", params)], repeat, analyst
-                        )
                         rows.append(
-                            {
-                                "view": view,
-                                "group_by": group_by,
-                                "window": window_name,
-                                "as_of": bool(moment),
-                                "p50": percentile(timings, 50),
-                                "p99": percentile(timings, 99),
-                            }
+                            await time_view(
+                                client, analytics_url, analyst, view, group_by, (window_name, window), moment, repeat
+                            )
                         )
         started, size = time.perf_counter(), 0
         async with client.stream(

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from deploy.bench.analytics import Service, measure_views, percentile
+from deploy.bench.analytics import Service, measure_views
 from deploy.demo_year import records
 from deploy.kafka.launcher import LocalKafkaBroker, ensure_jars
 from services.analytics import replay
@@ -105,7 +105,7 @@ async def _process_views(url: str, repeat: int) -> list[dict]:
 
     import httpx
 
-    from deploy.bench.analytics import PROCESS_VIEWS, SECRET, time_calls, windows
+    from deploy.bench.analytics import PROCESS_VIEWS, SECRET, time_view, windows
     from shared.auth import mint_token
 
     analyst = {"Authorization": f"Bearer {mint_token(SECRET, subject='bench', roles=['analyst'])}"}
@@ -116,17 +116,8 @@ async def _process_views(url: str, repeat: int) -> list[dict]:
             for view in PROCESS_VIEWS:
                 for group_by in ("all", "dealer", "technician"):
                     for moment in (None, as_of):
-                        params = {**window, "group_by": group_by, **({"as_of": moment} if moment else {})}
-                        timings = await time_calls(client, url, [(f"/v1/views/{view}", params)], repeat, analyst)
                         rows.append(
-                            {
-                                "view": view,
-                                "group_by": group_by,
-                                "window": window_name,
-                                "as_of": bool(moment),
-                                "p50": percentile(timings, 50),
-                                "p99": percentile(timings, 99),
-                            }
+                            await time_view(client, url, analyst, view, group_by, (window_name, window), moment, repeat)
                         )
     return rows
 

@@ -3,6 +3,8 @@ settings (database file, broker, SLAs, clock) and nothing happens at import time
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from pydantic import Field
 
@@ -13,6 +15,9 @@ from services.dispatch.read_model import PROJECTIONS, metadata
 from services.dispatch.sla import DEFAULT_ACCEPT_MINUTES, DEFAULT_ARRIVE_MINUTES, SlaPolicy
 from shared.clock import Clock
 from shared.contracts.enums import Priority
+from shared.domain import TimeRules
+from shared.eventstore.database import Database
+from shared.eventstore.store import EventStore
 from shared.http.app import create_service_app
 from shared.kernel import Application, Kernel
 from shared.kernel.service import kernel_lifespan
@@ -37,6 +42,25 @@ class DispatchSettings(ServiceSettings):
         return SlaPolicy(accept_minutes=self.sla_accept_minutes, arrive_minutes=self.sla_arrive_minutes)
 
 
+def dispatch_application(
+    *, db: Database, store: EventStore, clock: Clock, time_rules: TimeRules, sla: SlaPolicy
+) -> Application[Any]:
+    """dispatch's kernel on its parts: what the service runs, and what a test drives without HTTP or a broker."""
+    return Application(
+        Kernel(
+            db=db,
+            store=store,
+            clock=clock,
+            time_rules=time_rules,
+            projections=PROJECTIONS,
+            commands=COMMANDS,
+            reactions=REACTIONS,
+            provided={SlaPolicy: sla},
+            on_deadline=sla_deadline_passed,
+        )
+    )
+
+
 def create_app(
     settings: DispatchSettings | None = None, *, clock: Clock | None = None, configure_logs: bool = True
 ) -> FastAPI:
@@ -49,16 +73,7 @@ def create_app(
         consumes=CONSUMES,
         clock=clock,
         configure_logs=configure_logs,
-        build=lambda parts: Application(
-            Kernel(
-                **parts.common(),
-                projections=PROJECTIONS,
-                commands=COMMANDS,
-                reactions=REACTIONS,
-                provided={SlaPolicy: sla},
-                on_deadline=sla_deadline_passed,
-            )
-        ),
+        build=lambda parts: dispatch_application(**parts.common(), sla=sla),
         on_start=lambda app, parts, application: setattr(app.state, "dispatch", DispatchReads(parts.db)),
     )
 

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import MetaData
 
 from deploy.postgres.launcher import create_database
+from shared.auth import TokenVerifier
 from shared.eventstore import Database
 from shared.eventstore.tables import metadata as event_store_tables
 
@@ -47,3 +48,18 @@ async def db(database_url):
     """The test's database with the event store's tables (events, outbox, deadlines, leases…)."""
     async with database_with(database_url, event_store_tables) as database:
         yield database
+
+
+SECRET = "test-secret-that-is-long-enough-32b"
+
+
+class CountingVerifier(TokenVerifier):
+    """A token verifier that counts the verifications it makes (a cache of verified tokens must skip them)."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__(secret)
+        self.verified = 0
+
+    def verify(self, token: str):  # type: ignore[no-untyped-def]
+        self.verified += 1
+        return super().verify(token)

@@ -137,29 +137,12 @@ async def test_an_appended_event_is_stored_returned_and_published_exactly_as_pin
 async def test_a_lost_race_stores_no_row_and_leaves_the_first_writers_rows_as_pinned(
     sqlite_db, fixed_randomness_and_clock
 ):
-    store = EventStore("intake")
     escalated = NewEvent(ServiceRequestEscalated(request_id="SR-PIN", reason="customer called twice"), OCCURRED_AT)
     async with sqlite_db.transaction() as conn:
-        await store.append(
-            conn,
-            stream_id="SR-PIN",
-            stream_type="service_request",
-            expected_version=0,
-            new_events=[escalated],
-            metadata=CAUSE,
-            actor=ACTOR,
-        )
+        await append_to_pin(conn, 0, [escalated])
     async with sqlite_db.transaction() as conn:
         with pytest.raises(ConcurrencyError):
-            await store.append(
-                conn,
-                stream_id="SR-PIN",
-                stream_type="service_request",
-                expected_version=0,
-                new_events=[escalated, escalated],
-                metadata=CAUSE,
-                actor=ACTOR,
-            )
+            await append_to_pin(conn, 0, [escalated, escalated])
     with sqlite3.connect(sqlite_db.url.database) as raw:
         assert raw.execute("SELECT * FROM events").fetchall() == [EXPECTED_ROW]
         assert raw.execute("SELECT * FROM outbox").fetchall() == [(1,)]
@@ -174,35 +157,31 @@ def test_an_event_id_is_the_text_uuid4_makes_of_the_same_random_bytes(monkeypatc
 
 
 async def test_an_outbox_row_refused_takes_its_event_row_with_it_and_the_transaction_goes_on(sqlite_db):
-    store = EventStore("intake")
     escalated = NewEvent(ServiceRequestEscalated(request_id="SR-PIN", reason="customer called twice"), OCCURRED_AT)
     async with sqlite_db.transaction() as conn:
         # A stale outbox row where the next event's position will be (nothing else could refuse that row).
         await conn.execute(insert(outbox), {"position": 1})
         with pytest.raises(ConcurrencyError):
-            await store.append(
-                conn,
-                stream_id="SR-PIN",
-                stream_type="service_request",
-                expected_version=0,
-                new_events=[escalated],
-                metadata=CAUSE,
-                actor=ACTOR,
-            )
+            await append_to_pin(conn, 0, [escalated])
         assert (await conn.execute(select(func.count()).select_from(events))).scalar_one() == 0
         await conn.execute(delete(outbox))
-        [stored] = await store.append(
-            conn,
-            stream_id="SR-PIN",
-            stream_type="service_request",
-            expected_version=0,
-            new_events=[escalated],
-            metadata=CAUSE,
-            actor=ACTOR,
-        )
+        [stored] = await append_to_pin(conn, 0, [escalated])
     with sqlite3.connect(sqlite_db.url.database) as raw:
         assert raw.execute("SELECT position, version FROM events").fetchall() == [(stored.position, 1)]
         assert raw.execute("SELECT * FROM outbox").fetchall() == [(stored.position,)]
+
+
+async def append_to_pin(conn, expected_version: int, new_events: list[NewEvent]) -> list:
+    """Append to the pinned stream SR-PIN as intake, caused by CAUSE, by ACTOR."""
+    return await EventStore("intake").append(
+        conn,
+        stream_id="SR-PIN",
+        stream_type="service_request",
+        expected_version=expected_version,
+        new_events=new_events,
+        metadata=CAUSE,
+        actor=ACTOR,
+    )
 
 
 def two_escalations() -> list[NewEvent]:
@@ -219,56 +198,22 @@ async def rows_of(conn) -> tuple[list[tuple], list[tuple]]:
 
 
 async def test_an_append_refused_at_its_second_event_leaves_nothing_of_its_first_behind(sqlite_db):
-    store = EventStore("intake")
     async with sqlite_db.transaction() as conn:
         # The stream holds a version 2 but no version 1 (no writer does this): the second INSERT is refused.
-        await store.append(
-            conn,
-            stream_id="SR-PIN",
-            stream_type="service_request",
-            expected_version=1,
-            new_events=two_escalations()[:1],
-            metadata=CAUSE,
-            actor=ACTOR,
-        )
+        await append_to_pin(conn, 1, two_escalations()[:1])
         with pytest.raises(ConcurrencyError):
-            await store.append(
-                conn,
-                stream_id="SR-PIN",
-                stream_type="service_request",
-                expected_version=0,
-                new_events=two_escalations(),
-                metadata=CAUSE,
-                actor=ACTOR,
-            )
+            await append_to_pin(conn, 0, two_escalations())
         assert await rows_of(conn) == ([(1, "SR-PIN", 2)], [(1,)])
-        [third] = await store.append(
-            conn,
-            stream_id="SR-PIN",
-            stream_type="service_request",
-            expected_version=2,
-            new_events=two_escalations()[:1],
-            metadata=CAUSE,
-            actor=ACTOR,
-        )
+        [third] = await append_to_pin(conn, 2, two_escalations()[:1])
         assert third.position == 2  # the refused append's positions were not used up
         assert await rows_of(conn) == ([(1, "SR-PIN", 2), (2, "SR-PIN", 3)], [(1,), (2,)])
 
 
 async def test_an_append_whose_second_outbox_row_is_refused_leaves_neither_events_nor_outbox_rows(sqlite_db):
-    store = EventStore("intake")
     async with sqlite_db.transaction() as conn:
         await conn.execute(insert(outbox), {"position": 2})  # stale, where the second event will be
         with pytest.raises(ConcurrencyError):
-            await store.append(
-                conn,
-                stream_id="SR-PIN",
-                stream_type="service_request",
-                expected_version=0,
-                new_events=two_escalations(),
-                metadata=CAUSE,
-                actor=ACTOR,
-            )
+            await append_to_pin(conn, 0, two_escalations())
         assert await rows_of(conn) == ([], [(2,)])  # the stale row stays: the append wrote it not
 
 

@@ -6,21 +6,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from shared.auth import Role, TokenVerifier, mint_token
+from shared.auth import Role, mint_token
 from shared.http.problems import install_problem_handlers
 from shared.http.security import CurrentActor, Permission
-
-SECRET = "test-secret-that-is-long-enough-32b"
-
-
-class CountingVerifier(TokenVerifier):
-    def __init__(self, secret: str) -> None:
-        super().__init__(secret)
-        self.verified = 0
-
-    def verify(self, token: str):  # type: ignore[no-untyped-def]
-        self.verified += 1
-        return super().verify(token)
+from shared.tests.conftest import SECRET, CountingVerifier
 
 
 @pytest.fixture

@@ -8,18 +8,7 @@ import pytest
 
 from shared.auth import InvalidToken, Role, TokenVerifier, mint_token
 from shared.http.security import VerifiedTokens
-
-SECRET = "test-secret-that-is-long-enough-32b"
-
-
-class CountingVerifier(TokenVerifier):
-    def __init__(self, secret: str) -> None:
-        super().__init__(secret)
-        self.verified = 0
-
-    def verify(self, token: str):  # type: ignore[no-untyped-def]
-        self.verified += 1
-        return super().verify(token)
+from shared.tests.conftest import SECRET, CountingVerifier
 
 
 def test_a_token_seen_again_before_it_expires_is_the_same_principal_without_a_second_verification():

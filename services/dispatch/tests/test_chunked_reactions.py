@@ -15,11 +15,10 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import func, select
 
-from services.dispatch.application import COMMANDS
+from services.dispatch.app import dispatch_application
 from services.dispatch.chunk_reads import kept_reads
 from services.dispatch.commands import RegisterServiceCenter, RegisterTechnician
-from services.dispatch.reactions import REACTIONS, sla_deadline_passed
-from services.dispatch.read_model import PROJECTIONS, dispatch_jobs, dispatch_technician_load, metadata
+from services.dispatch.read_model import dispatch_jobs, dispatch_technician_load, metadata
 from services.dispatch.sla import SlaPolicy
 from services.dispatch.tests.conftest import BACKENDS, cancelled_event, database_url_for, request_events
 from shared.auth import Actor, Principal, Role
@@ -33,7 +32,7 @@ from shared.events import EventEnvelope
 from shared.eventstore.database import Database
 from shared.eventstore.store import EventStore, new_metadata
 from shared.eventstore.tables import events, processed_events, service_schema
-from shared.kernel import Application, Kernel
+from shared.kernel import Application
 from shared.messaging.cloudevents import to_record
 from shared.messaging.consumer import IdempotentConsumer
 from shared.messaging.kafka import reliable_producer
@@ -50,18 +49,12 @@ async def dispatch_service(url: str) -> tuple[Database, Application[Any]]:
     db = Database(url, sqlite_synchronous="NORMAL")
     await db.create_all(service_schema(metadata))
     settings = ServiceSettings(service_name="dispatch", database_url=url, auth_secret="x" * 40)
-    application: Application[Any] = Application(
-        Kernel(
-            db=db,
-            store=EventStore("dispatch"),
-            clock=SystemClock(),
-            time_rules=TimeRules.from_settings(settings),
-            projections=PROJECTIONS,
-            commands=COMMANDS,
-            reactions=REACTIONS,
-            provided={SlaPolicy: SlaPolicy()},
-            on_deadline=sla_deadline_passed,
-        )
+    application = dispatch_application(
+        db=db,
+        store=EventStore("dispatch"),
+        clock=SystemClock(),
+        time_rules=TimeRules.from_settings(settings),
+        sla=SlaPolicy(),
     )
     actor = Actor.of(Principal(subject="dispatcher", roles=frozenset({Role.dispatcher})))
     for command in (
