@@ -1,7 +1,7 @@
 """The contract's views as SQL over the versioned facts (DuckDB), with the exact arithmetic of the Definitions.
 
 The database counts, sums and picks order statistics (the middle values and the nearest-rank p90 of each
-duration list, sorted in the engine); Python only turns those integers into the rounded numbers of a row, with
+set of durations, selected in the engine); Python only turns those integers into the rounded numbers of a row, with
 the same exact `Fraction` arithmetic as the reference (`views.py`), so the two agree to the last decimal.
 
 `as_of` is a predicate on the fact versions: the version of each fact that held at that recorded moment
@@ -84,6 +84,22 @@ def _order_stats(column: str) -> str:
     )
 
 
+def _ranks(value: str, condition: str) -> str:
+    """n, the two middle values and the nearest-rank p90 of `value` over the rows meeting `condition`, picked by
+    DuckDB's exact discrete quantile instead of sorting a list of every value (the 12-month throughput view at
+    500k requests: 1.4-2.5× faster).
+
+    `quantile_disc(x, q)` with a decimal `q` is the ⌈q·n⌉-th smallest value in integer arithmetic (a double `q`
+    would say 64 for the p90 of 70, as `metrics.nearest_rank_90` warns): the lower middle value is rank
+    ⌈n/2⌉ = (n+1)//2 and the p90 rank ⌈0.9·n⌉, as in `metrics.median`/`metrics.p90`. The upper middle value,
+    rank n//2 + 1, is the ⌈n/2⌉-th largest: the same quantile of the negated values, negated back. Rows outside
+    `condition` become NULLs the aggregates skip (a CASE was faster here than a FILTER clause), and
+    the two quantiles of one list are one aggregate (DuckDB computes an aggregate repeated verbatim once)."""
+    kept = f"CASE WHEN {condition} THEN {value} END"
+    both = f"quantile_disc({kept}, [0.5, 0.9])"
+    return f"count({kept}), {both}[1], -quantile_disc(-({kept}), 0.5), {both}[2]"
+
+
 def _median(n: int, low: int | None, high: int | None) -> Fraction | None:
     return Fraction(low + high, 2) if n else None
 
@@ -108,17 +124,14 @@ def throughput_rows(
     dealer_id: str | None = None,
 ) -> list[dict]:
     key, has_key = _REQUEST_KEYS[group_by]
-    durations = ", ".join(
-        f"list_sort(list({column} - received_at) FILTER (WHERE cohort AND {column} IS NOT NULL)) AS d_{step}"
-        for step, column in _STEPS.items()
-    )
+    durations = ", ".join(_ranks(f"{column} - received_at", "cohort") for column in _STEPS.values())
     sql = f"""
         WITH f AS (
             SELECT {key} AS k, *, {_COHORT} AS cohort FROM {tables.requests}
             WHERE {_VALID} AND {has_key}{_scope(dealer_id)}
               AND ({_COHORT} OR (resolved_at >= $s AND resolved_at < $e) OR {_OPEN_AT_END})
-        ), g AS (
-            SELECT k,
+        )
+        SELECT k,
                 count(*) FILTER (WHERE cohort) AS received,
                 count(*) FILTER (WHERE resolved_at >= $s AND resolved_at < $e) AS resolved,
                 count(*) FILTER (WHERE {_OPEN_AT_END}) AS backlog,
@@ -130,11 +143,7 @@ def throughput_rows(
                 coalesce(sum(jobs_sla_met) FILTER (WHERE cohort), 0) AS sla_met,
                 coalesce(sum(complaints) FILTER (WHERE cohort), 0) AS complaints,
                 {durations}
-            FROM f GROUP BY k
-        )
-        SELECT k, received, resolved, backlog, triaged, phone, escalated, completed, first_fixed, sla_met,
-               complaints, {", ".join(_order_stats(f"d_{step}") for step in _STEPS)}
-        FROM g"""
+            FROM f GROUP BY k"""
     rows = []
     for r in cur.execute(sql, _params(as_of, window, dealer_id)).fetchall():
         (k, received, resolved, backlog, triaged, phone, escalated, completed, first_fixed, sla_met, complaints) = r[
@@ -332,7 +341,7 @@ def duration_histograms(
     parts = []
     for column in _STEPS.values():
         duration = f"({column} - received_at)"
-        parts.append(_order_stats(f"list_sort(list({duration}) FILTER (WHERE {column} IS NOT NULL))"))
+        parts.append(_ranks(duration, f"{column} IS NOT NULL"))
         lower = None
         for upper in uppers:
             conditions = [f"{column} IS NOT NULL"]
@@ -347,7 +356,6 @@ def duration_histograms(
     result, width = {}, 4 + len(uppers)
     for i, step in enumerate(_STEPS):
         n, low, high, p90_value, *counts = row[i * width : (i + 1) * width]
-        n = n or 0  # no rows at all: the list is NULL
         result[step] = {
             "count": n,
             "median_minutes": rounded_minutes(_median(n, low, high)),
