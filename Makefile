@@ -86,10 +86,10 @@ format: $(INSTALLED)
 # waiting is left (polls of relays, consumers and workers) overlaps, and each worker more costs its own collection
 # and session (~6 s of CPU): back to back on the shared 2-core box (load 10-12), 3 workers 148 s wall / 113 s CPU,
 # 4 workers 157 s / 135 s; on the quiet box (load 1-3) 55-66 s wall (median 60 s of five runs; 4 workers 62-66 s)
-# and 103-112 s CPU for 1,015 tests, where
-# the tier before the test clock took 72-81 s and 130-150 s (972 tests, 4 workers). Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: compiling the sources and
-# rewriting the test modules' asserts is half of every worker's collection; the schemathesis plugin is not loaded
-# (only `make fuzz` and the kafka tier use schemathesis, as a library).
+# and 103-112 s CPU for 1,015 tests, where the tier before the test clock took 72-81 s and 130-150 s (972 tests,
+# 4 workers). Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: compiling the sources and rewriting
+# the test modules' asserts is half of every worker's collection; the schemathesis plugin is not loaded (only
+# `make fuzz` and the kafka tier use schemathesis, as a library).
 test-fast: $(INSTALLED)
 	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "not kafka and not postgres and not browser" --hypothesis-profile=fast \
 		-n $(or $(WORKERS),3) --dist worksteal -p no:schemathesis
