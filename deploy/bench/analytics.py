@@ -31,8 +31,9 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaConsumer
 
+from deploy.bench.kafka_util import bench_broker
 from deploy.demo_year import _received, publish_year
-from deploy.kafka.launcher import LocalKafkaBroker, ensure_jars, free_port
+from deploy.kafka.launcher import free_port
 from services.analytics.records import CONSUMES
 from shared.auth import mint_token
 from shared.contracts.topics import ALL_TOPICS
@@ -570,20 +571,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench-analytics.md")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="bench-analytics-"))
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
-    broker = None
-    if not bootstrap:
-        ensure_jars()
-        broker = LocalKafkaBroker(data_dir=workdir / "kafka")
-        broker.start()
-        bootstrap = broker.bootstrap
-    try:
+    with bench_broker(workdir / "kafka") as (bootstrap, local):
         results = asyncio.run(
-            run(args, bootstrap, "local single-node Apache Kafka (KRaft)" if broker else bootstrap, workdir)
+            run(args, bootstrap, "local single-node Apache Kafka (KRaft)" if local else bootstrap, workdir)
         )
-    finally:
-        if broker is not None:
-            broker.stop()
     print()
     print(report(results, args.out))
     return 0

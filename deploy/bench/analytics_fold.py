@@ -210,24 +210,9 @@ def rebuild_stages(requests: int, batch: int) -> None:
 
 def baseline_projection(revision: str) -> type[Projection]:
     """`Projection` as the projection module of `revision` defines it (loaded from git, not installed)."""
-    import importlib.util
-    import subprocess
-    import sys
+    from deploy.bench.revisions import module_at
 
-    source = subprocess.run(
-        ["git", "show", f"{revision}:services/analytics/projection.py"],
-        cwd=Path(__file__).resolve().parents[2],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    path = Path(tempfile.mkdtemp(prefix="bench-baseline-")) / "baseline_projection.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("baseline_projection", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["baseline_projection"] = module
-    spec.loader.exec_module(module)
+    module = module_at(revision, "services/analytics/projection.py", "baseline_projection")
     return module.Projection
 
 

@@ -27,8 +27,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from deploy.bench.analytics import Service, measure_views
+from deploy.bench.kafka_util import bench_broker
 from deploy.demo_year import records
-from deploy.kafka.launcher import LocalKafkaBroker, ensure_jars
 from services.analytics import replay
 from services.analytics.collector import fewer_collections
 from services.analytics.projection import Projection
@@ -157,13 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.build_only:
             return 0
-        ensure_jars()
-        broker = LocalKafkaBroker(data_dir=workdir / "kafka")
-        broker.start()
-        try:
-            result = asyncio.run(serve_and_time(path, broker.bootstrap, workdir, args.repeat, args.process))
-        finally:
-            broker.stop()
+        with bench_broker(workdir / "kafka") as (bootstrap, _):
+            result = asyncio.run(serve_and_time(path, bootstrap, workdir, args.repeat, args.process))
         worst = max(result["views"], key=lambda x: x["p99"])
         lines += [
             f"Load average {result['load_before'][0]:.1f} before the views, {result['load_after'][0]:.1f} after; "

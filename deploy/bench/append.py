@@ -10,31 +10,16 @@ written. The rest of the code (lean.py, the tables, the contracts) is this check
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
 
+from deploy.bench.revisions import module_at
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _store_at(revision: str, workdir: Path) -> ModuleType:
-    source = subprocess.run(
-        ["git", "show", f"{revision}:shared/eventstore/store.py"], cwd=ROOT, check=True, capture_output=True
-    ).stdout
-    path = workdir / "store_before.py"
-    path.write_bytes(source)
-    spec = importlib.util.spec_from_file_location("store_before", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["store_before"] = module  # dataclasses look their module up while the module runs
-    spec.loader.exec_module(module)
-    return module
 
 
 async def _measure(before: ModuleType, workdir: Path, blocks: int, per_block: int) -> dict[str, list[float]]:
@@ -92,7 +77,7 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="servicetrail-append-"))
     try:
-        before = _store_at(args.before, workdir)
+        before = module_at(args.before, "shared/eventstore/store.py", "store_before")
         cpu = uvloop.run(_measure(before, workdir, args.blocks, args.per_block))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

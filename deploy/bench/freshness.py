@@ -41,8 +41,9 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from deploy.bench.analytics import ROOT, SECRET, Service, _body, percentile, wait_caught_up
+from deploy.bench.kafka_util import bench_broker
 from deploy.demo_year import publish_year
-from deploy.kafka.launcher import LocalKafkaBroker, ensure_jars, free_port
+from deploy.kafka.launcher import free_port
 from shared.auth import mint_token
 from shared.contracts.topics import ALL_TOPICS, INTAKE
 from shared.messaging.kafka import ensure_topics
@@ -416,18 +417,10 @@ def main(argv: list[str] | None = None) -> int:
         serve_instrumented_analytics()
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="bench-freshness-"))
-    broker = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
-    if not bootstrap:
-        ensure_jars()
-        broker = LocalKafkaBroker(data_dir=workdir / "kafka")
-        broker.start()
-        bootstrap = broker.bootstrap
     try:
-        asyncio.run(run(args, bootstrap, workdir))
+        with bench_broker(workdir / "kafka") as (bootstrap, _):
+            asyncio.run(run(args, bootstrap, workdir))
     finally:
-        if broker is not None:
-            broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import logging
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +27,7 @@ from sqlalchemy import func, insert, select
 from deploy.bench.kafka_util import end_offset_sum
 from deploy.bench.payloads import received_event
 from deploy.bench.procs import cpu_seconds
+from deploy.bench.revisions import module_at
 from deploy.bench.sysinfo import busy_cpu_seconds
 from shared.clock import utcnow
 from shared.contracts.topics import INTAKE
@@ -137,20 +136,9 @@ async def send_raw(bootstrap: str, records: list[Record], client_id: str) -> flo
 RelayClass = type[OutboxRelay]
 
 
-def relay_of(revision: str, into: Path) -> RelayClass:
+def relay_of(revision: str) -> RelayClass:
     """`OutboxRelay` as `shared/messaging/relay.py` of `revision` has it (importing the rest from this checkout)."""
-    source = subprocess.run(
-        ["git", "-C", str(Path(__file__).resolve().parents[2]), "show", f"{revision}:shared/messaging/relay.py"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    path = into / "relay_before.py"
-    path.write_bytes(source)
-    spec = importlib.util.spec_from_file_location("relay_before", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+    module = module_at(revision, "shared/messaging/relay.py", "relay_before")
     relay_class: RelayClass = module.OutboxRelay
     return relay_class
 
@@ -264,7 +252,7 @@ async def run_relay(
     round). The fastest round of each is kept: other work on the machine only ever slows a run down."""
     batch_size = ServiceSettings().relay_batch_size
     meter = CpuMeter(broker_pid)
-    before_class = relay_of(before, workdir) if before else None
+    before_class = relay_of(before) if before else None
     await _warm_up(bootstrap, workdir, batch_size)
     raws, relays, befores, left, fill_seconds, size = [], [], [], 0, 0.0, 0
 
@@ -410,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.latency:
             relays: list[tuple[str, RelayClass]] = [("now", OutboxRelay)]
             if args.before:
-                relays.insert(0, (f"at {args.before}", relay_of(args.before, Path(tree))))
+                relays.insert(0, (f"at {args.before}", relay_of(args.before)))
             print(f"commit → consumer, {args.rate:.0f} commands/s holding the writer {args.hold_ms} ms each:")
             for number in range(args.rounds):
                 for run, (name, relay_class) in enumerate(relays if number % 2 == 0 else relays[::-1]):

@@ -15,8 +15,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import types
@@ -28,6 +26,7 @@ from aiokafka.structs import ConsumerRecord
 from sqlalchemy import func, select
 
 from deploy.bench.payloads import received_event
+from deploy.bench.revisions import module_at
 from services.intake.read_model import metadata, service_requests
 from services.intake.webhooks import queue as queue_now
 from services.intake.webhooks.tables import webhook_deliveries, webhooks
@@ -44,11 +43,7 @@ WORKLOADS = ("no subscription", "20 dealers + admin")
 
 def queue_at(ref: str) -> types.ModuleType:
     """The queue module as it is at `ref`, loaded beside the checked-out one."""
-    source = subprocess.run(["git", "show", f"{ref}:{QUEUE_PATH}"], check=True, capture_output=True, text=True).stdout
-    module = types.ModuleType(f"webhook_queue_at_{ref}")
-    sys.modules[module.__name__] = module
-    exec(compile(source, f"{ref}:{QUEUE_PATH}", "exec"), module.__dict__)
-    return module
+    return module_at(ref, QUEUE_PATH, "webhook_queue_before")
 
 
 def records(count: int) -> tuple[list[ConsumerRecord], list[dict[str, Any]]]:
