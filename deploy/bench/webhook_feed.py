@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import tempfile
 import time
@@ -27,9 +26,10 @@ from sqlalchemy import func, select
 
 from deploy.bench.payloads import received_event
 from deploy.bench.revisions import module_at
+from deploy.bench.webhook_queue import subscribe_twenty_dealers_and_an_admin
 from services.intake.read_model import metadata, service_requests
 from services.intake.webhooks import queue as queue_now
-from services.intake.webhooks.tables import webhook_deliveries, webhooks
+from services.intake.webhooks.tables import webhook_deliveries
 from shared.clock import SystemClock, utcnow
 from shared.eventstore.database import Database
 from shared.eventstore.tables import service_schema
@@ -81,22 +81,7 @@ async def run(queue: types.ModuleType | None, workload: str, count: int, folder:
     async with db.transaction() as conn:
         await conn.execute(service_requests.insert(), rows)
         if workload == "20 dealers + admin":
-            hooks = [(f"D{i}", ["job.completed"]) for i in range(20)] + [(None, ["*"])]
-            await conn.execute(
-                webhooks.insert(),
-                [
-                    {
-                        "webhook_id": str(uuid.uuid4()),
-                        "created_position": i,
-                        "dealer_id": dealer,
-                        "status": "active",
-                        "types": json.dumps(wanted),
-                        "version": 1,
-                        "view": "{}",
-                    }
-                    for i, (dealer, wanted) in enumerate(hooks)
-                ],
-            )
+            await subscribe_twenty_dealers_and_an_admin(conn)
     if queue is None:
         handlers = {"service_request.received": _nothing}
     else:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.intake.read_model import metadata, service_requests
 from services.intake.webhooks.queue import DeliveryQueue, feeding_webhooks
@@ -45,6 +46,26 @@ async def _nothing(event, conn) -> None:
     return None
 
 
+async def subscribe_twenty_dealers_and_an_admin(conn: AsyncConnection) -> None:
+    """The "20 dealers + admin" workload's subscriptions: each dealer to job.completed, an admin to every type."""
+    hooks = [(f"D{i}", ["job.completed"]) for i in range(20)] + [(None, ["*"])]
+    await conn.execute(
+        webhooks.insert(),
+        [
+            {
+                "webhook_id": str(uuid.uuid4()),
+                "created_position": i,
+                "dealer_id": dealer,
+                "status": "active",
+                "types": json.dumps(wanted),
+                "version": 1,
+                "view": "{}",
+            }
+            for i, (dealer, wanted) in enumerate(hooks)
+        ],
+    )
+
+
 async def run(variant: str, count: int, folder: Path) -> float:
     db = Database(f"sqlite+aiosqlite:///{folder}/{variant}.db")
     await db.create_all(service_schema(metadata))
@@ -67,22 +88,7 @@ async def run(variant: str, count: int, folder: Path) -> float:
             ],
         )
         if variant == "20 dealers + admin":
-            hooks = [(f"D{i}", ["job.completed"]) for i in range(20)] + [(None, ["*"])]
-            await conn.execute(
-                webhooks.insert(),
-                [
-                    {
-                        "webhook_id": str(uuid.uuid4()),
-                        "created_position": i,
-                        "dealer_id": dealer,
-                        "status": "active",
-                        "types": json.dumps(types),
-                        "version": 1,
-                        "view": "{}",
-                    }
-                    for i, (dealer, types) in enumerate(hooks)
-                ],
-            )
+            await subscribe_twenty_dealers_and_an_admin(conn)
     if variant == "before (ignored)":
         handlers = {}
     elif variant == "a reaction doing nothing":  # the consumer's own cost of an event it handles
