@@ -192,3 +192,22 @@ async def test_a_members_release_rides_on_the_next_trip_and_if_it_fails_there_th
     assert stored(db) == []
     assert await write(db, 4) == 4  # the next group is a fresh transaction
     assert stored(db) == [(4, "writer 4")]
+
+
+async def test_a_deferred_write_that_fails_fails_its_own_member_only_and_the_group_commits_the_others(db):
+    """A write left for the next trip (`lean.write_later`, as a consumer's reaction does) that fails there is an
+    error of the member whose transaction wrote it: that member rolls back, and the group still commits the
+    others. (Only a failed savepoint statement, above, makes the group refuse.)"""
+    from shared.eventstore import lean
+
+    broken = lean.Prepared(insert(rows), columns=["k", "who"])
+
+    async def duplicate_later() -> None:
+        async with db.transaction() as conn:
+            await lean.write_later(conn, [(broken, {"k": 100, "who": "second"})])  # k=100 is taken
+            await conn.execute(insert(rows).values(k=5, who="after the deferred write"))  # the trip that runs it
+
+    await write(db, 100)
+    outcomes = await asyncio.gather(write(db, 1), duplicate_later(), write(db, 2), return_exceptions=True)
+    assert outcomes[0] == 1 and isinstance(outcomes[1], Exception) and outcomes[2] == 2, outcomes
+    assert stored(db) == [(1, "writer 1"), (2, "writer 2"), (100, "writer 100")]
