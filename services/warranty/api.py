@@ -15,8 +15,9 @@ from services.warranty.commands import ImportProducts, RegisterProduct, SetWarra
 from services.warranty.queries import WarrantyQueries
 from services.warranty.views import CoverageView, ImportReport, PolicyView, ProductView
 from shared.auth import Actor, Role
+from shared.eventstore.store import Metadata
 from shared.http.commands import CommandMetadata, StrictBody, location, validated
-from shared.http.idempotency import Idempotency
+from shared.http.idempotency import Idempotency, IdempotentCall
 from shared.http.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from shared.http.problems import Problem
 from shared.http.security import CurrentActor, Permission, dealer_for
@@ -54,6 +55,26 @@ Serial = Annotated[str, Path(min_length=1, max_length=80, description="The unit'
 def created(view: type[BaseModel], data: dict[str, Any], at: str | None = None) -> JSONResponse:
     """A 201 with the new resource's view, validated against its model (kept whole for Idempotency-Key replays)."""
     return validated(view, data, 201, {"Location": at} if at else None)
+
+
+async def create_once(
+    idempotent: IdempotentCall,
+    warranty: Application[Any],
+    command: object,
+    actor: Actor,
+    meta: Metadata,
+    view: type[BaseModel],
+    collection: str | None = None,
+    key: str = "id",
+) -> JSONResponse:
+    """Run a creating command once per Idempotency-Key and answer 201 with its view; with `collection`, the
+    `Location` of the new resource is `<collection>/<view[key]>` (a report such as an import's has none)."""
+
+    async def run() -> JSONResponse:
+        data = await warranty.handle(command, actor, meta)
+        return created(view, data, location(collection, data[key]) if collection is not None else None)
+
+    return await idempotent.run(run)
 
 
 def page(view: type[V], items: list[dict[str, Any]], after: Any) -> Page[V]:
@@ -122,11 +143,7 @@ async def register_product(
         body.serial, body.model, body.product_line, body.sold_on, own_dealer(actor, body.dealer_id, "register sales")
     )
 
-    async def run() -> JSONResponse:
-        view = await warranty.handle(command, actor, meta)
-        return created(ProductView, view, location("/v1/products", view["serial"]))
-
-    return await idempotent.run(run)
+    return await create_once(idempotent, warranty, command, actor, meta, ProductView, "/v1/products", key="serial")
 
 
 @router.post(
@@ -181,10 +198,7 @@ async def import_products(
         ) from exc
     command = ImportProducts(tuple(checked.rows), tuple(checked.errors), allow_partial=partial)
 
-    async def run() -> JSONResponse:
-        return created(ImportReport, await warranty.handle(command, actor, meta))
-
-    return await idempotent.run(run)
+    return await create_once(idempotent, warranty, command, actor, meta, ImportReport)
 
 
 @router.get("/v1/products/{serial}", response_model=ProductView, dependencies=[Permission(*STAFF_READERS, Role.dealer)])
@@ -230,11 +244,9 @@ async def set_warranty_policy(
         body.product_line, body.months, dict(body.part_months), list(body.excluded_categories), body.effective_from
     )
 
-    async def run() -> JSONResponse:
-        view = await warranty.handle(command, actor, meta)
-        return created(PolicyView, view, location("/v1/warranty-policies", view["product_line"]))
-
-    return await idempotent.run(run)
+    return await create_once(
+        idempotent, warranty, command, actor, meta, PolicyView, "/v1/warranty-policies", key="product_line"
+    )
 
 
 @router.get(

@@ -17,7 +17,7 @@ from services.warranty.api import (
     Queries,
     Serial,
     Warranty,
-    created,
+    create_once,
     cursor_value,
     own_dealer,
     page,
@@ -29,7 +29,7 @@ from services.warranty.views import ClaimView, ReturnDecisionView, SwapView, Uni
 from shared.auth import Actor, Role
 from shared.contracts.warranty import ReturnKind
 from shared.eventstore.store import Metadata
-from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime, location
+from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime
 from shared.http.idempotency import Idempotency
 from shared.http.pagination import Cursor, Limit, Page, encode_cursor
 from shared.http.problems import Problem
@@ -110,11 +110,7 @@ async def record_part_swap(
         body.occurred_at,
     )
 
-    async def run() -> JSONResponse:
-        view = await warranty.handle(command, actor, meta)
-        return created(SwapView, view, location("/v1/part-swaps", view["id"]))
-
-    return await idempotent.run(run)
+    return await create_once(idempotent, warranty, command, actor, meta, SwapView, "/v1/part-swaps")
 
 
 @router.get("/v1/part-swaps/{swap_id}", response_model=SwapView, dependencies=[Permission(*STAFF_READERS, Role.dealer)])
@@ -154,11 +150,7 @@ async def submit_claim(
     `reasons`. Another dealer's job is a 404; a second claim for a job, or a job not completed yet, a 409."""
     command = SubmitClaim(body.job_id, body.labour_minutes, tuple(body.swap_ids))
 
-    async def run() -> JSONResponse:
-        view = await warranty.handle(command, actor, meta)
-        return created(ClaimView, view, location("/v1/claims", view["id"]))
-
-    return await idempotent.run(run)
+    return await create_once(idempotent, warranty, command, actor, meta, ClaimView, "/v1/claims")
 
 
 @router.get(
@@ -239,10 +231,7 @@ async def request_return(
     repair). A dealer may ask for the units it sold only."""
     command = RequestReturn(body.serial, body.kind, body.reason, body.occurred_at)
 
-    async def run() -> JSONResponse:
-        return created(ReturnDecisionView, await warranty.handle(command, actor, meta))
-
-    return await idempotent.run(run)
+    return await create_once(idempotent, warranty, command, actor, meta, ReturnDecisionView)
 
 
 @router.get(
