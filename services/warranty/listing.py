@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Table, select
 
+from shared.domain import NotFound
 from shared.eventstore.database import Database
 
 Page = tuple[list[dict[str, Any]], Any]
@@ -45,3 +46,23 @@ async def page_by_position(
         order = position.desc() if newest_first else position
         rows = (await conn.execute(query.order_by(order).limit(limit + 1))).all()
     return page_of(rows, limit, render, lambda r: r.position)
+
+
+async def visible_row(
+    db: Database,
+    table: Table,
+    key: str,
+    value: str,
+    missing: str,
+    visible: Callable[[Any], bool] = lambda row: True,
+    *,
+    field: str | None = None,
+) -> Any:
+    """The row of `table` whose `key` column holds `value`, if there is one and `visible(row)` holds for the
+    caller; otherwise a 404 saying `missing` (naming `field`): another dealer's row reads as one that does not
+    exist."""
+    async with db.read() as conn:
+        row = (await conn.execute(select(table).where(table.c[key] == value))).first()
+    if row is None or not visible(row):
+        raise NotFound(missing, field=field)
+    return row

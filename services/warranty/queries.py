@@ -14,7 +14,7 @@ from services.warranty import timeline
 from services.warranty.application import WarrantyRules, find, policy_book
 from services.warranty.coverage import judge, unit_coverage
 from services.warranty.domain import Unit
-from services.warranty.listing import Page, page_by_position, page_of
+from services.warranty.listing import Page, page_by_position, page_of, visible_row
 from services.warranty.projections import PROJECTIONS
 from services.warranty.read_model import claims, policies, product_view, products, swaps
 from shared.auth import Actor
@@ -82,10 +82,15 @@ class WarrantyQueries:
         return body
 
     async def product(self, serial: str, actor: Actor) -> dict[str, Any]:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(products).where(products.c.serial == serial))).first()
-        if row is None or not actor.sees_dealer(row.dealer_id):
-            raise NotFound(f"serial {serial} is not registered", field="serial")
+        row = await visible_row(
+            self.db,
+            products,
+            "serial",
+            serial,
+            f"serial {serial} is not registered",
+            lambda r: actor.sees_dealer(r.dealer_id),
+            field="serial",
+        )
         return product_view(row)
 
     async def products(
@@ -117,10 +122,8 @@ class WarrantyQueries:
         return page_of(rows, limit, lambda r: json.loads(r.view), lambda r: r.product_line)
 
     async def swap(self, swap_id: str, actor: Actor) -> dict[str, Any]:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(swaps).where(swaps.c.swap_id == swap_id))).first()
-        if row is None or not actor.sees_dealer(row.dealer_id):
-            raise NotFound(f"part swap {swap_id} does not exist")
+        missing = f"part swap {swap_id} does not exist"
+        row = await visible_row(self.db, swaps, "swap_id", swap_id, missing, lambda r: actor.sees_dealer(r.dealer_id))
         return json.loads(row.view)
 
     async def swaps(
@@ -136,10 +139,10 @@ class WarrantyQueries:
         )
 
     async def claim(self, claim_id: str, actor: Actor) -> dict[str, Any]:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(claims).where(claims.c.claim_id == claim_id))).first()
-        if row is None or not actor.sees_dealer(row.dealer_id):
-            raise NotFound(f"claim {claim_id} does not exist")
+        missing = f"claim {claim_id} does not exist"
+        row = await visible_row(
+            self.db, claims, "claim_id", claim_id, missing, lambda r: actor.sees_dealer(r.dealer_id)
+        )
         return json.loads(row.view)
 
     async def claims(
