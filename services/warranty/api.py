@@ -50,6 +50,8 @@ def _queries(request: Request) -> WarrantyQueries:
 Warranty = Annotated[Application[Any], Depends(_application)]
 Queries = Annotated[WarrantyQueries, Depends(_queries)]
 Serial = Annotated[str, Path(min_length=1, max_length=80, description="The unit's serial")]
+Id = Annotated[str, Field(min_length=1, max_length=80)]  # an id in a body
+PathId = Annotated[str, Path(min_length=1, max_length=80)]  # an id in the path
 
 
 def created(view: type[BaseModel], data: dict[str, Any], at: str | None = None) -> JSONResponse:

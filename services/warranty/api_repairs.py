@@ -7,13 +7,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field, field_validator
 
 from services.warranty.api import (
     STAFF_READERS,
     UNKNOWN_REFERENCE,
+    Id,
+    PathId,
     Queries,
     Serial,
     Warranty,
@@ -37,9 +39,6 @@ from shared.http.security import CurrentActor, Permission
 from shared.kernel import Application
 
 router = APIRouter(tags=["swaps, claims, returns and history"])
-
-Id = Annotated[str, Field(min_length=1, max_length=80)]
-PathId = Annotated[str, Path(min_length=1, max_length=80)]
 
 
 class PartSwapBody(StrictBody):

@@ -7,11 +7,21 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from services.warranty.api import STAFF_READERS, UNKNOWN_REFERENCE, Warranty, create_once, created, cursor_value, page
+from services.warranty.api import (
+    STAFF_READERS,
+    UNKNOWN_REFERENCE,
+    Id,
+    PathId,
+    Warranty,
+    create_once,
+    created,
+    cursor_value,
+    page,
+)
 from services.warranty.commands import (
     ReceivePartRequest,
     ReceiveStock,
@@ -42,8 +52,6 @@ from shared.http.security import CurrentActor, Permission
 
 router = APIRouter(tags=["parts ledger"])
 
-Id = Annotated[str, Field(min_length=1, max_length=80)]
-PathId = Annotated[str, Path(min_length=1, max_length=80)]
 Quantity = Annotated[int, Field(ge=1, le=100_000, description="How many parts (at least 1)")]
 # When the movement happened (defaults to now): stores and vans sync their paperwork late, as technicians do.
 OccurredAt = Annotated[UtcDatetime | None, Field(None, description="When it happened (defaults to now)")]
