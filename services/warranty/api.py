@@ -87,15 +87,21 @@ def page(view: type[V], items: list[dict[str, Any]], after: Any) -> Page[V]:
     )
 
 
+def invalid_cursor() -> Problem:
+    """The 400 for a cursor this API did not hand out: forged, of another list, or not of the list's key."""
+    return Problem(
+        400,
+        "The cursor is not one this API handed out.",
+        slug="invalid-cursor",
+        errors=[{"field": "cursor", "reason": "not a valid cursor"}],
+    )
+
+
 def cursor_value(cursor: str | None, kind: type) -> Any:
+    """The key a list's cursor names, checked to be of `kind` (400 otherwise)."""
     after = decode_cursor(cursor)
     if after is not None and not isinstance(after, kind):
-        raise Problem(
-            400,
-            "The cursor is not one this API handed out.",
-            slug="invalid-cursor",
-            errors=[{"field": "cursor", "reason": "not a valid cursor"}],
-        )
+        raise invalid_cursor()
     return after
 
 

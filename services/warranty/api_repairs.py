@@ -21,6 +21,7 @@ from services.warranty.api import (
     Warranty,
     create_once,
     cursor_value,
+    invalid_cursor,
     own_dealer,
     page,
 )
@@ -34,7 +35,6 @@ from shared.eventstore.store import Metadata
 from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime
 from shared.http.idempotency import Idempotency
 from shared.http.pagination import Cursor, Limit, Page, encode_cursor
-from shared.http.problems import Problem
 from shared.http.security import CurrentActor, Permission
 from shared.kernel import Application
 
@@ -262,12 +262,7 @@ def _history_cursor(cursor: str | None) -> tuple[datetime, int] | None:
             raise ValueError("a cursor's time has its offset")
         return moment.astimezone(UTC), int(raw[1])
     except (ValueError, IndexError, TypeError, OverflowError) as exc:
-        raise Problem(
-            400,
-            "The cursor is not one this API handed out.",
-            slug="invalid-cursor",
-            errors=[{"field": "cursor", "reason": "not a valid cursor"}],
-        ) from exc
+        raise invalid_cursor() from exc
 
 
 __all__ = ["router"]

@@ -20,6 +20,7 @@ from services.warranty.api import (
     create_once,
     created,
     cursor_value,
+    invalid_cursor,
     page,
 )
 from services.warranty.commands import (
@@ -271,12 +272,7 @@ def _pair(value: Any) -> tuple[str, str] | None:
     if value is None:
         return None
     if len(value) != 2 or not all(isinstance(v, str) for v in value):
-        raise Problem(
-            400,
-            "The cursor is not one this API handed out.",
-            slug="invalid-cursor",
-            errors=[{"field": "cursor", "reason": "not a valid cursor"}],
-        )
+        raise invalid_cursor()
     return value[0], value[1]
 
 
