@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Table, select
 
 from shared.domain import NotFound
 from shared.eventstore.database import Database
+from shared.keyset import keyset_page
 
 Page = tuple[list[dict[str, Any]], Any]
 
@@ -40,11 +41,10 @@ async def page_by_position(
     for column, value in filters:
         if value is not None:
             query = query.where(column == value)
-    if after is not None:
-        query = query.where(position < after if newest_first else position > after)
     async with db.read() as conn:
-        order = position.desc() if newest_first else position
-        rows = (await conn.execute(query.order_by(order).limit(limit + 1))).all()
+        rows = (
+            await conn.execute(keyset_page(query, position, after=after, limit=limit, newest_first=newest_first))
+        ).all()
     return page_of(rows, limit, render, lambda r: r.position)
 
 

@@ -21,6 +21,7 @@ from services.warranty.parts_read_model import (
 from shared.auth import Actor
 from shared.domain import NotFound
 from shared.eventstore.database import Database
+from shared.keyset import keyset_page
 
 
 def _view(row: Any) -> dict[str, Any]:
@@ -40,10 +41,8 @@ class PartsQueries:
         query = select(parts)
         if category is not None:
             query = query.where(parts.c.category == category.strip().lower())
-        if after is not None:
-            query = query.where(parts.c.part_number > after)
         async with self.db.read() as conn:
-            rows = (await conn.execute(query.order_by(parts.c.part_number).limit(limit + 1))).all()
+            rows = (await conn.execute(keyset_page(query, parts.c.part_number, after=after, limit=limit))).all()
         return page_of(rows, limit, _view, lambda r: r.part_number)
 
     async def locations(self, *, kind: str | None, center_id: str | None, limit: int, after: int | None) -> Page:
@@ -51,10 +50,8 @@ class PartsQueries:
         for column, value in ((stock_locations.c.kind, kind), (stock_locations.c.center_id, center_id)):
             if value is not None:
                 query = query.where(column == value)
-        if after is not None:
-            query = query.where(stock_locations.c.position > after)
         async with self.db.read() as conn:
-            rows = (await conn.execute(query.order_by(stock_locations.c.position).limit(limit + 1))).all()
+            rows = (await conn.execute(keyset_page(query, stock_locations.c.position, after=after, limit=limit))).all()
         return page_of(rows, limit, _view, lambda r: r.position)
 
     async def stock(

@@ -24,6 +24,7 @@ from shared.events import ActorId
 from shared.eventstore.database import Database
 from shared.eventstore.store import EventStore, new_metadata
 from shared.kernel import UnitOfWork
+from shared.keyset import keyset_page
 
 # Reads fold aggregates in units of work that are never committed: nobody records anything through them.
 actor_of_reads = ActorId.system("warranty")
@@ -114,11 +115,9 @@ class WarrantyQueries:
         return json.loads(view)
 
     async def policies(self, limit: int, after: str | None) -> Page:
-        query = select(policies)
-        if after is not None:
-            query = query.where(policies.c.product_line > after)
+        query = keyset_page(select(policies), policies.c.product_line, after=after, limit=limit)
         async with self.db.read() as conn:
-            rows = (await conn.execute(query.order_by(policies.c.product_line).limit(limit + 1))).all()
+            rows = (await conn.execute(query)).all()
         return page_of(rows, limit, lambda r: json.loads(r.view), lambda r: r.product_line)
 
     async def swap(self, swap_id: str, actor: Actor) -> dict[str, Any]:
