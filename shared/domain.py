@@ -3,9 +3,10 @@ and the rules for back-dated steps. Free of web, database and Kafka imports on p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, ClassVar, Self
 
 from shared.clock import as_utc
@@ -29,6 +30,14 @@ class NotFound(DomainError):
 
 class InvalidTransition(DomainError):
     """The current state does not allow the command (409)."""
+
+
+def transition_refused(
+    status: StrEnum | None, allowed: Collection[StrEnum], refused: str, *, label: str
+) -> InvalidTransition:
+    """The 409 for a command the aggregate's status does not allow: the detail is `refused` (what was asked in
+    which status), then `label` and the statuses that allow it, e.g. "…; allowed from: new, triaged"."""
+    return InvalidTransition(f"{refused}; {label}: " + ", ".join(s.value for s in allowed), current_status=str(status))
 
 
 class Conflict(DomainError):

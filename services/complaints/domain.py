@@ -36,7 +36,7 @@ from shared.contracts.complaints import (
     ComplaintWaitingOnCustomer,
     EscalationTrigger,
 )
-from shared.domain import Aggregate, InvalidTransition
+from shared.domain import Aggregate, InvalidTransition, transition_refused
 
 
 class Status(StrEnum):
@@ -384,11 +384,8 @@ class Complaint(Aggregate):
 
     def _require(self, *allowed: Status, doing: str) -> None:
         if self.status not in allowed:
-            raise InvalidTransition(
-                f"{doing} is not allowed for a complaint that is {self.status}; allowed when: "
-                + ", ".join(s.value for s in allowed),
-                current_status=str(self.status),
-            )
+            refused = f"{doing} is not allowed for a complaint that is {self.status}"
+            raise transition_refused(self.status, allowed, refused, label="allowed when")
 
     def apply(self, data: EventData, occurred_at: datetime) -> None:
         self.history.append((data.event_type, occurred_at))

@@ -20,6 +20,7 @@ from shared.eventstore.tables import UtcDateTime
 from shared.eventstore.upsert import upsert
 from shared.http.pagination import Page
 from shared.kernel import Projections, rebuild_read_model
+from shared.keyset import keyset_page
 
 metadata = MetaData()
 
@@ -140,9 +141,7 @@ async def page_of_complaints(
             query = query.where(column == value)
     if where.due_before is not None:
         query = query.where(complaints.c.next_due < where.due_before)
-    if after is not None:
-        query = query.where(order_column > after if by_urgency else order_column < after)
-    query = query.order_by(order_column.asc() if by_urgency else order_column.desc()).limit(limit + 1)
+    query = keyset_page(query, order_column, after=after, limit=limit, newest_first=not by_urgency)
     rows = (await conn.execute(query)).all()
     return Page[ComplaintView].of(
         rows, limit, item=lambda r: ComplaintView.model_validate_json(r.view), key=lambda r: r.key

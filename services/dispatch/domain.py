@@ -32,7 +32,7 @@ from shared.contracts.dispatch import (
     VisitFailureReason,
 )
 from shared.contracts.enums import Priority, ServiceMode
-from shared.domain import Aggregate, Forbidden, InvalidTransition, RuleViolation
+from shared.domain import Aggregate, Forbidden, InvalidTransition, RuleViolation, transition_refused
 
 # Job ids derive from request ids: however often a triage arrives, it names one stream, and the event
 # store's (stream, version) key lets only one creation win.
@@ -352,13 +352,8 @@ class Job(Aggregate):
 
     def _require(self, *allowed: JobStatus, action: str, hint: str | None = None) -> None:
         if self.status not in allowed:
-            raise InvalidTransition(
-                f"cannot {action} a job that is {self.status}"
-                + (f" ({hint})" if hint else "")
-                + "; allowed from: "
-                + ", ".join(s.value for s in allowed),
-                current_status=str(self.status),
-            )
+            refused = f"cannot {action} a job that is {self.status}" + (f" ({hint})" if hint else "")
+            raise transition_refused(self.status, allowed, refused, label="allowed from")
 
     def apply(self, data: EventData, occurred_at: datetime) -> None:
         self.history.append((data.event_type, occurred_at))

@@ -32,7 +32,7 @@ from shared.contracts.intake import (
     ServiceRequestServiceStarted,
     ServiceRequestTriaged,
 )
-from shared.domain import Aggregate, Conflict, InvalidTransition
+from shared.domain import Aggregate, Conflict, InvalidTransition, transition_refused
 
 
 class Status(StrEnum):
@@ -353,10 +353,8 @@ class ServiceRequest(Aggregate):
 
     def _require(self, *allowed: Status, action: str) -> None:
         if self.status not in allowed:
-            raise InvalidTransition(
-                f"cannot {action} a request that is {self.status}; allowed from: "
-                + ", ".join(s.value for s in allowed),
-                current_status=str(self.status),
+            raise transition_refused(
+                self.status, allowed, f"cannot {action} a request that is {self.status}", label="allowed from"
             )
 
     @property

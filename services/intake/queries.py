@@ -12,6 +12,7 @@ from shared.auth import Actor
 from shared.domain import NotFound
 from shared.eventstore.database import Database
 from shared.http.pagination import Page
+from shared.keyset import keyset_page
 
 
 async def request_view(db: Database, request_id: str, actor: Actor) -> ServiceRequestView:
@@ -48,9 +49,7 @@ async def list_requests(
         query = query.where(service_requests.c.status == status.value)
     if serial is not None:
         query = query.where(service_requests.c.serial == serial)
-    if after is not None:
-        query = query.where(service_requests.c.received_position < after)
-    query = query.order_by(service_requests.c.received_position.desc()).limit(limit + 1)
+    query = keyset_page(query, service_requests.c.received_position, after=after, limit=limit, newest_first=True)
     async with db.read() as conn:
         rows = (await conn.execute(query)).all()
     return Page[ServiceRequestView].of(

@@ -15,8 +15,9 @@ from services.warranty.commands import ImportProducts, RegisterProduct, SetWarra
 from services.warranty.queries import WarrantyQueries
 from services.warranty.views import CoverageView, ImportReport, PolicyView, ProductView
 from shared.auth import Actor, Role
+from shared.eventstore.store import Metadata
 from shared.http.commands import CommandMetadata, StrictBody, location, validated
-from shared.http.idempotency import Idempotency
+from shared.http.idempotency import Idempotency, IdempotentCall
 from shared.http.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from shared.http.problems import Problem
 from shared.http.security import CurrentActor, Permission, dealer_for
@@ -49,11 +50,33 @@ def _queries(request: Request) -> WarrantyQueries:
 Warranty = Annotated[Application[Any], Depends(_application)]
 Queries = Annotated[WarrantyQueries, Depends(_queries)]
 Serial = Annotated[str, Path(min_length=1, max_length=80, description="The unit's serial")]
+Id = Annotated[str, Field(min_length=1, max_length=80)]  # an id in a body
+PathId = Annotated[str, Path(min_length=1, max_length=80)]  # an id in the path
 
 
 def created(view: type[BaseModel], data: dict[str, Any], at: str | None = None) -> JSONResponse:
     """A 201 with the new resource's view, validated against its model (kept whole for Idempotency-Key replays)."""
     return validated(view, data, 201, {"Location": at} if at else None)
+
+
+async def create_once(
+    idempotent: IdempotentCall,
+    warranty: Application[Any],
+    command: object,
+    actor: Actor,
+    meta: Metadata,
+    view: type[BaseModel],
+    collection: str | None = None,
+    key: str = "id",
+) -> JSONResponse:
+    """Run a creating command once per Idempotency-Key and answer 201 with its view; with `collection`, the
+    `Location` of the new resource is `<collection>/<view[key]>` (a report such as an import's has none)."""
+
+    async def run() -> JSONResponse:
+        data = await warranty.handle(command, actor, meta)
+        return created(view, data, location(collection, data[key]) if collection is not None else None)
+
+    return await idempotent.run(run)
 
 
 def page(view: type[V], items: list[dict[str, Any]], after: Any) -> Page[V]:
@@ -64,15 +87,21 @@ def page(view: type[V], items: list[dict[str, Any]], after: Any) -> Page[V]:
     )
 
 
+def invalid_cursor() -> Problem:
+    """The 400 for a cursor this API did not hand out: forged, of another list, or not of the list's key."""
+    return Problem(
+        400,
+        "The cursor is not one this API handed out.",
+        slug="invalid-cursor",
+        errors=[{"field": "cursor", "reason": "not a valid cursor"}],
+    )
+
+
 def cursor_value(cursor: str | None, kind: type) -> Any:
+    """The key a list's cursor names, checked to be of `kind` (400 otherwise)."""
     after = decode_cursor(cursor)
     if after is not None and not isinstance(after, kind):
-        raise Problem(
-            400,
-            "The cursor is not one this API handed out.",
-            slug="invalid-cursor",
-            errors=[{"field": "cursor", "reason": "not a valid cursor"}],
-        )
+        raise invalid_cursor()
     return after
 
 
@@ -122,11 +151,7 @@ async def register_product(
         body.serial, body.model, body.product_line, body.sold_on, own_dealer(actor, body.dealer_id, "register sales")
     )
 
-    async def run() -> JSONResponse:
-        view = await warranty.handle(command, actor, meta)
-        return created(ProductView, view, location("/v1/products", view["serial"]))
-
-    return await idempotent.run(run)
+    return await create_once(idempotent, warranty, command, actor, meta, ProductView, "/v1/products", key="serial")
 
 
 @router.post(
@@ -181,10 +206,7 @@ async def import_products(
         ) from exc
     command = ImportProducts(tuple(checked.rows), tuple(checked.errors), allow_partial=partial)
 
-    async def run() -> JSONResponse:
-        return created(ImportReport, await warranty.handle(command, actor, meta))
-
-    return await idempotent.run(run)
+    return await create_once(idempotent, warranty, command, actor, meta, ImportReport)
 
 
 @router.get("/v1/products/{serial}", response_model=ProductView, dependencies=[Permission(*STAFF_READERS, Role.dealer)])
@@ -230,11 +252,9 @@ async def set_warranty_policy(
         body.product_line, body.months, dict(body.part_months), list(body.excluded_categories), body.effective_from
     )
 
-    async def run() -> JSONResponse:
-        view = await warranty.handle(command, actor, meta)
-        return created(PolicyView, view, location("/v1/warranty-policies", view["product_line"]))
-
-    return await idempotent.run(run)
+    return await create_once(
+        idempotent, warranty, command, actor, meta, PolicyView, "/v1/warranty-policies", key="product_line"
+    )
 
 
 @router.get(

@@ -7,18 +7,21 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field, field_validator
 
 from services.warranty.api import (
     STAFF_READERS,
     UNKNOWN_REFERENCE,
+    Id,
+    PathId,
     Queries,
     Serial,
     Warranty,
-    created,
+    create_once,
     cursor_value,
+    invalid_cursor,
     own_dealer,
     page,
 )
@@ -29,17 +32,13 @@ from services.warranty.views import ClaimView, ReturnDecisionView, SwapView, Uni
 from shared.auth import Actor, Role
 from shared.contracts.warranty import ReturnKind
 from shared.eventstore.store import Metadata
-from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime, location
+from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime
 from shared.http.idempotency import Idempotency
 from shared.http.pagination import Cursor, Limit, Page, encode_cursor
-from shared.http.problems import Problem
 from shared.http.security import CurrentActor, Permission
 from shared.kernel import Application
 
 router = APIRouter(tags=["swaps, claims, returns and history"])
-
-Id = Annotated[str, Field(min_length=1, max_length=80)]
-PathId = Annotated[str, Path(min_length=1, max_length=80)]
 
 
 class PartSwapBody(StrictBody):
@@ -110,11 +109,7 @@ async def record_part_swap(
         body.occurred_at,
     )
 
-    async def run() -> JSONResponse:
-        view = await warranty.handle(command, actor, meta)
-        return created(SwapView, view, location("/v1/part-swaps", view["id"]))
-
-    return await idempotent.run(run)
+    return await create_once(idempotent, warranty, command, actor, meta, SwapView, "/v1/part-swaps")
 
 
 @router.get("/v1/part-swaps/{swap_id}", response_model=SwapView, dependencies=[Permission(*STAFF_READERS, Role.dealer)])
@@ -154,11 +149,7 @@ async def submit_claim(
     `reasons`. Another dealer's job is a 404; a second claim for a job, or a job not completed yet, a 409."""
     command = SubmitClaim(body.job_id, body.labour_minutes, tuple(body.swap_ids))
 
-    async def run() -> JSONResponse:
-        view = await warranty.handle(command, actor, meta)
-        return created(ClaimView, view, location("/v1/claims", view["id"]))
-
-    return await idempotent.run(run)
+    return await create_once(idempotent, warranty, command, actor, meta, ClaimView, "/v1/claims")
 
 
 @router.get(
@@ -239,10 +230,7 @@ async def request_return(
     repair). A dealer may ask for the units it sold only."""
     command = RequestReturn(body.serial, body.kind, body.reason, body.occurred_at)
 
-    async def run() -> JSONResponse:
-        return created(ReturnDecisionView, await warranty.handle(command, actor, meta))
-
-    return await idempotent.run(run)
+    return await create_once(idempotent, warranty, command, actor, meta, ReturnDecisionView)
 
 
 @router.get(
@@ -274,12 +262,7 @@ def _history_cursor(cursor: str | None) -> tuple[datetime, int] | None:
             raise ValueError("a cursor's time has its offset")
         return moment.astimezone(UTC), int(raw[1])
     except (ValueError, IndexError, TypeError, OverflowError) as exc:
-        raise Problem(
-            400,
-            "The cursor is not one this API handed out.",
-            slug="invalid-cursor",
-            errors=[{"field": "cursor", "reason": "not a valid cursor"}],
-        ) from exc
+        raise invalid_cursor() from exc
 
 
 __all__ = ["router"]

@@ -8,7 +8,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Table, select
 
+from shared.domain import NotFound
 from shared.eventstore.database import Database
+from shared.keyset import keyset_page
 
 Page = tuple[list[dict[str, Any]], Any]
 
@@ -39,9 +41,28 @@ async def page_by_position(
     for column, value in filters:
         if value is not None:
             query = query.where(column == value)
-    if after is not None:
-        query = query.where(position < after if newest_first else position > after)
     async with db.read() as conn:
-        order = position.desc() if newest_first else position
-        rows = (await conn.execute(query.order_by(order).limit(limit + 1))).all()
+        rows = (
+            await conn.execute(keyset_page(query, position, after=after, limit=limit, newest_first=newest_first))
+        ).all()
     return page_of(rows, limit, render, lambda r: r.position)
+
+
+async def visible_row(
+    db: Database,
+    table: Table,
+    key: str,
+    value: str,
+    missing: str,
+    visible: Callable[[Any], bool] = lambda row: True,
+    *,
+    field: str | None = None,
+) -> Any:
+    """The row of `table` whose `key` column holds `value`, if there is one and `visible(row)` holds for the
+    caller; otherwise a 404 saying `missing` (naming `field`): another dealer's row reads as one that does not
+    exist."""
+    async with db.read() as conn:
+        row = (await conn.execute(select(table).where(table.c[key] == value))).first()
+    if row is None or not visible(row):
+        raise NotFound(missing, field=field)
+    return row

@@ -7,11 +7,22 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from services.warranty.api import STAFF_READERS, UNKNOWN_REFERENCE, Warranty, created, cursor_value, page
+from services.warranty.api import (
+    STAFF_READERS,
+    UNKNOWN_REFERENCE,
+    Id,
+    PathId,
+    Warranty,
+    create_once,
+    created,
+    cursor_value,
+    invalid_cursor,
+    page,
+)
 from services.warranty.commands import (
     ReceivePartRequest,
     ReceiveStock,
@@ -42,8 +53,6 @@ from shared.http.security import CurrentActor, Permission
 
 router = APIRouter(tags=["parts ledger"])
 
-Id = Annotated[str, Field(min_length=1, max_length=80)]
-PathId = Annotated[str, Path(min_length=1, max_length=80)]
 Quantity = Annotated[int, Field(ge=1, le=100_000, description="How many parts (at least 1)")]
 # When the movement happened (defaults to now): stores and vans sync their paperwork late, as technicians do.
 OccurredAt = Annotated[UtcDatetime | None, Field(None, description="When it happened (defaults to now)")]
@@ -178,11 +187,7 @@ async def register_stock_location(
     manufacturer_only(actor, "register stock locations")
     command = RegisterStockLocation(body.id, body.kind, body.center_id, body.technician_id)
 
-    async def run() -> JSONResponse:
-        view = await warranty.handle(command, actor, meta)
-        return created(LocationView, view, location("/v1/stock-locations", view["id"]))
-
-    return await idempotent.run(run)
+    return await create_once(idempotent, warranty, command, actor, meta, LocationView, "/v1/stock-locations")
 
 
 @router.get("/v1/stock-locations", response_model=Page[LocationView], dependencies=[Permission(*STOCK_READERS)])
@@ -218,10 +223,7 @@ async def receive_stock(
     manufacturer_only(actor, "receive stock")
     command = ReceiveStock(body.location_id, body.part_number, body.quantity, body.reference, body.occurred_at)
 
-    async def run() -> JSONResponse:
-        return created(ReceiptView, await warranty.handle(command, actor, meta))
-
-    return await idempotent.run(run)
+    return await create_once(idempotent, warranty, command, actor, meta, ReceiptView)
 
 
 @router.post(
@@ -241,10 +243,7 @@ async def transfer_stock(
         body.from_location_id, body.to_location_id, body.part_number, body.quantity, body.occurred_at
     )
 
-    async def run() -> JSONResponse:
-        return created(TransferView, await warranty.handle(command, actor, meta))
-
-    return await idempotent.run(run)
+    return await create_once(idempotent, warranty, command, actor, meta, TransferView)
 
 
 @router.get(
@@ -273,12 +272,7 @@ def _pair(value: Any) -> tuple[str, str] | None:
     if value is None:
         return None
     if len(value) != 2 or not all(isinstance(v, str) for v in value):
-        raise Problem(
-            400,
-            "The cursor is not one this API handed out.",
-            slug="invalid-cursor",
-            errors=[{"field": "cursor", "reason": "not a valid cursor"}],
-        )
+        raise invalid_cursor()
     return value[0], value[1]
 
 
@@ -302,11 +296,7 @@ async def request_part(
     job must be one dispatch announced and the caller's (404); a job completed fixed is a 409."""
     command = RequestPart(body.job_id, body.part_number, body.quantity, body.occurred_at)
 
-    async def run() -> JSONResponse:
-        view = await warranty.handle(command, actor, meta)
-        return created(PartRequestView, view, location("/v1/part-requests", view["id"]))
-
-    return await idempotent.run(run)
+    return await create_once(idempotent, warranty, command, actor, meta, PartRequestView, "/v1/part-requests")
 
 
 @router.get(
@@ -390,11 +380,7 @@ async def return_part(
     fails the rule `defective_part_returned` until then."""
     command = ReturnPart(body.swap_id, body.old_part_serial, body.condition, body.occurred_at)
 
-    async def run() -> JSONResponse:
-        view = await warranty.handle(command, actor, meta)
-        return created(PartReturnView, view, location("/v1/part-returns", view["id"]))
-
-    return await idempotent.run(run)
+    return await create_once(idempotent, warranty, command, actor, meta, PartReturnView, "/v1/part-returns")
 
 
 @router.get(

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 
-from services.warranty.listing import Page, page_by_position, page_of
+from services.warranty.listing import Page, page_by_position, page_of, visible_row
 from services.warranty.parts_read_model import (
     part_requests,
     part_returns,
@@ -21,6 +21,7 @@ from services.warranty.parts_read_model import (
 from shared.auth import Actor
 from shared.domain import NotFound
 from shared.eventstore.database import Database
+from shared.keyset import keyset_page
 
 
 def _view(row: Any) -> dict[str, Any]:
@@ -32,20 +33,16 @@ class PartsQueries:
         self.db = db
 
     async def part(self, part_number: str) -> dict[str, Any]:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(parts).where(parts.c.part_number == part_number))).first()
-        if row is None:
-            raise NotFound(f"part {part_number} is not in the catalogue")
-        return _view(row)
+        return _view(
+            await visible_row(self.db, parts, "part_number", part_number, f"part {part_number} is not in the catalogue")
+        )
 
     async def parts(self, *, category: str | None, limit: int, after: str | None) -> Page:
         query = select(parts)
         if category is not None:
             query = query.where(parts.c.category == category.strip().lower())
-        if after is not None:
-            query = query.where(parts.c.part_number > after)
         async with self.db.read() as conn:
-            rows = (await conn.execute(query.order_by(parts.c.part_number).limit(limit + 1))).all()
+            rows = (await conn.execute(keyset_page(query, parts.c.part_number, after=after, limit=limit))).all()
         return page_of(rows, limit, _view, lambda r: r.part_number)
 
     async def locations(self, *, kind: str | None, center_id: str | None, limit: int, after: int | None) -> Page:
@@ -53,10 +50,8 @@ class PartsQueries:
         for column, value in ((stock_locations.c.kind, kind), (stock_locations.c.center_id, center_id)):
             if value is not None:
                 query = query.where(column == value)
-        if after is not None:
-            query = query.where(stock_locations.c.position > after)
         async with self.db.read() as conn:
-            rows = (await conn.execute(query.order_by(stock_locations.c.position).limit(limit + 1))).all()
+            rows = (await conn.execute(keyset_page(query, stock_locations.c.position, after=after, limit=limit))).all()
         return page_of(rows, limit, _view, lambda r: r.position)
 
     async def stock(
@@ -88,12 +83,15 @@ class PartsQueries:
         return page_of(rows, limit, stock_row_view, lambda r: [r.location_id, r.part_number])
 
     async def part_request(self, part_request_id: str, actor: Actor) -> dict[str, Any]:
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(select(part_requests).where(part_requests.c.part_request_id == part_request_id))
-            ).first()
-        if row is None or not actor.sees(row.dealer_id, row.technician_id):
-            raise NotFound(f"part request {part_request_id} does not exist")
+        missing = f"part request {part_request_id} does not exist"
+        row = await visible_row(
+            self.db,
+            part_requests,
+            "part_request_id",
+            part_request_id,
+            missing,
+            lambda r: actor.sees(r.dealer_id, r.technician_id),
+        )
         return _view(row)
 
     async def part_requests(
@@ -118,10 +116,10 @@ class PartsQueries:
         return await page_by_position(self.db, part_requests, filters, limit=limit, after=after, render=_view)
 
     async def part_return(self, return_id: str, actor: Actor) -> dict[str, Any]:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(part_returns).where(part_returns.c.return_id == return_id))).first()
-        if row is None or not actor.sees_dealer(row.dealer_id):
-            raise NotFound(f"part return {return_id} does not exist")
+        missing = f"part return {return_id} does not exist"
+        row = await visible_row(
+            self.db, part_returns, "return_id", return_id, missing, lambda r: actor.sees_dealer(r.dealer_id)
+        )
         return _view(row)
 
     async def part_returns(

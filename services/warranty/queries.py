@@ -14,7 +14,7 @@ from services.warranty import timeline
 from services.warranty.application import WarrantyRules, find, policy_book
 from services.warranty.coverage import judge, unit_coverage
 from services.warranty.domain import Unit
-from services.warranty.listing import Page, page_by_position, page_of
+from services.warranty.listing import Page, page_by_position, page_of, visible_row
 from services.warranty.projections import PROJECTIONS
 from services.warranty.read_model import claims, policies, product_view, products, swaps
 from shared.auth import Actor
@@ -24,6 +24,7 @@ from shared.events import ActorId
 from shared.eventstore.database import Database
 from shared.eventstore.store import EventStore, new_metadata
 from shared.kernel import UnitOfWork
+from shared.keyset import keyset_page
 
 # Reads fold aggregates in units of work that are never committed: nobody records anything through them.
 actor_of_reads = ActorId.system("warranty")
@@ -82,10 +83,15 @@ class WarrantyQueries:
         return body
 
     async def product(self, serial: str, actor: Actor) -> dict[str, Any]:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(products).where(products.c.serial == serial))).first()
-        if row is None or not actor.sees_dealer(row.dealer_id):
-            raise NotFound(f"serial {serial} is not registered", field="serial")
+        row = await visible_row(
+            self.db,
+            products,
+            "serial",
+            serial,
+            f"serial {serial} is not registered",
+            lambda r: actor.sees_dealer(r.dealer_id),
+            field="serial",
+        )
         return product_view(row)
 
     async def products(
@@ -109,18 +115,14 @@ class WarrantyQueries:
         return json.loads(view)
 
     async def policies(self, limit: int, after: str | None) -> Page:
-        query = select(policies)
-        if after is not None:
-            query = query.where(policies.c.product_line > after)
+        query = keyset_page(select(policies), policies.c.product_line, after=after, limit=limit)
         async with self.db.read() as conn:
-            rows = (await conn.execute(query.order_by(policies.c.product_line).limit(limit + 1))).all()
+            rows = (await conn.execute(query)).all()
         return page_of(rows, limit, lambda r: json.loads(r.view), lambda r: r.product_line)
 
     async def swap(self, swap_id: str, actor: Actor) -> dict[str, Any]:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(swaps).where(swaps.c.swap_id == swap_id))).first()
-        if row is None or not actor.sees_dealer(row.dealer_id):
-            raise NotFound(f"part swap {swap_id} does not exist")
+        missing = f"part swap {swap_id} does not exist"
+        row = await visible_row(self.db, swaps, "swap_id", swap_id, missing, lambda r: actor.sees_dealer(r.dealer_id))
         return json.loads(row.view)
 
     async def swaps(
@@ -136,10 +138,10 @@ class WarrantyQueries:
         )
 
     async def claim(self, claim_id: str, actor: Actor) -> dict[str, Any]:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(claims).where(claims.c.claim_id == claim_id))).first()
-        if row is None or not actor.sees_dealer(row.dealer_id):
-            raise NotFound(f"claim {claim_id} does not exist")
+        missing = f"claim {claim_id} does not exist"
+        row = await visible_row(
+            self.db, claims, "claim_id", claim_id, missing, lambda r: actor.sees_dealer(r.dealer_id)
+        )
         return json.loads(row.view)
 
     async def claims(

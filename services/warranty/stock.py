@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from shared.contracts.base import EventData
 from shared.contracts.warranty import (
@@ -95,16 +96,19 @@ class StockLocation(Namespaced, Aggregate):
             if r.part_number == part_number and r.job_id == job_id and r.quantity > 0
         ]
 
-    def _refuse_short(self, part_number: str, wanted: int, what: str, field: str = "quantity") -> None:
+    def _shortage(self, part_number: str, refused: str, **extra: Any) -> Conflict:
+        """The 409 for more parts than are available here: `refused` (what was asked, up to its separator),
+        then the part's level at this location, with the level's numbers for the caller."""
         level = self.level(part_number)
-        raise Conflict(
-            f"cannot {what} {wanted} of part {part_number}: {level.describe(self.location_id, part_number)}",
-            field=field,
+        return Conflict(
+            refused + level.describe(self.location_id, part_number),
+            field="quantity",
             location_id=self.location_id,
             part_number=part_number,
             on_hand=level.on_hand,
             reserved=level.reserved,
             available=level.available,
+            **extra,
         )
 
     # --- commands -------------------------------------------------------------------------------------
@@ -148,7 +152,7 @@ class StockLocation(Namespaced, Aggregate):
     def transfer_out(self, transfer_id: str, to: str, part_number: str, quantity: int, by: str, at) -> None:
         positive(quantity)
         if quantity > self.level(part_number).available:
-            self._refuse_short(part_number, quantity, "transfer")
+            raise self._shortage(part_number, f"cannot transfer {quantity} of part {part_number}: ")
         self.record(
             StockTransferredOut(
                 transfer_id=transfer_id,
@@ -178,7 +182,7 @@ class StockLocation(Namespaced, Aggregate):
     def reserve(self, part_request_id: str, job_id: str, part_number: str, quantity: int, at: datetime) -> None:
         positive(quantity)
         if quantity > self.level(part_number).available:
-            self._refuse_short(part_number, quantity, "reserve")
+            raise self._shortage(part_number, f"cannot reserve {quantity} of part {part_number}: ")
         self.record(
             StockReserved(
                 location_id=self.location_id,
@@ -252,16 +256,10 @@ class StockLocation(Namespaced, Aggregate):
                 taken[request_id] = use
                 left -= use
         if left > self.level(part_number).available:
-            level = self.level(part_number)
-            raise Conflict(
+            raise self._shortage(
+                part_number,
                 f"no stock in the van for this swap: {quantity} of part {part_number} needed, "
-                f"{sum(taken.values())} reserved for job {job_id}; {level.describe(self.location_id, part_number)}",
-                field="quantity",
-                location_id=self.location_id,
-                part_number=part_number,
-                on_hand=level.on_hand,
-                reserved=level.reserved,
-                available=level.available,
+                f"{sum(taken.values())} reserved for job {job_id}; ",
                 reserved_for_job=sum(taken.values()),
             )
         self.record(

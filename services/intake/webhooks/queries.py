@@ -12,6 +12,7 @@ from shared.auth import Actor
 from shared.domain import NotFound
 from shared.eventstore.database import Database
 from shared.http.pagination import Page
+from shared.keyset import keyset_page
 
 
 async def webhook_view(db: Database, webhook_id: str, actor: Actor) -> WebhookView:
@@ -29,9 +30,7 @@ async def list_webhooks(db: Database, actor: Actor, *, limit: int, after: int | 
     query = select(webhooks.c.view, webhooks.c.created_position).where(webhooks.c.status != "deleted")
     if actor.dealer_scope is not None:
         query = query.where(webhooks.c.dealer_id == actor.dealer_scope)
-    if after is not None:
-        query = query.where(webhooks.c.created_position < after)
-    query = query.order_by(webhooks.c.created_position.desc()).limit(limit + 1)
+    query = keyset_page(query, webhooks.c.created_position, after=after, limit=limit, newest_first=True)
     async with db.read() as conn:
         rows = (await conn.execute(query)).all()
     return Page[WebhookView].of(
@@ -91,9 +90,7 @@ async def list_deliveries(
     query = _DELIVERY.where(webhook_deliveries.c.webhook_id == webhook_id)
     if status is not None:
         query = query.where(webhook_deliveries.c.status == status)
-    if after is not None:
-        query = query.where(webhook_deliveries.c.delivery_id < after)
-    query = query.order_by(webhook_deliveries.c.delivery_id.desc()).limit(limit + 1)
+    query = keyset_page(query, webhook_deliveries.c.delivery_id, after=after, limit=limit, newest_first=True)
     async with db.read() as conn:
         rows = (await conn.execute(query)).all()
         logs = await _logs(conn, [r.delivery_id for r in rows[:limit]])
