@@ -67,7 +67,7 @@ test: setup
 # strict mypy covers all of shared/ but its migration scripts
 MYPY_STRICT := shared/kernel shared/auth shared/http shared/testing shared/domain.py shared/events.py shared/clock.py \
 	shared/calendar.py shared/settings.py shared/scheduling.py shared/migrations.py shared/contracts \
-	shared/eventstore shared/messaging shared/runtime.py shared/observability
+	shared/eventstore shared/messaging shared/runtime.py shared/observability shared/keyset.py
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
