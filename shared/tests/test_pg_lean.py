@@ -2,14 +2,17 @@
 connection SQLAlchemy holds, in its transaction. An append stores exactly the rows the SQLAlchemy path stores
 and returns the same envelopes; a lost race is a ConcurrencyError with nothing of the append left and the
 transaction still usable; a lean write that comes first in a transaction commits and rolls back with it; a
-refused write is SQLAlchemy's IntegrityError; look-ups hand out the values SQLAlchemy hands out."""
+refused write is SQLAlchemy's IntegrityError; look-ups hand out the values SQLAlchemy hands out; a pooled
+connection the server closed is replaced on checkout (no pre-ping round trips) without failing a request."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
@@ -220,3 +223,26 @@ async def test_deadlines_reconciled_on_the_lean_path_are_exactly_the_wanted_ones
         ("quote_expiry", "pending", due + timedelta(hours=1)),
         ("reminder", "cancelled", due),
     ]
+
+
+async def test_a_pooled_connection_the_server_closed_is_replaced_without_failing_the_next_transaction(db):
+    async with db.transaction() as conn:
+        first_backend = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        pooled = (await conn.get_raw_connection()).driver_connection  # the asyncpg connection, back to the pool
+    # As a server restart does to it: the pooled connection's backend goes, from another session.
+    other = await asyncpg.connect(db.url.set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        assert await other.fetchval("SELECT pg_terminate_backend($1)", first_backend)
+    finally:
+        await other.close()
+    # Until asyncpg has read the server's goodbye on the pooled connection (the event loop runs meanwhile).
+    deadline = asyncio.get_running_loop().time() + 10
+    while not pooled.is_closed():
+        assert asyncio.get_running_loop().time() < deadline, "asyncpg never saw the backend go"
+        await asyncio.sleep(0.01)
+    async with db.transaction() as conn:  # no pre-ping round trips: a look at the connection on checkout
+        backend = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        await write(conn, [(INSERT_PAIR, {"k": 9, "v": "after the restart", "at": None})])
+    assert backend != first_backend
+    async with db.read() as conn:
+        assert (await conn.execute(select(pairs.c.v).where(pairs.c.k == 9))).scalar_one() == "after the restart"
