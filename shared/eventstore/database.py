@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from shared.eventstore import sqlite_driver
@@ -57,7 +58,15 @@ class Database:
                     self.engine, limit=group_commit_limit, timeout=_BUSY_TIMEOUT_SECONDS, on_commit=self.committed.set
                 )
         else:
-            self.engine = create_async_engine(self.url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
+            # asyncpg notices a connection the server closed (a restart, a terminated backend) on its own: a look
+            # at it on checkout replaces SQLAlchemy's pre-ping, which costs three round trips (BEGIN, a query,
+            # ROLLBACK) before every transaction. Other drivers keep the pre-ping.
+            asyncpg = self.url.get_driver_name() == "asyncpg"
+            self.engine = create_async_engine(
+                self.url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=not asyncpg
+            )
+            if asyncpg:
+                event.listen(self.engine.sync_engine, "checkout", _closed_by_the_server)
             self.read_engine = self.engine
 
     def _sqlite_engine(self, *, immediate: bool, synchronous: str, echo: bool) -> AsyncEngine:
@@ -160,3 +169,11 @@ class Database:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
+
+
+def _closed_by_the_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """On checkout of a pooled asyncpg connection: one the server closed is replaced, and the pool's other
+    connections of before with it (as a failed pre-ping does), instead of failing the request that gets it."""
+    driver = getattr(dbapi_connection, "_connection", None)  # SQLAlchemy's adapter holds the asyncpg connection
+    if driver is not None and driver.is_closed():
+        raise InvalidatePoolError("the server closed this connection")

@@ -8,9 +8,12 @@ SQLAlchemy once per dialect (the same SQL text and bind processing SQLAlchemy it
 stored byte for byte as before), and `run` executes a plain function on the writer's sqlite3 connection, on its
 own thread, in one trip: what used to be a trip per statement is now one per step.
 
-The lean path applies on SQLite through `sqlite_driver` inside a transaction (`lean_driver`); elsewhere
-(PostgreSQL, a connection outside a transaction) callers take the SQLAlchemy path with the same statements.
-Driver errors come back as SQLAlchemy's (`IntegrityError`…), so callers keep one `except`."""
+The lean path applies on SQLite through `sqlite_driver` inside a transaction (`lean_driver`), and on PostgreSQL
+through asyncpg inside a transaction (`pg_driver.py`: the same compiled statements, prepared once per connection
+by asyncpg, awaited one by one since there is no thread to batch trips to); elsewhere (a connection outside a
+transaction) callers take the SQLAlchemy path with the same statements. Which path is this module's choice, by
+the connection: callers (services) never ask the dialect. Driver errors come back as SQLAlchemy's
+(`IntegrityError`…), so callers keep one `except`."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
+from shared.eventstore.pg_driver import PgDriver, pg_driver
 from shared.eventstore.sqlite_driver import OneTripConnection
 
 T = TypeVar("T")
@@ -42,6 +46,10 @@ class Compiled:
     names: tuple[str, ...]
     processors: tuple[Callable[[Any], Any] | None, ...]
     defaults: Mapping[str, Any]  # literal values the construct carries (`state == 'pending'`)
+    # A result column's processing, as SQLAlchemy would apply it to the driver's value (None: none), for the
+    # PostgreSQL path, whose driver hands back values SQLAlchemy would still process (UtcDateTime...); None
+    # when a column's processing needs what only a SQLAlchemy cursor knows (its type code): SQLAlchemy runs it.
+    results: tuple[Callable[[Any], Any] | None, ...] | None = ()
 
     def parameters(self, row: Row) -> tuple[Any, ...]:
         values = []
@@ -76,9 +84,19 @@ class Prepared:
             # One processor per position, not per name: a name used twice (`:now, :now`) fills two positions.
             processors=tuple(binds[name].type._cached_bind_processor(dialect) for name in names),
             defaults={name: bind.effective_value for name, bind in binds.items()},
+            results=_result_processors(compiled, dialect),
         )
         self._compiled[dialect.name] = found
         return found
+
+
+def _result_processors(compiled: SQLCompiler, dialect: Dialect) -> tuple[Callable[[Any], Any] | None, ...] | None:
+    if dialect.name == "sqlite":
+        return ()  # the SQLite path hands out the driver's values, as it always has
+    try:
+        return tuple(column.type._cached_result_processor(dialect, None) for column in compiled._result_columns)
+    except Exception:  # noqa: BLE001  (a type that needs the cursor's type code: PostgreSQL's NUMERIC…)
+        return None
 
 
 class Driver:
@@ -154,8 +172,19 @@ async def query(conn: AsyncConnection, statement: Prepared, row: Row | None = No
     lean path in one trip, otherwise through SQLAlchemy."""
     driver = lean_driver(conn)
     if driver is None:
+        pg = _pg_for(conn, statement)
+        if pg is not None:
+            return await pg.fetch(statement, row)
         return [tuple(r) for r in await conn.execute(statement.construct, dict(row or {}))]
     return await run(conn, driver, lambda db: db.execute(statement, row))
+
+
+def _pg_for(conn: AsyncConnection, *statements: Prepared) -> PgDriver | None:
+    """The PostgreSQL path for look-ups `statements`, unless one's results need SQLAlchemy's cursor."""
+    pg = pg_driver(conn)
+    if pg is None or any(statement.compiled(conn.dialect).results is None for statement in statements):
+        return None
+    return pg
 
 
 async def write(conn: AsyncConnection, writes: Sequence[tuple[Prepared, WriteRows]]) -> None:
@@ -164,6 +193,10 @@ async def write(conn: AsyncConnection, writes: Sequence[tuple[Prepared, WriteRow
     A failing statement raises; what ran before it is the caller's to roll back, as statement by statement."""
     driver = lean_driver(conn)
     if driver is None:
+        pg = pg_driver(conn)
+        if pg is not None:
+            await write_pg(pg, writes)
+            return
         for statement, rows in writes:
             if isinstance(rows, Mapping):
                 await conn.execute(statement.construct, dict(rows))
@@ -171,6 +204,16 @@ async def write(conn: AsyncConnection, writes: Sequence[tuple[Prepared, WriteRow
                 await conn.execute(statement.construct, [dict(row) for row in rows])
         return
     await run(conn, driver, lambda db: write_on(db, writes))
+
+
+async def write_pg(pg: PgDriver, writes: Sequence[tuple[Prepared, WriteRows]]) -> None:
+    """`write`'s statements on PostgreSQL's driver (pg_driver.py): prepared once per connection, a list of rows
+    as one executemany."""
+    for statement, rows in writes:
+        if isinstance(rows, Mapping):
+            await pg.execute(statement, rows)
+        elif rows:
+            await pg.executemany(statement, rows)
 
 
 def write_on(db: Driver, writes: Sequence[tuple[Prepared, WriteRows]]) -> None:
@@ -193,8 +236,19 @@ async def savepoint(conn: AsyncConnection, name: str) -> AsyncIterator[None]:
     `name` must not be nested in one another; one after the other is what they are for (an event each)."""
     driver = lean_driver(conn)
     if driver is None:
-        async with conn.begin_nested():
+        pg = pg_driver(conn)
+        if pg is None:
+            async with conn.begin_nested():
+                yield
+            return
+        await pg.execute_sql(f"SAVEPOINT {name}")
+        try:
             yield
+        except BaseException:
+            await pg.execute_sql(f"ROLLBACK TO SAVEPOINT {name}")
+            await pg.execute_sql(f"RELEASE SAVEPOINT {name}")
+            raise
+        await pg.execute_sql(f"RELEASE SAVEPOINT {name}")
         return
     begin, end = f"SAVEPOINT {name}", f"RELEASE {name}"
     driver.defer(begin)
@@ -218,6 +272,9 @@ async def query_many(conn: AsyncConnection, statements: Sequence[tuple[Prepared,
     otherwise through SQLAlchemy, one after the other."""
     driver = lean_driver(conn)
     if driver is None:
+        pg = _pg_for(conn, *(statement for statement, _ in statements))
+        if pg is not None:
+            return [await pg.fetch(statement, row) for statement, row in statements]
         return [[tuple(r) for r in await conn.execute(s.construct, dict(row))] for s, row in statements]
     return await run(conn, driver, lambda db: [db.execute(statement, row) for statement, row in statements])
 
@@ -228,6 +285,12 @@ async def insert_unless_found(conn: AsyncConnection, lookup: Prepared, key: Row,
     table's key refuses the second, as it would statement by statement."""
     driver = lean_driver(conn)
     if driver is None:
+        pg = _pg_for(conn, lookup)
+        if pg is not None:
+            if await pg.fetch(lookup, key):
+                return False
+            await pg.execute(insert, row)
+            return True
         if (await conn.execute(lookup.construct, dict(key))).first() is not None:
             return False
         await conn.execute(insert.construct, dict(row))
@@ -258,3 +321,26 @@ async def write_later(conn: AsyncConnection, writes: Sequence[tuple[Prepared, Ro
     for statement, row in writes:
         compiled = statement.compiled(conn.dialect)
         driver.defer_statement(compiled.sql, compiled.parameters(row))
+
+
+async def update_else_insert(conn: AsyncConnection, update: Prepared, changes: Row, insert: Prepared, row: Row) -> None:
+    """Run `update` with `changes`; when it changed no row, `insert` `row` (a concurrent writer that inserted
+    the same key first makes the INSERT raise IntegrityError, as it would statement by statement). On SQLite's
+    lean path in one trip, on PostgreSQL's as two prepared statements, otherwise through SQLAlchemy."""
+    driver = lean_driver(conn)
+    if driver is not None:
+
+        def step(db: Driver) -> None:
+            db.execute(update, changes)
+            if db.rowcount == 0:
+                db.execute(insert, row)
+
+        await run(conn, driver, step)
+        return
+    pg = pg_driver(conn)
+    if pg is not None:
+        if await pg.execute(update, changes) == 0:
+            await pg.execute(insert, row)
+        return
+    if (await conn.execute(update.construct, dict(changes))).rowcount == 0:
+        await conn.execute(insert.construct, dict(row))

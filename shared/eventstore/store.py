@@ -23,7 +23,7 @@ from shared.clock import as_utc, utcnow
 from shared.contracts.base import REGISTRY, EventData, Registry
 from shared.domain import PendingEvent
 from shared.events import ActorId, EventEnvelope
-from shared.eventstore import lean
+from shared.eventstore import lean, pg_driver
 from shared.eventstore.tables import events, outbox
 from shared.observability.tracing import current_traceparent, recording, span
 
@@ -172,6 +172,8 @@ _EVENT_PARAMETERS = (
     "traceparent",
     "actor",
 )
+if pg_driver.APPEND_COLUMNS != _EVENT_PARAMETERS:  # the PostgreSQL append takes the same rows
+    raise RuntimeError(f"the events table no longer binds as the lean append assumes: {pg_driver.APPEND_COLUMNS}")
 _DELETE_EVENT = lean.Prepared(delete(events).where(events.c.position == bindparam("position")))
 _DELETE_OUTBOX = lean.Prepared(delete(outbox).where(outbox.c.position == bindparam("position")))
 
@@ -320,7 +322,8 @@ class EventStore:
         )
         with appending:
             driver = lean.lean_driver(conn)
-            if driver is not None:
+            pg = pg_driver.pg_driver(conn) if driver is None else None
+            if driver is not None or pg is not None:
                 # The rows as the driver binds them (the same values, times bound as the INSERT binds them), and
                 # the envelopes built from them once their positions are known: no row dict in between.
                 statements = _lean_statements(conn.dialect)
@@ -376,6 +379,17 @@ class EventStore:
                         actor=actor_id,
                     )
 
+                if pg is not None:  # PostgreSQL: events and outbox rows in one statement (pg_driver.py)
+                    if then is not None:
+                        raise ValueError("`then` runs on SQLite's lean path only")
+                    try:
+                        positions = await pg_driver.append_events(pg, parameters)
+                    except pg_driver.StreamMoved as exc:
+                        raise ConcurrencyError(
+                            f"stream {stream_id} is no longer at version {expected_version}"
+                        ) from exc
+                    return [envelope(row, position) for row, position in zip(parameters, positions, strict=True)]
+                assert driver is not None
                 step = partial(_append_lean, parameters, envelope, statements, then)
                 try:
                     return await lean.run(conn, driver, step)

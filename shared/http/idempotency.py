@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, NamedTuple
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import Response
@@ -82,14 +82,12 @@ class IdempotencyStore:
             headers=json.dumps({k: v for k, v in response.headers.items() if k.lower() == "location"}),
             updated_at=now,
         )
-        driver = lean.lean_driver(conn)
-        if driver is not None:  # the UPDATE and, for a new key, the INSERT in one trip (shared/eventstore/lean.py)
-            row = {**values, "scope": scope, "key": key, "created_at": now}
-            await lean.run(conn, driver, lambda db: _update_or_insert(db, row))
-            return
-        where = (idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
-        if (await conn.execute(update(idempotency_keys).where(*where).values(**values))).rowcount == 0:
-            await conn.execute(idempotency_keys.insert().values(scope=scope, key=key, created_at=now, **values))
+        # The UPDATE (of a leftover row) and, for a new key, the INSERT: prepared on the driver (lean.py).
+        changes = {f"new_{name}": value for name, value in values.items()}
+        row = {**values, "scope": scope, "key": key, "created_at": now}
+        await lean.update_else_insert(
+            conn, _UPDATE_ANSWER, {**changes, "scope_": scope, "key_": key}, _INSERT_ANSWER, row
+        )
 
 
 class _Stored(NamedTuple):
@@ -114,13 +112,6 @@ _UPDATE_ANSWER = lean.Prepared(
     .values({name: bindparam(f"new_{name}") for name in _ANSWER_COLUMNS})
 )
 _INSERT_ANSWER = lean.Prepared(idempotency_keys.insert(), columns=["scope", "key", "created_at", *_ANSWER_COLUMNS])
-
-
-def _update_or_insert(db: lean.Driver, row: dict[str, Any]) -> None:
-    changes = {f"new_{name}": row[name] for name in _ANSWER_COLUMNS}
-    db.execute(_UPDATE_ANSWER, {**changes, "scope_": row["scope"], "key_": row["key"]})
-    if db.rowcount == 0:
-        db.execute(_INSERT_ANSWER, row)
 
 
 class _Answered(Exception):

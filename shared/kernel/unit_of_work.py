@@ -19,7 +19,7 @@ from shared.domain import Aggregate, NotFound, TimeRules
 from shared.events import ActorId, EventEnvelope
 from shared.eventstore import lean
 from shared.eventstore.store import EventStore, Metadata, actor_text
-from shared.scheduling import SCHEDULE, cancel, deadline_name, deadlines, schedule
+from shared.scheduling import SCHEDULE, deadline_name, deadlines
 
 A = TypeVar("A", bound=Aggregate)
 A_contra = TypeVar("A_contra", bound=Aggregate, contravariant=True)
@@ -248,19 +248,9 @@ async def reconcile_deadlines(conn: AsyncConnection, stream_id: str, wanted: Map
     if driver is not None:  # the same statements in one trip to the writer's thread (lean.py)
         await lean.run(conn, driver, partial(_reconcile_on_driver, stream_id=stream_id, wanted=wanted))
         return
-    watched = (
-        (
-            await conn.execute(
-                select(deadlines.c.kind).where(deadlines.c.stream_id == stream_id, deadlines.c.state == "pending")
-            )
-        )
-        .scalars()
-        .all()
-    )
-    for kind in set(watched) - set(wanted):
-        await cancel(conn, stream_id=stream_id, kind=kind)
-    for kind, due in wanted.items():
-        await schedule(conn, stream_id=stream_id, kind=kind, due_at=due)
+    # Elsewhere the same statements, prepared on PostgreSQL's driver (lean.py chooses).
+    watched = {kind for (kind,) in await lean.query(conn, _PENDING_KINDS, {"stream_id": stream_id})}
+    await lean.write(conn, _reconciling(stream_id, watched, wanted))
 
 
 _PENDING_KINDS = lean.Prepared(
@@ -276,14 +266,24 @@ _SCHEDULE = lean.Prepared(SCHEDULE)
 
 def _reconcile_on_driver(db: lean.Driver, *, stream_id: str, wanted: Mapping[str, datetime]) -> None:
     watched = {kind for (kind,) in db.execute(_PENDING_KINDS, {"stream_id": stream_id})}
+    lean.write_on(db, _reconciling(stream_id, watched, wanted))
+
+
+def _reconciling(
+    stream_id: str, watched: set[str], wanted: Mapping[str, datetime]
+) -> list[tuple[lean.Prepared, lean.WriteRows]]:
+    """The writes that make the pending deadlines `watched` of `stream_id` exactly `wanted`: cancel the kinds no
+    longer wanted, schedule (or move) the wanted ones."""
+    writes: list[tuple[lean.Prepared, lean.WriteRows]] = []
     if gone := watched - set(wanted):
-        db.executemany(_CANCEL, [{"deadline_name": deadline_name(stream_id, kind)} for kind in sorted(gone)])
+        writes.append((_CANCEL, [{"deadline_name": deadline_name(stream_id, kind)} for kind in sorted(gone)]))
     if wanted:
         rows = [
             {"name": deadline_name(stream_id, kind), "stream_id": stream_id, "kind": kind, "due_at": due}
             for kind, due in wanted.items()
         ]
-        db.executemany(_SCHEDULE, rows)
+        writes.append((_SCHEDULE, rows))
+    return writes
 
 
 async def clear(conn: AsyncConnection, tables: Iterable[Table]) -> None:
