@@ -20,7 +20,7 @@ from shared.clock import Clock, SystemClock
 from shared.contracts.base import REGISTRY
 from shared.eventstore.tables import service_schema
 from shared.http.app import create_service_app
-from shared.messaging.kafka import manual_commit_consumer, reliable_producer
+from shared.messaging.kafka import reliable_producer
 from shared.observability.logging import configure_logging
 from shared.runtime import ServiceRuntime
 
@@ -39,15 +39,8 @@ def projection_consumer(
         name=group,
         topics=CONSUMES,
         service=SERVICE,
-        consumer_factory=lambda: manual_commit_consumer(
-            bootstrap,
-            group,
-            CONSUMES,
-            f"{prefix}-consumer",
-            session_timeout_ms=settings.consumer_session_timeout_ms,
-            heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 6, 500),
-            max_partition_fetch_bytes=4 << 20,
-            fetch_max_bytes=16 << 20,
+        consumer_factory=ServiceRuntime.consumer_factory(
+            settings, CONSUMES, max_partition_fetch_bytes=4 << 20, fetch_max_bytes=16 << 20
         ),
         producer_factory=lambda: reliable_producer(bootstrap, f"{prefix}-dlq"),
         registry=REGISTRY,
