@@ -16,11 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.auth import Actor, Principal, Role
-from shared.clock import utcnow
 from shared.contracts.intake import ServiceRequestCancelled, ServiceRequestEscalated
 from shared.contracts.topics import INTAKE
 from shared.events import UNKNOWN_ACTOR, ActorId, IncomingEvent
-from shared.eventstore import Database, EventStore, NewEvent
+from shared.eventstore import Database, EventStore
 from shared.eventstore.bulk import start_streams
 from shared.eventstore.store import new_metadata
 from shared.eventstore.tables import events, outbox, service_schema
@@ -31,6 +30,7 @@ from shared.messaging.relay import OutboxRelay
 from shared.migrations import alembic_config
 from shared.scheduling import Deadline
 from shared.testing.app import eventually
+from shared.testing.escalations import append_escalations
 from shared.testing.kafka import collect, envelope_for, headers_of
 from shared.tests.conftest import database_with
 from shared.tests.test_kernel import NOW, STAFF, Counter, CounterIncreased, Increase, Start, kernel, own
@@ -233,15 +233,7 @@ async def test_the_relay_publishes_the_actor_as_ce_actor_and_a_consumer_reads_it
     tricky = ActorId.user("clerk;7%", "D1")
     for version, actor in enumerate([tricky, ActorId.system("dispatch")]):
         async with db.transaction() as conn:
-            await store.append(
-                conn,
-                stream_id=stream,
-                stream_type="t",
-                expected_version=version,
-                new_events=[NewEvent(ServiceRequestEscalated(request_id=stream, reason=str(version)), utcnow())],
-                metadata=new_metadata(),
-                actor=actor,
-            )
+            await append_escalations(conn, store, stream, [str(version)], expected_version=version, actor=actor)
     relay = OutboxRelay(
         db,
         lambda: reliable_producer(event_bus, "relay-actor-test"),
