@@ -1,9 +1,11 @@
-"""Random histories for the analytics property tests (hypothesis strategies): the events of a request's repair
-chain, of its quotes and part requests, and the batches a history arrives in. The tests hold the SQL views, the
-live fold and the process view equal to their references over them."""
+"""Histories of analytics events for the tests: random ones for the property tests (hypothesis strategies: the
+events of a request's repair chain, of its quotes and part requests, and the batches a history arrives in, over
+which the SQL views, the live fold and the process view are held equal to their references) and the single
+events the hand-computed tests write (`event_at`)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
@@ -23,6 +25,27 @@ WINDOWS = [
 ]
 REASONS = ["parts_unavailable", "customer_absent", None]
 PARTS = ["P-BELT", "P-PUMP", "P-SEAL"]
+
+
+def event_at(
+    event_type: str,
+    at: float,
+    request_id: str | None,
+    job_id: str | None = None,
+    recorded: float | None = None,
+    **data: Any,
+) -> AnalyticsEvent:
+    """An event `at` minutes after the epoch, recorded then unless `recorded` (minutes) says otherwise; version 1."""
+    return AnalyticsEvent(
+        str(uuid.uuid4()),
+        event_type,
+        request_id,
+        job_id,
+        int(at * MIN),
+        int((recorded if recorded is not None else at) * MIN),
+        1,
+        data,
+    )
 
 
 def recorded_late(
