@@ -33,7 +33,17 @@ from shared.testing.app import eventually
 from shared.testing.escalations import append_escalations
 from shared.testing.kafka import collect, envelope_for, headers_of
 from shared.tests.conftest import database_with
-from shared.tests.test_kernel import NOW, STAFF, Counter, CounterIncreased, Increase, Start, kernel, own
+from shared.tests.test_kernel import (
+    NOW,
+    STAFF,
+    Counter,
+    CounterIncreased,
+    Increase,
+    Start,
+    counter_a_counting_cancellations,
+    kernel,
+    own,
+)
 
 DEALER_CLERK = Actor.of(Principal("clerk-7", frozenset({Role.dealer, Role.agent}), dealer_id="D1"))
 
@@ -104,12 +114,7 @@ async def test_an_aggregate_knows_who_caused_each_of_its_events_also_before_they
 
 
 async def test_a_reaction_is_the_services_own_not_the_actor_of_its_cause(db):
-    async def on_cancelled(event: IncomingEvent[ServiceRequestCancelled], uow: UnitOfWork) -> None:
-        counter = await uow.get(Counter, event.data.request_id)
-        counter.record(CounterIncreased(counter_id=counter.id), event.time)
-
-    app = Application(kernel(db, reactions={ServiceRequestCancelled: on_cancelled}))
-    await app.handle(Start("a"), STAFF, new_metadata())
+    app = await counter_a_counting_cancellations(db)
     cause = ServiceRequestCancelled(request_id="a", reason="duplicate")
     envelope = envelope_for(cause, source="intake", time=NOW, actor="user:clerk-7;dealer=D1")
     async with db.transaction() as conn:
