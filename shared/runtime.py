@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import MetaData
 
 from shared.auth import TokenVerifier
@@ -95,7 +95,7 @@ class ServiceRuntime:
                 topics=consumes,
                 handlers=handlers or {},
                 consumer_factory=cls.consumer_factory(settings, consumes),
-                producer_factory=lambda: reliable_producer(bootstrap, f"{prefix}-dlq"),
+                producer_factory=cls.dead_letter_producer_factory(settings),
                 batch_size=settings.consumer_batch_size,
                 transaction_size=settings.consumer_transaction_size,
                 service=name,
@@ -124,6 +124,12 @@ class ServiceRuntime:
             heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 6, 500),
             **fetch_options,
         )
+
+    @staticmethod
+    def dead_letter_producer_factory(settings: ServiceSettings) -> Callable[[], AIOKafkaProducer]:
+        """The producer the service's consumer sends poison to its dead-letter topic with."""
+        client_id = f"{settings.kafka_client_id_prefix}-{settings.service_name}-dlq"
+        return lambda: reliable_producer(settings.kafka_bootstrap, client_id)
 
     @staticmethod
     def database(settings: ServiceSettings) -> Database:
