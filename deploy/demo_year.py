@@ -23,10 +23,11 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from shared.contracts import complaints, dispatch, intake, warranty
+from shared.contracts import dispatch, intake, warranty
 from shared.contracts.topics import ALL_TOPICS
 from shared.messaging.cloudevents import to_record
 from shared.messaging.kafka import ensure_topics, reliable_producer
+from shared.testing.contract_events import complaint_opened
 from shared.testing.kafka import envelope_for
 
 DEALERS = [f"D{n:02d}" for n in range(1, 21)]
@@ -140,23 +141,8 @@ def lifecycle(rng: random.Random, received_at: datetime) -> list[tuple[object, d
         at(intake.ServiceRequestClosed(request_id=rid, outcome="resolved_and_revisited"), t)
     if rng.random() < 0.05:
         opened = later(120)
-        at(
-            complaints.ComplaintOpened.model_validate(
-                dict(
-                    complaint_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                    request_id=rid,
-                    job_id=jid,
-                    dealer_id=dealer,
-                    category="delay",
-                    severity="general",
-                    source="hotline",
-                    level=1,
-                    ack_due=opened + timedelta(hours=1),
-                    resolve_due=opened + timedelta(hours=8),
-                )
-            ),
-            opened,
-        )
+        complaint_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        at(complaint_opened(complaint_id, opened, request_id=rid, job_id=jid, dealer_id=dealer), opened)
     return out
 
 

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import MetaData
 
 from shared.auth import TokenVerifier
@@ -87,22 +88,14 @@ class ServiceRuntime:
             lease_seconds=settings.relay_lease_seconds,
         )
         consumer = None
-        group = settings.consumer_group or name
         if consumes:
             consumer = IdempotentConsumer(
                 db=db,
-                name=group,
+                name=settings.consumer_group or name,
                 topics=consumes,
                 handlers=handlers or {},
-                consumer_factory=lambda: manual_commit_consumer(
-                    bootstrap,
-                    group,
-                    consumes,
-                    f"{prefix}-consumer",
-                    session_timeout_ms=settings.consumer_session_timeout_ms,
-                    heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 6, 500),
-                ),
-                producer_factory=lambda: reliable_producer(bootstrap, f"{prefix}-dlq"),
+                consumer_factory=cls.consumer_factory(settings, consumes),
+                producer_factory=cls.dead_letter_producer_factory(settings),
                 batch_size=settings.consumer_batch_size,
                 transaction_size=settings.consumer_transaction_size,
                 service=name,
@@ -113,6 +106,30 @@ class ServiceRuntime:
                 db, deadline_handler, source=name, clock=clock, poll_interval=settings.deadline_poll_interval_ms / 1000
             )
         return cls(settings=settings, db=db, relay=relay, consumer=consumer, metadata=metadata, scheduler=scheduler)
+
+    @staticmethod
+    def consumer_factory(
+        settings: ServiceSettings, topics: list[str], **fetch_options: Any
+    ) -> Callable[[], AIOKafkaConsumer]:
+        """The service's consumer of `topics` in its group (`consumer_group`, else the service's name), committing
+        by hand, its session and heartbeat from the settings; `fetch_options` (fetch sizes…) go to the client."""
+        group = settings.consumer_group or settings.service_name
+        client_id = f"{settings.kafka_client_id_prefix}-{settings.service_name}-consumer"
+        return lambda: manual_commit_consumer(
+            settings.kafka_bootstrap,
+            group,
+            topics,
+            client_id,
+            session_timeout_ms=settings.consumer_session_timeout_ms,
+            heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 6, 500),
+            **fetch_options,
+        )
+
+    @staticmethod
+    def dead_letter_producer_factory(settings: ServiceSettings) -> Callable[[], AIOKafkaProducer]:
+        """The producer the service's consumer sends poison to its dead-letter topic with."""
+        client_id = f"{settings.kafka_client_id_prefix}-{settings.service_name}-dlq"
+        return lambda: reliable_producer(settings.kafka_bootstrap, client_id)
 
     @staticmethod
     def database(settings: ServiceSettings) -> Database:

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -349,21 +350,35 @@ async def time_view(
     }
 
 
-async def measure_views(analytics_url: str, repeat: int) -> tuple[list[dict], dict]:
-    analyst = {"Authorization": f"Bearer {mint_token(SECRET, subject='bench', roles=['analyst'])}"}
+def analyst_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(SECRET, subject='bench', roles=['analyst'])}"}
+
+
+async def time_views(
+    client: httpx.AsyncClient,
+    analytics_url: str,
+    headers: dict[str, str],
+    views: Sequence[str],
+    groupings: Sequence[str],
+    repeat: int,
+) -> list[dict]:
+    """`time_view` of each view × grouping × window (30 days, 12 months), live and `as_of` 60 days ago."""
     today = datetime.now(UTC).date()
     as_of = (datetime.now(UTC) - timedelta(days=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    rows = []
+    return [
+        await time_view(client, analytics_url, headers, view, group_by, (window_name, window), moment, repeat)
+        for window_name, window in windows(today).items()
+        for view in views
+        for group_by in groupings
+        for moment in (None, as_of)
+    ]
+
+
+async def measure_views(analytics_url: str, repeat: int) -> tuple[list[dict], dict]:
+    analyst = analyst_headers()
     async with httpx.AsyncClient(timeout=120) as client:
-        for window_name, window in windows(today).items():
-            for view in ("throughput", "satisfaction", "scorecard"):
-                for group_by in ("all", "dealer", "technician", "day"):
-                    for moment in (None, as_of):
-                        rows.append(
-                            await time_view(
-                                client, analytics_url, analyst, view, group_by, (window_name, window), moment, repeat
-                            )
-                        )
+        views = ("throughput", "satisfaction", "scorecard")
+        rows = await time_views(client, analytics_url, analyst, views, ("all", "dealer", "technician", "day"), repeat)
         # The dashboard's calls, issued together as the page does (dealer grouping, default 30-day window).
         page = [
             ("/v1/views/throughput", {"group_by": "dealer"}),
@@ -387,20 +402,10 @@ PROCESS_VIEWS = ("handoffs", "rework", "variants", "process-findings")
 async def measure_process(analytics_url: str, repeat: int) -> dict:
     """Each process view over HTTP (group_by all/dealer/technician × 30 days/12 months, live and `as_of`),
     p50/p99; then the 12-month OCEL 2.0 JSON export streamed once (MB, seconds)."""
-    analyst = {"Authorization": f"Bearer {mint_token(SECRET, subject='bench', roles=['analyst'])}"}
+    analyst = analyst_headers()
     today = datetime.now(UTC).date()
-    as_of = (datetime.now(UTC) - timedelta(days=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    rows = []
     async with httpx.AsyncClient(timeout=600) as client:
-        for window_name, window in windows(today).items():
-            for view in PROCESS_VIEWS:
-                for group_by in ("all", "dealer", "technician"):
-                    for moment in (None, as_of):
-                        rows.append(
-                            await time_view(
-                                client, analytics_url, analyst, view, group_by, (window_name, window), moment, repeat
-                            )
-                        )
+        rows = await time_views(client, analytics_url, analyst, PROCESS_VIEWS, ("all", "dealer", "technician"), repeat)
         started, size = time.perf_counter(), 0
         async with client.stream(
             "GET", f"{analytics_url}/v1/exports/ocel", params=windows(today)["12 months"], headers=analyst

@@ -6,6 +6,8 @@ import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import TypeVar
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
@@ -18,6 +20,7 @@ from shared.testing.app import eventually
 pytestmark = pytest.mark.kafka
 
 KEYS = [f"device-{n}".encode() for n in range(5)]
+C = TypeVar("C", AIOKafkaProducer, AIOKafkaConsumer)
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +45,16 @@ async def new_topic(admin: AIOKafkaAdminClient, partitions: int = 3) -> str:
     response = await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
     assert all(error_code == 0 for _, error_code, *_ in response.topic_errors)
     return name
+
+
+@asynccontextmanager
+async def started(client: C) -> AsyncIterator[C]:
+    """An aiokafka producer or consumer, started for the block and stopped after it."""
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.stop()
 
 
 def idempotent_producer(broker: LocalKafkaBroker) -> AIOKafkaProducer:
@@ -106,20 +119,12 @@ async def test_an_idempotent_producer_round_trips_keys_and_headers_through_a_con
     broker: LocalKafkaBroker, admin: AIOKafkaAdminClient
 ) -> None:
     topic, group = await new_topic(admin), f"group-{uuid.uuid4().hex[:8]}"
-    producer = idempotent_producer(broker)
-    await producer.start()
-    try:
+    async with started(idempotent_producer(broker)) as producer:
         await send_batch(producer, topic, rounds=8)
-    finally:
-        await producer.stop()
 
-    consumer = group_consumer(broker, topic, group)
-    await consumer.start()
-    try:
+    async with started(group_consumer(broker, topic, group)) as consumer:
         records = await consume(consumer, len(KEYS) * 8)
         await consumer.commit()
-    finally:
-        await consumer.stop()
 
     assert len(records) == len(KEYS) * 8
     assert values_by_key(records) == {key: [b"%s:%d" % (key, seq) for seq in range(8)] for key in KEYS}
@@ -135,28 +140,16 @@ async def test_a_restarted_consumer_in_the_same_group_resumes_from_its_committed
     broker: LocalKafkaBroker, admin: AIOKafkaAdminClient
 ) -> None:
     topic, group = await new_topic(admin), f"group-{uuid.uuid4().hex[:8]}"
-    producer = idempotent_producer(broker)
-    await producer.start()
-    try:
+    async with started(idempotent_producer(broker)) as producer:
         await send_batch(producer, topic, rounds=3)
-        first = group_consumer(broker, topic, group)
-        await first.start()
-        try:
+        async with started(group_consumer(broker, topic, group)) as first:
             await consume(first, len(KEYS) * 3)
             await first.commit()
-        finally:
-            await first.stop()
         await send_batch(producer, topic, rounds=1, first=3)
-    finally:
-        await producer.stop()
 
-    second = group_consumer(broker, topic, group)
-    await second.start()
-    try:
+    async with started(group_consumer(broker, topic, group)) as second:
         fresh = await consume(second, len(KEYS))
         assert await second.getmany(timeout_ms=1500) == {}
-    finally:
-        await second.stop()
     assert sorted(record.value for record in fresh) == sorted(b"%s:3" % key for key in KEYS)
 
 
@@ -164,25 +157,17 @@ async def test_a_broker_restart_keeps_topics_and_records_and_the_producer_sends_
     broker: LocalKafkaBroker, admin: AIOKafkaAdminClient
 ) -> None:
     topic = await new_topic(admin)
-    producer = idempotent_producer(broker)
-    await producer.start()
-    try:
+    async with started(idempotent_producer(broker)) as producer:
         await send_batch(producer, topic, rounds=2)
         await asyncio.to_thread(broker.stop)
         assert not broker.running
         await asyncio.to_thread(broker.start)
         # The same idempotent producer outlived the restart and simply carries on.
         await send_batch(producer, topic, rounds=1, first=2)
-    finally:
-        await producer.stop()
 
     assert topic in await admin.list_topics()
-    consumer = group_consumer(broker, topic, f"group-{uuid.uuid4().hex[:8]}")
-    await consumer.start()
-    try:
+    async with started(group_consumer(broker, topic, f"group-{uuid.uuid4().hex[:8]}")) as consumer:
         records = await consume(consumer, len(KEYS) * 3)
         end_offsets = await consumer.end_offsets([TopicPartition(topic, p) for p in range(3)])
-    finally:
-        await consumer.stop()
     assert values_by_key(records) == {key: [b"%s:%d" % (key, seq) for seq in range(3)] for key in KEYS}
     assert sum(end_offsets.values()) == len(KEYS) * 3, "no duplicates after the restart"

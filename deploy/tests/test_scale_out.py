@@ -22,6 +22,21 @@ from shared.testing.kafka import collect, envelope_for, headers_of, publish
 pytestmark = pytest.mark.kafka
 
 
+async def open_request(client: httpx.AsyncClient, base_url: str, serial: str) -> str:
+    """A request for the unit `serial` opened at the intake replica at `base_url`; its id."""
+    response = await client.post(
+        f"{base_url}/v1/service-requests",
+        json={
+            "channel": "app",
+            "customer": {"name": "S", "phone": "+300", "region": "east"},
+            "product": {"serial": serial, "model": "M", "product_line": "mower"},
+            "symptom": "blade stuck",
+        },
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
 async def test_killing_one_of_two_replicas_mid_load_loses_nothing_and_counts_nothing_twice(
     postgres_server, kafka_bootstrap, tmp_path
 ):
@@ -44,18 +59,7 @@ async def test_killing_one_of_two_replicas_mid_load_loses_nothing_and_counts_not
         async with httpx.AsyncClient(headers=headers, timeout=10) as client:
             ids = []
             for i in range(40):
-                replica = replicas[i % 2]
-                response = await client.post(
-                    f"{replica.url}/v1/service-requests",
-                    json={
-                        "channel": "app",
-                        "customer": {"name": "S", "phone": "+300", "region": "east"},
-                        "product": {"serial": f"SC-{uuid.uuid4().hex[:8]}", "model": "M", "product_line": "mower"},
-                        "symptom": "blade stuck",
-                    },
-                )
-                assert response.status_code == 201, response.text
-                ids.append(response.json()["id"])
+                ids.append(await open_request(client, replicas[i % 2].url, f"SC-{uuid.uuid4().hex[:8]}"))
 
             verdicts = [
                 envelope_for(
@@ -70,17 +74,7 @@ async def test_killing_one_of_two_replicas_mid_load_loses_nothing_and_counts_not
 
             survivor = replicas[1]
             for _ in range(5):
-                response = await client.post(
-                    f"{survivor.url}/v1/service-requests",
-                    json={
-                        "channel": "app",
-                        "customer": {"name": "S", "phone": "+300", "region": "east"},
-                        "product": {"serial": f"SC-late-{uuid.uuid4().hex[:8]}", "model": "M", "product_line": "mower"},
-                        "symptom": "blade stuck",
-                    },
-                )
-                assert response.status_code == 201
-                ids.append(response.json()["id"])
+                ids.append(await open_request(client, survivor.url, f"SC-late-{uuid.uuid4().hex[:8]}"))
 
             await eventually(lambda: coverage_count(db, ids[:40]), until=lambda n: n == 40, timeout=60)
             await asyncio.sleep(1.0)  # a double effect, if any, would land now

@@ -20,7 +20,6 @@ from shared.clock import Clock, SystemClock
 from shared.contracts.base import REGISTRY
 from shared.eventstore.tables import service_schema
 from shared.http.app import create_service_app
-from shared.messaging.kafka import manual_commit_consumer, reliable_producer
 from shared.observability.logging import configure_logging
 from shared.runtime import ServiceRuntime
 
@@ -30,8 +29,7 @@ __all__ = ["AnalyticsSettings", "create_app"]
 def projection_consumer(
     settings: AnalyticsSettings, projection: Projection, db, changed: asyncio.Event
 ) -> BatchProjectionConsumer:
-    bootstrap, group = settings.kafka_bootstrap, settings.consumer_group or SERVICE
-    prefix = f"{settings.kafka_client_id_prefix}-{SERVICE}"
+    group = settings.consumer_group or SERVICE
     return BatchProjectionConsumer(
         projection=projection,
         changed=changed,
@@ -39,17 +37,10 @@ def projection_consumer(
         name=group,
         topics=CONSUMES,
         service=SERVICE,
-        consumer_factory=lambda: manual_commit_consumer(
-            bootstrap,
-            group,
-            CONSUMES,
-            f"{prefix}-consumer",
-            session_timeout_ms=settings.consumer_session_timeout_ms,
-            heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 6, 500),
-            max_partition_fetch_bytes=4 << 20,
-            fetch_max_bytes=16 << 20,
+        consumer_factory=ServiceRuntime.consumer_factory(
+            settings, CONSUMES, max_partition_fetch_bytes=4 << 20, fetch_max_bytes=16 << 20
         ),
-        producer_factory=lambda: reliable_producer(bootstrap, f"{prefix}-dlq"),
+        producer_factory=ServiceRuntime.dead_letter_producer_factory(settings),
         registry=REGISTRY,
         batch_size=settings.analytics_batch_size,
     )

@@ -16,6 +16,7 @@ STATIC = Path(__file__).parent / "static"
 router = APIRouter(tags=["dashboard"])
 
 _FILES = {
+    "common.js": "text/javascript; charset=utf-8",  # both pages' DOM helpers, filter form and `api`
     "dashboard.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
     "process.js": "text/javascript; charset=utf-8",

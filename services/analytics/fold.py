@@ -22,10 +22,9 @@ from operator import itemgetter
 
 from services.analytics.commerce_facts import CommerceFields, commerce_fields
 from services.analytics.facts import DIRECT, FOREVER, JobFact, RequestFact, RevisitFact, Versioned, commerce_values
-from services.analytics.process_facts import CUSTOMER_SIDE, bounces
+from services.analytics.process_facts import CUSTOMER_SIDE, PATH_ACTIVITIES, bounces
 from services.analytics.records import (
     CANCELLED,
-    COMMERCE_ACTIVITIES,
     COMMERCE_TYPES,
     COMPLAINT_OPENED,
     ESCALATED,
@@ -55,22 +54,13 @@ _FIELDS = tuple(tuple(f.name for f in fields(cls)) for cls in (RequestFact, Revi
 _REQUEST_ROW, _REVISIT_ROW, _JOB_ROW = (itemgetter(*names) for names in _FIELDS)
 _COMMERCE_DEFAULTS = {f.name: f.default for f in fields(RequestFact) if f.name in _COMMERCE_NAMES}
 _FACT_CLASSES = (RequestFact, RevisitFact, JobFact)
-_PATH_ACTIVITIES = {
-    RECEIVED: "received",
-    ESCALATED: "escalated",
-    CANCELLED: "cancelled",
-    JOB_ACCEPTED: "accepted",
-    JOB_ARRIVED: "arrived",
-    REVISIT_DONE: "follow_up",
-    **COMMERCE_ACTIVITIES,
-}
 
 
 _PLAIN = re.compile(r"[a-z_]+")
 assert all(
     _PLAIN.fullmatch(a)
     for a in (
-        *_PATH_ACTIVITIES.values(),
+        *PATH_ACTIVITIES.values(),
         "resolved_by_phone",
         "triaged",
         "reassigned",
@@ -246,7 +236,7 @@ class RequestFold:
         if e.request_id != self.request_id:  # not the request's own: the reference leaves it out of the facts
             return
         if kind in COMMERCE_TYPES:  # on the path; otherwise folded apart (commerce_facts)
-            if kind in _PATH_ACTIVITIES:
+            if kind in PATH_ACTIVITIES:
                 self._on_path(e)
             self.commerce = (self.commerce[0], None)
             self.commerce[0].append(e)
@@ -260,7 +250,7 @@ class RequestFold:
             if kind != REVISIT_DONE:
                 job.steps = True
                 job.built = None
-        if kind in _PATH_ACTIVITIES or kind in (TRIAGED, JOB_ASSIGNED, JOB_COMPLETED):
+        if kind in PATH_ACTIVITIES or kind in (TRIAGED, JOB_ASSIGNED, JOB_COMPLETED):
             self._on_path(e)
         if kind == RECEIVED:
             if self.received is None:
@@ -323,7 +313,7 @@ class RequestFold:
         elif kind == JOB_COMPLETED:
             activity = "fixed" if e.data.get("fixed") else "not_fixed"
         else:
-            activity = _PATH_ACTIVITIES[kind]
+            activity = PATH_ACTIVITIES[kind]
         # The path's JSON grows by one string: `_json(self.path)` without encoding the whole list again (an
         # activity is a plain name, `_PLAIN`, so it needs no escaping).
         text = self.texts[0]

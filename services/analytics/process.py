@@ -590,24 +590,35 @@ def _repeat_visits(key: str, group: Sequence[ProcessTrail], rules: FindingRules)
                 by_reason[completion.reason].append(trail.request_id)
             for completion, wait in job.customer_waits():
                 waits[completion.reason] += wait
-    found = []
-    for reason, ids in sorted(by_reason.items()):
-        customer = reason in CUSTOMER_SIDE_REASONS
-        detail = f"{len(ids)} visit(s) did not fix the unit: {reason}"
-        if customer:
-            detail += f"; {rounded_minutes(waits[reason])} min waiting on the customer until the next visit"
-        found.append(
-            _finding(
-                "repeat_visits",
-                key,
-                len(ids),
-                ids,
-                rules,
-                detail,
-                reason=reason,
-                owner="customer" if customer else "technician",
-                side="customer" if customer else "ours",
-                customer_minutes=rounded_minutes(waits[reason]) if customer else None,
-            )
-        )
-    return found
+    return [
+        repeat_visit_finding(key, len(ids), ids, rules, reason, reason in CUSTOMER_SIDE_REASONS, waits[reason])
+        for reason, ids in sorted(by_reason.items())
+    ]
+
+
+def repeat_visit_finding(
+    key: str,
+    visits: int,
+    ids: Iterable[str],
+    rules: FindingRules,
+    reason: str,
+    customer: bool,
+    waited_micros: int,
+) -> dict:
+    """The `repeat_visits` finding of one failure reason (the SQL view's row too); a customer-side reason also
+    says how long the customer kept the next visits waiting (`waited_micros`)."""
+    detail = f"{visits} visit(s) did not fix the unit: {reason}"
+    if customer:
+        detail += f"; {rounded_minutes(waited_micros)} min waiting on the customer until the next visit"
+    return _finding(
+        "repeat_visits",
+        key,
+        visits,
+        ids,
+        rules,
+        detail,
+        reason=reason,
+        owner="customer" if customer else "technician",
+        side="customer" if customer else "ours",
+        customer_minutes=rounded_minutes(waited_micros) if customer else None,
+    )

@@ -36,6 +36,19 @@ _PATH_TYPES = frozenset(
 ) | frozenset(COMMERCE_ACTIVITIES)
 
 
+# The path activity of each event type whose activity does not depend on the event's data (triage mode, an
+# assignment's predecessor and a completion's outcome do: `_activity`); the live fold reads the same map.
+PATH_ACTIVITIES = {
+    RECEIVED: "received",
+    ESCALATED: "escalated",
+    CANCELLED: "cancelled",
+    JOB_ACCEPTED: "accepted",
+    JOB_ARRIVED: "arrived",
+    REVISIT_DONE: "follow_up",
+    **COMMERCE_ACTIVITIES,
+}
+
+
 def _json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
@@ -63,15 +76,7 @@ def _activity(event: AnalyticsEvent, assigned_before: bool) -> str:
         return "reassigned" if assigned_before else "assigned"
     if kind == JOB_COMPLETED:
         return "fixed" if event.data.get("fixed") else "not_fixed"
-    return {
-        RECEIVED: "received",
-        ESCALATED: "escalated",
-        CANCELLED: "cancelled",
-        JOB_ACCEPTED: "accepted",
-        JOB_ARRIVED: "arrived",
-        REVISIT_DONE: "follow_up",
-        **COMMERCE_ACTIVITIES,
-    }[kind]
+    return PATH_ACTIVITIES[kind]
 
 
 def bounces(technicians: list[str | None]) -> bool:

@@ -24,6 +24,7 @@ from services.analytics.process import (
     STEPS,
     FindingRules,
     _finding,
+    repeat_visit_finding,
 )
 from services.analytics.process_facts import CUSTOMER_SIDE
 from services.analytics.projection import Tables
@@ -377,25 +378,10 @@ def finding_rows(
                coalesce(sum(CAST(json_extract(cw, '$."' || reason || '"') AS BIGINT)), 0)
         FROM r GROUP BY k, reason"""
     for k, reason, visits, n, ids, waited in cur.execute(sql, params).fetchall():
-        customer = reason in CUSTOMER_SIDE
-        detail = f"{int(visits)} visit(s) did not fix the unit: {reason}"
-        if customer:
-            detail += f"; {rounded_minutes(int(waited))} min waiting on the customer until the next visit"
-        found.append(
-            _finding_of(
-                "repeat_visits",
-                _present(k, group_by),
-                int(visits),
-                ids,
-                rules,
-                detail,
-                reason=reason,
-                owner="customer" if customer else "technician",
-                side="customer" if customer else "ours",
-                customer_minutes=rounded_minutes(int(waited)) if customer else None,
-                total=n,
-            )
+        row = repeat_visit_finding(
+            _present(k, group_by), int(visits), ids, rules, reason, reason in CUSTOMER_SIDE, int(waited)
         )
+        found.append({**row, "requests": n})
     return sorted(found, key=lambda f: (KIND_ORDER.index(f["kind"]), f["key"], f["step"] or "", f["reason"] or ""))
 
 

@@ -24,10 +24,9 @@ from services.analytics.metrics import (
     percentage,
     rounded,
     rounded_minutes,
-    weighted_score,
 )
 from services.analytics.projection import Tables
-from services.analytics.views import DURATION_BUCKETS, GroupBy
+from services.analytics.views import DURATION_BUCKETS, GroupBy, scorecard_row
 
 LIVE = FOREVER - 1  # the moment at which only the versions that still hold are valid
 
@@ -266,15 +265,7 @@ def scorecard_rows(
         done, fixed, met = jobs.get(k, (0, 0, 0))
         sla, ftf = percentage(met, done), percentage(fixed, done)
         csat = satisfaction[k]["csat_pct"] if k in satisfaction else None
-        rows.append(
-            {
-                "key": k,
-                "sla_met_pct": rounded(sla),
-                "first_time_fix_pct": rounded(ftf),
-                "csat_pct": rounded(csat),
-                "score": rounded(weighted_score(sla, ftf, csat)),
-            }
-        )
+        rows.append(scorecard_row(k, sla, ftf, csat))
     return rows
 
 

@@ -225,16 +225,19 @@ def scorecard_rows(
         sla = job.sla_met_pct if job else None
         ftf = job.first_time_fix_pct if job else None
         csat = satisfaction[key].csat_pct if key in satisfaction else None
-        rows.append(
-            {
-                "key": key,
-                "sla_met_pct": rounded(sla),
-                "first_time_fix_pct": rounded(ftf),
-                "csat_pct": rounded(csat),
-                "score": rounded(weighted_score(sla, ftf, csat)),
-            }
-        )
+        rows.append(scorecard_row(key, sla, ftf, csat))
     return rows
+
+
+def scorecard_row(key: str, sla: Fraction | None, ftf: Fraction | None, csat: Fraction | None) -> dict:
+    """A scorecard row (the SQL view's too): the parts rounded, the score weighed from the unrounded ones."""
+    return {
+        "key": key,
+        "sla_met_pct": rounded(sla),
+        "first_time_fix_pct": rounded(ftf),
+        "csat_pct": rounded(csat),
+        "score": rounded(weighted_score(sla, ftf, csat)),
+    }
 
 
 # --- dashboard series ------------------------------------------------------------------------------------

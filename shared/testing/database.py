@@ -1,4 +1,4 @@
-"""A test service's SQLite file, its tables made by copying a file built once per process."""
+"""A test service's settings and its SQLite file, the file's tables made by copying one built once per process."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import tempfile
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, create_engine
 from sqlalchemy.engine import make_url
@@ -14,7 +15,30 @@ from sqlalchemy.engine import make_url
 from shared.eventstore.tables import service_schema
 from shared.settings import ServiceSettings
 
+S = TypeVar("S", bound=ServiceSettings)
+
 _templates: dict[int, Path] = {}
+
+
+def settings_for_a_test(
+    settings_class: type[S], own: MetaData, database: Path | str, event_bus: str, **given: Any
+) -> S:
+    """A test service's settings: its SQLite file `database` with its tables made (`with_tables`), the broker
+    `event_bus`, the relay polling every 50 ms and plain logs; the `given` settings (its consumer group…) win."""
+    values: dict[str, Any] = dict(
+        database_url=f"sqlite+aiosqlite:///{database}",
+        kafka_bootstrap=event_bus,
+        relay_poll_interval_ms=50,
+        log_json=False,
+        # In WAL mode NORMAL survives a killed process (what the crash tests do); only a power loss could take the
+        # last commits, and skipping that fsync per commit is most of a test's time on a busy disk.
+        sqlite_synchronous="NORMAL",
+    )
+    settings = settings_class(**{**values, **given})
+    with_tables(settings, own)
+    return settings
+
+
 _workdir: Path | None = None
 
 

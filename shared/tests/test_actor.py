@@ -16,11 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.auth import Actor, Principal, Role
-from shared.clock import utcnow
 from shared.contracts.intake import ServiceRequestCancelled, ServiceRequestEscalated
 from shared.contracts.topics import INTAKE
 from shared.events import UNKNOWN_ACTOR, ActorId, IncomingEvent
-from shared.eventstore import Database, EventStore, NewEvent
+from shared.eventstore import Database, EventStore
 from shared.eventstore.bulk import start_streams
 from shared.eventstore.store import new_metadata
 from shared.eventstore.tables import events, outbox, service_schema
@@ -31,9 +30,20 @@ from shared.messaging.relay import OutboxRelay
 from shared.migrations import alembic_config
 from shared.scheduling import Deadline
 from shared.testing.app import eventually
+from shared.testing.escalations import append_escalations
 from shared.testing.kafka import collect, envelope_for, headers_of
 from shared.tests.conftest import database_with
-from shared.tests.test_kernel import NOW, STAFF, Counter, CounterIncreased, Increase, Start, kernel, own
+from shared.tests.test_kernel import (
+    NOW,
+    STAFF,
+    Counter,
+    CounterIncreased,
+    Increase,
+    Start,
+    counter_a_counting_cancellations,
+    kernel,
+    own,
+)
 
 DEALER_CLERK = Actor.of(Principal("clerk-7", frozenset({Role.dealer, Role.agent}), dealer_id="D1"))
 
@@ -104,12 +114,7 @@ async def test_an_aggregate_knows_who_caused_each_of_its_events_also_before_they
 
 
 async def test_a_reaction_is_the_services_own_not_the_actor_of_its_cause(db):
-    async def on_cancelled(event: IncomingEvent[ServiceRequestCancelled], uow: UnitOfWork) -> None:
-        counter = await uow.get(Counter, event.data.request_id)
-        counter.record(CounterIncreased(counter_id=counter.id), event.time)
-
-    app = Application(kernel(db, reactions={ServiceRequestCancelled: on_cancelled}))
-    await app.handle(Start("a"), STAFF, new_metadata())
+    app = await counter_a_counting_cancellations(db)
     cause = ServiceRequestCancelled(request_id="a", reason="duplicate")
     envelope = envelope_for(cause, source="intake", time=NOW, actor="user:clerk-7;dealer=D1")
     async with db.transaction() as conn:
@@ -233,15 +238,7 @@ async def test_the_relay_publishes_the_actor_as_ce_actor_and_a_consumer_reads_it
     tricky = ActorId.user("clerk;7%", "D1")
     for version, actor in enumerate([tricky, ActorId.system("dispatch")]):
         async with db.transaction() as conn:
-            await store.append(
-                conn,
-                stream_id=stream,
-                stream_type="t",
-                expected_version=version,
-                new_events=[NewEvent(ServiceRequestEscalated(request_id=stream, reason=str(version)), utcnow())],
-                metadata=new_metadata(),
-                actor=actor,
-            )
+            await append_escalations(conn, store, stream, [str(version)], expected_version=version, actor=actor)
     relay = OutboxRelay(
         db,
         lambda: reliable_producer(event_bus, "relay-actor-test"),

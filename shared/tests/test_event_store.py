@@ -6,21 +6,11 @@ import asyncio
 import pytest
 from sqlalchemy import func, select
 
-from shared.clock import utcnow
-from shared.contracts.intake import ServiceRequestEscalated
-from shared.events import ActorId
-from shared.eventstore import ConcurrencyError, EventStore, NewEvent
-from shared.eventstore.store import new_metadata
+from shared.eventstore import ConcurrencyError, EventStore
 from shared.eventstore.tables import events, outbox
-
-TESTER = ActorId.user("tester")
-
+from shared.testing.escalations import append_escalations
 
 STORE = EventStore(source="test")
-
-
-def escalation(stream: str, reason: str) -> NewEvent:
-    return NewEvent(ServiceRequestEscalated(request_id=stream, reason=reason), utcnow())
 
 
 async def count(db, table) -> int:
@@ -30,15 +20,7 @@ async def count(db, table) -> int:
 
 async def test_appended_events_are_read_back_in_order_with_their_times(db):
     async with db.transaction() as conn:
-        stored = await STORE.append(
-            conn,
-            stream_id="s1",
-            stream_type="t",
-            expected_version=0,
-            new_events=[escalation("s1", "a"), escalation("s1", "b")],
-            metadata=new_metadata(),
-            actor=TESTER,
-        )
+        stored = await append_escalations(conn, STORE, "s1", ["a", "b"])
     assert [e.sequence for e in stored] == [1, 2]
     async with db.read() as conn:
         history = await STORE.load(conn, "s1")
@@ -48,54 +30,22 @@ async def test_appended_events_are_read_back_in_order_with_their_times(db):
 
 async def test_an_append_on_a_stale_version_is_refused_and_leaves_nothing_behind(db):
     async with db.transaction() as conn:
-        await STORE.append(
-            conn,
-            stream_id="s2",
-            stream_type="t",
-            expected_version=0,
-            new_events=[escalation("s2", "first")],
-            metadata=new_metadata(),
-            actor=TESTER,
-        )
+        await append_escalations(conn, STORE, "s2", ["first"])
     with pytest.raises(ConcurrencyError):
         async with db.transaction() as conn:
-            await STORE.append(
-                conn,
-                stream_id="s2",
-                stream_type="t",
-                expected_version=0,
-                new_events=[escalation("s2", "stale")],
-                metadata=new_metadata(),
-                actor=TESTER,
-            )
+            await append_escalations(conn, STORE, "s2", ["stale"])
     assert await count(db, events) == 1
     assert await count(db, outbox) == 1
 
 
 async def test_concurrent_writers_that_read_the_same_version_cannot_both_append(db):
     async with db.transaction() as conn:
-        await STORE.append(
-            conn,
-            stream_id="s3",
-            stream_type="t",
-            expected_version=0,
-            new_events=[escalation("s3", "v1")],
-            metadata=new_metadata(),
-            actor=TESTER,
-        )
+        await append_escalations(conn, STORE, "s3", ["v1"])
 
     async def writer(reason: str) -> str:
         try:
             async with db.transaction() as conn:
-                await STORE.append(
-                    conn,
-                    stream_id="s3",
-                    stream_type="t",
-                    expected_version=1,
-                    new_events=[escalation("s3", reason)],
-                    metadata=new_metadata(),
-                    actor=TESTER,
-                )
+                await append_escalations(conn, STORE, "s3", [reason], expected_version=1)
             return "ok"
         except ConcurrencyError:
             return "conflict"
@@ -109,15 +59,7 @@ async def test_concurrent_writers_that_read_the_same_version_cannot_both_append(
 async def test_a_transaction_that_fails_after_appending_leaves_neither_events_nor_outbox_rows(db):
     with pytest.raises(RuntimeError):
         async with db.transaction() as conn:
-            await STORE.append(
-                conn,
-                stream_id="s4",
-                stream_type="t",
-                expected_version=0,
-                new_events=[escalation("s4", "x")],
-                metadata=new_metadata(),
-                actor=TESTER,
-            )
+            await append_escalations(conn, STORE, "s4", ["x"])
             raise RuntimeError("the read model update failed")
     assert await count(db, events) == 0
     assert await count(db, outbox) == 0
@@ -125,15 +67,7 @@ async def test_a_transaction_that_fails_after_appending_leaves_neither_events_no
 
 async def test_every_appended_event_is_due_for_publication(db):
     async with db.transaction() as conn:
-        stored = await STORE.append(
-            conn,
-            stream_id="s5",
-            stream_type="t",
-            expected_version=0,
-            new_events=[escalation("s5", str(i)) for i in range(3)],
-            metadata=new_metadata(),
-            actor=TESTER,
-        )
+        stored = await append_escalations(conn, STORE, "s5", [str(i) for i in range(3)])
     async with db.read() as conn:
         due = [r.position for r in await conn.execute(select(outbox.c.position).order_by(outbox.c.position))]
     assert due == [e.position for e in stored]

@@ -219,13 +219,21 @@ async def test_the_rebuild_projects_every_stream_afresh(db):
         assert sorted((await conn.execute(select(counters))).all()) == live
 
 
-async def test_a_reaction_runs_in_a_unit_of_work_chained_to_its_cause(db):
-    async def on_cancelled(event: IncomingEvent[ServiceRequestCancelled], uow: UnitOfWork) -> None:
-        counter = await uow.get(Counter, event.data.request_id)
-        counter.record(CounterIncreased(counter_id=counter.id), event.time)
+async def increase_on_cancelled(event: IncomingEvent[ServiceRequestCancelled], uow: UnitOfWork) -> None:
+    """A reaction: a cancelled request increases the counter of the same id."""
+    counter = await uow.get(Counter, event.data.request_id)
+    counter.record(CounterIncreased(counter_id=counter.id), event.time)
 
-    app = Application(kernel(db, reactions={ServiceRequestCancelled: on_cancelled}))
+
+async def counter_a_counting_cancellations(db) -> Application:
+    """An application whose counter "a" (started by STAFF) is increased by each cancellation of request "a"."""
+    app = Application(kernel(db, reactions={ServiceRequestCancelled: increase_on_cancelled}))
     await app.handle(Start("a"), STAFF, new_metadata())
+    return app
+
+
+async def test_a_reaction_runs_in_a_unit_of_work_chained_to_its_cause(db):
+    app = await counter_a_counting_cancellations(db)
     cause = ServiceRequestCancelled(request_id="a", reason="r")
     envelope = EventEnvelope(
         id="cause-1",

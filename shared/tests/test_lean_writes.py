@@ -6,24 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from shared.clock import utcnow
-from shared.contracts.intake import ServiceRequestEscalated
-from shared.events import ActorId
-from shared.eventstore import Database, EventStore, NewEvent
+from shared.eventstore import Database, EventStore
 from shared.eventstore.lean import Prepared, lean_driver, write
 from shared.eventstore.store import new_metadata
 from shared.eventstore.tables import events, metadata
 from shared.kernel.unit_of_work import _PENDING_KINDS, reconcile_deadlines
 from shared.scheduling import deadlines
+from shared.testing.escalations import append_escalations
 from shared.tests.conftest import database_with
 
-TESTER = ActorId.user("tester")
 STORE = EventStore(source="test")
 
 own = MetaData()
@@ -37,30 +35,22 @@ async def db(database_url):
         yield database
 
 
-def escalation(stream: str, reason: str) -> NewEvent:
-    return NewEvent(ServiceRequestEscalated(request_id=stream, reason=reason), utcnow() - timedelta(minutes=5))
+def five_minutes_ago() -> datetime:
+    """The events' business time: before their recorded time, so a column written in the other's place shows."""
+    return utcnow() - timedelta(minutes=5)
 
 
 async def test_an_append_returns_its_events_exactly_as_they_read_back(db):
     async with db.transaction() as conn:
-        await STORE.append(
-            conn,
-            stream_id="other",
-            stream_type="t",
-            expected_version=0,
-            new_events=[escalation("other", "first")],
-            metadata=new_metadata(),
-            actor=TESTER,
-        )
+        await append_escalations(conn, STORE, "other", ["first"], at=five_minutes_ago())
     async with db.transaction() as conn:
-        appended = await STORE.append(
+        appended = await append_escalations(
             conn,
-            stream_id="s1",
-            stream_type="t",
-            expected_version=0,
-            new_events=[escalation("s1", "a"), escalation("s1", "b")],
+            STORE,
+            "s1",
+            ["a", "b"],
+            at=five_minutes_ago(),
             metadata=new_metadata(traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
-            actor=TESTER,
         )
     async with db.read() as conn:
         stored = await STORE.read_all(conn)
@@ -75,15 +65,7 @@ async def test_the_lean_path_stores_an_event_row_as_sqlalchemy_does(tmp_path):
     try:
         async with database.transaction() as conn:
             assert lean_driver(conn) is not None  # the append below takes the lean path
-            [lean] = await STORE.append(
-                conn,
-                stream_id="lean",
-                stream_type="t",
-                expected_version=0,
-                new_events=[escalation("lean", "x")],
-                metadata=new_metadata(),
-                actor=TESTER,
-            )
+            [lean] = await append_escalations(conn, STORE, "lean", ["x"], at=five_minutes_ago())
             row = {c.key: v for c, v in zip(events.c, await _row_of(conn, lean.position), strict=True)}
             await conn.execute(insert(events), {**row, "position": None, "event_id": "by-sqlalchemy", "version": 2})
     finally:

@@ -10,20 +10,16 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy import func, select
 
-from shared.clock import utcnow
-from shared.contracts.intake import ServiceRequestEscalated
 from shared.contracts.topics import INTAKE
-from shared.events import ActorId
-from shared.eventstore import EventStore, NewEvent
-from shared.eventstore.store import _envelope, new_metadata
+from shared.eventstore import EventStore
+from shared.eventstore.store import _envelope
 from shared.eventstore.tables import events, outbox
 from shared.messaging.cloudevents import to_record
 from shared.messaging.kafka import reliable_producer
 from shared.messaging.relay import OutboxRelay, _tracing_on
 from shared.testing.app import eventually
+from shared.testing.escalations import append_escalations
 from shared.testing.kafka import collect, headers_of
-
-TESTER = ActorId.user("tester")
 
 
 async def append_many(db, streams: list[str], per_stream: int) -> None:
@@ -31,15 +27,7 @@ async def append_many(db, streams: list[str], per_stream: int) -> None:
     for version in range(per_stream):
         for stream in streams:
             async with db.transaction() as conn:
-                await store.append(
-                    conn,
-                    stream_id=stream,
-                    stream_type="t",
-                    expected_version=version,
-                    new_events=[NewEvent(ServiceRequestEscalated(request_id=stream, reason=str(version)), utcnow())],
-                    metadata=new_metadata(),
-                    actor=TESTER,
-                )
+                await append_escalations(conn, store, stream, [str(version)], expected_version=version)
 
 
 def relay_for(db, bootstrap, **options) -> OutboxRelay:
@@ -104,33 +92,14 @@ async def test_no_event_is_skipped_when_transactions_commit_out_of_order(db, bro
     store = EventStore(source="relay-test")
     early, late = f"early-{uuid.uuid4()}", f"late-{uuid.uuid4()}"
 
-    def escalation(stream):
-        return [NewEvent(ServiceRequestEscalated(request_id=stream, reason="r"), utcnow())]
-
     relay = relay_for(db, broker)
     task = asyncio.create_task(relay.run())
     try:
         async with db.engine.connect() as slow:
             transaction = await slow.begin()
-            await store.append(
-                slow,
-                stream_id=early,
-                stream_type="t",
-                expected_version=0,
-                new_events=escalation(early),
-                metadata=new_metadata(),
-                actor=TESTER,
-            )  # the lower position
+            await append_escalations(slow, store, early, ["r"])  # the lower position
             async with db.transaction() as fast:
-                await store.append(
-                    fast,
-                    stream_id=late,
-                    stream_type="t",
-                    expected_version=0,
-                    new_events=escalation(late),
-                    metadata=new_metadata(),
-                    actor=TESTER,
-                )
+                await append_escalations(fast, store, late, ["r"])
             await eventually(lambda: outbox_size(db), until=lambda n: n == 0)  # the later one is out
             await transaction.commit()
         db.committed.set()
@@ -205,17 +174,8 @@ async def test_a_round_spanning_several_producer_batches_per_partition_keeps_eac
 async def test_an_event_larger_than_the_producers_request_limit_stays_due_and_the_events_before_it_go_out(db, broker):
     small, large = f"small-{uuid.uuid4()}", f"large-{uuid.uuid4()}"
     await append_many(db, [small], per_stream=2)
-    store = EventStore(source="relay-test")
     async with db.transaction() as conn:
-        await store.append(
-            conn,
-            stream_id=large,
-            stream_type="t",
-            expected_version=0,
-            new_events=[NewEvent(ServiceRequestEscalated(request_id=large, reason="x" * 4000), utcnow())],
-            metadata=new_metadata(),
-            actor=TESTER,
-        )
+        await append_escalations(conn, EventStore(source="relay-test"), large, ["x" * 4000])
     relay = OutboxRelay(
         db,
         lambda: reliable_producer(broker, "relay-test", max_request_size=3000),
@@ -250,17 +210,7 @@ async def test_a_slow_outbox_delete_holds_back_neither_the_next_events_nor_publi
             task = asyncio.create_task(relay.run())
             await collect(broker, INTAKE, lambda r: r.key.decode() == first, expected=3)
             async with db.transaction() as conn:  # one transaction: one read of the relay takes them all
-                await EventStore(source="relay-test").append(
-                    conn,
-                    stream_id=second,
-                    stream_type="t",
-                    expected_version=0,
-                    new_events=[
-                        NewEvent(ServiceRequestEscalated(request_id=second, reason=str(n)), utcnow()) for n in range(3)
-                    ],
-                    metadata=new_metadata(),
-                    actor=TESTER,
-                )
+                await append_escalations(conn, EventStore(source="relay-test"), second, [str(n) for n in range(3)])
             records = await collect(broker, INTAKE, lambda r: r.key.decode() == second, expected=3)
             assert len(records) == 3, "the second stream went out while the first one's delete was waiting"
             assert await outbox_size(db) >= 3, "the first stream's rows were still in the outbox meanwhile"

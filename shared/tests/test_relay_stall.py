@@ -10,20 +10,15 @@ import pytest
 from sqlalchemy import func, select
 
 from deploy.kafka.launcher import LocalKafkaBroker
-from shared.clock import utcnow
-from shared.contracts.intake import ServiceRequestEscalated
 from shared.contracts.topics import INTAKE
-from shared.events import ActorId
-from shared.eventstore import Database, EventStore, NewEvent
-from shared.eventstore.store import new_metadata
+from shared.eventstore import Database, EventStore
 from shared.eventstore.tables import metadata, outbox
 from shared.messaging.kafka import ensure_topics, reliable_producer
 from shared.messaging.relay import OutboxRelay
 from shared.observability.metrics import RELAY_ERRORS
 from shared.testing.app import eventually
+from shared.testing.escalations import append_escalations
 from shared.testing.kafka import collect, headers_of
-
-TESTER = ActorId.user("tester")
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +35,7 @@ def own_broker():
 async def append(db: Database, stream: str, first_version: int, count: int) -> None:
     store = EventStore(source="stall-test")
     async with db.transaction() as conn:
-        await store.append(
-            conn,
-            stream_id=stream,
-            stream_type="t",
-            expected_version=first_version,
-            new_events=[
-                NewEvent(ServiceRequestEscalated(request_id=stream, reason=str(i)), utcnow()) for i in range(count)
-            ],
-            metadata=new_metadata(),
-            actor=TESTER,
-        )
+        await append_escalations(conn, store, stream, [str(i) for i in range(count)], expected_version=first_version)
 
 
 async def outbox_size(db: Database) -> int:

@@ -2,63 +2,11 @@
 // It reads the analytics views with the bearer token from the URL fragment (#token=...) or the token field.
 "use strict";
 
-const SVG_NS = "http://www.w3.org/2000/svg";
-const $ = (id) => document.getElementById(id);
-
-// --- small DOM helpers --------------------------------------------------------------------------------
-function el(tag, attrs = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  for (const child of [].concat(children)) node.append(child instanceof Node ? child : String(child));
-  return node;
-}
-function svgEl(tag, attrs = {}, children = []) {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  for (const child of [].concat(children)) {
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
+// The DOM helpers, the filter form and `api` are common.js's (loaded first).
 function svgRoot(width, height, label) {
   return svgEl("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": label });
 }
 const fmt = (v, suffix = "") => (v === null || v === undefined ? "–" : `${v}${suffix}`);
-function fmtMinutes(m) {
-  if (m === null || m === undefined) return "–";
-  if (m < 90) return `${m} min`;
-  if (m < 60 * 36) return `${(m / 60).toFixed(1)} h`;
-  return `${(m / 1440).toFixed(1)} d`;
-}
-function empty(container, message) {
-  container.replaceChildren(el("p", { class: "muted" }, message));
-}
-
-// --- filters and token --------------------------------------------------------------------------------
-function isoDay(date) { return date.toISOString().slice(0, 10); }
-function initFilters() {
-  const params = new URLSearchParams(location.hash.slice(1));
-  const token = params.get("token") || sessionStorage.getItem("servicetrail-token") || "";
-  $("token").value = token;
-  const tomorrow = new Date(Date.now() + 86400000);
-  $("to").value = params.get("to") || isoDay(tomorrow);
-  $("from").value = params.get("from") || isoDay(new Date(tomorrow.getTime() - 30 * 86400000));
-  $("group_by").value = params.get("group_by") || "dealer";
-  $("as_of").value = params.get("as_of") || "";
-  $("filters").addEventListener("submit", (event) => { event.preventDefault(); load(); });
-}
-function query(extra = {}) {
-  const q = { from: $("from").value, to: $("to").value, ...extra };
-  if ($("as_of").value) q.as_of = `${$("as_of").value}Z`;
-  return new URLSearchParams(q).toString();
-}
-async function api(path, extra) {
-  const token = $("token").value.trim();
-  const response = await fetch(`${path}?${query(extra)}`, { headers: { Authorization: `Bearer ${token}` } });
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.detail || `${response.status} ${response.statusText}`);
-  return body;
-}
 
 // --- charts -------------------------------------------------------------------------------------------
 // An axis from 0 to a round maximum in at most 5 steps of 1, 2 or 5 × 10^k.
@@ -238,12 +186,8 @@ const SCORECARD_COLUMNS = [
 // --- load ---------------------------------------------------------------------------------------------
 async function load() {
   const group = $("group_by").value;
-  document.body.dataset.state = "loading";
-  $("status").className = "";
-  $("status").textContent = "Loading…";
-  sessionStorage.setItem("servicetrail-token", $("token").value.trim());
-  document.querySelectorAll(".group-label").forEach((node) => { node.textContent = group.replace("_", " "); });
-  try {
+  await loadingPage(async () => {
+    document.querySelectorAll(".group-label").forEach((node) => { node.textContent = group.replace("_", " "); });
     const [byGroup, overall, satByDealer, satAll, scorecard, trend, durations, alerts] = await Promise.all([
       api("/v1/views/throughput", { group_by: group }), api("/v1/views/throughput", { group_by: "all" }),
       api("/v1/views/satisfaction", { group_by: "dealer" }), api("/v1/views/satisfaction", { group_by: "all" }),
@@ -258,15 +202,9 @@ async function load() {
     table("scorecard-table", SCORECARD_COLUMNS, scorecard.rows);
     table("throughput-table", THROUGHPUT_COLUMNS, byGroup.rows);
     alertsList(alerts.items);
-    const asOf = $("as_of").value ? ` as of ${$("as_of").value} UTC` : " (live)";
-    $("status").textContent = `Window ${$("from").value} to ${$("to").value}${asOf}; updated ${new Date().toISOString()}`;
-    document.body.dataset.state = "ready";
-  } catch (error) {
-    $("status").className = "error";
-    $("status").textContent = `Could not load the views: ${error.message}`;
-    document.body.dataset.state = "error";
-  }
+    return `Window ${$("from").value} to ${$("to").value}${asOfText()}; updated ${new Date().toISOString()}`;
+  }, "Could not load the views");
 }
 
-initFilters();
+initFilterForm(new URLSearchParams(location.hash.slice(1)), load);
 load();

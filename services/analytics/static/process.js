@@ -4,8 +4,7 @@
 // /v1/views/paid-service, /v1/views/part-waits.
 "use strict";
 
-const SVG_NS = "http://www.w3.org/2000/svg";
-const $ = (id) => document.getElementById(id);
+// The DOM helpers, the filter form and `api` are common.js's (loaded first).
 const STEPS = ["triage", "assign", "accept", "travel", "repair", "follow_up"];
 const STEP_NAMES = { triage: "Triage", assign: "Assign", accept: "Accept", travel: "Travel", repair: "Repair",
                      follow_up: "Follow-up", quoting: "Quoting", customer_decision: "Customer decides",
@@ -16,55 +15,13 @@ const WAIT_NAMES = { quoting: "Quoting", customer_decision: "Customer", parts_wa
 const CHAIN = ["triage", "quoting", "customer_decision", "assign", "accept", "travel", "parts_wait", "repair",
                "follow_up"];
 
-function el(tag, attrs = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  for (const child of [].concat(children)) node.append(child instanceof Node ? child : String(child));
-  return node;
-}
-function svgEl(tag, attrs = {}, children = []) {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  for (const child of [].concat(children)) {
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-function fmtMinutes(m) {
-  if (m === null || m === undefined) return "–";
-  if (m < 90) return `${m} min`;
-  if (m < 60 * 36) return `${(m / 60).toFixed(1)} h`;
-  return `${(m / 1440).toFixed(1)} d`;
-}
-function empty(container, message) { container.replaceChildren(el("p", { class: "muted" }, message)); }
-
 // --- filters ------------------------------------------------------------------------------------------
 const state = { params: new URLSearchParams(location.hash.slice(1)), handoffs: [], rework: [], variants: [],
                 findings: [], paid: [], partWaits: [] };
-function isoDay(date) { return date.toISOString().slice(0, 10); }
 function initFilters() {
-  const p = state.params;
-  $("token").value = p.get("token") || sessionStorage.getItem("servicetrail-token") || "";
-  const tomorrow = new Date(Date.now() + 86400000);
-  $("to").value = p.get("to") || isoDay(tomorrow);
-  $("from").value = p.get("from") || isoDay(new Date(tomorrow.getTime() - 30 * 86400000));
-  $("group_by").value = p.get("group_by") || "dealer";
-  $("as_of").value = p.get("as_of") || "";
-  $("filters").addEventListener("submit", (event) => { event.preventDefault(); load(); });
+  initFilterForm(state.params, load);
   $("group_by").addEventListener("change", () => { state.params.delete("key"); load(); });
   $("key").addEventListener("change", () => draw());
-}
-function query(extra = {}) {
-  const q = { from: $("from").value, to: $("to").value, ...extra };
-  if ($("as_of").value) q.as_of = `${$("as_of").value}Z`;
-  return new URLSearchParams(q).toString();
-}
-async function api(path, extra) {
-  const response = await fetch(`${path}?${query(extra)}`,
-                               { headers: { Authorization: `Bearer ${$("token").value.trim()}` } });
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.detail || `${response.status} ${response.statusText}`);
-  return body;
 }
 // Where a request id links to: intake's API (same host, port 8001, unless the URL says `#intake=<base>`).
 function requestLink(id) {
@@ -227,12 +184,8 @@ function draw() {
 
 async function load() {
   const group = $("group_by").value;
-  document.body.dataset.state = "loading";
-  $("status").className = "";
-  $("status").textContent = "Loading…";
-  sessionStorage.setItem("servicetrail-token", $("token").value.trim());
-  document.querySelectorAll(".group-label").forEach((n) => { n.textContent = group; });
-  try {
+  await loadingPage(async () => {
+    document.querySelectorAll(".group-label").forEach((n) => { n.textContent = group; });
     const [handoffs, rework, variants, findings, paid, partWaits] = await Promise.all([
       api("/v1/views/handoffs", { group_by: group }), api("/v1/views/rework", { group_by: group }),
       api("/v1/views/variants", { group_by: group }), api("/v1/views/process-findings", { group_by: group }),
@@ -249,14 +202,8 @@ async function load() {
     paidServiceTable();
     partWaitsTable();
     draw();
-    const asOf = $("as_of").value ? ` as of ${$("as_of").value} UTC` : " (live)";
-    $("status").textContent = `Requests received ${$("from").value} to ${$("to").value}${asOf}`;
-    document.body.dataset.state = "ready";
-  } catch (error) {
-    $("status").className = "error";
-    $("status").textContent = `Could not load the process views: ${error.message}`;
-    document.body.dataset.state = "error";
-  }
+    return `Requests received ${$("from").value} to ${$("to").value}${asOfText()}`;
+  }, "Could not load the process views");
 }
 
 initFilters();

@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from shared.clock import utcnow
-from shared.contracts.complaints import ComplaintOpened
 from shared.contracts.dispatch import (
     JobAccepted,
     JobArrived,
@@ -35,6 +34,7 @@ from shared.contracts.intake import (
 )
 from shared.contracts.warranty import PartRequestBackordered, PartRequestReceived, PartRequestReserved
 from shared.events import EventEnvelope
+from shared.testing.contract_events import complaint_opened
 from shared.testing.kafka import envelope_for
 
 
@@ -166,19 +166,8 @@ def complaint(
     complaint_id: str | None = None,
     **kw,
 ) -> EventEnvelope:
-    data = ComplaintOpened.model_validate(
-        dict(
-            complaint_id=complaint_id or str(uuid.uuid4()),
-            request_id=request_id,
-            job_id=job_id,
-            dealer_id=dealer_id,
-            category="delay",
-            severity="general",
-            source="hotline",
-            level=1,
-            ack_due=time + timedelta(hours=1),
-            resolve_due=time + timedelta(hours=8),
-        )
+    data = complaint_opened(
+        complaint_id or str(uuid.uuid4()), time, request_id=request_id, job_id=job_id, dealer_id=dealer_id
     )
     return stamped(data, time, source="complaints", **kw)
 

@@ -13,85 +13,16 @@ from hypothesis import strategies as st
 from services.analytics import commerce_sql, commerce_views
 from services.analytics.projection import Projection
 from services.analytics.records import AnalyticsEvent
+from services.analytics.tests.histories import WINDOWS, commerce_history, delivered, moments, request_history
 from services.analytics.tests.test_process_sql_equals_reference import assert_process_views_equal, reference_trails
-from services.analytics.tests.test_sql_equals_reference import BASE, MIN, WINDOWS, moments, request_history
 from services.analytics.views import GroupBy
 from shared.testing.properties import examples
-
-PARTS = ["P-BELT", "P-PUMP", "P-SEAL"]
-
-
-@st.composite
-def commerce_history(draw, n: int) -> list[AnalyticsEvent]:
-    """Quotes (some replaced, accepted, declined, expired, an expiry withdrawn) and part requests (served from
-    the van, reserved elsewhere, backordered; shipped and received or not) of request `R{n}` and its jobs."""
-    rid = f"R{n}"
-    events: list[AnalyticsEvent] = []
-    counter = iter(range(1000))
-
-    def add(event_type: str, minute: int, job: str | None = None, **data) -> None:
-        delay = draw(st.sampled_from([0, 0, 30, 600, 3000]))
-        events.append(
-            AnalyticsEvent(
-                f"{rid}-c{next(counter)}",
-                event_type,
-                rid,
-                job,
-                BASE + minute * MIN,
-                BASE + (minute + delay) * MIN,
-                draw(st.integers(1, 3)),
-                data,
-            )
-        )
-
-    minute = draw(st.integers(-600, 3000))
-    if draw(st.booleans()):
-        add("service_request.quote_required", minute + draw(st.integers(0, 60)))
-    for q in range(draw(st.integers(0, 2))):
-        quote = f"{rid}-Q{q}"
-        issued_at = minute + draw(st.integers(0, 600))
-        total = draw(st.sampled_from(["120.00", "89.50", "1234.05", "0.99"]))
-        currency = draw(st.sampled_from(["EUR", "EUR", "USD"]))
-        if draw(st.integers(0, 5)):
-            add("service_request.quote_issued", issued_at, quote_id=quote, total=total, currency=currency)
-        outcome = draw(st.sampled_from(["accepted", "declined", "expired", "late_accepted", None]))
-        decided = issued_at + draw(st.integers(0, 3000))
-        if outcome in ("accepted", "late_accepted"):
-            add("service_request.quote_accepted", decided, quote_id=quote, total=total, currency=currency)
-        if outcome == "declined":
-            add("service_request.quote_declined", decided, quote_id=quote)
-        if outcome in ("expired", "late_accepted"):
-            add("service_request.quote_expired", issued_at + 2880, quote_id=quote)
-        if outcome == "late_accepted" and draw(st.booleans()):
-            add("service_request.quote_expiry_withdrawn", issued_at + 2880, quote_id=quote)
-    for p in range(draw(st.integers(0, 3))):
-        job, part_request = f"{rid}-J{draw(st.integers(0, 1))}", f"{rid}-PR{p}"
-        part = draw(st.sampled_from(PARTS))
-        asked = minute + draw(st.integers(0, 2000))
-        ids = {"part_request_id": part_request, "part_number": part}
-        served = draw(st.sampled_from(["van", "center", "warehouse", "backordered", None]))
-        if served == "backordered":
-            add("part_request.backordered", asked, job, **ids)
-            if draw(st.booleans()):
-                add("part_request.reserved", asked + draw(st.integers(0, 900)), job, **ids, location_kind="warehouse")
-        elif served is not None:
-            add("part_request.reserved", asked, job, **ids, location_kind=served)
-        if served != "van" and draw(st.booleans()):
-            add("part_request.received", asked + draw(st.integers(0, 3000)), job, **ids)
-    return events
 
 
 @st.composite
 def deliveries(draw) -> tuple[list[AnalyticsEvent], list[list[AnalyticsEvent]]]:
-    events = [e for n in range(draw(st.integers(1, 6))) for e in draw(request_history(n)) + draw(commerce_history(n))]
-    duplicates = draw(st.lists(st.sampled_from(events), max_size=5)) if events else []
-    arriving = draw(st.permutations(events + duplicates))
-    batches, i = [], 0
-    while i < len(arriving):
-        size = draw(st.integers(1, 12))
-        batches.append(arriving[i : i + size])
-        i += size
-    return events, batches
+    histories = [draw(request_history(n)) + draw(commerce_history(n)) for n in range(draw(st.integers(1, 6)))]
+    return delivered(draw, [e for history in histories for e in history])
 
 
 @settings(

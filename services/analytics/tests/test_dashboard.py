@@ -4,19 +4,16 @@ the test created, the scorecard table, the alerts."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import shutil
-import tempfile
 import uuid
 from datetime import timedelta
-from html.parser import HTMLParser
 
 import httpx
 import pytest
 
 from services.analytics.tests import builders as ev
+from services.analytics.tests.browser import CHROMIUM, Elements, dump_dom
 from services.analytics.tests.conftest import unique
 from services.analytics.tests.served import analytics_process
 from shared.auth import mint_token
@@ -26,8 +23,6 @@ from shared.testing.app import eventually
 from shared.testing.kafka import publish
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
 @pytest.fixture(scope="module")
@@ -40,61 +35,6 @@ async def served(tmp_path_factory, kafka_bootstrap):
         ALERT_MIN_INTERVAL_SECONDS="0.05",
     ) as base:
         yield base
-
-
-class Elements(HTMLParser):
-    """Elements of the dumped DOM: (tag, attributes, text inside)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.found: list[tuple[str, dict, list[str]]] = []
-        self._open: list[tuple[str, dict, list[str]]] = []
-
-    def handle_starttag(self, tag, attrs):
-        element = (tag, dict(attrs), [])
-        self.found.append(element)
-        if tag not in ("br", "input", "meta", "link", "circle", "rect", "line", "polyline"):
-            self._open.append(element)
-
-    def handle_endtag(self, tag):
-        while self._open:
-            if self._open.pop()[0] == tag:
-                break
-
-    def handle_data(self, data):
-        for element in self._open:
-            element[2].append(data)
-
-    def text_of(self, predicate) -> list[str]:
-        return ["".join(text).strip() for tag, attrs, text in self.found if predicate(tag, attrs)]
-
-
-async def dump_dom(url: str) -> str:
-    profile = tempfile.mkdtemp(prefix="chromium-")
-    try:
-        process = await asyncio.create_subprocess_exec(
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            f"--user-data-dir={profile}",
-            "--virtual-time-budget=20000",
-            "--dump-dom",
-            url,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(process.communicate(), 90)
-        assert process.returncode == 0, err.decode()[-2000:]
-        return out.decode()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.mark.skipif(os.environ.get("SERVICETRAIL_SKIP_BROWSER") == "1", reason="SERVICETRAIL_SKIP_BROWSER=1")

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import itertools
 import random
-import uuid
 
 from services.analytics.facts import DIRECT, fold_all, fold_request
 from services.analytics.records import AnalyticsEvent
+from services.analytics.tests.histories import event_at
 
 MIN = 60_000_000
 R, J = "req-1", "job-1"
@@ -22,16 +22,8 @@ def event(
     recorded: float | None = None,
     **data,
 ) -> AnalyticsEvent:
-    return AnalyticsEvent(
-        str(uuid.uuid4()),
-        event_type,
-        request_id,
-        job_id,
-        int(at_minutes * MIN),
-        int((recorded if recorded is not None else at_minutes) * MIN),
-        1,
-        data,
-    )
+    """An event of request R unless another is named (`event_at`)."""
+    return event_at(event_type, at_minutes, request_id, job_id, recorded, **data)
 
 
 def received(at=0, dealer="D1", request_id=R):

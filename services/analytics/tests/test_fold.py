@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from services.analytics import facts, fold
 from services.analytics.records import AnalyticsEvent
+from services.analytics.tests.histories import request_history
 from services.analytics.tests.test_facts import event, history, job, received
-from services.analytics.tests.test_sql_equals_reference import request_history
 from shared.testing.properties import examples
 
 SETTINGS = settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])

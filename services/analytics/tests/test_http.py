@@ -55,8 +55,11 @@ async def test_the_dashboard_page_and_its_script_are_served_without_a_cdn(analyt
     page = await analytics.client.get("/dashboard")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "http" not in page.text.replace("http://www.w3.org", "")  # nothing fetched from elsewhere
-    script = await analytics.client.get("/dashboard/dashboard.js")
+    for name in ("common.js", "dashboard.js"):  # the page's scripts: common.js draws the SVG for it
+        assert f'<script src="/dashboard/{name}">' in page.text
+    script = await analytics.client.get("/dashboard/common.js")
     assert script.status_code == 200 and "createElementNS" in script.text
+    assert (await analytics.client.get("/dashboard/dashboard.js")).status_code == 200
     assert (await analytics.client.get("/dashboard/secrets.txt")).status_code == 404
 
 

@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 from services.analytics import facts
 from services.analytics.projection import REQUEST_COLUMNS, FactRows, Projection
 from services.analytics.records import HANDLED_TYPES, AnalyticsEvent
-from services.analytics.tests.test_commerce_sql_equals_reference import commerce_history
+from services.analytics.tests.histories import commerce_history, in_batches, request_history
 from services.analytics.tests.test_facts import event, job, received
-from services.analytics.tests.test_sql_equals_reference import request_history
 from shared.testing.properties import examples
 
 TABLES = ("requests", "revisits", "jobs")
@@ -63,12 +62,7 @@ def arrivals(draw) -> tuple[list[AnalyticsEvent], list[list[AnalyticsEvent]]]:
                 moved = arriving.pop(draw(st.integers(0, len(arriving) - 1)))
                 arriving.insert(draw(st.integers(0, len(arriving))), moved)
     arriving += draw(st.lists(st.sampled_from(events), max_size=4)) if events else []
-    batches, i = [], 0
-    while i < len(arriving):
-        size = draw(st.integers(1, 8))
-        batches.append(arriving[i : i + size])
-        i += size
-    return events, batches
+    return events, in_batches(draw, arriving, 8)
 
 
 @settings(

@@ -5,7 +5,6 @@ it), rework, variants and findings."""
 from __future__ import annotations
 
 import random
-import uuid
 
 from services.analytics.metrics import Window
 from services.analytics.process import (
@@ -18,25 +17,11 @@ from services.analytics.process import (
     variant_rows,
 )
 from services.analytics.records import AnalyticsEvent
+from services.analytics.tests.histories import event_at as event
 from services.analytics.views import GroupBy
 
 MIN = 60_000_000
 WINDOW = Window(0, 5000 * MIN)
-
-
-def event(
-    event_type: str, at: float, request_id: str | None, job_id: str | None = None, recorded: float | None = None, **data
-) -> AnalyticsEvent:
-    return AnalyticsEvent(
-        str(uuid.uuid4()),
-        event_type,
-        request_id,
-        job_id,
-        int(at * MIN),
-        int((recorded if recorded is not None else at) * MIN),
-        1,
-        data,
-    )
 
 
 def received(request_id: str, at: float, dealer: str | None = "D1") -> AnalyticsEvent:

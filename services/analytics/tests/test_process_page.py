@@ -8,11 +8,8 @@ real views behind it."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
-import shutil
-import tempfile
 import threading
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -36,9 +33,9 @@ from services.analytics.process import (
     variant_rows,
 )
 from services.analytics.tests import builders as ev
+from services.analytics.tests.browser import CHROMIUM, Elements, dump_dom, screenshot
 from services.analytics.tests.conftest import unique
 from services.analytics.tests.served import analytics_process
-from services.analytics.tests.test_dashboard import CHROMIUM, Elements, dump_dom
 from services.analytics.tests.test_process import event, everything, received, step, triaged
 from services.analytics.views import GroupBy
 from shared.auth import mint_token
@@ -116,37 +113,6 @@ def served():
     finally:
         server.should_exit = True
         thread.join(30)
-
-
-async def screenshot(url: str) -> bytes:
-    profile = tempfile.mkdtemp(prefix="chromium-")
-    try:
-        path = os.path.join(profile, "shot.png")
-        process = await asyncio.create_subprocess_exec(
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            f"--user-data-dir={profile}",
-            "--virtual-time-budget=20000",
-            "--window-size=1280,1400",
-            f"--screenshot={path}",
-            url,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, err = await asyncio.wait_for(process.communicate(), 90)
-        assert process.returncode == 0, err.decode()[-2000:]
-        with open(path, "rb") as file:
-            return file.read()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def boxes_in(png: bytes) -> tuple[list[int], list[int]]:

@@ -13,7 +13,7 @@ from services.analytics import process, process_sql
 from services.analytics.process import FindingRules, process_trails
 from services.analytics.projection import Projection
 from services.analytics.records import AnalyticsEvent
-from services.analytics.tests.test_sql_equals_reference import BASE, MIN, WINDOWS, moments, request_history
+from services.analytics.tests.histories import BASE, MIN, WINDOWS, delivered, moments, request_history
 from services.analytics.views import GroupBy
 from shared.testing.properties import examples
 
@@ -42,15 +42,7 @@ def deliveries(draw) -> tuple[list[AnalyticsEvent], list[list[AnalyticsEvent]]]:
                     {"complaint_id": complaint_id},
                 )
             )
-    events = list({e.event_id: e for e in events}.values())
-    duplicates = draw(st.lists(st.sampled_from(events), max_size=5)) if events else []
-    arriving = draw(st.permutations(events + duplicates))
-    batches, i = [], 0
-    while i < len(arriving):
-        size = draw(st.integers(1, 12))
-        batches.append(arriving[i : i + size])
-        i += size
-    return events, batches
+    return delivered(draw, list({e.event_id: e for e in events}.values()))
 
 
 def reference_trails(events: list[AnalyticsEvent], as_of: int | None, dealer: str | None):

@@ -4,123 +4,23 @@ views.py), row by row, for random histories delivered in any order, in any batch
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.analytics import sqlviews, views
 from services.analytics.facts import fold_all
-from services.analytics.metrics import Window, date_micros
 from services.analytics.projection import SMALL_BATCH, Projection, run
 from services.analytics.records import AnalyticsEvent
+from services.analytics.tests.histories import BASE, MIN, WINDOWS, delivered, moments, request_history
 from services.analytics.views import GroupBy
 from shared.testing.properties import examples
-
-MIN = 60_000_000
-DAY0 = date(2026, 3, 2)
-BASE = date_micros(DAY0)
-DEALERS = ["D1", "D2", None]
-WINDOWS = [
-    Window.of_dates(DAY0, DAY0 + timedelta(days=1)),
-    Window.of_dates(DAY0 - timedelta(days=1), DAY0 + timedelta(days=6)),
-]
-REASONS = ["parts_unavailable", "customer_absent", None]
-
-
-@st.composite
-def request_history(draw, n: int) -> list[AnalyticsEvent]:
-    """The events of one request: any subset of the steps, at random times, recorded after random delays."""
-    rid = f"R{n}"
-    events: list[AnalyticsEvent] = []
-    counter = iter(range(1000))
-
-    def add(event_type: str, minute: int, *, job: str | None = None, request: str | None = rid, **data) -> None:
-        delay = draw(st.sampled_from([0, 0, 30, 600, 3000]))  # equal recorded times happen, late syncs too
-        events.append(
-            AnalyticsEvent(
-                f"{rid}-{next(counter)}",
-                event_type,
-                request,
-                job,
-                BASE + minute * MIN,
-                BASE + (minute + delay) * MIN,
-                draw(st.integers(1, 3)),
-                data,
-            )
-        )
-
-    minute = draw(st.integers(-600, 3000))
-    dealer = draw(st.sampled_from(DEALERS))
-    keys = dict(
-        dealer_id=dealer,
-        region=draw(st.sampled_from(["north", "south"])),
-        product_line=draw(st.sampled_from(["baler", "mower"])),
-    )
-    if draw(st.integers(0, 9)):  # sometimes the request itself has not arrived
-        add("service_request.received", minute, **keys)
-    if draw(st.booleans()):
-        add("service_request.escalated", minute + draw(st.integers(0, 100)))
-    if draw(st.integers(0, 9)) == 0:
-        add("service_request.cancelled", minute + draw(st.integers(0, 2000)))
-    mode = draw(st.sampled_from(["phone", "onsite", "onsite", None]))
-    if mode is not None:
-        add("service_request.triaged", minute + draw(st.integers(0, 60)), mode=mode, priority="P2")
-    for j in range(draw(st.integers(0, 2)) if mode != "phone" else 0):
-        job = f"{rid}-J{j}"
-        start = minute + draw(st.integers(0, 120))
-        if draw(st.integers(0, 4)):
-            add("job.created", start, job=job, mode="onsite", priority="P2", **keys)
-        for a in range(draw(st.integers(0, 3))):
-            add(
-                "job.assigned",
-                start + draw(st.integers(0, 300)),
-                job=job,
-                center_id=f"C{a % 2}",
-                technician_id=draw(st.sampled_from(["T1", "T2", "T3"])),
-            )
-        if draw(st.booleans()):
-            add("job.accepted", start + draw(st.integers(0, 400)), job=job, technician_id="T1")
-        for _ in range(draw(st.integers(0, 2))):
-            add("job.arrived", start + draw(st.integers(0, 900)), job=job, technician_id="T1")
-        for _ in range(draw(st.integers(0, 2))):
-            fixed = draw(st.booleans())
-            data = {"technician_id": draw(st.sampled_from(["T1", "T2"])), "fixed": fixed}
-            if not fixed:
-                data["reason"] = draw(st.sampled_from(REASONS)) or "unspecified"
-            add("job.completed", start + draw(st.integers(100, 2000)), job=job, **data)
-        for kind in draw(st.lists(st.sampled_from(["accept", "arrive"]), max_size=2)):
-            add("job.sla_breached", start + 240, job=job, kind=kind)
-            if draw(st.booleans()):
-                add("job.sla_breach_withdrawn", start + 300, job=job, kind=kind)
-        for _ in range(draw(st.integers(0, 1))):
-            add(
-                "revisit.done",
-                start + draw(st.integers(1000, 4000)),
-                job=job,
-                satisfaction=draw(st.integers(1, 5)),
-                nps=draw(st.one_of(st.none(), st.integers(0, 10))),
-            )
-        if draw(st.integers(0, 3)) == 0:  # a complaint that names only the job
-            add("complaint.opened", start + 500, job=job, request=None, complaint_id=f"K-{job}", dealer_id=None)
-    if draw(st.integers(0, 3)) == 0:
-        add("complaint.opened", minute + 50, complaint_id=f"K-{rid}", dealer_id=dealer)
-    return events
 
 
 @st.composite
 def deliveries(draw) -> tuple[list[AnalyticsEvent], list[list[AnalyticsEvent]]]:
     """A history, and the batches it arrives in: shuffled across requests, some events twice."""
-    events = [e for n in range(draw(st.integers(1, 6))) for e in draw(request_history(n))]
-    duplicates = draw(st.lists(st.sampled_from(events), max_size=5)) if events else []
-    arriving = draw(st.permutations(events + duplicates))
-    batches, i = [], 0
-    while i < len(arriving):
-        size = draw(st.integers(1, 12))
-        batches.append(arriving[i : i + size])
-        i += size
-    return events, batches
+    return delivered(draw, [e for n in range(draw(st.integers(1, 6))) for e in draw(request_history(n))])
 
 
 def reference(events: list[AnalyticsEvent], as_of: int | None, dealer: str | None):
@@ -130,15 +30,6 @@ def reference(events: list[AnalyticsEvent], as_of: int | None, dealer: str | Non
         requests = [f for f in requests if f.dealer_id == dealer]
         revisits = [r for r in revisits if r.dealer_id == dealer]
     return requests, revisits
-
-
-def moments(events: list[AnalyticsEvent], pick) -> list[int | None]:
-    """Live, and a recorded moment: just before it and at it."""
-    recorded = sorted({e.recorded_at for e in events})
-    if not recorded:
-        return [None]
-    chosen = pick(st.sampled_from(recorded))
-    return [None, chosen - 1, chosen]
 
 
 def assert_views_equal(projection: Projection, events: list[AnalyticsEvent], pick) -> None:

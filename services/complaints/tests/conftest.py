@@ -22,7 +22,7 @@ from shared.contracts.topics import DISPATCH, INTAKE
 from shared.eventstore.tables import events
 from shared.testing.app import bearer, eventually, running
 from shared.testing.contract_events import job_created
-from shared.testing.database import with_tables
+from shared.testing.database import settings_for_a_test
 from shared.testing.kafka import envelope_for, group_at_end, publish, start_group_at_end_now
 
 
@@ -104,20 +104,14 @@ class Complaints:
 
 
 def complaints_settings(tmp_path, event_bus: str, **overrides) -> ComplaintsSettings:
-    values = dict(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/complaints.db",
-        kafka_bootstrap=event_bus,
-        consumer_group=f"complaints-test-{uuid.uuid4().hex[:8]}",
-        relay_poll_interval_ms=50,
-        deadline_poll_interval_ms=50,
-        log_json=False,
-        # In WAL mode NORMAL survives a killed process (what the crash tests do); only a power loss could take the
-        # last commits, and skipping that fsync per commit is most of a test's time on a busy disk.
-        sqlite_synchronous="NORMAL",
+    group = f"complaints-test-{uuid.uuid4().hex[:8]}"
+    settings = settings_for_a_test(
+        ComplaintsSettings,
+        metadata,
+        f"{tmp_path}/complaints.db",
+        event_bus,
+        **{"consumer_group": group, "deadline_poll_interval_ms": 50, **overrides},
     )
-    values.update(overrides)
-    settings = ComplaintsSettings(**values)
-    with_tables(settings, metadata)
     if "consumer_group" not in overrides:
         # A fresh group reads only what comes next, not every earlier test's events (their backlog grows with
         # the suite; the restart tests publish after their first start, and a restart keeps its offsets).

@@ -30,26 +30,19 @@ from shared.contracts.intake import (
 from shared.contracts.topics import INTAKE
 from shared.eventstore.tables import events
 from shared.testing.app import bearer, eventually, running
-from shared.testing.database import with_tables
+from shared.testing.database import settings_for_a_test
 from shared.testing.kafka import envelope_for, publish, start_group_at_end  # noqa: F401  (start_group_at_end: for the tests here)
 
 
 def dispatch_settings(tmp_path, event_bus: str, name: str = "dispatch", **overrides: Any) -> DispatchSettings:
-    values: dict[str, Any] = dict(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/{name}.db",
-        kafka_bootstrap=event_bus,
-        consumer_group=f"dispatch-test-{uuid.uuid4().hex[:8]}",
-        relay_poll_interval_ms=50,
-        deadline_poll_interval_ms=50,
-        log_json=False,
-        # In WAL mode NORMAL survives a killed process (what the crash tests do); only a power loss could take the
-        # last commits, and skipping that fsync per commit is most of a test's time on a busy disk.
-        sqlite_synchronous="NORMAL",
+    group = f"dispatch-test-{uuid.uuid4().hex[:8]}"
+    return settings_for_a_test(
+        DispatchSettings,
+        metadata,
+        f"{tmp_path}/{name}.db",
+        event_bus,
+        **{"consumer_group": group, "deadline_poll_interval_ms": 50, **overrides},
     )
-    values.update(overrides)
-    settings = DispatchSettings(**values)
-    with_tables(settings, metadata)
-    return settings
 
 
 @dataclass

@@ -14,7 +14,7 @@ from services.intake.read_model import metadata
 from services.intake.tests.webhook_receiver import Receiver
 from shared.clock import FixedClock
 from shared.testing.app import bearer, running
-from shared.testing.database import with_tables
+from shared.testing.database import settings_for_a_test
 from shared.testing.kafka import start_group_at_end_now
 
 
@@ -53,19 +53,10 @@ def intake_settings(tmp_path, event_bus: str, **overrides) -> IntakeSettings:
     """A test intake's settings. Its consumer group starts at the current end of every topic intake follows
     that the group has no offset in yet: intake follows all four topics (its webhooks deliver every one), and
     catching up with every earlier test's events would only slow the test down."""
-    values = dict(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/intake.db",
-        kafka_bootstrap=event_bus,
-        consumer_group=f"intake-test-{uuid.uuid4().hex[:8]}",
-        relay_poll_interval_ms=50,
-        log_json=False,
-        # In WAL mode NORMAL survives a killed process (what the crash tests do); only a power loss could take the
-        # last commits, and skipping that fsync per commit is most of a test's time on a busy disk.
-        sqlite_synchronous="NORMAL",
+    group = f"intake-test-{uuid.uuid4().hex[:8]}"
+    settings = settings_for_a_test(
+        IntakeSettings, metadata, f"{tmp_path}/intake.db", event_bus, **{"consumer_group": group, **overrides}
     )
-    values.update(overrides)
-    settings = IntakeSettings(**values)
-    with_tables(settings, metadata)
     start_group_at_end_now(event_bus, settings.consumer_group, CONSUMES, keep_committed=True)
     return settings
 

@@ -15,6 +15,7 @@ from services.intake.tests.webhook_receiver import Received
 from shared.clock import utcnow
 from shared.contracts.complaints import ComplaintAcknowledged, ComplaintOpened
 from shared.testing.app import eventually, running
+from shared.testing.contract_events import complaint_opened
 
 FAST = dict(
     webhook_allowed_hosts="127.0.0.1",
@@ -59,17 +60,8 @@ def verified(received: Received, secret: str) -> dict:
 
 
 def complaint_about_job(complaint_id: str, job_id: str) -> ComplaintOpened:
-    now = utcnow()
-    return ComplaintOpened(
-        complaint_id=complaint_id,
-        job_id=job_id,
-        dealer_id=None,
-        category="delay",
-        severity="general",
-        source="hotline",
-        level=1,
-        ack_due=now + timedelta(hours=4),
-        resolve_due=now + timedelta(days=3),
+    return complaint_opened(
+        complaint_id, utcnow(), job_id=job_id, acknowledge_within=timedelta(hours=4), resolve_within=timedelta(days=3)
     )
 
 

@@ -22,25 +22,16 @@ from shared.contracts.enums import Channel, CustomerTier, Priority, ServiceMode
 from shared.contracts.intake import Customer, Product, ServiceRequestReceived
 from shared.contracts.topics import DISPATCH, INTAKE
 from shared.testing.app import bearer, eventually, running
-from shared.testing.database import with_tables
+from shared.testing.database import settings_for_a_test
 from shared.testing.kafka import envelope_for, group_at_end, publish  # noqa: F401  (group_at_end: for the tests here)
 
 
 async def warranty_settings(tmp_path, event_bus: str, **overrides) -> WarrantySettings:
-    values = dict(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/warranty-{uuid.uuid4().hex[:6]}.db",
-        kafka_bootstrap=event_bus,
-        consumer_group=await group_at_end(event_bus, [INTAKE, DISPATCH], "warranty-test"),
-        relay_poll_interval_ms=50,
-        log_json=False,
-        # In WAL mode NORMAL survives a killed process (what the crash tests do); only a power loss could take the
-        # last commits, and skipping that fsync per commit is most of a test's time on a busy disk.
-        sqlite_synchronous="NORMAL",
+    group = await group_at_end(event_bus, [INTAKE, DISPATCH], "warranty-test")
+    database = f"{tmp_path}/warranty-{uuid.uuid4().hex[:6]}.db"
+    return settings_for_a_test(
+        WarrantySettings, metadata, database, event_bus, **{"consumer_group": group, **overrides}
     )
-    values.update(overrides)
-    settings = WarrantySettings(**values)
-    with_tables(settings, metadata)
-    return settings
 
 
 @dataclass

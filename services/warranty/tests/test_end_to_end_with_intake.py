@@ -38,6 +38,21 @@ async def coverage_shown(intake, request_id: str) -> dict:
     return (await eventually(view, until=lambda v: v["coverage"] is not None))["coverage"]
 
 
+async def covered_request_with_its_job(intake, dispatch_client, sn: str, dealer_id: str) -> tuple[str, str]:
+    """A request for the registered unit `sn` opened at intake, shown covered, triaged on site; once dispatch has
+    made its job: (request id, job id)."""
+    body = new_request_body(sn, dealer_id=dealer_id)
+    request_id = (await intake.post("/v1/service-requests", json=body)).json()["id"]
+    assert (await coverage_shown(intake, request_id))["covered"] is True
+    await intake.post(f"/v1/service-requests/{request_id}/triage", json={"mode": "onsite"})
+    jobs = await eventually(
+        lambda: dispatch_client.get(f"/v1/jobs?request_id={request_id}"),
+        until=lambda r: len(r.json()["items"]) == 1,
+        timeout=30,
+    )
+    return request_id, jobs.json()["items"][0]["id"]
+
+
 async def test_a_request_opened_at_intake_shows_warrantys_coverage_and_its_repair_is_claimed(warranty, intake):
     line = f"line-{serial()}"
     await warranty.set_policy(line, 24)
@@ -148,16 +163,7 @@ async def test_a_repair_through_intake_dispatch_and_warranty_is_covered_claimed_
     warranty.catch_up_with_real_time()
     sn = serial()
     await warranty.register(sn, warranty.today - timedelta(days=60), dealer_id="D1")
-    request_id = (await intake.post("/v1/service-requests", json=new_request_body(sn, dealer_id="D1"))).json()["id"]
-    assert (await coverage_shown(intake, request_id))["covered"] is True
-    await intake.post(f"/v1/service-requests/{request_id}/triage", json={"mode": "onsite"})
-
-    jobs = await eventually(
-        lambda: dispatch_client.get(f"/v1/jobs?request_id={request_id}"),
-        until=lambda r: len(r.json()["items"]) == 1,
-        timeout=30,
-    )
-    job_id = jobs.json()["items"][0]["id"]
+    request_id, job_id = await covered_request_with_its_job(intake, dispatch_client, sn, "D1")
     technician = bearer(dispatch_settings, "technician", sub="T-7")
     for step in ("accept", "arrive"):
         assert (await dispatch_client.post(f"/v1/jobs/{job_id}/{step}", headers=technician)).status_code == 200

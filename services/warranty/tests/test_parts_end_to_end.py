@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import pytest
 
-from services.intake.tests.conftest import new_request_body
 from services.warranty.tests.conftest import serial
 from services.warranty.tests.parts_helpers import (
     add_location,
@@ -21,13 +20,13 @@ from services.warranty.tests.parts_helpers import (
     unique,
 )
 from services.warranty.tests.test_end_to_end_with_intake import (  # noqa: F401  (fixtures)
-    coverage_shown,
+    covered_request_with_its_job,
     dispatch,
     intake,
 )
 from services.warranty.tests.test_part_returns import strict_warranty  # noqa: F401  (fixture)
 from shared.contracts.topics import WARRANTY
-from shared.testing.app import bearer, eventually
+from shared.testing.app import bearer
 from shared.testing.kafka import collect, headers_of, subject_is
 
 
@@ -53,15 +52,7 @@ async def test_a_part_waits_on_backorder_travels_to_the_van_goes_into_the_unit_c
     sn = serial()
     await w.register(sn, w.today - timedelta(days=60), dealer_id="D1")
 
-    request_id = (await intake.post("/v1/service-requests", json=new_request_body(sn, dealer_id="D1"))).json()["id"]
-    assert (await coverage_shown(intake, request_id))["covered"] is True
-    await intake.post(f"/v1/service-requests/{request_id}/triage", json={"mode": "onsite"})
-    jobs = await eventually(
-        lambda: dispatch_client.get(f"/v1/jobs?request_id={request_id}"),
-        until=lambda r: len(r.json()["items"]) == 1,
-        timeout=30,
-    )
-    job_id = jobs.json()["items"][0]["id"]
+    request_id, job_id = await covered_request_with_its_job(intake, dispatch_client, sn, "D1")
     await w.wait_for_history(sn, lambda items: any(i["type"] == "job.assigned" for i in items))
 
     technician = w.auth("technician", sub="T-7")
