@@ -148,7 +148,7 @@ class IdempotentCall:
     def without_key(cls, request: Request) -> IdempotentCall:
         """A call without a key: its work runs in a unit of work, and nothing is stored or replayed (the body's
         hash is only ever compared for a key: a call without one does not read or hash it)."""
-        return cls(request.app.state.idempotency, "", None, "", request.url.path)
+        return cls(request.app.state.idempotency, "", None, "", _url_path(request))
 
     async def run(self, produce: Produce) -> Response:
         if self.key is None:
@@ -231,6 +231,12 @@ def idempotent_call(request: Request, key: str, body: bytes) -> IdempotentCall:
     scope = f"{principal.subject}|{principal.dealer_id or ''}|{endpoint}"
     request_hash = _request_hash(body, request.url.path)
     return IdempotentCall(request.app.state.idempotency, scope, key, request_hash, request.url.path)
+
+
+def _url_path(request: Request) -> str:
+    """`request.url.path` without building the URL (~10 µs) for the usual path, which it leaves as it is."""
+    path: str = request.scope["path"]
+    return request.url.path if "?" in path or "#" in path or "\\" in path or "//" in path else path
 
 
 def _request_hash(raw: bytes, path: str) -> str:
