@@ -176,10 +176,8 @@ class OutboxRelay:
         poll_interval: float = 0.2,
         lease_seconds: float = 10.0,
         publish_timeout: float = 30.0,
-        linger: float = 0.01,
     ) -> None:
         self.db = db
-        self.linger = linger
         self.producer_factory = producer_factory
         self.source = source
         self.batch_size = batch_size
@@ -208,13 +206,6 @@ class OutboxRelay:
                     backoff = 0.2
                     if sent < self.batch_size and self._in_flight is None:
                         await self._wait_for_work()
-                        if sent and self.linger:
-                            # Busy (the last round published something): let the commits of the next few
-                            # milliseconds join this round, as the producer's linger does for its batches. A
-                            # round costs a read, a hand-over and a durable delete whatever its size; at a few
-                            # events a round that is most of the relay's CPU per event. An event after a quiet
-                            # spell goes out at once.
-                            await self._sleep(self.linger)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # Kafka or the database is away: keep going, catch up later.
