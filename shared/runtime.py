@@ -226,10 +226,21 @@ class ServiceRuntime:
 
 
 def serve(create_app: Callable[[Any], Any], settings: ServiceSettings) -> None:
-    """`python -m services.<name>`: one uvicorn worker on the service's HOST and PORT; our own JSON logging."""
+    """`python -m services.<name>`: one uvicorn worker on the service's HOST and PORT; our own JSON logging.
+    uvloop and httptools (uvicorn[standard]) named rather than left to "auto", which falls back to asyncio's loop
+    and the pure-Python h11 parser without a word when they are missing (about twice the CPU per request); no
+    access log (a log line per request); keep-alive as uvicorn's default (5 s)."""
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+    )
 
 
 def rebuild_from_event_store(

@@ -24,12 +24,11 @@ from services.complaints.queries import complaint_view
 from services.complaints.queries import list_complaints as page_of_complaints
 from services.complaints.read_model import ComplaintFilter
 from services.complaints.views import ComplaintView
-from shared.auth import Actor, Role
+from shared.auth import Role
 from shared.contracts.complaints import ComplaintCategory, ComplaintSeverity, ComplaintSource
 from shared.contracts.enums import Channel
-from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime, created
-from shared.http.dependencies import CurrentApplication, ReadDatabase
-from shared.http.idempotency import Idempotency
+from shared.http.commands import Command, CommandCall, StrictBody, UtcDatetime, created
+from shared.http.dependencies import ReadDatabase
 from shared.http.pagination import Cursor, Limit, Page, decode_cursor
 from shared.http.problems import Problem
 from shared.http.security import CurrentActor, Permission, dealer_for
@@ -84,32 +83,27 @@ async def visible_complaint(complaint_id: ComplaintId, actor: CurrentActor, db: 
 VisibleComplaint = Annotated[ComplaintView, Depends(visible_complaint)]
 
 
-async def _run(command: object, actor: Actor, meta: CommandMetadata, application: CurrentApplication) -> ComplaintView:
-    view: ComplaintView = await application.handle(command, actor, meta)
+async def _run(command: object, call: CommandCall) -> ComplaintView:
+    view: ComplaintView = await call.handle(command)
     return view
 
 
 @router.post(
     "",
     status_code=201,
-    dependencies=[Permission(Role.agent, OFFICER, Role.dealer)],
     responses={201: {"model": ComplaintView}},
     response_class=JSONResponse,
 )
 async def open_complaint(
-    body: OpenComplaintBody,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
-    idempotent: Idempotency,
+    body: OpenComplaintBody, call: Annotated[CommandCall, Command(Role.agent, OFFICER, Role.dealer, idempotent=True)]
 ) -> JSONResponse:
     """Open a complaint about a service request and/or job: a job must belong to the request, and the dealer is
     the request's. One complaints has not heard of yet is accepted and linked when its event arrives (`link`:
     awaited, then linked), or flagged `unresolved` after COMPLAINT_UNKNOWN_LINK_GRACE_SECONDS. Deadlines: acknowledge within 1 hour, resolve within
     8 hours (general) or 5 working days (serious). A dealer complains through the `dealer` channel, for
     itself, about its own requests."""
-    dealer_id = dealer_for(actor, body.dealer_id, action="open complaints for itself")
-    if actor.dealer_scope is not None:
+    dealer_id = dealer_for(call.actor, body.dealer_id, action="open complaints for itself")
+    if call.actor.dealer_scope is not None:
         if body.channel != Channel.dealer:
             raise Problem(
                 422,
@@ -130,10 +124,10 @@ async def open_complaint(
     )
 
     async def run() -> JSONResponse:
-        view = await _run(command, actor, meta, application)
+        view = await _run(command, call)
         return created(view, "/v1/complaints", view.id)
 
-    return await idempotent.run(run)
+    return await call.run(run)
 
 
 @router.get("/{complaint_id}", dependencies=[Permission(*READERS)], response_model=ComplaintView)
@@ -198,102 +192,72 @@ async def list_complaints(
     return await page_of_complaints(db, actor, where, by_urgency=by_urgency, after=after, limit=limit)
 
 
-@router.post("/{complaint_id}/acknowledge", dependencies=[Permission(OFFICER)], response_model=ComplaintView)
+@router.post("/{complaint_id}/acknowledge", response_model=ComplaintView)
 async def acknowledge_complaint(
-    complaint_id: ComplaintId,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
-    body: NoteBody | None = None,
+    complaint_id: ComplaintId, call: Annotated[CommandCall, Command(OFFICER)], body: NoteBody | None = None
 ) -> ComplaintView:
     """Take an open complaint on (due within 1 hour of opening). A late-synced acknowledgement within the
     deadline withdraws the timer's escalation."""
     body = body or NoteBody()
     command = AcknowledgeComplaint(complaint_id, body.note, body.occurred_at)
-    return await _run(command, actor, meta, application)
+    return await _run(command, call)
 
 
-@router.post("/{complaint_id}/escalate", dependencies=[Permission(OFFICER, Role.agent)], response_model=ComplaintView)
+@router.post("/{complaint_id}/escalate", response_model=ComplaintView)
 async def escalate_complaint(
-    complaint_id: ComplaintId,
-    body: ReasonBody,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
+    complaint_id: ComplaintId, body: ReasonBody, call: Annotated[CommandCall, Command(OFFICER, Role.agent)]
 ) -> ComplaintView:
     """Hand an unfinished complaint up one level (1 -> 2 -> 3)."""
     command = EscalateComplaint(complaint_id, body.reason, body.occurred_at)
-    return await _run(command, actor, meta, application)
+    return await _run(command, call)
 
 
-@router.post("/{complaint_id}/wait-on-customer", dependencies=[Permission(OFFICER)], response_model=ComplaintView)
+@router.post("/{complaint_id}/wait-on-customer", response_model=ComplaintView)
 async def wait_on_customer(
-    complaint_id: ComplaintId,
-    body: ReasonBody,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
+    complaint_id: ComplaintId, body: ReasonBody, call: Annotated[CommandCall, Command(OFFICER)]
 ) -> ComplaintView:
     """The acknowledged complaint waits for the customer: the resolution clock stops until they respond."""
     command = WaitOnCustomer(complaint_id, body.reason, body.occurred_at)
-    return await _run(command, actor, meta, application)
+    return await _run(command, call)
 
 
-@router.post(
-    "/{complaint_id}/customer-responded", dependencies=[Permission(OFFICER, Role.agent)], response_model=ComplaintView
-)
+@router.post("/{complaint_id}/customer-responded", response_model=ComplaintView)
 async def customer_responded(
-    complaint_id: ComplaintId,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
-    body: NoteBody | None = None,
+    complaint_id: ComplaintId, call: Annotated[CommandCall, Command(OFFICER, Role.agent)], body: NoteBody | None = None
 ) -> ComplaintView:
     """The customer answered: the resolution clock runs again, its deadline moved by the wait."""
     body = body or NoteBody()
     command = RecordCustomerResponse(complaint_id, body.note, body.occurred_at)
-    return await _run(command, actor, meta, application)
+    return await _run(command, call)
 
 
-@router.post("/{complaint_id}/resolve", dependencies=[Permission(OFFICER)], response_model=ComplaintView)
+@router.post("/{complaint_id}/resolve", response_model=ComplaintView)
 async def resolve_complaint(
-    complaint_id: ComplaintId,
-    body: ResolutionBody,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
+    complaint_id: ComplaintId, body: ResolutionBody, call: Annotated[CommandCall, Command(OFFICER)]
 ) -> ComplaintView:
     """Give the customer a resolution (an unacknowledged complaint is acknowledged by it)."""
     command = ResolveComplaint(complaint_id, body.resolution, body.occurred_at)
-    return await _run(command, actor, meta, application)
+    return await _run(command, call)
 
 
-@router.post("/{complaint_id}/reopen", dependencies=[Permission(OFFICER, Role.agent)], response_model=ComplaintView)
+@router.post("/{complaint_id}/reopen", response_model=ComplaintView)
 async def reopen_complaint(
-    complaint_id: ComplaintId,
-    body: ReasonBody,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
+    complaint_id: ComplaintId, body: ReasonBody, call: Annotated[CommandCall, Command(OFFICER, Role.agent)]
 ) -> ComplaintView:
     """Take a resolved complaint up again at its level, or appeal a closed one: reopened one level up. Both
     deadlines start again."""
     command = ReopenComplaint(complaint_id, body.reason, body.occurred_at)
-    return await _run(command, actor, meta, application)
+    return await _run(command, call)
 
 
-@router.post("/{complaint_id}/close", dependencies=[Permission(OFFICER)], response_model=ComplaintView)
+@router.post("/{complaint_id}/close", response_model=ComplaintView)
 async def close_complaint(
-    complaint_id: ComplaintId,
-    body: CloseBody,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
+    complaint_id: ComplaintId, body: CloseBody, call: Annotated[CommandCall, Command(OFFICER)]
 ) -> ComplaintView:
     """Close a resolved complaint, recording whether the customer confirmed the resolution. A complaint
     without a resolution cannot be closed (409)."""
     command = CloseComplaint(complaint_id, body.customer_confirmed, body.occurred_at)
-    return await _run(command, actor, meta, application)
+    return await _run(command, call)
 
 
 __all__ = ["router"]

@@ -12,14 +12,11 @@ from pydantic import BaseModel, Field
 from services.dispatch.application import DispatchReads
 from services.dispatch.commands import AcceptJob, AssignJob, CompleteJob, RecordArrival, RecordRevisit
 from services.dispatch.domain import JobStatus
-from shared.auth import Actor, Role
+from shared.auth import Role
 from shared.contracts.dispatch import RevisitChannel, VisitFailureReason
 from shared.contracts.enums import Priority, ServiceMode
 from shared.events import ACTOR_DESCRIPTION, UNKNOWN_ACTOR
-from shared.eventstore.store import Metadata
-from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime, validated
-from shared.http.dependencies import CurrentApplication
-from shared.http.idempotency import Idempotency, IdempotentCall
+from shared.http.commands import Command, CommandCall, StrictBody, UtcDatetime, validated
 from shared.http.pagination import Cursor, Limit, Page, keyset_after
 from shared.http.security import CurrentActor, Permission
 
@@ -173,87 +170,70 @@ async def get_job(job_id: JobId, actor: CurrentActor, dispatch: Dispatch) -> dic
     return await dispatch.job(job_id, actor)
 
 
-async def _run(
-    command: Any, actor: Actor, meta: Metadata, application: CurrentApplication, idempotent: IdempotentCall
-) -> JSONResponse:
+async def _run(command: Any, call: CommandCall) -> JSONResponse:
     """Every job command: once per Idempotency-Key (a device that retries gets the first answer back)."""
 
     async def run() -> JSONResponse:
-        return validated(JobView, await application.handle(command, actor, meta))
+        return validated(JobView, await call.handle(command))
 
-    return await idempotent.run(run)
+    return await call.run(run)
 
 
-@router.post("/{job_id}/assign", dependencies=[Permission(Role.dispatcher)], response_model=JobView)
+@router.post("/{job_id}/assign", response_model=JobView)
 async def assign_job(
     job_id: JobId,
     body: AssignBody,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
-    idempotent: Idempotency,
+    call: Annotated[CommandCall, Command(Role.dispatcher, idempotent=True)],
 ) -> JSONResponse:
     """Assign, or re-assign until the job is accepted, to any active technician with the product line's skill
     (in any region). The accept deadline stays the one set by the first assignment."""
-    return await _run(AssignJob(job_id, body.technician_id, body.occurred_at), actor, meta, application, idempotent)
+    return await _run(AssignJob(job_id, body.technician_id, body.occurred_at), call)
 
 
-@router.post("/{job_id}/accept", dependencies=[Permission(*FIELD_WORK)], response_model=JobView)
+@router.post("/{job_id}/accept", response_model=JobView)
 async def accept_job(
     job_id: JobId,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
-    idempotent: Idempotency,
+    call: Annotated[CommandCall, Command(*FIELD_WORK, idempotent=True)],
     body: StepBody | None = None,
 ) -> JSONResponse:
     """The assigned technician takes the job on. Judged against the accept deadline."""
     command = AcceptJob(job_id, body.occurred_at if body else None)
-    return await _run(command, actor, meta, application, idempotent)
+    return await _run(command, call)
 
 
-@router.post("/{job_id}/arrive", dependencies=[Permission(*FIELD_WORK)], response_model=JobView)
+@router.post("/{job_id}/arrive", response_model=JobView)
 async def arrive_at_job(
     job_id: JobId,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
-    idempotent: Idempotency,
+    call: Annotated[CommandCall, Command(*FIELD_WORK, idempotent=True)],
     body: StepBody | None = None,
 ) -> JSONResponse:
     """Service starts: on site, or the unit is checked in. After acceptance, and again for a repeat visit. The
     first arrival is judged against the arrive deadline."""
     command = RecordArrival(job_id, body.occurred_at if body else None)
-    return await _run(command, actor, meta, application, idempotent)
+    return await _run(command, call)
 
 
-@router.post("/{job_id}/complete", dependencies=[Permission(*FIELD_WORK)], response_model=JobView)
+@router.post("/{job_id}/complete", response_model=JobView)
 async def complete_job(
     job_id: JobId,
     body: CompleteBody,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
-    idempotent: Idempotency,
+    call: Annotated[CommandCall, Command(*FIELD_WORK, idempotent=True)],
 ) -> JSONResponse:
     """A visit ends. `fixed=false` leaves the job waiting for another visit."""
     command = CompleteJob(job_id, body.fixed, body.resolution, body.occurred_at, body.reason)
-    return await _run(command, actor, meta, application, idempotent)
+    return await _run(command, call)
 
 
-@router.post("/{job_id}/revisit", dependencies=[Permission(Role.agent, Role.dealer)], response_model=JobView)
+@router.post("/{job_id}/revisit", response_model=JobView)
 async def record_revisit(
     job_id: JobId,
     body: RevisitBody,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
-    idempotent: Idempotency,
+    call: Annotated[CommandCall, Command(Role.agent, Role.dealer, idempotent=True)],
 ) -> JSONResponse:
     """The follow-up contact with the customer, once the job is completed fixed: satisfaction 1-5 and NPS 0-10.
     A dealer records it for the jobs of its own requests."""
     command = RecordRevisit(job_id, body.satisfaction, body.channel, body.nps, body.comment, body.occurred_at)
-    return await _run(command, actor, meta, application, idempotent)
+    return await _run(command, call)
 
 
 __all__ = ["router"]

@@ -18,9 +18,7 @@ from services.dispatch.commands import (
 )
 from shared.auth import Role
 from shared.contracts.dispatch import CenterKind
-from shared.http.commands import CommandMetadata, StrictBody, location, validated
-from shared.http.dependencies import CurrentApplication
-from shared.http.idempotency import Idempotency
+from shared.http.commands import Command, CommandCall, StrictBody, location, validated
 from shared.http.pagination import Cursor, Limit, Page, keyset_after
 from shared.http.security import CurrentActor, Permission
 
@@ -119,24 +117,19 @@ def _created(model: type[BaseModel], view: dict[str, Any], collection: str) -> J
 @centers.post(
     "",
     status_code=201,
-    dependencies=[Permission(Role.dispatcher)],
     responses={201: {"model": CenterView}},
     response_class=JSONResponse,
 )
 async def register_service_center(
-    body: CenterBody,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
-    idempotent: Idempotency,
+    body: CenterBody, call: Annotated[CommandCall, Command(Role.dispatcher, idempotent=True)]
 ) -> JSONResponse:
     """Register a repair center, branch or authorized dealer. Its region decides which jobs it is offered."""
     command = RegisterServiceCenter(body.id, body.name, body.region, body.kind, body.dealer_id)
 
     async def run() -> JSONResponse:
-        return _created(CenterView, await application.handle(command, actor, meta), "/v1/service-centers")
+        return _created(CenterView, await call.handle(command), "/v1/service-centers")
 
-    return await idempotent.run(run)
+    return await call.run(run)
 
 
 @centers.get("", dependencies=[Permission(*STAFF_READERS)], response_model=CenterPage)
@@ -166,37 +159,32 @@ async def get_service_center(center_id: CenterId, actor: CurrentActor, dispatch:
     return await dispatch.center(center_id, actor)
 
 
-@centers.patch("/{center_id}", dependencies=[Permission(Role.dispatcher)], response_model=CenterView)
+@centers.patch("/{center_id}", response_model=CenterView)
 async def update_service_center(
-    center_id: CenterId, body: CenterPatch, meta: CommandMetadata, actor: CurrentActor, application: CurrentApplication
+    center_id: CenterId, body: CenterPatch, call: Annotated[CommandCall, Command(Role.dispatcher)]
 ) -> dict[str, Any]:
     """Change a center's name, region, kind or dealer. Jobs already assigned stay where they are."""
     command = UpdateServiceCenter(center_id, **body.changes())
-    result: dict[str, Any] = await application.handle(command, actor, meta)
+    result: dict[str, Any] = await call.handle(command)
     return result
 
 
 @technicians.post(
     "",
     status_code=201,
-    dependencies=[Permission(Role.dispatcher)],
     responses={201: {"model": TechnicianView}},
     response_class=JSONResponse,
 )
 async def register_technician(
-    body: TechnicianBody,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
-    idempotent: Idempotency,
+    body: TechnicianBody, call: Annotated[CommandCall, Command(Role.dispatcher, idempotent=True)]
 ) -> JSONResponse:
     """Register a technician of an existing center, with the product lines they are skilled for."""
     command = RegisterTechnician(body.id, body.center_id, body.name, list(body.skills), body.active)
 
     async def run() -> JSONResponse:
-        return _created(TechnicianView, await application.handle(command, actor, meta), "/v1/technicians")
+        return _created(TechnicianView, await call.handle(command), "/v1/technicians")
 
-    return await idempotent.run(run)
+    return await call.run(run)
 
 
 @technicians.get("", dependencies=[Permission(*STAFF_READERS)], response_model=TechnicianPage)
@@ -223,18 +211,14 @@ async def get_technician(technician_id: TechnicianId, actor: CurrentActor, dispa
     return await dispatch.technician(technician_id, actor)
 
 
-@technicians.patch("/{technician_id}", dependencies=[Permission(Role.dispatcher)], response_model=TechnicianView)
+@technicians.patch("/{technician_id}", response_model=TechnicianView)
 async def update_technician(
-    technician_id: TechnicianId,
-    body: TechnicianPatch,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
+    technician_id: TechnicianId, body: TechnicianPatch, call: Annotated[CommandCall, Command(Role.dispatcher)]
 ) -> dict[str, Any]:
     """Move a technician to another center, change their skills, or (de)activate them. An inactive technician
     gets no new jobs; the jobs they hold stay theirs until a dispatcher re-assigns them."""
     command = UpdateTechnician(technician_id, **body.changes())
-    result: dict[str, Any] = await application.handle(command, actor, meta)
+    result: dict[str, Any] = await call.handle(command)
     return result
 
 

@@ -27,9 +27,8 @@ from shared.auth import Role
 from shared.clock import utcnow
 from shared.contracts.enums import Channel, CustomerTier, Priority, ServiceMode
 from shared.contracts.intake import Customer, Product
-from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime, created
-from shared.http.dependencies import CurrentApplication, ReadDatabase
-from shared.http.idempotency import Idempotency
+from shared.http.commands import Command, CommandCall, StrictBody, UtcDatetime, created
+from shared.http.dependencies import ReadDatabase
 from shared.http.pagination import Cursor, Limit, Page, keyset_after
 from shared.http.security import CurrentActor, Permission, dealer_for
 
@@ -115,24 +114,14 @@ async def visible_request(request_id: RequestId, actor: CurrentActor, db: ReadDa
 VisibleRequest = Annotated[ServiceRequestView, Depends(visible_request)]
 
 
-@router.post(
-    "",
-    status_code=201,
-    dependencies=[Permission(Role.agent, Role.dealer)],
-    responses={201: {"model": ServiceRequestView}},
-    response_class=JSONResponse,
-)
+@router.post("", status_code=201, responses={201: {"model": ServiceRequestView}}, response_class=JSONResponse)
 async def open_service_request(
-    body: OpenRequestBody,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
-    idempotent: Idempotency,
+    body: OpenRequestBody, call: Annotated[CommandCall, Command(Role.agent, Role.dealer, idempotent=True)]
 ) -> JSONResponse:
     """Open a customer's case. A dealer's requests belong to the dealer of its token. An open request for
     the same serial is a 409 that names it (`existing_id`)."""
     command = OpenServiceRequest(
-        dealer_id=dealer_for(actor, body.dealer_id, action="open requests for itself"),
+        dealer_id=dealer_for(call.actor, body.dealer_id, action="open requests for itself"),
         channel=body.channel,
         customer=Customer(**body.customer.model_dump()),
         product=Product(**body.product.model_dump()),
@@ -144,10 +133,10 @@ async def open_service_request(
     )
 
     async def run() -> JSONResponse:
-        view: ServiceRequestView = await application.handle(command, actor, meta)
+        view: ServiceRequestView = await call.handle(command)
         return created(view, "/v1/service-requests", view.id)
 
-    return await idempotent.run(run)
+    return await call.run(run)
 
 
 @router.get("/{request_id}", dependencies=[Permission(*READERS)], response_model=ServiceRequestView)
@@ -173,65 +162,48 @@ async def list_service_requests(
     )
 
 
-@router.post("/{request_id}/triage", dependencies=[Permission(Role.agent)], response_model=ServiceRequestView)
+@router.post("/{request_id}/triage", response_model=ServiceRequestView)
 async def triage_service_request(
-    request_id: RequestId, body: TriageBody, meta: CommandMetadata, actor: CurrentActor, application: CurrentApplication
+    request_id: RequestId, body: TriageBody, call: Annotated[CommandCall, Command(Role.agent)]
 ) -> ServiceRequestView:
     """Decide the service mode and priority. Mode `phone` resolves and closes the request at once."""
     command = TriageServiceRequest(request_id, body.mode, body.priority, body.note, body.occurred_at)
-    view: ServiceRequestView = await application.handle(command, actor, meta)
+    view: ServiceRequestView = await call.handle(command)
     return view
 
 
-@router.post("/{request_id}/escalate", dependencies=[Permission(Role.agent)], response_model=ServiceRequestView)
+@router.post("/{request_id}/escalate", response_model=ServiceRequestView)
 async def escalate_service_request(
-    request_id: RequestId, body: ReasonBody, meta: CommandMetadata, actor: CurrentActor, application: CurrentApplication
+    request_id: RequestId, body: ReasonBody, call: Annotated[CommandCall, Command(Role.agent)]
 ) -> ServiceRequestView:
     """Hand a received request up before triage."""
-    view: ServiceRequestView = await application.handle(
-        EscalateServiceRequest(request_id, body.reason, body.occurred_at), actor, meta
-    )
+    view: ServiceRequestView = await call.handle(EscalateServiceRequest(request_id, body.reason, body.occurred_at))
     return view
 
 
-@router.post(
-    "/{request_id}/cancel", dependencies=[Permission(Role.agent, Role.dealer)], response_model=ServiceRequestView
-)
+@router.post("/{request_id}/cancel", response_model=ServiceRequestView)
 async def cancel_service_request(
-    request_id: RequestId, body: ReasonBody, meta: CommandMetadata, actor: CurrentActor, application: CurrentApplication
+    request_id: RequestId, body: ReasonBody, call: Annotated[CommandCall, Command(Role.agent, Role.dealer)]
 ) -> ServiceRequestView:
     """Withdraw a request, until a technician has arrived. Final; frees the serial."""
-    view: ServiceRequestView = await application.handle(
-        CancelServiceRequest(request_id, body.reason, body.occurred_at), actor, meta
-    )
+    view: ServiceRequestView = await call.handle(CancelServiceRequest(request_id, body.reason, body.occurred_at))
     return view
 
 
-async def _once(
-    command: IssueQuote | AcceptQuote | DeclineQuote,
-    actor: CurrentActor,
-    meta: CommandMetadata,
-    application: CurrentApplication,
-    idempotent: Idempotency,
-) -> JSONResponse:
+async def _once(command: IssueQuote | AcceptQuote | DeclineQuote, call: CommandCall) -> JSONResponse:
     """A quote, or the customer's decision, once per Idempotency-Key: a partner's system that retries gets the
     first answer back (not a second quote, nor a 409 for an acceptance already made)."""
 
     async def run() -> JSONResponse:
-        view: ServiceRequestView = await application.handle(command, actor, meta)
+        view: ServiceRequestView = await call.handle(command)
         return JSONResponse(view.model_dump(mode="json"))
 
-    return await idempotent.run(run)
+    return await call.run(run)
 
 
-@router.post("/{request_id}/quote", dependencies=[Permission(Role.agent)], response_model=ServiceRequestView)
+@router.post("/{request_id}/quote", response_model=ServiceRequestView)
 async def quote_service_request(
-    request_id: RequestId,
-    body: QuoteBody,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
-    idempotent: Idempotency,
+    request_id: RequestId, body: QuoteBody, call: Annotated[CommandCall, Command(Role.agent, idempotent=True)]
 ) -> JSONResponse:
     """Price the paid service of a request awaiting a quote (not covered by warranty, triaged to field work):
     labour at the hourly rate, parts from the catalogue. Valid for `QUOTE_VALID_DAYS`; a new quote replaces a
@@ -239,40 +211,30 @@ async def quote_service_request(
     or one not awaiting a quote, a 409."""
     parts = tuple(QuotedPart(p.part_number, p.quantity) for p in body.parts)
     command = IssueQuote(request_id, body.labour_minutes, parts, body.note, body.occurred_at)
-    return await _once(command, actor, meta, application, idempotent)
+    return await _once(command, call)
 
 
-@router.post(
-    "/{request_id}/quote/accept", dependencies=[Permission(Role.agent, Role.dealer)], response_model=ServiceRequestView
-)
+@router.post("/{request_id}/quote/accept", response_model=ServiceRequestView)
 async def accept_quote(
     request_id: RequestId,
     body: AcceptQuoteBody,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
-    idempotent: Idempotency,
+    call: Annotated[CommandCall, Command(Role.agent, Role.dealer, idempotent=True)],
 ) -> JSONResponse:
     """The customer agrees to pay (through the agent or the request's dealer): dispatch creates the job, its
     arrive SLA counted from this acceptance. An expired, declined or replaced quote is a 409."""
     command = AcceptQuote(request_id, body.channel, body.quote_id, body.occurred_at)
-    return await _once(command, actor, meta, application, idempotent)
+    return await _once(command, call)
 
 
-@router.post(
-    "/{request_id}/quote/decline", dependencies=[Permission(Role.agent, Role.dealer)], response_model=ServiceRequestView
-)
+@router.post("/{request_id}/quote/decline", response_model=ServiceRequestView)
 async def decline_quote(
     request_id: RequestId,
     body: DeclineQuoteBody,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
-    idempotent: Idempotency,
+    call: Annotated[CommandCall, Command(Role.agent, Role.dealer, idempotent=True)],
 ) -> JSONResponse:
     """The customer refuses the quote: the request closes (outcome `quote_declined`)."""
     command = DeclineQuote(request_id, body.reason, body.quote_id, body.occurred_at)
-    return await _once(command, actor, meta, application, idempotent)
+    return await _once(command, call)
 
 
 __all__ = ["router"]

@@ -15,13 +15,10 @@ from services.warranty.commands import ImportProducts, RegisterProduct, SetWarra
 from services.warranty.queries import WarrantyQueries
 from services.warranty.views import CoverageView, ImportReport, PolicyView, ProductView
 from shared.auth import Actor, Role
-from shared.eventstore.store import Metadata
-from shared.http.commands import CommandMetadata, StrictBody, location, validated
-from shared.http.idempotency import Idempotency, IdempotentCall
+from shared.http.commands import Command, CommandCall, StrictBody, location, validated
 from shared.http.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from shared.http.problems import Problem
 from shared.http.security import CurrentActor, Permission, dealer_for
-from shared.kernel import Application
 
 router = APIRouter(tags=["products and coverage"])
 
@@ -39,15 +36,10 @@ IMPORT_TYPES = {
 }
 
 
-def _application(request: Request) -> Application[Any]:
-    return request.app.state.warranty
-
-
 def _queries(request: Request) -> WarrantyQueries:
     return request.app.state.warranty_queries
 
 
-Warranty = Annotated[Application[Any], Depends(_application)]
 Queries = Annotated[WarrantyQueries, Depends(_queries)]
 Serial = Annotated[str, Path(min_length=1, max_length=80, description="The unit's serial")]
 Id = Annotated[str, Field(min_length=1, max_length=80)]  # an id in a body
@@ -60,11 +52,8 @@ def created(view: type[BaseModel], data: dict[str, Any], at: str | None = None) 
 
 
 async def create_once(
-    idempotent: IdempotentCall,
-    warranty: Application[Any],
+    call: CommandCall,
     command: object,
-    actor: Actor,
-    meta: Metadata,
     view: type[BaseModel],
     collection: str | None = None,
     key: str = "id",
@@ -73,10 +62,10 @@ async def create_once(
     `Location` of the new resource is `<collection>/<view[key]>` (a report such as an import's has none)."""
 
     async def run() -> JSONResponse:
-        data = await warranty.handle(command, actor, meta)
+        data = await call.handle(command)
         return created(view, data, location(collection, data[key]) if collection is not None else None)
 
-    return await idempotent.run(run)
+    return await call.run(run)
 
 
 def page(view: type[V], items: list[dict[str, Any]], after: Any) -> Page[V]:
@@ -140,25 +129,27 @@ class PolicyBody(StrictBody):
     "/v1/products",
     response_model=ProductView,
     status_code=201,
-    dependencies=[Permission(Role.warranty_officer, Role.dealer)],
 )
 async def register_product(
-    body: ProductBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+    body: ProductBody, call: Annotated[CommandCall, Command(Role.warranty_officer, Role.dealer, idempotent=True)]
 ) -> JSONResponse:
     """Register a unit sold. A dealer registers its own sales (dealer_id from its token). A serial already
     registered is a 409; a sale date in the future a 422."""
     command = RegisterProduct(
-        body.serial, body.model, body.product_line, body.sold_on, own_dealer(actor, body.dealer_id, "register sales")
+        body.serial,
+        body.model,
+        body.product_line,
+        body.sold_on,
+        own_dealer(call.actor, body.dealer_id, "register sales"),
     )
 
-    return await create_once(idempotent, warranty, command, actor, meta, ProductView, "/v1/products", key="serial")
+    return await create_once(call, command, ProductView, "/v1/products", key="serial")
 
 
 @router.post(
     "/v1/products/import",
     response_model=ImportReport,
     status_code=201,
-    dependencies=[Permission(Role.warranty_officer, Role.dealer)],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -174,10 +165,7 @@ async def register_product(
 )
 async def import_products(
     request: Request,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    warranty: Warranty,
-    idempotent: Idempotency,
+    call: Annotated[CommandCall, Command(Role.warranty_officer, Role.dealer, idempotent=True)],
     partial: Annotated[bool, Query(description="Import the valid rows even if others are not")] = False,
 ) -> JSONResponse:
     """Register many units sold: CSV with a header line (`serial,model,product_line,sold_on,dealer_id`) or
@@ -196,7 +184,7 @@ async def import_products(
     if len(body) > MAX_IMPORT_BYTES:
         raise Problem(413, f"An import may hold at most {MAX_IMPORT_BYTES // (1024 * 1024)} MB.", slug="too-large")
     try:
-        checked = parse(body, fmt, today=request.app.state.clock.now().date(), dealer_scope=actor.dealer_scope)
+        checked = parse(body, fmt, today=request.app.state.clock.now().date(), dealer_scope=call.actor.dealer_scope)
     except ImportRejected as exc:
         raise Problem(
             413 if exc.too_large else 422,
@@ -206,7 +194,7 @@ async def import_products(
         ) from exc
     command = ImportProducts(tuple(checked.rows), tuple(checked.errors), allow_partial=partial)
 
-    return await create_once(idempotent, warranty, command, actor, meta, ImportReport)
+    return await create_once(call, command, ImportReport)
 
 
 @router.get("/v1/products/{serial}", response_model=ProductView, dependencies=[Permission(*STAFF_READERS, Role.dealer)])
@@ -236,15 +224,14 @@ async def list_products(
     "/v1/warranty-policies",
     response_model=PolicyView,
     status_code=201,
-    dependencies=[Permission(Role.warranty_officer)],
 )
 async def set_warranty_policy(
-    body: PolicyBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+    body: PolicyBody, call: Annotated[CommandCall, Command(Role.warranty_officer, idempotent=True)]
 ) -> JSONResponse:
     """Set a product line's warranty for units sold on or after `effective_from` (all units when absent): the
     months, longer coverage for named part categories, and the excluded wear-part categories. Units already
     sold keep the version in force on their sale date."""
-    if actor.dealer_scope is not None:  # policies are the manufacturer's, no dealer's row
+    if call.actor.dealer_scope is not None:  # policies are the manufacturer's, no dealer's row
         raise Problem(
             403, "A dealer token may not set warranty policies, whatever other roles it holds.", slug="forbidden"
         )
@@ -252,9 +239,7 @@ async def set_warranty_policy(
         body.product_line, body.months, dict(body.part_months), list(body.excluded_categories), body.effective_from
     )
 
-    return await create_once(
-        idempotent, warranty, command, actor, meta, PolicyView, "/v1/warranty-policies", key="product_line"
-    )
+    return await create_once(call, command, PolicyView, "/v1/warranty-policies", key="product_line")
 
 
 @router.get(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -18,7 +18,6 @@ from services.warranty.api import (
     PathId,
     Queries,
     Serial,
-    Warranty,
     create_once,
     cursor_value,
     invalid_cursor,
@@ -29,14 +28,11 @@ from services.warranty.bulk_import import SERIAL_PATTERN
 from services.warranty.claims import ClaimStatus
 from services.warranty.commands import OverrideClaim, RecordPartSwap, RequestReturn, SubmitClaim
 from services.warranty.views import ClaimView, ReturnDecisionView, SwapView, UnitHistory
-from shared.auth import Actor, Role
+from shared.auth import Role
 from shared.contracts.warranty import ReturnKind
-from shared.eventstore.store import Metadata
-from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime
-from shared.http.idempotency import Idempotency
+from shared.http.commands import Command, CommandCall, StrictBody, UtcDatetime
 from shared.http.pagination import Cursor, Limit, Page, encode_cursor
 from shared.http.security import CurrentActor, Permission
-from shared.kernel import Application
 
 router = APIRouter(tags=["swaps, claims, returns and history"])
 
@@ -88,10 +84,10 @@ class ReturnBody(StrictBody):
     response_model=SwapView,
     status_code=201,
     responses=UNKNOWN_REFERENCE,
-    dependencies=[Permission(Role.technician, Role.dealer, Role.warranty_officer)],
 )
 async def record_part_swap(
-    body: PartSwapBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+    body: PartSwapBody,
+    call: Annotated[CommandCall, Command(Role.technician, Role.dealer, Role.warranty_officer, idempotent=True)],
 ) -> JSONResponse:
     """Record a part replaced during a job, with the old and new part serials. Warranty decides, on the swap
     date and for the part's category, whether it is covered or billable, and says why. The job must be one
@@ -109,7 +105,7 @@ async def record_part_swap(
         body.occurred_at,
     )
 
-    return await create_once(idempotent, warranty, command, actor, meta, SwapView, "/v1/part-swaps")
+    return await create_once(call, command, SwapView, "/v1/part-swaps")
 
 
 @router.get("/v1/part-swaps/{swap_id}", response_model=SwapView, dependencies=[Permission(*STAFF_READERS, Role.dealer)])
@@ -138,18 +134,17 @@ async def list_part_swaps(
     "/v1/claims",
     response_model=ClaimView,
     status_code=201,
-    dependencies=[Permission(Role.dealer)],
     responses=UNKNOWN_REFERENCE,
 )
 async def submit_claim(
-    body: ClaimBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+    body: ClaimBody, call: Annotated[CommandCall, Command(Role.dealer, idempotent=True)]
 ) -> JSONResponse:
     """Claim a completed job's labour and covered parts back. Adjudicated at once by the rules (coverage
     valid, swaps belong to the job, filed within 30 days of the job's completion), each with its verdict in
     `reasons`. Another dealer's job is a 404; a second claim for a job, or a job not completed yet, a 409."""
     command = SubmitClaim(body.job_id, body.labour_minutes, tuple(body.swap_ids))
 
-    return await create_once(idempotent, warranty, command, actor, meta, ClaimView, "/v1/claims")
+    return await create_once(call, command, ClaimView, "/v1/claims")
 
 
 @router.get(
@@ -189,29 +184,25 @@ async def list_claims(
     return page(ClaimView, items, after)
 
 
-async def _override(
-    claim_id: str, approve: bool, body: OverrideBody, meta: Metadata, actor: Actor, warranty: Application[Any]
-) -> ClaimView:
+async def _override(claim_id: str, approve: bool, body: OverrideBody, call: CommandCall) -> ClaimView:
     command = OverrideClaim(claim_id, approve, body.reason)
-    return ClaimView.model_validate(await warranty.handle(command, actor, meta))
+    return ClaimView.model_validate(await call.handle(command))
 
 
-@router.post(
-    "/v1/claims/{claim_id}/approve", response_model=ClaimView, dependencies=[Permission(Role.warranty_officer)]
-)
+@router.post("/v1/claims/{claim_id}/approve", response_model=ClaimView)
 async def approve_claim(
-    claim_id: PathId, body: OverrideBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty
+    claim_id: PathId, body: OverrideBody, call: Annotated[CommandCall, Command(Role.warranty_officer)]
 ) -> ClaimView:
     """A warranty officer approves a rejected claim, recorded with who and why. Already approved: 409."""
-    return await _override(claim_id, True, body, meta, actor, warranty)
+    return await _override(claim_id, True, body, call)
 
 
-@router.post("/v1/claims/{claim_id}/reject", response_model=ClaimView, dependencies=[Permission(Role.warranty_officer)])
+@router.post("/v1/claims/{claim_id}/reject", response_model=ClaimView)
 async def reject_claim(
-    claim_id: PathId, body: OverrideBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty
+    claim_id: PathId, body: OverrideBody, call: Annotated[CommandCall, Command(Role.warranty_officer)]
 ) -> ClaimView:
     """A warranty officer rejects an approved claim, recorded with who and why. Already rejected: 409."""
-    return await _override(claim_id, False, body, meta, actor, warranty)
+    return await _override(claim_id, False, body, call)
 
 
 @router.post(
@@ -219,10 +210,10 @@ async def reject_claim(
     response_model=ReturnDecisionView,
     status_code=201,
     responses=UNKNOWN_REFERENCE,
-    dependencies=[Permission(Role.agent, Role.warranty_officer, Role.dealer)],
 )
 async def request_return(
-    body: ReturnBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+    body: ReturnBody,
+    call: Annotated[CommandCall, Command(Role.agent, Role.warranty_officer, Role.dealer, idempotent=True)],
 ) -> JSONResponse:
     """Ask to return (refund) or exchange a registered unit. Decided at once and recorded either way: a
     return within 7 days of the sale, an exchange within 15 (day 0 is the sale date; configurable), or at any
@@ -230,7 +221,7 @@ async def request_return(
     repair). A dealer may ask for the units it sold only."""
     command = RequestReturn(body.serial, body.kind, body.reason, body.occurred_at)
 
-    return await create_once(idempotent, warranty, command, actor, meta, ReturnDecisionView)
+    return await create_once(call, command, ReturnDecisionView)
 
 
 @router.get(

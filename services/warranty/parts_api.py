@@ -16,7 +16,6 @@ from services.warranty.api import (
     UNKNOWN_REFERENCE,
     Id,
     PathId,
-    Warranty,
     create_once,
     created,
     cursor_value,
@@ -45,8 +44,7 @@ from services.warranty.views import (
 )
 from shared.auth import Actor, Role
 from shared.contracts.warranty import LocationKind, PartCondition
-from shared.http.commands import CommandMetadata, StrictBody, UtcDatetime, location, validated
-from shared.http.idempotency import Idempotency
+from shared.http.commands import Command, CommandCall, StrictBody, UtcDatetime, location, validated
 from shared.http.pagination import Cursor, Limit, Page
 from shared.http.problems import Problem
 from shared.http.security import CurrentActor, Permission
@@ -136,23 +134,22 @@ class PartReturnBody(StrictBody):
     response_model=PartView,
     status_code=201,
     responses={200: {"model": PartView, "description": "A part already catalogued, re-priced"}},
-    dependencies=[Permission(Role.warranty_officer)],
 )
 async def register_part(
-    body: PartBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+    body: PartBody, call: Annotated[CommandCall, Command(Role.warranty_officer, idempotent=True)]
 ) -> JSONResponse:
     """Enter a spare part in the catalogue (201), or re-price a catalogued one (200; the last registration
     holds and intake's quotes price from it). Registering exactly what holds already records nothing (200)."""
-    manufacturer_only(actor, "change the parts catalogue")
+    manufacturer_only(call.actor, "change the parts catalogue")
     command = RegisterPart(body.part_number, body.name, body.category, body.unit_price, body.currency)
 
     async def run() -> JSONResponse:
-        registered = await warranty.handle(command, actor, meta)
+        registered = await call.handle(command)
         if registered.created:
             return created(PartView, registered.view, location("/v1/parts", body.part_number))
         return validated(PartView, registered.view)
 
-    return await idempotent.run(run)
+    return await call.run(run)
 
 
 @router.get("/v1/parts", response_model=Page[PartView], dependencies=[Permission(*STOCK_READERS, Role.dealer)])
@@ -176,18 +173,16 @@ async def get_part(part_number: PathId, queries: Queries) -> PartView:
 # --- locations and stock ---------------------------------------------------------------------------------
 
 
-@router.post(
-    "/v1/stock-locations", response_model=LocationView, status_code=201, dependencies=[Permission(*STOCK_KEEPERS)]
-)
+@router.post("/v1/stock-locations", response_model=LocationView, status_code=201)
 async def register_stock_location(
-    body: LocationBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+    body: LocationBody, call: Annotated[CommandCall, Command(*STOCK_KEEPERS, idempotent=True)]
 ) -> JSONResponse:
     """A place that holds parts: a warehouse, a center's store (names its `center_id`) or a technician's van
     (names its `technician_id`; one van per technician). An id taken, or a technician with a van, is a 409."""
-    manufacturer_only(actor, "register stock locations")
+    manufacturer_only(call.actor, "register stock locations")
     command = RegisterStockLocation(body.id, body.kind, body.center_id, body.technician_id)
 
-    return await create_once(idempotent, warranty, command, actor, meta, LocationView, "/v1/stock-locations")
+    return await create_once(call, command, LocationView, "/v1/stock-locations")
 
 
 @router.get("/v1/stock-locations", response_model=Page[LocationView], dependencies=[Permission(*STOCK_READERS)])
@@ -212,18 +207,17 @@ async def list_stock_locations(
     response_model=ReceiptView,
     status_code=201,
     responses=UNKNOWN_REFERENCE,
-    dependencies=[Permission(*STOCK_KEEPERS)],
 )
 async def receive_stock(
-    body: ReceiptBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+    body: ReceiptBody, call: Annotated[CommandCall, Command(*STOCK_KEEPERS, idempotent=True)]
 ) -> JSONResponse:
     """Parts arrived at a location (a supplier's delivery). The oldest backordered part requests this location
     may serve and that now fit are reserved at once (`reserved_for`). An unknown location or part is a 404
     naming the field."""
-    manufacturer_only(actor, "receive stock")
+    manufacturer_only(call.actor, "receive stock")
     command = ReceiveStock(body.location_id, body.part_number, body.quantity, body.reference, body.occurred_at)
 
-    return await create_once(idempotent, warranty, command, actor, meta, ReceiptView)
+    return await create_once(call, command, ReceiptView)
 
 
 @router.post(
@@ -231,19 +225,18 @@ async def receive_stock(
     response_model=TransferView,
     status_code=201,
     responses=UNKNOWN_REFERENCE,
-    dependencies=[Permission(*STOCK_KEEPERS)],
 )
 async def transfer_stock(
-    body: TransferBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+    body: TransferBody, call: Annotated[CommandCall, Command(*STOCK_KEEPERS, idempotent=True)]
 ) -> JSONResponse:
     """Move available parts from one location to another. More than the source has available is a 409 naming
     what is there; backorders the target may serve are reserved as for a receipt."""
-    manufacturer_only(actor, "transfer stock")
+    manufacturer_only(call.actor, "transfer stock")
     command = TransferStock(
         body.from_location_id, body.to_location_id, body.part_number, body.quantity, body.occurred_at
     )
 
-    return await create_once(idempotent, warranty, command, actor, meta, TransferView)
+    return await create_once(call, command, TransferView)
 
 
 @router.get(
@@ -286,17 +279,16 @@ PART_REQUESTERS = (Role.technician, Role.dealer, Role.dispatcher, Role.warranty_
     response_model=PartRequestView,
     status_code=201,
     responses=UNKNOWN_REFERENCE,
-    dependencies=[Permission(*PART_REQUESTERS)],
 )
 async def request_part(
-    body: PartRequestBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+    body: PartRequestBody, call: Annotated[CommandCall, Command(*PART_REQUESTERS, idempotent=True)]
 ) -> JSONResponse:
     """Parts for a job: reserved from the assigned technician's van, else his center's store, else a warehouse
     (the first with the whole quantity available), or backordered until a receipt or transfer brings it. The
     job must be one dispatch announced and the caller's (404); a job completed fixed is a 409."""
     command = RequestPart(body.job_id, body.part_number, body.quantity, body.occurred_at)
 
-    return await create_once(idempotent, warranty, command, actor, meta, PartRequestView, "/v1/part-requests")
+    return await create_once(call, command, PartRequestView, "/v1/part-requests")
 
 
 @router.get(
@@ -332,34 +324,32 @@ async def get_part_request(part_request_id: PathId, actor: CurrentActor, queries
 @router.post(
     "/v1/part-requests/{part_request_id}/ship",
     response_model=PartRequestView,
-    dependencies=[Permission(*STOCK_KEEPERS)],
 )
 async def ship_part_request(
     part_request_id: PathId,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    warranty: Warranty,
+    call: Annotated[CommandCall, Command(*STOCK_KEEPERS)],
     body: Annotated[ShipBody | None, Body()] = None,
 ) -> PartRequestView:
     """The warehouse (or center) hands a reserved request's parts over for the van of the job's technician:
     they leave its stock. Not reserved, reserved in the van already, or a technician without a van: 409. The
     body is optional (`occurred_at`)."""
     command = ShipPartRequest(part_request_id, body.occurred_at if body else None)
-    return PartRequestView.model_validate(await warranty.handle(command, actor, meta))
+    return PartRequestView.model_validate(await call.handle(command))
 
 
 @router.post(
     "/v1/part-requests/{part_request_id}/receive",
     response_model=PartRequestView,
-    dependencies=[Permission(Role.technician, Role.dispatcher, Role.warranty_officer)],
 )
 async def receive_part_request(
-    part_request_id: PathId, body: ReceiveBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty
+    part_request_id: PathId,
+    body: ReceiveBody,
+    call: Annotated[CommandCall, Command(Role.technician, Role.dispatcher, Role.warranty_officer)],
 ) -> PartRequestView:
     """The technician takes shipped parts into his van, where they stay reserved for the job (a swap uses them
     first). More than was shipped and not yet received is a 422; a request not shipped a 409."""
     command = ReceivePartRequest(part_request_id, body.quantity, body.occurred_at)
-    return PartRequestView.model_validate(await warranty.handle(command, actor, meta))
+    return PartRequestView.model_validate(await call.handle(command))
 
 
 # --- part returns ------------------------------------------------------------------------------------------
@@ -370,17 +360,17 @@ async def receive_part_request(
     response_model=PartReturnView,
     status_code=201,
     responses=UNKNOWN_REFERENCE,
-    dependencies=[Permission(Role.technician, Role.dealer, Role.warranty_officer)],
 )
 async def return_part(
-    body: PartReturnBody, meta: CommandMetadata, actor: CurrentActor, warranty: Warranty, idempotent: Idempotency
+    body: PartReturnBody,
+    call: Annotated[CommandCall, Command(Role.technician, Role.dealer, Role.warranty_officer, idempotent=True)],
 ) -> JSONResponse:
     """The old part of a swap came back, with its condition (once per swap; the old part serial the swap
     recorded, if it recorded one). A claim for a covered swap of a category in `RETURN_REQUIRED_CATEGORIES`
     fails the rule `defective_part_returned` until then."""
     command = ReturnPart(body.swap_id, body.old_part_serial, body.condition, body.occurred_at)
 
-    return await create_once(idempotent, warranty, command, actor, meta, PartReturnView, "/v1/part-returns")
+    return await create_once(call, command, PartReturnView, "/v1/part-returns")
 
 
 @router.get(

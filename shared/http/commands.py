@@ -1,5 +1,11 @@
-"""What every command route needs besides its body: a strict body base, and the command's metadata
-(correlation id from `X-Correlation-Id` or a fresh one, and the caller's `traceparent`)."""
+"""What every command route needs besides its body, as one dependency: `Command(*roles)` (see `CommandCall`),
+a strict body base, and the answers of a command (`created`, `validated`).
+
+A command route declares `call: Annotated[CommandCall, Command(Role.agent)]` (`idempotent=True` for the routes
+that take an Idempotency-Key) and nothing else of the service: the caller's permission, its `Actor`, the
+command's metadata (correlation id from `X-Correlation-Id` or a fresh one, the caller's `traceparent`), the
+service's `Application` and the Idempotency-Key come together, from one FastAPI dependency solve instead of six:
+each solve costs ~18-20 µs, more than the work of most of them."""
 
 from __future__ import annotations
 
@@ -10,10 +16,16 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPBearer
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, field_validator
 
+from shared.auth import Actor, Principal, Role
 from shared.eventstore.store import Metadata, new_metadata
+from shared.http.idempotency import IdempotentCall, Produce, idempotent_call
+from shared.http.security import BEARER_DESCRIPTION, permitted_principal
+from shared.kernel import Application
 from shared.observability.tracing import current_traceparent, recording
 
 # C0 control characters and DEL, except tab, line feed and carriage return (a description may have lines). NUL
@@ -91,6 +103,10 @@ def location(collection: str, resource_id: str) -> str:
 
 
 async def command_metadata(request: Request) -> Metadata:  # async: no thread hop (see dependencies.py)
+    return metadata_of(request)
+
+
+def metadata_of(request: Request) -> Metadata:
     """The caller's W3C `traceparent` is kept; without one, the command starts a trace of its own, so that
     every event of the chain carries a trace id that consumers and logs can follow."""
     incoming = request.headers.get("traceparent")
@@ -105,3 +121,81 @@ _TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 
 
 CommandMetadata = Annotated[Metadata, Depends(command_metadata)]
+
+
+class CommandCall:
+    """What a command route gets from `Command(...)`: the caller as the application's `actor`, the command's
+    `meta`, the service's `application`, and `idempotent`, the Idempotency-Key's call (without a key, or on a
+    route that takes none, it runs the work in a unit of work and stores nothing)."""
+
+    __slots__ = ("actor", "application", "idempotent", "meta")
+
+    def __init__(self, actor: Actor, meta: Metadata, application: Application[Any], idempotent: IdempotentCall) -> None:
+        self.actor, self.meta, self.application, self.idempotent = actor, meta, application, idempotent
+
+    async def handle(self, command: Any) -> Any:
+        """The command, handled by the service's application as this caller, with this request's metadata."""
+        return await self.application.handle(command, self.actor, self.meta)
+
+    async def run(self, produce: Produce) -> Response:
+        """`produce`'s answer, once per Idempotency-Key (see `shared.http.idempotency`)."""
+        return await self.idempotent.run(produce)
+
+
+IDEMPOTENCY_KEY_MAX_LENGTH = 200
+_IDEMPOTENCY_KEY_DESCRIPTION = "Replays the first answer when the same request is sent again"
+# The Idempotency-Key as FastAPI documents an optional `Header(max_length=200)` (shared.http.openapi adds it to
+# the operations of `Command(..., idempotent=True)`): the header is read by the scheme itself, not by a FastAPI
+# header parameter, whose per-request validation cost more than the rest of the dependency.
+IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {
+        "anyOf": [{"type": "string", "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH}, {"type": "null"}],
+        "description": _IDEMPOTENCY_KEY_DESCRIPTION,
+        "title": "Idempotency-Key",
+    },
+    "description": _IDEMPOTENCY_KEY_DESCRIPTION,
+}
+
+
+class _CommandScheme(HTTPBearer):
+    """The bearer scheme of a command route (the same `HTTPBearer` security scheme on its OpenAPI operation as
+    every other route's) that lets through callers holding one of `roles` and answers the route's
+    `CommandCall`: verifying the caller, checking its roles, reading the Idempotency-Key and gathering the rest
+    in one solve. The caller comes first: a 401/403 before a bad key's 422."""
+
+    def __init__(self, roles: tuple[Role, ...], idempotent: bool) -> None:
+        super().__init__(auto_error=False, description=BEARER_DESCRIPTION, scheme_name="HTTPBearer")
+        self.roles, self.idempotent = roles, idempotent
+        self.openapi_parameters = [IDEMPOTENCY_KEY_PARAMETER] if idempotent else []
+
+    async def __call__(self, request: Request) -> CommandCall:  # type: ignore[override]  # the call, not credentials
+        principal: Principal = permitted_principal(request, self.roles)
+        application: Application[Any] = request.app.state.application
+        key = request.headers.get("idempotency-key") if self.idempotent else None
+        if key is None:
+            idempotent = IdempotentCall.without_key(request)
+        else:
+            if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:  # as FastAPI's validation of the header said it
+                raise RequestValidationError(
+                    [
+                        {
+                            "type": "string_too_long",
+                            "loc": ("header", "Idempotency-Key"),
+                            "msg": f"String should have at most {IDEMPOTENCY_KEY_MAX_LENGTH} characters",
+                            "input": key,
+                            "ctx": {"max_length": IDEMPOTENCY_KEY_MAX_LENGTH},
+                        }
+                    ]
+                )
+            idempotent = idempotent_call(request, key, await request.body())
+        return CommandCall(Actor.of(principal), metadata_of(request), application, idempotent)
+
+
+def Command(*roles: Role, idempotent: bool = False) -> Any:  # noqa: N802 - reads as a declaration on the route
+    """The one dependency of a command route: lets through callers holding any of `roles` (admin always passes)
+    and gives the route its `CommandCall`. `idempotent=True`: the route takes an Idempotency-Key (documented as
+    an optional header of the operation, at most 200 characters)."""
+    return Depends(_CommandScheme(roles, idempotent))

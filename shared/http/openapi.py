@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
 
 PROBLEM_SCHEMA = {
     "title": "Problem",
@@ -85,6 +87,36 @@ def statuses_of(path: str, method: str, operation: dict[str, Any]) -> set[int]:
     return statuses
 
 
+def _document_read_headers(app: FastAPI, schema: dict[str, Any]) -> None:
+    """Parameters a route's dependency reads itself rather than through a FastAPI parameter (its
+    `openapi_parameters`: the Idempotency-Key of `shared.http.commands.Command`), documented on the route's
+    operation where FastAPI would put them: after the path and query parameters, `parameters` before the body."""
+    for route in iter_route_contexts(app.routes):  # included routers' routes with their prefixes, as FastAPI's own
+        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
+            continue
+        extra = [p for dep in _dependants(route.dependant) for p in getattr(dep.call, "openapi_parameters", ())]
+        if not extra:
+            continue
+        for method in route.methods or ():
+            operation = schema.get("paths", {}).get(route.path_format, {}).get(method.lower())
+            if operation is None:
+                continue
+            if "parameters" in operation:
+                operation["parameters"].extend(extra)
+                continue
+            reordered: dict[str, Any] = {}
+            for name in list(operation):
+                if name in ("requestBody", "callbacks", "responses") and "parameters" not in reordered:
+                    reordered["parameters"] = list(extra)
+                reordered[name] = operation.pop(name)
+            reordered.setdefault("parameters", list(extra))
+            operation.update(reordered)
+
+
+def _dependants(dependant: Dependant) -> list[Dependant]:
+    return [sub for dep in dependant.dependencies for sub in (dep, *_dependants(dep))]
+
+
 def document_problems(app: FastAPI) -> None:
     """Make `app.openapi()` list every error status of every operation as a problem document."""
     generate = app.openapi
@@ -94,6 +126,7 @@ def document_problems(app: FastAPI) -> None:
             return app.openapi_schema
         schema = generate()
         schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        _document_read_headers(app, schema)
         for path, operations in schema.get("paths", {}).items():
             for method, operation in operations.items():
                 responses = operation.setdefault("responses", {})

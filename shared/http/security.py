@@ -25,7 +25,8 @@ from fastapi.security.utils import get_authorization_scheme_param
 from shared.auth import Actor, InvalidToken, Principal, Role, TokenVerifier
 from shared.http.problems import Problem
 
-_bearer = HTTPBearer(auto_error=False, description="JWT signed by the deployment's AUTH_SECRET")
+BEARER_DESCRIPTION = "JWT signed by the deployment's AUTH_SECRET"
+_bearer = HTTPBearer(auto_error=False, description=BEARER_DESCRIPTION)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
@@ -130,13 +131,20 @@ def Permission(*roles: Role) -> Any:  # noqa: N802 - reads as a declaration on t
     """A route dependency that lets through callers holding any of `roles` (admin always passes)."""
 
     async def check(request: Request, credentials: Credentials) -> Principal:
-        principal = principal_of(request, credentials)
-        if not principal.has_any(*roles):
-            allowed = ", ".join(r.value for r in roles)
-            raise Problem(403, f"This action needs one of the roles: {allowed}.", slug="forbidden")
-        return principal
+        return permitted_principal(request, roles, credentials)
 
     return Depends(check)
+
+
+def permitted_principal(
+    request: Request, roles: tuple[Role, ...], credentials: HTTPAuthorizationCredentials | None | Unset = _UNSET
+) -> Principal:
+    """The caller (`principal_of`), if it holds any of `roles` (admin always passes); 403 otherwise."""
+    principal = principal_of(request, credentials)
+    if not principal.has_any(*roles):
+        allowed = ", ".join(r.value for r in roles)
+        raise Problem(403, f"This action needs one of the roles: {allowed}.", slug="forbidden")
+    return principal
 
 
 async def current_actor(request: Request) -> Actor:  # async: no thread hop

@@ -14,9 +14,8 @@ from services.intake.webhooks.commands import DeleteWebhook, Redeliver, RotateSe
 from services.intake.webhooks.queries import list_deliveries, list_webhooks, webhook_view
 from services.intake.webhooks.views import DeliveryView, RotatedSecret, WebhookView, WebhookWithSecret
 from shared.auth import Role
-from shared.http.commands import CommandMetadata, StrictBody, created
-from shared.http.dependencies import CurrentApplication, ReadDatabase
-from shared.http.idempotency import Idempotency
+from shared.http.commands import Command, CommandCall, StrictBody, created
+from shared.http.dependencies import ReadDatabase
 from shared.http.pagination import Cursor, Limit, Page, keyset_after
 from shared.http.security import CurrentActor, Permission, dealer_for
 
@@ -62,33 +61,28 @@ VisibleWebhook = Annotated[WebhookView, Depends(visible_webhook)]
 @router.post(
     "",
     status_code=201,
-    dependencies=[PARTNERS],
     responses={201: {"model": WebhookWithSecret}},
     response_class=JSONResponse,
 )
 async def subscribe(
-    body: SubscribeBody,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
-    idempotent: Idempotency,
+    body: SubscribeBody, call: Annotated[CommandCall, Command(Role.dealer, idempotent=True)]
 ) -> Response:
     """Subscribe a URL to event types of the caller's cases (its requests and their jobs, swaps, claims,
     complaints; an admin's subscription without `dealer_id` receives everything). The answer holds the
     `whsec_…` secret that signs every delivery (Standard Webhooks): keep it, it is not shown again. Only
     https URLs whose host resolves to public addresses are accepted (422 naming `url`)."""
     command = Subscribe(
-        dealer_id=dealer_for(actor, body.dealer_id, action="subscribe to its own cases"),
+        dealer_id=dealer_for(call.actor, body.dealer_id, action="subscribe to its own cases"),
         url=body.url,
         types=tuple(body.types),
         description=body.description,
     )
 
     async def run() -> JSONResponse:
-        view: WebhookWithSecret = await application.handle(command, actor, meta)
+        view: WebhookWithSecret = await call.handle(command)
         return created(view, "/v1/webhooks", view.id)
 
-    return await idempotent.run(run)
+    return await call.run(run)
 
 
 @router.get("", dependencies=[PARTNERS], response_model=Page[WebhookView])
@@ -105,12 +99,10 @@ async def get_subscription(webhook: VisibleWebhook) -> WebhookView:
     return webhook
 
 
-@router.delete("/{webhook_id}", dependencies=[PARTNERS], response_model=WebhookView)
-async def delete_subscription(
-    webhook_id: WebhookId, meta: CommandMetadata, actor: CurrentActor, application: CurrentApplication
-) -> WebhookView:
+@router.delete("/{webhook_id}", response_model=WebhookView)
+async def delete_subscription(webhook_id: WebhookId, call: Annotated[CommandCall, Command(Role.dealer)]) -> WebhookView:
     """Remove a subscription: its pending deliveries are cancelled, nothing more is sent."""
-    view: WebhookView = await application.handle(DeleteWebhook(webhook_id), actor, meta)
+    view: WebhookView = await call.handle(DeleteWebhook(webhook_id))
     return view
 
 
@@ -132,29 +124,22 @@ async def list_subscription_deliveries(
 @router.post(
     "/{webhook_id}/deliveries/{delivery_id}/redeliver",
     status_code=202,
-    dependencies=[PARTNERS],
     response_model=DeliveryView,
 )
 async def redeliver(
-    webhook_id: WebhookId,
-    delivery_id: DeliveryId,
-    meta: CommandMetadata,
-    actor: CurrentActor,
-    application: CurrentApplication,
+    webhook_id: WebhookId, delivery_id: DeliveryId, call: Annotated[CommandCall, Command(Role.dealer)]
 ) -> DeliveryView:
     """Send a delivery again (a missed or failed one, or a replay): it is queued now, in its case's order, with
     the same `webhook-id` (receivers that saw it already drop it)."""
-    view: DeliveryView = await application.handle(Redeliver(webhook_id, delivery_id), actor, meta)
+    view: DeliveryView = await call.handle(Redeliver(webhook_id, delivery_id))
     return view
 
 
-@router.post("/{webhook_id}/rotate-secret", dependencies=[PARTNERS], response_model=RotatedSecret)
-async def rotate_secret(
-    webhook_id: WebhookId, meta: CommandMetadata, actor: CurrentActor, application: CurrentApplication
-) -> RotatedSecret:
+@router.post("/{webhook_id}/rotate-secret", response_model=RotatedSecret)
+async def rotate_secret(webhook_id: WebhookId, call: Annotated[CommandCall, Command(Role.dealer)]) -> RotatedSecret:
     """Replace the signing secret. Until `previous_secret_expires_at` (WEBHOOK_SECRET_GRACE_SECONDS) every
     delivery carries a signature with each secret, so receivers can switch without missing one."""
-    view: RotatedSecret = await application.handle(RotateSecret(webhook_id), actor, meta)
+    view: RotatedSecret = await call.handle(RotateSecret(webhook_id))
     return view
 
 
