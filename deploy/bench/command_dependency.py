@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI
 
+from deploy.bench.http_in_process import post
 from shared.auth import Role, TokenVerifier, mint_token
 from shared.http.app import ObservabilityMiddleware
 from shared.http.commands import Command, CommandCall, CommandMetadata, StrictBody
@@ -66,43 +67,9 @@ def bench_app() -> FastAPI:
 
 
 async def _request(app: FastAPI, path: str, token: str, payload: bytes) -> None:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"bench"),
-            (b"content-type", b"application/json"),
-            (b"authorization", f"Bearer {token}".encode()),
-            (b"content-length", str(len(payload)).encode()),
-        ],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-        "state": {},
-    }
-    delivered = False
-    statuses: list[int] = []
-
-    async def receive() -> dict[str, Any]:
-        nonlocal delivered
-        if delivered:
-            await asyncio.Event().wait()
-        delivered = True
-        return {"type": "http.request", "body": payload, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            statuses.append(message["status"])
-
-    await app(scope, receive, send)
-    if statuses != [201]:
-        raise RuntimeError(f"{path} answered {statuses}")
+    status = await post(app, path, token, payload)
+    if status != 201:
+        raise RuntimeError(f"{path} answered {status}")
 
 
 async def _measure(requests: int, rounds: int) -> dict[str, list[float]]:

@@ -16,8 +16,55 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from deploy.bench.write_path import ROOT, _export
+
+
+async def post(app: Any, path: str, token: str, body: bytes) -> int:
+    """POST a JSON `body` with a bearer token straight to the ASGI `app` (no server, no socket); the answer's
+    status. Defined here, not in a module of its own, because this file also runs inside the `--before` tree."""
+    import asyncio
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"bench"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+        "app": app,
+    }
+    delivered = False
+
+    async def receive() -> dict[str, object]:
+        nonlocal delivered
+        if delivered:
+            await asyncio.Event().wait()
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    status = 0
+
+    async def send(message: dict[str, object]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])  # type: ignore[call-overload]
+
+    await app(scope, receive, send)
+    return status
 
 
 def _serve_in_process(requests: int, concurrency: int, warmup: int) -> None:
@@ -48,45 +95,7 @@ def _serve_in_process(requests: int, concurrency: int, warmup: int) -> None:
     template = request_body_template()
 
     async def one(body: bytes) -> int:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": "/v1/service-requests",
-            "raw_path": b"/v1/service-requests",
-            "query_string": b"",
-            "root_path": "",
-            "headers": [
-                (b"host", b"bench"),
-                (b"content-type", b"application/json"),
-                (b"authorization", f"Bearer {token}".encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-            "client": ("127.0.0.1", 1),
-            "server": ("127.0.0.1", 80),
-            "state": {},
-            "app": app,
-        }
-        delivered = False
-
-        async def receive() -> dict[str, object]:
-            nonlocal delivered
-            if delivered:
-                await asyncio.Event().wait()
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        status = 0
-
-        async def send(message: dict[str, object]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])  # type: ignore[call-overload]
-
-        await app(scope, receive, send)
-        return status
+        return await post(app, "/v1/service-requests", token, body)
 
     async def load(count: int, prefix: str) -> list[int]:
         statuses: list[int] = []

@@ -21,24 +21,15 @@ import shared.eventstore.pg_driver as pg_driver_module
 import shared.eventstore.store as store_module
 from deploy.postgres.launcher import create_database
 from shared.contracts.intake import ServiceRequestEscalated
-from shared.events import ActorId
-from shared.eventstore import ConcurrencyError, EventStore, NewEvent
+from shared.eventstore import ConcurrencyError, NewEvent
 from shared.eventstore.lean import Prepared, query, update_else_insert, write
 from shared.eventstore.pg_driver import pg_driver
-from shared.eventstore.store import Metadata
 from shared.eventstore.tables import UtcDateTime, events, metadata
 from shared.kernel.unit_of_work import reconcile_deadlines
 from shared.scheduling import deadlines
 from shared.tests.conftest import database_with
-
-RECORDED_AT = datetime(2026, 12, 1, 9, 30, 5, 654321, tzinfo=UTC)
-OCCURRED_AT = datetime(2026, 11, 30, 8, 15, 0, 123456, tzinfo=UTC)
-CAUSE = Metadata(
-    correlation_id="corr-1",
-    causation_id="cause-9",
-    traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-)
-ACTOR = ActorId.user("alice;50%", dealer_id="D-7")
+from shared.tests.test_append_rows import OCCURRED_AT, RECORDED_AT
+from shared.tests.test_append_rows import append_to_pin as append
 
 own = MetaData()
 pairs = Table(
@@ -86,18 +77,6 @@ def fixed_randomness_and_clock(monkeypatch) -> FixedRandomness:
 
 def escalations(*reasons: str) -> list[NewEvent]:
     return [NewEvent(ServiceRequestEscalated(request_id="SR-PIN", reason=r), OCCURRED_AT) for r in reasons]
-
-
-async def append(conn, expected_version: int, new_events: list[NewEvent]) -> list:
-    return await EventStore("intake").append(
-        conn,
-        stream_id="SR-PIN",
-        stream_type="service_request",
-        expected_version=expected_version,
-        new_events=new_events,
-        metadata=CAUSE,
-        actor=ACTOR,
-    )
 
 
 async def stored_text(database) -> tuple[list[tuple], list[tuple]]:
