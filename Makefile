@@ -93,8 +93,8 @@ format: $(INSTALLED)
 # `make fuzz` and the kafka tier use schemathesis, as a library). Then the costliest tests were cut without
 # dropping an assertion (the flat-memory export on 150/1,500 requests, the alerts' analytics from the topics' ends,
 # one app per service in the OpenAPI tests, chDB imported by its test, EC keys for TLS) and gc.freeze() after
-# collection (conftest.py): same-load pairs on the busy box (load 10-15), branch start vs after, 110/109 s against
-# 98/103 s of CPU, 252/206 s against 184/144 s of wall.
+# collection (conftest.py): three same-load pairs on the busy box (load 7-15), before then after: CPU 110/109/119 s
+# against 98/103/103 s, wall 252/206/179 s against 184/144/108 s (the longest single tests were among those cut).
 test-fast: $(INSTALLED)
 	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "not kafka and not postgres and not browser" --hypothesis-profile=fast \
 		-n $(or $(WORKERS),3) --dist worksteal -p no:schemathesis
