@@ -79,7 +79,8 @@ format: $(INSTALLED)
 	$(VENV)/bin/ruff format .
 
 # The fast tier: every test that needs no broker, no PostgreSQL server and no browser (marked in conftest.py);
-# HTTP-contract and reaction tests run on the in-process broker, property tests on a tenth of their examples.
+# HTTP-contract and reaction tests run on the in-process broker, property tests on a tenth of their examples (the
+# analytics SQL = reference ones on three of the eight groupings per moment: `every_or_some`; `make test` all).
 # Timers run on a test clock (`shared.clock.FixedClock`: a test moves it and the deadline scheduler looks at
 # once) and tests wait on signals (`shared.testing.app.settled`/`all_published`, `shared.testing.kafka.caught_up`),
 # not on a real clock. Three pytest workers (pytest-xdist) on two cores, stealing work from each other: what
@@ -89,7 +90,11 @@ format: $(INSTALLED)
 # and 103-112 s CPU for 1,015 tests, where the tier before the test clock took 72-81 s and 130-150 s (972 tests,
 # 4 workers). Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: compiling the sources and rewriting
 # the test modules' asserts is half of every worker's collection; the schemathesis plugin is not loaded (only
-# `make fuzz` and the kafka tier use schemathesis, as a library).
+# `make fuzz` and the kafka tier use schemathesis, as a library). Then the costliest tests were cut without
+# dropping an assertion (the flat-memory export on 150/1,500 requests, the alerts' analytics from the topics' ends,
+# one app per service in the OpenAPI tests, chDB imported by its test, EC keys for TLS) and gc.freeze() after
+# collection (conftest.py): three same-load pairs on the busy box (load 7-15), before then after: CPU 110/109/119 s
+# against 98/103/103 s, wall 252/206/179 s against 184/144/108 s (the longest single tests were among those cut).
 test-fast: $(INSTALLED)
 	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "not kafka and not postgres and not browser" --hypothesis-profile=fast \
 		-n $(or $(WORKERS),3) --dist worksteal -p no:schemathesis

@@ -4,6 +4,7 @@ container when an engine answers, or Apache Kafka's own jars on loopback), with 
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
 from collections.abc import Iterator
 
@@ -40,6 +41,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker("postgres")
         if "kafka" in params:
             item.add_marker("kafka")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Move what collection made (every module, class and function the tests import: ~190,000 objects) out of
+    the garbage collector's sight: each full collection during the run, and pytest's at the session's end, no
+    longer walks them (they live until the process ends anyway). About half of a worker's full-collection time."""
+    gc.freeze()
 
 
 @pytest.fixture(scope="session")

@@ -23,8 +23,6 @@ from services.analytics.tests import builders as ev
 from shared.contracts.base import REGISTRY
 from shared.messaging.cloudevents import to_record
 
-chdb_session = pytest.importorskip("chdb.session")
-
 DDL = Path(__file__).resolve().parents[1] / "clickhouse"
 STAND_IN = (
     "CREATE TABLE IF NOT EXISTS servicetrail_events_kafka (raw String, _topic String, "
@@ -124,7 +122,16 @@ def moment(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def test_the_clickhouse_ddl_keeps_every_event_once_and_its_facts_as_of_any_moment_equal_the_reference(tmp_path):
+@pytest.fixture
+def chdb_session():
+    """chDB's session module, imported by the test that uses it: the engine is a library of some hundreds of MB,
+    ~0.4 s of CPU to load, which every pytest worker would otherwise pay at collection."""
+    return pytest.importorskip("chdb.session")
+
+
+def test_the_clickhouse_ddl_keeps_every_event_once_and_its_facts_as_of_any_moment_equal_the_reference(
+    tmp_path, chdb_session
+):
     session = chdb_session.Session(str(tmp_path / "chdb"))
     try:
         events_ddl = (DDL / "01_events.sql").read_text()

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from services.analytics.metrics import Window, date_micros
 from services.analytics.records import AnalyticsEvent
+from services.analytics.views import GroupBy
+from shared.testing.properties import every_or_some
 
 MIN = 60_000_000
 DAY0 = date(2026, 3, 2)
@@ -25,6 +27,8 @@ WINDOWS = [
 ]
 REASONS = ["parts_unavailable", "customer_absent", None]
 PARTS = ["P-BELT", "P-PUMP", "P-SEAL"]
+# The groupings each moment of an example is checked under: all of them in `make test`, three drawn in the fast tier.
+GROUPINGS = every_or_some(GroupBy, 3)
 
 
 def event_at(

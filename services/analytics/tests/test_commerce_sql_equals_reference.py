@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 from services.analytics import commerce_sql, commerce_views
 from services.analytics.projection import Projection
 from services.analytics.records import AnalyticsEvent
-from services.analytics.tests.histories import WINDOWS, commerce_history, delivered, moments, request_history
+from services.analytics.tests.histories import GROUPINGS, WINDOWS, commerce_history, delivered, moments, request_history
 from services.analytics.tests.test_process_sql_equals_reference import assert_process_views_equal, reference_trails
-from services.analytics.views import GroupBy
 from shared.testing.properties import examples
 
 
@@ -44,7 +43,7 @@ def test_paid_service_and_part_waits_in_sql_equal_the_reference_for_any_history_
         try:
             for as_of in moments(events, data.draw):
                 trails = reference_trails(events, as_of, dealer)
-                for group_by in GroupBy:
+                for group_by in data.draw(GROUPINGS):
                     args = (cur, tables, window, group_by, as_of, dealer)
                     assert commerce_sql.paid_service_rows(*args) == commerce_views.paid_service_rows(
                         trails, window, group_by

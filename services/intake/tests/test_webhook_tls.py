@@ -13,8 +13,10 @@ from shared.testing.app import eventually
 
 def certificate(tmp_path, name: str) -> tuple[str, str]:
     cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    # An EC P-256 key: made in a millisecond, where an RSA 2048 one takes ~0.2 s of CPU (TLS verifies either alike).
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1"]
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        + ["-keyout", key, "-out", cert, "-days", "1"]
         + ["-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}"],
         check=True,
         capture_output=True,
