@@ -134,6 +134,7 @@ def serve_instrumented_analytics() -> None:
     from typing import Any
 
     from services.analytics.app import AnalyticsSettings, create_app
+    from services.analytics.application import AnalyticsViews
     from services.analytics.consumer import BatchProjectionConsumer
     from services.analytics.monitor import AlertMonitor
     from services.analytics.projection import Projection
@@ -171,6 +172,26 @@ def serve_instrumented_analytics() -> None:
     Projection.apply = timed_apply  # type: ignore[method-assign]
     BatchProjectionConsumer._commit = timed("commit", BatchProjectionConsumer._commit)  # type: ignore[method-assign]
     AlertMonitor.evaluate = timed("alerts", AlertMonitor.evaluate)  # type: ignore[method-assign]
+    AnalyticsViews._query = timed("view", AnalyticsViews._query)  # type: ignore[method-assign]
+
+    def threads_cpu() -> None:  # each thread's CPU seconds so far, every second (`report` diffs them by name)
+        ticks = os.sysconf("SC_CLK_TCK")
+        while True:
+            spent: dict[str, float] = {}
+            named = {t.native_id: t.name for t in threading.enumerate()}
+            for task in Path("/proc/self/task").iterdir():
+                try:
+                    values = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                # the event loop is MainThread; asyncio.to_thread's workers asyncio_N; DuckDB's own have no name
+                thread = named.get(int(task.name), "not Python (DuckDB's)").rstrip("0123456789_-")
+                spent[thread] = spent.get(thread, 0.0) + (int(values[11]) + int(values[12])) / ticks
+            write("threads", time.time(), cpu=spent)
+            time.sleep(1)
+
+    if Path("/proc/self/task").exists():
+        threading.Thread(target=threads_cpu, daemon=True).start()
     serve(create_app, AnalyticsSettings())
 
 
@@ -327,15 +348,79 @@ def report(result: dict, stage_lines: list[dict]) -> str:
         lines.append(f"  {name:40} {_stats(values)}  (n={len(values)})")
     for name, key in (("view GET, before the load", "idle_view_seconds"), ("view GET, every poll", "view_seconds")):
         lines.append(f"  {name:40} {_stats(result[key])}  (n={len(result[key])})")
+    lines += _slowest(probes, stage_lines)
     elapsed = result["elapsed"]
-    lines.append(f"  analytics meanwhile ({elapsed:.0f} s):")
-    for kind, name in (("apply", "batch applies"), ("commit", "offset commits"), ("alerts", "alert evaluations")):
+    cpu = result.get("cpu", {})
+    lines.append(
+        f"  analytics meanwhile ({elapsed:.0f} s"
+        + "".join(f"; {name} used {seconds / elapsed:.2f} CPU" for name, seconds in cpu.items())
+        + "):"
+    )
+    samples = [line for line in stage_lines if line["kind"] == "threads"]
+    if len(samples) >= 2:
+        first, last = samples[0]["cpu"], samples[-1]["cpu"]
+        span = samples[-1]["start"] - samples[0]["start"]
+        used = {name: last[name] - first.get(name, 0.0) for name in last}
+        lines.append(
+            "    CPU by thread: "
+            + ", ".join(f"{name} {seconds / span:.2f}" for name, seconds in sorted(used.items(), key=lambda i: -i[1]))
+        )
+    for kind, name in (
+        ("apply", "batch applies"),
+        ("commit", "offset commits"),
+        ("alerts", "alert evaluations"),
+        ("view", "view queries (in their thread)"),
+    ):
         spans = [line["end"] - line["start"] for line in stage_lines if line["kind"] == kind]
         busy = sum(spans) / elapsed if elapsed else 0.0
         sizes = [line["n"] for line in stage_lines if line["kind"] == kind and "n" in line]
         size = f", events per batch p50 {percentile(sizes, 50)}" if sizes else ""
         lines.append(f"    {name:38} {_stats(spans)}  (n={len(spans)}, busy {busy:.0%} of the time{size})")
     return "\n".join(lines)
+
+
+def _overlaps(spans: list[dict], start: float | None, end: float | None) -> bool:
+    return start is not None and end is not None and any(s["start"] < end and s["end"] > start for s in spans)
+
+
+def _slowest(probes: list[Probe], stage_lines: list[dict], share: float = 0.1) -> list[str]:
+    """Where the slowest probes' 201 → visible went (the p99 of a run is its slowest probe or two), and the
+    201 → visible of the probes whose path (fetched → visible) an alert evaluation overlapped, or not."""
+    alerts = [line for line in stage_lines if line["kind"] == "alerts"]
+    seen = sorted((p for p in probes if p.visible is not None), key=lambda p: p.visible - p.answered)  # type: ignore[operator]
+    if not seen:
+        return []
+    lines = []
+    overlapped = [p for p in seen if _overlaps(alerts, p.fetched, p.visible)]
+    clear = [p for p in seen if p not in overlapped]
+    for name, group in (("an alert evaluation on the path", overlapped), ("no alert evaluation on the path", clear)):
+        lines.append(f"  201 → visible, {name:33}{_stats(_gaps(group, 'visible', 'answered'))}  (n={len(group)})")
+    slow = seen[-max(1, round(len(seen) * share)) :]
+    parts = [
+        ("201 → fetched", "fetched", "answered"),
+        ("fetched → apply", "applying", "fetched"),
+        ("apply", "applied", "applying"),
+        ("applied → visible", "visible", "applied"),
+    ]
+    lines.append(f"  the slowest {len(slow)} probe(s), ms:")
+    for sample in slow:
+        split = ", ".join(
+            f"{name} {1000 * (getattr(sample, b) - getattr(sample, a)):.0f}"
+            for name, b, a in parts
+            if getattr(sample, a) is not None and getattr(sample, b) is not None
+        )
+        alert = " (alert evaluation on the path)" if sample in overlapped else ""
+        lines.append(f"    201 → visible {1000 * (sample.visible - sample.answered):.0f}: {split}{alert}")  # type: ignore[operator]
+    return lines
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Intake(Service):
@@ -392,7 +477,10 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> None:
                     await intake.healthy()
                     await measure(intake.url, analytics.url, bootstrap, args.rate, 3)  # warm-up
                     print(f"intake {name}, run {number + 1}; load average {os.getloadavg()[0]:.2f}", flush=True)
+                    pids = {"analytics": analytics.process.pid, "intake": intake.process.pid}
+                    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
                     result = await measure(intake.url, analytics.url, bootstrap, args.rate, args.seconds)
+                    result["cpu"] = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
                     print(report(result, analytics.stage_lines(since=result["started"])), flush=True)
                 finally:
                     intake.stop()
