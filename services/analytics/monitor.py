@@ -8,7 +8,7 @@ import asyncio
 import json
 import logging
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.analytics import process_sql
@@ -34,10 +34,15 @@ def pause_after(elapsed: float, *, min_interval: float, max_busy_share: float) -
 
 
 async def sync_alerts(conn: AsyncConnection, conditions: list[AlertCondition], now: int) -> tuple[int, int]:
-    """Make the active alerts the given conditions; return (raised, cleared)."""
+    """Make the active alerts the given conditions; return (raised, cleared).
+
+    One statement per kind of change, each run for all its rows (an executemany): an evaluation names every
+    alert that holds (at a year's history, dozens of process findings each time), and a statement per alert
+    cost ~0.7 ms of the event loop's CPU each (~45 ms per evaluation for 62 alerts, measured) — the loop that
+    also dispatches the live batches and answers the views."""
     current = {(r.kind, r.scope, r.key): r for r in await conn.execute(select(active_alerts))}
     wanted = {c.identity: c for c in conditions}
-    raised = cleared = 0
+    updated, raised = [], []
     for identity, condition in wanted.items():
         values = dict(
             value=rounded(condition.value),
@@ -46,33 +51,33 @@ async def sync_alerts(conn: AsyncConnection, conditions: list[AlertCondition], n
             updated_at=now,
             request_ids=None if condition.request_ids is None else json.dumps(list(condition.request_ids)),
         )
+        kind, scope, key = identity
         if identity in current:
-            kind, scope, key = identity
-            await conn.execute(
-                update(active_alerts)
-                .where(active_alerts.c.kind == kind, active_alerts.c.scope == scope, active_alerts.c.key == key)
-                .values(**values)
-            )
+            updated.append({"alert_kind": kind, "alert_scope": scope, "alert_key": key, **values})
         else:
-            await conn.execute(
-                active_alerts.insert().values(
-                    kind=identity[0], scope=identity[1], key=identity[2], raised_at=now, **values
-                )
-            )
-            raised += 1
-    for identity, row in current.items():
-        if identity not in wanted:
-            kind, scope, key = identity
-            await conn.execute(
-                delete(active_alerts).where(
-                    active_alerts.c.kind == kind, active_alerts.c.scope == scope, active_alerts.c.key == key
-                )
-            )
-            await conn.execute(
-                alert_history.insert().values(
-                    kind=kind,
-                    scope=scope,
-                    key=key,
+            raised.append({"kind": kind, "scope": scope, "key": key, "raised_at": now, **values})
+    gone = [row for identity, row in current.items() if identity not in wanted]
+    which = (
+        active_alerts.c.kind == bindparam("alert_kind"),
+        active_alerts.c.scope == bindparam("alert_scope"),
+        active_alerts.c.key == bindparam("alert_key"),
+    )
+    if updated:
+        await conn.execute(update(active_alerts).where(*which), updated)
+    if raised:
+        await conn.execute(active_alerts.insert(), raised)
+    if gone:
+        await conn.execute(
+            delete(active_alerts).where(*which),
+            [{"alert_kind": row.kind, "alert_scope": row.scope, "alert_key": row.key} for row in gone],
+        )
+        await conn.execute(
+            alert_history.insert(),
+            [
+                dict(
+                    kind=row.kind,
+                    scope=row.scope,
+                    key=row.key,
                     value=row.value,
                     threshold=row.threshold,
                     detail=row.detail,
@@ -80,9 +85,10 @@ async def sync_alerts(conn: AsyncConnection, conditions: list[AlertCondition], n
                     cleared_at=now,
                     request_ids=row.request_ids,
                 )
-            )
-            cleared += 1
-    return raised, cleared
+                for row in gone
+            ],
+        )
+    return len(raised), len(gone)
 
 
 class AlertMonitor:
