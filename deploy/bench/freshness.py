@@ -14,7 +14,11 @@ between, with wall-clock times of this machine (the processes share its clock):
 
 Stages printed as p50/p99/max: 201→appended (the relay's pick-up: wake-up, read, hand-over), appended→fetched
 (producer linger, the broker's acknowledgement, the fetch), fetched→visible (the analytics consumer's poll, its
-DuckDB apply, the view's query), and the whole 201→visible, next to the view's own response time.
+DuckDB apply, the view's query), and the whole 201→visible, next to the view's own response time. Then where the
+slowest tenth of the probes spent theirs, the 201→visible of the probes whose path an alert evaluation overlapped
+against the others', and what analytics did meanwhile (its batch applies, commits, alert evaluations and view
+queries as logged by the instrumented process; its CPU by thread: the event loop, the `to_thread` workers that
+apply batches and run queries, DuckDB's own). The background load runs in a process of its own (`Load`).
 
 Starts its own broker unless KAFKA_BOOTSTRAP is set; `--history` requests (12 months, published straight to the
 topics) are in analytics before the probes start. `--before <rev>` runs intake (and so its relay and producer
@@ -96,6 +100,53 @@ async def tail(bootstrap: str) -> None:
                     print(json.dumps(line), flush=True)
     finally:
         await consumer.stop()
+
+
+async def steady_load(intake_url: str, rate: float, seconds: float) -> None:
+    """`rate` requests/s at intake for `seconds`, each as its own task (an answer is not waited for before the
+    next is sent); prints the counts as one JSON line at the end."""
+    agent = {"Authorization": f"Bearer {mint_token(SECRET, subject='bench', roles=['agent'])}"}
+    load = {"created": 0, "failed": 0}
+
+    async def one(client: httpx.AsyncClient, number: int) -> None:
+        try:
+            response = await client.post(
+                f"{intake_url}/v1/service-requests", json=_body(f"LOAD{number % 50}"), headers=agent
+            )
+        except httpx.TransportError:
+            load["failed"] += 1
+            return
+        load["created" if response.status_code == 201 else "failed"] += 1
+
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64), timeout=30) as client:
+        pending, number, started = [], 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            pending.append(asyncio.create_task(one(client, number)))
+            number += 1
+            await asyncio.sleep(1 / rate)
+        await asyncio.gather(*pending)
+    print(json.dumps(load), flush=True)
+
+
+class Load:
+    """`steady_load` in a process of its own, started at once: the probes' requests and their clock readings
+    then do not queue in one event loop behind the background load's hundred requests a second (in one process,
+    a probe's view GET took ~2× the view's own time in analytics, measured)."""
+
+    def __init__(self, intake_url: str, rate: float, seconds: float) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "deploy.bench.freshness", "--load", intake_url, "--rate", str(rate)]
+            + ["--seconds", str(seconds)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Wait for its end; its counts."""
+        out, _ = self.process.communicate(timeout=120)
+        lines = out.strip().splitlines()
+        return json.loads(lines[-1]) if lines else {"created": 0, "failed": 0}
 
 
 class Tail:
@@ -242,16 +293,6 @@ async def measure(intake_url: str, analytics_url: str, bootstrap: str, rate: flo
         rows: list[dict] = answer.json()["rows"]
         return rows
 
-    async def background(client: httpx.AsyncClient, number: int) -> None:
-        try:
-            response = await client.post(
-                f"{intake_url}/v1/service-requests", json=_body(f"LOAD{number % 50}"), headers=agent
-            )
-        except httpx.TransportError:
-            load["failed"] += 1
-            return
-        load["created" if response.status_code == 201 else "failed"] += 1
-
     async def probe(client: httpx.AsyncClient) -> None:
         dealer = f"PROBE-{uuid.uuid4().hex[:10]}"
         sample = Probe(dealer, time.time())
@@ -276,22 +317,16 @@ async def measure(intake_url: str, analytics_url: str, bootstrap: str, rate: flo
             for _ in range(20):  # the view's own time on this machine, before the load
                 await view(client, "PROBE-idle", idle_view_seconds)
 
-            async def steady_load() -> None:
-                pending, number = [], 0
-                while time.perf_counter() - started < seconds:
-                    pending.append(asyncio.create_task(background(client, number)))
-                    number += 1
-                    await asyncio.sleep(1 / rate)
-                await asyncio.gather(*pending)
-
-            async def probing() -> None:
-                while time.perf_counter() - started < seconds:
-                    await probe(client)
-                    await asyncio.sleep(0.1)
-
+            background = Load(intake_url, rate, seconds) if rate else None
             started, started_at = time.perf_counter(), time.time()
-            await asyncio.gather(probing(), *([steady_load()] if rate else []))
+            while time.perf_counter() - started < seconds:
+                await probe(client)
+                await asyncio.sleep(0.1)
             elapsed = time.perf_counter() - started
+            if background is not None:
+                counts = await asyncio.to_thread(background.counts)
+                load["created"] += counts["created"]
+                load["failed"] += counts["failed"]
         await asyncio.sleep(0.5)  # the last probe's record reaches the tail
     finally:
         seen = tailing.seen()
@@ -496,10 +531,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1, help="runs (of each tree with --before; default 1)")
     parser.add_argument("--before", help="also run intake (its relay) from this git revision, alternately")
     parser.add_argument("--tail", metavar="BOOTSTRAP", help=argparse.SUPPRESS)  # the tail consumer's process
+    parser.add_argument("--load", metavar="INTAKE_URL", help=argparse.SUPPRESS)  # the background load's process
     parser.add_argument("--serve-analytics", action="store_true", help=argparse.SUPPRESS)  # instrumented analytics
     args = parser.parse_args(argv)
     if args.tail:
         asyncio.run(tail(args.tail))
+        return 0
+    if args.load:
+        asyncio.run(steady_load(args.load, args.rate, args.seconds))
         return 0
     if args.serve_analytics:
         serve_instrumented_analytics()
