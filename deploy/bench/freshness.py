@@ -247,16 +247,35 @@ def serve_instrumented_analytics() -> None:
 
 
 class Analytics(Service):
-    """analytics as a process, instrumented (`serve_instrumented_analytics`), with the analytics bench's settings."""
+    """analytics as a process, instrumented (`serve_instrumented_analytics` of this checkout), with the analytics
+    bench's settings, running the services of `root` (this checkout, or the tree of `--analytics-before`: first on
+    the path, its own code is what runs)."""
 
-    def __init__(self, workdir: Path, bootstrap: str) -> None:
+    def __init__(self, workdir: Path, bootstrap: str, root: Path = ROOT) -> None:
         self.stages = workdir / f"analytics-{uuid.uuid4().hex[:6]}.stages"
-        super().__init__(
-            "analytics",
-            workdir,
-            bootstrap,
-            module=["deploy.bench.freshness", "--serve-analytics"],
-            env={STAGE_LOG: str(self.stages)},
+        self.name, self.port = "analytics", free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.duckdb = workdir / f"analytics-{self.port}.duckdb"
+        env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "KAFKA_BOOTSTRAP": bootstrap,
+            "LOG_JSON": "false",
+            "LOG_LEVEL": "WARNING",
+            "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/analytics-{self.port}.db",
+            "ANALYTICS_DUCKDB_PATH": str(self.duckdb),
+            "CONSUMER_GROUP": f"bench-analytics-{uuid.uuid4().hex[:6]}",
+            STAGE_LOG: str(self.stages),
+        }
+        here = str(Path(__file__).resolve())
+        serve = f"import runpy, sys; sys.argv = [{here!r}, '--serve-analytics']; runpy.run_path({here!r}, run_name='__main__')"
+        self.log = open(workdir / f"analytics-{self.port}.log", "wb")  # closed by stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", serve],
+            cwd=root,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
 
     def stage_lines(self, since: float) -> list[dict]:
@@ -274,48 +293,58 @@ def _stats(values: list[float]) -> str:
     return f"p50 {percentile(ms, 50):7.1f}  p99 {percentile(ms, 99):7.1f}  max {max(ms):7.1f} ms"
 
 
-async def measure(intake_url: str, analytics_url: str, bootstrap: str, rate: float, seconds: float) -> dict:
+async def measure(intake_url: str, analytics_urls: dict[str, str], bootstrap: str, rate: float, seconds: float) -> dict:
+    """Probes under the background load; each probe watched in every analytics of `analytics_urls` (by name) at
+    once. The result per analytics (`sides`), each as `report` takes it."""
     agent = {"Authorization": f"Bearer {mint_token(SECRET, subject='bench', roles=['agent'])}"}
     today = datetime.now(UTC).date()
     window = {"group_by": "all", "from": today.isoformat(), "to": (today + timedelta(days=1)).isoformat()}
-    probes: list[Probe] = []
-    view_seconds: list[float] = []
-    idle_view_seconds: list[float] = []
+    probes: dict[str, list[Probe]] = {side: [] for side in analytics_urls}
+    view_seconds: dict[str, list[float]] = {side: [] for side in analytics_urls}
+    idle_view_seconds: dict[str, list[float]] = {side: [] for side in analytics_urls}
     load = {"created": 0, "failed": 0}
 
-    async def view(client: httpx.AsyncClient, dealer: str, into: list[float]) -> list[dict]:
+    async def view(client: httpx.AsyncClient, side: str, dealer: str, into: list[float]) -> list[dict]:
         token = mint_token(SECRET, subject=dealer, roles=["dealer"], dealer_id=dealer)
         asked = time.time()
         answer = await client.get(
-            f"{analytics_url}/v1/views/throughput", params=window, headers={"Authorization": f"Bearer {token}"}
+            f"{analytics_urls[side]}/v1/views/throughput",
+            params=window,
+            headers={"Authorization": f"Bearer {token}"},
         )
         into.append(time.time() - asked)
         rows: list[dict] = answer.json()["rows"]
         return rows
 
-    async def probe(client: httpx.AsyncClient) -> None:
-        dealer = f"PROBE-{uuid.uuid4().hex[:10]}"
-        sample = Probe(dealer, time.time())
-        response = await client.post(f"{intake_url}/v1/service-requests", json=_body(dealer), headers=agent)
-        sample.answered = time.time()
-        if response.status_code != 201:
-            load["failed"] += 1
-            return
-        probes.append(sample)
+    async def watch(client: httpx.AsyncClient, side: str, sample: Probe) -> None:
         while time.time() - sample.answered < 10:
             asked = time.time()
-            rows = await view(client, dealer, view_seconds)
+            rows = await view(client, side, sample.dealer, view_seconds[side])
             if rows and rows[0]["received"] == 1:
                 sample.asked, sample.visible = asked, time.time()
                 return
             await asyncio.sleep(0.005)
+
+    async def probe(client: httpx.AsyncClient) -> None:
+        dealer = f"PROBE-{uuid.uuid4().hex[:10]}"
+        sent = time.time()
+        response = await client.post(f"{intake_url}/v1/service-requests", json=_body(dealer), headers=agent)
+        answered = time.time()
+        if response.status_code != 201:
+            load["failed"] += 1
+            return
+        samples = {side: Probe(dealer, sent, answered) for side in analytics_urls}
+        for side, sample in samples.items():
+            probes[side].append(sample)
+        await asyncio.gather(*(watch(client, side, sample) for side, sample in samples.items()))
 
     tailing = Tail(bootstrap)
     try:
         await tailing.ready()
         async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64), timeout=30) as client:
             for _ in range(20):  # the view's own time on this machine, before the load
-                await view(client, "PROBE-idle", idle_view_seconds)
+                for side in analytics_urls:
+                    await view(client, side, "PROBE-idle", idle_view_seconds[side])
 
             background = Load(intake_url, rate, seconds) if rate else None
             started, started_at = time.perf_counter(), time.time()
@@ -330,22 +359,31 @@ async def measure(intake_url: str, analytics_url: str, bootstrap: str, rate: flo
         await asyncio.sleep(0.5)  # the last probe's record reaches the tail
     finally:
         seen = tailing.seen()
-    for sample in probes:
-        if moments := seen.get(sample.dealer):
-            sample.recorded, sample.appended, sample.fetched = (
-                moments["recorded"],
-                moments["appended"],
-                moments["fetched"],
-            )
-    return {
+    for side_probes in probes.values():
+        for sample in side_probes:
+            if moments := seen.get(sample.dealer):
+                sample.recorded, sample.appended, sample.fetched = (
+                    moments["recorded"],
+                    moments["appended"],
+                    moments["fetched"],
+                )
+    common = {
         "rate": rate,
         "achieved": load["created"] / elapsed,
         "failed": load["failed"],
-        "probes": probes,
-        "view_seconds": view_seconds,
-        "idle_view_seconds": idle_view_seconds,
         "started": started_at,
         "elapsed": elapsed,
+    }
+    return {
+        "sides": {
+            side: {
+                **common,
+                "probes": probes[side],
+                "view_seconds": view_seconds[side],
+                "idle_view_seconds": idle_view_seconds[side],
+            }
+            for side in analytics_urls
+        }
     }
 
 
@@ -499,28 +537,62 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> None:
         before = workdir / "before"
         before.mkdir()
         trees.insert(0, (f"before ({args.before})", _export(args.before, before)))
-    analytics = Analytics(workdir, bootstrap)
+    sides = {"now": ROOT}
+    if args.analytics_before:
+        tree = workdir / "analytics-before"
+        tree.mkdir()
+        sides = {f"before ({args.analytics_before})": _export(args.analytics_before, tree), **sides}
+    analytics = {side: Analytics(workdir, bootstrap, root) for side, root in sides.items()}
     try:
-        await analytics.healthy()
         started = time.perf_counter()
-        await wait_caught_up(analytics.url, bootstrap)
-        print(f"analytics caught up in {time.perf_counter() - started:.1f}s", flush=True)
+        for side, process in analytics.items():
+            await process.healthy()
+            await wait_caught_up(process.url, bootstrap)
+            print(f"analytics {side} caught up at {time.perf_counter() - started:.1f}s", flush=True)
+        urls = {side: process.url for side, process in analytics.items()}
         for number in range(args.runs):
             for name, root in trees:  # alternately, so that both meet the same machine
                 intake = Intake(root, workdir, bootstrap)
                 try:
                     await intake.healthy()
-                    await measure(intake.url, analytics.url, bootstrap, args.rate, 3)  # warm-up
+                    await measure(intake.url, urls, bootstrap, args.rate, 3)  # warm-up
                     print(f"intake {name}, run {number + 1}; load average {os.getloadavg()[0]:.2f}", flush=True)
-                    pids = {"analytics": analytics.process.pid, "intake": intake.process.pid}
+                    pids = {f"analytics {side}": process.process.pid for side, process in analytics.items()}
+                    pids["intake"] = intake.process.pid
                     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-                    result = await measure(intake.url, analytics.url, bootstrap, args.rate, args.seconds)
-                    result["cpu"] = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
-                    print(report(result, analytics.stage_lines(since=result["started"])), flush=True)
+                    result = await measure(intake.url, urls, bootstrap, args.rate, args.seconds)
+                    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+                    for side, process in analytics.items():
+                        print(f"analytics {side}:", flush=True)
+                        seen = {**result["sides"][side], "cpu": cpu}
+                        print(report(seen, process.stage_lines(since=seen["started"])), flush=True)
+                    if len(analytics) > 1:
+                        print(paired(result["sides"]), flush=True)
                 finally:
                     intake.stop()
+        print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
     finally:
-        analytics.stop()
+        for process in analytics.values():
+            process.stop()
+
+
+def paired(sides: dict[str, dict]) -> str:
+    """The same probes' 201 → visible in each analytics, side by side, and how often each was the first."""
+    names = list(sides)
+    by_dealer = [{p.dealer: p for p in sides[name]["probes"] if p.visible is not None} for name in names]
+    common = sorted(set.intersection(*(set(d) for d in by_dealer)))
+    lags = {
+        name: [by_dealer[i][dealer].visible - by_dealer[i][dealer].answered for dealer in common]  # type: ignore[operator]
+        for i, name in enumerate(names)
+    }
+    lines = [f"  the same {len(common)} probes, 201 → visible in each analytics:"]
+    for name in names:
+        lines.append(f"    {name:38} {_stats(lags[name])}")
+    if len(names) == 2 and common:
+        first, second = lags[names[0]], lags[names[1]]
+        ahead = sum(1 for a, b in zip(first, second) if b < a)
+        lines.append(f"    {names[1]} saw the probe first in {ahead} of {len(common)}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -530,6 +602,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20, help="length of a run (default 20)")
     parser.add_argument("--runs", type=int, default=1, help="runs (of each tree with --before; default 1)")
     parser.add_argument("--before", help="also run intake (its relay) from this git revision, alternately")
+    parser.add_argument(
+        "--analytics-before",
+        help="also run an analytics from this git revision, beside this checkout's, on the same topics: every "
+        "probe is watched in both at once",
+    )
     parser.add_argument("--tail", metavar="BOOTSTRAP", help=argparse.SUPPRESS)  # the tail consumer's process
     parser.add_argument("--load", metavar="INTAKE_URL", help=argparse.SUPPRESS)  # the background load's process
     parser.add_argument("--serve-analytics", action="store_true", help=argparse.SUPPRESS)  # instrumented analytics
