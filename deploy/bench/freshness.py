@@ -130,8 +130,7 @@ async def steady_load(intake_url: str, rate: float, seconds: float) -> None:
 
 class Load:
     """`steady_load` in a process of its own, started at once: the probes' requests and their clock readings
-    then do not queue in one event loop behind the background load's hundred requests a second (in one process,
-    a probe's view GET took ~2× the view's own time in analytics, measured)."""
+    then do not queue in one event loop behind the background load's hundred requests a second."""
 
     def __init__(self, intake_url: str, rate: float, seconds: float) -> None:
         self.process = subprocess.Popen(

@@ -1,16 +1,22 @@
-"""`monitor.sync_alerts`, against a real SQLite database: what an evaluation leaves in the active alerts and
-their history when alerts are raised, kept (with a new value) and cleared, several of each in one call."""
+"""The alert monitor's own parts: `sync_alerts` against a real SQLite database (what an evaluation leaves in the
+active alerts and their history when alerts are raised, kept with a new value and cleared, several of each in one
+call), and the evaluation's thread, which runs below the priority of the batch applies and the views."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from services.analytics.alerts import AlertCondition, AlertKind
-from services.analytics.monitor import sync_alerts
+from services.analytics.monitor import EVALUATION_NICENESS, lower_priority, sync_alerts
 from services.analytics.tables import active_alerts, alert_history, metadata
 from shared.eventstore.database import Database
 
@@ -79,3 +85,19 @@ async def test_an_evaluation_that_finds_nothing_clears_every_alert_and_one_that_
     active, history = await tables(db)
     assert active == {}
     assert sorted((h["key"], h["cleared_at"]) for h in history) == [("C1", 200), ("D1", 200)]
+
+
+def nice_of_thread(thread_id: int) -> int:
+    return int(Path(f"/proc/self/task/{thread_id}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a nice value per thread is Linux's")
+def test_the_evaluation_thread_runs_at_a_lower_priority_and_the_other_threads_keep_theirs():
+    here = nice_of_thread(threading.get_native_id())
+    with ThreadPoolExecutor(1, initializer=lower_priority, initargs=(EVALUATION_NICENESS,)) as evaluator:
+        evaluation = evaluator.submit(threading.get_native_id).result()
+        assert nice_of_thread(evaluation) == min(here + EVALUATION_NICENESS, 19)
+    with ThreadPoolExecutor(1) as other:
+        assert nice_of_thread(other.submit(threading.get_native_id).result()) == here
+    assert nice_of_thread(threading.get_native_id()) == here
+    assert os.getpriority(os.PRIO_PROCESS, 0) == here
