@@ -45,9 +45,10 @@ def lower_priority(niceness: int) -> None:
 
 def pause_after(elapsed: float, *, min_interval: float, max_busy_share: float) -> float:
     """How long the monitor waits after an evaluation that took `elapsed` seconds: at least `min_interval`, and
-    long enough that evaluating takes at most `max_busy_share` of the process's time. At a year's history an
-    evaluation costs over a second of CPU; re-running it every second after each change took two thirds of the
-    process under steady load, and the batch applies (what makes a 201 visible in a view) waited behind it."""
+    long enough that evaluating takes at most `max_busy_share` of the process's time. On a loaded machine an
+    evaluation takes over a second (of wall time: ~0.1 s of CPU at 10k requests, ~0.3 s at 500k); re-running it
+    every second after each change took two thirds of the process's time under steady load, and the batch
+    applies (what makes a 201 visible in a view) waited behind it."""
     return max(min_interval, elapsed * (1 - max_busy_share) / max_busy_share)
 
 
@@ -137,7 +138,7 @@ class AlertMonitor:
         """The evaluation's own thread, at a lower priority (`lower_priority`). The samples and findings are
         ~25 DuckDB statements (~0.1 s of CPU at 10k requests, ~0.3 s at 500k); on a busy machine, run at the
         priority of the batch applies and the views, an evaluation delayed the requests whose batch it
-        overlapped by ~0.3 s (p50, measured by `deploy.bench.freshness`). At a lower priority the scheduler
+        overlapped by 0.2–0.5 s at the median (three runs of four of `deploy.bench.freshness`, at load 7–13). At a lower priority the scheduler
         runs the applies and the views first; the evaluation takes the CPU they leave."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
