@@ -14,7 +14,11 @@ between, with wall-clock times of this machine (the processes share its clock):
 
 Stages printed as p50/p99/max: 201→appended (the relay's pick-up: wake-up, read, hand-over), appended→fetched
 (producer linger, the broker's acknowledgement, the fetch), fetched→visible (the analytics consumer's poll, its
-DuckDB apply, the view's query), and the whole 201→visible, next to the view's own response time.
+DuckDB apply, the view's query), and the whole 201→visible, next to the view's own response time. Then where the
+slowest tenth of the probes spent theirs, the 201→visible of the probes whose path an alert evaluation overlapped
+against the others', and what analytics did meanwhile (its batch applies, commits, alert evaluations and view
+queries as logged by the instrumented process; its CPU by thread: the event loop, the `to_thread` workers that
+apply batches and run queries, DuckDB's own). The background load runs in a process of its own (`Load`).
 
 Starts its own broker unless KAFKA_BOOTSTRAP is set; `--history` requests (12 months, published straight to the
 topics) are in analytics before the probes start. `--before <rev>` runs intake (and so its relay and producer
@@ -98,6 +102,52 @@ async def tail(bootstrap: str) -> None:
         await consumer.stop()
 
 
+async def steady_load(intake_url: str, rate: float, seconds: float) -> None:
+    """`rate` requests/s at intake for `seconds`, each as its own task (an answer is not waited for before the
+    next is sent); prints the counts as one JSON line at the end."""
+    agent = {"Authorization": f"Bearer {mint_token(SECRET, subject='bench', roles=['agent'])}"}
+    load = {"created": 0, "failed": 0}
+
+    async def one(client: httpx.AsyncClient, number: int) -> None:
+        try:
+            response = await client.post(
+                f"{intake_url}/v1/service-requests", json=_body(f"LOAD{number % 50}"), headers=agent
+            )
+        except httpx.TransportError:
+            load["failed"] += 1
+            return
+        load["created" if response.status_code == 201 else "failed"] += 1
+
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64), timeout=30) as client:
+        pending, number, started = [], 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            pending.append(asyncio.create_task(one(client, number)))
+            number += 1
+            await asyncio.sleep(1 / rate)
+        await asyncio.gather(*pending)
+    print(json.dumps(load), flush=True)
+
+
+class Load:
+    """`steady_load` in a process of its own, started at once: the probes' requests and their clock readings
+    then do not queue in one event loop behind the background load's hundred requests a second."""
+
+    def __init__(self, intake_url: str, rate: float, seconds: float) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "deploy.bench.freshness", "--load", intake_url, "--rate", str(rate)]
+            + ["--seconds", str(seconds)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Wait for its end; its counts."""
+        out, _ = self.process.communicate(timeout=120)
+        lines = out.strip().splitlines()
+        return json.loads(lines[-1]) if lines else {"created": 0, "failed": 0}
+
+
 class Tail:
     """`tail` as a process: started before the probes, read after them."""
 
@@ -134,6 +184,7 @@ def serve_instrumented_analytics() -> None:
     from typing import Any
 
     from services.analytics.app import AnalyticsSettings, create_app
+    from services.analytics.application import AnalyticsViews
     from services.analytics.consumer import BatchProjectionConsumer
     from services.analytics.monitor import AlertMonitor
     from services.analytics.projection import Projection
@@ -171,20 +222,59 @@ def serve_instrumented_analytics() -> None:
     Projection.apply = timed_apply  # type: ignore[method-assign]
     BatchProjectionConsumer._commit = timed("commit", BatchProjectionConsumer._commit)  # type: ignore[method-assign]
     AlertMonitor.evaluate = timed("alerts", AlertMonitor.evaluate)  # type: ignore[method-assign]
+    AnalyticsViews._query = timed("view", AnalyticsViews._query)  # type: ignore[method-assign]
+
+    def threads_cpu() -> None:  # each thread's CPU seconds so far, every second (`report` diffs them by name)
+        ticks = os.sysconf("SC_CLK_TCK")
+        while True:
+            spent: dict[str, float] = {}
+            named = {t.native_id: t.name for t in threading.enumerate()}
+            for task in Path("/proc/self/task").iterdir():
+                try:
+                    values = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                # the event loop is MainThread; asyncio.to_thread's workers asyncio_N; DuckDB's own have no name
+                thread = named.get(int(task.name), "not Python (DuckDB's)").rstrip("0123456789_-")
+                spent[thread] = spent.get(thread, 0.0) + (int(values[11]) + int(values[12])) / ticks
+            write("threads", time.time(), cpu=spent)
+            time.sleep(1)
+
+    if Path("/proc/self/task").exists():
+        threading.Thread(target=threads_cpu, daemon=True).start()
     serve(create_app, AnalyticsSettings())
 
 
 class Analytics(Service):
-    """analytics as a process, instrumented (`serve_instrumented_analytics`), with the analytics bench's settings."""
+    """analytics as a process, instrumented (`serve_instrumented_analytics` of this checkout), with the analytics
+    bench's settings, running the services of `root` (this checkout, or the tree of `--analytics-before`: first on
+    the path, its own code is what runs)."""
 
-    def __init__(self, workdir: Path, bootstrap: str) -> None:
+    def __init__(self, workdir: Path, bootstrap: str, root: Path = ROOT) -> None:
         self.stages = workdir / f"analytics-{uuid.uuid4().hex[:6]}.stages"
-        super().__init__(
-            "analytics",
-            workdir,
-            bootstrap,
-            module=["deploy.bench.freshness", "--serve-analytics"],
-            env={STAGE_LOG: str(self.stages)},
+        self.name, self.port = "analytics", free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.duckdb = workdir / f"analytics-{self.port}.duckdb"
+        env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "KAFKA_BOOTSTRAP": bootstrap,
+            "LOG_JSON": "false",
+            "LOG_LEVEL": "WARNING",
+            "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/analytics-{self.port}.db",
+            "ANALYTICS_DUCKDB_PATH": str(self.duckdb),
+            "CONSUMER_GROUP": f"bench-analytics-{uuid.uuid4().hex[:6]}",
+            STAGE_LOG: str(self.stages),
+        }
+        here = str(Path(__file__).resolve())
+        serve = f"import runpy, sys; sys.argv = [{here!r}, '--serve-analytics']; runpy.run_path({here!r}, run_name='__main__')"
+        self.log = open(workdir / f"analytics-{self.port}.log", "wb")  # closed by stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", serve],
+            cwd=root,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
 
     def stage_lines(self, since: float) -> list[dict]:
@@ -202,94 +292,97 @@ def _stats(values: list[float]) -> str:
     return f"p50 {percentile(ms, 50):7.1f}  p99 {percentile(ms, 99):7.1f}  max {max(ms):7.1f} ms"
 
 
-async def measure(intake_url: str, analytics_url: str, bootstrap: str, rate: float, seconds: float) -> dict:
+async def measure(intake_url: str, analytics_urls: dict[str, str], bootstrap: str, rate: float, seconds: float) -> dict:
+    """Probes under the background load; each probe watched in every analytics of `analytics_urls` (by name) at
+    once. The result per analytics (`sides`), each as `report` takes it."""
     agent = {"Authorization": f"Bearer {mint_token(SECRET, subject='bench', roles=['agent'])}"}
     today = datetime.now(UTC).date()
     window = {"group_by": "all", "from": today.isoformat(), "to": (today + timedelta(days=1)).isoformat()}
-    probes: list[Probe] = []
-    view_seconds: list[float] = []
-    idle_view_seconds: list[float] = []
+    probes: dict[str, list[Probe]] = {side: [] for side in analytics_urls}
+    view_seconds: dict[str, list[float]] = {side: [] for side in analytics_urls}
+    idle_view_seconds: dict[str, list[float]] = {side: [] for side in analytics_urls}
     load = {"created": 0, "failed": 0}
 
-    async def view(client: httpx.AsyncClient, dealer: str, into: list[float]) -> list[dict]:
+    async def view(client: httpx.AsyncClient, side: str, dealer: str, into: list[float]) -> list[dict]:
         token = mint_token(SECRET, subject=dealer, roles=["dealer"], dealer_id=dealer)
         asked = time.time()
         answer = await client.get(
-            f"{analytics_url}/v1/views/throughput", params=window, headers={"Authorization": f"Bearer {token}"}
+            f"{analytics_urls[side]}/v1/views/throughput",
+            params=window,
+            headers={"Authorization": f"Bearer {token}"},
         )
         into.append(time.time() - asked)
         rows: list[dict] = answer.json()["rows"]
         return rows
 
-    async def background(client: httpx.AsyncClient, number: int) -> None:
-        try:
-            response = await client.post(
-                f"{intake_url}/v1/service-requests", json=_body(f"LOAD{number % 50}"), headers=agent
-            )
-        except httpx.TransportError:
-            load["failed"] += 1
-            return
-        load["created" if response.status_code == 201 else "failed"] += 1
-
-    async def probe(client: httpx.AsyncClient) -> None:
-        dealer = f"PROBE-{uuid.uuid4().hex[:10]}"
-        sample = Probe(dealer, time.time())
-        response = await client.post(f"{intake_url}/v1/service-requests", json=_body(dealer), headers=agent)
-        sample.answered = time.time()
-        if response.status_code != 201:
-            load["failed"] += 1
-            return
-        probes.append(sample)
+    async def watch(client: httpx.AsyncClient, side: str, sample: Probe) -> None:
         while time.time() - sample.answered < 10:
             asked = time.time()
-            rows = await view(client, dealer, view_seconds)
+            rows = await view(client, side, sample.dealer, view_seconds[side])
             if rows and rows[0]["received"] == 1:
                 sample.asked, sample.visible = asked, time.time()
                 return
             await asyncio.sleep(0.005)
+
+    async def probe(client: httpx.AsyncClient) -> None:
+        dealer = f"PROBE-{uuid.uuid4().hex[:10]}"
+        sent = time.time()
+        response = await client.post(f"{intake_url}/v1/service-requests", json=_body(dealer), headers=agent)
+        answered = time.time()
+        if response.status_code != 201:
+            load["failed"] += 1
+            return
+        samples = {side: Probe(dealer, sent, answered) for side in analytics_urls}
+        for side, sample in samples.items():
+            probes[side].append(sample)
+        await asyncio.gather(*(watch(client, side, sample) for side, sample in samples.items()))
 
     tailing = Tail(bootstrap)
     try:
         await tailing.ready()
         async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64), timeout=30) as client:
             for _ in range(20):  # the view's own time on this machine, before the load
-                await view(client, "PROBE-idle", idle_view_seconds)
+                for side in analytics_urls:
+                    await view(client, side, "PROBE-idle", idle_view_seconds[side])
 
-            async def steady_load() -> None:
-                pending, number = [], 0
-                while time.perf_counter() - started < seconds:
-                    pending.append(asyncio.create_task(background(client, number)))
-                    number += 1
-                    await asyncio.sleep(1 / rate)
-                await asyncio.gather(*pending)
-
-            async def probing() -> None:
-                while time.perf_counter() - started < seconds:
-                    await probe(client)
-                    await asyncio.sleep(0.1)
-
+            background = Load(intake_url, rate, seconds) if rate else None
             started, started_at = time.perf_counter(), time.time()
-            await asyncio.gather(probing(), *([steady_load()] if rate else []))
+            while time.perf_counter() - started < seconds:
+                await probe(client)
+                await asyncio.sleep(0.1)
             elapsed = time.perf_counter() - started
+            if background is not None:
+                counts = await asyncio.to_thread(background.counts)
+                load["created"] += counts["created"]
+                load["failed"] += counts["failed"]
         await asyncio.sleep(0.5)  # the last probe's record reaches the tail
     finally:
         seen = tailing.seen()
-    for sample in probes:
-        if moments := seen.get(sample.dealer):
-            sample.recorded, sample.appended, sample.fetched = (
-                moments["recorded"],
-                moments["appended"],
-                moments["fetched"],
-            )
-    return {
+    for side_probes in probes.values():
+        for sample in side_probes:
+            if moments := seen.get(sample.dealer):
+                sample.recorded, sample.appended, sample.fetched = (
+                    moments["recorded"],
+                    moments["appended"],
+                    moments["fetched"],
+                )
+    common = {
         "rate": rate,
         "achieved": load["created"] / elapsed,
         "failed": load["failed"],
-        "probes": probes,
-        "view_seconds": view_seconds,
-        "idle_view_seconds": idle_view_seconds,
         "started": started_at,
         "elapsed": elapsed,
+    }
+    return {
+        "sides": {
+            side: {
+                **common,
+                "probes": probes[side],
+                "view_seconds": view_seconds[side],
+                "idle_view_seconds": idle_view_seconds[side],
+            }
+            for side in analytics_urls
+        }
     }
 
 
@@ -327,15 +420,79 @@ def report(result: dict, stage_lines: list[dict]) -> str:
         lines.append(f"  {name:40} {_stats(values)}  (n={len(values)})")
     for name, key in (("view GET, before the load", "idle_view_seconds"), ("view GET, every poll", "view_seconds")):
         lines.append(f"  {name:40} {_stats(result[key])}  (n={len(result[key])})")
+    lines += _slowest(probes, stage_lines)
     elapsed = result["elapsed"]
-    lines.append(f"  analytics meanwhile ({elapsed:.0f} s):")
-    for kind, name in (("apply", "batch applies"), ("commit", "offset commits"), ("alerts", "alert evaluations")):
+    cpu = result.get("cpu", {})
+    lines.append(
+        f"  analytics meanwhile ({elapsed:.0f} s"
+        + "".join(f"; {name} used {seconds / elapsed:.2f} CPU" for name, seconds in cpu.items())
+        + "):"
+    )
+    samples = [line for line in stage_lines if line["kind"] == "threads"]
+    if len(samples) >= 2:
+        first, last = samples[0]["cpu"], samples[-1]["cpu"]
+        span = samples[-1]["start"] - samples[0]["start"]
+        used = {name: last[name] - first.get(name, 0.0) for name in last}
+        lines.append(
+            "    CPU by thread: "
+            + ", ".join(f"{name} {seconds / span:.2f}" for name, seconds in sorted(used.items(), key=lambda i: -i[1]))
+        )
+    for kind, name in (
+        ("apply", "batch applies"),
+        ("commit", "offset commits"),
+        ("alerts", "alert evaluations"),
+        ("view", "view queries (in their thread)"),
+    ):
         spans = [line["end"] - line["start"] for line in stage_lines if line["kind"] == kind]
         busy = sum(spans) / elapsed if elapsed else 0.0
         sizes = [line["n"] for line in stage_lines if line["kind"] == kind and "n" in line]
         size = f", events per batch p50 {percentile(sizes, 50)}" if sizes else ""
         lines.append(f"    {name:38} {_stats(spans)}  (n={len(spans)}, busy {busy:.0%} of the time{size})")
     return "\n".join(lines)
+
+
+def _overlaps(spans: list[dict], start: float | None, end: float | None) -> bool:
+    return start is not None and end is not None and any(s["start"] < end and s["end"] > start for s in spans)
+
+
+def _slowest(probes: list[Probe], stage_lines: list[dict], share: float = 0.1) -> list[str]:
+    """Where the slowest probes' 201 → visible went (the p99 of a run is its slowest probe or two), and the
+    201 → visible of the probes whose path (fetched → visible) an alert evaluation overlapped, or not."""
+    alerts = [line for line in stage_lines if line["kind"] == "alerts"]
+    seen = sorted((p for p in probes if p.visible is not None), key=lambda p: p.visible - p.answered)  # type: ignore[operator]
+    if not seen:
+        return []
+    lines = []
+    overlapped = [p for p in seen if _overlaps(alerts, p.fetched, p.visible)]
+    clear = [p for p in seen if p not in overlapped]
+    for name, group in (("an alert evaluation on the path", overlapped), ("no alert evaluation on the path", clear)):
+        lines.append(f"  201 → visible, {name:33}{_stats(_gaps(group, 'visible', 'answered'))}  (n={len(group)})")
+    slow = seen[-max(1, round(len(seen) * share)) :]
+    parts = [
+        ("201 → fetched", "fetched", "answered"),
+        ("fetched → apply", "applying", "fetched"),
+        ("apply", "applied", "applying"),
+        ("applied → visible", "visible", "applied"),
+    ]
+    lines.append(f"  the slowest {len(slow)} probe(s), ms:")
+    for sample in slow:
+        split = ", ".join(
+            f"{name} {1000 * (getattr(sample, b) - getattr(sample, a)):.0f}"
+            for name, b, a in parts
+            if getattr(sample, a) is not None and getattr(sample, b) is not None
+        )
+        alert = " (alert evaluation on the path)" if sample in overlapped else ""
+        lines.append(f"    201 → visible {1000 * (sample.visible - sample.answered):.0f}: {split}{alert}")  # type: ignore[operator]
+    return lines
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Intake(Service):
@@ -379,25 +536,62 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> None:
         before = workdir / "before"
         before.mkdir()
         trees.insert(0, (f"before ({args.before})", _export(args.before, before)))
-    analytics = Analytics(workdir, bootstrap)
+    sides = {"now": ROOT}
+    if args.analytics_before:
+        tree = workdir / "analytics-before"
+        tree.mkdir()
+        sides = {f"before ({args.analytics_before})": _export(args.analytics_before, tree), **sides}
+    analytics = {side: Analytics(workdir, bootstrap, root) for side, root in sides.items()}
     try:
-        await analytics.healthy()
         started = time.perf_counter()
-        await wait_caught_up(analytics.url, bootstrap)
-        print(f"analytics caught up in {time.perf_counter() - started:.1f}s", flush=True)
+        for side, process in analytics.items():
+            await process.healthy()
+            await wait_caught_up(process.url, bootstrap)
+            print(f"analytics {side} caught up at {time.perf_counter() - started:.1f}s", flush=True)
+        urls = {side: process.url for side, process in analytics.items()}
         for number in range(args.runs):
             for name, root in trees:  # alternately, so that both meet the same machine
                 intake = Intake(root, workdir, bootstrap)
                 try:
                     await intake.healthy()
-                    await measure(intake.url, analytics.url, bootstrap, args.rate, 3)  # warm-up
+                    await measure(intake.url, urls, bootstrap, args.rate, 3)  # warm-up
                     print(f"intake {name}, run {number + 1}; load average {os.getloadavg()[0]:.2f}", flush=True)
-                    result = await measure(intake.url, analytics.url, bootstrap, args.rate, args.seconds)
-                    print(report(result, analytics.stage_lines(since=result["started"])), flush=True)
+                    pids = {f"analytics {side}": process.process.pid for side, process in analytics.items()}
+                    pids["intake"] = intake.process.pid
+                    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                    result = await measure(intake.url, urls, bootstrap, args.rate, args.seconds)
+                    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+                    for side, process in analytics.items():
+                        print(f"analytics {side}:", flush=True)
+                        seen = {**result["sides"][side], "cpu": cpu}
+                        print(report(seen, process.stage_lines(since=seen["started"])), flush=True)
+                    if len(analytics) > 1:
+                        print(paired(result["sides"]), flush=True)
                 finally:
                     intake.stop()
+        print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
     finally:
-        analytics.stop()
+        for process in analytics.values():
+            process.stop()
+
+
+def paired(sides: dict[str, dict]) -> str:
+    """The same probes' 201 → visible in each analytics, side by side, and how often each was the first."""
+    names = list(sides)
+    by_dealer = [{p.dealer: p for p in sides[name]["probes"] if p.visible is not None} for name in names]
+    common = sorted(set.intersection(*(set(d) for d in by_dealer)))
+    lags = {
+        name: [by_dealer[i][dealer].visible - by_dealer[i][dealer].answered for dealer in common]  # type: ignore[operator]
+        for i, name in enumerate(names)
+    }
+    lines = [f"  the same {len(common)} probes, 201 → visible in each analytics:"]
+    for name in names:
+        lines.append(f"    {name:38} {_stats(lags[name])}")
+    if len(names) == 2 and common:
+        first, second = lags[names[0]], lags[names[1]]
+        ahead = sum(1 for a, b in zip(first, second) if b < a)
+        lines.append(f"    {names[1]} saw the probe first in {ahead} of {len(common)}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -407,11 +601,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20, help="length of a run (default 20)")
     parser.add_argument("--runs", type=int, default=1, help="runs (of each tree with --before; default 1)")
     parser.add_argument("--before", help="also run intake (its relay) from this git revision, alternately")
+    parser.add_argument(
+        "--analytics-before",
+        help="also run an analytics from this git revision, beside this checkout's, on the same topics: every "
+        "probe is watched in both at once",
+    )
     parser.add_argument("--tail", metavar="BOOTSTRAP", help=argparse.SUPPRESS)  # the tail consumer's process
+    parser.add_argument("--load", metavar="INTAKE_URL", help=argparse.SUPPRESS)  # the background load's process
     parser.add_argument("--serve-analytics", action="store_true", help=argparse.SUPPRESS)  # instrumented analytics
     args = parser.parse_args(argv)
     if args.tail:
         asyncio.run(tail(args.tail))
+        return 0
+    if args.load:
+        asyncio.run(steady_load(args.load, args.rate, args.seconds))
         return 0
     if args.serve_analytics:
         serve_instrumented_analytics()
