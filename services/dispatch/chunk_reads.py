@@ -89,7 +89,9 @@ class ChunkReads:
         for technician_id, delta in load_changes.items():
             known = self.candidate_of.get(technician_id)
             if known is not None:
-                self.candidate_of[technician_id] = replace(known, open_jobs=known.open_jobs + delta)
+                self.candidate_of[technician_id] = Candidate(
+                    technician_id, known.center_id, known.center_dealer_id, known.open_jobs + delta
+                )
 
 
 _MEMO_KEY = ChunkReads
