@@ -235,9 +235,10 @@ def _after_append_on_driver(
     wanted: Mapping[str, datetime] | None,
     writes: ProjectionWrites | None,
 ) -> None:
-    """On the writer's thread, in the append's trip: the deadlines, then the read-model rows."""
+    """On the writer's thread, in the append's trip: the deadlines, then the read-model rows. A stream this
+    append began watches nothing yet (deadlines are only written after its appends): no look-up of its own."""
     if wanted is not None:
-        _reconcile_on_driver(db, stream_id=aggregate.id, wanted=wanted)
+        _reconcile_on_driver(db, stream_id=aggregate.id, wanted=wanted, new_stream=stored[0].sequence == 1)
     if writes is not None:
         lean.write_on(db, writes(aggregate, stored))
 
@@ -274,8 +275,10 @@ _CANCEL = lean.Prepared(
 _SCHEDULE = lean.Prepared(SCHEDULE)
 
 
-def _reconcile_on_driver(db: lean.Driver, *, stream_id: str, wanted: Mapping[str, datetime]) -> None:
-    watched = {kind for (kind,) in db.execute(_PENDING_KINDS, {"stream_id": stream_id})}
+def _reconcile_on_driver(
+    db: lean.Driver, *, stream_id: str, wanted: Mapping[str, datetime], new_stream: bool = False
+) -> None:
+    watched = set() if new_stream else {kind for (kind,) in db.execute(_PENDING_KINDS, {"stream_id": stream_id})}
     if gone := watched - set(wanted):
         db.executemany(_CANCEL, [{"deadline_name": deadline_name(stream_id, kind)} for kind in sorted(gone)])
     if wanted:
