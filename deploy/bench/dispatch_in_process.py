@@ -132,16 +132,39 @@ def run_in_process(requests: int, warmup: int = 300) -> None:
     uvloop.run(main())
 
 
-def compare(before: Path | None, root: Path, requests: int, label: str) -> None:
-    """This module's `run_in_process`, in a process per tree, `before` (when given) first."""
+def compare(before: Path | None, root: Path, requests: int, label: str, repeat: int = 1) -> None:
+    """This module's `run_in_process`, in a process per tree and run, `before` (when given) first, `repeat`
+    times in turn (on a shared machine the load moves between runs: alternating and taking medians keeps the
+    pair comparable); with several runs, the medians of each tree at the end."""
+    import re
+    import statistics
     import subprocess
     import sys
 
     trees = [(f"before ({label})", before)] if before is not None else []
-    for name, tree in [*trees, ("now", root)]:
-        print(f"{name:>18}: ", end="", flush=True)
-        code = f"import runpy; runpy.run_path({__file__!r}, run_name='child')['run_in_process']({requests})"
-        subprocess.run([sys.executable, "-c", code], cwd=tree, check=True)
+    trees.append(("now", root))
+    measured: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in trees}
+    for _ in range(repeat):
+        for name, tree in trees:
+            print(f"{name:>18}: ", end="", flush=True)
+            code = f"import runpy; runpy.run_path({__file__!r}, run_name='child')['run_in_process']({requests})"
+            out = subprocess.run([sys.executable, "-c", code], cwd=tree, check=True, capture_output=True, text=True)
+            print(out.stdout.strip(), flush=True)
+            found = re.search(r"([\d.]+) assignments/s wall, CPU ([\d.]+) ms .*?; ([\d.]+) ms of it", out.stdout)
+            if found:
+                rate, cpu, loop = (float(x) for x in found.groups())
+                measured[name].append((rate, cpu, loop))
+    if repeat > 1:
+        print(f"medians of {repeat} runs each, alternating:")
+        for name, runs in measured.items():
+            if runs:
+                rate, cpu, loop = (statistics.median(run[i] for run in runs) for i in range(3))
+                cpus = " / ".join(f"{run[1]:.2f}" for run in runs)
+                print(
+                    f"{name:>18}: {rate:6.0f} assignments/s wall, CPU {cpu:.2f} ms per assignment ({loop:.2f} ms on "
+                    f"the event loop's thread); CPU per run {cpus} ms, least {min(run[1] for run in runs):.2f} ms "
+                    f"(the run the other load disturbed least), most assignments/s {max(run[0] for run in runs):.0f}"
+                )
 
 
 __all__ = ["compare", "run_in_process"]

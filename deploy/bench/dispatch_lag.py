@@ -359,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", help="git revision to run first at each rate (e.g. main)")
     parser.add_argument("--in-process", action="store_true", help="the consumer path alone, no broker")
     parser.add_argument("--requests", type=int, default=3000, help="in-process: requests measured (default 3000)")
+    parser.add_argument("--repeat", type=int, default=1, help="in-process: runs per tree, alternating (medians)")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "bench-dispatch.md")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
@@ -371,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             _export(args.before, before)
             trees.insert(0, (f"before ({args.before})", before))
         if args.in_process:
-            compare(before if args.before else None, ROOT, args.requests, args.before or "")
+            compare(before if args.before else None, ROOT, args.requests, args.before or "", args.repeat)
             return 0
         runs = [
             (

@@ -15,10 +15,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from services.dispatch.assignment import Candidate
 from services.dispatch.domain import RequestFacts
+from shared.eventstore.sqlite_driver import OneTripConnection
 from shared.messaging.consumer import current_chunk
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Dialect
+
+
+@dataclass(frozen=True, slots=True)
+class Later:
+    """The chunk's lean driver and its dialect, looked up once per chunk: where its reactions leave their writes
+    for the next trip to the writer (`read_model.LaterWrite`)."""
+
+    driver: OneTripConnection
+    dialect: Dialect
 
 
 @dataclass(frozen=True)
@@ -33,25 +47,32 @@ Pair = tuple[str, str]  # (region, product line): the requests that share it sha
 @dataclass
 class ChunkReads:
     """The requests of one chunk's events as stored (None: not known), which of them have a job, the
-    candidates of each (region, product line) seen and each candidate technician's open jobs."""
+    candidates of each (region, product line) seen and each candidate technician's open jobs.
+
+    `later`: where the chunk's reactions leave their writes for the next trip to the writer; None off the lean
+    path (PostgreSQL), where they run at once."""
 
     requests: dict[str, KnownRequest | None]
     jobs: set[str]  # request ids (of `requests`) whose job exists
-    staff: dict[Pair, list[tuple[str, str, str | None]]] = field(default_factory=dict)  # technician, center, dealer
-    load: dict[str, int] = field(default_factory=dict)  # open jobs of every technician in `staff`
+    staff: dict[Pair, list[str]] = field(default_factory=dict)  # technician ids, as the query ranks them
+    # Each technician of `staff` as a candidate now (their open jobs included): one object per technician, made
+    # again only when their open jobs change, not one per candidate per triage.
+    candidate_of: dict[str, Candidate] = field(default_factory=dict)
+    later: Later | None = None
 
     def add_staff(self, pair: Pair, rows: list[tuple[str, str, str | None, int]]) -> None:
         """The candidates of `pair` as read now (technician, center, center's dealer, open jobs)."""
-        self.staff[pair] = [(technician_id, center_id, dealer_id) for technician_id, center_id, dealer_id, _ in rows]
-        for technician_id, _, _, open_jobs in rows:
-            self.load[technician_id] = open_jobs
+        self.staff[pair] = [technician_id for technician_id, _, _, _ in rows]
+        for technician_id, center_id, dealer_id, open_jobs in rows:
+            self.candidate_of[technician_id] = Candidate(technician_id, center_id, dealer_id, open_jobs)
 
     def candidates(self, pair: Pair) -> list[Candidate] | None:
         """None when `pair` was not read yet."""
         staff = self.staff.get(pair)
         if staff is None:
             return None
-        return [Candidate(t, c, d, self.load.get(t, 0)) for t, c, d in staff]
+        candidate_of = self.candidate_of
+        return [candidate_of[t] for t in staff]
 
     # --- the chunk's own writes, as they happen ------------------------------------------------------------
 
@@ -66,8 +87,11 @@ class ChunkReads:
     def job_saved(self, request_id: str, load_changes: Mapping[str, int]) -> None:
         self.jobs.add(request_id)
         for technician_id, delta in load_changes.items():
-            if technician_id in self.load:
-                self.load[technician_id] += delta
+            known = self.candidate_of.get(technician_id)
+            if known is not None:
+                self.candidate_of[technician_id] = Candidate(
+                    technician_id, known.center_id, known.center_dealer_id, known.open_jobs + delta
+                )
 
 
 _MEMO_KEY = ChunkReads
@@ -86,4 +110,4 @@ def keep_reads(reads: ChunkReads) -> None:
         chunk.memo[_MEMO_KEY] = reads
 
 
-__all__ = ["ChunkReads", "KnownRequest", "Pair", "keep_reads", "kept_reads"]
+__all__ = ["ChunkReads", "KnownRequest", "Later", "Pair", "keep_reads", "kept_reads"]

@@ -13,9 +13,10 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, sel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.dispatch.assignment import Candidate
-from services.dispatch.chunk_reads import ChunkReads, KnownRequest, Pair, keep_reads, kept_reads
+from services.dispatch.chunk_reads import ChunkReads, KnownRequest, Later, Pair, keep_reads, kept_reads
 from services.dispatch.domain import RequestFacts
 from services.dispatch.read_model import (
+    LaterWrite,
     dispatch_centers,
     dispatch_jobs,
     dispatch_requests,
@@ -44,6 +45,7 @@ _CANCEL_REQUEST = lean.Prepared(
     update(dispatch_requests).where(dispatch_requests.c.request_id == bindparam("the_request_id")),
     columns=["cancelled"],
 )
+_LATER_REQUEST = LaterWrite(_INSERT_REQUEST, _REQUEST_COLUMNS)
 _JOB_OF_REQUEST = lean.Prepared(
     select(dispatch_jobs.c.job_id).where(dispatch_jobs.c.request_id == bindparam("request_id"))
 )
@@ -130,9 +132,25 @@ async def remember_request(conn: AsyncConnection, data: ServiceRequestReceived, 
         if reads.requests[data.request_id] is not None:
             return  # the same fact again
         # The chunk's reads say the row is not there: nothing else can refuse it, so it rides with the next trip.
-        await lean.write_later(conn, [(_INSERT_REQUEST, _request_row(data, received_at))])
+        customer, product = data.customer, data.product
+        if reads.later is not None:
+            _LATER_REQUEST.defer(
+                reads.later,
+                (
+                    data.request_id,
+                    data.dealer_id,
+                    customer.region,
+                    product.product_line,
+                    str(data.customer_tier),
+                    data.urgent,
+                    received_at,
+                    False,
+                ),
+            )
+        else:
+            await lean.write_later(conn, [(_INSERT_REQUEST, _request_row(data, received_at))])
         facts = RequestFacts(
-            data.request_id, data.dealer_id, data.customer.region, data.product.product_line, as_utc(received_at)
+            data.request_id, data.dealer_id, customer.region, product.product_line, as_utc(received_at)
         )
         reads.request_stored(KnownRequest(facts, cancelled=False))
         return
@@ -250,7 +268,8 @@ async def chunk_reads(conn: AsyncConnection) -> ChunkReads | None:
             assert known is not None
             requests[known.facts.request_id] = known
     jobs = {request_id for rows in found[len(lists) :] for (request_id,) in rows}
-    reads = ChunkReads(requests, jobs)
+    driver = lean.lean_driver(conn)
+    reads = ChunkReads(requests, jobs, later=None if driver is None else Later(driver, conn.dialect))
     pairs = {(k.facts.region, k.facts.product_line) for k in requests.values() if k is not None}
     pairs.update(_received_pairs(chunk.events))
     ordered = sorted(pairs)

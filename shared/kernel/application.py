@@ -122,9 +122,11 @@ class Application(Generic[R]):
         return {key.event_type: self._reaction(bound) for key, bound in self._reactions.items()}
 
     def _reaction(self, bound: BoundHandler) -> Handler:
+        actor = self.system_actor  # the same for every reaction of the service: made once, not per event
+
         async def react(event: IncomingEvent[EventData], conn: AsyncConnection) -> None:
             metadata = caused_by(event.envelope)
-            uow = self.unit_of_work(conn, metadata, self.system_actor)
+            uow = self.unit_of_work(conn, metadata, actor)
             await bound(event, {UnitOfWork: uow, Metadata: metadata})
             await uow.commit()
 

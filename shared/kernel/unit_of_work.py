@@ -208,7 +208,7 @@ class UnitOfWork:
                 then=then,
             )
             if wanted is not None and not on_driver:
-                await reconcile_deadlines(self.conn, aggregate.id, wanted)
+                await reconcile_deadlines(self.conn, aggregate.id, wanted, new_stream=stored[0].sequence == 1)
             if projection is not None and not projected_in_trip:
                 await projection.projector(self.conn, aggregate, stored)
             appended.extend(stored)
@@ -235,21 +235,30 @@ def _after_append_on_driver(
     wanted: Mapping[str, datetime] | None,
     writes: ProjectionWrites | None,
 ) -> None:
-    """On the writer's thread, in the append's trip: the deadlines, then the read-model rows."""
+    """On the writer's thread, in the append's trip: the deadlines, then the read-model rows. A stream this
+    append began watches nothing yet (deadlines are only written after its appends): no look-up of its own."""
     if wanted is not None:
-        _reconcile_on_driver(db, stream_id=aggregate.id, wanted=wanted)
+        _reconcile_on_driver(db, stream_id=aggregate.id, wanted=wanted, new_stream=stored[0].sequence == 1)
     if writes is not None:
         lean.write_on(db, writes(aggregate, stored))
 
 
-async def reconcile_deadlines(conn: AsyncConnection, stream_id: str, wanted: Mapping[str, datetime]) -> None:
-    """Make the pending deadlines of `stream_id` exactly `wanted` (the one deadline mechanism)."""
+async def reconcile_deadlines(
+    conn: AsyncConnection, stream_id: str, wanted: Mapping[str, datetime], *, new_stream: bool = False
+) -> None:
+    """Make the pending deadlines of `stream_id` exactly `wanted` (the one deadline mechanism). A `new_stream`
+    (its first events were appended in this transaction) watches nothing yet: deadlines are written only here,
+    after a stream's appends, so there is nothing of its own to look up."""
     driver = lean.lean_driver(conn)
     if driver is not None:  # the same statements in one trip to the writer's thread (lean.py)
-        await lean.run(conn, driver, partial(_reconcile_on_driver, stream_id=stream_id, wanted=wanted))
+        await lean.run(
+            conn, driver, partial(_reconcile_on_driver, stream_id=stream_id, wanted=wanted, new_stream=new_stream)
+        )
         return
     # Elsewhere the same statements, prepared on PostgreSQL's driver (lean.py chooses).
-    watched = {kind for (kind,) in await lean.query(conn, _PENDING_KINDS, {"stream_id": stream_id})}
+    watched: set[str] = (
+        set() if new_stream else {kind for (kind,) in await lean.query(conn, _PENDING_KINDS, {"stream_id": stream_id})}
+    )
     await lean.write(conn, _reconciling(stream_id, watched, wanted))
 
 
@@ -264,8 +273,10 @@ _CANCEL = lean.Prepared(
 _SCHEDULE = lean.Prepared(SCHEDULE)
 
 
-def _reconcile_on_driver(db: lean.Driver, *, stream_id: str, wanted: Mapping[str, datetime]) -> None:
-    watched = {kind for (kind,) in db.execute(_PENDING_KINDS, {"stream_id": stream_id})}
+def _reconcile_on_driver(
+    db: lean.Driver, *, stream_id: str, wanted: Mapping[str, datetime], new_stream: bool = False
+) -> None:
+    watched = set() if new_stream else {kind for (kind,) in db.execute(_PENDING_KINDS, {"stream_id": stream_id})}
     lean.write_on(db, _reconciling(stream_id, watched, wanted))
 
 

@@ -4,7 +4,7 @@ key = subject so that one aggregate's events stay in order on one partition."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from shared.clock import as_utc, rfc3339
 from shared.events import UNKNOWN_ACTOR, EventEnvelope
@@ -81,7 +81,9 @@ def to_record(event: EventEnvelope) -> tuple[str, bytes, bytes, Headers]:
 
 def _parse_time(name: str, raw: str) -> datetime:
     try:
-        return as_utc(datetime.fromisoformat(raw.replace("Z", "+00:00")))
+        # Python 3.11's fromisoformat reads RFC 3339's "Z" itself (as datetime.UTC): no replace, no conversion.
+        parsed = datetime.fromisoformat(raw)
+        return parsed if parsed.tzinfo is UTC else as_utc(parsed)
     except ValueError as exc:
         raise UnreadableEvent(f"header {name} is not an RFC 3339 time: {raw!r}") from exc
 

@@ -77,12 +77,32 @@ def _claims(count: int) -> TextClause:
     ).bindparams(bindparam("processed_at", type_=UtcDateTime()))
 
 
+@lru_cache(maxsize=64)
+def _sqlite_claims(count: int) -> str:
+    """`count` claims in one statement for the lean path: SQLite (3.35+) returns the rows it inserted, so the
+    ids claimed now are those it names."""
+    rows = ", ".join(["(?, ?, ?)"] * count)
+    return (
+        f"INSERT INTO processed_events (consumer, event_id, processed_at) VALUES {rows} "
+        "ON CONFLICT DO NOTHING RETURNING event_id"
+    )
+
+
 def _claim_on_driver(consumer: str, event_ids: list[str], now: datetime, db: lean.Driver) -> set[str]:
-    claimed = set()
-    for event_id in event_ids:
-        db.execute(_LEAN_CLAIM, {"consumer": consumer, "event_id": event_id, "processed_at": now})
-        if db.rowcount == 1:
-            claimed.add(event_id)
+    """The ids (distinct) claimed in statements of up to `_CLAIMS_PER_STATEMENT` rows: the time bound once, as
+    the one-row `_CLAIM` binds it, and no statement per id."""
+    compiled = _LEAN_CLAIM.compiled(db.dialect)
+    process = compiled.processors[compiled.names.index("processed_at")]
+    processed_at = process(now) if process is not None else now
+    claimed: set[str] = set()
+    for start in range(0, len(event_ids), _CLAIMS_PER_STATEMENT):
+        ids = event_ids[start : start + _CLAIMS_PER_STATEMENT]
+        parameters = [value for event_id in ids for value in (consumer, event_id, processed_at)]
+        cursor = db.raw.execute(_sqlite_claims(len(ids)), parameters)
+        try:
+            claimed.update(event_id for (event_id,) in cursor.fetchall())
+        finally:
+            cursor.close()
     return claimed
 
 

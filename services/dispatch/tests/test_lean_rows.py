@@ -5,13 +5,15 @@ candidates finds every row by a key or an index, whatever the number of jobs."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import insert, update
 
 from services.dispatch.domain import LOAD_STATUSES, Assignee, Job, RequestFacts
-from services.dispatch.queries import _CANDIDATES_OF_REQUEST, known_request, remember_request
+from services.dispatch.queries import _CANDIDATES_OF_REQUEST, chunk_reads, known_request, remember_request
 from services.dispatch.read_model import (
     dispatch_jobs,
     dispatch_requests,
@@ -24,9 +26,11 @@ from services.dispatch.sla import SlaPolicy
 from services.dispatch.tests.conftest import request_events
 from shared.contracts.enums import Priority, ServiceMode
 from shared.contracts.intake import ServiceRequestReceived
+from shared.events import IncomingEvent
 from shared.eventstore import Database
 from shared.eventstore.lean import lean_driver
 from shared.eventstore.tables import service_schema
+from shared.messaging.consumer import _CURRENT_CHUNK, Chunk, _flush_deferred_writes
 
 RECEIVED_AT = datetime(2026, 11, 30, 8, 15, 42, 123456, tzinfo=UTC)
 
@@ -128,6 +132,59 @@ async def test_a_jobs_row_is_stored_and_updated_as_sqlalchemy_did(db):
         assert differing == ["job_id", "created_position", "request_id", "queue_key", "view"]
         assert lean_row[-1] == sqlalchemy_row[-1].replace(twin.id, job.id).replace("R-2", "R-1")
     assert updated[0][3] == "accepted" and updated[0] != inserted[0]
+
+
+@contextmanager
+def in_a_consumer_chunk(*events: IncomingEvent) -> Iterator[None]:
+    """What the consumer sets while it applies a chunk of `events` (`current_chunk()`)."""
+    entered = _CURRENT_CHUNK.set(Chunk(list(events)))
+    try:
+        yield
+    finally:
+        _CURRENT_CHUNK.reset(entered)
+
+
+async def test_a_chunks_request_and_new_job_rows_left_for_the_next_trip_are_stored_as_outside_a_chunk(db):
+    received, _ = request_events(dealer_id="D1", received_at=RECEIVED_AT, request_id="R-1")
+    twin_received, _ = request_events(dealer_id="D1", received_at=RECEIVED_AT, request_id="R-2")
+    data, twin_data = (ServiceRequestReceived.model_validate_json(e.data) for e in (received, twin_received))
+    facts = RequestFacts("R-1", "D1", "north", "tractor", RECEIVED_AT)
+    at = RECEIVED_AT + timedelta(minutes=10)
+    job, twin = (
+        Job.create(
+            replace_request(facts, request_id),
+            ServiceMode.onsite,
+            Priority.P2,
+            SlaPolicy(),
+            at,
+            Assignee("T1", "C1", True, frozenset({"tractor"})),
+        )
+        for request_id in ("R-1", "R-2")
+    )
+    async with db.transaction() as conn:
+        await remember_request(conn, twin_data, RECEIVED_AT)  # outside a chunk: written at once
+        await save_job(conn, twin, 8)
+        with in_a_consumer_chunk(IncomingEvent(received, data)):
+            reads = await chunk_reads(conn)
+            assert reads is not None and reads.later is not None  # the chunk's writes take the deferred path
+            await remember_request(conn, data, RECEIVED_AT)
+            await save_job(conn, job, 7)
+            driver = lean_driver(conn)
+            assert driver is not None and driver.has_deferred_writes()
+            await _flush_deferred_writes(conn)
+            assert reads.candidate_of == {}  # no candidates were read; the saved job's load is in the table
+
+    chunk_request, outside_request = rows_of(db, "dispatch_requests", "request_id")
+    assert chunk_request[1:] == outside_request[1:]
+    chunk_job, outside_job = rows_of(db, "dispatch_jobs", "created_position")
+    differing = [c.key for c, a, b in zip(dispatch_jobs.c, chunk_job, outside_job, strict=True) if a != b]
+    assert differing == ["job_id", "created_position", "request_id", "queue_key", "view"]
+    assert chunk_job[-1] == outside_job[-1].replace(twin.id, job.id).replace("R-2", "R-1")
+    assert rows_of(db, "dispatch_technician_load", "technician_id") == [("T1", 2)]
+
+
+def replace_request(facts: RequestFacts, request_id: str) -> RequestFacts:
+    return RequestFacts(request_id, facts.dealer_id, facts.region, facts.product_line, facts.received_at)
 
 
 async def test_ranking_the_candidates_finds_every_row_by_a_key_or_an_index(db):
