@@ -29,6 +29,7 @@ from shared.contracts.intake import ServiceRequestReceived
 from shared.events import IncomingEvent
 from shared.eventstore import lean
 from shared.http.pagination import Page
+from shared.keyset import keyset_page
 from shared.messaging.consumer import current_chunk
 
 # The reactions' statements, compiled once (shared/eventstore/lean.py): on SQLite they run on the writer's
@@ -300,9 +301,7 @@ async def _page(
     conn: AsyncConnection, query: Select, key: ColumnElement, limit: int, after: Any, newest_first: bool = False
 ) -> Page[dict[str, Any]]:
     """A keyset page on `key` (the views as stored; the routes validate them against their models)."""
-    if after is not None:
-        query = query.where(key < after if newest_first else key > after)
-    query = query.order_by(key.desc() if newest_first else key).limit(limit + 1)
+    query = keyset_page(query, key, after=after, limit=limit, newest_first=newest_first)
     rows = (await conn.execute(query.add_columns(key.label("sort_key")))).all()
     return Page[dict[str, Any]].of(rows, limit, item=lambda r: json.loads(r.view), key=lambda r: r.sort_key)
 
