@@ -87,7 +87,8 @@ async def raw_read(bootstrap: str) -> tuple[int, float]:
 
 class Service:
     """A service as a process of its own on a free port, with the bench's settings. `module` runs instead of the
-    service's own (`-m module …`), `env` adds settings."""
+    service's own (`-m module …`), or `argv` (the interpreter's arguments) from the tree `cwd`; `env` adds
+    settings."""
 
     def __init__(
         self,
@@ -96,6 +97,8 @@ class Service:
         bootstrap: str,
         *,
         module: list[str] | None = None,
+        argv: list[str] | None = None,
+        cwd: Path = ROOT,
         env: dict[str, str] | None = None,
     ) -> None:
         self.name, self.port = name, free_port()
@@ -114,8 +117,8 @@ class Service:
         }
         self.log = open(workdir / f"{name}-{self.port}.log", "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", *(module or [f"services.{name}"])],
-            cwd=ROOT,
+            [sys.executable, *(argv or ["-m", *(module or [f"services.{name}"])])],
+            cwd=cwd,
             env=settings,
             stdout=self.log,
             stderr=subprocess.STDOUT,

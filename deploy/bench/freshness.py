@@ -252,29 +252,10 @@ class Analytics(Service):
 
     def __init__(self, workdir: Path, bootstrap: str, root: Path = ROOT) -> None:
         self.stages = workdir / f"analytics-{uuid.uuid4().hex[:6]}.stages"
-        self.name, self.port = "analytics", free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.duckdb = workdir / f"analytics-{self.port}.duckdb"
-        env = {
-            **os.environ,
-            "PORT": str(self.port),
-            "KAFKA_BOOTSTRAP": bootstrap,
-            "LOG_JSON": "false",
-            "LOG_LEVEL": "WARNING",
-            "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/analytics-{self.port}.db",
-            "ANALYTICS_DUCKDB_PATH": str(self.duckdb),
-            "CONSUMER_GROUP": f"bench-analytics-{uuid.uuid4().hex[:6]}",
-            STAGE_LOG: str(self.stages),
-        }
         here = str(Path(__file__).resolve())
         serve = f"import runpy, sys; sys.argv = [{here!r}, '--serve-analytics']; runpy.run_path({here!r}, run_name='__main__')"
-        self.log = open(workdir / f"analytics-{self.port}.log", "wb")  # closed by stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", serve],
-            cwd=root,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+        super().__init__(
+            "analytics", workdir, bootstrap, argv=["-c", serve], cwd=root, env={STAGE_LOG: str(self.stages)}
         )
 
     def stage_lines(self, since: float) -> list[dict]:
