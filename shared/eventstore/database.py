@@ -36,7 +36,10 @@ class Database:
     against the latest state. Reads use a second engine with ordinary deferred transactions, so they never
     wait for writers (WAL). Within one process, `transaction()` also queues writers on an asyncio lock before
     BEGIN IMMEDIATE: SQLite's busy handler polls with sleeps of up to 100 ms, which under concurrent requests
-    made waits of seconds; other processes still meet the busy timeout."""
+    made waits of seconds; other processes still meet the busy timeout.
+
+    On PostgreSQL (asyncpg), `read()` runs each statement on its own (autocommit, no BEGIN/ROLLBACK): it is
+    for reads only; what it wrote would not be rolled back."""
 
     def __init__(
         self, url: str, *, sqlite_synchronous: str = "FULL", group_commit_limit: int = 64, echo: bool = False
@@ -67,7 +70,12 @@ class Database:
             )
             if asyncpg:
                 event.listen(self.engine.sync_engine, "checkout", _closed_by_the_server)
-            self.read_engine = self.engine
+            # Reads (polls, look-ups, GETs) on the same pool, each statement on its own: under READ COMMITTED a
+            # transaction gives a read no snapshot its statements share, and cost a BEGIN and a ROLLBACK round
+            # trip around every read (a poll that found nothing was three trips, now one). The isolation level
+            # is the adapter's setting, put back when the connection returns to the pool, so `transaction()`
+            # on the same connection afterwards is a transaction again (test_database_pool.py).
+            self.read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT") if asyncpg else self.engine
 
     def _sqlite_engine(self, *, immediate: bool, synchronous: str, echo: bool) -> AsyncEngine:
         engine = create_async_engine(
@@ -167,7 +175,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self.read_engine is not self.engine:
+        if self.read_engine.pool is not self.engine.pool:
             await self.read_engine.dispose()
 
 

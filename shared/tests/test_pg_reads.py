@@ -1,0 +1,88 @@
+"""Reads and pooled connections on PostgreSQL (shared/eventstore/database.py): a read (a poll, a look-up)
+runs its statements on their own, with no BEGIN and ROLLBACK round trips around them; the connection it used
+goes back to the pool as it came, so a write transaction on it afterwards is still one transaction (rolled
+back whole on an error); and a connection returned to the pool with a transaction still open is rolled back
+before anyone else gets it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select
+
+from deploy.postgres.launcher import create_database
+from shared.eventstore.database import Database
+from shared.eventstore.lean import Prepared, write
+from shared.eventstore.tables import metadata
+from shared.tests.conftest import database_with
+
+own = MetaData()
+marks = Table("marks", own, Column("k", Integer, primary_key=True))
+INSERT_MARK = Prepared(insert(marks), columns=["k"])
+
+
+@pytest.fixture
+async def db(postgres_server):
+    url = await create_database(postgres_server, f"t_{uuid.uuid4().hex[:12]}")
+    async with database_with(url, metadata, own) as database:
+        yield database
+
+
+async def driver_of(conn: Any) -> Any:
+    """The asyncpg connection under a SQLAlchemy connection."""
+    return (await conn.get_raw_connection()).driver_connection
+
+
+async def marks_stored(db: Database) -> int:
+    async with db.read() as conn:
+        return (await conn.execute(select(func.count()).select_from(marks))).scalar_one()
+
+
+async def test_a_read_sends_its_statements_without_a_begin_and_a_rollback(db):
+    sent: list[str] = []
+    async with db.read() as conn:
+        driver = await driver_of(conn)
+
+        def log(record: Any) -> None:
+            sent.append(record.query.strip().rstrip(";").upper())
+
+        driver.add_query_logger(log)
+        try:
+            assert (await conn.execute(select(func.count()).select_from(marks))).scalar_one() == 0
+            # The server's own word (ReadyForQuery): the statement ran and ended on its own.
+            assert not driver.is_in_transaction()
+        finally:
+            driver.remove_query_logger(log)
+    assert "BEGIN" not in sent and "ROLLBACK" not in sent
+    assert not driver.is_in_transaction()
+
+
+async def test_a_write_transaction_on_a_connection_a_read_used_is_still_one_transaction(db):
+    async with db.read() as conn:
+        read_on = await driver_of(conn)
+        await conn.execute(select(func.count()).select_from(marks))
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as conn:
+            assert await driver_of(conn) is read_on  # the pool handed back the connection the read used
+            await conn.execute(insert(marks).values(k=1))
+            await write(conn, [(INSERT_MARK, {"k": 2})])
+            assert (await driver_of(conn)).is_in_transaction()
+            raise RuntimeError("the command failed after its writes")
+    assert await marks_stored(db) == 0
+
+
+async def test_a_connection_returned_with_its_transaction_open_is_rolled_back(db):
+    conn = await db.engine.connect()
+    await conn.begin()
+    await write(conn, [(INSERT_MARK, {"k": 3})])  # the lean path (asyncpg) begins the transaction
+    driver = await driver_of(conn)
+    assert driver.is_in_transaction()
+    await conn.close()  # neither committed nor rolled back by its user
+    async with db.transaction() as again:
+        assert await driver_of(again) is driver
+        await again.execute(insert(marks).values(k=4))
+    assert not driver.is_in_transaction()
+    async with db.read() as conn:
+        assert (await conn.execute(select(marks.c.k))).scalars().all() == [4]
