@@ -2,7 +2,7 @@
 runs its statements on their own, with no BEGIN and ROLLBACK round trips around them; the connection it used
 goes back to the pool as it came, so a write transaction on it afterwards is still one transaction (rolled
 back whole on an error); and a connection returned to the pool with a transaction still open is rolled back
-before anyone else gets it."""
+before anyone else gets it, even one SQLAlchemy's adapter did not see begin."""
 
 from __future__ import annotations
 
@@ -86,3 +86,20 @@ async def test_a_connection_returned_with_its_transaction_open_is_rolled_back(db
     assert not driver.is_in_transaction()
     async with db.read() as conn:
         assert (await conn.execute(select(marks.c.k))).scalars().all() == [4]
+
+
+async def test_a_transaction_begun_behind_the_adapters_back_is_rolled_back_on_return(db):
+    """As a task cancelled while its BEGIN was being answered leaves it: the server has a transaction open
+    that SQLAlchemy's adapter never saw begin, so its own reset (a rollback of the adapter's transaction)
+    would hand the connection on as it is."""
+    conn = await db.engine.connect()
+    driver = await driver_of(conn)
+    await driver.execute("BEGIN")
+    await driver.execute("INSERT INTO marks (k) VALUES (5)")
+    await conn.close()
+    assert not driver.is_in_transaction()
+    async with db.transaction() as again:
+        assert await driver_of(again) is driver
+        await write(again, [(INSERT_MARK, {"k": 6})])
+    async with db.read() as conn:
+        assert (await conn.execute(select(marks.c.k))).scalars().all() == [6]
