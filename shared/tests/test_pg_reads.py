@@ -7,20 +7,25 @@ before anyone else gets it, even one SQLAlchemy's adapter did not see begin."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select
+from sqlalchemy import Column, Integer, MetaData, Table, bindparam, func, insert, select
 
 from deploy.postgres.launcher import create_database
 from shared.eventstore.database import Database
-from shared.eventstore.lean import Prepared, write
-from shared.eventstore.tables import metadata
+from shared.eventstore.lean import Prepared, query, write
+from shared.eventstore.pg_driver import pg_driver
+from shared.eventstore.tables import UtcDateTime, metadata
 from shared.tests.conftest import database_with
 
 own = MetaData()
-marks = Table("marks", own, Column("k", Integer, primary_key=True))
+marks = Table("marks", own, Column("k", Integer, primary_key=True), Column("at", UtcDateTime))
 INSERT_MARK = Prepared(insert(marks), columns=["k"])
+MARKS_SINCE = Prepared(
+    select(marks.c.k, marks.c.at).where(marks.c.at >= bindparam("since", type_=UtcDateTime())).order_by(marks.c.k)
+)
 
 
 @pytest.fixture
@@ -103,3 +108,16 @@ async def test_a_transaction_begun_behind_the_adapters_back_is_rolled_back_on_re
         await write(again, [(INSERT_MARK, {"k": 6})])
     async with db.read() as conn:
         assert (await conn.execute(select(marks.c.k))).scalars().all() == [6]
+
+
+async def test_a_look_up_on_a_read_connection_runs_on_the_driver_and_reads_what_sqlalchemy_reads(db):
+    at = datetime(2026, 12, 2, 6, 10, 0, 123456, tzinfo=UTC)
+    async with db.transaction() as conn:
+        await conn.execute(insert(marks), [{"k": 7, "at": at}, {"k": 8, "at": None}])
+    async with db.read() as conn:
+        assert pg_driver(conn, reading=True) is not None  # the poll's path: asyncpg, no transaction
+        assert pg_driver(conn) is None  # never a write: outside a transaction it would commit on its own
+        lean_rows = await query(conn, MARKS_SINCE, {"since": at})
+        through_sqlalchemy = [tuple(r) for r in await conn.execute(MARKS_SINCE.construct, {"since": at})]
+        assert not (await driver_of(conn)).is_in_transaction()
+    assert lean_rows == through_sqlalchemy == [(7, at)]
