@@ -14,10 +14,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Column, Index, String, Table, bindparam, select, text, update
+from sqlalchemy import Column, Index, Integer, String, Table, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import AdvancingClock, Clock, SystemClock
+from shared.eventstore import lean
 from shared.eventstore.database import Database
 from shared.eventstore.tables import UtcDateTime, metadata
 from shared.messaging.relay import Lease
@@ -75,6 +76,15 @@ async def cancel(conn: AsyncConnection, *, stream_id: str, kind: str) -> None:
         .where(deadlines.c.name == deadline_name(stream_id, kind), deadlines.c.state == "pending")
         .values(state="cancelled")
     )
+
+
+# The scheduler's poll, compiled once (lean.py): on PostgreSQL a prepared statement on the driver.
+_DUE = lean.Prepared(
+    select(deadlines.c.name, deadlines.c.stream_id, deadlines.c.kind, deadlines.c.due_at)
+    .where(deadlines.c.state == "pending", deadlines.c.due_at <= bindparam("now", type_=UtcDateTime()))
+    .order_by(deadlines.c.due_at)
+    .limit(bindparam("limit", type_=Integer()))
+)
 
 
 class DeadlineScheduler:
@@ -142,23 +152,15 @@ class DeadlineScheduler:
     async def fire_due(self) -> int:
         """Fire every pending deadline that is due now; return how many fired."""
         now = self.clock.now()
-        async with self.db.read() as conn:
-            due = (
-                await conn.execute(
-                    select(deadlines)
-                    .where(deadlines.c.state == "pending", deadlines.c.due_at <= now)
-                    .order_by(deadlines.c.due_at)
-                    .limit(self.batch_size)
-                )
-            ).all()
+        async with self.db.read() as conn:  # a poll that finds nothing is this one statement
+            due = [Deadline(*row) for row in await lean.query(conn, _DUE, {"now": now, "limit": self.batch_size})]
         fired = 0
-        for row in due:
-            deadline = Deadline(row.name, row.stream_id, row.kind, row.due_at)
+        for deadline in due:
             try:
                 async with self.db.transaction() as conn:
                     claimed = await conn.execute(
                         update(deadlines)
-                        .where(deadlines.c.name == row.name, deadlines.c.state == "pending")
+                        .where(deadlines.c.name == deadline.name, deadlines.c.state == "pending")
                         .values(state="fired")
                     )
                     if not claimed.rowcount:
@@ -166,6 +168,6 @@ class DeadlineScheduler:
                     await self.handler(deadline, conn)
                 fired += 1
             except Exception as exc:  # the mark rolled back with the effect: it fires on a later round
-                log.warning("deadline %s could not fire yet: %s", row.name, exc)
+                log.warning("deadline %s could not fire yet: %s", deadline.name, exc)
         self.fired += fired
         return fired

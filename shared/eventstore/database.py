@@ -13,6 +13,7 @@ from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolResetState
 
 from shared.eventstore import sqlite_driver
 from shared.eventstore.group_commit import GroupCommit
@@ -36,7 +37,10 @@ class Database:
     against the latest state. Reads use a second engine with ordinary deferred transactions, so they never
     wait for writers (WAL). Within one process, `transaction()` also queues writers on an asyncio lock before
     BEGIN IMMEDIATE: SQLite's busy handler polls with sleeps of up to 100 ms, which under concurrent requests
-    made waits of seconds; other processes still meet the busy timeout."""
+    made waits of seconds; other processes still meet the busy timeout.
+
+    On PostgreSQL (asyncpg), `read()` runs each statement on its own (autocommit, no BEGIN/ROLLBACK): it is
+    for reads only; what it wrote would not be rolled back."""
 
     def __init__(
         self, url: str, *, sqlite_synchronous: str = "FULL", group_commit_limit: int = 64, echo: bool = False
@@ -67,7 +71,13 @@ class Database:
             )
             if asyncpg:
                 event.listen(self.engine.sync_engine, "checkout", _closed_by_the_server)
-            self.read_engine = self.engine
+                event.listen(self.engine.sync_engine.pool, "reset", _roll_back_what_the_adapter_missed)
+            # Reads (polls, look-ups, GETs) on the same pool, each statement on its own: under READ COMMITTED a
+            # transaction gives a read no snapshot its statements share, and cost a BEGIN and a ROLLBACK round
+            # trip around every read (a poll that found nothing was three trips, now one). The isolation level
+            # is the adapter's setting, put back when the connection returns to the pool, so `transaction()`
+            # on the same connection afterwards is a transaction again (test_database_pool.py).
+            self.read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT") if asyncpg else self.engine
 
     def _sqlite_engine(self, *, immediate: bool, synchronous: str, echo: bool) -> AsyncEngine:
         engine = create_async_engine(
@@ -167,7 +177,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self.read_engine is not self.engine:
+        if self.read_engine.pool is not self.engine.pool:
             await self.read_engine.dispose()
 
 
@@ -177,3 +187,17 @@ def _closed_by_the_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> N
     driver = getattr(dbapi_connection, "_connection", None)  # SQLAlchemy's adapter holds the asyncpg connection
     if driver is not None and driver.is_closed():
         raise InvalidatePoolError("the server closed this connection")
+
+
+def _roll_back_what_the_adapter_missed(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+    """On return to the pool of an asyncpg connection: a transaction the server still has open, which
+    SQLAlchemy's adapter does not know of, is rolled back. The pool's own reset asks the adapter, which rolls
+    back only a transaction it saw begin (a task cancelled while its BEGIN was answered leaves one it did not
+    see); left open, it would hand the next user a connection on which every transaction fails. Costs nothing
+    when the connection is idle: the server's transaction status comes with each of its answers."""
+    driver = getattr(dbapi_connection, "_connection", None)
+    if not state.asyncio_safe or driver is None or driver.is_closed() or not driver.is_in_transaction():
+        return
+    if getattr(dbapi_connection, "_started", False):
+        return  # the adapter's own transaction: the pool's reset rolls it back
+    dbapi_connection.await_(driver.execute("ROLLBACK"))  # an error here discards the connection (the pool's)

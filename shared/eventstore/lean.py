@@ -168,20 +168,21 @@ async def run(conn: AsyncConnection, driver: OneTripConnection, step: Callable[[
 
 
 async def query(conn: AsyncConnection, statement: Prepared, row: Row | None = None) -> list[Any]:
-    """A look-up inside a write transaction (a command's check before it decides): its rows as tuples, on the
-    lean path in one trip, otherwise through SQLAlchemy."""
+    """A look-up inside a write transaction (a command's check before it decides), or on a read connection (a
+    poll): its rows as tuples, on the lean path in one trip, otherwise through SQLAlchemy."""
     driver = lean_driver(conn)
     if driver is None:
-        pg = _pg_for(conn, statement)
+        pg = _pg_for(conn, statement, reading=True)
         if pg is not None:
             return await pg.fetch(statement, row)
         return [tuple(r) for r in await conn.execute(statement.construct, dict(row or {}))]
     return await run(conn, driver, lambda db: db.execute(statement, row))
 
 
-def _pg_for(conn: AsyncConnection, *statements: Prepared) -> PgDriver | None:
-    """The PostgreSQL path for look-ups `statements`, unless one's results need SQLAlchemy's cursor."""
-    pg = pg_driver(conn)
+def _pg_for(conn: AsyncConnection, *statements: Prepared, reading: bool = False) -> PgDriver | None:
+    """The PostgreSQL path for look-ups `statements`, unless one's results need SQLAlchemy's cursor;
+    `reading`: look-ups only, which may also run on a read connection (see `pg_driver`)."""
+    pg = pg_driver(conn, reading=reading)
     if pg is None or any(statement.compiled(conn.dialect).results is None for statement in statements):
         return None
     return pg
@@ -272,7 +273,7 @@ async def query_many(conn: AsyncConnection, statements: Sequence[tuple[Prepared,
     otherwise through SQLAlchemy, one after the other."""
     driver = lean_driver(conn)
     if driver is None:
-        pg = _pg_for(conn, *(statement for statement, _ in statements))
+        pg = _pg_for(conn, *(statement for statement, _ in statements), reading=True)
         if pg is not None:
             return [await pg.fetch(statement, row) for statement, row in statements]
         return [[tuple(r) for r in await conn.execute(s.construct, dict(row))] for s, row in statements]

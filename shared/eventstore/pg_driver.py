@@ -112,17 +112,20 @@ class PgDriver:
         raise exc  # not reached: _handle_exception always raises
 
 
-def pg_driver(conn: AsyncConnection) -> PgDriver | None:
+def pg_driver(conn: AsyncConnection, *, reading: bool = False) -> PgDriver | None:
     """The asyncpg connection of `conn` when the lean path applies: PostgreSQL through asyncpg, inside a
-    transaction (outside one, each statement would commit on its own)."""
+    transaction (outside one, each statement would commit on its own), or, for a look-up (`reading`), on a
+    read connection (`Database.read()`: autocommit, where each statement running on its own is the point)."""
     dialect = conn.dialect
-    if dialect.name != "postgresql" or dialect.driver != "asyncpg" or not conn.in_transaction():
+    if dialect.name != "postgresql" or dialect.driver != "asyncpg":
         return None
     sync = conn.sync_connection
     if sync is None:
         return None
     adapter = sync.connection.dbapi_connection
     if adapter is None or not hasattr(adapter, "_start_transaction"):
+        return None
+    if not conn.in_transaction() and not (reading and adapter.autocommit):
         return None
     return PgDriver(adapter, dialect)
 

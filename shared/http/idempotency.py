@@ -18,7 +18,7 @@ from typing import Annotated, NamedTuple
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import Response
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import BigInteger, Boolean, bindparam, column, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -47,7 +47,7 @@ class IdempotencyStore:
         if self.db.is_sqlite:
             return
         lock_id = int.from_bytes(hashlib.sha256(f"{scope}|{key}".encode()).digest()[:8], "big", signed=True)
-        if not (await conn.execute(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": lock_id})).scalar_one():
+        if not (await lean.query(conn, _TRY_LOCK, {"id": lock_id}))[0][0]:
             raise _in_use()
 
     async def stored_answer(self, conn: AsyncConnection, scope: str, key: str, request_hash: str) -> Response | None:
@@ -99,6 +99,12 @@ class _Stored(NamedTuple):
     headers: str | None
 
 
+# The key's lock, on the driver too (lean.py): the first statement of a keyed command on PostgreSQL.
+_TRY_LOCK = lean.Prepared(
+    text("SELECT pg_try_advisory_xact_lock(:id)")
+    .bindparams(bindparam("id", type_=BigInteger()))
+    .columns(column("locked", Boolean()))
+)
 _ANSWER_COLUMNS = ["request_hash", "state", "status_code", "content_type", "body", "headers", "updated_at"]
 # The key's look-up and its answer's record, compiled once and run on the writer's driver (lean.py).
 _STORED_ANSWER = lean.Prepared(
