@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.bench.dispatch_in_process import compare
 from deploy.bench.payloads import CUSTOMER, MODEL, received_event
-from deploy.bench.procs import cpu_seconds
+from deploy.bench.procs import cpu_seconds, stop_group
 from deploy.bench.sysinfo import busy_cpu_seconds, fsync_ms, load_average, machine
 from deploy.kafka.launcher import LocalKafkaBroker, ensure_jars, free_port
 from shared.auth import mint_token
@@ -133,17 +132,7 @@ class DispatchProcess:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(process.pid, sig)
-                process.wait(wait)
-                return
-            except ProcessLookupError:
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(process)
 
 
 async def staff(url: str, technicians: int) -> None:

@@ -27,6 +27,22 @@ def cpu_seconds(pid: int | None) -> float:
     return sum(int(v) for v in fields[11:15]) / _TICKS  # utime stime cutime cstime
 
 
+def stop_group(process: subprocess.Popen[bytes] | None, timeout: float = 20) -> None:
+    """Stop a child started in a session of its own, with whatever it started: SIGTERM to its process group
+    (uvicorn shuts down gracefully: the lifespan stops the relay), SIGKILL if it hangs."""
+    if process is None or process.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 class Server:
     """`python -m deploy.bench.serve <kind>` on a free port; output goes to <workdir>/<kind>.log."""
 
@@ -72,19 +88,8 @@ class Server:
             return False
 
     def stop(self, timeout: float = 20) -> None:
-        """SIGTERM (uvicorn shuts down gracefully: the lifespan stops the relay), SIGKILL if it hangs."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(process.pid, sig)
-                process.wait(wait)
-                return
-            except ProcessLookupError:
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(process, timeout)
 
     def __enter__(self) -> Server:
         return self.start()
