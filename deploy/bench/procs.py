@@ -14,6 +14,7 @@ from pathlib import Path
 from deploy.kafka.launcher import free_port
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+_ROOT = Path(__file__).resolve().parents[2]  # this checkout
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -46,8 +47,9 @@ def stop_group(process: subprocess.Popen[bytes] | None, timeout: float = 20) -> 
 class Server:
     """`python -m deploy.bench.serve <kind>` on a free port; output goes to <workdir>/<kind>.log."""
 
-    def __init__(self, kind: str, workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, kind: str, workdir: Path, env: dict[str, str] | None = None, root: Path = _ROOT) -> None:
         self.kind, self.workdir = kind, workdir
+        self.root = root  # whose code is served (`-m` takes the working directory first)
         self.port = free_port()
         self.env = {**os.environ, **(env or {})}
         self.log = workdir / f"{kind}.log"
@@ -61,15 +63,19 @@ class Server:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
+    def command(self) -> list[str]:
+        """The server's command line (run from `root`)."""
+        return [sys.executable, "-m", "deploy.bench.serve", self.kind, str(self.port)]
+
     def start(self, timeout: float = 60) -> Server:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "deploy.bench.serve", self.kind, str(self.port)],
+                self.command(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=self.env,
-                cwd=Path(__file__).resolve().parents[2],
+                cwd=self.root,
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout
