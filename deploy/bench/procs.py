@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 
-from deploy.kafka.launcher import free_port
+from deploy.kafka.launcher import LocalKafkaBroker, ensure_jars, free_port
+from shared.contracts.topics import ALL_TOPICS
+from shared.messaging.kafka import ensure_topics
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _ROOT = Path(__file__).resolve().parents[2]  # this checkout
@@ -26,6 +32,17 @@ def cpu_seconds(pid: int | None) -> float:
     except OSError:
         return 0.0
     return sum(int(v) for v in fields[11:15]) / _TICKS  # utime stime cutime cstime
+
+
+def scratch_with_broker(stack: ExitStack, prefix: str) -> tuple[Path, str]:
+    """A scratch directory and a local Kafka broker with the contract's topics, both gone when `stack` closes:
+    the directory, and the broker's bootstrap address."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    stack.callback(shutil.rmtree, workdir, True)
+    ensure_jars()
+    broker = stack.enter_context(LocalKafkaBroker())
+    asyncio.run(ensure_topics(broker.bootstrap, ALL_TOPICS))
+    return workdir, broker.bootstrap
 
 
 def stop_group(process: subprocess.Popen[bytes] | None, timeout: float = 20) -> None:

@@ -160,12 +160,9 @@ def _http(before: Path, levels: list[int], seconds: float, *, postgres: bool, wo
     from deploy.bench.group_commit import _row
     from deploy.bench.http_bench import SECRET
     from deploy.bench.load import run_load
-    from deploy.bench.procs import Server
-    from deploy.kafka.launcher import LocalKafkaBroker, ensure_jars
+    from deploy.bench.procs import Server, scratch_with_broker
     from deploy.postgres.launcher import LocalPostgres, create_database
     from shared.auth import mint_token
-    from shared.contracts.topics import ALL_TOPICS
-    from shared.messaging.kafka import ensure_topics
 
     class ServedFrom(Server):
         """A bench server whose code is the tree at `root`; intake with `workers` uvicorn workers."""
@@ -184,12 +181,8 @@ def _http(before: Path, levels: list[int], seconds: float, *, postgres: bool, wo
             ]
 
     token = mint_token(SECRET, subject="bench", roles=["agent"])
-    workdir = Path(tempfile.mkdtemp(prefix="servicetrail-write-path-"))
     with ExitStack() as stack:
-        stack.callback(shutil.rmtree, workdir, True)
-        ensure_jars()
-        broker = stack.enter_context(LocalKafkaBroker())
-        asyncio.run(ensure_topics(broker.bootstrap, ALL_TOPICS))
+        workdir, bootstrap = scratch_with_broker(stack, "servicetrail-write-path-")
         database_pid, database_server = None, None
         if postgres:
             database_server = LocalPostgres().start()
@@ -208,7 +201,7 @@ def _http(before: Path, levels: list[int], seconds: float, *, postgres: bool, wo
                 url = asyncio.run(create_database(database_server.url, f"intake_{uuid.uuid4().hex[:8]}"))
             env = {
                 "DATABASE_URL": url,
-                "KAFKA_BOOTSTRAP": broker.bootstrap,
+                "KAFKA_BOOTSTRAP": bootstrap,
                 "AUTH_SECRET": SECRET,
                 "CONSUMER_GROUP": f"bench-{uuid.uuid4().hex[:8]}",
             }
