@@ -106,12 +106,11 @@ async def create_once(
 
     async def run() -> Response:
         result = await call.handle(command)
+        if collection is None:  # a report (an import's): no resource to point at
+            return validated(view, result, 201)
         if isinstance(result, BaseModel):
-            if collection is None:
-                raise TypeError("a view model built by the handler is answered with its Location")
             return created(result, collection, getattr(result, key))
-        headers = {"Location": location(collection, result[key])} if collection is not None else None
-        return validated(view, result, 201, headers)
+        return validated(view, result, 201, {"Location": location(collection, result[key])})
 
     return await call.run(run)
 
