@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,9 +32,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.bench.dispatch_in_process import compare
 from deploy.bench.payloads import CUSTOMER, MODEL, received_event
-from deploy.bench.procs import cpu_seconds
+from deploy.bench.procs import Server, cpu_seconds
 from deploy.bench.sysinfo import busy_cpu_seconds, fsync_ms, load_average, machine
-from deploy.kafka.launcher import LocalKafkaBroker, ensure_jars, free_port
+from deploy.kafka.launcher import LocalKafkaBroker, ensure_jars
 from shared.auth import mint_token
 from shared.contracts.enums import Priority, ServiceMode
 from shared.contracts.intake import ServiceRequestTriaged
@@ -88,62 +87,24 @@ async def _partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
     return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
 
 
-class DispatchProcess:
+class DispatchProcess(Server):
+    """dispatch itself (`-m services.dispatch`, from the tree `root`) on the bench's broker, in a consumer group of
+    its own."""
+
     def __init__(self, workdir: Path, bootstrap: str, root: Path = ROOT) -> None:
-        self.root = root  # whose code is served (`-m` takes the working directory first)
-        self.port = free_port()
         self.group = f"bench-dispatch-{uuid.uuid4().hex[:8]}"
-        self.env = {
-            **os.environ,
+        env = {
             "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/dispatch.db",
             "KAFKA_BOOTSTRAP": bootstrap,
             "CONSUMER_GROUP": self.group,
-            "PORT": str(self.port),
             "AUTH_SECRET": SECRET,
             "LOG_LEVEL": "WARNING",
         }
-        self.log = workdir / "dispatch.log"
-        self.process: subprocess.Popen | None = None
+        super().__init__("dispatch", workdir, env, root)
+        self.env["PORT"] = str(self.port)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.dispatch"],
-                cwd=self.root,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        async with httpx.AsyncClient(base_url=self.url, timeout=2) as client:
-            for _ in range(300):
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"dispatch exited:\n{self.log.read_text()[-3000:]}")
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.2)
-        raise RuntimeError(f"dispatch did not become ready:\n{self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(process.pid, sig)
-                process.wait(wait)
-                return
-            except ProcessLookupError:
-                return
-            except subprocess.TimeoutExpired:
-                continue
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "services.dispatch"]
 
 
 async def staff(url: str, technicians: int) -> None:
@@ -220,14 +181,14 @@ async def measure(bootstrap: str, workdir: Path, run: Run, log, root: Path = ROO
     dispatch = DispatchProcess(workdir, bootstrap, root)
     # dispatch's group starts at the topic's end: a reused broker's old events are not part of the run
     await start_group_at_end(bootstrap, dispatch.group, [INTAKE])
-    await dispatch.start()
+    dispatch.start()
     try:
         await staff(dispatch.url, run.technicians)
         ready, stop = asyncio.Event(), asyncio.Event()
         reader = asyncio.create_task(read_assignments(bootstrap, run, ready, stop))
         await ready.wait()
         run.load_before = load_average()
-        cpu_before, busy_before, started = cpu_seconds(dispatch.process.pid), busy_cpu_seconds(), time.monotonic()
+        cpu_before, busy_before, started = cpu_seconds(dispatch.pid), busy_cpu_seconds(), time.monotonic()
         log(
             f"{run.label}: publishing {run.rate:.0f} requests/s for {run.warmup:.0f} s warm-up + {run.seconds:.0f} s ..."
         )
@@ -240,7 +201,7 @@ async def measure(bootstrap: str, workdir: Path, run: Run, log, root: Path = ROO
             await asyncio.sleep(0.2)
         elapsed = time.monotonic() - started
         run.drained_seconds = elapsed
-        run.dispatch_cores = (cpu_seconds(dispatch.process.pid) - cpu_before) / elapsed
+        run.dispatch_cores = (cpu_seconds(dispatch.pid) - cpu_before) / elapsed
         run.machine_cores_busy = (busy_cpu_seconds() - busy_before) / elapsed
         stop.set()
         await reader

@@ -6,20 +6,14 @@ Prints requests/s, p50/p99 and the server's CPU per request; nothing is written.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import shutil
-import tempfile
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
 from deploy.bench.http_bench import SECRET, Level, _measure
 from deploy.bench.load import run_load
-from deploy.bench.procs import Server
-from deploy.kafka.launcher import LocalKafkaBroker, ensure_jars
+from deploy.bench.procs import Server, scratch_with_broker
 from shared.auth import mint_token
-from shared.contracts.topics import ALL_TOPICS
-from shared.messaging.kafka import ensure_topics
 
 
 def _intake(workdir: Path, name: str, bootstrap: str, limit: int) -> Server:
@@ -50,15 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per concurrency (default 2)")
     args = parser.parse_args(argv)
     token = mint_token(SECRET, subject="bench", roles=["agent"])
-    workdir = Path(tempfile.mkdtemp(prefix="servicetrail-group-commit-"))
     with ExitStack() as stack:
-        stack.callback(shutil.rmtree, workdir, True)
-        ensure_jars()
-        broker = stack.enter_context(LocalKafkaBroker())
-        asyncio.run(ensure_topics(broker.bootstrap, ALL_TOPICS))
+        workdir, bootstrap = scratch_with_broker(stack, "servicetrail-group-commit-")
         servers = {
-            "group commit off": stack.enter_context(_intake(workdir, "off", broker.bootstrap, 1)),
-            "group commit on": stack.enter_context(_intake(workdir, "on", broker.bootstrap, 64)),
+            "group commit off": stack.enter_context(_intake(workdir, "off", bootstrap, 1)),
+            "group commit on": stack.enter_context(_intake(workdir, "on", bootstrap, 64)),
         }
         for server in servers.values():
             run_load(server.url, 8, 2, token, f"w{uuid.uuid4().hex[:6]}")

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 
-from deploy.kafka.launcher import free_port
+from deploy.kafka.launcher import LocalKafkaBroker, ensure_jars, free_port
+from shared.contracts.topics import ALL_TOPICS
+from shared.messaging.kafka import ensure_topics
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+_ROOT = Path(__file__).resolve().parents[2]  # this checkout
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -27,11 +34,39 @@ def cpu_seconds(pid: int | None) -> float:
     return sum(int(v) for v in fields[11:15]) / _TICKS  # utime stime cutime cstime
 
 
+def scratch_with_broker(stack: ExitStack, prefix: str) -> tuple[Path, str]:
+    """A scratch directory and a local Kafka broker with the contract's topics, both gone when `stack` closes:
+    the directory, and the broker's bootstrap address."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    stack.callback(shutil.rmtree, workdir, True)
+    ensure_jars()
+    broker = stack.enter_context(LocalKafkaBroker())
+    asyncio.run(ensure_topics(broker.bootstrap, ALL_TOPICS))
+    return workdir, broker.bootstrap
+
+
+def stop_group(process: subprocess.Popen[bytes] | None, timeout: float = 20) -> None:
+    """Stop a child started in a session of its own, with whatever it started: SIGTERM to its process group
+    (uvicorn shuts down gracefully: the lifespan stops the relay), SIGKILL if it hangs."""
+    if process is None or process.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 class Server:
     """`python -m deploy.bench.serve <kind>` on a free port; output goes to <workdir>/<kind>.log."""
 
-    def __init__(self, kind: str, workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, kind: str, workdir: Path, env: dict[str, str] | None = None, root: Path = _ROOT) -> None:
         self.kind, self.workdir = kind, workdir
+        self.root = root  # whose code is served (`-m` takes the working directory first)
         self.port = free_port()
         self.env = {**os.environ, **(env or {})}
         self.log = workdir / f"{kind}.log"
@@ -45,15 +80,19 @@ class Server:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
+    def command(self) -> list[str]:
+        """The server's command line (run from `root`)."""
+        return [sys.executable, "-m", "deploy.bench.serve", self.kind, str(self.port)]
+
     def start(self, timeout: float = 60) -> Server:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "deploy.bench.serve", self.kind, str(self.port)],
+                self.command(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=self.env,
-                cwd=Path(__file__).resolve().parents[2],
+                cwd=self.root,
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout
@@ -72,19 +111,8 @@ class Server:
             return False
 
     def stop(self, timeout: float = 20) -> None:
-        """SIGTERM (uvicorn shuts down gracefully: the lifespan stops the relay), SIGKILL if it hangs."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(process.pid, sig)
-                process.wait(wait)
-                return
-            except ProcessLookupError:
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(process, timeout)
 
     def __enter__(self) -> Server:
         return self.start()

@@ -160,55 +160,29 @@ def _http(before: Path, levels: list[int], seconds: float, *, postgres: bool, wo
     from deploy.bench.group_commit import _row
     from deploy.bench.http_bench import SECRET
     from deploy.bench.load import run_load
-    from deploy.bench.procs import Server
-    from deploy.kafka.launcher import LocalKafkaBroker, ensure_jars
+    from deploy.bench.procs import Server, scratch_with_broker
     from deploy.postgres.launcher import LocalPostgres, create_database
     from shared.auth import mint_token
-    from shared.contracts.topics import ALL_TOPICS
-    from shared.messaging.kafka import ensure_topics
 
     class ServedFrom(Server):
-        """A bench server whose code is the tree at `root` (`-m` takes the working directory first)."""
+        """A bench server whose code is the tree at `root`; intake with `workers` uvicorn workers."""
 
         def __init__(self, kind: str, workdir: Path, env: dict[str, str], root: Path, workers: int = 1) -> None:
-            super().__init__(kind, workdir, env)
-            self.root, self.workers = root, workers
+            super().__init__(kind, workdir, env, root)
+            self.workers = workers
 
         def command(self) -> list[str]:
             if self.workers == 1:  # exactly as the other benches serve (deploy/bench/serve.py)
-                return [sys.executable, "-m", "deploy.bench.serve", self.kind, str(self.port)]
+                return super().command()
             return [
                 *(sys.executable, "-m", "uvicorn", "services.intake.app:create_app", "--factory"),
                 *("--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)),
                 *("--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"),
             ]
 
-        def start(self, timeout: float = 60) -> Server:
-            with open(self.log, "ab") as out:
-                self.process = subprocess.Popen(
-                    self.command(),
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=self.env,
-                    cwd=self.root,
-                    start_new_session=True,
-                )
-            deadline = time.monotonic() + timeout
-            while not self._ready():
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"{self.kind} did not become ready:\n{self.log.read_text()[-3000:]}")
-                time.sleep(0.2)
-            return self
-
     token = mint_token(SECRET, subject="bench", roles=["agent"])
-    workdir = Path(tempfile.mkdtemp(prefix="servicetrail-write-path-"))
     with ExitStack() as stack:
-        stack.callback(shutil.rmtree, workdir, True)
-        ensure_jars()
-        broker = stack.enter_context(LocalKafkaBroker())
-        asyncio.run(ensure_topics(broker.bootstrap, ALL_TOPICS))
+        workdir, bootstrap = scratch_with_broker(stack, "servicetrail-write-path-")
         database_pid, database_server = None, None
         if postgres:
             database_server = LocalPostgres().start()
@@ -227,7 +201,7 @@ def _http(before: Path, levels: list[int], seconds: float, *, postgres: bool, wo
                 url = asyncio.run(create_database(database_server.url, f"intake_{uuid.uuid4().hex[:8]}"))
             env = {
                 "DATABASE_URL": url,
-                "KAFKA_BOOTSTRAP": broker.bootstrap,
+                "KAFKA_BOOTSTRAP": bootstrap,
                 "AUTH_SECRET": SECRET,
                 "CONSUMER_GROUP": f"bench-{uuid.uuid4().hex[:8]}",
             }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import Field, StrictBool
 
 from services.complaints.commands import (
@@ -27,7 +27,7 @@ from services.complaints.views import ComplaintView
 from shared.auth import Role
 from shared.contracts.complaints import ComplaintCategory, ComplaintSeverity, ComplaintSource
 from shared.contracts.enums import Channel
-from shared.http.commands import Command, CommandCall, StrictBody, UtcDatetime, created
+from shared.http.commands import Command, CommandCall, StrictBody, UtcDatetime, create_once
 from shared.http.dependencies import ReadDatabase
 from shared.http.pagination import Cursor, Limit, Page, decode_cursor
 from shared.http.problems import Problem
@@ -96,7 +96,7 @@ async def _run(command: object, call: CommandCall) -> ComplaintView:
 )
 async def open_complaint(
     body: OpenComplaintBody, call: Annotated[CommandCall, Command(Role.agent, OFFICER, Role.dealer, idempotent=True)]
-) -> JSONResponse:
+) -> Response:
     """Open a complaint about a service request and/or job: a job must belong to the request, and the dealer is
     the request's. One complaints has not heard of yet is accepted and linked when its event arrives (`link`:
     awaited, then linked), or flagged `unresolved` after COMPLAINT_UNKNOWN_LINK_GRACE_SECONDS. Deadlines: acknowledge within 1 hour, resolve within
@@ -122,12 +122,7 @@ async def open_complaint(
         description=body.description,
         occurred_at=body.occurred_at,
     )
-
-    async def run() -> JSONResponse:
-        view = await _run(command, call)
-        return created(view, "/v1/complaints", view.id)
-
-    return await call.run(run)
+    return await create_once(call, command, ComplaintView, "/v1/complaints")
 
 
 @router.get("/{complaint_id}", dependencies=[Permission(*READERS)], response_model=ComplaintView)

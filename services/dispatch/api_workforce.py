@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from services.dispatch.api import ID_PATTERN, Dispatch, JobPage
@@ -18,7 +18,7 @@ from services.dispatch.commands import (
 )
 from shared.auth import Role
 from shared.contracts.dispatch import CenterKind
-from shared.http.commands import Command, CommandCall, StrictBody, location, validated
+from shared.http.commands import Command, CommandCall, StrictBody, create_once
 from shared.http.pagination import Cursor, Limit, Page, keyset_after
 from shared.http.security import CurrentActor, Permission
 
@@ -110,10 +110,6 @@ CenterPage = Page[CenterView]
 TechnicianPage = Page[TechnicianView]
 
 
-def _created(model: type[BaseModel], view: dict[str, Any], collection: str) -> JSONResponse:
-    return validated(model, view, 201, {"Location": location(collection, view["id"])})
-
-
 @centers.post(
     "",
     status_code=201,
@@ -122,14 +118,10 @@ def _created(model: type[BaseModel], view: dict[str, Any], collection: str) -> J
 )
 async def register_service_center(
     body: CenterBody, call: Annotated[CommandCall, Command(Role.dispatcher, idempotent=True)]
-) -> JSONResponse:
+) -> Response:
     """Register a repair center, branch or authorized dealer. Its region decides which jobs it is offered."""
     command = RegisterServiceCenter(body.id, body.name, body.region, body.kind, body.dealer_id)
-
-    async def run() -> JSONResponse:
-        return _created(CenterView, await call.handle(command), "/v1/service-centers")
-
-    return await call.run(run)
+    return await create_once(call, command, CenterView, "/v1/service-centers")
 
 
 @centers.get("", dependencies=[Permission(*STAFF_READERS)], response_model=CenterPage)
@@ -177,14 +169,10 @@ async def update_service_center(
 )
 async def register_technician(
     body: TechnicianBody, call: Annotated[CommandCall, Command(Role.dispatcher, idempotent=True)]
-) -> JSONResponse:
+) -> Response:
     """Register a technician of an existing center, with the product lines they are skilled for."""
     command = RegisterTechnician(body.id, body.center_id, body.name, list(body.skills), body.active)
-
-    async def run() -> JSONResponse:
-        return _created(TechnicianView, await call.handle(command), "/v1/technicians")
-
-    return await call.run(run)
+    return await create_once(call, command, TechnicianView, "/v1/technicians")
 
 
 @technicians.get("", dependencies=[Permission(*STAFF_READERS)], response_model=TechnicianPage)

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ConfigDict, Field, field_validator
 
 from services.intake.commands import (
@@ -27,7 +27,7 @@ from shared.auth import Role
 from shared.clock import utcnow
 from shared.contracts.enums import Channel, CustomerTier, Priority, ServiceMode
 from shared.contracts.intake import Customer, Product
-from shared.http.commands import Command, CommandCall, StrictBody, UtcDatetime, created
+from shared.http.commands import Command, CommandCall, StrictBody, UtcDatetime, create_once
 from shared.http.dependencies import ReadDatabase
 from shared.http.pagination import Cursor, Limit, Page, keyset_after
 from shared.http.security import CurrentActor, Permission, dealer_for
@@ -117,7 +117,7 @@ VisibleRequest = Annotated[ServiceRequestView, Depends(visible_request)]
 @router.post("", status_code=201, responses={201: {"model": ServiceRequestView}}, response_class=JSONResponse)
 async def open_service_request(
     body: OpenRequestBody, call: Annotated[CommandCall, Command(Role.agent, Role.dealer, idempotent=True)]
-) -> JSONResponse:
+) -> Response:
     """Open a customer's case. A dealer's requests belong to the dealer of its token. An open request for
     the same serial is a 409 that names it (`existing_id`)."""
     command = OpenServiceRequest(
@@ -131,12 +131,7 @@ async def open_service_request(
         urgent=body.urgent,
         occurred_at=body.occurred_at,
     )
-
-    async def run() -> JSONResponse:
-        view: ServiceRequestView = await call.handle(command)
-        return created(view, "/v1/service-requests", view.id)
-
-    return await call.run(run)
+    return await create_once(call, command, ServiceRequestView, "/v1/service-requests")
 
 
 @router.get("/{request_id}", dependencies=[Permission(*READERS)], response_model=ServiceRequestView)

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from services.warranty.bulk_import import ImportFormat, ImportRejected, ProductFields, parse
@@ -15,7 +15,7 @@ from services.warranty.commands import ImportProducts, RegisterProduct, SetWarra
 from services.warranty.queries import WarrantyQueries
 from services.warranty.views import CoverageView, ImportReport, PolicyView, ProductView
 from shared.auth import Actor, Role
-from shared.http.commands import Command, CommandCall, StrictBody, location, validated
+from shared.http.commands import Command, CommandCall, StrictBody, create_once
 from shared.http.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from shared.http.problems import Problem
 from shared.http.security import CurrentActor, Permission, dealer_for
@@ -44,28 +44,6 @@ Queries = Annotated[WarrantyQueries, Depends(_queries)]
 Serial = Annotated[str, Path(min_length=1, max_length=80, description="The unit's serial")]
 Id = Annotated[str, Field(min_length=1, max_length=80)]  # an id in a body
 PathId = Annotated[str, Path(min_length=1, max_length=80)]  # an id in the path
-
-
-def created(view: type[BaseModel], data: dict[str, Any], at: str | None = None) -> JSONResponse:
-    """A 201 with the new resource's view, validated against its model (kept whole for Idempotency-Key replays)."""
-    return validated(view, data, 201, {"Location": at} if at else None)
-
-
-async def create_once(
-    call: CommandCall,
-    command: object,
-    view: type[BaseModel],
-    collection: str | None = None,
-    key: str = "id",
-) -> JSONResponse:
-    """Run a creating command once per Idempotency-Key and answer 201 with its view; with `collection`, the
-    `Location` of the new resource is `<collection>/<view[key]>` (a report such as an import's has none)."""
-
-    async def run() -> JSONResponse:
-        data = await call.handle(command)
-        return created(view, data, location(collection, data[key]) if collection is not None else None)
-
-    return await call.run(run)
 
 
 def page(view: type[V], items: list[dict[str, Any]], after: Any) -> Page[V]:
@@ -132,7 +110,7 @@ class PolicyBody(StrictBody):
 )
 async def register_product(
     body: ProductBody, call: Annotated[CommandCall, Command(Role.warranty_officer, Role.dealer, idempotent=True)]
-) -> JSONResponse:
+) -> Response:
     """Register a unit sold. A dealer registers its own sales (dealer_id from its token). A serial already
     registered is a 409; a sale date in the future a 422."""
     command = RegisterProduct(
@@ -167,7 +145,7 @@ async def import_products(
     request: Request,
     call: Annotated[CommandCall, Command(Role.warranty_officer, Role.dealer, idempotent=True)],
     partial: Annotated[bool, Query(description="Import the valid rows even if others are not")] = False,
-) -> JSONResponse:
+) -> Response:
     """Register many units sold: CSV with a header line (`serial,model,product_line,sold_on,dealer_id`) or
     JSON lines, by Content-Type. Every row is validated; errors come back per row with its line number. With
     any error nothing is imported (422), unless `partial=true`: then the valid rows are."""
@@ -227,7 +205,7 @@ async def list_products(
 )
 async def set_warranty_policy(
     body: PolicyBody, call: Annotated[CommandCall, Command(Role.warranty_officer, idempotent=True)]
-) -> JSONResponse:
+) -> Response:
     """Set a product line's warranty for units sold on or after `effective_from` (all units when absent): the
     months, longer coverage for named part categories, and the excluded wear-part categories. Units already
     sold keep the version in force on their sale date."""

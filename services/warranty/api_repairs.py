@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import Field, field_validator
 
 from services.warranty.api import (
@@ -18,7 +18,6 @@ from services.warranty.api import (
     PathId,
     Queries,
     Serial,
-    create_once,
     cursor_value,
     invalid_cursor,
     own_dealer,
@@ -30,7 +29,7 @@ from services.warranty.commands import OverrideClaim, RecordPartSwap, RequestRet
 from services.warranty.views import ClaimView, ReturnDecisionView, SwapView, UnitHistory
 from shared.auth import Role
 from shared.contracts.warranty import ReturnKind
-from shared.http.commands import Command, CommandCall, StrictBody, UtcDatetime
+from shared.http.commands import Command, CommandCall, StrictBody, UtcDatetime, create_once
 from shared.http.pagination import Cursor, Limit, Page, encode_cursor
 from shared.http.security import CurrentActor, Permission
 
@@ -88,7 +87,7 @@ class ReturnBody(StrictBody):
 async def record_part_swap(
     body: PartSwapBody,
     call: Annotated[CommandCall, Command(Role.technician, Role.dealer, Role.warranty_officer, idempotent=True)],
-) -> JSONResponse:
+) -> Response:
     """Record a part replaced during a job, with the old and new part serials. Warranty decides, on the swap
     date and for the part's category, whether it is covered or billable, and says why. The job must be one
     dispatch announced (a dealer's own, a technician's assigned one): otherwise 404."""
@@ -138,7 +137,7 @@ async def list_part_swaps(
 )
 async def submit_claim(
     body: ClaimBody, call: Annotated[CommandCall, Command(Role.dealer, idempotent=True)]
-) -> JSONResponse:
+) -> Response:
     """Claim a completed job's labour and covered parts back. Adjudicated at once by the rules (coverage
     valid, swaps belong to the job, filed within 30 days of the job's completion), each with its verdict in
     `reasons`. Another dealer's job is a 404; a second claim for a job, or a job not completed yet, a 409."""
@@ -214,7 +213,7 @@ async def reject_claim(
 async def request_return(
     body: ReturnBody,
     call: Annotated[CommandCall, Command(Role.agent, Role.warranty_officer, Role.dealer, idempotent=True)],
-) -> JSONResponse:
+) -> Response:
     """Ask to return (refund) or exchange a registered unit. Decided at once and recorded either way: a
     return within 7 days of the sale, an exchange within 15 (day 0 is the sale date; configurable), or at any
     time once the two-repair rule entitles the unit; otherwise `rejected` with the remedy left (exchange or

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 
 from services.warranty.api import (
@@ -16,8 +16,6 @@ from services.warranty.api import (
     UNKNOWN_REFERENCE,
     Id,
     PathId,
-    create_once,
-    created,
     cursor_value,
     invalid_cursor,
     page,
@@ -44,7 +42,7 @@ from services.warranty.views import (
 )
 from shared.auth import Actor, Role
 from shared.contracts.warranty import LocationKind, PartCondition
-from shared.http.commands import Command, CommandCall, StrictBody, UtcDatetime, location, validated
+from shared.http.commands import Command, CommandCall, StrictBody, UtcDatetime, create_once, location, validated
 from shared.http.pagination import Cursor, Limit, Page
 from shared.http.problems import Problem
 from shared.http.security import CurrentActor, Permission
@@ -146,7 +144,7 @@ async def register_part(
     async def run() -> JSONResponse:
         registered = await call.handle(command)
         if registered.created:
-            return created(PartView, registered.view, location("/v1/parts", body.part_number))
+            return validated(PartView, registered.view, 201, {"Location": location("/v1/parts", body.part_number)})
         return validated(PartView, registered.view)
 
     return await call.run(run)
@@ -176,7 +174,7 @@ async def get_part(part_number: PathId, queries: Queries) -> PartView:
 @router.post("/v1/stock-locations", response_model=LocationView, status_code=201)
 async def register_stock_location(
     body: LocationBody, call: Annotated[CommandCall, Command(*STOCK_KEEPERS, idempotent=True)]
-) -> JSONResponse:
+) -> Response:
     """A place that holds parts: a warehouse, a center's store (names its `center_id`) or a technician's van
     (names its `technician_id`; one van per technician). An id taken, or a technician with a van, is a 409."""
     manufacturer_only(call.actor, "register stock locations")
@@ -210,7 +208,7 @@ async def list_stock_locations(
 )
 async def receive_stock(
     body: ReceiptBody, call: Annotated[CommandCall, Command(*STOCK_KEEPERS, idempotent=True)]
-) -> JSONResponse:
+) -> Response:
     """Parts arrived at a location (a supplier's delivery). The oldest backordered part requests this location
     may serve and that now fit are reserved at once (`reserved_for`). An unknown location or part is a 404
     naming the field."""
@@ -228,7 +226,7 @@ async def receive_stock(
 )
 async def transfer_stock(
     body: TransferBody, call: Annotated[CommandCall, Command(*STOCK_KEEPERS, idempotent=True)]
-) -> JSONResponse:
+) -> Response:
     """Move available parts from one location to another. More than the source has available is a 409 naming
     what is there; backorders the target may serve are reserved as for a receipt."""
     manufacturer_only(call.actor, "transfer stock")
@@ -282,7 +280,7 @@ PART_REQUESTERS = (Role.technician, Role.dealer, Role.dispatcher, Role.warranty_
 )
 async def request_part(
     body: PartRequestBody, call: Annotated[CommandCall, Command(*PART_REQUESTERS, idempotent=True)]
-) -> JSONResponse:
+) -> Response:
     """Parts for a job: reserved from the assigned technician's van, else his center's store, else a warehouse
     (the first with the whole quantity available), or backordered until a receipt or transfer brings it. The
     job must be one dispatch announced and the caller's (404); a job completed fixed is a 409."""
@@ -364,7 +362,7 @@ async def receive_part_request(
 async def return_part(
     body: PartReturnBody,
     call: Annotated[CommandCall, Command(Role.technician, Role.dealer, Role.warranty_officer, idempotent=True)],
-) -> JSONResponse:
+) -> Response:
     """The old part of a swap came back, with its condition (once per swap; the old part serial the swap
     recorded, if it recorded one). A claim for a covered swap of a category in `RETURN_REQUIRED_CATEGORIES`
     fails the rule `defective_part_returned` until then."""

@@ -1,5 +1,5 @@
 """What every command route needs besides its body, as one dependency: `Command(*roles)` (see `CommandCall`),
-a strict body base, and the answers of a command (`created`, `validated`).
+a strict body base, and the answers of a command (`created`, `validated`, `create_once`).
 
 A command route declares `call: Annotated[CommandCall, Command(Role.agent)]` (`idempotent=True` for the routes
 that take an Idempotency-Key) and nothing else of the service: the caller's permission, its `Actor`, the
@@ -94,6 +94,25 @@ def validated(
     view model first, then kept as a response (an Idempotency-Key replays it as it is)."""
     body = view.model_validate(data).model_dump(mode="json", by_alias=True)
     return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+async def create_once(
+    call: CommandCall, command: object, view: type[BaseModel], collection: str | None = None, key: str = "id"
+) -> Response:
+    """Run a creating command once per Idempotency-Key and answer 201 with its view: the view model the handler
+    built (`created`; intake, complaints), or the dict it built checked against `view` (`validated`; dispatch,
+    warranty). With `collection`, the `Location` of the new resource is `<collection>/<the view's key>` (a
+    report such as an import's has none)."""
+
+    async def run() -> Response:
+        result = await call.handle(command)
+        if collection is None:  # a report (an import's): no resource to point at
+            return validated(view, result, 201)
+        if isinstance(result, BaseModel):
+            return created(result, collection, getattr(result, key))
+        return validated(view, result, 201, {"Location": location(collection, result[key])})
+
+    return await call.run(run)
 
 
 def location(collection: str, resource_id: str) -> str:

@@ -6,13 +6,15 @@ events the hand-computed tests write (`event_at`)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
 
 from hypothesis import strategies as st
 
 from services.analytics.metrics import Window, date_micros
+from services.analytics.projection import Projection
 from services.analytics.records import AnalyticsEvent
 from services.analytics.views import GroupBy
 from shared.testing.properties import every_or_some
@@ -206,6 +208,23 @@ def delivered(draw: st.DrawFn, events: list[AnalyticsEvent]) -> tuple[list[Analy
     """`events`, and the batches they arrive in: shuffled across requests, some events twice."""
     duplicates = draw(st.lists(st.sampled_from(events), max_size=5)) if events else []
     return events, in_batches(draw, draw(st.permutations(events + duplicates)), 12)
+
+
+@contextmanager
+def projected(
+    delivery: tuple[list[AnalyticsEvent], list[list[AnalyticsEvent]]], small_batch: int | None = None
+) -> Iterator[Projection]:
+    """A fresh in-memory projection that applied a delivery's batches (`small_batch`: its threshold, if given),
+    each event stored once however often it came; closed on the way out."""
+    events, batches = delivery
+    projection = Projection(":memory:")
+    if small_batch is not None:
+        projection.small_batch = small_batch
+    try:
+        assert sum(projection.apply(batch) for batch in batches) == len(events)
+        yield projection
+    finally:
+        projection.close()
 
 
 def moments(events: list[AnalyticsEvent], pick) -> list[int | None]:

@@ -11,9 +11,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.analytics import commerce_sql, commerce_views
-from services.analytics.projection import Projection
 from services.analytics.records import AnalyticsEvent
-from services.analytics.tests.histories import GROUPINGS, WINDOWS, commerce_history, delivered, moments, request_history
+from services.analytics.tests.histories import (
+    GROUPINGS,
+    WINDOWS,
+    commerce_history,
+    delivered,
+    moments,
+    projected,
+    request_history,
+)
 from services.analytics.tests.test_process_sql_equals_reference import assert_process_views_equal, reference_trails
 from shared.testing.properties import examples
 
@@ -32,15 +39,11 @@ def deliveries(draw) -> tuple[list[AnalyticsEvent], list[list[AnalyticsEvent]]]:
 def test_paid_service_and_part_waits_in_sql_equal_the_reference_for_any_history_order_batching_and_duplicates(
     delivery, data
 ):
-    events, batches = delivery
-    projection = Projection(":memory:")
-    try:
-        assert sum(projection.apply(batch) for batch in batches) == len(events)
-        cur = projection.reader()
-        tables = projection.active_tables(cur)
+    events, _ = delivery
+    with projected(delivery) as projection:
         dealer = data.draw(st.sampled_from([None, "D1"]))
         window = data.draw(st.sampled_from(WINDOWS))
-        try:
+        with projection.reading() as (cur, tables):
             for as_of in moments(events, data.draw):
                 trails = reference_trails(events, as_of, dealer)
                 for group_by in data.draw(GROUPINGS):
@@ -49,9 +52,5 @@ def test_paid_service_and_part_waits_in_sql_equal_the_reference_for_any_history_
                         trails, window, group_by
                     )
                     assert commerce_sql.part_wait_rows(*args) == commerce_views.part_wait_rows(trails, window, group_by)
-        finally:
-            cur.close()
         # The hand-offs (with the added steps), rework, variants and findings over the same histories.
         assert_process_views_equal(projection, events, data.draw)
-    finally:
-        projection.close()

@@ -33,6 +33,18 @@ from shared.contracts.warranty import ClaimSubmitted, PartSwapped, WarrantyCheck
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 CUSTOMER_NAME, CUSTOMER_PHONE = "Ann Farmer", "+49 170 5550101"  # what builders.received puts in every request
+# Every object type the module's history touches, as the export declares them and PM4Py reads them back.
+OBJECT_TYPES_OF_THE_HISTORY = {
+    "service_request",
+    "job",
+    "unit",
+    "dealer",
+    "service_center",
+    "technician",
+    "complaint",
+    "claim",
+    "part",
+}
 
 # The constraints of the published OCEL 2.0 JSON schema (ocel-standard.org, 2.0/ocel20-schema-json.json), written
 # out here since the schema file carries no licence that lets us vendor it: the four top-level arrays, each
@@ -259,17 +271,7 @@ def test_the_ocel_json_is_valid_by_the_standard_and_every_relationship_names_an_
     objects = {o["id"] for o in log["objects"]}
     declared_events = {t["name"]: {a["name"] for a in t["attributes"]} for t in log["eventTypes"]}
     declared_objects = {t["name"]: {a["name"] for a in t["attributes"]} for t in log["objectTypes"]}
-    assert set(declared_objects) == {
-        "service_request",
-        "job",
-        "unit",
-        "dealer",
-        "service_center",
-        "technician",
-        "complaint",
-        "claim",
-        "part",
-    }
+    assert set(declared_objects) == OBJECT_TYPES_OF_THE_HISTORY
     for event in log["events"]:
         assert {r["objectId"] for r in event["relationships"]} <= objects
         assert {a["name"] for a in event["attributes"]} <= declared_events[event["type"]]
@@ -304,17 +306,7 @@ def test_pm4py_reads_the_ocel_json_back(history, pm4py, tmp_path):
     path.write_bytes(b"".join(ocel_json_chunks(history.rows)))
     log = pm4py.read_ocel2_json(str(path))
     assert (len(log.events), len(log.objects)) == (len(history.rows), len(history.objects))
-    assert set(log.objects["ocel:type"]) == {
-        "service_request",
-        "job",
-        "unit",
-        "dealer",
-        "service_center",
-        "technician",
-        "complaint",
-        "claim",
-        "part",
-    }
+    assert set(log.objects["ocel:type"]) == OBJECT_TYPES_OF_THE_HISTORY
     assert len(log.o2o) > 0 and len(log.relations) >= len(history.rows)
 
 

@@ -13,7 +13,16 @@ from services.analytics import process, process_sql
 from services.analytics.process import FindingRules, process_trails
 from services.analytics.projection import Projection
 from services.analytics.records import AnalyticsEvent
-from services.analytics.tests.histories import BASE, GROUPINGS, MIN, WINDOWS, delivered, moments, request_history
+from services.analytics.tests.histories import (
+    BASE,
+    GROUPINGS,
+    MIN,
+    WINDOWS,
+    delivered,
+    moments,
+    projected,
+    request_history,
+)
 from shared.testing.properties import examples
 
 # Tight enough rules that random histories raise every kind of finding.
@@ -50,11 +59,9 @@ def reference_trails(events: list[AnalyticsEvent], as_of: int | None, dealer: st
 
 
 def assert_process_views_equal(projection: Projection, events: list[AnalyticsEvent], pick) -> None:
-    cur = projection.reader()
-    tables = projection.active_tables(cur)
     dealer = pick(st.sampled_from([None, "D1"]))
     window = pick(st.sampled_from(WINDOWS))
-    try:
+    with projection.reading() as (cur, tables):
         for as_of in moments(events, pick):
             trails = reference_trails(events, as_of, dealer)
             for group_by in pick(GROUPINGS):
@@ -65,8 +72,6 @@ def assert_process_views_equal(projection: Projection, events: list[AnalyticsEve
                 assert process_sql.finding_rows(*args, rules=RULES) == process.finding_rows(
                     trails, window, group_by, RULES
                 )
-    finally:
-        cur.close()
 
 
 @settings(
@@ -75,10 +80,5 @@ def assert_process_views_equal(projection: Projection, events: list[AnalyticsEve
 @pytest.mark.timeout(600)
 @given(deliveries(), st.data())
 def test_the_process_sql_equals_the_reference_for_any_history_arrival_order_batching_and_duplicates(delivery, data):
-    events, batches = delivery
-    projection = Projection(":memory:")
-    try:
-        assert sum(projection.apply(batch) for batch in batches) == len(events)
-        assert_process_views_equal(projection, events, data.draw)
-    finally:
-        projection.close()
+    with projected(delivery) as projection:
+        assert_process_views_equal(projection, delivery[0], data.draw)

@@ -12,7 +12,16 @@ from services.analytics import sqlviews, views
 from services.analytics.facts import fold_all
 from services.analytics.projection import SMALL_BATCH, Projection, run
 from services.analytics.records import AnalyticsEvent
-from services.analytics.tests.histories import BASE, GROUPINGS, MIN, WINDOWS, delivered, moments, request_history
+from services.analytics.tests.histories import (
+    BASE,
+    GROUPINGS,
+    MIN,
+    WINDOWS,
+    delivered,
+    moments,
+    projected,
+    request_history,
+)
 from services.analytics.views import GroupBy
 from shared.testing.properties import examples
 
@@ -33,11 +42,9 @@ def reference(events: list[AnalyticsEvent], as_of: int | None, dealer: str | Non
 
 
 def assert_views_equal(projection: Projection, events: list[AnalyticsEvent], pick) -> None:
-    cur = projection.reader()
-    tables = projection.active_tables(cur)
     dealer = pick(st.sampled_from([None, "D1"]))
     window = pick(st.sampled_from(WINDOWS))
-    try:
+    with projection.reading() as (cur, tables):
         for as_of in moments(events, pick):
             requests, revisits = reference(events, as_of, dealer)
             for group_by in pick(GROUPINGS):
@@ -49,8 +56,6 @@ def assert_views_equal(projection: Projection, events: list[AnalyticsEvent], pic
             assert sqlviews.duration_histograms(cur, tables, window, as_of, dealer) == views.duration_histograms(
                 requests, window
             )
-    finally:
-        cur.close()
 
 
 @settings(
@@ -59,15 +64,9 @@ def assert_views_equal(projection: Projection, events: list[AnalyticsEvent], pic
 @pytest.mark.timeout(600)
 @given(deliveries(), st.data())
 def test_the_sql_views_equal_the_reference_for_any_history_arrival_order_batching_and_duplicates(delivery, data):
-    events, batches = delivery
-    projection = Projection(":memory:")
-    projection.small_batch = data.draw(st.sampled_from([0, SMALL_BATCH]), label="small batch")  # both ways
-    try:
-        new = sum(projection.apply(batch) for batch in batches)
-        assert new == len(events)  # each event stored once, however often it came
-        assert_views_equal(projection, events, data.draw)
-    finally:
-        projection.close()
+    small_batch = data.draw(st.sampled_from([0, SMALL_BATCH]), label="small batch")  # both ways
+    with projected(delivery, small_batch) as projection:
+        assert_views_equal(projection, delivery[0], data.draw)
 
 
 @settings(

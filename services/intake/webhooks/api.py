@@ -14,7 +14,7 @@ from services.intake.webhooks.commands import DeleteWebhook, Redeliver, RotateSe
 from services.intake.webhooks.queries import list_deliveries, list_webhooks, webhook_view
 from services.intake.webhooks.views import DeliveryView, RotatedSecret, WebhookView, WebhookWithSecret
 from shared.auth import Role
-from shared.http.commands import Command, CommandCall, StrictBody, created
+from shared.http.commands import Command, CommandCall, StrictBody, create_once
 from shared.http.dependencies import ReadDatabase
 from shared.http.pagination import Cursor, Limit, Page, keyset_after
 from shared.http.security import CurrentActor, Permission, dealer_for
@@ -77,12 +77,7 @@ async def subscribe(
         types=tuple(body.types),
         description=body.description,
     )
-
-    async def run() -> JSONResponse:
-        view: WebhookWithSecret = await call.handle(command)
-        return created(view, "/v1/webhooks", view.id)
-
-    return await call.run(run)
+    return await create_once(call, command, WebhookWithSecret, "/v1/webhooks")
 
 
 @router.get("", dependencies=[PARTNERS], response_model=Page[WebhookView])
