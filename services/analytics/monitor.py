@@ -27,7 +27,9 @@ from shared.eventstore.database import Database
 log = logging.getLogger(__name__)
 
 
-# How much lower than the process's other threads the alert evaluation's thread runs (a nice increment).
+# How much lower than the process's other threads the alert evaluation's thread runs (a nice increment). Only
+# that thread's own Python work is lowered: the DuckDB worker threads its queries fan out to keep the process's
+# priority, so what this buys is the evaluation staying off the event loop, not DuckDB yielding to it.
 EVALUATION_NICENESS = 10
 
 

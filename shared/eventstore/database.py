@@ -71,7 +71,7 @@ class Database:
             )
             if asyncpg:
                 event.listen(self.engine.sync_engine, "checkout", _closed_by_the_server)
-                event.listen(self.engine.sync_engine.pool, "reset", _roll_back_what_the_adapter_missed)
+                event.listen(self.engine.sync_engine.pool, "reset", _discard_what_the_adapter_missed)
             # Reads (polls, look-ups, GETs) on the same pool, each statement on its own: under READ COMMITTED a
             # transaction gives a read no snapshot its statements share, and cost a BEGIN and a ROLLBACK round
             # trip around every read (a poll that found nothing was three trips, now one). The isolation level
@@ -189,15 +189,27 @@ def _closed_by_the_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> N
         raise InvalidatePoolError("the server closed this connection")
 
 
-def _roll_back_what_the_adapter_missed(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
-    """On return to the pool of an asyncpg connection: a transaction the server still has open, which
-    SQLAlchemy's adapter does not know of, is rolled back. The pool's own reset asks the adapter, which rolls
-    back only a transaction it saw begin (a task cancelled while its BEGIN was answered leaves one it did not
-    see); left open, it would hand the next user a connection on which every transaction fails. Costs nothing
-    when the connection is idle: the server's transaction status comes with each of its answers."""
+class ConnectionLeftInDoubt(Exception):
+    """A pooled connection came back with a transaction SQLAlchemy's adapter did not see begin."""
+
+
+def _discard_what_the_adapter_missed(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+    """On return to the pool of an asyncpg connection: one whose transaction state SQLAlchemy's adapter does not
+    know is discarded, not handed on. A task cancelled while its BEGIN was being answered leaves the adapter
+    with a transaction object it never marked started (and asyncpg with a top transaction it never cleared),
+    and perhaps the server with a transaction open. The pool's own reset rolls back only what the adapter saw
+    begin; a ROLLBACK sent here would close the server's transaction but not asyncpg's, whose next "BEGIN" is
+    then a SAVEPOINT inside nothing (every transaction on it fails) or, if the ROLLBACK came too early, inside
+    the orphan (a command's "commit" a RELEASE that is rolled back later: an answered 201 lost). Raising makes
+    the pool log it and invalidate this one connection. Costs nothing when the connection is idle."""
     driver = getattr(dbapi_connection, "_connection", None)
-    if not state.asyncio_safe or driver is None or driver.is_closed() or not driver.is_in_transaction():
+    if not state.asyncio_safe or driver is None or driver.is_closed():
         return
     if getattr(dbapi_connection, "_started", False):
         return  # the adapter's own transaction: the pool's reset rolls it back
-    dbapi_connection.await_(driver.execute("ROLLBACK"))  # an error here discards the connection (the pool's)
+    if (
+        driver.is_in_transaction()
+        or getattr(dbapi_connection, "_transaction", None) is not None
+        or getattr(driver, "_top_xact", None) is not None
+    ):
+        raise ConnectionLeftInDoubt("a pooled connection came back with a transaction its adapter did not begin")

@@ -125,7 +125,11 @@ def pg_driver(conn: AsyncConnection, *, reading: bool = False) -> PgDriver | Non
     adapter = sync.connection.dbapi_connection
     if adapter is None or not hasattr(adapter, "_start_transaction"):
         return None
-    if not conn.in_transaction() and not (reading and adapter.autocommit):
+    if adapter.autocommit:
+        # A read connection: SQLAlchemy may say "in a transaction" after its first statement there, but each
+        # statement commits on its own, so it serves look-ups only, never writes.
+        return PgDriver(adapter, dialect) if reading else None
+    if not conn.in_transaction():
         return None
     return PgDriver(adapter, dialect)
 

@@ -2,7 +2,7 @@
 runs its statements on their own, with no BEGIN and ROLLBACK round trips around them; the connection it used
 goes back to the pool as it came, so a write transaction on it afterwards is still one transaction (rolled
 back whole on an error); and a connection returned to the pool with a transaction still open is rolled back
-before anyone else gets it, even one SQLAlchemy's adapter did not see begin."""
+before anyone else gets it; one whose transaction SQLAlchemy's adapter did not see begin is discarded."""
 
 from __future__ import annotations
 
@@ -93,19 +93,38 @@ async def test_a_connection_returned_with_its_transaction_open_is_rolled_back(db
         assert (await conn.execute(select(marks.c.k))).scalars().all() == [4]
 
 
-async def test_a_transaction_begun_behind_the_adapters_back_is_rolled_back_on_return(db):
-    """As a task cancelled while its BEGIN was being answered leaves it: the server has a transaction open
-    that SQLAlchemy's adapter never saw begin, so its own reset (a rollback of the adapter's transaction)
-    would hand the connection on as it is."""
+async def test_a_transaction_begun_behind_the_adapters_back_is_not_handed_on(db):
+    """The server has a transaction open that SQLAlchemy's adapter never saw begin: the connection is discarded
+    on return, so what was written in it is not committed by the next user, and the next transaction is one."""
     conn = await db.engine.connect()
     driver = await driver_of(conn)
     await driver.execute("BEGIN")
     await driver.execute("INSERT INTO marks (k) VALUES (5)")
     await conn.close()
-    assert not driver.is_in_transaction()
+    assert driver.is_closed()
     async with db.transaction() as again:
-        assert await driver_of(again) is driver
+        assert await driver_of(again) is not driver
         await write(again, [(INSERT_MARK, {"k": 6})])
+    async with db.read() as conn:
+        assert (await conn.execute(select(marks.c.k))).scalars().all() == [6]
+
+
+async def test_a_connection_whose_begin_was_cancelled_is_discarded_and_the_next_command_commits(db):
+    """As a task cancelled while its BEGIN was being answered leaves it: the adapter holds asyncpg's transaction
+    but never marked it started, and asyncpg still counts it as its top transaction. Handed on (even after a
+    ROLLBACK of the server's transaction), the next user's BEGIN would be a SAVEPOINT: inside nothing (every
+    transaction fails) or inside the orphan (a commit that is only a RELEASE, lost later)."""
+    conn = await db.engine.connect()
+    fairy = await conn.get_raw_connection()
+    adapter, driver = fairy.dbapi_connection, fairy.driver_connection
+    adapter._transaction = driver.transaction()
+    await adapter._transaction.start()  # BEGIN sent and answered; `_started` never set, as after a cancellation
+    await driver.execute("INSERT INTO marks (k) VALUES (5)")
+    await conn.close()
+    assert driver.is_closed()
+    async with db.transaction() as again:
+        assert await driver_of(again) is not driver
+        await again.execute(insert(marks).values(k=6))
     async with db.read() as conn:
         assert (await conn.execute(select(marks.c.k))).scalars().all() == [6]
 
@@ -117,6 +136,8 @@ async def test_a_look_up_on_a_read_connection_runs_on_the_driver_and_reads_what_
     async with db.read() as conn:
         assert pg_driver(conn, reading=True) is not None  # the poll's path: asyncpg, no transaction
         assert pg_driver(conn) is None  # never a write: outside a transaction it would commit on its own
+        await conn.execute(select(func.count()).select_from(marks))  # SQLAlchemy now says "in a transaction"
+        assert conn.in_transaction() and pg_driver(conn) is None  # ... but each statement still commits alone
         lean_rows = await query(conn, MARKS_SINCE, {"since": at})
         through_sqlalchemy = [tuple(r) for r in await conn.execute(MARKS_SINCE.construct, {"since": at})]
         assert not (await driver_of(conn)).is_in_transaction()
