@@ -89,12 +89,13 @@ class ServiceRuntime:
         )
         consumer = None
         if consumes:
+            group = settings.consumer_group or name
             consumer = IdempotentConsumer(
                 db=db,
-                name=settings.consumer_group or name,
+                name=group,
                 topics=consumes,
                 handlers=handlers or {},
-                consumer_factory=cls.consumer_factory(settings, consumes),
+                consumer_factory=cls.consumer_factory(settings, consumes, group),
                 producer_factory=cls.dead_letter_producer_factory(settings),
                 batch_size=settings.consumer_batch_size,
                 transaction_size=settings.consumer_transaction_size,
@@ -109,11 +110,11 @@ class ServiceRuntime:
 
     @staticmethod
     def consumer_factory(
-        settings: ServiceSettings, topics: list[str], **fetch_options: Any
+        settings: ServiceSettings, topics: list[str], group: str, **fetch_options: Any
     ) -> Callable[[], AIOKafkaConsumer]:
-        """The service's consumer of `topics` in its group (`consumer_group`, else the service's name), committing
-        by hand, its session and heartbeat from the settings; `fetch_options` (fetch sizes…) go to the client."""
-        group = settings.consumer_group or settings.service_name
+        """The service's consumer of `topics` in Kafka's consumer group `group` (the name its tracking records
+        are kept under too, so the caller passes the one name to both), committing by hand, its session and
+        heartbeat from the settings; `fetch_options` (fetch sizes…) go to the client."""
         client_id = f"{settings.kafka_client_id_prefix}-{settings.service_name}-consumer"
         return lambda: manual_commit_consumer(
             settings.kafka_bootstrap,

@@ -38,7 +38,7 @@ def projection_consumer(
         topics=CONSUMES,
         service=SERVICE,
         consumer_factory=ServiceRuntime.consumer_factory(
-            settings, CONSUMES, max_partition_fetch_bytes=4 << 20, fetch_max_bytes=16 << 20
+            settings, CONSUMES, group, max_partition_fetch_bytes=4 << 20, fetch_max_bytes=16 << 20
         ),
         producer_factory=ServiceRuntime.dead_letter_producer_factory(settings),
         registry=REGISTRY,
