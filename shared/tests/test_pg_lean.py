@@ -20,13 +20,13 @@ from sqlalchemy.exc import IntegrityError
 import shared.eventstore.pg_driver as pg_driver_module
 import shared.eventstore.store as store_module
 from deploy.postgres.launcher import create_database
-from shared.contracts.intake import ServiceRequestEscalated
 from shared.eventstore import ConcurrencyError, NewEvent
 from shared.eventstore.lean import Prepared, query, update_else_insert, write
 from shared.eventstore.pg_driver import pg_driver
 from shared.eventstore.tables import UtcDateTime, events, metadata
 from shared.kernel.unit_of_work import reconcile_deadlines
 from shared.scheduling import deadlines
+from shared.testing.escalations import escalation
 from shared.tests.conftest import database_with
 from shared.tests.test_append_rows import OCCURRED_AT, RECORDED_AT
 from shared.tests.test_append_rows import append_to_pin as append
@@ -76,7 +76,7 @@ def fixed_randomness_and_clock(monkeypatch) -> FixedRandomness:
 
 
 def escalations(*reasons: str) -> list[NewEvent]:
-    return [NewEvent(ServiceRequestEscalated(request_id="SR-PIN", reason=r), OCCURRED_AT) for r in reasons]
+    return [escalation("SR-PIN", r, OCCURRED_AT) for r in reasons]
 
 
 async def stored_text(database) -> tuple[list[tuple], list[tuple]]:
