@@ -26,12 +26,14 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from deploy.bench.analytics import Service, measure_views
+from deploy.bench.analytics import SECRET, Service, measure_views
+from deploy.bench.dashboard_open import dashboard_url, open_times, summary
 from deploy.bench.kafka_util import bench_broker
 from deploy.demo_year import records
 from services.analytics import replay
 from services.analytics.collector import fewer_collections
 from services.analytics.projection import Projection
+from shared.auth import mint_token
 from shared.contracts.topics import ALL_TOPICS
 from shared.messaging.kafka import ensure_topics
 
@@ -82,7 +84,9 @@ def build(path: Path, requests: int, batch: int = 10_000) -> dict:
     }
 
 
-async def serve_and_time(path: Path, bootstrap: str, workdir: Path, repeat: int, process_views: bool) -> dict:
+async def serve_and_time(
+    path: Path, bootstrap: str, workdir: Path, repeat: int, process_views: bool, dashboard: bool = False
+) -> dict:
     await ensure_topics(bootstrap, ALL_TOPICS, partitions=3)
     service = Service("analytics", workdir, bootstrap, env={"ANALYTICS_DUCKDB_PATH": str(path)})
     try:
@@ -92,6 +96,9 @@ async def serve_and_time(path: Path, bootstrap: str, workdir: Path, repeat: int,
         out: dict = {"views": views, "dashboard": dashboard, "load_before": load_before}
         if process_views:
             out["process"] = await _process_views(service.url, repeat)
+        if dashboard:
+            token = mint_token(SECRET, subject="bench", roles=["analyst"])
+            out["dashboard_rounds"] = await open_times(dashboard_url(service.url, token), repeat)
         out["load_after"] = os.getloadavg()
         out["rss_mb"] = service.peak_rss_mb()
         return out
@@ -140,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--file", type=Path, help="the DuckDB file (kept; built only when it does not exist)")
     parser.add_argument("--repeat", type=int, default=11, help="calls per view for the percentiles")
     parser.add_argument("--process", action="store_true", help="also time the process views")
+    parser.add_argument("--dashboard", action="store_true", help="also open the dashboard in headless Chromium")
     parser.add_argument("--build-only", action="store_true", help="build the file and stop")
     parser.add_argument("--out", type=Path, help="write the tables as markdown here")
     args = parser.parse_args(argv)
@@ -158,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.build_only:
             return 0
         with bench_broker(workdir / "kafka") as (bootstrap, _):
-            result = asyncio.run(serve_and_time(path, bootstrap, workdir, args.repeat, args.process))
+            result = asyncio.run(serve_and_time(path, bootstrap, workdir, args.repeat, args.process, args.dashboard))
         worst = max(result["views"], key=lambda x: x["p99"])
         lines += [
             f"Load average {result['load_before'][0]:.1f} before the views, {result['load_after'][0]:.1f} after; "
@@ -172,6 +180,13 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if "process" in result:
             lines += ["", *table(result["process"])]
+        if "dashboard_rounds" in result:
+            lines += [
+                "",
+                "The dashboard opened in headless Chromium (`deploy.bench.dashboard_open`):",
+                "",
+                summary(result["dashboard_rounds"]),
+            ]
         text = "\n".join(lines)
         print(text)
         if args.out:
