@@ -123,8 +123,9 @@ async def open_service_request(
     command = OpenServiceRequest(
         dealer_id=dealer_for(call.actor, body.dealer_id, action="open requests for itself"),
         channel=body.channel,
-        customer=Customer(**body.customer.model_dump()),
-        product=Product(**body.product.model_dump()),
+        # The contract's own models, from the body's field values (`__dict__`: `model_dump` copied them first).
+        customer=Customer(**body.customer.__dict__),
+        product=Product(**body.product.__dict__),
         purchase_date=body.purchase_date,
         symptom=body.symptom,
         customer_tier=body.customer_tier,

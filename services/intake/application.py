@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from contextlib import suppress
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.intake.commands import (
     AcceptQuote,
@@ -41,11 +42,11 @@ def _already_open(serial: str, existing: str | None, actor: Actor, owner: str | 
 
 
 async def open_request(command: OpenServiceRequest, actor: Actor, uow: UnitOfWork) -> ServiceRequestView:
+    """No look-up of the serial first: the new request's reservation (`open_serials`, written with its row in
+    the append's trip) refuses a serial that has an open request, and `integrity_conflict` turns that into the
+    409 naming it. One trip to the writer per open instead of two; nothing of the refused open stays (its
+    transaction, or on SQLite its group member's savepoint, is rolled back)."""
     at = uow.step_time(command.occurred_at)
-    serial = command.product.serial
-    existing = await open_request_for(uow.conn, serial)
-    if existing is not None:
-        raise _already_open(serial, existing, actor, await dealer_of(uow.conn, existing))
     request_id = str(uuid.uuid4())
     received = ServiceRequestReceived(
         request_id=request_id,
@@ -151,15 +152,26 @@ COMMANDS = {
 
 
 def integrity_conflict(db: Database) -> IntegrityConflict:
-    """Two opens for one serial raced past the check; the reservation's key stopped the second: the same 409
-    as without the race, naming the winner."""
+    """An open whose serial has an open request (the reservation's key refused it): the 409 naming the holder.
+    A late acceptance that lost its serial to a new open: the 409 naming the new one."""
+
+    async def _open_refused(serial: str, actor: Actor) -> Conflict:
+        async with db.read() as conn:
+            existing = await open_request_for(conn, serial)
+            dealer = await dealer_of(conn, existing)
+        if existing is None:
+            # Not committed yet: on SQLite the holder can be an earlier member of this process's open group
+            # commit, seen only inside it (within a route's unit of work this is that very transaction, still
+            # the refused command's own: its savepoint is rolled back when the 409 leaves it).
+            with suppress(DBAPIError):  # PostgreSQL: the refused transaction is aborted (and the holder gone)
+                async with db.transaction() as conn:
+                    existing = await open_request_for(conn, serial)
+                    dealer = await dealer_of(conn, existing)
+        return _already_open(serial, existing, actor, dealer)
 
     async def on_integrity_error(command: Any, actor: Actor, exc: IntegrityError) -> Exception | None:
         if isinstance(command, OpenServiceRequest):
-            async with db.read() as conn:
-                existing = await open_request_for(conn, command.product.serial)
-                dealer = await dealer_of(conn, existing)
-            return _already_open(command.product.serial, existing, actor, dealer)
+            return await _open_refused(command.product.serial, actor)
         if isinstance(command, AcceptQuote):  # a late acceptance reopening the request lost its serial to an open
             async with db.read() as conn:
                 serial = await serial_of(conn, command.request_id)

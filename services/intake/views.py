@@ -93,8 +93,25 @@ def _quote(request: ServiceRequest) -> QuoteView | None:
     )
 
 
+# Where `to_view` keeps the last view it built of an aggregate, with the state it was built from: a command's
+# handler builds the view of its answer and the projection, in the same unit of work, the read model's row from
+# the same state (a request's state changes only by its events, so its version and who recorded them say which).
+_MEMO = "_view_memo"
+
+
 def to_view(request: ServiceRequest) -> ServiceRequestView:
-    """The request as the API shows it."""
+    """The request as the API shows it (built once per state of the aggregate: see `_MEMO`)."""
+    state = (request.version, request.recording_actor, len(request.actors))
+    memo = request.__dict__.get(_MEMO)
+    if memo is not None and memo[0] == state:
+        view: ServiceRequestView = memo[1]
+        return view
+    view = _build_view(request)
+    request.__dict__[_MEMO] = (state, view)
+    return view
+
+
+def _build_view(request: ServiceRequest) -> ServiceRequestView:
     coverage = request.coverage
     return ServiceRequestView.model_validate(
         {

@@ -132,7 +132,8 @@ def metadata_of(request: Request) -> Metadata:
     # Only a recording tracer can have put a span of this request in the context (FastAPI's SERVER span).
     traceparent = current_traceparent(incoming) if recording() else incoming
     if traceparent is None or not _TRACEPARENT.fullmatch(traceparent) or traceparent.split("-")[1] == "0" * 32:
-        traceparent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+        ids = secrets.token_hex(24)  # trace id and span id from one draw (one getrandom call, not two)
+        traceparent = f"00-{ids[:32]}-{ids[32:]}-01"
     return new_metadata(request.scope.get("state", {}).get("correlation_id"), traceparent)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, NamedTuple
 
@@ -127,10 +128,13 @@ class _Answered(Exception):
         self.response = response
 
 
+_CONTROL_BYTE = re.compile(rb"[\x00-\x1f\x7f]")
+
+
 def _check_headers(response: Response) -> None:
     """A header the server cannot send would drop the connection after the commit; fail inside the transaction."""
     for name, value in response.raw_headers:
-        if any(b < 0x20 or b == 0x7F for b in value):
+        if _CONTROL_BYTE.search(value):
             raise ValueError(f"response header {name.decode()!r} carries a control character")
 
 

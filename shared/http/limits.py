@@ -56,13 +56,17 @@ class BodySizeLimitMiddleware:
             await response(scope, receive, send)
             return
         limit = self.limit_for(scope)
-        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        declared = None
+        for name, value in scope.get("headers") or ():
+            if name == b"content-length":
+                declared = value
+                break
         if declared is not None:
             try:
-                too_large = int(declared) > limit
+                length = int(declared)
             except ValueError:
-                too_large = False  # the server refuses a malformed Content-Length itself
-            if too_large:
+                length = None  # the server refuses a malformed Content-Length itself
+            if length is not None and length > limit:
                 response = problem_response(
                     Problem(
                         413, _too_large(limit), slug="body-too-large", title="Content too large", max_body_bytes=limit
@@ -70,6 +74,10 @@ class BodySizeLimitMiddleware:
                     scope["path"],
                 )
                 await response(scope, receive, send)
+                return
+            if length is not None:
+                # The server frames the body by its Content-Length: no more than `length` bytes can arrive.
+                await self.app(scope, receive, send)
                 return
         received = 0
 

@@ -99,3 +99,35 @@ async def test_a_read_model_rebuilt_from_the_event_store_equals_the_live_one(int
     assert (await intake.open(serial=serial(ids[2]))).status_code == 201
     async with db.read() as conn:
         assert (await conn.execute(select(func.count()).select_from(service_requests))).scalar_one() == count + 2
+
+
+async def test_an_open_refused_for_its_serial_inside_a_group_commit_names_the_holder_and_leaves_the_others_stored(
+    intake,
+):
+    """An open looks nothing up first: the serial's reservation, written with the request in the append's
+    trip, refuses it. The holder may be an earlier member of the same group commit, not committed yet: the 409
+    still names it, the refused open leaves no event behind, and the group's other opens are stored."""
+    db = intake.app.state.runtime.db
+    serial = f"SN-GROUP-{uuid.uuid4().hex[:6]}"
+    before = (db.group_commit.groups, db.group_commit.members)
+    others = [f"SN-OTHER-{uuid.uuid4().hex[:6]}" for _ in range(6)]
+    results = await asyncio.gather(*(intake.open(serial=s) for s in [others[0], serial, serial, *others[1:]]))
+    groups, members = db.group_commit.groups - before[0], db.group_commit.members - before[1]
+    assert members >= len(results) and groups < members, "the opens were not grouped: the test proves nothing"
+    codes = [r.status_code for r in results]
+    assert sorted(codes) == [201] * 7 + [409], [r.text for r in results]
+    holder = next(
+        r
+        for r, s in zip(results, [others[0], serial, serial, *others[1:]], strict=True)
+        if s == serial and r.status_code == 201
+    ).json()
+    refused = next(r for r in results if r.status_code == 409).json()
+    assert refused["existing_id"] == holder["id"]
+    async with db.read() as conn:
+        received = (
+            await conn.execute(
+                select(func.count()).select_from(events).where(events.c.type == "service_request.received")
+            )
+        ).scalar_one()
+        rows = (await conn.execute(select(func.count()).select_from(service_requests))).scalar_one()
+    assert received == rows == 7, "the refused open left a write behind"
