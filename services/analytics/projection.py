@@ -7,7 +7,7 @@ writer cursor under a lock, one transaction per batch; reads take a snapshot of 
 a read transaction, `Projection.reading`): DuckDB's MVCC lets them run while a batch is applied, and its versioned
 catalog keeps the generation they started on readable even if a rebuild switches and drops it meanwhile.
 
-A batch: insert its events (`ON CONFLICT DO NOTHING` on the event id: a redelivered event is no news), find the
+A batch: insert its events not stored yet (a redelivered event is no news: `Projection._stored_copies`), find the
 requests the new events belong to, read their stored events back and fold the new ones in (`fold_new`): a request
 whose new events were recorded after all its folded ones resumes its fold and closes/appends only the versions
 that change; one with a late event is folded again from all its events and its versions replaced — all in one
@@ -53,8 +53,8 @@ log = logging.getLogger(__name__)
 # started on a file written with another version rebuilds it from the topics (`Projection.needs_rebuild`).
 SCHEMA_VERSION = 4  # 3: quotes and part requests (events columns, request facts); 4: events.data VARCHAR
 
-# A batch of at most this many events is inserted plainly, and again with `ON CONFLICT` only if one of them was
-# stored before (`Projection._store_events`).
+# A batch of at most this many events (or requests) is looked up through the request index; a larger one (a
+# catch-up's) by hash joins over the table (`Projection._stored_copies`, `stored_events`).
 SMALL_BATCH = 100
 
 
@@ -96,12 +96,12 @@ def create_tables(cur: duckdb.DuckDBPyConnection, tables: Tables, *, indexes: bo
 
 
 def create_indexes(cur: duckdb.DuckDBPyConnection, tables: Tables) -> None:
-    """The event id's uniqueness (deduplication), and lookups by request: a batch reads back and replaces the
+    """Lookups by request: a batch finds its copies (`Projection._stored_copies`), reads back and replaces the
     touched requests' rows through them instead of scanning the tables (3× faster per batch at 100k requests).
     DuckDB scans an index only for a filter against constants (`= ANY($ids)` with a short list; not `IN (SELECT
     …)`, which it joins by hash over the whole table) and no other filter on the table: the live path's
     statements are written so (`stored_events`)."""
-    run(cur, f"CREATE UNIQUE INDEX IF NOT EXISTS {tables.events}_id ON {tables.events} (event_id)")
+    run(cur, f"DROP INDEX IF EXISTS {tables.events}_id")  # kept by files written before `_stored_copies`
     for name in ("events", "requests", "revisits", "jobs"):
         table = getattr(tables, name)
         run(cur, f"CREATE INDEX IF NOT EXISTS {table}_request ON {table} (request_id)")
@@ -419,14 +419,7 @@ class Projection:
                 tables = Tables(self._active)
             run(cur, "BEGIN TRANSACTION")
             try:
-                try:
-                    new, folded = self._apply(cur, tables, events, plain=len(events) <= self.small_batch)
-                except duckdb.ConstraintException:
-                    # A small batch with an event stored before (a redelivery): its plain insert broke the event
-                    # id's uniqueness and DuckDB aborted the transaction. Again, deduplicating in the insert.
-                    run(cur, "ROLLBACK")
-                    run(cur, "BEGIN TRANSACTION")
-                    new, folded = self._apply(cur, tables, events, plain=False)
+                new, folded = self._apply(cur, tables, events)
                 run(cur, "COMMIT")
             except BaseException:
                 run(cur, "ROLLBACK")
@@ -435,9 +428,9 @@ class Projection:
             return new
 
     def _apply(
-        self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent], *, plain: bool = False
+        self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]
     ) -> tuple[int, Folded]:
-        new = self._store_events(cur, tables, events, plain=plain)
+        new = self._store_events(cur, tables, events)
         if not new:
             return 0, Folded()
         fresh = {e.event_id for e in new}
@@ -467,24 +460,54 @@ class Projection:
         return known
 
     def _store_events(
-        self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent], *, plain: bool
+        self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]
     ) -> list[AnalyticsEvent]:
-        """Insert the batch's events not stored yet; return them (each once). `plain`: a plain insert of the
-        batch's distinct events, which raises `duckdb.ConstraintException` if one is stored already (`apply`
-        then tries again without `plain`). Redeliveries are rare and the freshness of a view waits on the small
-        batches: `ON CONFLICT … RETURNING`, or looking the ids up first, costs 2-7 ms more per batch (measured at
-        20k requests), whatever its size. Otherwise (and for a catch-up's large batches, where it costs little)
-        `ON CONFLICT DO NOTHING RETURNING`."""
+        """Insert the batch's events not stored yet; return them (each once)."""
         unique = list({e.event_id: e for e in events}.values())
-        if plain:
-            insert_arrow(cur, tables.events, event_batch(unique, now_micros()))
-            return unique
-        with registered(cur, "batch", event_batch(events, now_micros())):
-            inserted = cur.execute(
-                f"INSERT INTO {tables.events} SELECT * FROM batch ON CONFLICT DO NOTHING RETURNING event_id"
-            ).fetchall()
-        fresh = {row[0] for row in inserted}
-        return [e for e in unique if e.event_id in fresh]
+        stored = self._stored_copies(cur, tables, unique)
+        new = [e for e in unique if e.event_id not in stored] if stored else unique
+        if new:
+            insert_arrow(cur, tables.events, event_batch(new, now_micros()))
+        return new
+
+    def _stored_copies(
+        self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]
+    ) -> set[str]:
+        """The ids of `events` (distinct) stored already: a redelivery, or a record its producer wrote twice.
+
+        No index keeps the event ids unique: DuckDB's ART indexes must fit in memory, and one over the ids of a
+        year of 1M requests (10.8M events) did not fit the process's 600 MB (it takes ~1.5 GB; ~490 MB even as
+        the UUID type, ~400 MB as a 64-bit hash). A copy of an event is the same record, so it names the same
+        request as the event: a small batch finds its copies among its requests' events, through the request
+        index (as the fold reads them back), and those naming no request (a complaint naming only a job) by their
+        ids. A larger batch (a catch-up's) joins its ids by hash against the table's id column, one scan."""
+        ids = [e.event_id for e in events]
+        if len(ids) > self.small_batch:
+            with registered(cur, "batch_ids", pa.table({"event_id": pa.array(ids, type=_STRING)})):
+                return {
+                    r[0]
+                    for r in cur.execute(
+                        f"SELECT event_id FROM {tables.events} WHERE event_id IN (SELECT event_id FROM batch_ids)"
+                    ).fetchall()
+                }
+        requests = sorted({e.request_id for e in events if e.request_id is not None})
+        stored: set[str] = set()
+        if requests:
+            stored.update(
+                r[0]
+                for r in cur.execute(
+                    f"SELECT event_id FROM {tables.events} WHERE request_id = ANY($ids)", {"ids": requests}
+                ).fetchall()
+            )
+        loose = [e.event_id for e in events if e.request_id is None]
+        if loose:
+            stored.update(
+                r[0]
+                for r in cur.execute(
+                    f"SELECT event_id FROM {tables.events} WHERE event_id = ANY($ids)", {"ids": loose}
+                ).fetchall()
+            )
+        return stored
 
     def _link_jobs(self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]) -> set[str]:
         """job id → request id, from the job's own events (a complaint's pairing is not authoritative); return

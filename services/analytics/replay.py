@@ -253,7 +253,7 @@ def _deduplicate(cur: duckdb.DuckDBPyConnection, tables: Tables) -> int:
     before its transaction committed); return how many copies were dropped. Counting is one pass over one column,
     so the common case — none — costs no copy of the table (a `SELECT DISTINCT ON` into a second table did, always).
     With copies, the table is written again without them: a `DELETE` would leave the deleted rows in place for
-    any older snapshot still open (a view's reader), and the unique index built next refuses them."""
+    any older snapshot still open (a view's reader)."""
     (copies,) = cur.execute(f"SELECT count(*) - count(DISTINCT event_id) FROM {tables.events}").fetchall()[0]
     if copies:
         kept = f"{tables.events}_kept"
