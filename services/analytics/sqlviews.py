@@ -83,23 +83,33 @@ def _order_stats(column: str) -> str:
     )
 
 
+# quantile_disc(x, q) over n values picks the value of rank max(1, n - ⌊n - q·n⌋) = ⌈q·n⌉; for a DECIMAL q (a
+# literal such as 0.9 is one) DuckDB computes ⌊n - q·n⌋ in integers (its discrete interpolator's decimal branch),
+# so the rank is exact for every n (a DOUBLE q agreed for every n up to 5·10⁷ we tried, but by luck of rounding,
+# not by proof). The three ranks a view needs, as such levels:
+#   lower middle ⌈n/2⌉ = (n+1)//2: q = 0.5;  p90 ⌈0.9·n⌉ = `metrics.nearest_rank_90`: q = 0.9;
+#   upper middle n//2 + 1: q = 1/2 + ε. For n = 2m, q·n = m + ε·n, whose ceiling is m + 1 iff 0 < ε·n ≤ 1; for
+#   n = 2m + 1, q·n = m + 1/2 + ε·n, ceiling m + 1 iff 0 < ε·n ≤ 1/2. With ε = 10⁻¹² both hold for every
+#   n ≤ 1/(2ε) = 5·10¹¹ values in one group (`UPPER_MIDDLE_EXACT_UP_TO`; the next odd n is the first that fails).
+UPPER_MIDDLE_LEVEL = "0.500000000001"
+UPPER_MIDDLE_EXACT_UP_TO = 500_000_000_000
+_LEVELS = f"[0.5, {UPPER_MIDDLE_LEVEL}, 0.9]"  # one DECIMAL(13,12)[]: 0.5 and 0.9 exactly
+
+
 def _ranks(value: str, condition: str) -> str:
     """n, the two middle values and the nearest-rank p90 of `value` over the rows meeting `condition`, picked by
-    DuckDB's exact discrete quantile instead of sorting a list of every value (the 12-month throughput view at
-    500k requests: 1.4-2.5× faster).
-
-    `quantile_disc(x, q)` with a decimal `q` is the ⌈q·n⌉-th smallest value in integer arithmetic (a double `q`
-    would say 64 for the p90 of 70, as `metrics.nearest_rank_90` warns): the lower middle value is rank
-    ⌈n/2⌉ = (n+1)//2 and the p90 rank ⌈0.9·n⌉, as in `metrics.median`/`metrics.p90`. The upper middle value,
-    rank n//2 + 1, is the ⌈n/2⌉-th largest: the same quantile of the negated values, negated back. Rows outside
-    `condition` become NULLs the aggregates skip (a CASE was faster here than a FILTER clause), and
-    the two quantiles of one list are one aggregate (DuckDB computes an aggregate repeated verbatim once)."""
+    one exact discrete quantile aggregate (`_LEVELS`: one collection of the values and one selection per key,
+    instead of sorting a list of every value, or a second aggregate over the negated values for the upper
+    middle). Rows outside `condition` become NULLs the aggregates skip (a CASE was faster here than a FILTER
+    clause); the aggregate repeated verbatim is computed once by DuckDB."""
     kept = f"CASE WHEN {condition} THEN {value} END"
-    both = f"quantile_disc({kept}, [0.5, 0.9])"
-    return f"count({kept}), {both}[1], -quantile_disc(-({kept}), 0.5), {both}[2]"
+    ranks = f"quantile_disc({kept}, {_LEVELS})"
+    return f"count({kept}), {ranks}[1], {ranks}[2], {ranks}[3]"
 
 
 def _median(n: int, low: int | None, high: int | None) -> Fraction | None:
+    if n > UPPER_MIDDLE_EXACT_UP_TO:  # `_ranks`' upper middle is exact only up to there (never near at real scales)
+        raise ValueError(f"{n:,} values in one group: more than the upper middle's level is exact for")
     return Fraction(low + high, 2) if n else None
 
 
