@@ -1,7 +1,8 @@
 """`python -m deploy.bench.views_in_process --file <a copy of a year's DuckDB file> --baseline main`: each view's
 SQL called in process on a built file, this checkout's `sqlviews`/`process_sql` against a baseline revision's,
 alternately on the same cursor, every row of the two compared equal; p50 and max of each side printed next to
-each other.
+each other, with the CPU time each call took (the process's, DuckDB's threads included: steadier than the wall
+time on a shared box).
 
 No broker, no HTTP: what is timed is the view function the route awaits (its SQL and the Python that turns the
 integers into rows), on a `Projection` opened as the service opens it (`threads`, `memory_limit`). The windows
@@ -51,15 +52,19 @@ def _windows() -> dict[str, Window]:
     }
 
 
-def _pair(before: Callable[[], object], after: Callable[[], object], repeat: int) -> tuple[list[float], list[float]]:
+Timing = tuple[list[float], list[float]]  # wall ms, CPU ms (the process's: DuckDB's threads included)
+
+
+def _pair(before: Callable[[], object], after: Callable[[], object], repeat: int) -> tuple[Timing, Timing]:
     """Each side `repeat` times, alternating (the side that goes first alternates too); the rows must agree."""
-    timings: tuple[list[float], list[float]] = ([], [])
+    timings: tuple[Timing, Timing] = (([], []), ([], []))
     for round_ in range(repeat):
         results: list[object] = [None, None]
         for side in (0, 1) if round_ % 2 == 0 else (1, 0):
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()
             results[side] = (before, after)[side]()
-            timings[side].append((time.perf_counter() - began) * 1000)
+            timings[side][0].append((time.perf_counter() - began) * 1000)
+            timings[side][1].append((time.process_time() - cpu) * 1000)
         if results[0] != results[1]:
             raise AssertionError(f"the rows differ:\nbaseline {results[0]!r:.2000}\nthis tree {results[1]!r:.2000}")
     return timings
@@ -93,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         f"load {os.getloadavg()[0]:.1f}",
         flush=True,
     )
-    print("| view | group_by | window | as_of | baseline p50 | baseline max | this p50 | this max |")
+    print(
+        "| view | group_by | window | as_of | baseline p50 / max | this p50 / max | baseline CPU p50 | this CPU p50 |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for window_name, window in _windows().items():
         if window_name not in chosen:
@@ -110,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     print(
                         f"| {view} | {group_by.value if group_by else '-'} | {window_name} | "
-                        f"{'yes' if moment else 'no'} | {statistics.median(old):.0f} | {max(old):.0f} | "
-                        f"**{statistics.median(new):.0f}** | {max(new):.0f} |",
+                        f"{'yes' if moment else 'no'} | {statistics.median(old[0]):.0f} / {max(old[0]):.0f} | "
+                        f"**{statistics.median(new[0]):.0f}** / {max(new[0]):.0f} | {statistics.median(old[1]):.0f} | "
+                        f"{statistics.median(new[1]):.0f} |",
                         flush=True,
                     )
     print(f"load {os.getloadavg()[0]:.1f}")
