@@ -28,7 +28,17 @@ from services.analytics.process import (
 )
 from services.analytics.process_facts import CUSTOMER_SIDE
 from services.analytics.projection import Tables
-from services.analytics.sqlviews import _REQUEST_KEYS, _VALID, _median, _order_stats, _p90, _params, _present, _scope
+from services.analytics.sqlviews import (
+    _LEVELS,
+    _REQUEST_KEYS,
+    _VALID,
+    _median,
+    _p90,
+    _params,
+    _present,
+    _ranks,
+    _scope,
+)
 from services.analytics.views import GroupBy
 
 _COHORT = "received_at >= $s AND received_at < $e"
@@ -66,15 +76,15 @@ _STEP_COLUMNS = (
 )
 
 
-def _step_lists(tables: Tables, group_by: GroupBy, dealer_id: str | None) -> str:
-    """Per key: each step's sorted durations (d_<step>), their sum (t_<step>) and the repair's customer time."""
-    lists = ", ".join(
-        f"list_sort(list({_duration(s)}) FILTER (WHERE {_duration(s)} IS NOT NULL)) AS d_{s}" for s in STEPS
-    )
+def _step_stats(tables: Tables, group_by: GroupBy, dealer_id: str | None) -> str:
+    """Per key: for each step, the number of its durations, their two middle values and nearest-rank p90
+    (`sqlviews._ranks`: an exact discrete quantile, not a sorted list of every duration) and their sum; then the
+    repair's customer time. Five columns a step, in `STEPS` order, after the key."""
+    stats = ", ".join(f"{_ranks(_duration(s))}, sum({_duration(s)})" for s in STEPS)
     return (
         f"WITH f AS ({_cohort(tables, group_by, dealer_id, _STEP_COLUMNS)}) "
-        f"SELECT k, {lists}, coalesce(sum(repair_customer_micros) FILTER "
-        f"(WHERE {_duration('repair')} IS NOT NULL), 0) AS customer FROM f GROUP BY k"
+        f"SELECT k, {stats}, coalesce(sum(CASE WHEN {_duration('repair')} IS NOT NULL "
+        f"THEN repair_customer_micros END), 0) AS customer FROM f GROUP BY k"
     )
 
 
@@ -87,10 +97,8 @@ def handoff_rows(
     dealer_id: str | None = None,
 ) -> list[dict]:
     """`GET /v1/views/handoffs` (see `process.handoff_rows`)."""
-    stats = ", ".join(f"{_order_stats(f'd_{s}')}, list_sum(d_{s})" for s in STEPS)
-    sql = f"SELECT k, {stats}, customer FROM ({_step_lists(tables, group_by, dealer_id)})"
     rows = []
-    for r in cur.execute(sql, _params(as_of, window, dealer_id)).fetchall():
+    for r in cur.execute(_step_stats(tables, group_by, dealer_id), _params(as_of, window, dealer_id)).fetchall():
         per_step = {s: r[1 + 5 * i : 6 + 5 * i] for i, s in enumerate(STEPS)}
         grand = sum(int(per_step[s][4] or 0) for s in CONTRACT_STEPS)  # the new steps lie inside assign, repair
         for step, (n, low, high, p90_value, total) in per_step.items():
@@ -184,9 +192,9 @@ def variant_rows(
     """`GET /v1/views/variants` (see `process.variant_rows`)."""
     sql = f"""
         WITH f AS ({_cohort(tables, group_by, dealer_id, "request_id, path, path_micros")}),
-        p AS (SELECT k, path, count(*) AS n, list_sort(list(path_micros)) AS d,
+        p AS (SELECT k, path, count(*) AS n, count(path_micros) AS m, quantile_disc(path_micros, {_LEVELS}) AS q,
                      min(request_id, {int(request_id_limit)}) AS ids FROM f GROUP BY k, path)
-        SELECT k, path, n, {_order_stats("d")}, ids, sum(n) OVER (PARTITION BY k) FROM p"""
+        SELECT k, path, n, m, q[1], q[2], q[3], ids, sum(n) OVER (PARTITION BY k) FROM p"""
     rows = []
     for k, path, n, _, low, high, p90_value, ids, cohort in cur.execute(
         sql, _params(as_of, window, dealer_id)
@@ -309,11 +317,10 @@ def finding_rows(
     """`GET /v1/views/process-findings` (see `process.finding_rows`)."""
     rules = FindingRules() if rules is None else rules
     params = _params(as_of, window, dealer_id)
-    stats = ", ".join(_order_stats(f"d_{s}") for s in STEPS)
     medians: dict[object, dict[str, tuple[int, Fraction | None]]] = {}
-    for r in cur.execute(f"SELECT k, {stats} FROM ({_step_lists(tables, group_by, dealer_id)})", params).fetchall():
+    for r in cur.execute(_step_stats(tables, group_by, dealer_id), params).fetchall():
         medians[r[0]] = {
-            s: (r[1 + 4 * i] or 0, _median(r[1 + 4 * i] or 0, *r[2 + 4 * i : 4 + 4 * i])) for i, s in enumerate(STEPS)
+            s: (r[1 + 5 * i] or 0, _median(r[1 + 5 * i] or 0, *r[2 + 5 * i : 4 + 5 * i])) for i, s in enumerate(STEPS)
         }
     found: list[dict] = []
 
