@@ -401,6 +401,47 @@ def _finding_of(
     return row
 
 
+def _durations_by_key(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    group_by: GroupBy,
+    dealer_id: str | None,
+    params: dict,
+    order: list,
+    steps: list[str],
+) -> dict[str, np.ndarray]:
+    """For each step, the cohort's durations on it ordered by key (in `order`: the keys sorted, None last) then
+    duration. One scan for every step, each row's key as its position in `order` (a join on the key list), and
+    the ordering in numpy: a query per step ordering (key, duration) in the engine cost ~120 ms of CPU each at
+    500k requests over 12 months."""
+    if not steps:
+        return {}
+    named = [k for k in order if k is not None]
+    columns = ", ".join(f"{_duration(s)} AS d_{s}" for s in steps)
+    sql = (
+        f"WITH f AS ({_cohort(tables, group_by, dealer_id, _STEP_COLUMNS)}), "
+        f"c AS (SELECT unnest($keys) AS key, unnest(range(len($keys))) AS code) "
+        f"SELECT coalesce(c.code, {len(named)}) AS code, {columns} FROM f LEFT JOIN c ON f.k = c.key"
+    )
+    rows = cur.execute(sql, {**params, "keys": named}).fetchnumpy()
+    codes = np.asarray(rows["code"], dtype=np.int64)
+    found = {}
+    for step in steps:
+        column = rows[f"d_{step}"]
+        present = ~np.ma.getmaskarray(column)
+        durations, keys = np.ma.getdata(column)[present].astype(np.int64), codes[present]
+        if not len(durations):
+            found[step] = durations
+            continue
+        lowest, span = int(durations.min()), int(durations.max()) - int(durations.min()) + 1
+        if (len(named) + 1) * span < 2**62:  # (key, duration) as one integer: one plain sort, 3× a lexsort's speed
+            keyed = np.sort(keys * span + (durations - lowest))
+            found[step] = keyed % span + lowest
+        else:
+            found[step] = durations[np.lexsort((durations, keys))]
+    return found
+
+
 def _slower_than_peers(
     cur: duckdb.DuckDBPyConnection,
     tables: Tables,
@@ -410,7 +451,7 @@ def _slower_than_peers(
     medians: dict,
     rules: FindingRules,
 ) -> list[dict]:
-    candidates = []
+    compared: dict[str, list] = {}  # step → the keys with enough requests on it, and enough others
     for step in STEPS:
         everyone_n = sum(m[step][0] for m in medians.values())
         keys = [
@@ -418,15 +459,13 @@ def _slower_than_peers(
             for k, m in medians.items()
             if m[step][0] >= rules.peer_min_requests and everyone_n - m[step][0] >= rules.peer_min_requests
         ]
-        if not keys:
-            continue
-        sql = (
-            f"WITH f AS ({_cohort(tables, group_by, dealer_id, _STEP_COLUMNS)}) "
-            f"SELECT k, {_duration(step)} AS d FROM f WHERE d IS NOT NULL ORDER BY k NULLS LAST, d"
-        )
-        durations = cur.execute(sql, params).fetchnumpy()["d"].astype(np.int64)
-        order = sorted(k for k in medians if k is not None) + ([None] if None in medians else [])  # as the rows
-        position = {key: i for i, key in enumerate(order)}
+        if keys:
+            compared[step] = keys
+    order = sorted(k for k in medians if k is not None) + ([None] if None in medians else [])
+    position = {key: i for i, key in enumerate(order)}
+    candidates = []
+    for step, durations in _durations_by_key(cur, tables, group_by, dealer_id, params, order, list(compared)).items():
+        keys = compared[step]
         peer_medians = _peer_medians(
             durations, [medians[key][step][0] for key in order], [position[key] for key in keys]
         )
