@@ -33,8 +33,11 @@ from services.analytics.sqlviews import (
     _REQUEST_KEYS,
     _VALID,
     _median,
-    _p90,
+    _median_minutes,
+    _minutes,
+    _p90_minutes,
     _params,
+    _pct,
     _present,
     _ranks,
     _scope,
@@ -110,11 +113,11 @@ def handoff_rows(
                     "step": step,
                     "owner": STEP_OWNERS[step],
                     "count": n,
-                    "median_minutes": rounded_minutes(_median(n, low, high)),
-                    "p90_minutes": rounded_minutes(_p90(n, p90_value)),
-                    "total_minutes": rounded_minutes(int(total)),
-                    "share_pct": rounded(percentage(int(total), grand)),
-                    "customer_minutes": rounded_minutes(int(r[-1]) if step == "repair" else 0),
+                    "median_minutes": _median_minutes(n, low, high),
+                    "p90_minutes": _p90_minutes(n, p90_value),
+                    "total_minutes": _minutes(int(total)),
+                    "share_pct": _pct(int(total), grand),
+                    "customer_minutes": _minutes(int(r[-1]) if step == "repair" else 0),
                 }
             )
     return sorted(rows, key=lambda row: (row["key"], STEPS.index(row["step"])))
@@ -224,9 +227,9 @@ def variant_rows(
                 "key": _present(k, group_by),
                 "path": json.loads(path),
                 "requests": n,
-                "share_pct": rounded(percentage(n, int(cohort))),
-                "median_minutes": rounded_minutes(_median(n, low, high)),
-                "p90_minutes": rounded_minutes(_p90(n, p90_value)),
+                "share_pct": _pct(n, int(cohort)),
+                "median_minutes": _median_minutes(n, low, high),
+                "p90_minutes": _p90_minutes(n, p90_value),
                 "request_ids": list(ids),
             }
         )
