@@ -112,11 +112,14 @@ def _ranks(value: str, condition: str | None = None) -> str:
 def _median(n: int, low: int | None, high: int | None) -> Fraction | None:
     if n > UPPER_MIDDLE_EXACT_UP_TO:  # `_ranks`' upper middle is exact only up to there (never near at real scales)
         raise ValueError(f"{n:,} values in one group: more than the upper middle's level is exact for")
-    return Fraction(low + high, 2) if n else None
+    if not n:
+        return None
+    assert low is not None and high is not None  # n values, so both middles exist
+    return Fraction(low + high, 2)
 
 
 def _p90(n: int, value: int | None) -> Fraction | None:
-    return Fraction(value) if n else None
+    return Fraction(value) if n and value is not None else None
 
 
 # The rows' numbers from the engine's integers, rounded as `metrics.rounded` rounds the exact Fraction — half away
@@ -255,7 +258,7 @@ def _satisfaction_stats(
         sql, _params(as_of, window, dealer_id)
     ).fetchall():
         average = Fraction(int(total), responses)
-        nps = percentage(promoters, rated) - percentage(detractors, rated) if rated else None
+        nps = Fraction(100 * (promoters - detractors), rated) if rated else None  # percentage(p) - percentage(d)
         stats[_present(k, group_by)] = {
             "responses": responses,
             "avg_score": average,
