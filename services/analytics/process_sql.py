@@ -351,7 +351,8 @@ def finding_rows(
         (key, step, Fraction(target) * MICROS_PER_MINUTE)
         for key in medians
         for step, target in rules.handoff_targets.items()
-        if medians[key][step][0] and medians[key][step][1] > Fraction(target) * MICROS_PER_MINUTE
+        if medians[key][step][0]
+        and (medians[key][step][1] or 0) > Fraction(target) * MICROS_PER_MINUTE  # n > 0: a median
     ]
     for (key, step, _), (n, ids) in zip(
         slow,
