@@ -23,7 +23,6 @@ from services.analytics.metrics import (
     day_key,
     percentage,
     rounded,
-    rounded_minutes,
 )
 from services.analytics.projection import Tables
 from services.analytics.views import DURATION_BUCKETS, GroupBy, scorecard_row
@@ -31,6 +30,9 @@ from services.analytics.views import DURATION_BUCKETS, GroupBy, scorecard_row
 LIVE = FOREVER - 1  # the moment at which only the versions that still hold are valid
 
 _VALID = "valid_from <= $t AND valid_to > $t"
+# The rows meeting a condition are counted as `coalesce(count_if(c), 0)`, not `count(*) FILTER (WHERE c)`: DuckDB
+# slices an aggregate's input once per FILTER clause (at 500k requests ~30 % of the 12-month throughput view's
+# CPU, 3-5× the duration histograms'); count_if is NULL where no row's condition is known, hence the coalesce.
 _MONTH = "strftime(make_timestamp({0}), '%Y-%m')"
 
 # group_by → (key expression, condition for having a key) over request facts and revisit facts.
@@ -83,28 +85,79 @@ def _order_stats(column: str) -> str:
     )
 
 
-def _ranks(value: str, condition: str) -> str:
-    """n, the two middle values and the nearest-rank p90 of `value` over the rows meeting `condition`, picked by
-    DuckDB's exact discrete quantile instead of sorting a list of every value (the 12-month throughput view at
-    500k requests: 1.4-2.5× faster).
+# quantile_disc(x, q) over n values picks the value of rank max(1, n - ⌊n - q·n⌋) = ⌈q·n⌉; for a DECIMAL q (a
+# literal such as 0.9 is one) DuckDB computes ⌊n - q·n⌋ in integers (its discrete interpolator's decimal branch),
+# so the rank is exact for every n (a DOUBLE q agreed for every n up to 5·10⁷ we tried, but by luck of rounding,
+# not by proof). The three ranks a view needs, as such levels:
+#   lower middle ⌈n/2⌉ = (n+1)//2: q = 0.5;  p90 ⌈0.9·n⌉ = `metrics.nearest_rank_90`: q = 0.9;
+#   upper middle n//2 + 1: q = 1/2 + ε. For n = 2m, q·n = m + ε·n, whose ceiling is m + 1 iff 0 < ε·n ≤ 1; for
+#   n = 2m + 1, q·n = m + 1/2 + ε·n, ceiling m + 1 iff 0 < ε·n ≤ 1/2. With ε = 10⁻¹² both hold for every
+#   n ≤ 1/(2ε) = 5·10¹¹ values in one group (`UPPER_MIDDLE_EXACT_UP_TO`; the next odd n is the first that fails).
+UPPER_MIDDLE_LEVEL = "0.500000000001"
+UPPER_MIDDLE_EXACT_UP_TO = 500_000_000_000
+_LEVELS = f"[0.5, {UPPER_MIDDLE_LEVEL}, 0.9]"  # one DECIMAL(13,12)[]: 0.5 and 0.9 exactly
 
-    `quantile_disc(x, q)` with a decimal `q` is the ⌈q·n⌉-th smallest value in integer arithmetic (a double `q`
-    would say 64 for the p90 of 70, as `metrics.nearest_rank_90` warns): the lower middle value is rank
-    ⌈n/2⌉ = (n+1)//2 and the p90 rank ⌈0.9·n⌉, as in `metrics.median`/`metrics.p90`. The upper middle value,
-    rank n//2 + 1, is the ⌈n/2⌉-th largest: the same quantile of the negated values, negated back. Rows outside
-    `condition` become NULLs the aggregates skip (a CASE was faster here than a FILTER clause), and
-    the two quantiles of one list are one aggregate (DuckDB computes an aggregate repeated verbatim once)."""
-    kept = f"CASE WHEN {condition} THEN {value} END"
-    both = f"quantile_disc({kept}, [0.5, 0.9])"
-    return f"count({kept}), {both}[1], -quantile_disc(-({kept}), 0.5), {both}[2]"
+
+def _ranks(value: str, condition: str | None = None) -> str:
+    """n, the two middle values and the nearest-rank p90 of `value` (NULLs skipped) over the rows meeting
+    `condition`, picked by one exact discrete quantile aggregate (`_LEVELS`: one collection of the values and one
+    selection per key, instead of sorting a list of every value, or a second aggregate over the negated values for
+    the upper middle). Rows outside `condition` become NULLs the aggregates skip (a CASE was faster here than a
+    FILTER clause); the aggregate repeated verbatim is computed once by DuckDB."""
+    kept = value if condition is None else f"CASE WHEN {condition} THEN {value} END"
+    ranks = f"quantile_disc({kept}, {_LEVELS})"
+    return f"count({kept}), {ranks}[1], {ranks}[2], {ranks}[3]"
 
 
 def _median(n: int, low: int | None, high: int | None) -> Fraction | None:
-    return Fraction(low + high, 2) if n else None
+    if n > UPPER_MIDDLE_EXACT_UP_TO:  # `_ranks`' upper middle is exact only up to there (never near at real scales)
+        raise ValueError(f"{n:,} values in one group: more than the upper middle's level is exact for")
+    if not n:
+        return None
+    assert low is not None and high is not None  # n values, so both middles exist
+    return Fraction(low + high, 2)
 
 
 def _p90(n: int, value: int | None) -> Fraction | None:
-    return Fraction(value) if n else None
+    return Fraction(value) if n and value is not None else None
+
+
+# The rows' numbers from the engine's integers, rounded as `metrics.rounded` rounds the exact Fraction — half away
+# from zero to one decimal — in integer arithmetic without building Fractions: the tenths of a/b (b > 0) are
+# ⌊(20·|a| + b) / 2b⌋ = ⌊|a|/b · 10 + 1/2⌋, signed as a; a/10 as a float is the double nearest that decimal, as
+# float(Decimal) is. Per value ~0.5 µs instead of ~10 µs: the Python of a view with thousands of rows (variants
+# by technician: ~2,000 rows × 3 numbers) cost more than its SQL. `test_sql_ranks` checks them against
+# `metrics` on random integers.
+
+
+def _tenths(numerator: int, denominator: int) -> float:
+    """`metrics.rounded(Fraction(numerator, denominator))` for a denominator > 0."""
+    tenths = (20 * abs(numerator) + denominator) // (2 * denominator)
+    return (-tenths if numerator < 0 else tenths) / 10
+
+
+def _pct(part: int, whole: int) -> float | None:
+    """`metrics.rounded(metrics.percentage(part, whole))` (None for a whole of 0)."""
+    return _tenths(100 * part, whole) if whole else None
+
+
+def _minutes(micros: int) -> float:
+    """`metrics.rounded_minutes(micros)` of an integer number of microseconds."""
+    return _tenths(micros, MICROS_PER_MINUTE)
+
+
+def _median_minutes(n: int, low: int | None, high: int | None) -> float | None:
+    """`metrics.rounded_minutes(_median(n, low, high))`."""
+    if not n:
+        return None
+    _median(n, low, high)  # the bound on n
+    assert low is not None and high is not None
+    return _tenths(low + high, 2 * MICROS_PER_MINUTE)
+
+
+def _p90_minutes(n: int, value: int | None) -> float | None:
+    """`metrics.rounded_minutes(_p90(n, value))`."""
+    return _minutes(value) if n and value is not None else None
 
 
 _COHORT = "(received_at >= $s AND received_at < $e)"
@@ -131,16 +184,16 @@ def throughput_rows(
               AND ({_COHORT} OR (resolved_at >= $s AND resolved_at < $e) OR {_OPEN_AT_END})
         )
         SELECT k,
-                count(*) FILTER (WHERE cohort) AS received,
-                count(*) FILTER (WHERE resolved_at >= $s AND resolved_at < $e) AS resolved,
-                count(*) FILTER (WHERE {_OPEN_AT_END}) AS backlog,
-                count(*) FILTER (WHERE cohort AND triaged_at IS NOT NULL) AS triaged,
-                count(*) FILTER (WHERE cohort AND triaged_at IS NOT NULL AND phone_triaged) AS phone,
-                count(*) FILTER (WHERE cohort AND escalated) AS escalated,
-                coalesce(sum(jobs_completed) FILTER (WHERE cohort), 0) AS completed,
-                coalesce(sum(jobs_first_fixed) FILTER (WHERE cohort), 0) AS first_fixed,
-                coalesce(sum(jobs_sla_met) FILTER (WHERE cohort), 0) AS sla_met,
-                coalesce(sum(complaints) FILTER (WHERE cohort), 0) AS complaints,
+                coalesce(count_if(cohort), 0) AS received,
+                coalesce(count_if(resolved_at >= $s AND resolved_at < $e), 0) AS resolved,
+                coalesce(count_if({_OPEN_AT_END}), 0) AS backlog,
+                coalesce(count_if(cohort AND triaged_at IS NOT NULL), 0) AS triaged,
+                coalesce(count_if(cohort AND triaged_at IS NOT NULL AND phone_triaged), 0) AS phone,
+                coalesce(count_if(cohort AND escalated), 0) AS escalated,
+                coalesce(sum(CASE WHEN cohort THEN jobs_completed END), 0) AS completed,
+                coalesce(sum(CASE WHEN cohort THEN jobs_first_fixed END), 0) AS first_fixed,
+                coalesce(sum(CASE WHEN cohort THEN jobs_sla_met END), 0) AS sla_met,
+                coalesce(sum(CASE WHEN cohort THEN complaints END), 0) AS complaints,
                 {durations}
             FROM f GROUP BY k"""
     rows = []
@@ -152,11 +205,11 @@ def throughput_rows(
 
         def median_of(step: str, stats: dict = stats) -> float | None:
             n, low, high, _ = stats[step]
-            return rounded_minutes(_median(n, low, high))
+            return _median_minutes(n, low, high)
 
         def p90_of(step: str, stats: dict = stats) -> float | None:
             n, _, _, value = stats[step]
-            return rounded_minutes(_p90(n, value))
+            return _p90_minutes(n, value)
 
         rows.append(
             {
@@ -164,8 +217,8 @@ def throughput_rows(
                 "received": received,
                 "resolved": resolved,
                 "backlog": backlog,
-                "phone_resolved_pct": rounded(percentage(phone, triaged)),
-                "escalated_pct": rounded(percentage(escalated, received)),
+                "phone_resolved_pct": _pct(phone, triaged),
+                "escalated_pct": _pct(escalated, received),
                 "median_minutes_to_triage": median_of("triage"),
                 "median_minutes_to_assign": median_of("assign"),
                 "p90_minutes_to_assign": p90_of("assign"),
@@ -173,9 +226,9 @@ def throughput_rows(
                 "p90_minutes_to_arrive": p90_of("arrive"),
                 "median_minutes_to_resolve": median_of("resolve"),
                 "p90_minutes_to_resolve": p90_of("resolve"),
-                "first_time_fix_pct": rounded(percentage(int(first_fixed), int(completed))),
-                "sla_met_pct": rounded(percentage(int(sla_met), int(completed))),
-                "complaint_rate_pct": rounded(percentage(int(complaints), received)),
+                "first_time_fix_pct": _pct(int(first_fixed), int(completed)),
+                "sla_met_pct": _pct(int(sla_met), int(completed)),
+                "complaint_rate_pct": _pct(int(complaints), received),
             }
         )
     return sorted(rows, key=lambda row: row["key"])
@@ -194,9 +247,9 @@ def _satisfaction_stats(
 ) -> dict[str, dict]:
     key, has_key = _REVISIT_KEYS[group_by]
     sql = f"""
-        SELECT {key} AS k, count(*), sum(satisfaction), count(*) FILTER (WHERE satisfaction >= 4),
-               count(*) FILTER (WHERE satisfaction <= 2), count(nps), count(*) FILTER (WHERE nps >= 9),
-               count(*) FILTER (WHERE nps <= 6)
+        SELECT {key} AS k, count(*), sum(satisfaction), coalesce(count_if(satisfaction >= 4), 0),
+               coalesce(count_if(satisfaction <= 2), 0), count(nps), coalesce(count_if(nps >= 9), 0),
+               coalesce(count_if(nps <= 6), 0)
         FROM {tables.revisits}
         WHERE {_VALID} AND time >= $s AND time < $e AND {has_key}{_scope(dealer_id)}
         GROUP BY k"""
@@ -205,7 +258,7 @@ def _satisfaction_stats(
         sql, _params(as_of, window, dealer_id)
     ).fetchall():
         average = Fraction(int(total), responses)
-        nps = percentage(promoters, rated) - percentage(detractors, rated) if rated else None
+        nps = Fraction(100 * (promoters - detractors), rated) if rated else None  # percentage(p) - percentage(d)
         stats[_present(k, group_by)] = {
             "responses": responses,
             "avg_score": average,
@@ -327,30 +380,28 @@ def duration_histograms(
     as_of: int | None = None,
     dealer_id: str | None = None,
 ) -> dict[str, dict]:
-    """For each step, how long the window's cohort took from received to it: counts per bucket, median, p90."""
-    uppers = [upper for _, upper in DURATION_BUCKETS]
+    """For each step, how long the window's cohort took from received to it: counts per bucket, median, p90.
+
+    A duration falls in the first bucket whose bound it is under (the last has none): the engine counts, per
+    bound, the durations under it, and a bucket's count is the difference of two such counts (one comparison a
+    row per bound; a `count(*) FILTER` per bucket made DuckDB slice its input once per aggregate, 3-5× the time)."""
+    bounds = [upper * MICROS_PER_MINUTE for _, upper in DURATION_BUCKETS[:-1]]
+    assert bounds == sorted(bounds) and DURATION_BUCKETS[-1][1] == 0  # ascending, and the last is open-ended
     parts = []
     for column in _STEPS.values():
-        duration = f"({column} - received_at)"
-        parts.append(_ranks(duration, f"{column} IS NOT NULL"))
-        lower = None
-        for upper in uppers:
-            conditions = [f"{column} IS NOT NULL"]
-            if lower is not None:
-                conditions.append(f"{duration} >= {lower * MICROS_PER_MINUTE}")
-            if upper:
-                conditions.append(f"{duration} < {upper * MICROS_PER_MINUTE}")
-            parts.append(f"count(*) FILTER (WHERE {' AND '.join(conditions)})")
-            lower = upper
+        duration = f"({column} - received_at)"  # NULL when the step has not happened
+        parts.append(_ranks(duration))
+        parts += [f"coalesce(count_if({duration} < {bound}), 0)" for bound in bounds]
     sql = f"SELECT {', '.join(parts)} FROM {tables.requests} WHERE {_VALID} AND {_COHORT}{_scope(dealer_id)}"
     row = cur.execute(sql, _params(as_of, window, dealer_id)).fetchall()[0]
-    result, width = {}, 4 + len(uppers)
+    result, width = {}, 4 + len(bounds)
     for i, step in enumerate(_STEPS):
-        n, low, high, p90_value, *counts = row[i * width : (i + 1) * width]
+        n, low, high, p90_value, *under = row[i * width : (i + 1) * width]
+        counts = [more - fewer for fewer, more in zip([0, *under], [*under, n])]
         result[step] = {
             "count": n,
-            "median_minutes": rounded_minutes(_median(n, low, high)),
-            "p90_minutes": rounded_minutes(_p90(n, p90_value)),
+            "median_minutes": _median_minutes(n, low, high),
+            "p90_minutes": _p90_minutes(n, p90_value),
             "buckets": [{"label": label, "count": c} for (label, _), c in zip(DURATION_BUCKETS, counts)],
         }
     return result
@@ -371,7 +422,7 @@ def alert_samples(cur: duckdb.DuckDBPyConnection, tables: Tables, since: int, no
         ).fetchall():
             samples.jobs[(scope, key)] = (int(done or 0), int(met or 0))
         for key, responses, satisfied in cur.execute(
-            f"SELECT {column}, count(*), count(*) FILTER (WHERE satisfaction >= 4) FROM {tables.revisits} "
+            f"SELECT {column}, count(*), coalesce(count_if(satisfaction >= 4), 0) FROM {tables.revisits} "
             f"WHERE {_VALID} AND time BETWEEN $since AND $now AND {column} IS NOT NULL GROUP BY 1",
             live,
         ).fetchall():
@@ -379,8 +430,8 @@ def alert_samples(cur: duckdb.DuckDBPyConnection, tables: Tables, since: int, no
 
     def open_at(instant: str) -> str:
         return (
-            f"count(*) FILTER (WHERE received_at < {instant} AND (resolved_at IS NULL OR resolved_at >= "
-            f"{instant}) AND (cancelled_at IS NULL OR cancelled_at >= {instant}))"
+            f"coalesce(count_if(received_at < {instant} AND (resolved_at IS NULL OR resolved_at >= "
+            f"{instant}) AND (cancelled_at IS NULL OR cancelled_at >= {instant})), 0)"
         )
 
     overall = [0, 0]
