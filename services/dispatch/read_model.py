@@ -67,7 +67,9 @@ dispatch_jobs = Table(
     metadata,
     Column("job_id", String(36), primary_key=True),
     Column("created_position", BigInteger, nullable=False, unique=True),
-    Column("request_id", String(80), nullable=False, unique=True),  # one job per request, even if all else fails
+    # One job per request, even if all else fails: a job's id is derived from its request's (`job_id_for`), so the
+    # primary key keeps it, and a request's job is found by that id (no index of its own on the random ids).
+    Column("request_id", String(80), nullable=False),
     Column("status", String(24), nullable=False),
     Column("dealer_id", String(80)),
     Column("technician_id", String(64)),
@@ -76,8 +78,8 @@ dispatch_jobs = Table(
     Column("version", BigInteger, nullable=False),
     Column("view", Text, nullable=False),
 )
-Index("ix_dispatch_jobs_load", dispatch_jobs.c.technician_id, dispatch_jobs.c.is_load)
-Index("ix_dispatch_jobs_queue", dispatch_jobs.c.technician_id, dispatch_jobs.c.queue_key)
+# A technician's queue (their open jobs in queue order) and their open jobs counted, from one index.
+Index("ix_dispatch_jobs_open", dispatch_jobs.c.technician_id, dispatch_jobs.c.is_load, dispatch_jobs.c.queue_key)
 Index("ix_dispatch_jobs_status", dispatch_jobs.c.status, dispatch_jobs.c.created_position)
 Index("ix_dispatch_jobs_dealer", dispatch_jobs.c.dealer_id, dispatch_jobs.c.created_position)
 
