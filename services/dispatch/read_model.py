@@ -410,8 +410,9 @@ def append_new_job_later(uow: UnitOfWork, reads: ChunkReads, later: Later, job: 
         if load is not None:
             raw.execute(*load)
 
-    deferred = uow.store.append_later(
-        uow.conn,
+    uow.store.append_later(
+        later.driver,
+        dialect,
         stream_id=job_id,
         stream_type=job.stream_type,
         expected_version=job.version - len(pending),
@@ -420,8 +421,6 @@ def append_new_job_later(uow: UnitOfWork, reads: ChunkReads, later: Later, job: 
         actor=uow.actor,
         then=on_writer,
     )
-    if not deferred:  # `later` is only given on the lean path, where the store defers
-        raise RuntimeError("a chunk's lean path without the event store's")
     reads.job_saved(request_id, {technician_id: 1} if is_load and technician_id is not None else {})
 
 

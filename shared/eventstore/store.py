@@ -24,6 +24,7 @@ from shared.contracts.base import REGISTRY, EventData, Registry
 from shared.domain import PendingEvent
 from shared.events import ActorId, EventEnvelope
 from shared.eventstore import lean, pg_driver
+from shared.eventstore.sqlite_driver import OneTripConnection
 from shared.eventstore.tables import events, outbox
 from shared.observability.tracing import current_traceparent, recording, span
 
@@ -400,7 +401,7 @@ class EventStore:
                     metadata.causation_id,
                     metadata.traceparent,
                 )
-                actor_id = parameters[0][13]
+                actor_id = actor_text(actor)
                 subject = subject_of(self.source, stream_type, stream_id)
                 times = [as_utc(new.occurred_at) for new in new_events]  # as a stored row reads back
                 first = expected_version + 1
@@ -458,7 +459,8 @@ class EventStore:
 
     def append_later(
         self,
-        conn: AsyncConnection,
+        driver: OneTripConnection,
+        dialect: Dialect,
         *,
         stream_id: str,
         stream_type: str,
@@ -467,10 +469,10 @@ class EventStore:
         metadata: Metadata,
         actor: ActorId,
         then: Callable[[sqlite3.Connection, list[int]], None] | None = None,
-    ) -> bool:
-        """`append`, on SQLite's lean path, not now but at the start of the next trip to the writer, whatever it
-        is (`lean.write_later`'s rules): the same rows, then `then` on the writer's thread with their positions
-        (the rows that need them). False, with nothing done, off the lean path: the caller appends as usual.
+    ) -> None:
+        """`append` on SQLite's lean path (`driver`: `lean.lean_driver(conn)` of the caller's transaction), not
+        now but at the start of the next trip to the writer, whatever it is (`lean.write_later`'s rules): the
+        same rows, then `then` on the writer's thread with their positions (for the rows that need them).
 
         Only for an append nothing can refuse unless the database fails (a stream that the caller knows no other
         writer can take meanwhile, such as a new stream in a consumer chunk, whose writer is the chunk's): a lost
@@ -478,14 +480,10 @@ class EventStore:
         back its whole transaction (the consumer fails the chunk and retries it record by record). It must be the
         caller's last act in a savepoint that a failure may undo (as `lean.write_later`)."""
         if not new_events:
-            return True
-        driver = lean.lean_driver(conn)
-        if driver is None:
-            return False
-        statements = _lean_statements(conn.dialect)
+            return
+        statements = _lean_statements(dialect)
         parameters = _rows(statements, stream_id, stream_type, expected_version, new_events, metadata, actor, utcnow())
         driver.defer_call(partial(_append_later, parameters, statements, then))
-        return True
 
     async def read_all(
         self, conn: AsyncConnection, *, after_position: int = 0, limit: int = 1000

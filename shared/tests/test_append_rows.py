@@ -225,10 +225,13 @@ def test_an_actors_remembered_text_is_its_text_however_many_actors_come_and_go()
         assert [actor_text(actor) for actor in actors] == [str(actor) for actor in actors]
 
 
-def later_to_pin(conn, expected_version: int, new_events: list[NewEvent], then=None) -> bool:
+def later_to_pin(conn, expected_version: int, new_events: list[NewEvent], then=None) -> None:
     """`append_to_pin`, left for the next trip to the writer."""
-    return EventStore("intake").append_later(
-        conn,
+    driver = lean_driver(conn)
+    assert driver is not None  # the lean path: SQLite, in a transaction
+    EventStore("intake").append_later(
+        driver,
+        conn.dialect,
         stream_id="SR-PIN",
         stream_type="service_request",
         expected_version=expected_version,
@@ -245,7 +248,7 @@ async def test_an_append_left_for_the_next_trip_runs_with_it_and_stores_the_pinn
     escalated = NewEvent(ServiceRequestEscalated(request_id="SR-PIN", reason="customer called twice"), OCCURRED_AT)
     positions_seen: list[list[int]] = []
     async with sqlite_db.transaction() as conn:
-        assert later_to_pin(conn, 0, [escalated], then=lambda raw, positions: positions_seen.append(positions))
+        later_to_pin(conn, 0, [escalated], then=lambda raw, positions: positions_seen.append(positions))
         assert positions_seen == [], "nothing runs before the next trip"
         driver = lean_driver(conn)
         assert driver is not None and driver.has_deferred_writes()
@@ -261,14 +264,8 @@ async def test_an_append_left_for_the_next_trip_that_is_refused_fails_that_trip_
     # caller's own lost race and retried, the refused append forgotten. An IntegrityError fails the transaction.
     async with sqlite_db.transaction() as conn:
         await append_to_pin(conn, 1, two_escalations()[:1])  # version 2 only: the second row will be refused
-        assert later_to_pin(conn, 0, two_escalations(), then=lambda raw, positions: pytest.fail("ran `then`"))
+        later_to_pin(conn, 0, two_escalations(), then=lambda raw, positions: pytest.fail("ran `then`"))
         with pytest.raises(IntegrityError) as refused:
             await rows_of(conn)
         assert not isinstance(refused.value, ConcurrencyError)
         assert await rows_of(conn) == ([(1, "SR-PIN", 2)], [(1,)]), "nothing of the refused append is left"
-
-
-async def test_an_append_cannot_be_left_for_later_outside_a_transaction_on_sqlite(sqlite_db):
-    async with sqlite_db.read() as conn:
-        assert lean_driver(conn) is None
-        assert not later_to_pin(conn, 0, two_escalations())
