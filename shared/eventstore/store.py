@@ -481,9 +481,17 @@ class EventStore:
         caller's last act in a savepoint that a failure may undo (as `lean.write_later`)."""
         if not new_events:
             return
-        statements = _lean_statements(dialect)
-        parameters = _rows(statements, stream_id, stream_type, expected_version, new_events, metadata, actor, utcnow())
-        driver.defer_call(partial(_append_later, parameters, statements, then))
+        appending = (  # as `append`'s (a span of the rows made, not of the trip that stores them)
+            span(self.source, "eventstore.append", attributes={"stream_id": stream_id, "events": len(new_events)})
+            if recording()
+            else nullcontext()
+        )
+        with appending:
+            statements = _lean_statements(dialect)
+            parameters = _rows(
+                statements, stream_id, stream_type, expected_version, new_events, metadata, actor, utcnow()
+            )
+            driver.defer_call(partial(_append_later, parameters, statements, then))
 
     async def read_all(
         self, conn: AsyncConnection, *, after_position: int = 0, limit: int = 1000
