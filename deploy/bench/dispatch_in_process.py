@@ -95,6 +95,12 @@ def run_in_process(requests: int, warmup: int = 300) -> None:
             for i in range(20):
                 command = RegisterTechnician(f"BENCH-T{i:03d}", "BENCH-C1", f"Technician {i}", [MODEL["product_line"]])
                 await application.handle(command, actor, new_metadata())
+            try:  # as `python -m services.dispatch` does once it has started (a tree from before it: nothing)
+                from services.dispatch.app import tune_garbage_collection
+            except ImportError:
+                pass
+            else:
+                tune_garbage_collection()
             consumer = IdempotentConsumer(
                 db=db,
                 name="dispatch",

@@ -304,9 +304,9 @@ assignment: dispatch's process CPU (consumer, reactions, relay, HTTP server idle
 
 What the lag is made of: the consumer's fetch; per chunk of a poll, one transaction: the event ids claimed, the
 chunk's requests, their jobs and the candidates of their regions and product lines read in two trips; per
-`received` the request's row, per `triaged` the append of `job.created` + `job.assigned` with two SLA deadlines
-(one trip), the job's row and its technician's open jobs riding with the next trip; the commit with fsync; the
-relay's wake-up, its batch to Kafka (acks=all) and the broker's append.
+`received` the request's row, per `triaged` the append of `job.created` + `job.assigned` with two SLA deadlines,
+the job's row and its technician's open jobs, all riding with the chunk's next trip (in practice its last, before
+the commit); the commit with fsync; the relay's wake-up, its batch to Kafka (acks=all) and the broker's append.
 
 {chr(10).join(_section(run, n) for run, n in runs)}"""
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.dispatch.assignment import Candidate
 from services.dispatch.chunk_reads import ChunkReads, KnownRequest, Later, Pair, keep_reads, kept_reads
-from services.dispatch.domain import RequestFacts
+from services.dispatch.domain import RequestFacts, job_id_for
 from services.dispatch.read_model import (
     LaterWrite,
     dispatch_centers,
@@ -47,9 +47,8 @@ _CANCEL_REQUEST = lean.Prepared(
     columns=["cancelled"],
 )
 _LATER_REQUEST = LaterWrite(_INSERT_REQUEST, _REQUEST_COLUMNS)
-_JOB_OF_REQUEST = lean.Prepared(
-    select(dispatch_jobs.c.job_id).where(dispatch_jobs.c.request_id == bindparam("request_id"))
-)
+# A request's job is found by its id, which derives from the request's (`job_id_for`): the primary key's search.
+_JOB_OF_REQUEST = lean.Prepared(select(dispatch_jobs.c.job_id).where(dispatch_jobs.c.job_id == bindparam("job_id")))
 
 
 def _candidates_of_request() -> lean.Prepared:
@@ -107,7 +106,7 @@ def _requests_in(size: int) -> lean.Prepared:
 @lru_cache(maxsize=len(_IN_SIZES))
 def _jobs_in(size: int) -> lean.Prepared:
     ids: list[Any] = [bindparam(f"r{i}") for i in range(size)]
-    return lean.Prepared(select(dispatch_jobs.c.request_id).where(dispatch_jobs.c.request_id.in_(ids)))
+    return lean.Prepared(select(dispatch_jobs.c.job_id).where(dispatch_jobs.c.job_id.in_(ids)))
 
 
 def _in_lists(ids: list[str]) -> list[dict[str, str]]:
@@ -223,7 +222,8 @@ async def job_context(conn: AsyncConnection, request_id: str) -> JobContext:
         return JobContext(request, request_id in reads.jobs, ranked)
     key = {"request_id": request_id}
     requests, jobs, candidates = await lean.query_many(
-        conn, [(_FIND_REQUEST, key), (_JOB_OF_REQUEST, key), (_CANDIDATES_OF_REQUEST, key)]
+        conn,
+        [(_FIND_REQUEST, key), (_JOB_OF_REQUEST, {"job_id": job_id_for(request_id)}), (_CANDIDATES_OF_REQUEST, key)],
     )
     return JobContext(
         _known(requests[0] if requests else None),
@@ -258,9 +258,11 @@ async def chunk_reads(conn: AsyncConnection) -> ChunkReads | None:
         return reads
     request_ids = list(dict.fromkeys(_request_ids(chunk.events)))
     lists = _in_lists(request_ids)
+    request_of_job = {job_id_for(request_id): request_id for request_id in request_ids}
+    job_lists = _in_lists(list(request_of_job))
     found = await lean.query_many(
         conn,
-        [(_requests_in(len(ids)), ids) for ids in lists] + [(_jobs_in(len(ids)), ids) for ids in lists],
+        [(_requests_in(len(ids)), ids) for ids in lists] + [(_jobs_in(len(ids)), ids) for ids in job_lists],
     )
     requests: dict[str, KnownRequest | None] = dict.fromkeys(request_ids)
     for rows in found[: len(lists)]:
@@ -268,7 +270,7 @@ async def chunk_reads(conn: AsyncConnection) -> ChunkReads | None:
             known = _known(row)
             assert known is not None
             requests[known.facts.request_id] = known
-    jobs = {request_id for rows in found[len(lists) :] for (request_id,) in rows}
+    jobs = {request_of_job[job_id] for rows in found[len(lists) :] for (job_id,) in rows}
     driver = lean.lean_driver(conn)
     reads = ChunkReads(requests, jobs, later=None if driver is None else Later(driver, conn.dialect))
     pairs = {(k.facts.region, k.facts.product_line) for k in requests.values() if k is not None}
@@ -329,6 +331,8 @@ async def jobs_page(
     """Jobs, newest first."""
     j = dispatch_jobs
     query = select(j.c.view)
+    if request_id is not None:  # its job's id is derived from it: found by the primary key
+        query = query.where(j.c.job_id == job_id_for(request_id))
     for column, value in (
         (j.c.request_id, request_id),
         (j.c.technician_id, technician_id),

@@ -10,8 +10,10 @@ import logging
 from datetime import datetime
 
 from services.dispatch.assignment import choose_technician
+from services.dispatch.chunk_reads import kept_reads
 from services.dispatch.domain import Assignee, Job, job_id_for
 from services.dispatch.queries import job_context, mark_request_cancelled, remember_request
+from services.dispatch.read_model import append_new_job_later
 from services.dispatch.sla import SlaPolicy
 from shared.contracts.dispatch import SlaKind
 from shared.contracts.enums import Priority, ServiceMode
@@ -85,7 +87,13 @@ async def _create_job(
         if chosen is None
         else Assignee(chosen.technician_id, chosen.center_id, active=True, skills=frozenset({facts.product_line}))
     )
-    uow.add(Job.create(facts, mode, priority, sla, at, assignee, arrive_sla_from))
+    job = Job.create(facts, mode, priority, sla, at, assignee, arrive_sla_from)
+    reads = kept_reads()
+    if reads is not None and reads.later is not None:
+        # A consumer chunk on SQLite: the job's events and rows ride with the chunk's next trip to the writer.
+        append_new_job_later(uow, reads, reads.later, job)
+    else:
+        uow.add(job)
 
 
 async def request_cancelled(event: IncomingEvent[ServiceRequestCancelled], uow: UnitOfWork) -> None:

@@ -5,6 +5,7 @@ requests that a job is made from. Rows are written in the transaction that appen
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -29,7 +30,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.dispatch.chunk_reads import ChunkReads, Later, kept_reads
@@ -39,8 +40,10 @@ from shared.clock import rfc3339
 from shared.contracts.dispatch import SlaKind
 from shared.events import EventEnvelope
 from shared.eventstore import lean
+from shared.eventstore.store import actor_text
 from shared.eventstore.tables import UtcDateTime
-from shared.kernel import Projections
+from shared.kernel import Projections, UnitOfWork
+from shared.scheduling import SCHEDULE, deadline_name
 
 metadata = MetaData()
 
@@ -64,7 +67,9 @@ dispatch_jobs = Table(
     metadata,
     Column("job_id", String(36), primary_key=True),
     Column("created_position", BigInteger, nullable=False, unique=True),
-    Column("request_id", String(80), nullable=False, unique=True),  # one job per request, even if all else fails
+    # One job per request, even if all else fails: a job's id is derived from its request's (`job_id_for`), so the
+    # primary key keeps it, and a request's job is found by that id (no index of its own on the random ids).
+    Column("request_id", String(80), nullable=False),
     Column("status", String(24), nullable=False),
     Column("dealer_id", String(80)),
     Column("technician_id", String(64)),
@@ -73,8 +78,8 @@ dispatch_jobs = Table(
     Column("version", BigInteger, nullable=False),
     Column("view", Text, nullable=False),
 )
-Index("ix_dispatch_jobs_load", dispatch_jobs.c.technician_id, dispatch_jobs.c.is_load)
-Index("ix_dispatch_jobs_queue", dispatch_jobs.c.technician_id, dispatch_jobs.c.queue_key)
+# A technician's queue (their open jobs in queue order) and their open jobs counted, from one index.
+Index("ix_dispatch_jobs_open", dispatch_jobs.c.technician_id, dispatch_jobs.c.is_load, dispatch_jobs.c.queue_key)
 Index("ix_dispatch_jobs_status", dispatch_jobs.c.status, dispatch_jobs.c.created_position)
 Index("ix_dispatch_jobs_dealer", dispatch_jobs.c.dealer_id, dispatch_jobs.c.created_position)
 
@@ -154,10 +159,15 @@ _to_json = json.JSONEncoder(ensure_ascii=False).encode
 
 def queue_key(job: Job, created_position: int) -> str:
     """Sorts a technician's queue as text: priority, then the next due time (none last), then age."""
+    return f"{_queue_key_head(job)}{created_position:020d}"
+
+
+def _queue_key_head(job: Job) -> str:
+    """The queue key up to the age (what the job's first position completes)."""
     # isoformat of the naive time: the same text as strftime("%Y-%m-%dT%H:%M:%S.%f"), at a fifth of its cost
     next_due = job.next_due
     due = next_due.replace(tzinfo=None).isoformat(timespec="microseconds") if next_due else "~"
-    return f"{str.__str__(job.priority)}|{due}|{created_position:020d}"
+    return f"{str.__str__(job.priority)}|{due}|"
 
 
 def job_view(job: Job) -> dict[str, Any]:
@@ -291,13 +301,17 @@ class LaterWrite:
         self._bound: dict[str, tuple[str, tuple[tuple[int, Callable[[Any], Any]], ...]]] = {}
 
     def defer(self, later: Later, values: tuple[Any, ...]) -> None:
-        bound = self._bound.get(later.dialect.name)
+        later.driver.defer_statement(*self.bound(later.dialect, values))
+
+    def bound(self, dialect: Dialect, values: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+        """The statement's SQL and `values` bind-processed, as the driver takes them."""
+        bound = self._bound.get(dialect.name)
         if bound is None:
-            compiled = self.statement.compiled(later.dialect)
+            compiled = self.statement.compiled(dialect)
             if compiled.names != self.names or compiled.defaults.keys() - set(self.names):
                 raise RuntimeError(f"{compiled.sql} binds {compiled.names}, not {self.names}")
             processed = tuple((i, p) for i, p in enumerate(compiled.processors) if p is not None)
-            bound = self._bound[later.dialect.name] = (compiled.sql, processed)
+            bound = self._bound[dialect.name] = (compiled.sql, processed)
         sql, processed = bound
         if processed:
             bind = list(values)
@@ -305,20 +319,18 @@ class LaterWrite:
                 if bind[i] is not None:
                     bind[i] = process(bind[i])
             values = tuple(bind)
-        later.driver.defer_statement(sql, values)
+        return sql, values
 
 
 _LATER_JOB = LaterWrite(_INSERT_JOB, ["job_id", "created_position", "request_id", *_JOB_ROW])
 _LATER_LOAD = LaterWrite(_ADD_LOAD, ["technician_id", "delta"])
+_LATER_DEADLINE = LaterWrite(lean.Prepared(SCHEDULE), ["name", "stream_id", "kind", "due_at"])
 
 
 async def save_job(conn: AsyncConnection, job: Job, created_position: int | None) -> None:
     """Insert the job's row when `created_position` (its first event's) is given, else update it; its
     technician's open jobs follow (on the lean path: a trip to read the row's state, one to write)."""
     reads = kept_reads()
-    if created_position is not None and reads is not None and reads.later is not None:
-        _new_job_later(reads, reads.later, job, created_position)
-        return
     first_save = created_position is not None
     before: tuple[str | None, bool] = (None, False)
     if created_position is None:
@@ -354,30 +366,62 @@ async def save_job(conn: AsyncConnection, job: Job, created_position: int | None
     reads.job_saved(job.request_id, changes)  # the chunk's next triages rank on these numbers
 
 
-def _new_job_later(reads: ChunkReads, later: Later, job: Job, created_position: int) -> None:
-    """A new job's row and its technician's open jobs, in a consumer chunk on the lean path: the same rows as
-    `save_job` writes, left for the next trip (see there), with no row dicts in between."""
-    technician_id = job.technician_id
+def append_new_job_later(uow: UnitOfWork, reads: ChunkReads, later: Later, job: Job) -> None:
+    """A new job of a consumer chunk on SQLite's lean path, instead of `uow.add(job)`: what the unit of work's
+    commit would write for it (its events and their outbox rows, its SLA deadlines), its row and its technician's
+    open jobs, the same rows in the same order, all left for the next trip to the writer
+    (`EventStore.append_later`): no trip of its own. The row needs the position of the job's first event, so it
+    is finished on the writer's thread, in that trip.
+
+    Nothing can refuse them unless the database fails: the chunk's reads say the job does not exist, and on
+    SQLite the chunk holds the writer, so no other writer can take the job's stream or its keys meanwhile. Should
+    one fail anyway, the trip that runs it fails and the consumer retries the chunk record by record (where
+    the unit of work appends as usual). The caller's last act: nothing after it may fail the event."""
+    job.recorded_by(actor_text(uow.actor))
+    pending = job.take_pending()
+    dialect = later.dialect
+    schedule = [
+        _LATER_DEADLINE.bound(dialect, (deadline_name(job.id, kind), job.id, kind, due))
+        for kind, due in job.due_deadlines().items()
+    ]
+    job_id, request_id, dealer_id, technician_id = job.id, job.request_id, job.dealer_id, job.technician_id
     is_load = technician_id is not None and job.status in LOAD_STATUSES
-    _LATER_JOB.defer(
-        later,
-        (
-            job.id,
+    status, version, view, head = str(job.status), job.version, _to_json(job_view(job)), _queue_key_head(job)
+    load = _LATER_LOAD.bound(dialect, (technician_id, 1)) if is_load else None
+
+    def on_writer(raw: sqlite3.Connection, positions: list[int]) -> None:
+        # On the writer's thread, once the events' positions are known: the job's row takes the first one.
+        created_position = positions[0]
+        for statement in schedule:
+            raw.execute(*statement)
+        row = (
+            job_id,
             created_position,
-            job.request_id,
-            str(job.status),
-            job.dealer_id,
+            request_id,
+            status,
+            dealer_id,
             technician_id,
             is_load,
-            queue_key(job, created_position),
-            job.version,
-            _to_json(job_view(job)),
-        ),
+            f"{head}{created_position:020d}",
+            version,
+            view,
+        )
+        raw.execute(*_LATER_JOB.bound(dialect, row))
+        if load is not None:
+            raw.execute(*load)
+
+    uow.store.append_later(
+        later.driver,
+        dialect,
+        stream_id=job_id,
+        stream_type=job.stream_type,
+        expected_version=job.version - len(pending),
+        new_events=pending,
+        metadata=uow.metadata,
+        actor=uow.actor,
+        then=on_writer,
     )
-    changes = {technician_id: 1} if is_load and technician_id is not None else {}
-    if changes:
-        _LATER_LOAD.defer(later, (technician_id, 1))
-    reads.job_saved(job.request_id, changes)
+    reads.job_saved(request_id, {technician_id: 1} if is_load and technician_id is not None else {})
 
 
 async def save_center(conn: AsyncConnection, center: ServiceCenter, position: int | None) -> None:
@@ -459,6 +503,7 @@ __all__ = [
     "queue_key",
     "save_center",
     "LaterWrite",
+    "append_new_job_later",
     "save_job",
     "save_technician",
     "technician_view",

@@ -79,7 +79,7 @@ class OneTripConnection(aiosqlite.Connection):
     def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
         super().__init__(connector, iter_chunk_size)
         self._in_transaction = False
-        self._deferred: list[str | tuple[str, Sequence[Any]]] = []
+        self._deferred: list[str | tuple[str, Sequence[Any]] | Callable[[sqlite3.Connection], None]] = []
         # A deferred savepoint statement failed: the savepoints of this transaction are not what their owners
         # think (a RELEASE that did not happen). Whoever commits the transaction must refuse to (the group commit
         # does). A deferred write's failure is not this: it is raised to the trip's caller, whose transaction or
@@ -96,8 +96,13 @@ class OneTripConnection(aiosqlite.Connection):
         it raises its error: for a write that cannot fail unless the database does (lean.write_later)."""
         self._deferred.append((sql, parameters))
 
+    def defer_call(self, step: Callable[[sqlite3.Connection], None]) -> None:
+        """Like `defer_statement`, for a step of several statements run on the sqlite3 connection (an append and
+        what follows from its positions, `EventStore.append_later`); its error is the trip's, as there."""
+        self._deferred.append(step)
+
     def has_deferred_writes(self) -> bool:
-        """Whether a statement deferred with its parameters is waiting for the next trip."""
+        """Whether a statement deferred with its parameters (or a deferred step) is waiting for the next trip."""
         return any(not isinstance(sql, str) for sql in self._deferred)
 
     def take_back(self, sql: str) -> bool:
@@ -116,8 +121,10 @@ class OneTripConnection(aiosqlite.Connection):
                         try:
                             if isinstance(sql, str):
                                 self._conn.execute(sql)
-                            else:
+                            elif isinstance(sql, tuple):
                                 self._conn.execute(*sql)
+                            else:
+                                sql(self._conn)
                         except BaseException:
                             # What did not run stays deferred (a SAVEPOINT its owner may still take back).
                             self._deferred = deferred[done + 1 :] + self._deferred

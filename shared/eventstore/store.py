@@ -24,6 +24,7 @@ from shared.contracts.base import REGISTRY, EventData, Registry
 from shared.domain import PendingEvent
 from shared.events import ActorId, EventEnvelope
 from shared.eventstore import lean, pg_driver
+from shared.eventstore.sqlite_driver import OneTripConnection
 from shared.eventstore.tables import events, outbox
 from shared.observability.tracing import current_traceparent, recording, span
 
@@ -220,20 +221,14 @@ def _lean_statements(dialect: Dialect) -> _LeanStatements:
     return found
 
 
-def _append_lean(
-    parameters: list[tuple[Any, ...]],
-    envelope: Callable[[tuple[Any, ...], int], EventEnvelope],
-    statements: _LeanStatements,
-    then: Callable[[lean.Driver, list[EventEnvelope]], None] | None,
-    db: lean.Driver,
-) -> list[EventEnvelope]:
-    """On the writer's thread, in one trip: the events, then their outbox rows, then `then`; what was stored.
-
-    Without a savepoint (its SAVEPOINT and RELEASE doubled SQLite's time for a two-event append): a refused
-    statement writes nothing (SQLite undoes that statement alone), and what the append wrote before it is
-    deleted again by position before the error is raised, so that nothing of a failed append stays in the
-    caller's transaction, as when a savepoint was rolled back (SQLite then hands out the same positions)."""
-    raw = db.raw
+def _insert_events(
+    raw: sqlite3.Connection, statements: _LeanStatements, parameters: list[tuple[Any, ...]]
+) -> list[int]:
+    """The events, then their outbox rows; their positions. Without a savepoint (its SAVEPOINT and RELEASE doubled
+    SQLite's time for a two-event append): a refused statement writes nothing (SQLite undoes that statement alone),
+    and what was written before it is deleted again by position before the error is raised, so that nothing of a
+    failed append stays in the caller's transaction, as when a savepoint was rolled back (SQLite then hands out
+    the same positions)."""
     positions: list[int] = []
     boxed = 0
     try:
@@ -244,18 +239,89 @@ def _append_lean(
         for position in positions:
             raw.execute(statements.insert_outbox, (position,))
             boxed += 1
-    except BaseException as exc:
+    except BaseException:
         for position in positions[:boxed]:
             raw.execute(statements.delete_outbox, (position,))
         for position in positions:
             raw.execute(statements.delete_event, (position,))
-        if isinstance(exc, sqlite3.IntegrityError):
-            raise _StreamMoved() from exc
         raise
+    return positions
+
+
+def _append_lean(
+    parameters: list[tuple[Any, ...]],
+    envelope: Callable[[tuple[Any, ...], int], EventEnvelope],
+    statements: _LeanStatements,
+    then: Callable[[lean.Driver, list[EventEnvelope]], None] | None,
+    db: lean.Driver,
+) -> list[EventEnvelope]:
+    """On the writer's thread, in one trip: the events, then their outbox rows (`_insert_events`), then `then`;
+    what was stored."""
+    try:
+        positions = _insert_events(db.raw, statements, parameters)
+    except sqlite3.IntegrityError as exc:
+        raise _StreamMoved() from exc
     stored = [envelope(row, position) for row, position in zip(parameters, positions, strict=True)]
     if then is not None:
         then(db, stored)
     return stored
+
+
+def _append_later(
+    parameters: list[tuple[Any, ...]],
+    statements: _LeanStatements,
+    then: Callable[[sqlite3.Connection, list[int]], None] | None,
+    raw: sqlite3.Connection,
+) -> None:
+    """`EventStore.append_later`'s step, on the writer's thread in the trip that runs it: the events and their
+    outbox rows, then `then` with their positions. A refused row is the trip's sqlite3.IntegrityError (never a
+    ConcurrencyError: the trip may be another event's, which must not take it for its own lost race)."""
+    positions = _insert_events(raw, statements, parameters)
+    if then is not None:
+        then(raw, positions)
+
+
+def _rows(
+    statements: _LeanStatements,
+    stream_id: str,
+    stream_type: str,
+    expected_version: int,
+    new_events: Sequence[NewEvent | PendingEvent],
+    metadata: Metadata,
+    actor: ActorId,
+    recorded_at: datetime,
+) -> list[tuple[Any, ...]]:
+    """The new events' rows as the driver binds them (the same values, times bound as the INSERT binds them)."""
+    recorded = statements.recorded_at(recorded_at)
+    occurred = statements.occurred_at
+    correlation_id, causation_id, traceparent = metadata.correlation_id, metadata.causation_id, metadata.traceparent
+    actor_id = actor_text(actor)
+    parameters = []
+    last_time, last_bound = None, None  # a reaction's events share their time: bound once
+    for version, new in enumerate(new_events, start=expected_version + 1):
+        data = new.data
+        if new.occurred_at is not last_time:
+            last_time = new.occurred_at
+            last_bound = occurred(last_time)
+        parameters.append(
+            (
+                new_event_id(),
+                stream_id,
+                stream_type,
+                version,
+                data.event_type,
+                data.version,
+                data.topic,
+                data.model_dump_json(),
+                last_bound,
+                recorded,
+                correlation_id,
+                causation_id,
+                traceparent,
+                actor_id,
+            )
+        )
+    return parameters
 
 
 class EventStore:
@@ -324,38 +390,18 @@ class EventStore:
             driver = lean.lean_driver(conn)
             pg = pg_driver.pg_driver(conn) if driver is None else None
             if driver is not None or pg is not None:
-                # The rows as the driver binds them (the same values, times bound as the INSERT binds them), and
-                # the envelopes built from them once their positions are known: no row dict in between.
+                # The rows as the driver binds them, and the envelopes built from them once their positions are
+                # known: no row dict in between.
                 statements = _lean_statements(conn.dialect)
-                recorded = statements.recorded_at(recorded_at)
-                occurred = statements.occurred_at
+                parameters = _rows(
+                    statements, stream_id, stream_type, expected_version, new_events, metadata, actor, recorded_at
+                )
                 correlation_id, causation_id, traceparent = (
                     metadata.correlation_id,
                     metadata.causation_id,
                     metadata.traceparent,
                 )
                 actor_id = actor_text(actor)
-                parameters = []
-                for version, new in enumerate(new_events, start=expected_version + 1):
-                    data = new.data
-                    parameters.append(
-                        (
-                            new_event_id(),
-                            stream_id,
-                            stream_type,
-                            version,
-                            data.event_type,
-                            data.version,
-                            data.topic,
-                            data.model_dump_json(),
-                            occurred(new.occurred_at),
-                            recorded,
-                            correlation_id,
-                            causation_id,
-                            traceparent,
-                            actor_id,
-                        )
-                    )
                 subject = subject_of(self.source, stream_type, stream_id)
                 times = [as_utc(new.occurred_at) for new in new_events]  # as a stored row reads back
                 first = expected_version + 1
@@ -410,6 +456,42 @@ class EventStore:
             except IntegrityError as exc:
                 raise ConcurrencyError(f"stream {stream_id} is no longer at version {expected_version}") from exc
         return [_envelope(row, self.source) for row in stored]
+
+    def append_later(
+        self,
+        driver: OneTripConnection,
+        dialect: Dialect,
+        *,
+        stream_id: str,
+        stream_type: str,
+        expected_version: int,
+        new_events: Sequence[NewEvent | PendingEvent],
+        metadata: Metadata,
+        actor: ActorId,
+        then: Callable[[sqlite3.Connection, list[int]], None] | None = None,
+    ) -> None:
+        """`append` on SQLite's lean path (`driver`: `lean.lean_driver(conn)` of the caller's transaction), not
+        now but at the start of the next trip to the writer, whatever it is (`lean.write_later`'s rules): the
+        same rows, then `then` on the writer's thread with their positions (for the rows that need them).
+
+        Only for an append nothing can refuse unless the database fails (a stream that the caller knows no other
+        writer can take meanwhile, such as a new stream in a consumer chunk, whose writer is the chunk's): a lost
+        race would surface as the trip's IntegrityError, not as a ConcurrencyError, and the caller must then roll
+        back its whole transaction (the consumer fails the chunk and retries it record by record). It must be the
+        caller's last act in a savepoint that a failure may undo (as `lean.write_later`)."""
+        if not new_events:
+            return
+        appending = (  # as `append`'s (a span of the rows made, not of the trip that stores them)
+            span(self.source, "eventstore.append", attributes={"stream_id": stream_id, "events": len(new_events)})
+            if recording()
+            else nullcontext()
+        )
+        with appending:
+            statements = _lean_statements(dialect)
+            parameters = _rows(
+                statements, stream_id, stream_type, expected_version, new_events, metadata, actor, utcnow()
+            )
+            driver.defer_call(partial(_append_later, parameters, statements, then))
 
     async def read_all(
         self, conn: AsyncConnection, *, after_position: int = 0, limit: int = 1000

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 import shared.eventstore.store as store_module
 from shared.contracts.intake import ServiceRequestEscalated
@@ -222,3 +223,49 @@ def test_an_actors_remembered_text_is_its_text_however_many_actors_come_and_go()
     actors += [ActorId.system("dispatch"), ACTOR]
     for _ in range(2):  # the second time round, from what was remembered (or forgotten when it grew too big)
         assert [actor_text(actor) for actor in actors] == [str(actor) for actor in actors]
+
+
+def later_to_pin(conn, expected_version: int, new_events: list[NewEvent], then=None) -> None:
+    """`append_to_pin`, left for the next trip to the writer."""
+    driver = lean_driver(conn)
+    assert driver is not None  # the lean path: SQLite, in a transaction
+    EventStore("intake").append_later(
+        driver,
+        conn.dialect,
+        stream_id="SR-PIN",
+        stream_type="service_request",
+        expected_version=expected_version,
+        new_events=new_events,
+        metadata=CAUSE,
+        actor=ACTOR,
+        then=then,
+    )
+
+
+async def test_an_append_left_for_the_next_trip_runs_with_it_and_stores_the_pinned_rows(
+    sqlite_db, fixed_randomness_and_clock
+):
+    escalated = NewEvent(ServiceRequestEscalated(request_id="SR-PIN", reason="customer called twice"), OCCURRED_AT)
+    positions_seen: list[list[int]] = []
+    async with sqlite_db.transaction() as conn:
+        later_to_pin(conn, 0, [escalated], then=lambda raw, positions: positions_seen.append(positions))
+        assert positions_seen == [], "nothing runs before the next trip"
+        driver = lean_driver(conn)
+        assert driver is not None and driver.has_deferred_writes()
+        assert await rows_of(conn) == ([(1, "SR-PIN", 1)], [(1,)])  # that trip ran it first
+        assert positions_seen == [[1]]
+    with sqlite3.connect(sqlite_db.url.database) as raw:
+        assert raw.execute("SELECT * FROM events").fetchall() == [EXPECTED_ROW]
+        assert raw.execute("SELECT * FROM outbox").fetchall() == [(1,)]
+
+
+async def test_an_append_left_for_the_next_trip_that_is_refused_fails_that_trip_not_as_a_lost_race(sqlite_db):
+    # The trip may be another caller's (the consumer's next event): a ConcurrencyError would be taken for that
+    # caller's own lost race and retried, the refused append forgotten. An IntegrityError fails the transaction.
+    async with sqlite_db.transaction() as conn:
+        await append_to_pin(conn, 1, two_escalations()[:1])  # version 2 only: the second row will be refused
+        later_to_pin(conn, 0, two_escalations(), then=lambda raw, positions: pytest.fail("ran `then`"))
+        with pytest.raises(IntegrityError) as refused:
+            await rows_of(conn)
+        assert not isinstance(refused.value, ConcurrencyError)
+        assert await rows_of(conn) == ([(1, "SR-PIN", 2)], [(1,)]), "nothing of the refused append is left"

@@ -6,6 +6,7 @@ its write undone, while the others of its transaction are assigned once."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from sqlalchemy import func, select
 from services.dispatch.app import dispatch_application
 from services.dispatch.chunk_reads import kept_reads
 from services.dispatch.commands import RegisterServiceCenter, RegisterTechnician
+from services.dispatch.domain import job_id_for
 from services.dispatch.read_model import dispatch_jobs, dispatch_technician_load, metadata
 from services.dispatch.sla import SlaPolicy
 from services.dispatch.tests.conftest import BACKENDS, cancelled_event, database_url_for, request_events
@@ -31,7 +33,7 @@ from shared.domain import TimeRules
 from shared.events import EventEnvelope
 from shared.eventstore.database import Database
 from shared.eventstore.store import EventStore, new_metadata
-from shared.eventstore.tables import events, processed_events, service_schema
+from shared.eventstore.tables import events, outbox, processed_events, service_schema
 from shared.kernel import Application
 from shared.messaging.cloudevents import to_record
 from shared.messaging.consumer import IdempotentConsumer
@@ -182,6 +184,14 @@ async def outcome(db: Database) -> dict[str, Any]:
             tuple(row) for row in await conn.execute(select(deadlines.c.name, deadlines.c.due_at, deadlines.c.state))
         )
         load = dict(tuple(row) for row in await conn.execute(select(dispatch_technician_load)))
+        published = sorted(
+            tuple(row)
+            for row in await conn.execute(
+                select(events.c.stream_id, events.c.type)
+                .join(outbox, outbox.c.position == events.c.position)
+                .where(events.c.stream_type == "job")
+            )
+        )
         counted = dict(
             tuple(row)
             for row in await conn.execute(
@@ -190,7 +200,7 @@ async def outcome(db: Database) -> dict[str, Any]:
                 .group_by(dispatch_jobs.c.technician_id)
             )
         )
-    return {"jobs": jobs, "events": streams, "deadlines": due, "load": load, "counted": counted}
+    return {"jobs": jobs, "events": streams, "outbox": published, "deadlines": due, "load": load, "counted": counted}
 
 
 def _decided(view: dict[str, Any]) -> dict[str, Any]:
@@ -243,6 +253,7 @@ async def test_a_chunk_of_triages_decides_as_one_event_at_a_time_does(request, t
     assert set(jobs) == with_jobs and poison not in jobs
     assert {technician for _, technician, _, _ in jobs.values()} == {"T1", "T2", "T3", "T4", None}
     assert single["load"] == single["counted"], "the kept open-job counts are the jobs' own"
+    assert [(stream, kind) for stream, kind, _, _ in single["events"]] == single["outbox"], "each event published"
 
 
 async def test_a_poison_triage_in_a_chunk_goes_to_the_dlq_alone_and_the_others_are_assigned_once(tmp_path, event_bus):
@@ -280,6 +291,45 @@ async def test_a_poison_triage_in_a_chunk_goes_to_the_dlq_alone_and_the_others_a
         await consumer.handle_records(as_records(stream))
         assert consumer.counts == {"applied": 40, "duplicate": 40, "ignored": 0, "dlq": 2}
         assert await outcome(db) == after
+    finally:
+        await db.dispose()
+        if consumer._dlq_producer is not None:
+            await consumer._dlq_producer.stop()
+
+
+async def test_a_triage_whose_writes_fail_in_a_later_trip_goes_to_the_dlq_alone_and_the_others_are_assigned_once(
+    tmp_path, event_bus
+):
+    # In a chunk a new job's events, deadlines and row ride with the next trip to the writer, whichever event's it
+    # is. Should the database refuse them there, the chunk fails and is retried record by record: only the
+    # triage whose writes cannot be stored reaches the DLQ, none of its rows is left, and no other event is lost.
+    url = f"sqlite+aiosqlite:///{tmp_path}/dispatch.db"
+    db, application = await dispatch_service(url)
+    pairs = [request_events(received_at=START + timedelta(minutes=i)) for i in range(12)]
+    refused = pairs[5][0].subject
+    with sqlite3.connect(str(db.url.database)) as raw:
+        raw.execute(
+            "CREATE TRIGGER refuse_one_jobs_deadlines BEFORE INSERT ON deadlines "
+            f"WHEN NEW.stream_id = '{job_id_for(refused)}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    consumer = consumer_of(db, application, event_bus, chunk=100)
+    consumer.handler_attempts = 2
+    stream = [event for pair in pairs for event in pair]
+    try:
+        assert await consumer.handle_records(as_records(stream)) == len(stream)
+        assert consumer.counts == {"applied": 23, "duplicate": 0, "ignored": 0, "dlq": 1}
+        [dead] = await collect(event_bus, dlq_for(INTAKE), subject_is(refused), expected=1)
+        assert headers_of(dead)["dlq_reason"].startswith("handler failed: IntegrityError")
+        after = await outcome(db)
+        assert set(after["jobs"]) == {received.subject for received, _ in pairs} - {refused}
+        assert all(technician is not None for _, technician, _, _ in after["jobs"].values())
+        assert not [row for row in after["events"] if row[0] == job_id_for(refused)], "nothing of it is left"
+        assert [row[1] for row in after["events"]].count("job.created") == 11, "each other job created once"
+        assert len(after["outbox"]) == len(after["events"]) == 22
+        assert after["load"] == after["counted"] and sum(after["load"].values()) == 11
+        async with db.read() as conn:
+            claimed = set((await conn.execute(select(processed_events.c.event_id))).scalars())
+        assert {event.id for event in stream} - claimed == {pairs[5][1].id}
     finally:
         await db.dispose()
         if consumer._dlq_producer is not None:

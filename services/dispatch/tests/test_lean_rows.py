@@ -12,9 +12,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert, update
 
+from services.dispatch.app import dispatch_application
 from services.dispatch.domain import LOAD_STATUSES, Assignee, Job, RequestFacts
 from services.dispatch.queries import _CANDIDATES_OF_REQUEST, chunk_reads, known_request, remember_request
 from services.dispatch.read_model import (
+    append_new_job_later,
     dispatch_jobs,
     dispatch_requests,
     job_view,
@@ -24,12 +26,15 @@ from services.dispatch.read_model import (
 )
 from services.dispatch.sla import SlaPolicy
 from services.dispatch.tests.conftest import request_events
+from shared.clock import SystemClock
 from shared.contracts.enums import Priority, ServiceMode
 from shared.contracts.intake import ServiceRequestReceived
+from shared.domain import TimeRules
 from shared.events import IncomingEvent
 from shared.eventstore import Database
 from shared.eventstore.lean import lean_driver
-from shared.eventstore.tables import service_schema
+from shared.eventstore.store import EventStore, Metadata
+from shared.eventstore.tables import events, service_schema
 from shared.messaging.consumer import _CURRENT_CHUNK, Chunk, _flush_deferred_writes
 
 RECEIVED_AT = datetime(2026, 11, 30, 8, 15, 42, 123456, tzinfo=UTC)
@@ -195,3 +200,54 @@ async def test_ranking_the_candidates_finds_every_row_by_a_key_or_an_index(db):
     assert len(steps) == 5, steps  # the request, the region's centers, their technicians, a skill, a load row
     assert not [step for step in steps if step.startswith("SCAN")], steps
     assert not [step for step in steps if "dispatch_jobs" in step], "the open jobs are read, not counted"
+
+
+async def test_a_chunks_new_job_left_for_the_next_trip_is_stored_as_the_unit_of_work_stores_one(db):
+    # The same job appended two ways: through the unit of work outside a chunk, and left for the next trip in a
+    # chunk (`append_new_job_later`). Its events, outbox rows, deadlines, row and open jobs are the same bytes,
+    # but for what names the job or its request and what the write's time and positions make.
+    application = dispatch_application(
+        db=db, store=EventStore("dispatch"), clock=SystemClock(), time_rules=TimeRules(), sla=SlaPolicy()
+    )
+    cause = Metadata(correlation_id="corr-1", causation_id="cause-1")
+    actor = application.system_actor
+    received, _ = request_events(dealer_id="D1", received_at=RECEIVED_AT, request_id="R-1")
+    data = ServiceRequestReceived.model_validate_json(received.data)
+    at = RECEIVED_AT + timedelta(minutes=10)
+    job, twin = (
+        Job.create(
+            RequestFacts(request_id, "D1", "north", "tractor", RECEIVED_AT),
+            ServiceMode.onsite,
+            Priority.P2,
+            SlaPolicy(),
+            at,
+            Assignee("T1", "C1", True, frozenset({"tractor"})),
+        )
+        for request_id in ("R-1", "R-2")
+    )
+    async with db.transaction() as conn:
+        uow = application.unit_of_work(conn, cause, actor)
+        uow.add(twin)
+        await uow.commit()
+        with in_a_consumer_chunk(IncomingEvent(received, data)):
+            reads = await chunk_reads(conn)
+            assert reads is not None and reads.later is not None
+            append_new_job_later(application.unit_of_work(conn, cause, actor), reads, reads.later, job)
+            await _flush_deferred_writes(conn)
+            assert reads.jobs == {"R-1"} and reads.candidate_of == {}
+
+    outside, chunked = rows_of(db, "events", "position")[0:2], rows_of(db, "events", "position")[2:4]
+    for a, b in zip(chunked, outside, strict=True):
+        differing = [c.key for c, x, y in zip(events.c, a, b, strict=True) if x != y]
+        assert differing == ["position", "event_id", "stream_id", "data", "recorded_at"]
+        assert a[8] == b[8].replace(twin.id, job.id).replace("R-2", "R-1")
+    assert rows_of(db, "outbox", "position") == [(1,), (2,), (3,), (4,)]
+    deadlines = rows_of(db, "deadlines", "name")
+    of_job, of_twin = ([row for row in deadlines if row[1] == one.id] for one in (job, twin))
+    assert len(of_job) == 2 and of_job == [tuple(str(v).replace(twin.id, job.id) for v in row) for row in of_twin]
+    chunk_job, outside_job = sorted(rows_of(db, "dispatch_jobs", "created_position"), key=lambda r: r[0] != job.id)
+    differing = [c.key for c, a, b in zip(dispatch_jobs.c, chunk_job, outside_job, strict=True) if a != b]
+    assert differing == ["job_id", "created_position", "request_id", "queue_key", "view"]
+    assert chunk_job[1] == 3 and chunk_job[7] == queue_key(job, 3)
+    assert chunk_job[-1] == outside_job[-1].replace(twin.id, job.id).replace("R-2", "R-1")
+    assert rows_of(db, "dispatch_technician_load", "technician_id") == [("T1", 2)]
