@@ -219,7 +219,7 @@ def variant_rows(
                      min(request_id, {int(request_id_limit)}) AS ids FROM f GROUP BY k, path)
         SELECT k, path, n, m, q[1], q[2], q[3], ids, sum(n) OVER (PARTITION BY k) FROM p"""
     rows = []
-    for k, path, n, _, low, high, p90_value, ids, cohort in cur.execute(
+    for k, path, n, m, low, high, p90_value, ids, cohort in cur.execute(
         sql, _params(as_of, window, dealer_id)
     ).fetchall():
         rows.append(
@@ -228,8 +228,8 @@ def variant_rows(
                 "path": json.loads(path),
                 "requests": n,
                 "share_pct": _pct(n, int(cohort)),
-                "median_minutes": _median_minutes(n, low, high),
-                "p90_minutes": _p90_minutes(n, p90_value),
+                "median_minutes": _median_minutes(m, low, high),  # of the paths with a duration
+                "p90_minutes": _p90_minutes(m, p90_value),
                 "request_ids": list(ids),
             }
         )

@@ -478,18 +478,15 @@ class Projection:
         No index keeps the event ids unique: DuckDB's ART indexes must fit in memory, and one over the ids of a
         year of 1M requests (10.8M events) did not fit the process's 600 MB (it takes ~1.5 GB; ~490 MB even as
         the UUID type, ~400 MB as a 64-bit hash). A copy of an event is the same record, so it names the same
-        request as the event: a small batch finds its copies among its requests' events, through the request
-        index (as the fold reads them back), and those naming no request (a complaint naming only a job) by their
-        ids. A larger batch (a catch-up's) joins its ids by hash against the table's id column, one scan."""
+        request and was recorded at the same moment as the event: a small batch finds its copies among its
+        requests' events, through the request index (as the fold reads them back), and those naming no request
+        (a complaint naming only a job) by their ids; a larger batch (a catch-up's) joins its ids by hash against
+        the table's. Those scans keep to the batch's span of recorded moments, so the zone maps skip the row
+        groups of the rest of the history."""
         ids = [e.event_id for e in events]
         if len(ids) > self.small_batch:
             with registered(cur, "batch_ids", pa.table({"event_id": pa.array(ids, type=_STRING)})):
-                return {
-                    r[0]
-                    for r in cur.execute(
-                        f"SELECT event_id FROM {tables.events} WHERE event_id IN (SELECT event_id FROM batch_ids)"
-                    ).fetchall()
-                }
+                return self._ids_stored(cur, tables, events, "event_id IN (SELECT event_id FROM batch_ids)", {})
         requests = sorted({e.request_id for e in events if e.request_id is not None})
         stored: set[str] = set()
         if requests:
@@ -499,15 +496,28 @@ class Projection:
                     f"SELECT event_id FROM {tables.events} WHERE request_id = ANY($ids)", {"ids": requests}
                 ).fetchall()
             )
-        loose = [e.event_id for e in events if e.request_id is None]
+        loose = [e for e in events if e.request_id is None]
         if loose:
-            stored.update(
-                r[0]
-                for r in cur.execute(
-                    f"SELECT event_id FROM {tables.events} WHERE event_id = ANY($ids)", {"ids": loose}
-                ).fetchall()
-            )
+            stored |= self._ids_stored(cur, tables, loose, "event_id = ANY($ids)", {"ids": [e.event_id for e in loose]})
         return stored
+
+    @staticmethod
+    def _ids_stored(
+        cur: duckdb.DuckDBPyConnection,
+        tables: Tables,
+        events: Sequence[AnalyticsEvent],
+        matching: str,
+        params: dict,
+    ) -> set[str]:
+        """The stored event ids `matching` (an SQL condition), among the events recorded within `events`' span."""
+        span = {"first": min(e.recorded_at for e in events), "last": max(e.recorded_at for e in events)}
+        return {
+            r[0]
+            for r in cur.execute(
+                f"SELECT event_id FROM {tables.events} WHERE recorded_at BETWEEN $first AND $last AND {matching}",
+                {**params, **span},
+            ).fetchall()
+        }
 
     def _link_jobs(self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]) -> set[str]:
         """job id → request id, from the job's own events (a complaint's pairing is not authoritative); return

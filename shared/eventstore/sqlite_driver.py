@@ -105,6 +105,15 @@ class OneTripConnection(aiosqlite.Connection):
         """Whether a statement deferred with its parameters (or a deferred step) is waiting for the next trip."""
         return any(not isinstance(sql, str) for sql in self._deferred)
 
+    def withdraw_from(self, sql: str) -> bool:
+        """Withdraw the last deferred `sql` no trip has run yet and everything deferred after it (what a failed
+        step left for the next trip after its own savepoint); False when it ran already."""
+        for at in range(len(self._deferred) - 1, -1, -1):
+            if self._deferred[at] == sql:
+                del self._deferred[at:]
+                return True
+        return False
+
     def take_back(self, sql: str) -> bool:
         """Withdraw a deferred `sql` that no trip has run yet; False when it ran already."""
         if sql in self._deferred:

@@ -57,10 +57,12 @@ class BodySizeLimitMiddleware:
             return
         limit = self.limit_for(scope)
         declared = None
+        chunked = False
         for name, value in scope.get("headers") or ():
             if name == b"content-length":
                 declared = value
-                break
+            elif name == b"transfer-encoding":
+                chunked = True
         if declared is not None:
             try:
                 length = int(declared)
@@ -75,8 +77,9 @@ class BodySizeLimitMiddleware:
                 )
                 await response(scope, receive, send)
                 return
-            if length is not None:
-                # The server frames the body by its Content-Length: no more than `length` bytes can arrive.
+            if length is not None and not chunked:
+                # The server frames the body by its Content-Length: no more than `length` bytes can arrive. With
+                # a Transfer-Encoding too, h11 frames it by that instead (httptools refuses the pair): counted.
                 await self.app(scope, receive, send)
                 return
         received = 0

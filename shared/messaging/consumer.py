@@ -501,7 +501,9 @@ async def _in_lean_savepoint(
     try:
         await handler(incoming, conn)
     except BaseException:
-        if not driver.take_back(_BEGIN_EVENT):  # the handler wrote something: undo it
+        # Nothing of the handler ran yet: withdraw its savepoint and the writes it left for the next trip (a
+        # rejected event's deferred writes must not land outside its savepoint). Else undo what it wrote.
+        if not driver.withdraw_from(_BEGIN_EVENT):
             await lean.run(conn, driver, _undo_event)
         raise
     if not driver.take_back(_BEGIN_EVENT):

@@ -20,6 +20,7 @@ from shared.contracts.topics import dlq_for
 from shared.eventstore import Database, lean
 from shared.eventstore.tables import processed_events
 from shared.messaging.cloudevents import to_record
+from shared.messaging.consumer import PermanentFailure
 from shared.messaging.kafka import ensure_topics, reliable_producer
 from shared.testing.app import eventually
 from shared.testing.counting_consumer import REJECTED_PREFIX, counting_consumer, effects, prepare
@@ -278,6 +279,36 @@ async def test_a_write_left_for_the_next_trip_that_fails_sends_its_event_alone_t
         [dead] = await collect(broker, dlq_for(topic), subject_is(clash.subject), expected=1)
         assert headers_of(dead)["dlq_reason"].startswith("handler failed: IntegrityError")
         assert clash.id not in await processed_ids(db)
+    finally:
+        await consumer.stop()
+        if consumer._dlq_producer is not None:
+            await consumer._dlq_producer.stop()
+
+
+async def test_a_rejected_event_leaves_none_of_the_writes_it_left_for_the_next_trip(db, topic, broker):
+    # A handler that leaves writes for the next trip and then rejects its event (PermanentFailure): its savepoint
+    # never ran, and the writes it left go with it — none lands outside the savepoint while the event is dead.
+    envelopes = [event(topic, f"rejected-later-{i}") for i in range(4)]
+    rejected = envelopes[1]
+
+    async def record_then_maybe_reject(incoming, conn) -> None:
+        await lean.write_later(
+            conn, [(_INSERT_EFFECT, {"event_id": incoming.id, "subject": incoming.envelope.subject})]
+        )
+        if incoming.id == rejected.id:
+            raise PermanentFailure("rejected after leaving a write for later")
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    consumer = counting_consumer(db, broker, group, topic)
+    consumer.handlers = {"service_request.escalated": record_then_maybe_reject}
+    consumer.producer_factory = lambda: reliable_producer(broker, "test-dlq")
+    try:
+        assert await consumer.handle_records(as_records(topic, envelopes)) == len(envelopes)
+        assert consumer.counts == {"applied": 3, "duplicate": 0, "ignored": 0, "dlq": 1}
+        for i in (0, 2, 3):
+            assert await effect_count(db, f"rejected-later-{i}") == 1
+        assert await effect_count(db, rejected.subject) == 0
+        await collect(broker, dlq_for(topic), subject_is(rejected.subject), expected=1)
     finally:
         await consumer.stop()
         if consumer._dlq_producer is not None:

@@ -33,3 +33,15 @@ async def test_a_chunked_body_is_cut_off_at_the_limit_with_a_413(intake):
 
 async def test_a_body_within_the_limit_is_served(intake):
     assert (await intake.open()).status_code == 201
+
+
+async def test_a_small_content_length_beside_a_transfer_encoding_does_not_lift_the_limit(intake):
+    """h11 frames such a request by its Transfer-Encoding, not its Content-Length: the body is counted."""
+    body = CountingBody(100)
+    answer = await intake.client.post(
+        "/v1/service-requests",
+        content=body,
+        headers={**intake.agent, "Content-Length": "10", "Transfer-Encoding": "chunked"},
+    )
+    assert answer.status_code == 413 and answer.json()["status"] == 413
+    assert body.pulled <= 3, f"{body.pulled} MiB were read"
