@@ -123,11 +123,19 @@ def cluster_open_versions(cur: duckdb.DuckDBPyConnection, tables: Tables) -> Non
     hold (`valid_to` = FOREVER, one in ~8 at a year's history); stored together at the end, they fill row groups
     of their own, which DuckDB's zone maps on `valid_to` let those views skip the others' (measured at 500k
     requests: the 30-day throughput view scanned 28 of 28 row groups of the request facts for 4 of them).
+    The versions that stopped holding are stored in the order they stopped (`valid_to`): an `as_of` T reads the
+    versions with `valid_from <= T < valid_to`, and the zone maps skip every row group that stopped before T
+    (measured at 1M requests, 12-month `as_of` 60 days back: throughput 202–248 → 124–216 ms, scorecard 43–67 →
+    14–40 ms; 31 s more for the request facts' sort in the rebuild).
     The live path's new versions are appended at the end too; a version it closes later stays where it is."""
     for name in FACT_TABLES:
         table = getattr(tables, name)
         clustered = f"{table}_clustered"
-        run(cur, f"CREATE OR REPLACE TABLE {clustered} AS SELECT * FROM {table} WHERE valid_to <> {FOREVER}")
+        run(
+            cur,
+            f"CREATE OR REPLACE TABLE {clustered} AS SELECT * FROM {table} WHERE valid_to <> {FOREVER} "
+            "ORDER BY valid_to",
+        )
         run(cur, f"INSERT INTO {clustered} SELECT * FROM {table} WHERE valid_to = {FOREVER}")
         run(cur, f"DROP TABLE {table}")
         run(cur, f"ALTER TABLE {clustered} RENAME TO {table}")

@@ -56,16 +56,26 @@ def _rows(projection: Projection, number: int) -> tuple[list, ...]:
 
 def _open_versions_stored_last(projection: Projection, number: int) -> bool:
     """In each fact table, the versions that still hold come after the ones that stopped (row order), so that the
-    live views' filter on `valid_to` skips the others' row groups (`projection.cluster_open_versions`)."""
+    live views' filter on `valid_to` skips the others' row groups, and those that stopped are in the order they
+    stopped, so that an `as_of`'s does (`projection.cluster_open_versions`)."""
     cur = projection.reader()
     try:
         for name in ("requests", "jobs", "revisits"):
+            table = getattr(Tables(number), name)
             last_closed, first_open, opened = cur.execute(
                 f"SELECT max(rowid) FILTER (WHERE valid_to <> {FOREVER}), min(rowid) FILTER (WHERE valid_to = "
-                f"{FOREVER}), count(*) FILTER (WHERE valid_to = {FOREVER}) FROM {getattr(Tables(number), name)}"
+                f"{FOREVER}), count(*) FILTER (WHERE valid_to = {FOREVER}) FROM {table}"
             ).fetchall()[0]
             assert opened, name  # the history has versions that still hold, and
             if last_closed is not None and last_closed > first_open:
+                return False
+            stopped = [
+                r[0]
+                for r in cur.execute(
+                    f"SELECT valid_to FROM {table} WHERE valid_to <> {FOREVER} ORDER BY rowid"
+                ).fetchall()
+            ]
+            if stopped != sorted(stopped):
                 return False
         return True
     finally:
