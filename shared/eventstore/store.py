@@ -7,7 +7,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -358,6 +358,13 @@ class EventStore:
             actors.append(row.actor)
         return history, actors
 
+    def _appending(self, stream_id: str, events: int) -> AbstractContextManager[object]:
+        """The append's span. Nothing in the append reads the trace context (the events carry
+        `metadata.traceparent`): without a tracer provider the span would record nothing, so it is not started."""
+        if not recording():
+            return nullcontext()
+        return span(self.source, "eventstore.append", attributes={"stream_id": stream_id, "events": events})
+
     async def append(
         self,
         conn: AsyncConnection,
@@ -379,14 +386,7 @@ class EventStore:
         if not new_events:
             return []
         recorded_at = utcnow()
-        # Nothing in the append reads the trace context (the events carry `metadata.traceparent`): without a
-        # tracer provider the span would record nothing, so it is not even started.
-        appending = (
-            span(self.source, "eventstore.append", attributes={"stream_id": stream_id, "events": len(new_events)})
-            if recording()
-            else nullcontext()
-        )
-        with appending:
+        with self._appending(stream_id, len(new_events)):
             driver = lean.lean_driver(conn)
             pg = pg_driver.pg_driver(conn) if driver is None else None
             if driver is not None or pg is not None:
@@ -481,12 +481,7 @@ class EventStore:
         caller's last act in a savepoint that a failure may undo (as `lean.write_later`)."""
         if not new_events:
             return
-        appending = (  # as `append`'s (a span of the rows made, not of the trip that stores them)
-            span(self.source, "eventstore.append", attributes={"stream_id": stream_id, "events": len(new_events)})
-            if recording()
-            else nullcontext()
-        )
-        with appending:
+        with self._appending(stream_id, len(new_events)):  # the rows made, not the trip that stores them
             statements = _lean_statements(dialect)
             parameters = _rows(
                 statements, stream_id, stream_type, expected_version, new_events, metadata, actor, utcnow()
