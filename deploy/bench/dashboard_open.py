@@ -30,8 +30,7 @@ import websockets
 
 from shared.auth import mint_token
 from shared.settings import ServiceSettings
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+from shared.testing.chromium import CHROMIUM, headless_arguments
 
 # Resolves once the page is drawn (or failed): [state, drawn at, last view answered at], in ms since navigation.
 _DRAWN = """
@@ -82,15 +81,7 @@ async def open_times(dashboard_url: str, repeat: int) -> list[dict]:
     profile = Path(tempfile.mkdtemp(prefix="chromium-dashboard-"))
     browser = await asyncio.create_subprocess_exec(
         CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}",
+        *headless_arguments(str(profile)),
         "--remote-debugging-port=0",
         "about:blank",
         stdout=asyncio.subprocess.DEVNULL,

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from html.parser import HTMLParser
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+from shared.testing.chromium import CHROMIUM, headless_arguments
 
 
 class Elements(HTMLParser):
@@ -45,15 +45,7 @@ async def _headless(url: str, profile: str, *options: str) -> bytes:
     assert CHROMIUM is not None, "the page tests need Debian's chromium: apt-get install -y chromium"
     process = await asyncio.create_subprocess_exec(
         CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}",
+        *headless_arguments(profile),
         "--virtual-time-budget=20000",
         *options,
         url,
