@@ -327,6 +327,21 @@ _LATER_LOAD = LaterWrite(_ADD_LOAD, ["technician_id", "delta"])
 _LATER_DEADLINE = LaterWrite(lean.Prepared(SCHEDULE), ["name", "stream_id", "kind", "due_at"])
 
 
+def _job_row(job: Job) -> tuple[bool, dict[str, Any]]:
+    """Whether the job counts toward its technician's open jobs, and its row's `_JOB_ROW` values but the queue
+    key's age (`queue_key` completes `_queue_key_head` with the first event's position)."""
+    is_load = job.technician_id is not None and job.status in LOAD_STATUSES
+    return is_load, {
+        "status": str(job.status),
+        "dealer_id": job.dealer_id,
+        "technician_id": job.technician_id,
+        "is_load": is_load,
+        "queue_key": _queue_key_head(job),
+        "version": job.version,
+        "view": _to_json(job_view(job)),
+    }
+
+
 async def save_job(conn: AsyncConnection, job: Job, created_position: int | None) -> None:
     """Insert the job's row when `created_position` (its first event's) is given, else update it; its
     technician's open jobs follow (on the lean path: a trip to read the row's state, one to write)."""
@@ -336,16 +351,8 @@ async def save_job(conn: AsyncConnection, job: Job, created_position: int | None
     if created_position is None:
         [(created_position, *state)] = await lean.query(conn, _JOB_STATE, {"job_id": job.id})
         before = (state[0], bool(state[1]))
-    is_load = job.technician_id is not None and job.status in LOAD_STATUSES
-    row = {
-        "status": str(job.status),
-        "dealer_id": job.dealer_id,
-        "technician_id": job.technician_id,
-        "is_load": is_load,
-        "queue_key": queue_key(job, created_position),
-        "version": job.version,
-        "view": _to_json(job_view(job)),
-    }
+    is_load, row = _job_row(job)
+    row["queue_key"] = queue_key(job, created_position)
     writes: list[tuple[lean.Prepared, lean.Row]]
     if first_save:
         first = {"job_id": job.id, "request_id": job.request_id, "created_position": created_position}
@@ -384,9 +391,11 @@ def append_new_job_later(uow: UnitOfWork, reads: ChunkReads, later: Later, job: 
         _LATER_DEADLINE.bound(dialect, (deadline_name(job.id, kind), job.id, kind, due))
         for kind, due in job.due_deadlines().items()
     ]
-    job_id, request_id, dealer_id, technician_id = job.id, job.request_id, job.dealer_id, job.technician_id
-    is_load = technician_id is not None and job.status in LOAD_STATUSES
-    status, version, view, head = str(job.status), job.version, _to_json(job_view(job)), _queue_key_head(job)
+    job_id, request_id, technician_id = job.id, job.request_id, job.technician_id
+    is_load, fields = _job_row(job)
+    head = fields["queue_key"]
+    values = [fields[name] for name in _JOB_ROW]
+    at_queue_key = _JOB_ROW.index("queue_key")
     load = _LATER_LOAD.bound(dialect, (technician_id, 1)) if is_load else None
 
     def on_writer(raw: sqlite3.Connection, positions: list[int]) -> None:
@@ -394,19 +403,8 @@ def append_new_job_later(uow: UnitOfWork, reads: ChunkReads, later: Later, job: 
         created_position = positions[0]
         for statement in schedule:
             raw.execute(*statement)
-        row = (
-            job_id,
-            created_position,
-            request_id,
-            status,
-            dealer_id,
-            technician_id,
-            is_load,
-            f"{head}{created_position:020d}",
-            version,
-            view,
-        )
-        raw.execute(*_LATER_JOB.bound(dialect, row))
+        values[at_queue_key] = f"{head}{created_position:020d}"  # as `queue_key`
+        raw.execute(*_LATER_JOB.bound(dialect, (job_id, created_position, request_id, *values)))
         if load is not None:
             raw.execute(*load)
 
