@@ -175,33 +175,40 @@ def throughput_rows(
     as_of: int | None = None,
     dealer_id: str | None = None,
 ) -> list[dict]:
+    """Rows of the throughput view. The facts a key's row reads are grouped by key and by being in the window's
+    cohort or not, so the cohort's counts, sums and order statistics are plain aggregates over its group; the
+    other group (resolved in the window or open at its end, received before it) adds only to `resolved` and
+    `backlog`. Wrapping each cohort aggregate's input in `CASE WHEN cohort` instead cost 3–10 % more CPU at 1M
+    requests (12 months), that expression once per row and aggregate; the other group's few aggregates it does
+    not need are cheaper than those wrappers."""
     key, has_key = _REQUEST_KEYS[group_by]
-    durations = ", ".join(_ranks(f"{column} - received_at", "cohort") for column in _STEPS.values())
+    durations = ", ".join(_ranks(f"{column} - received_at") for column in _STEPS.values())
     sql = f"""
-        WITH f AS (
-            SELECT {key} AS k, *, {_COHORT} AS cohort FROM {tables.requests}
+        SELECT {key} AS k, coalesce({_COHORT}, FALSE) AS cohort, count(*),
+                coalesce(count_if(resolved_at >= $s AND resolved_at < $e), 0),
+                coalesce(count_if({_OPEN_AT_END}), 0),
+                coalesce(count_if(triaged_at IS NOT NULL AND phone_triaged), 0),
+                coalesce(count_if(escalated), 0),
+                coalesce(sum(jobs_completed), 0), coalesce(sum(jobs_first_fixed), 0),
+                coalesce(sum(jobs_sla_met), 0), coalesce(sum(complaints), 0),
+                {durations}
+            FROM {tables.requests}
             WHERE {_VALID} AND {has_key}{_scope(dealer_id)}
               AND ({_COHORT} OR (resolved_at >= $s AND resolved_at < $e) OR {_OPEN_AT_END})
-        )
-        SELECT k,
-                coalesce(count_if(cohort), 0) AS received,
-                coalesce(count_if(resolved_at >= $s AND resolved_at < $e), 0) AS resolved,
-                coalesce(count_if({_OPEN_AT_END}), 0) AS backlog,
-                coalesce(count_if(cohort AND triaged_at IS NOT NULL), 0) AS triaged,
-                coalesce(count_if(cohort AND triaged_at IS NOT NULL AND phone_triaged), 0) AS phone,
-                coalesce(count_if(cohort AND escalated), 0) AS escalated,
-                coalesce(sum(CASE WHEN cohort THEN jobs_completed END), 0) AS completed,
-                coalesce(sum(CASE WHEN cohort THEN jobs_first_fixed END), 0) AS first_fixed,
-                coalesce(sum(CASE WHEN cohort THEN jobs_sla_met END), 0) AS sla_met,
-                coalesce(sum(CASE WHEN cohort THEN complaints END), 0) AS complaints,
-                {durations}
-            FROM f GROUP BY k"""
+            GROUP BY k, cohort"""
+    resolved_backlog: dict[Any, list[int]] = {}
+    cohorts: dict[Any, tuple] = {}
+    for k, cohort, rows_, resolved, backlog, *rest in cur.execute(sql, _params(as_of, window, dealer_id)).fetchall():
+        counts = resolved_backlog.setdefault(k, [0, 0])
+        counts[0] += resolved
+        counts[1] += backlog
+        if cohort:
+            cohorts[k] = (rows_, *rest)
     rows = []
-    for r in cur.execute(sql, _params(as_of, window, dealer_id)).fetchall():
-        (k, received, resolved, backlog, triaged, phone, escalated, completed, first_fixed, sla_met, complaints) = r[
-            :11
-        ]
-        stats = {step: r[11 + 4 * i : 15 + 4 * i] for i, step in enumerate(_STEPS)}
+    for k, (resolved, backlog) in resolved_backlog.items():
+        received, phone, escalated, completed, first_fixed, sla_met, complaints, *ranks = cohorts.get(k, _NO_COHORT)
+        stats = {step: ranks[4 * i : 4 * i + 4] for i, step in enumerate(_STEPS)}
+        triaged = stats["triage"][0]  # the cohort's triaged requests: those with a duration to triage
 
         def median_of(step: str, stats: dict = stats) -> float | None:
             n, low, high, _ = stats[step]
@@ -232,6 +239,11 @@ def throughput_rows(
             }
         )
     return sorted(rows, key=lambda row: row["key"])
+
+
+# A key whose facts are all outside the cohort (resolved in the window or open at its end, received before it):
+# nothing received, and no duration on any step.
+_NO_COHORT = (0, 0, 0, 0, 0, 0, 0, *(0, None, None, None) * len(_STEPS))
 
 
 # --- satisfaction ----------------------------------------------------------------------------------------
