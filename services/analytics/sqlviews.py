@@ -394,29 +394,42 @@ def duration_histograms(
 ) -> dict[str, dict]:
     """For each step, how long the window's cohort took from received to it: counts per bucket, median, p90.
 
-    A duration falls in the first bucket whose bound it is under (the last has none): the engine counts, per
-    bound, the durations under it, and a bucket's count is the difference of two such counts (one comparison a
-    row per bound; a `count(*) FILTER` per bucket made DuckDB slice its input once per aggregate, 3-5× the time)."""
-    bounds = [upper * MICROS_PER_MINUTE for _, upper in DURATION_BUCKETS[:-1]]
-    assert bounds == sorted(bounds) and DURATION_BUCKETS[-1][1] == 0  # ascending, and the last is open-ended
+    A duration falls in the first bucket whose bound it is under (the last has none). The engine bins the
+    durations with one binned `histogram` aggregate per step (`_bucket_counts`) instead of one comparison and
+    count per row and bound (28 `count_if`s: 43 → 27 ms of CPU at 1M requests over 12 months)."""
     parts = []
     for column in _STEPS.values():
         duration = f"({column} - received_at)"  # NULL when the step has not happened
-        parts.append(_ranks(duration))
-        parts += [f"coalesce(count_if({duration} < {bound}), 0)" for bound in bounds]
+        parts += [_ranks(duration), f"histogram({duration}, {_HISTOGRAM_BOUNDS})"]
     sql = f"SELECT {', '.join(parts)} FROM {tables.requests} WHERE {_VALID} AND {_COHORT}{_scope(dealer_id)}"
     row = cur.execute(sql, _params(as_of, window, dealer_id)).fetchall()[0]
-    result, width = {}, 4 + len(bounds)
+    result = {}
     for i, step in enumerate(_STEPS):
-        n, low, high, p90_value, *under = row[i * width : (i + 1) * width]
-        counts = [more - fewer for fewer, more in zip([0, *under], [*under, n])]
+        n, low, high, p90_value, binned = row[i * 5 : (i + 1) * 5]
         result[step] = {
             "count": n,
             "median_minutes": _median_minutes(n, low, high),
             "p90_minutes": _p90_minutes(n, p90_value),
-            "buckets": [{"label": label, "count": c} for (label, _), c in zip(DURATION_BUCKETS, counts)],
+            "buckets": [
+                {"label": label, "count": c} for (label, _), c in zip(DURATION_BUCKETS, _bucket_counts(n, binned))
+            ],
         }
     return result
+
+
+# DuckDB's binned `histogram(x, bounds)` counts x in the first bin whose bound x is at most (x <= bound), and x
+# above every bound in one more bin; a bucket holds the durations *under* its bound, so for integer microseconds
+# its bin's bound is one less (d < b ⟺ d <= b - 1). `test_sql_ranks` pins these semantics.
+_BUCKET_BOUNDS = [upper * MICROS_PER_MINUTE for _, upper in DURATION_BUCKETS[:-1]]
+assert _BUCKET_BOUNDS == sorted(_BUCKET_BOUNDS) and DURATION_BUCKETS[-1][1] == 0  # ascending; the last open-ended
+_HISTOGRAM_BOUNDS = f"[{', '.join(f'{bound - 1}::BIGINT' for bound in _BUCKET_BOUNDS)}]"
+
+
+def _bucket_counts(n: int, binned: dict | None) -> list[int]:
+    """The count per `DURATION_BUCKETS` bucket of n durations binned by `histogram(d, _HISTOGRAM_BOUNDS)` (None
+    when there are none): the bounded buckets' bins as the engine counted them, the last bucket the rest."""
+    bounded = [int((binned or {}).get(bound - 1, 0)) for bound in _BUCKET_BOUNDS]
+    return [*bounded, n - sum(bounded)]
 
 
 # --- alert samples ---------------------------------------------------------------------------------------
