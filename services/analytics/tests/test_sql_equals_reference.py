@@ -131,3 +131,37 @@ def test_a_dealer_whose_id_is_direct_sees_none_of_the_dealer_less_requests():
         assert [(r["key"], r["received"]) for r in everyone] == [("direct", 1), ("direct", 1)]  # two groups
     finally:
         projection.close()
+
+
+def test_a_key_with_requests_only_outside_the_cohort_has_a_row_with_nothing_received_as_the_reference_has():
+    # The throughput SQL groups a key's facts by being in the window's cohort or not: D2's only request was
+    # received the day before the window and resolved (by phone) in it, so D2 has no cohort group at all; a request
+    # whose `received` has not arrived (no received_at) resolves in the window under `all` only.
+    window = WINDOWS[0]  # DAY0, one day
+
+    def at(event_id: str, event_type: str, request: str, minute: int, **data) -> AnalyticsEvent:
+        return AnalyticsEvent(event_id, event_type, request, None, BASE + minute * MIN, BASE + minute * MIN, 1, data)
+
+    keys = {"region": "north", "product_line": "baler"}
+    events = [
+        at("e1", "service_request.received", "R1", -600, dealer_id="D2", **keys),
+        at("e2", "service_request.triaged", "R1", 100, mode="phone", priority="P2"),
+        at("e3", "service_request.received", "R2", 10, dealer_id="D1", **keys),
+        at("e4", "service_request.triaged", "R2", 20, mode="onsite", priority="P2"),
+        at("e5", "service_request.triaged", "R3", 30, mode="phone", priority="P2"),
+    ]
+    projection = Projection(":memory:")
+    try:
+        projection.apply(events)
+        requests, _ = fold_all(events)
+        with projection.reading() as (cur, tables):
+            for group_by in GroupBy:
+                rows = sqlviews.throughput_rows(cur, tables, window, group_by)
+                assert rows == views.throughput_rows(requests, window, group_by), group_by
+            by_dealer = {r["key"]: r for r in sqlviews.throughput_rows(cur, tables, window, GroupBy.dealer)}
+            assert (by_dealer["D2"]["received"], by_dealer["D2"]["resolved"]) == (0, 1)
+            assert by_dealer["D2"]["median_minutes_to_triage"] is None and by_dealer["D2"]["escalated_pct"] is None
+            everyone = sqlviews.throughput_rows(cur, tables, window, GroupBy.all)
+            assert [(r["received"], r["resolved"]) for r in everyone] == [(1, 2)]
+    finally:
+        projection.close()

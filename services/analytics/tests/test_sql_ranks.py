@@ -1,7 +1,8 @@
 """The order statistics the SQL views pick in DuckDB (`sqlviews._ranks`: one exact discrete quantile aggregate
 per set of durations) equal the reference's (`metrics.median`, `metrics.p90`): for every group size from 1 up,
 with ties, NULLs and rows outside the condition, for random groups, and at large n; and the upper middle's level
-ranks n//2 + 1 up to the bound it is stated for, and no further."""
+ranks n//2 + 1 up to the bound it is stated for, and no further. The duration histograms' buckets, counted by
+DuckDB's binned `histogram` (`sqlviews._bucket_counts`), are the reference's, bounds and their neighbours included."""
 
 from __future__ import annotations
 
@@ -13,8 +14,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.analytics.metrics import median, p90
-from services.analytics.sqlviews import _LEVELS, UPPER_MIDDLE_EXACT_UP_TO, UPPER_MIDDLE_LEVEL, _median, _p90, _ranks
+from services.analytics import views
+from services.analytics.facts import RequestFact
+from services.analytics.metrics import MICROS_PER_MINUTE, Window, median, p90
+from services.analytics.sqlviews import (
+    _HISTOGRAM_BOUNDS,
+    _LEVELS,
+    UPPER_MIDDLE_EXACT_UP_TO,
+    UPPER_MIDDLE_LEVEL,
+    _bucket_counts,
+    _median,
+    _p90,
+    _ranks,
+)
+from services.analytics.views import DURATION_BUCKETS
 
 
 def table_of(con: duckdb.DuckDBPyConnection, rows: list[tuple[int, int | None, bool]]) -> str:
@@ -116,3 +129,37 @@ def test_a_group_larger_than_the_bound_is_refused_rather_than_given_a_wrong_medi
 
 def test_the_levels_are_decimals_so_that_duckdb_computes_the_ranks_in_integers(con):
     assert con.execute(f"SELECT typeof({_LEVELS})").fetchone()[0] == "DECIMAL(13,12)[]"
+
+
+# --- the duration histograms' buckets (`sqlviews._bucket_counts` over DuckDB's binned `histogram`) -----------
+
+
+def reference_buckets(durations: list[int]) -> list[int]:
+    """The counts per `DURATION_BUCKETS` bucket as the reference (`views.duration_histograms`) bins them."""
+    facts = [RequestFact("R", 0, None, None, None, triaged_at=d) for d in durations]
+    step = views.duration_histograms(facts, Window(0, 1))["triage"]
+    return [bucket["count"] for bucket in step["buckets"]]
+
+
+def engine_buckets(con: duckdb.DuckDBPyConnection, durations: list[int | None]) -> list[int]:
+    con.execute("CREATE OR REPLACE TABLE h AS SELECT unnest($x)::BIGINT AS x", {"x": durations})
+    n, binned = con.execute(f"SELECT count(x), histogram(x, {_HISTOGRAM_BOUNDS}) FROM h").fetchone()
+    return _bucket_counts(n, binned)
+
+
+def test_every_bucket_bound_and_its_neighbours_fall_in_the_bucket_the_reference_puts_them_in(con):
+    bounds = [upper * MICROS_PER_MINUTE for _, upper in DURATION_BUCKETS[:-1]]
+    edges = [b + delta for b in bounds for delta in (-1, 0, 1)]
+    durations = [*edges, -(10**12), -1, 0, 10**15, *edges[:5]]  # negatives, far past the last bound, ties
+    assert engine_buckets(con, [*durations, None, None]) == reference_buckets(durations)
+
+
+def test_no_durations_or_only_nulls_count_nothing_in_any_bucket(con):
+    assert engine_buckets(con, [None, None]) == [0] * len(DURATION_BUCKETS)
+    assert _bucket_counts(0, None) == [0] * len(DURATION_BUCKETS)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(-(2**40), 2**42), st.integers(0, 10**12)), max_size=60))
+def test_random_durations_fall_in_the_buckets_the_reference_puts_them_in(durations):
+    assert engine_buckets(_SHARED, durations) == reference_buckets([d for d in durations if d is not None])
