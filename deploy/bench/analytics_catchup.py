@@ -2,14 +2,17 @@
 live path on a file that already holds a year of history — this checkout's `Projection` against the projection
 module of `--baseline` (a git revision; the other modules are this checkout's), alternately, on the same batches.
 
-Three kinds of batch of `--batch` records:
+Four kinds of batch of `--batch` records:
 - *redelivered*: stored events read back from the file, a consecutive run of them as the history was appended (a
   consumer that re-reads its partitions after a crash between the batch's commit and its offsets');
 - *new*: the records of requests the file does not hold (`deploy.demo_year.records` with another seed), decoded as
   the consumer decodes them;
-- *mixed*: half of each.
+- *mixed*: half of each;
+- *stored requests*: a new event of each of `--batch` stored requests, recorded now (a triage: each request's fold
+  resumed, its open versions closed and new ones appended) — with a small `--batch`, the live path's common case.
 Each batch is applied by `Projection._apply` inside a transaction that is rolled back, so both projections see the
-same file every time and nothing accumulates; the commit (the WAL write) is not in the times. Wall and CPU ms, p50
+same file every time and nothing accumulates (they share one connection: each batch runs with the DuckDB settings
+its projection module connects with); the commit (the WAL write) is not in the times. Wall and CPU ms, p50
 and max over `--rounds` batches of each kind (each round a different run of stored events and new requests).
 
 Never point it at a file another process benchmarks on: DuckDB lets one process open a file read-write."""
@@ -19,11 +22,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
-from deploy.bench.analytics_fold import baseline_projection
+from deploy.bench.analytics_fold import baseline_projection, probe_events
 from deploy.demo_year import records
 from services.analytics.projection import FOLD_FIELDS, Projection, run
 from services.analytics.records import AnalyticsEvent
@@ -69,10 +74,31 @@ def new_records(count: int, seed: int) -> list[AnalyticsEvent]:
     return out
 
 
-def timed_apply(projection: Projection, events: list[AnalyticsEvent]) -> tuple[float, float, int]:
-    """(wall ms, CPU ms, new events) of one batch's `_apply`, rolled back."""
+def triaged_now(stored: list[AnalyticsEvent], count: int, seed: int) -> list[AnalyticsEvent]:
+    """A triage recorded now for each of the first `count` distinct requests of `stored`."""
+    requests = list(dict.fromkeys(e.request_id for e in stored if e.request_id is not None))[:count]
+    template = probe_events(seed)[1]
+    return [
+        AnalyticsEvent(
+            str(uuid.uuid4()), template.type, request, None, template.time, template.recorded_at, 99, template.data
+        )
+        for request in requests
+    ]
+
+
+# DuckDB's own, for a baseline that sets none (`projection.INDEX_SCANS`).
+DEFAULT_INDEX_SCANS = {"index_scan_max_count": 2048, "index_scan_percentage": 0.001}
+
+
+def timed_apply(
+    projection: Projection, events: list[AnalyticsEvent], settings: dict | None = None
+) -> tuple[float, float, int]:
+    """(wall ms, CPU ms, new events) of one batch's `_apply`, rolled back; `settings`: DuckDB's, set before (the
+    two projections share one connection, so each gets the settings its module connects with)."""
     with projection.lock:
         cur = projection.writer
+        for name, value in (settings or {}).items():
+            run(cur, f"SET {name} = {value}")
         tables = projection.active_tables(cur)
         run(cur, "BEGIN TRANSACTION")
         try:
@@ -98,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     before.__dict__.update(now.__dict__)
     before._orphan_jobs = {}
     projections = {"baseline": before, "now": now}
+    settings = {
+        "baseline": getattr(sys.modules[kind.__module__], "INDEX_SCANS", DEFAULT_INDEX_SCANS),
+        "now": getattr(sys.modules[Projection.__module__], "INDEX_SCANS", DEFAULT_INDEX_SCANS),
+    }
     try:
         cur = now.reader()
         stored = cur.execute(f"SELECT count(*) FROM {now.active_tables(cur).events}").fetchall()[0][0]
@@ -113,17 +143,18 @@ def main(argv: list[str] | None = None) -> int:
                 "new": fresh[n * args.batch : (n + 1) * args.batch],
                 "mixed": stored_run(now, start + args.batch, half)
                 + fresh[n * args.batch + half : (n + 1) * args.batch],
+                "stored requests": triaged_now(stored_run(now, start, 20 * args.batch), args.batch, n),
             }
             for label, batch in kinds.items():
                 for name in list(projections)[:: 1 if n % 2 else -1]:  # alternately first
-                    result = timed_apply(projections[name], batch)
+                    result = timed_apply(projections[name], batch, settings[name])
                     if n:
                         spent.setdefault((label, name), []).append(result)
         print(f"load average {os.getloadavg()[0]:.1f}")
         for (label, name), results in spent.items():
             walls, cpus, news = zip(*results)
             print(
-                f"{label:12} {args.batch} records, {name:8} "
+                f"{label:15} {args.batch} records, {name:8} "
                 f"({args.baseline if name == 'baseline' else 'this checkout'}): new {min(news)}–{max(news)}, "
                 f"wall p50 {statistics.median(walls):7.1f} ms (max {max(walls):7.1f}), "
                 f"CPU p50 {statistics.median(cpus):7.1f} ms"

@@ -123,3 +123,19 @@ def test_a_batch_that_reaches_a_request_only_through_a_complaint_on_its_job_fold
         assert_folded_as_the_definition(projection, events)
     finally:
         projection.close()
+
+
+@BOTH_WAYS
+def test_a_batch_naming_more_requests_than_duckdb_pushes_into_an_index_finds_their_copies_and_events(small_batch):
+    # 60 requests: more keys than DuckDB turns from a list into an index lookup by itself (50), under SMALL_BATCH.
+    received_ = [received(at=n, request_id=f"R{n}") for n in range(60)]
+    triaged = [event("service_request.triaged", 30 + n, f"R{n}", mode="onsite", priority="P2") for n in range(60)]
+    projection = live(small_batch)
+    try:
+        assert projection.apply(received_) == 60
+        assert projection.apply([*triaged, *received_[::2]]) == 60
+        events = [*received_, *triaged]
+        assert stored(projection) == (len(events), len(events))
+        assert_folded_as_the_definition(projection, events)
+    finally:
+        projection.close()
