@@ -7,8 +7,9 @@ writer cursor under a lock, one transaction per batch; reads take a snapshot of 
 a read transaction, `Projection.reading`): DuckDB's MVCC lets them run while a batch is applied, and its versioned
 catalog keeps the generation they started on readable even if a rebuild switches and drops it meanwhile.
 
-A batch: insert its events not stored yet (a redelivered event is no news: `Projection._stored_copies`), find the
-requests the new events belong to, read their stored events back and fold the new ones in (`fold_new`): a request
+A batch: read the stored events of the requests it names (`own_events`), insert its events not stored yet (a
+redelivered event is no news: `Projection._stored_copies` finds it among those), find the requests the new events
+belong to and fold the new ones in with the rows already read (`fold_new`): a request
 whose new events were recorded after all its folded ones resumes its fold and closes/appends only the versions
 that change; one with a late event is folded again from all its events and its versions replaced — all in one
 transaction, so the facts never disagree with the stored events, whatever order the events came in."""
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 4  # 3: quotes and part requests (events columns, request facts); 4: events.data VARCHAR
 
 # A batch of at most this many events (or requests) is looked up through the request index; a larger one (a
-# catch-up's) by hash joins over the table (`Projection._stored_copies`, `stored_events`).
+# catch-up's) by hash joins over the table (`own_events`, `complaints_by_job`, `Projection._end_versions`).
 SMALL_BATCH = 100
 
 # When DuckDB answers a lookup (`one_of`) from an index: when fewer rows match than max(`index_scan_max_count`,
