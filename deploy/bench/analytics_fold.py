@@ -63,7 +63,7 @@ from shared.testing.kafka import envelope_for
 class RefoldingProjection(Projection):
     """The live path before the incremental fold: each touched request refolded by the definition."""
 
-    def fold_new(self, cur, tables: Tables, request_ids, fresh, linked) -> Folded:
+    def fold_new(self, cur, tables: Tables, request_ids, fresh, linked, before=None) -> Folded:
         touched = pa.table({"request_id": pa.array(sorted(set(request_ids)), type=_STRING)})
         rows = FactRows()
         with registered(cur, "touched", touched):

@@ -7,8 +7,9 @@ writer cursor under a lock, one transaction per batch; reads take a snapshot of 
 a read transaction, `Projection.reading`): DuckDB's MVCC lets them run while a batch is applied, and its versioned
 catalog keeps the generation they started on readable even if a rebuild switches and drops it meanwhile.
 
-A batch: insert its events not stored yet (a redelivered event is no news: `Projection._stored_copies`), find the
-requests the new events belong to, read their stored events back and fold the new ones in (`fold_new`): a request
+A batch: read the stored events of the requests it names (`own_events`), insert its events not stored yet (a
+redelivered event is no news: `Projection._stored_copies` finds it among those), find the requests the new events
+belong to and fold the new ones in with the rows already read (`fold_new`): a request
 whose new events were recorded after all its folded ones resumes its fold and closes/appends only the versions
 that change; one with a late event is folded again from all its events and its versions replaced — all in one
 transaction, so the facts never disagree with the stored events, whatever order the events came in."""
@@ -54,8 +55,16 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 4  # 3: quotes and part requests (events columns, request facts); 4: events.data VARCHAR
 
 # A batch of at most this many events (or requests) is looked up through the request index; a larger one (a
-# catch-up's) by hash joins over the table (`Projection._stored_copies`, `stored_events`).
+# catch-up's) by hash joins over the table (`own_events`, `complaints_by_job`, `Projection._end_versions`).
 SMALL_BATCH = 100
+
+# When DuckDB answers a lookup (`one_of`) from an index: when fewer rows match than max(`index_scan_max_count`,
+# `index_scan_percentage` × the table's rows); else it scans the table. A row fetched through the index costs
+# ~30 µs at 20k requests (40–140 µs at 1M) against tens of ns a row scanned, so the default fixed 2,048 rows made a
+# batch naming 100 stored requests fetch their 1,100 events one by one at 20k requests (35 ms; a scan 11 ms): the
+# 0.1 % alone keeps the choice proportional to the table (from 2M rows up, as DuckDB's default: at 1M requests,
+# ~10,800 of 10.8M events).
+INDEX_SCANS = {"index_scan_max_count": 0, "index_scan_percentage": 0.001}
 
 
 @dataclass(frozen=True)
@@ -98,9 +107,9 @@ def create_tables(cur: duckdb.DuckDBPyConnection, tables: Tables, *, indexes: bo
 def create_indexes(cur: duckdb.DuckDBPyConnection, tables: Tables) -> None:
     """Lookups by request: a batch finds its copies (`Projection._stored_copies`), reads back and replaces the
     touched requests' rows through them instead of scanning the tables (3× faster per batch at 100k requests).
-    DuckDB scans an index only for a filter against constants (`= ANY($ids)` with a short list; not `IN (SELECT
-    …)`, which it joins by hash over the whole table) and no other filter on the table: the live path's
-    statements are written so (`stored_events`)."""
+    DuckDB scans an index only for a filter against constants (`IN ($r0, …)`, `one_of`; not `IN (SELECT …)`,
+    which it joins by hash over the whole table) and no other filter on the table: the live path's statements are
+    written so (`own_events`)."""
     run(cur, f"DROP INDEX IF EXISTS {tables.events}_id")  # kept by files written before `_stored_copies`
     for name in ("events", "requests", "revisits", "jobs"):
         table = getattr(tables, name)
@@ -169,8 +178,107 @@ def _folded_types() -> str:
     return ", ".join(f"'{t}'" for t in sorted(HANDLED_TYPES))  # the others change no fact
 
 
+def one_of(values: Sequence[str], name: str) -> tuple[str, dict[str, str]]:
+    """`IN ($name0, $name1, …)` and its parameters: a lookup of a batch's few keys that DuckDB answers from an index.
+
+    Not `= ANY($list)`: DuckDB plans that as a semi join with the list, and pushes its keys down to the index
+    only up to 50 of them (`dynamic_or_filter_threshold`); beyond, it scans the whole table (measured on a year of
+    1M requests: the events of 100 new requests 237–281 ms against 5 ms, closing the versions of 100 requests
+    49 ms against 17 ms). An `IN` list of constants is a filter DuckDB scans the index for, at any length, as
+    long as few enough rows match (`index_scan_max_count`)."""
+    keys = [f"{name}{n}" for n in range(len(values))]
+    return "IN (" + ", ".join(f"${key}" for key in keys) + ")", dict(zip(keys, values))
+
+
 _COLUMNS = ", ".join(f'e."{c}"' for c in _READ_BACK)
 _TYPE, _JOB = _READ_BACK.index("type") + 1, _READ_BACK.index("job_id") + 1  # in (owner, event…) rows
+
+
+def event_row(event: AnalyticsEvent) -> tuple:
+    """An event of a batch as `own_events` reads it back once stored: (owner, event…), the owner being its request;
+    the fields the facts read, as `event_batch` stores them (`event_of` drops the empty ones)."""
+    data = event.data
+    return (
+        event.request_id,
+        event.event_id,
+        event.type,
+        event.request_id,
+        event.job_id,
+        event.time,
+        event.recorded_at,
+        event.sequence,
+        *[data.get(name) for name in FOLD_FIELDS],
+    )
+
+
+def own_events(cur: duckdb.DuckDBPyConnection, tables: Tables, request_ids: Sequence[str], few: int) -> list[tuple]:
+    """(owner, event…) for every stored event naming one of `request_ids` (distinct), whatever its type: a batch
+    finds its copies among them, and folds the ones of the types the facts read (`stored_events`).
+
+    Up to `few` requests: a lookup against a list of constants, the only filter on the table, so DuckDB scans the
+    request index (a filter on `type` would make it scan the table). More (a catch-up's batch): one hash join over
+    the table, as a long list parameter is planned as a constant."""
+    if not request_ids:
+        return []
+    if len(request_ids) <= few:
+        among, params = one_of(request_ids, "r")
+        return cur.execute(
+            f"SELECT e.request_id AS owner, {_COLUMNS} FROM {tables.events} e WHERE e.request_id {among}", params
+        ).fetchall()
+    with registered(cur, "touched", pa.table({"request_id": pa.array(list(request_ids), type=_STRING)})):
+        return cur.execute(
+            f"SELECT e.request_id AS owner, {_COLUMNS} FROM {tables.events} e "
+            "WHERE e.request_id IN (SELECT request_id FROM touched)"
+        ).fetchall()
+
+
+def complaints_by_job(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    owners: set[str],
+    rows: Iterable[tuple],
+    orphan_jobs: set[str] | None,
+    few: int,
+) -> list[tuple]:
+    """(owner, complaint…) for the stored complaints that name only a job linked to one of `owners`; `rows`: every
+    stored event of `owners` (`own_events`: any type).
+
+    A job is linked (`job_requests`) from one of its own events naming a request (the first, or in a rebuild the
+    least request id), and that event is stored: so the jobs linked to these requests are among the jobs their
+    events name, and the links of those (a primary-key lookup) say which. Then the complaints themselves, when
+    `orphan_jobs` (a superset of the jobs some complaint names without a request; None: unknown) says there can be
+    any — a scan of the events, as no index is kept on `job_id`."""
+    named = {row[_JOB] for row in rows if row[_JOB] is not None and row[_TYPE] != COMPLAINT_OPENED}
+    if orphan_jobs is not None:
+        named &= orphan_jobs
+    if not named:
+        return []
+    jobs = sorted(named)
+    if len(jobs) <= few:
+        among, params = one_of(jobs, "j")
+        links = cur.execute(
+            f"SELECT job_id, request_id FROM {tables.job_requests} WHERE job_id {among}", params
+        ).fetchall()
+    else:
+        with registered(cur, "named", pa.table({"job_id": pa.array(jobs, type=_STRING)})):
+            links = cur.execute(
+                f"SELECT job_id, request_id FROM {tables.job_requests} WHERE job_id IN (SELECT job_id FROM named)"
+            ).fetchall()
+    owner_of = {job: owner for job, owner in links if owner in owners}
+    if not owner_of:
+        return []
+    complaint = f"e.request_id IS NULL AND e.type = '{COMPLAINT_OPENED}'"
+    if len(owner_of) <= few:
+        found = cur.execute(
+            f"SELECT {_COLUMNS} FROM {tables.events} e WHERE e.job_id = ANY($jobs) AND {complaint}",
+            {"jobs": sorted(owner_of)},
+        ).fetchall()
+    else:
+        with registered(cur, "linked", pa.table({"job_id": pa.array(sorted(owner_of), type=_STRING)})):
+            found = cur.execute(
+                f"SELECT {_COLUMNS} FROM {tables.events} e WHERE e.job_id IN (SELECT job_id FROM linked) AND {complaint}"
+            ).fetchall()
+    return [(owner_of[row[_JOB - 1]], *row) for row in found]
 
 
 def stored_events(
@@ -180,56 +288,18 @@ def stored_events(
     orphan_jobs: set[str] | None = None,
     few: int = SMALL_BATCH,
 ) -> list[tuple]:
-    """`_events_of_requests_sql` for the given requests: (owner, event…) rows sorted by owner, by lookups DuckDB
-    answers from the indexes for a batch's few requests (and by hash joins, as before, for a catch-up's many).
-
-    - The requests' events by the request index. Every type is read and the types no fact reads are dropped
-      here: a filter on `type` in SQL makes DuckDB scan the table instead of the index.
-    - More than `few` requests (a catch-up's batch): `_events_of_requests_sql`, one statement joining them by
-      hash (measured: 12% less CPU per record than the lookups below, on batches of 10,000 records).
-    - Complaints naming only a job, for the jobs linked to these requests. A job is linked (`job_requests`) from
-      one of its own events naming a request (the first, or in a rebuild the least request id), and that event
-      is stored: so the jobs linked to these requests are among the jobs their events name, and the links of
-      those (a primary-key lookup) say which. Then the complaints themselves, when `orphan_jobs` (a superset of
-      the jobs some complaint names without a request; None: unknown) says there can be any — a scan of the
-      events, as no index is kept on `job_id`.
-    """
+    """`_events_of_requests_sql` for the given requests: (owner, event…) rows of the types the facts read, sorted
+    by owner — the requests' own events (`own_events`: through the request index for a batch's few, by a hash
+    join for a catch-up's many) and the complaints naming only one of their jobs (`complaints_by_job`)."""
     ids = sorted(set(request_ids))
-    if len(ids) > few:
-        with registered(cur, "touched", pa.table({"request_id": pa.array(ids, type=_STRING)})):
-            return cur.execute(_events_of_requests_sql(tables, "touched") + " ORDER BY owner").fetchall()
-    rows = [
-        row
-        for row in cur.execute(
-            f"SELECT e.request_id AS owner, {_COLUMNS} FROM {tables.events} e WHERE e.request_id = ANY($ids)",
-            {"ids": ids},
-        ).fetchall()
-        if row[_TYPE] in HANDLED_TYPES or row[_JOB] is not None
-    ]
-    named = {row[_JOB] for row in rows if row[_JOB] is not None and row[_TYPE] != COMPLAINT_OPENED}
-    if orphan_jobs is not None:
-        named &= orphan_jobs
-    owner_of: dict[str, str] = {}
-    if named:
-        touched = set(ids)
-        owner_of = {
-            job: owner
-            for job, owner in cur.execute(
-                f"SELECT job_id, request_id FROM {tables.job_requests} WHERE job_id = ANY($jobs)",
-                {"jobs": sorted(named)},
-            ).fetchall()
-            if owner in touched
-        }
-    rows = [row for row in rows if row[_TYPE] in HANDLED_TYPES]
-    if owner_of:
-        rows += [
-            (owner_of[row[_JOB - 1]], *row)
-            for row in cur.execute(
-                f"SELECT {_COLUMNS} FROM {tables.events} e WHERE e.job_id = ANY($jobs) AND e.request_id IS NULL "
-                f"AND e.type = '{COMPLAINT_OPENED}'",
-                {"jobs": sorted(owner_of)},
-            ).fetchall()
-        ]
+    rows = own_events(cur, tables, ids, few)
+    return folded_rows(rows, complaints_by_job(cur, tables, set(ids), rows, orphan_jobs, few))
+
+
+def folded_rows(own: Iterable[tuple], complaints: list[tuple]) -> list[tuple]:
+    """The rows a fold reads (the types the facts are folded from; the others change no fact), sorted by owner."""
+    rows = [row for row in own if row[_TYPE] in HANDLED_TYPES]
+    rows += complaints
     rows.sort(key=itemgetter(0))
     return rows
 
@@ -308,7 +378,13 @@ class Projection:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self.con = duckdb.connect(
-                self.path, config={"threads": threads, "memory_limit": memory_limit, "preserve_insertion_order": False}
+                self.path,
+                config={
+                    **INDEX_SCANS,
+                    "threads": threads,
+                    "memory_limit": memory_limit,
+                    "preserve_insertion_order": False,
+                },
             )
         except duckdb.IOException as exc:
             raise LockedByAnotherProcess(f"{self.path} is held by another process: {exc}") from exc
@@ -438,9 +514,19 @@ class Projection:
     def _apply(
         self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]
     ) -> tuple[int, Folded]:
-        new = self._store_events(cur, tables, events)
+        """Store the batch's events not stored yet and fold them in.
+
+        The stored events of the requests the batch names are read once, before the insert: the batch's copies
+        are found among them (`_stored_copies`), and the fold reads them with the new events instead of reading
+        them back after the insert (`fold_new`'s `before`)."""
+        unique = list({e.event_id: e for e in events}.values())
+        named = sorted({e.request_id for e in unique if e.request_id is not None})
+        before = own_events(cur, tables, named, self.small_batch)
+        stored = self._stored_copies(cur, tables, unique, before)
+        new = [e for e in unique if e.event_id not in stored] if stored else unique
         if not new:
             return 0, Folded()
+        insert_arrow(cur, tables.events, event_batch(new, now_micros()))
         fresh = {e.event_id for e in new}
         linked = self._link_jobs(cur, tables, new)
         touched = set()
@@ -448,17 +534,19 @@ class Projection:
         for event in new:
             if event.request_id is not None:
                 touched.add(event.request_id)
+                before.append(event_row(event))
             elif event.type == COMPLAINT_OPENED and event.job_id is not None:
                 orphans.append(event.job_id)
         if orphans:
             self._orphans(cur, tables).update(orphans)
+            among, params = one_of(sorted(set(orphans)), "j")
             touched.update(
                 r[0]
                 for r in cur.execute(
-                    f"SELECT request_id FROM {tables.job_requests} WHERE job_id = ANY($jobs)", {"jobs": orphans}
+                    f"SELECT request_id FROM {tables.job_requests} WHERE job_id {among}", params
                 ).fetchall()
             )
-        folded = self.fold_new(cur, tables, touched, fresh, linked) if touched else Folded()
+        folded = self.fold_new(cur, tables, touched, fresh, linked, (set(named), before)) if touched else Folded()
         return len(new), folded
 
     def _orphans(self, cur: duckdb.DuckDBPyConnection, tables: Tables) -> set[str]:
@@ -467,47 +555,33 @@ class Projection:
             known = self._orphan_jobs[tables.number] = orphan_jobs(cur, tables)
         return known
 
-    def _store_events(
-        self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]
-    ) -> list[AnalyticsEvent]:
-        """Insert the batch's events not stored yet; return them (each once)."""
-        unique = list({e.event_id: e for e in events}.values())
-        stored = self._stored_copies(cur, tables, unique)
-        new = [e for e in unique if e.event_id not in stored] if stored else unique
-        if new:
-            insert_arrow(cur, tables.events, event_batch(new, now_micros()))
-        return new
-
     def _stored_copies(
-        self, cur: duckdb.DuckDBPyConnection, tables: Tables, events: Sequence[AnalyticsEvent]
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        tables: Tables,
+        events: Sequence[AnalyticsEvent],
+        own: list[tuple],
     ) -> set[str]:
-        """The ids of `events` (distinct) stored already: a redelivery, or a record its producer wrote twice.
+        """The ids of `events` (distinct) stored already: a redelivery, or a record its producer wrote twice;
+        `own`: every stored event of the requests `events` name (`own_events`).
 
         No index keeps the event ids unique: DuckDB's ART indexes must fit in memory, and one over the ids of a
         year of 1M requests (10.8M events) did not fit the process's 600 MB (it takes ~1.5 GB; ~490 MB even as
         the UUID type, ~400 MB as a 64-bit hash). A copy of an event is the same record, so it names the same
-        request and was recorded at the same moment as the event: a small batch finds its copies among its
-        requests' events, through the request index (as the fold reads them back), and those naming no request
-        (a complaint naming only a job) by their ids; a larger batch (a catch-up's) joins its ids by hash against
-        the table's. Those scans keep to the batch's span of recorded moments, so the zone maps skip the row
-        groups of the rest of the history."""
-        ids = [e.event_id for e in events]
-        if len(ids) > self.small_batch:
-            with registered(cur, "batch_ids", pa.table({"event_id": pa.array(ids, type=_STRING)})):
-                return self._ids_stored(cur, tables, events, "event_id IN (SELECT event_id FROM batch_ids)", {})
-        requests = sorted({e.request_id for e in events if e.request_id is not None})
-        stored: set[str] = set()
-        if requests:
-            stored.update(
-                r[0]
-                for r in cur.execute(
-                    f"SELECT event_id FROM {tables.events} WHERE request_id = ANY($ids)", {"ids": requests}
-                ).fetchall()
-            )
+        request and was recorded at the same moment as the event: the copies of events naming a request are
+        among that request's stored events, which the fold reads anyway (no scan of its own: a catch-up's batch
+        of 10,000 joined its ids against the whole id column, ~35 µs per record at 10.8M events); those naming
+        no request (a complaint naming only a job) are looked up by their ids among the events recorded within
+        their span of recorded moments, so the zone maps skip the row groups of the rest of the history."""
+        stored = {row[1] for row in own}
         loose = [e for e in events if e.request_id is None]
-        if loose:
-            stored |= self._ids_stored(cur, tables, loose, "event_id = ANY($ids)", {"ids": [e.event_id for e in loose]})
-        return stored
+        if not loose:
+            return stored
+        ids = [e.event_id for e in loose]
+        if len(ids) <= self.small_batch:
+            return stored | self._ids_stored(cur, tables, loose, "event_id = ANY($ids)", {"ids": ids})
+        with registered(cur, "batch_ids", pa.table({"event_id": pa.array(ids, type=_STRING)})):
+            return stored | self._ids_stored(cur, tables, loose, "event_id IN (SELECT event_id FROM batch_ids)", {})
 
     @staticmethod
     def _ids_stored(
@@ -564,8 +638,11 @@ class Projection:
         request_ids: Iterable[str],
         fresh: set[str],
         linked: set[str],
+        before: tuple[set[str], list[tuple]] | None = None,
     ) -> Folded:
-        """Fold a batch's new events (ids `fresh`) into the facts of the requests they touched.
+        """Fold a batch's new events (ids `fresh`) into the facts of the requests they touched; `before`: the
+        requests whose own events (any type) were read before the batch's insert, and those rows with the new
+        events' (`_apply`), so that only the rest is read here.
 
         A request whose new events were all recorded after every one of its events already folded keeps its
         stored versions: its fold resumes from them (`fold.VersionTrail`), its open versions that change are
@@ -573,7 +650,7 @@ class Projection:
         replacing the others. A request with an event recorded at or before its latest folded moment (a late
         sync, a redelivery to a rebuilt generation), or an older complaint that a new job link makes its own,
         is folded again from all its events and its versions replaced (`refold`)."""
-        rows = stored_events(cur, tables, request_ids, self._orphans(cur, tables), self.small_batch)
+        rows = self._rows_to_fold(cur, tables, request_ids, before)
         folded = Folded()
         facts = FactRows()
         ended: list[list[tuple[str, str, int]]] = [[], [], []]
@@ -605,6 +682,28 @@ class Projection:
         self._append_facts(cur, tables, facts)
         return folded
 
+    def _rows_to_fold(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        tables: Tables,
+        request_ids: Iterable[str],
+        before: tuple[set[str], list[tuple]] | None,
+    ) -> list[tuple]:
+        """`stored_events` of the requests, those of their own events in `before` (see `fold_new`) not read again."""
+        orphans = self._orphans(cur, tables)
+        if before is None:
+            return stored_events(cur, tables, request_ids, orphans, self.small_batch)
+        read, rows = before
+        ids = set(request_ids)
+        known = ids & read
+        own = [row for row in rows if row[0] in known] if known != read else rows
+        rows = folded_rows(own, complaints_by_job(cur, tables, known, own, orphans, self.small_batch))
+        rest = ids - read  # requests of jobs that the batch's complaints name, not named by the batch itself
+        if rest:
+            rows += stored_events(cur, tables, rest, orphans, self.small_batch)
+            rows.sort(key=itemgetter(0))
+        return rows
+
     def _end_versions(
         self, cur: duckdb.DuckDBPyConnection, tables: Tables, ended: list[list[tuple[str, str, int]]]
     ) -> None:
@@ -618,16 +717,13 @@ class Projection:
                 continue
             owners, keys, ats = zip(*rows)
             if len(rows) <= self.small_batch:
+                among, params = one_of(sorted(set(owners)), "r")
                 run(
                     cur,
                     f"UPDATE {table} SET valid_to = CASE WHEN valid_to = {FOREVER} THEN "
                     f"coalesce($ats[list_position($pairs, [request_id, {key}])], valid_to) ELSE valid_to END "
-                    "WHERE request_id = ANY($requests)",
-                    {
-                        "pairs": [list(pair) for pair in zip(owners, keys)],
-                        "ats": list(ats),
-                        "requests": sorted(set(owners)),
-                    },
+                    f"WHERE request_id {among}",
+                    {"pairs": [list(pair) for pair in zip(owners, keys)], "ats": list(ats), **params},
                 )
                 continue
             closing = pa.table(
@@ -648,8 +744,9 @@ class Projection:
     def _delete_facts(self, cur: duckdb.DuckDBPyConnection, tables: Tables, request_ids: Iterable[str]) -> None:
         ids = sorted(set(request_ids))
         if len(ids) <= self.small_batch:
+            among, params = one_of(ids, "r")
             for table in (tables.requests, tables.revisits, tables.jobs):
-                run(cur, f"DELETE FROM {table} WHERE request_id = ANY($ids)", {"ids": ids})
+                run(cur, f"DELETE FROM {table} WHERE request_id {among}", params)
             return
         with registered(cur, "gone", pa.table({"request_id": pa.array(ids, type=_STRING)})):
             for table in (tables.requests, tables.revisits, tables.jobs):
