@@ -512,8 +512,24 @@ def report(r: dict, out: Path) -> str:
     ]
     text = "\n".join(lines)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    out.write_text(with_run(out.read_text() if out.exists() else "", text))
     return text
+
+
+RUN_BEGIN = "<!-- deploy.bench.analytics: the last run, written by it; edit outside these marks -->"
+RUN_END = "<!-- deploy.bench.analytics: end of the last run -->"
+
+
+def with_run(document: str, run_text: str) -> str:
+    """`document` with its last run's part (between `RUN_BEGIN` and `RUN_END`) replaced by `run_text`; what the
+    team wrote around it (the before/after sections of each change) is kept. A document without the marks gets the
+    run at its top, the rest below it."""
+    marked = f"{RUN_BEGIN}\n{run_text.rstrip()}\n{RUN_END}\n"
+    if RUN_BEGIN in document and RUN_END in document:
+        before, rest = document.split(RUN_BEGIN, 1)
+        after = rest.split(RUN_END, 1)[1].lstrip("\n")
+        return before + marked + ("\n" + after if after else "")
+    return marked + ("\n" + document if document else "")
 
 
 async def run(args, bootstrap: str, broker_name: str, workdir: Path) -> dict:

@@ -1,0 +1,29 @@
+"""`make bench-analytics` rewrites only its own part of docs/bench-analytics.md: the sections the team wrote around
+the last run (each change's before/after) stay."""
+
+from deploy.bench.analytics import RUN_BEGIN, RUN_END, with_run
+
+
+def test_a_run_replaces_only_the_last_run_between_the_marks() -> None:
+    document = f"{RUN_BEGIN}\n# old run\n{RUN_END}\n\n## Written by hand\nkept\n"
+
+    updated = with_run(document, "# new run\n")
+
+    assert updated == f"{RUN_BEGIN}\n# new run\n{RUN_END}\n\n## Written by hand\nkept\n"
+
+
+def test_text_before_the_marks_is_kept_too() -> None:
+    document = f"intro\n{RUN_BEGIN}\nold\n{RUN_END}\n"
+
+    assert with_run(document, "new") == f"intro\n{RUN_BEGIN}\nnew\n{RUN_END}\n"
+
+
+def test_a_document_without_marks_keeps_what_it_had_below_the_run() -> None:
+    updated = with_run("## Written by hand\n", "# run")
+
+    assert updated == f"{RUN_BEGIN}\n# run\n{RUN_END}\n\n## Written by hand\n"
+    assert with_run(updated, "# second run") == f"{RUN_BEGIN}\n# second run\n{RUN_END}\n\n## Written by hand\n"
+
+
+def test_a_new_document_is_the_run_alone() -> None:
+    assert with_run("", "# run") == f"{RUN_BEGIN}\n# run\n{RUN_END}\n"
