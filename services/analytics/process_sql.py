@@ -32,8 +32,8 @@ from services.analytics.sqlviews import (
     _LEVELS,
     _REQUEST_KEYS,
     _VALID,
+    UPPER_MIDDLE_EXACT_UP_TO,
     _median,
-    _median_minutes,
     _minutes,
     _p90_minutes,
     _params,
@@ -122,6 +122,17 @@ def handoff_rows(
                 }
             )
     return sorted(rows, key=lambda row: (row["key"], STEPS.index(row["step"])))
+
+
+def _median_minutes(n: int, low: int | None, high: int | None) -> float | None:
+    """`metrics.rounded_minutes` of the median of n values whose middle two are low and high, in integers
+    (`sqlviews._median_minutes` builds a Fraction to check the bound on n: ~2 µs a row, thousands of rows)."""
+    if not n:
+        return None
+    if n > UPPER_MIDDLE_EXACT_UP_TO:  # `_ranks`' upper middle is exact only up to there (never near at real scales)
+        raise ValueError(f"{n:,} values in one group: more than the upper middle's level is exact for")
+    assert low is not None and high is not None  # n values, so both middles exist
+    return _tenths(low + high, 2 * MICROS_PER_MINUTE)
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -240,13 +251,16 @@ def variant_rows(
                      min(request_id, {int(request_id_limit)}) AS ids FROM f GROUP BY k, path)
         SELECT k, path, n, m, q[1], q[2], q[3], ids, sum(n) OVER (PARTITION BY k) FROM p"""
     rows = []
+    paths: dict[str, list[str]] = {}  # a few dozen distinct paths in thousands of rows: each parsed once
     for k, path, n, m, low, high, p90_value, ids, cohort in cur.execute(
         sql, _params(as_of, window, dealer_id)
     ).fetchall():
+        if path not in paths:
+            paths[path] = json.loads(path)
         rows.append(
             {
                 "key": _present(k, group_by),
-                "path": json.loads(path),
+                "path": list(paths[path]),
                 "requests": n,
                 "share_pct": _pct(n, int(cohort)),
                 "median_minutes": _median_minutes(m, low, high),  # of the paths with a duration
