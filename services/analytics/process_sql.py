@@ -11,13 +11,17 @@ sees — a complaint reopened by an event naming only the complaint — is count
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 
 import duckdb
 import numpy as np
 
 from services.analytics.metrics import MICROS_PER_MINUTE, Window
+from services.analytics.ordered_durations import Encoding, Middle, Ordered, Runs, middles_one_by_one
 from services.analytics.process import (
     CONTRACT_STEPS,
     KIND_ORDER,
@@ -273,124 +277,84 @@ def variant_rows(
 
 # --- findings --------------------------------------------------------------------------------------------
 
-# A key's medians as (count, twice the median): the sum of the two middle values is an integer, so the screening
-# of every key and step compares integers, and a `Fraction` is built only for the findings shown (building one
-# per key and step cost ~10 ms by technician).
-Middle = tuple[int, int | None]
-
-_UNMEASURED = -(2**63)  # read in place of a step not measured (NULL): plain int64 columns, no masked arrays
-
 
 @dataclass(frozen=True)
-class _Ordered:
-    """One step's durations over the cohort, ordered by key (its position in the sorted keys) then duration."""
+class _StepByKey:
+    """One step over the cohort by key position: each key's count and twice its median, the durations measured,
+    and the peers' medians (twice) for chosen key positions."""
 
-    durations: np.ndarray
-    counts: np.ndarray  # per key position
-    starts: np.ndarray  # where each key's durations begin
-    encoded: np.ndarray | None  # key × span + duration − lowest, ascending (None where it would overflow)
-    lowest: int
-    span: int
-
-    def middles(self) -> list[Middle]:
-        """Per key position: its count and twice its median (None for no duration)."""
-        n = self.counts
-        measured = n > 0
-        low = np.zeros(len(n), dtype=np.int64)
-        high = np.zeros(len(n), dtype=np.int64)
-        low[measured] = self.durations[self.starts[measured] + (n[measured] - 1) // 2]
-        high[measured] = self.durations[self.starts[measured] + n[measured] // 2]
-        return [(count, a + b if count else None) for count, a, b in zip(n.tolist(), low.tolist(), high.tolist())]
+    middles: list[Middle]
+    measured: int
+    peer_middles: Callable[[list[int]], list[int]]
 
 
-def _ordered(durations: np.ndarray, codes: np.ndarray, keys: int) -> _Ordered:
-    counts = np.bincount(codes, minlength=keys)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    if not len(durations):
-        return _Ordered(durations, counts, starts, None, 0, 1)
-    lowest, span = int(durations.min()), int(durations.max()) - int(durations.min()) + 1
-    if keys * span < 2**62:  # (key, duration) as one integer: one plain sort, 3× a lexsort's speed
-        encoded = np.sort(codes * span + (durations - lowest))
-        return _Ordered(encoded % span + lowest, counts, starts, encoded, lowest, span)
-    return _Ordered(durations[np.lexsort((durations, codes))], counts, starts, None, lowest, span)
-
-
-def _kth_without(
-    everyone: np.ndarray, ordered: _Ordered, keys: np.ndarray, ranks: np.ndarray, encoded: np.ndarray
-) -> np.ndarray:
-    """For each key, the `rank`-th smallest (1-based) of `everyone` once the key's own durations are taken out.
-
-    One binary search over `everyone`'s positions for all keys at once: the others at or below a value are
-    everyone's (searchsorted on `everyone`) less the key's own (searchsorted on the key's run of `encoded`)."""
-    firsts = ordered.starts[keys]
-    low, high = np.zeros(len(keys), dtype=np.int64), np.full(len(keys), len(everyone) - 1, dtype=np.int64)
-    while (active := low < high).any():
-        middle = (low + high) // 2
-        value = everyone[middle]
-        mine = np.searchsorted(encoded, keys * ordered.span + (value - ordered.lowest), "right") - firsts
-        enough = np.searchsorted(everyone, value, "right") - mine >= ranks
-        high = np.where(active & enough, middle, high)
-        low = np.where(active & ~enough, middle + 1, low)
-    return everyone[low]
-
-
-def _peer_middles(ordered: _Ordered, chosen: list[int]) -> list[int]:
-    """Twice the median of everyone else's durations, for each chosen key position."""
-    everyone = np.sort(ordered.durations)
-    keys = np.array(chosen, dtype=np.int64)
-    n = len(everyone) - ordered.counts[keys]
-    if ordered.encoded is None:  # the encoding would overflow (never at real scales): one key at a time
-        twice = []
-        for i, others_n in zip(chosen, n.tolist()):
-            start, count = int(ordered.starts[i]), int(ordered.counts[i])
-            others = np.sort(np.concatenate([ordered.durations[:start], ordered.durations[start + count :]]))
-            twice.append(int(others[(others_n - 1) // 2]) + int(others[others_n // 2]))
-        return twice
-    low = _kth_without(everyone, ordered, keys, (n + 1) // 2, ordered.encoded)
-    high = _kth_without(everyone, ordered, keys, n // 2 + 1, ordered.encoded)
-    return [a + b for a, b in zip(low.tolist(), high.tolist())]
-
-
-def _cohort_keys(
+def _steps_by_key(
     cur: duckdb.DuckDBPyConnection, tables: Tables, group_by: GroupBy, dealer_id: str | None, params: dict
-) -> list:
-    """The cohort's keys, sorted, None (a dealer-less request's) last."""
-    keys = [
-        k
-        for (k,) in cur.execute(
-            f"SELECT DISTINCT k FROM ({_cohort(tables, group_by, dealer_id, '1')})", params
-        ).fetchall()
-    ]
-    return sorted(k for k in keys if k is not None) + ([None] if None in keys else [])
-
-
-def _ordered_by_key(
-    cur: duckdb.DuckDBPyConnection,
-    tables: Tables,
-    group_by: GroupBy,
-    dealer_id: str | None,
-    params: dict,
-    order: list,
-) -> dict[str, _Ordered]:
-    """Every step's durations over the cohort ordered by key (in `order`) then duration, from one scan: each row's
-    key as its position in `order` (a join on the key list), the ordering in numpy. The engine's quantiles per key
-    and step (~30 ms of CPU a step at 1M requests over 12 months) and a second scan for the peers' durations cost
-    more than reading the durations once and sorting them (~6 ms per million with numpy's vectorised sort)."""
+) -> tuple[list, dict[str, _StepByKey]]:
+    """The cohort's keys (sorted, None last) and every step's medians by key, from two scans: the keys with their
+    requests and each step's count and bounds, then every request's durations encoded for one sort per step
+    (`ordered_durations`). The engine's exact quantiles per key and step cost ~30 ms of CPU a step at 1M requests
+    over 12 months, and reading the durations raw to mask, gather and encode them in numpy as much again."""
+    cohort = _cohort(tables, group_by, dealer_id, _STEP_COLUMNS)
+    bounds = ", ".join(f"count({_duration(s)}), min({_duration(s)}), max({_duration(s)})" for s in STEPS)
+    rows = cur.execute(f"WITH f AS ({cohort}) SELECT k, count(*), {bounds} FROM f GROUP BY k", params).fetchall()
+    rows.sort(key=lambda r: (r[0] is None, r[0] or ""))
+    order = [r[0] for r in rows]
     named = [k for k in order if k is not None]
-    columns = ", ".join(f"coalesce({_duration(s)}, {_UNMEASURED}) AS d_{s}" for s in STEPS)
+    code = f"coalesce(c.code, {len(named)})"
+    columns, encodings, one_by_one = [], {}, []
+    for i, step in enumerate(STEPS):
+        if not any(r[2 + 3 * i] for r in rows):
+            continue
+        lowest = min(r[3 + 3 * i] for r in rows if r[3 + 3 * i] is not None)
+        highest = max(r[4 + 3 * i] for r in rows if r[4 + 3 * i] is not None)
+        encoding = Encoding.of(lowest, highest, len(order))
+        if encoding is None:
+            one_by_one.append(step)
+            columns.append(f"{_duration(step)} AS d_{step}")
+        else:
+            encodings[step] = encoding
+            columns.append(f"{encoding.sql(code, _duration(step))} AS e_{step}")
+    found = {
+        step: _StepByKey([(0, None)] * len(order), 0, partial(_peers_one_by_one, []))
+        for i, step in enumerate(STEPS)
+        if not any(r[2 + 3 * i] for r in rows)
+    }
+    if not columns:
+        return order, found
+    if one_by_one:
+        columns.append(f"{code} AS code")
     sql = (
-        f"WITH f AS ({_cohort(tables, group_by, dealer_id, _STEP_COLUMNS)}), "
-        f"c AS (SELECT unnest($keys) AS key, unnest(range(len($keys))) AS code) "
-        f"SELECT coalesce(c.code, {len(named)}) AS code, {columns} FROM f LEFT JOIN c ON f.k = c.key"
+        f"WITH f AS ({cohort}), c AS (SELECT unnest($keys) AS key, unnest(range(len($keys))) AS code) "
+        f"SELECT {', '.join(columns)} FROM f LEFT JOIN c ON f.k = c.key"
     )
-    rows = cur.execute(sql, {**params, "keys": named}).fetchnumpy()
-    codes = np.asarray(rows["code"], dtype=np.int64)
-    found = {}
-    for step in STEPS:
-        column = np.asarray(rows[f"d_{step}"], dtype=np.int64)
-        measured = column != _UNMEASURED
-        found[step] = _ordered(column[measured], codes[measured], len(order))
-    return found
+    # The relation's fetch converts the result as it streams: the cursor's collected it first (~40 % more CPU).
+    fetched = cur.sql(sql, params={**params, "keys": named}).fetchnumpy()
+    runs = Runs.of([r[1] for r in rows])
+
+    def step_by_key(i: int, step: str) -> _StepByKey:
+        counts = np.array([r[2 + 3 * i] for r in rows], dtype=np.int64)
+        if step in encodings:
+            ordered = Ordered.of(np.asarray(fetched[f"e_{step}"], dtype=np.int64), runs, counts, encodings[step])
+            return _StepByKey(ordered.middles(), ordered.measured, ordered.peer_middles)
+        column, codes = fetched[f"d_{step}"], np.asarray(fetched["code"], dtype=np.int64)
+        present = ~np.ma.getmaskarray(column)
+        per_key: list[list[int]] = [[] for _ in order]
+        for key, duration in zip(codes[present].tolist(), np.ma.getdata(column)[present].tolist()):
+            per_key[key].append(duration)
+        return _StepByKey(middles_one_by_one(per_key, [])[0], int(counts.sum()), partial(_peers_one_by_one, per_key))
+
+    # Each step's sorts on its own thread (numpy releases the GIL while it sorts): the two cores the engine uses
+    # for the scans, instead of one for ~20 ms a step at 1M requests.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        measured = [(i, step) for i, step in enumerate(STEPS) if step in encodings or step in one_by_one]
+        for (_, step), by_key in zip(measured, pool.map(lambda pair: step_by_key(*pair), measured)):
+            found[step] = by_key
+    return order, found
+
+
+def _peers_one_by_one(per_key: list[list[int]], chosen: list[int]) -> list[int]:
+    return middles_one_by_one(per_key, chosen)[1]
 
 
 def _target_middles(
@@ -475,13 +439,10 @@ def finding_rows(
     if group_by in (GroupBy.all, GroupBy.day, GroupBy.month):
         middles = _target_middles(cur, tables, group_by, dealer_id, params, targets)
     else:
-        order = _cohort_keys(cur, tables, group_by, dealer_id, params)
-        ordered = _ordered_by_key(cur, tables, group_by, dealer_id, params, order) if order else {}
-        per_step = {step: o.middles() for step, o in ordered.items()}
-        middles = {key: {step: per_step[step][i] for step in STEPS} for i, key in enumerate(order)}
+        order, steps = _steps_by_key(cur, tables, group_by, dealer_id, params)
+        middles = {key: {step: steps[step].middles[i] for step in STEPS} for i, key in enumerate(order)}
+        found += _slower_than_peers(cur, tables, group_by, dealer_id, params, order, steps, rules)
     found += _slow_handoffs(cur, tables, group_by, dealer_id, params, middles, targets, rules)
-    if group_by not in (GroupBy.all, GroupBy.day, GroupBy.month) and order:
-        found += _slower_than_peers(cur, tables, group_by, dealer_id, params, order, ordered, per_step, rules)
     found += _ping_pong(cur, tables, group_by, dealer_id, params, rules)
     found += _repeat_visits(cur, tables, group_by, dealer_id, params, rules)
     return sorted(found, key=lambda f: (KIND_ORDER.index(f["kind"]), f["key"], f["step"] or "", f["reason"] or ""))
@@ -536,16 +497,15 @@ def _slower_than_peers(
     dealer_id: str | None,
     params: dict,
     order: list,
-    ordered: dict[str, _Ordered],
-    per_step: dict[str, list[Middle]],
+    steps: dict[str, _StepByKey],
     rules: FindingRules,
 ) -> list[dict]:
     # median ≥ factor × the peers' median and median − the peers' median ≥ the margin, in integers: twice the
     # medians × the fractions' denominators.
     factor, margin = Fraction(rules.peer_factor), Fraction(rules.peer_margin_minutes) * 2 * MICROS_PER_MINUTE
-    candidates = []  # key, step, bar (µs, floored), twice the key's median, twice the peers'
+    candidates = []  # key, step, bar (µs, floored), the key's count, twice its median, twice the peers'
     for step in STEPS:
-        middles, everyone = per_step[step], len(ordered[step].durations)
+        middles, everyone = steps[step].middles, steps[step].measured
         chosen = [
             i
             for i, (n, _) in enumerate(middles)
@@ -553,8 +513,8 @@ def _slower_than_peers(
         ]
         if not chosen:
             continue
-        for i, twice_peer in zip(chosen, _peer_middles(ordered[step], chosen)):
-            twice = middles[i][1]
+        for i, twice_peer in zip(chosen, steps[step].peer_middles(chosen)):
+            count, twice = middles[i]
             assert twice is not None  # a key with durations
             if (
                 twice * factor.denominator < factor.numerator * twice_peer
@@ -562,18 +522,18 @@ def _slower_than_peers(
             ):
                 continue
             bar = (factor.numerator * twice_peer) // (2 * factor.denominator)  # ⌊factor × peers' median⌋
-            candidates.append((order[i], step, bar, twice, twice_peer))
+            candidates.append((order[i], step, bar, count, twice, twice_peer))
     found = []
     over = _over(
-        cur, tables, group_by, dealer_id, params, [(k, s, b) for k, s, b, _, _ in candidates], rules.request_id_limit
+        cur, tables, group_by, dealer_id, params, [(k, s, b) for k, s, b, _, _, _ in candidates], rules.request_id_limit
     )
-    for (key, step, _, twice, twice_peer), (total, ids) in zip(candidates, over):
+    for (key, step, _, count, twice, twice_peer), (total, ids) in zip(candidates, over):
         median, peer_median = _tenths(twice, 2 * MICROS_PER_MINUTE), _tenths(twice_peer, 2 * MICROS_PER_MINUTE)
         found.append(
             _finding_of(
                 "slower_than_peers",
                 _present(key, group_by),
-                per_step[step][order.index(key)][0],
+                count,
                 ids,
                 rules,
                 f"{step} takes {median} min (median) against {peer_median} min for the others",
@@ -627,13 +587,18 @@ def _repeat_visits(
 ) -> list[dict]:
     key, has_key = _REQUEST_KEYS[group_by]
     cohort = f"FROM {tables.requests} WHERE {_VALID} AND {has_key}{_scope(dealer_id)} AND {_COHORT}"
+    # Each distinct reasons text parsed once (a few dozen among the ~165k requests with a failed visit over a year
+    # at 1M requests, where parsing each request's cost ~40 ms of CPU), the customer's waits only where there are
+    # some.
     sql = f"""
-        WITH r AS (SELECT {key} AS k, request_id, failed_visit_reasons AS fr, customer_waits AS cw,
-                          unnest(json_keys(failed_visit_reasons)) AS reason {cohort} AND repeat_visits > 0)
-        SELECT k, reason, sum(CAST(json_extract(fr, '$."' || reason || '"') AS BIGINT)), count(*),
-               min(request_id, {int(rules.request_id_limit)}),
-               coalesce(sum(CAST(json_extract(cw, '$."' || reason || '"') AS BIGINT)), 0)
-        FROM r GROUP BY k, reason"""
+        WITH r AS (SELECT {key} AS k, request_id, failed_visit_reasons AS fr, customer_waits AS cw
+                   {cohort} AND repeat_visits > 0),
+        reasons AS (SELECT fr, reason, CAST(json_extract(fr, '$."' || reason || '"') AS BIGINT) AS visits
+                    FROM (SELECT fr, unnest(json_keys(fr)) AS reason FROM (SELECT DISTINCT fr FROM r)))
+        SELECT k, reason, sum(visits), count(*), min(request_id, {int(rules.request_id_limit)}),
+               coalesce(sum(CASE WHEN cw <> '{{}}'
+                                 THEN CAST(json_extract(cw, '$."' || reason || '"') AS BIGINT) END), 0)
+        FROM r JOIN reasons USING (fr) GROUP BY k, reason"""
     found = []
     for k, reason, visits, n, ids, waited in cur.execute(sql, params).fetchall():
         customer = reason in CUSTOMER_SIDE
