@@ -37,7 +37,8 @@ class Encoding:
 
     def sql(self, code: str, duration: str) -> str:
         """The encoded duration in SQL, from the key's position (`code`) and the duration (NULL: not measured)."""
-        return f"{code} * {self.span} + coalesce(({duration}) - ({self.lowest}), {self.span - 1})"
+        # BIGINT throughout: a literal span under 2³¹ is an INTEGER, and so may the key position be
+        return f"CAST({code} AS BIGINT) * {self.span} + coalesce(CAST({duration} AS BIGINT) - ({self.lowest}), {self.span - 1})"
 
 
 @dataclass(frozen=True)
