@@ -11,12 +11,17 @@ sees — a complaint reopened by an event naming only the complaint — is count
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 
 import duckdb
 import numpy as np
 
-from services.analytics.metrics import MICROS_PER_MINUTE, Window, percentage, rounded, rounded_minutes
+from services.analytics.metrics import MICROS_PER_MINUTE, Window
+from services.analytics.ordered_durations import Encoding, Middle, Ordered, Runs, middles_one_by_one
 from services.analytics.process import (
     CONTRACT_STEPS,
     KIND_ORDER,
@@ -24,7 +29,6 @@ from services.analytics.process import (
     STEPS,
     FindingRules,
     _finding,
-    repeat_visit_finding,
 )
 from services.analytics.process_facts import CUSTOMER_SIDE
 from services.analytics.projection import Tables
@@ -32,8 +36,8 @@ from services.analytics.sqlviews import (
     _LEVELS,
     _REQUEST_KEYS,
     _VALID,
+    UPPER_MIDDLE_EXACT_UP_TO,
     _median,
-    _median_minutes,
     _minutes,
     _p90_minutes,
     _params,
@@ -41,6 +45,7 @@ from services.analytics.sqlviews import (
     _present,
     _ranks,
     _scope,
+    _tenths,
 )
 from services.analytics.views import GroupBy
 
@@ -116,11 +121,28 @@ def handoff_rows(
                     "median_minutes": _median_minutes(n, low, high),
                     "p90_minutes": _p90_minutes(n, p90_value),
                     "total_minutes": _minutes(int(total)),
-                    "share_pct": _pct(int(total), grand),
+                    "share_pct": _share(int(total), grand),
                     "customer_minutes": _minutes(int(r[-1]) if step == "repair" else 0),
                 }
             )
     return sorted(rows, key=lambda row: (row["key"], STEPS.index(row["step"])))
+
+
+def _median_minutes(n: int, low: int | None, high: int | None) -> float | None:
+    """`metrics.rounded_minutes` of the median of n values whose middle two are low and high, in integers
+    (`sqlviews._median_minutes` builds a Fraction to check the bound on n: ~2 µs a row, thousands of rows)."""
+    if not n:
+        return None
+    if n > UPPER_MIDDLE_EXACT_UP_TO:  # `_ranks`' upper middle is exact only up to there (never near at real scales)
+        raise ValueError(f"{n:,} values in one group: more than the upper middle's level is exact for")
+    assert low is not None and high is not None  # n values, so both middles exist
+    return _tenths(low + high, 2 * MICROS_PER_MINUTE)
+
+
+def _share(part: int, whole: int) -> float | None:
+    """`rounded(percentage(part, whole))`: `_pct` rounds for a positive whole only, and the steps' total may be
+    negative (an end stamped before its start: the durations are event times' differences)."""
+    return _pct(-part, -whole) if whole < 0 else _pct(part, whole)
 
 
 def _reopened(cur: duckdb.DuckDBPyConnection, tables: Tables, t: int) -> dict[str, int]:
@@ -170,31 +192,45 @@ def rework_rows(
     )
     params = _params(as_of, window, dealer_id)
     reopened = _reopened(cur, tables, params["t"])
+    # The cohort grouped by key and failed-visit reasons first (a few distinct JSON texts per key), so each text
+    # is parsed once per key rather than once per request, and a single scan of the facts serves both the counts
+    # and the reasons (a correlated subquery over the reasons per request cost half the view at 100k requests).
+    # The reopened complaints, usually none, are joined only when there are some.
+    if reopened:
+        f = (
+            f"WITH r AS (SELECT unnest(CAST($reopened_ids AS VARCHAR[])) AS request_id, "
+            f"unnest(CAST($reopened_counts AS BIGINT[])) AS reopened), "
+            f"f AS (SELECT * FROM ({_cohort(tables, group_by, dealer_id, columns)}) LEFT JOIN r USING (request_id))"
+        )
+    else:
+        f = f"WITH f AS (SELECT *, 0 AS reopened FROM ({_cohort(tables, group_by, dealer_id, columns)}))"
     sql = f"""
-        WITH f AS ({_cohort(tables, group_by, dealer_id, columns)}),
-        reopened AS (SELECT unnest(CAST($reopened_ids AS VARCHAR[])) AS request_id,
-                            unnest(CAST($reopened_counts AS BIGINT[])) AS reopened),
-        reasons AS (
-            SELECT k, reason, sum(CAST(json_extract(failed_visit_reasons, '$."' || reason || '"') AS BIGINT)) AS n
-            FROM (SELECT k, failed_visit_reasons, unnest(json_keys(failed_visit_reasons)) AS reason
-                  FROM f WHERE repeat_visits > 0) GROUP BY k, reason),
-        g AS (
-            SELECT k, sum(jobs_seen) AS jobs, sum(jobs_reassigned) AS reassigned,
-                   sum(jobs_completed) AS completed, sum(jobs_repeat_visited) AS repeated,
-                   sum(repeat_visits) AS visits, coalesce(sum(r.reopened), 0) AS reopened
-            FROM f LEFT JOIN reopened r USING (request_id) GROUP BY k HAVING sum(jobs_seen) > 0)
-        SELECT g.*, (SELECT map(list(reason ORDER BY reason), list(n ORDER BY reason)) FROM reasons
-                     WHERE reasons.k IS NOT DISTINCT FROM g.k) FROM g"""
+        {f},
+        c AS (SELECT k, failed_visit_reasons AS fr, count(*) AS n, sum(jobs_seen) AS jobs,
+                     sum(jobs_reassigned) AS reassigned, sum(jobs_completed) AS completed,
+                     sum(jobs_repeat_visited) AS repeated, sum(repeat_visits) AS visits,
+                     coalesce(sum(reopened), 0) AS reopened
+              FROM f GROUP BY k, fr),
+        reasons AS (SELECT k, reason, sum(n * CAST(json_extract(fr, '$."' || reason || '"') AS BIGINT)) AS n
+                    FROM (SELECT k, n, fr, unnest(json_keys(fr)) AS reason FROM c WHERE fr <> '{{}}')
+                    GROUP BY k, reason),
+        by_key AS (SELECT k, map(list(reason ORDER BY reason), list(n ORDER BY reason)) AS reasons
+                   FROM reasons GROUP BY k),
+        g AS (SELECT k, sum(jobs) AS jobs, sum(reassigned) AS reassigned, sum(completed) AS completed,
+                     sum(repeated) AS repeated, sum(visits) AS visits, sum(reopened) AS reopened
+              FROM c GROUP BY k HAVING sum(jobs) > 0)
+        SELECT g.*, by_key.reasons FROM g LEFT JOIN by_key ON g.k IS NOT DISTINCT FROM by_key.k"""
     rows = []
     for k, jobs, reassigned, completed, repeated, visits, reopened_n, reasons in cur.execute(
-        sql, {**params, "reopened_ids": list(reopened), "reopened_counts": list(reopened.values())}
+        sql,
+        {**params, "reopened_ids": list(reopened), "reopened_counts": list(reopened.values())} if reopened else params,
     ).fetchall():
         rows.append(
             {
                 "key": _present(k, group_by),
                 "jobs": int(jobs),
-                "reassigned_pct": rounded(percentage(int(reassigned), int(jobs))),
-                "repeat_visit_pct": rounded(percentage(int(repeated), int(completed))),
+                "reassigned_pct": _pct(int(reassigned), int(jobs)),
+                "repeat_visit_pct": _pct(int(repeated), int(completed)),
                 "repeat_visits": int(visits),
                 "reasons": {reason: int(n) for reason, n in sorted((reasons or {}).items())},
                 "reopened_complaints": int(reopened_n),
@@ -219,13 +255,16 @@ def variant_rows(
                      min(request_id, {int(request_id_limit)}) AS ids FROM f GROUP BY k, path)
         SELECT k, path, n, m, q[1], q[2], q[3], ids, sum(n) OVER (PARTITION BY k) FROM p"""
     rows = []
+    paths: dict[str, list[str]] = {}  # a few dozen distinct paths in thousands of rows: each parsed once
     for k, path, n, m, low, high, p90_value, ids, cohort in cur.execute(
         sql, _params(as_of, window, dealer_id)
     ).fetchall():
+        if path not in paths:
+            paths[path] = json.loads(path)
         rows.append(
             {
                 "key": _present(k, group_by),
-                "path": json.loads(path),
+                "path": list(paths[path]),
                 "requests": n,
                 "share_pct": _pct(n, int(cohort)),
                 "median_minutes": _median_minutes(m, low, high),  # of the paths with a duration
@@ -239,51 +278,107 @@ def variant_rows(
 # --- findings --------------------------------------------------------------------------------------------
 
 
-def _kth_without(
-    everyone: np.ndarray,
-    keyed: np.ndarray,
-    span: int,
-    lowest: int,
-    keys: np.ndarray,
-    firsts: np.ndarray,
-    ranks: np.ndarray,
-) -> np.ndarray:
-    """For each key, the `rank`-th smallest (1-based) of `everyone` once the key's own durations are taken out.
+@dataclass(frozen=True)
+class _StepByKey:
+    """One step over the cohort by key position: each key's count and twice its median, the durations measured,
+    and the peers' medians (twice) for chosen key positions."""
 
-    One binary search over `everyone`'s positions for all keys at once: the others at or below a value are
-    everyone's (searchsorted on `everyone`) less the key's own (searchsorted on `keyed`, the rows ordered by
-    key then duration, encoded key × span + duration - lowest so that one sorted array holds every key's slice)."""
-    low, high = np.zeros(len(keys), dtype=np.int64), np.full(len(keys), len(everyone) - 1, dtype=np.int64)
-    while (active := low < high).any():
-        middle = (low + high) // 2
-        value = everyone[middle]
-        mine = np.searchsorted(keyed, keys * span + (value - lowest), "right") - firsts
-        enough = np.searchsorted(everyone, value, "right") - mine >= ranks
-        high = np.where(active & enough, middle, high)
-        low = np.where(active & ~enough, middle + 1, low)
-    return everyone[low]
+    middles: list[Middle]
+    measured: int
+    peer_middles: Callable[[list[int]], list[int]]
 
 
-def _peer_medians(durations: np.ndarray, counts: list[int], chosen: list[int]) -> list[Fraction]:
-    """The median of everyone else's durations for each chosen key (an index into `counts`): `durations` are the
-    rows ordered by key then duration, `counts` each key's number of rows in that order."""
-    everyone = np.sort(durations)
-    lowest, span = int(everyone[0]), int(everyone[-1]) - int(everyone[0]) + 1
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    if len(counts) * span >= 2**62:  # the encoding would overflow (never at real scales): one key at a time
-        medians = []
-        for i in chosen:
-            others = np.sort(np.concatenate([durations[: starts[i]], durations[starts[i] + counts[i] :]]))
-            medians.append(Fraction(int(others[(len(others) - 1) // 2]) + int(others[len(others) // 2]), 2))
-        return medians
-    key_of_row = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-    keyed = key_of_row * span + (durations - lowest)
-    keys = np.array(chosen, dtype=np.int64)
-    firsts = starts[keys]
-    n = len(everyone) - np.array(counts, dtype=np.int64)[keys]
-    low = _kth_without(everyone, keyed, span, lowest, keys, firsts, (n + 1) // 2)
-    high = _kth_without(everyone, keyed, span, lowest, keys, firsts, n // 2 + 1)
-    return [Fraction(int(a) + int(b), 2) for a, b in zip(low, high)]
+def _steps_by_key(
+    cur: duckdb.DuckDBPyConnection, tables: Tables, group_by: GroupBy, dealer_id: str | None, params: dict
+) -> tuple[list, dict[str, _StepByKey]]:
+    """The cohort's keys (sorted, None last) and every step's medians by key, from two scans: the keys with their
+    requests and each step's count and bounds, then every request's durations encoded for one sort per step
+    (`ordered_durations`). The engine's exact quantiles per key and step cost ~30 ms of CPU a step at 1M requests
+    over 12 months, and reading the durations raw to mask, gather and encode them in numpy as much again."""
+    cohort = _cohort(tables, group_by, dealer_id, _STEP_COLUMNS)
+    bounds = ", ".join(f"count({_duration(s)}), min({_duration(s)}), max({_duration(s)})" for s in STEPS)
+    rows = cur.execute(f"WITH f AS ({cohort}) SELECT k, count(*), {bounds} FROM f GROUP BY k", params).fetchall()
+    rows.sort(key=lambda r: (r[0] is None, r[0] or ""))
+    order = [r[0] for r in rows]
+    named = [k for k in order if k is not None]
+    code = f"coalesce(c.code, {len(named)})"
+    columns, encodings, one_by_one = [], {}, []
+    for i, step in enumerate(STEPS):
+        if not any(r[2 + 3 * i] for r in rows):
+            continue
+        lowest = min(r[3 + 3 * i] for r in rows if r[3 + 3 * i] is not None)
+        highest = max(r[4 + 3 * i] for r in rows if r[4 + 3 * i] is not None)
+        encoding = Encoding.of(lowest, highest, len(order))
+        if encoding is None:
+            one_by_one.append(step)
+            columns.append(f"{_duration(step)} AS d_{step}")
+        else:
+            encodings[step] = encoding
+            columns.append(f"{encoding.sql(code, _duration(step))} AS e_{step}")
+    found = {
+        step: _StepByKey([(0, None)] * len(order), 0, partial(_peers_one_by_one, []))
+        for i, step in enumerate(STEPS)
+        if not any(r[2 + 3 * i] for r in rows)
+    }
+    if not columns:
+        return order, found
+    if one_by_one:
+        columns.append(f"{code} AS code")
+    sql = (
+        f"WITH f AS ({cohort}), c AS (SELECT unnest($keys) AS key, unnest(range(len($keys))) AS code) "
+        f"SELECT {', '.join(columns)} FROM f LEFT JOIN c ON f.k = c.key"
+    )
+    # The relation's fetch converts the result as it streams: the cursor's collected it first (~40 % more CPU).
+    fetched = cur.sql(sql, params={**params, "keys": named}).fetchnumpy()
+    runs = Runs.of([r[1] for r in rows])
+
+    def step_by_key(i: int, step: str) -> _StepByKey:
+        counts = np.array([r[2 + 3 * i] for r in rows], dtype=np.int64)
+        if step in encodings:
+            ordered = Ordered.of(np.asarray(fetched[f"e_{step}"], dtype=np.int64), runs, counts, encodings[step])
+            return _StepByKey(ordered.middles(), ordered.measured, ordered.peer_middles)
+        column, codes = fetched[f"d_{step}"], np.asarray(fetched["code"], dtype=np.int64)
+        present = ~np.ma.getmaskarray(column)
+        per_key: list[list[int]] = [[] for _ in order]
+        for key, duration in zip(codes[present].tolist(), np.ma.getdata(column)[present].tolist()):
+            per_key[key].append(duration)
+        return _StepByKey(middles_one_by_one(per_key, [])[0], int(counts.sum()), partial(_peers_one_by_one, per_key))
+
+    # Each step's sorts on its own thread (numpy releases the GIL while it sorts): the two cores the engine uses
+    # for the scans, instead of one for ~20 ms a step at 1M requests.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        measured = [(i, step) for i, step in enumerate(STEPS) if step in encodings or step in one_by_one]
+        for (_, step), by_key in zip(measured, pool.map(lambda pair: step_by_key(*pair), measured)):
+            found[step] = by_key
+    return order, found
+
+
+def _peers_one_by_one(per_key: list[list[int]], chosen: list[int]) -> list[int]:
+    return middles_one_by_one(per_key, chosen)[1]
+
+
+def _target_middles(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    group_by: GroupBy,
+    dealer_id: str | None,
+    params: dict,
+    steps: list[str],
+) -> dict[object, dict[str, Middle]]:
+    """Per key, the count and twice the median of the given steps (the targets'), picked by the engine."""
+    if not steps:
+        return {}
+    stats = ", ".join(_ranks(_duration(s)) for s in steps)
+    sql = f"WITH f AS ({_cohort(tables, group_by, dealer_id, _STEP_COLUMNS)}) SELECT k, {stats} FROM f GROUP BY k"
+    middles: dict[object, dict[str, Middle]] = {}
+    for r in cur.execute(sql, params).fetchall():
+        per_step = {}
+        for i, step in enumerate(steps):
+            n, low, high = r[1 + 4 * i] or 0, r[2 + 4 * i], r[3 + 4 * i]
+            median = _median(n, low, high)  # the bound on n
+            per_step[step] = (n, None if median is None else low + high)
+        middles[r[0]] = per_step
+    return middles
 
 
 def _over(
@@ -323,11 +418,6 @@ def _over(
     return [found.get(i, (0, [])) for i in range(len(bars))]
 
 
-def _floor(bar: Fraction) -> int:
-    """d > bar ⇔ d > ⌊bar⌋ for an integer d."""
-    return bar.numerator // bar.denominator
-
-
 def finding_rows(
     cur: duckdb.DuckDBPyConnection,
     tables: Tables,
@@ -337,31 +427,51 @@ def finding_rows(
     dealer_id: str | None = None,
     rules: FindingRules | None = None,
 ) -> list[dict]:
-    """`GET /v1/views/process-findings` (see `process.finding_rows`)."""
+    """`GET /v1/views/process-findings` (see `process.finding_rows`).
+
+    Keyed by an entity (dealer, center, technician, …), every step's durations are read once and ordered in
+    numpy, which gives each key's medians and the peers' (`_ordered_by_key`); by all, day or month there are no
+    peers, and only the targets' steps are ranked, by the engine."""
     rules = FindingRules() if rules is None else rules
     params = _params(as_of, window, dealer_id)
-    medians: dict[object, dict[str, tuple[int, Fraction | None]]] = {}
-    for r in cur.execute(_step_stats(tables, group_by, dealer_id), params).fetchall():
-        medians[r[0]] = {
-            s: (r[1 + 5 * i] or 0, _median(r[1 + 5 * i] or 0, *r[2 + 5 * i : 4 + 5 * i])) for i, s in enumerate(STEPS)
-        }
+    targets = [step for step in rules.handoff_targets if step in STEPS]  # the reference skips unknown steps too
     found: list[dict] = []
+    if group_by in (GroupBy.all, GroupBy.day, GroupBy.month):
+        middles = _target_middles(cur, tables, group_by, dealer_id, params, targets)
+    else:
+        order, steps = _steps_by_key(cur, tables, group_by, dealer_id, params)
+        middles = {key: {step: steps[step].middles[i] for step in STEPS} for i, key in enumerate(order)}
+        found += _slower_than_peers(cur, tables, group_by, dealer_id, params, order, steps, rules)
+    found += _slow_handoffs(cur, tables, group_by, dealer_id, params, middles, targets, rules)
+    found += _ping_pong(cur, tables, group_by, dealer_id, params, rules)
+    found += _repeat_visits(cur, tables, group_by, dealer_id, params, rules)
+    return sorted(found, key=lambda f: (KIND_ORDER.index(f["kind"]), f["key"], f["step"] or "", f["reason"] or ""))
 
-    slow = [
-        (key, step, Fraction(target) * MICROS_PER_MINUTE)
-        for key in medians
-        for step, target in rules.handoff_targets.items()
-        if medians[key][step][0]
-        and (medians[key][step][1] or 0) > Fraction(target) * MICROS_PER_MINUTE  # n > 0: a median
-    ]
-    for (key, step, _), (n, ids) in zip(
-        slow,
-        _over(
-            cur, tables, group_by, dealer_id, params, [(k, s, _floor(b)) for k, s, b in slow], rules.request_id_limit
-        ),
-    ):
-        count, median = medians[key][step]
+
+def _slow_handoffs(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    group_by: GroupBy,
+    dealer_id: str | None,
+    params: dict,
+    middles: dict[object, dict[str, Middle]],
+    targets: list[str],
+    rules: FindingRules,
+) -> list[dict]:
+    slow = []  # key, step, target (µs, floored), the key's count, twice its median
+    for step in targets:
+        twice_target = 2 * Fraction(rules.handoff_targets[step]) * MICROS_PER_MINUTE
+        for key, per_step in middles.items():
+            n, twice = per_step[step]
+            if n and twice is not None and twice > twice_target:
+                slow.append((key, step, _floor(twice_target / 2), n, twice))
+    found = []
+    over = _over(
+        cur, tables, group_by, dealer_id, params, [(k, s, b) for k, s, b, _, _ in slow], rules.request_id_limit
+    )
+    for (key, step, _, count, twice), (total, ids) in zip(slow, over):
         target = rules.handoff_targets[step]
+        median = _tenths(twice, 2 * MICROS_PER_MINUTE)
         found.append(
             _finding_of(
                 "slow_handoff",
@@ -369,100 +479,14 @@ def finding_rows(
                 count,
                 ids,
                 rules,
-                f"{step} takes {rounded_minutes(median)} min (median) against a target of {target} min",
+                f"{step} takes {median} min (median) against a target of {target} min",
                 step=step,
                 owner=STEP_OWNERS[step],
-                median_minutes=rounded_minutes(median),
+                median_minutes=median,
                 target_minutes=target,
-                total=n,
+                total=total,
             )
         )
-
-    if group_by not in (GroupBy.all, GroupBy.day, GroupBy.month):
-        found += _slower_than_peers(cur, tables, group_by, dealer_id, params, medians, rules)
-
-    key, has_key = _REQUEST_KEYS[group_by]
-    cohort = f"FROM {tables.requests} WHERE {_VALID} AND {has_key}{_scope(dealer_id)} AND {_COHORT}"
-    for k, jobs, n, ids in cur.execute(
-        f"SELECT {key} AS k, sum(jobs_ping_pong), count(*), "
-        f"min(request_id, {int(rules.request_id_limit)}) {cohort} AND jobs_ping_pong > 0 "
-        f"GROUP BY k",
-        params,
-    ).fetchall():
-        found.append(
-            _finding_of(
-                "ping_pong",
-                _present(k, group_by),
-                int(jobs),
-                ids,
-                rules,
-                f"{int(jobs)} job(s) bounced between technicians (3+ assignments or A→B→A)",
-                owner="dispatch",
-                total=n,
-            )
-        )
-    sql = f"""
-        WITH r AS (SELECT {key} AS k, request_id, failed_visit_reasons AS fr, customer_waits AS cw,
-                          unnest(json_keys(failed_visit_reasons)) AS reason {cohort} AND repeat_visits > 0)
-        SELECT k, reason, sum(CAST(json_extract(fr, '$."' || reason || '"') AS BIGINT)), count(*),
-               min(request_id, {int(rules.request_id_limit)}),
-               coalesce(sum(CAST(json_extract(cw, '$."' || reason || '"') AS BIGINT)), 0)
-        FROM r GROUP BY k, reason"""
-    for k, reason, visits, n, ids, waited in cur.execute(sql, params).fetchall():
-        row = repeat_visit_finding(
-            _present(k, group_by), int(visits), ids, rules, reason, reason in CUSTOMER_SIDE, int(waited)
-        )
-        found.append({**row, "requests": n})
-    return sorted(found, key=lambda f: (KIND_ORDER.index(f["kind"]), f["key"], f["step"] or "", f["reason"] or ""))
-
-
-def _finding_of(
-    kind: str, key: str, count: int, ids: list[str], rules: FindingRules, detail: str, total: int | None = None, **extra
-) -> dict:
-    row = _finding(kind, key, count, ids, rules, detail, **extra)
-    if total is not None:
-        row["requests"] = total
-    return row
-
-
-def _durations_by_key(
-    cur: duckdb.DuckDBPyConnection,
-    tables: Tables,
-    group_by: GroupBy,
-    dealer_id: str | None,
-    params: dict,
-    order: list,
-    steps: list[str],
-) -> dict[str, np.ndarray]:
-    """For each step, the cohort's durations on it ordered by key (in `order`: the keys sorted, None last) then
-    duration. One scan for every step, each row's key as its position in `order` (a join on the key list), and
-    the ordering in numpy: a query per step ordering (key, duration) in the engine cost ~120 ms of CPU each at
-    500k requests over 12 months."""
-    if not steps:
-        return {}
-    named = [k for k in order if k is not None]
-    columns = ", ".join(f"{_duration(s)} AS d_{s}" for s in steps)
-    sql = (
-        f"WITH f AS ({_cohort(tables, group_by, dealer_id, _STEP_COLUMNS)}), "
-        f"c AS (SELECT unnest($keys) AS key, unnest(range(len($keys))) AS code) "
-        f"SELECT coalesce(c.code, {len(named)}) AS code, {columns} FROM f LEFT JOIN c ON f.k = c.key"
-    )
-    rows = cur.execute(sql, {**params, "keys": named}).fetchnumpy()
-    codes = np.asarray(rows["code"], dtype=np.int64)
-    found = {}
-    for step in steps:
-        column = rows[f"d_{step}"]
-        present = ~np.ma.getmaskarray(column)
-        durations, keys = np.ma.getdata(column)[present].astype(np.int64), codes[present]
-        if not len(durations):
-            found[step] = durations
-            continue
-        lowest, span = int(durations.min()), int(durations.max()) - int(durations.min()) + 1
-        if (len(named) + 1) * span < 2**62:  # (key, duration) as one integer: one plain sort, 3× a lexsort's speed
-            keyed = np.sort(keys * span + (durations - lowest))
-            found[step] = keyed % span + lowest
-        else:
-            found[step] = durations[np.lexsort((durations, keys))]
     return found
 
 
@@ -472,47 +496,39 @@ def _slower_than_peers(
     group_by: GroupBy,
     dealer_id: str | None,
     params: dict,
-    medians: dict,
+    order: list,
+    steps: dict[str, _StepByKey],
     rules: FindingRules,
 ) -> list[dict]:
-    compared: dict[str, list] = {}  # step → the keys with enough requests on it, and enough others
+    # median ≥ factor × the peers' median and median − the peers' median ≥ the margin, in integers: twice the
+    # medians × the fractions' denominators.
+    factor, margin = Fraction(rules.peer_factor), Fraction(rules.peer_margin_minutes) * 2 * MICROS_PER_MINUTE
+    candidates = []  # key, step, bar (µs, floored), the key's count, twice its median, twice the peers'
     for step in STEPS:
-        everyone_n = sum(m[step][0] for m in medians.values())
-        keys = [
-            k
-            for k, m in medians.items()
-            if m[step][0] >= rules.peer_min_requests and everyone_n - m[step][0] >= rules.peer_min_requests
+        middles, everyone = steps[step].middles, steps[step].measured
+        chosen = [
+            i
+            for i, (n, _) in enumerate(middles)
+            if n >= rules.peer_min_requests and everyone - n >= rules.peer_min_requests
         ]
-        if keys:
-            compared[step] = keys
-    order = sorted(k for k in medians if k is not None) + ([None] if None in medians else [])
-    position = {key: i for i, key in enumerate(order)}
-    candidates = []
-    for step, durations in _durations_by_key(cur, tables, group_by, dealer_id, params, order, list(compared)).items():
-        keys = compared[step]
-        peer_medians = _peer_medians(
-            durations, [medians[key][step][0] for key in order], [position[key] for key in keys]
-        )
-        for key, peer_median in zip(keys, peer_medians):
-            count, median = medians[key][step]
-            bar = rules.peer_factor * peer_median
-            if median < bar or median - peer_median < rules.peer_margin_minutes * MICROS_PER_MINUTE:
+        if not chosen:
+            continue
+        for i, twice_peer in zip(chosen, steps[step].peer_middles(chosen)):
+            count, twice = middles[i]
+            assert twice is not None  # a key with durations
+            if (
+                twice * factor.denominator < factor.numerator * twice_peer
+                or (twice - twice_peer) * margin.denominator < margin.numerator
+            ):
                 continue
-            candidates.append((key, step, bar, peer_median))
+            bar = (factor.numerator * twice_peer) // (2 * factor.denominator)  # ⌊factor × peers' median⌋
+            candidates.append((order[i], step, bar, count, twice, twice_peer))
     found = []
-    for (key, step, _, peer_median), (n, ids) in zip(
-        candidates,
-        _over(
-            cur,
-            tables,
-            group_by,
-            dealer_id,
-            params,
-            [(k, s, _floor(b)) for k, s, b, _ in candidates],
-            rules.request_id_limit,
-        ),
-    ):
-        count, median = medians[key][step]
+    over = _over(
+        cur, tables, group_by, dealer_id, params, [(k, s, b) for k, s, b, _, _, _ in candidates], rules.request_id_limit
+    )
+    for (key, step, _, count, twice, twice_peer), (total, ids) in zip(candidates, over):
+        median, peer_median = _tenths(twice, 2 * MICROS_PER_MINUTE), _tenths(twice_peer, 2 * MICROS_PER_MINUTE)
         found.append(
             _finding_of(
                 "slower_than_peers",
@@ -520,13 +536,105 @@ def _slower_than_peers(
                 count,
                 ids,
                 rules,
-                f"{step} takes {rounded_minutes(median)} min (median) against {rounded_minutes(peer_median)} min "
-                f"for the others",
+                f"{step} takes {median} min (median) against {peer_median} min for the others",
                 step=step,
                 owner=STEP_OWNERS[step],
-                median_minutes=rounded_minutes(median),
-                peer_median_minutes=rounded_minutes(peer_median),
-                total=n,
+                median_minutes=median,
+                peer_median_minutes=peer_median,
+                total=total,
             )
         )
     return found
+
+
+def _ping_pong(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    group_by: GroupBy,
+    dealer_id: str | None,
+    params: dict,
+    rules: FindingRules,
+) -> list[dict]:
+    key, has_key = _REQUEST_KEYS[group_by]
+    cohort = f"FROM {tables.requests} WHERE {_VALID} AND {has_key}{_scope(dealer_id)} AND {_COHORT}"
+    return [
+        _finding_of(
+            "ping_pong",
+            _present(k, group_by),
+            int(jobs),
+            ids,
+            rules,
+            f"{int(jobs)} job(s) bounced between technicians (3+ assignments or A→B→A)",
+            owner="dispatch",
+            total=n,
+        )
+        for k, jobs, n, ids in cur.execute(
+            f"SELECT {key} AS k, sum(jobs_ping_pong), count(*), "
+            f"min(request_id, {int(rules.request_id_limit)}) {cohort} AND jobs_ping_pong > 0 "
+            f"GROUP BY k",
+            params,
+        ).fetchall()
+    ]
+
+
+def _repeat_visits(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    group_by: GroupBy,
+    dealer_id: str | None,
+    params: dict,
+    rules: FindingRules,
+) -> list[dict]:
+    key, has_key = _REQUEST_KEYS[group_by]
+    cohort = f"FROM {tables.requests} WHERE {_VALID} AND {has_key}{_scope(dealer_id)} AND {_COHORT}"
+    # Each distinct reasons text parsed once (a few dozen among the ~165k requests with a failed visit over a year
+    # at 1M requests, where parsing each request's cost ~40 ms of CPU), the customer's waits only where there are
+    # some.
+    sql = f"""
+        WITH r AS (SELECT {key} AS k, request_id, failed_visit_reasons AS fr, customer_waits AS cw
+                   {cohort} AND repeat_visits > 0),
+        reasons AS (SELECT fr, reason, CAST(json_extract(fr, '$."' || reason || '"') AS BIGINT) AS visits
+                    FROM (SELECT fr, unnest(json_keys(fr)) AS reason FROM (SELECT DISTINCT fr FROM r)))
+        SELECT k, reason, sum(visits), count(*), min(request_id, {int(rules.request_id_limit)}),
+               coalesce(sum(CASE WHEN cw <> '{{}}'
+                                 THEN CAST(json_extract(cw, '$."' || reason || '"') AS BIGINT) END), 0)
+        FROM r JOIN reasons USING (fr) GROUP BY k, reason"""
+    found = []
+    for k, reason, visits, n, ids, waited in cur.execute(sql, params).fetchall():
+        customer = reason in CUSTOMER_SIDE
+        # `process.repeat_visit_finding`'s row, its minutes rounded in integers (a Fraction each cost ~15 µs:
+        # ~20 ms for the ~1,200 rows by technician over a year)
+        waited_minutes = _minutes(int(waited)) if customer else None
+        detail = f"{int(visits)} visit(s) did not fix the unit: {reason}"
+        if customer:
+            detail += f"; {waited_minutes} min waiting on the customer until the next visit"
+        found.append(
+            {
+                "kind": "repeat_visits",
+                "key": _present(k, group_by),
+                "step": None,
+                "owner": "customer" if customer else "technician",
+                "reason": reason,
+                "side": "customer" if customer else "ours",
+                "customer_minutes": waited_minutes,
+                "count": int(visits),
+                "requests": n,
+                "detail": detail,
+                "request_ids": list(ids),
+            }
+        )
+    return found
+
+
+def _floor(bar: Fraction) -> int:
+    """d > bar ⇔ d > ⌊bar⌋ for an integer d."""
+    return bar.numerator // bar.denominator
+
+
+def _finding_of(
+    kind: str, key: str, count: int, ids: list[str], rules: FindingRules, detail: str, total: int | None = None, **extra
+) -> dict:
+    row = _finding(kind, key, count, ids, rules, detail, **extra)
+    if total is not None:
+        row["requests"] = total
+    return row

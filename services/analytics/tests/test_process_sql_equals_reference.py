@@ -5,11 +5,13 @@ for every key and for one dealer's scope."""
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.analytics import process, process_sql
+from services.analytics import ordered_durations, process, process_sql
 from services.analytics.process import FindingRules, process_trails
 from services.analytics.projection import Projection
 from services.analytics.records import AnalyticsEvent
@@ -23,6 +25,7 @@ from services.analytics.tests.histories import (
     projected,
     request_history,
 )
+from services.analytics.views import GroupBy
 from shared.testing.properties import examples
 
 # Tight enough rules that random histories raise every kind of finding.
@@ -82,3 +85,23 @@ def assert_process_views_equal(projection: Projection, events: list[AnalyticsEve
 def test_the_process_sql_equals_the_reference_for_any_history_arrival_order_batching_and_duplicates(delivery, data):
     with projected(delivery) as projection:
         assert_process_views_equal(projection, delivery[0], data.draw)
+
+
+@settings(
+    max_examples=examples(10), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@pytest.mark.timeout(600)
+@given(deliveries(), st.data())
+def test_the_findings_equal_the_reference_when_no_step_can_be_encoded_for_numpy(delivery, data):
+    """Every step through the one-key-at-a-time path (`ordered_durations.middles_one_by_one`), which the findings
+    take for a step whose durations lie too far apart to encode as key × span + duration in 64 bits."""
+    events, pick = delivery[0], data.draw
+    with mock.patch.object(ordered_durations, "LARGEST_ENCODED", 0), projected(delivery) as projection:
+        dealer, window = pick(st.sampled_from([None, "D1"])), pick(st.sampled_from(WINDOWS))
+        with projection.reading() as (cur, tables):
+            for as_of in moments(events, pick):
+                trails = reference_trails(events, as_of, dealer)
+                for group_by in (GroupBy.dealer, GroupBy.technician):
+                    assert process_sql.finding_rows(cur, tables, window, group_by, as_of, dealer, rules=RULES) == (
+                        process.finding_rows(trails, window, group_by, RULES)
+                    )
