@@ -85,18 +85,18 @@ def build(path: Path, requests: int, batch: int = 10_000) -> dict:
 
 
 async def serve_and_time(
-    path: Path, bootstrap: str, workdir: Path, repeat: int, process_views: bool, dashboard: bool = False
+    path: Path, bootstrap: str, workdir: Path, repeat: int, process_views: bool, open_dashboard: bool = False
 ) -> dict:
     await ensure_topics(bootstrap, ALL_TOPICS, partitions=3)
     service = Service("analytics", workdir, bootstrap, env={"ANALYTICS_DUCKDB_PATH": str(path)})
     try:
         await service.healthy(timeout=600)
         load_before = os.getloadavg()
-        views, dashboard = await measure_views(service.url, repeat)
-        out: dict = {"views": views, "dashboard": dashboard, "load_before": load_before}
+        views, dashboard_calls = await measure_views(service.url, repeat)
+        out: dict = {"views": views, "dashboard": dashboard_calls, "load_before": load_before}
         if process_views:
             out["process"] = await _process_views(service.url, repeat)
-        if dashboard:
+        if open_dashboard:  # in headless Chromium, only when asked (`--dashboard`)
             token = mint_token(SECRET, subject="bench", roles=["analyst"])
             out["dashboard_rounds"] = await open_times(dashboard_url(service.url, token), repeat)
         out["load_after"] = os.getloadavg()
