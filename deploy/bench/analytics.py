@@ -377,23 +377,25 @@ async def time_views(
     ]
 
 
+# The dashboard's calls, issued together as the page does (dealer grouping, default 30-day window).
+DASHBOARD_CALLS: list[tuple[str, dict]] = [
+    ("/v1/views/throughput", {"group_by": "dealer"}),
+    ("/v1/views/throughput", {"group_by": "all"}),
+    ("/v1/views/satisfaction", {"group_by": "dealer"}),
+    ("/v1/views/satisfaction", {"group_by": "all"}),
+    ("/v1/views/scorecard", {"group_by": "dealer"}),
+    ("/v1/views/trend", {}),
+    ("/v1/views/durations", {}),
+    ("/v1/views/alerts", {"limit": 100}),
+]
+
+
 async def measure_views(analytics_url: str, repeat: int) -> tuple[list[dict], dict]:
     analyst = analyst_headers()
     async with httpx.AsyncClient(timeout=120) as client:
         views = ("throughput", "satisfaction", "scorecard")
         rows = await time_views(client, analytics_url, analyst, views, ("all", "dealer", "technician", "day"), repeat)
-        # The dashboard's calls, issued together as the page does (dealer grouping, default 30-day window).
-        page = [
-            ("/v1/views/throughput", {"group_by": "dealer"}),
-            ("/v1/views/throughput", {"group_by": "all"}),
-            ("/v1/views/satisfaction", {"group_by": "dealer"}),
-            ("/v1/views/satisfaction", {"group_by": "all"}),
-            ("/v1/views/scorecard", {"group_by": "dealer"}),
-            ("/v1/views/trend", {}),
-            ("/v1/views/durations", {}),
-            ("/v1/views/alerts", {"limit": 100}),
-        ]
-        timings = await time_calls(client, analytics_url, page, repeat, analyst)
+        timings = await time_calls(client, analytics_url, DASHBOARD_CALLS, repeat, analyst)
     return rows, {"p50": percentile(timings, 50), "p99": percentile(timings, 99)}
 
 
@@ -525,7 +527,7 @@ def with_run(document: str, run_text: str) -> str:
     team wrote around it (the before/after sections of each change) is kept. A document without the marks gets the
     run at its top, the rest below it."""
     marked = f"{RUN_BEGIN}\n{run_text.rstrip()}\n{RUN_END}\n"
-    if RUN_BEGIN in document and RUN_END in document:
+    if RUN_BEGIN in document and RUN_END in document.split(RUN_BEGIN, 1)[1]:
         before, rest = document.split(RUN_BEGIN, 1)
         after = rest.split(RUN_END, 1)[1].lstrip("\n")
         return before + marked + ("\n" + after if after else "")

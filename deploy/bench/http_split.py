@@ -231,21 +231,10 @@ def stage_table(spans: list[dict]) -> list[str]:
 
 
 async def _dashboard(url: str, repeat: int) -> list[float]:
-    from deploy.bench.analytics import analyst_headers, time_calls
+    from deploy.bench.analytics import DASHBOARD_CALLS, analyst_headers, time_calls
 
-    # The page's calls as `deploy.bench.analytics.measure_views` issues them (dealer grouping, 30 days).
-    page: list[tuple[str, dict]] = [
-        ("/v1/views/throughput", {"group_by": "dealer"}),
-        ("/v1/views/throughput", {"group_by": "all"}),
-        ("/v1/views/satisfaction", {"group_by": "dealer"}),
-        ("/v1/views/satisfaction", {"group_by": "all"}),
-        ("/v1/views/scorecard", {"group_by": "dealer"}),
-        ("/v1/views/trend", {}),
-        ("/v1/views/durations", {}),
-        ("/v1/views/alerts", {"limit": 100}),
-    ]
     async with httpx.AsyncClient(timeout=120) as client:
-        return await time_calls(client, url, page, repeat, analyst_headers())
+        return await time_calls(client, url, DASHBOARD_CALLS, repeat, analyst_headers())
 
 
 async def _run(path: Path, bootstrap: str, workdir: Path, spans: Path, args: argparse.Namespace) -> dict:

@@ -27,3 +27,9 @@ def test_a_document_without_marks_keeps_what_it_had_below_the_run() -> None:
 
 def test_a_new_document_is_the_run_alone() -> None:
     assert with_run("", "# run") == f"{RUN_BEGIN}\n# run\n{RUN_END}\n"
+
+
+def test_an_end_mark_before_the_begin_mark_is_not_taken_for_the_run() -> None:
+    document = f"{RUN_END}\nnotes\n{RUN_BEGIN}\n"
+
+    assert with_run(document, "# run") == f"{RUN_BEGIN}\n# run\n{RUN_END}\n\n{document}"
