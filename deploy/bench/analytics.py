@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -597,10 +598,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench-analytics.md")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="bench-analytics-"))
-    with bench_broker(workdir / "kafka") as (bootstrap, local):
-        results = asyncio.run(
-            run(args, bootstrap, "local single-node Apache Kafka (KRaft)" if local else bootstrap, workdir)
-        )
+    try:
+        with bench_broker(workdir / "kafka") as (bootstrap, local):
+            results = asyncio.run(
+                run(args, bootstrap, "local single-node Apache Kafka (KRaft)" if local else bootstrap, workdir)
+            )
+    finally:  # the broker's log and the DuckDB files: ~1.3 GB at 100k requests, 13 GB at 1M
+        shutil.rmtree(workdir, ignore_errors=True)
     print()
     print(report(results, args.out))
     return 0
