@@ -63,7 +63,8 @@ SMALL_BATCH = 100
 # ~30 µs at 20k requests (40–140 µs at 1M) against tens of ns a row scanned, so the default fixed 2,048 rows made a
 # batch naming 100 stored requests fetch their 1,100 events one by one at 20k requests (35 ms; a scan 11 ms): the
 # 0.1 % alone keeps the choice proportional to the table (from 2M rows up, as DuckDB's default: at 1M requests,
-# ~10,800 of 10.8M events).
+# ~10,800 of 10.8M events). On the tests' tiny tables this makes every lookup a table scan: the tests draw a large
+# count too, which makes each one an index scan (`tests/histories.py`, INDEX_SCAN_COUNTS).
 INDEX_SCANS = {"index_scan_max_count": 0, "index_scan_percentage": 0.001}
 
 
@@ -253,18 +254,7 @@ def complaints_by_job(
         named &= orphan_jobs
     if not named:
         return []
-    jobs = sorted(named)
-    if len(jobs) <= few:
-        among, params = one_of(jobs, "j")
-        links = cur.execute(
-            f"SELECT job_id, request_id FROM {tables.job_requests} WHERE job_id {among}", params
-        ).fetchall()
-    else:
-        with registered(cur, "named", pa.table({"job_id": pa.array(jobs, type=_STRING)})):
-            links = cur.execute(
-                f"SELECT job_id, request_id FROM {tables.job_requests} WHERE job_id IN (SELECT job_id FROM named)"
-            ).fetchall()
-    owner_of = {job: owner for job, owner in links if owner in owners}
+    owner_of = {job: owner for job, owner in job_links(cur, tables, named, few) if owner in owners}
     if not owner_of:
         return []
     complaint = f"e.request_id IS NULL AND e.type = '{COMPLAINT_OPENED}'"
@@ -279,6 +269,23 @@ def complaints_by_job(
                 f"SELECT {_COLUMNS} FROM {tables.events} e WHERE e.job_id IN (SELECT job_id FROM linked) AND {complaint}"
             ).fetchall()
     return [(owner_of[row[_JOB - 1]], *row) for row in found]
+
+
+def job_links(cur: duckdb.DuckDBPyConnection, tables: Tables, job_ids: Iterable[str], few: int) -> list[tuple]:
+    """(job, request) for those of `job_ids` linked to a request (`job_requests`): up to `few` by their primary key
+    (`one_of`), more (a catch-up's) by a hash join, as for every other list of a batch."""
+    jobs = sorted(set(job_ids))
+    if not jobs:
+        return []
+    if len(jobs) <= few:
+        among, params = one_of(jobs, "j")
+        return cur.execute(
+            f"SELECT job_id, request_id FROM {tables.job_requests} WHERE job_id {among}", params
+        ).fetchall()
+    with registered(cur, "named", pa.table({"job_id": pa.array(jobs, type=_STRING)})):
+        return cur.execute(
+            f"SELECT job_id, request_id FROM {tables.job_requests} WHERE job_id IN (SELECT job_id FROM named)"
+        ).fetchall()
 
 
 def stored_events(
@@ -539,13 +546,7 @@ class Projection:
                 orphans.append(event.job_id)
         if orphans:
             self._orphans(cur, tables).update(orphans)
-            among, params = one_of(sorted(set(orphans)), "j")
-            touched.update(
-                r[0]
-                for r in cur.execute(
-                    f"SELECT request_id FROM {tables.job_requests} WHERE job_id {among}", params
-                ).fetchall()
-            )
+            touched.update(request for _, request in job_links(cur, tables, orphans, self.small_batch))
         folded = self.fold_new(cur, tables, touched, fresh, linked, (set(named), before)) if touched else Folded()
         return len(new), folded
 

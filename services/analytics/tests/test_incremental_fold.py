@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from services.analytics import facts
 from services.analytics.projection import REQUEST_COLUMNS, FactRows, Projection
 from services.analytics.records import HANDLED_TYPES, AnalyticsEvent
-from services.analytics.tests.histories import commerce_history, in_batches, request_history
+from services.analytics.tests.histories import commerce_history, drawn_projection, in_batches, request_history
 from services.analytics.tests.test_facts import event, job, received
 from shared.testing.properties import examples
 
@@ -68,10 +68,10 @@ def arrivals(draw) -> tuple[list[AnalyticsEvent], list[list[AnalyticsEvent]]]:
 @settings(
     max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
-@given(arrivals())
-def test_batches_folded_incrementally_leave_the_fact_tables_of_one_fold_of_the_whole_history(arrival):
+@given(arrivals(), st.data())
+def test_batches_folded_incrementally_leave_the_fact_tables_of_one_fold_of_the_whole_history(arrival, data):
     events, batches = arrival
-    live = Projection(":memory:")
+    live = drawn_projection(data.draw)  # small and catch-up batches, lookups by index scans and by table scans
     expected = definition(events)
     try:
         for batch in batches:
