@@ -43,6 +43,7 @@ from services.analytics.fact_rows import (  # noqa: F401 (re-exported: the proje
     event_batch,
     event_of,
     fold_grouped,
+    read_back_rows,
 )
 from services.analytics.facts import FOREVER
 from services.analytics.fold import FACT_KEYS, VersionTrail, by_moment, version_rows
@@ -193,23 +194,6 @@ def one_of(values: Sequence[str], name: str) -> tuple[str, dict[str, str]]:
 
 _COLUMNS = ", ".join(f'e."{c}"' for c in _READ_BACK)
 _TYPE, _JOB = _READ_BACK.index("type") + 1, _READ_BACK.index("job_id") + 1  # in (owner, event…) rows
-
-
-def event_row(event: AnalyticsEvent) -> tuple:
-    """An event of a batch as `own_events` reads it back once stored: (owner, event…), the owner being its request;
-    the fields the facts read, as `event_batch` stores them (`event_of` drops the empty ones)."""
-    data = event.data
-    return (
-        event.request_id,
-        event.event_id,
-        event.type,
-        event.request_id,
-        event.job_id,
-        event.time,
-        event.recorded_at,
-        event.sequence,
-        *[data.get(name) for name in FOLD_FIELDS],
-    )
 
 
 def own_events(cur: duckdb.DuckDBPyConnection, tables: Tables, request_ids: Sequence[str], few: int) -> list[tuple]:
@@ -533,17 +517,16 @@ class Projection:
         new = [e for e in unique if e.event_id not in stored] if stored else unique
         if not new:
             return 0, Folded()
-        insert_arrow(cur, tables.events, event_batch(new, now_micros()))
+        batch = event_batch(new, now_micros())
+        insert_arrow(cur, tables.events, batch)
         fresh = {e.event_id for e in new}
         linked = self._link_jobs(cur, tables, new)
-        touched = set()
-        orphans = []
-        for event in new:
-            if event.request_id is not None:
-                touched.add(event.request_id)
-                before.append(event_row(event))
-            elif event.type == COMPLAINT_OPENED and event.job_id is not None:
-                orphans.append(event.job_id)
+        added = read_back_rows(batch)  # the new events as the fold reads them, from the very columns stored
+        before += added
+        touched = {row[0] for row in added}
+        orphans = [
+            e.job_id for e in new if e.request_id is None and e.type == COMPLAINT_OPENED and e.job_id is not None
+        ]
         if orphans:
             self._orphans(cur, tables).update(orphans)
             touched.update(request for _, request in job_links(cur, tables, orphans, self.small_batch))
