@@ -105,6 +105,17 @@ def _payload_text(e: AnalyticsEvent) -> str:
     return payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
 
 
+def read_back_rows(batch: pa.Table) -> list[tuple]:
+    """(owner, event…) for the events of `batch` (an `event_batch`) that name a request, the owner being that
+    request: the rows a read of the stored events gives back (`projection.own_events`), taken from the very Arrow
+    columns the batch is inserted from. pyarrow may change a value on the way in (a float in an int64 column is
+    truncated): a fold resumed from the batch's own `data` could then see another value than a later refold reads
+    from the table; read from the inserted columns, the two are the same by construction."""
+    columns = [batch.column(name).to_pylist() for name in _READ_BACK]
+    owners = columns[_READ_BACK.index("request_id")]
+    return [row for row in zip(owners, *columns) if row[0] is not None]
+
+
 def event_of(row: tuple) -> AnalyticsEvent:
     """An event read back (in `_READ_BACK` order) for a fold."""
     event_id, type_, request_id, job_id, time_, recorded_at, sequence, *folded = row

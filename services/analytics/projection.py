@@ -43,6 +43,7 @@ from services.analytics.fact_rows import (  # noqa: F401 (re-exported: the proje
     event_batch,
     event_of,
     fold_grouped,
+    read_back_rows,
 )
 from services.analytics.facts import FOREVER
 from services.analytics.fold import FACT_KEYS, VersionTrail, by_moment, version_rows
@@ -63,7 +64,8 @@ SMALL_BATCH = 100
 # ~30 µs at 20k requests (40–140 µs at 1M) against tens of ns a row scanned, so the default fixed 2,048 rows made a
 # batch naming 100 stored requests fetch their 1,100 events one by one at 20k requests (35 ms; a scan 11 ms): the
 # 0.1 % alone keeps the choice proportional to the table (from 2M rows up, as DuckDB's default: at 1M requests,
-# ~10,800 of 10.8M events).
+# ~10,800 of 10.8M events). On the tests' tiny tables this makes every lookup a table scan: the tests draw a large
+# count too, which makes each one an index scan (`tests/histories.py`, INDEX_SCAN_COUNTS).
 INDEX_SCANS = {"index_scan_max_count": 0, "index_scan_percentage": 0.001}
 
 
@@ -194,23 +196,6 @@ _COLUMNS = ", ".join(f'e."{c}"' for c in _READ_BACK)
 _TYPE, _JOB = _READ_BACK.index("type") + 1, _READ_BACK.index("job_id") + 1  # in (owner, event…) rows
 
 
-def event_row(event: AnalyticsEvent) -> tuple:
-    """An event of a batch as `own_events` reads it back once stored: (owner, event…), the owner being its request;
-    the fields the facts read, as `event_batch` stores them (`event_of` drops the empty ones)."""
-    data = event.data
-    return (
-        event.request_id,
-        event.event_id,
-        event.type,
-        event.request_id,
-        event.job_id,
-        event.time,
-        event.recorded_at,
-        event.sequence,
-        *[data.get(name) for name in FOLD_FIELDS],
-    )
-
-
 def own_events(cur: duckdb.DuckDBPyConnection, tables: Tables, request_ids: Sequence[str], few: int) -> list[tuple]:
     """(owner, event…) for every stored event naming one of `request_ids` (distinct), whatever its type: a batch
     finds its copies among them, and folds the ones of the types the facts read (`stored_events`).
@@ -253,18 +238,7 @@ def complaints_by_job(
         named &= orphan_jobs
     if not named:
         return []
-    jobs = sorted(named)
-    if len(jobs) <= few:
-        among, params = one_of(jobs, "j")
-        links = cur.execute(
-            f"SELECT job_id, request_id FROM {tables.job_requests} WHERE job_id {among}", params
-        ).fetchall()
-    else:
-        with registered(cur, "named", pa.table({"job_id": pa.array(jobs, type=_STRING)})):
-            links = cur.execute(
-                f"SELECT job_id, request_id FROM {tables.job_requests} WHERE job_id IN (SELECT job_id FROM named)"
-            ).fetchall()
-    owner_of = {job: owner for job, owner in links if owner in owners}
+    owner_of = {job: owner for job, owner in job_links(cur, tables, named, few) if owner in owners}
     if not owner_of:
         return []
     complaint = f"e.request_id IS NULL AND e.type = '{COMPLAINT_OPENED}'"
@@ -279,6 +253,23 @@ def complaints_by_job(
                 f"SELECT {_COLUMNS} FROM {tables.events} e WHERE e.job_id IN (SELECT job_id FROM linked) AND {complaint}"
             ).fetchall()
     return [(owner_of[row[_JOB - 1]], *row) for row in found]
+
+
+def job_links(cur: duckdb.DuckDBPyConnection, tables: Tables, job_ids: Iterable[str], few: int) -> list[tuple]:
+    """(job, request) for those of `job_ids` linked to a request (`job_requests`): up to `few` by their primary key
+    (`one_of`), more (a catch-up's) by a hash join, as for every other list of a batch."""
+    jobs = sorted(set(job_ids))
+    if not jobs:
+        return []
+    if len(jobs) <= few:
+        among, params = one_of(jobs, "j")
+        return cur.execute(
+            f"SELECT job_id, request_id FROM {tables.job_requests} WHERE job_id {among}", params
+        ).fetchall()
+    with registered(cur, "named", pa.table({"job_id": pa.array(jobs, type=_STRING)})):
+        return cur.execute(
+            f"SELECT job_id, request_id FROM {tables.job_requests} WHERE job_id IN (SELECT job_id FROM named)"
+        ).fetchall()
 
 
 def stored_events(
@@ -526,26 +517,19 @@ class Projection:
         new = [e for e in unique if e.event_id not in stored] if stored else unique
         if not new:
             return 0, Folded()
-        insert_arrow(cur, tables.events, event_batch(new, now_micros()))
+        batch = event_batch(new, now_micros())
+        insert_arrow(cur, tables.events, batch)
         fresh = {e.event_id for e in new}
         linked = self._link_jobs(cur, tables, new)
-        touched = set()
-        orphans = []
-        for event in new:
-            if event.request_id is not None:
-                touched.add(event.request_id)
-                before.append(event_row(event))
-            elif event.type == COMPLAINT_OPENED and event.job_id is not None:
-                orphans.append(event.job_id)
+        added = read_back_rows(batch)  # the new events as the fold reads them, from the very columns stored
+        before += added
+        touched = {row[0] for row in added}
+        orphans = [
+            e.job_id for e in new if e.request_id is None and e.type == COMPLAINT_OPENED and e.job_id is not None
+        ]
         if orphans:
             self._orphans(cur, tables).update(orphans)
-            among, params = one_of(sorted(set(orphans)), "j")
-            touched.update(
-                r[0]
-                for r in cur.execute(
-                    f"SELECT request_id FROM {tables.job_requests} WHERE job_id {among}", params
-                ).fetchall()
-            )
+            touched.update(request for _, request in job_links(cur, tables, orphans, self.small_batch))
         folded = self.fold_new(cur, tables, touched, fresh, linked, (set(named), before)) if touched else Folded()
         return len(new), folded
 

@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from services.analytics.metrics import Window, date_micros
-from services.analytics.projection import Projection
+from services.analytics.projection import SMALL_BATCH, Projection, run
 from services.analytics.records import AnalyticsEvent
 from services.analytics.views import GroupBy
 from shared.testing.properties import every_or_some
@@ -210,16 +210,43 @@ def delivered(draw: st.DrawFn, events: list[AnalyticsEvent]) -> tuple[list[Analy
     return events, in_batches(draw, draw(st.permutations(events + duplicates)), 12)
 
 
-@contextmanager
-def projected(
-    delivery: tuple[list[AnalyticsEvent], list[list[AnalyticsEvent]]], small_batch: int | None = None
-) -> Iterator[Projection]:
-    """A fresh in-memory projection that applied a delivery's batches (`small_batch`: its threshold, if given),
-    each event stored once however often it came; closed on the way out."""
-    events, batches = delivery
+# A batch's lookups both ways, as production takes them: DuckDB answers a lookup of constants (`projection.one_of`)
+# from the request index when fewer rows match than `index_scan_max_count` or 0.1 % of the table
+# (`projection.INDEX_SCANS`). The tests' tables are tiny: with the projection's 0 every lookup scans its table;
+# with 10**9 each one scans the index, as a small batch does on a year of history (`test_batch_lookups` checks the
+# plans). The setting is global to the DuckDB instance: set on the writer, it holds for every cursor.
+INDEX_SCAN_COUNTS = [0, 10**9]
+# A projection's `small_batch` both ways: SMALL_BATCH (the tests' batches are small: lookups of constants) and 0
+# (every batch takes a catch-up's hash joins).
+SMALL_BATCHES = [SMALL_BATCH, 0]
+
+
+def fresh_projection(small_batch: int | None = None, index_scan_max_count: int | None = None) -> Projection:
+    """An empty in-memory projection with `small_batch` and DuckDB's `index_scan_max_count` set, when given."""
     projection = Projection(":memory:")
     if small_batch is not None:
         projection.small_batch = small_batch
+    if index_scan_max_count is not None:
+        run(projection.writer, f"SET index_scan_max_count = {int(index_scan_max_count)}")
+    return projection
+
+
+def drawn_projection(draw: st.DrawFn) -> Projection:
+    """`fresh_projection` with its batch threshold and DuckDB's index scan threshold drawn (both ways each)."""
+    return fresh_projection(
+        draw(st.sampled_from(SMALL_BATCHES), label="small batch"),
+        draw(st.sampled_from(INDEX_SCAN_COUNTS), label="index_scan_max_count"),
+    )
+
+
+@contextmanager
+def projected(
+    delivery: tuple[list[AnalyticsEvent], list[list[AnalyticsEvent]]], draw: st.DrawFn
+) -> Iterator[Projection]:
+    """A fresh in-memory projection (`drawn_projection`) that applied a delivery's batches, each event stored once
+    however often it came; closed on the way out."""
+    events, batches = delivery
+    projection = drawn_projection(draw)
     try:
         assert sum(projection.apply(batch) for batch in batches) == len(events)
         yield projection

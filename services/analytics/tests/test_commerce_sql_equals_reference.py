@@ -40,7 +40,7 @@ def test_paid_service_and_part_waits_in_sql_equal_the_reference_for_any_history_
     delivery, data
 ):
     events, _ = delivery
-    with projected(delivery) as projection:
+    with projected(delivery, data.draw) as projection:
         dealer = data.draw(st.sampled_from([None, "D1"]))
         window = data.draw(st.sampled_from(WINDOWS))
         with projection.reading() as (cur, tables):

@@ -83,7 +83,7 @@ def assert_process_views_equal(projection: Projection, events: list[AnalyticsEve
 @pytest.mark.timeout(600)
 @given(deliveries(), st.data())
 def test_the_process_sql_equals_the_reference_for_any_history_arrival_order_batching_and_duplicates(delivery, data):
-    with projected(delivery) as projection:
+    with projected(delivery, data.draw) as projection:
         assert_process_views_equal(projection, delivery[0], data.draw)
 
 
@@ -96,7 +96,7 @@ def test_the_findings_equal_the_reference_when_no_step_can_be_encoded_for_numpy(
     """Every step through the one-key-at-a-time path (`ordered_durations.middles_one_by_one`), which the findings
     take for a step whose durations lie too far apart to encode as key × span + duration in 64 bits."""
     events, pick = delivery[0], data.draw
-    with mock.patch.object(ordered_durations, "LARGEST_ENCODED", 0), projected(delivery) as projection:
+    with mock.patch.object(ordered_durations, "LARGEST_ENCODED", 0), projected(delivery, pick) as projection:
         dealer, window = pick(st.sampled_from([None, "D1"])), pick(st.sampled_from(WINDOWS))
         with projection.reading() as (cur, tables):
             for as_of in moments(events, pick):

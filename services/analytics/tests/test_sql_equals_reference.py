@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from services.analytics import sqlviews, views
 from services.analytics.facts import fold_all
-from services.analytics.projection import SMALL_BATCH, Projection, run
+from services.analytics.projection import Projection, run
 from services.analytics.records import AnalyticsEvent
 from services.analytics.tests.histories import (
     BASE,
@@ -18,6 +18,7 @@ from services.analytics.tests.histories import (
     MIN,
     WINDOWS,
     delivered,
+    drawn_projection,
     moments,
     projected,
     request_history,
@@ -64,18 +65,17 @@ def assert_views_equal(projection: Projection, events: list[AnalyticsEvent], pic
 @pytest.mark.timeout(600)
 @given(deliveries(), st.data())
 def test_the_sql_views_equal_the_reference_for_any_history_arrival_order_batching_and_duplicates(delivery, data):
-    small_batch = data.draw(st.sampled_from([0, SMALL_BATCH]), label="small batch")  # both ways
-    with projected(delivery, small_batch) as projection:
+    with projected(delivery, data.draw) as projection:  # both ways: catch-up and small batches, index scans
         assert_views_equal(projection, delivery[0], data.draw)
 
 
 @settings(
     max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
-@given(deliveries())
-def test_folding_everything_at_once_gives_the_same_fact_versions_as_applying_batch_by_batch(delivery):
+@given(deliveries(), st.data())
+def test_folding_everything_at_once_gives_the_same_fact_versions_as_applying_batch_by_batch(delivery, data):
     events, batches = delivery
-    live, bulk = Projection(":memory:"), Projection(":memory:")
+    live, bulk = drawn_projection(data.draw), Projection(":memory:")
     try:
         for batch in batches:
             live.apply(batch)
