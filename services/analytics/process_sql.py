@@ -36,8 +36,8 @@ from services.analytics.sqlviews import (
     _LEVELS,
     _REQUEST_KEYS,
     _VALID,
-    UPPER_MIDDLE_EXACT_UP_TO,
     _median,
+    _median_minutes,
     _minutes,
     _p90_minutes,
     _params,
@@ -121,28 +121,11 @@ def handoff_rows(
                     "median_minutes": _median_minutes(n, low, high),
                     "p90_minutes": _p90_minutes(n, p90_value),
                     "total_minutes": _minutes(int(total)),
-                    "share_pct": _share(int(total), grand),
+                    "share_pct": _pct(int(total), grand),
                     "customer_minutes": _minutes(int(r[-1]) if step == "repair" else 0),
                 }
             )
     return sorted(rows, key=lambda row: (row["key"], STEPS.index(row["step"])))
-
-
-def _median_minutes(n: int, low: int | None, high: int | None) -> float | None:
-    """`metrics.rounded_minutes` of the median of n values whose middle two are low and high, in integers
-    (`sqlviews._median_minutes` builds a Fraction to check the bound on n: ~2 µs a row, thousands of rows)."""
-    if not n:
-        return None
-    if n > UPPER_MIDDLE_EXACT_UP_TO:  # `_ranks`' upper middle is exact only up to there (never near at real scales)
-        raise ValueError(f"{n:,} values in one group: more than the upper middle's level is exact for")
-    assert low is not None and high is not None  # n values, so both middles exist
-    return _tenths(low + high, 2 * MICROS_PER_MINUTE)
-
-
-def _share(part: int, whole: int) -> float | None:
-    """`rounded(percentage(part, whole))`: `_pct` rounds for a positive whole only, and the steps' total may be
-    negative (an end stamped before its start: the durations are event times' differences)."""
-    return _pct(-part, -whole) if whole < 0 else _pct(part, whole)
 
 
 def _reopened(cur: duckdb.DuckDBPyConnection, tables: Tables, t: int) -> dict[str, int]:
