@@ -11,17 +11,15 @@ sees — a complaint reopened by an event naming only the complaint — is count
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import partial
 
 import duckdb
 import numpy as np
 
 from services.analytics.metrics import MICROS_PER_MINUTE, Window
-from services.analytics.ordered_durations import Encoding, Middle, Ordered, Runs, middles_one_by_one
+from services.analytics.ordered_durations import DenseRanks, Encoding, Middle, Ordered, Runs
 from services.analytics.process import (
     CONTRACT_STEPS,
     KIND_ORDER,
@@ -36,8 +34,8 @@ from services.analytics.sqlviews import (
     _LEVELS,
     _REQUEST_KEYS,
     _VALID,
-    UPPER_MIDDLE_EXACT_UP_TO,
     _median,
+    _median_minutes,
     _minutes,
     _p90_minutes,
     _params,
@@ -121,28 +119,11 @@ def handoff_rows(
                     "median_minutes": _median_minutes(n, low, high),
                     "p90_minutes": _p90_minutes(n, p90_value),
                     "total_minutes": _minutes(int(total)),
-                    "share_pct": _share(int(total), grand),
+                    "share_pct": _pct(int(total), grand),
                     "customer_minutes": _minutes(int(r[-1]) if step == "repair" else 0),
                 }
             )
     return sorted(rows, key=lambda row: (row["key"], STEPS.index(row["step"])))
-
-
-def _median_minutes(n: int, low: int | None, high: int | None) -> float | None:
-    """`metrics.rounded_minutes` of the median of n values whose middle two are low and high, in integers
-    (`sqlviews._median_minutes` builds a Fraction to check the bound on n: ~2 µs a row, thousands of rows)."""
-    if not n:
-        return None
-    if n > UPPER_MIDDLE_EXACT_UP_TO:  # `_ranks`' upper middle is exact only up to there (never near at real scales)
-        raise ValueError(f"{n:,} values in one group: more than the upper middle's level is exact for")
-    assert low is not None and high is not None  # n values, so both middles exist
-    return _tenths(low + high, 2 * MICROS_PER_MINUTE)
-
-
-def _share(part: int, whole: int) -> float | None:
-    """`rounded(percentage(part, whole))`: `_pct` rounds for a positive whole only, and the steps' total may be
-    negative (an end stamped before its start: the durations are event times' differences)."""
-    return _pct(-part, -whole) if whole < 0 else _pct(part, whole)
 
 
 def _reopened(cur: duckdb.DuckDBPyConnection, tables: Tables, t: int) -> dict[str, int]:
@@ -280,16 +261,20 @@ def variant_rows(
 
 @dataclass(frozen=True)
 class _StepByKey:
-    """One step over the cohort by key position: each key's count and twice its median, the durations measured,
-    and the peers' medians (twice) for chosen key positions."""
+    """One step over the cohort by key position: each key's count and twice its median, and for the keys compared
+    with their peers (`peer_min_requests` measured on each side) the peers' median, twice."""
 
     middles: list[Middle]
-    measured: int
-    peer_middles: Callable[[list[int]], list[int]]
+    peers: list[tuple[int, int]]  # (key position, twice the others' median)
 
 
 def _steps_by_key(
-    cur: duckdb.DuckDBPyConnection, tables: Tables, group_by: GroupBy, dealer_id: str | None, params: dict
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    group_by: GroupBy,
+    dealer_id: str | None,
+    params: dict,
+    peer_min_requests: int,
 ) -> tuple[list, dict[str, _StepByKey]]:
     """The cohort's keys (sorted, None last) and every step's medians by key, from two scans: the keys with their
     requests and each step's count and bounds, then every request's durations encoded for one sort per step
@@ -302,27 +287,27 @@ def _steps_by_key(
     order = [r[0] for r in rows]
     named = [k for k in order if k is not None]
     code = f"coalesce(c.code, {len(named)})"
-    columns, encodings, one_by_one = [], {}, []
+    columns, encodings, ranked = [], {}, []
     for i, step in enumerate(STEPS):
         if not any(r[2 + 3 * i] for r in rows):
             continue
         lowest = min(r[3 + 3 * i] for r in rows if r[3 + 3 * i] is not None)
         highest = max(r[4 + 3 * i] for r in rows if r[4 + 3 * i] is not None)
         encoding = Encoding.of(lowest, highest, len(order))
-        if encoding is None:
-            one_by_one.append(step)
+        if encoding is None:  # ranked in numpy instead (`DenseRanks`): the raw durations
+            ranked.append(step)
             columns.append(f"{_duration(step)} AS d_{step}")
         else:
             encodings[step] = encoding
             columns.append(f"{encoding.sql(code, _duration(step))} AS e_{step}")
     found = {
-        step: _StepByKey([(0, None)] * len(order), 0, partial(_peers_one_by_one, []))
+        step: _StepByKey([(0, None)] * len(order), [])
         for i, step in enumerate(STEPS)
         if not any(r[2 + 3 * i] for r in rows)
     }
     if not columns:
         return order, found
-    if one_by_one:
+    if ranked:
         columns.append(f"{code} AS code")
     sql = (
         f"WITH f AS ({cohort}), c AS (SELECT unnest($keys) AS key, unnest(range(len($keys))) AS code) "
@@ -330,31 +315,38 @@ def _steps_by_key(
     )
     # The relation's fetch converts the result as it streams: the cursor's collected it first (~40 % more CPU).
     fetched = cur.sql(sql, params={**params, "keys": named}).fetchnumpy()
+    codes = np.asarray(fetched.pop("code"), dtype=np.int64) if ranked else None
     runs = Runs.of([r[1] for r in rows])
 
     def step_by_key(i: int, step: str) -> _StepByKey:
+        # The step's column leaves `fetched` here, so its array (8 MB at 1M requests) is freed once the step's
+        # medians and peers' medians are read; keeping every step's encoded and decoded arrays to the end of the
+        # findings held twice as much (1M synthetic requests by dealer: a call's traced peak 161 → 92 MiB).
         counts = np.array([r[2 + 3 * i] for r in rows], dtype=np.int64)
         if step in encodings:
-            ordered = Ordered.of(np.asarray(fetched[f"e_{step}"], dtype=np.int64), runs, counts, encodings[step])
-            return _StepByKey(ordered.middles(), ordered.measured, ordered.peer_middles)
-        column, codes = fetched[f"d_{step}"], np.asarray(fetched["code"], dtype=np.int64)
-        present = ~np.ma.getmaskarray(column)
-        per_key: list[list[int]] = [[] for _ in order]
-        for key, duration in zip(codes[present].tolist(), np.ma.getdata(column)[present].tolist()):
-            per_key[key].append(duration)
-        return _StepByKey(middles_one_by_one(per_key, [])[0], int(counts.sum()), partial(_peers_one_by_one, per_key))
+            encoding: Encoding | DenseRanks = encodings[step]
+            encoded = np.asarray(fetched.pop(f"e_{step}"), dtype=np.int64)
+        else:
+            assert codes is not None  # fetched with the ranked steps
+            durations = fetched.pop(f"d_{step}")
+            encoding, encoded = DenseRanks.encode(
+                codes, np.ma.getdata(durations).astype(np.int64, copy=False), ~np.ma.getmaskarray(durations)
+            )
+            del durations
+        ordered = Ordered.of(encoded, runs, counts, encoding)
+        middles, everyone = ordered.middles(), ordered.measured
+        chosen = [
+            key for key, (n, _) in enumerate(middles) if n >= peer_min_requests and everyone - n >= peer_min_requests
+        ]
+        return _StepByKey(middles, list(zip(chosen, ordered.peer_middles(chosen))))
 
     # Each step's sorts on its own thread (numpy releases the GIL while it sorts): the two cores the engine uses
     # for the scans, instead of one for ~20 ms a step at 1M requests.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        measured = [(i, step) for i, step in enumerate(STEPS) if step in encodings or step in one_by_one]
+        measured = [(i, step) for i, step in enumerate(STEPS) if step in encodings or step in ranked]
         for (_, step), by_key in zip(measured, pool.map(lambda pair: step_by_key(*pair), measured)):
             found[step] = by_key
     return order, found
-
-
-def _peers_one_by_one(per_key: list[list[int]], chosen: list[int]) -> list[int]:
-    return middles_one_by_one(per_key, chosen)[1]
 
 
 def _target_middles(
@@ -439,7 +431,7 @@ def finding_rows(
     if group_by in (GroupBy.all, GroupBy.day, GroupBy.month):
         middles = _target_middles(cur, tables, group_by, dealer_id, params, targets)
     else:
-        order, steps = _steps_by_key(cur, tables, group_by, dealer_id, params)
+        order, steps = _steps_by_key(cur, tables, group_by, dealer_id, params, rules.peer_min_requests)
         middles = {key: {step: steps[step].middles[i] for step in STEPS} for i, key in enumerate(order)}
         found += _slower_than_peers(cur, tables, group_by, dealer_id, params, order, steps, rules)
     found += _slow_handoffs(cur, tables, group_by, dealer_id, params, middles, targets, rules)
@@ -505,15 +497,8 @@ def _slower_than_peers(
     factor, margin = Fraction(rules.peer_factor), Fraction(rules.peer_margin_minutes) * 2 * MICROS_PER_MINUTE
     candidates = []  # key, step, bar (µs, floored), the key's count, twice its median, twice the peers'
     for step in STEPS:
-        middles, everyone = steps[step].middles, steps[step].measured
-        chosen = [
-            i
-            for i, (n, _) in enumerate(middles)
-            if n >= rules.peer_min_requests and everyone - n >= rules.peer_min_requests
-        ]
-        if not chosen:
-            continue
-        for i, twice_peer in zip(chosen, steps[step].peer_middles(chosen)):
+        middles = steps[step].middles
+        for i, twice_peer in steps[step].peers:
             count, twice = middles[i]
             assert twice is not None  # a key with durations
             if (

@@ -109,9 +109,13 @@ def _ranks(value: str, condition: str | None = None) -> str:
     return f"count({kept}), {ranks}[1], {ranks}[2], {ranks}[3]"
 
 
-def _median(n: int, low: int | None, high: int | None) -> Fraction | None:
+def _check_upper_middle_exact(n: int) -> None:
     if n > UPPER_MIDDLE_EXACT_UP_TO:  # `_ranks`' upper middle is exact only up to there (never near at real scales)
         raise ValueError(f"{n:,} values in one group: more than the upper middle's level is exact for")
+
+
+def _median(n: int, low: int | None, high: int | None) -> Fraction | None:
+    _check_upper_middle_exact(n)
     if not n:
         return None
     assert low is not None and high is not None  # n values, so both middles exist
@@ -123,21 +127,23 @@ def _p90(n: int, value: int | None) -> Fraction | None:
 
 
 # The rows' numbers from the engine's integers, rounded as `metrics.rounded` rounds the exact Fraction — half away
-# from zero to one decimal — in integer arithmetic without building Fractions: the tenths of a/b (b > 0) are
-# ⌊(20·|a| + b) / 2b⌋ = ⌊|a|/b · 10 + 1/2⌋, signed as a; a/10 as a float is the double nearest that decimal, as
-# float(Decimal) is. Per value ~0.5 µs instead of ~10 µs: the Python of a view with thousands of rows (variants
-# by technician: ~2,000 rows × 3 numbers) cost more than its SQL. `test_sql_ranks` checks them against
-# `metrics` on random integers.
+# from zero to one decimal — in integer arithmetic without building Fractions: the tenths of a/b (b > 0, a
+# negative b's sign moved onto a first, as the Fraction does) are ⌊(20·|a| + b) / 2b⌋ = ⌊|a|/b · 10 + 1/2⌋, signed
+# as a; a/10 as a float is the double nearest that decimal, as float(Decimal) is. Per value ~0.5 µs instead of
+# ~10 µs: the Python of a view with thousands of rows (variants by technician: ~2,000 rows × 3 numbers) cost more
+# than its SQL. `test_sql_rounding` checks them against `metrics` on random integers.
 
 
 def _tenths(numerator: int, denominator: int) -> float:
-    """`metrics.rounded(Fraction(numerator, denominator))` for a denominator > 0."""
+    """`metrics.rounded(Fraction(numerator, denominator))` for a denominator ≠ 0."""
+    if denominator < 0:  # as the Fraction normalises it: the sign on the numerator (the steps' total may be < 0)
+        numerator, denominator = -numerator, -denominator
     tenths = (20 * abs(numerator) + denominator) // (2 * denominator)
     return (-tenths if numerator < 0 else tenths) / 10
 
 
 def _pct(part: int, whole: int) -> float | None:
-    """`metrics.rounded(metrics.percentage(part, whole))` (None for a whole of 0)."""
+    """`metrics.rounded(metrics.percentage(part, whole))`, None for a whole of 0 (of either sign otherwise)."""
     return _tenths(100 * part, whole) if whole else None
 
 
@@ -147,11 +153,12 @@ def _minutes(micros: int) -> float:
 
 
 def _median_minutes(n: int, low: int | None, high: int | None) -> float | None:
-    """`metrics.rounded_minutes(_median(n, low, high))`."""
+    """`metrics.rounded_minutes(_median(n, low, high))`, in integers (a Fraction per row to check the bound on n
+    cost ~2 µs: thousands of rows in the process views)."""
+    _check_upper_middle_exact(n)
     if not n:
         return None
-    _median(n, low, high)  # the bound on n
-    assert low is not None and high is not None
+    assert low is not None and high is not None  # n values, so both middles exist
     return _tenths(low + high, 2 * MICROS_PER_MINUTE)
 
 

@@ -1,7 +1,8 @@
 """The findings' medians by key from numpy (`ordered_durations`): each key's median and the median of every other
 key's durations pooled equal the reference's (`metrics.median`, `metrics.median_without`), for random keys with
 ties, negative durations, requests not measured and keys with none measured, encoded by the SQL expression the
-findings hand to DuckDB; and the one-key-at-a-time path for spans that would overflow the encoding agrees."""
+findings hand to DuckDB; and the dense ranks numpy encodes a step with instead, when its durations lie too far
+apart for that encoding (any 64-bit durations), agree too."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.analytics.metrics import median, median_without
-from services.analytics.ordered_durations import LARGEST_ENCODED, Encoding, Ordered, Runs, middles_one_by_one
+from services.analytics.ordered_durations import LARGEST_ENCODED, DenseRanks, Encoding, Ordered, Runs
 from shared.testing.properties import examples
 
 # Each key: its requests' durations on one step, None for a request not measured on it.
@@ -55,13 +56,45 @@ def test_the_keys_and_the_peers_medians_equal_the_reference(keys):
     assert ordered.peer_middles([i for i, _ in peers]) == [twice for _, twice in peers]
 
 
-@settings(max_examples=examples(100), deadline=None)
-@given(keyed_durations)
-def test_one_key_at_a_time_agrees(keys):
+# Durations anywhere in 64 bits: far too far apart for key × span + (duration − lowest).
+INT64 = 2**63
+keyed_wide_durations = st.lists(
+    st.lists(
+        st.one_of(st.none(), st.integers(-INT64, INT64 - 1), st.integers(-3, 3)), min_size=1, max_size=30
+    ),  # small values too, for ties
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(keyed_wide_durations)
+def test_dense_ranks_give_the_keys_and_the_peers_medians_of_the_reference_for_any_64_bit_durations(keys):
     middles, peers = expected(keys)
-    found, twice = middles_one_by_one([[d for d in ds if d is not None] for ds in keys], [i for i, _ in peers])
-    assert found == middles
-    assert twice == [t for _, t in peers]
+    rows = [(code, d) for code, durations in enumerate(keys) for d in durations]
+    random.Random(len(rows)).shuffle(rows)  # in any order, as a scan returns them
+    codes = np.array([c for c, _ in rows], dtype=np.int64)
+    durations = np.array([0 if d is None else d for _, d in rows], dtype=np.int64)
+    measured = np.array([d is not None for _, d in rows], dtype=bool)
+    encoding, encoded = DenseRanks.encode(codes, durations, measured)
+    counts = np.array([sum(d is not None for d in ds) for ds in keys], dtype=np.int64)
+    ordered = Ordered.of(encoded, Runs.of([len(d) for d in keys]), counts, encoding)
+    assert ordered.middles() == middles
+    assert ordered.peer_middles([i for i, _ in peers]) == [twice for _, twice in peers]
+
+
+def test_dense_ranks_take_a_step_no_span_can_encode():
+    keys = [[-(2**63), 5, None], [2**63 - 1, 5], [None]]
+    assert Encoding.of(-(2**63), 2**63 - 1, len(keys)) is None
+    codes = np.array([0, 0, 0, 1, 1, 2], dtype=np.int64)
+    durations = np.array([-(2**63), 5, 0, 2**63 - 1, 5, 0], dtype=np.int64)
+    measured = np.array([True, True, False, True, True, False])
+    encoding, encoded = DenseRanks.encode(codes, durations, measured)
+    assert encoding.distinct.tolist() == [-(2**63), 5, 2**63 - 1] and encoding.span == 4
+    assert encoded.tolist() == [0, 1, 3, 6, 5, 11]  # key × 4 + rank; a request not measured 4 − 1
+    ordered = Ordered.of(encoded, Runs.of([3, 2, 1]), np.array([2, 2, 0], dtype=np.int64), encoding)
+    assert ordered.middles() == [(2, 5 - 2**63), (2, 2**63 + 4), (0, None)]
+    assert ordered.peer_middles([0, 1]) == [2**63 + 4, 5 - 2**63]
 
 
 def test_an_encoding_that_would_overflow_is_refused():

@@ -93,8 +93,8 @@ def test_the_process_sql_equals_the_reference_for_any_history_arrival_order_batc
 @pytest.mark.timeout(600)
 @given(deliveries(), st.data())
 def test_the_findings_equal_the_reference_when_no_step_can_be_encoded_for_numpy(delivery, data):
-    """Every step through the one-key-at-a-time path (`ordered_durations.middles_one_by_one`), which the findings
-    take for a step whose durations lie too far apart to encode as key × span + duration in 64 bits."""
+    """Every step through the dense ranks (`ordered_durations.DenseRanks`), which the findings take for a step
+    whose durations lie too far apart to encode as key × span + duration in 64 bits."""
     events, pick = delivery[0], data.draw
     with mock.patch.object(ordered_durations, "LARGEST_ENCODED", 0), projected(delivery, pick) as projection:
         dealer, window = pick(st.sampled_from([None, "D1"])), pick(st.sampled_from(WINDOWS))
