@@ -363,7 +363,7 @@ class Projection:
     """The DuckDB file and its writer. Thread-safe: writes are serialized by a lock; `reader()` gives a cursor
     of its own to each reading thread."""
 
-    def __init__(self, path: str | Path, *, memory_limit: str = "600MB", threads: int = 2) -> None:
+    def __init__(self, path: str | Path, *, memory_limit: str = "450MB", threads: int = 2) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)

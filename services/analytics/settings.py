@@ -41,7 +41,11 @@ class AnalyticsSettings(ServiceSettings):
         description="The projection's DuckDB file (one read-write process per file: each replica its own, "
         "with its own CONSUMER_GROUP); empty means var/analytics.duckdb",
     )
-    analytics_duckdb_memory_limit: str = Field("600MB", description="DuckDB's memory limit (it spills beyond)")
+    analytics_duckdb_memory_limit: str = Field(
+        "450MB",
+        description="DuckDB's memory limit (it spills beyond); the process holds about this plus 300-400 MB of Python, "
+        "so 450MB keeps a caught-up analytics under 1 GB",
+    )
     analytics_batch_size: int = Field(
         10000,
         ge=1,
