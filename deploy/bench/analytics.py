@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from deploy.bench.kafka_util import bench_broker
+from deploy.bench.workdirs import bench_workdir
 from deploy.demo_year import _received, publish_year
 from deploy.kafka.launcher import free_port
 from services.analytics.records import CONSUMES
@@ -597,14 +597,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20, help="length of each lag run")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench-analytics.md")
     args = parser.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-analytics-"))
-    try:
+    # The broker's log and the DuckDB files: ~1.3 GB at 100k requests.
+    with bench_workdir(Path(tempfile.mkdtemp(prefix="bench-analytics-"))) as workdir:
         with bench_broker(workdir / "kafka") as (bootstrap, local):
             results = asyncio.run(
                 run(args, bootstrap, "local single-node Apache Kafka (KRaft)" if local else bootstrap, workdir)
             )
-    finally:  # the broker's log and the DuckDB files: ~1.3 GB at 100k requests, 13 GB at 1M
-        shutil.rmtree(workdir, ignore_errors=True)
     print()
     print(report(results, args.out))
     return 0

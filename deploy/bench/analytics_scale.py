@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from types import SimpleNamespace
 from deploy.bench.analytics import SECRET, Service, measure_views
 from deploy.bench.dashboard_open import dashboard_url, open_times, summary
 from deploy.bench.kafka_util import bench_broker
+from deploy.bench.workdirs import bench_workdir
 from deploy.demo_year import records
 from services.analytics import replay
 from services.analytics.collector import fewer_collections
@@ -151,48 +151,50 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build-only", action="store_true", help="build the file and stop")
     parser.add_argument("--out", type=Path, help="write the tables as markdown here")
     args = parser.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-analytics-scale-"))
-    path = args.file or workdir / f"year-{args.requests}.duckdb"
+    if args.build_only and args.file is None:
+        parser.error("--build-only keeps the file it builds: name it with --file")
+    with bench_workdir(Path(tempfile.mkdtemp(prefix="bench-analytics-scale-"))) as workdir:
+        return _measure(args, args.file or workdir / f"year-{args.requests}.duckdb", workdir)
+
+
+def _measure(args: argparse.Namespace, path: Path, workdir: Path) -> int:
     lines = []
-    try:
-        if not path.exists():
-            print(f"building {args.requests:,} requests into {path} (load {os.getloadavg()[0]:.1f}) ...", flush=True)
-            built = build(path, args.requests)
-            print(f"built: {built} (load {os.getloadavg()[0]:.1f})", flush=True)
-            lines.append(
-                f"Built {built['requests']:,} requests ({built['records']:,} records, {built['fact_versions']:,} fact "
-                f"versions) in {built['seconds']:.0f} s ({built['cpu_seconds']:.0f} s CPU); file {built['file_mb']:.0f} MB."
-            )
-        if args.build_only:
-            return 0
-        with bench_broker(workdir / "kafka") as (bootstrap, _):
-            result = asyncio.run(serve_and_time(path, bootstrap, workdir, args.repeat, args.process, args.dashboard))
-        worst = max(result["views"], key=lambda x: x["p99"])
+    if not path.exists():
+        print(f"building {args.requests:,} requests into {path} (load {os.getloadavg()[0]:.1f}) ...", flush=True)
+        built = build(path, args.requests)
+        print(f"built: {built} (load {os.getloadavg()[0]:.1f})", flush=True)
+        lines.append(
+            f"Built {built['requests']:,} requests ({built['records']:,} records, {built['fact_versions']:,} fact "
+            f"versions) in {built['seconds']:.0f} s ({built['cpu_seconds']:.0f} s CPU); file {built['file_mb']:.0f} MB."
+        )
+    if args.build_only:
+        return 0
+    with bench_broker(workdir / "kafka") as (bootstrap, _):
+        result = asyncio.run(serve_and_time(path, bootstrap, workdir, args.repeat, args.process, args.dashboard))
+    worst = max(result["views"], key=lambda x: x["p99"])
+    lines += [
+        f"Load average {result['load_before'][0]:.1f} before the views, {result['load_after'][0]:.1f} after; "
+        f"analytics peak RSS {result['rss_mb']:.0f} MB. Each call {args.repeat} times.",
+        "",
+        *table(result["views"]),
+        "",
+        f"Slowest p99: {worst['view']} by {worst['group_by']} over {worst['window']}"
+        f"{' as_of' if worst['as_of'] else ''}: {worst['p99']:.0f} ms. The dashboard's eight calls issued "
+        f"together: p50 {result['dashboard']['p50']:.0f} ms, p99 {result['dashboard']['p99']:.0f} ms.",
+    ]
+    if "process" in result:
+        lines += ["", *table(result["process"])]
+    if "dashboard_rounds" in result:
         lines += [
-            f"Load average {result['load_before'][0]:.1f} before the views, {result['load_after'][0]:.1f} after; "
-            f"analytics peak RSS {result['rss_mb']:.0f} MB. Each call {args.repeat} times.",
             "",
-            *table(result["views"]),
+            "The dashboard opened in headless Chromium (`deploy.bench.dashboard_open`):",
             "",
-            f"Slowest p99: {worst['view']} by {worst['group_by']} over {worst['window']}"
-            f"{' as_of' if worst['as_of'] else ''}: {worst['p99']:.0f} ms. The dashboard's eight calls issued "
-            f"together: p50 {result['dashboard']['p50']:.0f} ms, p99 {result['dashboard']['p99']:.0f} ms.",
+            summary(result["dashboard_rounds"]),
         ]
-        if "process" in result:
-            lines += ["", *table(result["process"])]
-        if "dashboard_rounds" in result:
-            lines += [
-                "",
-                "The dashboard opened in headless Chromium (`deploy.bench.dashboard_open`):",
-                "",
-                summary(result["dashboard_rounds"]),
-            ]
-        text = "\n".join(lines)
-        print(text)
-        if args.out:
-            args.out.write_text(text + "\n")
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
     return 0
 
 

@@ -28,7 +28,6 @@ import contextvars
 import gc
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -275,10 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     args.windows = [w.strip() for w in args.windows.split(",")]
     from deploy.bench.analytics import percentile
     from deploy.bench.kafka_util import bench_broker
+    from deploy.bench.workdirs import bench_workdir
 
-    workdir = Path(tempfile.mkdtemp(prefix="bench-http-split-"))
-    spans = args.spans or workdir / "spans.jsonl"
-    try:
+    with bench_workdir(Path(tempfile.mkdtemp(prefix="bench-http-split-"))) as workdir:
+        spans = args.spans or workdir / "spans.jsonl"
         print(
             "| view | group_by | window | as_of | view fn in the process p50 / max ms | over HTTP p50 / max | HTTP − fn |"
         )
@@ -290,8 +289,6 @@ def main(argv: list[str] | None = None) -> int:
             page = result["page"]
             print(f"The dashboard's eight calls together: p50 {percentile(page, 50):.0f} ms, max {max(page):.0f} ms\n")
         print("\n".join(stage_table([json.loads(line) for line in spans.read_text().splitlines()])))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
