@@ -37,7 +37,8 @@ class ProcessSettings(BaseSettings):
     handoff_targets: dict[str, float] = {"triage": 15}
     peer_factor: float = 2
     peer_margin_minutes: int = 10
-    peer_min_requests: int = 5
+    # At least one measured request on each side: a key or peers with none have no median to compare.
+    peer_min_requests: int = Field(5, ge=1)
 
 
 def finding_rules() -> FindingRules:

@@ -58,6 +58,9 @@ SCHEMA_VERSION = 4  # 3: quotes and part requests (events columns, request facts
 # A batch of at most this many events (or requests) is looked up through the request index; a larger one (a
 # catch-up's) by hash joins over the table (`own_events`, `complaints_by_job`, `Projection._end_versions`).
 SMALL_BATCH = 100
+# DuckDB's memory limit unless the settings say otherwise (ANALYTICS_DUCKDB_MEMORY_LIMIT): the process holds about this
+# plus 250-400 MB of Python and its libraries, so that a caught-up analytics stays under 1 GB.
+MEMORY_LIMIT = "450MB"
 
 # When DuckDB answers a lookup (`one_of`) from an index: when fewer rows match than max(`index_scan_max_count`,
 # `index_scan_percentage` × the table's rows); else it scans the table. A row fetched through the index costs
@@ -363,7 +366,7 @@ class Projection:
     """The DuckDB file and its writer. Thread-safe: writes are serialized by a lock; `reader()` gives a cursor
     of its own to each reading thread."""
 
-    def __init__(self, path: str | Path, *, memory_limit: str = "450MB", threads: int = 2) -> None:
+    def __init__(self, path: str | Path, *, memory_limit: str = MEMORY_LIMIT, threads: int = 2) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -550,7 +553,7 @@ class Projection:
         `own`: every stored event of the requests `events` name (`own_events`).
 
         No index keeps the event ids unique: DuckDB's ART indexes must fit in memory, and one over the ids of a
-        year of 1M requests (10.8M events) did not fit the process's 600 MB (it takes ~1.5 GB; ~490 MB even as
+        year of 1M requests (10.8M events) did not fit the process's then 600 MB limit (it takes ~1.5 GB; ~490 MB even as
         the UUID type, ~400 MB as a 64-bit hash). A copy of an event is the same record, so it names the same
         request and was recorded at the same moment as the event: the copies of events naming a request are
         among that request's stored events, which the fold reads anyway (no scan of its own: a catch-up's batch

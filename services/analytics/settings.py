@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from services.analytics.alerts import AlertPolicy
+from services.analytics.projection import MEMORY_LIMIT
 from shared.settings import ServiceSettings
 
 SERVICE = "analytics"
@@ -42,9 +43,9 @@ class AnalyticsSettings(ServiceSettings):
         "with its own CONSUMER_GROUP); empty means var/analytics.duckdb",
     )
     analytics_duckdb_memory_limit: str = Field(
-        "450MB",
-        description="DuckDB's memory limit (it spills beyond); the process holds about this plus 300-400 MB of Python, "
-        "so 450MB keeps a caught-up analytics under 1 GB",
+        MEMORY_LIMIT,
+        description="DuckDB's memory limit (it spills beyond); the process holds about this plus 250-400 MB of Python "
+        "and its libraries",
     )
     analytics_batch_size: int = Field(
         10000,

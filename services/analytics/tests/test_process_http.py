@@ -9,6 +9,9 @@ import uuid
 from datetime import timedelta
 from xml.etree import ElementTree
 
+import pydantic
+import pytest
+
 from services.analytics.metrics import Window
 from services.analytics.process import finding_rows, handoff_rows, process_trails, rework_rows, variant_rows
 from services.analytics.process_api import finding_rules
@@ -168,3 +171,9 @@ async def test_an_export_needs_a_reading_role_and_a_sane_window(analytics):
     assert reversed_window.status_code == 422 and reversed_window.json()["errors"][0]["field"] == "query.from"
     bad = await analytics.client.get("/v1/exports/ocel", params={"format": "csv"}, headers=analytics.analyst)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.format"
+
+
+def test_a_peer_minimum_below_one_is_refused_at_startup_not_answered_with_a_500(monkeypatch) -> None:
+    monkeypatch.setenv("PEER_MIN_REQUESTS", "0")
+    with pytest.raises(pydantic.ValidationError, match="peer_min_requests"):
+        finding_rules()
