@@ -201,23 +201,26 @@ _TYPE, _JOB = _READ_BACK.index("type") + 1, _READ_BACK.index("job_id") + 1  # in
 
 def own_events(cur: duckdb.DuckDBPyConnection, tables: Tables, request_ids: Sequence[str], few: int) -> list[tuple]:
     """(owner, event…) for every stored event naming one of `request_ids` (distinct), whatever its type: a batch
-    finds its copies among them, and folds the ones of the types the facts read (`stored_events`).
+    finds its copies among them, and folds the ones of the types the facts read (`stored_events`). The request id
+    is the only filter on the table (`select_among`), so DuckDB can scan the request index (a filter on `type`
+    would make it scan the table)."""
+    return select_among(
+        cur, f"SELECT e.request_id AS owner, {_COLUMNS} FROM {tables.events} e WHERE", "e.request_id", request_ids, few
+    )
 
-    Up to `few` requests: a lookup against a list of constants, the only filter on the table, so DuckDB scans the
-    request index (a filter on `type` would make it scan the table). More (a catch-up's batch): one hash join over
-    the table, as a long list parameter is planned as a constant."""
-    if not request_ids:
+
+def select_among(cur: duckdb.DuckDBPyConnection, select: str, column: str, ids: Sequence[str], few: int) -> list[tuple]:
+    """The rows of `select` (a statement ending in its WHERE, which this completes) whose `column` is one of `ids`
+    (distinct). Up to `few`: against a list of bound parameters (`one_of`), which DuckDB answers from an index on
+    `column` at any length (`= ANY($list)` only up to 50); more (a catch-up's batch): one hash join with the ids as a
+    registered table, as a long list is planned as a constant."""
+    if not ids:
         return []
-    if len(request_ids) <= few:
-        among, params = one_of(request_ids, "r")
-        return cur.execute(
-            f"SELECT e.request_id AS owner, {_COLUMNS} FROM {tables.events} e WHERE e.request_id {among}", params
-        ).fetchall()
-    with registered(cur, "touched", pa.table({"request_id": pa.array(list(request_ids), type=_STRING)})):
-        return cur.execute(
-            f"SELECT e.request_id AS owner, {_COLUMNS} FROM {tables.events} e "
-            "WHERE e.request_id IN (SELECT request_id FROM touched)"
-        ).fetchall()
+    if len(ids) <= few:
+        among, params = one_of(ids, "k")
+        return cur.execute(f"{select} {column} {among}", params).fetchall()
+    with registered(cur, "among", pa.table({"id": pa.array(list(ids), type=_STRING)})):
+        return cur.execute(f"{select} {column} IN (SELECT id FROM among)").fetchall()
 
 
 def complaints_by_job(
@@ -244,6 +247,7 @@ def complaints_by_job(
     owner_of = {job: owner for job, owner in job_links(cur, tables, named, few) if owner in owners}
     if not owner_of:
         return []
+    # No index on `job_id`: a scan either way, so the few are a list parameter, not one bound name per job.
     complaint = f"e.request_id IS NULL AND e.type = '{COMPLAINT_OPENED}'"
     if len(owner_of) <= few:
         found = cur.execute(
@@ -261,18 +265,9 @@ def complaints_by_job(
 def job_links(cur: duckdb.DuckDBPyConnection, tables: Tables, job_ids: Iterable[str], few: int) -> list[tuple]:
     """(job, request) for those of `job_ids` linked to a request (`job_requests`): up to `few` by their primary key
     (`one_of`), more (a catch-up's) by a hash join, as for every other list of a batch."""
-    jobs = sorted(set(job_ids))
-    if not jobs:
-        return []
-    if len(jobs) <= few:
-        among, params = one_of(jobs, "j")
-        return cur.execute(
-            f"SELECT job_id, request_id FROM {tables.job_requests} WHERE job_id {among}", params
-        ).fetchall()
-    with registered(cur, "named", pa.table({"job_id": pa.array(jobs, type=_STRING)})):
-        return cur.execute(
-            f"SELECT job_id, request_id FROM {tables.job_requests} WHERE job_id IN (SELECT job_id FROM named)"
-        ).fetchall()
+    return select_among(
+        cur, f"SELECT job_id, request_id FROM {tables.job_requests} WHERE", "job_id", sorted(set(job_ids)), few
+    )
 
 
 def stored_events(
