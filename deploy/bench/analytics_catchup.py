@@ -25,12 +25,14 @@ import statistics
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
 from deploy.bench.analytics_fold import baseline_projection, probe_events
 from deploy.demo_year import records
-from services.analytics.projection import FOLD_FIELDS, Projection, run
+from services.analytics.fact_rows import READ_BACK_SELECT, event_of
+from services.analytics.projection import Projection, run
 from services.analytics.records import AnalyticsEvent
 from services.analytics.replay import decode_record
 
@@ -40,26 +42,17 @@ def stored_run(projection: Projection, start: int, size: int) -> list[AnalyticsE
     cur = projection.reader()
     try:
         tables = projection.active_tables(cur)
-        fields = ", ".join(f'"{name}"' for name in FOLD_FIELDS)
         rows = cur.execute(
-            f"SELECT event_id, type, request_id, job_id, time, recorded_at, sequence, {fields}, topic, subject, data "
-            f"FROM {tables.events} WHERE rowid >= $start AND rowid < $end",
+            f"SELECT {READ_BACK_SELECT}, e.topic, e.subject, e.data FROM {tables.events} e "
+            "WHERE rowid >= $start AND rowid < $end",
             {"start": start, "end": start + size},
         ).fetchall()
     finally:
         cur.close()
-    out = []
-    for row in rows:
-        event_id, type_, request_id, job_id, time_, recorded_at, sequence = row[:7]
-        folded = row[7 : 7 + len(FOLD_FIELDS)]
-        topic, subject, payload = row[7 + len(FOLD_FIELDS) :]
-        data = {name: value for name, value in zip(FOLD_FIELDS, folded) if value is not None}
-        out.append(
-            AnalyticsEvent(
-                event_id, type_, request_id, job_id, time_, recorded_at, sequence, data, topic, subject, payload
-            )
-        )
-    return out
+    return [
+        replace(event_of(row[:-3]), topic=row[-3], subject=row[-2], payload=row[-1])  # `data`: the JSON text
+        for row in rows
+    ]
 
 
 def new_records(count: int, seed: int) -> list[AnalyticsEvent]:

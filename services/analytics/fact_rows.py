@@ -55,6 +55,8 @@ EVENT_COLUMNS: dict[str, pa.DataType] = {
     "data": _STRING,
 }
 _READ_BACK = ["event_id", "type", "request_id", "job_id", "time", "recorded_at", "sequence", *FOLD_FIELDS]
+# The events' columns a fold reads back (`event_of`), as a select list over the events aliased `e`.
+READ_BACK_SELECT = ", ".join(f'e."{c}"' for c in _READ_BACK)
 
 
 def _arrow_type(annotation: str) -> pa.DataType:

@@ -34,7 +34,6 @@ from services.analytics.sqlviews import (
     _LEVELS,
     _REQUEST_KEYS,
     _VALID,
-    _median,
     _median_minutes,
     _minutes,
     _p90_minutes,
@@ -44,6 +43,7 @@ from services.analytics.sqlviews import (
     _ranks,
     _scope,
     _tenths,
+    _twice_median,
 )
 from services.analytics.views import GroupBy
 
@@ -367,8 +367,7 @@ def _target_middles(
         per_step = {}
         for i, step in enumerate(steps):
             n, low, high = r[1 + 4 * i] or 0, r[2 + 4 * i], r[3 + 4 * i]
-            median = _median(n, low, high)  # the bound on n
-            per_step[step] = (n, None if median is None else low + high)
+            per_step[step] = (n, _twice_median(n, low, high))
         middles[r[0]] = per_step
     return middles
 
@@ -450,36 +449,69 @@ def _slow_handoffs(
     targets: list[str],
     rules: FindingRules,
 ) -> list[dict]:
-    slow = []  # key, step, target (µs, floored), the key's count, twice its median
+    slow = []
     for step in targets:
-        twice_target = 2 * Fraction(rules.handoff_targets[step]) * MICROS_PER_MINUTE
+        target = rules.handoff_targets[step]
+        twice_target = 2 * Fraction(target) * MICROS_PER_MINUTE
         for key, per_step in middles.items():
             n, twice = per_step[step]
             if n and twice is not None and twice > twice_target:
-                slow.append((key, step, _floor(twice_target / 2), n, twice))
-    found = []
-    over = _over(
-        cur, tables, group_by, dealer_id, params, [(k, s, b) for k, s, b, _, _ in slow], rules.request_id_limit
-    )
-    for (key, step, _, count, twice), (total, ids) in zip(slow, over):
-        target = rules.handoff_targets[step]
-        median = _tenths(twice, 2 * MICROS_PER_MINUTE)
-        found.append(
-            _finding_of(
-                "slow_handoff",
-                _present(key, group_by),
-                count,
-                ids,
-                rules,
-                f"{step} takes {median} min (median) against a target of {target} min",
-                step=step,
-                owner=STEP_OWNERS[step],
-                median_minutes=median,
-                target_minutes=target,
-                total=total,
-            )
+                median = _tenths(twice, 2 * MICROS_PER_MINUTE)
+                slow.append(
+                    _StepCandidate(
+                        key,
+                        step,
+                        _floor(twice_target / 2),
+                        n,
+                        f"{step} takes {median} min (median) against a target of {target} min",
+                        {"median_minutes": median, "target_minutes": target},
+                    )
+                )
+    return _step_findings(cur, tables, group_by, dealer_id, params, "slow_handoff", slow, rules)
+
+
+@dataclass(frozen=True)
+class _StepCandidate:
+    """A key whose median on a step is over a bar (µs, floored): a finding once its requests over the bar are
+    counted (`_over`)."""
+
+    key: object
+    step: str
+    bar: int
+    count: int  # the key's requests measured on the step
+    detail: str
+    numbers: dict
+
+
+def _step_findings(
+    cur: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    group_by: GroupBy,
+    dealer_id: str | None,
+    params: dict,
+    kind: str,
+    candidates: list[_StepCandidate],
+    rules: FindingRules,
+) -> list[dict]:
+    """The findings of `kind` for the candidates, each with its requests over its bar (how many, the first ids)."""
+    bars = [(c.key, c.step, c.bar) for c in candidates]
+    return [
+        _finding_of(
+            kind,
+            _present(c.key, group_by),
+            c.count,
+            ids,
+            rules,
+            c.detail,
+            step=c.step,
+            owner=STEP_OWNERS[c.step],
+            **c.numbers,
+            total=total,
         )
-    return found
+        for c, (total, ids) in zip(
+            candidates, _over(cur, tables, group_by, dealer_id, params, bars, rules.request_id_limit)
+        )
+    ]
 
 
 def _slower_than_peers(
@@ -495,7 +527,7 @@ def _slower_than_peers(
     # median ≥ factor × the peers' median and median − the peers' median ≥ the margin, in integers: twice the
     # medians × the fractions' denominators.
     factor, margin = Fraction(rules.peer_factor), Fraction(rules.peer_margin_minutes) * 2 * MICROS_PER_MINUTE
-    candidates = []  # key, step, bar (µs, floored), the key's count, twice its median, twice the peers'
+    candidates = []
     for step in STEPS:
         middles = steps[step].middles
         for i, twice_peer in steps[step].peers:
@@ -507,29 +539,18 @@ def _slower_than_peers(
             ):
                 continue
             bar = (factor.numerator * twice_peer) // (2 * factor.denominator)  # ⌊factor × peers' median⌋
-            candidates.append((order[i], step, bar, count, twice, twice_peer))
-    found = []
-    over = _over(
-        cur, tables, group_by, dealer_id, params, [(k, s, b) for k, s, b, _, _, _ in candidates], rules.request_id_limit
-    )
-    for (key, step, _, count, twice, twice_peer), (total, ids) in zip(candidates, over):
-        median, peer_median = _tenths(twice, 2 * MICROS_PER_MINUTE), _tenths(twice_peer, 2 * MICROS_PER_MINUTE)
-        found.append(
-            _finding_of(
-                "slower_than_peers",
-                _present(key, group_by),
-                count,
-                ids,
-                rules,
-                f"{step} takes {median} min (median) against {peer_median} min for the others",
-                step=step,
-                owner=STEP_OWNERS[step],
-                median_minutes=median,
-                peer_median_minutes=peer_median,
-                total=total,
+            median, peer_median = _tenths(twice, 2 * MICROS_PER_MINUTE), _tenths(twice_peer, 2 * MICROS_PER_MINUTE)
+            candidates.append(
+                _StepCandidate(
+                    order[i],
+                    step,
+                    bar,
+                    count,
+                    f"{step} takes {median} min (median) against {peer_median} min for the others",
+                    {"median_minutes": median, "peer_median_minutes": peer_median},
+                )
             )
-        )
-    return found
+    return _step_findings(cur, tables, group_by, dealer_id, params, "slower_than_peers", candidates, rules)
 
 
 def _ping_pong(

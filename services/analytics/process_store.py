@@ -11,11 +11,10 @@ from collections.abc import Iterator
 import duckdb
 
 from services.analytics.metrics import Window
-from services.analytics.projection import _READ_BACK, Tables, event_of
+from services.analytics.projection import READ_BACK_SELECT, Tables, event_of
 from services.analytics.records import RECEIVED, AnalyticsEvent
 
 FETCH_ROWS = 5000  # rows per fetch of a streamed export: memory stays flat whatever the window
-_COLUMNS = ", ".join(f'e."{c}"' for c in _READ_BACK)
 
 
 def _as_of(as_of: int | None) -> tuple[str, dict]:
@@ -42,7 +41,7 @@ def cohort_events(
             SELECT DISTINCT json_extract_string(e.data, '$.complaint_id') AS complaint_id FROM {tables.events} e
             WHERE e.type = 'complaint.opened'{recorded}
               AND (e.request_id IN (SELECT request_id FROM cohort) OR e.job_id IN (SELECT job_id FROM jobs)))
-        SELECT {_COLUMNS}, e.data FROM {tables.events} e
+        SELECT {READ_BACK_SELECT}, e.data FROM {tables.events} e
         WHERE TRUE{recorded} AND (e.request_id IN (SELECT request_id FROM cohort)
             OR e.job_id IN (SELECT job_id FROM jobs)
             OR (e.type LIKE 'complaint.%'
@@ -90,7 +89,7 @@ def window_events(
         params["dealer"] = dealer_id
     order = f"{owner}, e.time, e.sequence, e.event_id" if by_request else "e.time, e.sequence, e.event_id"
     sql = (
-        f"SELECT {owner}, {_COLUMNS}, e.topic, e.subject, e.data FROM {tables.events} e "
+        f"SELECT {owner}, {READ_BACK_SELECT}, e.topic, e.subject, e.data FROM {tables.events} e "
         f"LEFT JOIN {tables.job_requests} j ON e.job_id = j.job_id "
         f"LEFT JOIN (SELECT json_extract_string(o.data, '$.complaint_id') AS complaint_id, "
         f"any_value(COALESCE(o.request_id, oj.request_id)) AS request_id FROM {tables.events} o "

@@ -37,6 +37,7 @@ from services.analytics.fact_rows import (  # noqa: F401 (re-exported: the proje
     EVENT_COLUMNS,
     FOLD_FIELDS,
     JOB_COLUMNS,
+    READ_BACK_SELECT,
     REQUEST_COLUMNS,
     REVISIT_COLUMNS,
     FactRows,
@@ -159,7 +160,7 @@ def _events_of_requests_sql(tables: Tables, requests: str | None) -> str:
     """(owner, event…) for the stored events of some requests (`requests`: a relation with a request_id
     column; None: every request), including complaints that name only one of their jobs. For a rebuild's many
     requests; a batch's few are read by `stored_events`, through the indexes."""
-    cols = ", ".join(f'e."{c}"' for c in _READ_BACK)
+    cols = READ_BACK_SELECT
     folded = _folded_types()
     if requests is None:
         return (
@@ -195,7 +196,6 @@ def one_of(values: Sequence[str], name: str) -> tuple[str, dict[str, str]]:
     return "IN (" + ", ".join(f"${key}" for key in keys) + ")", dict(zip(keys, values))
 
 
-_COLUMNS = ", ".join(f'e."{c}"' for c in _READ_BACK)
 _TYPE, _JOB = _READ_BACK.index("type") + 1, _READ_BACK.index("job_id") + 1  # in (owner, event…) rows
 
 
@@ -205,7 +205,11 @@ def own_events(cur: duckdb.DuckDBPyConnection, tables: Tables, request_ids: Sequ
     is the only filter on the table (`select_among`), so DuckDB can scan the request index (a filter on `type`
     would make it scan the table)."""
     return select_among(
-        cur, f"SELECT e.request_id AS owner, {_COLUMNS} FROM {tables.events} e WHERE", "e.request_id", request_ids, few
+        cur,
+        f"SELECT e.request_id AS owner, {READ_BACK_SELECT} FROM {tables.events} e WHERE",
+        "e.request_id",
+        request_ids,
+        few,
     )
 
 
@@ -251,13 +255,13 @@ def complaints_by_job(
     complaint = f"e.request_id IS NULL AND e.type = '{COMPLAINT_OPENED}'"
     if len(owner_of) <= few:
         found = cur.execute(
-            f"SELECT {_COLUMNS} FROM {tables.events} e WHERE e.job_id = ANY($jobs) AND {complaint}",
+            f"SELECT {READ_BACK_SELECT} FROM {tables.events} e WHERE e.job_id = ANY($jobs) AND {complaint}",
             {"jobs": sorted(owner_of)},
         ).fetchall()
     else:
         with registered(cur, "linked", pa.table({"job_id": pa.array(sorted(owner_of), type=_STRING)})):
             found = cur.execute(
-                f"SELECT {_COLUMNS} FROM {tables.events} e WHERE e.job_id IN (SELECT job_id FROM linked) AND {complaint}"
+                f"SELECT {READ_BACK_SELECT} FROM {tables.events} e WHERE e.job_id IN (SELECT job_id FROM linked) AND {complaint}"
             ).fetchall()
     return [(owner_of[row[_JOB - 1]], *row) for row in found]
 
@@ -528,7 +532,7 @@ class Projection:
         if orphans:
             self._orphans(cur, tables).update(orphans)
             touched.update(request for _, request in job_links(cur, tables, orphans, self.small_batch))
-        folded = self.fold_new(cur, tables, touched, fresh, linked, (set(named), before)) if touched else Folded()
+        folded = self.fold_new(cur, tables, touched, fresh, linked, before) if touched else Folded()
         return len(new), folded
 
     def _orphans(self, cur: duckdb.DuckDBPyConnection, tables: Tables) -> set[str]:
@@ -620,11 +624,12 @@ class Projection:
         request_ids: Iterable[str],
         fresh: set[str],
         linked: set[str],
-        before: tuple[set[str], list[tuple]] | None = None,
+        before: list[tuple] | None = None,
     ) -> Folded:
-        """Fold a batch's new events (ids `fresh`) into the facts of the requests they touched; `before`: the
-        requests whose own events (any type) were read before the batch's insert, and those rows with the new
-        events' (`_apply`), so that only the rest is read here.
+        """Fold a batch's new events (ids `fresh`) into the facts of the requests they touched; `before`: every
+        own event (any type) of the requests the batch names, read before its insert, with the new events' rows
+        (`_apply`) — each of those requests has a row there (an event of it is either stored or new) — so that
+        only the rest is read here.
 
         A request whose new events were all recorded after every one of its events already folded keeps its
         stored versions: its fold resumes from them (`fold.VersionTrail`), its open versions that change are
@@ -669,13 +674,14 @@ class Projection:
         cur: duckdb.DuckDBPyConnection,
         tables: Tables,
         request_ids: Iterable[str],
-        before: tuple[set[str], list[tuple]] | None,
+        before: list[tuple] | None,
     ) -> list[tuple]:
         """`stored_events` of the requests, those of their own events in `before` (see `fold_new`) not read again."""
         orphans = self._orphans(cur, tables)
         if before is None:
             return stored_events(cur, tables, request_ids, orphans, self.small_batch)
-        read, rows = before
+        rows = before
+        read = {row[0] for row in rows}  # the requests the batch names (`fold_new`)
         ids = set(request_ids)
         known = ids & read
         own = [row for row in rows if row[0] in known] if known != read else rows

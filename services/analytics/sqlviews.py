@@ -152,14 +152,20 @@ def _minutes(micros: int) -> float:
     return _tenths(micros, MICROS_PER_MINUTE)
 
 
-def _median_minutes(n: int, low: int | None, high: int | None) -> float | None:
-    """`metrics.rounded_minutes(_median(n, low, high))`, in integers (a Fraction per row to check the bound on n
-    cost ~2 µs: thousands of rows in the process views)."""
+def _twice_median(n: int, low: int | None, high: int | None) -> int | None:
+    """2 × `_median(n, low, high)`, the two middle values' sum, in integers (a Fraction per row to check the bound
+    on n cost ~2 µs: thousands of rows in the process views); None for no value."""
     _check_upper_middle_exact(n)
     if not n:
         return None
     assert low is not None and high is not None  # n values, so both middles exist
-    return _tenths(low + high, 2 * MICROS_PER_MINUTE)
+    return low + high
+
+
+def _median_minutes(n: int, low: int | None, high: int | None) -> float | None:
+    """`metrics.rounded_minutes(_median(n, low, high))`."""
+    twice = _twice_median(n, low, high)
+    return None if twice is None else _tenths(twice, 2 * MICROS_PER_MINUTE)
 
 
 def _p90_minutes(n: int, value: int | None) -> float | None:

@@ -6,6 +6,8 @@ scans, and a catch-up's batch (hash joins)."""
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import pytest
 
 from services.analytics.projection import SMALL_BATCH, Projection
@@ -52,27 +54,21 @@ def test_a_redelivered_batch_mixing_stored_and_new_events_stores_and_folds_only_
 ):
     events = history()
     first, rest = events[:6], events[6:]
-    projection = live(small_batch, index_scan_max_count)
-    try:
+    with closing(live(small_batch, index_scan_max_count)) as projection:
         assert projection.apply(first) == len(first)
         assert projection.apply(first + rest) == len(rest)  # the first six again, then the rest
         assert projection.apply(events) == 0
         assert stored(projection) == (len(events), len(events))
         assert_folded_as_the_definition(projection, events)
-    finally:
-        projection.close()
 
 
 @EVERY_WAY
 def test_copies_inside_one_batch_count_once(small_batch, index_scan_max_count):
     events = history()
-    projection = live(small_batch, index_scan_max_count)
-    try:
+    with closing(live(small_batch, index_scan_max_count)) as projection:
         assert projection.apply(events + events[::-1]) == len(events)
         assert stored(projection) == (len(events), len(events))
         assert_folded_as_the_definition(projection, events)
-    finally:
-        projection.close()
 
 
 @EVERY_WAY
@@ -81,23 +77,19 @@ def test_a_complaint_naming_no_request_redelivered_with_new_events_is_stored_onc
     before = [received(), job("job.created", 10), job("job.assigned", 11, center_id="C1", technician_id="T1")]
     later = [job("job.arrived", 100, technician_id="T1"), job("job.completed", 130, technician_id="T1", fixed=True)]
     events = [*before, complaint, *later]
-    projection = live(small_batch, index_scan_max_count)
-    try:
+    with closing(live(small_batch, index_scan_max_count)) as projection:
         assert projection.apply(before) == len(before)
         assert projection.apply([complaint]) == 1
         assert projection.apply([complaint, *later, complaint]) == len(later)
         assert projection.apply([complaint]) == 0
         assert stored(projection) == (len(events), len(events))
         assert_folded_as_the_definition(projection, events)
-    finally:
-        projection.close()
 
 
 @EVERY_WAY
 def test_a_copy_of_an_event_stored_many_batches_earlier_is_recognised(small_batch, index_scan_max_count):
-    projection = live(small_batch, index_scan_max_count)
     events: list[AnalyticsEvent] = []
-    try:
+    with closing(live(small_batch, index_scan_max_count)) as projection:
         for n in range(40):  # forty requests, a batch each, each recorded a day after the one before
             batch = [
                 received(at=n * 1440, request_id=f"R{n}"),
@@ -110,8 +102,6 @@ def test_a_copy_of_an_event_stored_many_batches_earlier_is_recognised(small_batc
         events += fresh
         assert stored(projection) == (len(events), len(events))
         assert_folded_as_the_definition(projection, events)
-    finally:
-        projection.close()
 
 
 @EVERY_WAY
@@ -123,16 +113,13 @@ def test_a_batch_that_reaches_a_request_only_through_a_complaint_on_its_job_fold
     r = [received(), job("job.created", 10), job("job.assigned", 11, center_id="C1", technician_id="T1")]
     complaint = event("complaint.opened", 200, None, "job-1", complaint_id="K1")
     r2 = [received(at=5, request_id="R2"), event("service_request.escalated", 6, "R2")]
-    projection = live(small_batch, index_scan_max_count)
-    try:
+    with closing(live(small_batch, index_scan_max_count)) as projection:
         assert projection.apply(r) == len(r)
         assert projection.apply([*r2, complaint]) == 3
         assert projection.apply([complaint, *r2, r[0]]) == 0
         events = [*r, *r2, complaint]
         assert stored(projection) == (len(events), len(events))
         assert_folded_as_the_definition(projection, events)
-    finally:
-        projection.close()
 
 
 @EVERY_WAY
@@ -142,12 +129,9 @@ def test_a_batch_naming_more_requests_than_duckdb_pushes_into_an_index_finds_the
     # 60 requests: more keys than DuckDB turns from a list into an index lookup by itself (50), under SMALL_BATCH.
     received_ = [received(at=n, request_id=f"R{n}") for n in range(60)]
     triaged = [event("service_request.triaged", 30 + n, f"R{n}", mode="onsite", priority="P2") for n in range(60)]
-    projection = live(small_batch, index_scan_max_count)
-    try:
+    with closing(live(small_batch, index_scan_max_count)) as projection:
         assert projection.apply(received_) == 60
         assert projection.apply([*triaged, *received_[::2]]) == 60
         events = [*received_, *triaged]
         assert stored(projection) == (len(events), len(events))
         assert_folded_as_the_definition(projection, events)
-    finally:
-        projection.close()
