@@ -68,11 +68,14 @@ def _duration(step: str) -> str:
 
 
 def _cohort(tables: Tables, group_by: GroupBy, dealer_id: str | None, columns: str) -> str:
-    key, has_key = _REQUEST_KEYS[group_by]
-    return (
-        f"SELECT {key} AS k, {columns} FROM {tables.requests} "
-        f"WHERE {_VALID} AND {has_key}{_scope(dealer_id)} AND {_COHORT}"
-    )
+    return f"SELECT {_REQUEST_KEYS[group_by][0]} AS k, {columns} {_cohort_from(tables, group_by, dealer_id)}"
+
+
+def _cohort_from(tables: Tables, group_by: GroupBy, dealer_id: str | None) -> str:
+    """FROM and WHERE of the window's cohort: the request facts valid at `$t`, received in the window, with a key
+    (and in the dealer's scope)."""
+    has_key = _REQUEST_KEYS[group_by][1]
+    return f"FROM {tables.requests} WHERE {_VALID} AND {has_key}{_scope(dealer_id)} AND {_COHORT}"
 
 
 _STEP_COLUMNS = (
@@ -561,8 +564,7 @@ def _ping_pong(
     params: dict,
     rules: FindingRules,
 ) -> list[dict]:
-    key, has_key = _REQUEST_KEYS[group_by]
-    cohort = f"FROM {tables.requests} WHERE {_VALID} AND {has_key}{_scope(dealer_id)} AND {_COHORT}"
+    key, cohort = _REQUEST_KEYS[group_by][0], _cohort_from(tables, group_by, dealer_id)
     return [
         _finding_of(
             "ping_pong",
@@ -591,8 +593,7 @@ def _repeat_visits(
     params: dict,
     rules: FindingRules,
 ) -> list[dict]:
-    key, has_key = _REQUEST_KEYS[group_by]
-    cohort = f"FROM {tables.requests} WHERE {_VALID} AND {has_key}{_scope(dealer_id)} AND {_COHORT}"
+    key, cohort = _REQUEST_KEYS[group_by][0], _cohort_from(tables, group_by, dealer_id)
     # Each distinct reasons text parsed once (a few dozen among the ~165k requests with a failed visit over a year
     # at 1M requests, where parsing each request's cost ~40 ms of CPU), the customer's waits only where there are
     # some.
